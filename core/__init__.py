@@ -1,0 +1,1 @@
+"""viaseg.core: everything that is not a widget. Never imports Qt."""

@@ -1,0 +1,63 @@
+"""``viaseg`` command line. Each subcommand lives in its own module exposing ``register(subparsers)``,
+which adds an argparse parser and sets ``func(args) -> int`` as its default. Modules are imported lazily
+enough that ``viaseg check`` never pays for TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module defining register(subparsers)
+COMMANDS = {
+    "gui": "viaseg.core.cmd_gui",
+    "check": "viaseg.core.checks",
+    "convert": "viaseg.core.convert",
+    "masks": "viaseg.core.masks_cmd",
+    "train": "viaseg.core.train_cmd",
+    "predict": "viaseg.core.predict_cmd",
+    "evaluate": "viaseg.core.evaluate",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="viaseg",
+        description="Label, correct and segment damage in photos (VIA projects, U-Net). "
+        "With no command, opens the desktop app.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name != modname:
+                raise
+            continue  # command not built yet
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ["gui"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .errors import ViasegError
+
+    try:
+        return int(args.func(args) or 0)
+    except ViasegError as exc:
+        print(f"viaseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

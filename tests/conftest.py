@@ -1,0 +1,39 @@
+"""Shared test fixtures. Real data lives in ../shared (read-only, never copied into the repo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared"))
+CAR_DAMAGE = SHARED / "datasets" / "car-damage"
+CAR_DAMAGE_EXTRA = SHARED / "datasets" / "car-damage-extra"
+FIXTURES = SHARED / "via-fixtures"
+DEMO = REPO / "data" / "demo"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path} is missing (tests read ../shared next to the checkout)")
+    return path
+
+
+@pytest.fixture
+def car_damage() -> Path:
+    return _need(CAR_DAMAGE)
+
+
+@pytest.fixture
+def car_damage_extra() -> Path:
+    return _need(CAR_DAMAGE_EXTRA)
+
+
+@pytest.fixture
+def via_fixtures() -> Path:
+    return _need(FIXTURES)
