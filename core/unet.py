@@ -1,0 +1,247 @@
+"""U-Net with an Xception-style encoder (the Keras example "Image segmentation with a U-Net-like architecture"),
+losses and metrics for binary segmentation.
+
+Everything custom is registered with ``keras.saving.register_keras_serializable(package="viaseg")`` so a saved
+model loads with ``safe_mode=True`` and no user code beyond importing this module (``modelio.load_model`` does).
+
+With its defaults (128x128x3, 1 class, base width 32, BatchNorm) the model has exactly 2,058,401 parameters,
+the research project's model.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+PACKAGE = "viaseg"
+SMOOTH = 1.0
+LOSSES = ("dice", "bce", "bce_dice", "focal_tversky")
+NORMS = ("batch", "group")
+
+
+def _norm(norm: str, momentum: float, filters: int, name: str):
+    if norm == "batch":
+        return layers.BatchNormalization(momentum=momentum, name=name)
+    groups = 8
+    while filters % groups:
+        groups //= 2
+    return layers.GroupNormalization(groups=groups, name=name)
+
+
+def build_unet_xception(
+    input_size: int | tuple[int, int] = 128,
+    num_classes: int = 1,
+    base_width: int = 32,
+    bn_momentum: float = 0.99,
+    norm: str = "batch",
+    dropout: float = 0.0,
+    name: str = "unet_xception",
+) -> keras.Model:
+    """The U-Net of the Keras oxford-pets example with a sigmoid head.
+
+    ``input_size`` is an int (square) or ``(height, width)``, each a multiple of 16 (the network halves the
+    resolution four times). ``base_width`` scales every layer width (32 = the original; 8 gives a tiny model
+    for tests). ``norm`` is ``"batch"`` (BatchNormalization with ``bn_momentum``) or ``"group"``
+    (GroupNormalization, independent of batch size). ``dropout`` > 0 adds SpatialDropout2D after each
+    encoder and decoder block (no parameters, so the count is unchanged).
+    """
+    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if h <= 0 or w <= 0 or h % 16 or w % 16:
+        raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if base_width < 1:
+        raise ValueError("base_width must be >= 1")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError("dropout must be in [0, 1)")
+    b = base_width
+    n = 0
+
+    def nm(kind: str) -> str:
+        nonlocal n
+        n += 1
+        return f"{kind}_{n}"
+
+    inputs = keras.Input(shape=(h, w, 3), name="image")
+    x = layers.Conv2D(b, 3, strides=2, padding="same", name=nm("conv"))(inputs)
+    x = _norm(norm, bn_momentum, b, nm("norm"))(x)
+    x = layers.Activation("relu")(x)
+    previous = x
+
+    for filters in (2 * b, 4 * b, 8 * b):
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"))(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"))(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"))(previous)
+        x = layers.add([x, residual])
+        if dropout:
+            x = layers.SpatialDropout2D(dropout)(x)
+        previous = x
+
+    for filters in (8 * b, 4 * b, 2 * b, b):
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"))(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"))(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
+        x = layers.UpSampling2D(2)(x)
+        residual = layers.UpSampling2D(2)(previous)
+        residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"))(residual)
+        x = layers.add([x, residual])
+        if dropout:
+            x = layers.SpatialDropout2D(dropout)(x)
+        previous = x
+
+    outputs = layers.Conv2D(num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# ---------------------------------------------------------------- losses (per image, then batch mean)
+
+
+def _flat(y_true, y_pred):
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    batch = ops.shape(y_pred)[0]
+    return ops.reshape(y_true, (batch, -1)), ops.reshape(y_pred, (batch, -1))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def dice_loss(y_true, y_pred):
+    """1 - soft Dice per image (smooth 1, so an empty mask predicted empty costs 0)."""
+    t, p = _flat(y_true, y_pred)
+    inter = ops.sum(t * p, axis=1)
+    denom = ops.sum(t, axis=1) + ops.sum(p, axis=1)
+    return 1.0 - (2.0 * inter + SMOOTH) / (denom + SMOOTH)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def bce_loss(y_true, y_pred):
+    """Binary cross-entropy, mean per image."""
+    t, p = _flat(y_true, y_pred)
+    p = ops.clip(p, 1e-7, 1.0 - 1e-7)
+    return -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p), axis=1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def bce_dice_loss(y_true, y_pred):
+    """BCE + Dice: BCE gives a smooth gradient everywhere, Dice counters the tiny foreground fraction."""
+    return bce_loss(y_true, y_pred) + dice_loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def focal_tversky_loss(y_true, y_pred, alpha=0.7, beta=0.3, gamma=0.75):
+    """Focal Tversky (Abraham & Khan 2019): Tversky index weighting false negatives by ``alpha``."""
+    t, p = _flat(y_true, y_pred)
+    tp = ops.sum(t * p, axis=1)
+    fn = ops.sum(t * (1.0 - p), axis=1)
+    fp = ops.sum((1.0 - t) * p, axis=1)
+    tversky = (tp + SMOOTH) / (tp + alpha * fn + beta * fp + SMOOTH)
+    return ops.power(1.0 - tversky, gamma)
+
+
+_LOSS_FNS = {
+    "dice": dice_loss,
+    "bce": bce_loss,
+    "bce_dice": bce_dice_loss,
+    "focal_tversky": focal_tversky_loss,
+}
+
+
+def get_loss(name: str):
+    """The loss function called ``name`` (one of ``LOSSES``)."""
+    try:
+        return _LOSS_FNS[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+
+
+# ---------------------------------------------------------------- metrics
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def dice_coef(y_true, y_pred):
+    """Soft Dice per image (smooth 1)."""
+    return 1.0 - dice_loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def iou_coef(y_true, y_pred, threshold=0.5):
+    """Hard IoU per image at ``threshold``; an image with empty truth and empty prediction scores 1."""
+    t, p = _flat(y_true, y_pred)
+    t = ops.cast(t > 0.5, "float32")
+    p = ops.cast(p > threshold, "float32")
+    inter = ops.sum(t * p, axis=1)
+    union = ops.sum(ops.maximum(t, p), axis=1)
+    return ops.where(union > 0, inter / ops.maximum(union, 1.0), ops.ones_like(union))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Dice(keras.metrics.MeanMetricWrapper):
+    """Mean soft Dice over images (reported as ``dice`` / ``val_dice``)."""
+
+    def __init__(self, name="dice", dtype=None):
+        super().__init__(dice_coef, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IoU(keras.metrics.MeanMetricWrapper):
+    """Mean hard IoU over images at threshold 0.5 (reported as ``iou`` / ``val_iou``)."""
+
+    def __init__(self, name="iou", dtype=None):
+        super().__init__(iou_coef, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def default_metrics() -> list:
+    return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5), Dice(), IoU()]
+
+
+def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3):
+    """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics."""
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        loss=get_loss(loss),
+        metrics=default_metrics(),
+    )
+    return model
+
+
+# ---------------------------------------------------------------- hard Dice on numpy arrays (evaluation)
+
+
+def hard_dice_scores(true_masks, prob_masks, threshold: float = 0.5):
+    """Per-image hard Dice list and the pooled (global) Dice, for masks of shape NxHxW(x1).
+
+    Empty truth and empty prediction count as Dice 1 for that image.
+    """
+    import numpy as np
+
+    t = np.asarray(true_masks).reshape(len(true_masks), -1) > 0.5
+    p = np.asarray(prob_masks).reshape(len(prob_masks), -1) > threshold
+    inter = (t & p).sum(axis=1).astype(np.float64)
+    sums = (t.sum(axis=1) + p.sum(axis=1)).astype(np.float64)
+    per = np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
+    union = (t | p).sum(axis=1).astype(np.float64)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    total = sums.sum()
+    global_dice = float(2 * inter.sum() / total) if total > 0 else 1.0
+    global_iou = float(inter.sum() / union.sum()) if union.sum() > 0 else 1.0
+    return {
+        "per_image_dice": per.tolist(),
+        "mean_dice": float(per.mean()) if len(per) else float("nan"),
+        "global_dice": global_dice,
+        "per_image_iou": iou.tolist(),
+        "mean_iou": float(iou.mean()) if len(iou) else float("nan"),
+        "global_iou": global_iou,
+    }
