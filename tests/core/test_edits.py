@@ -1,0 +1,196 @@
+"""Pure editing logic: commands do/undo, int preservation, history merge/clean tracking (no Qt)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from viaseg.core import edits
+from viaseg.core.edits import EditError, History
+from viaseg.core.project import ImageEntry, Region
+
+
+def poly(xs, ys, **attrs) -> Region:
+    return Region(shape={"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)}, attributes=attrs)
+
+
+def entry(*regions) -> ImageEntry:
+    return ImageEntry(key="a.jpg1", filename="a.jpg", regions=list(regions))
+
+
+def test_move_vertex_rounds_int_shapes_and_undo_restores():
+    r = poly([0, 10, 10], [0, 0, 10])
+    before = copy.deepcopy(r.shape)
+    cmd = edits.move_vertex(r, 1, 12.4, 3.6)
+    cmd.do()
+    assert r.shape["all_points_x"] == [0, 12, 10]
+    assert r.shape["all_points_y"] == [0, 4, 10]
+    assert all(type(v) is int for v in r.shape["all_points_x"] + r.shape["all_points_y"])
+    cmd.undo()
+    assert r.shape == before
+
+
+def test_move_vertex_keeps_floats_when_shape_has_floats():
+    r = poly([0.5, 10, 10], [0, 0, 10])
+    edits.move_vertex(r, 2, 7.25, 8.75).do()
+    assert r.shape["all_points_x"][2] == 7.25 and r.shape["all_points_y"][2] == 8.75
+
+
+def test_shape_dict_identity_and_unknown_keys_survive():
+    r = poly([0, 10, 10], [0, 0, 10])
+    r.shape["extra"] = "keep"
+    shape_obj = r.shape
+    edits.move_vertex(r, 0, 1, 1).do()
+    assert r.shape is shape_obj and r.shape["extra"] == "keep"
+    assert list(r.shape) == ["name", "all_points_x", "all_points_y", "extra"]
+
+
+def test_closing_duplicate_follows_vertex_zero():
+    r = poly([0, 10, 10, 0], [0, 0, 10, 0])  # VIA1 style: first vertex repeated at the end
+    assert edits.logical_points(r.shape) == [(0, 0), (10, 0), (10, 10)]
+    edits.move_vertex(r, 0, 2, 3).do()
+    assert r.shape["all_points_x"] == [2, 10, 10, 2] and r.shape["all_points_y"] == [3, 0, 10, 3]
+    edits.insert_vertex(r, 3, 1, 8).do()
+    assert r.shape["all_points_x"] == [2, 10, 10, 1, 2]
+
+
+def test_insert_and_delete_vertex():
+    r = poly([0, 10, 10], [0, 0, 10])
+    ins = edits.insert_vertex(r, 3, 0, 10)
+    ins.do()
+    assert edits.logical_points(r.shape) == [(0, 0), (10, 0), (10, 10), (0, 10)]
+    dele = edits.delete_vertex(r, 1)
+    dele.do()
+    assert edits.logical_points(r.shape) == [(0, 0), (10, 10), (0, 10)]
+    with pytest.raises(EditError, match="at least 3"):
+        edits.delete_vertex(r, 0)
+    dele.undo()
+    ins.undo()
+    assert edits.logical_points(r.shape) == [(0, 0), (10, 0), (10, 10)]
+
+
+def test_vertex_edit_on_rect_is_refused():
+    r = Region(shape={"name": "rect", "x": 1, "y": 2, "width": 3, "height": 4})
+    with pytest.raises(EditError):
+        edits.move_vertex(r, 0, 1, 1)
+
+
+def test_move_region_all_shapes():
+    p = poly([0, 10, 10], [0, 0, 10])
+    rect = Region(shape={"name": "rect", "x": 1, "y": 2, "width": 3, "height": 4})
+    circ = Region(shape={"name": "circle", "cx": 5.5, "cy": 5, "r": 2})
+    for reg in (p, rect, circ):
+        edits.move_region(reg, 2.6, -1).do()
+    assert p.shape["all_points_x"] == [3, 13, 13] and p.shape["all_points_y"] == [-1, -1, 9]
+    assert (rect.shape["x"], rect.shape["y"], rect.shape["width"]) == (4, 1, 3)
+    assert circ.shape["cx"] == pytest.approx(8.1) and circ.shape["cy"] == 4
+
+
+def test_resize_rect_circle_ellipse():
+    rect = Region(shape={"name": "rect", "x": 10, "y": 10, "width": 20, "height": 10})
+    edits.resize_shape(rect, "br", 40.2, 35).do()
+    assert rect.shape == {"name": "rect", "x": 10, "y": 10, "width": 30, "height": 25}
+    edits.resize_shape(rect, "tl", 50, 50).do()  # dragged past the opposite corner: normalised
+    assert rect.shape["x"] == 40 and rect.shape["width"] == 10 and rect.shape["y"] == 35
+    circ = Region(shape={"name": "circle", "cx": 0, "cy": 0, "r": 2})
+    edits.resize_shape(circ, "r", 3, 4).do()
+    assert circ.shape["r"] == 5
+    ell = Region(shape={"name": "ellipse", "cx": 0.0, "cy": 0.0, "rx": 2.0, "ry": 1.0})
+    names = [h[0] for h in edits.handles(ell.shape)]
+    assert names == ["rx", "ry"]
+    edits.resize_shape(ell, "ry", 0, 7.5).do()
+    assert ell.shape["ry"] == 7.5 and ell.shape["rx"] == 2.0
+    with pytest.raises(EditError):
+        edits.resize_shape(ell, "tl", 0, 0)
+
+
+def test_add_delete_regions_restore_order():
+    a, b, c = poly([0, 1, 1], [0, 0, 1]), poly([5, 6, 6], [0, 0, 1]), poly([9, 8, 8], [0, 0, 1])
+    e = entry(a, b, c)
+    d = edits.DeleteRegions(e, [a, c])
+    d.do()
+    assert e.regions == [b]
+    d.undo()
+    assert e.regions == [a, b, c]
+    new = poly([1, 2, 2], [1, 1, 2])
+    add = edits.AddRegions(e, [new], index=1)
+    add.do()
+    assert e.regions == [a, new, b, c]
+    add.undo()
+    assert e.regions == [a, b, c]
+    with pytest.raises(EditError):
+        edits.DeleteRegions(e, [new])
+
+
+def test_set_attributes_and_removal():
+    r = poly([0, 1, 1], [0, 0, 1], damage="dent")
+    e = entry(r)
+    c1 = edits.SetRegionAttribute(r, "damage", "scratch", entry=e)
+    c1.do()
+    assert r.attributes == {"damage": "scratch"}
+    c2 = edits.SetRegionAttribute(r, "new", {"a": True})
+    c2.do()
+    c2.undo()
+    assert "new" not in r.attributes
+    c1.undo()
+    assert r.attributes == {"damage": "dent"}
+    f = edits.SetFileAttribute(e, "weather", "rain")
+    f.do()
+    assert e.file_attributes == {"weather": "rain"}
+    f.undo()
+    assert e.file_attributes == {}
+
+
+def test_history_merges_a_drag_into_one_step():
+    r = poly([0, 10, 10], [0, 0, 10])
+    e = entry(r)
+    h = History()
+    for x in range(1, 6):
+        h.push(edits.move_vertex(r, 0, x, x, entry=e, merge_key=("drag", 1)))
+    h.end_drag()
+    h.push(edits.move_vertex(r, 0, 20, 20, entry=e, merge_key=("drag", 1)))  # same key, new drag
+    assert len(h) == 2
+    assert h.undo().entry is e
+    assert edits.logical_points(r.shape)[0] == (5, 5)
+    h.undo()
+    assert edits.logical_points(r.shape)[0] == (0, 0)
+    assert h.undo() is None
+    h.redo()
+    h.redo()
+    assert edits.logical_points(r.shape)[0] == (20, 20)
+    assert h.redo() is None
+
+
+def test_history_clean_tracking_and_dirty_entries_across_images():
+    r1, r2 = poly([0, 10, 10], [0, 0, 10]), poly([0, 10, 10], [0, 0, 10])
+    e1, e2 = entry(r1), ImageEntry(key="b", filename="b.jpg", regions=[r2])
+    h = History()
+    assert h.is_clean()
+    h.push(edits.move_vertex(r1, 0, 1, 1, entry=e1))
+    h.push(edits.move_vertex(r2, 0, 1, 1, entry=e2))
+    assert not h.is_clean()
+    assert {id(x) for x in h.dirty_entries()} == {id(e1), id(e2)}
+    h.set_clean()
+    assert h.is_clean() and h.dirty_entries() == []
+    h.undo()  # undo past the save point: dirty again, only e2
+    assert not h.is_clean() and h.dirty_entries() == [e2]
+    h.redo()
+    assert h.is_clean()
+    h.undo()
+    h.push(edits.move_vertex(r1, 1, 3, 3, entry=e1))  # new branch: saved state no longer reachable
+    assert not h.is_clean()
+    assert {id(x) for x in h.dirty_entries()} == {id(e1), id(e2)}
+    h.undo()
+    assert not h.is_clean()  # content equals the save, but the history cannot know the branch is gone
+    assert e2 in h.dirty_entries()
+
+
+def test_merge_does_not_swallow_the_saved_step():
+    r = poly([0, 10, 10], [0, 0, 10])
+    h = History()
+    h.push(edits.move_vertex(r, 0, 1, 1, merge_key="k"))
+    h.set_clean()
+    h.push(edits.move_vertex(r, 0, 2, 2, merge_key="k"))
+    assert not h.is_clean()
+    h.undo()
+    assert h.is_clean() and edits.logical_points(r.shape)[0] == (1, 1)
