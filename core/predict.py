@@ -1,0 +1,428 @@
+"""Inference: a loaded model turned into full-resolution probability maps.
+
+``Predictor.load(path)`` loads a viaseg ``.keras`` model once; ``predictor.predict(image)`` returns a
+:class:`Prediction` — a ``float32`` ``HxW`` array of probabilities **at the image's full resolution** (the
+network's ``input_size`` output is resized with bilinear interpolation, then thresholded on demand; never a
+nearest-upscaled low-resolution mask). ``prediction.mask(threshold)`` thresholds without another forward pass.
+
+Speed (see ``tests/perf/bench_predict.py``):
+
+* the model is called through one ``tf.function`` with a fixed input signature (``model(x, training=False)``),
+  not ``model.predict``, whose per-call overhead dominates single-image latency;
+* a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still gives at least the network's input size on
+  both sides (:func:`viaseg.core.imageio.read_image` ``max_side``), so a 12-MP photo costs a fraction of a
+  full decode;
+* the probabilities are upscaled with ``cv2.resize`` in ``float32``.
+
+Several images: :meth:`Predictor.predict_many` decodes in parallel through ``tf.data`` and runs the network in
+batches. Very large photos: :meth:`Predictor.predict_tiled` runs the network on overlapping input-size tiles of
+the photo downscaled by a factor, blending the tiles with tapered weights.
+
+Thread safety: TensorFlow is imported lazily (never at module import). A ``Predictor`` may be called from
+any thread (the GUI uses a worker thread); calls are serialised by a lock, one image at a time.
+
+Preprocessing matches training: the image is resized (stretched, no letterbox) to the input size with the
+interpolation in ``meta["resize"]`` (``area`` | ``bilinear`` | ``nearest``) and scaled to ``0..1``
+(``meta["normalize"]``: ``"unit"`` = /255, the default; ``"none"`` = raw 0..255; ``"symmetric"`` = -1..1).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import ImageReadError, ModelError
+
+_INTERP = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+DEFAULT_THRESHOLD = 0.5
+
+
+class Prediction(np.ndarray):
+    """Probabilities (``float32``, ``HxW``, full image resolution) that remember the model's threshold.
+
+    It *is* a NumPy array (``np.asarray(pred)``, ``pred.shape``, ``pred > 0.3`` all work); in addition:
+    ``mask(threshold=None)`` → ``bool`` ``HxW`` (probability ``>`` threshold, default the model's),
+    ``mask_u8(threshold=None)`` → ``uint8`` 0/255, ``probabilities`` → the plain array,
+    ``threshold`` and ``source`` (the image path, when predicted from a file).
+    """
+
+    threshold: float
+    source: str | None
+
+    def __new__(cls, probabilities, threshold: float = DEFAULT_THRESHOLD, source: str | None = None):
+        obj = np.asarray(probabilities, dtype=np.float32).view(cls)
+        obj.threshold = float(threshold)
+        obj.source = source
+        return obj
+
+    def __array_finalize__(self, obj):
+        if obj is None:
+            return
+        self.threshold = getattr(obj, "threshold", DEFAULT_THRESHOLD)
+        self.source = getattr(obj, "source", None)
+
+    def __reduce__(self):  # pickling keeps the attributes
+        return (Prediction, (self.view(np.ndarray).copy(), self.threshold, self.source))
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+    def mask(self, threshold: float | None = None) -> np.ndarray:
+        t = self.threshold if threshold is None else float(threshold)
+        return self.view(np.ndarray) > t
+
+    def mask_u8(self, threshold: float | None = None) -> np.ndarray:
+        return self.mask(threshold).astype(np.uint8) * np.uint8(255)
+
+
+@dataclass
+class ItemResult:
+    """One image of :meth:`Predictor.predict_many`: either ``prediction`` or ``error`` is set."""
+
+    path: Path
+    prediction: Prediction | None = None
+    error: ImageReadError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _input_hw(meta: dict, model) -> tuple[int, int]:
+    size = meta.get("input_size")
+    if size is None:
+        shape = getattr(model, "input_shape", None)
+        if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None:
+            raise ModelError("model metadata has no input_size and the model input shape is not fixed")
+        return int(shape[1]), int(shape[2])
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def _foreground(out: np.ndarray) -> np.ndarray:
+    """Network output NxHxWxC -> NxHxW foreground probability (C == 1: sigmoid; else 1 - background)."""
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim == 3:
+        return out
+    if out.shape[-1] == 1:
+        return out[..., 0]
+    return 1.0 - out[..., 0]
+
+
+class Predictor:
+    """A model ready for inference. Build with :meth:`load` (a ``.keras`` file) or ``Predictor(model, meta)``."""
+
+    _cache: dict[tuple[str, int, int], Predictor] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, model, meta: dict[str, Any] | None = None, path: str | Path | None = None):
+        self.model = model
+        self.meta = dict(meta or {})
+        self.path = Path(path) if path is not None else None
+        self.input_hw = _input_hw(self.meta, model)
+        self.threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
+        resize = str(self.meta.get("resize", "area")).lower()
+        if resize not in _INTERP:
+            raise ModelError(f"{self.path or 'model'}: unknown resize method {resize!r} in metadata")
+        self.resize = resize
+        norm = str(self.meta.get("normalize", "unit")).lower()
+        if norm not in ("unit", "none", "symmetric"):
+            raise ModelError(f"{self.path or 'model'}: unknown normalize {norm!r} in metadata")
+        self.normalize = norm
+        self.forward_calls = 0  # network invocations (one per batch); lets callers check re-thresholding is free
+        self._lock = threading.RLock()
+        self._fn = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, path: str | Path, cache: bool = True) -> Predictor:
+        """Load a viaseg model file. With ``cache`` the same file (same size and mtime) gives the same
+        ``Predictor`` again, so callers may call ``load`` freely without reloading. Raises ``ModelError``."""
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ModelError(f"{path}: no such model file") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder, not a .keras model file")
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if cache:
+            with cls._cache_lock:
+                hit = cls._cache.get(key)
+            if hit is not None:
+                return hit
+        from .modelio import load_model
+
+        model, meta = load_model(path)
+        pred = cls(model, meta, path)
+        if cache:
+            with cls._cache_lock:
+                cls._cache[key] = pred
+        return pred
+
+    @property
+    def input_size(self) -> int:
+        return max(self.input_hw)
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.meta.get("class_names") or []
+        return [str(n) for n in names] if isinstance(names, (list, tuple)) else [str(names)]
+
+    @property
+    def foreground_name(self) -> str:
+        """The class the probability map is about (the last non-background class name, else ``damage``)."""
+        names = [n for n in self.class_names if n.lower() not in ("background", "bg", "_background_")]
+        return names[-1] if names else "damage"
+
+    # ------------------------------------------------------------------ the network
+
+    def _function(self):
+        if self._fn is None:
+            import tensorflow as tf
+
+            h, w = self.input_hw
+            model = self.model
+
+            def forward(x):
+                return model(x, training=False)
+
+            self._fn = tf.function(forward, input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
+        return self._fn
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """NxHxWx3 float32 (already normalised) -> NxHxW float32 probabilities at input size."""
+        with self._lock:
+            fn = self._function()
+            self.forward_calls += 1
+            out = fn(np.ascontiguousarray(batch, dtype=np.float32))
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
+        return _foreground(out)
+
+    def warmup(self) -> None:
+        """Trace the network function once (the first real call is otherwise ~1 s slower)."""
+        h, w = self.input_hw
+        self._forward(np.zeros((1, h, w, 3), np.float32))
+
+    # ------------------------------------------------------------------ preprocessing
+
+    def _normalise(self, img: np.ndarray) -> np.ndarray:
+        x = img.astype(np.float32)
+        if self.normalize == "unit":
+            x *= 1.0 / 255.0
+        elif self.normalize == "symmetric":
+            x = x * (1.0 / 127.5) - 1.0
+        return x
+
+    def _to_input(self, img: np.ndarray) -> np.ndarray:
+        """RGB uint8 image (any size) -> HxWx3 float32 network input."""
+        h, w = self.input_hw
+        if img.shape[0] != h or img.shape[1] != w:
+            interp = _INTERP[self.resize]
+            if interp == cv2.INTER_AREA and (img.shape[0] < h or img.shape[1] < w):
+                interp = cv2.INTER_LINEAR  # area is for shrinking; cv2 falls back to nearest-ish otherwise
+            img = cv2.resize(img, (w, h), interpolation=interp)
+        return self._normalise(img)
+
+    def _load(self, image, scale: float | None = None) -> tuple[np.ndarray, tuple[int, int], str | None]:
+        """``image`` (path or array) -> (RGB uint8 at reduced or full scale, full (w, h), source)."""
+        if isinstance(image, (str, Path)):
+            from .imageio import image_size, read_image
+
+            path = Path(image)
+            size = image_size(path)
+            img = read_image(path, max_side=self._max_side(size, scale))
+            return img, size, str(path)
+        arr = _as_rgb(image)
+        return arr, (arr.shape[1], arr.shape[0]), None
+
+    def _max_side(self, size: tuple[int, int], scale: float | None = None) -> int:
+        """``max_side`` for a reduced JPEG decode of a ``(w, h)`` image: both decoded sides must stay at least
+        the network input (``scale`` None) or the image shrunk by ``scale`` (tiling), so the decoder never
+        gives less detail than the next resize needs."""
+        w, h = size
+        longer = max(w, h, 1)
+        if scale is None:
+            ih, iw = self.input_hw
+            need = max(iw / max(w, 1), ih / max(h, 1))
+        else:
+            need = 1.0 / scale
+        return max(1, min(longer, math.ceil(longer * need)))
+
+    # ------------------------------------------------------------------ single image
+
+    def _upscale(self, prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        w, h = size
+        if prob.shape == (h, w):
+            return np.ascontiguousarray(prob, dtype=np.float32)
+        shrink = w <= prob.shape[1] and h <= prob.shape[0]
+        return cv2.resize(prob, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    def predict(self, image, tile_downscale: float | None = None, overlap: float = 0.25) -> Prediction:
+        """Probabilities at ``image``'s full resolution. ``image``: a file path or an RGB ``uint8`` array
+        (``HxW``, ``HxWx3``, ``HxWx4``). ``tile_downscale``: use :meth:`predict_tiled` with that factor.
+        Raises ``ImageReadError`` for an unreadable file."""
+        if tile_downscale:
+            return self.predict_tiled(image, downscale=tile_downscale, overlap=overlap)
+        img, size, source = self._load(image)
+        x = self._to_input(img)[None]
+        prob = self._forward(x)[0]
+        return Prediction(self._upscale(prob, size), self.threshold, source)
+
+    def mask(self, image, threshold: float | None = None) -> np.ndarray:
+        """Boolean full-resolution mask (shortcut for ``predict(image).mask(threshold)``)."""
+        return self.predict(image).mask(threshold)
+
+    # ------------------------------------------------------------------ sliding window
+
+    def predict_tiled(
+        self, image, downscale: float = 2.0, overlap: float = 0.25, batch_size: int = 16
+    ) -> Prediction:
+        """Sliding-window prediction for large photos: the image is shrunk by ``downscale`` (2 = half size),
+        covered with input-size tiles overlapping by ``overlap`` (0..0.9 of a tile), each tile predicted,
+        and the tiles blended with weights that taper linearly towards tile edges. The result is resized to
+        full resolution. A working image smaller than one tile is padded (reflect)."""
+        if downscale <= 0:
+            raise ValueError("downscale must be > 0")
+        if not 0.0 <= overlap < 0.95:
+            raise ValueError("overlap must be in [0, 0.95)")
+        img, size, source = self._load(image, scale=float(downscale))
+        w, h = size
+        ww, wh = max(1, round(w / downscale)), max(1, round(h / downscale))
+        if (img.shape[1], img.shape[0]) != (ww, wh):
+            shrink = ww <= img.shape[1] and wh <= img.shape[0]
+            img = cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        th, tw = self.input_hw
+        ph, pw = max(th - wh, 0), max(tw - ww, 0)
+        if ph or pw:
+            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REFLECT_101 if min(wh, ww) > 1 else 0)
+        H, W = img.shape[:2]
+        ys = _starts(H, th, overlap)
+        xs = _starts(W, tw, overlap)
+        weight = _tile_weight(th, tw, overlap)
+        acc = np.zeros((H, W), np.float32)
+        norm = np.zeros((H, W), np.float32)
+        x_in = self._normalise(img)
+        coords = [(y, x) for y in ys for x in xs]
+        for i in range(0, len(coords), batch_size):
+            chunk = coords[i : i + batch_size]
+            batch = np.stack([x_in[y : y + th, x : x + tw] for y, x in chunk])
+            probs = self._forward(batch)
+            for (y, x), p in zip(chunk, probs, strict=True):
+                acc[y : y + th, x : x + tw] += p * weight
+                norm[y : y + th, x : x + tw] += weight
+        prob = (acc / np.maximum(norm, 1e-6))[:wh, :ww]
+        return Prediction(self._upscale(prob, size), self.threshold, source)
+
+    # ------------------------------------------------------------------ many images
+
+    def predict_many(
+        self, paths: Iterable[str | Path], batch_size: int = 8, tile_downscale: float | None = None
+    ) -> Iterator[ItemResult]:
+        """Predict many image files, in order, yielding one :class:`ItemResult` per path as soon as its batch
+        is done. Decoding and resizing run in parallel through ``tf.data``; the network runs per batch. An
+        unreadable image gives an ``ItemResult`` with ``error`` set (an ``ImageReadError``), not an
+        exception. With ``tile_downscale`` every image goes through :meth:`predict_tiled` instead."""
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return
+        if tile_downscale:
+            for p in paths:
+                try:
+                    yield ItemResult(p, self.predict_tiled(p, downscale=tile_downscale))
+                except ImageReadError as exc:
+                    yield ItemResult(p, error=exc)
+            return
+        import tensorflow as tf
+
+        h, w = self.input_hw
+
+        def load_np(raw: bytes):
+            path = Path(raw.decode("utf-8", "surrogateescape"))
+            try:
+                img, (fw, fh), _ = self._load(path)
+                return self._to_input(img), np.array([fh, fw], np.int32), b""
+            except ImageReadError as exc:
+                return np.zeros((h, w, 3), np.float32), np.array([0, 0], np.int32), exc.problem.encode()
+            except Exception as exc:  # noqa: BLE001 - reported per image, never kills the batch
+                msg = f"cannot read image ({type(exc).__name__}: {exc})"
+                return np.zeros((h, w, 3), np.float32), np.array([0, 0], np.int32), msg.encode()
+
+        def load_tf(p):
+            x, size, err = tf.numpy_function(load_np, [p], [tf.float32, tf.int32, tf.string], stateful=False)
+            x.set_shape([h, w, 3])
+            size.set_shape([2])
+            err.set_shape([])
+            return x, size, err
+
+        names = [str(p).encode("utf-8", "surrogateescape") for p in paths]
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(names, dtype=tf.string))
+        ds = ds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(max(1, int(batch_size))).prefetch(1)
+        i = 0
+        for xb, sizes, errs in ds.as_numpy_iterator():
+            ok = [j for j, e in enumerate(errs) if not e]
+            probs = self._forward(xb[ok]) if ok else None
+            k = 0
+            for j in range(len(errs)):
+                path = paths[i]
+                i += 1
+                if errs[j]:
+                    yield ItemResult(path, error=ImageReadError(path, errs[j].decode("utf-8", "replace")))
+                    continue
+                fh, fw = (int(v) for v in sizes[j])
+                prob = self._upscale(probs[k], (fw, fh))
+                k += 1
+                yield ItemResult(path, Prediction(prob, self.threshold, str(path)))
+
+
+def _starts(total: int, tile: int, overlap: float) -> list[int]:
+    """Tile origins covering ``total`` with tiles of ``tile`` px overlapping by ``overlap``; the last tile
+    is aligned to the end."""
+    if total <= tile:
+        return [0]
+    stride = max(1, int(round(tile * (1.0 - overlap))))
+    starts = list(range(0, total - tile, stride))
+    starts.append(total - tile)
+    return starts
+
+
+def _tile_weight(th: int, tw: int, overlap: float) -> np.ndarray:
+    """Blending weight of one tile: 1 in the middle, tapering linearly over the overlap towards the edges
+    (never 0, so an image border covered by a single tile keeps its prediction)."""
+
+    def ramp(n: int) -> np.ndarray:
+        r = max(1.0, overlap * n)
+        i = np.arange(n, dtype=np.float32) + 0.5
+        return np.clip(np.minimum(i, n - i) / r, 0.05, 1.0)
+
+    return np.outer(ramp(th), ramp(tw)).astype(np.float32)
+
+
+def _as_rgb(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image array, got shape {arr.shape}")
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and float(np.nanmax(arr)) <= 1.0:
+            arr = np.clip(np.nan_to_num(arr) * 255.0 + 0.5, 0, 255)
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,223 @@
+"""Predictor: full-resolution probabilities, re-thresholding without the network, files, batches, tiles."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from viaseg.core.errors import ImageReadError, ModelError  # noqa: E402
+from viaseg.core.modelio import save_model  # noqa: E402
+from viaseg.core.predict import Prediction, Predictor, _starts, _tile_weight  # noqa: E402
+
+SIZE = 32
+
+
+def brightness_model(size: int = SIZE) -> keras.Model:
+    """prob = sigmoid(10 * mean(rgb01) - 5): white -> 0.99, black -> 0.007, mid-gray -> 0.5."""
+    inp = keras.Input((size, size, 3))
+    out = keras.layers.Conv2D(
+        1,
+        1,
+        activation="sigmoid",
+        kernel_initializer=keras.initializers.Constant(10.0 / 3.0),
+        bias_initializer=keras.initializers.Constant(-5.0),
+    )(inp)
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(brightness_model(), {"input_size": SIZE, "threshold": 0.5, "resize": "area"})
+
+
+def half_white(w: int = 400, h: int = 300) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = 255
+    return img
+
+
+def test_probabilities_have_full_image_size_and_follow_the_image(predictor):
+    pred = predictor.predict(half_white(400, 300))
+    assert isinstance(pred, Prediction) and isinstance(pred, np.ndarray)
+    assert pred.shape == (300, 400) and pred.dtype == np.float32
+    assert pred[:, :180].min() > 0.9 and pred[:, 220:].max() < 0.1
+    mask = pred.mask()
+    assert mask.dtype == bool and mask.shape == (300, 400)
+    # the boundary is where the image's is, to within one network pixel (400/32 = 12.5 px)
+    cols = np.flatnonzero(~mask[150])
+    assert abs(cols[0] - 200) <= 13
+
+
+def test_probabilities_are_resized_bilinearly_not_nearest(predictor):
+    ramp = np.tile(np.linspace(0, 255, SIZE).astype(np.uint8)[None, :, None], (SIZE, 1, 3))
+    big = cv2.resize(ramp, (SIZE * 10, SIZE * 10), interpolation=cv2.INTER_NEAREST)
+    pred = predictor.predict(big)
+    row = pred[SIZE * 5]
+    # a nearest upscale would give 32 plateaus; bilinear interpolates between network pixels
+    assert len(np.unique(np.round(row, 5))) > 3 * SIZE
+    assert np.all(np.diff(row) >= -1e-6)  # monotone like the ramp
+
+
+def test_threshold_change_needs_no_forward_pass(predictor):
+    gray = np.tile(np.linspace(0, 255, 256).astype(np.uint8)[None, :, None], (64, 1, 3))
+    before = predictor.forward_calls
+    pred = predictor.predict(gray)
+    assert predictor.forward_calls == before + 1
+    low, high = pred.mask(0.2), pred.mask(0.8)
+    default = pred.mask()
+    assert predictor.forward_calls == before + 1
+    assert low.sum() > default.sum() > high.sum() > 0
+    assert np.array_equal(pred.mask_u8(0.2) == 255, low)
+    assert set(np.unique(pred.mask_u8())) == {0, 255}
+
+
+def test_prediction_from_file_equals_size_and_reports_source(predictor, tmp_path):
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(half_white(1200, 900), cv2.COLOR_RGB2BGR))
+    pred = predictor.predict(path)
+    assert pred.shape == (900, 1200)
+    assert pred.source == str(path)
+    assert pred[:, :500].mean() > 0.9 and pred[:, 700:].mean() < 0.1
+
+
+def test_reduced_decode_keeps_both_sides_at_least_the_input(predictor):
+    # a 2000x100 strip: decoding at 1/8 would leave 12 px of height for a 32 px input
+    side = predictor._max_side((2000, 100))
+    assert side >= 2000 * SIZE / 100
+    assert predictor._max_side((20, 10)) == 20
+    assert predictor._max_side((4000, 3000)) == int(np.ceil(4000 * SIZE / 3000))
+
+
+def test_unreadable_file_raises_image_read_error(predictor, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError, match="broken.jpg"):
+        predictor.predict(bad)
+
+
+def test_bad_array_is_refused(predictor):
+    with pytest.raises(ValueError, match="HxW"):
+        predictor.predict(np.zeros((5, 5, 7), np.uint8))
+
+
+def test_predict_many_keeps_order_and_reports_bad_files(predictor, tmp_path):
+    paths = []
+    for i, (w, h) in enumerate([(120, 80), (64, 200), (33, 33)]):
+        p = tmp_path / f"im{i}.png"
+        img = np.full((h, w, 3), 255 if i % 2 == 0 else 0, np.uint8)
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    paths.insert(1, bad)
+    before = predictor.forward_calls
+    items = list(predictor.predict_many(paths, batch_size=2))
+    assert [it.path for it in items] == paths
+    assert predictor.forward_calls == before + 2  # two batches
+    assert not items[1].ok and "bad.jpg" in str(items[1].error) and "empty" in str(items[1].error)
+    shapes = [it.prediction.shape for it in items if it.ok]
+    assert shapes == [(80, 120), (200, 64), (33, 33)]
+    assert items[0].prediction.mean() > 0.9 and items[2].prediction.mean() < 0.1
+    # same numbers as one-at-a-time
+    assert np.allclose(items[3].prediction, predictor.predict(paths[3]), atol=1e-5)
+
+
+def test_tiled_prediction_covers_the_image(predictor, tmp_path):
+    img = half_white(300, 130)
+    pred = predictor.predict_tiled(img, downscale=2.0, overlap=0.25)
+    assert pred.shape == (130, 300)
+    assert pred[:, :130].min() > 0.9 and pred[:, 170:].max() < 0.1
+    # smaller than one tile after downscaling: padded, still full size
+    small = predictor.predict(half_white(40, 20), tile_downscale=4.0)
+    assert small.shape == (20, 40)
+    assert small[:, :15].mean() > 0.9
+
+
+def test_tiles_cover_every_pixel_and_blend_weights_are_positive():
+    for total in (32, 33, 100, 257):
+        starts = _starts(total, 32, 0.25)
+        covered = np.zeros(max(total, 32), bool)
+        for s in starts:
+            covered[s : s + 32] = True
+        assert covered[:total].all() and starts[-1] + 32 >= total
+    w = _tile_weight(32, 32, 0.25)
+    assert w.min() > 0 and w[16, 16] == 1.0 and w[0, 0] < w[16, 16]
+
+
+def test_concurrent_calls_are_safe(predictor):
+    imgs = [np.full((50 + i, 70, 3), 40 * i, np.uint8) for i in range(4)]
+    expected = [predictor.predict(im) for im in imgs]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i):
+        results[i] = predictor.predict(imgs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert np.allclose(results[i], expected[i])
+
+
+def test_load_saved_unet_once_and_predict(tmp_path):
+    from viaseg.core.unet import build_unet_xception
+
+    model = build_unet_xception(SIZE, base_width=4)
+    path = save_model(model, tmp_path / "m.keras", {"input_size": SIZE, "threshold": 0.3, "class_names": ["damage"]})
+    p = Predictor.load(path)
+    assert Predictor.load(path) is p  # cached: loads once
+    assert p.threshold == 0.3 and p.input_hw == (SIZE, SIZE) and p.foreground_name == "damage"
+    pred = p.predict(np.random.default_rng(0).integers(0, 255, (45, 61, 3), dtype=np.uint8))
+    assert pred.shape == (45, 61) and 0.0 <= pred.min() and pred.max() <= 1.0
+    assert pred.threshold == 0.3
+
+
+def test_missing_or_bad_model_file_gives_model_error(tmp_path):
+    with pytest.raises(ModelError, match="nope.keras: no such model file"):
+        Predictor.load(tmp_path / "nope.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_text("hello")
+    with pytest.raises(ModelError, match="junk.keras"):
+        Predictor.load(junk)
+
+
+def test_briefly_trained_model_predicts_a_trivial_pattern(tmp_path):
+    """A small conv net trained for a few hundred steps on 'bright square on noise' finds the square in a
+    bigger photo at full resolution."""
+    rng = np.random.default_rng(1)
+
+    def sample(h, w):
+        img = rng.integers(0, 90, (h, w, 3), dtype=np.uint8)
+        mask = np.zeros((h, w), np.float32)
+        y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        hh, ww = rng.integers(h // 5, h // 2), rng.integers(w // 5, w // 2)
+        img[y : y + hh, x : x + ww] = rng.integers(170, 255, (hh, ww, 3), dtype=np.uint8)
+        mask[y : y + hh, x : x + ww] = 1
+        return img, mask
+
+    pairs = [sample(SIZE, SIZE) for _ in range(256)]
+    x = np.stack([p[0] for p in pairs]).astype(np.float32) / 255.0
+    y = np.stack([p[1] for p in pairs])[..., None]
+    inp = keras.Input((SIZE, SIZE, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    out = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(h)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+    keras.utils.set_random_seed(0)
+    model.fit(x, y, batch_size=32, epochs=8, verbose=0)
+    path = save_model(model, tmp_path / "trained.keras", {"input_size": SIZE})
+    p = Predictor.load(Path(path))
+    img, truth = sample(240, 320)
+    pred = p.predict(img)
+    assert pred.shape == (240, 320)
+    m = pred.mask()
+    dice = 2 * (m & (truth > 0)).sum() / (m.sum() + truth.sum())
+    assert dice > 0.8
