@@ -1,0 +1,143 @@
+"""Reading and writing VIA files: the public API.
+
+``load_via(path)`` auto-detects the format (``via1`` | ``via2`` | ``via2-project`` | ``via3`` | ``csv``) and returns
+a :class:`~viaseg.core.project.Project`; ``save_via(project)`` writes it back in the format it came from, or in
+``fmt``. A load followed by a save with no edit gives the same JSON value (key order, unknown keys, int vs
+float, entries whose image is missing). Only ``ViaFormatError`` escapes the readers; only ``ViaSaveError``
+escapes ``save_via``, and a failed save changes nothing in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import via3, via_csv, via_json
+from .errors import ViaFormatError, ViaSaveError
+from .fsutil import atomic_write
+from .project import Project
+from .via_common import decode_text, detect_style, dump_json, parse_json, show
+
+FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+__all__ = ["FORMATS", "detect_format", "load_via", "loads_via", "dumps_via", "save_via"]
+
+
+def _json_kind(data, path) -> str:
+    if not isinstance(data, dict):
+        raise ViaFormatError(path, "(top level)", f"expected a JSON object (VIA file), got {show(data)}")
+    if "_via_img_metadata" in data:
+        return "via2-project"
+    if isinstance(data.get("project"), dict) and ("metadata" in data or "file" in data or "view" in data):
+        return "via3"
+    if "images" in data and "annotations" in data and "categories" in data:
+        raise ViaFormatError(
+            path, "", "this is a COCO file, not a VIA file; import it in VIA 2 and save a VIA project first"
+        )
+    if set(data) <= {"region", "file"} and data:
+        if all(isinstance(v, dict) and all(isinstance(d, dict) and "type" in d for d in v.values())
+               for v in data.values()):
+            raise ViaFormatError(
+                path, "", "this is a VIA attribute definition file (_via_attributes), not annotations"
+            )
+    if "_via_settings" in data or "_via_attributes" in data:
+        raise ViaFormatError(path, "_via_img_metadata", "VIA 2 project file without '_via_img_metadata'")
+    return "annotations"
+
+
+def detect_format(text: str, path=None) -> str:
+    """Format of a VIA file's text (parses JSON; use :func:`loads_via` to get the project)."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return "csv"
+    data = parse_json(text, path)
+    kind = _json_kind(data, path)
+    return via_json.guess_annotation_fmt(data) if kind == "annotations" else kind
+
+
+def loads_via(text: str | bytes, path: str | Path | None = None, fmt: str | None = None) -> Project:
+    """Parse VIA file content. ``path`` names the file in errors and sets the folder images resolve against.
+    ``fmt`` forces a format (e.g. ``via1`` vs ``via2`` for a file with no regions)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown VIA format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    text = decode_text(text, path)
+    p = Path(path) if path is not None else None
+    base_dir = p.parent if p is not None else None
+    stripped = text.lstrip()
+    if fmt == "csv" or (fmt is None and not stripped.startswith(("{", "["))):
+        if not stripped:
+            raise ViaFormatError(path, "", "empty file")
+        project = via_csv.read_csv(text, path, base_dir)
+        project.path = p
+        return project
+    data = parse_json(text, path)
+    kind = _json_kind(data, path)
+    if kind == "via2-project":
+        project = via_json.read_project(data, path, base_dir)
+    elif kind == "via3":
+        project = via3.read_via3(data, path, base_dir)
+    else:
+        ann_fmt = fmt if fmt in ("via1", "via2") else None
+        project = via_json.read_annotations(data, path, base_dir, ann_fmt)
+    if fmt is not None and fmt != project.fmt:
+        raise ViaFormatError(path, "", f"is a {project.fmt} file, not {fmt}")
+    project.path = p
+    project._via_style = detect_style(text)  # reproduce the file's own indentation on save
+    return project
+
+
+def load_via(path: str | Path, fmt: str | None = None) -> Project:
+    """Read a VIA file. Raises ``ViaFormatError`` (naming the file and the JSON path) and nothing else."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ViaFormatError(p, "", f"file is larger than {MAX_FILE_BYTES >> 20} MiB")
+        data = p.read_bytes()
+    except ViaFormatError:
+        raise
+    except OSError as exc:
+        raise ViaFormatError(p, "", f"cannot read file: {exc.strerror or exc}") from None
+    return loads_via(data, p, fmt)
+
+
+def dumps_via(project: Project, fmt: str | None = None) -> str:
+    """The file content of ``project`` in ``fmt`` (default: the format it was read from). Mutates nothing."""
+    fmt = fmt or project.fmt
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown VIA format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "csv":
+        return via_csv.dumps_csv(project)
+    style = getattr(project, "_via_style", None) if fmt == project.fmt else None
+    if fmt in ("via1", "via2"):
+        value = via_json.build_annotations(project, fmt)
+    elif fmt == "via2-project":
+        value = via_json.build_project_file(project)
+    else:
+        value = via3.build_via3(project)
+    return dump_json(value, style)
+
+
+def save_via(project: Project, path: str | Path | None = None, fmt: str | None = None, backup: bool = True) -> Path:
+    """Write ``project`` atomically to ``path`` (default ``project.path``) in ``fmt`` (default ``project.fmt``).
+
+    The first overwrite of an existing file keeps ``NAME.bak``. The project object is not changed (for a
+    save-as, set ``project.path`` yourself once this returns). Raises ``ViaSaveError`` naming the file."""
+    target = Path(path) if path is not None else project.path
+    if target is None:
+        raise ViaSaveError("cannot save: the project has no file name yet (use save as)")
+    try:
+        text = dumps_via(project, fmt)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ViaSaveError(f"{target}: cannot encode the project as {fmt or project.fmt}: {exc}") from exc
+    try:
+        atomic_write(target, text.encode("utf-8"), backup=backup)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ViaSaveError(f"{target}: cannot save ({reason})") from exc
+    return target
+
+
+def default_fmt_for(path: str | Path) -> str | None:
+    """A format guess from a file name (``.csv`` -> csv), for save-as dialogs."""
+    return "csv" if os.fspath(path).lower().endswith(".csv") else None
