@@ -138,7 +138,8 @@ class Predictor:
         if norm not in ("unit", "none", "symmetric"):
             raise ModelError(f"{self.path or 'model'}: unknown normalize {norm!r} in metadata")
         self.normalize = norm
-        self.forward_calls = 0  # network invocations (one per batch); lets callers check re-thresholding is free
+        # network invocations (one per batch): lets callers check that re-thresholding is free
+        self.forward_calls = 0
         self._lock = threading.RLock()
         self._fn = None
 

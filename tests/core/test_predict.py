@@ -171,7 +171,9 @@ def test_load_saved_unet_once_and_predict(tmp_path):
     from viaseg.core.unet import build_unet_xception
 
     model = build_unet_xception(SIZE, base_width=4)
-    path = save_model(model, tmp_path / "m.keras", {"input_size": SIZE, "threshold": 0.3, "class_names": ["damage"]})
+    path = save_model(
+        model, tmp_path / "m.keras", {"input_size": SIZE, "threshold": 0.3, "class_names": ["damage"]}
+    )
     p = Predictor.load(path)
     assert Predictor.load(path) is p  # cached: loads once
     assert p.threshold == 0.3 and p.input_hw == (SIZE, SIZE) and p.foreground_name == "damage"

@@ -1,0 +1,127 @@
+"""End-to-end single-image prediction latency: decode + preprocess + forward + full-size probability map.
+
+Builds the default-size U-Net Xception (128 px input, untrained weights: timing only), writes two synthetic
+textured JPEGs (4000x3000 = 12 MP and 1632x1224 = 2 MP) to a temp folder, warms up, then times
+``Predictor.predict(path)`` per image. Targets: p50 <= 150 ms (12 MP) and <= 50 ms (2 MP).
+
+    python tests/perf/bench_predict.py [--json] [--runs 20] [--input-size 128]
+
+With ``--json`` prints one JSON object: {"p50_ms_12mp", "p50_ms_2mp", ...stage breakdown...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def textured_jpeg(path: Path, w: int, h: int, seed: int = 0) -> Path:
+    """A photo-like JPEG: smooth colour gradients, blobs and fine noise (so the entropy decoder has work)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 100 + 2, w // 100 + 2, 3), dtype=np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    for _ in range(40):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        r = int(rng.integers(w // 60, w // 10))
+        color = tuple(int(v) for v in rng.integers(0, 255, 3))
+        cv2.circle(img, c, r, color, -1)
+    img += rng.integers(-20, 21, (h, w, 1), dtype=np.int16)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path
+
+
+def p50(xs: list[float]) -> float:
+    return round(statistics.median(xs), 2)
+
+
+def bench(predictor, path: Path, runs: int) -> dict:
+    from viaseg.core.imageio import image_size, read_image
+
+    for _ in range(3):
+        predictor.predict(path)
+    total, decode, forward, upscale = [], [], [], []
+    size = image_size(path)
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        pred = predictor.predict(path)
+        total.append((time.perf_counter() - t0) * 1000)
+        assert pred.shape == (size[1], size[0]) and pred.dtype == np.float32
+    # stage breakdown (separate runs, same code path pieces)
+    for _ in range(max(5, runs // 2)):
+        t0 = time.perf_counter()
+        img = read_image(path, max_side=predictor._max_side(size))
+        t1 = time.perf_counter()
+        prob = predictor._forward(predictor._to_input(img)[None])[0]
+        t2 = time.perf_counter()
+        predictor._upscale(prob, size)
+        t3 = time.perf_counter()
+        decode.append((t1 - t0) * 1000)
+        forward.append((t2 - t1) * 1000)
+        upscale.append((t3 - t2) * 1000)
+    return {
+        "p50_ms": p50(total),
+        "min_ms": round(min(total), 2),
+        "decode_p50_ms": p50(decode),
+        "preprocess_forward_p50_ms": p50(forward),
+        "upscale_p50_ms": p50(upscale),
+        "decoded_shape": list(img.shape[:2]),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--input-size", type=int, default=128)
+    args = ap.parse_args(argv)
+
+    import tensorflow as tf
+
+    from viaseg.core.predict import Predictor
+    from viaseg.core.unet import build_unet_xception
+
+    model = build_unet_xception(args.input_size)
+    predictor = Predictor(model, {"input_size": args.input_size, "threshold": 0.5, "resize": "area"})
+    predictor.warmup()
+    with tempfile.TemporaryDirectory() as tmp:
+        big = textured_jpeg(Path(tmp) / "12mp.jpg", 4000, 3000, seed=1)
+        mid = textured_jpeg(Path(tmp) / "2mp.jpg", 1632, 1224, seed=2)
+        r12 = bench(predictor, big, args.runs)
+        r2 = bench(predictor, mid, args.runs)
+    out = {
+        "p50_ms_12mp": r12["p50_ms"],
+        "p50_ms_2mp": r2["p50_ms"],
+        "targets_ms": {"12mp": 150, "2mp": 50},
+        "detail_12mp": r12,
+        "detail_2mp": r2,
+        "input_size": args.input_size,
+        "params": int(model.count_params()),
+        "runs": args.runs,
+        "cpu_count": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"12 MP: p50 {out['p50_ms_12mp']} ms (target 150)   2 MP: p50 {out['p50_ms_2mp']} ms (target 50)"
+        )
+        print(json.dumps({"12mp": r12, "2mp": r2}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
