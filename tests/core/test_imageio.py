@@ -26,7 +26,9 @@ def _quadrants(w=40, h=24) -> np.ndarray:
 def _exif_app1(orientation: int, big_endian: bool = False) -> bytes:
     e = ">" if big_endian else "<"
     tiff = (b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 8)
-    tiff += struct.pack(e + "H", 1) + struct.pack(e + "HHI", 0x0112, 3, 1) + struct.pack(e + "HH", orientation, 0)
+    tiff += (
+        struct.pack(e + "H", 1) + struct.pack(e + "HHI", 0x0112, 3, 1) + struct.pack(e + "HH", orientation, 0)
+    )
     tiff += struct.pack(e + "I", 0)
     payload = b"Exif\x00\x00" + tiff
     return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
@@ -40,7 +42,9 @@ def _jpeg_with_orientation(rgb: np.ndarray, orientation: int, big_endian=False) 
 
 
 def _png_chunk(ctype: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data) & 0xFFFFFFFF)
+    )
 
 
 def _palette_png(indices: np.ndarray, palette: list[tuple[int, int, int]]) -> bytes:
@@ -147,7 +151,11 @@ def test_gray_png_and_jpeg(tmp_path):
     cv2.imwrite(str(tmp_path / "g.jpg"), g)
     img = read_image(tmp_path / "g.png")
     assert img.shape == (8, 25, 3)
-    assert np.array_equal(img[:, :, 0], g) and np.array_equal(img[:, :, 1], g) and np.array_equal(img[:, :, 2], g)
+    assert (
+        np.array_equal(img[:, :, 0], g)
+        and np.array_equal(img[:, :, 1], g)
+        and np.array_equal(img[:, :, 2], g)
+    )
     j = read_image(tmp_path / "g.jpg")
     assert j.shape == (8, 25, 3) and _close(j[:, :, 1], g, 12)
 
