@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from viaseg.core.imageio import image_size
 from viaseg.core.project import Region
 from viaseg.core.raster import (

@@ -7,7 +7,6 @@ import math
 import time
 
 import numpy as np
-
 from viaseg.core.raster import mask_to_polygons, rasterize
 
 
