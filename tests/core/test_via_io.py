@@ -76,14 +76,7 @@ def check_round_trip(p: Path, fmt: str):
     return proj, src, out
 
 
-@pytest.mark.parametrize(
-    "name,fmt",
-    [
-        pytest.param(n, f, marks=pytest.mark.xfail(strict=True, reason="VIA3 reader in progress"))
-        if f == "via3" else (n, f)
-        for n, f in sorted(ROUND_TRIP.items())
-    ],
-)
+@pytest.mark.parametrize("name,fmt", sorted(ROUND_TRIP.items()))
 def test_fixture_round_trip(via_fixtures, name, fmt):
     proj, _, _ = check_round_trip(via_fixtures / name, fmt)
     if fmt != "via3":
@@ -326,3 +319,44 @@ def test_unencodable_value_is_a_save_error(tmp_path):
     with pytest.raises(ViaSaveError, match="cannot encode"):
         save_via(proj)
     assert json.loads(p.read_text())["a.jpg3"]["regions"] == []
+
+
+# ------------------------------------------------------------------------------------------------ VIA 3
+
+
+def test_via3_regions_in_memory_and_edits(via_fixtures):
+    p = via_fixtures / "extracted" / "via3_debug_project_4.json"
+    src = json.loads(read_text(p))
+    proj = load_via(p)
+    swan = proj.images[0]
+    assert swan.filename == "adutta_swan.jpg"
+    assert swan.regions[0].shape == {"name": "rect", "x": 104.553, "y": 119.393, "width": 319.056,
+                                     "height": 154.469}
+    assert swan.regions[0].attributes == {"name": "0"}  # attribute id "1" -> its name
+    assert swan.file_attributes == {"Caption": "A white swan in Geneva lake."}
+    assert proj.attributes["region"]["name"]["options"] == {"0": "Swan", "1": "Human", "2": "Unknown"}
+    swan.regions[0].shape["x"] = 100
+    swan.regions.append(Region(shape={"name": "polygon", "all_points_x": [1, 5, 3], "all_points_y": [1, 1, 4]},
+                               attributes={"name": "1", "damage": "dent"}))
+    out = json.loads(dumps_via(proj))
+    assert out["metadata"]["1_rozl5hQT"]["xy"] == [2, 100, 119.393, 319.056, 154.469]
+    new = [m for k, m in out["metadata"].items() if k not in src["metadata"]]
+    assert len(new) == 1 and new[0]["xy"] == [7, 1, 1, 5, 1, 3, 4] and new[0]["vid"] == "1"
+    damage_id = next(k for k, a in out["attribute"].items() if a["aname"] == "damage")
+    assert new[0]["av"] == {"1": "1", damage_id: "dent"}
+    back = loads_via(json.dumps(out))
+    assert [r.shape for r in back.images[0].regions] == [r.shape for r in swan.regions]
+    del swan.regions[0]
+    out = json.loads(dumps_via(proj))
+    assert "1_rozl5hQT" not in out["metadata"] and "1_n8iiCJ6Y" in out["metadata"]
+
+
+def test_via3_conversions_keep_geometry(via_fixtures):
+    proj = load_via(via_fixtures / "extracted" / "via2_basic_demo_annotations.json")
+    v3 = loads_via(dumps_via(proj, "via3"))
+    assert v3.fmt == "via3"
+    assert [im.filename for im in v3.images] == [im.filename for im in proj.images]
+    for a, b in zip(proj.images, v3.images, strict=True):
+        assert [r.shape for r in a.regions] == [r.shape for r in b.regions]
+        assert [r.attributes for r in a.regions] == [r.attributes for r in b.regions]
+        assert a.file_attributes == b.file_attributes
