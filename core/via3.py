@@ -184,7 +184,7 @@ def _new_id(existing, start: int = 1) -> str:
     return str(n)
 
 
-def build_via3(project: Project) -> dict:
+def build_via3(project: Project, name: str = "via_project") -> dict:
     same = project.fmt == "via3" and isinstance(project.raw, dict)
     raw = project.raw if same else {}
     state = getattr(project, "_via3", None) if same else None
@@ -192,7 +192,6 @@ def build_via3(project: Project) -> dict:
     out = dict(raw)
     proj_block = dict(raw.get("project") or {})
     if not same:
-        name = project.path.stem if project.path is not None else "via_project"
         proj_block = {
             "pid": "__VIA_PROJECT_ID__", "rev": "__VIA_PROJECT_REV_ID__",
             "rev_timestamp": "__VIA_PROJECT_REV_TIMESTAMP__", "pname": name, "creator": CREATOR,

@@ -87,6 +87,11 @@ def loads_via(text: str | bytes, path: str | Path | None = None, fmt: str | None
     return project
 
 
+def _name(project: Project, target) -> str:
+    p = Path(target) if target is not None else project.path
+    return p.stem if p is not None else "via_project"
+
+
 def load_via(path: str | Path, fmt: str | None = None) -> Project:
     """Read a VIA file. Raises ``ViaFormatError`` (naming the file and the JSON path) and nothing else."""
     p = Path(path)
@@ -101,8 +106,9 @@ def load_via(path: str | Path, fmt: str | None = None) -> Project:
     return loads_via(data, p, fmt)
 
 
-def dumps_via(project: Project, fmt: str | None = None) -> str:
-    """The file content of ``project`` in ``fmt`` (default: the format it was read from). Mutates nothing."""
+def dumps_via(project: Project, fmt: str | None = None, target: str | Path | None = None) -> str:
+    """The file content of ``project`` in ``fmt`` (default: the format it was read from). Mutates nothing.
+    ``target``, the file it will be saved to, names a *new* VIA 2/3 project (default: ``project.path``)."""
     fmt = fmt or project.fmt
     if fmt not in FORMATS:
         raise ValueError(f"unknown VIA format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -112,9 +118,9 @@ def dumps_via(project: Project, fmt: str | None = None) -> str:
     if fmt in ("via1", "via2"):
         value = via_json.build_annotations(project, fmt)
     elif fmt == "via2-project":
-        value = via_json.build_project_file(project)
+        value = via_json.build_project_file(project, _name(project, target))
     else:
-        value = via3.build_via3(project)
+        value = via3.build_via3(project, _name(project, target))
     return dump_json(value, style)
 
 
@@ -127,7 +133,7 @@ def save_via(project: Project, path: str | Path | None = None, fmt: str | None =
     if target is None:
         raise ViaSaveError("cannot save: the project has no file name yet (use save as)")
     try:
-        text = dumps_via(project, fmt)
+        text = dumps_via(project, fmt, target)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ViaSaveError(f"{target}: cannot encode the project as {fmt or project.fmt}: {exc}") from exc
     try:

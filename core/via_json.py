@@ -267,11 +267,10 @@ def build_annotations(project: Project, fmt: str) -> dict:
     return build_metadata(project, fmt)
 
 
-def build_project_file(project: Project) -> dict:
+def build_project_file(project: Project, name: str = "via_project") -> dict:
     meta = build_metadata(project, "via2-project")
     raw = project.raw if project.fmt == "via2-project" and isinstance(project.raw, dict) else None
     if raw is None:
-        name = project.path.stem if project.path is not None else "via_project"
         return {
             "_via_settings": default_settings(name),
             "_via_img_metadata": meta,
