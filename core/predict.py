@@ -257,12 +257,15 @@ class Predictor:
         gives less detail than the next resize needs."""
         w, h = size
         longer = max(w, h, 1)
+        if self.resize == "nearest":
+            return longer  # training decodes 'nearest' models at full size (pipeline); so do we
         if scale is None:
             ih, iw = self.input_hw
             need = max(iw / max(w, 1), ih / max(h, 1))
+            floor = 2 * max(ih, iw)  # what the training pipeline asks the decoder for: same pixels here
         else:
-            need = 1.0 / scale
-        return max(1, min(longer, math.ceil(longer * need)))
+            need, floor = 1.0 / scale, 1
+        return max(1, min(longer, max(floor, math.ceil(longer * need))))
 
     # ------------------------------------------------------------------ single image
 
