@@ -1,0 +1,519 @@
+"""Dataset checks: find what would silently spoil training before it happens. ``viaseg check DATASET``.
+
+:func:`check_dataset` returns a :class:`Report` (``images``, ``regions``, ``problems``); each
+:class:`Problem` has a ``kind`` (see :data:`KINDS`), a ``severity`` (``error`` | ``warning`` | ``info``), the
+``split`` and ``image`` (file name as written in the VIA file) it concerns, the ``region`` index (or None) and
+a ``message`` saying what is wrong and what to do. Problems come in a stable order: by split (dataset order),
+image (file order), region, then kind. :func:`check_entry` re-checks one image (the GUI calls it after edits).
+
+Exit status of ``viaseg check``: 0 no errors, 1 errors found, 2 unusable input (bad path, unreadable VIA file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .check_geometry import analyze_shapes
+from .dataset import Dataset, Split, load_dataset
+from .errors import ImageReadError
+from .project import ImageEntry
+
+# kind -> (what it means, what to do); the order here is the order of the text report
+KINDS: dict[str, tuple[str, str]] = {
+    "missing_file": ("listed in the VIA file, but the image file does not exist",
+                     "put the image next to the VIA file, or delete the entry"),
+    "unreadable_image": ("the image file cannot be decoded", "replace the file with a valid image, or delete the entry"),
+    "duplicate_image": ("the same image appears more than once (across splits this leaks test data into training)",
+                        "keep one copy and remove the others from their split"),
+    "conflicting_duplicate": ("copies of one image carry different annotations",
+                              "make the annotations agree, then drop the extra copy"),
+    "size_mismatch": ("the VIA 'size' (file size in bytes) differs from the file on disk",
+                      "check the image was not replaced or re-encoded after it was annotated"),
+    "degenerate_region": ("a region that has no area or invalid numbers", "redraw the region or delete it"),
+    "self_intersection": ("a polygon whose outline crosses itself (masks get holes or lose parts)",
+                          "move the vertices so the outline does not cross"),
+    "out_of_bounds": ("a region reaches outside its image", "move it inside the image, or check it is the right image"),
+    "unsupported_shape": ("a shape that is not an area (polyline, point, unknown) and adds nothing to masks",
+                          "redraw it as a polygon, or delete it"),
+    "attribute_mismatch": ("splits name their region attribute differently",
+                           "rename the attribute so every split uses the same name"),
+    "unannotated_image": ("listed with no regions: trains as an all-background image",
+                          "annotate it, or delete the entry if it is not meant as a negative example"),
+    "unlisted_image": ("an image file in a labeled split's folder that the VIA file does not list",
+                       "add it to the project and annotate it, or move it out of the folder"),
+}
+SEVERITIES = ("error", "warning", "info")
+OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
+CONFLICT_IOU = 0.5  # copies whose region masks overlap less than this disagree
+
+
+@dataclass
+class Problem:
+    kind: str
+    severity: str
+    split: str | None
+    image: str | None
+    region: int | None
+    message: str
+    key: str | None = field(default=None, repr=False, compare=False)  # VIA key of the entry (not in to_json)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "split": self.split, "image": self.image,
+                "region": self.region, "message": self.message}
+
+    def where(self) -> str:
+        parts = "/".join(p for p in (self.split, self.image) if p)
+        if self.region is not None:
+            parts += f" region {self.region}"
+        return parts or "dataset"
+
+
+@dataclass
+class Report:
+    images: int
+    regions: int
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for p in self.problems if p.severity == severity)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.has_errors else 0
+
+    def to_json(self) -> dict:
+        return {"images": self.images, "regions": self.regions, "problems": [p.to_dict() for p in self.problems]}
+
+    def to_text(self, limit: int | None = 20, title: str = "") -> str:
+        """Human report grouped by kind, with counts and what to do; ``limit`` problems shown per kind."""
+        counts = f"{self.count('error')} errors, {self.count('warning')} warnings, {self.count('info')} notes"
+        lines = [f"{title + ': ' if title else ''}{self.images} images, {self.regions} regions: {counts}"]
+        by_kind: dict[str, list[Problem]] = {}
+        for p in self.problems:
+            by_kind.setdefault(p.kind, []).append(p)
+        order = [k for k in KINDS if k in by_kind] + sorted(k for k in by_kind if k not in KINDS)
+        for kind in order:
+            probs = by_kind[kind]
+            sev = Counter(p.severity for p in probs)
+            sevs = ", ".join(f"{sev[s]} {s}" for s in SEVERITIES if sev[s])
+            meaning, todo = KINDS.get(kind, ("", ""))
+            lines.append("")
+            lines.append(f"{kind}: {len(probs)} ({sevs})" + (f" - {meaning}; to fix: {todo}" if meaning else ""))
+            shown = probs if limit is None else probs[:limit]
+            for p in shown:
+                lines.append(f"  [{p.severity}] {p.where()}: {p.message}")
+            if len(shown) < len(probs):
+                lines.append(f"  ... and {len(probs) - len(shown)} more (--all or --json lists every one)")
+        if not self.problems:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- per-file checks
+
+
+@dataclass
+class _FileInfo:
+    exists: bool = False
+    nbytes: int | None = None
+    size: tuple[int, int] | None = None  # (w, h)
+    byte_hash: bytes | None = None
+    pixel_hash: bytes | None = None
+
+
+def _recorded_size(entry: ImageEntry) -> int | None:
+    """The byte size the VIA file records (``size``, else the digits after the filename in the key)."""
+    s = entry.size
+    if isinstance(s, bool):
+        return None
+    if isinstance(s, int):
+        return s if s >= 0 else None
+    if isinstance(s, float) and s.is_integer():
+        return int(s) if s >= 0 else None
+    if isinstance(s, str) and s.strip().isdigit():
+        return int(s.strip())
+    if s is None and entry.key.startswith(entry.filename):
+        rest = entry.key[len(entry.filename):]
+        if rest.isdigit():
+            return int(rest)
+    return None
+
+
+def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
+                 out: list[Problem]) -> _FileInfo:
+    from .imageio import image_size, read_image
+
+    info = _FileInfo()
+    path = entry.path
+
+    def problem(kind, severity, message):
+        out.append(Problem(kind, severity, split, entry.filename, None, message, entry.key))
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        n = len(entry.regions)
+        problem("missing_file", "error",
+                f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
+                f"there, fix the file name in the VIA file, or delete the entry")
+        return info
+    except OSError as exc:
+        problem("unreadable_image", "error", f"cannot access {path} ({exc.strerror or exc})")
+        return info
+    if not path.is_file():
+        problem("unreadable_image", "error", f"{path} is not a file; fix the file name or delete the entry")
+        return info
+    info.exists = True
+    info.nbytes = st.st_size
+    recorded = _recorded_size(entry) if labeled else None
+    if recorded is not None and recorded != st.st_size:
+        problem("size_mismatch", "warning",
+                f"the VIA file records {recorded} bytes but {path.name} has {st.st_size} bytes: it was replaced or "
+                f"re-encoded after annotation; check the regions still fit the picture")
+    try:
+        if decode:
+            img = read_image(path)
+            info.size = (int(img.shape[1]), int(img.shape[0]))
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr(img.shape).encode())
+            h.update(np.ascontiguousarray(img).data)
+            info.pixel_hash = h.digest()
+        else:
+            info.size = image_size(path)
+    except ImageReadError as exc:
+        problem("unreadable_image", "error", f"{exc.problem}; replace the file with a valid image or delete the entry")
+    if hashing:
+        try:
+            with open(path, "rb") as f:
+                info.byte_hash = hashlib.file_digest(f, "blake2b").digest() if hasattr(hashlib, "file_digest") \
+                    else hashlib.blake2b(f.read()).digest()
+        except OSError:
+            pass
+    return info
+
+
+# --------------------------------------------------------------------------------------------- geometry
+
+
+def _geometry_problems(items: list[tuple[str, ImageEntry, tuple[int, int] | None]]) -> dict[int, list[Problem]]:
+    """Region problems of many entries at once; returns {item index: problems}."""
+    shapes: list[dict] = []
+    owner: list[int] = []
+    rindex: list[int] = []
+    for k, (_, entry, _) in enumerate(items):
+        for r, region in enumerate(entry.regions):
+            shapes.append(region.shape)
+            owner.append(k)
+            rindex.append(r)
+    out: dict[int, list[Problem]] = {}
+    if not shapes:
+        return out
+    bbox, issues = analyze_shapes(shapes)
+
+    def add(s: int, kind: str, severity: str, message: str) -> None:
+        split, entry, _ = items[owner[s]]
+        out.setdefault(owner[s], []).append(
+            Problem(kind, severity, split, entry.filename, rindex[s], message, entry.key))
+
+    for s in sorted(issues):
+        for iss in issues[s]:
+            add(s, iss.kind, iss.severity, iss.message)
+    wh = np.array([items[k][2] if items[k][2] is not None else (np.nan, np.nan) for k in owner], dtype=np.float64)
+    tol = OOB_TOLERANCE
+    with np.errstate(invalid="ignore"):
+        outside = (bbox[:, 0] < -tol) | (bbox[:, 1] < -tol) | (bbox[:, 2] > wh[:, 0] + tol) | \
+            (bbox[:, 3] > wh[:, 1] + tol)
+        fully = (bbox[:, 2] < 0) | (bbox[:, 3] < 0) | (bbox[:, 0] > wh[:, 0]) | (bbox[:, 1] > wh[:, 1])
+    for s in np.flatnonzero(outside):
+        x0, y0, x1, y1 = bbox[s]
+        w, h = wh[s]
+        where = f"x {x0:g}..{x1:g}, y {y0:g}..{y1:g} in a {w:g}x{h:g} image"
+        if fully[s]:
+            add(int(s), "out_of_bounds", "error",
+                f"region lies entirely outside the image ({where}); wrong image or wrong coordinates: "
+                f"delete it or redraw it")
+        else:
+            add(int(s), "out_of_bounds", "warning",
+                f"region reaches outside the image ({where}); drag it inside (masks clip it)")
+    return out
+
+
+def check_entry(split_name: str | None, entry: ImageEntry, image_size: tuple[int, int] | None = None,
+                labeled: bool = True) -> list[Problem]:
+    """Problems of one image, fast enough to run after every edit.
+
+    With ``image_size`` given (the GUI has the image open) only the regions are checked: degenerate,
+    self-intersecting, unsupported and out-of-bounds regions, and an empty entry. Without it the file is also
+    looked at (missing, size field, header readable) to get the size; pixels are never decoded here."""
+    out: list[Problem] = []
+    if image_size is None:
+        info = _file_checks(split_name, entry, labeled, decode=False, hashing=False, out=out)
+        size, exists = info.size, info.exists
+    else:
+        size, exists = (int(image_size[0]), int(image_size[1])), True
+    for probs in _geometry_problems([(split_name, entry, size)]).values():
+        out.extend(probs)
+    if labeled and exists and not entry.regions:
+        out.append(_unannotated(split_name, entry))
+    return _sorted(out, {split_name: 0}, {id(entry): 0})
+
+
+def _unannotated(split: str | None, entry: ImageEntry) -> Problem:
+    return Problem("unannotated_image", "info", split, entry.filename, None,
+                   "no regions: it trains as an image without damage; annotate it if it shows damage, or delete "
+                   "the entry", entry.key)
+
+
+# --------------------------------------------------------------------------------------------- dataset-level
+
+
+def _attribute_names(split: Split) -> tuple[set[str], dict[str, set[str]]]:
+    names: set[str] = set()
+    values: dict[str, set[str]] = {}
+    for e in split.entries:
+        for r in e.regions:
+            attrs = r.attributes if isinstance(r.attributes, dict) else {}
+            for k, v in attrs.items():
+                names.add(str(k))
+                values.setdefault(str(k), set()).add(json.dumps(v, sort_keys=True, ensure_ascii=False)
+                                                     if not isinstance(v, str) else v)
+    return names, values
+
+
+def _attribute_problems(dataset: Dataset) -> list[Problem]:
+    out: list[Problem] = []
+    ref: tuple[str, set[str], dict[str, set[str]]] | None = None
+    for sp in dataset.splits.values():
+        if not sp.labeled:
+            continue
+        names, values = _attribute_names(sp)
+        if not names:
+            continue
+        if ref is None:
+            ref = (sp.name, names, values)
+            continue
+        rname, rnames, rvalues = ref
+        if names == rnames:
+            continue
+        only_here, only_ref = sorted(names - rnames), sorted(rnames - names)
+        shown = lambda ns: ", ".join(f"'{n}'" for n in ns) or "nothing else"  # noqa: E731
+        common = set().union(*(values[n] for n in only_here)) & set().union(*(rvalues[n] for n in only_ref)) \
+            if only_here and only_ref else set()
+        msg = f"region attributes differ: {rname} uses {shown(only_ref)} where {sp.name} uses {shown(only_here)}"
+        if common:
+            vals = ", ".join(sorted(common)[:5])
+            msg += (f"; both hold the same values ({vals}), so this is one attribute under two names: rename it in "
+                    f"one VIA file so all splits agree (training by class reads a single attribute)")
+        else:
+            msg += "; make every split use the same attribute names, or classes will not match between splits"
+        out.append(Problem("attribute_mismatch", "warning", sp.name, None, None, msg))
+    return out
+
+
+def _label_multiset(entry: ImageEntry) -> list[str]:
+    labs = []
+    for r in entry.regions:
+        attrs = r.attributes if isinstance(r.attributes, dict) else {}
+        labs.append("|".join(sorted(str(v) for v in attrs.values())))
+    return sorted(labs)
+
+
+def _disagreement(a: ImageEntry, b: ImageEntry, size: tuple[int, int] | None) -> str | None:
+    """Why two annotations of one image disagree, or None when they match closely enough."""
+    if len(a.regions) != len(b.regions):
+        return f"{len(a.regions)} region{'s' if len(a.regions) != 1 else ''} here but {len(b.regions)} in"
+    if not a.regions:
+        return None
+    if _label_multiset(a) != _label_multiset(b):
+        return "different region labels than"
+    if size is None:
+        return None
+    from .raster import rasterize
+
+    w, h = size
+    scale = min(1.0, 256.0 / max(w, h))
+    out = (max(1, round(w * scale)), max(1, round(h * scale)))
+    ma = rasterize(a.regions, (w, h), out) > 0
+    mb = rasterize(b.regions, (w, h), out) > 0
+    union = np.count_nonzero(ma | mb)
+    if union == 0:
+        return None
+    iou = np.count_nonzero(ma & mb) / union
+    if iou < CONFLICT_IOU:
+        return f"regions overlapping only {iou:.0%} (IoU) with"
+    return None
+
+
+def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> list[tuple[int, Problem]]:
+    """duplicate_image / conflicting_duplicate, each attached to the later copy; returns (item index, problem)."""
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for attr in ("byte_hash", "pixel_hash"):
+        first: dict[bytes, int] = {}
+        for i, info in enumerate(infos):
+            h = getattr(info, attr)
+            if h is None:
+                continue
+            if h in first:
+                a, b = find(first[h]), find(i)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                first[h] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        if infos[i].byte_hash is not None or infos[i].pixel_hash is not None:
+            groups.setdefault(find(i), []).append(i)
+    out: list[tuple[int, Problem]] = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort()
+        orig = members[0]
+        osplit, oentry, _ = items[orig]
+        for m in members[1:]:
+            split, entry, _ = items[m]
+            other = f"{osplit}/{oentry.filename}"
+            how = "identical file to" if infos[m].byte_hash == infos[orig].byte_hash else \
+                "a re-encoded copy (same pixels, different file) of"
+            if entry.path.resolve() == oentry.path.resolve():
+                how = "the same file listed again: see"
+            if split != osplit:
+                out.append((m, Problem("duplicate_image", "error", split, entry.filename, None,
+                                       f"{how} {other}: the image is in both {osplit} and {split}, which leaks "
+                                       f"it between splits; remove it from one of them", entry.key)))
+            else:
+                out.append((m, Problem("duplicate_image", "warning", split, entry.filename, None,
+                                       f"{how} {other}; keep one entry", entry.key)))
+            if not labeled[m]:
+                continue
+            ref = next((j for j in members if j < m and labeled[j]), None)
+            if ref is None:
+                continue
+            rsplit, rentry, _ = items[ref]
+            why = _disagreement(entry, rentry, infos[m].size or infos[ref].size)
+            if why:
+                out.append((m, Problem("conflicting_duplicate", "warning", split, entry.filename, None,
+                                       f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
+                                       f"make them agree (one image must not teach two answers)", entry.key)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- the whole dataset
+
+
+def _sorted(problems: list[Problem], split_pos: dict, entry_pos: dict, extra: dict | None = None) -> list[Problem]:
+    kind_pos = {k: i for i, k in enumerate(KINDS)}
+
+    def key(p: Problem):
+        ep = extra.get(id(p), -1) if extra else -1
+        return (split_pos.get(p.split, -1), ep, -1 if p.region is None else p.region,
+                kind_pos.get(p.kind, len(kind_pos)), p.kind, p.message)
+
+    return sorted(problems, key=key)
+
+
+def check_dataset(dataset: Dataset, decode: bool = True) -> Report:
+    """Check every split of ``dataset``. ``decode=False`` reads only image headers (no pixel hashing, so
+    re-encoded duplicates are not detected; identical files still are)."""
+    items: list[tuple[str, ImageEntry, tuple[int, int] | None]] = []
+    labeled: list[bool] = []
+    infos: list[_FileInfo] = []
+    problems: list[Problem] = []
+    pos: dict[int, int] = {}  # id(problem) -> position of its image in dataset order
+    cache: dict[str, _FileInfo] = {}
+
+    def place(p: Problem, k: int) -> None:
+        problems.append(p)
+        pos[id(p)] = k
+
+    for sp in dataset.splits.values():
+        for entry in sp.entries:
+            k = len(items)
+            found: list[Problem] = []
+            real = os.path.realpath(entry.path)
+            if real in cache and cache[real].exists:
+                info = cache[real]
+                rec = _recorded_size(entry) if sp.labeled else None
+                if rec is not None and rec != info.nbytes:
+                    found.append(Problem("size_mismatch", "warning", sp.name, entry.filename, None,
+                                         f"the VIA file records {rec} bytes but the file has {info.nbytes} bytes",
+                                         entry.key))
+            else:
+                info = _file_checks(sp.name, entry, sp.labeled, decode, True, found)
+                cache[real] = info
+            for p in found:
+                place(p, k)
+            if sp.labeled and info.exists and not entry.regions:
+                place(_unannotated(sp.name, entry), k)
+            items.append((sp.name, entry, info.size))
+            labeled.append(sp.labeled)
+            infos.append(info)
+        base = len(items) + 10**9  # unlisted files sort after the listed images of their split
+        for i, path in enumerate(sp.unlisted_images()):
+            place(Problem("unlisted_image", "info", sp.name, path.name, None,
+                          f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
+                          f"or move it out of the folder"), base + i)
+    for k, probs in _geometry_problems(items).items():
+        for p in probs:
+            place(p, k)
+    for k, p in _duplicate_problems(items, infos, labeled):
+        place(p, k)
+    for p in _attribute_problems(dataset):
+        place(p, -1)
+    split_pos = {name: i for i, name in enumerate(dataset.splits)}
+    regions = sum(len(e.regions) for _, e, _ in items)
+    return Report(images=len(items), regions=regions, problems=_sorted(problems, split_pos, {}, pos))
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="check a dataset: missing/corrupt images, bad polygons, images shared between splits",
+        description="Check a VIA dataset before training: missing or unreadable images, size fields that do not "
+        "match the files, degenerate / self-intersecting / out-of-image regions, duplicate images (leaks between "
+        "splits) and conflicting annotations of them, attribute names that differ between splits, images without "
+        "regions. Exit status: 0 no errors, 1 errors found, 2 the dataset cannot be read.",
+    )
+    p.add_argument("dataset", metavar="DATASET",
+                   help="a VIA file, a folder (with train/ val/ test/ subfolders or a VIA file), or DATASET:split")
+    p.add_argument("--json", action="store_true",
+                   help='print {"images", "regions", "problems": [{kind, severity, split, image, region, message}]}')
+    p.add_argument("--no-decode", action="store_true",
+                   help="read image headers only (faster; re-encoded duplicate copies are then not detected)")
+    p.add_argument("--all", action="store_true", help="list every problem (default: 20 per kind)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset)
+    report = check_dataset(dataset, decode=not args.no_decode)
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        title = str(Path(args.dataset))
+        print(report.to_text(limit=None if args.all else 20, title=title))
+    return report.exit_code
