@@ -1,0 +1,117 @@
+"""Pure NumPy rendering of prediction overlays (no widgets): heat map, outline, agreement (TP/FP/FN), Dice.
+
+Every renderer returns an ``HxWx4`` ``uint8`` RGBA array the size of the probability map; :func:`rgba_to_qimage`
+wraps it for the canvas. Re-thresholding or changing opacity only re-runs these functions, never the model.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PySide6.QtGui import QImage
+
+MODES = ("heat", "outline", "agreement")
+TP_RGB = (46, 204, 64)  # green: predicted and annotated
+FP_RGB = (255, 65, 54)  # red: predicted, not annotated
+FN_RGB = (0, 116, 217)  # blue: annotated, missed
+MAX_OVERLAY_SIDE = 2048  # overlays larger than this are rendered reduced (the canvas scales them to the image)
+
+
+def display_scale(shape: tuple[int, ...], max_side: int = MAX_OVERLAY_SIDE) -> float:
+    return min(1.0, max_side / max(shape[0], shape[1], 1))
+
+
+def reduce(arr: np.ndarray, scale: float, nearest: bool = False) -> np.ndarray:
+    if scale >= 1.0:
+        return arr
+    h, w = arr.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(arr, size, interpolation=interp)
+
+
+def _jet(p: np.ndarray) -> np.ndarray:
+    """A compact 'turbo-like' colour ramp: 0 blue -> 0.5 yellow-green -> 1 red; returns HxWx3 uint8."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1]
+    return lut[np.clip(p * 255.0 + 0.5, 0, 255).astype(np.uint8)]
+
+
+def heat_rgba(probs: np.ndarray, threshold: float, opacity: float) -> np.ndarray:
+    """Probabilities as a colour ramp; pixels below ``threshold`` fade out, so the slider shows its cut."""
+    p = np.asarray(probs, dtype=np.float32)
+    rgba = np.empty(p.shape + (4,), np.uint8)
+    rgba[..., :3] = _jet(p)
+    alpha = np.where(p > threshold, 1.0, 0.25 * p / max(threshold, 1e-6))
+    rgba[..., 3] = np.clip(alpha * opacity * 255.0, 0, 255).astype(np.uint8)
+    return rgba
+
+
+def outline_rgba(probs: np.ndarray, threshold: float, opacity: float, rgb=(255, 220, 0), width: int = 2) -> np.ndarray:
+    """The thresholded mask as a filled tint with a solid outline."""
+    m = (np.asarray(probs) > threshold).astype(np.uint8)
+    rgba = np.zeros(m.shape + (4,), np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., 3] = (m * int(round(90 * opacity))).astype(np.uint8)
+    if m.any():
+        contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        edge = np.zeros_like(m)
+        cv2.drawContours(edge, contours, -1, 1, max(1, width))
+        rgba[edge > 0, 3] = int(round(255 * max(opacity, 0.35)))
+    return rgba
+
+
+def agreement(true_mask: np.ndarray, pred_mask: np.ndarray) -> np.ndarray:
+    """``uint8`` HxW: 0 = true negative, 1 = TP, 2 = FP, 3 = FN."""
+    t = np.asarray(true_mask) > 0
+    p = np.asarray(pred_mask) > 0
+    out = np.zeros(t.shape, np.uint8)
+    out[t & p] = 1
+    out[~t & p] = 2
+    out[t & ~p] = 3
+    return out
+
+
+def agreement_rgba(true_mask: np.ndarray, probs: np.ndarray, threshold: float, opacity: float) -> np.ndarray:
+    a = agreement(true_mask, np.asarray(probs) > threshold)
+    rgba = np.zeros(a.shape + (4,), np.uint8)
+    for value, rgb in ((1, TP_RGB), (2, FP_RGB), (3, FN_RGB)):
+        sel = a == value
+        rgba[sel, :3] = rgb
+        rgba[sel, 3] = int(round(255 * opacity))
+    return rgba
+
+
+def dice_iou(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[float, float]:
+    """Hard Dice and IoU of two masks; both empty counts as a perfect 1.0."""
+    t = np.asarray(true_mask) > 0
+    p = np.asarray(pred_mask) > 0
+    inter = float(np.count_nonzero(t & p))
+    st, sp = float(np.count_nonzero(t)), float(np.count_nonzero(p))
+    if st + sp == 0:
+        return 1.0, 1.0
+    return 2 * inter / (st + sp), inter / (st + sp - inter)
+
+
+def render(mode: str, probs: np.ndarray, threshold: float, opacity: float, true_mask: np.ndarray | None = None):
+    """RGBA overlay for ``mode`` (``agreement`` needs ``true_mask``; without one it falls back to outline)."""
+    if mode == "heat":
+        return heat_rgba(probs, threshold, opacity)
+    if mode == "agreement" and true_mask is not None:
+        return agreement_rgba(true_mask, probs, threshold, opacity)
+    return outline_rgba(probs, threshold, opacity)
+
+
+def rgba_to_qimage(rgba: np.ndarray) -> QImage:
+    a = np.ascontiguousarray(rgba)
+    h, w = a.shape[:2]
+    return QImage(a.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def composite(image_rgb: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """The overlay blended over the image (both resized to the image size): HxWx3 uint8, for export."""
+    img = np.asarray(image_rgb, dtype=np.uint8)
+    if rgba.shape[:2] != img.shape[:2]:
+        rgba = cv2.resize(rgba, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    out = img.astype(np.float32) * (1 - alpha) + rgba[..., :3].astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,561 @@
+"""The Prediction panel: run the active model on project images or dropped photos, show the result, accept it.
+
+Standalone ``QWidget``. The model runs on :class:`~viaseg.gui.workers.InferenceService`'s thread (loaded once,
+reused); this panel only renders. Threshold, opacity and view mode re-render the kept probabilities — the
+model never runs again for them.
+
+The panel talks to its host (the main window adapter in ``ml_wiring``, or a test double) through duck-typed
+methods, each optional:
+
+* ``current_target() -> Target | None``: the project image shown now;
+* ``set_overlay(qimage_or_None)``; ``show_external(path)``: show a photo that is not in the project;
+* ``add_regions(entry, regions)``: one undoable step; ``add_external(path, split, regions) -> bool``;
+* ``split_names() -> list[str]``; ``split_entries(name) -> list[ImageEntry]``; ``set_dice_column(mapping)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import overlays
+from .workers import InferenceService
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Target:
+    """An image to predict: a project entry (``entry`` set) or an external photo (``entry`` None)."""
+
+    path: Path
+    entry: Any = None  # viaseg.core.project.ImageEntry
+    split: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"entry:{id(self.entry)}" if self.entry is not None else f"file:{Path(self.path).resolve()}"
+
+
+def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Image files from dropped files and folders (folders: their images, not recursive) and a message per
+    thing that is not an image."""
+    images: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+            if not found:
+                problems.append(f"{p}: folder holds no images")
+            images.extend(found)
+        elif p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+            images.append(p)
+        elif not p.exists():
+            problems.append(f"{p}: no such file")
+        else:
+            problems.append(f"{p.name}: not an image (use {', '.join(IMAGE_EXTS)})")
+    return images, problems
+
+
+def truth_mask(entry: Any, size_wh: tuple[int, int], out_wh: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The annotation of ``entry`` as a 0/1 mask (``out_wh`` or full size); None when it has no area regions."""
+    from viaseg.core.raster import rasterize
+
+    regions = list(getattr(entry, "regions", []) or [])
+    if not regions:
+        return None
+    return rasterize(regions, size_wh, out_wh)
+
+
+class PhotoDropFilter(QObject):
+    """Event filter that lets a widget (the main window) take dropped files/folders for prediction."""
+
+    def __init__(self, panel: PredictionPanel, parent: QObject | None = None):
+        super().__init__(parent)
+        self.panel = panel
+
+    @classmethod
+    def install(cls, widget: QWidget, panel: PredictionPanel) -> PhotoDropFilter:
+        """Make ``widget`` accept drops (Qt delivers drop events only then) and route them to ``panel``."""
+        f = cls(panel, widget)
+        widget.setAcceptDrops(True)
+        widget.installEventFilter(f)
+        return f
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+        t = event.type()
+        if t in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if event.mimeData() is not None and event.mimeData().hasUrls():
+                event.acceptProposedAction()
+                return True
+        elif t == QEvent.Type.Drop:
+            md = event.mimeData()
+            if md is not None and md.hasUrls():
+                paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+                others = [u.toString() for u in md.urls() if not u.isLocalFile()]
+                event.acceptProposedAction()
+                if others:
+                    self.panel._say("Only local files can be predicted: " + ", ".join(others[:3]), error=True)
+                if paths:
+                    self.panel.open_photos(paths)
+                return True
+        return False
+
+
+class PredictionPanel(QWidget):
+    """Controls for predictions; emits ``overlay_changed(QImage or None)`` and ``status(str)``."""
+
+    overlay_changed = Signal(object)
+    status = Signal(str)
+
+    def __init__(self, service: InferenceService, host: Any = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.service = service
+        self.host = host
+        self.target: Target | None = None
+        self.probs: np.ndarray | None = None  # full-resolution probabilities of ``target``
+        self._probs_disp: np.ndarray | None = None  # reduced for drawing
+        self._truth_disp: np.ndarray | None = None
+        self._truth_full: np.ndarray | None = None
+        self.dice: float | None = None
+        self.overlay: QImage | None = None
+        self.renders = 0
+        self._job_one: int | None = None
+        self._all_jobs: dict[int, Any] = {}
+        self._all_scores: dict[str, float] = {}
+        self._all_total = 0
+        self.external: list[Path] = []
+        self._build()
+        service.model_changed.connect(self._on_model)
+        service.model_failed.connect(lambda p, m: self._say(f"Cannot load model: {m}", error=True))
+        service.predicted.connect(self._on_predicted)
+        service.failed.connect(self._on_failed)
+
+    # ------------------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.model_label = QLabel("No active model — train one or pick a run in Training ▸ Runs.")
+        self.model_label.setWordWrap(True)
+        lay.addWidget(self.model_label)
+        row = QHBoxLayout()
+        self.predict_btn = QPushButton("Predict (P)")
+        self.predict_btn.setToolTip("Run the active model on the image shown.")
+        self.predict_btn.clicked.connect(self.predict_current)
+        self.open_btn = QPushButton("Predict images…")
+        self.open_btn.clicked.connect(self.choose_photos)
+        row.addWidget(self.predict_btn)
+        row.addWidget(self.open_btn)
+        lay.addLayout(row)
+
+        view = QGroupBox("View")
+        form = QFormLayout(view)
+        self.mode = QComboBox()
+        self.mode.addItem("Outline (thresholded)", "outline")
+        self.mode.addItem("Heat map (probabilities)", "heat")
+        self.mode.addItem("Agreement with annotation", "agreement")
+        self.mode.setToolTip("Agreement: green = predicted and annotated (TP), red = predicted only (FP), "
+                             "blue = annotated but missed (FN).")
+        self.mode.currentIndexChanged.connect(self.rerender)
+        self.threshold = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=99, value=50)
+        self.threshold_label = QLabel("0.50")
+        self.threshold.valueChanged.connect(self._on_threshold)
+        trow = QHBoxLayout()
+        trow.addWidget(self.threshold, 1)
+        trow.addWidget(self.threshold_label)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=60)
+        self.opacity.valueChanged.connect(self.rerender)
+        form.addRow("Show", self.mode)
+        form.addRow("Threshold", trow)
+        form.addRow("Opacity", self.opacity)
+        self.dice_label = QLabel("")
+        self.dice_label.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.dice_label)
+        lay.addWidget(view)
+
+        acc = QGroupBox("Accept as polygons")
+        af = QFormLayout(acc)
+        self.tolerance = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=40, value=4)
+        self.tolerance.setToolTip("Simplification (Douglas-Peucker, in half pixels): higher = fewer vertices.")
+        self.tolerance.valueChanged.connect(self._update_vertex_hint)
+        self.min_area = QDoubleSpinBox(decimals=0, minimum=0, maximum=1e7, value=50, singleStep=10)
+        self.min_area.setSuffix(" px²")
+        self.min_area.valueChanged.connect(self._update_vertex_hint)
+        self.vertex_hint = QLabel("")
+        self.split_combo = QComboBox()
+        self.split_combo.setToolTip("Split a dropped photo is added to, with its polygons.")
+        self.accept_btn = QPushButton("Accept as polygons")
+        self.accept_btn.clicked.connect(self.accept_polygons)
+        af.addRow("Simplify", self.tolerance)
+        af.addRow("Minimum area", self.min_area)
+        af.addRow(self.vertex_hint)
+        af.addRow("Add photo to", self.split_combo)
+        af.addRow(self.accept_btn)
+        lay.addWidget(acc)
+
+        batch = QGroupBox("Whole split")
+        bl = QHBoxLayout(batch)
+        self.all_split = QComboBox()
+        self.all_btn = QPushButton("Predict all")
+        self.all_btn.setToolTip("Predict every image of the split; the image list gets a Dice column.")
+        self.all_btn.clicked.connect(self.predict_all)
+        bl.addWidget(self.all_split, 1)
+        bl.addWidget(self.all_btn)
+        lay.addWidget(batch)
+
+        exp = QHBoxLayout()
+        self.export_mask_btn = QPushButton("Export mask…")
+        self.export_mask_btn.clicked.connect(lambda: self.export_mask())
+        self.export_overlay_btn = QPushButton("Export overlay…")
+        self.export_overlay_btn.clicked.connect(lambda: self.export_overlay())
+        exp.addWidget(self.export_mask_btn)
+        exp.addWidget(self.export_overlay_btn)
+        lay.addLayout(exp)
+
+        lay.addWidget(QLabel("Dropped photos"))
+        self.photos = QListWidget()
+        self.photos.setToolTip("Photos dropped on the window or opened with File ▸ Predict images…")
+        self.photos.currentItemChanged.connect(self._on_photo_selected)
+        lay.addWidget(self.photos, 1)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.message)
+        self._update_buttons()
+
+    # ----------------------------------------------------------------------------------------- helpers
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #b00020;" if error else "")
+        self.message.setText(text)
+        self.status.emit(text)
+
+    def _call(self, name: str, *args, default=None):
+        fn = getattr(self.host, name, None) if self.host is not None else None
+        return fn(*args) if callable(fn) else default
+
+    def _update_buttons(self) -> None:
+        has = self.probs is not None
+        self.accept_btn.setEnabled(has)
+        self.export_mask_btn.setEnabled(has)
+        self.export_overlay_btn.setEnabled(has)
+
+    def refresh_splits(self) -> None:
+        names = list(self._call("split_names", default=[]) or [])
+        for combo in (self.split_combo, self.all_split):
+            cur = combo.currentText()
+            combo.clear()
+            combo.addItems(names)
+            if cur in names:
+                combo.setCurrentText(cur)
+            elif "val" in names:
+                combo.setCurrentText("val")
+
+    @property
+    def threshold_value(self) -> float:
+        return self.threshold.value() / 100.0
+
+    @property
+    def mode_value(self) -> str:
+        return self.mode.currentData()
+
+    @Slot(str)
+    def _on_model(self, path: str) -> None:
+        self.model_label.setText(f"Active model: <b>{Path(path).parent.name}/{Path(path).name}</b>")
+        self.model_label.setToolTip(path)
+        t = self.service.meta.get("threshold")
+        if isinstance(t, (int, float)) and 0 < t < 1:
+            self.threshold.setValue(int(round(t * 100)))
+
+    # --------------------------------------------------------------------------------------- predicting
+    def set_target(self, target: Target | None) -> None:
+        """The host shows another image: forget the old prediction (its overlay goes away)."""
+        if target is not None and self.target is not None and target.key == self.target.key:
+            return
+        self.target = target
+        self.probs = self._probs_disp = self._truth_disp = self._truth_full = None
+        self.dice = None
+        self.dice_label.setText("")
+        self._job_one = None
+        self._set_overlay(None)
+        self._update_buttons()
+
+    @Slot()
+    def predict_current(self) -> bool:
+        target = self._call("current_target") or self.target
+        if target is None:
+            self._say("Open an image first.", error=True)
+            return False
+        self.set_target(target)
+        if not self.service.has_model():
+            self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+            return False
+        self._job_one = self.service.submit(("one", target.key), str(target.path))
+        self._say(f"Predicting {Path(target.path).name}…")
+        return True
+
+    def open_photos(self, paths: list[str | Path]) -> list[Path]:
+        """Dropped or chosen files/folders: list the images, show and predict the first; report the rest."""
+        images, problems = expand_paths(paths)
+        for p in images:
+            if p not in self.external:
+                self.external.append(p)
+                it = QListWidgetItem(p.name)
+                it.setData(Qt.ItemDataRole.UserRole, str(p))
+                it.setToolTip(str(p))
+                self.photos.addItem(it)
+        if problems:
+            self._say("Not opened: " + "; ".join(problems), error=True)
+        if images:
+            self.show_photo(images[0])
+        elif not problems:
+            self._say("Nothing to open.", error=True)
+        return images
+
+    def show_photo(self, path: Path) -> None:
+        for i in range(self.photos.count()):
+            if self.photos.item(i).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.photos.blockSignals(True)
+                self.photos.setCurrentRow(i)
+                self.photos.blockSignals(False)
+        self._call("show_external", Path(path))
+        self.set_target(Target(Path(path)))
+        if self.service.has_model():
+            self._job_one = self.service.submit(("one", self.target.key), str(path))
+            self._say(f"Predicting {Path(path).name}…")
+        else:
+            self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+
+    def _on_photo_selected(self, cur, _prev) -> None:
+        if cur is not None:
+            self.show_photo(Path(cur.data(Qt.ItemDataRole.UserRole)))
+
+    @Slot()
+    def choose_photos(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Predict images", "",
+                                                "Images (" + " ".join("*" + e for e in IMAGE_EXTS) + ")")
+        if files:
+            self.open_photos(files)
+
+    @Slot(int, object, object)
+    def _on_predicted(self, job: int, tag: Any, probs: np.ndarray) -> None:
+        if isinstance(tag, tuple) and tag and tag[0] == "all":
+            self._on_all_result(job, tag, probs)
+            return
+        if job != self._job_one or self.target is None or tag != ("one", self.target.key):
+            return  # an answer for an image no longer shown
+        self.probs = np.asarray(probs, dtype=np.float32)
+        scale = overlays.display_scale(self.probs.shape)
+        self._probs_disp = overlays.reduce(self.probs, scale)
+        entry = self.target.entry
+        self._truth_full = self._truth_disp = None
+        if entry is not None:
+            h, w = self.probs.shape
+            self._truth_full = truth_mask(entry, (w, h))
+            if self._truth_full is not None:
+                self._truth_disp = overlays.reduce(self._truth_full, scale, nearest=True)
+                if self.mode_value == "outline":
+                    self.mode.setCurrentIndex(self.mode.findData("agreement"))
+        self._say(f"Predicted {Path(self.target.path).name}.")
+        self._update_buttons()
+        self._update_vertex_hint()
+        self.rerender()
+
+    @Slot(int, object, str)
+    def _on_failed(self, job: int, tag: Any, message: str) -> None:
+        if isinstance(tag, tuple) and tag and tag[0] == "all":
+            self._all_jobs.pop(job, None)
+            self._maybe_finish_all()
+            return
+        if job == self._job_one:
+            self._say(f"Prediction failed: {message}", error=True)
+
+    def _on_threshold(self, v: int) -> None:
+        self.threshold_label.setText(f"{v / 100:.2f}")
+        self._update_vertex_hint()
+        self.rerender()
+
+    @Slot()
+    def rerender(self, *_args) -> None:
+        """Redraw the overlay from the kept probabilities (no forward pass)."""
+        if self._probs_disp is None:
+            return
+        t, op = self.threshold_value, self.opacity.value() / 100.0
+        rgba = overlays.render(self.mode_value, self._probs_disp, t, op, self._truth_disp)
+        self.renders += 1
+        self._set_overlay(overlays.rgba_to_qimage(rgba))
+        if self._truth_full is not None:
+            d, iou = overlays.dice_iou(self._truth_disp, self._probs_disp > t)
+            self.dice = d
+            self.dice_label.setText(
+                f"Dice <b>{d:.3f}</b> · IoU {iou:.3f} &nbsp; <span style='color:#2ecc40'>■ TP</span> "
+                f"<span style='color:#ff4136'>■ FP</span> <span style='color:#0074d9'>■ FN</span>")
+        else:
+            self.dice = None
+            self.dice_label.setText("No annotation to compare with." if self.target and self.target.entry
+                                    is not None else "")
+
+    def _set_overlay(self, img: QImage | None) -> None:
+        self.overlay = img
+        self._call("set_overlay", img)
+        self.overlay_changed.emit(img)
+
+    # -------------------------------------------------------------------------------------- accepting
+    def predicted_regions(self) -> list:
+        from viaseg.core.raster import mask_to_regions
+
+        if self.probs is None:
+            return []
+        mask = (self.probs > self.threshold_value).astype(np.uint8)
+        return mask_to_regions(mask, tolerance=self.tolerance.value() / 2.0, min_area=self.min_area.value())
+
+    def _update_vertex_hint(self, *_args) -> None:
+        if self.probs is None:
+            self.vertex_hint.setText("")
+            return
+        regions = self.predicted_regions()
+        n = sum(len(r.points()) for r in regions)
+        self.vertex_hint.setText(f"{len(regions)} polygon(s), {n} vertices")
+
+    @Slot()
+    def accept_polygons(self) -> list:
+        """Add the thresholded prediction as polygons: one undoable step on a project image; a dropped
+        photo is added to the chosen split with them."""
+        if self.target is None or self.probs is None:
+            self._say("Predict an image first.", error=True)
+            return []
+        regions = self.predicted_regions()
+        if not regions:
+            self._say("Nothing above the threshold (or every piece is below the minimum area).", error=True)
+            return []
+        if self.target.entry is not None:
+            self._call("add_regions", self.target.entry, regions)
+            self._say(f"Added {len(regions)} polygon(s); Undo removes them.")
+        else:
+            split = self.split_combo.currentText()
+            if not split:
+                self._say("Open a project to add this photo to one of its splits.", error=True)
+                return []
+            ok = self._call("add_external", Path(self.target.path), split, regions, default=False)
+            if not ok:
+                self._say(f"Could not add {Path(self.target.path).name} to split {split!r}.", error=True)
+                return []
+            self._say(f"Added {Path(self.target.path).name} to {split} with {len(regions)} polygon(s).")
+        return regions
+
+    # ------------------------------------------------------------------------------------ predict all
+    @Slot()
+    def predict_all(self) -> int:
+        split = self.all_split.currentText()
+        entries = list(self._call("split_entries", split, default=[]) or [])
+        if not entries:
+            self._say(f"Split {split!r} has no images." if split else "Open a project first.", error=True)
+            return 0
+        if not self.service.has_model():
+            self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+            return 0
+        self._all_jobs.clear()
+        self._all_scores = {}
+        self._all_total = len(entries)
+        for e in entries:
+            job = self.service.submit(("all", id(e)), str(e.path))
+            self._all_jobs[job] = e
+        self.all_btn.setEnabled(False)
+        self._say(f"Predicting {len(entries)} images of {split}…")
+        return len(entries)
+
+    def _on_all_result(self, job: int, tag: Any, probs: np.ndarray) -> None:
+        entry = self._all_jobs.pop(job, None)
+        if entry is None:
+            return
+        p = np.asarray(probs, dtype=np.float32)
+        scale = overlays.display_scale(p.shape, 512)
+        small = overlays.reduce(p, scale)
+        h, w = p.shape
+        truth = truth_mask(entry, (w, h), (small.shape[1], small.shape[0]))
+        if truth is None:
+            truth = np.zeros(small.shape, np.uint8)
+        self._all_scores[entry.key] = overlays.dice_iou(truth, small > self.threshold_value)[0]
+        done = self._all_total - len(self._all_jobs)
+        if done % 8 == 0:
+            self._call("set_dice_column", dict(self._all_scores))
+            self._say(f"Predicted {done}/{self._all_total}…")
+        self._maybe_finish_all()
+
+    def _maybe_finish_all(self) -> None:
+        if self._all_jobs or not self._all_total:
+            return
+        self._call("set_dice_column", dict(self._all_scores))
+        scores = list(self._all_scores.values())
+        mean = f"; mean Dice {np.mean(scores):.3f}" if scores else ""
+        self._say(f"Predicted {len(scores)} of {self._all_total} images{mean}. Sort the Dice column to see "
+                  "the worst first.")
+        self._all_total = 0
+        self.all_btn.setEnabled(True)
+
+    @property
+    def all_scores(self) -> dict[str, float]:
+        return dict(self._all_scores)
+
+    # ---------------------------------------------------------------------------------------- export
+    def export_mask(self, path: str | Path | None = None) -> Path | None:
+        if self.probs is None or self.target is None:
+            return None
+        if path is None:
+            default = str(Path(self.target.path).with_name(Path(self.target.path).stem + "_mask.png"))
+            path, _ = QFileDialog.getSaveFileName(self, "Export predicted mask", default, "PNG (*.png)")
+            if not path:
+                return None
+        mask = (self.probs > self.threshold_value).astype(np.uint8) * 255
+        return self._write_png(Path(path), mask)
+
+    def export_overlay(self, path: str | Path | None = None) -> Path | None:
+        if self.probs is None or self.target is None:
+            return None
+        if path is None:
+            default = str(Path(self.target.path).with_name(Path(self.target.path).stem + "_overlay.png"))
+            path, _ = QFileDialog.getSaveFileName(self, "Export overlay", default, "PNG (*.png)")
+            if not path:
+                return None
+        from viaseg.core.imageio import read_image
+
+        try:
+            img = read_image(self.target.path)
+        except Exception as exc:  # noqa: BLE001
+            self._say(f"Cannot export overlay: {exc}", error=True)
+            return None
+        rgba = overlays.render(self.mode_value, self.probs, self.threshold_value, self.opacity.value() / 100.0,
+                               self._truth_full)
+        return self._write_png(Path(path), overlays.composite(img, rgba)[..., ::-1])
+
+    def _write_png(self, path: Path, arr: np.ndarray) -> Path | None:
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr))
+        try:
+            if not ok:
+                raise OSError("PNG encoding failed")
+            path.write_bytes(buf.tobytes())
+        except OSError as exc:
+            self._say(f"{path}: cannot write ({exc})", error=True)
+            return None
+        self._say(f"Saved {path}")
+        return path

@@ -1,0 +1,176 @@
+"""Prediction panel: drop photos, overlay, re-threshold without a forward pass, accept as polygons + undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from ml_helpers import make_model, make_project  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
+from viaseg.core import edits  # noqa: E402
+from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target  # noqa: E402
+from viaseg.gui.workers import InferenceService  # noqa: E402
+
+
+class Host:
+    """Stands in for the main window adapter: one dataset, an undo history, the overlay it was given."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.history = edits.History()
+        self.overlay = None
+        self.shown = None
+        self.current = None
+        self.column = None
+
+    def current_target(self):
+        return self.current
+
+    def set_overlay(self, img):
+        self.overlay = img
+
+    def show_external(self, path):
+        self.shown = Path(path)
+
+    def add_regions(self, entry, regions):
+        self.history.push(edits.AddRegions(entry, regions))
+
+    def split_names(self):
+        return list(self.dataset.splits)
+
+    def split_entries(self, name):
+        return list(self.dataset.split(name).entries)
+
+    def set_dice_column(self, mapping):
+        self.column = dict(mapping)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return make_model(tmp_path_factory.mktemp("model") / "tiny.keras")
+
+
+@pytest.fixture
+def setup(qtbot, tmp_path, model_file):
+    ds = load_dataset(make_project(tmp_path / "proj", n_train=2, n_val=3))
+    host = Host(ds)
+    service = InferenceService()
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(service.model_changed, timeout=60000):
+        service.set_model(model_file)
+    panel.refresh_splits()
+    yield panel, host, service
+    service.shutdown()
+
+
+def drop_files(widget, paths) -> bool:
+    """What a desktop drag does: DragEnter (must be accepted for Qt to deliver the drop), then Drop."""
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    args = (Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(5, 5), *args)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), *args))
+    return True
+
+
+def test_drop_photo_shows_overlay_and_rethreshold_needs_no_forward_pass(qtbot, setup, tmp_path):
+    panel, host, service = setup
+    target = QWidget()
+    qtbot.addWidget(target)
+    PhotoDropFilter.install(target, panel)
+    photo = next((tmp_path / "proj" / "val").glob("*.png"))
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        assert drop_files(target, [photo])
+    assert host.shown == photo
+    assert panel.probs is not None and panel.probs.shape == (48, 48)  # full resolution of the photo
+    assert host.overlay is not None and (host.overlay.width(), host.overlay.height()) == (48, 48)
+    passes, renders = service.forward_passes, panel.renders
+    before = host.overlay
+    # threshold below every probability: the whole image is foreground -> a different overlay, same pass count
+    panel.mode.setCurrentIndex(panel.mode.findData("outline"))
+    panel.threshold.setValue(1)
+    low = host.overlay
+    panel.threshold.setValue(99)
+    high = host.overlay
+    assert panel.renders > renders
+    assert low != high and low is not before
+    assert service.forward_passes == passes
+    qtbot.wait(50)
+    assert service.forward_passes == passes and service.pending == 0
+
+
+def test_drop_non_image_gives_message(qtbot, setup, tmp_path):
+    panel, host, _ = setup
+    target = QWidget()
+    qtbot.addWidget(target)
+    PhotoDropFilter.install(target, panel)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert drop_files(target, [bad])
+    assert "notes.txt" in panel.message.text() and "not an image" in panel.message.text()
+    assert host.shown is None and panel.probs is None
+
+
+def test_predict_project_image_agreement_accept_and_undo(qtbot, setup):
+    panel, host, service = setup
+    entry = host.dataset.split("val").entries[0]
+    host.current = Target(entry.path, entry, "val")
+    n_before = len(entry.regions)
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        assert panel.predict_current()
+    assert panel.mode_value == "agreement"  # annotated image: agreement view by default
+    assert panel.dice is not None and 0.0 <= panel.dice <= 1.0
+    panel.threshold.setValue(1)  # everything predicted: Dice = 2|T| / (|T| + all pixels)
+    truth = panel._truth_disp > 0
+    expected = 2 * truth.sum() / (truth.sum() + truth.size)
+    assert panel.dice == pytest.approx(expected, rel=1e-6)
+    # the agreement overlay colours FP pixels red and TP pixels green
+    img = host.overlay.convertToFormat(host.overlay.format())
+    ys, xs = np.nonzero(truth)
+    tp = img.pixelColor(int(xs[0]), int(ys[0]))
+    fy, fx = np.argwhere(~truth)[0]
+    fp = img.pixelColor(int(fx), int(fy))
+    assert tp.green() > tp.red() and fp.red() > fp.green()
+
+    added = panel.accept_polygons()
+    assert added and len(entry.regions) == n_before + len(added)
+    assert all(r.kind == "polygon" for r in added)
+    host.history.undo()
+    assert len(entry.regions) == n_before
+
+
+def test_predict_all_fills_dice_column(qtbot, setup):
+    panel, host, service = setup
+    panel.all_split.setCurrentText("val")
+    assert panel.predict_all() == 3
+    qtbot.waitUntil(lambda: panel.all_btn.isEnabled(), timeout=60000)
+    assert host.column is not None and len(host.column) == 3
+    keys = {e.key for e in host.dataset.split("val").entries}
+    assert set(host.column) == keys
+    assert all(0.0 <= v <= 1.0 for v in host.column.values())
+
+
+def test_export_mask_full_size(qtbot, setup, tmp_path):
+    import cv2
+
+    panel, host, service = setup
+    photo = next((tmp_path / "proj" / "train").glob("*.png"))
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        panel.open_photos([photo])
+    panel.threshold.setValue(1)
+    out = panel.export_mask(tmp_path / "m.png")
+    m = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert m.shape == (48, 48) and set(np.unique(m)) <= {0, 255}
+    assert panel.export_overlay(tmp_path / "o.png").is_file()
