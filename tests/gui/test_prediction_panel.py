@@ -13,7 +13,6 @@ from ml_helpers import make_model, make_project  # noqa: E402
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
-
 from viaseg.core import edits  # noqa: E402
 from viaseg.core.dataset import load_dataset  # noqa: E402
 from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target  # noqa: E402
