@@ -226,3 +226,116 @@ def test_briefly_trained_model_predicts_a_trivial_pattern(tmp_path):
     m = pred.mask()
     dice = 2 * (m & (truth > 0)).sum() / (m.sum() + truth.sum())
     assert dice > 0.8
+
+
+# ------------------------------------------------------------------------------------------ predict CLI
+
+
+@pytest.fixture
+def cli_inputs(tmp_path):
+    """A brightness model file and a folder of two photos with white squares (+ one loose image)."""
+    model = save_model(
+        brightness_model(), tmp_path / "bright.keras", {"input_size": SIZE, "class_names": ["dent"]}
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, (w, h) in {"a.jpg": (320, 240), "b.png": (150, 200)}.items():
+        img = np.zeros((h, w, 3), np.uint8)
+        img[h // 4 : h // 2, w // 4 : w // 2] = 255
+        cv2.imwrite(str(photos / name), img)
+    loose = tmp_path / "loose.png"
+    cv2.imwrite(str(loose), half_white(90, 60)[:, :, ::-1])
+    return model, photos, loose
+
+
+def test_predict_cli_writes_full_size_masks_overlays_and_a_via_file(cli_inputs, tmp_path, capsys):
+    from viaseg.core.cli import main
+    from viaseg.core.via_io import load_via
+
+    model, photos, loose = cli_inputs
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(photos), str(loose), "--out", str(out)]) == 0
+    assert "3 image(s) predicted" in capsys.readouterr().out
+    for stem, (w, h) in {"a": (320, 240), "b": (150, 200), "loose": (90, 60)}.items():
+        mask = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (h, w) and set(np.unique(mask)) == {0, 255}
+        overlay = cv2.imread(str(out / f"{stem}_overlay.jpg"))
+        assert overlay.shape == (h, w, 3)
+    a_mask = cv2.imread(str(out / "a_mask.png"), cv2.IMREAD_UNCHANGED) > 0
+    assert a_mask[60:120, 80:160].mean() > 0.9 and a_mask[150:, 200:].sum() == 0
+    project = load_via(out / "via_region_data.json")
+    assert len(project.images) == 3
+    by_name = {Path(e.filename).name: e for e in project.images}
+    a = by_name["a.jpg"]
+    assert a.filename == "../photos/a.jpg"  # relative to the output folder, nothing copied
+    assert a.path.resolve() == (photos / "a.jpg").resolve()
+    assert a.size == (photos / "a.jpg").stat().st_size and a.key == f"{a.filename}{a.size}"
+    assert len(a.regions) == 1 and a.regions[0].kind == "polygon"
+    assert a.regions[0].attributes == {"class": "dent"}
+    xs, ys = a.regions[0].shape["all_points_x"], a.regions[0].shape["all_points_y"]
+    assert 70 <= min(xs) <= 90 and 150 <= max(xs) <= 170 and 50 <= min(ys) <= 70 and 110 <= max(ys) <= 130
+    assert not (out / "photos").exists() and not list(out.glob("*.jpg.*"))
+
+
+def test_predict_cli_threshold_and_tiles(cli_inputs, tmp_path):
+    from viaseg.core.cli import main
+
+    model, photos, loose = cli_inputs
+    lo, hi = tmp_path / "lo", tmp_path / "hi"
+    assert (
+        main(["predict", str(model), str(loose), "--out", str(lo), "--threshold", "0.01", "--no-overlay"])
+        == 0
+    )
+    assert main(["predict", str(model), str(loose), "--out", str(hi), "--tile-downscale", "1.5"]) == 0
+    m_lo = cv2.imread(str(lo / "loose_mask.png"), cv2.IMREAD_UNCHANGED)
+    m_hi = cv2.imread(str(hi / "loose_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert (m_lo > 0).sum() > (m_hi > 0).sum() > 0
+    assert not (lo / "loose_overlay.jpg").exists() and (hi / "loose_overlay.jpg").exists()
+
+
+def test_predict_cli_unreadable_image_warns_and_exits_1(cli_inputs, tmp_path, capsys):
+    from viaseg.core.cli import main
+
+    model, photos, _ = cli_inputs
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(photos), str(tmp_path / "missing.jpg"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "missing.jpg" in err and "Traceback" not in err
+    assert (out / "a_mask.png").exists() and (out / "b_mask.png").exists()
+    assert not (out / "broken_mask.png").exists()
+
+
+def test_predict_cli_missing_model_is_a_clear_error(cli_inputs, tmp_path, capsys):
+    from viaseg.core.cli import main
+
+    _, photos, _ = cli_inputs
+    assert main(["predict", str(tmp_path / "gone.keras"), str(photos), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "gone.keras: no such model file" in err and "Traceback" not in err
+
+
+def test_output_names_are_unique_and_progress_bar_draws(tmp_path):
+    import io
+
+    from viaseg.core.predict_cmd import ProgressBar, relative_filename, unique_stems
+
+    assert unique_stems([Path("x/a.jpg"), Path("y/a.png"), Path("y/A.jpg"), Path("b.jpg")]) == [
+        "a",
+        "a-2",
+        "A-3",
+        "b",
+    ]
+    assert relative_filename(tmp_path / "i" / "p.jpg", tmp_path / "i") == "p.jpg"
+    assert relative_filename(tmp_path / "i" / "p.jpg", tmp_path / "o") == "../i/p.jpg"
+    buf = io.StringIO()
+    bar = ProgressBar(4, "predicting", stream=buf, enabled=True)
+    for i in range(1, 5):
+        bar.update(i)
+    bar.message("warning: x")
+    bar.close()
+    text = buf.getvalue()
+    assert "4/4" in text and "warning: x\n" in text and "[" + "#" * 30 + "]" in text
+    quiet = io.StringIO()
+    ProgressBar(4, stream=quiet).update(2)  # not a terminal: no bar
+    assert quiet.getvalue() == ""

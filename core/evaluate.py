@@ -1,0 +1,339 @@
+"""Evaluation: per-image Dice and IoU of a model's full-resolution masks against the annotated polygons.
+
+``viaseg evaluate MODEL DATASET[:split] [--json] [--threshold T]`` (default split: ``val`` when the dataset
+has one). The ground truth is rasterized at the image's FULL resolution from the VIA geometry and compared with
+the full-resolution prediction (probabilities resized bilinearly, then thresholded), so the score is what a
+user sees, not a 128-px proxy.
+
+Scores: per image ``dice = 2|T∩P| / (|T|+|P|)`` and ``iou = |T∩P| / |T∪P|``; an image whose true mask and
+prediction are both empty scores 1 on both. ``mean_*`` average the per-image scores; ``global_*`` pool the pixel
+counts of all images (large images weigh more). The per-image list is sorted worst first (lowest Dice) — the
+disagreement list the GUI shows. ``--json`` prints::
+
+    {"mean_dice", "global_dice", "mean_iou", "global_iou", "threshold", "split", "count",
+     "per_image": [{"image", "dice", "iou", "true_pixels", "pred_pixels"}, ...],
+     "errors": [{"image", "error"}, ...]}
+
+Images that cannot be read are reported (stderr warning, ``errors``), left out of the scores, and make the
+command exit with status 1.
+
+Library use (GUI "Predict all"): :func:`evaluate`, :func:`dice_iou`, :func:`agreement_image`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+from .project import ImageEntry
+
+# agreement_image colours (RGBA): true positive green, false positive red, false negative blue
+TP_COLOR = (46, 204, 64)
+FP_COLOR = (255, 65, 54)
+FN_COLOR = (0, 116, 217)
+
+DEFAULT_SPLITS = ("val", "valid", "validation", "dev", "test")
+
+
+def _binary(mask: np.ndarray, what: str) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[:, :, 0]
+    if m.ndim != 2:
+        raise ValueError(f"{what} must be an HxW mask, got shape {m.shape}")
+    return m > 0 if m.dtype != bool else m
+
+
+def _counts(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[int, int, int]:
+    """(|T∩P|, |T|, |P|)."""
+    t = _binary(true_mask, "true mask")
+    p = _binary(pred_mask, "predicted mask")
+    if t.shape != p.shape:
+        raise ValueError(f"mask shapes differ: true {t.shape} vs predicted {p.shape}")
+    return int(np.count_nonzero(t & p)), int(np.count_nonzero(t)), int(np.count_nonzero(p))
+
+
+def _scores(inter: int, nt: int, np_: int) -> tuple[float, float]:
+    total = nt + np_
+    if total == 0:
+        return 1.0, 1.0
+    return 2.0 * inter / total, inter / (total - inter)
+
+
+def dice_iou(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[float, float]:
+    """``(dice, iou)`` of two same-shape masks (bool, or non-zero = foreground). Both empty -> ``(1.0, 1.0)``."""
+    return _scores(*_counts(true_mask, pred_mask))
+
+
+def agreement_image(true_mask: np.ndarray, pred_mask: np.ndarray, alpha: int = 160) -> np.ndarray:
+    """``HxWx4`` RGBA ``uint8`` picture of where a prediction agrees with the truth: true positives
+    :data:`TP_COLOR` (green), false positives :data:`FP_COLOR` (red), false negatives :data:`FN_COLOR` (blue),
+    all with opacity ``alpha``; true negatives fully transparent. Meant to be drawn over the photo."""
+    t = _binary(true_mask, "true mask")
+    p = _binary(pred_mask, "predicted mask")
+    if t.shape != p.shape:
+        raise ValueError(f"mask shapes differ: true {t.shape} vs predicted {p.shape}")
+    out = np.zeros(t.shape + (4,), np.uint8)
+    a = int(np.clip(alpha, 0, 255))
+    out[t & p] = (*TP_COLOR, a)
+    out[~t & p] = (*FP_COLOR, a)
+    out[t & ~p] = (*FN_COLOR, a)
+    return out
+
+
+@dataclass
+class ImageScore:
+    """Scores of one image. ``image`` is the file name as written in the VIA file."""
+
+    image: str
+    path: Path
+    dice: float
+    iou: float
+    true_pixels: int
+    pred_pixels: int
+    intersection: int
+
+    def to_dict(self) -> dict:
+        return {
+            "image": self.image,
+            "dice": round(self.dice, 6),
+            "iou": round(self.iou, 6),
+            "true_pixels": self.true_pixels,
+            "pred_pixels": self.pred_pixels,
+        }
+
+
+@dataclass
+class EvalError:
+    image: str
+    path: Path
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "error": self.error}
+
+
+@dataclass
+class EvalResult:
+    """Scores of a set of images; ``per_image`` is sorted worst first (lowest Dice, then IoU, then name)."""
+
+    threshold: float
+    per_image: list[ImageScore] = field(default_factory=list)
+    errors: list[EvalError] = field(default_factory=list)
+    split: str | None = None
+    stopped: bool = False  # should_stop() ended it early: the scores cover the images done so far
+
+    @property
+    def count(self) -> int:
+        return len(self.per_image)
+
+    @property
+    def mean_dice(self) -> float | None:
+        return float(np.mean([s.dice for s in self.per_image])) if self.per_image else None
+
+    @property
+    def mean_iou(self) -> float | None:
+        return float(np.mean([s.iou for s in self.per_image])) if self.per_image else None
+
+    @property
+    def global_dice(self) -> float | None:
+        if not self.per_image:
+            return None
+        return _scores(*self._pooled())[0]
+
+    @property
+    def global_iou(self) -> float | None:
+        if not self.per_image:
+            return None
+        return _scores(*self._pooled())[1]
+
+    def _pooled(self) -> tuple[int, int, int]:
+        return (
+            sum(s.intersection for s in self.per_image),
+            sum(s.true_pixels for s in self.per_image),
+            sum(s.pred_pixels for s in self.per_image),
+        )
+
+    def score_of(self, image: str) -> ImageScore | None:
+        return next((s for s in self.per_image if s.image == image), None)
+
+    def to_dict(self) -> dict:
+        def r(v):
+            return None if v is None else round(v, 6)
+
+        return {
+            "mean_dice": r(self.mean_dice),
+            "global_dice": r(self.global_dice),
+            "mean_iou": r(self.mean_iou),
+            "global_iou": r(self.global_iou),
+            "threshold": self.threshold,
+            "split": self.split,
+            "count": self.count,
+            "per_image": [s.to_dict() for s in self.per_image],
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+def _sort_key(s: ImageScore):
+    return (s.dice, s.iou, s.image)
+
+
+def evaluate(
+    predictor,
+    split_or_entries,
+    threshold: float | None = None,
+    on_progress: Callable[[int, int, ImageScore | EvalError], None] | None = None,
+    batch_size: int = 4,
+    should_stop: Callable[[], bool] | None = None,
+    on_prediction: Callable[[ImageEntry, object], None] | None = None,
+) -> EvalResult:
+    """Score ``predictor`` (a :class:`~viaseg.core.predict.Predictor`) on a ``Split`` or a list of
+    ``ImageEntry``. ``threshold`` defaults to the model's. ``on_progress(done, total, score_or_error)`` is
+    called after each image (from the calling thread); ``should_stop()`` is checked between images;
+    ``on_prediction(entry, prediction)`` receives each full-resolution :class:`Prediction` (e.g. to show
+    it). Unreadable images become :class:`EvalError` rows, never exceptions."""
+    from .raster import rasterize
+
+    entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
+    split = getattr(split_or_entries, "name", None)
+    thr = predictor.threshold if threshold is None else float(threshold)
+    result = EvalResult(threshold=thr, split=split)
+    total = len(entries)
+    done = 0
+    items = predictor.predict_many([e.path for e in entries], batch_size=batch_size)
+    try:
+        for entry, item in zip(entries, items, strict=True):
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                break
+            done += 1
+            if not item.ok:
+                err = EvalError(entry.filename, entry.path, item.error.problem)
+                result.errors.append(err)
+                if on_progress:
+                    on_progress(done, total, err)
+                continue
+            pred = item.prediction
+            h, w = pred.shape
+            truth = rasterize(entry.regions, (w, h))
+            inter, nt, npred = _counts(truth, pred.mask(thr))
+            dice, iou = _scores(inter, nt, npred)
+            score = ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter)
+            result.per_image.append(score)
+            if on_prediction:
+                on_prediction(entry, pred)
+            if on_progress:
+                on_progress(done, total, score)
+    finally:
+        close = getattr(items, "close", None)
+        if close:
+            close()
+    result.per_image.sort(key=_sort_key)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def choose_split(dataset, requested: str | None):
+    """The split to evaluate: ``requested``, else ``val`` (or valid/validation/dev/test), else the only one."""
+    if requested is not None:
+        sp = dataset.split(requested)
+    else:
+        labeled = {n: s for n, s in dataset.splits.items() if s.labeled}
+        name = next((n for n in DEFAULT_SPLITS if n in labeled), None)
+        if name is None and len(labeled) == 1:
+            name = next(iter(labeled))
+        if name is None:
+            raise DatasetError(
+                f"{dataset.root}: choose a split to evaluate with DATASET:split "
+                f"(labeled splits: {', '.join(labeled) or 'none'})"
+            )
+        sp = labeled[name]
+    if not sp.labeled:
+        raise DatasetError(f"{dataset.root}: split {sp.name!r} has no annotations to evaluate against")
+    if not sp.entries:
+        raise DatasetError(f"{dataset.root}: split {sp.name!r} has no images")
+    return sp
+
+
+def format_report(result: EvalResult, worst: int = 20) -> str:
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"split {result.split or '-'}: {result.count} images scored at threshold {result.threshold:g}"
+        + (f", {len(result.errors)} unreadable" if result.errors else ""),
+        f"  mean Dice {f(result.mean_dice)}   global Dice {f(result.global_dice)}",
+        f"  mean IoU  {f(result.mean_iou)}   global IoU  {f(result.global_iou)}",
+    ]
+    if result.per_image:
+        shown = result.per_image if worst <= 0 else result.per_image[:worst]
+        lines.append(f"worst {len(shown)} of {result.count} (lowest Dice first):")
+        lines.append(f"  {'dice':>6} {'iou':>6} {'true px':>10} {'pred px':>10}  image")
+        for s in shown:
+            lines.append(f"  {s.dice:6.3f} {s.iou:6.3f} {s.true_pixels:10d} {s.pred_pixels:10d}  {s.image}")
+    for e in result.errors:
+        lines.append(f"unreadable: {e.image}: {e.error}")
+    return "\n".join(lines)
+
+
+def register(subparsers) -> None:
+    from .predict_cmd import probability
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model on a labeled split (Dice, IoU, worst images first)",
+        description="Per-image Dice and IoU of MODEL's full-resolution masks against the annotated polygons "
+        "of DATASET[:split] (default split: val). Images are listed worst first.",
+    )
+    p.add_argument("model", help="viaseg .keras model file")
+    p.add_argument("dataset", help="dataset folder or VIA file, optionally DATASET:split")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument(
+        "--threshold", type=probability, default=None, help="probability threshold (default: model's)"
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="images per network call (default 4)")
+    p.add_argument("--worst", type=int, default=20, help="how many worst images to list (0 = all)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import os
+
+    from .dataset import load_dataset, parse_spec
+    from .predict_cmd import ProgressBar, check_threshold
+
+    check_threshold(args.threshold)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _, requested = parse_spec(args.dataset)
+    dataset = load_dataset(args.dataset)
+    split = choose_split(dataset, requested)
+    from .predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    bar = ProgressBar(len(split.entries), "evaluating")
+
+    def progress(done, total, item):
+        if isinstance(item, EvalError):
+            bar.message(f"warning: {item.path}: {item.error} (skipped)")
+        bar.update(done)
+
+    try:
+        result = evaluate(predictor, split, args.threshold, on_progress=progress, batch_size=args.batch_size)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_report(result, args.worst))
+    if result.errors:
+        print(f"viaseg evaluate: {len(result.errors)} image(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
