@@ -88,7 +88,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import tensorflow as tf
-
     from viaseg.core.predict import Predictor
     from viaseg.core.unet import build_unet_xception
 
