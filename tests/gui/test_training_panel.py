@@ -1,0 +1,106 @@
+"""Training panel: a real tiny run in the background, live curves, Stop, failures as messages, runs list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
+from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.gui.training_panel import TrainingPanel, list_runs  # noqa: E402
+
+
+@pytest.fixture
+def project(tmp_path):
+    return load_dataset(make_project(tmp_path / "proj", n_train=8, n_val=4, size=40))
+
+
+def make_panel(qtbot, tmp_path, data, **kw):
+    panel = TrainingPanel(data_provider=lambda: data, runs_root=tmp_path / "runs",
+                          config_overrides=dict(TINY, **kw))
+    qtbot.addWidget(panel)
+    tiny_settings(panel, epochs=kw.pop("epochs", 2))
+    return panel
+
+
+def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
+    panel = make_panel(qtbot, tmp_path, project)
+    activated = []
+    panel.model_activated.connect(activated.append)
+    with qtbot.waitSignal(panel.training_finished, timeout=180000):
+        assert panel.start()
+        assert not panel.start()  # only one training at a time
+        assert "already" in panel.message.text()
+    assert panel.last_error is None, panel.last_error
+    for series in ("train_loss", "val_loss", "train_dice", "val_dice"):
+        pts = panel.curves.points(series)
+        assert [x for x, _ in pts] == [1.0, 2.0], series
+    assert len(panel.curves.points("batch_loss")) == 2 * 2  # 8 images / batch 4, 2 epochs
+    assert panel.samples.count == 2  # sample strip from SamplePredictions
+    assert activated and Path(activated[-1]).is_file() and panel.active_model == activated[-1]
+    assert "Best epoch" in panel.result_label.text() and "run folder" in panel.result_label.text()
+    assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled() and not panel.is_running()
+    # the run is listed; making it active again emits its model
+    runs = list_runs(tmp_path / "runs")
+    assert len(runs) == 1 and runs[0].model_path == Path(activated[-1])
+    panel.refresh_runs()
+    assert panel.runs.topLevelItemCount() == 1
+    panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
+    assert len(panel.run_curves.points("val_dice")) == 2  # its history.csv
+    panel.active_model = None
+    panel.activate_selected_run()
+    assert panel.active_model == str(runs[0].model_path)
+    assert panel.runs.topLevelItem(0).text(3) == "●"
+
+
+def test_stop_ends_run_early(qtbot, tmp_path, project):
+    panel = make_panel(qtbot, tmp_path, project, epochs=50)
+    panel.epochs.setValue(50)
+    stopped = []
+
+    def on_event(ev):
+        if type(ev).__name__ == "BatchEnd" and not stopped:
+            stopped.append(ev)
+            panel.stop()
+
+    with qtbot.waitSignal(panel.training_finished, timeout=180000):
+        panel.start()
+        panel.thread.event.connect(on_event)
+    epochs_done = len(panel.curves.points("train_loss"))
+    assert epochs_done < 50
+    assert not panel.is_running() and panel.thread is None
+    # stopped in the first epoch: either no epoch finished (no model, a clear message) or the best is kept
+    assert ("Stopped" in panel.message.text()) or ("stopped before any epoch" in panel.message.text())
+
+
+def test_failure_is_a_message(qtbot, tmp_path):
+    root = make_project(tmp_path / "empty", n_train=3, n_val=1, size=32)
+    ds = load_dataset(root)
+    for _, e in ds.entries():
+        e.regions.clear()  # "use unsaved edits": the in-memory dataset has no annotation left
+    panel = make_panel(qtbot, tmp_path, ds)
+    with qtbot.waitSignal(panel.training_finished, timeout=120000):
+        panel.start()
+    assert panel.last_error and "no annotated images" in panel.last_error
+    assert "no annotated images" in panel.message.text()
+    assert panel.active_model is None and panel.start_btn.isEnabled()
+
+
+def test_no_project_is_a_message(qtbot, tmp_path):
+    panel = TrainingPanel(data_provider=None, runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert not panel.start()
+    assert "No project" in panel.message.text() and panel.thread is None
+
+
+def test_presets_fill_the_form(qtbot, tmp_path):
+    panel = TrainingPanel(runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    panel.preset.setCurrentText("research")
+    assert panel.image_size.value() == 128 and panel.loss.currentText() == "dice"
+    assert not panel.augment.isChecked() and panel.bn_momentum.value() == pytest.approx(0.99)
+    panel.preset.setCurrentText("default")
+    assert panel.augment.isChecked()
