@@ -172,10 +172,11 @@ def convert(src: str | Path, dst: str | Path, to: str | None = None, class_attr:
                               separators=(",", ":"), allow_nan=False)
         else:
             text = dumps_via(project, fmt, dst)
+        data = text.encode("utf-8")
     except (ValueError, TypeError, RecursionError) as exc:
         raise ViaSaveError(f"{dst}: cannot write {src} as {fmt}: {exc}") from exc
     try:
-        atomic_write(dst, text.encode("utf-8"))
+        atomic_write(dst, data)
     except OSError as exc:
         raise ViaSaveError(f"{dst}: cannot save ({exc.strerror or exc})") from exc
     return project

@@ -100,7 +100,8 @@ def _attributes_via2(attr_table: dict) -> dict:
     for aid, a in attr_table.items():
         level = "file" if str(a.get("anchor_id", "")).endswith("XY0") else "region"
         name = a.get("aname") if isinstance(a.get("aname"), str) else aid
-        d: dict = {"type": TYPE_TO_VIA2.get(a.get("type"), "text"), "description": a.get("desc", "")}
+        t = a.get("type")
+        d: dict = {"type": TYPE_TO_VIA2.get(t, "text") if is_number(t) else "text", "description": a.get("desc", "")}
         if isinstance(a.get("options"), dict) and a["options"]:
             d["options"] = dict(a["options"])
             dflt = a.get("default_option_id")
@@ -172,7 +173,7 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     project = Project(
         images=list(images.values()), fmt="via3", path=None, attributes=_attributes_via2(attr_table), raw=data
     )
-    project._via3 = {"vid_to_fid": vid_to_fid, "fa_mid": fa_mid}
+    project._via3 = {"vid_to_fid": vid_to_fid, "fa_mid": fa_mid, "image_fids": list(images)}
     return project
 
 
@@ -180,7 +181,7 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
 
 
 def _new_id(existing, start: int = 1) -> str:
-    n = max([int(k) for k in existing if str(k).isdigit()] + [start - 1]) + 1
+    n = max([int(k) for k in map(str, existing) if k.isascii() and k.isdigit() and len(k) < 16] + [start - 1]) + 1
     return str(n)
 
 
@@ -227,9 +228,12 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         return av
 
     files = dict(raw.get("file") or {})
+    files_before = set(files)
     views = dict(raw.get("view") or {})
     fid_to_vid = {f: v for v, f in state["vid_to_fid"].items()}
-    vid_list = proj_block.get("vid_list") if isinstance(proj_block.get("vid_list"), list) else raw.get("vid_list")
+    vid_list = proj_block.get("vid_list") if "vid_list" in proj_block else raw.get("vid_list")
+    if vid_list is not None and not isinstance(vid_list, list):
+        vid_list = None  # not ours to fix: written back as it was
     new_vids: list[str] = []
     kept_fids = set()
     region_meta: dict[str, dict] = {}  # mid -> new metadata entry, for regions still present
@@ -256,8 +260,9 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         elif files[fid].get("fname") != im.filename:
             files[fid] = {**files[fid], "fname": im.filename}
         kept_fids.add(fid)
+        new_file = fid not in files_before
         vid = fid_to_vid.get(fid)
-        if vid is None:
+        if vid is None and (new_file or im.regions or im.file_attributes):  # a file VIA3 shows needs a view
             vid = _new_id(views)
             views[vid] = {"fid_list": [fid]}
             new_vids.append(vid)
@@ -280,7 +285,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
             fresh.append((new_mid(vid), {"vid": vid, "flg": 0, "z": [], "xy": [], "av": av}))
 
     # drop images that were removed: their file, their single-file views and those views' metadata
-    gone_fids = {f for f in state["vid_to_fid"].values() if f not in kept_fids}
+    gone_fids = {f for f in state.get("image_fids", ()) if f not in kept_fids}
     gone_vids = {v for v, f in state["vid_to_fid"].items() if f in gone_fids}
     for f in gone_fids:
         files.pop(f, None)

@@ -211,4 +211,14 @@ def dump_json(value: Any, style: dict | None = None) -> str:
     text = json.dumps(
         value, ensure_ascii=st["ensure_ascii"], indent=st["indent"], separators=st["separators"], allow_nan=False
     )
+    if not st["ensure_ascii"] and not utf8_ok(text):  # lone surrogates ("\ud800" in the file): keep them escaped
+        text = json.dumps(value, ensure_ascii=True, indent=st["indent"], separators=st["separators"], allow_nan=False)
     return text + "\n" if st["newline"] else text
+
+
+def utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

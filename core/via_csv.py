@@ -16,12 +16,13 @@ from pathlib import Path
 
 from .errors import ViaFormatError
 from .project import ImageEntry, Project, Region
-from .via_common import check_dict, check_shape, derive_attributes, parse_json, show
+from .via_common import check_dict, check_shape, derive_attributes, parse_json, show, utf8_ok
 
 HEADER_V2 = (
     "filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,region_attributes"
 )
 HEADER_V1 = "#" + HEADER_V2
+FIELD_LIMIT = 1 << 28
 _LINE_RE = re.compile(r"\r\n|\r|\n")
 _LEGACY_RE = re.compile(r"^\w+=")
 
@@ -55,6 +56,8 @@ def read_csv(text: str, path, base_dir: Path | None) -> Project:
             f"not a VIA CSV export: the first line must be {show(HEADER_V2, 200)} "
             f"(or the same with a leading '#'), got {show(lines[0], 80)}",
         )
+    if csv.field_size_limit() < FIELD_LIMIT:  # a long polygon is one field; the default limit is 128 KiB
+        csv.field_size_limit(FIELD_LIMIT)
     by_key: dict[str, ImageEntry] = {}
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -119,7 +122,8 @@ def _raw_field(value) -> str:
 
 
 def _js(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text if utf8_ok(text) else json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def dumps_csv(project: Project) -> str:

@@ -133,11 +133,11 @@ def save_via(project: Project, path: str | Path | None = None, fmt: str | None =
     if target is None:
         raise ViaSaveError("cannot save: the project has no file name yet (use save as)")
     try:
-        text = dumps_via(project, fmt, target)
+        data = dumps_via(project, fmt, target).encode("utf-8")
     except (ValueError, TypeError, RecursionError) as exc:
         raise ViaSaveError(f"{target}: cannot encode the project as {fmt or project.fmt}: {exc}") from exc
     try:
-        atomic_write(target, text.encode("utf-8"), backup=backup)
+        atomic_write(target, data, backup=backup)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ViaSaveError(f"{target}: cannot save ({reason})") from exc
