@@ -22,8 +22,8 @@ Thread safety: TensorFlow is imported lazily (never at module import). A ``Predi
 any thread (the GUI uses a worker thread); calls are serialised by a lock, one image at a time.
 
 Preprocessing matches training: the image is resized (stretched, no letterbox) to the input size with the
-interpolation in ``meta["resize"]`` (``area`` | ``bilinear`` | ``nearest``) and scaled to ``0..1``
-(``meta["normalize"]``: ``"unit"`` = /255, the default; ``"none"`` = raw 0..255; ``"symmetric"`` = -1..1).
+interpolation in ``meta["resize"]`` (``area`` | ``bilinear`` | ``nearest``) and scaled as ``meta["input_scale"]``
+says (``"rgb/255"`` = 0..1, the default and what training writes; ``"rgb"`` = raw 0..255; ``"rgb/127.5-1"``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ from .errors import ImageReadError, ModelError
 
 _INTERP = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 DEFAULT_THRESHOLD = 0.5
+# meta["input_scale"] (written by training; "normalize" accepted too) -> how pixels are scaled
+_SCALES = {
+    "rgb/255": "unit",
+    "unit": "unit",
+    "0..1": "unit",
+    "rgb/127.5-1": "symmetric",
+    "symmetric": "symmetric",
+    "-1..1": "symmetric",
+    "rgb": "none",
+    "none": "none",
+    "0..255": "none",
+}
 
 
 class Prediction(np.ndarray):
@@ -134,9 +146,12 @@ class Predictor:
         if resize not in _INTERP:
             raise ModelError(f"{self.path or 'model'}: unknown resize method {resize!r} in metadata")
         self.resize = resize
-        norm = str(self.meta.get("normalize", "unit")).lower()
-        if norm not in ("unit", "none", "symmetric"):
-            raise ModelError(f"{self.path or 'model'}: unknown normalize {norm!r} in metadata")
+        scale = (
+            str(self.meta.get("input_scale", self.meta.get("normalize", "rgb/255"))).lower().replace(" ", "")
+        )
+        norm = _SCALES.get(scale)
+        if norm is None:
+            raise ModelError(f"{self.path or 'model'}: unknown input_scale {scale!r} in metadata")
         self.normalize = norm
         # network invocations (one per batch): lets callers check that re-thresholding is free
         self.forward_calls = 0

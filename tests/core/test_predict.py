@@ -104,6 +104,15 @@ def test_unreadable_file_raises_image_read_error(predictor, tmp_path):
         predictor.predict(bad)
 
 
+def test_input_scale_metadata_is_honoured(predictor):
+    img = np.full((40, 40, 3), 128, np.uint8)  # 0.502 after /255: prob ~0.5; raw 128 would saturate
+    raw = Predictor(predictor.model, {"input_size": SIZE, "input_scale": "rgb"}).predict(img)
+    unit = Predictor(predictor.model, {"input_size": SIZE, "input_scale": "rgb/255"}).predict(img)
+    assert abs(float(unit.mean()) - 0.5) < 0.05 and raw.min() > 0.99
+    with pytest.raises(ModelError, match="input_scale"):
+        Predictor(predictor.model, {"input_size": SIZE, "input_scale": "weird"})
+
+
 def test_bad_array_is_refused(predictor):
     with pytest.raises(ValueError, match="HxW"):
         predictor.predict(np.zeros((5, 5, 7), np.uint8))
