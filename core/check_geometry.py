@@ -26,8 +26,9 @@ from itertools import chain
 
 import numpy as np
 
-_PAIR_CHUNK = 2_000_000  # candidate edge pairs tested per numpy batch (bounds memory)
+_PAIR_CHUNK = 200_000  # candidate edge pairs tested per numpy batch (bounds memory)
 AREA_EPS = 1e-9
+_BATCH_POINTS = 32_768  # polygon vertices analysed per numpy batch
 
 
 @dataclass
@@ -123,6 +124,13 @@ def analyze_shapes(shapes: list[dict]) -> tuple[np.ndarray, dict[int, list[Shape
     poly_xs: list = []
     poly_ys: list = []
     for i, shape in enumerate(shapes):
+        if type(shape) is dict and shape.get("name") == "polygon":  # fast path for the common case
+            xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+            if type(xs) is list and type(ys) is list and len(xs) == len(ys):
+                poly_idx.append(i)
+                poly_xs.append(xs)
+                poly_ys.append(ys)
+                continue
         kind = shape.get("name") if isinstance(shape, dict) else None
         if not isinstance(shape, dict):
             add(i, ShapeIssue("degenerate_region", "error", "region has no shape; delete it"))
@@ -145,8 +153,14 @@ def analyze_shapes(shapes: list[dict]) -> tuple[np.ndarray, dict[int, list[Shape
             bbox[i] = box
         for f in found:
             add(i, f)
-    if poly_idx:
-        _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add)
+    # batches of about _BATCH_POINTS vertices: the temporaries stay in cache and their memory is reused,
+    # which is several times faster than one pass over millions of points
+    lo, acc = 0, 0
+    for hi in range(len(poly_idx)):
+        acc += len(poly_xs[hi])
+        if acc >= _BATCH_POINTS or hi == len(poly_idx) - 1:
+            _analyze_polylists(shapes, poly_idx[lo:hi + 1], poly_xs[lo:hi + 1], poly_ys[lo:hi + 1], bbox, add)
+            lo, acc = hi + 1, 0
     return bbox, issues
 
 
@@ -174,139 +188,117 @@ def _flatten(poly_xs, poly_ys, lengths) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.concatenate(xs_out), np.concatenate(ys_out), ok
 
 
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    s = np.zeros(len(lengths), dtype=np.int64)
+    if len(lengths) > 1:
+        np.cumsum(lengths[:-1], out=s[1:])
+    return s
+
+
 def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
     idx = np.asarray(poly_idx)
     lengths = np.fromiter((len(v) for v in poly_xs), dtype=np.int64, count=len(poly_xs))
     x, y, numeric = _flatten(poly_xs, poly_ys, lengths)
-    npoly = len(idx)
-    pid = np.repeat(np.arange(npoly), lengths)
-    finite_pt = np.isfinite(x) & np.isfinite(y)
-    bad_pt = np.bincount(pid[~finite_pt], minlength=npoly) if len(pid) else np.zeros(npoly, np.int64)
-    valid = numeric & (bad_pt == 0) & (lengths > 0)
-    is_polygon = np.array([shapes[i].get("name") == "polygon" for i in poly_idx], dtype=bool)
+    finite = np.isfinite(x) & np.isfinite(y)
+    valid = numeric & (lengths > 0)
+    if not finite.all():
+        bad = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[~finite], minlength=len(lengths))
+        valid &= bad == 0
     for k in np.flatnonzero(~valid):
         i = int(idx[k])
-        if lengths[k] == 0:
-            add(i, ShapeIssue("degenerate_region", "error", f"{shapes[i].get('name')} has no points; delete it"))
-        else:
-            add(i, ShapeIssue("degenerate_region", "error",
-                              f"{shapes[i].get('name')} has non-numeric or non-finite coordinates; "
-                              "fix them in the VIA file or delete the region"))
-    # keep only valid polygons (polylines: bbox only)
-    keep_pt = valid[pid]
-    x, y, pid = x[keep_pt], y[keep_pt], pid[keep_pt]
-    if len(x) == 0:
+        what = "has no points" if lengths[k] == 0 else \
+            "has non-numeric or non-finite coordinates; fix them in the VIA file or"
+        add(i, ShapeIssue("degenerate_region", "error", f"{shapes[i].get('name')} {what} delete it"))
+    if not valid.all():
+        keep = np.repeat(valid, lengths)
+        x, y, idx, lengths = x[keep], y[keep], idx[valid], lengths[valid]
+    if len(idx) == 0:
         return
-    vidx = np.flatnonzero(valid)
-    # segment starts of the surviving polygons in the filtered arrays
-    seg_len = lengths[vidx]
-    seg_start = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
-    xmin = np.minimum.reduceat(x, seg_start)
-    xmax = np.maximum.reduceat(x, seg_start)
-    ymin = np.minimum.reduceat(y, seg_start)
-    ymax = np.maximum.reduceat(y, seg_start)
-    bbox[idx[vidx]] = np.stack([xmin, ymin, xmax, ymax], axis=1)
-
-    # polygons only from here: drop consecutive duplicates (incl. a closing vertex equal to the first)
-    polys = vidx[is_polygon[vidx]]
-    if len(polys) == 0:
-        return
-    sel = is_polygon[pid]
-    x, y, pid = x[sel], y[sel], pid[sel]
-    seg_len = lengths[polys]
-    seg_start = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
-    local = np.arange(len(x)) - np.repeat(seg_start, seg_len)
-    last = np.repeat(seg_start + seg_len - 1, seg_len)
-    prev = np.arange(len(x)) - 1
-    first = np.repeat(seg_start, seg_len)
+    start = _starts(lengths)
+    bbox[idx] = np.stack([np.minimum.reduceat(x, start), np.minimum.reduceat(y, start),
+                          np.maximum.reduceat(x, start), np.maximum.reduceat(y, start)], axis=1)
+    # polygons only from here (polylines got their bbox)
+    is_polygon = np.fromiter((shapes[i].get("name") == "polygon" for i in idx), dtype=bool, count=len(idx))
+    if not is_polygon.all():
+        keep = np.repeat(is_polygon, lengths)
+        x, y, idx, lengths = x[keep], y[keep], idx[is_polygon], lengths[is_polygon]
+        if len(idx) == 0:
+            return
+        start = _starts(lengths)
+    # drop repeated vertices: consecutive duplicates and a closing vertex equal to the first (VIA 1)
+    last = start + lengths - 1
     dup = np.zeros(len(x), dtype=bool)
-    has_prev = local > 0
-    dup[has_prev] = (x[has_prev] == x[prev[has_prev]]) & (y[has_prev] == y[prev[has_prev]])
-    at = np.arange(len(x))
-    dup |= (at == last) & (at != first) & (x == x[first]) & (y == y[first])
-    keep = ~dup
-    x, y, pid = x[keep], y[keep], pid[keep]
-    # compact per polygon
-    order_pos = np.searchsorted(polys, pid)  # position of each point's polygon within `polys`
-    m = np.bincount(order_pos, minlength=len(polys))
-    start = np.concatenate([[0], np.cumsum(m)[:-1]])
-    nxt = np.arange(len(x)) + 1
-    ends = start + m - 1
-    nxt[ends[m > 0]] = start[m > 0]
-    flat = _collinear(x, y, order_pos, m, start)
-    ok = np.ones(len(polys), dtype=bool)
-    for k in np.flatnonzero(m < 3):
-        add(int(idx[polys[k]]), ShapeIssue(
+    dup[1:] = (x[1:] == x[:-1]) & (y[1:] == y[:-1])
+    dup[start] = False
+    closing = (lengths > 1) & (x[last] == x[start]) & (y[last] == y[start])
+    dup[last[closing]] = True
+    if dup.any():
+        m = lengths - np.add.reduceat(dup.astype(np.int64), start)
+        keep = ~dup
+        x, y = x[keep], y[keep]
+        start = _starts(m)
+    else:
+        m = lengths
+    owner = np.repeat(np.arange(len(m)), m)
+    nxt = np.arange(1, len(x) + 1)
+    nxt[start + m - 1] = start
+    ok = m >= 3
+    for k in np.flatnonzero(~ok):
+        add(int(idx[k]), ShapeIssue(
             "degenerate_region", "warning",
             f"polygon has {int(m[k])} distinct point(s); at least 3 are needed: add vertices or delete it"))
-        ok[k] = False
-    for k in np.flatnonzero((m >= 3) & flat):
-        add(int(idx[polys[k]]), ShapeIssue(
-            "degenerate_region", "warning",
-            "polygon has zero area (all its points are on one line); redraw it or delete it"))
-        ok[k] = False
-    _self_intersections(x, y, order_pos, m, start, nxt, ok, lambda k: int(idx[polys[k]]), add)
+    # zero area: a collinear polygon has zero signed area, so only those need the exact test
+    cross = x * y[nxt] - x[nxt] * y
+    area2 = np.abs(np.add.reduceat(cross, start))
+    span = np.maximum(bbox[idx, 2] - bbox[idx, 0], bbox[idx, 3] - bbox[idx, 1])
+    for k in np.flatnonzero(ok & (area2 <= 1e-6 * np.maximum(span, 1.0) ** 2)):
+        s, n = int(start[k]), int(m[k])
+        px, py = x[s:s + n] - x[s], y[s:s + n] - y[s]
+        far = int(np.argmax(px * px + py * py))
+        dev = np.abs(px[far] * py - py[far] * px).max()
+        if dev <= AREA_EPS * max(float(span[k]), 1.0) ** 2:
+            add(int(idx[k]), ShapeIssue(
+                "degenerate_region", "warning",
+                "polygon has zero area (all its points are on one line); redraw it or delete it"))
+            ok[k] = False
+    _self_intersections(x, y, owner, m, start, nxt, ok & (m >= 4), lambda k: int(idx[k]), add)
 
 
-def _collinear(x, y, owner, m, start) -> np.ndarray:
-    """Per polygon: True when all its points lie on one line (zero area whatever the vertex order)."""
-    npoly = len(m)
-    has = m > 0
-    x0 = np.zeros(npoly)
-    y0 = np.zeros(npoly)
-    x0[has], y0[has] = x[start[has]], y[start[has]]
-    dx, dy = x - x0[owner], y - y0[owner]
-    d2 = dx * dx + dy * dy
-    far = np.full(npoly, -1.0)
-    np.maximum.at(far, owner, d2)
-    # direction: first point at the largest distance from the first vertex
-    cand = np.flatnonzero(d2 == far[owner])
-    _, first = np.unique(owner[cand], return_index=True)
-    fx = np.zeros(npoly)
-    fy = np.zeros(npoly)
-    pick = cand[first]
-    fx[owner[pick]], fy[owner[pick]] = dx[pick], dy[pick]
-    dev = np.abs(fx[owner] * dy - fy[owner] * dx)
-    scale = np.sqrt(np.maximum(far, 0.0))
-    worst = np.zeros(npoly)
-    np.maximum.at(worst, owner, dev)
-    # |cross| / |direction| is the distance from the line; below AREA_EPS * size counts as on it
-    return worst <= AREA_EPS * np.maximum(scale, 1.0) * np.maximum(scale, 1.0)
-
-
-def _self_intersections(x, y, owner, m, start, nxt, ok, shape_index, add) -> None:
-    """Find crossing/touching edges of the polygons flagged ``ok`` with at least 4 vertices."""
-    cand = ok & (m >= 3)
+def _self_intersections(x, y, owner, m, start, nxt, cand, shape_index, add) -> None:
+    """Find crossing/touching edges of the polygons flagged ``cand`` (triangles are always simple)."""
     if not cand.any():
         return
-    npoly = len(m)
-    sel = cand[owner]
+    prv = np.arange(-1, len(x) - 1)
+    prv[start] = start + m - 1
     # --- fold-backs: an edge that turns back exactly along its predecessor (a spike of zero width)
-    prv = np.empty_like(nxt)
-    prv[nxt] = np.arange(len(nxt))
     ux, uy = x - x[prv], y - y[prv]
     vx, vy = x[nxt] - x, y[nxt] - y
-    fold = sel & (ux * vy - uy * vx == 0) & (ux * vx + uy * vy < 0)
+    fold = (ux * vy == uy * vx) & (ux * vx + uy * vy < 0) & cand[owner]
     found: dict[int, tuple[int, float, float]] = {}  # polygon -> (crossings, x, y of the first)
     for p in np.flatnonzero(fold):
         k = int(owner[p])
         c, fx, fy = found.get(k, (0, float(x[p]), float(y[p])))
         found[k] = (c + 1, fx, fy)
-    # --- star test around the vertex mean (triangles are always simple)
-    cx = np.bincount(owner, weights=x, minlength=npoly) / np.maximum(m, 1)
-    cy = np.bincount(owner, weights=y, minlength=npoly) / np.maximum(m, 1)
-    ang = np.arctan2(y - cy[owner], x - cx[owner])
-    at_center = (x == cx[owner]) & (y == cy[owner])
-    d = np.mod(ang[nxt] - ang + math.pi, 2 * math.pi) - math.pi
-    pos = np.bincount(owner, weights=(d > 1e-9).astype(np.float64), minlength=npoly)
-    neg = np.bincount(owner, weights=(d < -1e-9).astype(np.float64), minlength=npoly)
-    wind = np.bincount(owner, weights=d, minlength=npoly)
-    centered = np.bincount(owner, weights=at_center.astype(np.float64), minlength=npoly)
-    star = ((pos == m) | (neg == m)) & (np.abs(wind) < 3 * math.pi) & (centered == 0)
-    need = cand & (m > 3) & ~star
+    # --- star test around the vertex mean c: every step turns the same way around c by less than pi
+    #     (cross products of consecutive vertices around c all of one sign) and the outline goes around c
+    #     once (one upward crossing of the horizontal half-line from c) => each edge owns its angular sector.
+    cx = np.add.reduceat(x, start) / m
+    cy = np.add.reduceat(y, start) / m
+    dx, dy = x - cx[owner], y - cy[owner]
+    a, b = dx * dy[nxt], dy * dx[nxt]
+    cr = a - b
+    tol = 1e-9 * (np.abs(a) + np.abs(b))
+    ccw = np.logical_and.reduceat(cr > tol, start)
+    cw = np.logical_and.reduceat(cr < -tol, start)
+    up = np.add.reduceat(((dy < 0) & (dy[nxt] >= 0)).astype(np.int64), start)
+    down = np.add.reduceat(((dy >= 0) & (dy[nxt] < 0)).astype(np.int64), start)
+    star = (ccw & (up == 1)) | (cw & (down == 1))
+    need = cand & ~star
     if need.any():
         _sweep(x, y, owner, m, start, nxt, need, found)
     for k in sorted(found):
+        if not cand[k]:
+            continue
         cnt, px, py = found[k]
         add(shape_index(k), ShapeIssue(
             "self_intersection", "warning",

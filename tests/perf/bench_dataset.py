@@ -1,0 +1,156 @@
+"""Benchmark: load / save / check a large VIA 2 project, and rasterize one image's regions.
+
+    python tests/perf/bench_dataset.py --json
+
+Generates (seeded, in a temp dir) a VIA 2 *project* file of 10,000 images and 50,000 polygons of 1 to 200
+vertices (hand-drawn-like outlines: jittered angles, smooth radius, integer coordinates; ~1% of them are made
+to cross themselves), then measures, best of ``--repeat`` runs:
+
+* ``load_s``: ``via_io.load_via`` of the file (~30 MB of JSON);
+* ``save_s``: ``via_io.save_via`` of the loaded project to a new file (atomic write + fsync);
+* ``check_s``: the per-region checks of all 50,000 polygons as ``check_dataset`` runs them
+  (degenerate, self-intersection, out-of-bounds against a 1024x768 image size), without touching image
+  files: the images are not generated, so ``check_dataset`` itself would only add 10,000 ``missing_file``
+  reports. That end-to-end number (stat of 10,000 absent files + the same geometry) is ``check_dataset_s``;
+* ``rasterize_per_image_ms``: ``raster.rasterize`` of 10 polygons into a 1024x768 mask, mean of 200 calls.
+
+Targets (2-core machine): load <= 1 s, save <= 1 s, check <= 2 s, rasterize <= 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from viaseg.core.checks import _geometry_problems, check_dataset
+from viaseg.core.dataset import load_dataset
+from viaseg.core.raster import rasterize
+from viaseg.core.via_io import load_via, save_via
+
+W, H = 1024, 768
+
+
+def outline(rng: np.random.Generator, n: int, cross: bool) -> tuple[list[int], list[int]]:
+    base = max(12.0, n * 3.0 / (2 * math.pi)) * rng.uniform(1.0, 2.5)
+    m = 1.35 * base  # the radius varies by up to 30%: keep the outline inside the image
+    cx, cy = rng.uniform(m, W - m), rng.uniform(m, H - m)
+    k = np.arange(n)
+    ang = (k + rng.uniform(-0.3, 0.3, n)) * (2 * math.pi / n)
+    phase = rng.uniform(0, 2 * math.pi, 3)
+    r = base * (1 + 0.15 * np.sin(2 * ang + phase[0]) + 0.1 * np.sin(3 * ang + phase[1])
+                + 0.05 * np.sin(5 * ang + phase[2]))
+    xs = np.round(cx + r * np.cos(ang)).astype(int)
+    ys = np.round(cy + r * np.sin(ang)).astype(int)
+    if cross and n >= 6:
+        i = n // 3
+        xs[i], xs[i + n // 3] = xs[i + n // 3], xs[i]
+        ys[i], ys[i + n // 3] = ys[i + n // 3], ys[i]
+    return xs.tolist(), ys.tolist()
+
+
+def make_project(path: Path, images: int = 10_000, polygons: int = 50_000, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, images, polygons))
+    counts = np.bincount(owner, minlength=images)
+    meta = {}
+    order = []
+    for i in range(images):
+        name = f"img{i:05d}.jpg"
+        size = int(rng.integers(20_000, 900_000))
+        regions = []
+        for _ in range(counts[i]):
+            n = int(rng.integers(1, 201))
+            xs, ys = outline(rng, n, cross=rng.random() < 0.01)
+            regions.append({"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
+                            "region_attributes": {"name": "damage"}})
+        key = f"{name}{size}"
+        meta[key] = {"filename": name, "size": size, "regions": regions, "file_attributes": {}}
+        order.append(key)
+    project = {
+        "_via_settings": {"ui": {}, "core": {"buffer_size": 18, "filepath": {}, "default_filepath": ""},
+                          "project": {"name": "bench"}},
+        "_via_img_metadata": meta,
+        "_via_attributes": {"region": {"name": {"type": "text", "description": "", "default_value": ""}},
+                            "file": {}},
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": order,
+    }
+    path.write_text(json.dumps(project, separators=(",", ":")))
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--polygons", type=int, default=50_000)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="viaseg-bench-") as tmp:
+        src = Path(tmp) / "train" / "project.json"
+        src.parent.mkdir()
+        t = time.perf_counter()
+        make_project(src, args.images, args.polygons)
+        gen_s = time.perf_counter() - t
+        file_mb = round(src.stat().st_size / 1e6, 1)
+        project = load_via(src)
+        load_s = best(lambda: load_via(src), args.repeat)
+        out = Path(tmp) / "saved.json"
+        save_s = best(lambda: save_via(project, out), args.repeat)
+
+        dataset = load_dataset(src)
+        items = [(s, e, (W, H)) for s, e in dataset.entries()]
+        found = {}
+        check_s = best(lambda: found.update(_geometry_problems(items)), args.repeat)
+        report = None
+
+        def full():
+            nonlocal report
+            report = check_dataset(dataset, decode=False)
+
+        check_dataset_s = best(full, 1)
+        kinds: dict[str, int] = {}
+        for p in report.problems:
+            kinds[p.kind] = kinds.get(p.kind, 0) + 1
+
+        rng = np.random.default_rng(1)
+        regions = [{"shape_attributes": dict(zip(("name", "all_points_x", "all_points_y"),
+                                                 ("polygon", *outline(rng, int(rng.integers(20, 120)), False)),
+                                                 strict=True))} for _ in range(10)]
+        rasterize(regions, (W, H))
+        reps = 200
+        t = time.perf_counter()
+        for _ in range(reps):
+            mask = rasterize(regions, (W, H))
+        raster_ms = (time.perf_counter() - t) / reps * 1000
+        assert mask.shape == (H, W) and mask.any()
+    result = {
+        "load_s": round(load_s, 3), "save_s": round(save_s, 3), "check_s": round(check_s, 3),
+        "rasterize_per_image_ms": round(raster_ms, 3), "check_dataset_s": round(check_dataset_s, 3),
+        "images": report.images, "regions": report.regions, "problems_by_kind": kinds,
+        "file_mb": file_mb, "generate_s": round(gen_s, 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
