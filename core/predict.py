@@ -133,14 +133,22 @@ def _foreground(out: np.ndarray) -> np.ndarray:
 class Predictor:
     """A model ready for inference. Build with :meth:`load` (a ``.keras`` file) or ``Predictor(model, meta)``."""
 
-    _cache: dict[tuple[str, int, int], Predictor] = {}
+    _cache: dict[tuple[str, int, int], Predictor] = {}  # most recently loaded last
     _cache_lock = threading.Lock()
+    CACHE_SIZE = 2  # models kept loaded by load(cache=True); older ones are released
 
     def __init__(self, model, meta: dict[str, Any] | None = None, path: str | Path | None = None):
         self.model = model
         self.meta = dict(meta or {})
         self.path = Path(path) if path is not None else None
         self.input_hw = _input_hw(self.meta, model)
+        shape = getattr(model, "input_shape", None)
+        if isinstance(shape, tuple) and len(shape) == 4 and None not in shape[1:3]:
+            if tuple(shape[1:3]) != self.input_hw or shape[3] not in (None, 3):
+                raise ModelError(
+                    f"{self.path or 'model'}: metadata says input {self.input_hw[1]}x{self.input_hw[0]}x3 "
+                    f"but the network takes {shape[2]}x{shape[1]}x{shape[3]}"
+                )
         self.threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
         resize = str(self.meta.get("resize", "area")).lower()
         if resize not in _INTERP:
@@ -185,7 +193,10 @@ class Predictor:
         pred = cls(model, meta, path)
         if cache:
             with cls._cache_lock:
+                cls._cache.pop(key, None)
                 cls._cache[key] = pred
+                while len(cls._cache) > cls.CACHE_SIZE:
+                    cls._cache.pop(next(iter(cls._cache)))
         return pred
 
     @property
@@ -223,7 +234,11 @@ class Predictor:
         with self._lock:
             fn = self._function()
             self.forward_calls += 1
-            out = fn(np.ascontiguousarray(batch, dtype=np.float32))
+            try:
+                out = fn(np.ascontiguousarray(batch, dtype=np.float32))
+            except Exception as exc:  # noqa: BLE001 - TF raises many types; the user needs the model's name
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"{self.path or 'model'}: the network failed to run ({msg})") from exc
         if isinstance(out, (list, tuple)):
             out = out[0]
         out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)

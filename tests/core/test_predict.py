@@ -194,6 +194,21 @@ def test_load_saved_unet_once_and_predict(tmp_path):
     assert pred.threshold == 0.3
 
 
+def test_load_cache_keeps_only_recent_models(tmp_path):
+    paths = [save_model(brightness_model(), tmp_path / f"m{i}.keras", {"input_size": SIZE}) for i in range(3)]
+    first = Predictor.load(paths[0])
+    Predictor.load(paths[1])
+    Predictor.load(paths[2])
+    assert len(Predictor._cache) <= Predictor.CACHE_SIZE
+    assert Predictor.load(paths[0]) is not first  # evicted, loaded again
+    assert Predictor.load(paths[0], cache=False) is not Predictor.load(paths[0])
+
+
+def test_metadata_that_contradicts_the_network_is_a_model_error():
+    with pytest.raises(ModelError, match="metadata says input 64x64x3 but the network takes 32x32x3"):
+        Predictor(brightness_model(), {"input_size": 64})
+
+
 def test_missing_or_bad_model_file_gives_model_error(tmp_path):
     with pytest.raises(ModelError, match="nope.keras: no such model file"):
         Predictor.load(tmp_path / "nope.keras")
