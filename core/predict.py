@@ -184,7 +184,9 @@ class Predictor:
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if cache:
             with cls._cache_lock:
-                hit = cls._cache.get(key)
+                hit = cls._cache.pop(key, None)
+                if hit is not None:
+                    cls._cache[key] = hit  # now the most recent
             if hit is not None:
                 return hit
         from .modelio import load_model
@@ -263,10 +265,8 @@ class Predictor:
         """RGB uint8 image (any size) -> HxWx3 float32 network input."""
         h, w = self.input_hw
         if img.shape[0] != h or img.shape[1] != w:
-            interp = _INTERP[self.resize]
-            if interp == cv2.INTER_AREA and (img.shape[0] < h or img.shape[1] < w):
-                interp = cv2.INTER_LINEAR  # area is for shrinking; cv2 falls back to nearest-ish otherwise
-            img = cv2.resize(img, (w, h), interpolation=interp)
+            # exactly the training pipeline's resize (same interpolation even when enlarging)
+            img = cv2.resize(img, (w, h), interpolation=_INTERP[self.resize])
         return self._normalise(img)
 
     def _load(self, image, scale: float | None = None) -> tuple[np.ndarray, tuple[int, int], str | None]:
