@@ -80,6 +80,14 @@ class Prediction(np.ndarray):
         self.threshold = getattr(obj, "threshold", DEFAULT_THRESHOLD)
         self.source = getattr(obj, "source", None)
 
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        # ufunc results that are not a probability map (comparisons, reductions) come back as plain arrays
+        if return_scalar:
+            return arr[()]
+        if arr.shape != self.shape or arr.dtype != np.float32:
+            return arr.view(np.ndarray)
+        return super().__array_wrap__(arr, context, return_scalar)
+
     def __reduce__(self):  # pickling keeps the attributes
         return (Prediction, (self.view(np.ndarray).copy(), self.threshold, self.source))
 

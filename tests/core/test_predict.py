@@ -77,6 +77,18 @@ def test_threshold_change_needs_no_forward_pass(predictor):
     assert set(np.unique(pred.mask_u8())) == {0, 255}
 
 
+def test_prediction_behaves_as_a_plain_array_where_it_is_not_a_map():
+    p = Prediction(np.linspace(0, 1, 12).reshape(3, 4), threshold=0.3, source="x.jpg")
+    assert type(p > 0.5) is np.ndarray and type(p.max()) is np.float32
+    assert type(p.mask()) is np.ndarray and p.mask().sum() == np.count_nonzero(p.probabilities > 0.3)
+    crop = p[1:, 1:]
+    assert isinstance(crop, Prediction) and crop.threshold == 0.3 and crop.source == "x.jpg"
+    import pickle
+
+    back = pickle.loads(pickle.dumps(p))
+    assert np.array_equal(back, p) and back.threshold == 0.3 and back.source == "x.jpg"
+
+
 def test_prediction_from_file_equals_size_and_reports_source(predictor, tmp_path):
     path = tmp_path / "photo.jpg"
     cv2.imwrite(str(path), cv2.cvtColor(half_white(1200, 900), cv2.COLOR_RGB2BGR))
