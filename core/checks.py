@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -153,17 +154,17 @@ def _recorded_size(entry: ImageEntry) -> int | None:
 
 
 def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
-                 out: list[Problem]) -> _FileInfo:
+                 out: list[Problem], path: Path | None = None) -> _FileInfo:
     from .imageio import image_size, read_image
 
     info = _FileInfo()
-    path = entry.path
+    path = entry.path if path is None else path
 
     def problem(kind, severity, message):
         out.append(Problem(kind, severity, split, entry.filename, None, message, entry.key))
 
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         n = len(entry.regions)
         problem("missing_file", "error",
@@ -173,7 +174,7 @@ def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, has
     except OSError as exc:
         problem("unreadable_image", "error", f"cannot access {path} ({exc.strerror or exc})")
         return info
-    if not path.is_file():
+    if not stat.S_ISREG(st.st_mode):
         problem("unreadable_image", "error", f"{path} is not a file; fix the file name or delete the entry")
         return info
     info.exists = True
@@ -450,7 +451,8 @@ def check_dataset(dataset: Dataset, decode: bool = True) -> Report:
         for entry in sp.entries:
             k = len(items)
             found: list[Problem] = []
-            real = os.path.realpath(entry.path)
+            path = entry.path
+            real = os.path.normcase(os.path.abspath(path))
             if real in cache and cache[real].exists:
                 info = cache[real]
                 rec = _recorded_size(entry) if sp.labeled else None
@@ -459,7 +461,7 @@ def check_dataset(dataset: Dataset, decode: bool = True) -> Report:
                                          f"the VIA file records {rec} bytes but the file has {info.nbytes} bytes",
                                          entry.key))
             else:
-                info = _file_checks(sp.name, entry, sp.labeled, decode, True, found)
+                info = _file_checks(sp.name, entry, sp.labeled, decode, True, found, path)
                 cache[real] = info
             for p in found:
                 place(p, k)

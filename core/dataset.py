@@ -16,6 +16,7 @@ candidates raise :class:`DatasetError` naming them.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,10 +71,7 @@ class Split:
         """Image files in ``image_dir`` that no entry of a labeled split refers to ([] when unlabeled)."""
         if self.project is None or not self.image_dir.is_dir():
             return []
-        listed = set()
-        for e in self.entries:
-            p = e.path
-            listed.add(_norm(p))
+        listed = {_norm(e.path) for e in self.entries}
         return [p for p in list_images(self.image_dir) if _norm(p) not in listed]
 
 
@@ -109,10 +107,8 @@ class Dataset:
 
 
 def _norm(p: Path) -> str:
-    try:
-        return str(p.resolve())
-    except OSError:
-        return str(p.absolute())
+    """Absolute, normalised spelling of a path (no file-system access: cheap for 10,000s of entries)."""
+    return os.path.normcase(os.path.abspath(p))
 
 
 # --------------------------------------------------------------------------------------------- specs
