@@ -123,6 +123,25 @@ def _name_maps(attr_table: dict) -> tuple[dict, dict]:
     return id2name, name2id
 
 
+def _image_dir(f: dict, fname: str, config: dict, base_dir: Path | None) -> Path | None:
+    """Folder an image file resolves against: for ``loc`` 3 (file URI) ``loc_prefix[3] + src``, when that ends
+    with the file name (VIA3's debug projects use ``"../../data/sample_img/"``); else the project's folder."""
+    src = f.get("src")
+    prefixes = (config.get("file") or {}).get("loc_prefix") if isinstance(config.get("file"), dict) else None
+    if f.get("loc") != 3 or not isinstance(src, str) or not isinstance(prefixes, dict) or not fname:
+        return base_dir
+    prefix = prefixes.get("3", "")
+    location = (prefix if isinstance(prefix, str) else "") + src
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if not location.endswith(fname):
+        return base_dir
+    folder = Path(location[: len(location) - len(fname)] or ".")
+    if not folder.is_absolute() and base_dir is not None:
+        folder = base_dir / folder
+    return folder
+
+
 def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     check_dict(data["project"], "project", path)
     tables = {}
@@ -144,7 +163,8 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
         if not isinstance(fname, str):
             raise ViaFormatError(path, f"{key_path('file', fid)}.fname", f"expected a string, got {show(fname)}")
         if f.get("type", 2) == 2:
-            images[str(fid)] = ImageEntry(key=str(fid), filename=fname, size=None, raw=f, base_dir=base_dir)
+            images[str(fid)] = ImageEntry(key=str(fid), filename=fname, size=None, raw=f,
+                                          base_dir=_image_dir(f, fname, tables["config"], base_dir))
     vid_to_fid: dict[str, str] = {}
     for vid, v in views.items():
         fl = v.get("fid_list")
@@ -211,9 +231,13 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
                     "desc": d.get("description", ""), "options": dict(opts),
                     "default_option_id": ",".join(k for k, v in (d.get("default_options") or {}).items() if v),
                 }
+    id2name_read, _ = _name_maps(raw.get("attribute") or {}) if same else ({}, {})
     _, name2id = _name_maps(attr_table)
 
     def av_of(attrs: dict, anchor: str, old_av: Any) -> dict:
+        if isinstance(old_av, dict):  # unchanged since read (compared the way it was read): the file's own av
+            if list(attrs.items()) == list({id2name_read.get(k, k): v for k, v in old_av.items()}.items()):
+                return old_av
         av = {}
         for name, value in attrs.items():
             aid = name2id.get(name) or (name if name in attr_table else None)
@@ -321,6 +345,8 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         out["project"] = proj_block
     for k, new in (("attribute", attr_table), ("file", files), ("view", views), ("metadata", metadata)):
         old = raw.get(k)
+        if same and k not in raw and not new:
+            continue  # a table the file did not have stays absent
         if isinstance(old, dict) and list(old) == list(new) and all(old[i] is new[i] for i in old):
             out[k] = old
         else:

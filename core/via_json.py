@@ -285,7 +285,9 @@ def build_project_file(project: Project, name: str = "via_project") -> dict:
         if not (isinstance(raw_attrs, dict) and project.attributes == {"region": {}, "file": {}}):
             out["_via_attributes"] = _attributes_out(project)
     ids = raw.get("_via_image_id_list")
-    if isinstance(ids, list) and len(ids) == len(meta) and sorted(map(str, ids)) == sorted(meta):
+    if "_via_image_id_list" not in raw:
+        pass  # VIA before 2.0.10 did not write it; its loader then uses the metadata order
+    elif isinstance(ids, list) and len(ids) == len(meta) and sorted(map(str, ids)) == sorted(meta):
         pass  # the file's own order (and int ids after a COCO import) stays
     else:
         out["_via_image_id_list"] = list(meta)

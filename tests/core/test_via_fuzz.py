@@ -39,7 +39,8 @@ SMALL = sorted(k for k, v in CORPUS.items() if len(v) <= SMALL_LIMIT)
 JSON_FILES = sorted(k for k in CORPUS if k.endswith(".json"))
 pytestmark = pytest.mark.skipif(not CORPUS, reason=f"shared data not available: {FIXTURES} is missing")
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+SCALE = int(os.environ.get("VIASEG_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt; 1 keeps the suite ~10 s
+FUZZ = settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
 def check(data: bytes | str, name: str) -> None:
@@ -96,7 +97,7 @@ def byte_mutations(draw):
     return name, bytes(data)
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=400 * SCALE)
 @given(byte_mutations())
 def test_byte_mutations(case):
     check(case[1], case[0])
@@ -157,7 +158,7 @@ def test_type_swaps(case):
     check(case[1], case[0])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=40 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(st.text(max_size=300), st.sampled_from(["x.json", "x.csv"]))
 def test_arbitrary_text(text, name):
     check(text, name)

@@ -330,6 +330,7 @@ def test_via3_regions_in_memory_and_edits(via_fixtures):
     proj = load_via(p)
     swan = proj.images[0]
     assert swan.filename == "adutta_swan.jpg"
+    assert swan.path == p.parent / "../../data/sample_img" / "adutta_swan.jpg"  # loc 3: loc_prefix + src
     assert swan.regions[0].shape == {"name": "rect", "x": 104.553, "y": 119.393, "width": 319.056,
                                      "height": 154.469}
     assert swan.regions[0].attributes == {"name": "0"}  # attribute id "1" -> its name
@@ -360,3 +361,63 @@ def test_via3_conversions_keep_geometry(via_fixtures):
         assert [r.shape for r in a.regions] == [r.shape for r in b.regions]
         assert [r.attributes for r in a.regions] == [r.attributes for r in b.regions]
         assert a.file_attributes == b.file_attributes
+
+
+# ------------------------------------------------------------------------------------------------ VIA 2 projects
+
+
+def test_minimal_and_coco_imported_projects_round_trip():
+    minimal = ('{"_via_settings":{},"_via_attributes":{},"_via_img_metadata":{"k1":{"filename":"a.jpg","size":"5",'
+               '"regions":[],"file_attributes":{}}}}')
+    proj = loads_via(minimal)
+    assert proj.fmt == "via2-project" and proj.attributes == {"region": {}, "file": {}}
+    assert dumps_via(proj) == minimal  # no id list or attributes invented for an untouched file
+    coco_imported = {
+        "_via_settings": {"ui": {"annotation_editor_height": "25"}, "core": {"buffer_size": "18"},
+                          "project": {"name": "p"}},
+        "_via_img_metadata": {
+            "37777": {"filename": "http://x/37777.jpg", "size": -1, "regions": [
+                {"shape_attributes": {"name": "polygon", "all_points_x": [1.5, 9.25, 4.0],
+                                      "all_points_y": [2.0, 3.0, 7.125]}, "region_attributes": {"category": "1"}}],
+                "file_attributes": {"width": 640, "height": 427}},
+            "397133": {"filename": "b.jpg", "size": -1, "regions": [], "file_attributes": {}},
+        },
+        "_via_attributes": {"region": {"category": {"type": "radio", "description": "", "options": {"1": "person"},
+                                                    "default_options": {}}}, "file": {}},
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": [397133, 37777],  # ints, in VIA's display order
+    }
+    text = json.dumps(coco_imported, separators=(",", ":"))
+    proj = loads_via(text)
+    assert proj.attributes is proj.raw["_via_attributes"]
+    assert dumps_via(proj) == text
+    proj.images.append(ImageEntry(key="new.jpg10", filename="new.jpg", size=10))
+    out = json.loads(dumps_via(proj))
+    assert out["_via_image_id_list"] == ["37777", "397133", "new.jpg10"]
+    assert out["_via_img_metadata"]["new.jpg10"] == {"filename": "new.jpg", "size": 10, "regions": [],
+                                                    "file_attributes": {}}
+
+
+@pytest.mark.parametrize("fmt", ["via1", "via2", "via2-project", "via3", "csv"])
+def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
+    from viaseg.core.project import Project
+
+    proj = Project(fmt=fmt, images=[
+        ImageEntry(key="a.jpg100", filename="a.jpg", size=100, regions=[
+            Region(shape={"name": "polygon", "all_points_x": [1, 9, 4], "all_points_y": [2, 3, 7]},
+                   attributes={"name": "damage"}),
+            Region(shape={"name": "ellipse", "cx": 5, "cy": 6, "rx": 3, "ry": 2}, attributes={"name": "dent"}),
+        ], file_attributes={"caption": "x"}),
+        ImageEntry(key="sub/b.png7", filename="sub/b.png", size=7),
+    ])
+    path = tmp_path / ("new.csv" if fmt == "csv" else "new.json")
+    save_via(proj, path)
+    back = load_via(path)
+    assert back.fmt == fmt
+    assert [im.filename for im in back.images] == ["a.jpg", "sub/b.png"]
+    assert [r.shape for r in back.images[0].regions] == [r.shape for r in proj.images[0].regions]
+    assert [r.attributes for r in back.images[0].regions] == [{"name": "damage"}, {"name": "dent"}]
+    assert back.images[0].file_attributes == {"caption": "x"}
+    assert back.images[1].path == tmp_path / "sub" / "b.png"
+    if fmt != "via3":
+        assert [im.key for im in back.images] == ["a.jpg100", "sub/b.png7"]
