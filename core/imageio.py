@@ -275,8 +275,17 @@ _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2
 def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """Decode ``path`` to an ``HxWx3 uint8`` RGB array in display orientation. See the module docstring."""
     path = Path(path)
+    return _guard(path, lambda: _read_image(path, max_side))
+
+
+def decode_image(data: bytes, name: str | Path = "<memory>", max_side: int | None = None) -> np.ndarray:
+    """Like :func:`read_image` for file content already in memory (``name`` only labels errors)."""
+    return _guard(Path(name), lambda: _decode(Path(name), bytes(data), max_side))
+
+
+def _guard(path: Path, fn) -> np.ndarray:
     try:
-        return _read_image(path, max_side)
+        return fn()
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -311,7 +320,10 @@ def _check_pixels(path: Path, w, h) -> None:
 def _read_image(path: Path, max_side: int | None) -> np.ndarray:
     if path.is_dir():
         raise IsADirectoryError
-    data = path.read_bytes()
+    return _decode(path, path.read_bytes(), max_side)
+
+
+def _decode(path: Path, data: bytes, max_side: int | None) -> np.ndarray:
     if not data:
         raise ImageReadError(path, "empty file (0 bytes)")
     fmt = _sniff(data[:32])

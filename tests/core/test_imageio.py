@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from viaseg.core.errors import ImageReadError
-from viaseg.core.imageio import IMAGE_EXTS, MAX_PIXELS, image_size, read_image
+from viaseg.core.imageio import IMAGE_EXTS, MAX_PIXELS, decode_image, image_size, read_image
 
 
 def _quadrants(w=40, h=24) -> np.ndarray:
@@ -280,3 +280,16 @@ def test_real_dataset_sizes_match_decoder(car_damage):
         assert image_size(p) == (ref.shape[1], ref.shape[0]), p
         if p.suffix.lower() != ".png":  # PNGs there have alpha: composited over white, not dropped
             assert np.array_equal(img, cv2.cvtColor(ref, cv2.COLOR_BGR2RGB)), p
+
+
+def test_decode_image_from_bytes(tmp_path):
+    card = _quadrants()
+    data = _jpeg_with_orientation(card, 8)
+    p = tmp_path / "x.jpg"
+    p.write_bytes(data)
+    assert np.array_equal(decode_image(data, "x.jpg"), read_image(p))
+    with pytest.raises(ImageReadError) as ei:
+        decode_image(b"", "mem.png")
+    assert "mem.png" in str(ei.value) and "0 bytes" in str(ei.value)
+    with pytest.raises(ImageReadError):
+        decode_image(data[: len(data) // 2], "half.jpg")
