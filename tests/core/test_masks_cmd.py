@@ -162,3 +162,74 @@ def test_car_damage_masks_match_images(car_damage, tmp_path, capsys):
         stem = m.name[: -len(".png")]
         src = images.get(stem) or next(p for n, p in images.items() if Path(n).stem == stem)
         assert (mask.shape[1], mask.shape[0]) == image_size(src), m
+
+
+# ------------------------------------------------------------------------------------------- demo project
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "data" / "demo"
+
+
+def _load_make_demo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_demo", REPO / "scripts" / "make_demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_demo_project_is_sane():
+    from viaseg.core.dataset import load_dataset
+
+    ds = load_dataset(DEMO)
+    assert list(ds.splits) == ["train", "val", "test"]
+    assert len(ds.splits["train"].entries) == 24 and len(ds.splits["val"].entries) == 8
+    assert ds.splits["test"].project is None and len(ds.splits["test"].entries) == 4
+    classes = set()
+    for name in ("train", "val"):
+        for e in ds.splits[name].entries:
+            w, h = image_size(e.path)
+            assert (w, h) == (320, 240)
+            assert e.regions, e.filename
+            for r in e.regions:
+                xs, ys = r.shape["all_points_x"], r.shape["all_points_y"]
+                assert r.shape["name"] == "polygon" and len(xs) == len(ys) >= 3
+                assert all(isinstance(v, int) for v in xs + ys)
+                assert 0 <= min(xs) and max(xs) < w and 0 <= min(ys) and max(ys) < h
+                classes.add(r.attributes["class"])
+            assert rasterize(e.regions, (w, h)).sum() > 0
+    assert classes == {"scratch", "dent"}
+    total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
+    assert total < 3_000_000
+    assert "synthetic" in (DEMO / "README.md").read_text().lower()
+
+
+def test_demo_is_what_the_generator_makes(tmp_path):
+    """data/demo is exactly what scripts/make_demo.py writes (annotations byte for byte, pixels within JPEG
+    rounding), and the damage is really painted where the polygons are."""
+    mod = _load_make_demo()
+    counts = mod.generate(tmp_path / "demo", seed=7)
+    assert counts == {"train": 24, "val": 8, "test": 4}
+    for split in ("train", "val"):
+        assert (tmp_path / "demo" / split / "via_region_data.json").read_bytes() == (
+            DEMO / split / "via_region_data.json"
+        ).read_bytes()
+    for p in sorted(DEMO.rglob("*.jpg")):
+        a = cv2.imread(str(p)).astype(np.int16)
+        b = cv2.imread(str(tmp_path / "demo" / p.relative_to(DEMO))).astype(np.int16)
+        assert np.abs(a - b).mean() < 1.0, p
+    # damage visible: the painted pixels differ from a fresh panel drawn with the same seed
+    rng = np.random.default_rng([7, 0, 0])
+    panel = mod._panel(rng)
+    img, regions = mod.make_image(np.random.default_rng([7, 0, 0]))
+    m = rasterize(regions, (320, 240)).astype(bool)
+    diff = np.abs(img.astype(np.float32) / 255.0 - panel).mean(axis=2)
+    assert diff[m].mean() > 0.1 and diff[~m].mean() < 0.01
+
+
+def test_masks_of_demo(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["masks", str(DEMO), "--out", str(out)]) == 0
+    assert len(list((out / "train").glob("*.png"))) == 24 and len(list((out / "val").glob("*.png"))) == 8
+    assert not (out / "test").exists()
