@@ -167,6 +167,11 @@ def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, has
         st = os.stat(path)
     except FileNotFoundError:
         n = len(entry.regions)
+        if "://" in entry.filename:
+            problem("missing_file", "error",
+                    f"{entry.filename} is a URL; viaseg reads local files only: download the image into "
+                    f"{entry.base_dir or '.'} and change the entry's filename to the local file name")
+            return info
         problem("missing_file", "error",
                 f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
                 f"there, fix the file name in the VIA file, or delete the entry")
@@ -241,6 +246,11 @@ def _geometry_problems(items: list[tuple[str, ImageEntry, tuple[int, int] | None
     for s in np.flatnonzero(outside):
         x0, y0, x1, y1 = bbox[s]
         w, h = wh[s]
+        if np.isnan(w):  # image size unknown (missing/unreadable file): only negative coordinates are sure
+            add(int(s), "out_of_bounds", "warning",
+                f"region has negative coordinates (x {x0:g}..{x1:g}, y {y0:g}..{y1:g}), outside any image; "
+                f"move it inside the image")
+            continue
         where = f"x {x0:g}..{x1:g}, y {y0:g}..{y1:g} in a {w:g}x{h:g} image"
         if fully[s]:
             add(int(s), "out_of_bounds", "error",

@@ -349,3 +349,14 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
     (root / "train" / "via_region_data.json").write_text("{broken")
     assert main(["check", f"{root}:train"]) == 2
     assert "via_region_data.json" in capsys.readouterr().err
+
+
+def test_missing_image_url_and_negative_coordinates(tmp_path):
+    d = tmp_path / "s"
+    via(d, {"https://example.org/a.jpg": [poly([-5, 10, 10], [0, 0, 10])], "b.jpg": [poly([-5, 10, 10], [0, 0, 9])]})
+    report = check_dataset(load_dataset(d))
+    missing = {p.image: p.message for p in of_kind(report, "missing_file")}
+    assert "URL" in missing["https://example.org/a.jpg"] and "download" in missing["https://example.org/a.jpg"]
+    assert "does not exist" in missing["b.jpg"]
+    oob = of_kind(report, "out_of_bounds")  # size unknown: negative coordinates are still outside any image
+    assert len(oob) == 2 and all("negative" in p.message and "nan" not in p.message for p in oob)
