@@ -16,7 +16,8 @@ Polygon detail: ``--tolerance`` (Douglas-Peucker, pixels) and ``--min-area`` (pi
 of a network pixel at the image's resolution (at least 1 px) and one network pixel's area (at least 10 px²),
 since the mask cannot hold detail finer than the network's input grid. Two inputs with the same file stem get
 ``<stem>-2_mask.png``... Unreadable images get a warning naming the file; the others are still written and
-the exit status is 1.
+the exit status is 1. An existing ``via_region_data.json`` in DIR (perhaps hand-made annotations) is only
+replaced with ``--overwrite`` (and then kept as ``.bak``).
 """
 
 from __future__ import annotations
@@ -223,6 +224,11 @@ def register(subparsers) -> None:
         help="sliding-window prediction over the photo shrunk F times (for very large photos)",
     )
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay JPEGs")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an existing {VIA_NAME} in --out (it may be hand-made annotations; a .bak copy is kept)",
+    )
     p.set_defaults(func=run)
 
 
@@ -251,6 +257,11 @@ def run(args) -> int:
         raise ViasegError(f"{out_dir}: cannot create output folder ({exc.strerror or exc})") from exc
     if not out_dir.is_dir():
         raise ViasegError(f"{out_dir}: not a folder")
+    if (out_dir / VIA_NAME).exists() and not args.overwrite:
+        raise ViasegError(
+            f"{out_dir / VIA_NAME} already exists (annotations?); choose another --out folder or pass "
+            "--overwrite to replace it"
+        )
 
     from .predict import Predictor
 

@@ -326,6 +326,13 @@ def test_predict_cli_threshold_and_tiles(cli_inputs, tmp_path):
     m_lo = cv2.imread(str(lo / "loose_mask.png"), cv2.IMREAD_UNCHANGED)
     m_hi = cv2.imread(str(hi / "loose_mask.png"), cv2.IMREAD_UNCHANGED)
     assert (m_lo > 0).sum() > (m_hi > 0).sum() > 0
+    # a VIA file already in the output folder may be someone's annotations: not replaced without --overwrite
+    before = (lo / "via_region_data.json").read_bytes()
+    assert main(["predict", str(model), str(photos), "--out", str(lo)]) == 2
+    assert (lo / "via_region_data.json").read_bytes() == before
+    assert main(["predict", str(model), str(photos), "--out", str(lo), "--overwrite"]) == 0
+    assert (lo / "via_region_data.json").read_bytes() != before
+    assert (lo / "via_region_data.json.bak").read_bytes() == before
     assert not (lo / "loose_overlay.jpg").exists() and (hi / "loose_overlay.jpg").exists()
 
 
