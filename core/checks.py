@@ -55,6 +55,7 @@ KINDS: dict[str, tuple[str, str]] = {
 SEVERITIES = ("error", "warning", "info")
 OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 CONFLICT_IOU = 0.5  # copies whose region masks overlap less than this disagree
+VISUAL_MAD = 3.0  # mean absolute difference (0..255) of 32x32 gray thumbnails under which two images are copies
 
 
 @dataclass
@@ -133,6 +134,8 @@ class _FileInfo:
     size: tuple[int, int] | None = None  # (w, h)
     byte_hash: bytes | None = None
     pixel_hash: bytes | None = None
+    visual_keys: tuple[bytes, bytes] | None = None  # (difference hash, average hash) of the gray thumbnail
+    thumb: np.ndarray | None = None  # 32x32 gray, to confirm a visual match
 
 
 def _recorded_size(entry: ImageEntry) -> int | None:
@@ -151,6 +154,28 @@ def _recorded_size(entry: ImageEntry) -> int | None:
         if rest.isdigit():
             return int(rest)
     return None
+
+
+def _visual_signature(img: np.ndarray) -> tuple[tuple[bytes, bytes], np.ndarray]:
+    """Keys that survive re-encoding and resizing (64-bit difference and average hashes) and a thumbnail."""
+    import cv2
+
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    d = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    a = cv2.resize(gray, (8, 8), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    keys = (np.packbits(d[:, 1:] > d[:, :-1]).tobytes(), np.packbits(a > a.mean()).tobytes())
+    return keys, thumb
+
+
+def _same_picture(a: _FileInfo, b: _FileInfo) -> bool:
+    """Confirm a visual-hash match: same aspect ratio and nearly the same thumbnail."""
+    if a.thumb is None or b.thumb is None or not a.size or not b.size:
+        return False
+    ra, rb = a.size[0] / a.size[1], b.size[0] / b.size[1]
+    if abs(ra - rb) > 0.02 * max(ra, rb):
+        return False
+    return float(np.abs(a.thumb - b.thumb).mean()) <= VISUAL_MAD
 
 
 def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
@@ -197,6 +222,7 @@ def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, has
             h.update(repr(img.shape).encode())
             h.update(np.ascontiguousarray(img).data)
             info.pixel_hash = h.digest()
+            info.visual_keys, info.thumb = _visual_signature(img)
         else:
             info.size = image_size(path)
     except ImageReadError as exc:
@@ -342,23 +368,26 @@ def _label_multiset(entry: ImageEntry) -> list[str]:
     return sorted(labs)
 
 
-def _disagreement(a: ImageEntry, b: ImageEntry, size: tuple[int, int] | None) -> str | None:
-    """Why two annotations of one image disagree, or None when they match closely enough."""
+def _disagreement(a: ImageEntry, b: ImageEntry, size_a: tuple[int, int] | None,
+                  size_b: tuple[int, int] | None) -> str | None:
+    """Why two annotations of one image disagree, or None when they match closely enough. The copies may
+    differ in size (a resized copy): each is rasterized from its own size to one common mask size."""
     if len(a.regions) != len(b.regions):
         return f"{len(a.regions)} region{'s' if len(a.regions) != 1 else ''} here but {len(b.regions)} in"
     if not a.regions:
         return None
     if _label_multiset(a) != _label_multiset(b):
         return "different region labels than"
-    if size is None:
+    size_a, size_b = size_a or size_b, size_b or size_a
+    if size_a is None:
         return None
     from .raster import rasterize
 
-    w, h = size
+    w, h = size_a
     scale = min(1.0, 256.0 / max(w, h))
     out = (max(1, round(w * scale)), max(1, round(h * scale)))
-    ma = rasterize(a.regions, (w, h), out) > 0
-    mb = rasterize(b.regions, (w, h), out) > 0
+    ma = rasterize(a.regions, size_a, out) > 0
+    mb = rasterize(b.regions, size_b, out) > 0
     union = np.count_nonzero(ma | mb)
     if union == 0:
         return None
@@ -390,6 +419,23 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
                     parent[max(a, b)] = min(a, b)
             else:
                 first[h] = i
+    # visual copies (lossy re-encode, resize): same difference or average hash, confirmed on thumbnails
+    for slot in (0, 1):
+        buckets: dict[bytes, list[int]] = {}
+        for i, info in enumerate(infos):
+            if info.visual_keys is not None:
+                buckets.setdefault(info.visual_keys[slot], []).append(i)
+        for members in buckets.values():
+            reps: list[int] = []  # one member per distinct picture seen in this bucket
+            for i in members:
+                for r in reps:
+                    if _same_picture(infos[r], infos[i]):
+                        a, b = find(r), find(i)
+                        if a != b:
+                            parent[max(a, b)] = min(a, b)
+                        break
+                else:
+                    reps.append(i)
     groups: dict[int, list[int]] = {}
     for i in range(len(items)):
         if infos[i].byte_hash is not None or infos[i].pixel_hash is not None:
@@ -404,8 +450,12 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
         for m in members[1:]:
             split, entry, _ = items[m]
             other = f"{osplit}/{oentry.filename}"
-            how = "identical file to" if infos[m].byte_hash == infos[orig].byte_hash else \
-                "a re-encoded copy (same pixels, different file) of"
+            if infos[m].byte_hash is not None and infos[m].byte_hash == infos[orig].byte_hash:
+                how = "identical file to"
+            elif infos[m].pixel_hash is not None and infos[m].pixel_hash == infos[orig].pixel_hash:
+                how = "a re-encoded copy (same pixels, different file) of"
+            else:
+                how = "a visually identical copy (re-encoded or resized) of"
             if entry.path.resolve() == oentry.path.resolve():
                 how = "the same file listed again: see"
             if split != osplit:
@@ -421,7 +471,7 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
             if ref is None:
                 continue
             rsplit, rentry, _ = items[ref]
-            why = _disagreement(entry, rentry, infos[m].size or infos[ref].size)
+            why = _disagreement(entry, rentry, infos[m].size, infos[ref].size)
             if why:
                 out.append((m, Problem("conflicting_duplicate", "warning", split, entry.filename, None,
                                        f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
@@ -523,9 +573,12 @@ def _run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     report = check_dataset(dataset, decode=not args.no_decode)
     if args.json:
-        json.dump(report.to_json(), sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        text = json.dumps(report.to_json(), ensure_ascii=False, indent=1)
     else:
-        title = str(Path(args.dataset))
-        print(report.to_text(limit=None if args.all else 20, title=title))
+        text = report.to_text(limit=None if args.all else 20, title=str(Path(args.dataset)))
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `viaseg check DS | head`: the reader left; the exit status still counts
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return report.exit_code

@@ -62,13 +62,19 @@ def test_car_damage_findings(car_damage):
         ("train", "sinus_test_pattern.jpg")}
     assert all(p.severity == "error" for p in missing)
 
-    dups = of_kind(report, "duplicate_image")
+    leaks = [p for p in of_kind(report, "duplicate_image") if p.severity == "error"]
     pairs = set()
-    for p in dups:
-        assert p.severity == "error" and p.split == "val"
+    for p in leaks:
+        assert p.split == "val" and "identical file" in p.message
         other = next(n for n in ("image58.jpg", "image15.jpg", "image63.jpg") if f"train/{n}" in p.message)
         pairs.add((other, p.image))
+    assert len(leaks) == 3
     assert pairs == {("image58.jpg", "image80.jpg"), ("image15.jpg", "image65.jpg"), ("image63.jpg", "image78.jpg")}
+    # decoding also finds a resized copy inside train (image46 is image50 at 259x194): a warning, not a leak
+    within = [(p.split, p.image, p.severity) for p in of_kind(report, "duplicate_image") if p.severity != "error"]
+    assert within == [("train", "image46.jpeg", "warning")]
+    assert "visually identical" in of_kind(report, "duplicate_image")[0].message
+    assert "train/image50.jpg" in of_kind(report, "duplicate_image")[0].message
 
     conflicts = of_kind(report, "conflicting_duplicate")
     assert [(p.split, p.image) for p in conflicts] == [("val", "image80.jpg")]
@@ -173,6 +179,48 @@ def test_reencoded_copy_needs_decoding(tmp_path):
     assert [(p.split, p.image) for p in of_kind(decoded, "duplicate_image")] == [("val", "a.bmp")]
     assert "re-encoded" in of_kind(decoded, "duplicate_image")[0].message
     assert not of_kind(check_dataset(load_dataset(root), decode=False), "duplicate_image")
+
+
+def smooth(path: Path, shift: int = 0, w: int = 160, h: int = 120, quality: int | None = None) -> Path:
+    """A smooth picture (gradient + disc) that survives lossy re-encoding; ``shift`` moves the disc."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (w + h)], axis=2).astype(np.uint8)
+    cv2.circle(img, (w // 3 + shift, h // 2), h // 4, (250, 250, 250), -1)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality else []
+    assert cv2.imwrite(str(path), img, params)
+    return path
+
+
+def test_lossy_and_resized_copies_are_found_when_decoding(tmp_path):
+    root = tmp_path / "ds"
+    smooth(root / "train" / "a.png")
+    smooth(root / "train" / "other.png", shift=60)  # a different picture: not a copy
+    smooth(root / "val" / "a.jpg", quality=70)  # lossy re-encode
+    big = cv2.imread(str(root / "train" / "a.png"))
+    (root / "test").mkdir()
+    assert cv2.imwrite(str(root / "test" / "a_small.jpg"), cv2.resize(big, (80, 60), interpolation=cv2.INTER_AREA))
+    via(root / "train", {"a.png": [poly(*SQUARE)], "other.png": [poly(*SQUARE)]})
+    via(root / "val", {"a.jpg": [poly([100, 140, 140], [10, 10, 60])]})  # same count, somewhere else
+    report = check_dataset(load_dataset(root))
+    dups = {(p.split, p.image): p for p in of_kind(report, "duplicate_image")}
+    assert set(dups) == {("val", "a.jpg"), ("test", "a_small.jpg")}
+    assert all(p.severity == "error" and "train/a.png" in p.message for p in dups.values())
+    assert [(p.split, p.image) for p in of_kind(report, "conflicting_duplicate")] == [("val", "a.jpg")]
+    assert not of_kind(check_dataset(load_dataset(root), decode=False), "duplicate_image")
+
+
+def test_resized_copy_with_scaled_regions_agrees(tmp_path):
+    root = tmp_path / "ds"
+    smooth(root / "train" / "a.png", w=160, h=120)
+    big = cv2.imread(str(root / "train" / "a.png"))
+    (root / "val").mkdir()
+    assert cv2.imwrite(str(root / "val" / "a.png"), cv2.resize(big, (80, 60), interpolation=cv2.INTER_AREA))
+    via(root / "train", {"a.png": [poly([20, 60, 60, 20], [20, 20, 60, 60])]})
+    via(root / "val", {"a.png": [poly([10, 30, 30, 10], [10, 10, 30, 30])]})  # the same square at half size
+    report = check_dataset(load_dataset(root))
+    assert [(p.split, p.image) for p in of_kind(report, "duplicate_image")] == [("val", "a.png")]
+    assert not of_kind(report, "conflicting_duplicate")
 
 
 def test_conflicting_duplicate_by_count_and_by_geometry(tmp_path):
