@@ -82,7 +82,10 @@ def _shape_to_xy(shape: dict, old_xy: Any) -> list:
                     round(g("cy") + px * math.sin(t) + py * math.cos(t), 3)]
         xy = [7, *pts]
     elif name in ("polygon", "polyline"):
-        pts = [v for xy_ in zip(g("all_points_x") or [], g("all_points_y") or [], strict=False) for v in xy_]
+        xs, ys = list(g("all_points_x") or []), list(g("all_points_y") or [])
+        n = min(len(xs), len(ys))
+        pts: list = [0] * (2 * n)
+        pts[0::2], pts[1::2] = xs[:n], ys[:n]
         code = 7 if name == "polygon" else 6
         if code == 6 and isinstance(old_xy, list) and old_xy[:1] == [5] and len(pts) == 4:
             code = 5  # a VIA3 line stays a line
@@ -200,9 +203,18 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def _new_id(existing, start: int = 1) -> str:
-    n = max([int(k) for k in map(str, existing) if k.isascii() and k.isdigit() and len(k) < 16] + [start - 1]) + 1
-    return str(n)
+class _Ids:
+    """Next free integer-like id of a table ("1", "2"...), O(1) per id."""
+
+    def __init__(self, table: dict):
+        self.table = table
+        self.n = max([int(k) for k in map(str, table) if k.isascii() and k.isdigit() and len(k) < 16] + [0])
+
+    def __call__(self) -> str:
+        self.n += 1
+        while str(self.n) in self.table:
+            self.n += 1
+        return str(self.n)
 
 
 def build_via3(project: Project, name: str = "via_project") -> dict:
@@ -222,11 +234,12 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         out["config"] = {"file": {"loc_prefix": {"1": "", "2": "", "3": "", "4": ""}},
                          "ui": {"file_content_align": "center"}}
     attr_table = dict(raw.get("attribute") or {})
+    new_aid = _Ids(attr_table)
     if not same:
         for level, anchor in (("region", REGION_ANCHOR), ("file", FILE_ANCHOR)):
             for name, d in (project.attributes.get(level) or {}).items():
                 opts = d.get("options") if isinstance(d.get("options"), dict) else {}
-                attr_table[_new_id(attr_table)] = {
+                attr_table[new_aid()] = {
                     "aname": name, "anchor_id": anchor, "type": VIA2_TO_TYPE.get(d.get("type"), 1),
                     "desc": d.get("description", ""), "options": dict(opts),
                     "default_option_id": ",".join(k for k, v in (d.get("default_options") or {}).items() if v),
@@ -242,7 +255,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         for name, value in attrs.items():
             aid = name2id.get(name) or (name if name in attr_table else None)
             if aid is None:
-                aid = _new_id(attr_table)
+                aid = new_aid()
                 attr_table[aid] = {"aname": name, "anchor_id": anchor, "type": 1, "desc": "", "options": {},
                                    "default_option_id": ""}
                 name2id[name] = aid
@@ -254,6 +267,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
     files = dict(raw.get("file") or {})
     files_before = set(files)
     views = dict(raw.get("view") or {})
+    new_fid, new_vid = _Ids(files), _Ids(views)
     fid_to_vid = {f: v for v, f in state["vid_to_fid"].items()}
     vid_list = proj_block.get("vid_list") if "vid_list" in proj_block else raw.get("vid_list")
     if vid_list is not None and not isinstance(vid_list, list):
@@ -278,7 +292,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
     for im in project.images:
         fid = str(im.key) if same and str(im.key) in files and im.raw is files.get(str(im.key)) else None
         if fid is None:
-            fid = _new_id(files)
+            fid = new_fid()
             loc = 2 if im.filename.startswith(("http://", "https://")) else 3
             files[fid] = {"fid": fid, "fname": im.filename, "type": 2, "loc": loc, "src": im.filename}
         elif files[fid].get("fname") != im.filename:
@@ -287,7 +301,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         new_file = fid not in files_before
         vid = fid_to_vid.get(fid)
         if vid is None and (new_file or im.regions or im.file_attributes):  # a file VIA3 shows needs a view
-            vid = _new_id(views)
+            vid = new_vid()
             views[vid] = {"fid_list": [fid]}
             new_vids.append(vid)
         for r in im.regions:

@@ -15,13 +15,13 @@ from pathlib import Path
 from . import via3, via_csv, via_json
 from .errors import ViaFormatError, ViaSaveError
 from .fsutil import atomic_write
-from .project import Project
+from .project import ImageEntry, Project
 from .via_common import decode_text, detect_style, dump_json, parse_json, show
 
 FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
-__all__ = ["FORMATS", "detect_format", "load_via", "loads_via", "dumps_via", "save_via"]
+__all__ = ["FORMATS", "detect_format", "load_via", "loads_via", "dumps_via", "save_via", "image_key", "new_entry"]
 
 
 def _json_kind(data, path) -> str:
@@ -147,3 +147,27 @@ def save_via(project: Project, path: str | Path | None = None, fmt: str | None =
 def default_fmt_for(path: str | Path) -> str | None:
     """A format guess from a file name (``.csv`` -> csv), for save-as dialogs."""
     return "csv" if os.fspath(path).lower().endswith(".csv") else None
+
+
+def image_key(filename: str, size) -> str:
+    """VIA's metadata key for a new image: ``filename + size`` (``filename`` alone when the size is unknown).
+    Keys of entries read from a file are kept as given, never recomputed."""
+    return f"{filename}{'' if size is None else size}"
+
+
+def new_entry(project: Project, image_path: str | Path) -> ImageEntry:
+    """An ``ImageEntry`` for an image file to add to ``project`` (not added here): ``filename`` relative to the
+    project's folder when the image is inside it (else absolute, with ``/`` separators), ``size`` in bytes from
+    the file (``-1``, VIA's convention, when it cannot be read), key ``filename + size``."""
+    p = Path(image_path)
+    base = project.base_dir
+    try:
+        filename = p.resolve().relative_to(base.resolve()).as_posix()
+    except (ValueError, OSError):
+        filename = p.resolve().as_posix() if p.is_absolute() or project.path is not None else p.as_posix()
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = -1
+    return ImageEntry(key=image_key(filename, size), filename=filename, size=size, regions=[],
+                      file_attributes={}, raw=None, base_dir=base)

@@ -421,3 +421,20 @@ def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
     assert back.images[1].path == tmp_path / "sub" / "b.png"
     if fmt != "via3":
         assert [im.key for im in back.images] == ["a.jpg100", "sub/b.png7"]
+
+
+def test_new_entry_for_an_added_image(tmp_path):
+    from viaseg.core.via_io import image_key, new_entry
+
+    p = _project_file(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    img = tmp_path / "imgs" / "c.jpg"
+    img.write_bytes(b"x" * 42)
+    proj = load_via(p)
+    im = new_entry(proj, img)
+    assert (im.key, im.filename, im.size) == ("imgs/c.jpg42", "imgs/c.jpg", 42)
+    assert im.path == img
+    proj.images.append(im)
+    save_via(proj)
+    assert load_via(p).images[1].path == img
+    assert image_key("a.jpg", None) == "a.jpg" and image_key("a.jpg", "12") == "a.jpg12"
