@@ -395,10 +395,30 @@ class PredictionPanel(QWidget):
         self._update_vertex_hint()
         self.rerender()
 
+    def _still_shown(self) -> bool:
+        """False when the host now shows another image than the one predicted (the user moved on)."""
+        if self.host is None or not callable(getattr(self.host, "current_target", None)):
+            return True
+        cur = self.host.current_target()
+        return cur is not None and self.target is not None and cur.key == self.target.key
+
+    def entry_changed(self, entry: Any) -> None:
+        """The annotation of ``entry`` changed (edit, undo): the agreement view follows."""
+        if self.target is None or entry is None or self.target.entry is not entry or self.probs is None:
+            return
+        h, w = self.probs.shape
+        self._truth_full = truth_mask(entry, (w, h))
+        self._truth_disp = None if self._truth_full is None else overlays.reduce(
+            self._truth_full, overlays.display_scale(self.probs.shape), nearest=True)
+        self.rerender()
+
     @Slot()
     def rerender(self, *_args) -> None:
         """Redraw the overlay from the kept probabilities (no forward pass)."""
         if self._probs_disp is None:
+            return
+        if not self._still_shown():
+            self.set_target(None)
             return
         t, op = self.threshold_value, self.opacity.value() / 100.0
         rgba = overlays.render(self.mode_value, self._probs_disp, t, op, self._truth_disp)

@@ -416,11 +416,19 @@ class TrainingPanel(QWidget):
         th.stop()
         ok = th.wait(timeout_ms)
         if ok:
+            if th.terminal is not None:  # its queued events will not be delivered to us any more
+                self._handle(th.terminal)
             self._on_thread_finished()
         return ok
 
     @Slot(object)
     def _on_event(self, ev: Any) -> None:
+        sender = self.sender()
+        if sender is not None and sender is not self.thread:
+            return  # a late event of a run already wound up (stop_and_wait)
+        self._handle(ev)
+
+    def _handle(self, ev: Any) -> None:
         kind = event_kind(ev)
         if kind == "Started":
             self._on_started(ev)

@@ -12,6 +12,7 @@ Neither class touches widgets; panels connect to their signals.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import traceback
@@ -56,6 +57,7 @@ class TrainThread(QThread):
         self._stop = threading.Event()
         self.result: Any = None
         self.error: str | None = None
+        self.terminal: Any = None  # the Finished/Failed event, for a caller that waits instead of listening
         self.setObjectName("viaseg-train")
 
     # called from the GUI thread
@@ -75,6 +77,8 @@ class TrainThread(QThread):
             nonlocal failed_seen
             if type(ev).__name__ == "Failed":
                 failed_seen = True
+            if type(ev).__name__ in ("Failed", "Finished"):
+                self.terminal = ev
             self.event.emit(ev)
 
         try:
@@ -83,7 +87,8 @@ class TrainThread(QThread):
             self.error = _failure_text(exc)
             traceback.print_exc()
             if not failed_seen:
-                self.event.emit(_SyntheticFailed(self.error))
+                self.terminal = _SyntheticFailed(self.error)
+                self.event.emit(self.terminal)
             self.result = None
         self.done.emit(self.result)
 
@@ -196,6 +201,7 @@ class InferenceService(QObject):
         self._worker.predicted.connect(self._on_predicted)
         self._worker.predict_failed.connect(self._on_failed)
         self._thread.start()
+        _LIVE.add(self._thread)
         self._ids = itertools.count(1)
         self.model_path: str | None = None
         self.meta: dict = {}
@@ -231,6 +237,23 @@ class InferenceService(QObject):
         self.failed.emit(job, tag, message)
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait(timeout_ms)
+        _stop_thread(self._thread, timeout_ms)
+
+
+_LIVE: set = set()  # inference threads still running; stopped at exit so Qt never destroys a running QThread
+
+
+def _stop_thread(thread: QThread, timeout_ms: int = 30000) -> None:
+    _LIVE.discard(thread)
+    try:
+        if thread.isRunning():
+            thread.quit()
+            thread.wait(timeout_ms)
+    except RuntimeError:  # the C++ object is already gone
+        pass
+
+
+@atexit.register
+def _stop_all() -> None:
+    for th in list(_LIVE):
+        _stop_thread(th)

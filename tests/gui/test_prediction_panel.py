@@ -38,6 +38,7 @@ class Host:
 
     def show_external(self, path):
         self.shown = Path(path)
+        self.current = Target(Path(path))
 
     def add_regions(self, entry, regions):
         self.history.push(edits.AddRegions(entry, regions))
@@ -173,3 +174,74 @@ def test_export_mask_full_size(qtbot, setup, tmp_path):
     m = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert m.shape == (48, 48) and set(np.unique(m)) <= {0, 255}
     assert panel.export_overlay(tmp_path / "o.png").is_file()
+
+
+# ------------------------------------------------------------------------- wired into the real main window
+
+
+@pytest.fixture
+def wired(qtbot, window, tmp_path, model_file):
+    from viaseg.gui.ml_wiring import install
+
+    root = make_project(tmp_path / "wproj", n_train=2, n_val=2)
+    assert window.open_path(root)
+    ml = getattr(window, "ml", None) or install(window)
+    with qtbot.waitSignal(ml.service.model_changed, timeout=60000):
+        ml.training.set_active_model(str(model_file))
+    yield window, ml
+    ml.shutdown()
+
+
+def test_window_predict_key_accept_and_undo(qtbot, wired):
+    window, ml = wired
+    row = next(i for i, r in enumerate(window.session.rows) if r.split == "val")
+    window.show_row(row)
+    entry = window.current_entry()
+    n = len(entry.regions)
+    with qtbot.waitSignal(ml.service.predicted, timeout=60000):
+        ml.act_predict.trigger()  # the P shortcut's action
+    assert window.canvas.prediction is not None
+    assert ml.prediction.dice is not None  # agreement with the annotation
+    ml.prediction.threshold.setValue(1)
+    added = ml.prediction.accept_polygons()
+    assert added and len(entry.regions) == n + len(added)
+    assert window.session.is_dirty()
+    window.undo()
+    assert len(entry.regions) == n
+    # moving to another image drops the old prediction instead of drawing it on the new one
+    window.show_row(0)
+    assert window.canvas.prediction is None
+    ml.prediction.threshold.setValue(50)
+    assert window.canvas.prediction is None and ml.prediction.probs is None
+
+
+def test_window_drop_photo_overlay_and_add_to_split(qtbot, wired, tmp_path):
+    import cv2
+
+    window, ml = wired
+    photo = tmp_path / "outside" / "new_photo.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((40, 56, 3), 120, np.uint8))
+    with qtbot.waitSignal(ml.service.predicted, timeout=60000):
+        assert drop_files(window, [photo])
+    assert window.external_path == photo and window.canvas.prediction is not None
+    assert ml.prediction.probs.shape == (40, 56)
+    rows = len(window.session.rows)
+    ml.prediction.split_combo.setCurrentText("train")
+    ml.prediction.threshold.setValue(1)
+    assert ml.prediction.accept_polygons()
+    assert len(window.session.rows) == rows + 1
+    train = window.session.dataset.splits["train"]
+    added = train.entries[-1]
+    assert added.filename == "new_photo.png" and added.regions and (train.image_dir / "new_photo.png").is_file()
+    window.undo()
+    assert len(window.session.rows) == rows and added not in train.entries
+
+
+def test_window_drop_non_image_message(qtbot, wired, tmp_path):
+    window, ml = wired
+    bad = tmp_path / "readme.txt"
+    bad.write_text("x")
+    drop_files(window, [bad])
+    assert "not an image" in ml.prediction.message.text()
+    assert window.session.dataset is not None  # the project stays open

@@ -56,26 +56,6 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     assert panel.runs.topLevelItem(0).text(3) == "●"
 
 
-def test_stop_ends_run_early(qtbot, tmp_path, project):
-    panel = make_panel(qtbot, tmp_path, project, epochs=50)
-    panel.epochs.setValue(50)
-    stopped = []
-
-    def on_event(ev):
-        if type(ev).__name__ == "BatchEnd" and not stopped:
-            stopped.append(ev)
-            panel.stop()
-
-    with qtbot.waitSignal(panel.training_finished, timeout=180000):
-        panel.start()
-        panel.thread.event.connect(on_event)
-    epochs_done = len(panel.curves.points("train_loss"))
-    assert epochs_done < 50
-    assert not panel.is_running() and panel.thread is None
-    # stopped in the first epoch: either no epoch finished (no model, a clear message) or the best is kept
-    assert ("Stopped" in panel.message.text()) or ("stopped before any epoch" in panel.message.text())
-
-
 def test_failure_is_a_message(qtbot, tmp_path):
     root = make_project(tmp_path / "empty", n_train=3, n_val=1, size=32)
     ds = load_dataset(root)
@@ -104,3 +84,32 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     assert not panel.augment.isChecked() and panel.bn_momentum.value() == pytest.approx(0.99)
     panel.preset.setCurrentText("default")
     assert panel.augment.isChecked()
+
+
+def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(make_project(tmp_path / "wproj", n_train=8, n_val=2, size=40))
+    ml = getattr(window, "ml", None) or install(window)
+    ml.training.config_overrides = dict(TINY)
+    tiny_settings(ml.training, epochs=50)
+    asked = []
+    window.ask = lambda *a: asked.append(a) or QMessageBox.StandardButton.No
+    started = []
+    with qtbot.waitSignal(ml.training.training_started, timeout=10000):
+        assert ml.training.start()
+    ml.training.thread.event.connect(lambda ev: started.append(ev))
+    qtbot.waitUntil(lambda: any(type(e).__name__ == "BatchEnd" for e in started), timeout=120000)
+    assert not window.close()  # "No": the window stays, training goes on
+    assert asked and ml.training.is_running()
+    # Stop: asks core to end after the current batch (the button greys out at once)
+    ml.training.stop_btn.click()
+    assert "Stopping" in ml.training.message.text() and not ml.training.stop_btn.isEnabled()
+    window.ask = lambda *a: asked.append(a) or QMessageBox.StandardButton.Yes
+    assert window.close()  # still running until that batch ends: asks again, then waits for the thread
+    assert len(asked) == 2 and not ml.training.is_running() and ml.training.thread is None
+    assert len(ml.training.curves.points("train_loss")) < 50
+    text = ml.training.message.text()
+    assert "Stopped" in text or "stopped before any epoch" in text, text
+    ml.shutdown()

@@ -1,0 +1,369 @@
+"""Wires training and prediction into the main window: ``install(window) -> MLWiring``.
+
+Adds the Training and Prediction docks, a Model menu (Predict = P, Predict images…, Predict all, Accept as
+polygons, Train/Stop), File ▸ Predict images…, drop handling for photos and image folders (VIA files and
+dataset folders still go to the window's own drop handler), the per-image Dice column, and a clean shutdown:
+closing the window during a run asks, then stops the run and waits for its thread.
+
+What it uses from the window: ``session`` (dataset, rows, push, signals), ``canvas.set_prediction_overlay``,
+``canvas.default_attributes``, ``show_external_image``, ``show_row``, ``current``/``external_path``,
+``image_list.set_extra_column``, ``settings`` (QSettings or None), ``ask(title, text, buttons)`` and ``notify``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+from viaseg.core import edits
+from viaseg.core.dataset import Dataset, Split, load_dataset
+from viaseg.core.project import ImageEntry
+
+from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
+from .training_panel import TrainingPanel
+from .workers import InferenceService
+
+VIA_EXTS = (".json", ".csv")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def snapshot(ds: Dataset) -> Dataset:
+    """A copy of the annotations as they are now (entries and regions copied, images not), so a run in the
+    background reads a fixed state while the user keeps editing."""
+    splits = {}
+    for name, sp in ds.splits.items():
+        entries = []
+        for e in sp.entries:
+            c = copy.copy(e)
+            c.regions = [r.clone() for r in e.regions]
+            c.file_attributes = copy.deepcopy(e.file_attributes)
+            entries.append(c)
+        splits[name] = Split(name=sp.name, project=sp.project, image_dir=sp.image_dir, entries=entries)
+    return Dataset(root=ds.root, splits=splits)
+
+
+class AddImage(edits.Command):
+    """Add an image (with its regions) to a labeled split; undo takes it out again."""
+
+    text = "add image"
+
+    def __init__(self, split: Split, entry: ImageEntry, after):
+        super().__init__(entry)
+        self.split, self.after = split, after
+
+    def _lists(self) -> list[list]:
+        lists = [self.split.entries]
+        if self.split.project is not None and self.split.project.images is not self.split.entries:
+            lists.append(self.split.project.images)
+        return lists
+
+    def do(self) -> None:
+        for lst in self._lists():
+            lst.append(self.entry)
+        self.after()
+
+    def undo(self) -> None:
+        for lst in self._lists():
+            lst[:] = [e for e in lst if e is not self.entry]
+        self.after()
+
+
+# --------------------------------------------------------------------------------------------- host
+
+
+class WindowHost:
+    """The PredictionPanel's view of the main window."""
+
+    def __init__(self, window):
+        self.w = window
+
+    def current_target(self) -> Target | None:
+        w = self.w
+        if 0 <= w.current < len(w.session.rows):
+            row = w.session.rows[w.current]
+            return Target(row.entry.path, row.entry, row.split)
+        ext = getattr(w, "external_path", None)
+        return Target(Path(ext)) if ext else None
+
+    def set_overlay(self, img) -> None:
+        self.w.canvas.set_prediction_overlay(img)
+
+    def show_external(self, path: Path) -> None:
+        self.w.show_external_image(path)
+
+    def add_regions(self, entry, regions) -> None:
+        attrs = self.w.canvas.default_attributes() or {}
+        for r in regions:
+            r.attributes = {**copy.deepcopy(attrs), **r.attributes}
+        self.w.session.push(edits.AddRegions(entry, regions))
+
+    def split_names(self) -> list[str]:
+        ds = self.w.session.dataset
+        return list(ds.splits) if ds is not None else []
+
+    def split_entries(self, name: str) -> list:
+        ds = self.w.session.dataset
+        return list(ds.splits[name].entries) if ds is not None and name in ds.splits else []
+
+    def set_dice_column(self, mapping: dict) -> None:
+        il = self.w.image_list
+        il.set_extra_column("Dice", mapping)
+        col = il.model.columnCount() - 1
+        il.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)  # worst first
+
+    def add_external(self, path: Path, split_name: str, regions) -> bool:
+        """Copy ``path`` into the split's image folder (unless it is there already) and add it with
+        ``regions`` as one undoable step."""
+        w = self.w
+        ds = w.session.dataset
+        sp = ds.splits.get(split_name) if ds is not None else None
+        if sp is None or sp.project is None:
+            w.notify(f"split {split_name!r} has no VIA file to add images to", True)
+            return False
+        path = Path(path)
+        dest = sp.image_dir / path.name
+        try:
+            if path.resolve() != dest.resolve():
+                n = 2
+                while dest.exists():
+                    dest = sp.image_dir / f"{path.stem}-{n}{path.suffix}"
+                    n += 1
+                shutil.copy2(path, dest)
+        except OSError as exc:
+            w.notify(f"cannot copy {path} into {sp.image_dir}: {exc.strerror or exc}", True)
+            return False
+        if any(Path(e.filename).name == dest.name for e in sp.entries):
+            w.notify(f"{dest.name} is already in split {split_name!r}", True)
+            return False
+        size = dest.stat().st_size
+        attrs = w.canvas.default_attributes() or {}
+        for r in regions:
+            r.attributes = {**copy.deepcopy(attrs), **r.attributes}
+        entry = ImageEntry(key=f"{dest.name}{size}", filename=dest.name, size=size, regions=list(regions),
+                           base_dir=sp.image_dir)
+
+        def after():
+            w.session._reindex()
+            w.image_list.model.reset()
+
+        w.session.push(AddImage(sp, entry, after))
+        row = w.session.row_of(entry)
+        if row >= 0:
+            w.show_row(row)
+        return True
+
+
+# ------------------------------------------------------------------------------------------ filters
+
+
+class _DropRouter(PhotoDropFilter):
+    """Photos and image-only folders go to prediction; VIA files and dataset folders to the window."""
+
+    def eventFilter(self, obj, event):  # noqa: N802
+        if event.type() == QEvent.Type.Drop:
+            md = event.mimeData()
+            paths = [Path(u.toLocalFile()) for u in md.urls() if u.isLocalFile()] if md and md.hasUrls() else []
+            if not paths or any(_is_project_path(p) for p in paths):
+                return False  # the window opens it as a project
+        return super().eventFilter(obj, event)
+
+
+def _is_project_path(p: Path) -> bool:
+    if p.is_file():
+        return p.suffix.lower() in VIA_EXTS
+    if p.is_dir():
+        try:
+            names = [q for q in p.iterdir()]
+        except OSError:
+            return False
+        if any(q.suffix.lower() in VIA_EXTS for q in names if q.is_file()):
+            return True
+        return any(q.is_dir() for q in names) and not any(q.suffix.lower() in IMAGE_EXTS for q in names)
+    return False
+
+
+class _CloseGuard(QObject):
+    def __init__(self, ml: MLWiring):
+        super().__init__(ml.window)
+        self.ml = ml
+
+    def eventFilter(self, obj, event):  # noqa: N802
+        if event.type() == QEvent.Type.Close and obj is self.ml.window and not self.ml.confirm_close():
+            event.ignore()  # a close event starts accepted: refusing means ignoring it
+            return True
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+
+class MLWiring:
+    def __init__(self, window):
+        self.window = w = window
+        self.service = InferenceService(parent=w)
+        self.host = WindowHost(w)
+        self.training = TrainingPanel(data_provider=self.training_data, runs_root=self._default_runs_root())
+        self.prediction = PredictionPanel(self.service, self.host)
+        self.dock_training = self._dock("Training", self.training)
+        self.dock_prediction = self._dock("Prediction", self.prediction)
+        anchor = getattr(w, "dock_attributes", None)
+        if anchor is not None:
+            w.tabifyDockWidget(anchor, self.dock_prediction)
+            w.tabifyDockWidget(anchor, self.dock_training)
+        self.dock_prediction.raise_()
+        self._menus()
+        self.drop_router = _DropRouter(self.prediction, w)
+        w.setAcceptDrops(True)
+        w.installEventFilter(self.drop_router)
+        self.close_guard = _CloseGuard(self)
+        w.installEventFilter(self.close_guard)
+        self.training.model_activated.connect(self._on_model_activated)
+        self.training.training_started.connect(lambda: self.act_stop.setEnabled(True))
+        self.training.training_finished.connect(lambda _r: self.act_stop.setEnabled(False))
+        self.prediction.status.connect(lambda text: w.notify(text, "fail" in text.lower()))
+        w.session.opened.connect(self._on_opened)
+        w.session.changed.connect(self.prediction.entry_changed)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        model = self._setting("active_model")
+        if model and Path(model).is_file():
+            self.training.active_model = str(model)
+            self.service.set_model(model)
+        if w.session.dataset is not None:
+            self._on_opened()
+
+    # --------------------------------------------------------------------------------------- layout
+    def _dock(self, title: str, widget) -> QDockWidget:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
+
+    def _action(self, menu, text, slot, keys=(), tip=""):
+        a = QAction(text, self.window)
+        if keys:
+            a.setShortcuts([QKeySequence(k) for k in keys])
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            a.setToolTip(tip)
+        a.triggered.connect(lambda _=False: slot())
+        menu.addAction(a)
+        self.window.addAction(a)
+        return a
+
+    def _menus(self) -> None:
+        w = self.window
+        mb = w.menuBar()
+        file_menu = next((a.menu() for a in mb.actions() if a.menu() and a.text().replace("&", "") == "File"),
+                         None)
+        if file_menu is not None:
+            acts = file_menu.actions()
+            self.act_predict_images = QAction("Predict &images…", w)
+            self.act_predict_images.triggered.connect(lambda _=False: self.prediction.choose_photos())
+            before = next((a for a in acts if a.isSeparator()), None)
+            file_menu.insertAction(before, self.act_predict_images) if before else file_menu.addAction(
+                self.act_predict_images)
+        m = mb.addMenu("&Model")
+        self.act_predict = self._action(m, "&Predict current image", self.predict_current, ["P"],
+                                        "Run the active model on the image shown (P)")
+        self._action(m, "Predict &images…", self.prediction.choose_photos)
+        self._action(m, "Predict &all in split", self._predict_all)
+        self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
+        m.addSeparator()
+        self._action(m, "&Train…", self._show_training)
+        self.act_stop = self._action(m, "&Stop training", self.training.stop)
+        self.act_stop.setEnabled(False)
+        m.addSeparator()
+        m.addAction(self.dock_training.toggleViewAction())
+        m.addAction(self.dock_prediction.toggleViewAction())
+
+    def _show_training(self) -> None:
+        self.dock_training.show()
+        self.dock_training.raise_()
+
+    # ----------------------------------------------------------------------------------------- data
+    def _setting(self, key: str):
+        s = getattr(self.window, "settings", None)
+        return s.value(key) if s is not None else None
+
+    def _set_setting(self, key: str, value) -> None:
+        s = getattr(self.window, "settings", None)
+        if s is not None:
+            s.setValue(key, value)
+
+    def _default_runs_root(self) -> Path:
+        saved = self._setting("runs_root")
+        if saved:
+            return Path(str(saved))
+        src = getattr(self.window.session, "source", None)
+        if src is not None:
+            base = Path(src) if Path(src).is_dir() else Path(src).parent
+            if os.access(base, os.W_OK):
+                return base / "runs"
+        from viaseg.core import journal
+
+        return journal.state_dir() / "runs"
+
+    def training_data(self, unsaved: bool = True):
+        s = self.window.session
+        if s.dataset is None or s.source is None:
+            raise ValueError("No project is open: open a VIA file or dataset folder first.")
+        return snapshot(s.dataset) if unsaved else load_dataset(s.source)
+
+    def _on_opened(self) -> None:
+        if not self._setting("runs_root"):
+            self.training.set_runs_root(self._default_runs_root())
+        self.prediction.refresh_splits()
+        self.prediction.set_target(None)
+        self.window.image_list.set_extra_column(None)
+
+    def _on_model_activated(self, path: str) -> None:
+        self.service.set_model(path)
+        self._set_setting("active_model", path)
+        self.window.notify(f"active model: {path}")
+
+    # -------------------------------------------------------------------------------------- actions
+    def predict_current(self) -> bool:
+        self.dock_prediction.show()
+        self.dock_prediction.raise_()
+        return self.prediction.predict_current()
+
+    def _predict_all(self) -> None:
+        self.dock_prediction.show()
+        self.dock_prediction.raise_()
+        self.prediction.predict_all()
+
+    # ------------------------------------------------------------------------------------- shutdown
+    def confirm_close(self) -> bool:
+        """Closing the window: while a run goes on, ask; yes stops it and waits for its thread."""
+        if not self.training.is_running():
+            return True
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        ans = self.window.ask("Training in progress",
+                              "A training run is in progress. Stop it (keeping the best model so far) and close?",
+                              buttons)
+        if ans != QMessageBox.StandardButton.Yes:
+            return False
+        self.training.stop_and_wait()
+        return True
+
+    def shutdown(self) -> None:
+        if self.training.is_running():
+            self.training.stop_and_wait()
+        self.service.shutdown()
+
+
+def install(window) -> MLWiring:
+    """Add training and prediction to ``window``; the returned object is also ``window.ml``."""
+    ml = MLWiring(window)
+    window.ml = ml
+    return ml
