@@ -18,6 +18,7 @@ import os
 import stat
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,10 @@ class Report:
     @property
     def exit_code(self) -> int:
         return 1 if self.has_errors else 0
+
+    def for_image(self, split: str | None, key: str) -> list[Problem]:
+        """Problems of one entry (``key`` = its VIA key; for unlabeled splits, the file name)."""
+        return [p for p in self.problems if p.split == split and p.key == key]
 
     def to_json(self) -> dict:
         return {"images": self.images, "regions": self.regions, "problems": [p.to_dict() for p in self.problems]}
@@ -493,9 +498,12 @@ def _sorted(problems: list[Problem], split_pos: dict, entry_pos: dict, extra: di
     return sorted(problems, key=key)
 
 
-def check_dataset(dataset: Dataset, decode: bool = True) -> Report:
+def check_dataset(dataset: Dataset, decode: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> Report:
     """Check every split of ``dataset``. ``decode=False`` reads only image headers (no pixel hashing, so
-    re-encoded duplicates are not detected; identical files still are)."""
+    re-encoded duplicates are not detected; identical files still are). ``progress(done, total)`` is called
+    after each image file (for a GUI progress bar)."""
+    total = dataset.image_count
     items: list[tuple[str, ImageEntry, tuple[int, int] | None]] = []
     labeled: list[bool] = []
     infos: list[_FileInfo] = []
@@ -530,6 +538,8 @@ def check_dataset(dataset: Dataset, decode: bool = True) -> Report:
             items.append((sp.name, entry, info.size))
             labeled.append(sp.labeled)
             infos.append(info)
+            if progress is not None:
+                progress(len(items), total)
         base = len(items) + 10**9  # unlisted files sort after the listed images of their split
         for i, path in enumerate(sp.unlisted_images()):
             place(Problem("unlisted_image", "info", sp.name, path.name, None,

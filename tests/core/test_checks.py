@@ -99,7 +99,10 @@ def test_file_level_kinds(tmp_path):
     (d / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage, not a jpeg")
     via(d, {"a.png": [poly(*SQUARE)], "b.png": [], "bad.jpg": [poly(*SQUARE)], "gone.png": [poly(*SQUARE)]},
         sizes={"a.png": 999})
-    report = check_dataset(load_dataset(tmp_path / "ds"))
+    calls = []
+    report = check_dataset(load_dataset(tmp_path / "ds"), progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [p.kind for p in report.for_image("train", "gone.png1234")] == ["missing_file"]
     got = kinds(report)
     assert ("size_mismatch", "train", "a.png", None) in got
     assert ("unannotated_image", "train", "b.png", None) in got
