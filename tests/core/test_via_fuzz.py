@@ -53,6 +53,7 @@ def check(data: bytes | str, name: str) -> None:
         assert str(exc).startswith(f"/fuzz/{name}: ")
         return
     event(f"accepted as {project.fmt}")
+    snapshot = _snapshot(project)
     out = dumps_via(project)
     again = loads_via(out, path=f"/fuzz/{name}", fmt=project.fmt)
     assert len(again.images) == len(project.images)
@@ -69,6 +70,12 @@ def check(data: bytes | str, name: str) -> None:
             assert fmt == "via3" and "VIA 3 has no shape" in str(exc)
             continue
         loads_via(converted, path="/fuzz/converted", fmt=fmt)
+    assert _snapshot(project) == snapshot  # writers never mutate the project
+
+
+def _snapshot(project) -> str:
+    return json.dumps([project.raw, project.attributes, [(im.key, im.filename, im.size, im.file_attributes,
+                      [(r.shape, r.attributes, r.raw) for r in im.regions]) for im in project.images]])
 
 
 @st.composite
