@@ -46,8 +46,9 @@ def _json_kind(data, path) -> str:
     return "annotations"
 
 
-def detect_format(text: str, path=None) -> str:
-    """Format of a VIA file's text (parses JSON; use :func:`loads_via` to get the project)."""
+def detect_format(text: str | bytes, path=None) -> str:
+    """Format of a VIA file's content (parses JSON; use :func:`loads_via` to get the project)."""
+    text = decode_text(text, path)
     stripped = text.lstrip()
     if not stripped.startswith(("{", "[")):
         return "csv"

@@ -438,3 +438,10 @@ def test_new_entry_for_an_added_image(tmp_path):
     save_via(proj)
     assert load_via(p).images[1].path == img
     assert image_key("a.jpg", None) == "a.jpg" and image_key("a.jpg", "12") == "a.jpg12"
+
+
+def test_detect_format(via_fixtures):
+    from viaseg.core.via_io import detect_format
+
+    for name, fmt in ROUND_TRIP.items():
+        assert detect_format((via_fixtures / name).read_bytes(), name) == fmt
