@@ -54,6 +54,12 @@ KINDS: dict[str, tuple[str, str]] = {
                        "add it to the project and annotate it, or move it out of the folder"),
 }
 SEVERITIES = ("error", "warning", "info")
+# what check_entry can report: with an image_size only REGION_KINDS; without one also FILE_KINDS. The other
+# kinds (duplicates, attribute names, unlisted files) need the whole dataset: after re-checking one image, keep
+# them and replace only these.
+REGION_KINDS = frozenset({"degenerate_region", "self_intersection", "out_of_bounds", "unsupported_shape",
+                          "unannotated_image"})
+FILE_KINDS = frozenset({"missing_file", "unreadable_image", "size_mismatch"})
 OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 CONFLICT_IOU = 0.5  # copies whose region masks overlap less than this disagree
 VISUAL_MAD = 3.0  # mean absolute difference (0..255) of 32x32 gray thumbnails under which two images are copies

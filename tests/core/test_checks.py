@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from viaseg.core.check_geometry import analyze_shapes
-from viaseg.core.checks import check_dataset, check_entry
+from viaseg.core.checks import FILE_KINDS, KINDS, REGION_KINDS, check_dataset, check_entry
 from viaseg.core.cli import main
 from viaseg.core.dataset import load_dataset
 from viaseg.core.project import ImageEntry, Region
@@ -293,6 +293,7 @@ def test_check_entry_after_edits(tmp_path):
     gone = ImageEntry(key="x.png", filename="x.png", base_dir=tmp_path, regions=[region])
     assert [q.kind for q in check_entry("val", gone)] == ["missing_file"]
     assert check_entry("val", gone, image_size=(400, 400)) == []  # size given: no file access
+    assert REGION_KINDS | FILE_KINDS < set(KINDS) and not REGION_KINDS & FILE_KINDS
 
 
 # --------------------------------------------------------------------------------------------- geometry
