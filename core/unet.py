@@ -123,9 +123,11 @@ def dice_loss(y_true, y_pred):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 def bce_loss(y_true, y_pred):
     """Binary cross-entropy, mean per image."""
-    t, p = _flat(y_true, y_pred)
-    p = ops.clip(p, 1e-7, 1.0 - 1e-7)
-    return -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p), axis=1)
+    # keras' own op on the sigmoid output: the TF backend recovers the logits from it, so the gradient
+    # does not vanish when a prediction saturates (a clipped log would give zero gradient there)
+    bce = ops.binary_crossentropy(ops.cast(y_true, y_pred.dtype), y_pred)
+    batch = ops.shape(bce)[0]
+    return ops.mean(ops.reshape(bce, (batch, -1)), axis=1)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -1,0 +1,312 @@
+"""Training engine: ``train(config, on_event=None, should_stop=None) -> TrainResult``. No Qt.
+
+A run: resolve the data (path or in-memory), decode every image once (``pipeline.load_arrays``), leave
+validation images that duplicate training images out, build the U-Net, ``model.fit`` with Keras' own
+callbacks (EarlyStopping on ``val_dice`` restoring the best weights, ModelCheckpoint of the best model,
+CSVLogger, TerminateOnNaN) plus ours (events, ``should_stop`` checked after every batch, a time limit),
+then evaluate the best model (hard Dice per image at the threshold) and write the run folder::
+
+    config.json  history.csv  curves.png  samples/epoch_NNN.png  model.keras  summary.json
+
+Nothing escapes to the caller: every failure becomes a ``Failed`` event and ``TrainResult(ok=False,
+error=...)``. A run that diverges (NaN loss) fails but keeps the best model it had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import pipeline as P
+from .errors import ViasegError
+from .presets import PRESETS, TrainConfig, preset
+from .train_events import (
+    BatchEnd,
+    EpochEnd,
+    Failed,
+    Finished,
+    SamplePredictions,
+    Started,
+    TrainResult,
+)
+from .train_events import Event as Event  # re-exported
+from .train_plumbing import configure_threads, make_strategy, resolve_data
+
+__all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
+
+log = logging.getLogger("viaseg.train")
+
+
+class _TrainingFailed(Exception):
+    """A failure with a message meant for the user."""
+
+
+def _viaseg_version() -> str:
+    try:
+        from viaseg import __version__
+
+        return __version__
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder):
+    """Keras' callbacks plus the event / stop / time-limit one."""
+
+    class EventsAndStop(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            state["t0"] = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            state["epoch"] = epoch
+            state["epoch_t0"] = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            loss = float(logs.get("loss", float("nan")))
+            state["batches"] += 1
+            emit(BatchEnd(batch, state["epoch"], loss, float(logs.get("dice", float("nan"))), state["steps"]))
+            if not math.isfinite(loss):
+                state["nan"] = (state["epoch"], batch)
+                self.model.stop_training = True
+            if should_stop is not None and should_stop():
+                state["reason"] = "stopped"
+                self.model.stop_training = True
+            elif cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
+                state["reason"] = "time_limit"
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+            logs.pop("learning_rate", None)
+            state["epochs_run"] = epoch + 1
+            for k, v in logs.items():
+                state["history"].setdefault(k, []).append(v)
+            emit(EpochEnd(epoch, dict(logs), time.perf_counter() - state["epoch_t0"], cfg.epochs))
+            every = cfg.sample_every
+            if every and len(val_arrays) and ((epoch + 1) % every == 0 or epoch == 0):
+                idx = state["sample_idx"]
+                imgs = val_arrays.images[idx]
+                pred = self.model.predict(P.to_float_images(imgs), verbose=0)[..., 0]
+                names = [val_arrays.names[i] for i in idx]
+                ev = SamplePredictions(epoch, imgs, val_arrays.masks[idx], pred.astype(np.float32), names)
+                try:
+                    from .plots import plot_samples
+
+                    plot_samples(imgs, ev.true_masks, ev.pred_masks, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
+                                 title=f"epoch {epoch + 1}", threshold=cfg.threshold)
+                except Exception as exc:  # noqa: BLE001 - a plot never stops training
+                    log.warning("cannot write sample plot: %s", exc)
+                emit(ev)
+
+    monitor = "val_dice" if len(val_arrays) else "dice"
+    cbs = [
+        EventsAndStop(),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max", patience=cfg.patience, restore_best_weights=True
+        ),
+    ]
+    if cfg.lr_schedule == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
+                                                     patience=max(2, cfg.patience // 3), min_lr=1e-5))
+    elif cfg.lr_schedule == "cosine":
+        lr0, n = cfg.learning_rate, max(1, cfg.epochs)
+        cbs.append(keras.callbacks.LearningRateScheduler(
+            lambda e, _lr: 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * min(e, n) / n))))
+    elif cfg.lr_schedule != "constant":
+        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} (constant, plateau, cosine)")
+    return cbs, monitor
+
+
+def train(
+    config: TrainConfig,
+    on_event: Callable[[object], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a U-Net as ``config`` says; report progress through ``on_event``; stop (keeping the best model)
+    as soon as ``should_stop()`` is true after a batch. Never raises for a training failure."""
+    cfg = config
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    state = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0, "steps": 0}
+
+    def emit(ev) -> None:
+        if on_event is not None:
+            try:
+                on_event(ev)
+            except Exception as exc:  # noqa: BLE001 - a broken listener must not kill training
+                log.warning("event listener failed on %s: %s", type(ev).__name__, exc)
+
+    def fail(message: str, model_path: Path | None = None, summary: dict | None = None) -> TrainResult:
+        emit(Failed(message, run_dir, model_path))
+        return TrainResult(ok=False, run_dir=run_dir, model_path=model_path, error=message,
+                           summary=summary or {}, history=state["history"])
+
+    try:
+        thread_note = configure_threads(cfg.threads)  # before TF runs any op
+        return _train(cfg, run_dir, state, emit, should_stop, fail, thread_note)
+    except _TrainingFailed as exc:
+        return fail(str(exc))
+    except ViasegError as exc:
+        return fail(str(exc))
+    except MemoryError:
+        return fail("out of memory: try a smaller --batch-size or --size")
+    except Exception as exc:  # noqa: BLE001 - the GUI must get a message, not a traceback
+        if type(exc).__name__ == "ResourceExhaustedError":
+            return fail("out of memory while training: try a smaller --batch-size or --size")
+        log.exception("training failed")
+        return fail(f"training failed: {type(exc).__name__}: {exc}")
+
+
+def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    from . import unet
+    from .modelio import save_model
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+    if thread_note:
+        warnings.append(thread_note)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+
+    # ---- data
+    data = resolve_data(cfg)
+    train_entries = data.train
+    if not any(e.regions for e in train_entries):
+        raise _TrainingFailed(f"no annotated images in the training data ({data.train_source}): "
+                              "draw at least one region before training")
+    load = dict(size=cfg.size, resize=cfg.resize, include_empty=cfg.include_empty, cache_dir=cfg.cache_dir,
+                threads=cfg.threads, on_warning=warnings.append)
+    tr = P.load_arrays(train_entries, **load)
+    if not len(tr) or not tr.masks.any():
+        raise _TrainingFailed(f"no readable annotated image in the training data ({data.train_source}); "
+                              + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5]))
+    va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
+    duplicates: list[str] = []
+    if cfg.exclude_duplicates and len(va):
+        dup = set(P.find_duplicates(tr, va))
+        duplicates = [va.names[i] for i in sorted(dup)]
+        va = va.subset(i for i in range(len(va)) if i not in dup)
+        if duplicates:
+            warnings.append(f"left out of validation (same content as a training image): {', '.join(duplicates)}")
+    state["sample_idx"] = __import__("viaseg.core.plots", fromlist=["x"]).sample_indices(len(va), cfg.n_samples)
+    steps = P.steps_per_epoch(len(tr), cfg.batch_size)
+    state["steps"] = steps
+    skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
+    emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict()))
+
+    # ---- model
+    keras.utils.set_random_seed(cfg.seed)
+    strategy = make_strategy(cfg.strategy)
+    with strategy.scope():
+        model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
+                                         norm=cfg.norm, dropout=cfg.dropout)
+        unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate)
+    train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer)
+    val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
+    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None)
+
+    t0 = time.perf_counter()
+    model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=val_ds,
+              callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - t0
+    hist = state["history"]
+    early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    best_epoch = int(early.best_epoch) if hist.get(monitor) else -1
+    if best_epoch >= 0 and not math.isfinite(hist[monitor][best_epoch]):
+        best_epoch = -1
+    ckpt = run_dir / "checkpoint_best.keras"
+
+    # ---- evaluate the best model, write the run folder
+    eval_set = va if len(va) else tr
+    probs = model.predict(P.to_float_images(eval_set.images), batch_size=cfg.batch_size, verbose=0)[..., 0]
+    scores = unet.hard_dice_scores(eval_set.masks, probs, cfg.threshold)
+    best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
+    images_seen = state["batches"] * cfg.batch_size
+    summary = {
+        "ok": state["nan"] is None,
+        "best_epoch": best_epoch + 1 if best_epoch >= 0 else None,
+        "epochs_run": state["epochs_run"],
+        "stop_reason": _reason(state, early, cfg),
+        "val_dice": scores["mean_dice"],
+        "val_global_dice": scores["global_dice"],
+        "val_iou": scores["mean_iou"],
+        "val_global_iou": scores["global_iou"],
+        "per_image_dice": dict(zip(eval_set.names, scores["per_image_dice"])),
+        "evaluated_on": "val" if len(va) else "train (no validation images)",
+        "best_metrics": best_metrics,
+        "train_seconds": round(train_seconds, 2),
+        "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "val_source": data.val_source,
+        "excluded_duplicates": duplicates,
+        "skipped": skipped,
+        "warnings": warnings,
+        "params": int(model.count_params()),
+        "model_path": None,
+    }
+    try:
+        from .plots import plot_curves
+
+        plot_curves(hist, run_dir / "curves.png")
+    except Exception as exc:  # noqa: BLE001
+        warnings.append(f"cannot write curves.png: {exc}")
+
+    model_path = None
+    if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
+        meta = {
+            "input_size": [cfg.size, cfg.size],
+            "threshold": cfg.threshold,
+            "class_names": list(cfg.class_names),
+            "resize": cfg.resize,
+            "input_scale": "rgb/255",
+            "config": cfg.to_dict(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "viaseg_version": _viaseg_version(),
+            "val_dice": scores["mean_dice"],
+            "val_global_dice": scores["global_dice"],
+            "val_iou": scores["mean_iou"],
+            "best_epoch": best_epoch + 1,
+            "tf_version": tf.__version__,
+        }
+        model_path = save_model(model, run_dir / "model.keras", meta)
+        summary["model_path"] = str(model_path)
+    ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+    if state["nan"] is not None:
+        ep, b = state["nan"]
+        kept = f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}" if model_path else \
+            "; no epoch finished before it, so no model was saved"
+        return fail(f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} "
+                    f"(try a lower --lr){kept}", model_path, summary)
+    if model_path is None:
+        return fail("training stopped before any epoch finished: no model saved", None, summary)
+    reason = summary["stop_reason"]
+    emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
+    return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
+                       best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _reason(state, early, cfg) -> str:
+    if state["nan"] is not None:
+        return "nan"
+    if state["reason"]:
+        return state["reason"]
+    if early.stopped_epoch > 0:
+        return "early_stopping"
+    return "completed"

@@ -1,0 +1,150 @@
+"""``viaseg train DATASET --out RUN_DIR``: train a U-Net, one line per epoch, Ctrl-C stops cleanly.
+
+TensorFlow is imported only when the command runs (``viaseg check`` never pays for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a U-Net on a dataset",
+        description="Train a U-Net on DATASET (a folder with train/val splits, a VIA file, or DIR:split). "
+        "Writes the run folder: model.keras, history.csv, curves.png, samples/, summary.json. "
+        "Ctrl-C stops after the current batch and keeps the best model.",
+    )
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
+    p.add_argument("--preset", choices=["default", "research"], default="default")
+    p.add_argument("--val", metavar="DATASET", help="validation data (default: the dataset's val split, "
+                   "else a seeded 20%% of the images)")
+    p.add_argument("--extra", action="append", default=[], metavar="DATASET",
+                   help="more training data (repeatable)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
+    p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
+    p.add_argument("--bn-momentum", type=float)
+    p.add_argument("--norm", choices=["batch", "group"])
+    p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
+    p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
+    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much training time")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="TensorFlow threads")
+    p.add_argument("--strategy", choices=["default", "mirrored"])
+    p.add_argument("--cache-dir", help="keep decoded images here, keyed by file content (faster re-runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    from .pipeline import Augment
+    from .presets import preset
+
+    cfg = preset(
+        args.preset,
+        dataset=args.dataset,
+        out_dir=args.out,
+        val=args.val,
+        extra_train=list(args.extra) or None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        size=args.size,
+        loss=args.loss,
+        bn_momentum=args.bn_momentum,
+        norm=args.norm,
+        base_width=args.base_width,
+        resize=args.resize,
+        patience=args.patience,
+        time_limit_s=args.time_limit,
+        seed=args.seed,
+        threads=args.threads,
+        strategy=args.strategy,
+        cache_dir=args.cache_dir,
+    )
+    if args.no_augment:
+        cfg.augment = Augment.off()
+    return cfg
+
+
+def _fmt(metrics: dict) -> str:
+    keys = ["loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"]
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+class _Printer:
+    def __init__(self, quiet: bool, out=sys.stdout, err=sys.stderr):
+        self.quiet, self.out, self.err = quiet, out, err
+        self.bar_shown = False
+
+    def _clear_bar(self):
+        if self.bar_shown:
+            self.err.write("\r" + " " * 70 + "\r")
+            self.err.flush()
+            self.bar_shown = False
+
+    def __call__(self, ev) -> None:
+        from . import train_events as E
+
+        if isinstance(ev, E.Started):
+            print(f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
+                  f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}", file=self.out)
+            for s in ev.skipped:
+                print(f"warning: skipped {s}", file=self.out)
+            if ev.excluded_duplicates:
+                print("left out of validation (also in training): " + ", ".join(ev.excluded_duplicates),
+                      file=self.out)
+        elif isinstance(ev, E.BatchEnd) and not self.quiet and self.err.isatty():
+            n = max(ev.steps, 1)
+            done = int(20 * (ev.step + 1) / n)
+            self.err.write(f"\repoch {ev.epoch + 1} [{'#' * done}{'.' * (20 - done)}] "
+                           f"{ev.step + 1}/{n} loss {ev.loss:.4f}")
+            self.err.flush()
+            self.bar_shown = True
+        elif isinstance(ev, E.EpochEnd):
+            self._clear_bar()
+            print(f"epoch {ev.epoch + 1}/{ev.epochs}  {ev.seconds:5.1f}s  {_fmt(ev.metrics)}", file=self.out,
+                  flush=True)
+        elif isinstance(ev, E.Finished):
+            self._clear_bar()
+            m = ev.best_metrics
+            print(f"done ({ev.reason}): best epoch {ev.best_epoch + 1}, val_dice "
+                  f"{m.get('val_dice', m.get('dice', float('nan'))):.4f}; model: {ev.model_path}", file=self.out)
+        elif isinstance(ev, E.Failed):
+            self._clear_bar()
+            print(f"viaseg train: error: {ev.message}", file=self.err)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _config(args)
+    stop = {"asked": 0.0}
+
+    def on_sigint(signum, frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = time.time()
+        print("\nstopping after this batch (Ctrl-C again to abort without saving)...", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = train(cfg, on_event=_Printer(args.quiet), should_stop=lambda: bool(stop["asked"]))
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if not result.ok:
+        return 1
+    s = result.summary
+    print(f"val hard Dice: mean {s['val_dice']:.4f}, global {s['val_global_dice']:.4f}; IoU mean "
+          f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} images, {s['evaluated_on']})")
+    return 0

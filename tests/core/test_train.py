@@ -1,0 +1,239 @@
+"""Training engine: events in order, run folder, should_stop, NaN handling, failures, mirrored strategy, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from viaseg.core import pipeline as P  # noqa: E402
+from viaseg.core import train_events as E  # noqa: E402
+from viaseg.core.pipeline import Augment  # noqa: E402
+from viaseg.core.project import ImageEntry, Region  # noqa: E402
+from viaseg.core.train import preset, train  # noqa: E402
+
+
+def make_images(folder: Path, n: int, size: int = 48, seed: int = 0, empty: int = 0) -> list[ImageEntry]:
+    """``n`` PNGs: gray noise with a bright rectangle (the region); the last ``empty`` have no region."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i in range(n):
+        img = rng.integers(40, 90, (size, size, 3), dtype=np.uint8)
+        regions = []
+        if i < n - empty:
+            x, y = int(rng.integers(2, size // 2)), int(rng.integers(2, size // 2))
+            w, h = int(rng.integers(8, size // 2)), int(rng.integers(8, size // 2))
+            img[y : y + h, x : x + w] = (230, 200, 60)
+            xs, ys = [x, x + w - 1, x + w - 1, x], [y, y, y + h - 1, y + h - 1]
+            regions = [Region({"name": "polygon", "all_points_x": xs, "all_points_y": ys}, {})]
+        name = f"img{seed}_{i}.png"
+        cv2.imwrite(str(folder / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        entries.append(ImageEntry(key=name, filename=name, regions=regions, base_dir=folder))
+    return entries
+
+
+def tiny(tmp_path: Path, **kw):
+    tr = make_images(tmp_path / "train", kw.pop("n_train", 4), seed=1)
+    va = make_images(tmp_path / "val", kw.pop("n_val", 2), seed=2)
+    base = dict(dataset=tr, val=va, out_dir=tmp_path / "run", size=32, base_width=8, batch_size=2, epochs=2,
+                sample_every=1, n_samples=2, augment=Augment(rotate=False), threads=None)
+    base.update(kw)
+    return preset("default", **base)
+
+
+def run(cfg, should_stop=None):
+    events = []
+    result = train(cfg, on_event=events.append, should_stop=should_stop)
+    return result, events
+
+
+def test_events_in_order_and_run_folder(tmp_path):
+    result, events = run(tiny(tmp_path))
+    assert result.ok, result.error
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "Started" and kinds[-1] == "Finished"
+    assert kinds.count("EpochEnd") == 2
+    # per epoch: batches (2 of them), then EpochEnd, then the samples
+    assert kinds[1:-1] == ["BatchEnd", "BatchEnd", "EpochEnd", "SamplePredictions"] * 2
+    started = events[0]
+    assert (started.n_train, started.n_val, started.steps_per_epoch) == (4, 2, 2)
+    ep = [e for e in events if isinstance(e, E.EpochEnd)][0]
+    assert {"loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"} <= set(ep.metrics)
+    sp = [e for e in events if isinstance(e, E.SamplePredictions)][0]
+    assert sp.images.shape == (2, 32, 32, 3) and sp.images.dtype == np.uint8
+    assert sp.true_masks.shape == sp.pred_masks.shape == (2, 32, 32)
+    assert 0.0 <= sp.pred_masks.min() and sp.pred_masks.max() <= 1.0
+    run_dir = tmp_path / "run"
+    for name in ("config.json", "history.csv", "curves.png", "model.keras", "summary.json",
+                 "samples/epoch_001.png", "samples/epoch_002.png"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("best_epoch", "val_dice", "val_iou", "epochs_run", "train_seconds", "images_per_second",
+                "model_path", "params", "excluded_duplicates"):
+        assert key in summary, key
+    assert summary["epochs_run"] == 2 and summary["n_val"] == 2
+    assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    fin = events[-1]
+    assert fin.model_path == result.model_path == run_dir / "model.keras"
+    assert fin.best_metrics["val_dice"] == max(result.history["val_dice"])
+
+    from viaseg.core.modelio import load_model
+
+    model, meta = load_model(result.model_path)
+    assert meta["input_size"] == [32, 32] and meta["threshold"] == 0.5 and meta["class_names"] == ["damage"]
+    assert meta["resize"] == "area" and "created" in meta and "viaseg_version" in meta
+    assert meta["val_dice"] == pytest.approx(summary["val_dice"])
+    assert model.output_shape == (None, 32, 32, 1)
+
+
+def test_should_stop_stops_within_a_batch(tmp_path):
+    seen = []
+
+    def stop():
+        return len(seen) >= 3
+
+    # (batch size 2: TF 2.21's oneDNN CPU kernels abort on batch-1 training steps of this tiny model)
+    cfg = tiny(tmp_path, n_train=16, batch_size=2, epochs=5, sample_every=0)
+    result = train(cfg, on_event=seen_batches(seen), should_stop=stop)
+    assert result.ok, result.error
+    assert len(seen) == 3  # the 8-batch epoch ended right after the batch that saw the request
+    assert result.reason == "stopped" and result.model_path.is_file()
+    assert result.summary["epochs_run"] == 1
+
+
+def seen_batches(seen):
+    def on_event(ev):
+        if isinstance(ev, E.BatchEnd):
+            seen.append(ev)
+
+    return on_event
+
+
+def test_nan_fails_and_keeps_the_best_model(tmp_path, monkeypatch):
+    real = P.train_dataset
+
+    def poisoned(*args, **kwargs):
+        ds = real(*args, **kwargs)
+        # batches 0-1 (epoch 1) are clean, from batch 2 (epoch 2) on the images are NaN
+        return ds.enumerate().map(lambda i, xy: (xy[0] + _nan_after(i, 2), xy[1]))
+
+    monkeypatch.setattr(P, "train_dataset", poisoned)
+    result, events = run(tiny(tmp_path, epochs=4))
+    assert not result.ok
+    assert isinstance(events[-1], E.Failed)
+    assert "NaN" in events[-1].message and "epoch 2" in events[-1].message
+    assert result.model_path is not None and result.model_path.is_file()
+    assert str(result.model_path) in events[-1].message
+    from viaseg.core.modelio import load_model
+
+    _, meta = load_model(result.model_path)
+    assert meta["best_epoch"] == 1
+    assert len([e for e in events if isinstance(e, E.EpochEnd)]) == 2
+
+
+def _nan_after(i, n):
+    import tensorflow as tf
+
+    return tf.where(i >= n, tf.constant(np.nan, tf.float32), tf.constant(0.0, tf.float32))
+
+
+def test_no_annotated_images_fails_cleanly(tmp_path):
+    tr = make_images(tmp_path / "t", 3, empty=3)
+    result, events = run(tiny(tmp_path, dataset=tr))
+    assert not result.ok and "no annotated images" in result.error
+    assert [type(e).__name__ for e in events] == ["Failed"]
+
+
+def test_unreadable_images_are_skipped_and_all_unreadable_fails(tmp_path):
+    tr = make_images(tmp_path / "t", 4)
+    (tmp_path / "t" / tr[0].filename).write_bytes(b"not an image")
+    result, events = run(tiny(tmp_path, dataset=tr, epochs=1))
+    assert result.ok, result.error
+    assert events[0].n_train == 3
+    assert any(tr[0].filename in s for s in events[0].skipped)
+    for e in tr:
+        (tmp_path / "t" / e.filename).write_bytes(b"")
+    result, events = run(tiny(tmp_path, dataset=tr, epochs=1, out_dir=tmp_path / "run2"))
+    assert not result.ok and "no readable annotated image" in result.error
+    assert isinstance(events[-1], E.Failed)
+
+
+def test_duplicates_are_left_out_of_validation(tmp_path):
+    tr = make_images(tmp_path / "t", 4, seed=5)
+    va = make_images(tmp_path / "v", 2, seed=6)
+    dup = tmp_path / "v" / "copy.png"
+    dup.write_bytes((tmp_path / "t" / tr[1].filename).read_bytes())
+    va.append(ImageEntry(key="copy.png", filename="copy.png", regions=tr[1].regions, base_dir=tmp_path / "v"))
+    result, events = run(tiny(tmp_path, dataset=tr, val=va, epochs=1))
+    assert result.ok
+    assert events[0].excluded_duplicates == ["copy.png"] and events[0].n_val == 2
+    assert result.summary["excluded_duplicates"] == ["copy.png"]
+
+
+def test_dataset_folder_without_val_gets_a_seeded_split(tmp_path):
+    entries = make_images(tmp_path / "ds", 6)
+    via = {f"{e.filename}0": {"filename": e.filename, "size": 0, "file_attributes": {},
+                              "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
+           for e in entries}
+    (tmp_path / "ds" / "via_region_data.json").write_text(json.dumps(via))
+    result, events = run(tiny(tmp_path, dataset=str(tmp_path / "ds"), val=None, epochs=1))
+    assert result.ok, result.error
+    assert (events[0].n_train, events[0].n_val) == (5, 1)
+    assert "seeded" in events[0].val_source
+
+
+def test_cli_train(tmp_path, capsys):
+    entries = make_images(tmp_path / "ds" / "train", 4)
+    for split, es in (("train", entries), ("val", make_images(tmp_path / "ds" / "val", 2, seed=3))):
+        via = {e.filename: {"filename": e.filename, "size": -1, "file_attributes": {},
+                            "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
+               for e in es}
+        (tmp_path / "ds" / split / "via_region_data.json").write_text(json.dumps(via))
+    from viaseg.core.cli import main
+
+    rc = main(["train", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--epochs", "2", "--size", "32",
+               "--base-width", "8", "--batch-size", "2", "--seed", "3", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "val_dice" in out
+    assert "val hard Dice" in out
+    assert (tmp_path / "run" / "model.keras").is_file()
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["seed"] == 3 and cfg["size"] == 32 and cfg["epochs"] == 2
+
+
+MIRRORED = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, sys.argv[2])
+    from test_train import tiny
+    from pathlib import Path
+    from viaseg.core.train import train
+    from viaseg.core.train_plumbing import make_strategy
+    print("replicas", make_strategy("mirrored").num_replicas_in_sync)
+    res = train(tiny(Path(sys.argv[1]), strategy="mirrored", epochs=1, batch_size=4, sample_every=0))
+    print("ok", res.ok, res.error)
+    """
+)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path), str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert "replicas 2" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "ok True None" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert (tmp_path / "run" / "model.keras").is_file()
