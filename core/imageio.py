@@ -381,6 +381,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         h = _read_header(path)
     except ImageReadError:
         raise
+    except (struct.error, ValueError, OverflowError):
+        h = _Header()  # unparseable header: let the decoder decide
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except PermissionError:

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from viaseg.core.imageio import image_size
 from viaseg.core.project import Region
 from viaseg.core.raster import (
@@ -305,3 +307,52 @@ def test_mask_to_regions_shapes_and_classes():
     assert sorted(r.attributes["class"] for r in per_class) == ["dent", "scratch"]
     back = rasterize(per_class, (50, 50), class_of=class_mapper("class", ["scratch", "dent"]))
     assert np.array_equal(back, m)
+
+
+_junk = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    shapes=st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "name": st.sampled_from(["polygon", "polyline", "bogus"]),
+                    "all_points_x": st.one_of(st.lists(_junk, max_size=6), _junk),
+                    "all_points_y": st.one_of(st.lists(_junk, max_size=6), _junk),
+                }
+            ),
+            st.fixed_dictionaries(
+                {
+                    "name": st.sampled_from(["rect", "circle", "ellipse", "point"]),
+                    "x": _junk,
+                    "y": _junk,
+                    "width": _junk,
+                    "height": _junk,
+                    "cx": _junk,
+                    "cy": _junk,
+                    "r": _junk,
+                    "rx": _junk,
+                    "ry": _junk,
+                    "theta": _junk,
+                }
+            ),
+        ),
+        max_size=4,
+    ),
+    out=st.sampled_from([None, (7, 5), (64, 48)]),
+)
+def test_any_geometry_is_drawn_or_reported(shapes, out):
+    mask, skipped = rasterize_report(shapes, (32, 24), out)
+    assert mask.dtype == np.uint8 and mask.shape == ((24, 32) if out is None else (out[1], out[0]))
+    assert set(np.unique(mask)) <= {0, 1}
+    assert len({s.index for s in skipped}) == len(skipped) <= len(shapes)
+    for s in skipped:
+        assert s.reason
