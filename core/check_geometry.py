@@ -310,74 +310,124 @@ def _orient(ax, ay, bx, by, cx, cy):
     return np.sign((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
 
 
+def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each i, the run ``starts[i] .. starts[i] + counts[i] - 1``: returns (owner i, value) per element."""
+    total = int(counts.sum())
+    who = np.repeat(np.arange(len(counts)), counts)
+    offs = np.zeros(len(counts), dtype=np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=offs[1:])
+    return who, starts[who] + (np.arange(total) - offs[who])
+
+
 def _sweep(x, y, owner, m, start, nxt, need, found) -> None:
+    """Exact crossing test for the polygons flagged ``need``, pairing only edges that can meet.
+
+    The outline is cut into x-monotone chains (runs of edges going the same way in x; vertical edges join the
+    run they are in). Two non-adjacent edges of one monotone chain cannot meet (the fold-back test covers
+    the rest), so only edges of *different* chains of a polygon with overlapping x-ranges are paired: each
+    chain is sorted by x for free, and a ``searchsorted`` per (edge, other chain) gives the overlapping run."""
     e = np.flatnonzero(need[owner])  # edge e goes from vertex e to vertex nxt[e]
+    n_e = len(e)
     ax, ay, bx, by = x[e], y[e], x[nxt[e]], y[nxt[e]]
     own = owner[e]
     loc = e - start[own]
     exlo, exhi = np.minimum(ax, bx), np.maximum(ax, bx)
     eylo, eyhi = np.minimum(ay, by), np.maximum(ay, by)
-    # shift each polygon to its own x range so that intervals of different polygons never overlap
-    pxmin = np.full(len(m), np.inf)
-    np.minimum.at(pxmin, own, exlo)
-    pxmax = np.full(len(m), -np.inf)
-    np.maximum.at(pxmax, own, exhi)
-    width = np.where(np.isfinite(pxmin), pxmax - pxmin, 0.0) + 1.0
-    base = np.concatenate([[0.0], np.cumsum(width)[:-1]])
-    slo = exlo - np.where(np.isfinite(pxmin[own]), pxmin[own], 0.0) + base[own]
-    shi = exhi - np.where(np.isfinite(pxmin[own]), pxmin[own], 0.0) + base[own]
-    order = np.argsort(slo, kind="stable")
-    slo_s, shi_s = slo[order], shi[order]
-    hi = np.searchsorted(slo_s, shi_s, side="right")
-    cnt = hi - np.arange(len(order)) - 1
-    cnt = np.maximum(cnt, 0)
-    offsets = np.concatenate([[0], np.cumsum(cnt)])
-    total = int(offsets[-1])
-    pos = 0
-    while pos < total:
-        end = min(total, pos + _PAIR_CHUNK)
-        flat = np.arange(pos, end)
-        i = np.searchsorted(offsets, flat, side="right") - 1
-        j = i + 1 + (flat - offsets[i])
-        p, q = order[i], order[j]
-        same = own[p] == own[q]
+    first = np.ones(n_e, dtype=bool)
+    first[1:] = own[1:] != own[:-1]
+    s = np.sign(bx - ax).astype(np.int8)
+    s[first & (s == 0)] = 1  # a polygon starting with vertical edges: start a rising chain
+    fill = np.maximum.accumulate(np.where(s != 0, np.arange(n_e), 0))
+    s = s[fill]  # vertical edges take the direction of the run they are in
+    cstart = first.copy()
+    cstart[1:] |= s[1:] != s[:-1]
+    chain = np.cumsum(cstart) - 1
+    cfirst = np.flatnonzero(cstart)
+    clast = np.append(cfirst[1:], n_e) - 1
+    clen = clast - cfirst + 1
+    # sorted position of each edge inside its chain's index range (falling chains are reversed)
+    k = np.arange(n_e)
+    pos = np.where(s > 0, k, cfirst[chain] + clast[chain] - k)
+    g = np.empty(n_e, dtype=np.int64)
+    g[pos] = k  # g[sorted position] = edge
+    sl, sh = exlo[g], exhi[g]
+    cxmin, cxmax = sl[cfirst], sh[clast]
+    cymin = np.minimum.reduceat(eylo, cfirst)
+    cymax = np.maximum.reduceat(eyhi, cfirst)
+    # shift each chain to its own x range so one global searchsorted stays inside a chain
+    width = cxmax - cxmin + 1.0
+    base = np.zeros(len(cfirst))
+    if len(cfirst) > 1:
+        np.cumsum(width[:-1], out=base[1:])
+    shift = base - cxmin
+    sls, shs = sl + shift[chain], sh + shift[chain]
+    # pairs of chains of one polygon whose boxes overlap
+    cpoly = own[cfirst]
+    plast = np.append(cpoly[1:] != cpoly[:-1], True)
+    last_chain = np.flatnonzero(plast)[np.cumsum(np.append(True, cpoly[1:] != cpoly[:-1])) - 1]
+    ca, cb = _expand(np.arange(len(cfirst)) + 1, last_chain - np.arange(len(cfirst)))
+    ov = (cxmin[ca] <= cxmax[cb]) & (cxmin[cb] <= cxmax[ca]) & (cymin[ca] <= cymax[cb]) & (cymin[cb] <= cymax[ca])
+    ca, cb = ca[ov], cb[ov]
+    swap = clen[ca] > clen[cb]  # query with the shorter chain
+    ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
+    qi, qpos = _expand(cfirst[ca], clen[ca])  # every sorted position of chain a, against chain b
+    qb = cb[qi]
+    lo = np.searchsorted(shs, sl[qpos] + shift[qb], side="left")
+    hi = np.searchsorted(sls, sh[qpos] + shift[qb], side="right")
+    lo = np.maximum(lo, cfirst[qb])
+    hi = np.minimum(hi, clast[qb] + 1)
+    cnt = np.maximum(hi - lo, 0)
+    keepq = cnt > 0
+    qpos, lo, cnt = qpos[keepq], lo[keepq], cnt[keepq]
+    done = 0
+    while done < len(cnt):  # bounded batches of pairs
+        acc = np.cumsum(cnt[done:])
+        stop = done + max(1, int(np.searchsorted(acc, _PAIR_CHUNK, side="right")))
+        who, other = _expand(lo[done:stop], cnt[done:stop])
+        p, q = g[qpos[done:stop][who]], g[other]
+        done = stop
         yov = np.maximum(eylo[p], eylo[q]) <= np.minimum(eyhi[p], eyhi[q])
-        mm = m[own[p]]
         dl = np.abs(loc[p] - loc[q])
-        adjacent = (dl == 1) | (dl == mm - 1)
-        keep = same & yov & ~adjacent
-        p, q = p[keep], q[keep]
-        pos = end
-        if len(p) == 0:
-            continue
-        a1x, a1y, b1x, b1y = ax[p], ay[p], bx[p], by[p]
-        a2x, a2y, b2x, b2y = ax[q], ay[q], bx[q], by[q]
-        d1 = _orient(a1x, a1y, b1x, b1y, a2x, a2y)
-        d2 = _orient(a1x, a1y, b1x, b1y, b2x, b2y)
-        d3 = _orient(a2x, a2y, b2x, b2y, a1x, a1y)
-        d4 = _orient(a2x, a2y, b2x, b2y, b1x, b1y)
-        proper = (d1 * d2 < 0) & (d3 * d4 < 0)
+        adjacent = (dl == 1) | (dl == m[own[p]] - 1)
+        keep = yov & ~adjacent
+        _test_pairs(p[keep], q[keep], ax, ay, bx, by, own, found)
 
-        def on(px, py, sx0, sy0, sx1, sy1):
-            return (np.minimum(sx0, sx1) <= px) & (px <= np.maximum(sx0, sx1)) & \
-                (np.minimum(sy0, sy1) <= py) & (py <= np.maximum(sy0, sy1))
 
-        touch = ((d1 == 0) & on(a2x, a2y, a1x, a1y, b1x, b1y)) | ((d2 == 0) & on(b2x, b2y, a1x, a1y, b1x, b1y)) \
-            | ((d3 == 0) & on(a1x, a1y, a2x, a2y, b2x, b2y)) | ((d4 == 0) & on(b1x, b1y, a2x, a2y, b2x, b2y))
-        hit = proper | touch
-        for h in np.flatnonzero(hit):
-            k = int(own[p[h]])
-            if k in found:
-                c, fx, fy = found[k]
-                found[k] = (c + 1, fx, fy)
-                continue
-            # where: the crossing point of the two edge lines (or the touching vertex)
-            rx, ry = b1x[h] - a1x[h], b1y[h] - a1y[h]
-            sx, sy = b2x[h] - a2x[h], b2y[h] - a2y[h]
-            den = rx * sy - ry * sx
-            if den != 0:
-                t = ((a2x[h] - a1x[h]) * sy - (a2y[h] - a1y[h]) * sx) / den
-                fx, fy = a1x[h] + t * rx, a1y[h] + t * ry
-            else:
-                fx, fy = a2x[h], a2y[h]
-            found[k] = (1, float(fx), float(fy))
+def _test_pairs(p, q, ax, ay, bx, by, own, found) -> None:
+    """Count crossing or touching edge pairs ``(p, q)`` per polygon; remember where the first one is."""
+    if len(p) == 0:
+        return
+    a1x, a1y, b1x, b1y = ax[p], ay[p], bx[p], by[p]
+    a2x, a2y, b2x, b2y = ax[q], ay[q], bx[q], by[q]
+    d1 = _orient(a1x, a1y, b1x, b1y, a2x, a2y)
+    d2 = _orient(a1x, a1y, b1x, b1y, b2x, b2y)
+    d3 = _orient(a2x, a2y, b2x, b2y, a1x, a1y)
+    d4 = _orient(a2x, a2y, b2x, b2y, b1x, b1y)
+    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
+
+    def on(px, py, sx0, sy0, sx1, sy1):
+        return (np.minimum(sx0, sx1) <= px) & (px <= np.maximum(sx0, sx1)) & \
+            (np.minimum(sy0, sy1) <= py) & (py <= np.maximum(sy0, sy1))
+
+    touch = ((d1 == 0) & on(a2x, a2y, a1x, a1y, b1x, b1y)) | ((d2 == 0) & on(b2x, b2y, a1x, a1y, b1x, b1y)) \
+        | ((d3 == 0) & on(a1x, a1y, a2x, a2y, b2x, b2y)) | ((d4 == 0) & on(b1x, b1y, a2x, a2y, b2x, b2y))
+    hits = np.flatnonzero(proper | touch)
+    if len(hits) == 0:
+        return
+    polys, first, counts = np.unique(own[p[hits]], return_index=True, return_counts=True)
+    h = hits[first]
+    # where: the crossing point of the two edge lines (or the touching vertex)
+    rx, ry = b1x[h] - a1x[h], b1y[h] - a1y[h]
+    sx, sy = b2x[h] - a2x[h], b2y[h] - a2y[h]
+    den = rx * sy - ry * sx
+    safe = np.where(den != 0, den, 1.0)
+    t = ((a2x[h] - a1x[h]) * sy - (a2y[h] - a1y[h]) * sx) / safe
+    fx = np.where(den != 0, a1x[h] + t * rx, a2x[h])
+    fy = np.where(den != 0, a1y[h] + t * ry, a2y[h])
+    for k, c, px, py in zip(polys.tolist(), counts.tolist(), fx.tolist(), fy.tolist(), strict=True):
+        if k in found:
+            c0, px0, py0 = found[k]
+            found[k] = (c0 + c, px0, py0)
+        else:
+            found[k] = (c, px, py)

@@ -3,8 +3,8 @@
     python tests/perf/bench_dataset.py --json
 
 Generates (seeded, in a temp dir) a VIA 2 *project* file of 10,000 images and 50,000 polygons of 1 to 200
-vertices (hand-drawn-like outlines: jittered angles, smooth radius, integer coordinates; ~1% of them are made
-to cross themselves), then measures, best of ``--repeat`` runs:
+vertices (hand-drawn-like outlines: jittered angles, smooth radius, elongated, half of them bent so that they are not
+star-shaped, integer coordinates; ~1% of them are made to cross themselves), then measures, best of ``--repeat`` runs:
 
 * ``load_s``: ``via_io.load_via`` of the file (~30 MB of JSON);
 * ``save_s``: ``via_io.save_via`` of the loaded project to a new file (atomic write + fsync);
@@ -37,16 +37,24 @@ W, H = 1024, 768
 
 
 def outline(rng: np.random.Generator, n: int, cross: bool) -> tuple[list[int], list[int]]:
+    """A hand-drawn-like closed outline of ``n`` integer vertices; about half are bent (banana-shaped
+    scratches), which are not star-shaped and take the exact crossing test instead of the fast one."""
     base = max(12.0, n * 3.0 / (2 * math.pi)) * rng.uniform(1.0, 2.5)
-    m = 1.35 * base  # the radius varies by up to 30%: keep the outline inside the image
-    cx, cy = rng.uniform(m, W - m), rng.uniform(m, H - m)
     k = np.arange(n)
     ang = (k + rng.uniform(-0.3, 0.3, n)) * (2 * math.pi / n)
     phase = rng.uniform(0, 2 * math.pi, 3)
     r = base * (1 + 0.15 * np.sin(2 * ang + phase[0]) + 0.1 * np.sin(3 * ang + phase[1])
                 + 0.05 * np.sin(5 * ang + phase[2]))
-    xs = np.round(cx + r * np.cos(ang)).astype(int)
-    ys = np.round(cy + r * np.sin(ang)).astype(int)
+    px, py = r * np.cos(ang), 0.35 * r * np.sin(ang)  # elongated, like most damage outlines
+    if rng.random() < 0.5:  # bend it
+        py = py - 0.8 * px * px / base
+    rot = rng.uniform(0, math.pi)
+    c, s = math.cos(rot), math.sin(rot)
+    px, py = c * px - s * py, s * px + c * py
+    m = 1.2 * base  # keep the outline inside the image
+    cx, cy = rng.uniform(m, W - m), rng.uniform(m, H - m)
+    xs = np.round(cx + px).astype(int)
+    ys = np.round(cy + py).astype(int)
     if cross and n >= 6:
         i = n // 3
         xs[i], xs[i + n // 3] = xs[i + n // 3], xs[i]
