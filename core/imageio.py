@@ -269,6 +269,7 @@ def _reduction(w: int, h: int, max_side: int | None) -> int:
     return 1
 
 
+_COLOR_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
@@ -350,6 +351,15 @@ def _decode(path: Path, data: bytes, max_side: int | None) -> np.ndarray:
     if fmt == "jpeg":
         factor = _reduction(header.width or 0, header.height or 0, max_side)
         flags = (_REDUCED[factor] if factor > 1 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+        img = None
+        if _COLOR_RGB is not None:  # OpenCV >= 4.10: libjpeg writes RGB directly (no BGR->RGB pass)
+            try:
+                img = cv2.imdecode(buf, (flags & ~cv2.IMREAD_COLOR) | _COLOR_RGB)
+            except cv2.error:
+                img = None
+            if img is not None and img.ndim == 3 and img.shape[2] == 3:
+                _check_pixels(path, img.shape[1], img.shape[0])
+                return np.ascontiguousarray(_apply_orientation(img, header.orientation))
         img = cv2.imdecode(buf, flags)
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
