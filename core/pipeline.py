@@ -175,9 +175,10 @@ def load_arrays(
     def warn(name: str, reason: str) -> None:
         skipped.append((name, reason))
         msg = f"{name}: {reason}"
-        log.warning("skipping %s", msg)
         if on_warning is not None:
             on_warning(msg)
+        else:
+            log.warning("skipping %s", msg)
 
     def work(entry: ImageEntry):
         path = entry.path
@@ -204,7 +205,7 @@ def load_arrays(
     with ThreadPoolExecutor(n_threads) as pool:
         results = list(pool.map(work, todo))
     imgs, masks, names, fh, ph = [], [], [], [], []
-    for e, res in zip(todo, results):
+    for e, res in zip(todo, results, strict=True):
         if isinstance(res, Exception):
             warn(str(e.path), getattr(res, "problem", str(res)))
             continue

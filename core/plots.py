@@ -23,7 +23,7 @@ def plot_curves(history: dict[str, list[float]], path: str | Path) -> Path:
     path = Path(path)
     panels = [("loss", "loss"), ("dice", "soft Dice"), ("accuracy", "pixel accuracy")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, title) in zip(axes, panels, strict=True):
         for k, style in ((key, "-"), (f"val_{key}", "--")):
             vals = history.get(k)
             if vals:
@@ -56,7 +56,7 @@ def plot_samples(images, true_masks, pred_masks, path: str | Path, title: str = 
         hit = p >= threshold
         over[hit] = (0.5 * over[hit] + 0.5 * np.array([255, 0, 0])).astype(np.uint8)
         for ax, (pic, cmap, name) in zip(
-            axes[i], ((img, None, "image"), (t, "gray", "truth"), (p, "magma", "prediction"), (over, None, "overlay"))
+            axes[i], ((img, None, "image"), (t, "gray", "truth"), (p, "magma", "prediction"), (over, None, "overlay")), strict=True
         ):
             ax.imshow(pic, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
             ax.set_axis_off()

@@ -245,7 +245,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
         "val_global_dice": scores["global_dice"],
         "val_iou": scores["mean_iou"],
         "val_global_iou": scores["global_iou"],
-        "per_image_dice": dict(zip(eval_set.names, scores["per_image_dice"])),
+        "per_image_dice": dict(zip(eval_set.names, scores["per_image_dice"], strict=True)),
         "evaluated_on": "val" if len(va) else "train (no validation images)",
         "best_metrics": best_metrics,
         "train_seconds": round(train_seconds, 2),

@@ -1,0 +1,176 @@
+"""Data pipeline: decode once, masks at training size, scaling once, joint augmentation, determinism,
+duplicates, unreadable images, disk cache, seeded split."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from viaseg.core import pipeline as P
+from viaseg.core.project import ImageEntry, Region
+
+
+def rect_region(x, y, w, h):
+    return Region({"name": "rect", "x": x, "y": y, "width": w, "height": h}, {})
+
+
+def write(folder, name, img):
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return name
+
+
+def entry(folder, name, regions=()):
+    return ImageEntry(key=name, filename=name, regions=list(regions), base_dir=folder)
+
+
+@pytest.fixture
+def marked(tmp_path):
+    """4 images 64x48 (w x h): dark background, the region painted white (so image and mask must agree)."""
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(4):
+        img = np.full((48, 64, 3), 20, np.uint8)
+        x, y = int(rng.integers(0, 30)), int(rng.integers(0, 20))
+        img[y : y + 20, x : x + 24] = 255
+        name = write(tmp_path, f"m{i}.png", img)
+        entries.append(entry(tmp_path, name, [rect_region(x, y, 23, 19)]))
+    return entries
+
+
+def test_masks_are_rasterized_at_training_size(marked):
+    arr = P.load_arrays(marked, size=32)
+    assert arr.images.shape == (4, 32, 32, 3) and arr.images.dtype == np.uint8
+    assert arr.masks.shape == (4, 32, 32) and set(np.unique(arr.masks)) <= {0, 1}
+    # the mask covers the white rectangle: white pixels (after resizing) are inside the mask
+    for img, m in zip(arr.images, arr.masks, strict=True):
+        white = img.mean(axis=-1) > 200
+        assert white.any() and m[white].mean() > 0.95
+        assert abs(int(m.sum()) - int((img.mean(axis=-1) > 137).sum())) <= 12
+
+
+def test_scaled_to_unit_range_exactly_once(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    name = write(tmp_path, "white.png", np.full((40, 40, 3), 255, np.uint8))
+    arr = P.load_arrays([entry(tmp_path, name, [rect_region(0, 0, 10, 10)])], size=32)
+    for ds in (P.eval_dataset(arr, 1), P.train_dataset(arr, 1, augment=P.Augment.off()).take(1)):
+        (x, y), = list(ds.as_numpy_iterator())
+        assert x.dtype == np.float32 and x.min() == 1.0 and x.max() == 1.0
+        assert y.shape == (1, 32, 32, 1) and y.max() == 1.0
+    assert tf is not None
+
+
+def test_augmentation_keeps_mask_aligned_and_is_deterministic(marked):
+    pytest.importorskip("tensorflow")
+    arr = P.load_arrays(marked, size=64)
+    geo = P.Augment(flip=True, scale_crop=True, rotate=True, color=False, max_degrees=15)
+
+    def take(seed, aug=geo, n=12):
+        return [b for b in P.train_dataset(arr, 4, seed=seed, augment=aug).take(n // 4).as_numpy_iterator()]
+
+    a, b, c = take(1), take(1), take(2)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert any(not np.array_equal(xa, xc) for (xa, _), (xc, _) in zip(a, c, strict=True))
+    # geometry moved (not the identity) yet bright pixels and mask pixels still coincide
+    originals = {arr.images[i].tobytes() for i in range(len(arr))}
+    moved = 0
+    for x, y in a:
+        for img, m in zip(x, y[..., 0], strict=True):
+            moved += (np.round(img * 255).astype(np.uint8).tobytes() not in originals)
+            white = img.mean(axis=-1) > 0.8
+            dark = img.mean(axis=-1) < 0.2
+            assert m[white].mean() > 0.9, "mask lost the bright region"
+            assert m[dark].mean() < 0.1, "mask on the dark background"
+    assert moved >= 6
+
+
+def test_flip_alone_mirrors_image_and_mask(marked):
+    pytest.importorskip("tensorflow")
+    arr = P.load_arrays(marked[:1], size=32)
+    aug = P.Augment(flip=True, scale_crop=False, rotate=False, color=False)
+    flips = 0
+    for x, y in P.train_dataset(arr, 1, seed=3, augment=aug).take(10).as_numpy_iterator():
+        img, m = np.round(x[0] * 255).astype(np.uint8), y[0, ..., 0].astype(np.uint8)
+        if np.array_equal(img, arr.images[0]):
+            np.testing.assert_array_equal(m, arr.masks[0])
+        else:
+            np.testing.assert_array_equal(img, arr.images[0][:, ::-1])
+            np.testing.assert_array_equal(m, arr.masks[0][:, ::-1])
+            flips += 1
+    assert 0 < flips < 10
+
+
+def test_color_jitter_changes_image_not_mask(marked):
+    pytest.importorskip("tensorflow")
+    arr = P.load_arrays(marked[:1], size=32)
+    aug = P.Augment(flip=False, scale_crop=False, rotate=False, color=True)
+    (x, y), = list(P.train_dataset(arr, 1, seed=0, augment=aug).take(1).as_numpy_iterator())
+    assert not np.allclose(x[0], arr.images[0] / 255.0, atol=1e-3)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(y[0, ..., 0], arr.masks[0])
+
+
+def test_duplicates_by_bytes_and_by_pixels(tmp_path, marked):
+    train = P.load_arrays(marked, size=32)
+    img = cv2.cvtColor(cv2.imread(str(marked[2].path)), cv2.COLOR_BGR2RGB)
+    same_bytes = tmp_path / "v"
+    same_bytes.mkdir()
+    (same_bytes / "copy.png").write_bytes(marked[1].path.read_bytes())
+    # same pixels, different file bytes (other PNG compression level)
+    cv2.imwrite(str(same_bytes / "recoded.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    assert (same_bytes / "recoded.png").read_bytes() != marked[2].path.read_bytes()
+    write(same_bytes, "other.png", np.full((48, 64, 3), 90, np.uint8))
+    val = P.load_arrays([entry(same_bytes, n) for n in ("copy.png", "recoded.png", "other.png")], size=32)
+    dup = P.find_duplicates(train, val)
+    assert [val.names[i] for i in dup] == ["copy.png", "recoded.png"]
+
+
+def test_unreadable_and_empty_images(tmp_path, marked):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    name = write(tmp_path, "neg.png", np.zeros((20, 20, 3), np.uint8))
+    entries = marked[:2] + [entry(tmp_path, "broken.jpg", [rect_region(0, 0, 4, 4)]), entry(tmp_path, "missing.png"),
+                            entry(tmp_path, name)]
+    warned = []
+    arr = P.load_arrays(entries, size=32, on_warning=warned.append)
+    assert arr.names == [marked[0].filename, marked[1].filename, "neg.png"]
+    assert arr.masks[2].sum() == 0  # a negative: empty mask
+    assert any("broken.jpg" in w for w in warned) and any("missing.png" in w and "no such file" in w for w in warned)
+    arr2 = P.load_arrays(entries, size=32, include_empty=False, on_warning=warned.append)
+    assert "neg.png" not in arr2.names and len(arr2) == 2
+
+
+def test_disk_cache_skips_decoding(tmp_path, marked, monkeypatch):
+    cache = tmp_path / "cache"
+    first = P.load_arrays(marked, size=32, cache_dir=cache)
+    assert len(list(cache.glob("*.npz"))) == 4
+    import viaseg.core.imageio as imageio
+
+    def boom(*a, **k):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(imageio, "read_image", boom)
+    second = P.load_arrays(marked, size=32, cache_dir=cache)
+    np.testing.assert_array_equal(first.images, second.images)
+    np.testing.assert_array_equal(first.masks, second.masks)
+    assert first.pixel_hashes == second.pixel_hashes
+
+
+def test_resize_modes(marked):
+    near = P.load_arrays(marked[:1], size=32, resize="nearest").images[0]
+    area = P.load_arrays(marked[:1], size=32, resize="area").images[0]
+    assert set(np.unique(near)) <= {20, 255}  # nearest never invents values
+    assert len(np.unique(area)) > 2  # area averages at the rectangle border
+    with pytest.raises(ValueError, match="resize"):
+        P.load_arrays(marked[:1], size=32, resize="cubic")
+
+
+def test_seeded_split():
+    items = list(range(10))
+    a = P.split_entries(items, 0.2, seed=4)
+    assert a == P.split_entries(items, 0.2, seed=4)
+    assert len(a[1]) == 2 and sorted(a[0] + a[1]) == items
+    assert P.split_entries(items, 0.2, seed=5) != a
+    assert P.split_entries([1], 0.2) == ([1], [])
