@@ -6,7 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from viaseg.core import pipeline as P
 from viaseg.core.project import ImageEntry, Region
 
