@@ -16,6 +16,7 @@ hold: a rotated ellipse becomes a 36-gon; an unknown VIA2 shape raises ``ValueEr
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,8 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     project = Project(
         images=list(images.values()), fmt="via3", path=None, attributes=_attributes_via2(attr_table), raw=data
     )
-    project._via3 = {"vid_to_fid": vid_to_fid, "fa_mid": fa_mid, "image_fids": list(images)}
+    project._via3 = {"vid_to_fid": vid_to_fid, "fa_mid": fa_mid, "image_fids": list(images),
+                     "attrs_read": copy.deepcopy(project.attributes)}
     return project
 
 
@@ -235,17 +237,24 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
                          "ui": {"file_content_align": "center"}}
     attr_table = dict(raw.get("attribute") or {})
     new_aid = _Ids(attr_table)
-    if not same:
-        for level, anchor in (("region", REGION_ANCHOR), ("file", FILE_ANCHOR)):
-            for name, d in (project.attributes.get(level) or {}).items():
-                opts = d.get("options") if isinstance(d.get("options"), dict) else {}
-                attr_table[new_aid()] = {
-                    "aname": name, "anchor_id": anchor, "type": VIA2_TO_TYPE.get(d.get("type"), 1),
-                    "desc": d.get("description", ""), "options": dict(opts),
-                    "default_option_id": ",".join(k for k, v in (d.get("default_options") or {}).items() if v),
-                }
     id2name_read, _ = _name_maps(raw.get("attribute") or {}) if same else ({}, {})
     _, name2id = _name_maps(attr_table)
+    # attribute definitions added or changed in Project.attributes (VIA2-shaped) since reading
+    read_defs = state.get("attrs_read") or {"region": {}, "file": {}}
+    attrs = project.attributes if isinstance(project.attributes, dict) else {}
+    for level, anchor in (("region", REGION_ANCHOR), ("file", FILE_ANCHOR)):
+        for name, d in (attrs.get(level) or {}).items():
+            if not isinstance(d, dict) or (read_defs.get(level) or {}).get(name) == d:
+                continue
+            opts = d.get("options") if isinstance(d.get("options"), dict) else {}
+            dflt = ",".join(k for k, v in (d.get("default_options") or {}).items() if v)
+            aid = name2id.get(name)
+            if aid is None:
+                aid = name2id[name] = new_aid()
+            attr_table[aid] = {**attr_table.get(aid, {}),
+                               "aname": name, "anchor_id": attr_table.get(aid, {}).get("anchor_id", anchor),
+                               "type": VIA2_TO_TYPE.get(d.get("type"), 1), "desc": d.get("description", ""),
+                               "options": dict(opts), "default_option_id": dflt or d.get("default_value", "")}
 
     def av_of(attrs: dict, anchor: str, old_av: Any) -> dict:
         if isinstance(old_av, dict):  # unchanged since read (compared the way it was read): the file's own av

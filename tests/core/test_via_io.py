@@ -445,3 +445,16 @@ def test_detect_format(via_fixtures):
 
     for name, fmt in ROUND_TRIP.items():
         assert detect_format((via_fixtures / name).read_bytes(), name) == fmt
+
+
+def test_via3_attribute_definition_edits_are_saved(via_fixtures):
+    proj = load_via(via_fixtures / "extracted" / "via3_debug_project_4.json")
+    proj.attributes["region"]["name"]["options"]["3"] = "Car"
+    proj.attributes["region"]["damage"] = {"type": "dropdown", "description": "kind",
+                                          "options": {"d": "dent", "s": "scratch"}, "default_options": {"d": True}}
+    out = json.loads(dumps_via(proj))
+    assert out["attribute"]["1"]["options"] == {"0": "Swan", "1": "Human", "2": "Unknown", "3": "Car"}
+    assert out["attribute"]["1"]["anchor_id"] == "FILE1_Z0_XY1" and out["attribute"]["1"]["desc"] == "Name of Object"
+    assert out["attribute"]["3"] == {"aname": "damage", "anchor_id": "FILE1_Z0_XY1", "type": 4, "desc": "kind",
+                                     "options": {"d": "dent", "s": "scratch"}, "default_option_id": "d"}
+    assert loads_via(json.dumps(out)).attributes["region"]["damage"]["options"] == {"d": "dent", "s": "scratch"}
