@@ -256,6 +256,13 @@ def test_attribute_mismatch(tmp_path):
     assert "'name'" in mism[0].message and "'Class Name'" in mism[0].message and "dent" in mism[0].message
     via(root / "val", {"b.png": [poly(*SQUARE, name="scratch")]})
     assert not of_kind(check_dataset(load_dataset(root)), "attribute_mismatch")
+    # one file mixing two names for the same role (merged exports)
+    via(root / "val", {"b.png": [poly(*SQUARE, name="dent"), poly(*SQUARE, **{"Class Name": "dent"}),
+                                 poly(*SQUARE, name="dent", severity="high")]})
+    mism = [p.message for p in of_kind(check_dataset(load_dataset(root)), "attribute_mismatch")]
+    assert len(mism) == 2
+    assert any("'Class Name'" in m and "'name'" in m and "same values (dent)" in m and "1 region" in m for m in mism)
+    assert any("also uses 'Class Name', 'severity'" in m for m in mism)
 
 
 def test_clean_dataset_has_no_problems_and_order_is_stable(tmp_path):
