@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+# kind -> (what it means, what to do); the order here is the order of the text report
 KINDS: dict[str, tuple[str, str]] = {
     "missing_file": ("listed in the VIA file, but the image file does not exist",
                      "put the image next to the VIA file, or delete the entry"),

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from .check_geometry import analyze_shapes
-
 from .check_report import FILE_KINDS, KINDS, REGION_KINDS, SEVERITIES, Problem, Report
 from .dataset import Dataset, Split, load_dataset
 from .errors import ImageReadError
