@@ -405,6 +405,12 @@ class History:
         self._lost = []
         self._merge_open = False
 
+    def mark_dirty(self, entries: Iterable[ImageEntry]) -> None:
+        """Declare ``entries`` changed since the last save by something outside the history (e.g. a restored
+        crash journal): the history is dirty until the next :meth:`set_clean`."""
+        self._lost.extend(entries)
+        self._clean_reachable = False
+
     def clear(self) -> None:
         self.__init__()
 

@@ -1,0 +1,110 @@
+"""Menus, toolbar and keyboard shortcuts of the main window (labelme/VIA conventions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QSlider
+
+KS = QKeySequence.StandardKey
+
+
+def _act(w, menu, text, slot, keys=(), checkable=False, checked=False, tip=""):
+    a = QAction(text, w)
+    if keys:
+        a.setShortcuts([k if isinstance(k, QKeySequence) else QKeySequence(k) for k in keys])
+    a.setCheckable(checkable)
+    if checkable:
+        a.setChecked(checked)
+        a.toggled.connect(slot)
+    else:
+        a.triggered.connect(lambda _=False: slot())
+    if tip:
+        a.setToolTip(tip)
+    a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    menu.addAction(a)
+    w.addAction(a)
+    return a
+
+
+def _open_file(w) -> None:
+    path, _ = QFileDialog.getOpenFileName(w, "Open VIA file", "", "VIA files (*.json *.csv);;All files (*)")
+    if path:
+        w.open_path(path)
+
+
+def _open_folder(w) -> None:
+    path = QFileDialog.getExistingDirectory(w, "Open dataset folder")
+    if path:
+        w.open_path(path)
+
+
+def install(w) -> None:
+    mb = w.menuBar()
+    c = w.canvas
+    f = mb.addMenu("&File")
+    _act(w, f, "&Open file…", lambda: _open_file(w), [KS.Open])
+    _act(w, f, "Open &folder…", lambda: _open_folder(w), ["Ctrl+Shift+O"])
+    w.recent_menu = f.addMenu("Open &recent")
+    f.addSeparator()
+    w.act_save = _act(w, f, "&Save", w.save, [KS.Save])
+    _act(w, f, "Save &as…", w.save_as, ["Ctrl+Shift+S"])
+    f.addSeparator()
+    _act(w, f, "&Quit", w.close, [KS.Quit])
+
+    e = mb.addMenu("&Edit")
+    w.act_undo = _act(w, e, "&Undo", w.undo, ["Ctrl+Z"])
+    w.act_redo = _act(w, e, "&Redo", w.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    e.addSeparator()
+    _act(w, e, "&New polygon", c.start_drawing, ["N", "Ctrl+N"])
+    _act(w, e, "&Copy region", w.copy_regions, ["Ctrl+C"])
+    _act(w, e, "&Paste regions", w.paste_regions, ["Ctrl+V"])
+    _act(w, e, "&Duplicate region", w.duplicate_region, ["Ctrl+D"])
+    _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],
+         tip="Delete (with the canvas focused) deletes the selected vertex or region")
+    _act(w, e, "Next region", lambda: c.cycle_selection(1), [])
+
+    v = mb.addMenu("&View")
+    _act(w, v, "&Fit to window", c.fit, ["Ctrl+0"])
+    _act(w, v, "&100 %", lambda: c.zoom_to(1.0), ["Ctrl+1"])
+    _act(w, v, "Zoom &in", lambda: c.zoom_to(c.scale * 1.25), [KS.ZoomIn, "Ctrl+="])
+    _act(w, v, "Zoom &out", lambda: c.zoom_to(c.scale / 1.25), [KS.ZoomOut])
+    w.act_overlay = _act(w, v, "Show &regions", c.set_overlay_visible, ["T"], checkable=True, checked=True)
+    w.act_mask = _act(w, v, "&Mask view (what training sees)", c.set_mask_view, ["M"], checkable=True)
+    v.addSeparator()
+    for dock in (w.dock_images, w.dock_attributes, w.dock_problems):
+        v.addAction(dock.toggleViewAction())
+
+    g = mb.addMenu("&Go")
+    _act(w, g, "&Next image", lambda: w.step(1), ["D", "Right"])
+    _act(w, g, "&Previous image", lambda: w.step(-1), ["A", "Left"])
+    _act(w, g, "&First image", lambda: w.step(-10**9), ["Home"])
+    _act(w, g, "&Last image", lambda: w.step(10**9), ["End"])
+
+    tb = w.addToolBar("View")
+    tb.setObjectName("toolbar_view")
+    tb.addAction(w.act_overlay)
+    tb.addAction(w.act_mask)
+    tb.addWidget(QLabel(" opacity "))
+    w.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+    w.opacity_slider.setRange(0, 100)
+    w.opacity_slider.setValue(int(c.opacity * 100))
+    w.opacity_slider.setMaximumWidth(140)
+    w.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    w.opacity_slider.valueChanged.connect(lambda val: c.set_opacity(val / 100.0))
+    tb.addWidget(w.opacity_slider)
+    refresh_recent(w)
+
+
+def refresh_recent(w) -> None:
+    menu = w.recent_menu
+    menu.clear()
+    recent = list(w.settings.value("recent", []) or []) if w.settings is not None else []
+    if isinstance(recent, str):
+        recent = [recent]
+    for p in recent:
+        a = menu.addAction(str(Path(p)))
+        a.triggered.connect(lambda _=False, p=p: w.open_path(p))
+    menu.setEnabled(bool(recent))

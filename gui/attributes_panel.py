@@ -1,0 +1,210 @@
+"""Side panel editing the selected region's attributes and the image's file attributes.
+
+Widgets follow the VIA ``_via_attributes`` definitions (``text``, ``dropdown``, ``radio``, ``checkbox``; other
+types are edited as text). Attribute names present on the region but not defined are shown as text too, and
+"+ attribute" adds a new one. Each change is one ``SetRegionAttribute``/``SetFileAttribute`` command.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+from viaseg.core import edits
+from viaseg.core.project import ImageEntry, Region
+
+CLASS_NAMES = ("class", "label", "name", "class name", "damage", "type", "category")
+
+
+def class_attribute(definitions: dict, regions=()) -> str | None:
+    """The attribute that holds the class: a dropdown/radio one first, then a conventional name, then the
+    only attribute."""
+    defs = definitions.get("region", {}) if isinstance(definitions, dict) else {}
+    for name, d in defs.items():
+        if isinstance(d, dict) and d.get("type") in ("dropdown", "radio"):
+            return name
+    names = list(defs)
+    for r in regions:
+        for k in r.attributes:
+            if k not in names:
+                names.append(k)
+    for n in names:
+        if n.lower() in CLASS_NAMES:
+            return n
+    return names[0] if len(names) == 1 else None
+
+
+def _value_text(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(k for k, on in v.items() if on)
+    return "" if v is None else str(v)
+
+
+class _Form(QGroupBox):
+    """One form of attributes (region or file) bound to a dict through a command factory."""
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(title, parent)
+        self.form = QFormLayout()
+        self.add_btn = QPushButton("+ attribute")
+        lay = QVBoxLayout(self)
+        lay.addLayout(self.form)
+        lay.addWidget(self.add_btn)
+        self.empty = QLabel("")
+
+    def clear(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+
+
+class AttributesPanel(QWidget):
+    """``pusher(cmd)`` applies commands; ``edited`` fires after each change (to refresh the canvas)."""
+
+    edited = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.pusher = None
+        self.definitions: dict = {"region": {}, "file": {}}
+        self.entry: ImageEntry | None = None
+        self.region: Region | None = None
+        self.region_box = _Form("Region")
+        self.file_box = _Form("Image")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.region_box)
+        lay.addWidget(self.file_box)
+        lay.addStretch(1)
+        self.region_box.add_btn.clicked.connect(lambda: self._add_attribute("region"))
+        self.file_box.add_btn.clicked.connect(lambda: self._add_attribute("file"))
+        self.widgets: dict[tuple[str, str], QWidget] = {}
+        self.show_for(None, None)
+
+    def set_definitions(self, definitions: dict) -> None:
+        self.definitions = definitions if isinstance(definitions, dict) else {"region": {}, "file": {}}
+
+    def show_for(self, entry: ImageEntry | None, region: Region | None) -> None:
+        self.entry, self.region = entry, region
+        self.widgets = {}
+        self._build(self.region_box, "region", region.attributes if region is not None else None)
+        self._build(self.file_box, "file", entry.file_attributes if entry is not None else None)
+
+    def _build(self, box: _Form, scope: str, values: dict | None) -> None:
+        box.clear()
+        box.setEnabled(values is not None)
+        box.add_btn.setEnabled(values is not None)
+        if values is None:
+            box.form.addRow(QLabel("no region selected" if scope == "region" else "no image"))
+            return
+        defs = dict(self.definitions.get(scope) or {})
+        for k in values:
+            defs.setdefault(k, {"type": "text"})
+        if not defs:
+            box.form.addRow(QLabel("(no attributes)"))
+        for name, d in defs.items():
+            d = d if isinstance(d, dict) else {"type": "text"}
+            w = self._editor(scope, name, d, values.get(name))
+            self.widgets[(scope, name)] = w
+            box.form.addRow(name, w)
+
+    def _editor(self, scope: str, name: str, d: dict, value) -> QWidget:
+        typ = d.get("type", "text")
+        options = list((d.get("options") or {}).keys())
+        if typ == "dropdown" or (typ == "radio" and len(options) > 4):
+            w = QComboBox()
+            w.addItems([""] + options)
+            if value is not None and str(value) not in options:
+                w.addItem(str(value))
+            w.setCurrentText("" if value is None else str(value))
+            w.currentTextChanged.connect(lambda t, n=name: self._set(scope, n, t or None))
+            return w
+        if typ == "radio":
+            holder = QWidget()
+            lay = QHBoxLayout(holder)
+            lay.setContentsMargins(0, 0, 0, 0)
+            group = QButtonGroup(holder)
+            for opt in options:
+                b = QRadioButton(opt)
+                b.setChecked(str(value) == opt)
+                group.addButton(b)
+                lay.addWidget(b)
+                b.toggled.connect(lambda on, n=name, o=opt: on and self._set(scope, n, o))
+            return holder
+        if typ == "checkbox":
+            holder = QWidget()
+            lay = QHBoxLayout(holder)
+            lay.setContentsMargins(0, 0, 0, 0)
+            current = dict(value) if isinstance(value, dict) else {}
+            for opt in options:
+                b = QCheckBox(opt)
+                b.setChecked(bool(current.get(opt)))
+                lay.addWidget(b)
+                b.toggled.connect(lambda on, n=name, o=opt: self._toggle(scope, n, o, on))
+            return holder
+        w = QLineEdit(_value_text(value))
+        w.editingFinished.connect(lambda n=name, w=w: self._text_done(scope, n, w))
+        return w
+
+    def _target_dict(self, scope: str) -> dict | None:
+        if scope == "region":
+            return self.region.attributes if self.region is not None else None
+        return self.entry.file_attributes if self.entry is not None else None
+
+    def _text_done(self, scope: str, name: str, w: QLineEdit) -> None:
+        target = self._target_dict(scope)
+        if target is None:
+            return
+        old = target.get(name)
+        text = w.text()
+        if isinstance(old, dict) or _value_text(old) == text:
+            return
+        self._set(scope, name, text)
+
+    def _toggle(self, scope: str, name: str, opt: str, on: bool) -> None:
+        target = self._target_dict(scope)
+        if target is None:
+            return
+        cur = dict(target.get(name) or {}) if isinstance(target.get(name), dict) else {}
+        if on:
+            cur[opt] = True
+        else:
+            cur.pop(opt, None)
+        self._set(scope, name, cur)
+
+    def _set(self, scope: str, name: str, value) -> None:
+        if scope == "region":
+            if self.region is None:
+                return
+            cmd = edits.SetRegionAttribute(self.region, name, value, entry=self.entry)
+        else:
+            if self.entry is None:
+                return
+            cmd = edits.SetFileAttribute(self.entry, name, value)
+        if self.pusher is not None:
+            self.pusher(cmd)
+        else:
+            cmd.do()
+        self.edited.emit()
+
+    def _add_attribute(self, scope: str) -> None:
+        name, ok = QInputDialog.getText(self, "New attribute", f"{scope} attribute name:")
+        name = name.strip()
+        if ok and name:
+            self.add_attribute(scope, name)
+
+    def add_attribute(self, scope: str, name: str, value: str = "") -> None:
+        self._set(scope, name, value)
+        self.show_for(self.entry, self.region)

@@ -1,0 +1,468 @@
+"""Main window: wires the session and the panels together (no editing logic lives here)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from viaseg.core import edits, journal
+from viaseg.core.errors import ImageReadError, ViasegError
+from viaseg.core.imageio import image_size
+
+from . import actions
+from .attributes_panel import AttributesPanel, class_attribute
+from .canvas import Canvas
+from .compare_dialog import CompareDialog
+from .image_cache import ImageCache
+from .image_list import ImageList
+from .problems_panel import ProblemsPanel, problem_key
+from .session import Session
+
+log = logging.getLogger(__name__)
+VIA_SUFFIXES = (".json", ".csv")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings
+        self.session = Session(self)
+        self.cache = ImageCache(parent=self)
+        self.canvas = Canvas(self)
+        self.image_list = ImageList(self.session, self)
+        self.attributes = AttributesPanel(self)
+        self.problems = ProblemsPanel(self)
+        self.current = -1
+        self.clipboard: list = []
+        self.class_attr: str | None = None
+        self.last_class = None
+        self.external_path: Path | None = None
+        self.ask = self._ask  # (title, text, buttons) -> button; replaced in tests
+        self.setCentralWidget(self.canvas)
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+        self._docks()
+        self._status_bar()
+        self.canvas.pusher = self.session.push
+        self.canvas.end_drag = self.session.end_drag
+        self.canvas.default_attributes = self._new_region_attributes
+        self.attributes.pusher = self.session.push
+        self._timers()
+        self._connect()
+        actions.install(self)
+        self._update_title()
+
+    # ------------------------------------------------------------------------------------------- layout
+    def _docks(self) -> None:
+        for title, w, area in (("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea),
+                               ("Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea),
+                               ("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{title.lower()}")
+            dock.setWidget(w)
+            self.addDockWidget(area, dock)
+            setattr(self, f"dock_{title.lower()}", dock)
+        self.resizeDocks([self.dock_images], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_problems], [170], Qt.Orientation.Vertical)
+
+    def _status_bar(self) -> None:
+        sb = self.statusBar()
+        self.lbl_size, self.lbl_zoom, self.lbl_pos, self.lbl_regions = (QLabel() for _ in range(4))
+        for lbl in (self.lbl_regions, self.lbl_pos, self.lbl_size, self.lbl_zoom):
+            sb.addPermanentWidget(lbl)
+
+    def _timers(self) -> None:
+        self.journal_timer = QTimer(self, singleShot=True, interval=2000)
+        self.journal_timer.timeout.connect(self.write_journal)
+        self.recheck_timer = QTimer(self, singleShot=True, interval=600)
+        self.recheck_timer.timeout.connect(self.recheck_current)
+
+    def _connect(self) -> None:
+        s = self.session
+        s.changed.connect(self._on_changed)
+        s.dirty_changed.connect(lambda _d: self._on_dirty())
+        self.image_list.activated.connect(self.show_row)
+        self.canvas.selection_changed.connect(self._on_selection)
+        self.canvas.cursor_moved.connect(self._on_cursor)
+        self.canvas.view_changed.connect(self._on_view)
+        self.canvas.message.connect(self.notify)
+        self.attributes.edited.connect(self.canvas.refresh)
+        self.problems.jump.connect(self.jump_to_problem)
+        self.problems.compare.connect(self.compare_problem)
+        self.problems.changed.connect(self._problems_changed)
+        self.cache.loaded.connect(self._on_background_image)
+
+    # ---------------------------------------------------------------------------------------- messages
+    def notify(self, text: str, error: bool = False) -> None:
+        """Non-blocking message in the status bar (errors stay longer and are logged)."""
+        (log.warning if error else log.info)("%s", text)
+        self.statusBar().showMessage(text, 15000 if error else 6000)
+
+    def _ask(self, title: str, text: str, buttons):
+        return QMessageBox.question(self, title, text, buttons)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(self.session.display_title())
+
+    # ----------------------------------------------------------------------------------------- opening
+    def open_path(self, path: str | Path, restore: bool | None = None) -> bool:
+        """Open a VIA file or a dataset folder. ``restore``: what to do with a crash journal (None = ask)."""
+        path = Path(path)
+        if path.is_file() and path.suffix.lower() not in VIA_SUFFIXES:
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"):
+                return self.show_external_image(path)
+            self.notify(f"{path.name}: not a VIA file or dataset folder (expected .json, .csv or a folder)", True)
+            return False
+        if not self.maybe_save():
+            return False
+        try:
+            self.session.open(path)
+        except ViasegError as exc:
+            self.notify(f"cannot open: {exc}", True)
+            return False
+        except OSError as exc:
+            self.notify(f"cannot open {path}: {exc.strerror or exc}", True)
+            return False
+        self.cache.clear()
+        self.current = -1
+        self.image_list.reload()
+        self._check_recovery(path, restore)
+        self.remember_recent(path)
+        self.attributes.set_definitions(self.session.attributes())
+        if self.session.rows:
+            self.show_row(0)
+        else:
+            self.canvas.set_entry(None, None, None, placeholder="this project has no images")
+        self.problems.run_check(self.session.dataset)
+        self._update_title()
+        n = len(self.session.rows)
+        self.notify(f"opened {path} ({n} images, {self.session.dataset.region_count} regions)")
+        return True
+
+    def _check_recovery(self, path: Path, restore: bool | None) -> None:
+        try:
+            rec = journal.find_recovery(path)
+        except ViasegError as exc:
+            self.notify(str(exc), True)
+            return
+        if rec is None:
+            return
+        if restore is None:
+            btn = self.ask("Restore unsaved edits?", f"Found {rec.describe()}.\nRestore them?",
+                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+            restore = btn == QMessageBox.StandardButton.Yes
+        if restore:
+            for msg in self.session.restore(rec):
+                self.notify(msg, True)
+            self.image_list.reload()
+            self.notify("restored unsaved edits from the recovery file (not saved yet)")
+        else:
+            journal.discard_recovery(path)
+
+    def remember_recent(self, path: Path) -> None:
+        if self.settings is None:
+            return
+        p = str(path.resolve())
+        recent = [r for r in (self.settings.value("recent", []) or []) if r != p]
+        self.settings.setValue("recent", [p] + recent[:9])
+        self.settings.setValue("last", p)
+        actions.refresh_recent(self)
+
+    def show_external_image(self, path: str | Path) -> bool:
+        """Show an image that is not part of the project (read-only, e.g. a prediction input)."""
+        path = Path(path)
+        try:
+            d = self.cache.get(str(path))
+        except ImageReadError as exc:
+            self.notify(f"cannot show image: {exc}", True)
+            return False
+        self.current = -1
+        self.external_path = path
+        self.image_list.set_current(-1)
+        self.canvas.set_entry(None, d.qimage, d.size)
+        self.attributes.show_for(None, None)
+        self.lbl_size.setText(f"{d.size[0]}×{d.size[1]}")
+        self.lbl_regions.setText(f"{path.name} (not in the project)")
+        return True
+
+    # ----------------------------------------------------------------------------------------- images
+    def current_entry(self):
+        return self.session.rows[self.current].entry if 0 <= self.current < len(self.session.rows) else None
+
+    def show_row(self, row: int) -> None:
+        if not 0 <= row < len(self.session.rows):
+            return
+        if self.canvas.drawing is not None:
+            self.canvas.cancel_drawing()
+        self.current = row
+        self.external_path = None
+        entry = self.session.rows[row].entry
+        self.class_attr = class_attribute(self.session.attributes(entry), entry.regions)
+        attr = self.class_attr
+        self.canvas.class_of = (lambda r: r.attributes.get(attr, "")) if attr else (lambda r: "")
+        qimage, size, msg = None, None, ""
+        try:
+            d = self.cache.get(str(entry.path))
+            qimage, size = d.qimage, d.size
+        except ImageReadError as exc:
+            msg = str(exc)
+            self.notify(f"cannot show image: {exc}", True)
+            size = self._size_from_regions(entry)
+        self.canvas.set_entry(entry, qimage, size, placeholder=msg)
+        self.image_list.set_current(row)
+        self.attributes.set_definitions(self.session.attributes(entry))
+        self.attributes.show_for(entry, None)
+        self.lbl_size.setText(f"{size[0]}×{size[1]}" if size else "no image")
+        self._update_region_label()
+        nxt = [self.image_list.neighbour(row, s) for s in (1, -1, 2)]
+        self.cache.prefetch([self.session.rows[r].entry.path for r in nxt if r >= 0 and r != row])
+
+    @staticmethod
+    def _size_from_regions(entry) -> tuple[int, int] | None:
+        """For a missing image, a frame large enough to show its regions."""
+        from viaseg.core.raster import shape_polygon
+
+        xs, ys = [1.0], [1.0]
+        for r in entry.regions:
+            pts = shape_polygon(r.shape)
+            if pts is not None and len(pts):
+                xs.append(float(pts[:, 0].max()))
+                ys.append(float(pts[:, 1].max()))
+        return (int(max(xs)) + 20, int(max(ys)) + 20)
+
+    def _on_background_image(self, d) -> None:
+        e = self.current_entry()
+        if e is not None and str(e.path) == d.path and self.canvas.qimage is not None and d.full:
+            self.canvas.replace_image(d.qimage)
+
+    def step(self, n: int) -> None:
+        r = self.image_list.neighbour(self.current, n)
+        if r >= 0:
+            self.show_row(r)
+
+    # ---------------------------------------------------------------------------------------- editing
+    def _on_changed(self, entry) -> None:
+        row = self.session.row_of(entry) if entry is not None else -1
+        if entry is not None and entry is not self.current_entry() and row >= 0:
+            self.show_row(row)  # an undo/redo of another image: go there
+        elif entry is self.current_entry():
+            self.canvas.refresh()
+            self.attributes.show_for(entry, self.canvas.selected_region())
+        self.image_list.entry_changed(row)
+        self._update_region_label()
+        self.journal_timer.start()
+        self.recheck_timer.start()
+
+    def _on_dirty(self) -> None:
+        self.image_list.set_dirty(self.session.dirty_entry_ids())
+        self._update_title()
+
+    def undo(self) -> None:
+        if self.canvas.drawing is not None:
+            self.canvas.cancel_drawing()
+            return
+        if self.session.undo() is None:
+            self.notify("nothing to undo")
+
+    def redo(self) -> None:
+        if self.session.redo() is None:
+            self.notify("nothing to redo")
+
+    def _new_region_attributes(self) -> dict:
+        if self.class_attr and self.last_class not in (None, ""):
+            return {self.class_attr: self.last_class}
+        e = self.current_entry()
+        if self.class_attr:
+            for row in ([e] if e else []) + [r.entry for r in self.session.rows[:200]]:
+                for r in row.regions:
+                    v = r.attributes.get(self.class_attr)
+                    if v not in (None, ""):
+                        return {self.class_attr: v}
+        return {}
+
+    def _on_selection(self, index: int) -> None:
+        region = self.canvas.selected_region()
+        if region is not None and self.class_attr:
+            self.last_class = region.attributes.get(self.class_attr, self.last_class)
+        self.attributes.show_for(self.current_entry(), region)
+
+    def copy_regions(self) -> None:
+        r = self.canvas.selected_region()
+        if r is None:
+            self.notify("select a region to copy")
+            return
+        self.clipboard = [r.clone()]
+        self.notify("region copied")
+
+    def paste_regions(self) -> None:
+        e = self.current_entry()
+        if e is None or not self.clipboard:
+            self.notify("nothing to paste" if e is not None else "no image")
+            return
+        self.session.push(edits.AddRegions(e, [r.clone() for r in self.clipboard]))
+        self.canvas.select(len(e.regions) - 1)
+
+    def duplicate_region(self) -> None:
+        e, r = self.current_entry(), self.canvas.selected_region()
+        if r is None:
+            self.notify("select a region to duplicate")
+            return
+        c = r.clone()
+        c.shape.update(edits.translated(c.shape, 10, 10))
+        self.session.push(edits.AddRegions(e, [c]))
+        self.canvas.select(len(e.regions) - 1)
+
+    # ------------------------------------------------------------------------------------------ saving
+    def save(self) -> bool:
+        if self.session.dataset is None:
+            return True
+        errors = self.session.save()
+        for msg in errors:
+            self.notify(f"NOT saved: {msg} — your edits are kept in memory", True)
+        if not errors:
+            self.notify("saved")
+        self._update_title()
+        return not errors
+
+    def save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self.session.source or ""),
+                                              "VIA files (*.json *.csv)")
+        if not path:
+            return False
+        errors = self.session.save_as(path)
+        for msg in errors:
+            self.notify(f"NOT saved: {msg}", True)
+        self._update_title()
+        if not errors:
+            self.remember_recent(Path(path))
+        return not errors
+
+    def maybe_save(self) -> bool:
+        """Before closing/replacing the project: True when it is fine to continue."""
+        if not self.session.is_dirty():
+            return True
+        b = QMessageBox.StandardButton
+        ans = self.ask("Unsaved changes", "Save the changes before closing?", b.Save | b.Discard | b.Cancel)
+        if ans == b.Save:
+            return self.save()
+        if ans == b.Discard:
+            self.session.discard_journal()
+            return True
+        return False
+
+    def write_journal(self) -> None:
+        try:
+            self.session.write_journal()
+        except (OSError, ViasegError) as exc:
+            self.notify(f"cannot write the recovery file: {exc}", True)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        if self.maybe_save():
+            self.journal_timer.stop()
+            if not self.session.is_dirty():
+                self.session.discard_journal()
+            if self.settings is not None:
+                self.settings.setValue("geometry", self.saveGeometry())
+                self.settings.setValue("state", self.saveState())
+            ev.accept()
+        else:
+            ev.ignore()
+
+    # ---------------------------------------------------------------------------------------- problems
+    def _problems_changed(self) -> None:
+        counts = self.problems.counts_by_image()
+        by_id = {}
+        for row in self.session.rows:
+            for name in (row.entry.filename, row.entry.key, Path(row.entry.filename).name):
+                n = counts.get((row.split, name))
+                if n:
+                    by_id[id(row.entry)] = n
+                    break
+        self.image_list.set_problems(by_id)
+
+    def find_row(self, split: str, image: str, key: str | None = None) -> int:
+        for i, row in enumerate(self.session.rows):
+            if split and row.split != split:
+                continue
+            if (key and row.entry.key == key) or (not key and image in (
+                    row.entry.key, row.entry.filename, Path(row.entry.filename).name)):
+                return i
+        return -1
+
+    def jump_to_problem(self, p) -> None:
+        split, image = problem_key(p)
+        row = self.find_row(split, image, getattr(p, "key", None))
+        if row < 0:
+            row = self.find_row(split, image)
+        if row < 0:
+            self.notify(f"{image}: not an image of the project")
+            return
+        self.show_row(row)
+        region = getattr(p, "region", None)
+        if isinstance(region, int):
+            self.canvas.select(region)
+
+    def compare_problem(self, p) -> None:
+        """Show the problem's image next to the copy its message names (``split/filename``)."""
+        split, image = problem_key(p)
+        own = self.find_row(split, image, getattr(p, "key", None))
+        msg = str(getattr(p, "message", ""))
+        others = [i for i, r in enumerate(self.session.rows)
+                  if i != own and f"{r.split}/{r.entry.filename}" in msg]
+        if own < 0 or not others:
+            self.notify(f"{image}: cannot find the other copy to compare with")
+            return
+        rows = [self.session.rows[own], self.session.rows[others[0]]]
+        self._compare = CompareDialog(self, rows, self.cache, self.canvas.class_of)
+        self._compare.show()
+
+    def recheck_current(self) -> None:
+        e = self.current_entry()
+        if e is None:
+            return
+        try:
+            from viaseg.core.checks import check_entry
+        except ImportError:
+            return
+        split = self.session.rows[self.current].split
+        d = self.cache.cached(str(e.path))
+        try:
+            size = d.size if d is not None else image_size(e.path)
+        except ViasegError:
+            size = None
+        try:
+            new = check_entry(self.session.split_of(e), e, size)
+        except Exception as exc:  # noqa: BLE001 - a checker bug must not stop editing
+            log.exception("check_entry failed")
+            self.notify(f"re-check failed: {exc}", True)
+            return
+        self.problems.replace_for(split, e.filename, new, aliases=(e.key, Path(e.filename).name))
+
+    # ------------------------------------------------------------------------------------------ status
+    def _update_region_label(self) -> None:
+        e = self.current_entry()
+        self.lbl_regions.setText(f"{len(e.regions)} regions" if e is not None else "")
+
+    def _on_cursor(self, x: float, y: float) -> None:
+        self.lbl_pos.setText("" if math.isnan(x) else f"x {int(x)}, y {int(y)}")
+
+    def _on_view(self) -> None:
+        self.lbl_zoom.setText(f"{self.canvas.scale * 100:.0f} %")
+        e = self.current_entry()
+        if e is not None and self.canvas.needs_full_resolution():
+            self.cache.request_full(str(e.path))
+
+    # --------------------------------------------------------------------------------------- drag/drop
+    def dragEnterEvent(self, ev) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:  # noqa: N802
+        urls = [u for u in ev.mimeData().urls() if u.isLocalFile()]
+        if not urls:
+            self.notify("only local files or folders can be dropped", True)
+            return
+        self.open_path(urls[0].toLocalFile())

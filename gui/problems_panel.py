@@ -1,0 +1,176 @@
+"""Dataset problems dock: ``core.checks`` results in a table; clicking a row jumps to the image and region.
+
+The full check runs in a worker thread (it may decode every image); after an edit the main window re-checks
+only that image with ``check_entry`` and calls :meth:`ProblemsPanel.replace_for`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+log = logging.getLogger(__name__)
+COLUMNS = ("severity", "kind", "split", "image", "region", "message")
+
+
+def problem_key(p) -> tuple[str, str]:
+    return (str(getattr(p, "split", "") or ""), str(getattr(p, "image", "") or ""))
+
+
+class _Signals(QObject):
+    done = Signal(object, str)
+
+
+class _CheckJob(QRunnable):
+    def __init__(self, dataset, decode: bool, signals: _Signals):
+        super().__init__()
+        self.dataset, self.decode, self.signals = dataset, decode, signals
+
+    def run(self) -> None:
+        try:
+            from viaseg.core.checks import check_dataset
+
+            report = check_dataset(self.dataset, decode=self.decode)
+            self.signals.done.emit(list(report.problems), "")
+        except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
+            log.exception("dataset check failed")
+            self.signals.done.emit(None, f"check failed: {exc}")
+
+
+class ProblemsPanel(QWidget):
+    """Signals: ``jump(problem)`` when a row is activated, ``compare(problem)`` for the Compare button,
+    ``changed()`` when the problem list changes."""
+
+    jump = Signal(object)
+    compare = Signal(object)
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.problems: list = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.status = QLabel("not checked")
+        self.recheck = QPushButton("Re-check")
+        self.compare_btn = QPushButton("Compare…")
+        self.compare_btn.setEnabled(False)
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.compare_btn)
+        top.addWidget(self.recheck)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.table)
+        self._signals = _Signals()
+        self._signals.done.connect(self._on_done)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.dataset = None
+        self.table.cellClicked.connect(self._clicked)
+        self.table.currentCellChanged.connect(lambda r, *_: self._update_compare(r))
+        self.compare_btn.clicked.connect(self._compare_clicked)
+        self.recheck.clicked.connect(lambda: self.run_check(self.dataset))
+
+    def run_check(self, dataset, decode: bool = True, wait: bool = False) -> None:
+        """Check ``dataset`` in the background (``wait`` blocks until done, for tests and scripts)."""
+        self.dataset = dataset
+        if dataset is None:
+            return
+        try:
+            import viaseg.core.checks  # noqa: F401
+        except ImportError as exc:
+            self.status.setText(f"checks unavailable ({exc})")
+            return
+        self.status.setText("checking…")
+        self.pool.start(_CheckJob(dataset, decode, self._signals))
+        if wait:
+            self.pool.waitForDone()
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.processEvents()
+
+    def _on_done(self, problems, err: str) -> None:
+        if problems is None:
+            self.status.setText(err)
+            return
+        self.set_problems(problems)
+
+    def set_problems(self, problems: list) -> None:
+        self.problems = list(problems)
+        self._fill()
+
+    def replace_for(self, split: str, image: str, new: list, aliases=()) -> None:
+        """Replace the problems of one image (after an edit re-check). ``aliases`` are other names of it."""
+        names = {image, *aliases}
+        self.problems = [p for p in self.problems if not (problem_key(p)[0] == split and problem_key(p)[1] in names)]
+        self.problems.extend(new)
+        self._fill()
+
+    def _fill(self) -> None:
+        t = self.table
+        t.setSortingEnabled(False)
+        t.setRowCount(len(self.problems))
+        for r, p in enumerate(self.problems):
+            region = getattr(p, "region", None)
+            vals = (getattr(p, "severity", ""), getattr(p, "kind", ""), getattr(p, "split", ""),
+                    getattr(p, "image", ""), "" if region is None else str(region), getattr(p, "message", ""))
+            for c, v in enumerate(vals):
+                item = QTableWidgetItem(str(v if v is not None else ""))
+                item.setData(Qt.ItemDataRole.UserRole, r)
+                if c == 0 and str(v) == "error":
+                    item.setForeground(QColor(200, 40, 40))
+                t.setItem(r, c, item)
+        t.resizeColumnsToContents()
+        t.setColumnWidth(5, 400)
+        errors = sum(1 for p in self.problems if getattr(p, "severity", "") == "error")
+        self.status.setText(f"{len(self.problems)} problem(s), {errors} error(s)" if self.problems else "no problems")
+        self.changed.emit()
+
+    def _problem_at(self, row: int):
+        item = self.table.item(row, 0)
+        if item is None:
+            return None
+        i = item.data(Qt.ItemDataRole.UserRole)
+        return self.problems[i] if i is not None and 0 <= i < len(self.problems) else None
+
+    def _clicked(self, row: int, _col: int) -> None:
+        p = self._problem_at(row)
+        if p is not None:
+            self.jump.emit(p)
+
+    def _update_compare(self, row: int) -> None:
+        p = self._problem_at(row)
+        self.compare_btn.setEnabled(p is not None and "duplicate" in str(getattr(p, "kind", "")))
+
+    def _compare_clicked(self) -> None:
+        p = self._problem_at(self.table.currentRow())
+        if p is not None:
+            self.compare.emit(p)
+
+    def counts_by_image(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for p in self.problems:
+            k = problem_key(p)
+            out[k] = out.get(k, 0) + 1
+        return out

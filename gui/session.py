@@ -1,0 +1,236 @@
+"""The open project/dataset, its undo history and dirty tracking. No widgets (a QObject for signals only).
+
+A session is opened on a *source*: a VIA file or a dataset folder (``core.dataset.load_dataset``). Every image
+of every split is a row ``(split_name, entry)``. Edits go through :meth:`Session.push` (``core.edits``
+commands), so undo works across images and splits. Saving writes every labeled split's VIA file whose images
+changed, each atomically, in its own format.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from viaseg.core import edits, journal
+from viaseg.core.dataset import Dataset, Split, load_dataset
+from viaseg.core.errors import ViasegError
+from viaseg.core.project import ImageEntry, Project
+from viaseg.core.via_io import save_via
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    split: str
+    entry: ImageEntry
+
+
+class Session(QObject):
+    """State of the open source. Signals: ``opened()``, ``changed(object entry)``, ``dirty_changed(bool)``."""
+
+    opened = Signal()
+    changed = Signal(object)  # the ImageEntry whose content changed (after push/undo/redo)
+    dirty_changed = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.source: Path | None = None
+        self.dataset: Dataset | None = None
+        self.rows: list[Row] = []
+        self.history = edits.History()
+        self._split_of: dict[int, Split] = {}
+        self._row_of: dict[int, int] = {}
+        self._was_dirty = False
+
+    # opening -------------------------------------------------------------------------------------------
+    def open(self, path: str | Path) -> None:
+        """Load a VIA file or dataset folder. Raises ViasegError (message names the file); on error the
+        previous state is kept."""
+        path = Path(path).expanduser()
+        ds = load_dataset(path)
+        self._set_dataset(path, ds)
+
+    def _set_dataset(self, path: Path, ds: Dataset) -> None:
+        self.source = path
+        self.dataset = ds
+        self.history = edits.History()
+        self._reindex()
+        self._was_dirty = False
+        self.opened.emit()
+        self.dirty_changed.emit(False)
+
+    def _reindex(self) -> None:
+        self.rows = []
+        self._split_of = {}
+        self._row_of = {}
+        for sp in self.dataset.splits.values() if self.dataset else []:
+            for e in sp.entries:
+                self._row_of[id(e)] = len(self.rows)
+                self.rows.append(Row(sp.name, e))
+                self._split_of[id(e)] = sp
+
+    def restore(self, rec: journal.Recovery) -> list[str]:
+        """Replace the projects of the open dataset by the journaled ones; returns messages for files that
+        could not be restored. The restored state counts as unsaved."""
+        assert self.dataset is not None
+        problems = []
+        by_path = {}
+        for f in rec.files:
+            try:
+                by_path[str(Path(f.path).resolve())] = f.load()
+            except ViasegError as exc:
+                problems.append(str(exc))
+        restored_entries: list[ImageEntry] = []
+        for sp in self.dataset.splits.values():
+            if sp.project is None or sp.project.path is None:
+                continue
+            new = by_path.get(str(Path(sp.project.path).resolve()))
+            if new is None:
+                continue
+            for e in new.images:
+                if e.base_dir is None:
+                    e.base_dir = sp.image_dir
+            sp.project = new
+            sp.entries = new.images
+            restored_entries.extend(new.images)
+        self._reindex()
+        self.history = edits.History()
+        self.history.mark_dirty(restored_entries)  # dirty until saved
+        self.opened.emit()
+        self._emit_dirty()
+        return problems
+
+    # queries -------------------------------------------------------------------------------------------
+    def row_of(self, entry: ImageEntry) -> int:
+        return self._row_of.get(id(entry), -1)
+
+    def row_of_id(self, entry_id: int) -> int:
+        return self._row_of.get(entry_id, -1)
+
+    def split_of(self, entry: ImageEntry) -> Split | None:
+        return self._split_of.get(id(entry))
+
+    def project_of(self, entry: ImageEntry) -> Project | None:
+        sp = self.split_of(entry)
+        return sp.project if sp is not None else None
+
+    def projects(self) -> list[Project]:
+        if self.dataset is None:
+            return []
+        return [sp.project for sp in self.dataset.splits.values() if sp.project is not None]
+
+    def attributes(self, entry: ImageEntry | None = None) -> dict:
+        """``_via_attributes``-style definitions for the project of ``entry`` (or the first project)."""
+        proj = self.project_of(entry) if entry is not None else None
+        if proj is None:
+            projs = self.projects()
+            proj = projs[0] if projs else None
+        if proj is None or not isinstance(proj.attributes, dict):
+            return {"region": {}, "file": {}}
+        return proj.attributes
+
+    def is_dirty(self) -> bool:
+        return not self.history.is_clean()
+
+    def dirty_entry_ids(self) -> set[int]:
+        return {id(e) for e in self.history.dirty_entries()}
+
+    def dirty_projects(self) -> list[Project]:
+        seen: dict[int, Project] = {}
+        for e in self.history.dirty_entries():
+            p = self.project_of(e)
+            if p is not None:
+                seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    def display_title(self) -> str:
+        if self.source is None:
+            return "viaseg"
+        return f"{'*' if self.is_dirty() else ''}{self.source.name} — viaseg"
+
+    # editing -------------------------------------------------------------------------------------------
+    def push(self, cmd: edits.Command) -> None:
+        """Apply and record an edit. ``EditError`` propagates (nothing changed)."""
+        self.history.push(cmd)
+        self.changed.emit(cmd.entry)
+        self._emit_dirty()
+
+    def end_drag(self) -> None:
+        self.history.end_drag()
+
+    def undo(self) -> edits.Command | None:
+        cmd = self.history.undo()
+        if cmd is not None:
+            self.changed.emit(cmd.entry)
+            self._emit_dirty()
+        return cmd
+
+    def redo(self) -> edits.Command | None:
+        cmd = self.history.redo()
+        if cmd is not None:
+            self.changed.emit(cmd.entry)
+            self._emit_dirty()
+        return cmd
+
+    def _emit_dirty(self) -> None:
+        d = self.is_dirty()
+        self._was_dirty = d
+        self.dirty_changed.emit(d)
+
+    # saving --------------------------------------------------------------------------------------------
+    def save(self) -> list[str]:
+        """Write every changed VIA file. Returns error messages (empty = all saved). Files that failed keep
+        their edits in memory and the session stays dirty."""
+        errors = []
+        targets = self.dirty_projects()
+        for proj in targets:
+            try:
+                save_via(proj)
+            except ViasegError as exc:
+                errors.append(str(exc))
+        if not errors:
+            self.history.set_clean()
+            if self.source is not None:
+                try:
+                    journal.discard_recovery(self.source)
+                except OSError as exc:
+                    log.warning("cannot remove recovery file: %s", exc)
+        self._emit_dirty()
+        return errors
+
+    def save_as(self, path: str | Path) -> list[str]:
+        """Write the (single) project to ``path`` and make that the project file. Datasets with several
+        labeled splits cannot be saved as one file."""
+        projs = self.projects()
+        if len(projs) != 1:
+            return ["save as needs a single VIA file; this dataset has several splits (use Save)"]
+        proj = projs[0]
+        path = Path(path)
+        try:
+            save_via(proj, path)
+        except ViasegError as exc:
+            return [str(exc)]
+        old_source = self.source
+        proj.path = path
+        self.source = path
+        self.history.set_clean()
+        if old_source is not None:
+            journal.discard_recovery(old_source)
+        self._emit_dirty()
+        return []
+
+    def write_journal(self) -> Path | None:
+        """Journal the unsaved projects (called by a debounced timer). Removes the journal when clean."""
+        if self.source is None:
+            return None
+        if not self.is_dirty():
+            journal.discard_recovery(self.source)
+            return None
+        return journal.write_recovery(self.source, self.dirty_projects())
+
+    def discard_journal(self) -> None:
+        if self.source is not None:
+            journal.discard_recovery(self.source)

@@ -1,0 +1,313 @@
+"""Annotation GUI: open, navigate, edit with simulated mouse/keyboard, undo/redo, save, recovery, bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from PySide6.QtCore import QPoint, Qt
+from viaseg.core import edits, journal
+
+
+def wpos(canvas, x, y) -> QPoint:
+    p = canvas.to_widget(x, y)
+    return QPoint(round(p.x()), round(p.y()))
+
+
+def click(qtbot, canvas, x, y, mods=Qt.KeyboardModifier.NoModifier):
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, mods, wpos(canvas, x, y))
+
+
+def drag(qtbot, canvas, src, dst, steps=5):
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=wpos(canvas, *src))
+    for i in range(1, steps + 1):
+        f = i / steps
+        qtbot.mouseMove(canvas, wpos(canvas, src[0] + (dst[0] - src[0]) * f, src[1] + (dst[1] - src[1]) * f))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=wpos(canvas, *dst))
+
+
+def test_open_view_and_navigate(window, project, qtbot):
+    assert window.open_path(project)
+    assert [r.entry.filename for r in window.session.rows] == ["a.png", "b.png"]
+    c = window.canvas
+    assert c.entry.filename == "a.png" and c.qimage is not None and c.img_size == (120, 90)
+    assert c.scale > 1  # fitted to the window
+    assert "2 regions" in window.lbl_regions.text() and "120×90" in window.lbl_size.text()
+    c.setFocus()
+    qtbot.keyClick(c, Qt.Key.Key_D)
+    assert c.entry.filename == "b.png"
+    qtbot.keyClick(c, Qt.Key.Key_Left)
+    assert c.entry.filename == "a.png"
+    qtbot.keyClick(c, Qt.Key.Key_End)
+    assert c.entry.filename == "b.png"
+    # filter: only unannotated images
+    window.image_list.filter.setCurrentText("unannotated")
+    assert window.image_list.proxy.rowCount() == 1
+    window.image_list.search.setText("zzz")
+    assert window.image_list.proxy.rowCount() == 0
+    # extra column API (for the ML side)
+    window.image_list.search.setText("")
+    window.image_list.filter.setCurrentText("all")
+    window.image_list.set_extra_column("dice", {"a.png1": 0.5, ("train", "b.png2"): 0.25})
+    m = window.image_list.model
+    assert m.columnCount() == 5 and m.data(m.index(0, 4)) == "0.500"
+
+
+def test_drag_vertex_then_save_changes_only_that_vertex(window, project, qtbot):
+    before = json.loads(project.read_text())
+    window.open_path(project)
+    c = window.canvas
+    click(qtbot, c, 50, 40)  # inside the polygon: selects it
+    assert c.selected == 0
+    drag(qtbot, c, (80, 20), (95, 12))
+    assert window.session.is_dirty() and window.windowTitle().startswith("*")
+    assert len(window.session.history) == 1  # the whole drag is one undo step
+    assert window.save()
+    assert not window.session.is_dirty() and not window.windowTitle().startswith("*")
+    after = json.loads(project.read_text())
+    sa = after["a.png1"]["regions"][0]["shape_attributes"]
+    assert sa["all_points_x"][1] == 95 and sa["all_points_y"][1] == 12
+    assert all(type(v) is int for v in sa["all_points_x"] + sa["all_points_y"])
+    expected = copy.deepcopy(before)
+    expected["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"][1] = 95
+    expected["a.png1"]["regions"][0]["shape_attributes"]["all_points_y"][1] = 12
+    assert after == expected
+    assert (project.parent / "via_region_data.json.bak").is_file()
+
+
+def test_move_region_and_resize_rect(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    reg = c.entry.regions[0]
+    drag(qtbot, c, (50, 40), (60, 45))
+    assert reg.shape["all_points_x"] == [30, 90, 90, 30] and reg.shape["all_points_y"] == [25, 25, 65, 65]
+    rect = c.entry.regions[1]
+    click(qtbot, c, 100, 70)
+    assert c.selected == 1
+    drag(qtbot, c, (110, 80), (115, 85))
+    assert (rect.shape["width"], rect.shape["height"]) == (25, 20)
+    window.undo()
+    window.undo()
+    assert reg.shape["all_points_x"] == [20, 80, 80, 20] and rect.shape["width"] == 20
+
+
+def test_insert_and_delete_vertex(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    reg = c.entry.regions[0]
+    click(qtbot, c, 50, 40)
+    click(qtbot, c, 50, 20, Qt.KeyboardModifier.AltModifier)  # on the top edge
+    assert edits.logical_points(reg.shape) == [(20, 20), (50, 20), (80, 20), (80, 60), (20, 60)]
+    qtbot.mouseDClick(c, Qt.MouseButton.LeftButton, pos=wpos(c, 80, 40))  # double-click on the right edge
+    assert (80, 40) in edits.logical_points(reg.shape) and len(reg.shape["all_points_x"]) == 6
+    click(qtbot, c, 50, 20, Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert (50, 20) not in edits.logical_points(reg.shape)
+    click(qtbot, c, 80, 40)  # select a vertex, then Delete removes it
+    assert c.sel_vertex >= 0
+    qtbot.keyClick(c, Qt.Key.Key_Delete)
+    assert edits.logical_points(reg.shape) == [(20, 20), (80, 20), (80, 60), (20, 60)]
+    click(qtbot, c, 20, 60)
+    qtbot.keyClick(c, Qt.Key.Key_Backspace)
+    assert len(reg.shape["all_points_x"]) == 3
+    click(qtbot, c, 20, 20)
+    qtbot.keyClick(c, Qt.Key.Key_Backspace)  # a triangle keeps its 3 vertices
+    assert len(reg.shape["all_points_x"]) == 3
+    assert "at least 3" in window.statusBar().currentMessage()
+
+
+def test_draw_polygon_by_clicks(window, project, qtbot):
+    window.open_path(project)
+    window.show_row(1)
+    c = window.canvas
+    c.setFocus()
+    qtbot.keyClick(c, Qt.Key.Key_N)
+    assert c.drawing == []
+    for x, y in ((10, 10), (40.4, 10), (40, 30), (10, 30)):
+        click(qtbot, c, x, y)
+    qtbot.keyClick(c, Qt.Key.Key_Backspace)  # drop the last point
+    click(qtbot, c, 10, 10)  # the first point closes
+    assert c.drawing is None
+    e = c.entry
+    assert len(e.regions) == 1
+    assert e.regions[0].shape == {"name": "polygon", "all_points_x": [10, 40, 40], "all_points_y": [10, 10, 30]}
+    assert e.regions[0].attributes == {"damage": "dent"}  # class of the project's regions
+    assert c.selected == 0
+    qtbot.keyClick(c, Qt.Key.Key_N)
+    click(qtbot, c, 5, 5)
+    qtbot.keyClick(c, Qt.Key.Key_Escape)
+    assert c.drawing is None and len(e.regions) == 1
+    window.save()
+    saved = json.loads(window.session.source.read_text())
+    assert saved["b.png2"]["regions"][0]["shape_attributes"]["all_points_x"] == [10, 40, 40]
+
+
+def test_undo_redo_across_image_switch(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    reg = c.entry.regions[0]
+    click(qtbot, c, 50, 40)
+    drag(qtbot, c, (20, 20), (5, 5))
+    assert edits.logical_points(reg.shape)[0] == (5, 5)
+    window.show_row(1)
+    qtbot.keyClick(c, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert c.entry.filename == "a.png"  # undo went back to the edited image
+    assert edits.logical_points(reg.shape)[0] == (20, 20)
+    assert not window.session.is_dirty()
+    qtbot.keyClick(c, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert edits.logical_points(reg.shape)[0] == (5, 5)
+    qtbot.keyClick(c, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert edits.logical_points(reg.shape)[0] == (5, 5)  # Ctrl+Shift+Z is redo: nothing left to redo
+
+
+def test_delete_copy_paste_duplicate(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    a = c.entry
+    click(qtbot, c, 50, 40)
+    qtbot.keyClick(c, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(c, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert len(a.regions) == 3 and a.regions[2].shape["all_points_x"] == [30, 90, 90, 30]
+    window.show_row(1)
+    qtbot.keyClick(c, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    b = c.entry
+    assert len(b.regions) == 1 and b.regions[0].shape["all_points_x"] == [20, 80, 80, 20]
+    assert b.regions[0] is not a.regions[0] and b.regions[0].shape is not a.regions[0].shape
+    c.select(0)
+    c.setFocus()
+    qtbot.keyClick(c, Qt.Key.Key_Delete)
+    assert b.regions == []
+    window.undo()
+    assert len(b.regions) == 1
+
+
+def test_attribute_edit_through_panel(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    click(qtbot, c, 50, 40)
+    w = window.attributes.widgets[("region", "damage")]
+    assert w.text() == "dent"
+    w.setText("crack")
+    w.editingFinished.emit()
+    assert c.entry.regions[0].attributes == {"damage": "crack"}
+    fw = window.attributes.widgets[("file", "weather")]
+    fw.setText("rain")
+    fw.editingFinished.emit()
+    assert c.entry.file_attributes == {"weather": "rain"}
+    window.undo()
+    window.undo()
+    assert c.entry.regions[0].attributes == {"damage": "dent"} and c.entry.file_attributes == {"weather": "sun"}
+
+
+def test_dropdown_attribute_from_via_attributes(window, tmp_path, qtbot, project_factory):
+    from PySide6.QtWidgets import QComboBox
+
+    via = project_factory(tmp_path / "p2")
+    meta = json.loads(via.read_text())
+    proj = {"_via_settings": {"project": {"name": "x"}}, "_via_img_metadata": meta,
+            "_via_attributes": {"region": {"damage": {"type": "dropdown", "description": "",
+                                                      "options": {"dent": "", "scratch": "", "crack": ""},
+                                                      "default_options": {}}}, "file": {}}}
+    path = tmp_path / "p2" / "project.json"
+    path.write_text(json.dumps(proj))
+    via.unlink()
+    assert window.open_path(path)
+    window.canvas.select(0)
+    combo = window.attributes.widgets[("region", "damage")]
+    assert isinstance(combo, QComboBox) and combo.currentText() == "dent"
+    combo.setCurrentText("crack")
+    assert window.canvas.entry.regions[0].attributes["damage"] == "crack"
+
+
+def test_recovery_restores_edits_after_crash(window, project, qtbot, state_dir):
+    from viaseg.gui.main_window import MainWindow
+
+    window.open_path(project)
+    c = window.canvas
+    click(qtbot, c, 50, 40)
+    drag(qtbot, c, (80, 60), (100, 70))
+    window.write_journal()  # what the debounce timer does
+    assert journal.find_recovery(project) is not None
+    # crash: the window is never closed or saved; a new session opens the same project
+    w2 = MainWindow(settings=None)
+    assert w2.open_path(project, restore=True)
+    reg = w2.session.rows[0].entry.regions[0]
+    assert edits.logical_points(reg.shape)[2] == (100, 70)
+    assert w2.session.is_dirty()
+    assert w2.save()
+    assert journal.find_recovery(project) is None
+    saved = json.loads(project.read_text())
+    assert saved["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"][2] == 100
+    w2.problems.pool.waitForDone()
+    w2.close()
+    w2.deleteLater()
+
+
+def test_bad_inputs_give_messages_not_exceptions(window, project, tmp_path, qtbot):
+    window.open_path(project)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"a.png1": {"filename": "a.png", "regions": [')
+    assert not window.open_path(bad)
+    assert "bad.json" in window.statusBar().currentMessage()
+    assert window.session.source == project  # the open project stays usable
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    assert not window.open_path(empty)
+    assert "empty.json" in window.statusBar().currentMessage()
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    assert not window.open_path(txt)
+    assert "not a VIA file" in window.statusBar().currentMessage()
+    assert not window.open_path(tmp_path / "nope")
+    # corrupt and missing images: a placeholder and a message, navigation continues
+    (project.parent / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (project.parent / "b.png").unlink()
+    window.open_path(project)
+    assert window.canvas.qimage is None and "a.png" in window.canvas.placeholder
+    window.step(1)
+    assert window.canvas.entry.filename == "b.png" and window.canvas.qimage is None
+    assert "b.png" in window.statusBar().currentMessage()
+    window.canvas.grab()  # paints without an image
+
+
+def test_failed_save_keeps_edits(window, project, qtbot, monkeypatch):
+    from viaseg.core.errors import ViaSaveError
+
+    window.open_path(project)
+    c = window.canvas
+    click(qtbot, c, 50, 40)
+    drag(qtbot, c, (20, 20), (30, 30))
+
+    def fail(*_a, **_k):
+        raise ViaSaveError(f"{project}: cannot save (No space left on device)")
+
+    monkeypatch.setattr("viaseg.gui.session.save_via", fail)
+    assert not window.save()
+    assert "No space left" in window.statusBar().currentMessage()
+    assert window.session.is_dirty()
+    assert edits.logical_points(c.entry.regions[0].shape)[0] == (30, 30)
+    monkeypatch.undo()
+    assert window.save() and not window.session.is_dirty()
+
+
+def test_views_mask_zoom_and_problems(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    window.problems.run_check(window.session.dataset, wait=True)
+    qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+    kinds = {p.kind for p in window.problems.problems}
+    assert "unannotated_image" in kinds  # b.png
+    window.problems.jump.emit(next(p for p in window.problems.problems if p.kind == "unannotated_image"))
+    assert c.entry.filename == "b.png"
+    c.set_mask_view(True)
+    window.show_row(0)
+    img = c.grab().toImage()
+    centre = c.to_widget(50, 40)
+    assert img.pixelColor(round(centre.x()), round(centre.y())).lightness() > 200  # mask = white
+    outside = c.to_widget(5, 85)
+    assert img.pixelColor(round(outside.x()), round(outside.y())).lightness() < 120
+    c.set_mask_view(False)
+    old = c.scale
+    c.zoom_to(old * 2)
+    assert abs(c.scale - 2 * old) < 1e-9 and "%" in window.lbl_zoom.text()
+    c.fit()
+    assert abs(c.scale - old) < 1e-6
