@@ -51,12 +51,14 @@ def bench(predictor, path: Path, runs: int) -> dict:
 
     for _ in range(3):
         predictor.predict(path)
-    total, decode, forward, upscale = [], [], [], []
+    total, cpu, decode, forward, upscale = [], [], [], [], []
     size = image_size(path)
     for _ in range(runs):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         pred = predictor.predict(path)
         total.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         assert pred.shape == (size[1], size[0]) and pred.dtype == np.float32
     # stage breakdown (separate runs, same code path pieces)
     for _ in range(max(5, runs // 2)):
@@ -73,6 +75,7 @@ def bench(predictor, path: Path, runs: int) -> dict:
     return {
         "p50_ms": p50(total),
         "min_ms": round(min(total), 2),
+        "cpu_p50_ms": p50(cpu),  # CPU time of the process (all threads): less sensitive to a busy machine
         "decode_p50_ms": p50(decode),
         "preprocess_forward_p50_ms": p50(forward),
         "upscale_p50_ms": p50(upscale),
@@ -130,6 +133,7 @@ def main(argv=None) -> int:
         "params": int(model.count_params()),
         "runs": args.runs,
         "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
     }
