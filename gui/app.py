@@ -60,10 +60,26 @@ def install_excepthook(window: MainWindow) -> None:
     sys.excepthook = hook
 
 
-def create_window(path: str | Path | None = None, restore: bool | None = None) -> MainWindow:
+def install_ml(w: MainWindow) -> None:
+    """Training and prediction docks (``gui.ml_wiring``); the annotation app works without them."""
+    try:
+        from .ml_wiring import install
+    except ImportError as exc:
+        w.notify(f"training/prediction unavailable: {exc}", True)
+        return
+    try:
+        install(w)
+    except Exception as exc:  # noqa: BLE001 - annotation must stay usable
+        log.exception("ml wiring failed")
+        w.notify(f"training/prediction unavailable: {exc}", True)
+
+
+def create_window(path: str | Path | None = None, restore: bool | None = None, ml: bool = True) -> MainWindow:
     """Build the main window and open ``path``, the last project, or the demo (in that order)."""
     settings = make_settings()
     w = MainWindow(settings)
+    if ml:
+        install_ml(w)
     geo = settings.value("geometry")
     if geo is not None:
         w.restoreGeometry(geo)

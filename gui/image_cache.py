@@ -147,3 +147,16 @@ class ImageCache(QObject):
 
     def clear(self) -> None:
         self._cache.clear()
+
+
+def frame_for_regions(entry) -> tuple[int, int]:
+    """For a missing image, a frame large enough to show its regions."""
+    from viaseg.core.raster import shape_polygon
+
+    xs, ys = [1.0], [1.0]
+    for r in entry.regions:
+        pts = shape_polygon(r.shape)
+        if pts is not None and len(pts):
+            xs.append(float(pts[:, 0].max()))
+            ys.append(float(pts[:, 1].max()))
+    return (int(max(xs)) + 20, int(max(ys)) + 20)

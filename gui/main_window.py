@@ -10,15 +10,14 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 from viaseg.core import edits, journal
 from viaseg.core.errors import ImageReadError, ViasegError
-from viaseg.core.imageio import image_size
 
 from . import actions
 from .attributes_panel import AttributesPanel, class_attribute
 from .canvas import Canvas
-from .compare_dialog import CompareDialog
-from .image_cache import ImageCache
+from .image_cache import ImageCache, frame_for_regions
 from .image_list import ImageList
-from .problems_panel import ProblemsPanel, problem_key
+from .problem_links import ProblemLinks
+from .problems_panel import ProblemsPanel
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class MainWindow(QMainWindow):
         self.journal_timer = QTimer(self, singleShot=True, interval=2000)
         self.journal_timer.timeout.connect(self.write_journal)
         self.recheck_timer = QTimer(self, singleShot=True, interval=600)
-        self.recheck_timer.timeout.connect(self.recheck_current)
+        self.recheck_timer.timeout.connect(lambda: self.problem_links.recheck_current())
 
     def _connect(self) -> None:
         s = self.session
@@ -90,9 +89,7 @@ class MainWindow(QMainWindow):
         self.canvas.view_changed.connect(self._on_view)
         self.canvas.message.connect(self.notify)
         self.attributes.edited.connect(self.canvas.refresh)
-        self.problems.jump.connect(self.jump_to_problem)
-        self.problems.compare.connect(self.compare_problem)
-        self.problems.changed.connect(self._problems_changed)
+        self.problem_links = ProblemLinks(self)
         self.cache.loaded.connect(self._on_background_image)
 
     # ---------------------------------------------------------------------------------------- messages
@@ -210,7 +207,7 @@ class MainWindow(QMainWindow):
         except ImageReadError as exc:
             msg = str(exc)
             self.notify(f"cannot show image: {exc}", True)
-            size = self._size_from_regions(entry)
+            size = frame_for_regions(entry)
         self.canvas.set_entry(entry, qimage, size, placeholder=msg)
         self.image_list.set_current(row)
         self.attributes.set_definitions(self.session.attributes(entry))
@@ -219,19 +216,6 @@ class MainWindow(QMainWindow):
         self._update_region_label()
         nxt = [self.image_list.neighbour(row, s) for s in (1, -1, 2)]
         self.cache.prefetch([self.session.rows[r].entry.path for r in nxt if r >= 0 and r != row])
-
-    @staticmethod
-    def _size_from_regions(entry) -> tuple[int, int] | None:
-        """For a missing image, a frame large enough to show its regions."""
-        from viaseg.core.raster import shape_polygon
-
-        xs, ys = [1.0], [1.0]
-        for r in entry.regions:
-            pts = shape_polygon(r.shape)
-            if pts is not None and len(pts):
-                xs.append(float(pts[:, 0].max()))
-                ys.append(float(pts[:, 1].max()))
-        return (int(max(xs)) + 20, int(max(ys)) + 20)
 
     def _on_background_image(self, d) -> None:
         e = self.current_entry()
@@ -370,76 +354,6 @@ class MainWindow(QMainWindow):
             ev.accept()
         else:
             ev.ignore()
-
-    # ---------------------------------------------------------------------------------------- problems
-    def _problems_changed(self) -> None:
-        counts = self.problems.counts_by_image()
-        by_id = {}
-        for row in self.session.rows:
-            for name in (row.entry.filename, row.entry.key, Path(row.entry.filename).name):
-                n = counts.get((row.split, name))
-                if n:
-                    by_id[id(row.entry)] = n
-                    break
-        self.image_list.set_problems(by_id)
-
-    def find_row(self, split: str, image: str, key: str | None = None) -> int:
-        for i, row in enumerate(self.session.rows):
-            if split and row.split != split:
-                continue
-            if (key and row.entry.key == key) or (not key and image in (
-                    row.entry.key, row.entry.filename, Path(row.entry.filename).name)):
-                return i
-        return -1
-
-    def jump_to_problem(self, p) -> None:
-        split, image = problem_key(p)
-        row = self.find_row(split, image, getattr(p, "key", None))
-        if row < 0:
-            row = self.find_row(split, image)
-        if row < 0:
-            self.notify(f"{image}: not an image of the project")
-            return
-        self.show_row(row)
-        region = getattr(p, "region", None)
-        if isinstance(region, int):
-            self.canvas.select(region)
-
-    def compare_problem(self, p) -> None:
-        """Show the problem's image next to the copy its message names (``split/filename``)."""
-        split, image = problem_key(p)
-        own = self.find_row(split, image, getattr(p, "key", None))
-        msg = str(getattr(p, "message", ""))
-        others = [i for i, r in enumerate(self.session.rows)
-                  if i != own and f"{r.split}/{r.entry.filename}" in msg]
-        if own < 0 or not others:
-            self.notify(f"{image}: cannot find the other copy to compare with")
-            return
-        rows = [self.session.rows[own], self.session.rows[others[0]]]
-        self._compare = CompareDialog(self, rows, self.cache, self.canvas.class_of)
-        self._compare.show()
-
-    def recheck_current(self) -> None:
-        e = self.current_entry()
-        if e is None:
-            return
-        try:
-            from viaseg.core.checks import check_entry
-        except ImportError:
-            return
-        split = self.session.rows[self.current].split
-        d = self.cache.cached(str(e.path))
-        try:
-            size = d.size if d is not None else image_size(e.path)
-        except ViasegError:
-            size = None
-        try:
-            new = check_entry(self.session.split_of(e), e, size)
-        except Exception as exc:  # noqa: BLE001 - a checker bug must not stop editing
-            log.exception("check_entry failed")
-            self.notify(f"re-check failed: {exc}", True)
-            return
-        self.problems.replace_for(split, e.filename, new, aliases=(e.key, Path(e.filename).name))
 
     # ------------------------------------------------------------------------------------------ status
     def _update_region_label(self) -> None:

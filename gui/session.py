@@ -62,6 +62,10 @@ class Session(QObject):
         self.opened.emit()
         self.dirty_changed.emit(False)
 
+    def reindex(self) -> None:
+        """Rebuild the row list after splits/entries were added or removed from outside."""
+        self._reindex()
+
     def _reindex(self) -> None:
         self.rows = []
         self._split_of = {}
