@@ -14,6 +14,9 @@ disagreement list the GUI shows. ``--json`` prints::
      "per_image": [{"image", "dice", "iou", "true_pixels", "pred_pixels"}, ...],
      "errors": [{"image", "error"}, ...]}
 
+With ``--sweep`` it also scores thresholds 0.05..0.95 from the same predictions (``"sweep": [{"threshold",
+"mean_dice", "global_dice"}]``, ``"best_threshold"``).
+
 Images that cannot be read are reported (stderr warning, ``errors``), left out of the scores, and make the
 command exit with status 1.
 
@@ -39,6 +42,8 @@ FP_COLOR = (255, 65, 54)
 FN_COLOR = (0, 116, 217)
 
 DEFAULT_SPLITS = ("val", "valid", "validation", "dev", "test")
+SWEEP_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+_BINS = 1000  # probability resolution of the sweep histograms
 
 
 def _binary(mask: np.ndarray, what: str) -> np.ndarray:
@@ -98,6 +103,7 @@ class ImageScore:
     true_pixels: int
     pred_pixels: int
     intersection: int
+    sweep: tuple | None = None  # (intersections, predicted pixels) per SWEEP_THRESHOLDS, when swept
 
     def to_dict(self) -> dict:
         return {
@@ -160,6 +166,32 @@ class EvalResult:
             sum(s.pred_pixels for s in self.per_image),
         )
 
+    @property
+    def sweep(self) -> list[dict] | None:
+        """Mean and global Dice at each of :data:`SWEEP_THRESHOLDS` (``evaluate(..., sweep=True)``), from the
+        same forward passes; ``None`` when not swept. Thresholds compare at 1/1000 probability resolution."""
+        if not self.per_image or any(s.sweep is None for s in self.per_image):
+            return None
+        inter = np.array([s.sweep[0] for s in self.per_image], np.float64)  # images x thresholds
+        pred = np.array([s.sweep[1] for s in self.per_image], np.float64)
+        true = np.array([s.true_pixels for s in self.per_image], np.float64)[:, None]
+        total = true + pred
+        per = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
+        pooled = total.sum(axis=0)
+        glob = np.where(pooled > 0, 2 * inter.sum(axis=0) / np.maximum(pooled, 1), 1.0)
+        return [
+            {"threshold": t, "mean_dice": round(float(m), 6), "global_dice": round(float(g), 6)}
+            for t, m, g in zip(SWEEP_THRESHOLDS, per.mean(axis=0), glob, strict=True)
+        ]
+
+    @property
+    def best_threshold(self) -> float | None:
+        """The swept threshold with the highest mean Dice (ties: the one closest to 0.5)."""
+        sw = self.sweep
+        if not sw:
+            return None
+        return max(sw, key=lambda r: (r["mean_dice"], -abs(r["threshold"] - 0.5)))["threshold"]
+
     def score_of(self, image: str) -> ImageScore | None:
         return next((s for s in self.per_image if s.image == image), None)
 
@@ -167,7 +199,7 @@ class EvalResult:
         def r(v):
             return None if v is None else round(v, 6)
 
-        return {
+        out = {
             "mean_dice": r(self.mean_dice),
             "global_dice": r(self.global_dice),
             "mean_iou": r(self.mean_iou),
@@ -178,6 +210,21 @@ class EvalResult:
             "per_image": [s.to_dict() for s in self.per_image],
             "errors": [e.to_dict() for e in self.errors],
         }
+        sweep = self.sweep
+        if sweep is not None:
+            out["sweep"] = sweep
+            out["best_threshold"] = self.best_threshold
+        return out
+
+
+def _sweep_counts(probs: np.ndarray, truth: np.ndarray) -> tuple[list[int], list[int]]:
+    """(|T ∩ {p > t}|, |{p > t}|) for every t of :data:`SWEEP_THRESHOLDS`, from one histogram pass."""
+    q = np.minimum((np.asarray(probs, np.float32) * _BINS).astype(np.int32), _BINS).ravel()
+    t = np.asarray(truth).ravel() > 0
+    all_c = np.cumsum(np.bincount(q, minlength=_BINS + 1)[::-1])[::-1]  # all_c[k] = #(q >= k)
+    true_c = np.cumsum(np.bincount(q[t], minlength=_BINS + 1)[::-1])[::-1]
+    ks = [int(round(th * _BINS)) for th in SWEEP_THRESHOLDS]
+    return [int(true_c[k]) for k in ks], [int(all_c[k]) for k in ks]
 
 
 def _sort_key(s: ImageScore):
@@ -192,12 +239,15 @@ def evaluate(
     batch_size: int = 4,
     should_stop: Callable[[], bool] | None = None,
     on_prediction: Callable[[ImageEntry, object], None] | None = None,
+    sweep: bool = False,
 ) -> EvalResult:
     """Score ``predictor`` (a :class:`~viaseg.core.predict.Predictor`) on a ``Split`` or a list of
     ``ImageEntry``. ``threshold`` defaults to the model's. ``on_progress(done, total, score_or_error)`` is
     called after each image (from the calling thread); ``should_stop()`` is checked between images;
     ``on_prediction(entry, prediction)`` receives each full-resolution :class:`Prediction` (e.g. to show
-    it). Unreadable images become :class:`EvalError` rows, never exceptions."""
+    it). ``sweep``: also count every threshold of :data:`SWEEP_THRESHOLDS` (``result.sweep``,
+    ``result.best_threshold``) from the same predictions. Unreadable images become :class:`EvalError` rows,
+    never exceptions."""
     from .raster import rasterize
 
     entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
@@ -224,7 +274,8 @@ def evaluate(
             truth = rasterize(entry.regions, (w, h))
             inter, nt, npred = _counts(truth, pred.mask(thr))
             dice, iou = _scores(inter, nt, npred)
-            score = ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter)
+            counts = _sweep_counts(pred.probabilities, truth) if sweep else None
+            score = ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter, counts)
             result.per_image.append(score)
             if on_prediction:
                 on_prediction(entry, pred)
@@ -279,6 +330,12 @@ def format_report(result: EvalResult, worst: int = 20) -> str:
         lines.append(f"  {'dice':>6} {'iou':>6} {'true px':>10} {'pred px':>10}  image")
         for s in shown:
             lines.append(f"  {s.dice:6.3f} {s.iou:6.3f} {s.true_pixels:10d} {s.pred_pixels:10d}  {s.image}")
+    sweep = result.sweep
+    if sweep:
+        lines.append(f"threshold sweep (best mean Dice at {result.best_threshold:g}):")
+        lines.append(f"  {'thresh':>6} {'mean':>6} {'global':>6}")
+        for row in sweep:
+            lines.append(f"  {row['threshold']:6.2f} {row['mean_dice']:6.3f} {row['global_dice']:6.3f}")
     for e in result.errors:
         lines.append(f"unreadable: {e.image}: {e.error}")
     return "\n".join(lines)
@@ -301,6 +358,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--batch-size", type=int, default=4, help="images per network call (default 4)")
     p.add_argument("--worst", type=int, default=20, help="how many worst images to list (0 = all)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also score thresholds 0.05..0.95 (same predictions) and name the best",
+    )
     p.set_defaults(func=run)
 
 
@@ -326,7 +388,14 @@ def run(args) -> int:
         bar.update(done)
 
     try:
-        result = evaluate(predictor, split, args.threshold, on_progress=progress, batch_size=args.batch_size)
+        result = evaluate(
+            predictor,
+            split,
+            args.threshold,
+            on_progress=progress,
+            batch_size=args.batch_size,
+            sweep=args.sweep,
+        )
     finally:
         bar.close()
     if args.json:

@@ -218,3 +218,33 @@ def test_scores_serialise():
         "pred_pixels": 6,
     }
     assert EvalError("b.jpg", None, "broken").to_dict() == {"image": "b.jpg", "error": "broken"}
+
+
+def test_threshold_sweep_matches_separate_evaluations(tmp_path, dataset, model_file):
+    """The sweep's numbers (one forward pass) equal evaluating at each threshold separately."""
+    from viaseg.core.dataset import load_dataset
+    from viaseg.core.evaluate import SWEEP_THRESHOLDS, evaluate
+    from viaseg.core.predict import Predictor
+    from viaseg.core.project import ImageEntry, Region
+
+    ramp = np.tile(np.linspace(0, 255, 80).astype(np.uint8)[None, :, None], (50, 1, 3))
+    cv2.imwrite(str(tmp_path / "ramp.png"), ramp)
+    shape = rect_region(40, 0, 79, 49)["shape_attributes"]
+    entries = [ImageEntry("ramp", "ramp.png", None, [Region(shape)], base_dir=tmp_path)]
+    entries += load_dataset(dataset).split("val").entries
+    predictor = Predictor.load(model_file)
+    calls = predictor.forward_calls
+    res = evaluate(predictor, entries, sweep=True, batch_size=8)
+    assert predictor.forward_calls == calls + 1
+    sweep = {row["threshold"]: row for row in res.sweep}
+    assert list(sweep) == list(SWEEP_THRESHOLDS)
+    for t in (0.2, 0.5, 0.8):
+        exact = evaluate(predictor, entries, threshold=t)
+        assert sweep[t]["mean_dice"] == pytest.approx(exact.mean_dice, abs=2e-3)
+        assert sweep[t]["global_dice"] == pytest.approx(exact.global_dice, abs=2e-3)
+    assert len({row["mean_dice"] for row in res.sweep}) > 3  # the ramp makes the threshold matter
+    assert res.best_threshold in SWEEP_THRESHOLDS
+    assert sweep[res.best_threshold]["mean_dice"] == max(r["mean_dice"] for r in res.sweep)
+    d = res.to_dict()
+    assert d["best_threshold"] == res.best_threshold and len(d["sweep"]) == len(SWEEP_THRESHOLDS)
+    assert "sweep" not in evaluate(predictor, entries[:1]).to_dict()
