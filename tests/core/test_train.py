@@ -58,7 +58,12 @@ def run(cfg, should_stop=None):
 
 
 def test_events_in_order_and_run_folder(tmp_path):
-    result, events = run(tiny(tmp_path))
+    tr = make_images(tmp_path / "train", 5, seed=1)
+    (tmp_path / "train" / tr[4].filename).write_bytes(b"not an image")  # unreadable: skipped, named
+    va = make_images(tmp_path / "val", 2, seed=2)
+    (tmp_path / "val" / "copy.png").write_bytes((tmp_path / "train" / tr[1].filename).read_bytes())
+    va.append(ImageEntry(key="copy.png", filename="copy.png", regions=tr[1].regions, base_dir=tmp_path / "val"))
+    result, events = run(tiny(tmp_path, dataset=tr, val=va))
     assert result.ok, result.error
     kinds = [type(e).__name__ for e in events]
     assert kinds[0] == "Started" and kinds[-1] == "Finished"
@@ -67,6 +72,8 @@ def test_events_in_order_and_run_folder(tmp_path):
     assert kinds[1:-1] == ["BatchEnd", "BatchEnd", "EpochEnd", "SamplePredictions"] * 2
     started = events[0]
     assert (started.n_train, started.n_val, started.steps_per_epoch) == (4, 2, 2)
+    assert started.excluded_duplicates == ["copy.png"]  # same bytes as a training image
+    assert len(started.skipped) == 1 and tr[4].filename in started.skipped[0]
     ep = [e for e in events if isinstance(e, E.EpochEnd)][0]
     assert {"loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"} <= set(ep.metrics)
     sp = [e for e in events if isinstance(e, E.SamplePredictions)][0]
@@ -78,6 +85,7 @@ def test_events_in_order_and_run_folder(tmp_path):
                  "samples/epoch_001.png", "samples/epoch_002.png"):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["excluded_duplicates"] == ["copy.png"]
     for key in ("best_epoch", "val_dice", "val_iou", "epochs_run", "train_seconds", "images_per_second",
                 "model_path", "params", "excluded_duplicates"):
         assert key in summary, key
@@ -154,47 +162,19 @@ def test_no_annotated_images_fails_cleanly(tmp_path):
     assert [type(e).__name__ for e in events] == ["Failed"]
 
 
-def test_unreadable_images_are_skipped_and_all_unreadable_fails(tmp_path):
-    tr = make_images(tmp_path / "t", 4)
-    (tmp_path / "t" / tr[0].filename).write_bytes(b"not an image")
-    result, events = run(tiny(tmp_path, dataset=tr, epochs=1))
-    assert result.ok, result.error
-    assert events[0].n_train == 3
-    assert any(tr[0].filename in s for s in events[0].skipped)
+def test_all_unreadable_fails_cleanly(tmp_path):
+    tr = make_images(tmp_path / "t", 3)
     for e in tr:
         (tmp_path / "t" / e.filename).write_bytes(b"")
-    result, events = run(tiny(tmp_path, dataset=tr, epochs=1, out_dir=tmp_path / "run2"))
+    result, events = run(tiny(tmp_path, dataset=tr, epochs=1))
     assert not result.ok and "no readable annotated image" in result.error
-    assert isinstance(events[-1], E.Failed)
-
-
-def test_duplicates_are_left_out_of_validation(tmp_path):
-    tr = make_images(tmp_path / "t", 4, seed=5)
-    va = make_images(tmp_path / "v", 2, seed=6)
-    dup = tmp_path / "v" / "copy.png"
-    dup.write_bytes((tmp_path / "t" / tr[1].filename).read_bytes())
-    va.append(ImageEntry(key="copy.png", filename="copy.png", regions=tr[1].regions, base_dir=tmp_path / "v"))
-    result, events = run(tiny(tmp_path, dataset=tr, val=va, epochs=1))
-    assert result.ok
-    assert events[0].excluded_duplicates == ["copy.png"] and events[0].n_val == 2
-    assert result.summary["excluded_duplicates"] == ["copy.png"]
-
-
-def test_dataset_folder_without_val_gets_a_seeded_split(tmp_path):
-    entries = make_images(tmp_path / "ds", 6)
-    via = {f"{e.filename}0": {"filename": e.filename, "size": 0, "file_attributes": {},
-                              "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
-           for e in entries}
-    (tmp_path / "ds" / "via_region_data.json").write_text(json.dumps(via))
-    result, events = run(tiny(tmp_path, dataset=str(tmp_path / "ds"), val=None, epochs=1))
-    assert result.ok, result.error
-    assert (events[0].n_train, events[0].n_val) == (5, 1)
-    assert "seeded" in events[0].val_source
+    assert tr[0].filename in result.error
+    assert [type(e).__name__ for e in events] == ["Failed"]
 
 
 def test_cli_train(tmp_path, capsys):
-    entries = make_images(tmp_path / "ds" / "train", 4)
-    for split, es in (("train", entries), ("val", make_images(tmp_path / "ds" / "val", 2, seed=3))):
+    entries = make_images(tmp_path / "ds" / "train", 6)
+    for split, es in (("train", entries),):  # no val split: a seeded split by image
         via = {e.filename: {"filename": e.filename, "size": -1, "file_attributes": {},
                             "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
                for e in es}
@@ -206,7 +186,8 @@ def test_cli_train(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "epoch 1/2" in out and "epoch 2/2" in out and "val_dice" in out
-    assert "val hard Dice" in out
+    assert "val hard Dice" in out and "(1 images, val)" in out
+    assert "training on 5 images, validating on 1 (seeded 20% of the training images (seed 3))" in out
     assert (tmp_path / "run" / "model.keras").is_file()
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["seed"] == 3 and cfg["size"] == 32 and cfg["epochs"] == 2
