@@ -72,7 +72,6 @@ def _time_epochs(model, ds, epochs, steps=None):
 
 def bench(epochs: int) -> dict:
     import keras
-
     from viaseg.core import pipeline as P
     from viaseg.core import unet
 
