@@ -40,9 +40,11 @@ def _is_num(v: Any) -> bool:
 
 def uses_int_coords(shape: dict) -> bool:
     """True when every coordinate of ``shape`` is an int (so edits round to int)."""
-    vals: list[Any] = list(shape.get("all_points_x") or []) + list(shape.get("all_points_y") or [])
-    vals += [shape[k] for k in _COORD_KEYS if k in shape]
-    return all(isinstance(v, int) and not isinstance(v, bool) for v in vals)
+    for key in ("all_points_x", "all_points_y"):
+        vals = shape.get(key) or []
+        if not all(type(v) is int for v in vals):  # type() check: bools and floats are not ints
+            return False
+    return all(type(shape[k]) is int for k in _COORD_KEYS if k in shape)
 
 
 def _coord(v: float, as_int: bool) -> float | int:

@@ -36,16 +36,31 @@ def color_for(value: str) -> QColor:
     return QColor(PALETTE[h % len(PALETTE)])
 
 
-def region_path(region: Region) -> QPainterPath:
-    path = QPainterPath()
+def region_polygon(region: Region) -> QPolygonF:
+    """Outline in image coordinates: a polygon/polyline's own (logical) vertices, else the sampled shape."""
+    if region.kind in ("polygon", "polyline"):
+        try:
+            pts = [QPointF(float(x), float(y)) for x, y in edits.logical_points(region.shape)]
+        except (TypeError, ValueError):
+            return QPolygonF()
+        return QPolygonF(pts)
     pts = shape_polygon(region.shape)
     if pts is None or len(pts) == 0:
-        return path
-    poly = QPolygonF([QPointF(float(x), float(y)) for x, y in pts])
-    path.addPolygon(poly)
-    if region.kind != "polyline":
-        path.closeSubpath()
+        return QPolygonF()
+    return QPolygonF([QPointF(float(x), float(y)) for x, y in pts])
+
+
+def polygon_path(poly: QPolygonF, closed: bool) -> QPainterPath:
+    path = QPainterPath()
+    if poly.size():
+        path.addPolygon(poly)
+        if closed:
+            path.closeSubpath()
     return path
+
+
+def region_path(region: Region) -> QPainterPath:
+    return polygon_path(region_polygon(region), region.kind != "polyline")
 
 
 class Canvas(QWidget):
@@ -79,6 +94,7 @@ class Canvas(QWidget):
         self.opacity = 0.35
         self.mask_view = False
         self.prediction: QImage | None = None
+        self._polys: list[QPolygonF] = []
         self._paths: list[QPainterPath] = []
         self._disp_cache: tuple[float, QImage] | None = None
         self._mask_cache: QImage | None = None
@@ -120,18 +136,30 @@ class Canvas(QWidget):
     def refresh(self) -> None:
         """Region geometry or attributes changed: rebuild paths (cheap) and repaint."""
         regions = self.entry.regions if self.entry is not None else []
-        self._paths = [region_path(r) for r in regions]
+        self._polys = [region_polygon(r) for r in regions]
+        self._paths = [polygon_path(q, r.kind != "polyline") for q, r in zip(self._polys, regions, strict=True)]
         self._mask_cache = None
         if self.selected >= len(regions):
             self.selected = -1
             self.sel_vertex = -1
         self.update()
 
-    def _refresh_one(self, index: int) -> None:
+    def _refresh_one(self, index: int, vertex: int | None = None) -> None:
+        """One region changed; with ``vertex``, only that vertex moved (no per-vertex Python work)."""
         if self.entry is not None and 0 <= index < len(self._paths):
-            self._paths[index] = region_path(self.entry.regions[index])
+            r = self.entry.regions[index]
+            poly = self._polys[index]
+            xs, ys = r.shape.get("all_points_x") or [], r.shape.get("all_points_y") or []
+            if vertex is not None and 0 <= vertex < poly.size() and poly.size() in (len(xs), len(xs) - 1):
+                poly[vertex] = QPointF(float(xs[vertex]), float(ys[vertex]))
+            else:
+                poly = self._polys[index] = region_polygon(r)
+            self._paths[index] = polygon_path(poly, r.kind != "polyline")
             self._mask_cache = None
         self.update()
+
+    def dragging(self) -> bool:
+        return self._drag is not None
 
     def set_prediction_overlay(self, image: QImage | None) -> None:
         """An RGBA image (any resolution, stretched to the image) drawn over the photo, below regions."""
@@ -295,19 +323,27 @@ class Canvas(QWidget):
         return [(x, y) for _, x, y in edits.handles(region.shape)]
 
     def _paint_handles(self, p: QPainter, region: Region) -> None:
-        pts = self._handle_points(region)
-        if not pts:
+        if region.kind in ("polygon", "polyline"):
+            poly = self._polys[self.selected]
+        else:
+            poly = QPolygonF([QPointF(x, y) for _, x, y in edits.handles(region.shape)])
+        if not poly.size():
             return
-        arr = np.asarray(pts, dtype=float) * self.scale + (self.offset.x(), self.offset.y())
-        h = HANDLE / 2
-        rects = [QRectF(x - h, y - h, HANDLE, HANDLE) for x, y in arr]
+        # square points with a cosmetic pen: the per-vertex work stays in C++ (2,000-vertex polygons)
+        p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        p.setPen(QPen(QColor(0, 0, 0), 1))
-        p.setBrush(QColor(255, 255, 255))
-        p.drawRects(rects)
-        if 0 <= self.sel_vertex < len(rects):
-            p.setBrush(QColor(255, 40, 40))
-            p.drawRect(rects[self.sel_vertex])
+        p.setTransform(QTransform(self.scale, 0, 0, self.scale, self.offset.x(), self.offset.y()))
+        for width, color in ((HANDLE + 2, QColor(0, 0, 0)), (HANDLE, QColor(255, 255, 255))):
+            pen = QPen(color, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.SquareCap)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.drawPoints(poly)
+        if 0 <= self.sel_vertex < poly.size():
+            pen = QPen(QColor(255, 40, 40), HANDLE, Qt.PenStyle.SolidLine, Qt.PenCapStyle.SquareCap)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.drawPoint(poly.at(self.sel_vertex))
+        p.restore()
 
     def _paint_drawing(self, p: QPainter) -> None:
         pts = [self.to_widget(x, y) for x, y in self.drawing]
@@ -537,7 +573,7 @@ class Canvas(QWidget):
             d["moved"] = True
             cmd = edits.SetShape(region, edits.translated(d["orig"], dx, dy), self.entry, d["key"], "move region")
         if self._push(cmd):
-            self._refresh_one(self.selected)
+            self._refresh_one(self.selected, d["index"] if d["kind"] == "vertex" else None)
 
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
         if self._pan is not None:

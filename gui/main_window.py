@@ -232,6 +232,8 @@ class MainWindow(QMainWindow):
         row = self.session.row_of(entry) if entry is not None else -1
         if entry is not None and entry is not self.current_entry() and row >= 0:
             self.show_row(row)  # an undo/redo of another image: go there
+        elif entry is self.current_entry() and self.canvas.dragging():
+            pass  # the canvas updates the dragged region itself; a full refresh per mouse move is waste
         elif entry is self.current_entry():
             self.canvas.refresh()
             self.attributes.show_for(entry, self.canvas.selected_region())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,8 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +27,49 @@ COLUMNS = ("severity", "kind", "split", "image", "region", "message")
 
 def problem_key(p) -> tuple[str, str]:
     return (str(getattr(p, "split", "") or ""), str(getattr(p, "image", "") or ""))
+
+
+def _cell(p, col: int) -> str:
+    if col == 4:
+        region = getattr(p, "region", None)
+        return "" if region is None else str(region)
+    v = getattr(p, COLUMNS[col], "")
+    return "" if v is None else str(v)
+
+
+class ProblemsModel(QAbstractTableModel):
+    """Problems as a table model (a dataset of 10,000 images can have tens of thousands)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.problems: list = []
+
+    def set(self, problems: list) -> None:
+        self.beginResetModel()
+        self.problems = problems
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.problems)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        p = self.problems[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return _cell(p, index.column())
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
+            sev = getattr(p, "severity", "")
+            return QColor(200, 40, 40) if sev == "error" else QColor(200, 120, 0) if sev == "warning" else None
+        return None
 
 
 class _Signals(QObject):
@@ -61,8 +103,9 @@ class ProblemsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.problems: list = []
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.model = ProblemsModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
@@ -87,8 +130,9 @@ class ProblemsPanel(QWidget):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.dataset = None
-        self.table.cellClicked.connect(self._clicked)
-        self.table.currentCellChanged.connect(lambda r, *_: self._update_compare(r))
+        self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
+        self.table.activated.connect(lambda idx: self._clicked(idx.row()))
+        self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._update_compare(cur.row()))
         self.compare_btn.clicked.connect(self._compare_clicked)
         self.recheck.clicked.connect(lambda: self.run_check(self.dataset))
 
@@ -128,33 +172,19 @@ class ProblemsPanel(QWidget):
         self._fill()
 
     def _fill(self) -> None:
-        t = self.table
-        t.setSortingEnabled(False)
-        t.setRowCount(len(self.problems))
-        for r, p in enumerate(self.problems):
-            region = getattr(p, "region", None)
-            vals = (getattr(p, "severity", ""), getattr(p, "kind", ""), getattr(p, "split", ""),
-                    getattr(p, "image", ""), "" if region is None else str(region), getattr(p, "message", ""))
-            for c, v in enumerate(vals):
-                item = QTableWidgetItem(str(v if v is not None else ""))
-                item.setData(Qt.ItemDataRole.UserRole, r)
-                if c == 0 and str(v) == "error":
-                    item.setForeground(QColor(200, 40, 40))
-                t.setItem(r, c, item)
-        t.resizeColumnsToContents()
-        t.setColumnWidth(5, 400)
+        self.model.set(self.problems)
+        if self.problems and len(self.problems) < 2000:
+            self.table.resizeColumnsToContents()
+            self.table.setColumnWidth(5, max(self.table.columnWidth(5), 400))
         errors = sum(1 for p in self.problems if getattr(p, "severity", "") == "error")
         self.status.setText(f"{len(self.problems)} problem(s), {errors} error(s)" if self.problems else "no problems")
+        self.compare_btn.setEnabled(False)
         self.changed.emit()
 
     def _problem_at(self, row: int):
-        item = self.table.item(row, 0)
-        if item is None:
-            return None
-        i = item.data(Qt.ItemDataRole.UserRole)
-        return self.problems[i] if i is not None and 0 <= i < len(self.problems) else None
+        return self.problems[row] if 0 <= row < len(self.problems) else None
 
-    def _clicked(self, row: int, _col: int) -> None:
+    def _clicked(self, row: int) -> None:
         p = self._problem_at(row)
         if p is not None:
             self.jump.emit(p)
@@ -164,7 +194,7 @@ class ProblemsPanel(QWidget):
         self.compare_btn.setEnabled(p is not None and "duplicate" in str(getattr(p, "kind", "")))
 
     def _compare_clicked(self) -> None:
-        p = self._problem_at(self.table.currentRow())
+        p = self._problem_at(self.table.currentIndex().row())
         if p is not None:
             self.compare.emit(p)
 

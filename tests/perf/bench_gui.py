@@ -1,0 +1,201 @@
+"""GUI benchmark (offscreen): ``python tests/perf/bench_gui.py --json``.
+
+Keys (all measured on generated data in a temp folder):
+
+* ``open_10k_s``: a 10,000-image VIA 2 project (images absent) from ``MainWindow()`` to the first painted window.
+* ``switch_p50_ms_2mp`` / ``switch_p50_ms_12mp``: median time from ``show_row`` to a painted canvas when the
+  image is *not* cached (cold decode; prefetch would usually hide it). ``*_cached`` keys: prefetched/cached.
+* ``vertex_drag_repaint_ms``: mean time of one mouse-move event + synchronous repaint while dragging a
+  vertex of a 2,000-vertex polygon on a 12-MP photo (fit to a 1400x900 window).
+
+Every benchmark is a function ``(ctx) -> dict`` listed in ``BENCHES``; add one to add keys (``ctx`` holds the
+QApplication and a temp folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _jpeg(path: Path, w: int, h: int, seed: int) -> None:
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([(xx / w) * 200, (yy / h) * 200, ((xx + yy) / (w + h)) * 255], axis=-1)
+    img = base + rng.normal(0, 12, (h, w, 3)).astype(np.float32)
+    cv2.imwrite(str(path), np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def _poly(cx, cy, r, n):
+    xs = [int(round(cx + r * math.cos(2 * math.pi * i / n))) for i in range(n)]
+    ys = [int(round(cy + r * math.sin(2 * math.pi * i / n))) for i in range(n)]
+    return {"name": "polygon", "all_points_x": xs, "all_points_y": ys}
+
+
+def _write_via(folder: Path, names, regions_of) -> Path:
+    data = {}
+    for i, name in enumerate(names):
+        data[f"{name}{i}"] = {"filename": name, "size": i, "file_attributes": {},
+                              "regions": [{"shape_attributes": s, "region_attributes": {"name": "damage"}}
+                                          for s in regions_of(i)]}
+    path = folder / "via_region_data.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _window(size=(1400, 900)):
+    from viaseg.gui.main_window import MainWindow
+
+    w = MainWindow(settings=None)
+    w.ask = lambda *a: None
+    w.resize(*size)
+    return w
+
+
+def _close(w) -> None:
+    w.problems.pool.waitForDone()
+    w.cache.pool.waitForDone()
+    w.session.history.set_clean()
+    w.close()
+    w.deleteLater()
+
+
+def bench_open_10k(ctx) -> dict:
+    folder = ctx["tmp"] / "p10k"
+    folder.mkdir()
+    path = _write_via(folder, [f"img{i:05d}.jpg" for i in range(10_000)],
+                      lambda i: [_poly(300, 200, 80, 12)] if i % 3 else [])
+    app = ctx["app"]
+    t0 = time.perf_counter()
+    w = _window()
+    ok = w.open_path(path, restore=False)
+    w.show()
+    app.processEvents()
+    w.repaint()
+    dt = time.perf_counter() - t0
+    assert ok and len(w.session.rows) == 10_000
+    _close(w)
+    return {"open_10k_s": round(dt, 3)}
+
+
+def _switch_times(ctx, w, rows, cold: bool) -> list[float]:
+    app = ctx["app"]
+    out = []
+    for r in rows:
+        w.cache.pool.waitForDone()
+        app.processEvents()
+        if cold:
+            w.cache.clear()
+        t0 = time.perf_counter()
+        w.show_row(r)
+        w.canvas.repaint()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def bench_switch(ctx) -> dict:
+    folder = ctx["tmp"] / "switch"
+    folder.mkdir()
+    names = []
+    for i in range(4):
+        _jpeg(folder / f"m2_{i}.jpg", 1632, 1224, i)
+        _jpeg(folder / f"m12_{i}.jpg", 4000, 3000, 10 + i)
+        names += [f"m2_{i}.jpg", f"m12_{i}.jpg"]
+    path = _write_via(folder, names, lambda i: [_poly(700, 500, 300, 40)])
+    w = _window()
+    w.open_path(path, restore=False)
+    w.show()
+    ctx["app"].processEvents()
+    res = {}
+    for label, rows in (("2mp", [0, 2, 4, 6] * 2), ("12mp", [1, 3, 5, 7] * 2)):
+        res[f"switch_p50_ms_{label}"] = round(statistics.median(_switch_times(ctx, w, rows, True)), 1)
+        res[f"switch_p50_ms_{label}_cached"] = round(statistics.median(_switch_times(ctx, w, rows, False)), 1)
+    _close(w)
+    return res
+
+
+def bench_vertex_drag(ctx) -> dict:
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+
+    folder = ctx["tmp"] / "drag"
+    folder.mkdir()
+    _jpeg(folder / "big.jpg", 4000, 3000, 99)
+    path = _write_via(folder, ["big.jpg"], lambda i: [_poly(2000, 1500, 1200, 2000)])
+    app = ctx["app"]
+    w = _window()
+    w.open_path(path, restore=False)
+    w.show()
+    app.processEvents()
+    c = w.canvas
+    c.select(0)
+    x0, y0 = c.entry.regions[0].shape["all_points_x"][0], c.entry.regions[0].shape["all_points_y"][0]
+    start = c.to_widget(x0, y0)
+
+    def send(kind, pos, buttons):
+        ev = QMouseEvent(kind, pos, c.mapToGlobal(pos), Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove
+                         else Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier)
+        app.sendEvent(c, ev)
+
+    send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
+    assert c._drag is not None and c._drag["kind"] == "vertex"
+    times = []
+    for i in range(1, 121):
+        pos = QPointF(start.x() - i * 0.7, start.y() - i * 0.4)
+        t0 = time.perf_counter()
+        send(QEvent.Type.MouseMove, pos, Qt.MouseButton.LeftButton)
+        c.repaint()
+        times.append((time.perf_counter() - t0) * 1000)
+    send(QEvent.Type.MouseButtonRelease, pos, Qt.MouseButton.NoButton)
+    steps = len(w.session.history)
+    _close(w)
+    return {"vertex_drag_repaint_ms": round(statistics.mean(times[5:]), 2),
+            "vertex_drag_repaint_p95_ms": round(sorted(times)[int(len(times) * 0.95)], 2),
+            "vertex_drag_undo_steps": steps}
+
+
+BENCHES = [bench_open_10k, bench_switch, bench_vertex_drag]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--only", help="comma-separated benchmark function names")
+    args = ap.parse_args(argv)
+    from PySide6.QtWidgets import QApplication
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["VIASEG_STATE_DIR"] = str(Path(tmp) / "state")
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        ctx = {"app": app, "tmp": Path(tmp)}
+        results: dict = {}
+        only = set(args.only.split(",")) if args.only else None
+        for fn in BENCHES:
+            if only and fn.__name__ not in only:
+                continue
+            try:
+                results.update(fn(ctx))
+            except Exception as exc:  # noqa: BLE001 - report, keep the other numbers
+                results[f"{fn.__name__}_error"] = f"{type(exc).__name__}: {exc}"
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for k, v in results.items():
+            print(f"{k:32s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
