@@ -1,0 +1,87 @@
+"""Launch paths: `viaseg gui` argument parsing and messages, create_window (last project, recent list), the
+exception hook, drag and drop, the image cache on large images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from viaseg.core import cli, cmd_gui
+
+
+def test_gui_subcommand_parses_and_reports_missing_display(monkeypatch, capsys):
+    parser = cli.build_parser()
+    args = parser.parse_args(["gui", "some/path.json"])
+    assert args.path == "some/path.json" and args.func is cmd_gui.run
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert cmd_gui.run(argparse.Namespace(path=None)) == 2
+    assert "no display" in capsys.readouterr().err
+
+
+def test_create_window_opens_path_then_reopens_last(qtbot, state_dir, project):
+    from viaseg.gui.app import create_window
+
+    w = create_window(project, ml=False)
+    assert w.session.source == project
+    recent = w.settings.value("recent")
+    assert str(project.resolve()) in (recent if isinstance(recent, list) else [recent])
+    w.close()
+    w2 = create_window(None, ml=False)  # no argument: the last project
+    assert w2.session.source.resolve() == project.resolve()
+    w2.problems.pool.waitForDone()
+    w2.close()
+
+
+def test_excepthook_shows_message_instead_of_crashing(qtbot, window, monkeypatch):
+    from viaseg.gui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook(window)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    assert "internal error: RuntimeError: boom" in window.statusBar().currentMessage()
+
+
+def _drop(window, path):
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(path))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+
+
+def test_drop_project_and_non_image(window, project, tmp_path):
+    _drop(window, project)
+    assert window.session.source == project
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01")
+    _drop(window, junk)
+    assert "junk.bin" in window.statusBar().currentMessage()
+    assert window.session.source == project
+
+
+def test_external_and_wide_image_keep_true_size(window, tmp_path):
+    from viaseg.gui.image_cache import decode
+
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.full((10, 40000, 3), 128, np.uint8))  # wider than Qt can paint
+    d = decode(str(wide), None)
+    assert d.size == (40000, 10) and d.qimage.width() <= 16384
+    assert window.show_external_image(wide)
+    c = window.canvas
+    assert c.entry is None and c.img_size == (40000, 10)
+    p = c.to_image(c.to_widget(39999, 5))
+    assert abs(p.x() - 39999) < 1e-6  # coordinates stay in true image pixels
+    c.grab()
+    bad = tmp_path / "zero.jpg"
+    bad.write_bytes(b"")
+    assert not window.show_external_image(bad)
+    assert "zero.jpg" in window.statusBar().currentMessage()
