@@ -235,14 +235,15 @@ class Canvas(QWidget):
 
     # --------------------------------------------------------------------------------------------- paint
     def _display_image(self) -> tuple[QImage, float] | None:
-        """The picture at (about) screen resolution, cached per zoom; None when zoomed in past it."""
+        """The picture smoothly scaled to the current zoom, cached per zoom; None when that image would be too
+        big (zoomed far in: the visible part is then drawn from the source)."""
         q = self.qimage
         f = self.scale * self.img_size[0] / q.width()  # widget px per QImage px
-        if f >= 1.0:
+        w = max(1, round(q.width() * f))
+        h = max(1, round(q.height() * f))
+        if f >= 1.0 and w * h > 12_000_000:
             return None
         if self._disp_cache is None or abs(self._disp_cache[0] - f) > 1e-9:
-            w = max(1, round(q.width() * f))
-            h = max(1, round(q.height() * f))
             img = q.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
             self._disp_cache = (f, img)
         return self._disp_cache[1], f

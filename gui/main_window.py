@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
             setattr(self, f"dock_{title.lower()}", dock)
         self.resizeDocks([self.dock_images], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_problems], [170], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_problems], [210], Qt.Orientation.Vertical)
 
     def _status_bar(self) -> None:
         sb = self.statusBar()
@@ -360,7 +360,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ status
     def _update_region_label(self) -> None:
         e = self.current_entry()
-        self.lbl_regions.setText(f"{len(e.regions)} regions" if e is not None else "")
+        n = len(e.regions) if e is not None else 0
+        self.lbl_regions.setText(f"{n} region{'' if n == 1 else 's'}" if e is not None else "")
 
     def _on_cursor(self, x: float, y: float) -> None:
         self.lbl_pos.setText("" if math.isnan(x) else f"x {int(x)}, y {int(y)}")
