@@ -290,7 +290,7 @@ class Canvas(QWidget):
             f = min(1.0, 2048 / max(w, h))
             out = (max(1, round(w * f)), max(1, round(h * f)))
             mask = rasterize(self.entry.regions, (w, h), out)
-            a = int(round(255 * max(self.opacity, 0.05)))
+            a = int(round(255 * (0.5 + self.opacity / 2)))  # opacity 100 %: exactly the mask, photo hidden
             rgba = np.zeros(mask.shape + (4,), np.uint8)
             rgba[..., 3] = a
             rgba[mask > 0, :3] = 255

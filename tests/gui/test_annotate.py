@@ -299,12 +299,12 @@ def test_views_mask_zoom_and_problems(window, project, qtbot):
     window.problems.jump.emit(next(p for p in window.problems.problems if p.kind == "unannotated_image"))
     assert c.entry.filename == "b.png"
     c.set_mask_view(True)
+    window.opacity_slider.setValue(100)  # mask fully opaque: exactly what training sees
     window.show_row(0)
     img = c.grab().toImage()
-    centre = c.to_widget(50, 40)
-    assert img.pixelColor(round(centre.x()), round(centre.y())).lightness() > 200  # mask = white
-    outside = c.to_widget(5, 85)
-    assert img.pixelColor(round(outside.x()), round(outside.y())).lightness() < 120
+    for (x, y), want in (((50, 40), 255), ((100, 72), 255), ((5, 85), 0), ((85, 40), 0)):
+        q = c.to_widget(x, y)
+        assert img.pixelColor(round(q.x()), round(q.y())).lightness() == want, (x, y)
     c.set_mask_view(False)
     old = c.scale
     c.zoom_to(old * 2)
