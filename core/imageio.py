@@ -342,7 +342,7 @@ def _decode(path: Path, data: bytes, max_side: int | None) -> np.ndarray:
     if fmt == "jpeg":
         if header.sos_offset is None:
             raise ImageReadError(path, "corrupt JPEG: no image data (start-of-scan marker not found)")
-        if data.find(b"\xff\xd9", header.sos_offset) < 0:
+        if data.rfind(b"\xff\xd9", header.sos_offset) < 0:
             raise ImageReadError(path, "truncated JPEG: the file ends before the end-of-image marker")
     if fmt == "png" and data.rfind(b"IEND") < 0:
         raise ImageReadError(path, "truncated PNG: the file ends before the IEND chunk")
