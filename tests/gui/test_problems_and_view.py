@@ -1,0 +1,145 @@
+"""Problems panel round trip (fix clears the entry, duplicate comparison), closing with unsaved edits, view
+navigation (wheel zoom around the cursor, pans, Tab), the demo project as first-launch default."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtWidgets import QMessageBox
+from viaseg.core import journal
+
+
+def _bowtie_project(folder, project_factory):
+    via = project_factory(folder)
+    data = json.loads(via.read_text())
+    # a self-intersecting quad: vertices 1 and 2 swapped
+    data["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"] = [20, 80, 20, 80]
+    data["a.png1"]["regions"][0]["shape_attributes"]["all_points_y"] = [20, 20, 60, 60]
+    via.write_text(json.dumps(data))
+    return via
+
+
+def _check(window, qtbot):
+    window.problems.run_check(window.session.dataset, wait=True)
+    qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+    return window.problems.problems
+
+
+def test_fixing_a_problem_clears_it(window, tmp_path, qtbot, project_factory):
+    via = _bowtie_project(tmp_path / "p", project_factory)
+    window.open_path(via)
+    probs = _check(window, qtbot)
+    bad = [p for p in probs if p.kind == "self_intersection"]
+    assert bad and bad[0].image == "a.png" and bad[0].region == 0
+    assert window.image_list.model.problems  # the list shows a problem mark
+    window.show_row(1)
+    window.problems.jump.emit(bad[0])  # clicking the problem: go to the image, select the region
+    c = window.canvas
+    assert c.entry.filename == "a.png" and c.selected == 0
+    # fix: drag vertex 2 (20,60) to (80,60) and vertex 3 (80,60) to (20,60)
+    for src, dst in (((20, 60), (50, 75)), ((80, 60), (20, 60)), ((50, 75), (80, 60))):
+        a, b = c.to_widget(*src), c.to_widget(*dst)
+        qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=a.toPoint())
+        qtbot.mouseMove(c, b.toPoint())
+        qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=b.toPoint())
+    assert c.entry.regions[0].shape["all_points_x"] == [20, 80, 80, 20]
+    assert window.recheck_timer.isActive()  # re-check is debounced after an edit
+    window.problem_links.recheck_current()
+    assert not [p for p in window.problems.problems if p.kind == "self_intersection"]
+    assert not window.image_list.model.problems.get(id(c.entry))
+
+
+def test_conflicting_duplicate_compare(window, tmp_path, qtbot, project_factory):
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    val = project_factory(root / "val")
+    shutil.copy(root / "train" / "a.png", root / "val" / "a.png")  # the same photo in both splits
+    data = json.loads(val.read_text())
+    data["a.png1"]["regions"] = data["a.png1"]["regions"][:1]  # annotated differently
+    val.write_text(json.dumps(data))
+    window.open_path(root)
+    probs = _check(window, qtbot)
+    conflict = next(p for p in probs if p.kind == "conflicting_duplicate")
+    window.problems.compare.emit(conflict)
+    dlg = window.problem_links._compare
+    assert dlg.isVisible() and len(dlg.canvases) == 2
+    counts = sorted(len(c.entry.regions) for c in dlg.canvases)
+    assert counts == [1, 2]
+    assert {window.session.split_of(c.entry).name for c in dlg.canvases} == {"train", "val"}
+    dlg.close()
+
+
+def test_close_with_unsaved_changes_asks(window, project, qtbot):
+    window.open_path(project)
+    c = window.canvas
+    c.select(0)
+    c.delete_selected_region()
+    window.write_journal()
+    answers = []
+
+    def ask(title, text, buttons):
+        answers.append(title)
+        return QMessageBox.StandardButton.Cancel
+
+    window.ask = ask
+    assert not window.close()  # cancelled: still open, edits kept
+    assert answers == ["Unsaved changes"] and window.session.is_dirty()
+    window.ask = lambda *a: QMessageBox.StandardButton.Discard
+    assert window.close()
+    assert journal.find_recovery(project) is None  # discarding removes the recovery file
+    assert len(json.loads(project.read_text())["a.png1"]["regions"]) == 2  # file untouched
+
+
+def test_wheel_zoom_pan_and_tab(window, project, qtbot):
+    from PySide6.QtCore import QPoint as QP
+    from PySide6.QtGui import QWheelEvent
+
+    window.open_path(project)
+    c = window.canvas
+    anchor = c.to_widget(30, 30)
+    before = c.scale
+    ev = QWheelEvent(anchor, c.mapToGlobal(anchor), QP(0, 0), QP(0, 120), Qt.MouseButton.NoButton,
+                     Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    c.wheelEvent(ev)
+    assert abs(c.scale - before * 1.25) < 1e-9
+    p = c.to_image(anchor)
+    assert abs(p.x() - 30) < 1e-6 and abs(p.y() - 30) < 1e-6  # the point under the cursor stays put
+    off = QPointF(c.offset)
+    qtbot.mousePress(c, Qt.MouseButton.MiddleButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(c, QPoint(130, 90))
+    qtbot.mouseRelease(c, Qt.MouseButton.MiddleButton, pos=QPoint(130, 90))
+    assert (c.offset - off) == QPointF(30, -10)
+    c.setFocus()
+    qtbot.keyPress(c, Qt.Key.Key_Space)
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=QPoint(200, 200))
+    qtbot.mouseMove(c, QPoint(190, 200))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=QPoint(190, 200))
+    qtbot.keyRelease(c, Qt.Key.Key_Space)
+    assert (c.offset - off) == QPointF(20, -10) and not window.session.is_dirty()
+    qtbot.mouseMove(c, c.to_widget(10.2, 20.7).toPoint())
+    assert window.lbl_pos.text() == "x 10, y 20"
+    assert c.selected == -1
+    qtbot.keyClick(c, Qt.Key.Key_Tab)
+    assert c.selected == 0
+    qtbot.keyClick(c, Qt.Key.Key_Tab)
+    assert c.selected == 1
+    qtbot.keyClick(c, Qt.Key.Key_Tab)
+    assert c.selected == 0
+
+
+def test_first_launch_opens_demo(qtbot, state_dir, monkeypatch, project):
+    from viaseg.gui import app
+
+    monkeypatch.setattr(app, "demo_path", lambda: project.parent)
+    w = app.create_window(None, ml=False)  # no argument, no last project: the demo
+    assert w.session.source == project.parent and w.session.rows
+    w.problems.pool.waitForDone()
+    w.close()
+    monkeypatch.setattr(app, "demo_path", lambda: None)
+    w.settings.clear()  # forget the last project
+    w.settings.sync()
+    w2 = app.create_window(None, ml=False)
+    assert w2.session.dataset is None and "Open" in w2.statusBar().currentMessage()
+    w2.close()
