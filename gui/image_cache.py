@@ -12,7 +12,7 @@ and are inserted into the cache on the GUI thread.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import cv2
@@ -67,14 +67,17 @@ class _Job(QRunnable):
         self.loader, self.path, self.max_side = loader, path, max_side
 
     def run(self) -> None:  # worker thread: no widgets touched
+        # results travel through a deque, the signal carries only a str: Python objects sent through queued
+        # cross-thread signals were seen to corrupt reference counts (PySide 6.12 crashes at exit)
         try:
             d = decode(self.path, self.max_side)
         except ImageReadError as exc:
-            self.loader._done.emit(self.path, None, str(exc))
+            self.loader._results.append((self.path, None, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
-            self.loader._done.emit(self.path, None, f"{self.path}: cannot decode ({exc})")
+            self.loader._results.append((self.path, None, f"{self.path}: cannot decode ({exc})"))
         else:
-            self.loader._done.emit(self.path, d, "")
+            self.loader._results.append((self.path, d, ""))
+        self.loader._done.emit(self.path)
 
 
 class ImageCache(QObject):
@@ -83,7 +86,7 @@ class ImageCache(QObject):
 
     loaded = Signal(object)
     failed = Signal(str, str)
-    _done = Signal(str, object, str)
+    _done = Signal(str)
 
     def __init__(self, capacity: int = 8, max_side: int | None = DISPLAY_MAX_SIDE, parent=None):
         super().__init__(parent)
@@ -93,7 +96,8 @@ class ImageCache(QObject):
         self._pending: set[tuple[str, bool]] = set()
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
-        self._done.connect(self._on_done)
+        self._results: deque = deque()
+        self._done.connect(self._drain)
 
     def cached(self, path: str) -> Decoded | None:
         d = self._cache.get(str(path))
@@ -134,6 +138,10 @@ class ImageCache(QObject):
         self._cache.move_to_end(d.path)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
+
+    def _drain(self, _path: str = "") -> None:
+        while self._results:
+            self._on_done(*self._results.popleft())
 
     def _on_done(self, path: str, d: Decoded | None, err: str) -> None:
         self._pending.discard((path, False))

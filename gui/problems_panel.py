@@ -7,6 +7,7 @@ only that image with ``check_entry`` and calls :meth:`ProblemsPanel.replace_for`
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
@@ -73,23 +74,24 @@ class ProblemsModel(QAbstractTableModel):
 
 
 class _Signals(QObject):
-    done = Signal(object, str)
+    done = Signal()  # results wait in ``results``: no Python objects through a cross-thread signal
 
 
 class _CheckJob(QRunnable):
-    def __init__(self, dataset, decode: bool, signals: _Signals):
+    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque):
         super().__init__()
-        self.dataset, self.decode, self.signals = dataset, decode, signals
+        self.dataset, self.decode, self.signals, self.results = dataset, decode, signals, results
 
     def run(self) -> None:
         try:
             from viaseg.core.checks import check_dataset
 
             report = check_dataset(self.dataset, decode=self.decode)
-            self.signals.done.emit(list(report.problems), "")
+            self.results.append((list(report.problems), ""))
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
             log.exception("dataset check failed")
-            self.signals.done.emit(None, f"check failed: {exc}")
+            self.results.append((None, f"check failed: {exc}"))
+        self.signals.done.emit()
 
 
 class ProblemsPanel(QWidget):
@@ -126,7 +128,8 @@ class ProblemsPanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table)
         self._signals = _Signals()
-        self._signals.done.connect(self._on_done)
+        self._results: deque = deque()
+        self._signals.done.connect(self._drain)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.dataset = None
@@ -147,12 +150,16 @@ class ProblemsPanel(QWidget):
             self.status.setText(f"checks unavailable ({exc})")
             return
         self.status.setText("checking…")
-        self.pool.start(_CheckJob(dataset, decode, self._signals))
+        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results))
         if wait:
             self.pool.waitForDone()
             from PySide6.QtCore import QCoreApplication
 
             QCoreApplication.processEvents()
+
+    def _drain(self) -> None:
+        while self._results:
+            self._on_done(*self._results.popleft())
 
     def _on_done(self, problems, err: str) -> None:
         if problems is None:
