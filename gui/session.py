@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from viaseg.core import edits, journal
-from viaseg.core.dataset import Dataset, Split, load_dataset
+from viaseg.core.dataset import PREFERRED_VIA_NAME, Dataset, Split, load_dataset
 from viaseg.core.errors import ViasegError
 from viaseg.core.project import ImageEntry, Project
 from viaseg.core.via_io import save_via
@@ -89,9 +89,10 @@ class Session(QObject):
                 problems.append(str(exc))
         restored_entries: list[ImageEntry] = []
         for sp in self.dataset.splits.values():
-            if sp.project is None or sp.project.path is None:
+            if sp.project is not None and sp.project.path is None:
                 continue
-            new = by_path.get(str(Path(sp.project.path).resolve()))
+            own = sp.project.path if sp.project is not None else sp.image_dir / PREFERRED_VIA_NAME
+            new = by_path.get(str(Path(own).resolve()))
             if new is None:
                 continue
             for e in new.images:
@@ -156,8 +157,26 @@ class Session(QObject):
         return f"{'*' if self.is_dirty() else ''}{self.source.name} — viaseg"
 
     # editing -------------------------------------------------------------------------------------------
+    def ensure_project(self, entry: ImageEntry) -> Project | None:
+        """The project of ``entry``; an image of an unlabeled split (a folder of images) gets a new VIA 2 file
+        ``via_region_data.json`` in its folder, written on the next save, so its first edit is not lost."""
+        sp = self.split_of(entry)
+        if sp is None:
+            return None
+        if sp.project is None:
+            for e in sp.entries:
+                if e.size is None:
+                    try:
+                        e.size = e.path.stat().st_size
+                    except OSError:
+                        e.size = -1
+            sp.project = Project(images=sp.entries, fmt="via2", path=sp.image_dir / PREFERRED_VIA_NAME)
+        return sp.project
+
     def push(self, cmd: edits.Command) -> None:
         """Apply and record an edit. ``EditError`` propagates (nothing changed)."""
+        if cmd.entry is not None:
+            self.ensure_project(cmd.entry)
         self.history.push(cmd)
         self.changed.emit(cmd.entry)
         self._emit_dirty()

@@ -143,3 +143,29 @@ def test_first_launch_opens_demo(qtbot, state_dir, monkeypatch, project):
     w2 = app.create_window(None, ml=False)
     assert w2.session.dataset is None and "Open" in w2.statusBar().currentMessage()
     w2.close()
+
+
+def test_edit_in_unlabeled_split_is_saved_to_a_new_via_file(window, tmp_path, qtbot, project_factory):
+    from viaseg.core.dataset import load_dataset
+
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    (root / "test").mkdir()
+    shutil.copy(root / "train" / "b.png", root / "test" / "c.png")  # images only: an unlabeled split
+    window.open_path(root)
+    row = next(i for i, r in enumerate(window.session.rows) if r.split == "test")
+    window.show_row(row)
+    c = window.canvas
+    c.start_drawing()
+    for x, y in ((10, 10), (50, 10), (50, 40)):
+        qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=c.to_widget(x, y).toPoint())
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    assert len(c.entry.regions) == 1
+    window.write_journal()
+    rec = journal.find_recovery(root)
+    assert rec is not None and any(f.path.endswith("test/via_region_data.json") for f in rec.files)
+    assert window.save()
+    ds = load_dataset(root)
+    test = ds.splits["test"]
+    assert test.labeled and test.entries[0].filename == "c.png"
+    assert test.entries[0].regions[0].shape["all_points_x"] == [10, 50, 50]
