@@ -1,11 +1,15 @@
 """Live training curves (matplotlib in Qt) and the strip of sample predictions.
 
-:class:`CurvesWidget` plots loss and Dice per epoch (train and val) and the per-batch training loss/Dice.
-Data calls (``add_batch``, ``add_epoch``) only append to lists; a 250 ms timer applies what arrived since the
-last tick, so the figure is redrawn at most ~4x per second however fast events come. A tick that only extends
-the per-batch curve inside its current axis limits is *blitted* (the batch axes alone, a few ms); anything that
-moves limits or touches the epoch axes asks for a full ``draw_idle``. That keeps the GUI thread free while a
-run streams batches.
+:class:`CurvesWidget` plots loss and Dice per epoch (train and val) and the per-batch training loss/Dice
+(x in epochs: 1.5 = half way through epoch 2). Data calls (``add_batch``, ``add_epoch``) only append to lists;
+a 250 ms timer applies what arrived since the last tick, so the figure changes at most ~4x per second however
+fast events come.
+
+Keeping the GUI thread free: a full matplotlib draw of this figure costs 100-250 ms on a loaded CPU, so it is
+done only when the axes change. ``begin_run(epochs, loss)`` fixes the x ranges (the run's length is known) and
+y ranges that fit the loss (Dice is 0..1), in one full draw before training starts. The lines are *animated*
+artists: each update restores the cached background and blits the lines (a few ms). Only a value outside the
+ranges (a loss spike) widens them with one ``draw_idle``; ``fit()`` tightens them after the run.
 """
 
 from __future__ import annotations
@@ -59,30 +63,30 @@ class CurvesWidget(QWidget):
         self.ax_loss = self.figure.add_subplot(gs[0, 0])
         self.ax_dice = self.figure.add_subplot(gs[0, 1])
         self.ax_batch = self.figure.add_subplot(gs[1, :])
-        self.figure.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.1, wspace=0.28, hspace=0.45)
+        self.figure.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.1, wspace=0.28, hspace=0.5)
         self._lines = {}
         style = {"train": dict(color="tab:blue", marker="o", ms=3), "val": dict(color="tab:orange", marker="o", ms=3)}
         for name, ax in (("loss", self.ax_loss), ("dice", self.ax_dice)):
             for split in ("train", "val"):
-                (self._lines[f"{split}_{name}"],) = ax.plot([], [], label=split, lw=1.5, **style[split])
-            ax.set_title(f"{name.capitalize()} per epoch", fontsize=9)
+                (self._lines[f"{split}_{name}"],) = ax.plot([], [], label=split, lw=1.5, animated=True,
+                                                            **style[split])
+            ax.set_title(f"{'Loss' if name == 'loss' else 'Dice'} per epoch", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
-        (self._lines["batch_loss"],) = self.ax_batch.plot([], [], color="tab:blue", lw=1, label="loss")
-        (self._lines["batch_dice"],) = self.ax_batch.plot([], [], color="tab:green", lw=1, label="Dice")
+            ax.legend(fontsize=7, loc="upper right" if name == "loss" else "lower right")
+        (self._lines["batch_loss"],) = self.ax_batch.plot([], [], color="tab:blue", lw=1, label="loss", animated=True)
+        (self._lines["batch_dice"],) = self.ax_batch.plot([], [], color="tab:green", lw=1, label="Dice",
+                                                          animated=True)
         self.ax_batch.set_title("Training, per batch", fontsize=9)
-        self.ax_batch.set_xlabel("step", fontsize=8)
+        self.ax_batch.set_xlabel("epoch", fontsize=8)
         self.ax_batch.tick_params(labelsize=7)
         self.ax_batch.grid(alpha=0.3)
         self.ax_batch.legend(fontsize=7, loc="upper right")
-        self.ax_dice.set_ylim(0, 1)
 
         self._data: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in SERIES}
-        self._dirty_epoch = False
-        self._dirty_batch = False
-        self._batch_limits = (0.0, 10.0, 0.0, 1.0)
+        self._dirty = False
+        self._limits_changed = True
         self._background = None
         self.full_draws = 0  # counters, for tests and the benchmark
         self.blits = 0
@@ -91,27 +95,33 @@ class CurvesWidget(QWidget):
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
-        self._apply_batch_limits()
+        self._set_limits(epochs=2, loss_top=1.0)
 
     # ------------------------------------------------------------------------------------------- data API
     def clear(self) -> None:
         for xs, ys in self._data.values():
             xs.clear()
             ys.clear()
-        self._batch_limits = (0.0, 10.0, 0.0, 1.0)
-        self._apply_batch_limits()
-        self._dirty_epoch = True
+        self._dirty = True
 
-    def add_batch(self, step: int, loss: float | None, dice: float | None) -> None:
+    def begin_run(self, epochs: int, loss: str = "") -> None:
+        """A run of up to ``epochs`` epochs starts: empty curves, ranges fixed for the whole run."""
+        self.clear()
+        top = 1.05 if loss in ("dice", "focal_tversky") else 2.0
+        self._set_limits(epochs=max(1, int(epochs)), loss_top=top)
+        self.flush()
+
+    def add_batch(self, x: float, loss: float | None, dice: float | None) -> None:
+        """``x`` in epochs (``epoch + (batch + 1) / batches``)."""
         for name, v in (("batch_loss", loss), ("batch_dice", dice)):
             if v is not None and math.isfinite(float(v)):
                 xs, ys = self._data[name]
-                xs.append(float(step))
+                xs.append(float(x))
                 ys.append(float(v))
-        self._dirty_batch = True
+        self._dirty = True
 
     def add_epoch(self, epoch: int, metrics: dict) -> None:
-        """``epoch`` as core counts it; plotted 1-based when core counts from 0 (see ``epoch_base``)."""
+        """``epoch`` counted from 1."""
         x = float(epoch)
         for name in ("train_loss", "val_loss", "train_dice", "val_dice"):
             v = metric(metrics, name)
@@ -119,96 +129,97 @@ class CurvesWidget(QWidget):
                 xs, ys = self._data[name]
                 xs.append(x)
                 ys.append(v)
-        self._dirty_epoch = True
+        self._dirty = True
 
     def set_history(self, rows: list[dict]) -> None:
-        """Show a finished run: ``rows`` are per-epoch dicts (history.csv) with an ``epoch`` key."""
+        """Show a finished run: ``rows`` are per-epoch dicts (history.csv, epoch from 0) -> fitted axes."""
         self.clear()
         for i, row in enumerate(rows):
-            ep = row.get("epoch", i + 1)
             try:
-                ep = int(float(ep))
+                ep = int(float(row.get("epoch", i))) + 1
             except (TypeError, ValueError):
                 ep = i + 1
             self.add_epoch(ep, row)
-        self.flush()
+        self.fit()
 
     def points(self, name: str) -> list[tuple[float, float]]:
         xs, ys = self._data[name]
         return list(zip(xs, ys, strict=True))
 
     # ------------------------------------------------------------------------------------------ drawing
+    def _set_limits(self, epochs: float, loss_top: float, batch_top: float | None = None) -> None:
+        self._epochs = epochs
+        self._loss_top = loss_top
+        self._batch_top = batch_top if batch_top is not None else max(loss_top, 1.05)
+        for ax in (self.ax_loss, self.ax_dice):
+            ax.set_xlim(0.5, epochs + 0.5)
+        self.ax_loss.set_ylim(0, loss_top)
+        self.ax_dice.set_ylim(0, 1.0)
+        self.ax_batch.set_xlim(0, epochs)
+        self.ax_batch.set_ylim(0, self._batch_top)
+        self._limits_changed = True
+
+    def _grow_limits(self) -> bool:
+        """Widen ranges that data left (doubling); True when they changed."""
+        xs = [x for n in SERIES for x in self._data[n][0]]
+        loss = self._data["train_loss"][1] + self._data["val_loss"][1]
+        batch = self._data["batch_loss"][1] + self._data["batch_dice"][1]
+        epochs, top, btop = self._epochs, self._loss_top, self._batch_top
+        while xs and max(xs) > epochs + 0.5:
+            epochs *= 2
+        while loss and max(loss) > top:
+            top *= 2
+        while batch and max(batch) > btop:
+            btop *= 2
+        if (epochs, top, btop) == (self._epochs, self._loss_top, self._batch_top):
+            return False
+        self._set_limits(epochs, top, btop)
+        return True
+
+    def fit(self) -> None:
+        """Tighten the ranges to the data (one full draw; used after a run and for past runs)."""
+        xs = [x for n in SERIES for x in self._data[n][0]]
+        loss = self._data["train_loss"][1] + self._data["val_loss"][1]
+        batch = self._data["batch_loss"][1] + self._data["batch_dice"][1]
+        epochs = max(1.0, math.ceil(max(xs, default=1.0)))
+        self._set_limits(epochs, max(loss, default=1.0) * 1.1 or 1.0, max(batch, default=1.0) * 1.1 or 1.0)
+        self._dirty = True
+        self.flush()
+
     def flush(self) -> None:
         """Apply buffered data to the figure (called by the timer; callable directly)."""
-        if not (self._dirty_epoch or self._dirty_batch):
+        if not (self._dirty or self._limits_changed):
             return
         for name, line in self._lines.items():
             xs, ys = self._data[name]
             line.set_data(xs, ys)
-        need_full = self._dirty_epoch
-        if self._dirty_batch and self._grow_batch_limits():
-            need_full = True
-        self._dirty_epoch = self._dirty_batch = False
-        if need_full or self._background is None or not self.isVisible():
-            self._rescale_epoch_axes()
+        self._dirty = False
+        if self._grow_limits() or self._limits_changed or self._background is None or not self.isVisible():
+            self._limits_changed = False
             self._background = None
             self.full_draws += 1
-            self.canvas.draw_idle()
+            self.canvas.draw_idle()  # the draw_event handler blits the lines on top
         else:
-            self._blit_batch()
-
-    def _rescale_epoch_axes(self) -> None:
-        for ax, names in ((self.ax_loss, ("train_loss", "val_loss")), (self.ax_dice, ("train_dice", "val_dice"))):
-            xs = [x for n in names for x in self._data[n][0]]
-            ys = [y for n in names for y in self._data[n][1]]
-            if xs:
-                ax.set_xlim(min(xs) - 0.5, max(max(xs) + 0.5, min(xs) + 1.5))
-                if ax is self.ax_loss:
-                    lo, hi = min(ys), max(ys)
-                    pad = max((hi - lo) * 0.1, 1e-3)
-                    ax.set_ylim(lo - pad, hi + pad)
-            else:
-                ax.set_xlim(0.5, 2.5)
-
-    def _grow_batch_limits(self) -> bool:
-        """Widen the batch axes (doubling x, padding y) when data leaves them; True when they changed."""
-        x0, x1, y0, y1 = self._batch_limits
-        xs = self._data["batch_loss"][0] + self._data["batch_dice"][0]
-        ys = self._data["batch_loss"][1] + self._data["batch_dice"][1]
-        if not xs:
-            return False
-        nx1, ny0, ny1 = x1, y0, y1
-        if max(xs) > x1:
-            nx1 = max(x1 * 2, max(xs) * 1.25)
-        lo, hi = min(ys), max(ys)
-        if lo < y0:
-            ny0 = lo - 0.1 * max(abs(lo), 0.1)
-        if hi > y1:
-            ny1 = hi + 0.25 * max(abs(hi), 0.1)
-        if (nx1, ny0, ny1) == (x1, y0, y1):
-            return False
-        self._batch_limits = (x0, nx1, ny0, ny1)
-        self._apply_batch_limits()
-        return True
-
-    def _apply_batch_limits(self) -> None:
-        x0, x1, y0, y1 = self._batch_limits
-        self.ax_batch.set_xlim(x0, x1)
-        self.ax_batch.set_ylim(y0, y1)
+            self._blit()
 
     def _on_draw(self, _event) -> None:
+        """After a full draw (animated lines excluded): keep the background, then draw the lines on it."""
         try:
-            self._background = self.canvas.copy_from_bbox(self.ax_batch.bbox)
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
         except Exception:  # noqa: BLE001 - no renderer yet
             self._background = None
+            return
+        self._draw_lines()
 
-    def _blit_batch(self) -> None:
+    def _draw_lines(self) -> None:
+        for name, line in self._lines.items():
+            if self._data[name][0]:
+                line.axes.draw_artist(line)
+
+    def _blit(self) -> None:
         self.canvas.restore_region(self._background)
-        self.ax_batch.draw_artist(self._lines["batch_loss"])
-        self.ax_batch.draw_artist(self._lines["batch_dice"])
-        self.canvas.blit(self.ax_batch.bbox)
-        # the new background includes the lines just drawn: the batch curve only grows
-        self._background = self.canvas.copy_from_bbox(self.ax_batch.bbox)
+        self._draw_lines()
+        self.canvas.blit(self.figure.bbox)
         self.blits += 1
 
 

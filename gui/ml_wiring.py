@@ -150,7 +150,7 @@ class WindowHost:
                            base_dir=sp.image_dir)
 
         def after():
-            w.session._reindex()
+            w.session.reindex()
             w.image_list.model.reset()
 
         w.session.push(AddImage(sp, entry, after))

@@ -311,8 +311,12 @@ class PredictionPanel(QWidget):
             self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
             return False
         self._job_one = self.service.submit(("one", target.key), str(target.path))
-        self._say(f"Predicting {Path(target.path).name}…")
+        self._say(self._predicting_text(target.path))
         return True
+
+    def _predicting_text(self, path) -> str:
+        first = self.service.loaded_path != self.service.model_path
+        return f"{'Loading the model and predicting' if first else 'Predicting'} {Path(path).name}…"
 
     def open_photos(self, paths: list[str | Path]) -> list[Path]:
         """Dropped or chosen files/folders: list the images, show and predict the first; report the rest."""
@@ -342,7 +346,7 @@ class PredictionPanel(QWidget):
         self.set_target(Target(Path(path)))
         if self.service.has_model():
             self._job_one = self.service.submit(("one", self.target.key), str(path))
-            self._say(f"Predicting {Path(path).name}…")
+            self._say(self._predicting_text(path))
         else:
             self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
 

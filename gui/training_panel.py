@@ -183,8 +183,9 @@ class TrainingPanel(QWidget):
 
     def __init__(self, data_provider: Callable[..., Any] | None = None, runs_root: str | Path = "runs",
                  parent: QWidget | None = None, config_overrides: dict | None = None,
-                 train_fn: Callable | None = None):
+                 train_fn: Callable | None = None, train_mode: str = "process"):
         super().__init__(parent)
+        self.train_mode = train_mode  # "process": TF runs in a spawned process (see train_child); "thread"
         self.data_provider = data_provider
         self.config_overrides = dict(config_overrides or {})
         self._train_fn = train_fn
@@ -382,14 +383,14 @@ class TrainingPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
             self._fail(f"Cannot start training: {exc}")
             return False
-        self.curves.clear()
+        self.curves.begin_run(int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", "")))
         self.samples.clear()
         self.result_label.setText("")
         self.last_result, self.last_error = None, None
         self._epochs_total = int(getattr(config, "epochs", self.epochs.value()))
         self._steps_per_epoch = None
         self._t0 = time.monotonic()
-        self.thread = TrainThread(config, train_fn=self._train_fn)
+        self.thread = TrainThread(config, train_fn=self._train_fn, mode=self.train_mode)
         self.thread.event.connect(self._on_event)
         self.thread.finished.connect(self._on_thread_finished)
         self._set_message("Preparing data and model…")
@@ -465,8 +466,8 @@ class TrainingPanel(QWidget):
         spe = int(getattr(ev, "steps", 0) or self._steps_per_epoch or 0)
         if spe:
             self._steps_per_epoch = spe
-        self.curves.add_batch(epoch * max(spe, 1) + step + 1 if spe else step, getattr(ev, "loss", None),
-                              getattr(ev, "dice", None))
+        x = epoch + (step + 1) / spe if spe else float(epoch)
+        self.curves.add_batch(x, getattr(ev, "loss", None), getattr(ev, "dice", None))
         total = max(1, self._epochs_total)
         if spe:
             frac = (epoch * spe + step + 1) / (spe * total)
@@ -530,7 +531,7 @@ class TrainingPanel(QWidget):
         self.thread = None
         self.start_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
-        self.curves.flush()
+        self.curves.fit()  # the run is over: one full draw with ranges fitted to the data
         if th.error and not self.last_error:
             self._fail(f"Training failed: {th.error}")
         th.deleteLater()

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from . import qtfix
+
+qtfix.apply()  # PySide6 6.12 drops a reference to True on every emit; a run emits thousands
 
 
 def _default_train_fn():
@@ -50,9 +56,13 @@ class TrainThread(QThread):
     event = Signal(object)
     done = Signal(object)
 
-    def __init__(self, config: Any, train_fn: Callable | None = None, parent: QObject | None = None):
+    def __init__(self, config: Any, train_fn: Callable | None = None, parent: QObject | None = None,
+                 mode: str = "process"):
         super().__init__(parent)
+        if mode not in ("process", "thread"):
+            raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
         self.config = config
+        self.mode = "thread" if train_fn is not None else mode
         self._train_fn = train_fn
         self._stop = threading.Event()
         self.result: Any = None
@@ -68,29 +78,97 @@ class TrainThread(QThread):
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def _forward(self, ev: Any) -> None:
+        if type(ev).__name__ in ("Failed", "Finished"):
+            self.terminal = ev
+        self.event.emit(ev)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        if self.terminal is None or type(self.terminal).__name__ != "Failed":
+            self._forward(_SyntheticFailed(message))
+        self.result = None
+
     # runs on the training thread
     def run(self) -> None:  # noqa: D102
-        fn = self._train_fn or _default_train_fn()
-        failed_seen = False
-
-        def on_event(ev):
-            nonlocal failed_seen
-            if type(ev).__name__ == "Failed":
-                failed_seen = True
-            if type(ev).__name__ in ("Failed", "Finished"):
-                self.terminal = ev
-            self.event.emit(ev)
-
-        try:
-            self.result = fn(self.config, on_event=on_event, should_stop=self._stop.is_set)
-        except BaseException as exc:  # noqa: BLE001 - anything that escapes core becomes a message
-            self.error = _failure_text(exc)
-            traceback.print_exc()
-            if not failed_seen:
-                self.terminal = _SyntheticFailed(self.error)
-                self.event.emit(self.terminal)
-            self.result = None
+        if self.mode == "process":
+            self._run_process()
+        else:
+            self._run_inline()
         self.done.emit(self.result)
+
+    def _run_inline(self) -> None:
+        _lower_priority()
+        fn = self._train_fn or _default_train_fn()
+        try:
+            self.result = fn(self.config, on_event=self._forward, should_stop=self._stop.is_set)
+        except BaseException as exc:  # noqa: BLE001 - anything that escapes core becomes a message
+            traceback.print_exc()
+            self._fail(_failure_text(exc))
+
+    def _run_process(self, poll_s: float = 0.1, grace_s: float = 300.0) -> None:
+        """Spawn the training process, forward its events, pass Stop on; a crash becomes a message."""
+        import multiprocessing as mp
+        import queue as queue_mod
+
+        from .train_child import child_main
+
+        ctx = mp.get_context("spawn")  # never fork a process that runs Qt and TensorFlow threads
+        q = ctx.Queue()
+        stop = ctx.Event()
+        proc = ctx.Process(target=child_main, args=(self.config, q, stop), name="viaseg-train", daemon=True)
+        try:
+            proc.start()
+        except Exception as exc:  # noqa: BLE001 - e.g. the config cannot be pickled
+            self._fail(f"cannot start the training process: {type(exc).__name__}: {exc}")
+            return
+        self.process = proc
+        stop_sent_at = None
+        got_answer = False
+        while not got_answer:
+            if self._stop.is_set() and stop_sent_at is None:
+                stop.set()
+                stop_sent_at = time.monotonic()
+            try:
+                kind, payload = q.get(timeout=poll_s)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    try:  # its last words may still be in the pipe
+                        kind, payload = q.get(timeout=1.0)
+                    except queue_mod.Empty:
+                        code = proc.exitcode
+                        why = " (killed: probably out of memory)" if code is not None and code < 0 else ""
+                        self._fail(f"the training process ended unexpectedly, exit code {code}{why}")
+                        break
+                elif stop_sent_at is not None and time.monotonic() - stop_sent_at > grace_s:
+                    proc.terminate()
+                    self._fail("training did not stop in time and was terminated")
+                    break
+                else:
+                    continue
+            if kind == "event":
+                self._forward(payload)
+            elif kind == "result":
+                self.result, got_answer = payload, True
+            else:
+                self._fail(str(payload))
+                got_answer = True
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
+def _lower_priority(nice: int = 10) -> None:
+    """Run this thread (and the TensorFlow pool threads it starts, which inherit it) at a lower CPU priority
+    than the GUI thread, so painting stays smooth on a busy machine. Linux: nice is per thread."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+    except OSError:
+        pass
 
 
 class _SyntheticFailed:
@@ -127,20 +205,32 @@ class _InferenceWorker(QObject):
         self.predictor: Any = None
         self.path: str | None = None
 
-    @Slot(str)
-    def load(self, path: str) -> None:
+    def _ensure(self, path: str) -> str | None:
+        """Load ``path`` unless it is the model held; None when ready, else the error message."""
+        if self.predictor is not None and self.path == path:
+            return None
         try:
             pred = self._loader(path)
         except Exception as exc:  # noqa: BLE001
-            self.load_failed.emit(path, _failure_text(exc))
-            return
+            msg = _failure_text(exc)
+            self.load_failed.emit(path, msg)
+            return msg
         self.predictor, self.path = pred, path
         self.loaded.emit(path, getattr(pred, "meta", {}) or {})
+        return None
 
-    @Slot(int, object, object)
-    def predict(self, job: int, tag: Any, image: Any) -> None:
-        if self.predictor is None:
+    @Slot(str)
+    def load(self, path: str) -> None:
+        self._ensure(path)
+
+    @Slot(int, object, object, str)
+    def predict(self, job: int, tag: Any, image: Any, path: str) -> None:
+        if not path:
             self.predict_failed.emit(job, tag, "No active model: train one or choose a run in the Training panel.")
+            return
+        err = self._ensure(path)
+        if err is not None:
+            self.predict_failed.emit(job, tag, f"cannot load the model: {err}")
             return
         try:
             if isinstance(image, (str, Path)):
@@ -155,13 +245,10 @@ class _InferenceWorker(QObject):
 
 
 def _probabilities(result: Any):
-    """core.predict may return the array itself or an object carrying it (``.probabilities``/``.probs``)."""
+    """core.predict returns a ``Prediction`` (an ndarray carrying ``.probabilities``); plain arrays work too."""
     import numpy as np
 
-    for name in ("probabilities", "probs", "prob"):
-        if hasattr(result, name):
-            result = getattr(result, name)
-            break
+    result = getattr(result, "probabilities", result)
     arr = np.asarray(result, dtype=np.float32)
     if arr.ndim == 3:
         arr = arr[..., 0] if arr.shape[-1] == 1 else arr.max(axis=-1)
@@ -177,16 +264,20 @@ def _default_loader(path: str):
 class InferenceService(QObject):
     """One model, loaded once on a worker thread, reused for every prediction.
 
-    ``set_model(path)`` loads (asynchronously) and emits ``model_changed(path)`` when ready or
-    ``model_failed(path, message)``. ``submit(tag, image_or_path) -> job id``; the answer is
-    ``predicted(job, tag, probs)`` or ``failed(job, tag, message)``. ``forward_passes`` counts model runs."""
+    ``set_model(path, load=False)`` makes ``path`` the active model at once (``model_changed(path)``; its
+    metadata is read from the file without TensorFlow). The network itself is loaded on the worker thread by
+    the first prediction, or right away with ``load=True`` (``model_loaded(path)`` / ``model_failed(path, msg)``).
+    Loading lazily keeps TensorFlow's import and the model build off the moment a training run finishes.
+    ``submit(tag, image_or_path) -> job id``; the answer is ``predicted(job, tag, probs)`` or
+    ``failed(job, tag, message)``. ``forward_passes`` counts model runs."""
 
     model_changed = Signal(str)
+    model_loaded = Signal(str)
     model_failed = Signal(str, str)
     predicted = Signal(int, object, object)
     failed = Signal(int, object, str)
     _load_req = Signal(str)
-    _predict_req = Signal(int, object, object)
+    _predict_req = Signal(int, object, object, str)
 
     def __init__(self, loader: Callable[[str], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -204,12 +295,24 @@ class InferenceService(QObject):
         _LIVE.add(self._thread)
         self._ids = itertools.count(1)
         self.model_path: str | None = None
+        self.loaded_path: str | None = None
         self.meta: dict = {}
         self.forward_passes = 0
         self.pending = 0
 
-    def set_model(self, path: str | Path) -> None:
-        self._load_req.emit(str(path))
+    def set_model(self, path: str | Path, load: bool = False) -> None:
+        from viaseg.core.modelio import read_meta
+
+        path = str(path)
+        try:
+            self.meta = dict(read_meta(path) or {})
+        except Exception as exc:  # noqa: BLE001 - ModelError names the file
+            self.model_failed.emit(path, _failure_text(exc))
+            return
+        self.model_path = path
+        self.model_changed.emit(path)
+        if load:
+            self._load_req.emit(path)
 
     def has_model(self) -> bool:
         return self.model_path is not None
@@ -217,13 +320,15 @@ class InferenceService(QObject):
     def submit(self, tag: Any, image: Any) -> int:
         job = next(self._ids)
         self.pending += 1
-        self._predict_req.emit(job, tag, image)
+        self._predict_req.emit(job, tag, image, self.model_path or "")
         return job
 
     @Slot(str, object)
     def _on_loaded(self, path: str, meta: dict) -> None:
-        self.model_path, self.meta = path, dict(meta or {})
-        self.model_changed.emit(path)
+        self.loaded_path = path
+        if path == self.model_path:
+            self.meta = dict(meta or {})
+        self.model_loaded.emit(path)
 
     @Slot(int, object, object)
     def _on_predicted(self, job: int, tag: Any, probs: Any) -> None:

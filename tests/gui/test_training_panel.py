@@ -113,3 +113,25 @@ def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path)
     text = ml.training.message.text()
     assert "Stopped" in text or "stopped before any epoch" in text, text
     ml.shutdown()
+
+
+def test_many_qt_calls_keep_singletons_alive(qtbot):
+    """A long run updates labels and emits a signal per batch; with this PySide6 each void call and each emit
+    drops a reference to None/True (viaseg.gui.qtfix compensates). 30,000 of each must not get near zero."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QLabel
+    from viaseg.gui import workers  # noqa: F401 - applies viaseg.gui.qtfix
+
+    class Emitter(QObject):
+        sig = Signal(object)
+
+    e = Emitter()
+    e.sig.connect(lambda _x: None)
+    label = QLabel()
+    qtbot.addWidget(label)
+    for i in range(30000):
+        e.sig.emit(i)
+        label.setText("x")
+    assert sys.getrefcount(None) > 100000 and sys.getrefcount(True) > 100000

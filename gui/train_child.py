@@ -1,0 +1,27 @@
+"""The training process's entry point: no Qt here (the child imports only viaseg.core and TensorFlow).
+
+``TrainThread`` (``viaseg.gui.workers``) runs training in a *spawned* process by default: TensorFlow then holds
+the GIL of another interpreter, so the GUI thread never waits behind model building, graph tracing or
+validation (measured in-process: stalls of 0.5 s on a loaded 2-core box), and an out-of-memory kill of the
+run cannot take the app down. Events travel back pickled through a ``multiprocessing`` queue.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def child_main(config, queue, stop_event, nice: int = 5) -> None:
+    """Run ``viaseg.core.train.train(config)``; put ``("event", ev)`` for each event, then exactly one
+    ``("result", TrainResult)`` or ``("error", message)``."""
+    try:
+        os.nice(nice)  # the whole process (TF pools included) yields to the GUI
+    except (AttributeError, OSError):
+        pass
+    try:
+        from viaseg.core.train import train
+
+        result = train(config, on_event=lambda ev: queue.put(("event", ev)), should_stop=stop_event.is_set)
+        queue.put(("result", result))
+    except BaseException as exc:  # noqa: BLE001 - reported to the GUI as a message
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
