@@ -77,7 +77,10 @@ class _Job(QRunnable):
             self.loader._results.append((self.path, None, f"{self.path}: cannot decode ({exc})"))
         else:
             self.loader._results.append((self.path, d, ""))
-        self.loader._done.emit(self.path)
+        try:
+            self.loader._done.emit(self.path)
+        except RuntimeError:  # the window was closed meanwhile
+            pass
 
 
 class ImageCache(QObject):

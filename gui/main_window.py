@@ -130,7 +130,9 @@ class MainWindow(QMainWindow):
         self.remember_recent(path)
         self.attributes.set_definitions(self.session.attributes())
         if self.session.rows:
-            self.show_row(0)
+            # start on the first image whose file exists (a missing one would greet the user with an error)
+            first = next((i for i, r in enumerate(self.session.rows[:500]) if r.entry.path.is_file()), 0)
+            self.show_row(first)
         else:
             self.canvas.set_entry(None, None, None, placeholder="this project has no images")
         self.problems.run_check(self.session.dataset)

@@ -91,7 +91,10 @@ class _CheckJob(QRunnable):
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
             log.exception("dataset check failed")
             self.results.append((None, f"check failed: {exc}"))
-        self.signals.done.emit()
+        try:
+            self.signals.done.emit()
+        except RuntimeError:  # the panel was closed while checking
+            pass
 
 
 class ProblemsPanel(QWidget):
