@@ -6,9 +6,21 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QSlider
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSlider
 
 KS = QKeySequence.StandardKey
+
+SHORTCUTS = """Images: D / → next, A / ← previous, Home / End first / last
+View: Ctrl+wheel zoom at the cursor, Ctrl+0 fit, Ctrl+1 100 %, wheel / middle-drag / Space+drag pan,
+      T regions on/off, M mask view (what training sees)
+Select: click inside a region, Tab / Shift+Tab cycle, Esc deselect
+Edit: drag a region to move it, drag a vertex or handle; Alt+click or double-click an edge inserts a vertex;
+      Alt+Shift+click, or Backspace/Delete on a selected vertex, deletes it (a polygon keeps 3)
+Draw: N or Ctrl+N, click points, Backspace removes the last, Enter / double-click / first point closes,
+      Esc cancels
+Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image), Ctrl+D duplicates
+Undo: Ctrl+Z, redo Ctrl+Shift+Z or Ctrl+Y (a whole drag is one step; works across images)
+File: Ctrl+S save, Ctrl+Shift+S save as, Ctrl+O open file, Ctrl+Shift+O open folder"""
 
 
 def _act(w, menu, text, slot, keys=(), checkable=False, checked=False, tip=""):
@@ -82,6 +94,9 @@ def install(w) -> None:
     _act(w, g, "&Previous image", lambda: w.step(-1), ["A", "Left"])
     _act(w, g, "&First image", lambda: w.step(-10**9), ["Home"])
     _act(w, g, "&Last image", lambda: w.step(10**9), ["End"])
+
+    h = mb.addMenu("&Help")
+    _act(w, h, "&Keyboard shortcuts", lambda: QMessageBox.information(w, "Keyboard shortcuts", SHORTCUTS), ["F1"])
 
     tb = w.addToolBar("View")
     tb.setObjectName("toolbar_view")

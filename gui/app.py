@@ -80,6 +80,9 @@ def create_window(path: str | Path | None = None, restore: bool | None = None, m
     w = MainWindow(settings)
     if ml:
         install_ml(w)
+    state = settings.value("state")
+    if state is not None:
+        w.restoreState(state)  # dock layout of the last session
     geo = settings.value("geometry")
     if geo is not None:
         w.restoreGeometry(geo)

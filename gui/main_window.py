@@ -245,6 +245,9 @@ class MainWindow(QMainWindow):
         self.recheck_timer.start()
 
     def _on_dirty(self) -> None:
+        e = self.current_entry()
+        if self.canvas.dragging() and e is not None and id(e) in self.image_list.model.dirty:
+            return  # mid-drag: nothing new to mark (keeps a mouse move O(1) however long the history)
         self.image_list.set_dirty(self.session.dirty_entry_ids())
         self._update_title()
 
