@@ -194,3 +194,69 @@ def test_merge_does_not_swallow_the_saved_step():
     assert not h.is_clean()
     h.undo()
     assert h.is_clean() and edits.logical_points(r.shape)[0] == (1, 1)
+
+
+def _snapshot(e: ImageEntry):
+    return copy.deepcopy([(r.shape, r.attributes) for r in e.regions]), copy.deepcopy(e.file_attributes)
+
+
+def test_random_edit_sequences_undo_to_every_earlier_state():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ops = st.lists(st.tuples(st.sampled_from(["move", "insert", "delete_v", "add", "del_r", "attr", "undo",
+                                              "redo", "drag"]),
+                             st.integers(0, 50), st.integers(-5, 60), st.integers(-5, 60)),
+                   max_size=40)
+
+    @settings(max_examples=60, deadline=None)
+    @given(ops)
+    def run(seq):
+        e = entry(poly([0, 10, 10, 0], [0, 0, 10, 10], c="a"), poly([20, 30, 30], [20, 20, 30]))
+        h = History()
+        states = [_snapshot(e)]  # states[i] = content after i applied commands
+        for op, i, x, y in seq:
+            regs = e.regions
+            try:
+                if op == "undo":
+                    if h.undo() is not None:
+                        assert _snapshot(e) == states[h.index]
+                    continue
+                if op == "redo":
+                    if h.redo() is not None:
+                        assert _snapshot(e) == states[h.index]
+                    continue
+                if not regs and op != "add":
+                    continue
+                r = regs[i % len(regs)] if regs else None
+                n = len(edits.logical_points(r.shape)) if r else 0
+                if op == "move":
+                    cmd = edits.move_vertex(r, i % n, x, y, entry=e)
+                elif op == "drag":
+                    for k in range(3):
+                        h.push(edits.move_vertex(r, i % n, x + k, y, entry=e, merge_key=("d", i)))
+                    h.end_drag()
+                    del states[h.index:]
+                    states.append(_snapshot(e))
+                    continue
+                elif op == "insert":
+                    cmd = edits.insert_vertex(r, i % (n + 1), x, y, entry=e)
+                elif op == "delete_v":
+                    cmd = edits.delete_vertex(r, i % n, entry=e)
+                elif op == "add":
+                    cmd = edits.AddRegions(e, [poly([x, x + 5, x], [y, y, y + 5])])
+                elif op == "del_r":
+                    cmd = edits.DeleteRegions(e, [r])
+                else:
+                    cmd = edits.SetRegionAttribute(r, "c", str(x), entry=e)
+            except EditError:
+                continue
+            h.push(cmd)
+            del states[h.index:]  # states[:index] still describe the history; redo branch is gone
+            states.append(_snapshot(e))
+            assert len(states) == h.index + 1
+        while h.undo() is not None:
+            assert _snapshot(e) == states[h.index]
+        assert _snapshot(e) == states[0] and h.is_clean()
+
+    run()
