@@ -85,3 +85,24 @@ def test_external_and_wide_image_keep_true_size(window, tmp_path):
     bad.write_bytes(b"")
     assert not window.show_external_image(bad)
     assert "zero.jpg" in window.statusBar().currentMessage()
+
+
+def test_every_via_fixture_opens_and_paints(window, via_fixtures, tmp_path):
+    """Real VIA files (all versions, CSV, messy data): open, show a few images (images are absent), paint every
+    shape kind, select each region; failures must be messages, not exceptions."""
+    files = sorted(p for p in list(via_fixtures.glob("*.json")) + list(via_fixtures.glob("*.csv"))
+                   + list((via_fixtures / "extracted").glob("*")) if p.is_file())
+    assert files
+    opened = 0
+    for f in files:
+        if window.open_path(f, restore=False):
+            opened += 1
+            for row in range(min(3, len(window.session.rows))):
+                window.show_row(row)
+                for i in range(len(window.canvas.entry.regions)):
+                    window.canvas.select(i)
+                window.canvas.grab()
+        else:
+            assert f.name in window.statusBar().currentMessage()
+        window.session.history.set_clean()
+    assert opened >= len(files) // 2
