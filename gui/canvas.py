@@ -59,6 +59,13 @@ def polygon_path(poly: QPolygonF, closed: bool) -> QPainterPath:
     return path
 
 
+def _point_of(region: Region) -> QPointF | None:
+    try:
+        return QPointF(float(region.shape["cx"]), float(region.shape["cy"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def region_path(region: Region) -> QPainterPath:
     return polygon_path(region_polygon(region), region.kind != "polyline")
 
@@ -312,6 +319,11 @@ class Canvas(QWidget):
             fill.setAlpha(min(255, alpha + 40) if i == self.selected else alpha)
             p.setPen(pen)
             p.setBrush(fill if region.kind != "polyline" else Qt.BrushStyle.NoBrush)
+            if region.kind == "point":
+                pt = _point_of(region)
+                if pt is not None:  # a fixed-size marker whatever the zoom
+                    p.drawEllipse(pt, 5 / self.scale, 5 / self.scale)
+                continue
             p.drawPath(path)
         p.restore()
         region = self.selected_region()
@@ -406,6 +418,10 @@ class Canvas(QWidget):
             return self.selected
         for i in range(len(self._paths) - 1, -1, -1):
             if self._paths[i].contains(ip):
+                return i
+        for i, r in enumerate(self.entry.regions):
+            pt = _point_of(r) if r.kind == "point" else None
+            if pt is not None and (self.to_widget(pt.x(), pt.y()) - pos).manhattanLength() <= HIT * 1.5:
                 return i
         return -1
 

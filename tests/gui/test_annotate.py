@@ -311,3 +311,23 @@ def test_views_mask_zoom_and_problems(window, project, qtbot):
     assert abs(c.scale - 2 * old) < 1e-9 and "%" in window.lbl_zoom.text()
     c.fit()
     assert abs(c.scale - old) < 1e-6
+
+
+def test_point_regions_are_drawn_selectable_and_movable(window, project, qtbot):
+    data = json.loads(project.read_text())
+    data["b.png2"]["regions"] = [{"shape_attributes": {"name": "point", "cx": 60, "cy": 45},
+                                  "region_attributes": {"damage": "dent"}}]
+    project.write_text(json.dumps(data))
+    window.open_path(project)
+    window.show_row(1)
+    c = window.canvas
+    img = c.grab().toImage()
+    q = c.to_widget(60, 45)
+    before = img.pixelColor(round(q.x()) + 4, round(q.y()))  # on the marker's outline
+    c.set_overlay_visible(False)
+    after = c.grab().toImage().pixelColor(round(q.x()) + 4, round(q.y()))
+    assert before != after
+    c.set_overlay_visible(True)
+    drag(qtbot, c, (60, 45), (70, 50))
+    assert c.selected == 0
+    assert (c.entry.regions[0].shape["cx"], c.entry.regions[0].shape["cy"]) == (70, 50)
