@@ -20,54 +20,12 @@ from PySide6.QtWidgets import QWidget
 from viaseg.core import edits
 from viaseg.core.edits import EditError
 from viaseg.core.project import ImageEntry, Region
-from viaseg.core.raster import rasterize, shape_polygon
+from viaseg.core.raster import rasterize
+
+from .shapes_qt import color_for, mask_image, point_of, polygon_path, region_polygon
 
 HANDLE = 7  # handle size in widget pixels
 HIT = 8  # pick radius in widget pixels
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
-           "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075"]
-
-
-def color_for(value: str) -> QColor:
-    """A stable colour per class value."""
-    if not value:
-        return QColor("#ffd400")
-    h = sum((i + 1) * ord(c) for i, c in enumerate(value))
-    return QColor(PALETTE[h % len(PALETTE)])
-
-
-def region_polygon(region: Region) -> QPolygonF:
-    """Outline in image coordinates: a polygon/polyline's own (logical) vertices, else the sampled shape."""
-    if region.kind in ("polygon", "polyline"):
-        try:
-            pts = [QPointF(float(x), float(y)) for x, y in edits.logical_points(region.shape)]
-        except (TypeError, ValueError):
-            return QPolygonF()
-        return QPolygonF(pts)
-    pts = shape_polygon(region.shape)
-    if pts is None or len(pts) == 0:
-        return QPolygonF()
-    return QPolygonF([QPointF(float(x), float(y)) for x, y in pts])
-
-
-def polygon_path(poly: QPolygonF, closed: bool) -> QPainterPath:
-    path = QPainterPath()
-    if poly.size():
-        path.addPolygon(poly)
-        if closed:
-            path.closeSubpath()
-    return path
-
-
-def _point_of(region: Region) -> QPointF | None:
-    try:
-        return QPointF(float(region.shape["cx"]), float(region.shape["cy"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def region_path(region: Region) -> QPainterPath:
-    return polygon_path(region_polygon(region), region.kind != "polyline")
 
 
 class Canvas(QWidget):
@@ -297,12 +255,7 @@ class Canvas(QWidget):
             f = min(1.0, 2048 / max(w, h))
             out = (max(1, round(w * f)), max(1, round(h * f)))
             mask = rasterize(self.entry.regions, (w, h), out)
-            a = int(round(255 * (0.5 + self.opacity / 2)))  # opacity 100 %: exactly the mask, photo hidden
-            rgba = np.zeros(mask.shape + (4,), np.uint8)
-            rgba[..., 3] = a
-            rgba[mask > 0, :3] = 255
-            img = QImage(rgba.data, rgba.shape[1], rgba.shape[0], 4 * rgba.shape[1], QImage.Format.Format_RGBA8888)
-            self._mask_cache = img.copy()
+            self._mask_cache = mask_image(mask, int(round(255 * (0.5 + self.opacity / 2))))
         p.drawImage(target, self._mask_cache)
 
     def _paint_regions(self, p: QPainter) -> None:
@@ -320,7 +273,7 @@ class Canvas(QWidget):
             p.setPen(pen)
             p.setBrush(fill if region.kind != "polyline" else Qt.BrushStyle.NoBrush)
             if region.kind == "point":
-                pt = _point_of(region)
+                pt = point_of(region)
                 if pt is not None:  # a fixed-size marker whatever the zoom
                     p.drawEllipse(pt, 5 / self.scale, 5 / self.scale)
                 continue
@@ -420,7 +373,7 @@ class Canvas(QWidget):
             if self._paths[i].contains(ip):
                 return i
         for i, r in enumerate(self.entry.regions):
-            pt = _point_of(r) if r.kind == "point" else None
+            pt = point_of(r) if r.kind == "point" else None
             if pt is not None and (self.to_widget(pt.x(), pt.y()) - pos).manhattanLength() <= HIT * 1.5:
                 return i
         return -1
