@@ -165,7 +165,9 @@ class MainWindow(QMainWindow):
         if self.settings is None:
             return
         p = str(path.resolve())
-        recent = [r for r in (self.settings.value("recent", []) or []) if r != p]
+        stored = self.settings.value("recent", []) or []
+        stored = [stored] if isinstance(stored, str) else list(stored)  # INI gives a str for one item
+        recent = [r for r in stored if r != p]
         self.settings.setValue("recent", [p] + recent[:9])
         self.settings.setValue("last", p)
         actions.refresh_recent(self)

@@ -31,9 +31,17 @@ def test_create_window_opens_path_then_reopens_last(qtbot, state_dir, project):
     assert w.session.source == project
     recent = w.settings.value("recent")
     assert str(project.resolve()) in (recent if isinstance(recent, list) else [recent])
+    w.settings.sync()
     w.close()
     w2 = create_window(None, ml=False)  # no argument: the last project
     assert w2.session.source.resolve() == project.resolve()
+    other = project.parent / "copy.json"
+    other.write_text(project.read_text())
+    w2.open_path(other)
+    w2.settings.sync()
+    recent = w2.settings.value("recent")
+    assert recent == [str(other.resolve()), str(project.resolve())]
+    assert [a.text() for a in w2.recent_menu.actions()] == recent
     w2.problems.pool.waitForDone()
     w2.close()
 
