@@ -22,6 +22,7 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 VIA_SUFFIXES = (".json", ".csv")
+DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
 
 
 class MainWindow(QMainWindow):
@@ -135,7 +136,8 @@ class MainWindow(QMainWindow):
             self.show_row(first)
         else:
             self.canvas.set_entry(None, None, None, placeholder="this project has no images")
-        self.problems.run_check(self.session.dataset)
+        # decoding every image of a big dataset costs minutes of CPU: check headers only, Re-check decodes
+        self.problems.run_check(self.session.dataset, decode=len(self.session.rows) <= DECODE_CHECK_LIMIT)
         self._update_title()
         n = len(self.session.rows)
         self.notify(f"opened {path} ({n} images, {self.session.dataset.region_count} regions)")

@@ -136,6 +136,7 @@ class ProblemsPanel(QWidget):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self.dataset = None
+        self.decoded = True
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
         self.table.activated.connect(lambda idx: self._clicked(idx.row()))
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._update_compare(cur.row()))
@@ -152,6 +153,7 @@ class ProblemsPanel(QWidget):
         except ImportError as exc:
             self.status.setText(f"checks unavailable ({exc})")
             return
+        self.decoded = decode
         self.status.setText("checking…")
         self.pool.start(_CheckJob(dataset, decode, self._signals, self._results))
         if wait:
@@ -187,7 +189,10 @@ class ProblemsPanel(QWidget):
             self.table.resizeColumnsToContents()
             self.table.setColumnWidth(5, max(self.table.columnWidth(5), 400))
         errors = sum(1 for p in self.problems if getattr(p, "severity", "") == "error")
-        self.status.setText(f"{len(self.problems)} problem(s), {errors} error(s)" if self.problems else "no problems")
+        text = f"{len(self.problems)} problem(s), {errors} error(s)" if self.problems else "no problems"
+        if not self.decoded:
+            text += " (headers only: Re-check decodes every image)"
+        self.status.setText(text)
         self.compare_btn.setEnabled(False)
         self.changed.emit()
 
