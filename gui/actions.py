@@ -123,3 +123,15 @@ def refresh_recent(w) -> None:
         a = menu.addAction(str(Path(p)))
         a.triggered.connect(lambda _=False, p=p: w.open_path(p))
     menu.setEnabled(bool(recent))
+
+
+def remember_recent(w, path: Path) -> None:
+    """Put ``path`` first in the recent list (10 kept) and remember it as the last project."""
+    if w.settings is None:
+        return
+    p = str(path.resolve())
+    stored = w.settings.value("recent", []) or []
+    stored = [stored] if isinstance(stored, str) else list(stored)  # INI gives a str for a one-item list
+    w.settings.setValue("recent", [p] + [r for r in stored if r != p][:9])
+    w.settings.setValue("last", p)
+    refresh_recent(w)

@@ -7,6 +7,8 @@ types are edited as text). Attribute names present on the region but not defined
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -45,6 +47,25 @@ def class_attribute(definitions: dict, regions=()) -> str | None:
         if n.lower() in CLASS_NAMES:
             return n
     return names[0] if len(names) == 1 else None
+
+
+def attribute_definitions(path) -> dict | None:
+    """The definitions of a VIA ``_via_attributes`` export file (``{"region": {...}, "file": {...}}``), or None
+    when ``path`` is not one (then it is opened as a project as usual)."""
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        if path.stat().st_size > 50 << 20:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and "_via_attributes" in data and "_via_img_metadata" not in data:
+        data = data["_via_attributes"]
+    if (isinstance(data, dict) and data and set(data) <= {"region", "file"}
+            and all(isinstance(v, dict) and all(isinstance(d, dict) for d in v.values()) for v in data.values())):
+        return data
+    return None
 
 
 def _value_text(v) -> str:
@@ -198,6 +219,20 @@ class AttributesPanel(QWidget):
         else:
             cmd.do()
         self.edited.emit()
+
+    def import_definitions(self, defs: dict, projects, notify, name: str) -> bool:
+        """Merge imported attribute definitions into every open project (VIA's "Import attributes")."""
+        if not projects:
+            notify(f"{name}: attribute definitions need an open project first", True)
+            return False
+        for proj in projects:
+            for scope in ("region", "file"):
+                proj.attributes.setdefault(scope, {}).update(defs.get(scope, {}))
+        n = sum(len(v) for v in defs.values())
+        notify(f"{name}: {n} attribute definition(s) imported (saved with the project in VIA 2 project files)")
+        self.set_definitions(projects[0].attributes)
+        self.show_for(self.entry, self.region)
+        return True
 
     def _add_attribute(self, scope: str) -> None:
         name, ok = QInputDialog.getText(self, "New attribute", f"{scope} attribute name:")

@@ -12,7 +12,7 @@ from viaseg.core import edits, journal
 from viaseg.core.errors import ImageReadError, ViasegError
 
 from . import actions
-from .attributes_panel import AttributesPanel, class_attribute
+from .attributes_panel import AttributesPanel, attribute_definitions, class_attribute
 from .canvas import Canvas
 from .image_cache import ImageCache, frame_for_regions
 from .image_list import ImageList
@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
                 return self.show_external_image(path)
             self.notify(f"{path.name}: not a VIA file or dataset folder (expected .json, .csv or a folder)", True)
             return False
+        defs = attribute_definitions(path) if path.is_file() else None
+        if defs is not None:  # a VIA `_via_attributes` export: widgets for the open project, not a project
+            return self.attributes.import_definitions(defs, self.session.projects(), self.notify, path.name)
         if not self.maybe_save():
             return False
         try:
@@ -128,7 +131,7 @@ class MainWindow(QMainWindow):
         self.current = -1
         self.image_list.reload()
         self._check_recovery(path, restore)
-        self.remember_recent(path)
+        actions.remember_recent(self, path)
         self.attributes.set_definitions(self.session.attributes())
         if self.session.rows:
             # start on the first image whose file exists (a missing one would greet the user with an error)
@@ -162,17 +165,6 @@ class MainWindow(QMainWindow):
             self.notify("restored unsaved edits from the recovery file (not saved yet)")
         else:
             journal.discard_recovery(path)
-
-    def remember_recent(self, path: Path) -> None:
-        if self.settings is None:
-            return
-        p = str(path.resolve())
-        stored = self.settings.value("recent", []) or []
-        stored = [stored] if isinstance(stored, str) else list(stored)  # INI gives a str for one item
-        recent = [r for r in stored if r != p]
-        self.settings.setValue("recent", [p] + recent[:9])
-        self.settings.setValue("last", p)
-        actions.refresh_recent(self)
 
     def show_external_image(self, path: str | Path) -> bool:
         """Show an image that is not part of the project (read-only, e.g. a prediction input)."""
@@ -332,7 +324,7 @@ class MainWindow(QMainWindow):
             self.notify(f"NOT saved: {msg}", True)
         self._update_title()
         if not errors:
-            self.remember_recent(Path(path))
+            actions.remember_recent(self, Path(path))
         return not errors
 
     def maybe_save(self) -> bool:

@@ -331,3 +331,23 @@ def test_point_regions_are_drawn_selectable_and_movable(window, project, qtbot):
     drag(qtbot, c, (60, 45), (70, 50))
     assert c.selected == 0
     assert (c.entry.regions[0].shape["cx"], c.entry.regions[0].shape["cy"]) == (70, 50)
+
+
+def test_import_attribute_definitions_file(window, project, tmp_path, qtbot):
+    from PySide6.QtWidgets import QComboBox
+
+    defs = {"region": {"damage": {"type": "dropdown", "description": "",
+                                  "options": {"dent": "", "scratch": "", "crack": ""}, "default_options": {}}},
+            "file": {}}
+    attr_file = tmp_path / "attributes.json"
+    attr_file.write_text(json.dumps(defs))
+    assert not window.open_path(attr_file)  # nothing open yet: a message, not a crash
+    assert "need an open project" in window.statusBar().currentMessage()
+    window.open_path(project)
+    assert window.open_path(attr_file)
+    assert window.session.source == project  # still the same project
+    window.canvas.select(0)
+    combo = window.attributes.widgets[("region", "damage")]
+    assert isinstance(combo, QComboBox) and combo.currentText() == "dent"
+    combo.setCurrentText("scratch")
+    assert window.canvas.entry.regions[0].attributes["damage"] == "scratch"
