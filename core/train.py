@@ -257,6 +257,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
         "skipped": skipped,
         "warnings": warnings,
         "params": int(model.count_params()),
+        "replicas": int(strategy.num_replicas_in_sync),
         "model_path": None,
     }
     try:

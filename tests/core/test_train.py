@@ -204,9 +204,10 @@ MIRRORED = textwrap.dedent(
     from pathlib import Path
     from viaseg.core.train import train
     from viaseg.core.train_plumbing import make_strategy
-    print("replicas", make_strategy("mirrored").num_replicas_in_sync)
-    res = train(tiny(Path(sys.argv[1]), strategy="mirrored", epochs=1, batch_size=4, sample_every=0))
+    res = train(tiny(Path(sys.argv[1]), strategy="mirrored", epochs=1, batch_size=4, sample_every=0, threads=1))
     print("ok", res.ok, res.error)
+    print("threads", tf.config.threading.get_intra_op_parallelism_threads(), res.summary.get("warnings"))
+    print("replicas", res.summary.get("replicas"), make_strategy("mirrored").num_replicas_in_sync)
     """
 )
 
@@ -215,6 +216,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path), str(Path(__file__).parent)],
                           capture_output=True, text=True, timeout=300, env=env)
-    assert "replicas 2" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "replicas 2 2" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     assert "ok True None" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    # threads are applied before TF runs an op (logical devices are configured, TF not yet initialized)
+    assert "threads 1 []" in proc.stdout, proc.stdout
     assert (tmp_path / "run" / "model.keras").is_file()
