@@ -57,6 +57,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------- layout
     def _docks(self) -> None:
+        # side docks run full height; the problems dock sits under the canvas only (tall side panels do not
+        # squeeze it)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         for title, w, area in (("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea),
                                ("Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea),
                                ("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)):

@@ -62,6 +62,8 @@ def main(dataset: str) -> int:
         w.problems.table.selectRow(target)
         w.problems.jump.emit(probs[target])
     w.dock_problems.raise_()
+    w.resizeDocks([w.dock_problems], [300], Qt.Orientation.Vertical)
+    w.statusBar().showMessage(f"problem: {probs[target].message}" if probs else "")
     settle(app)
     w.grab().save(str(OUT / "problems_panel.png"))
     w.session.history.set_clean()
