@@ -63,7 +63,7 @@ class CurvesWidget(QWidget):
         self.ax_loss = self.figure.add_subplot(gs[0, 0])
         self.ax_dice = self.figure.add_subplot(gs[0, 1])
         self.ax_batch = self.figure.add_subplot(gs[1, :])
-        self.figure.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.1, wspace=0.28, hspace=0.5)
+        self.figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.12, wspace=0.25, hspace=0.6)
         self._lines = {}
         style = {"train": dict(color="tab:blue", marker="o", ms=3), "val": dict(color="tab:orange", marker="o", ms=3)}
         for name, ax in (("loss", self.ax_loss), ("dice", self.ax_dice)):
@@ -74,7 +74,7 @@ class CurvesWidget(QWidget):
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="upper right" if name == "loss" else "lower right")
+            ax.legend(fontsize=7, loc="upper right" if name == "loss" else "upper left")
         (self._lines["batch_loss"],) = self.ax_batch.plot([], [], color="tab:blue", lw=1, label="loss", animated=True)
         (self._lines["batch_dice"],) = self.ax_batch.plot([], [], color="tab:green", lw=1, label="Dice",
                                                           animated=True)
@@ -250,7 +250,7 @@ def array_to_qimage(arr: np.ndarray) -> QImage:
 class SampleStrip(QScrollArea):
     """Rows of (image, true mask, predicted mask) thumbnails from core's ``SamplePredictions``."""
 
-    THUMB = 96
+    THUMB = 84
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -264,7 +264,7 @@ class SampleStrip(QScrollArea):
         self._grid.addWidget(self.title, 0, 0, 1, 4)
         self.epoch: int | None = None
         self.count = 0
-        self.setMinimumHeight(self.THUMB + 40)
+        self.setMinimumHeight(3 * (self.THUMB + 4) + 34)  # three rows: image, true mask, prediction
         self._grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
     def clear(self) -> None:

@@ -83,6 +83,19 @@ class WindowHost:
 
     def __init__(self, window):
         self.w = window
+        self._saved_fill: int | None = None
+
+    def agreement_shown(self, on: bool) -> None:
+        """While the TP/FP/FN view is shown, region fills would tint its colours: keep only outlines."""
+        slider = getattr(self.w, "opacity_slider", None)
+        if slider is None:
+            return
+        if on and self._saved_fill is None:
+            self._saved_fill = slider.value()
+            slider.setValue(0)
+        elif not on and self._saved_fill is not None:
+            slider.setValue(self._saved_fill)
+            self._saved_fill = None
 
     def current_target(self) -> Target | None:
         w = self.w

@@ -441,6 +441,9 @@ class PredictionPanel(QWidget):
 
     def _set_overlay(self, img: QImage | None) -> None:
         self.overlay = img
+        # the agreement colours already show the annotation; the host may fade its region fills meanwhile
+        self._call("agreement_shown", img is not None and self.mode_value == "agreement"
+                   and self._truth_disp is not None)
         self._call("set_overlay", img)
         self.overlay_changed.emit(img)
 

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTabWidget,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -210,7 +211,16 @@ class TrainingPanel(QWidget):
         train_tab = QWidget()
         tl = QVBoxLayout(train_tab)
         tl.setContentsMargins(2, 2, 2, 2)
-        box = QGroupBox("Settings")
+        self.settings_toggle = QToolButton()
+        self.settings_toggle.setText("Settings")
+        self.settings_toggle.setCheckable(True)
+        self.settings_toggle.setChecked(True)
+        self.settings_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.settings_toggle.setArrowType(Qt.ArrowType.DownArrow)
+        self.settings_toggle.setAutoRaise(True)
+        self.settings_toggle.toggled.connect(self.show_settings)
+        tl.addWidget(self.settings_toggle)
+        box = self.settings_box = QGroupBox()
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.preset = QComboBox()
@@ -277,7 +287,7 @@ class TrainingPanel(QWidget):
         split.addWidget(self.curves)
         split.addWidget(self.samples)
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 2)
         tl.addWidget(split, 1)
         tabs.addTab(train_tab, "Train")
 
@@ -317,6 +327,13 @@ class TrainingPanel(QWidget):
         rl.addWidget(self.run_curves, 2)
         tabs.addTab(runs_tab, "Runs")
         tabs.currentChanged.connect(lambda i: self.refresh_runs() if i == 1 else None)
+
+    def show_settings(self, on: bool) -> None:
+        """Expand or fold the settings form (folded while a run goes on, to give the curves room)."""
+        self.settings_box.setVisible(on)
+        with QSignalBlocker(self.settings_toggle):
+            self.settings_toggle.setChecked(on)
+        self.settings_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
     @property
     def runs_root(self) -> Path:
@@ -397,6 +414,7 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.start_btn.setEnabled(False)
+        self.show_settings(False)  # room for the curves and samples while it runs
         self.stop_btn.setEnabled(True)
         self.thread.start()
         self.training_started.emit()
