@@ -197,5 +197,21 @@ def main(argv=None) -> int:
     return 0
 
 
+def bench_training_stall(ctx) -> dict:
+    """``stall_p99_ms`` / ``stall_max_ms``: how late a 10 ms heartbeat timer on the GUI thread fires while the
+    app trains on car-damage at 128 px (targets <= 16 ms / <= 200 ms). Details and the idle baseline:
+    ``tests/perf/gui_training_stall.py`` (ML-GUI engineer)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gui_training_stall import CAR_DAMAGE, measure_training_stall
+
+    if not CAR_DAMAGE.exists():
+        return {"stall_skipped": f"{CAR_DAMAGE} is missing"}
+    r = measure_training_stall(CAR_DAMAGE, size=128, epochs=3)
+    return {"stall_p99_ms": r["stall_p99_ms"], "stall_max_ms": r["stall_max_ms"]}
+
+
+BENCHES.append(bench_training_stall)
+
+
 if __name__ == "__main__":
     sys.exit(main())
