@@ -24,10 +24,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from . import qtfix
-
-qtfix.apply()  # PySide6 6.12 drops a reference to True on every emit; a run emits thousands
-
 
 def _default_train_fn():
     from viaseg.core.train import train

@@ -245,3 +245,27 @@ def test_window_drop_non_image_message(qtbot, wired, tmp_path):
     drop_files(window, [bad])
     assert "not an image" in ml.prediction.message.text()
     assert window.session.dataset is not None  # the project stays open
+
+
+def test_window_drop_routing_and_dice_column(qtbot, wired, tmp_path):
+    import cv2
+
+    window, ml = wired
+    # a folder of photos goes to prediction (its images are listed); a dataset folder opens as a project
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / f"p{i}.png"), np.full((24, 32, 3), 60 * i, np.uint8))
+    source = window.session.source
+    with qtbot.waitSignal(ml.service.predicted, timeout=60000):
+        assert drop_files(window, [photos])
+    assert ml.prediction.photos.count() == 2 and window.session.source == source
+    other = make_project(tmp_path / "other", n_train=1, n_val=1)
+    drop_files(window, [other])
+    assert window.session.source == other
+    # Predict all fills the image list's Dice column
+    ml.prediction.all_split.setCurrentText("val")
+    assert ml.prediction.predict_all() == 1
+    qtbot.waitUntil(lambda: ml.prediction.all_btn.isEnabled(), timeout=60000)
+    model = window.image_list.model
+    assert model.extra_title == "Dice" and len(model.extra) == 1

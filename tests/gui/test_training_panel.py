@@ -115,14 +115,14 @@ def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path)
     ml.shutdown()
 
 
-def test_many_qt_calls_keep_singletons_alive(qtbot):
-    """A long run updates labels and emits a signal per batch; with this PySide6 each void call and each emit
-    drops a reference to None/True (viaseg.gui.qtfix compensates). 30,000 of each must not get near zero."""
+def test_many_qt_calls_do_not_leak_singletons(qtbot):
+    """A long run updates labels and emits a signal per batch. PySide6 6.12.0 (on CPython 3.11) dropped a
+    reference to None on every void call and to True on every emit, aborting long runs; pyproject pins
+    PySide6 < 6.12. This guards against such a build coming back."""
     import sys
 
     from PySide6.QtCore import QObject, Signal
     from PySide6.QtWidgets import QLabel
-    from viaseg.gui import workers  # noqa: F401 - applies viaseg.gui.qtfix
 
     class Emitter(QObject):
         sig = Signal(object)
@@ -131,7 +131,8 @@ def test_many_qt_calls_keep_singletons_alive(qtbot):
     e.sig.connect(lambda _x: None)
     label = QLabel()
     qtbot.addWidget(label)
-    for i in range(30000):
+    n0, t0 = sys.getrefcount(None), sys.getrefcount(True)
+    for i in range(2000):
         e.sig.emit(i)
         label.setText("x")
-    assert sys.getrefcount(None) > 100000 and sys.getrefcount(True) > 100000
+    assert sys.getrefcount(None) - n0 > -500 and sys.getrefcount(True) - t0 > -500
