@@ -221,3 +221,17 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     # threads are applied before TF runs an op (logical devices are configured, TF not yet initialized)
     assert "threads 1 []" in proc.stdout, proc.stdout
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_presets():
+    r = preset("research")
+    assert (r.size, r.resize, r.loss, r.learning_rate, r.batch_size, r.shuffle_buffer, r.epochs) == (
+        128, "nearest", "dice", 1e-3, 8, 100, 100)
+    assert r.exclude_duplicates and not r.augment.any and r.bn_momentum == 0.99
+    d = preset("default", size=128, seed=None)
+    assert d.size == 128 and d.seed == 0 and d.augment.any and d.loss == "bce_dice"
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("fast")
+    with pytest.raises(TypeError, match="no option"):
+        preset("default", colour=1)
+    assert json.loads(json.dumps(d.to_dict()))["augment"]["flip"] is True
