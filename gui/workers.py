@@ -121,7 +121,13 @@ class TrainThread(QThread):
         self.process = proc
         stop_sent_at = None
         got_answer = False
+        seen_batch = False
         while not got_answer:
+            if self._stop.is_set() and not seen_batch:
+                # nothing trained yet (TF still loading, data decoding): no model to keep, end it now
+                proc.terminate()
+                self._fail("stopped before the first batch: no model was trained")
+                break
             if self._stop.is_set() and stop_sent_at is None:
                 stop.set()
                 stop_sent_at = time.monotonic()
@@ -143,6 +149,7 @@ class TrainThread(QThread):
                 else:
                     continue
             if kind == "event":
+                seen_batch = seen_batch or type(payload).__name__ == "BatchEnd"
                 self._forward(payload)
             elif kind == "result":
                 self.result, got_answer = payload, True

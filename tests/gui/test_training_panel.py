@@ -136,3 +136,12 @@ def test_many_qt_calls_do_not_leak_singletons(qtbot):
         e.sig.emit(i)
         label.setText("x")
     assert sys.getrefcount(None) - n0 > -500 and sys.getrefcount(True) - t0 > -500
+
+
+def test_stop_before_first_batch_ends_at_once(qtbot, tmp_path, project):
+    panel = make_panel(qtbot, tmp_path, project)
+    with qtbot.waitSignal(panel.training_finished, timeout=60000):
+        assert panel.start()
+        panel.stop()  # the training process is still importing TensorFlow
+    assert "no model was trained" in panel.message.text()
+    assert panel.active_model is None and not panel.is_running() and panel.start_btn.isEnabled()
