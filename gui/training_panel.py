@@ -12,10 +12,7 @@ active, ``training_started()`` and ``training_finished(result_or_None)``.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import inspect
-import json
 import math
 import time
 from collections.abc import Callable
@@ -47,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from .curves import CurvesWidget, SampleStrip, metric
+from .runs import RunInfo, list_runs, read_history, read_run
 from .workers import TrainThread, event_kind
 
 LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (not imported: no Keras at start-up)
@@ -102,71 +100,6 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
             raise TypeError(f"TrainConfig has no option {k!r}")
         setattr(cfg, k, v)
     return cfg
-
-
-# -------------------------------------------------------------------------------------------- past runs
-
-
-@dataclasses.dataclass
-class RunInfo:
-    folder: Path
-    summary: dict
-    model_path: Path | None
-
-    @property
-    def best_val_dice(self) -> float | None:
-        v = self.summary.get("val_dice")
-        if isinstance(v, (int, float)):
-            return float(v)
-        m = self.summary.get("best_metrics") or {}
-        v = metric(m, "val_dice") if isinstance(m, dict) else None
-        if v is None:
-            v = metric(m, "train_dice") if isinstance(m, dict) else None
-        return v
-
-
-def read_run(folder: Path) -> RunInfo | None:
-    """A run folder's summary and model file; None when it is not a run (no summary and no model)."""
-    folder = Path(folder)
-    summary: dict = {}
-    sp = folder / "summary.json"
-    if sp.is_file():
-        try:
-            summary = json.loads(sp.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            summary = {"error": f"{sp}: unreadable summary"}
-    model = None
-    mp = summary.get("model_path")
-    if mp:
-        p = Path(mp)
-        p = p if p.is_absolute() else folder / p
-        if p.is_file():
-            model = p
-    if model is None:
-        cands = sorted(folder.glob("*.keras"), key=lambda p: (p.stem not in ("best", "model"), p.name))
-        model = cands[0] if cands else None
-    if not summary and model is None:
-        return None
-    return RunInfo(folder, summary, model)
-
-
-def read_history(folder: Path) -> list[dict]:
-    path = Path(folder) / "history.csv"
-    if not path.is_file():
-        return []
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
-    except (OSError, csv.Error):
-        return []
-
-
-def list_runs(root: Path) -> list[RunInfo]:
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs = [r for p in root.iterdir() if p.is_dir() and (r := read_run(p)) is not None]
-    return sorted(runs, key=lambda r: r.folder.stat().st_mtime, reverse=True)
 
 
 def _fmt_secs(s: float) -> str:

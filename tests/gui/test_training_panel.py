@@ -10,7 +10,8 @@ pytest.importorskip("pytestqt")
 
 from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
 from viaseg.core.dataset import load_dataset  # noqa: E402
-from viaseg.gui.training_panel import TrainingPanel, list_runs  # noqa: E402
+from viaseg.gui.runs import list_runs
+from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
 
 
 @pytest.fixture
