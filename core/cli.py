@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the desktop app.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, modname in COMMANDS.items():
+    for modname in COMMANDS.values():
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:

@@ -45,7 +45,7 @@ class Region:
         """Vertices of a polygon/polyline as (x, y) pairs ([] for other shapes)."""
         xs = self.shape.get("all_points_x") or []
         ys = self.shape.get("all_points_y") or []
-        return list(zip(xs, ys))
+        return list(zip(xs, ys, strict=False))
 
     def clone(self) -> Region:
         """A deep copy that is a *new* region (no link to the file it came from)."""

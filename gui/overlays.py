@@ -9,11 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PySide6.QtGui import QImage
+from viaseg.core.evaluate import FN_COLOR as FN_RGB  # noqa: F401  (legend colours, shared with the CLI)
+from viaseg.core.evaluate import FP_COLOR as FP_RGB  # noqa: F401
+from viaseg.core.evaluate import TP_COLOR as TP_RGB  # noqa: F401
+from viaseg.core.evaluate import agreement_image, dice_iou  # noqa: F401  (one definition of the scores)
 
 MODES = ("heat", "outline", "agreement")
-TP_RGB = (46, 204, 64)  # green: predicted and annotated
-FP_RGB = (255, 65, 54)  # red: predicted, not annotated
-FN_RGB = (0, 116, 217)  # blue: annotated, missed
 MAX_OVERLAY_SIDE = 2048  # overlays larger than this are rendered reduced (the canvas scales them to the image)
 
 
@@ -60,36 +61,8 @@ def outline_rgba(probs: np.ndarray, threshold: float, opacity: float, rgb=(255, 
     return rgba
 
 
-def agreement(true_mask: np.ndarray, pred_mask: np.ndarray) -> np.ndarray:
-    """``uint8`` HxW: 0 = true negative, 1 = TP, 2 = FP, 3 = FN."""
-    t = np.asarray(true_mask) > 0
-    p = np.asarray(pred_mask) > 0
-    out = np.zeros(t.shape, np.uint8)
-    out[t & p] = 1
-    out[~t & p] = 2
-    out[t & ~p] = 3
-    return out
-
-
 def agreement_rgba(true_mask: np.ndarray, probs: np.ndarray, threshold: float, opacity: float) -> np.ndarray:
-    a = agreement(true_mask, np.asarray(probs) > threshold)
-    rgba = np.zeros(a.shape + (4,), np.uint8)
-    for value, rgb in ((1, TP_RGB), (2, FP_RGB), (3, FN_RGB)):
-        sel = a == value
-        rgba[sel, :3] = rgb
-        rgba[sel, 3] = int(round(255 * opacity))
-    return rgba
-
-
-def dice_iou(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[float, float]:
-    """Hard Dice and IoU of two masks; both empty counts as a perfect 1.0."""
-    t = np.asarray(true_mask) > 0
-    p = np.asarray(pred_mask) > 0
-    inter = float(np.count_nonzero(t & p))
-    st, sp = float(np.count_nonzero(t)), float(np.count_nonzero(p))
-    if st + sp == 0:
-        return 1.0, 1.0
-    return 2 * inter / (st + sp), inter / (st + sp - inter)
+    return agreement_image(true_mask, np.asarray(probs) > threshold, alpha=int(round(255 * opacity)))
 
 
 def render(mode: str, probs: np.ndarray, threshold: float, opacity: float, true_mask: np.ndarray | None = None):
