@@ -83,8 +83,9 @@ def _fmt(metrics: dict) -> str:
 
 
 class _Printer:
-    def __init__(self, quiet: bool, out=sys.stdout, err=sys.stderr):
-        self.quiet, self.out, self.err = quiet, out, err
+    def __init__(self, quiet: bool, out=None, err=None):
+        # streams looked up per call, not bound at import (a replaced sys.stdout would be a closed file later)
+        self.quiet, self.out, self.err = quiet, out or sys.stdout, err or sys.stderr
         self.bar_shown = False
 
     def _clear_bar(self):
