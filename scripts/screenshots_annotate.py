@@ -1,5 +1,5 @@
-"""Regenerate the GUI screenshots: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python
-docs/screenshots/make_screenshots.py /work/shared/datasets/car-damage`` (writes PNGs next to this script)."""
+"""Regenerate the annotation screenshots: ``xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python
+scripts/screenshots_annotate.py ../shared/datasets/car-damage`` (writes PNGs to docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 def settle(app, seconds=0.3):
