@@ -39,6 +39,7 @@ class TrainConfig:
     norm: str = "batch"  # batch | group
     bn_momentum: float = 0.9
     dropout: float = 0.0
+    precision: str = "auto"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16)
 
     loss: str = "bce_dice"
     learning_rate: float = 1e-3
@@ -109,6 +110,7 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
             epochs=100,
             patience=10,
             bn_momentum=0.99,
+            precision="float32",
             augment=Augment.off(),
         )
     elif name == "default":

@@ -37,7 +37,7 @@ from .train_events import (
     TrainResult,
 )
 from .train_events import Event as Event  # re-exported
-from .train_plumbing import configure_threads, make_strategy, resolve_data
+from .train_plumbing import configure_threads, make_strategy, resolve_data, resolve_precision
 
 __all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
 
@@ -212,8 +212,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.strategy)
     with strategy.scope():
+        precision = resolve_precision(cfg.precision)
         model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
-                                         norm=cfg.norm, dropout=cfg.dropout)
+                                         norm=cfg.norm, dropout=cfg.dropout, precision=precision)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate)
     train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer)
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
@@ -258,6 +259,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
         "warnings": warnings,
         "params": int(model.count_params()),
         "replicas": int(strategy.num_replicas_in_sync),
+        "precision": precision,
         "model_path": None,
     }
     try:
@@ -283,6 +285,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
             "val_iou": scores["mean_iou"],
             "best_epoch": best_epoch + 1,
             "tf_version": tf.__version__,
+            "precision": precision,
         }
         model_path = save_model(model, run_dir / "model.keras", meta)
         summary["model_path"] = str(model_path)

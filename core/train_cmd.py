@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--norm", choices=["batch", "group"])
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
+                   help="auto: bfloat16 compute where the CPU supports it natively (about 2x faster)")
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
@@ -64,6 +66,7 @@ def _config(args):
         bn_momentum=args.bn_momentum,
         norm=args.norm,
         base_width=args.base_width,
+        precision=args.precision,
         resize=args.resize,
         patience=args.patience,
         time_limit_s=args.time_limit,

@@ -17,15 +17,16 @@ PACKAGE = "viaseg"
 SMOOTH = 1.0
 LOSSES = ("dice", "bce", "bce_dice", "focal_tversky")
 NORMS = ("batch", "group")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def _norm(norm: str, momentum: float, filters: int, name: str):
+def _norm(norm: str, momentum: float, filters: int, name: str, dtype=None):
     if norm == "batch":
-        return layers.BatchNormalization(momentum=momentum, name=name)
+        return layers.BatchNormalization(momentum=momentum, name=name, dtype=dtype)
     groups = 8
     while filters % groups:
         groups //= 2
-    return layers.GroupNormalization(groups=groups, name=name)
+    return layers.GroupNormalization(groups=groups, name=name, dtype=dtype)
 
 
 def build_unet_xception(
@@ -36,6 +37,7 @@ def build_unet_xception(
     norm: str = "batch",
     dropout: float = 0.0,
     name: str = "unet_xception",
+    precision: str = "float32",
 ) -> keras.Model:
     """The U-Net of the Keras oxford-pets example with a sigmoid head.
 
@@ -43,13 +45,17 @@ def build_unet_xception(
     resolution four times). ``base_width`` scales every layer width (32 = the original; 8 gives a tiny model
     for tests). ``norm`` is ``"batch"`` (BatchNormalization with ``bn_momentum``) or ``"group"``
     (GroupNormalization, independent of batch size). ``dropout`` > 0 adds SpatialDropout2D after each
-    encoder and decoder block (no parameters, so the count is unchanged).
+    encoder and decoder block (no parameters, so the count is unchanged). ``precision`` ``"mixed_bfloat16"``
+    computes in bfloat16 with float32 weights (about 2x faster on CPUs with AMX/AVX512-BF16); the sigmoid
+    head always computes in float32.
     """
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if h <= 0 or w <= 0 or h % 16 or w % 16:
         raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if base_width < 1:
         raise ValueError("base_width must be >= 1")
     if not 0.0 <= dropout < 1.0:
@@ -62,39 +68,40 @@ def build_unet_xception(
         n += 1
         return f"{kind}_{n}"
 
+    dt = None if precision == "float32" else keras.DTypePolicy(precision)
     inputs = keras.Input(shape=(h, w, 3), name="image")
-    x = layers.Conv2D(b, 3, strides=2, padding="same", name=nm("conv"))(inputs)
-    x = _norm(norm, bn_momentum, b, nm("norm"))(x)
-    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(b, 3, strides=2, padding="same", name=nm("conv"), dtype=dt)(inputs)
+    x = _norm(norm, bn_momentum, b, nm("norm"), dt)(x)
+    x = layers.Activation("relu", dtype=dt)(x)
     previous = x
 
     for filters in (2 * b, 4 * b, 8 * b):
-        x = layers.Activation("relu")(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"))(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
-        x = layers.Activation("relu")(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"))(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"))(previous)
-        x = layers.add([x, residual])
+        x = layers.Activation("relu", dtype=dt)(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"), dtype=dt)(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.Activation("relu", dtype=dt)(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"), dtype=dt)(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", dtype=dt)(x)
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(previous)
+        x = layers.Add(dtype=dt)([x, residual])
         if dropout:
-            x = layers.SpatialDropout2D(dropout)(x)
+            x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
         previous = x
 
     for filters in (8 * b, 4 * b, 2 * b, b):
-        x = layers.Activation("relu")(x)
-        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"))(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
-        x = layers.Activation("relu")(x)
-        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"))(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"))(x)
-        x = layers.UpSampling2D(2)(x)
-        residual = layers.UpSampling2D(2)(previous)
-        residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"))(residual)
-        x = layers.add([x, residual])
+        x = layers.Activation("relu", dtype=dt)(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"), dtype=dt)(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.Activation("relu", dtype=dt)(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"), dtype=dt)(x)
+        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.UpSampling2D(2, dtype=dt)(x)
+        residual = layers.UpSampling2D(2, dtype=dt)(previous)
+        residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"), dtype=dt)(residual)
+        x = layers.Add(dtype=dt)([x, residual])
         if dropout:
-            x = layers.SpatialDropout2D(dropout)(x)
+            x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
         previous = x
 
     outputs = layers.Conv2D(num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask")(x)

@@ -103,3 +103,18 @@ def test_save_load_round_trip_with_safe_mode(tmp_path):
     # full compile config (custom loss + metrics) also deserializes in safe mode
     again = keras.saving.load_model(path, safe_mode=True)
     assert again.loss is unet.bce_dice_loss or getattr(again.loss, "__name__", "") == "bce_dice_loss"
+
+
+def test_bfloat16_model_same_parameters_float32_output(tmp_path):
+    m = unet.build_unet_xception(precision="mixed_bfloat16")
+    assert m.count_params() == 2_058_401
+    small = unet.compile_model(unet.build_unet_xception(32, base_width=8, precision="mixed_bfloat16"))
+    x = np.random.default_rng(1).random((2, 32, 32, 3)).astype("float32")
+    small.fit(x, (x[..., :1] > 0.5).astype("float32"), epochs=1, verbose=0)
+    out = small.predict(x, verbose=0)
+    assert out.dtype == np.float32
+    path = save_model(small, tmp_path / "bf.keras", {"input_size": [32, 32]})
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), out, atol=1e-2)
+    with pytest.raises(ValueError, match="precision"):
+        unet.build_unet_xception(32, base_width=8, precision="float16")
