@@ -8,6 +8,9 @@ Both train the research U-Net (2,058,401 parameters) at 128 px, batch 8 on car-d
 The first epoch (graph tracing) is not timed; the median of the next ``--epochs`` is.
 
     python tests/perf/bench_train.py --json            # {"research_epoch_s", "viaseg_epoch_s", "speedup", ...}
+
+``speedup`` compares input pipelines only (both float32). Where the CPU computes bfloat16 natively, viaseg
+trains in mixed bfloat16 by default; ``speedup_default_precision`` is research float32 vs that.
     python tests/perf/bench_train.py --peak-rss --json # peak RSS of a 256-px training run (2 epochs)
 """
 
@@ -74,6 +77,7 @@ def bench(epochs: int) -> dict:
     import keras
     from viaseg.core import pipeline as P
     from viaseg.core import unet
+    from viaseg.core.train_plumbing import resolve_precision
 
     entries = _entries()
     keras.utils.set_random_seed(0)
@@ -84,17 +88,27 @@ def bench(epochs: int) -> dict:
     arrays = P.load_arrays(entries, 128, resize="nearest")
     decode_s = time.perf_counter() - t0
     ds = P.train_dataset(arrays, 8, seed=0, augment=P.Augment.off(), shuffle_buffer=100)
+    steps = P.steps_per_epoch(len(arrays), 8)
     viaseg_model = unet.compile_model(unet.build_unet_xception(128), "dice")
-    viaseg_s = _time_epochs(viaseg_model, ds, epochs, steps=P.steps_per_epoch(len(arrays), 8))
-    return {
+    viaseg_s = _time_epochs(viaseg_model, ds, epochs, steps=steps)
+    precision = resolve_precision("auto")
+    out = {
         "images": len(arrays),
         "research_epoch_s": round(research_s, 3),
         "viaseg_epoch_s": round(viaseg_s, 3),
-        "speedup": round(research_s / viaseg_s, 2),
+        "speedup": round(research_s / viaseg_s, 2),  # input pipeline only: both float32
         "images_per_second": round(len(arrays) / viaseg_s, 1),
         "viaseg_one_time_decode_s": round(decode_s, 3),
         "epochs_timed": epochs,
+        "default_precision": precision,
     }
+    if precision != "float32":  # viaseg as it trains by default: same model and pipeline, bfloat16 compute
+        fast = unet.compile_model(unet.build_unet_xception(128, precision=precision), "dice")
+        fast_s = _time_epochs(fast, ds, epochs, steps=steps)
+        out["viaseg_default_precision_epoch_s"] = round(fast_s, 3)
+        out["speedup_default_precision"] = round(research_s / fast_s, 2)
+        out["images_per_second_default_precision"] = round(len(arrays) / fast_s, 1)
+    return out
 
 
 def peak_rss(size: int, epochs: int) -> dict:
