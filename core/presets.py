@@ -37,7 +37,7 @@ class TrainConfig:
 
     base_width: int = 32
     norm: str = "batch"  # batch | group
-    bn_momentum: float = 0.9
+    bn_momentum: float = 0.5  # low momentum: moving stats follow the fast-changing weights of a small set
     dropout: float = 0.0
     precision: str = "auto"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16)
 
