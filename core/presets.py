@@ -39,7 +39,7 @@ class TrainConfig:
     norm: str = "batch"  # batch | group
     bn_momentum: float = 0.5  # low momentum: moving stats follow the fast-changing weights of a small set
     dropout: float = 0.0
-    precision: str = "auto"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16)
+    precision: str = "float32"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16)
 
     loss: str = "bce_dice"
     learning_rate: float = 1e-3

@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--norm", choices=["batch", "group"])
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
-                   help="auto: bfloat16 compute where the CPU supports it natively (about 2x faster)")
+                   help="float32 (default) | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16). "
+                   "bfloat16 speeds up the bare model about 2x on such CPUs but, with augmentation on, "
+                   "the whole run was slower in our measurements (docs/RESULTS.md)")
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
