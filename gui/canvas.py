@@ -68,7 +68,7 @@ class Canvas(QWidget):
         self._space = False
         self.drawing: list[tuple[float, float]] | None = None
         self._cursor = QPointF(-1, -1)
-        self._fit_pending = True
+        self._auto_fit = True  # the view follows the widget size until the user zooms or pans
 
     # ------------------------------------------------------------------------------------------- content
     def set_entry(self, entry: ImageEntry | None, qimage: QImage | None, size: tuple[int, int] | None,
@@ -166,7 +166,7 @@ class Canvas(QWidget):
         else:
             self.scale = min(self.width() / w, self.height() / h) * 0.98
             self.offset = QPointF((self.width() - w * self.scale) / 2, (self.height() - h * self.scale) / 2)
-        self._fit_pending = False
+        self._auto_fit = True
         self._disp_cache = None
         self.view_changed.emit()
         self.update()
@@ -178,6 +178,7 @@ class Canvas(QWidget):
         img_pt = self.to_image(anchor)
         self.scale = scale
         self.offset = QPointF(anchor.x() - img_pt.x() * scale, anchor.y() - img_pt.y() * scale)
+        self._auto_fit = False
         self._disp_cache = None
         self.view_changed.emit()
         self.update()
@@ -194,7 +195,7 @@ class Canvas(QWidget):
         return self.scale * self.img_size[0] > self.qimage.width() * 1.05
 
     def resizeEvent(self, event) -> None:  # noqa: N802
-        if self._fit_pending:
+        if self._auto_fit:  # opened before the window had its size, or fitted and then resized
             self.fit()
         super().resizeEvent(event)
 
@@ -519,6 +520,7 @@ class Canvas(QWidget):
         if self._pan is not None:
             start, off = self._pan
             self.offset = off + (pos - start)
+            self._auto_fit = False
             self.view_changed.emit()
             self.update()
             return
@@ -572,6 +574,7 @@ class Canvas(QWidget):
             if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
                 dx, dy = dy, dx
             self.offset = self.offset + QPointF(dx, dy)
+            self._auto_fit = False
             self.view_changed.emit()
             self.update()
 

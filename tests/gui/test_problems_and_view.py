@@ -169,3 +169,24 @@ def test_edit_in_unlabeled_split_is_saved_to_a_new_via_file(window, tmp_path, qt
     test = ds.splits["test"]
     assert test.labeled and test.entries[0].filename == "c.png"
     assert test.entries[0].regions[0].shape["all_points_x"] == [10, 50, 50]
+
+
+def test_fitted_view_follows_window_size_until_the_user_zooms(window, project, qtbot):
+    """The app opens its project before the window has its final size: the fit must follow resizes
+    (first launch showed the demo image at a corner), but never undo a zoom the user chose."""
+    window.open_path(project)
+    c = window.canvas
+    w, h = c.img_size
+
+    def fitted() -> bool:
+        s = min(c.width() / w, c.height() / h) * 0.98
+        return abs(c.scale - s) < 1e-9
+
+    qtbot.waitUntil(fitted)
+    small = c.scale
+    window.resize(1400, 1000)
+    qtbot.waitUntil(lambda: c.scale > small * 1.2 and fitted())
+    c.zoom_to(3.0)
+    window.resize(1000, 700)
+    qtbot.wait(50)
+    assert c.scale == 3.0
