@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject
+from viaseg.core.check_report import FILE_KINDS, REGION_KINDS
 from viaseg.core.errors import ViasegError
 from viaseg.core.imageio import image_size
 
@@ -92,5 +93,6 @@ class ProblemLinks(QObject):
             log.exception("check_entry failed")
             self.w.notify(f"re-check failed: {exc}", True)
             return
-        self.w.problems.replace_for(split, e.filename, new, aliases=(e.key, Path(e.filename).name))
+        kinds = REGION_KINDS if size is not None else REGION_KINDS | FILE_KINDS
+        self.w.problems.replace_for(split, e.filename, new, aliases=(e.key, Path(e.filename).name), kinds=kinds)
 

@@ -176,10 +176,17 @@ class ProblemsPanel(QWidget):
         self.problems = list(problems)
         self._fill()
 
-    def replace_for(self, split: str, image: str, new: list, aliases=()) -> None:
-        """Replace the problems of one image (after an edit re-check). ``aliases`` are other names of it."""
+    def replace_for(self, split: str, image: str, new: list, aliases=(), kinds=None) -> None:
+        """Replace the problems of one image (after an edit re-check). ``aliases`` are other names of it.
+        Only problems of ``kinds`` (what the re-check can find; None = all) are replaced: a one-image
+        re-check cannot see duplicates or attribute names, so those stay until the next full check."""
         names = {image, *aliases}
-        self.problems = [p for p in self.problems if not (problem_key(p)[0] == split and problem_key(p)[1] in names)]
+
+        def replaced(p) -> bool:
+            key = problem_key(p)
+            return key[0] == split and key[1] in names and (kinds is None or getattr(p, "kind", None) in kinds)
+
+        self.problems = [p for p in self.problems if not replaced(p)]
         self.problems.extend(new)
         self._fill()
 
