@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, ViasegError
 from .project import ImageEntry
 
 # agreement_image colours (RGBA): true positive green, false positive red, false negative blue
@@ -134,6 +134,7 @@ class EvalResult:
     errors: list[EvalError] = field(default_factory=list)
     split: str | None = None
     stopped: bool = False  # should_stop() ended it early: the scores cover the images done so far
+    excluded: list[str] = field(default_factory=list)  # left out: the same image is in the train split
 
     @property
     def count(self) -> int:
@@ -210,6 +211,8 @@ class EvalResult:
             "per_image": [s.to_dict() for s in self.per_image],
             "errors": [e.to_dict() for e in self.errors],
         }
+        if self.excluded:
+            out["excluded_train_duplicates"] = list(self.excluded)
         sweep = self.sweep
         if sweep is not None:
             out["sweep"] = sweep
@@ -324,6 +327,8 @@ def format_report(result: EvalResult, worst: int = 20) -> str:
         f"  mean Dice {f(result.mean_dice)}   global Dice {f(result.global_dice)}",
         f"  mean IoU  {f(result.mean_iou)}   global IoU  {f(result.global_iou)}",
     ]
+    if result.excluded:
+        lines.append("left out (also in train): " + ", ".join(result.excluded))
     if result.per_image:
         shown = result.per_image if worst <= 0 else result.per_image[:worst]
         lines.append(f"worst {len(shown)} of {result.count} (lowest Dice first):")
@@ -363,7 +368,41 @@ def register(subparsers) -> None:
         action="store_true",
         help="also score thresholds 0.05..0.95 (same predictions) and name the best",
     )
+    p.add_argument(
+        "--exclude-train-duplicates",
+        action="store_true",
+        help="leave out images whose file or pixels also occur in the train split (as training's validation does)",
+    )
     p.set_defaults(func=run)
+
+
+def train_duplicates(dataset, split) -> list[ImageEntry]:
+    """Entries of ``split`` whose file bytes or decoded pixels also occur in the dataset's ``train`` split
+    (scoring them measures memory, not generalisation). Unreadable files match nothing."""
+    import hashlib
+
+    from .imageio import decode_image
+
+    train = dataset.splits.get("train")
+    if train is None or train is split:
+        return []
+
+    def hashes(entry) -> set[str]:
+        try:
+            data = entry.path.read_bytes()
+        except OSError:
+            return set()
+        out = {"file:" + hashlib.sha256(data).hexdigest()}
+        try:
+            img = decode_image(data, entry.path)
+        except ViasegError:
+            return out
+        return out | {"pixels:" + hashlib.sha256(img.tobytes() + str(img.shape).encode()).hexdigest()}
+
+    seen: set[str] = set()
+    for e in train.entries:
+        seen |= hashes(e)
+    return [e for e in split.entries if hashes(e) & seen]
 
 
 def run(args) -> int:
@@ -380,7 +419,10 @@ def run(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
-    bar = ProgressBar(len(split.entries), "evaluating")
+    entries = list(split.entries)
+    excluded = train_duplicates(dataset, split) if args.exclude_train_duplicates else []
+    entries = [e for e in entries if e not in excluded]
+    bar = ProgressBar(len(entries), "evaluating")
 
     def progress(done, total, item):
         if isinstance(item, EvalError):
@@ -390,7 +432,7 @@ def run(args) -> int:
     try:
         result = evaluate(
             predictor,
-            split,
+            entries,
             args.threshold,
             on_progress=progress,
             batch_size=args.batch_size,
@@ -398,6 +440,8 @@ def run(args) -> int:
         )
     finally:
         bar.close()
+    result.split = split.name
+    result.excluded = [e.filename for e in excluded]
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

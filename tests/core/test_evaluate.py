@@ -248,3 +248,20 @@ def test_threshold_sweep_matches_separate_evaluations(tmp_path, dataset, model_f
     d = res.to_dict()
     assert d["best_threshold"] == res.best_threshold and len(d["sweep"]) == len(SWEEP_THRESHOLDS)
     assert "sweep" not in evaluate(predictor, entries[:1]).to_dict()
+
+
+def test_evaluate_cli_can_leave_out_images_that_are_also_in_train(dataset, model_file, capsys):
+    from viaseg.core.cli import main
+
+    # the fixture's val images are byte copies of train's; re-encode one so only its pixels match
+    val = dataset / "val"
+    img = cv2.imread(str(val / "wrong.png"))
+    cv2.imwrite(str(val / "wrong.png"), img, [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    cv2.imwrite(str(val / "good.png"), np.full((64, 64, 3), 7, np.uint8))  # new content: not a duplicate
+    assert main(["evaluate", str(model_file), str(dataset), "--json", "--exclude-train-duplicates"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["excluded_train_duplicates"]) == ["empty.png", "missed.png", "wrong.png"]
+    assert [r["image"] for r in out["per_image"]] == ["good.png"] and out["split"] == "val"
+    assert main(["evaluate", str(model_file), str(dataset), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == 4 and "excluded_train_duplicates" not in out
