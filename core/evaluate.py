@@ -413,14 +413,17 @@ def run(args) -> int:
 
     check_threshold(args.threshold)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _, requested = parse_spec(args.dataset)
+    root, requested = parse_spec(args.dataset)
     dataset = load_dataset(args.dataset)
     split = choose_split(dataset, requested)
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
     entries = list(split.entries)
-    excluded = train_duplicates(dataset, split) if args.exclude_train_duplicates else []
+    excluded = []
+    if args.exclude_train_duplicates:  # DATASET:split loads that split alone: the train split is needed too
+        full = dataset if "train" in dataset.splits or requested is None else load_dataset(root)
+        excluded = train_duplicates(full, split)
     entries = [e for e in entries if e not in excluded]
     bar = ProgressBar(len(entries), "evaluating")
 

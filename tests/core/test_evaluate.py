@@ -258,10 +258,11 @@ def test_evaluate_cli_can_leave_out_images_that_are_also_in_train(dataset, model
     img = cv2.imread(str(val / "wrong.png"))
     cv2.imwrite(str(val / "wrong.png"), img, [cv2.IMWRITE_PNG_COMPRESSION, 0])
     cv2.imwrite(str(val / "good.png"), np.full((64, 64, 3), 7, np.uint8))  # new content: not a duplicate
-    assert main(["evaluate", str(model_file), str(dataset), "--json", "--exclude-train-duplicates"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert sorted(out["excluded_train_duplicates"]) == ["empty.png", "missed.png", "wrong.png"]
-    assert [r["image"] for r in out["per_image"]] == ["good.png"] and out["split"] == "val"
+    for spec in (str(dataset), f"{dataset}:val"):  # DATASET:val alone must still find train's copies
+        assert main(["evaluate", str(model_file), spec, "--json", "--exclude-train-duplicates"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert sorted(out["excluded_train_duplicates"]) == ["empty.png", "missed.png", "wrong.png"]
+        assert [r["image"] for r in out["per_image"]] == ["good.png"] and out["split"] == "val"
     assert main(["evaluate", str(model_file), str(dataset), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["count"] == 4 and "excluded_train_duplicates" not in out
