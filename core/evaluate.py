@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, ViasegError
+from .errors import DatasetError
 from .project import ImageEntry
 
 # agreement_image colours (RGBA): true positive green, false positive red, false negative blue
@@ -377,32 +377,19 @@ def register(subparsers) -> None:
 
 
 def train_duplicates(dataset, split) -> list[ImageEntry]:
-    """Entries of ``split`` whose file bytes or decoded pixels also occur in the dataset's ``train`` split
-    (scoring them measures memory, not generalisation). Unreadable files match nothing."""
-    import hashlib
-
-    from .imageio import decode_image
+    """Entries of ``split`` that ``viaseg check`` finds leaked from the dataset's ``train`` split (same bytes,
+    same pixels, or a re-encoded/resized copy): scoring them measures memory, not generalisation."""
+    from .checks import check_dataset
+    from .dataset import Dataset
 
     train = dataset.splits.get("train")
     if train is None or train is split:
         return []
-
-    def hashes(entry) -> set[str]:
-        try:
-            data = entry.path.read_bytes()
-        except OSError:
-            return set()
-        out = {"file:" + hashlib.sha256(data).hexdigest()}
-        try:
-            img = decode_image(data, entry.path)
-        except ViasegError:
-            return out
-        return out | {"pixels:" + hashlib.sha256(img.tobytes() + str(img.shape).encode()).hexdigest()}
-
-    seen: set[str] = set()
-    for e in train.entries:
-        seen |= hashes(e)
-    return [e for e in split.entries if hashes(e) & seen]
+    pair = Dataset(dataset.root, {"train": train, split.name: split})
+    # across splits a copy is an error attached to the later split's entry (within a split: a warning)
+    leaked = {p.key for p in check_dataset(pair, decode=True).problems
+              if p.kind == "duplicate_image" and p.severity == "error" and p.split == split.name}
+    return [e for e in split.entries if e.key in leaked]
 
 
 def run(args) -> int:
