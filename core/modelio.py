@@ -54,6 +54,9 @@ def load_model(path: str | Path):
     """Return ``(keras_model, meta)``. Raises ``ModelError`` with the file name on any failure."""
     path = Path(path)
     meta = read_meta(path)
+    from . import tfsetup
+
+    tfsetup.load_tf()
     import keras
 
     from . import unet  # noqa: F401  (registers custom objects)

@@ -169,6 +169,9 @@ class Predictor:
         if norm is None:
             raise ModelError(f"{self.path or 'model'}: unknown input_scale {scale!r} in metadata")
         self.normalize = norm
+        # test-time augmentation: average the network on the image and its mirror image (meta "tta", written
+        # by training; callers may switch it per predictor)
+        self.tta = bool(self.meta.get("tta", False))
         # network invocations (one per batch): lets callers check that re-thresholding is free
         self.forward_calls = 0
         self._lock = threading.RLock()
@@ -228,7 +231,9 @@ class Predictor:
 
     def _function(self):
         if self._fn is None:
-            import tensorflow as tf
+            from . import tfsetup
+
+            tf = tfsetup.load_tf()
 
             h, w = self.input_hw
             model = self.model
@@ -240,19 +245,28 @@ class Predictor:
         return self._fn
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """NxHxWx3 float32 (already normalised) -> NxHxW float32 probabilities at input size."""
+        """NxHxWx3 float32 (already normalised) -> NxHxW float32 probabilities at input size. With ``tta``
+        the image and its left-right mirror go through the network in one call and are averaged."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        n = len(batch)
+        tta = self.tta and n > 0
+        if tta:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
         with self._lock:
             fn = self._function()
             self.forward_calls += 1
             try:
-                out = fn(np.ascontiguousarray(batch, dtype=np.float32))
+                out = fn(batch)
             except Exception as exc:  # noqa: BLE001 - TF raises many types; the user needs the model's name
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelError(f"{self.path or 'model'}: the network failed to run ({msg})") from exc
         if isinstance(out, (list, tuple)):
             out = out[0]
         out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
-        return _foreground(out)
+        prob = _foreground(out)
+        if tta:
+            prob = 0.5 * (prob[:n] + prob[n:, :, ::-1])
+        return prob
 
     def warmup(self) -> None:
         """Trace the network function once (the first real call is otherwise ~1 s slower)."""
@@ -389,8 +403,9 @@ class Predictor:
                 except ImageReadError as exc:
                     yield ItemResult(p, error=exc)
             return
-        import tensorflow as tf
+        from . import tfsetup
 
+        tf = tfsetup.load_tf()
         h, w = self.input_hw
 
         def load_np(raw: bytes):

@@ -170,8 +170,10 @@ def train(
 
 
 def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainResult:
+    from . import tfsetup
+
+    tf = tfsetup.load_tf()  # before keras builds anything: viaseg's TF settings apply to the training graph
     import keras
-    import tensorflow as tf
 
     from . import unet
     from .modelio import save_model
@@ -233,7 +235,11 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
 
     # ---- evaluate the best model, write the run folder
     eval_set = va if len(va) else tr
-    probs = model.predict(P.to_float_images(eval_set.images), batch_size=cfg.batch_size, verbose=0)[..., 0]
+    x_eval = P.to_float_images(eval_set.images)
+    probs = model.predict(x_eval, batch_size=cfg.batch_size, verbose=0)[..., 0]
+    if cfg.tta:  # score the model as Predictor will run it: averaged with the mirror image
+        mirrored = model.predict(x_eval[:, :, ::-1], batch_size=cfg.batch_size, verbose=0)[..., 0]
+        probs = 0.5 * (probs + mirrored[:, :, ::-1])
     scores = unet.hard_dice_scores(eval_set.masks, probs, cfg.threshold)
     best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
     images_seen = state["batches"] * cfg.batch_size
@@ -274,6 +280,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
         meta = {
             "input_size": [cfg.size, cfg.size],
             "threshold": cfg.threshold,
+            "tta": bool(cfg.tta),
             "class_names": list(cfg.class_names),
             "resize": cfg.resize,
             "input_scale": "rgb/255",
