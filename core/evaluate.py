@@ -133,6 +133,7 @@ class EvalResult:
     per_image: list[ImageScore] = field(default_factory=list)
     errors: list[EvalError] = field(default_factory=list)
     split: str | None = None
+    tta: bool = False  # predictions averaged with the mirror image
     stopped: bool = False  # should_stop() ended it early: the scores cover the images done so far
     excluded: list[str] = field(default_factory=list)  # left out: the same image is in the train split
 
@@ -206,6 +207,7 @@ class EvalResult:
             "mean_iou": r(self.mean_iou),
             "global_iou": r(self.global_iou),
             "threshold": self.threshold,
+            "tta": self.tta,
             "split": self.split,
             "count": self.count,
             "per_image": [s.to_dict() for s in self.per_image],
@@ -256,7 +258,7 @@ def evaluate(
     entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
     split = getattr(split_or_entries, "name", None)
     thr = predictor.threshold if threshold is None else float(threshold)
-    result = EvalResult(threshold=thr, split=split)
+    result = EvalResult(threshold=thr, split=split, tta=bool(getattr(predictor, "tta", False)))
     total = len(entries)
     done = 0
     items = predictor.predict_many([e.path for e in entries], batch_size=batch_size)
@@ -347,7 +349,7 @@ def format_report(result: EvalResult, worst: int = 20) -> str:
 
 
 def register(subparsers) -> None:
-    from .predict_cmd import probability
+    from .predict_cmd import add_tta_option, probability
 
     p = subparsers.add_parser(
         "evaluate",
@@ -362,6 +364,7 @@ def register(subparsers) -> None:
         "--threshold", type=probability, default=None, help="probability threshold (default: model's)"
     )
     p.add_argument("--batch-size", type=int, default=4, help="images per network call (default 4)")
+    add_tta_option(p)
     p.add_argument("--worst", type=int, default=20, help="how many worst images to list (0 = all)")
     p.add_argument(
         "--sweep",
@@ -406,6 +409,8 @@ def run(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
+    if args.tta is not None:
+        predictor.tta = args.tta
     entries = list(split.entries)
     excluded = []
     if args.exclude_train_duplicates:  # DATASET:split loads that split alone: the train split is needed too

@@ -193,6 +193,16 @@ def _write_image(path: Path, ext: str, img, params=()) -> None:
         raise ViasegError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
 
+def add_tta_option(p) -> None:
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the prediction of each image and its mirror image (2x compute; default: what the model's "
+        "training chose)",
+    )
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict",
@@ -223,6 +233,7 @@ def register(subparsers) -> None:
         metavar="F",
         help="sliding-window prediction over the photo shrunk F times (for very large photos)",
     )
+    add_tta_option(p)
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay JPEGs")
     p.add_argument(
         "--overwrite",
@@ -266,6 +277,8 @@ def run(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
+    if args.tta is not None:
+        predictor.tta = args.tta
     written = _predict_all(predictor, images, out_dir, args, problems)
     if problems:
         print(

@@ -36,8 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
                    help="float32 (default) | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16). "
-                   "bfloat16 speeds up the bare model about 2x on such CPUs but, with augmentation on, "
-                   "the whole run was slower in our measurements (docs/RESULTS.md)")
+                   "With TensorFlow's oneDNN kernels bfloat16 was no faster than float32 here, and without "
+                   "oneDNN it was 7x slower (docs/RESULTS.md)")
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, help="TensorFlow threads")
     p.add_argument("--strategy", choices=["default", "mirrored"])
     p.add_argument("--cache-dir", help="keep decoded images here, keyed by file content (faster re-runs)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="the saved model averages each image with its mirror image at prediction "
+                   "(and the run is scored that way); default: the preset's choice")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -76,6 +79,7 @@ def _config(args):
         threads=args.threads,
         strategy=args.strategy,
         cache_dir=args.cache_dir,
+        tta=args.tta,
     )
     if args.no_augment:
         cfg.augment = Augment.off()

@@ -98,6 +98,37 @@ def test_prediction_from_file_equals_size_and_reports_source(predictor, tmp_path
     assert pred[:, :500].mean() > 0.9 and pred[:, 700:].mean() < 0.1
 
 
+def shift_model(size: int = SIZE) -> keras.Model:
+    """prob(x) = sigmoid(10 * mean(rgb01 at x - 1) - 5): a network that is not mirror-symmetric."""
+    inp = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(1, (1, 3), padding="same", activation="sigmoid")
+    model = keras.Model(inp, conv(inp))
+    kernel = np.zeros((1, 3, 3, 1), np.float32)
+    kernel[0, 0, :, 0] = 10.0 / 3.0  # 'same' padding: kernel column 0 looks at x - 1
+    conv.set_weights([kernel, np.array([-5.0], np.float32)])
+    return model
+
+
+def test_tta_averages_the_image_and_its_mirror_in_one_network_call():
+    img = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img[:, 10] = 255  # one white column
+    p = Predictor(shift_model(), {"input_size": SIZE, "resize": "area"})
+    assert p.tta is False
+    plain = p.predict(img)
+    assert plain[5, 11] > 0.99 and plain[5, 9] < 0.01  # the network sees the column one pixel to its left
+    p.tta = True
+    calls = p.forward_calls
+    avg = p.predict(img)
+    assert p.forward_calls == calls + 1  # image and mirror go through the network as one batch
+    # mirrored, the column is seen at x - 1 of the mirror = x + 1 here: both neighbours get half of each
+    assert avg[5, 11] == pytest.approx(0.5, abs=0.01) and avg[5, 9] == pytest.approx(0.5, abs=0.01)
+    assert avg[5, 20] < 0.01
+    # TTA makes the prediction mirror-equivariant
+    np.testing.assert_allclose(p.predict(img[:, ::-1])[:, ::-1], avg, atol=1e-6)
+    # the model's metadata switches it on
+    assert Predictor(shift_model(), {"input_size": SIZE, "tta": True}).tta is True
+
+
 def test_reduced_decode_keeps_both_sides_at_least_the_input(predictor):
     # a 2000x100 strip: decoding at 1/8 would leave 12 px of height for a 32 px input
     side = predictor._max_side((2000, 100))

@@ -102,6 +102,20 @@ def test_events_in_order_and_run_folder(tmp_path):
     assert meta["resize"] == "area" and "created" in meta and "viaseg_version" in meta
     assert meta["val_dice"] == pytest.approx(summary["val_dice"])
     assert model.output_shape == (None, 32, 32, 1)
+    assert meta["tta"] is True  # the default preset predicts with mirror averaging
+
+
+def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
+    from viaseg.core.evaluate import evaluate
+    from viaseg.core.predict import Predictor
+
+    result, _ = run(tiny(tmp_path, tta=True, epochs=1, sample_every=0))
+    assert result.ok, result.error
+    pred = Predictor.load(result.model_path, cache=False)
+    assert pred.meta["tta"] is True and pred.tta is True
+    scores = evaluate(pred, make_images(tmp_path / "val", 2, seed=2))
+    assert scores.tta is True and scores.to_dict()["tta"] is True
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["tta"] is True
 
 
 def test_should_stop_stops_within_a_batch(tmp_path):
