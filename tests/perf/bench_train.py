@@ -9,8 +9,8 @@ The first epoch (graph tracing) is not timed; the median of the next ``--epochs`
 
     python tests/perf/bench_train.py --json            # {"research_epoch_s", "viaseg_epoch_s", "speedup", ...}
 
-``speedup`` compares input pipelines only (both float32). Where the CPU computes bfloat16 natively, viaseg
-trains in mixed bfloat16 by default; ``speedup_default_precision`` is research float32 vs that.
+Both run float32 under the same TensorFlow settings (``viaseg.core.tfsetup``); ``*_input_epoch_s`` are the
+seconds to draw one epoch of batches with no model, i.e. what each input pipeline costs on its own.
     python tests/perf/bench_train.py --peak-rss --json # peak RSS of a 256-px training run (2 epochs)
 """
 
@@ -54,7 +54,23 @@ def _research_dataset(entries, size=128, batch=8):
             yield img, mask
 
     sig = (tf.TensorSpec((size, size, 3), tf.float32), tf.TensorSpec((size, size, 1), tf.float32))
-    return tf.data.Dataset.from_generator(gen, output_signature=sig).shuffle(100, seed=0).batch(batch)
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig).shuffle(100, seed=0).batch(batch)
+    # no prefetch, as in the research code: tf.data would otherwise inject one after the batch on its own
+    opts = tf.data.Options()
+    opts.experimental_optimization.inject_prefetch = False
+    return ds.with_options(opts)
+
+
+def _input_epoch_s(ds, steps=None) -> float:
+    """Seconds to draw one epoch of batches from ``ds`` with no model: the input pipeline's own cost."""
+    it = iter(ds)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in it:
+        n += 1
+        if steps is not None and n >= steps:
+            break
+    return time.perf_counter() - t0
 
 
 def _time_epochs(model, ds, epochs, steps=None):
@@ -76,39 +92,35 @@ def _time_epochs(model, ds, epochs, steps=None):
 def bench(epochs: int) -> dict:
     import keras
     from viaseg.core import pipeline as P
-    from viaseg.core import unet
-    from viaseg.core.train_plumbing import resolve_precision
+    from viaseg.core import tfsetup, unet
 
+    tfsetup.load_tf()  # the TF settings viaseg trains with (oneDNN kernels, no remapper), for both pipelines
     entries = _entries()
     keras.utils.set_random_seed(0)
+    research_ds = _research_dataset(entries)
+    research_input_s = _input_epoch_s(research_ds)
     research_model = unet.compile_model(unet.build_unet_xception(128), "dice")
-    research_s = _time_epochs(research_model, _research_dataset(entries), epochs)
+    research_s = _time_epochs(research_model, research_ds, epochs)
 
     t0 = time.perf_counter()
     arrays = P.load_arrays(entries, 128, resize="nearest")
     decode_s = time.perf_counter() - t0
     ds = P.train_dataset(arrays, 8, seed=0, augment=P.Augment.off(), shuffle_buffer=100)
     steps = P.steps_per_epoch(len(arrays), 8)
+    viaseg_input_s = _input_epoch_s(ds, steps)
     viaseg_model = unet.compile_model(unet.build_unet_xception(128), "dice")
     viaseg_s = _time_epochs(viaseg_model, ds, epochs, steps=steps)
-    precision = resolve_precision("auto")
-    out = {
+    return {
         "images": len(arrays),
         "research_epoch_s": round(research_s, 3),
         "viaseg_epoch_s": round(viaseg_s, 3),
-        "speedup": round(research_s / viaseg_s, 2),  # input pipeline only: both float32
+        "speedup": round(research_s / viaseg_s, 2),
         "images_per_second": round(len(arrays) / viaseg_s, 1),
+        "research_input_epoch_s": round(research_input_s, 3),  # drawing one epoch, no model
+        "viaseg_input_epoch_s": round(viaseg_input_s, 3),
         "viaseg_one_time_decode_s": round(decode_s, 3),
         "epochs_timed": epochs,
-        "default_precision": precision,
     }
-    if precision != "float32":  # viaseg as it trains by default: same model and pipeline, bfloat16 compute
-        fast = unet.compile_model(unet.build_unet_xception(128, precision=precision), "dice")
-        fast_s = _time_epochs(fast, ds, epochs, steps=steps)
-        out["viaseg_default_precision_epoch_s"] = round(fast_s, 3)
-        out["speedup_default_precision"] = round(research_s / fast_s, 2)
-        out["images_per_second_default_precision"] = round(len(arrays) / fast_s, 1)
-    return out
 
 
 def peak_rss(size: int, epochs: int) -> dict:
