@@ -16,10 +16,11 @@ from . import via3, via_csv, via_json
 from .errors import ViaFormatError, ViaSaveError
 from .fsutil import atomic_write
 from .project import ImageEntry, Project
-from .via_common import decode_text, detect_style, dump_json, parse_json, show
+from .via_common import decode_text, detect_style, dump_json, gc_paused, parse_json, show
 
 FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
 MAX_FILE_BYTES = 512 * 1024 * 1024
+BIG_FILE_BYTES = 1 << 20  # from this size on, a load leaves its objects in the oldest GC generation (gc_paused)
 
 __all__ = ["FORMATS", "detect_format", "load_via", "loads_via", "dumps_via", "save_via", "image_key", "new_entry"]
 
@@ -62,7 +63,15 @@ def loads_via(text: str | bytes, path: str | Path | None = None, fmt: str | None
     ``fmt`` forces a format (e.g. ``via1`` vs ``via2`` for a file with no regions)."""
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown VIA format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    text = decode_text(text, path)
+    with gc_paused(big=len(text) > BIG_FILE_BYTES):
+        return _loads_via(text, path, fmt)
+
+
+def _loads_via(content: str | bytes, path, fmt: str | None) -> Project:
+    text = decode_text(content, path)
+    raw = None
+    if isinstance(content, bytes):  # the UTF-8 bytes of `text`: the fast JSON path reads them, no encode
+        raw = memoryview(content)[3:] if content.startswith(b"\xef\xbb\xbf") else content
     p = Path(path) if path is not None else None
     base_dir = p.parent if p is not None else None
     stripped = text.lstrip()
@@ -72,7 +81,7 @@ def loads_via(text: str | bytes, path: str | Path | None = None, fmt: str | None
         project = via_csv.read_csv(text, path, base_dir)
         project.path = p
         return project
-    data = parse_json(text, path)
+    data = parse_json(text, path, raw)
     kind = _json_kind(data, path)
     if kind == "via2-project":
         project = via_json.read_project(data, path, base_dir)

@@ -13,7 +13,19 @@ from typing import Any
 
 from .errors import ViaFormatError
 from .project import ImageEntry, Project, Region
-from .via_common import check_attributes_schema, check_dict, check_shape, derive_attributes, key_path, show
+from .via_common import (
+    OPTIONAL_KEYS,
+    SHAPE_KEYS,
+    check_attributes_schema,
+    check_dict,
+    check_number_list,
+    check_shape,
+    derive_attributes,
+    first_bad_number_list,
+    key_path,
+    number_ok,
+    show,
+)
 
 V1_ONLY_KEYS = ("fileref", "base64_img_data", "base64_data")
 JSON_FAMILY = ("via1", "via2", "via2-project")
@@ -64,43 +76,104 @@ def _read_region(r: Any, where: str, path) -> Region:
     return Region(shape=shape, attributes=attrs, raw=r)
 
 
+def _read_region_fast(r: Any, pending: list) -> Region | None:
+    """``_read_region`` of the common region, without building its JSON path: an object whose shape and
+    attributes are objects, the shape unknown or of valid numbers; the coordinate lists of a polygon/polyline
+    (of equal lengths) are appended to ``pending``, left for ``read_entries`` to check all at once. ``None``:
+    anything else, for ``_read_region`` to read (it accepts it or reports the problem)."""
+    if type(r) is not dict:
+        return None
+    shape = r.get("shape_attributes")
+    attrs = r.get("region_attributes")
+    if type(shape) is not dict or type(attrs) is not dict:
+        return None
+    name = shape.get("name")
+    spec = SHAPE_KEYS.get(name) if isinstance(name, str) else None
+    if spec is not None:
+        scalars, lists = spec
+        for k in scalars:
+            if k not in shape or not number_ok(shape[k]):
+                return None
+        for k in OPTIONAL_KEYS.get(name, ()):
+            if k in shape and not number_ok(shape[k]):
+                return None
+        if lists:
+            xs = shape.get(lists[0])
+            ys = shape.get(lists[1])
+            if type(xs) is not list or type(ys) is not list or len(xs) != len(ys):
+                return None
+            pending.append(xs)
+            pending.append(ys)
+    return Region(shape=shape, attributes=attrs, raw=r)
+
+
+def _region_where(prefix: str, key: str, rid: int | str) -> str:
+    w = key_path(prefix, key)
+    return f"{w}.regions[{rid}]" if type(rid) is int else key_path(f"{w}.regions", rid)
+
+
 def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> list[ImageEntry]:
-    """Image entries of a VIA1/VIA2 metadata object (``{key: {filename, size, regions, file_attributes}}``)."""
+    """Image entries of a VIA1/VIA2 metadata object (``{key: {filename, size, regions, file_attributes}}``).
+
+    The first problem in file order is reported, as a check of each value in turn would; but the JSON paths of
+    the messages are built only for a problem, and the numbers of all polygons are checked in one go at the end
+    (or before reporting a later problem), which makes the checks of a big project several times faster."""
     check_dict(meta, prefix or "(top level)", path, "an object keyed by image id")
     images: list[ImageEntry] = []
-    for key, entry in meta.items():
-        w = key_path(prefix, key)
-        check_dict(entry, w, path, "an image entry object")
-        filename = entry.get("filename")
-        if not isinstance(filename, str):
-            if "filename" not in entry:
-                raise ViaFormatError(path, w, "image entry without 'filename'")
-            raise ViaFormatError(path, f"{w}.filename", f"expected a string, got {show(filename)}")
-        regions_raw = entry.get("regions")
-        regions: list[Region] = []
-        if isinstance(regions_raw, dict):
-            for rk, r in regions_raw.items():
-                regions.append(_read_region(r, key_path(f"{w}.regions", rk), path))
-        elif isinstance(regions_raw, list):
-            for i, r in enumerate(regions_raw):
-                regions.append(_read_region(r, f"{w}.regions[{i}]", path))
-        elif regions_raw is not None or "regions" in entry:
-            raise ViaFormatError(path, f"{w}.regions", f"expected a list or an object, got {show(regions_raw)}")
-        fa = entry.get("file_attributes")
-        if fa is None and "file_attributes" not in entry:
-            fa = {}
-        check_dict(fa, f"{w}.file_attributes", path)
-        images.append(
-            ImageEntry(
-                key=key,
-                filename=filename,
-                size=entry.get("size"),
-                regions=regions,
-                file_attributes=fa,
-                raw=entry,
-                base_dir=base_dir,
+    pending: list[list] = []  # all_points_x, all_points_y of each deferred polygon/polyline, in file order
+    owners: list[tuple[str, int | str]] = []  # (entry key, region index or id) of each pair in `pending`
+    error: ViaFormatError | None = None
+    try:
+        for key, entry in meta.items():
+            if not isinstance(entry, dict):
+                check_dict(entry, key_path(prefix, key), path, "an image entry object")
+            filename = entry.get("filename")
+            if not isinstance(filename, str):
+                w = key_path(prefix, key)
+                if "filename" not in entry:
+                    raise ViaFormatError(path, w, "image entry without 'filename'")
+                raise ViaFormatError(path, f"{w}.filename", f"expected a string, got {show(filename)}")
+            regions_raw = entry.get("regions")
+            regions: list[Region] = []
+            if isinstance(regions_raw, (list, dict)):
+                items = enumerate(regions_raw) if isinstance(regions_raw, list) else regions_raw.items()
+                for rid, r in items:
+                    n = len(pending)
+                    region = _read_region_fast(r, pending)
+                    if region is None:
+                        region = _read_region(r, _region_where(prefix, key, rid), path)
+                    elif len(pending) != n:
+                        owners.append((key, rid))
+                    regions.append(region)
+            elif regions_raw is not None or "regions" in entry:
+                raise ViaFormatError(path, f"{key_path(prefix, key)}.regions",
+                                     f"expected a list or an object, got {show(regions_raw)}")
+            fa = entry.get("file_attributes")
+            if fa is None and "file_attributes" not in entry:
+                fa = {}
+            if not isinstance(fa, dict):
+                check_dict(fa, f"{key_path(prefix, key)}.file_attributes", path)
+            images.append(
+                ImageEntry(
+                    key=key,
+                    filename=filename,
+                    size=entry.get("size"),
+                    regions=regions,
+                    file_attributes=fa,
+                    raw=entry,
+                    base_dir=base_dir,
+                )
             )
-        )
+    except ViaFormatError as exc:
+        error = exc  # reported after any earlier problem among the deferred polygons
+    bad = first_bad_number_list(pending)
+    if bad >= 0:
+        key, rid = owners[bad // 2]
+        k = "all_points_y" if bad % 2 else "all_points_x"
+        check_number_list(pending[bad], f"{_region_where(prefix, key, rid)}.shape_attributes.{k}", path)
+        raise AssertionError("check_number_list accepted what first_bad_number_list refused")  # pragma: no cover
+    if error is not None:
+        raise error
     return images
 
 
