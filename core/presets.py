@@ -43,6 +43,7 @@ class TrainConfig:
 
     loss: str = "bce_dice"
     learning_rate: float = 1e-3
+    ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights (this momentum)
     lr_schedule: str = "plateau"
     batch_size: int = 8
     epochs: int = 100

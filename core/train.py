@@ -118,6 +118,9 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             monitor=monitor, mode="max", patience=cfg.patience, restore_best_weights=True
         ),
     ]
+    if cfg.ema:
+        # first: validation, samples, the checkpoint and early stopping all see the averaged weights
+        cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if cfg.lr_schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
                                                      patience=max(2, cfg.patience // 3), min_lr=1e-5))
@@ -154,7 +157,14 @@ def train(
                            summary=summary or {}, history=state["history"])
 
     try:
+        from .tfsetup import guard_single_image_batches
+
+        try:
+            batch_note = guard_single_image_batches(int(cfg.batch_size))  # before TensorFlow is imported
+        except RuntimeError as exc:
+            raise _TrainingFailed(str(exc)) from None
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
+        thread_note = "; ".join(n for n in (batch_note, thread_note) if n) or None
         return _train(cfg, run_dir, state, emit, should_stop, fail, thread_note)
     except _TrainingFailed as exc:
         return fail(str(exc))
@@ -208,7 +218,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
     steps = P.steps_per_epoch(len(tr), cfg.batch_size)
     state["steps"] = steps
     skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
-    emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict()))
+    emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict(),
+                 notes=[thread_note] if thread_note else []))
 
     # ---- model
     keras.utils.set_random_seed(cfg.seed)
@@ -217,7 +228,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
         precision = resolve_precision(cfg.precision)
         model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
                                          norm=cfg.norm, dropout=cfg.dropout, precision=precision)
-        unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate)
+        unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
     train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer)
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
     callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None)

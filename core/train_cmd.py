@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--ema", type=float, metavar="MOMENTUM",
+                   help="keep, evaluate and save an exponential moving average of the weights (e.g. 0.99; 0 = off)")
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
     p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
     p.add_argument("--bn-momentum", type=float)
@@ -66,6 +68,7 @@ def _config(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        ema=args.ema,
         size=args.size,
         loss=args.loss,
         bn_momentum=args.bn_momentum,
@@ -111,6 +114,8 @@ class _Printer:
                   f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}", file=self.out)
             for s in ev.skipped:
                 print(f"warning: skipped {s}", file=self.out)
+            for note in ev.notes:
+                print(f"note: {note}", file=self.out)
             if ev.excluded_duplicates:
                 print("left out of validation (also in training): " + ", ".join(ev.excluded_duplicates),
                       file=self.out)

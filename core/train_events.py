@@ -24,6 +24,7 @@ class Started:
     skipped: list[str] = field(default_factory=list)  # "<file>: <problem>" for images left out
     val_source: str = ""  # "split 'val'", "seeded 20% of train (seed 0)", ...
     config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how the run differs from what was asked, and why
 
 
 @dataclass

@@ -216,10 +216,17 @@ def default_metrics() -> list:
     return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5), Dice(), IoU()]
 
 
-def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3):
-    """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics."""
+def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3,
+                  ema: float = 0.0):
+    """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics.
+    ``ema`` > 0: Adam also keeps an exponential moving average of the weights with that momentum (Keras'
+    ``use_ema``; pair it with ``keras.callbacks.SwapEMAWeights`` to evaluate and save the averaged weights)."""
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1), got {ema}")
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
     model.compile(
-        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer,
         loss=get_loss(loss),
         metrics=default_metrics(),
     )

@@ -408,6 +408,8 @@ class TrainingPanel(QWidget):
         msg = f"Training{extra}…"
         if skipped:
             msg += f"\n{len(skipped)} image(s) left out: " + "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
+        for note in getattr(ev, "notes", None) or []:
+            msg += f"\n{note}"
         self._set_message(msg)
         self._t0 = time.monotonic()
 

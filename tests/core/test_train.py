@@ -187,12 +187,7 @@ def test_all_unreadable_fails_cleanly(tmp_path):
 
 
 def test_cli_train(tmp_path, capsys):
-    entries = make_images(tmp_path / "ds" / "train", 6)
-    for split, es in (("train", entries),):  # no val split: a seeded split by image
-        via = {e.filename: {"filename": e.filename, "size": -1, "file_attributes": {},
-                            "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
-               for e in es}
-        (tmp_path / "ds" / split / "via_region_data.json").write_text(json.dumps(via))
+    _write_via_dataset(tmp_path / "ds", 6)  # no val split: a seeded split by image
     from viaseg.core.cli import main
 
     rc = main(["train", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--epochs", "2", "--size", "32",
@@ -249,3 +244,61 @@ def test_presets():
     with pytest.raises(TypeError, match="no option"):
         preset("default", colour=1)
     assert json.loads(json.dumps(d.to_dict()))["augment"]["flip"] is True
+
+
+def _write_via_dataset(folder: Path, n: int) -> Path:
+    entries = make_images(folder / "train", n)
+    via = {e.filename: {"filename": e.filename, "size": -1, "file_attributes": {},
+                        "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
+           for e in entries}
+    (folder / "train" / "via_region_data.json").write_text(json.dumps(via))
+    return folder
+
+
+def test_batch_size_one_trains_with_onednn_off_instead_of_crashing(tmp_path):
+    # TF 2.21's oneDNN kernels abort the process (heap corruption) on one-image training steps; the CLI, a
+    # fresh process, switches oneDNN off for such a run and says so
+    ds = _write_via_dataset(tmp_path / "ds", 4)
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    cmd = [sys.executable, "-m", "viaseg.core", "train", str(ds), "--out", str(tmp_path / "run"), "--epochs", "1",
+           "--size", "32", "--base-width", "8", "--batch-size", "1", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "note: batch size 1: TensorFlow's oneDNN kernels are off for this run" in proc.stdout
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_batch_size_one_in_a_process_already_running_onednn_fails_with_a_message(tmp_path, monkeypatch):
+    import viaseg.core.tfsetup as T
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", sys.modules.get("tensorflow", object()))
+    with pytest.raises(RuntimeError, match="batch size of 2 or more"):
+        T.guard_single_image_batches(1)
+    assert T.guard_single_image_batches(2) is None
+    result, events = run(tiny(tmp_path, batch_size=1))
+    assert not result.ok and "batch size of 2 or more" in result.error
+    assert type(events[-1]).__name__ == "Failed"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN off: batch 1 is fine
+    assert T.guard_single_image_batches(1) is None
+
+
+def test_ema_run_keeps_the_averaged_weights_it_validated(tmp_path):
+    from viaseg.core import pipeline as P
+    from viaseg.core import unet
+    from viaseg.core.modelio import load_model
+
+    cfg = tiny(tmp_path, ema=0.9, epochs=3, sample_every=0, patience=3)
+    result, _ = run(cfg)
+    assert result.ok, result.error
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["ema"] == 0.9
+    # the saved model is the one whose validation Dice was best: the averaged weights of that epoch (had the
+    # raw weights been kept, its Dice would not match what was logged for the best epoch)
+    model, _ = load_model(result.model_path)
+    unet.compile_model(model, "bce_dice")
+    val = P.load_arrays(cfg.val, 32)
+    scores = model.evaluate(P.eval_dataset(val, 2), return_dict=True, verbose=0)
+    assert scores["dice"] == pytest.approx(result.best_metrics["val_dice"], abs=1e-4)
+    with pytest.raises(ValueError, match="ema"):
+        unet.compile_model(model, "bce_dice", ema=1.0)
