@@ -394,8 +394,28 @@ def detect_style(text: str) -> dict:
 VIA_STYLE = {"indent": None, "separators": (",", ":"), "ensure_ascii": False, "newline": False}
 
 
+def _dump_fast(value: Any) -> str | None:
+    """orjson's text of ``value`` in VIA's compact style (what ``json.dumps`` with ``separators=(",", ":")``,
+    ``ensure_ascii=False`` writes, to the same JSON value), or None where ``json.dumps`` must decide: orjson
+    refuses the value (a lone surrogate, an int beyond 64 bits, a non-string key...) or its text holds ``null``,
+    which is also what orjson writes for NaN and infinity (``json.dumps(allow_nan=False)`` refuses those)."""
+    if orjson is None:
+        return None
+    try:
+        out = orjson.dumps(value)
+    except Exception:  # orjson.JSONEncodeError
+        return None
+    if b"null" in out:
+        return None
+    return out.decode("utf-8")
+
+
 def dump_json(value: Any, style: dict | None = None) -> str:
     st = style or VIA_STYLE
+    if st["indent"] is None and tuple(st["separators"]) == (",", ":") and not st["ensure_ascii"]:
+        text = _dump_fast(value)  # ~10x faster than json.dumps on a big project
+        if text is not None:
+            return text + "\n" if st["newline"] else text
     text = json.dumps(
         value, ensure_ascii=st["ensure_ascii"], indent=st["indent"], separators=st["separators"], allow_nan=False
     )

@@ -453,3 +453,41 @@ def test_gc_paused_restores_the_collector_state():
     with pytest.raises(ValueError), gc_paused():
         raise ValueError
     assert gc.isenabled()
+
+
+# ------------------------------------------------------------ writing: orjson for VIA's compact style
+
+
+def test_compact_dump_takes_orjson_and_gives_the_same_json_value(monkeypatch):
+    value = {"a.jpg12": {"filename": "a.jpg", "size": 12, "regions": [
+        {"shape_attributes": {"name": "polygon", "all_points_x": [1, 2.5, 1e-05, -0.0], "all_points_y": [3, 4, 5, 6]},
+         "region_attributes": {"name": "dent \u00e9\u4e2d \"q\" \\ \n\t\x01"}}], "file_attributes": {"ok": True}}}
+    want = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    def no_stdlib(*a, **k):
+        raise AssertionError("json.dumps used for VIA's compact style")
+
+    monkeypatch.setattr(via_common.json, "dumps", no_stdlib)
+    got = via_common.dump_json(value)
+    same_json(json.loads(got), json.loads(want))
+    assert list(json.loads(got)["a.jpg12"]) == ["filename", "size", "regions", "file_attributes"]  # key order
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_infinity_in_a_project_is_still_refused_on_save(bad, tmp_path):
+    from viaseg.core.errors import ViaSaveError
+    from viaseg.core.via_io import save_via
+
+    p = loads_via(json.dumps({"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
+        {"shape_attributes": {"name": "point", "cx": 1, "cy": 2}, "region_attributes": {}}],
+        "file_attributes": {}}}, separators=(",", ":")), tmp_path / "v.json")  # VIA's compact style: orjson
+    p.images[0].regions[0].shape["cx"] = bad  # orjson alone would write null here
+    with pytest.raises(ViaSaveError, match="cannot encode"):
+        save_via(p, tmp_path / "v.json")
+    assert not (tmp_path / "v.json").exists()
+
+
+def test_values_orjson_cannot_write_fall_back_to_the_stdlib():
+    value = {"k": [2**70, "\ud800"], 3: "int key"}
+    text = via_common.dump_json(value)
+    assert json.loads(text) == {"k": [2**70, "\ud800"], "3": "int key"}
