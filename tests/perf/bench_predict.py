@@ -6,7 +6,8 @@ textured JPEGs (4000x3000 = 12 MP and 1632x1224 = 2 MP) to a temp folder, warms 
 
     python tests/perf/bench_predict.py [--json] [--runs 20] [--input-size 128]
 
-With ``--json`` prints one JSON object: {"p50_ms_12mp", "p50_ms_2mp", ...stage breakdown...}.
+With ``--json`` prints one JSON object: {"p50_ms_12mp", "p50_ms_2mp", ...stage breakdown...}; ``*_tta`` are the
+same with mirror averaging on (``Predictor.tta``, what models of the default preset do).
 """
 
 from __future__ import annotations
@@ -122,10 +123,15 @@ def main(argv=None) -> int:
         many = throughput(
             predictor, [textured_jpeg(Path(tmp) / f"m{i}.jpg", 1632, 1224, seed=10 + i) for i in range(16)]
         )
+        predictor.tta = True  # what the default preset's models do: the mirror image in the same network call
+        r12_tta = bench(predictor, big, args.runs)
+        r2_tta = bench(predictor, mid, args.runs)
     out = {
         "p50_ms_12mp": r12["p50_ms"],
         "p50_ms_2mp": r2["p50_ms"],
         "targets_ms": {"12mp": 150, "2mp": 50},
+        "p50_ms_12mp_tta": r12_tta["p50_ms"],
+        "p50_ms_2mp_tta": r2_tta["p50_ms"],
         "detail_12mp": r12,
         "detail_2mp": r2,
         "throughput_2mp": many,
