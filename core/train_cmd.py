@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--ema", type=float, metavar="MOMENTUM",
                    help="keep, evaluate and save an exponential moving average of the weights with this momentum "
-                   "(default preset: 0.99; 0 = off)")
+                   "(e.g. 0.99; default 0 = off)")
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
     p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
     p.add_argument("--bn-momentum", type=float)

@@ -239,7 +239,7 @@ def test_presets():
     assert r.exclude_duplicates and not r.augment.any and r.bn_momentum == 0.99
     d = preset("default", size=128, seed=None)
     assert d.size == 128 and d.seed == 0 and d.augment.any and d.loss == "bce_dice"
-    assert (d.tta, d.ema, d.patience) == (True, 0.99, 40) and (r.tta, r.ema) == (False, 0.0)
+    assert (d.tta, d.ema, d.patience) == (True, 0.0, 40) and (r.tta, r.ema) == (False, 0.0)
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fast")
     with pytest.raises(TypeError, match="no option"):
