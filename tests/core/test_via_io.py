@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from json_helpers import same_json
 from viaseg.core import fsutil
 from viaseg.core.errors import ViaFormatError, ViaSaveError
 from viaseg.core.project import ImageEntry, Region
@@ -44,21 +45,6 @@ NOT_ANNOTATIONS = {
 }
 
 
-def assert_same_json(a, b, where="$"):
-    """Equal JSON values *and* the same key order at every level, ints staying ints."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
-    if isinstance(a, dict):
-        assert list(a) == list(b), f"{where}: key order {list(a)[:5]} != {list(b)[:5]}"
-        for k in a:
-            assert_same_json(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            assert_same_json(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
 def read_text(p: Path) -> str:
     with open(p, encoding="utf-8", newline="") as fh:
         return fh.read()
@@ -72,7 +58,7 @@ def check_round_trip(p: Path, fmt: str):
     if fmt == "csv":
         assert out == src  # CSV is text: must be byte-identical (row order, region ids, line endings)
     else:
-        assert_same_json(json.loads(out), json.loads(src))
+        same_json(json.loads(out), json.loads(src))
     return proj, src, out
 
 
@@ -128,7 +114,7 @@ def test_move_one_vertex_changes_exactly_that_value(car_damage):
     pts = after[im.key]["regions"]["0"]["shape_attributes"]["all_points_x"]
     assert pts[2] == before[im.key]["regions"]["0"]["shape_attributes"]["all_points_x"][2] + 7
     pts[2] -= 7
-    assert_same_json(after, before)
+    same_json(after, before)
 
 
 def test_add_and_delete_regions_rebuild_containers(via_fixtures):

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_helpers import same_json
 from viaseg.core import via_common
 from viaseg.core.errors import ViaFormatError
 from viaseg.core.via_common import (
@@ -34,23 +35,6 @@ SHARED = Path(os.environ.get("VIASEG_SHARED", Path(__file__).resolve().parents[2
 FIXTURES = SHARED / "via-fixtures"  # the places of the conftest fixtures
 DATASETS = SHARED / "datasets"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-
-
-def same_json(a, b, where="$"):
-    """Equal JSON values with the same types (1 vs 1.0 vs True) and the same key order at every level."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} {a!r:.60} != {type(b).__name__} {b!r:.60}"
-    if isinstance(a, dict):
-        assert list(a) == list(b), f"{where}: key order"
-        for k in a:
-            same_json(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            same_json(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and a != a:
-        assert b != b
-    else:
-        assert a == b, f"{where}: {a!r:.60} != {b!r:.60}"
 
 
 def fast_value(text: str, raw: bytes | None = None):
