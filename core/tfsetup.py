@@ -1,10 +1,12 @@
 """TensorFlow start-up settings shared by every engine path (training, prediction, the GUI's workers).
 
 oneDNN (TensorFlow's default CPU kernels on x86) trains the U-Net about 1.9x faster per epoch on this project's
-2-core machine than the plain Eigen kernels (256 px default model: 2.7 s vs 5.1 s). What crashed training here
-earlier (glibc "double free or corruption" right after a "remapper failed" log, 3 runs of 3) is Grappler's
-*remapper* pass, which fuses ops into oneDNN kernels; it is switched off here, which costs no measurable speed
-(2.73 s vs 2.69 s per epoch) and keeps oneDNN's kernels. ``TF_ENABLE_ONEDNN_OPTS=0`` still turns oneDNN off.
+2-core machine than the plain Eigen kernels (256 px default model: 2.7 s vs 5.1 s). The crashes that made us turn
+oneDNN off earlier (glibc "double free or corruption", 3 runs of 3) came right after a "remapper failed" log, so
+Grappler's *remapper* pass, which fuses ops into oneDNN kernels, is switched off here: it costs no measurable speed
+(2.73 s vs 2.69 s per epoch), and with it off every 10-minute training run and the test suite ran clean.
+One-image training steps still crash oneDNN (see :func:`guard_single_image_batches`). ``TF_ENABLE_ONEDNN_OPTS=0``
+turns oneDNN off altogether.
 """
 
 from __future__ import annotations
