@@ -164,8 +164,8 @@ def train(
         except RuntimeError as exc:
             raise _TrainingFailed(str(exc)) from None
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
-        thread_note = "; ".join(n for n in (batch_note, thread_note) if n) or None
-        return _train(cfg, run_dir, state, emit, should_stop, fail, thread_note)
+        setup_notes = [n for n in (batch_note, thread_note) if n]
+        return _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes)
     except _TrainingFailed as exc:
         return fail(str(exc))
     except ViasegError as exc:
@@ -179,7 +179,7 @@ def train(
         return fail(f"training failed: {type(exc).__name__}: {exc}")
 
 
-def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainResult:
+def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainResult:
     from . import tfsetup
 
     tf = tfsetup.load_tf()  # before keras builds anything: viaseg's TF settings apply to the training graph
@@ -189,9 +189,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
     from .modelio import save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    warnings: list[str] = []
-    if thread_note:
-        warnings.append(thread_note)
+    warnings: list[str] = list(setup_notes)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
 
     # ---- data
@@ -219,7 +217,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, thread_note) -> TrainRe
     state["steps"] = steps
     skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
     emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict(),
-                 notes=[thread_note] if thread_note else []))
+                 notes=list(setup_notes)))
 
     # ---- model
     keras.utils.set_random_seed(cfg.seed)
