@@ -107,9 +107,29 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                 emit(ev)
 
     monitor = "val_dice" if len(val_arrays) else "dice"
+    if cfg.lr_schedule == "plateau":
+        schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
+                                                      patience=max(2, cfg.patience // 3), min_lr=1e-5)]
+    elif cfg.lr_schedule == "cosine":
+        # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
+        # (the fraction of it used when the epoch begins), else over the epochs
+        lr0, n, limit = cfg.learning_rate, max(1, cfg.epochs), cfg.time_limit_s
+
+        def progress(epoch: int) -> float:
+            if limit:
+                return min(1.0, (time.perf_counter() - state["t0"]) / limit)
+            return min(epoch, n) / n
+
+        schedule = [keras.callbacks.LearningRateScheduler(
+            lambda e, _lr: 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * progress(e))))]
+    elif cfg.lr_schedule == "constant":
+        schedule = []
+    else:
+        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} (constant, plateau, cosine)")
     cbs = [
         EventsAndStop(),
         keras.callbacks.TerminateOnNaN(),
+        *schedule,  # before the CSVLogger: history.csv gets each epoch's learning_rate
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
@@ -121,15 +141,6 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
     if cfg.ema:
         # first: validation, samples, the checkpoint and early stopping all see the averaged weights
         cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if cfg.lr_schedule == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
-                                                     patience=max(2, cfg.patience // 3), min_lr=1e-5))
-    elif cfg.lr_schedule == "cosine":
-        lr0, n = cfg.learning_rate, max(1, cfg.epochs)
-        cbs.append(keras.callbacks.LearningRateScheduler(
-            lambda e, _lr: 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * min(e, n) / n))))
-    elif cfg.lr_schedule != "constant":
-        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} (constant, plateau, cosine)")
     return cbs, monitor
 
 

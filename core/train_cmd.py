@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"],
+                   help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
+                   "given, else over the epochs; default: the preset's choice")
     p.add_argument("--ema", type=float, metavar="MOMENTUM",
                    help="keep, evaluate and save an exponential moving average of the weights with this momentum "
                    "(e.g. 0.99; default 0 = off)")
@@ -69,6 +72,7 @@ def _config(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        lr_schedule=args.lr_schedule,
         ema=args.ema,
         size=args.size,
         loss=args.loss,

@@ -303,3 +303,31 @@ def test_ema_run_keeps_the_averaged_weights_it_validated(tmp_path):
     assert scores["dice"] == pytest.approx(result.best_metrics["val_dice"], abs=1e-4)
     with pytest.raises(ValueError, match="ema"):
         unet.compile_model(model, "bce_dice", ema=1.0)
+
+
+def _logged_lrs(run_dir: Path) -> list[float]:
+    import csv
+
+    with open(run_dir / "history.csv", newline="") as f:
+        return [float(row["learning_rate"]) for row in csv.DictReader(f)]
+
+
+def test_cosine_schedule_anneals_over_the_epochs_or_over_the_time_limit(tmp_path):
+    lr0 = 1e-3
+    # no time limit: one cosine over the 4 epochs, logged per epoch in history.csv
+    r1, _ = run(tiny(tmp_path / "a", epochs=4, sample_every=0, lr_schedule="cosine", learning_rate=lr0,
+                     patience=10))
+    assert r1.ok
+    expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * e / 4)) for e in range(4)]
+    assert _logged_lrs(r1.run_dir) == pytest.approx(expected, rel=1e-4)
+    # a time limit far longer than the run: the cosine follows the clock, so the rate has hardly moved
+    r2, _ = run(tiny(tmp_path / "b", epochs=4, sample_every=0, lr_schedule="cosine", learning_rate=lr0,
+                     patience=10, time_limit_s=3600))
+    assert r2.ok and r2.summary["epochs_run"] == 4
+    lrs = _logged_lrs(r2.run_dir)
+    assert all(0.99 * lr0 < lr <= lr0 * (1 + 1e-6) for lr in lrs) and lrs == sorted(lrs, reverse=True)  # float32
+
+
+def test_plateau_schedule_logs_its_learning_rate(tmp_path):
+    r, _ = run(tiny(tmp_path, epochs=2, sample_every=0, lr_schedule="plateau", learning_rate=2e-3))
+    assert r.ok and _logged_lrs(r.run_dir)[0] == pytest.approx(2e-3)
