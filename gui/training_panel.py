@@ -61,7 +61,8 @@ def preset_values(name: str) -> dict:
     cfg = preset(name)
     return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
                 learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
-                bn_momentum=float(cfg.bn_momentum), val_split=float(cfg.val_fraction))
+                bn_momentum=float(cfg.bn_momentum), val_split=float(cfg.val_fraction),
+                time_limit_min=int(round((cfg.time_limit_s or 0) / 60)))
 
 
 def new_run_dir(root: Path, label: str = "") -> Path:
@@ -91,6 +92,8 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     cfg.loss = str(settings["loss"])
     cfg.bn_momentum = float(settings["bn_momentum"])
     cfg.val_fraction = float(settings["val_split"])
+    minutes = float(settings.get("time_limit_min") or 0)
+    cfg.time_limit_s = minutes * 60 if minutes > 0 else None
     if not settings["augment"]:
         cfg.augment = Augment.off()
     elif not cfg.augment.any:
@@ -128,6 +131,7 @@ class TrainingPanel(QWidget):
         self.last_result: Any = None
         self.last_error: str | None = None
         self._epochs_total = 0
+        self._time_limit: float | None = None  # seconds; the run ends at whichever comes first
         self._steps_per_epoch: int | None = None
         self._t0 = 0.0
         self._build(Path(runs_root))
@@ -174,12 +178,18 @@ class TrainingPanel(QWidget):
         self.val_split = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
         self.val_split.setToolTip("Fraction of the training images held out for validation when the project "
                                   "has no 'val' split (a 'val' split is always used when present).")
+        self.time_limit = QSpinBox(minimum=0, maximum=24 * 60)
+        self.time_limit.setSuffix(" min")
+        self.time_limit.setSpecialValueText("none")
+        self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit. "
+                                   "With the cosine schedule the learning rate anneals over this time.")
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
         self.use_unsaved.setToolTip("Off: train on the files as last saved.")
         form.addRow("Preset", self.preset)
         form.addRow("Image size", self.image_size)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Time limit", self.time_limit)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Loss", self.loss)
@@ -296,6 +306,7 @@ class TrainingPanel(QWidget):
         self.augment.setChecked(bool(v["augment"]))
         self.bn_momentum.setValue(float(v["bn_momentum"]))
         self.val_split.setValue(float(v["val_split"] or 0.0))
+        self.time_limit.setValue(int(v["time_limit_min"]))
 
     def settings(self) -> dict:
         size = self.image_size.value()
@@ -303,7 +314,7 @@ class TrainingPanel(QWidget):
                     epochs=self.epochs.value(), batch_size=self.batch_size.value(),
                     learning_rate=self.learning_rate.value(), loss=self.loss.currentText(),
                     augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
-                    val_split=self.val_split.value())
+                    val_split=self.val_split.value(), time_limit_min=self.time_limit.value())
 
     def _data(self) -> Any:
         if self.data_provider is None:
@@ -338,6 +349,7 @@ class TrainingPanel(QWidget):
         self.result_label.setText("")
         self.last_result, self.last_error = None, None
         self._epochs_total = int(getattr(config, "epochs", self.epochs.value()))
+        self._time_limit = getattr(config, "time_limit_s", None)
         self._steps_per_epoch = None
         self._t0 = time.monotonic()
         self.thread = TrainThread(config, train_fn=self._train_fn, mode=self.train_mode)
@@ -445,9 +457,11 @@ class TrainingPanel(QWidget):
         self._set_message(" · ".join(parts))
 
     def _show_progress(self, frac: float, epoch: int, batch_txt: str) -> None:
+        elapsed = time.monotonic() - self._t0
+        if self._time_limit:  # the run ends at its time limit or its last epoch, whichever comes first
+            frac = max(frac, elapsed / self._time_limit)
         frac = max(0.0, min(1.0, frac))
         self.progress.setValue(int(frac * 1000))
-        elapsed = time.monotonic() - self._t0
         left = f" · {_fmt_secs(elapsed * (1 - frac) / frac)} left" if frac > 0.01 else ""
         txt = f"epoch {epoch + 1}/{self._epochs_total}"
         if batch_txt:

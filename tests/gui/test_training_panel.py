@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
 from viaseg.core.dataset import load_dataset  # noqa: E402
 from viaseg.gui.runs import list_runs
-from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
+from viaseg.gui.training_panel import TrainingPanel, build_config  # noqa: E402
 
 
 @pytest.fixture
@@ -85,6 +85,21 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     assert not panel.augment.isChecked() and panel.bn_momentum.value() == pytest.approx(0.99)
     panel.preset.setCurrentText("default")
     assert panel.augment.isChecked()
+
+
+def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
+    panel = TrainingPanel(runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert panel.time_limit.value() == 0 and panel.time_limit.text() == "none"  # presets set no limit
+    assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s is None
+    panel.time_limit.setValue(10)
+    assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s == 600
+    # a run with a time limit: the bar follows the clock when that ends the run before its epochs
+    import time
+
+    panel._epochs_total, panel._time_limit, panel._t0 = 400, 60.0, time.monotonic() - 30
+    panel._show_progress(10 / 400, 9, "")
+    assert 490 <= panel.progress.value() <= 520 and "epoch 10/400" in panel.progress.format()
 
 
 def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path):
