@@ -254,13 +254,23 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     ckpt = run_dir / "checkpoint_best.keras"
 
     # ---- evaluate the best model, write the run folder
+    meta = {
+        "input_size": [cfg.size, cfg.size],
+        "threshold": cfg.threshold,
+        "tta": bool(cfg.tta),
+        "class_names": list(cfg.class_names),
+        "resize": cfg.resize,
+        "input_scale": "rgb/255",
+        "config": cfg.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "viaseg_version": _viaseg_version(),
+        "best_epoch": best_epoch + 1,
+        "tf_version": tf.__version__,
+        "precision": precision,
+    }
     eval_set = va if len(va) else tr
-    x_eval = P.to_float_images(eval_set.images)
-    probs = model.predict(x_eval, batch_size=cfg.batch_size, verbose=0)[..., 0]
-    if cfg.tta:  # score the model as Predictor will run it: averaged with the mirror image
-        mirrored = model.predict(x_eval[:, :, ::-1], batch_size=cfg.batch_size, verbose=0)[..., 0]
-        probs = 0.5 * (probs + mirrored[:, :, ::-1])
-    scores = unet.hard_dice_scores(eval_set.masks, probs, cfg.threshold)
+    eval_entries = data.val if len(va) else train_entries
+    scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, warnings)
     best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
     images_seen = state["batches"] * cfg.batch_size
     summary = {
@@ -272,8 +282,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "val_global_dice": scores["global_dice"],
         "val_iou": scores["mean_iou"],
         "val_global_iou": scores["global_iou"],
-        "per_image_dice": dict(zip(eval_set.names, scores["per_image_dice"], strict=True)),
-        "evaluated_on": "val" if len(va) else "train (no validation images)",
+        "per_image_dice": scores["per_image"],
+        "evaluated_on": ("val" if len(va) else "train (no validation images)") + f", {evaluated_at}",
         "best_metrics": best_metrics,
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
@@ -297,23 +307,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
 
     model_path = None
     if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
-        meta = {
-            "input_size": [cfg.size, cfg.size],
-            "threshold": cfg.threshold,
-            "tta": bool(cfg.tta),
-            "class_names": list(cfg.class_names),
-            "resize": cfg.resize,
-            "input_scale": "rgb/255",
-            "config": cfg.to_dict(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "viaseg_version": _viaseg_version(),
-            "val_dice": scores["mean_dice"],
-            "val_global_dice": scores["global_dice"],
-            "val_iou": scores["mean_iou"],
-            "best_epoch": best_epoch + 1,
-            "tf_version": tf.__version__,
-            "precision": precision,
-        }
+        meta.update(val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"])
         model_path = save_model(model, run_dir / "model.keras", meta)
         summary["model_path"] = str(model_path)
     ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
@@ -331,6 +325,40 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
     return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict, str]:
+    """Hard Dice / IoU of the trained model, as ``viaseg evaluate`` scores it: each image predicted at its full
+    resolution by a ``Predictor`` (mirror averaging when ``cfg.tta``) against its mask rasterized at full size.
+    Falls back to the training-size arrays (with a warning) when that cannot run."""
+    from . import unet
+
+    keep = set(arrays.names)  # the images actually used (duplicates and unreadable files left out)
+    chosen = [e for e in entries if e.filename in keep]
+    try:
+        from .evaluate import evaluate
+        from .predict import Predictor
+
+        if len(chosen) != len(arrays):
+            raise RuntimeError(f"{len(chosen)} of {len(arrays)} images matched by name")
+        result = evaluate(Predictor(model, meta), chosen, batch_size=cfg.batch_size)
+        if result.errors:
+            raise RuntimeError("; ".join(f"{e.image}: {e.error}" for e in result.errors[:3]))
+        return {
+            "mean_dice": result.mean_dice, "global_dice": result.global_dice,
+            "mean_iou": result.mean_iou, "global_iou": result.global_iou,
+            "per_image": {s.image: s.dice for s in result.per_image},
+        }, "full resolution"
+    except Exception as exc:  # noqa: BLE001 - the run's model is fine; only its full-size score is missing
+        warnings.append(f"scored at the training size, not full resolution: {exc}")
+    x = P.to_float_images(arrays.images)
+    probs = model.predict(x, batch_size=cfg.batch_size, verbose=0)[..., 0]
+    if cfg.tta:  # as Predictor runs it: averaged with the mirror image
+        mirrored = model.predict(x[:, :, ::-1], batch_size=cfg.batch_size, verbose=0)[..., 0]
+        probs = 0.5 * (probs + mirrored[:, :, ::-1])
+    scores = unet.hard_dice_scores(arrays.masks, probs, cfg.threshold)
+    scores["per_image"] = dict(zip(arrays.names, scores.pop("per_image_dice"), strict=True))
+    return scores, f"{cfg.size} px"
 
 
 def _reason(state, early, cfg) -> str:

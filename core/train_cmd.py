@@ -171,5 +171,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     s = result.summary
     print(f"val hard Dice: mean {s['val_dice']:.4f}, global {s['val_global_dice']:.4f}; IoU mean "
-          f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} images, {s['evaluated_on']})")
+          f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} image{'' if s['n_val'] == 1 else 's'}, {s['evaluated_on']})")
     return 0

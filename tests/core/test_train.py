@@ -116,6 +116,27 @@ def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
     scores = evaluate(pred, make_images(tmp_path / "val", 2, seed=2))
     assert scores.tta is True and scores.to_dict()["tta"] is True
     assert json.loads((tmp_path / "run" / "config.json").read_text())["tta"] is True
+    # the run's own scores are evaluate's: full resolution (48 px photos, a 32 px network), same numbers
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["evaluated_on"] == "val, full resolution"
+    assert summary["val_dice"] == pytest.approx(scores.mean_dice, abs=1e-6)
+    assert summary["val_global_dice"] == pytest.approx(scores.global_dice, abs=1e-6)
+    assert summary["per_image_dice"] == pytest.approx({s.image: s.dice for s in scores.per_image}, abs=1e-6)
+
+
+def test_run_is_scored_at_training_size_with_a_warning_when_full_resolution_fails(tmp_path, monkeypatch):
+    import viaseg.core.evaluate as ev
+
+    def broken(*a, **k):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(ev, "evaluate", broken)
+    result, _ = run(tiny(tmp_path, epochs=1, sample_every=0))
+    assert result.ok, result.error
+    s = result.summary
+    assert s["evaluated_on"] == "val, 32 px" and set(s["per_image_dice"]) == {"img2_0.png", "img2_1.png"}
+    assert 0.0 <= s["val_dice"] <= 1.0
+    assert any("scored at the training size" in w and "disk went away" in w for w in s["warnings"])
 
 
 def test_should_stop_stops_within_a_batch(tmp_path):
@@ -195,7 +216,7 @@ def test_cli_train(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "epoch 1/2" in out and "epoch 2/2" in out and "val_dice" in out
-    assert "val hard Dice" in out and "(1 images, val)" in out
+    assert "val hard Dice" in out and "(1 image, val, full resolution)" in out
     assert "training on 5 images, validating on 1 (seeded 20% of the training images (seed 3))" in out
     assert (tmp_path / "run" / "model.keras").is_file()
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
