@@ -181,8 +181,7 @@ class TrainingPanel(QWidget):
         self.time_limit = QSpinBox(minimum=0, maximum=24 * 60)
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("none")
-        self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit. "
-                                   "With the cosine schedule the learning rate anneals over this time.")
+        self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit.")
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
         self.use_unsaved.setToolTip("Off: train on the files as last saved.")
