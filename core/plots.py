@@ -21,13 +21,17 @@ def plot_curves(history: dict[str, list[float]], path: str | Path) -> Path:
     """Loss, Dice and accuracy per epoch, train and validation, into one PNG."""
     plt = _pyplot()
     path = Path(path)
-    panels = [("loss", "loss"), ("dice", "soft Dice"), ("accuracy", "pixel accuracy")]
+    panels = [("loss", "loss"), ("dice", "Dice"), ("accuracy", "pixel accuracy")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, title) in zip(axes, panels, strict=True):
-        for k, style in ((key, "-"), (f"val_{key}", "--")):
+        lines = [(key, "-", "train"), (f"val_{key}", "--", "val")]
+        if key == "dice":
+            lines = [(key, "-", "train (soft)"), (f"val_{key}", "--", "val (soft)"),
+                     ("val_hard_dice", ":", "val (hard, per image)")]
+        for k, style, label in lines:
             vals = history.get(k)
             if vals:
-                ax.plot(range(1, len(vals) + 1), vals, style, marker=".", label="val" if k.startswith("val_") else "train")
+                ax.plot(range(1, len(vals) + 1), vals, style, marker=".", label=label)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

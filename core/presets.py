@@ -11,6 +11,7 @@ from .pipeline import Augment
 
 PRESETS = ("default", "research")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
+MONITORS = ("soft_dice", "hard_dice")
 
 
 @dataclass
@@ -47,7 +48,11 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     batch_size: int = 8
     epochs: int = 100
-    patience: int = 15  # early stopping on val_dice
+    patience: int = 15  # early stopping on the monitored validation score
+    # what picks the best epoch (early stopping, checkpoint, plateau): "soft_dice" = val_dice (mean soft Dice
+    # per image), "hard_dice" = val_hard_dice (mean per-image Dice of the prediction thresholded at 0.5, as
+    # `viaseg evaluate` scores, but at the training size and without mirror averaging)
+    monitor: str = "soft_dice"
     shuffle_buffer: int | None = None  # None: the whole training set
     augment: Augment = field(default_factory=Augment)
     seed: int = 0

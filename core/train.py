@@ -2,8 +2,8 @@
 
 A run: resolve the data (path or in-memory), decode every image once (``pipeline.load_arrays``), leave
 validation images that duplicate training images out, build the U-Net, ``model.fit`` with Keras' own
-callbacks (EarlyStopping on ``val_dice`` restoring the best weights, ModelCheckpoint of the best model,
-CSVLogger, TerminateOnNaN) plus ours (events, ``should_stop`` checked after every batch, a time limit),
+callbacks (EarlyStopping on the monitored validation Dice restoring the best weights, ModelCheckpoint of the
+best model, CSVLogger, TerminateOnNaN) plus ours (events, ``should_stop`` checked after every batch, a time limit),
 then evaluate the best model (hard Dice per image at the threshold) and write the run folder::
 
     config.json  history.csv  curves.png  samples/epoch_NNN.png  model.keras  summary.json
@@ -106,7 +106,9 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                     log.warning("cannot write sample plot: %s", exc)
                 emit(ev)
 
-    monitor = "val_dice" if len(val_arrays) else "dice"
+    if cfg.monitor not in ("soft_dice", "hard_dice"):
+        raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} (soft_dice, hard_dice)")
+    monitor = ("val_" if len(val_arrays) else "") + ("hard_dice" if cfg.monitor == "hard_dice" else "dice")
     if cfg.lr_schedule == "plateau":
         schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
                                                       patience=max(2, cfg.patience // 3), min_lr=1e-5)]
@@ -278,6 +280,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "best_epoch": best_epoch + 1 if best_epoch >= 0 else None,
         "epochs_run": state["epochs_run"],
         "stop_reason": _reason(state, early, cfg),
+        "monitor": monitor,
         "val_dice": scores["mean_dice"],
         "val_global_dice": scores["global_dice"],
         "val_iou": scores["mean_iou"],

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--monitor", choices=["soft_dice", "hard_dice"],
+                   help="the validation score that picks the best epoch: hard_dice = mean per-image Dice of the "
+                   "thresholded prediction (what 'viaseg evaluate' reports), soft_dice = its soft version; "
+                   "default: the preset's choice")
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much training time")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="TensorFlow threads")
@@ -82,6 +86,7 @@ def _config(args):
         precision=args.precision,
         resize=args.resize,
         patience=args.patience,
+        monitor=args.monitor,
         time_limit_s=args.time_limit,
         seed=args.seed,
         threads=args.threads,
@@ -95,7 +100,8 @@ def _config(args):
 
 
 def _fmt(metrics: dict) -> str:
-    keys = ["loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"]
+    keys = ["loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_hard_dice", "val_iou",
+            "val_accuracy"]
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
 
 
@@ -138,8 +144,9 @@ class _Printer:
         elif isinstance(ev, E.Finished):
             self._clear_bar()
             m = ev.best_metrics
+            hard = f", val_hard_dice {m['val_hard_dice']:.4f}" if "val_hard_dice" in m else ""
             print(f"done ({ev.reason}): best epoch {ev.best_epoch + 1}, val_dice "
-                  f"{m.get('val_dice', m.get('dice', float('nan'))):.4f}; model: {ev.model_path}", file=self.out)
+                  f"{m.get('val_dice', m.get('dice', float('nan'))):.4f}{hard}; model: {ev.model_path}", file=self.out)
         elif isinstance(ev, E.Failed):
             self._clear_bar()
             print(f"viaseg train: error: {ev.message}", file=self.err)

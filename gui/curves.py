@@ -23,7 +23,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-SERIES = ("train_loss", "val_loss", "train_dice", "val_dice", "batch_loss", "batch_dice")
+SERIES = ("train_loss", "val_loss", "train_dice", "val_dice", "val_hard_dice", "batch_loss", "batch_dice")
 REDRAW_MS = 250
 
 # keys core/Keras may use for the per-epoch metrics
@@ -32,6 +32,7 @@ _EPOCH_KEYS = {
     "val_loss": ("val_loss",),
     "train_dice": ("dice", "dice_coef", "train_dice", "dice_coefficient"),
     "val_dice": ("val_dice", "val_dice_coef", "val_dice_coefficient"),
+    "val_hard_dice": ("val_hard_dice",),  # per-image Dice of the thresholded prediction (core's ValHardDice)
 }
 
 
@@ -70,6 +71,9 @@ class CurvesWidget(QWidget):
             for split in ("train", "val"):
                 (self._lines[f"{split}_{name}"],) = ax.plot([], [], label=split, lw=1.5, animated=True,
                                                             **style[split])
+            if name == "dice":  # the score the run is judged by (and, with monitor hard_dice, selected on)
+                (self._lines["val_hard_dice"],) = ax.plot([], [], label="val (hard)", lw=1.2, ls=":", marker=".",
+                                                          ms=3, color="tab:green", animated=True)
             ax.set_title(f"{'Loss' if name == 'loss' else 'Dice'} per epoch", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -123,7 +127,7 @@ class CurvesWidget(QWidget):
     def add_epoch(self, epoch: int, metrics: dict) -> None:
         """``epoch`` counted from 1."""
         x = float(epoch)
-        for name in ("train_loss", "val_loss", "train_dice", "val_dice"):
+        for name in ("train_loss", "val_loss", "train_dice", "val_dice", "val_hard_dice"):
             v = metric(metrics, name)
             if v is not None and math.isfinite(v):
                 xs, ys = self._data[name]

@@ -352,3 +352,50 @@ def test_cosine_schedule_anneals_over_the_epochs_or_over_the_time_limit(tmp_path
 def test_plateau_schedule_logs_its_learning_rate(tmp_path):
     r, _ = run(tiny(tmp_path, epochs=2, sample_every=0, lr_schedule="plateau", learning_rate=2e-3))
     assert r.ok and _logged_lrs(r.run_dir)[0] == pytest.approx(2e-3)
+
+
+def test_hard_dice_is_logged_and_is_what_the_kept_model_scores(tmp_path):
+    import csv
+
+    from viaseg.core import unet
+    from viaseg.core.modelio import load_model
+
+    cfg = tiny(tmp_path, epochs=4, sample_every=0, monitor="hard_dice", learning_rate=1e-2, patience=10)
+    result, events = run(cfg)
+    assert result.ok, result.error
+    with open(result.run_dir / "history.csv", newline="") as f:
+        logged = [float(row["val_hard_dice"]) for row in csv.DictReader(f)]
+    assert len(logged) == 4 and logged == pytest.approx(result.history["val_hard_dice"])
+    assert result.best_epoch == int(np.argmax(logged)) and result.summary["monitor"] == "val_hard_dice"
+    assert all("val_hard_dice" in e.metrics for e in events if isinstance(e, E.EpochEnd))
+    # the logged score is what the kept model really scores: per image, threshold 0.5, at the training size
+    model, _ = load_model(result.model_path)
+    val = P.load_arrays(cfg.val, 32)
+    prob = model.predict(P.to_float_images(val.images), verbose=0)[..., 0]
+    expected = unet.hard_dice_scores(val.masks, prob, 0.5)["mean_dice"]
+    assert result.best_metrics["val_hard_dice"] == pytest.approx(expected, abs=1e-4)
+    assert json.loads((result.run_dir / "config.json").read_text())["monitor"] == "hard_dice"
+
+
+def test_unknown_monitor_fails_with_a_message(tmp_path):
+    result, events = run(tiny(tmp_path, monitor="loss"))
+    assert not result.ok and "unknown monitor 'loss'" in result.error
+    assert isinstance(events[-1], E.Failed)
+
+
+def test_the_monitor_option_decides_which_epoch_is_kept(tmp_path, monkeypatch):
+    from viaseg.core import unet
+
+    # a "hard Dice" that is 1 - soft Dice: the hard monitor must keep the epoch whose val_dice is worst
+    monkeypatch.setattr(unet, "hard_dice_coef", lambda t, p: 1.0 - unet.dice_coef(t, p))
+    hard, _ = run(tiny(tmp_path / "hard", epochs=4, sample_every=0, monitor="hard_dice", patience=10,
+                       learning_rate=1e-2))
+    assert hard.ok, hard.error
+    soft_scores = hard.history["val_dice"]
+    assert hard.history["val_hard_dice"] == pytest.approx([1 - v for v in soft_scores], abs=1e-5)
+    assert len(set(soft_scores)) == 4 and hard.best_epoch == int(np.argmin(soft_scores))
+    assert hard.summary["monitor"] == "val_hard_dice"
+    soft, _ = run(tiny(tmp_path / "soft", epochs=4, sample_every=0, monitor="soft_dice", patience=10,
+                       learning_rate=1e-2))
+    assert soft.ok and soft.summary["monitor"] == "val_dice"
+    assert soft.best_epoch == int(np.argmax(soft.history["val_dice"]))

@@ -83,6 +83,11 @@ def test_iou_and_hard_dice():
     assert scores["mean_dice"] == pytest.approx((32 / 48 + 1) / 2)
     assert scores["global_dice"] == pytest.approx(32 / 48)
     assert scores["global_iou"] == pytest.approx(0.5)
+    # the Keras metric gives the same per-image hard Dice as the numpy scorer (empty vs empty: 1)
+    np.testing.assert_allclose(np.asarray(unet.hard_dice_coef(t, p)), scores["per_image_dice"], rtol=1e-6)
+    metric = unet.HardDice()
+    metric.update_state(t, p)
+    assert float(metric.result()) == pytest.approx(scores["mean_dice"])
 
 
 def test_unknown_loss():

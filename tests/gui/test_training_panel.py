@@ -36,7 +36,7 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
         assert not panel.start()  # only one training at a time
         assert "already" in panel.message.text()
     assert panel.last_error is None, panel.last_error
-    for series in ("train_loss", "val_loss", "train_dice", "val_dice"):
+    for series in ("train_loss", "val_loss", "train_dice", "val_dice", "val_hard_dice"):
         pts = panel.curves.points(series)
         assert [x for x, _ in pts] == [1.0, 2.0], series
     assert len(panel.curves.points("batch_loss")) == 2 * 2  # 8 images / batch 4, 2 epochs
@@ -50,7 +50,8 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     panel.refresh_runs()
     assert panel.runs.topLevelItemCount() == 1
     panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
-    assert len(panel.run_curves.points("val_dice")) == 2  # its history.csv
+    for series in ("val_dice", "val_hard_dice"):  # from its history.csv
+        assert len(panel.run_curves.points(series)) == 2, series
     panel.active_model = None
     panel.activate_selected_run()
     assert panel.active_model == str(runs[0].model_path)
