@@ -202,37 +202,38 @@ def hard_dice_coef(y_true, y_pred, threshold=0.5):
     return ops.where(sums > 0, 2.0 * inter / ops.maximum(sums, 1.0), ops.ones_like(sums))
 
 
+class _PerImageMean(keras.metrics.MeanMetricWrapper):
+    """The mean over images of the per-image function named ``FN`` (looked up when the metric is made)."""
+
+    FN = ""
+    NAME = ""
+
+    def __init__(self, name=None, dtype=None):
+        super().__init__(globals()[self.FN], name=name or self.NAME, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Dice(keras.metrics.MeanMetricWrapper):
+class Dice(_PerImageMean):
     """Mean soft Dice over images (reported as ``dice`` / ``val_dice``)."""
 
-    def __init__(self, name="dice", dtype=None):
-        super().__init__(dice_coef, name=name, dtype=dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+    FN, NAME = "dice_coef", "dice"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class IoU(keras.metrics.MeanMetricWrapper):
+class IoU(_PerImageMean):
     """Mean hard IoU over images at threshold 0.5 (reported as ``iou`` / ``val_iou``)."""
 
-    def __init__(self, name="iou", dtype=None):
-        super().__init__(iou_coef, name=name, dtype=dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+    FN, NAME = "iou_coef", "iou"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class HardDice(keras.metrics.MeanMetricWrapper):
+class HardDice(_PerImageMean):
     """Mean hard Dice over images at threshold 0.5 (reported as ``hard_dice`` / ``val_hard_dice``)."""
 
-    def __init__(self, name="hard_dice", dtype=None):
-        super().__init__(hard_dice_coef, name=name, dtype=dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+    FN, NAME = "hard_dice_coef", "hard_dice"
 
 
 def default_metrics() -> list:
