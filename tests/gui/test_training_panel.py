@@ -162,3 +162,14 @@ def test_stop_before_first_batch_ends_at_once(qtbot, tmp_path, project):
         panel.stop()  # the training process is still importing TensorFlow
     assert "no model was trained" in panel.message.text()
     assert panel.active_model is None and not panel.is_running() and panel.start_btn.isEnabled()
+
+
+def test_epoch_line_shows_the_hard_val_dice(qtbot, tmp_path, project):
+    from types import SimpleNamespace
+
+    panel = make_panel(qtbot, tmp_path, project)
+    panel._on_epoch(SimpleNamespace(epoch=0, epochs=2, metrics={"loss": 0.9, "dice": 0.4, "val_loss": 0.8,
+                                                                  "val_dice": 0.5, "val_hard_dice": 0.625}))
+    text = panel.message.text()
+    assert "Epoch 1" in text and "val dice 0.500" in text and "val hard dice 0.625" in text
+    assert panel.curves.points("val_hard_dice") == [(1.0, 0.625)]
