@@ -26,7 +26,7 @@ import numpy as np
 
 from . import pipeline as P
 from .errors import ViasegError
-from .presets import PRESETS, TrainConfig, preset
+from .presets import LR_SCHEDULES, MONITORS, PRESETS, TrainConfig, preset
 from .train_events import (
     BatchEnd,
     EpochEnd,
@@ -106,8 +106,8 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                     log.warning("cannot write sample plot: %s", exc)
                 emit(ev)
 
-    if cfg.monitor not in ("soft_dice", "hard_dice"):
-        raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} (soft_dice, hard_dice)")
+    if cfg.monitor not in MONITORS:
+        raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} ({', '.join(MONITORS)})")
     monitor = ("val_" if len(val_arrays) else "") + ("hard_dice" if cfg.monitor == "hard_dice" else "dice")
     if cfg.lr_schedule == "plateau":
         schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
@@ -127,7 +127,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
     elif cfg.lr_schedule == "constant":
         schedule = []
     else:
-        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} (constant, plateau, cosine)")
+        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
     cbs = [
         EventsAndStop(),
         keras.callbacks.TerminateOnNaN(),

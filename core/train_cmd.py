@@ -12,6 +12,8 @@ import time
 
 
 def register(subparsers) -> None:
+    from .presets import LR_SCHEDULES, MONITORS, PRESETS
+
     p = subparsers.add_parser(
         "train",
         help="train a U-Net on a dataset",
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
-    p.add_argument("--preset", choices=["default", "research"], default="default")
+    p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--val", metavar="DATASET", help="validation data (default: the dataset's val split, "
                    "else a seeded 20%% of the images)")
     p.add_argument("--extra", action="append", default=[], metavar="DATASET",
@@ -29,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--lr-schedule", choices=["constant", "plateau", "cosine"],
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
                    "given, else over the epochs; default: the preset's choice")
     p.add_argument("--ema", type=float, metavar="MOMENTUM",
@@ -47,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--monitor", choices=["soft_dice", "hard_dice"],
+    p.add_argument("--monitor", choices=MONITORS,
                    help="the validation score that picks the best epoch: hard_dice = mean per-image Dice of the "
                    "thresholded prediction (what 'viaseg evaluate' reports), soft_dice = its soft version; "
                    "default: the preset's choice")

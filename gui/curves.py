@@ -32,7 +32,7 @@ _EPOCH_KEYS = {
     "val_loss": ("val_loss",),
     "train_dice": ("dice", "dice_coef", "train_dice", "dice_coefficient"),
     "val_dice": ("val_dice", "val_dice_coef", "val_dice_coefficient"),
-    "val_hard_dice": ("val_hard_dice",),  # per-image Dice of the thresholded prediction (core's ValHardDice)
+    "val_hard_dice": ("val_hard_dice",),  # per-image Dice of the thresholded prediction (unet.HardDice)
 }
 
 
