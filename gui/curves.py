@@ -36,6 +36,9 @@ _EPOCH_KEYS = {
 }
 
 
+EPOCH_SERIES = tuple(_EPOCH_KEYS)  # the per-epoch series, in display order
+
+
 def metric(metrics: dict, series: str) -> float | None:
     """The value for ``series`` (e.g. ``val_dice``) in a per-epoch metrics dict, or None."""
     for key in _EPOCH_KEYS[series]:
@@ -127,7 +130,7 @@ class CurvesWidget(QWidget):
     def add_epoch(self, epoch: int, metrics: dict) -> None:
         """``epoch`` counted from 1."""
         x = float(epoch)
-        for name in ("train_loss", "val_loss", "train_dice", "val_dice", "val_hard_dice"):
+        for name in EPOCH_SERIES:
             v = metric(metrics, name)
             if v is not None and math.isfinite(v):
                 xs, ys = self._data[name]

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .curves import CurvesWidget, SampleStrip, metric
+from .curves import EPOCH_SERIES, CurvesWidget, SampleStrip, metric
 from .runs import RunInfo, list_runs, read_history, read_run
 from .workers import TrainThread, event_kind
 
@@ -447,7 +447,7 @@ class TrainingPanel(QWidget):
         self.curves.add_epoch(epoch + 1, metrics)
         self._show_progress((epoch + 1) / max(1, self._epochs_total), epoch, "")
         parts = [f"Epoch {epoch + 1}"]
-        for name in ("train_loss", "val_loss", "train_dice", "val_dice", "val_hard_dice"):
+        for name in EPOCH_SERIES:
             v = metric(metrics, name)
             if v is not None:
                 parts.append(f"{name.replace('_', ' ')} {v:.3f}")
