@@ -268,6 +268,18 @@ class Predictor:
             prob = 0.5 * (prob[:n] + prob[n:, :, ::-1])
         return prob
 
+    def predict_inputs(self, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """Images already at the network's input size (``NxHxWx3`` ``uint8``, as the training pipeline keeps
+        them) -> ``NxHxW`` ``float32`` probabilities at that size, scaled and (with ``tta``) mirror-averaged
+        exactly as :meth:`predict` does, without the full-resolution resize."""
+        images = np.asarray(images)
+        h, w = self.input_hw
+        if images.ndim != 4 or images.shape[1:] != (h, w, 3):
+            raise ValueError(f"expected N x {h} x {w} x 3 images, got shape {images.shape}")
+        step = max(1, int(batch_size))
+        parts = [self._forward(self._normalise(images[i : i + step])) for i in range(0, len(images), step)]
+        return np.concatenate(parts) if parts else np.zeros((0, h, w), np.float32)
+
     def warmup(self) -> None:
         """Trace the network function once (the first real call is otherwise ~1 s slower)."""
         h, w = self.input_hw

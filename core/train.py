@@ -335,16 +335,17 @@ def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict
     resolution by a ``Predictor`` (mirror averaging when ``cfg.tta``) against its mask rasterized at full size.
     Falls back to the training-size arrays (with a warning) when that cannot run."""
     from . import unet
+    from .predict import Predictor
 
     keep = set(arrays.names)  # the images actually used (duplicates and unreadable files left out)
     chosen = [e for e in entries if e.filename in keep]
+    predictor = Predictor(model, meta)
     try:
         from .evaluate import evaluate
-        from .predict import Predictor
 
         if len(chosen) != len(arrays):
             raise RuntimeError(f"{len(chosen)} of {len(arrays)} images matched by name")
-        result = evaluate(Predictor(model, meta), chosen, batch_size=cfg.batch_size)
+        result = evaluate(predictor, chosen, batch_size=cfg.batch_size)
         if result.errors:
             raise RuntimeError("; ".join(f"{e.image}: {e.error}" for e in result.errors[:3]))
         return {
@@ -354,11 +355,8 @@ def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict
         }, "full resolution"
     except Exception as exc:  # noqa: BLE001 - the run's model is fine; only its full-size score is missing
         warnings.append(f"scored at the training size, not full resolution: {exc}")
-    x = P.to_float_images(arrays.images)
-    probs = model.predict(x, batch_size=cfg.batch_size, verbose=0)[..., 0]
-    if cfg.tta:  # as Predictor runs it: averaged with the mirror image
-        mirrored = model.predict(x[:, :, ::-1], batch_size=cfg.batch_size, verbose=0)[..., 0]
-        probs = 0.5 * (probs + mirrored[:, :, ::-1])
+    # the same preprocessing and mirror averaging, on the arrays the run validated on
+    probs = predictor.predict_inputs(arrays.images, batch_size=cfg.batch_size)
     scores = unet.hard_dice_scores(arrays.masks, probs, cfg.threshold)
     scores["per_image"] = dict(zip(arrays.names, scores.pop("per_image_dice"), strict=True))
     return scores, f"{cfg.size} px"

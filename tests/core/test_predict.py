@@ -129,6 +129,23 @@ def test_tta_averages_the_image_and_its_mirror_in_one_network_call():
     assert Predictor(shift_model(), {"input_size": SIZE, "tta": True}).tta is True
 
 
+def test_predict_inputs_scores_input_size_arrays_as_predict_does():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
+    p = Predictor(shift_model(), {"input_size": SIZE, "resize": "area"})
+    for tta in (False, True):
+        p.tta = tta
+        calls = p.forward_calls
+        probs = p.predict_inputs(imgs, batch_size=2)
+        assert probs.shape == (5, SIZE, SIZE) and probs.dtype == np.float32
+        assert p.forward_calls == calls + 3  # batches of 2, 2, 1
+        for img, prob in zip(imgs, probs, strict=True):
+            np.testing.assert_allclose(prob, p.predict(img), atol=1e-5)
+    assert p.predict_inputs(imgs[:0]).shape == (0, SIZE, SIZE)
+    with pytest.raises(ValueError, match="32 x 32 x 3"):
+        p.predict_inputs(np.zeros((1, 16, 16, 3), np.uint8))
+
+
 def test_reduced_decode_keeps_both_sides_at_least_the_input(predictor):
     # a 2000x100 strip: decoding at 1/8 would leave 12 px of height for a 32 px input
     side = predictor._max_side((2000, 100))
