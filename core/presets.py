@@ -36,6 +36,9 @@ class TrainConfig:
     exclude_duplicates: bool = True  # validation images whose content is in train are left out
     cache_dir: str | Path | None = None  # on-disk decode cache keyed by file content hash
 
+    # start from this viaseg model's weights (fine-tuning: e.g. a model of an earlier run, or one trained on
+    # more data) instead of random ones; its network must have the same layers (base width, norm)
+    init_from: str | Path | None = None
     base_width: int = 32
     norm: str = "batch"  # batch | group
     bn_momentum: float = 0.5  # low momentum: moving stats follow the fast-changing weights of a small set

@@ -239,6 +239,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         precision = resolve_precision(cfg.precision)
         model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
                                          norm=cfg.norm, dropout=cfg.dropout, precision=precision)
+        if cfg.init_from:
+            _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
     train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer)
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
@@ -328,6 +330,25 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
     return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _init_weights(model, path: Path, cfg) -> None:
+    """Copy the weights of the viaseg model at ``path`` into ``model`` (same layers; the input size may
+    differ, convolution weights do not depend on it)."""
+    from .modelio import load_model
+
+    src, meta = load_model(path)  # ModelError names the file
+    want = [tuple(w.shape) for w in model.weights]
+    got = [tuple(w.shape) for w in src.weights]
+    if want != got:
+        src_cfg = meta.get("config") or {}
+        theirs = f"base width {src_cfg.get('base_width', '?')}, norm {src_cfg.get('norm', '?')}"
+        raise _TrainingFailed(
+            f"{path}: cannot start from this model: its network ({theirs}, {len(got)} weight tensors) does "
+            f"not match this run's (base width {cfg.base_width}, norm {cfg.norm}, {len(want)} weight tensors); "
+            "train with the same --base-width and --norm"
+        )
+    model.set_weights(src.get_weights())
 
 
 def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict, str]:

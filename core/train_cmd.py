@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                    "else a seeded 20%% of the images)")
     p.add_argument("--extra", action="append", default=[], metavar="DATASET",
                    help="more training data (repeatable)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
+                   "instead of random ones; it must have the same --base-width and --norm")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
@@ -75,6 +78,7 @@ def _config(args):
         out_dir=args.out,
         val=args.val,
         extra_train=list(args.extra) or None,
+        init_from=args.init_from,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,

@@ -399,3 +399,48 @@ def test_the_monitor_option_decides_which_epoch_is_kept(tmp_path, monkeypatch):
                        learning_rate=1e-2))
     assert soft.ok and soft.summary["monitor"] == "val_dice"
     assert soft.best_epoch == int(np.argmax(soft.history["val_dice"]))
+
+
+def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
+    from viaseg.core import unet
+    from viaseg.core.cli import build_parser
+    from viaseg.core.modelio import load_model
+    from viaseg.core.train_cmd import _config
+
+    first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0, seed=1))
+    assert first.ok, first.error
+    source = [w.copy() for w in load_model(first.model_path)[0].get_weights()]
+
+    starts = []
+    compile_model = unet.compile_model
+
+    def spy(model, *a, **k):  # the weights the run starts training from
+        starts.append([w.copy() for w in model.get_weights()])
+        return compile_model(model, *a, **k)
+
+    monkeypatch.setattr(unet, "compile_model", spy)
+    # a different input size and seed: convolution weights do not depend on the size
+    tuned, _ = run(tiny(tmp_path / "b", epochs=1, sample_every=0, seed=7, size=64, init_from=first.model_path))
+    fresh, _ = run(tiny(tmp_path / "c", epochs=1, sample_every=0, seed=7, size=64))
+    assert tuned.ok and fresh.ok, (tuned.error, fresh.error)
+    assert len(starts[0]) == len(source)
+    for a, b in zip(starts[0], source, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(starts[1], source, strict=True))
+    cfg = json.loads((tmp_path / "b" / "run" / "config.json").read_text())
+    assert cfg["init_from"] == str(first.model_path)
+
+    # the CLI passes it on
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--init-from", "m.keras"])
+    assert str(_config(args).init_from) == "m.keras"
+
+
+def test_init_from_a_model_with_other_layers_or_no_file_fails_with_a_message(tmp_path):
+    first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0))
+    assert first.ok, first.error
+    other, events = run(tiny(tmp_path / "b", epochs=1, sample_every=0, base_width=4, init_from=first.model_path))
+    assert not other.ok and isinstance(events[-1], E.Failed)
+    assert str(first.model_path) in other.error
+    assert "base width 8" in other.error and "base width 4" in other.error and "--base-width" in other.error
+    missing, _ = run(tiny(tmp_path / "c", epochs=1, sample_every=0, init_from=tmp_path / "nope.keras"))
+    assert not missing.ok and "nope.keras: no such model file" in missing.error
