@@ -37,7 +37,8 @@ class TrainConfig:
     cache_dir: str | Path | None = None  # on-disk decode cache keyed by file content hash
 
     # start from this viaseg model's weights (fine-tuning: e.g. a model of an earlier run, or one trained on
-    # more data) instead of random ones; its network must have the same layers (base width, norm)
+    # more data) instead of random ones; the run keeps that model's network (base width and norm from its
+    # metadata, with a note when they differ from this config's)
     init_from: str | Path | None = None
     base_width: int = 32
     norm: str = "batch"  # batch | group

@@ -202,6 +202,10 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     from .modelio import save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
+        cfg, note = _follow_init_model(cfg)
+        if note:
+            setup_notes = [*setup_notes, note]
     warnings: list[str] = list(setup_notes)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
 
@@ -332,6 +336,22 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
 
 
+def _follow_init_model(cfg):
+    """``cfg`` with the base width and normalization of the model it starts from (read from that model's
+    metadata, no TensorFlow needed), and a note when they differ from what ``cfg`` asked for."""
+    import dataclasses
+
+    from .modelio import read_meta
+
+    src = read_meta(cfg.init_from).get("config") or {}  # ModelError names a missing or broken file
+    arch = {k: src[k] for k in ("base_width", "norm") if src.get(k) is not None}
+    changed = {k: v for k, v in arch.items() if getattr(cfg, k) != v}
+    if not changed:
+        return cfg, ""
+    said = ", ".join(f"{k.replace('_', ' ')} {v} (not {getattr(cfg, k)})" for k, v in changed.items())
+    return dataclasses.replace(cfg, **changed), f"starting from {cfg.init_from}: its network is kept: {said}"
+
+
 def _init_weights(model, path: Path, cfg) -> None:
     """Copy the weights of the viaseg model at ``path`` into ``model`` (same layers; the input size may
     differ, convolution weights do not depend on it)."""
@@ -342,11 +362,11 @@ def _init_weights(model, path: Path, cfg) -> None:
     got = [tuple(w.shape) for w in src.weights]
     if want != got:
         src_cfg = meta.get("config") or {}
-        theirs = f"base width {src_cfg.get('base_width', '?')}, norm {src_cfg.get('norm', '?')}"
+        theirs = ", ".join(f"{k.replace('_', ' ')} {src_cfg[k]}" for k in ("base_width", "norm") if k in src_cfg)
         raise _TrainingFailed(
-            f"{path}: cannot start from this model: its network ({theirs}, {len(got)} weight tensors) does "
-            f"not match this run's (base width {cfg.base_width}, norm {cfg.norm}, {len(want)} weight tensors); "
-            "train with the same --base-width and --norm"
+            f"{path}: cannot start from this model: its network ({theirs + ', ' if theirs else ''}"
+            f"{len(got)} weight tensors) does not match this run's (base width {cfg.base_width}, norm {cfg.norm}, "
+            f"{len(want)} weight tensors)"
         )
     model.set_weights(src.get_weights())
 

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    help="more training data (repeatable)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
-                   "instead of random ones; it must have the same --base-width and --norm")
+                   "instead of random ones; the run keeps that model's network (its base width and norm)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")

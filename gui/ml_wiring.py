@@ -248,7 +248,7 @@ class MLWiring:
             app.aboutToQuit.connect(self.shutdown)
         model = self._setting("active_model")
         if model and Path(model).is_file():
-            self.training.active_model = str(model)
+            self.training.set_active_model(str(model), announce=False)
             self.service.set_model(model)
         if w.session.dataset is not None:
             self._on_opened()

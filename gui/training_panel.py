@@ -92,6 +92,7 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     cfg.loss = str(settings["loss"])
     cfg.bn_momentum = float(settings["bn_momentum"])
     cfg.val_fraction = float(settings["val_split"])
+    cfg.init_from = settings.get("init_from") or None
     minutes = float(settings.get("time_limit_min") or 0)
     cfg.time_limit_s = minutes * 60 if minutes > 0 else None
     if not settings["augment"]:
@@ -103,6 +104,12 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
             raise TypeError(f"TrainConfig has no option {k!r}")
         setattr(cfg, k, v)
     return cfg
+
+
+def _model_label(path: str) -> str:
+    """A short name for a model file: its run folder's name for a run's model.keras, else the file name."""
+    p = Path(path)
+    return p.parent.name if p.name == "model.keras" and p.parent.name else p.name
 
 
 def _fmt_secs(s: float) -> str:
@@ -182,6 +189,10 @@ class TrainingPanel(QWidget):
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("none")
         self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit.")
+        self.start_from_active = QCheckBox("the active model's weights")
+        self.start_from_active.setToolTip("Fine-tune: start from the model made active in the Runs tab instead of "
+                                          "random weights (its network is kept).")
+        self.start_from_active.setEnabled(False)
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
         self.use_unsaved.setToolTip("Off: train on the files as last saved.")
@@ -195,6 +206,7 @@ class TrainingPanel(QWidget):
         form.addRow("Augmentations", self.augment)
         form.addRow("BatchNorm momentum", self.bn_momentum)
         form.addRow("Validation split", self.val_split)
+        form.addRow("Start from", self.start_from_active)
         form.addRow("Use unsaved edits", self.use_unsaved)
         tl.addWidget(box)
 
@@ -313,7 +325,9 @@ class TrainingPanel(QWidget):
                     epochs=self.epochs.value(), batch_size=self.batch_size.value(),
                     learning_rate=self.learning_rate.value(), loss=self.loss.currentText(),
                     augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
-                    val_split=self.val_split.value(), time_limit_min=self.time_limit.value())
+                    val_split=self.val_split.value(), time_limit_min=self.time_limit.value(),
+                    init_from=self.active_model if self.start_from_active.isChecked() and self.active_model
+                    else None)
 
     def _data(self) -> Any:
         if self.data_provider is None:
@@ -513,9 +527,14 @@ class TrainingPanel(QWidget):
         self.message.setText(text)
 
     # -------------------------------------------------------------------------------------------- runs
-    def set_active_model(self, path: str) -> None:
+    def set_active_model(self, path: str, announce: bool = True) -> None:
+        """Make ``path`` the active model (announced through ``model_activated`` unless ``announce`` is
+        false, e.g. when restoring the last session's)."""
         self.active_model = str(path)
-        self.model_activated.emit(self.active_model)
+        self.start_from_active.setEnabled(True)
+        self.start_from_active.setText(f"the active model's weights ({_model_label(self.active_model)})")
+        if announce:
+            self.model_activated.emit(self.active_model)
         self._mark_active()
 
     @Slot()

@@ -435,12 +435,23 @@ def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
     assert str(_config(args).init_from) == "m.keras"
 
 
-def test_init_from_a_model_with_other_layers_or_no_file_fails_with_a_message(tmp_path):
+def test_init_from_keeps_the_starting_models_network_and_refuses_one_that_does_not_fit(tmp_path):
+    from viaseg.core import unet
+    from viaseg.core.modelio import save_model
+
     first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0))
     assert first.ok, first.error
+    # asking for another width: the starting model's network (width 8) is kept, and the run says so
     other, events = run(tiny(tmp_path / "b", epochs=1, sample_every=0, base_width=4, init_from=first.model_path))
-    assert not other.ok and isinstance(events[-1], E.Failed)
-    assert str(first.model_path) in other.error
-    assert "base width 8" in other.error and "base width 4" in other.error and "--base-width" in other.error
-    missing, _ = run(tiny(tmp_path / "c", epochs=1, sample_every=0, init_from=tmp_path / "nope.keras"))
+    assert other.ok, other.error
+    note = f"starting from {first.model_path}: its network is kept: base width 8 (not 4)"
+    assert note in events[0].notes and note in other.summary["warnings"]
+    assert other.summary["params"] == first.summary["params"]
+    assert json.loads((tmp_path / "b" / "run" / "config.json").read_text())["base_width"] == 8
+    # a model whose metadata does not describe its network, and whose layers do not fit: a clear failure
+    odd = save_model(unet.build_unet_xception(32, base_width=4), tmp_path / "odd.keras", {"input_size": 32})
+    bad, events = run(tiny(tmp_path / "c", epochs=1, sample_every=0, init_from=odd))
+    assert not bad.ok and isinstance(events[-1], E.Failed)
+    assert str(odd) in bad.error and "base width 8" in bad.error and "does not match" in bad.error
+    missing, _ = run(tiny(tmp_path / "d", epochs=1, sample_every=0, init_from=tmp_path / "nope.keras"))
     assert not missing.ok and "nope.keras: no such model file" in missing.error

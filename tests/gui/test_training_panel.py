@@ -88,6 +88,25 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     assert panel.augment.isChecked()
 
 
+def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
+    panel = TrainingPanel(runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert not panel.start_from_active.isEnabled()  # no active model yet
+    panel.start_from_active.setChecked(True)
+    assert build_config(panel.settings(), None, tmp_path / "runs").init_from is None
+    model = tmp_path / "runs" / "20260101-000000-default" / "model.keras"
+    with qtbot.waitSignal(panel.model_activated):
+        panel.set_active_model(str(model))
+    assert panel.start_from_active.isEnabled() and "20260101-000000-default" in panel.start_from_active.text()
+    assert build_config(panel.settings(), None, tmp_path / "runs").init_from == str(model)
+    panel.start_from_active.setChecked(False)
+    assert build_config(panel.settings(), None, tmp_path / "runs").init_from is None
+    # restoring the last session's model does not announce it again
+    with qtbot.assertNotEmitted(panel.model_activated):
+        panel.set_active_model(str(tmp_path / "other.keras"), announce=False)
+    assert panel.active_model == str(tmp_path / "other.keras") and "other.keras" in panel.start_from_active.text()
+
+
 def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
     panel = TrainingPanel(runs_root=tmp_path / "runs")
     qtbot.addWidget(panel)
