@@ -10,7 +10,7 @@ from typing import Any
 from .pipeline import Augment
 
 PRESETS = ("default", "research")
-LR_SCHEDULES = ("constant", "plateau", "cosine")
+LR_SCHEDULES = ("constant", "plateau", "cosine", "flat_cosine")
 MONITORS = ("soft_dice", "hard_dice")
 
 

@@ -112,18 +112,23 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
     if cfg.lr_schedule == "plateau":
         schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
                                                       patience=max(2, cfg.patience // 3), min_lr=1e-5)]
-    elif cfg.lr_schedule == "cosine":
+    elif cfg.lr_schedule in ("cosine", "flat_cosine"):
         # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
-        # (the fraction of it used when the epoch begins), else over the epochs
+        # (the fraction of it used when the epoch begins), else over the epochs. flat_cosine keeps the full
+        # rate for the first half of the run and anneals over the second half
         lr0, n, limit = cfg.learning_rate, max(1, cfg.epochs), cfg.time_limit_s
+        flat = 0.5 if cfg.lr_schedule == "flat_cosine" else 0.0
 
         def progress(epoch: int) -> float:
             if limit:
                 return min(1.0, (time.perf_counter() - state["t0"]) / limit)
             return min(epoch, n) / n
 
-        schedule = [keras.callbacks.LearningRateScheduler(
-            lambda e, _lr: 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * progress(e))))]
+        def rate(epoch: int, _lr) -> float:
+            q = max(0.0, progress(epoch) - flat) / (1.0 - flat)
+            return 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * q))
+
+        schedule = [keras.callbacks.LearningRateScheduler(rate)]
     elif cfg.lr_schedule == "constant":
         schedule = []
     else:
@@ -287,6 +292,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "epochs_run": state["epochs_run"],
         "stop_reason": _reason(state, early, cfg),
         "monitor": monitor,
+        "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
         "val_dice": scores["mean_dice"],
         "val_global_dice": scores["global_dice"],
         "val_iou": scores["mean_iou"],

@@ -12,6 +12,7 @@ active, ``training_started()`` and ``training_finished(result_or_None)``.
 
 from __future__ import annotations
 
+import html
 import inspect
 import math
 import time
@@ -579,6 +580,8 @@ class TrainingPanel(QWidget):
             if key in s:
                 v = f"{s[key]:.3f}" if isinstance(s[key], float) else s[key]
                 lines.append(f"{key.replace('_', ' ')}: {v}")
+        if s.get("init_from"):
+            lines.append(f"started from: {html.escape(str(s['init_from']))}")
         if isinstance(s.get("best_metrics"), dict):
             lines.append(", ".join(f"{k} {v:.3f}" for k, v in s["best_metrics"].items()
                                    if isinstance(v, (int, float))))

@@ -349,6 +349,17 @@ def test_cosine_schedule_anneals_over_the_epochs_or_over_the_time_limit(tmp_path
     assert all(0.99 * lr0 < lr <= lr0 * (1 + 1e-6) for lr in lrs) and lrs == sorted(lrs, reverse=True)  # float32
 
 
+def test_flat_cosine_keeps_the_full_rate_for_the_first_half_then_anneals(tmp_path):
+    lr0 = 1e-3
+    r, _ = run(tiny(tmp_path, epochs=6, sample_every=0, lr_schedule="flat_cosine", learning_rate=lr0,
+                    patience=10))
+    assert r.ok
+    q = [max(0.0, e / 6 - 0.5) / 0.5 for e in range(6)]  # 0, 0, 0, 0, 1/3, 2/3
+    expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * x)) for x in q]
+    assert _logged_lrs(r.run_dir) == pytest.approx(expected, rel=1e-4)
+    assert expected[:4] == pytest.approx([lr0] * 4) and expected[5] < expected[4] < lr0
+
+
 def test_plateau_schedule_logs_its_learning_rate(tmp_path):
     r, _ = run(tiny(tmp_path, epochs=2, sample_every=0, lr_schedule="plateau", learning_rate=2e-3))
     assert r.ok and _logged_lrs(r.run_dir)[0] == pytest.approx(2e-3)

@@ -56,6 +56,19 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     panel.activate_selected_run()
     assert panel.active_model == str(runs[0].model_path)
     assert panel.runs.topLevelItem(0).text(3) == "●"
+    # fine-tuning: a second run starts from the active model, and the Runs tab says so
+    first = runs[0].model_path
+    panel.start_from_active.setChecked(True)
+    with qtbot.waitSignal(panel.training_finished, timeout=180000):
+        assert panel.start()
+    assert panel.last_error is None, panel.last_error
+    runs = list_runs(tmp_path / "runs")  # newest first
+    assert len(runs) == 2 and runs[0].summary["init_from"] == str(first) and runs[1].summary["init_from"] is None
+    panel.refresh_runs()
+    panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
+    assert f"started from: {first}" in panel.run_summary.text()
+    panel.runs.setCurrentItem(panel.runs.topLevelItem(1))
+    assert "started from" not in panel.run_summary.text()
 
 
 def test_failure_is_a_message(qtbot, tmp_path):
