@@ -43,13 +43,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.presets import LR_SCHEDULES, PRESETS
 
 from .curves import EPOCH_SERIES, CurvesWidget, SampleStrip, metric
 from .runs import RunInfo, list_runs, read_history, read_run
 from .workers import TrainThread, event_kind
 
 LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (not imported: no Keras at start-up)
-PRESETS = ("default", "research")
 
 
 # ------------------------------------------------------------------------------------------- core glue
@@ -63,7 +63,7 @@ def preset_values(name: str) -> dict:
     return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
                 learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
                 bn_momentum=float(cfg.bn_momentum), val_split=float(cfg.val_fraction),
-                time_limit_min=int(round((cfg.time_limit_s or 0) / 60)))
+                time_limit_min=int(round((cfg.time_limit_s or 0) / 60)), lr_schedule=cfg.lr_schedule)
 
 
 def new_run_dir(root: Path, label: str = "") -> Path:
@@ -91,6 +91,7 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     cfg.batch_size = int(settings["batch_size"])
     cfg.learning_rate = float(settings["learning_rate"])
     cfg.loss = str(settings["loss"])
+    cfg.lr_schedule = str(settings.get("lr_schedule") or cfg.lr_schedule)
     cfg.bn_momentum = float(settings["bn_momentum"])
     cfg.val_fraction = float(settings["val_split"])
     cfg.init_from = settings.get("init_from") or None
@@ -180,6 +181,11 @@ class TrainingPanel(QWidget):
         self.learning_rate = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
         self.loss = QComboBox()
         self.loss.addItems(LOSSES)
+        self.lr_schedule = QComboBox()
+        self.lr_schedule.addItems(LR_SCHEDULES)
+        self.lr_schedule.setToolTip("plateau: halve the rate when the val Dice stops improving. cosine: anneal to "
+                                    "1e-5 over the time limit (else over the epochs). flat_cosine: the full rate "
+                                    "for the first half, then the cosine. constant: no change.")
         self.augment = QCheckBox("flips, crops, colour jitter")
         self.bn_momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.01)
         self.bn_momentum.setToolTip("BatchNormalization momentum; lower (e.g. 0.9) suits very small datasets.")
@@ -203,6 +209,7 @@ class TrainingPanel(QWidget):
         form.addRow("Time limit", self.time_limit)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Rate schedule", self.lr_schedule)
         form.addRow("Loss", self.loss)
         form.addRow("Augmentations", self.augment)
         form.addRow("BatchNorm momentum", self.bn_momentum)
@@ -315,6 +322,7 @@ class TrainingPanel(QWidget):
         self.learning_rate.setValue(float(v["learning_rate"]))
         if v["loss"] in LOSSES:
             self.loss.setCurrentText(v["loss"])
+        self.lr_schedule.setCurrentText(v["lr_schedule"])
         self.augment.setChecked(bool(v["augment"]))
         self.bn_momentum.setValue(float(v["bn_momentum"]))
         self.val_split.setValue(float(v["val_split"] or 0.0))
@@ -325,6 +333,7 @@ class TrainingPanel(QWidget):
         return dict(preset=self.preset.currentText(), image_size=size - size % 16 or 16,
                     epochs=self.epochs.value(), batch_size=self.batch_size.value(),
                     learning_rate=self.learning_rate.value(), loss=self.loss.currentText(),
+                    lr_schedule=self.lr_schedule.currentText(),
                     augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
                     val_split=self.val_split.value(), time_limit_min=self.time_limit.value(),
                     init_from=self.active_model if self.start_from_active.isChecked() and self.active_model

@@ -97,8 +97,11 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     panel.preset.setCurrentText("research")
     assert panel.image_size.value() == 128 and panel.loss.currentText() == "dice"
     assert not panel.augment.isChecked() and panel.bn_momentum.value() == pytest.approx(0.99)
+    assert panel.lr_schedule.currentText() == "constant"  # the research recipe's fixed rate
     panel.preset.setCurrentText("default")
-    assert panel.augment.isChecked()
+    assert panel.augment.isChecked() and panel.lr_schedule.currentText() == "plateau"
+    panel.lr_schedule.setCurrentText("flat_cosine")
+    assert build_config(panel.settings(), None, tmp_path / "runs").lr_schedule == "flat_cosine"
 
 
 def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
