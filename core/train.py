@@ -26,7 +26,7 @@ import numpy as np
 
 from . import pipeline as P
 from .errors import ViasegError
-from .presets import LR_SCHEDULES, MONITORS, PRESETS, TrainConfig, preset
+from .presets import ANNEALING, LR_SCHEDULES, MONITORS, PRESETS, TrainConfig, preset, resolve_schedule
 from .train_events import (
     BatchEnd,
     EpochEnd,
@@ -109,15 +109,21 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
     if cfg.monitor not in MONITORS:
         raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} ({', '.join(MONITORS)})")
     monitor = ("val_" if len(val_arrays) else "") + ("hard_dice" if cfg.monitor == "hard_dice" else "dice")
-    if cfg.lr_schedule == "plateau":
+    sched = resolve_schedule(cfg)
+    patience = cfg.patience
+    if sched in ANNEALING and cfg.time_limit_s:
+        # the rate comes down over the time limit: the run uses all of it (the best epoch is still kept);
+        # early stopping would end it while the rate is still high
+        patience = 1_000_000
+    if sched == "plateau":
         schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
                                                       patience=max(2, cfg.patience // 3), min_lr=1e-5)]
-    elif cfg.lr_schedule in ("cosine", "flat_cosine"):
+    elif sched in ANNEALING:
         # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
         # (the fraction of it used when the epoch begins), else over the epochs. flat_cosine keeps the full
         # rate for the first half of the run and anneals over the second half
         lr0, n, limit = cfg.learning_rate, max(1, cfg.epochs), cfg.time_limit_s
-        flat = 0.5 if cfg.lr_schedule == "flat_cosine" else 0.0
+        flat = 0.5 if sched == "flat_cosine" else 0.0
 
         def progress(epoch: int) -> float:
             if limit:
@@ -129,7 +135,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             return 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * q))
 
         schedule = [keras.callbacks.LearningRateScheduler(rate)]
-    elif cfg.lr_schedule == "constant":
+    elif sched == "constant":
         schedule = []
     else:
         raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
@@ -142,7 +148,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
         ),
         keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max", patience=cfg.patience, restore_best_weights=True
+            monitor=monitor, mode="max", patience=patience, restore_best_weights=True
         ),
     ]
     if cfg.ema:
@@ -292,6 +298,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "epochs_run": state["epochs_run"],
         "stop_reason": _reason(state, early, cfg),
         "monitor": monitor,
+        "lr_schedule": resolve_schedule(cfg),
         "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
         "val_dice": scores["mean_dice"],
         "val_global_dice": scores["global_dice"],

@@ -36,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
-                   "given, else over the epochs; flat_cosine: the full rate for the first half, then that cosine "
-                   "over the second; default: the preset's choice")
+                   "given (the run then uses all of it: no early stopping), else over the epochs; flat_cosine: the "
+                   "full rate for the first half, then that cosine over the second; auto (the default preset's): "
+                   "flat_cosine with a --time-limit, else plateau")
     p.add_argument("--ema", type=float, metavar="MOMENTUM",
                    help="keep, evaluate and save an exponential moving average of the weights with this momentum "
                    "(e.g. 0.99; default 0 = off)")

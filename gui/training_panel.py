@@ -183,8 +183,9 @@ class TrainingPanel(QWidget):
         self.loss.addItems(LOSSES)
         self.lr_schedule = QComboBox()
         self.lr_schedule.addItems(LR_SCHEDULES)
-        self.lr_schedule.setToolTip("plateau: halve the rate when the val Dice stops improving. cosine: anneal to "
-                                    "1e-5 over the time limit (else over the epochs). flat_cosine: the full rate "
+        self.lr_schedule.setToolTip("auto: flat_cosine with a time limit, else plateau. plateau: halve the rate "
+                                    "when the val Dice stops improving. cosine: anneal to 1e-5 over the time "
+                                    "limit (using all of it) or else over the epochs. flat_cosine: the full rate "
                                     "for the first half, then the cosine. constant: no change.")
         self.augment = QCheckBox("flips, crops, colour jitter")
         self.bn_momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.01)

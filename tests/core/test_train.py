@@ -261,6 +261,7 @@ def test_presets():
     d = preset("default", size=128, seed=None)
     assert d.size == 128 and d.seed == 0 and d.augment.any and d.loss == "bce_dice"
     assert (d.tta, d.ema, d.patience) == (True, 0.0, 40) and (r.tta, r.ema) == (False, 0.0)
+    assert (d.lr_schedule, r.lr_schedule) == ("auto", "constant")
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fast")
     with pytest.raises(TypeError, match="no option"):
@@ -358,6 +359,32 @@ def test_flat_cosine_keeps_the_full_rate_for_the_first_half_then_anneals(tmp_pat
     expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * x)) for x in q]
     assert _logged_lrs(r.run_dir) == pytest.approx(expected, rel=1e-4)
     assert expected[:4] == pytest.approx([lr0] * 4) and expected[5] < expected[4] < lr0
+
+
+def test_auto_schedule_anneals_over_a_time_limit_without_early_stopping_else_plateaus(tmp_path):
+    import keras
+    from viaseg.core.presets import resolve_schedule
+    from viaseg.core.train import _make_callbacks
+
+    def built(**kw):
+        cfg = preset("default", **kw)
+        cbs, _ = _make_callbacks(keras, cfg, tmp_path, None, None, {}, [0], None)
+        kinds = {type(c).__name__: c for c in cbs}
+        return resolve_schedule(cfg), kinds
+
+    sched, cbs = built()  # no time limit: the rate halves on plateaus, early stopping after the patience
+    assert sched == "plateau" and "ReduceLROnPlateau" in cbs and cbs["EarlyStopping"].patience == 40
+    sched, cbs = built(time_limit_s=600)  # a time limit: flat, then the cosine over it, and all of it is used
+    assert sched == "flat_cosine" and "LearningRateScheduler" in cbs and "ReduceLROnPlateau" not in cbs
+    assert cbs["EarlyStopping"].patience > 10**5
+    sched, cbs = built(time_limit_s=600, lr_schedule="plateau")  # an explicit schedule is kept
+    assert sched == "plateau" and cbs["EarlyStopping"].patience == 40
+    sched, cbs = built(lr_schedule="cosine")  # cosine over the epochs: early stopping as asked
+    assert sched == "cosine" and cbs["EarlyStopping"].patience == 40
+    # a run says which schedule it used
+    r, _ = run(tiny(tmp_path / "run", epochs=1, sample_every=0, time_limit_s=3600))
+    assert r.ok and r.summary["lr_schedule"] == "flat_cosine"
+    assert json.loads((tmp_path / "run" / "run" / "config.json").read_text())["lr_schedule"] == "auto"
 
 
 def test_plateau_schedule_logs_its_learning_rate(tmp_path):

@@ -99,7 +99,7 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     assert not panel.augment.isChecked() and panel.bn_momentum.value() == pytest.approx(0.99)
     assert panel.lr_schedule.currentText() == "constant"  # the research recipe's fixed rate
     panel.preset.setCurrentText("default")
-    assert panel.augment.isChecked() and panel.lr_schedule.currentText() == "plateau"
+    assert panel.augment.isChecked() and panel.lr_schedule.currentText() == "auto"
     panel.lr_schedule.setCurrentText("flat_cosine")
     assert build_config(panel.settings(), None, tmp_path / "runs").lr_schedule == "flat_cosine"
 
