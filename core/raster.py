@@ -130,7 +130,8 @@ def _shape_polygon(shape: Mapping, n: int | None, scale: float = 1.0) -> np.ndar
             rx, ry = abs(_num(shape, "rx")), abs(_num(shape, "ry"))
             theta = _num(shape, "theta", 0.0)
         if n is None:  # adaptive: about one vertex per 2 output pixels of perimeter
-            n = int(min(720, max(24, math.ceil(math.pi * (rx + ry) * scale))))
+            perimeter = math.pi * (rx + ry) * scale  # inf for absurd radii (e.g. 1e307): the most vertices
+            n = int(min(720, max(24, math.ceil(perimeter)))) if math.isfinite(perimeter) else 720
         return _ellipse_points(cx, cy, rx, ry, theta, n)
     if kind in ("polyline", "point"):
         raise ValueError(f"a {kind} is not an area")

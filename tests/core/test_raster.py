@@ -356,3 +356,13 @@ def test_any_geometry_is_drawn_or_reported(shapes, out):
     assert len({s.index for s in skipped}) == len(skipped) <= len(shapes)
     for s in skipped:
         assert s.reason
+
+
+@pytest.mark.parametrize("shape", [
+    {"name": "ellipse", "cx": 0, "cy": 0, "rx": 0, "ry": 5.722234971514057e307, "theta": 0},  # found by hypothesis
+    {"name": "ellipse", "cx": 0, "cy": 0, "rx": 5e307, "ry": 5e307, "theta": 0.7},
+    {"name": "circle", "cx": 1, "cy": 1, "r": 1e308},
+])
+def test_absurd_radius_is_reported_not_a_crash(shape):
+    mask, skipped = rasterize_report([shape], (32, 24), (7, 5))
+    assert not mask.any() and len(skipped) == 1 and "out of range" in skipped[0].reason
