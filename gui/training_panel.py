@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viaseg.core.presets import LR_SCHEDULES, PRESETS
+from viaseg.core.presets import LR_SCHEDULES, PRESETS, preset
 
 from .curves import EPOCH_SERIES, CurvesWidget, SampleStrip, metric
 from .runs import RunInfo, list_runs, read_history, read_run
@@ -57,8 +57,6 @@ LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (no
 
 def preset_values(name: str) -> dict:
     """The form's fields for preset ``name`` (from ``viaseg.core.presets``, which does not import TF)."""
-    from viaseg.core.presets import preset
-
     cfg = preset(name)
     return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
                 learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
@@ -81,7 +79,6 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     """A ``TrainConfig``: the preset, then what the form sets, then ``overrides`` (tests pass e.g.
     ``base_width``). Augmentations "off" switches every augmentation off; "on" keeps the preset's."""
     from viaseg.core.pipeline import Augment
-    from viaseg.core.presets import preset
 
     cfg = preset(settings.get("preset", "default"))
     cfg.dataset = data
