@@ -1,7 +1,10 @@
 """Dataset problems dock: ``core.checks`` results in a table; clicking a row jumps to the image and region.
 
 The full check runs in a worker thread (it may decode every image); after an edit the main window re-checks
-only that image with ``check_entry`` and calls :meth:`ProblemsPanel.replace_for`.
+only that image with ``check_entry`` and calls :meth:`ProblemsPanel.replace_for`. The user may edit while a
+full check runs: the per-image re-checks made meanwhile are newer than what the full check saw, so they are
+applied again on top of its result; a check of a project that is no longer open is dropped; a check that
+tripped over an edit in progress (the data changed under it) is run again once.
 """
 
 from __future__ import annotations
@@ -78,19 +81,22 @@ class _Signals(QObject):
 
 
 class _CheckJob(QRunnable):
-    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque):
+    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque, gen: int = 0):
         super().__init__()
         self.dataset, self.decode, self.signals, self.results = dataset, decode, signals, results
+        self.gen = gen
 
     def run(self) -> None:
         try:
             from viaseg.core.checks import check_dataset
 
             report = check_dataset(self.dataset, decode=self.decode)
-            self.results.append((list(report.problems), ""))
+            self.results.append((self.gen, list(report.problems), "", False))
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
-            log.exception("dataset check failed")
-            self.results.append((None, f"check failed: {exc}"))
+            # "dictionary changed size during iteration" and the like: the user edited while it ran
+            changed = isinstance(exc, RuntimeError) and "changed size" in str(exc)
+            log.log(logging.INFO if changed else logging.ERROR, "dataset check failed", exc_info=True)
+            self.results.append((self.gen, None, f"check failed: {exc}", changed))
         try:
             self.signals.done.emit()
         except RuntimeError:  # the panel was closed while checking
@@ -137,6 +143,10 @@ class ProblemsPanel(QWidget):
         self.pool.setMaxThreadCount(1)
         self.dataset = None
         self.decoded = True
+        self._gen = 0  # bumped by every run_check: only the newest check's result is shown
+        self._pending = 0  # full checks started and not yet reported
+        self._retried = False
+        self._edits_during_check: list[tuple] = []  # replace_for calls made while a full check ran
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
         self.table.activated.connect(lambda idx: self._clicked(idx.row()))
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._update_compare(cur.row()))
@@ -155,7 +165,11 @@ class ProblemsPanel(QWidget):
             return
         self.decoded = decode
         self.status.setText("checking…")
-        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results))
+        self._gen += 1
+        self._pending += 1
+        self._retried = False
+        self._edits_during_check = []
+        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results, self._gen))
         if wait:
             self.pool.waitForDone()
             from PySide6.QtCore import QCoreApplication
@@ -166,11 +180,27 @@ class ProblemsPanel(QWidget):
         while self._results:
             self._on_done(*self._results.popleft())
 
-    def _on_done(self, problems, err: str) -> None:
+    def _on_done(self, gen: int, problems, err: str, data_changed: bool = False) -> None:
+        self._pending -= 1
+        if gen != self._gen:
+            return  # an older check (another project, or superseded by a re-check): its result is stale
         if problems is None:
+            if data_changed and not self._retried and self.dataset is not None:
+                self.pool.start(_CheckJob(self.dataset, self.decoded, self._signals, self._results, gen))
+                self._pending += 1
+                self._retried = True
+                return
             self.status.setText(err)
             return
-        self.set_problems(problems)
+        edits, self._edits_during_check = self._edits_during_check, []
+        self.problems = list(problems)
+        for args in edits:  # the per-image re-checks made while it ran are newer than what it saw
+            self._replace(*args)
+        self._fill()
+
+    @property
+    def checking(self) -> bool:
+        return self._pending > 0
 
     def set_problems(self, problems: list) -> None:
         self.problems = list(problems)
@@ -180,6 +210,12 @@ class ProblemsPanel(QWidget):
         """Replace the problems of one image (after an edit re-check). ``aliases`` are other names of it.
         Only problems of ``kinds`` (what the re-check can find; None = all) are replaced: a one-image
         re-check cannot see duplicates or attribute names, so those stay until the next full check."""
+        if self._pending:
+            self._edits_during_check.append((split, image, list(new), tuple(aliases), kinds))
+        self._replace(split, image, new, aliases, kinds)
+        self._fill()
+
+    def _replace(self, split: str, image: str, new: list, aliases=(), kinds=None) -> None:
         names = {image, *aliases}
 
         def replaced(p) -> bool:
@@ -188,7 +224,6 @@ class ProblemsPanel(QWidget):
 
         self.problems = [p for p in self.problems if not replaced(p)]
         self.problems.extend(new)
-        self._fill()
 
     def _fill(self) -> None:
         self.model.set(self.problems)

@@ -214,3 +214,91 @@ def test_editing_a_leaked_image_keeps_its_leak_problem(window, tmp_path, qtbot, 
     assert window.session.is_dirty()
     window.problem_links.recheck_current()
     assert any(p.kind == "duplicate_image" and (p.split, p.image) == ("val", "a.png") for p in window.problems.problems)
+
+
+def _fix_bowtie(window):
+    """Untangle region 0 of a.png the way a drag would, then the debounced one-image re-check."""
+    window.show_row(next(i for i, r in enumerate(window.session.rows) if r.entry.filename == "a.png"))
+    e = window.canvas.entry
+    e.regions[0].shape["all_points_x"] = [20, 80, 80, 20]
+    window.problem_links.recheck_current()
+
+
+def test_edit_during_a_full_check_is_not_undone_by_its_result(window, tmp_path, qtbot, project_factory,
+                                                              monkeypatch):
+    import threading
+
+    from viaseg.core import checks
+
+    real = checks.check_dataset
+    release = threading.Event()
+
+    def slow_check(dataset, **kw):
+        report = real(dataset, **kw)  # sees the polygon still crossed
+        release.wait(10)  # ...and reports after the user has fixed it
+        return report
+
+    window.open_path(_bowtie_project(tmp_path / "p", project_factory))
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    monkeypatch.setattr(checks, "check_dataset", slow_check)
+    window.problems.run_check(window.session.dataset)
+    assert window.problems.checking
+    _fix_bowtie(window)
+    assert not [p for p in window.problems.problems if p.kind == "self_intersection"]
+    release.set()
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    kinds = [p.kind for p in window.problems.problems if p.image == "a.png"]
+    assert "self_intersection" not in kinds  # the stale full-check result did not bring it back
+    assert kinds == ["size_mismatch"]  # and what the full check found, and the edit did not fix, is there
+
+
+def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(window, tmp_path, qtbot,
+                                                                              project_factory, monkeypatch):
+    import threading
+
+    from viaseg.core import checks
+
+    real = checks.check_dataset
+    window.open_path(_bowtie_project(tmp_path / "p", project_factory))
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    seen = []
+    gate = threading.Event()
+
+    def first_check_is_stale(dataset, **kw):
+        seen.append(len(seen))
+        if len(seen) == 1:
+            gate.wait(10)  # still running when the next check is asked for
+            return checks.Report(1, 0, [checks.Problem("missing_file", "error", "train", "gone.png", None,
+                                                       "from the project closed meanwhile")])
+        return real(dataset, **kw)
+
+    shown = []
+    window.problems.changed.connect(lambda: shown.extend(p.image for p in window.problems.problems))
+    monkeypatch.setattr(checks, "check_dataset", first_check_is_stale)
+    window.problems.run_check(window.session.dataset)
+    window.problems.run_check(window.session.dataset)  # queued behind the first: its result wins
+    gate.set()
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    assert seen == [0, 1]
+    assert shown and "gone.png" not in shown  # the superseded check's result was never shown
+    assert [p for p in window.problems.problems if p.kind == "self_intersection"]
+
+    calls = []
+
+    def edited_meanwhile(dataset, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("dictionary changed size during iteration")
+        return real(dataset, **kw)
+
+    monkeypatch.setattr(checks, "check_dataset", edited_meanwhile)
+    window.problems.run_check(window.session.dataset)
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    window.problems.pool.waitForDone()
+    assert len(calls) == 2
+    assert "check failed" not in window.problems.status.text()
+    assert [p for p in window.problems.problems if p.kind == "self_intersection"]
