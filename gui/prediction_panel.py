@@ -15,6 +15,7 @@ methods, each optional:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from PySide6.QtWidgets import (
 from . import overlays
 from .workers import InferenceService
 
+log = logging.getLogger(__name__)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -146,6 +148,8 @@ class PredictionPanel(QWidget):
         self._all_jobs: dict[int, Any] = {}
         self._all_scores: dict[str, float] = {}
         self._all_total = 0
+        self._all_failed: list[tuple[str, str]] = []  # (file name, message) of images Predict all could not do
+        self._all_stopped = False
         self.external: list[Path] = []
         self._build()
         service.model_changed.connect(self._on_model)
@@ -221,8 +225,13 @@ class PredictionPanel(QWidget):
         self.all_btn = QPushButton("Predict all")
         self.all_btn.setToolTip("Predict every image of the split; the image list gets a Dice column.")
         self.all_btn.clicked.connect(self.predict_all)
+        self.all_stop_btn = QPushButton("Stop")
+        self.all_stop_btn.setToolTip("Stop Predict all; the images done so far keep their Dice.")
+        self.all_stop_btn.setEnabled(False)
+        self.all_stop_btn.clicked.connect(self.stop_all)
         bl.addWidget(self.all_split, 1)
         bl.addWidget(self.all_btn)
+        bl.addWidget(self.all_stop_btn)
         lay.addWidget(batch)
 
         exp = QHBoxLayout()
@@ -388,7 +397,11 @@ class PredictionPanel(QWidget):
     @Slot(int, object, str)
     def _on_failed(self, job: int, tag: Any, message: str) -> None:
         if isinstance(tag, tuple) and tag and tag[0] == "all":
-            self._all_jobs.pop(job, None)
+            entry = self._all_jobs.pop(job, None)
+            if entry is not None:
+                name = Path(getattr(entry, "filename", "") or str(entry.path)).name
+                self._all_failed.append((name, message))
+                log.warning("Predict all: %s: %s", entry.path, message)
             self._maybe_finish_all()
             return
         if job == self._job_one:
@@ -503,13 +516,29 @@ class PredictionPanel(QWidget):
             return 0
         self._all_jobs.clear()
         self._all_scores = {}
+        self._all_failed = []
+        self._all_stopped = False
         self._all_total = len(entries)
-        for e in entries:
-            job = self.service.submit(("all", id(e)), str(e.path))
+        for e in entries:  # in the background: a P pressed meanwhile is answered next, not after the split
+            job = self.service.submit(("all", id(e)), str(e.path), background=True)
             self._all_jobs[job] = e
         self.all_btn.setEnabled(False)
+        self.all_stop_btn.setEnabled(True)
         self._say(f"Predicting {len(entries)} images of {split}…")
         return len(entries)
+
+    @Slot()
+    def stop_all(self) -> int:
+        """Stop Predict all: the images not started are dropped (the one running finishes); returns how many."""
+        if not self._all_total:
+            return 0
+        dropped = self.service.cancel_background()
+        for job in dropped:
+            self._all_jobs.pop(job, None)
+        self._all_stopped = True
+        self.all_stop_btn.setEnabled(False)
+        self._maybe_finish_all()
+        return len(dropped)
 
     def _on_all_result(self, job: int, tag: Any, probs: np.ndarray) -> None:
         entry = self._all_jobs.pop(job, None)
@@ -535,10 +564,17 @@ class PredictionPanel(QWidget):
         self._call("set_dice_column", dict(self._all_scores))
         scores = list(self._all_scores.values())
         mean = f"; mean Dice {np.mean(scores):.3f}" if scores else ""
-        self._say(f"Predicted {len(scores)} of {self._all_total} images{mean}. Sort the Dice column to see "
-                  "the worst first.")
+        text = f"Predicted {len(scores)} of {self._all_total} images{mean}"
+        if self._all_stopped:
+            text = f"Stopped. {text}"
+        if self._all_failed:
+            named = "; ".join(f"{n}: {m}" for n, m in self._all_failed[:3])
+            more = f" and {len(self._all_failed) - 3} more (see the log)" if len(self._all_failed) > 3 else ""
+            text += f". {len(self._all_failed)} failed: {named}{more}"
+        self._say(text + ". Sort the Dice column to see the worst first.", error=bool(self._all_failed))
         self._all_total = 0
         self.all_btn.setEnabled(True)
+        self.all_stop_btn.setEnabled(False)
 
     @property
     def all_scores(self) -> dict[str, float]:

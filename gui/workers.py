@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,12 @@ class InferenceService(QObject):
     the first prediction, or right away with ``load=True`` (``model_loaded(path)`` / ``model_failed(path, msg)``).
     Loading lazily keeps TensorFlow's import and the model build off the moment a training run finishes.
     ``submit(tag, image_or_path) -> job id``; the answer is ``predicted(job, tag, probs)`` or
-    ``failed(job, tag, message)``. ``forward_passes`` counts model runs."""
+    ``failed(job, tag, message)``. ``forward_passes`` counts model runs.
+
+    ``submit(..., background=True)`` queues a job of a long batch (Predict all): background jobs go to the
+    worker one at a time, so a prediction the user asks for meanwhile waits for at most one of them, not for
+    the whole batch; ``cancel_background()`` drops the ones not started yet. A background job keeps the model
+    that was active when it was submitted."""
 
     model_changed = Signal(str)
     model_loaded = Signal(str)
@@ -302,6 +308,8 @@ class InferenceService(QObject):
         self.meta: dict = {}
         self.forward_passes = 0
         self.pending = 0
+        self._background: deque = deque()  # (job, tag, image, model path) not yet sent to the worker
+        self._bg_in_flight: int | None = None  # the background job the worker has
 
     def set_model(self, path: str | Path, load: bool = False) -> None:
         from viaseg.core.modelio import read_meta
@@ -320,11 +328,39 @@ class InferenceService(QObject):
     def has_model(self) -> bool:
         return self.model_path is not None
 
-    def submit(self, tag: Any, image: Any) -> int:
+    def submit(self, tag: Any, image: Any, background: bool = False) -> int:
         job = next(self._ids)
         self.pending += 1
-        self._predict_req.emit(job, tag, image, self.model_path or "")
+        if background:
+            self._background.append((job, tag, image, self.model_path or ""))
+            self._feed()
+        else:
+            self._predict_req.emit(job, tag, image, self.model_path or "")
         return job
+
+    def _feed(self) -> None:
+        if self._bg_in_flight is None and self._background:
+            job, tag, image, path = self._background.popleft()
+            self._bg_in_flight = job
+            self._predict_req.emit(job, tag, image, path)
+
+    def _answered(self, job: int) -> None:
+        self.pending = max(0, self.pending - 1)
+        if job == self._bg_in_flight:
+            self._bg_in_flight = None
+            self._feed()
+
+    @property
+    def background_queued(self) -> int:
+        """Background jobs not yet sent to the worker."""
+        return len(self._background)
+
+    def cancel_background(self) -> list[int]:
+        """Drop the background jobs not started yet (the one running still answers); returns their ids."""
+        dropped = [job for job, *_ in self._background]
+        self._background.clear()
+        self.pending = max(0, self.pending - len(dropped))
+        return dropped
 
     @Slot(str, object)
     def _on_loaded(self, path: str, meta: dict) -> None:
@@ -336,12 +372,12 @@ class InferenceService(QObject):
     @Slot(int, object, object)
     def _on_predicted(self, job: int, tag: Any, probs: Any) -> None:
         self.forward_passes += 1
-        self.pending = max(0, self.pending - 1)
+        self._answered(job)
         self.predicted.emit(job, tag, probs)
 
     @Slot(int, object, str)
     def _on_failed(self, job: int, tag: Any, message: str) -> None:
-        self.pending = max(0, self.pending - 1)
+        self._answered(job)
         self.failed.emit(job, tag, message)
 
     def shutdown(self, timeout_ms: int = 30000) -> None:

@@ -162,6 +162,67 @@ def test_predict_all_fills_dice_column(qtbot, setup):
     assert all(0.0 <= v <= 1.0 for v in host.column.values())
 
 
+class _SlowPredictor:
+    """A stand-in model: 50 ms per image, an all-zero probability map."""
+
+    meta: dict = {}
+
+    def predict(self, image):
+        import time
+
+        time.sleep(0.05)
+        return np.zeros(np.asarray(image).shape[:2], np.float32)
+
+
+def test_a_prediction_asked_for_during_predict_all_does_not_wait_for_the_split(qtbot, tmp_path, model_file):
+    service = InferenceService(loader=lambda path: _SlowPredictor())
+    try:
+        service.set_model(model_file)
+        photo = make_project(tmp_path / "p", n_train=1, n_val=0) / "train" / "train0.png"
+        order = []
+        service.predicted.connect(lambda job, tag, probs: order.append(tag))
+        for i in range(6):
+            service.submit(("all", i), str(photo), background=True)
+        assert service.background_queued == 5  # one at a time goes to the worker
+        service.submit(("one", "now"), str(photo))
+        qtbot.waitUntil(lambda: len(order) == 7, timeout=20000)
+        assert order.index(("one", "now")) <= 1  # after at most the background image already running
+        assert [t for t in order if t[0] == "all"] == [("all", i) for i in range(6)]
+        assert service.pending == 0
+    finally:
+        service.shutdown()
+
+
+def test_predict_all_can_be_stopped_and_names_images_it_could_not_read(qtbot, tmp_path, model_file):
+    ds = load_dataset(make_project(tmp_path / "proj", n_train=1, n_val=4))
+    host = Host(ds)
+    service = InferenceService(loader=lambda path: _SlowPredictor())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        service.set_model(model_file)
+        panel.refresh_splits()
+        panel.all_split.setCurrentText("val")
+        assert panel.predict_all() == 4
+        assert panel.all_stop_btn.isEnabled()
+        assert panel.stop_all() >= 2  # the images not started yet
+        qtbot.waitUntil(lambda: panel.all_btn.isEnabled(), timeout=20000)
+        assert not panel.all_stop_btn.isEnabled()
+        done = len(host.column)
+        assert 1 <= done <= 2
+        assert panel.message.text().startswith(f"Stopped. Predicted {done} of 4 images")
+
+        bad = ds.split("val").entries[2]
+        Path(bad.path).write_bytes(b"not an image")  # e.g. a photo truncated on disk
+        assert panel.predict_all() == 4
+        qtbot.waitUntil(lambda: panel.all_btn.isEnabled(), timeout=20000)
+        assert len(host.column) == 3 and bad.key not in host.column
+        text = panel.message.text()
+        assert "Predicted 3 of 4 images" in text and f"1 failed: {bad.filename}" in text
+    finally:
+        service.shutdown()
+
+
 def test_export_mask_full_size(qtbot, setup, tmp_path):
     import cv2
 
