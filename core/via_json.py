@@ -377,3 +377,33 @@ def _attributes_out(project: Project) -> dict:
     if out == attrs:
         return attrs
     return out
+
+
+# ------------------------------------------------------------------------------- regions as JSON text
+
+def regions_to_json(regions: list[Region]) -> str:
+    """Regions as VIA 2 region objects (``[{"shape_attributes": ..., "region_attributes": ...}]``) in JSON
+    text: what the app puts on the clipboard, readable by :func:`regions_from_json` and by a person."""
+    import json
+
+    return json.dumps([{"shape_attributes": r.shape, "region_attributes": r.attributes} for r in regions])
+
+
+def regions_from_json(text: str, source: str = "clipboard") -> list[Region]:
+    """New regions from JSON text holding VIA region objects: a list of them (VIA 2), an object keyed by region
+    id (VIA 1), one region object, or an image entry with ``regions``. Raises ``ViaFormatError`` naming
+    ``source`` and the place of the first problem."""
+    from .via_common import parse_json
+
+    data = parse_json(text, source)
+    if isinstance(data, dict) and "regions" in data and "shape_attributes" not in data:
+        data = data["regions"]
+    if isinstance(data, dict) and "shape_attributes" in data:
+        data = [data]
+    if isinstance(data, dict):
+        items = [(key_path("", str(k)), v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = [(f"[{i}]", v) for i, v in enumerate(data)]
+    else:
+        raise ViaFormatError(source, "(top level)", f"expected a list of regions, got {show(data)}")
+    return [_read_region(r, where, source).clone() for where, r in items]

@@ -18,7 +18,8 @@ Edit: drag a region to move it, drag a vertex or handle; Alt+click or double-cli
       Alt+Shift+click, or Backspace/Delete on a selected vertex, deletes it (a polygon keeps 3)
 Draw: N or Ctrl+N, click points, Backspace removes the last, Enter / double-click / first point closes,
       Esc cancels
-Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image), Ctrl+D duplicates
+Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image or viaseg window; the clipboard
+      holds VIA region JSON), Ctrl+Shift+C copies all of the image's regions, Ctrl+D duplicates
 Undo: Ctrl+Z, redo Ctrl+Shift+Z or Ctrl+Y (a whole drag is one step; works across images)
 File: Ctrl+S save, Ctrl+Shift+S save as, Ctrl+O open file, Ctrl+Shift+O open folder"""
 
@@ -72,6 +73,7 @@ def install(w) -> None:
     e.addSeparator()
     _act(w, e, "&New polygon", c.start_drawing, ["N", "Ctrl+N"])
     _act(w, e, "&Copy region", w.copy_regions, ["Ctrl+C"])
+    _act(w, e, "Copy &all regions of the image", lambda: w.copy_regions(whole_image=True), ["Ctrl+Shift+C"])
     _act(w, e, "&Paste regions", w.paste_regions, ["Ctrl+V"])
     _act(w, e, "&Duplicate region", w.duplicate_region, ["Ctrl+D"])
     _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],

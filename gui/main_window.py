@@ -6,10 +6,11 @@ import logging
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 from viaseg.core import edits, journal
 from viaseg.core.errors import ImageReadError, ViasegError
+from viaseg.core.via_json import regions_from_json, regions_to_json
 
 from . import actions
 from .attributes_panel import AttributesPanel, attribute_definitions, class_attribute
@@ -22,6 +23,7 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 VIA_SUFFIXES = (".json", ".csv")
+REGIONS_MIME = "application/x-viaseg-regions+json"  # the clipboard's own copy of VIA region JSON
 DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
 
 
@@ -36,7 +38,6 @@ class MainWindow(QMainWindow):
         self.attributes = AttributesPanel(self)
         self.problems = ProblemsPanel(self)
         self.current = -1
-        self.clipboard: list = []
         self.class_attr: str | None = None
         self.last_class = None
         self.external_path: Path | None = None
@@ -280,21 +281,52 @@ class MainWindow(QMainWindow):
             self.last_class = region.attributes.get(self.class_attr, self.last_class)
         self.attributes.show_for(self.current_entry(), region)
 
-    def copy_regions(self) -> None:
-        r = self.canvas.selected_region()
-        if r is None:
-            self.notify("select a region to copy")
-            return
-        self.clipboard = [r.clone()]
-        self.notify("region copied")
+    def copy_regions(self, whole_image: bool = False) -> None:
+        """Copy the selected region (``whole_image``: all of the image's) to the system clipboard, as VIA region
+        JSON: it pastes into another image, another viaseg window, or a text editor."""
+        e = self.current_entry()
+        if whole_image:
+            regions = list(e.regions) if e is not None else []
+            if not regions:
+                self.notify("this image has no regions to copy")
+                return
+        else:
+            r = self.canvas.selected_region()
+            if r is None:
+                self.notify("select a region to copy (Ctrl+Shift+C copies all of the image's regions)")
+                return
+            regions = [r]
+        text = regions_to_json(regions)
+        md = QMimeData()
+        md.setData(REGIONS_MIME, text.encode("utf-8"))
+        md.setText(text)
+        QApplication.clipboard().setMimeData(md)
+        self.notify(f"{len(regions)} region{'s' if len(regions) != 1 else ''} copied")
 
     def paste_regions(self) -> None:
         e = self.current_entry()
-        if e is None or not self.clipboard:
-            self.notify("nothing to paste" if e is not None else "no image")
+        if e is None:
+            self.notify("no image")
             return
-        self.session.push(edits.AddRegions(e, [r.clone() for r in self.clipboard]))
+        md = QApplication.clipboard().mimeData()
+        if md is not None and md.hasFormat(REGIONS_MIME):
+            text = bytes(md.data(REGIONS_MIME)).decode("utf-8", "replace")
+        elif md is not None and md.hasText() and md.text().lstrip()[:1] in ("[", "{"):
+            text = md.text()  # VIA region JSON copied from a text editor or another tool
+        else:
+            self.notify("the clipboard holds no regions (select one and press Ctrl+C)")
+            return
+        try:
+            regions = regions_from_json(text)
+        except ViasegError as exc:
+            self.notify(f"cannot paste: {exc}", True)
+            return
+        if not regions:
+            self.notify("the clipboard holds no regions")
+            return
+        self.session.push(edits.AddRegions(e, regions))
         self.canvas.select(len(e.regions) - 1)
+        self.notify(f"pasted {len(regions)} region{'s' if len(regions) != 1 else ''}")
 
     def duplicate_region(self) -> None:
         e, r = self.current_entry(), self.canvas.selected_region()

@@ -444,3 +444,23 @@ def test_via3_attribute_definition_edits_are_saved(via_fixtures):
     assert out["attribute"]["3"] == {"aname": "damage", "anchor_id": "FILE1_Z0_XY1", "type": 4, "desc": "kind",
                                      "options": {"d": "dent", "s": "scratch"}, "default_option_id": "d"}
     assert loads_via(json.dumps(out)).attributes["region"]["damage"]["options"] == {"d": "dent", "s": "scratch"}
+
+
+def test_regions_as_json_text_round_trip_and_the_forms_a_person_pastes():
+    from viaseg.core.via_json import regions_from_json, regions_to_json
+
+    regions = [Region({"name": "polygon", "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 6]}, {"name": "dent"}),
+               Region({"name": "ellipse", "cx": 4, "cy": 5, "rx": 2.5, "ry": 1, "theta": 0.3}, {})]
+    back = regions_from_json(regions_to_json(regions))
+    assert [(r.shape, r.attributes, r.raw) for r in back] == [(r.shape, r.attributes, None) for r in regions]
+    one = {"shape_attributes": {"name": "point", "cx": 3, "cy": 4}, "region_attributes": {"a": "b"}}
+    for form in ([one], {"7": one}, one, {"filename": "x.jpg", "regions": [one]}):  # VIA 2, VIA 1, one, an entry
+        (r,) = regions_from_json(json.dumps(form))
+        assert r.shape == one["shape_attributes"] and r.attributes == {"a": "b"}
+        assert r.shape is not one["shape_attributes"]
+    for bad, where in (("[1]", "[0]"), ('{"0": {"shape_attributes": {"name": "polygon", "all_points_x": [1, null],'
+                                        ' "all_points_y": [1, 2]}}}', "all_points_x"),
+                       ("3", "top level"), ("[{", "")):
+        with pytest.raises(ViaFormatError) as exc:
+            regions_from_json(bad, source="clipboard")
+        assert str(exc.value).startswith("clipboard") and where in str(exc.value)

@@ -180,6 +180,46 @@ def test_delete_copy_paste_duplicate(window, project, qtbot):
     assert len(b.regions) == 1
 
 
+def test_copy_all_regions_and_paste_via_json_through_the_system_clipboard(window, project, qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    window.open_path(project)
+    c = window.canvas
+    a = c.entry
+    n_a = len(a.regions)
+    assert n_a >= 2
+    qtbot.keyClick(c, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    text = QApplication.clipboard().text()  # what a text editor would get: VIA 2 region objects
+    assert [r["shape_attributes"] for r in json.loads(text)] == [r.shape for r in a.regions]
+    window.show_row(1)
+    b = c.entry
+    n_b = len(b.regions)
+    qtbot.keyClick(c, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert [r.shape for r in b.regions[n_b:]] == [r.shape for r in a.regions]
+    assert [r.attributes for r in b.regions[n_b:]] == [r.attributes for r in a.regions]
+    window.undo()  # one paste, one undo step
+    assert len(b.regions) == n_b
+
+    # VIA region JSON typed or copied elsewhere (a VIA 1 object keyed by region id) pastes as regions too
+    QApplication.clipboard().setText(json.dumps({"0": {"shape_attributes": {"name": "rect", "x": 5, "y": 6,
+                                                                            "width": 7, "height": 8},
+                                                       "region_attributes": {"name": "scratch"}}}))
+    window.paste_regions()
+    assert b.regions[-1].shape == {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}
+    assert b.regions[-1].attributes == {"name": "scratch"} and len(b.regions) == n_b + 1
+
+    msgs = []
+    window.notify = lambda text, error=False: msgs.append((text, error))
+    QApplication.clipboard().setText('[{"shape_attributes": {"name": "polygon", "all_points_x": [1, "x"], '
+                                     '"all_points_y": [1, 2]}}]')
+    window.paste_regions()
+    assert len(b.regions) == n_b + 1  # nothing pasted
+    assert msgs[-1][1] and "clipboard" in msgs[-1][0] and "all_points_x" in msgs[-1][0]
+    QApplication.clipboard().setText("hello")
+    window.paste_regions()
+    assert len(b.regions) == n_b + 1 and "holds no regions" in msgs[-1][0]
+
+
 def test_attribute_edit_through_panel(window, project, qtbot):
     window.open_path(project)
     c = window.canvas
