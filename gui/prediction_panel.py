@@ -399,8 +399,7 @@ class PredictionPanel(QWidget):
         if isinstance(tag, tuple) and tag and tag[0] == "all":
             entry = self._all_jobs.pop(job, None)
             if entry is not None:
-                name = Path(getattr(entry, "filename", "") or str(entry.path)).name
-                self._all_failed.append((name, message))
+                self._all_failed.append((Path(entry.filename).name, message))
                 log.warning("Predict all: %s: %s", entry.path, message)
             self._maybe_finish_all()
             return

@@ -1,9 +1,12 @@
 """Screenshots of the training and prediction docks for docs/screenshots (run under Xvfb):
 
     xvfb-run -a -s "-screen 0 1700x1100x24" .venv/bin/python scripts/screenshots_ml.py [--epochs 12]
+        [--model RUN/model.keras]
 
 Opens car-damage (../shared), trains at 128 px in the app (training.png while it runs), then predicts
 test/test1.jpg (prediction_test1.png) and a validation image with the agreement view (agreement_val.png).
+The predictions use the model just trained (a few epochs: blocky maps), or ``--model``, e.g. the model of a
+10-minute ``viaseg train ../shared/datasets/car-damage --time-limit 600`` run, as a user would after training.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--shot-at-epoch", type=int, default=5)
+    ap.add_argument("--model", type=Path, help="make this model active for the prediction screenshots")
     args = ap.parse_args()
     os.environ.setdefault("VIASEG_STATE_DIR", tempfile.mkdtemp(prefix="viaseg-shots-"))
     from PySide6.QtCore import Qt
@@ -67,6 +71,8 @@ def main() -> int:
         tp.stop_and_wait()
     print("finished:", tp.message.text(), tp.result_label.text())
     pp = ml.prediction
+    if args.model:
+        tp.set_active_model(str(args.model.resolve()))  # as "Make active" on the Runs tab
     ml.dock_prediction.show()
     ml.dock_prediction.raise_()
     w.resizeDocks([ml.dock_prediction], [420], Qt.Orientation.Horizontal)
