@@ -63,7 +63,7 @@ def install(w) -> None:
     w.recent_menu = f.addMenu("Open &recent")
     f.addSeparator()
     w.act_save = _act(w, f, "&Save", w.save, [KS.Save])
-    _act(w, f, "Save &as…", w.save_as, ["Ctrl+Shift+S"])
+    _act(w, f, "Save &as…", lambda: w.save_as(), ["Ctrl+Shift+S"])
     f.addSeparator()
     _act(w, f, "&Quit", w.close, [KS.Quit])
 

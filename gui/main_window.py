@@ -350,10 +350,14 @@ class MainWindow(QMainWindow):
         self._update_title()
         return not errors
 
-    def save_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self.session.source or ""),
-                                              "VIA files (*.json *.csv)")
+    def save_as(self, path: str | Path | None = None) -> bool:
+        """Save the project to ``path`` (None: ask with a file dialog) and make that the project file."""
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self.session.source or ""),
+                                                  "VIA files (*.json *.csv)")
         if not path:
+            return False
+        if not self._images_follow(Path(path)):
             return False
         errors = self.session.save_as(path)
         for msg in errors:
@@ -362,6 +366,24 @@ class MainWindow(QMainWindow):
         if not errors:
             actions.remember_recent(self, Path(path))
         return not errors
+
+    def _images_follow(self, target: Path) -> bool:
+        """Saving into another folder: VIA and viaseg look for a file's images (relative names) next to it, so
+        ask before writing a file that will open with every image missing. True: go on."""
+        projs = self.session.projects()
+        if len(projs) != 1:
+            return True  # save_as refuses these with its own message
+        entries = [e for e in projs[0].images if not Path(e.filename).is_absolute()]
+        here = [e for e in entries[:200] if e.path.is_file()]
+        if not here or all((target.parent / e.filename).is_file() for e in here):
+            return True
+        src = here[0].path.parent
+        b = QMessageBox.StandardButton
+        ans = self.ask("Images stay behind",
+                       f"The images of this project are in {src}.\nviaseg and VIA look for them next to the VIA "
+                       f"file, so {target.name} in {target.parent} will open with its images missing unless they "
+                       "are copied there.\n\nSave there anyway?", b.Save | b.Cancel)
+        return ans == b.Save
 
     def maybe_save(self) -> bool:
         """Before closing/replacing the project: True when it is fine to continue."""

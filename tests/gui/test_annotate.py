@@ -391,3 +391,23 @@ def test_import_attribute_definitions_file(window, project, tmp_path, qtbot):
     assert isinstance(combo, QComboBox) and combo.currentText() == "dent"
     combo.setCurrentText("scratch")
     assert window.canvas.entry.regions[0].attributes["damage"] == "scratch"
+
+
+def test_save_as_next_to_the_images_or_elsewhere_only_after_asking(window, project, tmp_path, qtbot):
+    from PySide6.QtWidgets import QMessageBox
+
+    window.open_path(project)
+    b = QMessageBox.StandardButton
+    assert window.save_as(project.parent / "copy.json")  # next to its images: no question (ask would raise)
+    assert json.loads((project.parent / "copy.json").read_text())["a.png1"]["filename"] == "a.png"
+    assert window.session.source == project.parent / "copy.json"
+
+    asked = []
+    window.ask = lambda title, text, buttons: asked.append(text) or b.Cancel
+    elsewhere = tmp_path / "elsewhere" / "moved.json"
+    elsewhere.parent.mkdir()
+    assert not window.save_as(elsewhere)
+    assert not elsewhere.exists() and str(project.parent) in asked[0] and "missing" in asked[0]
+    window.ask = lambda title, text, buttons: asked.append(text) or b.Save
+    assert window.save_as(elsewhere) and elsewhere.exists() and len(asked) == 2
+    assert window.session.source == elsewhere
