@@ -157,6 +157,7 @@ class Command:
     """Base class. Subclasses implement :meth:`do` and :meth:`undo`; ``entry`` is the image they change."""
 
     text = "edit"
+    changes_images = False  # True: it adds or removes whole images (the rows of a GUI must be re-indexed)
 
     def __init__(self, entry: ImageEntry | None = None, merge_key: Hashable | None = None):
         self.entry = entry
@@ -308,6 +309,58 @@ class DeleteRegions(Command):
     def undo(self) -> None:
         for i, r in self.removed:  # ascending indices: each lands where it was
             self.entry.regions.insert(i, r)
+
+
+class _ImageListEdit(Command):
+    """Base of the commands that add or take out a whole image. ``lists`` are the lists that hold the image
+    entries of its split (a split's ``entries`` and its project's ``images``, the same list or two);
+    ``changes_images`` tells the owner of the rows (the GUI session) to re-index them."""
+
+    changes_images = True
+
+    def __init__(self, entry: ImageEntry, lists: Iterable[list]):
+        super().__init__(entry)
+        self.lists: list[list] = []
+        for lst in lists:
+            if not any(lst is seen for seen in self.lists):
+                self.lists.append(lst)
+
+    def _take_out(self) -> None:
+        for lst in self.lists:
+            lst[:] = [e for e in lst if e is not self.entry]
+
+
+class AddImage(_ImageListEdit):
+    """Add an image (with its regions) at the end of its split; undo takes it out again."""
+
+    text = "add image"
+
+    def do(self) -> None:
+        for lst in self.lists:
+            lst.append(self.entry)
+
+    def undo(self) -> None:
+        self._take_out()
+
+
+class RemoveImage(_ImageListEdit):
+    """Take an image out of its split's VIA file (the photo itself stays on disk, as in VIA); undo puts it
+    back where it was."""
+
+    text = "remove image"
+
+    def __init__(self, entry: ImageEntry, lists: Iterable[list]):
+        super().__init__(entry, lists)
+        self.positions = [next((i for i, e in enumerate(lst) if e is entry), -1) for lst in self.lists]
+        if -1 in self.positions:
+            raise EditError(f"{entry.filename} is not an image of this split")
+
+    def do(self) -> None:
+        self._take_out()
+
+    def undo(self) -> None:
+        for lst, i in zip(self.lists, self.positions, strict=True):
+            lst.insert(i, self.entry)
 
 
 _ABSENT = object()

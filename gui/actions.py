@@ -20,6 +20,7 @@ Draw: N or Ctrl+N, click points, Backspace removes the last, Enter / double-clic
       Esc cancels
 Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image or viaseg window; the clipboard
       holds VIA region JSON), Ctrl+Shift+C copies all of the image's regions, Ctrl+D duplicates
+Images: Ctrl+Shift+Delete removes the shown image from its split's VIA file (the photo stays on disk)
 Undo: Ctrl+Z, redo Ctrl+Shift+Z or Ctrl+Y (a whole drag is one step; works across images)
 File: Ctrl+S save, Ctrl+Shift+S save as, Ctrl+O open file, Ctrl+Shift+O open folder"""
 
@@ -79,6 +80,9 @@ def install(w) -> None:
     _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],
          tip="Delete (with the canvas focused) deletes the selected vertex or region")
     _act(w, e, "Next region", lambda: c.cycle_selection(1), [])
+    e.addSeparator()
+    _act(w, e, "Remove &image from project", w.remove_image, ["Ctrl+Shift+Delete"],
+         tip="Take the shown image out of its split's VIA file; the photo stays on disk (undo brings it back)")
 
     v = mb.addMenu("&View")
     _act(w, v, "&Fit to window", c.fit, ["Ctrl+0"])

@@ -84,10 +84,14 @@ class MainWindow(QMainWindow):
         self.journal_timer.timeout.connect(self.write_journal)
         self.recheck_timer = QTimer(self, singleShot=True, interval=600)
         self.recheck_timer.timeout.connect(lambda: self.problem_links.recheck_current())
+        # an image added or removed: leaks and duplicates between images can change, so the whole check runs
+        self.full_check_timer = QTimer(self, singleShot=True, interval=1500)
+        self.full_check_timer.timeout.connect(self.run_full_check)
 
     def _connect(self) -> None:
         s = self.session
         s.changed.connect(self._on_changed)
+        s.rows_changed.connect(self._on_rows_changed)
         s.dirty_changed.connect(lambda _d: self._on_dirty())
         self.image_list.activated.connect(self.show_row)
         self.canvas.selection_changed.connect(self._on_selection)
@@ -144,8 +148,7 @@ class MainWindow(QMainWindow):
             self.show_row(first)
         else:
             self.canvas.set_entry(None, None, None, placeholder="this project has no images")
-        # decoding every image of a big dataset costs minutes of CPU: check headers only, Re-check decodes
-        self.problems.run_check(self.session.dataset, decode=len(self.session.rows) <= DECODE_CHECK_LIMIT)
+        self.run_full_check()
         self._update_title()
         n = len(self.session.rows)
         self.notify(f"opened {path} ({n} images, {self.session.dataset.region_count} regions)")
@@ -244,6 +247,40 @@ class MainWindow(QMainWindow):
         self._update_region_label()
         self.journal_timer.start()
         self.recheck_timer.start()
+
+    def run_full_check(self) -> None:
+        # decoding every image of a big dataset costs minutes of CPU: check headers only, Re-check decodes
+        self.problems.run_check(self.session.dataset, decode=len(self.session.rows) <= DECODE_CHECK_LIMIT)
+
+    def _on_rows_changed(self) -> None:
+        """An image was added or removed (or brought back by undo): the rows were re-indexed."""
+        self.image_list.model.reset()
+        shown = self.canvas.entry
+        row = self.session.row_of(shown) if shown is not None else -1
+        if row >= 0:
+            self.current = row
+            self.image_list.set_current(row)
+        elif self.external_path is None and self.session.rows:
+            self.show_row(min(max(self.current, 0), len(self.session.rows) - 1))
+        elif not self.session.rows:
+            self.current = -1
+            self.canvas.set_entry(None, None, None, placeholder="this project has no images")
+        self.full_check_timer.start()
+
+    def remove_image(self) -> bool:
+        """Take the shown image out of its split's VIA file (undoable; the photo stays on disk, as in VIA)."""
+        e = self.current_entry()
+        if e is None:
+            self.notify("no image to remove")
+            return False
+        sp = self.session.split_of(e)
+        if sp is None or sp.project is None:
+            self.notify(f"{e.filename}: split {sp.name if sp else '?'!r} is a folder of photos without a VIA "
+                        "file: there is nothing to remove it from", True)
+            return False
+        self.session.push(edits.RemoveImage(e, self.session.image_lists(sp)))
+        self.notify(f"removed {e.filename} from {sp.name} (the photo stays on disk; Ctrl+Z brings it back)")
+        return True
 
     def _on_dirty(self) -> None:
         e = self.current_entry()

@@ -49,32 +49,6 @@ def snapshot(ds: Dataset) -> Dataset:
     return Dataset(root=ds.root, splits=splits)
 
 
-class AddImage(edits.Command):
-    """Add an image (with its regions) to a labeled split; undo takes it out again."""
-
-    text = "add image"
-
-    def __init__(self, split: Split, entry: ImageEntry, after):
-        super().__init__(entry)
-        self.split, self.after = split, after
-
-    def _lists(self) -> list[list]:
-        lists = [self.split.entries]
-        if self.split.project is not None and self.split.project.images is not self.split.entries:
-            lists.append(self.split.project.images)
-        return lists
-
-    def do(self) -> None:
-        for lst in self._lists():
-            lst.append(self.entry)
-        self.after()
-
-    def undo(self) -> None:
-        for lst in self._lists():
-            lst[:] = [e for e in lst if e is not self.entry]
-        self.after()
-
-
 # --------------------------------------------------------------------------------------------- host
 
 
@@ -161,12 +135,7 @@ class WindowHost:
             r.attributes = {**copy.deepcopy(attrs), **r.attributes}
         entry = ImageEntry(key=f"{dest.name}{size}", filename=dest.name, size=size, regions=list(regions),
                            base_dir=sp.image_dir)
-
-        def after():
-            w.session.reindex()
-            w.image_list.model.reset()
-
-        w.session.push(AddImage(sp, entry, after))
+        w.session.push(edits.AddImage(entry, w.session.image_lists(sp)))
         row = w.session.row_of(entry)
         if row >= 0:
             w.show_row(row)

@@ -144,7 +144,7 @@ class ProblemsPanel(QWidget):
         self.dataset = None
         self.decoded = True
         self._gen = 0  # bumped by every run_check: only the newest check's result is shown
-        self._pending = 0  # full checks started and not yet reported
+        self._waiting = False  # the newest full check has not reported yet
         self._retried = False
         self._edits_during_check: list[tuple] = []  # replace_for calls made while a full check ran
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
@@ -166,9 +166,10 @@ class ProblemsPanel(QWidget):
         self.decoded = decode
         self.status.setText("checking…")
         self._gen += 1
-        self._pending += 1
+        self._waiting = True
         self._retried = False
         self._edits_during_check = []
+        self.pool.clear()  # checks queued and not started yet are superseded by this one
         self.pool.start(_CheckJob(dataset, decode, self._signals, self._results, self._gen))
         if wait:
             self.pool.waitForDone()
@@ -181,17 +182,17 @@ class ProblemsPanel(QWidget):
             self._on_done(*self._results.popleft())
 
     def _on_done(self, gen: int, problems, err: str, data_changed: bool = False) -> None:
-        self._pending -= 1
         if gen != self._gen:
             return  # an older check (another project, or superseded by a re-check): its result is stale
         if problems is None:
             if data_changed and not self._retried and self.dataset is not None:
                 self.pool.start(_CheckJob(self.dataset, self.decoded, self._signals, self._results, gen))
-                self._pending += 1
                 self._retried = True
                 return
+            self._waiting = False
             self.status.setText(err)
             return
+        self._waiting = False
         edits, self._edits_during_check = self._edits_during_check, []
         self.problems = list(problems)
         for args in edits:  # the per-image re-checks made while it ran are newer than what it saw
@@ -200,7 +201,7 @@ class ProblemsPanel(QWidget):
 
     @property
     def checking(self) -> bool:
-        return self._pending > 0
+        return self._waiting
 
     def set_problems(self, problems: list) -> None:
         self.problems = list(problems)
@@ -210,7 +211,7 @@ class ProblemsPanel(QWidget):
         """Replace the problems of one image (after an edit re-check). ``aliases`` are other names of it.
         Only problems of ``kinds`` (what the re-check can find; None = all) are replaced: a one-image
         re-check cannot see duplicates or attribute names, so those stay until the next full check."""
-        if self._pending:
+        if self._waiting:
             self._edits_during_check.append((split, image, list(new), tuple(aliases), kinds))
         self._replace(split, image, new, aliases, kinds)
         self._fill()

@@ -29,11 +29,13 @@ class Row:
 
 
 class Session(QObject):
-    """State of the open source. Signals: ``opened()``, ``changed(object entry)``, ``dirty_changed(bool)``."""
+    """State of the open source. Signals: ``opened()``, ``changed(object entry)``, ``dirty_changed(bool)``,
+    ``rows_changed()`` (an image was added or removed: ``rows`` were re-indexed, before ``changed``)."""
 
     opened = Signal()
     changed = Signal(object)  # the ImageEntry whose content changed (after push/undo/redo)
     dirty_changed = Signal(bool)
+    rows_changed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -42,6 +44,7 @@ class Session(QObject):
         self.rows: list[Row] = []
         self.history = edits.History()
         self._split_of: dict[int, Split] = {}
+        self._home: dict[int, Split] = {}  # every entry's split since opening, removed images included
         self._row_of: dict[int, int] = {}
         self._was_dirty = False
 
@@ -57,14 +60,11 @@ class Session(QObject):
         self.source = path
         self.dataset = ds
         self.history = edits.History()
+        self._home = {}
         self._reindex()
         self._was_dirty = False
         self.opened.emit()
         self.dirty_changed.emit(False)
-
-    def reindex(self) -> None:
-        """Rebuild the row list after splits/entries were added or removed from outside."""
-        self._reindex()
 
     def _reindex(self) -> None:
         self.rows = []
@@ -75,6 +75,7 @@ class Session(QObject):
                 self._row_of[id(e)] = len(self.rows)
                 self.rows.append(Row(sp.name, e))
                 self._split_of[id(e)] = sp
+        self._home.update(self._split_of)
 
     def restore(self, rec: journal.Recovery) -> list[str]:
         """Replace the projects of the open dataset by the journaled ones; returns messages for files that
@@ -119,8 +120,13 @@ class Session(QObject):
         return self._split_of.get(id(entry))
 
     def project_of(self, entry: ImageEntry) -> Project | None:
-        sp = self.split_of(entry)
+        """The project ``entry`` belongs to, or belonged to before it was removed (its removal is saved there)."""
+        sp = self.split_of(entry) or self._home.get(id(entry))
         return sp.project if sp is not None else None
+
+    def image_lists(self, sp: Split) -> list[list]:
+        """The lists holding ``sp``'s image entries (for ``edits.AddImage`` / ``edits.RemoveImage``)."""
+        return [sp.entries] + ([sp.project.images] if sp.project is not None else [])
 
     def projects(self) -> list[Project]:
         if self.dataset is None:
@@ -178,8 +184,7 @@ class Session(QObject):
         if cmd.entry is not None:
             self.ensure_project(cmd.entry)
         self.history.push(cmd)
-        self.changed.emit(cmd.entry)
-        self._emit_dirty()
+        self._after(cmd)
 
     def end_drag(self) -> None:
         self.history.end_drag()
@@ -187,16 +192,21 @@ class Session(QObject):
     def undo(self) -> edits.Command | None:
         cmd = self.history.undo()
         if cmd is not None:
-            self.changed.emit(cmd.entry)
-            self._emit_dirty()
+            self._after(cmd)
         return cmd
 
     def redo(self) -> edits.Command | None:
         cmd = self.history.redo()
         if cmd is not None:
-            self.changed.emit(cmd.entry)
-            self._emit_dirty()
+            self._after(cmd)
         return cmd
+
+    def _after(self, cmd: edits.Command) -> None:
+        if cmd.changes_images:
+            self._reindex()
+            self.rows_changed.emit()
+        self.changed.emit(cmd.entry)
+        self._emit_dirty()
 
     def _emit_dirty(self) -> None:
         d = self.is_dirty()

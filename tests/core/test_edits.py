@@ -260,3 +260,21 @@ def test_random_edit_sequences_undo_to_every_earlier_state():
         assert _snapshot(e) == states[0] and h.is_clean()
 
     run()
+
+
+def test_remove_and_add_image_keep_both_lists_of_a_split_in_step():
+    a, b, c = (ImageEntry(key=n, filename=n, size=1) for n in ("a", "b", "c"))
+    split_entries, project_images = [a, b, c], [a, b, c]
+    h = edits.History()
+    h.push(edits.RemoveImage(b, [split_entries, project_images, split_entries]))  # a list named twice: once
+    assert split_entries == [a, c] and project_images == [a, c]
+    h.undo()
+    assert split_entries == [a, b, c] and project_images == [a, b, c]  # back where it was
+    shared = [a, b]  # a split whose entries are its project's images (one list)
+    h.push(edits.AddImage(c, [shared, shared]))
+    assert shared == [a, b, c]
+    h.undo()
+    assert shared == [a, b]
+    assert edits.RemoveImage.changes_images and not edits.AddRegions.changes_images
+    with pytest.raises(edits.EditError, match="c is not an image"):
+        edits.RemoveImage(c, [shared])

@@ -411,3 +411,42 @@ def test_save_as_next_to_the_images_or_elsewhere_only_after_asking(window, proje
     window.ask = lambda title, text, buttons: asked.append(text) or b.Save
     assert window.save_as(elsewhere) and elsewhere.exists() and len(asked) == 2
     assert window.session.source == elsewhere
+
+
+def test_remove_image_from_project_saves_undoes_and_keeps_the_photo(window, project, qtbot):
+    window.open_path(project)
+    assert [r.entry.filename for r in window.session.rows] == ["a.png", "b.png"]
+    window.show_row(0)
+    assert window.remove_image()
+    assert [r.entry.filename for r in window.session.rows] == ["b.png"]
+    assert window.canvas.entry.filename == "b.png" and window.current == 0  # the next image is shown
+    assert window.image_list.model.rowCount() == 1 and window.session.is_dirty()
+    assert window.save()
+    saved = json.loads(project.read_text())
+    assert list(saved) == ["b.png2"] and (project.parent / "a.png").is_file()  # the photo stays on disk
+    window.undo()  # brings it back, where it was, and shows it
+    assert [r.entry.filename for r in window.session.rows] == ["a.png", "b.png"]
+    assert window.canvas.entry.filename == "a.png" and len(window.canvas.entry.regions) == 2
+    assert window.save()
+    assert list(json.loads(project.read_text())) == ["a.png1", "b.png2"]
+    window.redo()
+    assert [r.entry.filename for r in window.session.rows] == ["b.png"]
+    window.remove_image()
+    assert window.session.rows == [] and window.canvas.entry is None
+    assert window.save() and json.loads(project.read_text()) == {}
+
+
+def test_remove_image_of_a_folder_without_via_file_is_refused(window, tmp_path, qtbot, project_factory):
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    test = root / "test"
+    test.mkdir()
+    (root / "train" / "b.png").rename(test / "t.png")
+    window.open_path(root)
+    row = next(i for i, r in enumerate(window.session.rows) if r.split == "test")
+    window.show_row(row)
+    msgs = []
+    window.notify = lambda text, error=False: msgs.append((text, error))
+    assert not window.remove_image()
+    assert msgs[-1][1] and "t.png" in msgs[-1][0] and "without a VIA file" in msgs[-1][0]
+    assert any(r.split == "test" for r in window.session.rows) and not window.session.is_dirty()
