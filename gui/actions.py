@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSlider
+from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QMessageBox, QSlider
 
 KS = QKeySequence.StandardKey
 
@@ -72,17 +72,24 @@ def install(w) -> None:
     w.act_undo = _act(w, e, "&Undo", w.undo, ["Ctrl+Z"])
     w.act_redo = _act(w, e, "&Redo", w.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
     e.addSeparator()
-    _act(w, e, "&New polygon", c.start_drawing, ["N", "Ctrl+N"])
-    _act(w, e, "&Copy region", w.copy_regions, ["Ctrl+C"])
-    _act(w, e, "Copy &all regions of the image", lambda: w.copy_regions(whole_image=True), ["Ctrl+Shift+C"])
-    _act(w, e, "&Paste regions", w.paste_regions, ["Ctrl+V"])
-    _act(w, e, "&Duplicate region", w.duplicate_region, ["Ctrl+D"])
-    _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],
-         tip="Delete (with the canvas focused) deletes the selected vertex or region")
+    w.act_new_polygon = _act(w, e, "&New polygon", c.start_drawing, ["N", "Ctrl+N"])
+    w.act_copy = _act(w, e, "&Copy region", w.copy_regions, ["Ctrl+C"])
+    w.act_copy_all = _act(w, e, "Copy &all regions of the image", lambda: w.copy_regions(whole_image=True),
+                          ["Ctrl+Shift+C"])
+    w.act_paste = _act(w, e, "&Paste regions", w.paste_regions, ["Ctrl+V"])
+    w.act_duplicate = _act(w, e, "&Duplicate region", w.duplicate_region, ["Ctrl+D"])
+    w.act_delete_region = _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],
+                               tip="Delete (with the canvas focused) deletes the selected vertex or region")
     _act(w, e, "Next region", lambda: c.cycle_selection(1), [])
     e.addSeparator()
-    _act(w, e, "Remove &image from project", w.remove_image, ["Ctrl+Shift+Delete"],
-         tip="Take the shown image out of its split's VIA file; the photo stays on disk (undo brings it back)")
+    w.act_remove_image = _act(w, e, "Remove &image from project", w.remove_image, ["Ctrl+Shift+Delete"],
+                              tip="Take the shown image out of its split's VIA file; the photo stays on disk "
+                                  "(undo brings it back)")
+    c.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    c.customContextMenuRequested.connect(lambda pos: canvas_menu(w, pos).exec(c.mapToGlobal(pos)))
+    view = w.image_list.view
+    view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    view.customContextMenuRequested.connect(lambda pos: image_menu(w, pos).exec(view.viewport().mapToGlobal(pos)))
 
     v = mb.addMenu("&View")
     _act(w, v, "&Fit to window", c.fit, ["Ctrl+0"])
@@ -117,6 +124,47 @@ def install(w) -> None:
     w.opacity_slider.valueChanged.connect(lambda val: c.set_opacity(val / 100.0))
     tb.addWidget(w.opacity_slider)
     refresh_recent(w)
+
+
+def _item(menu: QMenu, action: QAction, enabled: bool = True) -> QAction:
+    """A menu entry that triggers the window's ``action`` (its shortcut shown), enabled for this menu only."""
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    item = menu.addAction(action.text() + (f"\t{keys}" if keys else ""))
+    item.triggered.connect(action.trigger)
+    item.setEnabled(enabled)
+    return item
+
+
+def canvas_menu(w, pos: QPoint) -> QMenu:
+    """The canvas's right-click menu: a right click on a region selects it first, as in labelme."""
+    c = w.canvas
+    if c.drawing is None and c.entry is not None:
+        hit = c.region_at(QPointF(pos))
+        if hit >= 0:
+            c.select(hit)
+    selected = c.selected_region() is not None
+    menu = QMenu(c)
+    menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    for a in (w.act_copy, w.act_duplicate, w.act_delete_region):
+        _item(menu, a, selected)
+    menu.addSeparator()
+    for a in (w.act_copy_all, w.act_paste, w.act_new_polygon):
+        _item(menu, a, c.entry is not None)
+    menu.addSeparator()
+    _item(menu, w.act_remove_image, c.entry is not None)
+    return menu
+
+
+def image_menu(w, pos: QPoint) -> QMenu:
+    """The image list's right-click menu, for the image under the cursor (shown first, as a click does)."""
+    view = w.image_list.view
+    index = view.indexAt(pos)
+    if index.isValid():
+        view.setCurrentIndex(index)
+    menu = QMenu(view)
+    menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    _item(menu, w.act_remove_image, w.current_entry() is not None)
+    return menu
 
 
 def refresh_recent(w) -> None:

@@ -450,3 +450,33 @@ def test_remove_image_of_a_folder_without_via_file_is_refused(window, tmp_path, 
     assert not window.remove_image()
     assert msgs[-1][1] and "t.png" in msgs[-1][0] and "without a VIA file" in msgs[-1][0]
     assert any(r.split == "test" for r in window.session.rows) and not window.session.is_dirty()
+
+
+def test_right_click_menus_act_on_the_region_and_image_under_the_cursor(window, project, qtbot):
+    from viaseg.gui.actions import canvas_menu, image_menu
+
+    window.open_path(project)
+    c = window.canvas
+    a = c.entry
+    c.select(-1)
+    menu = canvas_menu(window, wpos(c, 50, 40))  # inside the polygon: it gets selected
+    items = {i.text().split("\t")[0]: i for i in menu.actions() if i.text()}
+    assert c.selected == 0 and items["&Copy region"].isEnabled() and items["Delete region"].isEnabled()
+    assert items["Delete region"].text().endswith("Ctrl+Del")  # the shortcut is shown
+    items["Delete region"].trigger()
+    assert len(a.regions) == 1 and a.regions[0].shape["name"] == "rect"
+    c.select(-1)
+    menu = canvas_menu(window, wpos(c, 5, 5))  # outside every region: region items greyed, others not
+    items = {i.text().split("\t")[0]: i for i in menu.actions() if i.text()}
+    assert c.selected == -1 and not items["&Copy region"].isEnabled() and items["&Paste regions"].isEnabled()
+    assert window.act_copy.isEnabled()  # the window's own shortcut is untouched
+
+    view = window.image_list.view
+    b_row = next(r for r in range(view.model().rowCount())
+                 if view.model().index(r, 2).data() == "b.png")
+    pos = view.visualRect(view.model().index(b_row, 2)).center()
+    menu = image_menu(window, pos)
+    assert window.canvas.entry.filename == "b.png"  # right-clicking a row shows that image
+    (remove,) = [i for i in menu.actions() if i.text().startswith("Remove")]
+    remove.trigger()
+    assert [r.entry.filename for r in window.session.rows] == ["a.png"]
