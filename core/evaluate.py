@@ -134,6 +134,7 @@ class EvalResult:
     errors: list[EvalError] = field(default_factory=list)
     split: str | None = None
     tta: bool = False  # predictions averaged with the mirror image
+    tta_scales: tuple = (1.0,)  # and over the image resized by these factors
     stopped: bool = False  # should_stop() ended it early: the scores cover the images done so far
     excluded: list[str] = field(default_factory=list)  # left out: the same image is in the train split
 
@@ -208,6 +209,7 @@ class EvalResult:
             "global_iou": r(self.global_iou),
             "threshold": self.threshold,
             "tta": self.tta,
+            "tta_scales": list(self.tta_scales),
             "split": self.split,
             "count": self.count,
             "per_image": [s.to_dict() for s in self.per_image],
@@ -258,7 +260,8 @@ def evaluate(
     entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
     split = getattr(split_or_entries, "name", None)
     thr = predictor.threshold if threshold is None else float(threshold)
-    result = EvalResult(threshold=thr, split=split, tta=bool(getattr(predictor, "tta", False)))
+    result = EvalResult(threshold=thr, split=split, tta=bool(getattr(predictor, "tta", False)),
+                        tta_scales=tuple(getattr(predictor, "scales", (1.0,))))
     total = len(entries)
     done = 0
     items = predictor.predict_many([e.path for e in entries], batch_size=batch_size)
@@ -399,7 +402,7 @@ def run(args) -> int:
     import os
 
     from .dataset import load_dataset, parse_spec
-    from .predict_cmd import ProgressBar, check_threshold
+    from .predict_cmd import ProgressBar, apply_tta_options, check_threshold
 
     check_threshold(args.threshold)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -409,8 +412,7 @@ def run(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
-    if args.tta is not None:
-        predictor.tta = args.tta
+    apply_tta_options(predictor, args)
     entries = list(split.entries)
     excluded = []
     if args.exclude_train_duplicates:  # DATASET:split loads that split alone: the train split is needed too

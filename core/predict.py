@@ -28,6 +28,7 @@ says (``"rgb/255"`` = 0..1, the default and what training writes; ``"rgb"`` = ra
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections.abc import Iterable, Iterator
@@ -116,6 +117,16 @@ class ItemResult:
         return self.error is None
 
 
+def _check_scales(scales, path) -> tuple[float, ...]:
+    try:
+        out = tuple(float(s) for s in (scales if isinstance(scales, (list, tuple)) else [scales]))
+    except (TypeError, ValueError):
+        out = ()
+    if not out or not all(0.25 <= s <= 4.0 for s in out):
+        raise ModelError(f"{path or 'model'}: tta_scales must be numbers between 0.25 and 4, got {scales!r}")
+    return out
+
+
 def _input_hw(meta: dict, model) -> tuple[int, int]:
     size = meta.get("input_size")
     if size is None:
@@ -172,10 +183,14 @@ class Predictor:
         # test-time augmentation: average the network on the image and its mirror image (meta "tta", written
         # by training; callers may switch it per predictor)
         self.tta = bool(self.meta.get("tta", False))
+        # multi-scale test-time augmentation: the network also runs on the input resized by these factors
+        # (sizes rounded to multiples of 32) and the probabilities are averaged (meta "tta_scales", written by
+        # training; 1.0 alone = off)
+        self.scales = _check_scales(self.meta.get("tta_scales", (1.0,)), self.path)
         # network invocations (one per batch): lets callers check that re-thresholding is free
         self.forward_calls = 0
         self._lock = threading.RLock()
-        self._fn = None
+        self._fns: dict[tuple[int, int], Any] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -229,44 +244,87 @@ class Predictor:
 
     # ------------------------------------------------------------------ the network
 
-    def _function(self):
-        if self._fn is None:
+    def scale_sizes(self) -> list[tuple[int, int]]:
+        """The (h, w) input sizes the network runs at: the model's own first, then one per other scale."""
+        h, w = self.input_hw
+        out = [(h, w)]
+        for s in self.scales:
+            hw = (max(32, math.floor(h * s / 32 + 0.5) * 32), max(32, math.floor(w * s / 32 + 0.5) * 32))
+            if hw not in out:
+                out.append(hw)
+        return out
+
+    def _model_at(self, hw: tuple[int, int]):
+        """The network taking ``hw`` inputs: the model itself, or a copy built from its config for that input
+        size with the same weights (a U-Net is fully convolutional)."""
+        if hw == self.input_hw:
+            return self.model
+        import keras
+
+        from . import unet  # noqa: F401 - registers the custom layers the config names
+
+        cfg = copy.deepcopy(self.model.get_config())
+        inputs = [layer for layer in cfg.get("layers") or [] if layer.get("class_name") == "InputLayer"]
+        if len(inputs) != 1:
+            raise ModelError(f"{self.path or 'model'}: cannot run this network at other input sizes")
+        inputs[0]["config"]["batch_shape"] = (None, hw[0], hw[1], 3)
+        model = keras.Model.from_config(cfg)
+        model.set_weights(self.model.get_weights())
+        return model
+
+    def _function(self, hw: tuple[int, int] | None = None):
+        hw = self.input_hw if hw is None else hw
+        fn = self._fns.get(hw)
+        if fn is None:
             from . import tfsetup
 
             tf = tfsetup.load_tf()
-
-            h, w = self.input_hw
-            model = self.model
+            model = self._model_at(hw)
 
             def forward(x):
                 return model(x, training=False)
 
-            self._fn = tf.function(forward, input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
-        return self._fn
+            fn = tf.function(forward, input_signature=[tf.TensorSpec([None, hw[0], hw[1], 3], tf.float32)])
+            self._fns[hw] = fn
+        return fn
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """NxHxWx3 float32 (already normalised) -> NxHxW float32 probabilities at input size. With ``tta``
-        the image and its left-right mirror go through the network in one call and are averaged."""
+        the image and its left-right mirror go through the network in one call and are averaged; with
+        ``scales`` the batch is also resized to each other scale's size and the probabilities, resized back,
+        are averaged too."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        n = len(batch)
-        tta = self.tta and n > 0
-        if tta:
-            batch = np.concatenate([batch, batch[:, :, ::-1]])
+        h, w = self.input_hw
+        if len(batch) == 0:
+            return np.zeros((0, h, w), np.float32)
         with self._lock:
-            fn = self._function()
             self.forward_calls += 1
-            try:
-                out = fn(batch)
-            except Exception as exc:  # noqa: BLE001 - TF raises many types; the user needs the model's name
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelError(f"{self.path or 'model'}: the network failed to run ({msg})") from exc
+            sizes = self.scale_sizes()
+            total = self._forward_at(batch, sizes[0])
+            for hw in sizes[1:]:
+                x = np.stack([cv2.resize(b, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) for b in batch])
+                prob = self._forward_at(x, hw)
+                total += np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in prob])
+        return total / len(sizes) if len(sizes) > 1 else total
+
+    def _forward_at(self, batch: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        n = len(batch)
+        if self.tta:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
+        try:
+            out = self._function(hw)(batch)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - TF raises many types; the user needs the model's name
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path or 'model'}: the network failed to run ({msg})") from exc
         if isinstance(out, (list, tuple)):
             out = out[0]
         out = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
         prob = _foreground(out)
-        if tta:
+        if self.tta:
             prob = 0.5 * (prob[:n] + prob[n:, :, ::-1])
-        return prob
+        return np.ascontiguousarray(prob, dtype=np.float32)
 
     def predict_inputs(self, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
         """Images already at the network's input size (``NxHxWx3`` ``uint8``, as the training pipeline keeps

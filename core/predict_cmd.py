@@ -201,6 +201,32 @@ def add_tta_option(p) -> None:
         help="average the prediction of each image and its mirror image (2x compute; default: what the model's "
         "training chose)",
     )
+    p.add_argument(
+        "--tta-scales",
+        type=parse_scales,
+        default=None,
+        metavar="S,S,...",
+        help="also run the network on the image resized by these factors and average (e.g. 0.875,1,1.125: 3x "
+        "compute; 1 = off; default: what the model's training chose)",
+    )
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        out = ()
+    if not out or not all(0.25 <= v <= 4.0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected factors between 0.25 and 4 separated by commas, got {text!r}")
+    return out
+
+
+def apply_tta_options(predictor, args) -> None:
+    """``--tta`` / ``--tta-scales`` given on the command line override what the model's metadata says."""
+    if args.tta is not None:
+        predictor.tta = args.tta
+    if args.tta_scales is not None:
+        predictor.scales = args.tta_scales
 
 
 def register(subparsers) -> None:
@@ -277,8 +303,7 @@ def run(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.load(args.model)
-    if args.tta is not None:
-        predictor.tta = args.tta
+    apply_tta_options(predictor, args)
     written = _predict_all(predictor, images, out_dir, args, problems)
     if problems:
         print(

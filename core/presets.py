@@ -69,6 +69,8 @@ class TrainConfig:
     n_samples: int = 4
     threshold: float = 0.5
     tta: bool = False  # predictions (and the run's own scores) average the image and its mirror image
+    # ... and the network's output on the image resized by these factors (multiples of 32; (1.0,) = off)
+    tta_scales: tuple = (1.0,)
     class_names: list[str] = field(default_factory=lambda: ["damage"])
 
     def to_dict(self) -> dict[str, Any]:

@@ -277,6 +277,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "input_size": [cfg.size, cfg.size],
         "threshold": cfg.threshold,
         "tta": bool(cfg.tta),
+        "tta_scales": [float(v) for v in cfg.tta_scales],
         "class_names": list(cfg.class_names),
         "resize": cfg.resize,
         "input_scale": "rgb/255",

@@ -12,6 +12,7 @@ import time
 
 
 def register(subparsers) -> None:
+    from .predict_cmd import parse_scales
     from .presets import LR_SCHEDULES, MONITORS, PRESETS
 
     p = subparsers.add_parser(
@@ -66,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="the saved model averages each image with its mirror image at prediction "
                    "(and the run is scored that way); default: the preset's choice")
+    p.add_argument("--tta-scales", type=parse_scales, default=None, metavar="S,S,...",
+                   help="the saved model also averages the image resized by these factors at prediction, e.g. "
+                   "0.875,1,1.125 (3x prediction compute; 1 = off); default: the preset's choice")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -101,6 +105,7 @@ def _config(args):
         strategy=args.strategy,
         cache_dir=args.cache_dir,
         tta=args.tta,
+        tta_scales=args.tta_scales,
     )
     if args.no_augment:
         cfg.augment = Augment.off()

@@ -146,6 +146,41 @@ def test_predict_inputs_scores_input_size_arrays_as_predict_does():
         p.predict_inputs(np.zeros((1, 16, 16, 3), np.uint8))
 
 
+def test_tta_scales_average_the_network_on_the_resized_input():
+    from viaseg.core.unet import build_unet_xception
+
+    rng = np.random.default_rng(1)
+    model = build_unet_xception(64, base_width=4)
+    img = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    meta = {"input_size": 64, "resize": "area", "tta": True}
+    one = Predictor(model, meta)
+    assert one.scales == (1.0,) and one.scale_sizes() == [(64, 64)]
+    p = Predictor(model, {**meta, "tta_scales": [0.5, 1.0, 1.5]})
+    assert p.scale_sizes() == [(64, 64), (32, 32), (96, 96)]  # multiples of 32, the model's own first
+    calls = p.forward_calls
+    got = p.predict(img)
+    assert p.forward_calls == calls + 1 and got.shape == (50, 70)
+    # what it must equal: the mirror-averaged network at each size (the same weights), resized back, averaged
+    x = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    maps = []
+    for size in (64, 32, 96):
+        net = build_unet_xception(size, base_width=4)
+        net.set_weights(model.get_weights())
+        xs = cv2.resize(x, (size, size), interpolation=cv2.INTER_LINEAR) if size != 64 else x
+        batch = np.stack([xs, xs[:, ::-1]])
+        out = np.asarray(net(batch, training=False))[..., 0]
+        prob = 0.5 * (out[0] + out[1][:, ::-1])
+        maps.append(cv2.resize(prob, (64, 64), interpolation=cv2.INTER_LINEAR) if size != 64 else prob)
+    want = cv2.resize(np.mean(maps, axis=0), (70, 50), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert np.abs(got - one.predict(img)).max() > 1e-4  # the other scales changed the answer
+    x_u8 = (x * 255).round().astype(np.uint8)  # the resized image itself: predict_inputs skips the resize
+    np.testing.assert_allclose(p.predict_inputs(x_u8[None])[0], np.mean(maps, axis=0), atol=2e-5)
+    for bad in ([0.1], "big", []):
+        with pytest.raises(ModelError, match="tta_scales"):
+            Predictor(model, {**meta, "tta_scales": bad})
+
+
 def test_reduced_decode_keeps_both_sides_at_least_the_input(predictor):
     # a 2000x100 strip: decoding at 1/8 would leave 12 px of height for a 32 px input
     side = predictor._max_side((2000, 100))

@@ -109,12 +109,13 @@ def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
     from viaseg.core.evaluate import evaluate
     from viaseg.core.predict import Predictor
 
-    result, _ = run(tiny(tmp_path, tta=True, epochs=1, sample_every=0))
+    result, _ = run(tiny(tmp_path, tta=True, tta_scales=(1.0, 2.0), epochs=1, sample_every=0))
     assert result.ok, result.error
     pred = Predictor.load(result.model_path, cache=False)
     assert pred.meta["tta"] is True and pred.tta is True
+    assert pred.meta["tta_scales"] == [1.0, 2.0] and pred.scale_sizes() == [(32, 32), (64, 64)]
     scores = evaluate(pred, make_images(tmp_path / "val", 2, seed=2))
-    assert scores.tta is True and scores.to_dict()["tta"] is True
+    assert scores.tta is True and scores.to_dict()["tta"] is True and scores.to_dict()["tta_scales"] == [1.0, 2.0]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["tta"] is True
     # the run's own scores are evaluate's: full resolution (48 px photos, a 32 px network), same numbers
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -471,6 +472,20 @@ def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
     # the CLI passes it on
     args = build_parser().parse_args(["train", "ds", "--out", "r", "--init-from", "m.keras"])
     assert str(_config(args).init_from) == "m.keras"
+
+
+def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys):
+    from viaseg.core.cli import build_parser
+    from viaseg.core.train_cmd import _config
+
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--tta-scales", "0.875,1,1.125"])
+    assert _config(args).tta_scales == (0.875, 1.0, 1.125)
+    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).tta_scales == (1.0,)
+    for cmd in (["train", "ds", "--out", "r"], ["evaluate", "m.keras", "ds"], ["predict", "m.keras", "x.jpg",
+                                                                                "--out", "o"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*cmd, "--tta-scales", "0.1,x"])
+        assert "factors between 0.25 and 4" in capsys.readouterr().err
 
 
 def test_init_from_keeps_the_starting_models_network_and_refuses_one_that_does_not_fit(tmp_path):
