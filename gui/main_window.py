@@ -414,7 +414,7 @@ class MainWindow(QMainWindow):
         here = [e for e in entries[:200] if e.path.is_file()]
         if not here or all((target.parent / e.filename).is_file() for e in here):
             return True
-        src = here[0].path.parent
+        src = here[0].path.parent.resolve()
         b = QMessageBox.StandardButton
         ans = self.ask("Images stay behind",
                        f"The images of this project are in {src}.\nviaseg and VIA look for them next to the VIA "
