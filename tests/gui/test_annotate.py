@@ -480,3 +480,20 @@ def test_right_click_menus_act_on_the_region_and_image_under_the_cursor(window, 
     (remove,) = [i for i in menu.actions() if i.text().startswith("Remove")]
     remove.trigger()
     assert [r.entry.filename for r in window.session.rows] == ["a.png"]
+
+
+def test_a_removed_image_is_journaled_and_stays_removed_after_a_crash(window, project, qtbot, state_dir):
+    from viaseg.gui.main_window import MainWindow
+
+    window.open_path(project)
+    window.show_row(0)
+    window.remove_image()
+    window.write_journal()  # what the debounce timer does: the removed image's project is the one journaled
+    assert journal.find_recovery(project) is not None
+    w2 = MainWindow(settings=None)
+    assert w2.open_path(project, restore=True)
+    assert [r.entry.filename for r in w2.session.rows] == ["b.png"]
+    w2.problems.pool.waitForDone()
+    w2.session.history.set_clean()
+    w2.close()
+    w2.deleteLater()
