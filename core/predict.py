@@ -117,14 +117,22 @@ class ItemResult:
         return self.error is None
 
 
-def _check_scales(scales, path) -> tuple[float, ...]:
+def scale_factors(scales) -> tuple[float, ...]:
+    """``tta_scales`` as a tuple of floats; ``ValueError`` unless one or more numbers between 0.25 and 4."""
     try:
         out = tuple(float(s) for s in (scales if isinstance(scales, (list, tuple)) else [scales]))
     except (TypeError, ValueError):
         out = ()
     if not out or not all(0.25 <= s <= 4.0 for s in out):
-        raise ModelError(f"{path or 'model'}: tta_scales must be numbers between 0.25 and 4, got {scales!r}")
+        raise ValueError(f"scale factors must be numbers between 0.25 and 4, got {scales!r}")
     return out
+
+
+def _check_scales(scales, path) -> tuple[float, ...]:
+    try:
+        return scale_factors(scales)
+    except ValueError as exc:
+        raise ModelError(f"{path or 'model'}: tta_scales: {exc}") from None
 
 
 def _input_hw(meta: dict, model) -> tuple[int, int]:

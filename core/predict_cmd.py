@@ -212,13 +212,13 @@ def add_tta_option(p) -> None:
 
 
 def parse_scales(text: str) -> tuple[float, ...]:
+    from .predict import scale_factors
+
     try:
-        out = tuple(float(v) for v in text.split(",") if v.strip())
+        return scale_factors([v for v in text.split(",") if v.strip()])
     except ValueError:
-        out = ()
-    if not out or not all(0.25 <= v <= 4.0 for v in out):
-        raise argparse.ArgumentTypeError(f"expected factors between 0.25 and 4 separated by commas, got {text!r}")
-    return out
+        raise argparse.ArgumentTypeError(
+            f"expected factors between 0.25 and 4 separated by commas, got {text!r}") from None
 
 
 def apply_tta_options(predictor, args) -> None:
