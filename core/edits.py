@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
+import tempfile
 from collections.abc import Hashable, Iterable
+from pathlib import Path
 from typing import Any
 
 from .project import ImageEntry, Region
@@ -341,6 +344,55 @@ class AddImage(_ImageListEdit):
 
     def undo(self) -> None:
         self._take_out()
+
+
+class ImportImage(AddImage):
+    """Add a photo from outside the split: ``do`` copies ``source`` to the entry's file in the split's image
+    folder, undo moves that copy aside (to a private temporary folder) and takes the image out, so undoing an
+    import leaves the folder as it was; redo moves the copy back (or copies ``source`` again). A copy that
+    was changed or replaced on disk after the import is never moved: undo then only takes the image out."""
+
+    text = "import image"
+
+    def __init__(self, entry: ImageEntry, lists: Iterable[list], source: str | Path):
+        super().__init__(entry, lists)
+        self.source = Path(source)
+        self.dest = Path(entry.base_dir or ".") / entry.filename
+        self._stamp: tuple[int, int] | None = None  # (size, mtime_ns) of the copy this import made
+        self._aside: Path | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.dest.stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def do(self) -> None:
+        try:
+            if self._aside is not None and self._aside.exists() and not self.dest.exists():
+                shutil.move(str(self._aside), str(self.dest))
+            elif self.dest.exists():
+                if self._stamp is None or self._stat() != self._stamp:
+                    raise EditError(f"cannot import {self.source.name}: {self.dest} already exists")
+            else:
+                shutil.copy2(self.source, self.dest)
+        except OSError as exc:
+            raise EditError(f"cannot copy {self.source} into {self.dest.parent}: {exc.strerror or exc}") from exc
+        self._aside = None
+        self._stamp = self._stat()
+        super().do()
+
+    def undo(self) -> None:
+        super().undo()
+        if self._stamp is None or self._stat() != self._stamp:
+            return  # not the file this import wrote: leave it alone
+        try:
+            aside = Path(tempfile.mkdtemp(prefix="viaseg-undone-import-")) / self.dest.name
+            shutil.move(str(self.dest), str(aside))
+        except OSError:
+            return  # the photo stays in the folder; the image is out of the split all the same
+        self._aside = aside
 
 
 class RemoveImage(_ImageListEdit):

@@ -297,7 +297,12 @@ class MainWindow(QMainWindow):
             self.notify("nothing to undo")
 
     def redo(self) -> None:
-        if self.session.redo() is None:
+        try:
+            cmd = self.session.redo()
+        except edits.EditError as exc:  # e.g. an import whose file name was taken meanwhile
+            self.notify(str(exc), True)
+            return
+        if cmd is None:
             self.notify("nothing to redo")
 
     def _new_region_attributes(self) -> dict:

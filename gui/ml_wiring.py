@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt
@@ -117,25 +116,32 @@ class WindowHost:
         path = Path(path)
         dest = sp.image_dir / path.name
         try:
-            if path.resolve() != dest.resolve():
+            copy_needed = path.resolve() != dest.resolve()
+            if copy_needed:
                 n = 2
                 while dest.exists():
                     dest = sp.image_dir / f"{path.stem}-{n}{path.suffix}"
                     n += 1
-                shutil.copy2(path, dest)
+            size = path.stat().st_size
         except OSError as exc:
-            w.notify(f"cannot copy {path} into {sp.image_dir}: {exc.strerror or exc}", True)
+            w.notify(f"cannot add {path} to {sp.image_dir}: {exc.strerror or exc}", True)
             return False
         if any(Path(e.filename).name == dest.name for e in sp.entries):
             w.notify(f"{dest.name} is already in split {split_name!r}", True)
             return False
-        size = dest.stat().st_size
         attrs = w.canvas.default_attributes() or {}
         for r in regions:
             r.attributes = {**copy.deepcopy(attrs), **r.attributes}
         entry = ImageEntry(key=f"{dest.name}{size}", filename=dest.name, size=size, regions=list(regions),
                            base_dir=sp.image_dir)
-        w.session.push(edits.AddImage(entry, w.session.image_lists(sp)))
+        lists = w.session.image_lists(sp)
+        # an import copies the photo in and its undo moves the copy out again
+        cmd = edits.ImportImage(entry, lists, path) if copy_needed else edits.AddImage(entry, lists)
+        try:
+            w.session.push(cmd)
+        except edits.EditError as exc:
+            w.notify(str(exc), True)
+            return False
         row = w.session.row_of(entry)
         if row >= 0:
             w.show_row(row)

@@ -278,3 +278,45 @@ def test_remove_and_add_image_keep_both_lists_of_a_split_in_step():
     assert edits.RemoveImage.changes_images and not edits.AddRegions.changes_images
     with pytest.raises(edits.EditError, match="c is not an image"):
         edits.RemoveImage(c, [shared])
+
+
+def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_path):
+    src = tmp_path / "outside" / "p.jpg"
+    src.parent.mkdir()
+    src.write_bytes(b"photo bytes")
+    folder = tmp_path / "split"
+    folder.mkdir()
+    e = ImageEntry(key="p.jpg11", filename="p.jpg", size=11, base_dir=folder)
+    images: list = []
+    h = edits.History()
+    h.push(edits.ImportImage(e, [images], src))
+    assert images == [e] and (folder / "p.jpg").read_bytes() == b"photo bytes"
+    h.undo()
+    assert images == [] and list(folder.iterdir()) == []  # the folder is as it was before the import
+    src.unlink()  # redo does not need the source any more: the undone copy was kept aside
+    h.redo()
+    assert images == [e] and (folder / "p.jpg").read_bytes() == b"photo bytes"
+    # a copy changed on disk after the import is the user's file now: undo leaves it where it is
+    (folder / "p.jpg").write_bytes(b"edited by hand")
+    h.undo()
+    assert images == [] and (folder / "p.jpg").read_bytes() == b"edited by hand"
+
+
+def test_import_image_refuses_to_overwrite_and_names_the_file(tmp_path):
+    src = tmp_path / "p.jpg"
+    src.write_bytes(b"new")
+    folder = tmp_path / "split"
+    folder.mkdir()
+    e = ImageEntry(key="p.jpg3", filename="p.jpg", size=3, base_dir=folder)
+    images: list = []
+    h = edits.History()
+    h.push(edits.ImportImage(e, [images], src))
+    h.undo()
+    (folder / "p.jpg").write_bytes(b"someone else's photo")  # the name was taken while the import was undone
+    with pytest.raises(EditError, match="p.jpg already exists"):
+        h.redo()
+    assert images == [] and (folder / "p.jpg").read_bytes() == b"someone else's photo" and h.can_redo()
+    missing = ImageEntry(key="q.jpg1", filename="q.jpg", size=1, base_dir=folder)
+    with pytest.raises(EditError, match="cannot copy .*q.jpg into"):
+        h.push(edits.ImportImage(missing, [images], tmp_path / "q.jpg"))
+    assert images == [] and not (folder / "q.jpg").exists()

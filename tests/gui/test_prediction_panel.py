@@ -297,6 +297,10 @@ def test_window_drop_photo_overlay_and_add_to_split(qtbot, wired, tmp_path):
     assert added.filename == "new_photo.png" and added.regions and (train.image_dir / "new_photo.png").is_file()
     window.undo()
     assert len(window.session.rows) == rows and added not in train.entries
+    # undoing the import also takes the copied photo out of the split's folder; redo brings it back
+    assert not (train.image_dir / "new_photo.png").exists() and photo.is_file()
+    window.redo()
+    assert added in train.entries and (train.image_dir / "new_photo.png").is_file()
 
 
 def test_window_drop_non_image_message(qtbot, wired, tmp_path):
