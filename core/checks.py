@@ -30,8 +30,8 @@ from .dataset import Dataset, Split, load_dataset
 from .errors import ImageReadError
 from .project import ImageEntry
 
-__all__ = ["FILE_KINDS", "KINDS", "REGION_KINDS", "SEVERITIES", "Problem", "Report", "check_dataset", "check_entry",
-           "register"]
+__all__ = ["FILE_KINDS", "KINDS", "REGION_KINDS", "SEVERITIES", "FileCache", "Problem", "Report", "check_dataset",
+           "check_entry", "register"]
 
 OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 CONFLICT_IOU = 0.5  # copies whose region masks overlap less than this disagree
@@ -50,6 +50,33 @@ class _FileInfo:
     pixel_hash: bytes | None = None
     visual_keys: tuple[bytes, bytes] | None = None  # (difference hash, average hash) of the gray thumbnail
     thumb: np.ndarray | None = None  # 32x32 gray, to confirm a visual match
+    stamp: tuple[int, int, bool] | None = None  # (bytes, mtime_ns, decoded) when read without a problem
+
+
+class FileCache:
+    """What checks learned about image files, kept from one :func:`check_dataset` to the next (the app checks
+    the whole dataset again after an image is added or removed): a file whose size and modification time are
+    unchanged is not read and decoded again. Only files read without a problem are kept."""
+
+    def __init__(self) -> None:
+        self._infos: dict[str, _FileInfo] = {}
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+    def get(self, real: str, decode: bool) -> _FileInfo | None:
+        info = self._infos.get(real)
+        if info is None:
+            return None
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+        return info if info.stamp == (st.st_size, st.st_mtime_ns, decode) else None
+
+    def put(self, real: str, info: _FileInfo) -> None:
+        if info.stamp is not None:
+            self._infos[real] = info
 
 
 def _recorded_size(entry: ImageEntry) -> int | None:
@@ -92,6 +119,15 @@ def _same_picture(a: _FileInfo, b: _FileInfo) -> bool:
     return float(np.abs(a.thumb - b.thumb).mean()) <= VISUAL_MAD
 
 
+def _size_mismatch(split: str, entry: ImageEntry, labeled: bool, path: Path, nbytes: int) -> Problem | None:
+    recorded = _recorded_size(entry) if labeled else None
+    if recorded is None or recorded == nbytes:
+        return None
+    return Problem("size_mismatch", "warning", split, entry.filename, None,
+                   f"the VIA file records {recorded} bytes but {Path(path).name} has {nbytes} bytes: it was "
+                   f"replaced or re-encoded after annotation; check the regions still fit the picture", entry.key)
+
+
 def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
                  out: list[Problem], path: Path | None = None) -> _FileInfo:
     from .imageio import image_size, read_image
@@ -123,11 +159,9 @@ def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, has
         return info
     info.exists = True
     info.nbytes = st.st_size
-    recorded = _recorded_size(entry) if labeled else None
-    if recorded is not None and recorded != st.st_size:
-        problem("size_mismatch", "warning",
-                f"the VIA file records {recorded} bytes but {path.name} has {st.st_size} bytes: it was replaced or "
-                f"re-encoded after annotation; check the regions still fit the picture")
+    mismatch = _size_mismatch(split, entry, labeled, path, st.st_size)
+    if mismatch is not None:
+        out.append(mismatch)
     try:
         if decode:
             img = read_image(path)
@@ -139,6 +173,7 @@ def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, has
             info.visual_keys, info.thumb = _visual_signature(img)
         else:
             info.size = image_size(path)
+        info.stamp = (st.st_size, st.st_mtime_ns, decode)
     except ImageReadError as exc:
         problem("unreadable_image", "error", f"{exc.problem}; replace the file with a valid image or delete the entry")
     if hashing:
@@ -436,10 +471,11 @@ def _sorted(problems: list[Problem], split_pos: dict, entry_pos: dict, extra: di
 
 
 def check_dataset(dataset: Dataset, decode: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> Report:
+                  progress: Callable[[int, int], None] | None = None, file_cache: FileCache | None = None) -> Report:
     """Check every split of ``dataset``. ``decode=False`` reads only image headers (no pixel hashing, so
     re-encoded duplicates are not detected; identical files still are). ``progress(done, total)`` is called
-    after each image file (for a GUI progress bar)."""
+    after each image file (for a GUI progress bar). ``file_cache`` keeps what was read about each unchanged
+    file for the next check."""
     total = dataset.image_count
     items: list[tuple[str, ImageEntry, tuple[int, int] | None]] = []
     labeled: list[bool] = []
@@ -458,16 +494,19 @@ def check_dataset(dataset: Dataset, decode: bool = True,
             found: list[Problem] = []
             path = entry.path
             real = os.path.normcase(os.path.abspath(path))
-            if real in cache and cache[real].exists:
-                info = cache[real]
-                rec = _recorded_size(entry) if sp.labeled else None
-                if rec is not None and rec != info.nbytes:
-                    found.append(Problem("size_mismatch", "warning", sp.name, entry.filename, None,
-                                         f"the VIA file records {rec} bytes but the file has {info.nbytes} bytes",
-                                         entry.key))
+            known = cache.get(real)
+            if known is None or not known.exists:
+                known = file_cache.get(real, decode) if file_cache is not None else None
+            if known is not None and known.exists:  # listed twice, or unchanged since the last check
+                info = known
+                mismatch = _size_mismatch(sp.name, entry, sp.labeled, path, info.nbytes)
+                if mismatch is not None:
+                    found.append(mismatch)
             else:
                 info = _file_checks(sp.name, entry, sp.labeled, decode, True, found, path)
-                cache[real] = info
+                if file_cache is not None:
+                    file_cache.put(real, info)
+            cache[real] = info
             for p in found:
                 place(p, k)
             if sp.labeled and info.exists and not entry.regions:

@@ -81,16 +81,16 @@ class _Signals(QObject):
 
 
 class _CheckJob(QRunnable):
-    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque, gen: int = 0):
+    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque, gen: int = 0, file_cache=None):
         super().__init__()
         self.dataset, self.decode, self.signals, self.results = dataset, decode, signals, results
-        self.gen = gen
+        self.gen, self.file_cache = gen, file_cache
 
     def run(self) -> None:
         try:
             from viaseg.core.checks import check_dataset
 
-            report = check_dataset(self.dataset, decode=self.decode)
+            report = check_dataset(self.dataset, decode=self.decode, file_cache=self.file_cache)
             self.results.append((self.gen, list(report.problems), "", False))
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
             # "dictionary changed size during iteration" and the like: the user edited while it ran
@@ -147,22 +147,29 @@ class ProblemsPanel(QWidget):
         self._waiting = False  # the newest full check has not reported yet
         self._retried = False
         self._edits_during_check: list[tuple] = []  # replace_for calls made while a full check ran
+        self._file_cache = None  # core.checks.FileCache of this dataset: unchanged files are not decoded again
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
         self.table.activated.connect(lambda idx: self._clicked(idx.row()))
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._update_compare(cur.row()))
         self.compare_btn.clicked.connect(self._compare_clicked)
-        self.recheck.clicked.connect(lambda: self.run_check(self.dataset))
+        self.recheck.clicked.connect(lambda: self.run_check(self.dataset, fresh=True))
 
-    def run_check(self, dataset, decode: bool = True, wait: bool = False) -> None:
-        """Check ``dataset`` in the background (``wait`` blocks until done, for tests and scripts)."""
+    def run_check(self, dataset, decode: bool = True, wait: bool = False, fresh: bool = False) -> None:
+        """Check ``dataset`` in the background (``wait`` blocks until done, for tests and scripts). Files
+        unchanged since the last check of the same dataset are not read again, unless ``fresh`` (the
+        Re-check button)."""
+        if dataset is not self.dataset or fresh:
+            self._file_cache = None
         self.dataset = dataset
         if dataset is None:
             return
         try:
-            import viaseg.core.checks  # noqa: F401
+            from viaseg.core.checks import FileCache
         except ImportError as exc:
             self.status.setText(f"checks unavailable ({exc})")
             return
+        if self._file_cache is None:
+            self._file_cache = FileCache()
         self.decoded = decode
         self.status.setText("checking…")
         self._gen += 1
@@ -170,7 +177,7 @@ class ProblemsPanel(QWidget):
         self._retried = False
         self._edits_during_check = []
         self.pool.clear()  # checks queued and not started yet are superseded by this one
-        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results, self._gen))
+        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results, self._gen, self._file_cache))
         if wait:
             self.pool.waitForDone()
             from PySide6.QtCore import QCoreApplication
@@ -186,7 +193,8 @@ class ProblemsPanel(QWidget):
             return  # an older check (another project, or superseded by a re-check): its result is stale
         if problems is None:
             if data_changed and not self._retried and self.dataset is not None:
-                self.pool.start(_CheckJob(self.dataset, self.decoded, self._signals, self._results, gen))
+                self.pool.start(_CheckJob(self.dataset, self.decoded, self._signals, self._results, gen,
+                                          self._file_cache))
                 self._retried = True
                 return
             self._waiting = False

@@ -419,3 +419,41 @@ def test_missing_image_url_and_negative_coordinates(tmp_path):
     assert "does not exist" in missing["b.jpg"]
     oob = of_kind(report, "out_of_bounds")  # size unknown: negative coordinates are still outside any image
     assert len(oob) == 2 and all("negative" in p.message and "nan" not in p.message for p in oob)
+
+
+def test_file_cache_reads_only_new_or_changed_files_and_reports_the_same(tmp_path, monkeypatch):
+    import os
+
+    from viaseg.core import imageio
+    from viaseg.core.checks import FileCache
+
+    root = tmp_path / "ds"
+    image(root / "train" / "a.png", 1)
+    image(root / "train" / "b.png", 2)
+    image(root / "val" / "v.png", 1)  # a copy of a.png: a leak
+    (root / "val" / "bad.jpg").write_bytes(b"not a jpeg")
+    via(root / "train", {"a.png": [poly(*SQUARE)], "b.png": [poly(*SQUARE)]}, sizes={"b.png": 5})
+    via(root / "val", {"v.png": [poly(*SQUARE)], "bad.jpg": [poly(*SQUARE)]})
+    reads: list[str] = []
+    real_read = imageio.read_image
+    monkeypatch.setattr(imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k))
+
+    cache = FileCache()
+    first = check_dataset(load_dataset(root), file_cache=cache)
+    assert sorted(reads) == ["a.png", "b.png", "bad.jpg", "v.png"] and len(cache) == 3  # the bad file is not kept
+    reads.clear()
+    again = check_dataset(load_dataset(root), file_cache=cache)
+    assert reads == ["bad.jpg"]  # only the file that failed is read again
+    assert kinds(again) == kinds(first) and [p.message for p in again.problems] == [p.message for p in first.problems]
+    assert {"size_mismatch", "duplicate_image", "unreadable_image"} <= {p.kind for p in again.problems}
+
+    # a replaced file (new content, new modification time) is read again and its new content counts
+    image(root / "val" / "v.png", 3)
+    st = os.stat(root / "val" / "v.png")
+    os.utime(root / "val" / "v.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    reads.clear()
+    changed = check_dataset(load_dataset(root), file_cache=cache)
+    assert sorted(reads) == ["bad.jpg", "v.png"]
+    assert not of_kind(changed, "duplicate_image")
+    # without the cache the same problems are found
+    assert kinds(changed) == kinds(check_dataset(load_dataset(root)))

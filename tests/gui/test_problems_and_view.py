@@ -302,3 +302,29 @@ def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(wi
     assert len(calls) == 2
     assert "check failed" not in window.problems.status.text()
     assert [p for p in window.problems.problems if p.kind == "self_intersection"]
+
+
+def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, qtbot, monkeypatch):
+    from pathlib import Path
+
+    from viaseg.core import imageio
+
+    window.open_path(project)
+    reads: list[str] = []
+    real_read = imageio.read_image
+    monkeypatch.setattr(imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k))
+    probs = _check(window, qtbot)
+    assert sorted(reads) == ["a.png", "b.png"] and any(p.image == "b.png" for p in probs)
+    window.show_row(1)
+    assert window.current_entry().filename == "b.png" and window.remove_image()
+    reads.clear()
+    window.run_full_check()  # what the window does 1.5 s after an image is added or removed
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+    assert reads == []  # a.png is unchanged since the last check: not decoded again
+    # b.png is out of the VIA file now, its photo still in the folder
+    assert [p.kind for p in window.problems.problems if p.image == "b.png"] == ["unlisted_image"]
+    window.problems.recheck.click()  # the Re-check button looks at every file afresh
+    window.problems.pool.waitForDone()
+    qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+    assert reads == ["a.png"]
