@@ -508,3 +508,20 @@ def test_init_from_keeps_the_starting_models_network_and_refuses_one_that_does_n
     assert str(odd) in bad.error and "base width 8" in bad.error and "does not match" in bad.error
     missing, _ = run(tiny(tmp_path / "d", epochs=1, sample_every=0, init_from=tmp_path / "nope.keras"))
     assert not missing.ok and "nope.keras: no such model file" in missing.error
+
+
+def test_same_seed_without_a_time_limit_trains_bit_identically(tmp_path):
+    """Runs are reproducible when nothing follows the clock (a time limit cuts at another epoch and paces
+    the annealing schedules by elapsed time, so those runs are not)."""
+    import keras
+
+    def weights_and_history(out: str, seed: int):
+        res, _ = run(tiny(tmp_path, out_dir=tmp_path / out, seed=seed, augment=Augment()))
+        model = keras.saving.load_model(res.model_path, compile=False)
+        return [w.copy() for w in model.get_weights()], res.history
+
+    w1, h1 = weights_and_history("a", 3)
+    w2, h2 = weights_and_history("b", 3)
+    assert h1 == h2 and all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+    w3, h3 = weights_and_history("c", 4)
+    assert h3 != h1 and not all(np.array_equal(a, b) for a, b in zip(w1, w3, strict=True))
