@@ -181,14 +181,8 @@ def train(
                            summary=summary or {}, history=state["history"])
 
     try:
-        from .tfsetup import guard_single_image_batches
-
-        try:
-            batch_note = guard_single_image_batches(int(cfg.batch_size))  # before TensorFlow is imported
-        except RuntimeError as exc:
-            raise _TrainingFailed(str(exc)) from None
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
-        setup_notes = [n for n in (batch_note, thread_note) if n]
+        setup_notes = [thread_note] if thread_note else []
         return _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes)
     except _TrainingFailed as exc:
         return fail(str(exc))

@@ -29,6 +29,11 @@ def _norm(norm: str, momentum: float, filters: int, name: str, dtype=None):
     return layers.GroupNormalization(groups=groups, name=name, dtype=dtype)
 
 
+# measured with TF 2.21 on x86 (oneDNN on): training Conv2D(kernel 1, strides 2) on 4, 8 or 12 input channels at
+# 64 px or more aborts the process (heap corruption / segfault); 16, 20, 24 and 32 channels train fine
+ONEDNN_MIN_STRIDED_1X1_CHANNELS = 16
+
+
 def build_unet_xception(
     input_size: int | tuple[int, int] = 128,
     num_classes: int = 1,
@@ -83,7 +88,13 @@ def build_unet_xception(
         x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"), dtype=dt)(x)
         x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", dtype=dt)(x)
-        residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(previous)
+        if previous.shape[-1] < ONEDNN_MIN_STRIDED_1X1_CHANNELS:
+            # the same projection as a subsampling followed by a 1x1 conv (same weights, same output): oneDNN
+            # (TF 2.21) crashes the process training a strided 1x1 conv with fewer input channels
+            residual = layers.MaxPooling2D(1, strides=2, padding="same", dtype=dt)(previous)
+            residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"), dtype=dt)(residual)
+        else:
+            residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(previous)
         x = layers.Add(dtype=dt)([x, residual])
         if dropout:
             x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
