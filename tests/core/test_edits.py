@@ -280,16 +280,22 @@ def test_remove_and_add_image_keep_both_lists_of_a_split_in_step():
         edits.RemoveImage(c, [shared])
 
 
-def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_path):
+def _imported(tmp_path, content: bytes):
+    """A photo outside the split, imported into an empty split folder: (source, folder, entry, images, history)."""
     src = tmp_path / "outside" / "p.jpg"
     src.parent.mkdir()
-    src.write_bytes(b"photo bytes")
+    src.write_bytes(content)
     folder = tmp_path / "split"
     folder.mkdir()
-    e = ImageEntry(key="p.jpg11", filename="p.jpg", size=11, base_dir=folder)
+    e = ImageEntry(key=f"p.jpg{len(content)}", filename="p.jpg", size=len(content), base_dir=folder)
     images: list = []
     h = edits.History()
     h.push(edits.ImportImage(e, [images], src))
+    return src, folder, e, images, h
+
+
+def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_path):
+    src, folder, e, images, h = _imported(tmp_path, b"photo bytes")
     assert images == [e] and (folder / "p.jpg").read_bytes() == b"photo bytes"
     h.undo()
     assert images == [] and list(folder.iterdir()) == []  # the folder is as it was before the import
@@ -303,14 +309,7 @@ def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_pa
 
 
 def test_import_image_refuses_to_overwrite_and_names_the_file(tmp_path):
-    src = tmp_path / "p.jpg"
-    src.write_bytes(b"new")
-    folder = tmp_path / "split"
-    folder.mkdir()
-    e = ImageEntry(key="p.jpg3", filename="p.jpg", size=3, base_dir=folder)
-    images: list = []
-    h = edits.History()
-    h.push(edits.ImportImage(e, [images], src))
+    _src, folder, _e, images, h = _imported(tmp_path, b"new")
     h.undo()
     (folder / "p.jpg").write_bytes(b"someone else's photo")  # the name was taken while the import was undone
     with pytest.raises(EditError, match="p.jpg already exists"):
