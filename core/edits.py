@@ -179,6 +179,10 @@ class Command:
     def entries(self) -> list[ImageEntry]:
         return [self.entry] if self.entry is not None else []
 
+    def discard(self) -> None:
+        """The command leaves the history for good (its redo branch was dropped, or the history cleared):
+        release what it keeps outside the project."""
+
 
 class SetShape(Command):
     """Replace some coordinate values of a region's shape (the base of every geometry edit)."""
@@ -394,6 +398,11 @@ class ImportImage(AddImage):
             return  # the photo stays in the folder; the image is out of the split all the same
         self._aside = aside
 
+    def discard(self) -> None:
+        if self._aside is not None:  # undone and never to be redone: the copy kept aside goes
+            shutil.rmtree(self._aside.parent, ignore_errors=True)
+            self._aside = None
+
 
 class RemoveImage(_ImageListEdit):
     """Take an image out of its split's VIA file (the photo itself stays on disk, as in VIA); undo puts it
@@ -519,6 +528,8 @@ class History:
         self._clean_reachable = False
 
     def clear(self) -> None:
+        for cmd in getattr(self, "_stack", []):
+            cmd.discard()
         self.__init__()
 
     def dirty_entries(self) -> list[ImageEntry]:
@@ -581,4 +592,6 @@ class History:
                 self._lost.extend(cmd.entries())
             self._clean = self._index
             self._clean_reachable = False
+        for cmd in self._stack[self._index :]:
+            cmd.discard()
         del self._stack[self._index :]

@@ -451,6 +451,7 @@ class MainWindow(QMainWindow):
             self.journal_timer.stop()
             if not self.session.is_dirty():
                 self.session.discard_journal()
+            self.session.history.clear()  # nothing can be redone after closing: undone imports' copies go
             if self.settings is not None:
                 self.settings.setValue("geometry", self.saveGeometry())
                 self.settings.setValue("state", self.saveState())

@@ -59,7 +59,7 @@ class Session(QObject):
     def _set_dataset(self, path: Path, ds: Dataset) -> None:
         self.source = path
         self.dataset = ds
-        self.history = edits.History()
+        self.history.clear()
         self._home = {}
         self._reindex()
         self._was_dirty = False
@@ -103,7 +103,7 @@ class Session(QObject):
             sp.entries = new.images
             restored_entries.extend(new.images)
         self._reindex()
-        self.history = edits.History()
+        self.history.clear()
         self.history.mark_dirty(restored_entries)  # dirty until saved
         self.opened.emit()
         self._emit_dirty()

@@ -283,7 +283,7 @@ def test_remove_and_add_image_keep_both_lists_of_a_split_in_step():
 def _imported(tmp_path, content: bytes):
     """A photo outside the split, imported into an empty split folder: (source, folder, entry, images, history)."""
     src = tmp_path / "outside" / "p.jpg"
-    src.parent.mkdir()
+    src.parent.mkdir(parents=True)
     src.write_bytes(content)
     folder = tmp_path / "split"
     folder.mkdir()
@@ -319,3 +319,17 @@ def test_import_image_refuses_to_overwrite_and_names_the_file(tmp_path):
     with pytest.raises(EditError, match="cannot copy .*q.jpg into"):
         h.push(edits.ImportImage(missing, [images], tmp_path / "q.jpg"))
     assert images == [] and not (folder / "q.jpg").exists()
+
+
+def test_an_undone_import_that_can_no_longer_be_redone_releases_its_copy(tmp_path):
+    _src, folder, e, images, h = _imported(tmp_path, b"photo")
+    h.undo()
+    aside = h._stack[0]._aside
+    assert aside is not None and aside.read_bytes() == b"photo" and not (folder / "p.jpg").exists()
+    h.push(edits.AddImage(ImageEntry(key="q", filename="q.jpg"), [images]))  # a new edit drops the redo branch
+    assert not aside.exists() and not aside.parent.exists()
+    _src2, _folder2, _e2, _images2, h2 = _imported(tmp_path / "two", b"photo")
+    h2.undo()
+    aside2 = h2._stack[0]._aside
+    h2.clear()  # a closed or reopened project
+    assert not aside2.parent.exists()
