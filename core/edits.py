@@ -528,7 +528,7 @@ class History:
         self._clean_reachable = False
 
     def clear(self) -> None:
-        for cmd in getattr(self, "_stack", []):
+        for cmd in self._stack:
             cmd.discard()
         self.__init__()
 
