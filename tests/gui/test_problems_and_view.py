@@ -310,15 +310,20 @@ def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, q
     from viaseg.core import imageio
 
     window.open_path(project)
+    window.problems.pool.waitForDone()  # the check the window may start on opening has read the files already
     reads: list[str] = []
     real_read = imageio.read_image
     monkeypatch.setattr(imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k))
-    probs = _check(window, qtbot)
+    window.problems.run_check(window.session.dataset, wait=True, fresh=True)  # as the Re-check button: every file
+    qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+    probs = window.problems.problems
     assert sorted(reads) == ["a.png", "b.png"] and any(p.image == "b.png" for p in probs)
     window.show_row(1)
     assert window.current_entry().filename == "b.png" and window.remove_image()
     reads.clear()
-    window.run_full_check()  # what the window does 1.5 s after an image is added or removed
+    assert window.full_check_timer.isActive()
+    window.full_check_timer.stop()
+    window.run_full_check()  # what that timer does 1.5 s after an image is added or removed
     window.problems.pool.waitForDone()
     qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
     assert reads == []  # a.png is unchanged since the last check: not decoded again
