@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Hashable, Iterable
@@ -32,6 +34,46 @@ _COORD_KEYS = ("x", "y", "width", "height", "cx", "cy", "r", "rx", "ry")
 
 class EditError(ValueError):
     """An edit that is not allowed (e.g. deleting a vertex of a triangle)."""
+
+
+UNDONE_IMPORT_PREFIX = "viaseg-undone-import-"
+aside_root: Path | None = None  # where an undone import keeps its copy (None: the system's temp folder)
+
+
+def _new_aside_dir() -> Path:
+    """A private folder for one undone import's copy; its name carries this process's id (see
+    :func:`sweep_undone_imports`)."""
+    return Path(tempfile.mkdtemp(prefix=f"{UNDONE_IMPORT_PREFIX}{os.getpid()}-", dir=aside_root))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def sweep_undone_imports(root: str | Path | None = None) -> list[Path]:
+    """Delete the copies kept aside by undone imports of processes that are gone (an app killed while an
+    import was undone): nothing can redo those imports any more. Folders of running processes are left
+    alone. Returns the folders deleted."""
+    root = Path(root or aside_root or tempfile.gettempdir())
+    pattern = re.compile(re.escape(UNDONE_IMPORT_PREFIX) + r"(\d+)-")
+    gone = []
+    try:
+        candidates = list(root.glob(UNDONE_IMPORT_PREFIX + "*"))
+    except OSError:
+        return gone
+    for folder in candidates:
+        m = pattern.match(folder.name)
+        if m and folder.is_dir() and not _process_alive(int(m.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                gone.append(folder)
+    return gone
 
 
 # ---------------------------------------------------------------------------------------------- shape helpers
@@ -376,6 +418,7 @@ class ImportImage(AddImage):
         try:
             if self._aside is not None and self._aside.exists() and not self.dest.exists():
                 shutil.move(str(self._aside), str(self.dest))
+                shutil.rmtree(self._aside.parent, ignore_errors=True)  # the emptied private folder
             elif self.dest.exists():
                 if self._stamp is None or self._stat() != self._stamp:
                     raise EditError(f"cannot import {self.source.name}: {self.dest} already exists")
@@ -392,10 +435,14 @@ class ImportImage(AddImage):
         if self._stamp is None or self._stat() != self._stamp:
             return  # not the file this import wrote: leave it alone
         try:
-            aside = Path(tempfile.mkdtemp(prefix="viaseg-undone-import-")) / self.dest.name
+            aside = _new_aside_dir() / self.dest.name
+        except OSError:
+            return  # no private folder: the photo stays in the split's folder, the image is out all the same
+        try:
             shutil.move(str(self.dest), str(aside))
         except OSError:
-            return  # the photo stays in the folder; the image is out of the split all the same
+            shutil.rmtree(aside.parent, ignore_errors=True)
+            return
         self._aside = aside
 
     def discard(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import viaseg.core
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-from viaseg.core import journal
+from viaseg.core import edits, journal
 
 from .main_window import MainWindow
 
@@ -102,6 +102,8 @@ def create_window(path: str | Path | None = None, restore: bool | None = None, m
 
 def main(path: str | None = None) -> int:
     setup_logging()
+    for folder in edits.sweep_undone_imports():  # copies of undone imports from a session that was killed
+        log.info("deleted %s: an undone import of an ended session, which nothing can redo", folder)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("viaseg")
     app.setOrganizationName("viaseg")

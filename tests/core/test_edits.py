@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 from viaseg.core import edits
@@ -299,9 +301,11 @@ def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_pa
     assert images == [e] and (folder / "p.jpg").read_bytes() == b"photo bytes"
     h.undo()
     assert images == [] and list(folder.iterdir()) == []  # the folder is as it was before the import
+    assert len(list(edits.aside_root.iterdir())) == 1  # the copy waits in one private folder
     src.unlink()  # redo does not need the source any more: the undone copy was kept aside
     h.redo()
     assert images == [e] and (folder / "p.jpg").read_bytes() == b"photo bytes"
+    assert list(edits.aside_root.iterdir()) == []  # redo took the copy back and left no empty folder behind
     # a copy changed on disk after the import is the user's file now: undo leaves it where it is
     (folder / "p.jpg").write_bytes(b"edited by hand")
     h.undo()
@@ -333,3 +337,20 @@ def test_an_undone_import_that_can_no_longer_be_redone_releases_its_copy(tmp_pat
     aside2 = h2._stack[0]._aside
     h2.clear()  # a closed or reopened project
     assert not aside2.parent.exists()
+
+
+def test_sweep_deletes_the_copies_of_undone_imports_whose_process_is_gone(tmp_path):
+    _src, _folder, _e, _images, h = _imported(tmp_path, b"photo")
+    h.undo()
+    mine = h._stack[0]._aside.parent
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # a process id that no longer runs: an app killed while its import was undone
+    orphan = edits.aside_root / f"{edits.UNDONE_IMPORT_PREFIX}{finished.pid}-x1y2"
+    orphan.mkdir()
+    (orphan / "p.jpg").write_bytes(b"left behind")
+    unrelated = edits.aside_root / f"{edits.UNDONE_IMPORT_PREFIX}no-pid"  # not a name viaseg makes
+    unrelated.mkdir()
+    assert edits.sweep_undone_imports() == [orphan]
+    assert not orphan.exists() and mine.exists() and unrelated.exists()
+    h.redo()  # this process's undone import is still redoable
+    assert (tmp_path / "split" / "p.jpg").read_bytes() == b"photo"
