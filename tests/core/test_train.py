@@ -489,9 +489,11 @@ def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys)
     from viaseg.core.cli import build_parser
     from viaseg.core.train_cmd import _config
 
-    args = build_parser().parse_args(["train", "ds", "--out", "r", "--tta-scales", "0.875,1,1.125"])
-    assert _config(args).tta_scales == (0.875, 1.0, 1.125)
-    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).tta_scales == (1.0,)
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--tta-scales", "1,1.25"])
+    assert _config(args).tta_scales == (1.0, 1.25)
+    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).tta_scales == (0.875, 1.0, 1.125)
+    research = build_parser().parse_args(["train", "ds", "--out", "r", "--preset", "research"])
+    assert _config(research).tta_scales == (1.0,) and _config(research).tta is False
     for cmd in (["train", "ds", "--out", "r"], ["evaluate", "m.keras", "ds"], ["predict", "m.keras", "x.jpg",
                                                                                 "--out", "o"]):
         with pytest.raises(SystemExit):
