@@ -146,7 +146,7 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
         # the rest, and no early stopping (mean Dice on car-damage val over seeds 0-3, 10 minutes: flat_cosine
         # 0.600, cosine 0.592, plateau 0.574; demo 0.843 in 150 s); without one, plateau as before
         # prediction averages the image, its mirror and both at 7/8 and 9/8 of the size: +0.010 mean Dice on 47
-        # held-out training photos (5-fold, 31 up / 12 down) and +0.007 on val over 10 seeds (docs/RESULTS.md)
+        # held-out training photos (5-fold, 31 up / 12 down) and +0.008 on val over 10 seeds (docs/RESULTS.md)
         cfg = TrainConfig(preset="default", base_width=16, epochs=400, patience=40, tta=True,
                           tta_scales=(0.875, 1.0, 1.125), lr_schedule="auto")
     else:
