@@ -45,6 +45,7 @@ case "$mode" in
   test)
     export QT_QPA_PLATFORM=offscreen
     .venv/bin/ruff check core gui tests scripts
+    .venv/bin/python scripts/lint_imports.py
     exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: ./setup.sh app [PROJECT] | ./setup.sh test [PYTEST ARGS]" >&2; exit 2 ;;
 esac

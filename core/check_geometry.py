@@ -48,6 +48,8 @@ def _num(v) -> float | None:
 def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None, list[ShapeIssue]]:
     """bbox and issues of a rect / circle / ellipse / point / unknown shape."""
     kind = shape.get("name")
+    if not isinstance(kind, str):  # VIA files may hold any JSON value here ([1, 2], 3, null): not a shape name
+        kind = repr(kind) if kind is not None else None
     keys = {"rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"),
             "ellipse": ("cx", "cy", "rx", "ry"), "point": ("cx", "cy")}.get(kind)
     if keys is None:

@@ -374,9 +374,10 @@ def _disagreement(a: ImageEntry, b: ImageEntry, size_a: tuple[int, int] | None,
     return None
 
 
-def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> list[tuple[int, Problem]]:
-    """duplicate_image / conflicting_duplicate, each attached to the later copy; returns (item index, problem)."""
-    parent = list(range(len(items)))
+def _copy_roots(infos: list[_FileInfo]) -> list[int]:
+    """For each file, the index of the first file it is a copy of (itself when none): same bytes, same
+    pixels, or a visual copy (lossy re-encode, resize) confirmed on thumbnails. The one rule for copies."""
+    parent = list(range(len(infos)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -413,10 +414,24 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
                         break
                 else:
                     reps.append(i)
+    return [find(i) for i in range(len(infos))]
+
+
+def duplicate_groups(entries: list[ImageEntry], decode: bool = True) -> list[int]:
+    """A group number per entry: entries whose images are copies of each other (same bytes, same pixels, or
+    with ``decode`` a re-encoded or resized copy) share it. Unreadable images are a group of their own.
+    Used to keep copies together (cross-validation folds) by the same rule ``viaseg check`` reports leaks by."""
+    infos = [_file_checks("", e, False, decode, True, []) for e in entries]
+    return _copy_roots(infos)
+
+
+def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> list[tuple[int, Problem]]:
+    """duplicate_image / conflicting_duplicate, each attached to the later copy; returns (item index, problem)."""
+    roots = _copy_roots(infos)
     groups: dict[int, list[int]] = {}
     for i in range(len(items)):
         if infos[i].byte_hash is not None or infos[i].pixel_hash is not None:
-            groups.setdefault(find(i), []).append(i)
+            groups.setdefault(roots[i], []).append(i)
     out: list[tuple[int, Problem]] = []
     for members in groups.values():
         if len(members) < 2:

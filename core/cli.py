@@ -10,13 +10,14 @@ import sys
 
 # subcommand -> module defining register(subparsers)
 COMMANDS = {
-    "gui": "viaseg.core.cmd_gui",
+    "gui": "viaseg.gui.cmd",  # the one command that may import the GUI: it lives with it
     "check": "viaseg.core.checks",
     "convert": "viaseg.core.convert",
     "masks": "viaseg.core.masks_cmd",
     "train": "viaseg.core.train_cmd",
     "predict": "viaseg.core.predict_cmd",
     "evaluate": "viaseg.core.evaluate",
+    "crossval": "viaseg.core.crossval_cmd",
 }
 
 
@@ -28,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for modname in COMMANDS.values():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-            continue  # command not built yet
-        mod.register(sub)
+        importlib.import_module(modname).register(sub)
     return parser
 
 

@@ -55,7 +55,7 @@ def _binary(mask: np.ndarray, what: str) -> np.ndarray:
     return m > 0 if m.dtype != bool else m
 
 
-def _counts(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[int, int, int]:
+def pixel_counts(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[int, int, int]:
     """(|T∩P|, |T|, |P|)."""
     t = _binary(true_mask, "true mask")
     p = _binary(pred_mask, "predicted mask")
@@ -64,7 +64,7 @@ def _counts(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[int, int, int
     return int(np.count_nonzero(t & p)), int(np.count_nonzero(t)), int(np.count_nonzero(p))
 
 
-def _scores(inter: int, nt: int, np_: int) -> tuple[float, float]:
+def scores_of_counts(inter: int, nt: int, np_: int) -> tuple[float, float]:
     total = nt + np_
     if total == 0:
         return 1.0, 1.0
@@ -73,7 +73,17 @@ def _scores(inter: int, nt: int, np_: int) -> tuple[float, float]:
 
 def dice_iou(true_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[float, float]:
     """``(dice, iou)`` of two same-shape masks (bool, or non-zero = foreground). Both empty -> ``(1.0, 1.0)``."""
-    return _scores(*_counts(true_mask, pred_mask))
+    return scores_of_counts(*pixel_counts(true_mask, pred_mask))
+
+
+def score_entry(entry: ImageEntry, probabilities: np.ndarray, threshold: float) -> tuple[float, float]:
+    """``(dice, iou)`` of a full-resolution probability map against ``entry``'s regions rasterized at the same
+    size, thresholded as :func:`evaluate` does (``p > threshold``): the one per-image score of viaseg."""
+    from .raster import rasterize
+
+    p = np.asarray(probabilities)
+    h, w = p.shape[:2]
+    return scores_of_counts(*pixel_counts(rasterize(entry.regions, (w, h)), p > threshold))
 
 
 def agreement_image(true_mask: np.ndarray, pred_mask: np.ndarray, alpha: int = 160) -> np.ndarray:
@@ -154,13 +164,13 @@ class EvalResult:
     def global_dice(self) -> float | None:
         if not self.per_image:
             return None
-        return _scores(*self._pooled())[0]
+        return scores_of_counts(*self._pooled())[0]
 
     @property
     def global_iou(self) -> float | None:
         if not self.per_image:
             return None
-        return _scores(*self._pooled())[1]
+        return scores_of_counts(*self._pooled())[1]
 
     def _pooled(self) -> tuple[int, int, int]:
         return (
@@ -280,8 +290,8 @@ def evaluate(
             pred = item.prediction
             h, w = pred.shape
             truth = rasterize(entry.regions, (w, h))
-            inter, nt, npred = _counts(truth, pred.mask(thr))
-            dice, iou = _scores(inter, nt, npred)
+            inter, nt, npred = pixel_counts(truth, pred.mask(thr))
+            dice, iou = scores_of_counts(inter, nt, npred)
             counts = _sweep_counts(pred.probabilities, truth) if sweep else None
             score = ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter, counts)
             result.per_image.append(score)

@@ -34,35 +34,13 @@ import cv2
 import numpy as np
 
 from .errors import ImageReadError
+from .presets import Augment
 from .project import ImageEntry
 
 log = logging.getLogger("viaseg.pipeline")
 
 RESIZE_MODES = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 CACHE_VERSION = 1
-
-
-@dataclass
-class Augment:
-    """Which augmentations run (each switchable) and how strong they are."""
-
-    flip: bool = True  # horizontal flip, p=0.5
-    scale_crop: bool = True  # random square crop of min_scale..1 of the side, resized back
-    rotate: bool = True  # uniform in +-max_degrees, reflected borders
-    color: bool = True  # brightness / contrast / saturation jitter (image only)
-    min_scale: float = 0.6
-    max_degrees: float = 10.0
-    brightness: float = 0.15
-    contrast: float = 0.2
-    saturation: float = 0.2
-
-    @classmethod
-    def off(cls) -> Augment:
-        return cls(flip=False, scale_crop=False, rotate=False, color=False)
-
-    @property
-    def any(self) -> bool:
-        return self.flip or self.scale_crop or self.rotate or self.color
 
 
 @dataclass
@@ -75,6 +53,8 @@ class Arrays:
     file_hashes: list[str] = field(default_factory=list)
     pixel_hashes: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    # which training source (dataset) each row came from, 0 = the main dataset; empty = all from one source
+    sources: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -88,20 +68,32 @@ class Arrays:
             [self.file_hashes[i] for i in keep],
             [self.pixel_hashes[i] for i in keep],
             list(self.skipped),
+            [self.sources[i] for i in keep] if self.sources else [],
         )
 
+    def source_of(self, i: int) -> int:
+        return self.sources[i] if self.sources else 0
+
     @staticmethod
-    def concat(parts: list[Arrays]) -> Arrays:
-        parts = [p for p in parts if len(p)]
-        if not parts:
+    def concat(parts: list[Arrays], tag_sources: bool = False) -> Arrays:
+        """Rows of ``parts`` in order; ``tag_sources``: row sources are the index of the part they came from."""
+        skipped = [s for p in parts for s in p.skipped]
+        tagged = [(k, p) for k, p in enumerate(parts) if len(p)]
+        if not tagged:
             raise ValueError("nothing to concatenate")
+        if tag_sources:
+            sources = [k for k, p in tagged for _ in range(len(p))]
+        else:
+            sources = [p.source_of(i) for _, p in tagged for i in range(len(p))] if any(
+                p.sources for _, p in tagged) else []
         return Arrays(
-            np.concatenate([p.images for p in parts]),
-            np.concatenate([p.masks for p in parts]),
-            [n for p in parts for n in p.names],
-            [h for p in parts for h in p.file_hashes],
-            [h for p in parts for h in p.pixel_hashes],
-            [s for p in parts for s in p.skipped],
+            np.concatenate([p.images for _, p in tagged]),
+            np.concatenate([p.masks for _, p in tagged]),
+            [n for _, p in tagged for n in p.names],
+            [h for _, p in tagged for h in p.file_hashes],
+            [h for _, p in tagged for h in p.pixel_hashes],
+            skipped,
+            sources,
         )
 
 
@@ -256,8 +248,9 @@ def _rotation_transform(angle, h, w):
     return tf.stack([c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy, 0.0, 0.0])[None]
 
 
-def make_augment_fn(aug: Augment, hw: tuple[int, int]):
-    """``fn(image float HxWx3, mask float HxWx1, seed int64[2]) -> (image, mask)``, stateless."""
+def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
+    """``fn(image float HxWx3, mask float HxWx1, seed int64[2]) -> (image, mask)``, stateless. With ``crop``
+    the result is a random ``crop`` x ``crop`` window of the augmented image (at the same pixel scale)."""
     import tensorflow as tf
 
     h, w = hw
@@ -296,11 +289,31 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int]):
                     image, 1 - aug.saturation, 1 + aug.saturation, seeds[6]
                 )
             image = tf.clip_by_value(image, 0.0, 1.0)
+        if crop:
+            off = tf.random.stateless_uniform([2], seeds[7], 0.0, 1.0)
+            y0 = tf.cast(off[0] * (h - crop + 1), tf.int32)
+            x0 = tf.cast(off[1] * (w - crop + 1), tf.int32)
+            image = image[y0:y0 + crop, x0:x0 + crop]
+            mask = mask[y0:y0 + crop, x0:x0 + crop]
+            image.set_shape([crop, crop, 3])
+            mask.set_shape([crop, crop, 1])
+            return image, mask
         image.set_shape([h, w, 3])
         mask.set_shape([h, w, 1])
         return image, mask
 
     return fn
+
+
+def source_weights(arrays: Arrays, balance: bool) -> dict[int, float]:
+    """Sampling weight of each training source: equal per source when ``balance`` (a 49-photo dataset is
+    drawn as often as a 100-photo one), else proportional to its number of images (plain shuffling)."""
+    counts: dict[int, int] = {}
+    for i in range(len(arrays)):
+        counts[arrays.source_of(i)] = counts.get(arrays.source_of(i), 0) + 1
+    if not balance:
+        return {k: n / len(arrays) for k, n in counts.items()}
+    return {k: 1.0 / len(counts) for k in counts}
 
 
 def train_dataset(
@@ -309,11 +322,16 @@ def train_dataset(
     seed: int = 0,
     augment: Augment | None = None,
     shuffle_buffer: int | None = None,
+    balance: bool = False,
+    crop: int | None = None,
 ):
     """Infinite training ``tf.data.Dataset`` of ``(image float32 [0,1], mask float32 0/1 HxWx1)`` batches.
 
     Use ``steps_per_epoch = steps_per_epoch(len(arrays), batch_size)`` with ``model.fit``. Order and
-    augmentation are a function of ``seed`` only.
+    augmentation are a function of ``seed`` only. ``crop``: each image is a random ``crop``-pixel square window
+    of the (augmented) image, at the same scale. ``balance`` with rows from several sources
+    (``arrays.sources``): each source is shuffled on its own and every image is drawn from a source chosen
+    with equal probability (``tf.data.Dataset.sample_from_datasets``).
     """
     import tensorflow as tf
 
@@ -321,13 +339,25 @@ def train_dataset(
         raise ValueError("no training images")
     augment = augment if augment is not None else Augment()
     hw = arrays.images.shape[1:3]
-    buffer = shuffle_buffer or len(arrays)
-    ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks)).cache()
-    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    weights = source_weights(arrays, balance)
+    if balance and len(weights) > 1:
+        parts = []
+        for k in sorted(weights):
+            idx = [i for i in range(len(arrays)) if arrays.source_of(i) == k]
+            part = tf.data.Dataset.from_tensor_slices((arrays.images[idx], arrays.masks[idx])).cache()
+            buffer = min(shuffle_buffer or len(idx), len(idx))
+            parts.append(part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat())
+        ds = tf.data.Dataset.sample_from_datasets(parts, [weights[k] for k in sorted(weights)], seed=seed)
+    else:
+        buffer = shuffle_buffer or len(arrays)
+        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks)).cache()
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment.any:
+    if crop and not 16 <= crop <= min(int(hw[0]), int(hw[1])):
+        raise ValueError(f"crop must be between 16 and the image size {hw[0]}x{hw[1]}, got {crop}")
+    if augment.any or crop:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        fn = make_augment_fn(augment, (int(hw[0]), int(hw[1])))
+        fn = make_augment_fn(augment, (int(hw[0]), int(hw[1])), crop)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda pair, s: fn(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )

@@ -7,12 +7,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .pipeline import Augment
+
+@dataclass
+class Augment:
+    """Which augmentations run (each switchable) and how strong they are."""
+
+    flip: bool = True  # horizontal flip, p=0.5
+    scale_crop: bool = True  # random square crop of min_scale..1 of the side, resized back
+    rotate: bool = True  # uniform in +-max_degrees, reflected borders
+    color: bool = True  # brightness / contrast / saturation jitter (image only)
+    min_scale: float = 0.6
+    max_degrees: float = 10.0
+    brightness: float = 0.15
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+    @classmethod
+    def off(cls) -> Augment:
+        return cls(flip=False, scale_crop=False, rotate=False, color=False)
+
+    @property
+    def any(self) -> bool:
+        return self.flip or self.scale_crop or self.rotate or self.color
+
 
 PRESETS = ("default", "research")
 LR_SCHEDULES = ("auto", "constant", "plateau", "cosine", "flat_cosine")
 ANNEALING = ("cosine", "flat_cosine")  # over a time limit these use all of it: no early stopping
 MONITORS = ("soft_dice", "hard_dice")
+KEEP = ("best", "last", "auto")
 
 
 @dataclass
@@ -26,12 +49,18 @@ class TrainConfig:
     out_dir: str | Path | None = None
     val: Any = None
     extra_train: list = field(default_factory=list)
+    # draw each training source (the dataset, each extra) equally often instead of each image equally often
+    balance_sources: bool = False
     train_split: str = "train"
     val_split: str = "val"
     val_fraction: float = 0.2
 
     preset: str = "default"
     size: int = 256
+    # train on random crop x crop windows of the size-px images (same pixel scale; a multiple of 16) and
+    # validate / predict on the whole size-px image with the same weights: each step costs about
+    # (crop / size)^2 of a whole-image step. None: whole images
+    crop: int | None = None
     resize: str = "area"  # area | bilinear | nearest
     include_empty: bool = True  # images without regions are negatives
     exclude_duplicates: bool = True  # validation images whose content is in train are left out
@@ -58,6 +87,10 @@ class TrainConfig:
     # per image), "hard_dice" = val_hard_dice (mean per-image Dice of the prediction thresholded at 0.5, as
     # `viaseg evaluate` scores, but at the training size and without mirror averaging)
     monitor: str = "soft_dice"
+    # which weights the run saves: "best" = the epoch with the best monitored validation score; "last" = the
+    # final weights (the validation images then choose nothing, so their scores are unbiased); "auto" = last
+    # when the learning rate anneals over a time limit (the rate ends near zero), else best
+    keep: str = "best"
     shuffle_buffer: int | None = None  # None: the whole training set
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
@@ -78,9 +111,9 @@ class TrainConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("dataset", "val"):
+            if f.name == "dataset" or (f.name == "val" and not isinstance(v, (list, tuple))):
                 v = describe_data(v)
-            elif f.name == "extra_train":
+            elif f.name in ("extra_train", "val"):
                 v = [describe_data(x) for x in v]
             elif isinstance(v, Augment):
                 v = dataclasses.asdict(v)
@@ -96,6 +129,13 @@ def resolve_schedule(cfg: TrainConfig) -> str:
     if cfg.lr_schedule == "auto":
         return "flat_cosine" if cfg.time_limit_s else "plateau"
     return cfg.lr_schedule
+
+
+def resolve_keep(cfg: TrainConfig) -> str:
+    """``best`` or ``last`` (see ``TrainConfig.keep``)."""
+    if cfg.keep == "auto":
+        return "last" if resolve_schedule(cfg) in ANNEALING and cfg.time_limit_s else "best"
+    return cfg.keep
 
 
 def describe_data(data: Any) -> Any:
@@ -147,8 +187,12 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
         # 0.600, cosine 0.592, plateau 0.574; demo 0.843 in 150 s); without one, plateau as before
         # prediction averages the image, its mirror and both at 7/8 and 9/8 of the size: +0.010 mean Dice on 47
         # held-out training photos (5-fold, 31 up / 12 down) and +0.008 on val over 10 seeds (docs/RESULTS.md)
+        # balance_sources: with --extra, each dataset is drawn equally often (a 49-photo close-up set beside 100
+        # whole-car photos); keep "auto": a run annealed over a time limit saves its final weights, so its
+        # validation images choose nothing and the scores it reports are not picked on them (docs/RESULTS.md)
         cfg = TrainConfig(preset="default", base_width=16, epochs=400, patience=40, tta=True,
-                          tta_scales=(0.875, 1.0, 1.125), lr_schedule="auto")
+                          tta_scales=(0.875, 1.0, 1.125), lr_schedule="auto", balance_sources=True,
+                          keep="auto")
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

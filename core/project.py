@@ -21,6 +21,7 @@ VIA 1 polygons repeat their first vertex at the end; that is kept as read (raste
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,12 @@ class Project:
     @property
     def region_count(self) -> int:
         return sum(len(im.regions) for im in self.images)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_sort_key(name: str) -> str:
+    """A text key that sorts file names as people do (image2 before image10): every run of digits is
+    zero-padded to 20 places and the rest compared case-insensitively. A string, so Qt's sort can use it."""
+    return _DIGITS.sub(lambda m: m.group(1).rjust(20, "0"), name.casefold())

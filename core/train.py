@@ -26,7 +26,17 @@ import numpy as np
 
 from . import pipeline as P
 from .errors import ViasegError
-from .presets import ANNEALING, LR_SCHEDULES, MONITORS, PRESETS, TrainConfig, preset, resolve_schedule
+from .presets import (
+    ANNEALING,
+    KEEP,
+    LR_SCHEDULES,
+    MONITORS,
+    PRESETS,
+    TrainConfig,
+    preset,
+    resolve_keep,
+    resolve_schedule,
+)
 from .train_events import (
     BatchEnd,
     EpochEnd,
@@ -108,13 +118,19 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
 
     if cfg.monitor not in MONITORS:
         raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} ({', '.join(MONITORS)})")
+    if cfg.keep not in KEEP:
+        raise _TrainingFailed(f"unknown keep {cfg.keep!r} ({', '.join(KEEP)})")
+    keep_last = resolve_keep(cfg) == "last"
     monitor = ("val_" if len(val_arrays) else "") + ("hard_dice" if cfg.monitor == "hard_dice" else "dice")
     sched = resolve_schedule(cfg)
     patience = cfg.patience
-    if sched in ANNEALING and cfg.time_limit_s:
-        # the rate comes down over the time limit: the run uses all of it (the best epoch is still kept);
-        # early stopping would end it while the rate is still high
+    if (sched in ANNEALING and cfg.time_limit_s) or keep_last:
+        # the rate comes down over the time limit: the run uses all of it; early stopping would end it while
+        # the rate is still high (and with keep "last" the validation score must not decide anything)
         patience = 1_000_000
+    if sched == "plateau" and keep_last:
+        raise _TrainingFailed("keep 'last' needs a schedule that does not follow the validation score "
+                              "(constant, cosine or flat_cosine), not plateau")
     if sched == "plateau":
         schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
                                                       patience=max(2, cfg.patience // 3), min_lr=1e-5)]
@@ -148,7 +164,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
         ),
         keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max", patience=patience, restore_best_weights=True
+            monitor=monitor, mode="max", patience=patience, restore_best_weights=not keep_last
         ),
     ]
     if cfg.ema:
@@ -161,9 +177,11 @@ def train(
     config: TrainConfig,
     on_event: Callable[[object], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
     """Train a U-Net as ``config`` says; report progress through ``on_event``; stop (keeping the best model)
-    as soon as ``should_stop()`` is true after a batch. Never raises for a training failure."""
+    as soon as ``should_stop()`` is true after a batch. ``callbacks``: more Keras callbacks, run after
+    viaseg's own (e.g. a benchmark's probe). Never raises for a training failure."""
     cfg = config
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     state = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0, "steps": 0}
@@ -183,7 +201,7 @@ def train(
     try:
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
         setup_notes = [thread_note] if thread_note else []
-        return _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes)
+        return _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, list(callbacks or []))
     except _TrainingFailed as exc:
         return fail(str(exc))
     except ViasegError as exc:
@@ -197,7 +215,7 @@ def train(
         return fail(f"training failed: {type(exc).__name__}: {exc}")
 
 
-def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainResult:
+def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callbacks) -> TrainResult:
     from . import tfsetup
 
     tf = tfsetup.load_tf()  # before keras builds anything: viaseg's TF settings apply to the training graph
@@ -207,6 +225,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     from .modelio import save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.crop and (cfg.crop % 16 or not 16 <= cfg.crop <= cfg.size):
+        raise _TrainingFailed(f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})")
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
         if note:
@@ -222,7 +242,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
                               "draw at least one region before training")
     load = dict(size=cfg.size, resize=cfg.resize, include_empty=cfg.include_empty, cache_dir=cfg.cache_dir,
                 threads=cfg.threads, on_warning=warnings.append)
-    tr = P.load_arrays(train_entries, **load)
+    tr = _load_sources(train_entries, data.train_sources, load)
     if not len(tr) or not tr.masks.any():
         raise _TrainingFailed(f"no readable annotated image in the training data ({data.train_source}); "
                               + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5]))
@@ -246,14 +266,17 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     strategy = make_strategy(cfg.strategy)
     with strategy.scope():
         precision = resolve_precision(cfg.precision)
-        model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
-                                         norm=cfg.norm, dropout=cfg.dropout, precision=precision)
+        model = unet.build_unet_xception(None if cfg.crop else cfg.size, base_width=cfg.base_width,
+                                         bn_momentum=cfg.bn_momentum, norm=cfg.norm, dropout=cfg.dropout,
+                                         precision=precision)
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
-    train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer)
+    train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer,
+                               balance=cfg.balance_sources, crop=cfg.crop)
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
     callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None)
+    callbacks += more_callbacks
 
     t0 = time.perf_counter()
     model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=val_ds,
@@ -264,6 +287,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     best_epoch = int(early.best_epoch) if hist.get(monitor) else -1
     if best_epoch >= 0 and not math.isfinite(hist[monitor][best_epoch]):
         best_epoch = -1
+    kept = resolve_keep(cfg)
+    if kept == "last" and state["epochs_run"] and state["nan"] is None:
+        best_epoch = state["epochs_run"] - 1  # the weights saved are the final ones
     ckpt = run_dir / "checkpoint_best.keras"
 
     # ---- evaluate the best model, write the run folder
@@ -285,6 +311,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     eval_set = va if len(va) else tr
     eval_entries = data.val if len(va) else train_entries
     scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, warnings)
+    val_sets = [_val_set_row(data.val_source if len(va) else "training images", len(eval_set), scores)]
+    for name, entries in data.more_val:
+        val_sets.append(_score_more_val(model, meta, name, entries, tr, cfg, warnings))
     best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
     images_seen = state["batches"] * cfg.batch_size
     summary = {
@@ -294,6 +323,10 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "stop_reason": _reason(state, early, cfg),
         "monitor": monitor,
         "lr_schedule": resolve_schedule(cfg),
+        "kept": kept,  # "best": the best validation epoch's weights; "last": the final weights
+        "balance_sources": bool(cfg.balance_sources),
+        "sources": {name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
+                    for k, name in enumerate(data.source_names)},
         "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
         "val_dice": scores["mean_dice"],
         "val_global_dice": scores["global_dice"],
@@ -301,6 +334,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
         "val_global_iou": scores["global_iou"],
         "per_image_dice": scores["per_image"],
         "evaluated_on": ("val" if len(va) else "train (no validation images)") + f", {evaluated_at}",
+        "val_sets": val_sets,  # every validation set, each scored alone at full resolution
         "best_metrics": best_metrics,
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
@@ -326,7 +360,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
         meta.update(val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"])
         model_path = save_model(model, run_dir / "model.keras", meta)
-        summary["model_path"] = str(model_path)
+        summary["model_path"] = model_path.name  # relative to the run folder: runs can be moved and shared
     ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
@@ -342,6 +376,48 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes) -> TrainRe
     emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
     return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _load_sources(entries, sources, load) -> P.Arrays:
+    """Training arrays, each row tagged with its source (the dataset, or which extra)."""
+    if not sources or len(set(sources)) == 1:
+        return P.load_arrays(entries, **load)
+    parts = []
+    for k in sorted(set(sources)):
+        part = P.load_arrays([e for e, s in zip(entries, sources, strict=True) if s == k], **load)
+        part.sources = [k] * len(part)
+        parts.append(part)
+    return P.Arrays.concat(parts)
+
+
+def _val_set_row(name: str, n: int, scores: dict) -> dict:
+    return {"name": name, "n_images": n, "mean_dice": scores.get("mean_dice"),
+            "global_dice": scores.get("global_dice"), "mean_iou": scores.get("mean_iou"),
+            "global_iou": scores.get("global_iou")}
+
+
+def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
+    """A further validation set scored as ``viaseg evaluate`` does (its copies of training images left out)."""
+    from .evaluate import evaluate
+    from .predict import Predictor
+
+    left_out = []
+    if cfg.exclude_duplicates:
+        load = dict(size=cfg.size, resize=cfg.resize, include_empty=True, cache_dir=cfg.cache_dir,
+                    threads=cfg.threads, on_warning=warnings.append)
+        arr = P.load_arrays(entries, **load)
+        dup = {arr.names[i] for i in P.find_duplicates(tr, arr)}
+        left_out = [e.filename for e in entries if e.filename in dup]
+        entries = [e for e in entries if e.filename not in dup]
+    result = evaluate(Predictor(model, meta), entries, batch_size=cfg.batch_size)
+    for err in result.errors:
+        warnings.append(f"{name}: {err.image}: {err.error} (not scored)")
+    scores = {"mean_dice": result.mean_dice, "global_dice": result.global_dice,
+              "mean_iou": result.mean_iou, "global_iou": result.global_iou}
+    row = _val_set_row(name, result.count, scores)
+    if left_out:
+        row["excluded_duplicates"] = left_out
+    return row
 
 
 def _follow_init_model(cfg):

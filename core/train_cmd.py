@@ -12,9 +12,6 @@ import time
 
 
 def register(subparsers) -> None:
-    from .predict_cmd import parse_scales
-    from .presets import LR_SCHEDULES, MONITORS, PRESETS
-
     p = subparsers.add_parser(
         "train",
         help="train a U-Net on a dataset",
@@ -24,14 +21,33 @@ def register(subparsers) -> None:
     )
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
-    p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--val", metavar="DATASET", help="validation data (default: the dataset's val split, "
-                   "else a seeded 20%% of the images)")
-    p.add_argument("--extra", action="append", default=[], metavar="DATASET",
-                   help="more training data (repeatable)")
+    p.add_argument("--val", action="append", default=[], metavar="DATASET",
+                   help="validation data (default: the dataset's val split, else a seeded 20%% of the images); "
+                   "repeatable: the first is validated on while training, every one is scored and reported "
+                   "separately in summary.json")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
                    "instead of random ones; the run keeps that model's network (its base width and norm)")
+    add_recipe_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def add_recipe_options(p) -> None:
+    """The options that make a training recipe (shared by ``viaseg train`` and ``viaseg crossval``)."""
+    from .predict_cmd import parse_scales
+    from .presets import KEEP, LR_SCHEDULES, MONITORS, PRESETS
+
+    p.add_argument("--preset", choices=PRESETS, default="default")
+    p.add_argument("--extra", action="append", default=[], metavar="DATASET",
+                   help="more training data (repeatable); a dataset folder with its own val split adds that "
+                   "split as a further, separately reported validation set")
+    p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw each training source (DATASET and each --extra) equally often, not each image "
+                   "(default: the preset's choice; the default preset balances)")
+    p.add_argument("--keep", choices=KEEP,
+                   help="the weights saved: best = the best validation epoch's, last = the final ones, auto = "
+                   "last when the rate anneals over a --time-limit, else best (default: the preset's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
@@ -44,6 +60,9 @@ def register(subparsers) -> None:
                    help="keep, evaluate and save an exponential moving average of the weights with this momentum "
                    "(e.g. 0.99; default 0 = off)")
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
+    p.add_argument("--crop", type=int, metavar="PX",
+                   help="train on random PX x PX windows of the --size images (a multiple of 16; about "
+                   "(PX/size)^2 of the compute per step) and validate / predict on whole images; 0 = whole images")
     p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--norm", choices=["batch", "group"])
@@ -70,27 +89,29 @@ def register(subparsers) -> None:
     p.add_argument("--tta-scales", type=parse_scales, default=None, metavar="S,S,...",
                    help="the saved model also averages the image resized by these factors at prediction, e.g. "
                    "0.875,1,1.125 (3x prediction compute; 1 = off); default: the preset's choice")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def _config(args):
     from .pipeline import Augment
     from .presets import preset
 
+    vals = list(getattr(args, "val", None) or [])
     cfg = preset(
         args.preset,
-        dataset=args.dataset,
+        dataset=getattr(args, "dataset", None),
         out_dir=args.out,
-        val=args.val,
+        val=vals[0] if len(vals) == 1 else (vals or None),
         extra_train=list(args.extra) or None,
-        init_from=args.init_from,
+        balance_sources=args.balance,
+        keep=args.keep,
+        init_from=getattr(args, "init_from", None),
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         lr_schedule=args.lr_schedule,
         ema=args.ema,
         size=args.size,
+        crop=args.crop,
         loss=args.loss,
         bn_momentum=args.bn_momentum,
         norm=args.norm,
@@ -192,4 +213,10 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     print(f"val hard Dice: mean {s['val_dice']:.4f}, global {s['val_global_dice']:.4f}; IoU mean "
           f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} image{'' if s['n_val'] == 1 else 's'}, {s['evaluated_on']})")
+    for row in s.get("val_sets", [])[1:]:
+        def f(v):
+            return "n/a" if v is None else f"{v:.4f}"
+
+        print(f"  {row['name']}: mean Dice {f(row['mean_dice'])}, global {f(row['global_dice'])} "
+              f"({row['n_images']} images)")
     return 0

@@ -20,6 +20,11 @@ class Data:
     val: list[ImageEntry] = field(default_factory=list)
     train_source: str = ""
     val_source: str = ""
+    # the source (0 = the dataset, k = the k-th extra) of each training entry, and a name for each source
+    train_sources: list[int] = field(default_factory=list)
+    source_names: list[str] = field(default_factory=list)
+    # more validation sets, scored and reported separately at the end of the run (never used to pick weights)
+    more_val: list[tuple[str, list[ImageEntry]]] = field(default_factory=list)
 
 
 def _labeled(split) -> bool:
@@ -64,29 +69,60 @@ def _entries_of(obj: Any, split_name: str, what: str) -> tuple[list[ImageEntry],
     raise DatasetError(f"cannot train on {what} of type {type(obj).__name__}")
 
 
+def _val_split_of(ds, cfg, train_src: str) -> list[ImageEntry] | None:
+    """The annotated ``val`` split of dataset ``ds`` (None when it has none, or when it is what trains)."""
+    if ds is None:
+        return None
+    sp = ds.splits.get(cfg.val_split)
+    if sp is not None and _labeled(sp) and sp.entries and train_src != f"{ds.root}:{cfg.val_split}":
+        return list(sp.entries)
+    return None
+
+
 def resolve_data(cfg) -> Data:
-    """Training and validation entries as the config asks (see ``TrainConfig``)."""
+    """Training and validation entries as the config asks (see ``TrainConfig``).
+
+    ``cfg.val`` may be one data spec or a list: the first is validated on during training, every one is
+    scored at the end. An extra training dataset given as a folder with its own annotated ``val`` split adds
+    that split as a further validation set (reported, never used to choose weights)."""
     if cfg.dataset is None:
         raise DatasetError("no dataset given")
     train, train_src, ds = _entries_of(cfg.dataset, cfg.train_split, "the dataset")
-    for extra in cfg.extra_train:
-        more, src, _ = _entries_of(extra, cfg.train_split, "extra training data")
+    sources = [0] * len(train)
+    names = [train_src]
+    more_val: list[tuple[str, list[ImageEntry]]] = []
+    for k, extra in enumerate(cfg.extra_train, start=1):
+        more, src, extra_ds = _entries_of(extra, cfg.train_split, "extra training data")
         train += more
+        sources += [k] * len(more)
+        names.append(src)
         train_src += f" + {src}"
-    if cfg.val is not None:
-        val, val_src, _ = _entries_of(cfg.val, cfg.val_split, "the validation data")
-        return Data(train, val, train_src, val_src)
-    if ds is not None:
-        sp = ds.splits.get(cfg.val_split)
-        if sp is not None and _labeled(sp) and sp.entries and train_src != f"{ds.root}:{cfg.val_split}":
-            return Data(train, list(sp.entries), train_src, f"split {cfg.val_split!r}")
+        extra_val = _val_split_of(extra_ds, cfg, src)
+        if extra_val:
+            more_val.append((f"{extra_ds.root}:{cfg.val_split}", extra_val))
+    if cfg.val is None:
+        vals = []
+    elif isinstance(cfg.val, (list, tuple)) and not any(isinstance(v, ImageEntry) for v in cfg.val):
+        vals = list(cfg.val)  # several validation sets
+    else:
+        vals = [cfg.val]  # one: a spec, a dataset object or a list of entries
+    if vals:
+        first, *rest = vals
+        val, val_src, _ = _entries_of(first, cfg.val_split, "the validation data")
+        for v in rest:
+            entries, src, _ = _entries_of(v, cfg.val_split, "the validation data")
+            more_val.append((src, entries))
+        return Data(train, val, train_src, val_src, sources, names, more_val)
+    own_val = _val_split_of(ds, cfg, train_src)
+    if own_val is not None:
+        return Data(train, own_val, train_src, f"split {cfg.val_split!r}", sources, names, more_val)
     # no validation split: a seeded split by image of the *annotated* training data
-    tr, va = split_entries(train, cfg.val_fraction, cfg.seed)
-    if not any(e.regions for e in tr) and va:
-        tr, va = train, []  # too few annotated images to hold any back
+    tr, va = split_entries(list(zip(train, sources, strict=True)), cfg.val_fraction, cfg.seed)
+    if not any(e.regions for e, _ in tr) and va:
+        tr, va = list(zip(train, sources, strict=True)), []  # too few annotated images to hold any back
     src = f"seeded {cfg.val_fraction:.0%} of the training images (seed {cfg.seed})" if va else \
         "none (too few images): metrics are on training images"
-    return Data(tr, va, train_src, src)
+    return Data([e for e, _ in tr], [e for e, _ in va], train_src, src, [k for _, k in tr], names, more_val)
 
 
 def configure_threads(threads: int | None) -> str | None:

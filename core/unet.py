@@ -47,16 +47,19 @@ def build_unet_xception(
     """The U-Net of the Keras oxford-pets example with a sigmoid head.
 
     ``input_size`` is an int (square) or ``(height, width)``, each a multiple of 16 (the network halves the
-    resolution four times). ``base_width`` scales every layer width (32 = the original; 8 gives a tiny model
+    resolution four times), or ``None``: any such size (the same weights run on crops and whole images). ``base_width`` scales every layer width (32 = the original; 8 gives a tiny model
     for tests). ``norm`` is ``"batch"`` (BatchNormalization with ``bn_momentum``) or ``"group"``
     (GroupNormalization, independent of batch size). ``dropout`` > 0 adds SpatialDropout2D after each
     encoder and decoder block (no parameters, so the count is unchanged). ``precision`` ``"mixed_bfloat16"``
     computes in bfloat16 with float32 weights (about 2x faster on CPUs with AMX/AVX512-BF16); the sigmoid
     head always computes in float32.
     """
-    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    if h <= 0 or w <= 0 or h % 16 or w % 16:
-        raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
+    if input_size is None:  # any size (multiples of 16): trained on crops, validated on whole images
+        h = w = None
+    else:
+        h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        if h <= 0 or w <= 0 or h % 16 or w % 16:
+            raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if precision not in PRECISIONS:

@@ -22,6 +22,7 @@ from viaseg.core.edits import EditError
 from viaseg.core.project import ImageEntry, Region
 from viaseg.core.raster import rasterize
 
+from .hits import nearest_edge, outline_hit
 from .shapes_qt import color_for, mask_image, point_of, polygon_path, region_polygon
 
 HANDLE = 7  # handle size in widget pixels
@@ -344,25 +345,24 @@ class Canvas(QWidget):
         return i if d2[i] <= HIT * HIT else -1
 
     def edge_at(self, pos: QPointF) -> tuple[int, QPointF] | None:
-        """(index of the segment start, nearest image point) on the selected polygon's outline, or None."""
+        """(index of the segment start, nearest image point) on the selected polygon's outline within ``HIT``
+        widget pixels of ``pos`` (inside or outside the fill), or None."""
         region = self.selected_region()
         if region is None or region.kind not in ("polygon", "polyline"):
             return None
-        a = self._widget_points(region)
-        if len(a) < 2:
+        hit = nearest_edge(self._widget_points(region), region.kind == "polygon", (pos.x(), pos.y()))
+        if hit is None or hit[2] > HIT:
             return None
-        b = np.roll(a, -1, axis=0) if region.kind == "polygon" else a[1:]
-        a = a if region.kind == "polygon" else a[:-1]
-        d = b - a
-        q = np.array([pos.x(), pos.y()])
-        ll = (d ** 2).sum(axis=1)
-        t = np.clip(((q - a) * d).sum(axis=1) / np.where(ll == 0, 1, ll), 0, 1)
-        near = a + d * t[:, None]
-        dist = ((near - q) ** 2).sum(axis=1)
-        i = int(np.argmin(dist))
-        if dist[i] > HIT * HIT:
-            return None
-        return i, self.to_image(QPointF(near[i][0], near[i][1]))
+        return hit[0], self.to_image(QPointF(float(hit[1][0]), float(hit[1][1])))
+
+    def outline_at(self, pos: QPointF) -> int:
+        """The polygon / polyline whose outline passes within ``HIT`` widget pixels of ``pos`` (the selected
+        one first), or -1: a click on or just outside an edge picks that region."""
+        if self.entry is None:
+            return -1
+        outlines = [(self._widget_points(r), r.kind == "polygon") if r.kind in ("polygon", "polyline")
+                    else (np.zeros((0, 2)), False) for r in self.entry.regions]
+        return outline_hit(outlines, (pos.x(), pos.y()), HIT, self.selected)
 
     def region_at(self, pos: QPointF) -> int:
         if self.entry is None:
@@ -494,6 +494,8 @@ class Canvas(QWidget):
             self.update()
             return
         hit = self.region_at(pos)
+        if hit < 0:
+            hit = self.outline_at(pos)  # on the line or just outside it: the first click of a double-click
         self.select(hit)
         if hit >= 0:
             r = self.entry.regions[hit]
@@ -561,8 +563,15 @@ class Canvas(QWidget):
             if len(self.drawing) >= 3:
                 self.finish_drawing()
             return
-        if self.selected_region() is not None and self.vertex_at(ev.position()) < 0:
-            self._insert_at(ev.position())
+        pos = ev.position()
+        if self.selected_region() is not None and self.vertex_at(pos) >= 0:
+            return
+        if self.edge_at(pos) is None:  # not the selected outline: another region's, selected first
+            hit = self.outline_at(pos)
+            if hit < 0:
+                return
+            self.select(hit)
+        self._insert_at(pos)
 
     def wheelEvent(self, ev) -> None:  # noqa: N802
         delta = ev.angleDelta()

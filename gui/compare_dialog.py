@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QVBoxLayout
 from viaseg.core.errors import ImageReadError
 
 from .canvas import Canvas
@@ -13,7 +14,13 @@ class CompareDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Compare annotations")
         self.resize(1200, 600)
-        lay = QHBoxLayout(self)
+        outer = QVBoxLayout(self)
+        lay = QHBoxLayout()
+        outer.addLayout(lay, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        outer.addWidget(buttons)
+
         self.canvases = []
         for row in rows:
             col = QVBoxLayout()
@@ -27,6 +34,13 @@ class CompareDialog(QDialog):
                 c.set_entry(e, d.qimage, d.size)
             except ImageReadError as exc:
                 c.set_entry(e, None, None, placeholder=str(exc))
+            c.installEventFilter(self)  # Esc on a canvas closes the window (the canvas would only deselect)
             col.addWidget(c, 1)
             lay.addLayout(col)
             self.canvases.append(c)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+        if ev.type() == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Escape:
+            self.reject()
+            return True
+        return super().eventFilter(obj, ev)

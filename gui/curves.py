@@ -6,7 +6,7 @@ a 250 ms timer applies what arrived since the last tick, so the figure changes a
 fast events come.
 
 Keeping the GUI thread free: a full matplotlib draw of this figure costs 100-250 ms on a loaded CPU, so it is
-done only when the axes change. ``begin_run(epochs, loss)`` fixes the x ranges (the run's length is known) and
+done only when the axes change. ``begin_run(epochs, loss)`` starts the x range small (it doubles as data comes) and
 y ranges that fit the loss (Dice is 0..1), in one full draw before training starts. The lines are *animated*
 artists: each update restores the cached background and blits the lines (a few ms). Only a value outside the
 ranges (a loss spike) widens them with one ``draw_idle``; ``fit()`` tightens them after the run.
@@ -37,6 +37,9 @@ _EPOCH_KEYS = {
 
 
 EPOCH_SERIES = tuple(_EPOCH_KEYS)  # the per-epoch series, in display order
+
+
+FIRST_EPOCHS_SHOWN = 8  # the x range a run starts with (it doubles as epochs come)
 
 
 def metric(metrics: dict, series: str) -> float | None:
@@ -112,10 +115,12 @@ class CurvesWidget(QWidget):
         self._dirty = True
 
     def begin_run(self, epochs: int, loss: str = "") -> None:
-        """A run of up to ``epochs`` epochs starts: empty curves, ranges fixed for the whole run."""
+        """A run of up to ``epochs`` epochs starts: empty curves; the x range starts at the first few epochs
+        and doubles as the data reaches its end (a run cut by a time limit after 40 of 400 epochs fills the
+        chart instead of its left tenth)."""
         self.clear()
         top = 1.05 if loss in ("dice", "focal_tversky") else 2.0
-        self._set_limits(epochs=max(1, int(epochs)), loss_top=top)
+        self._set_limits(epochs=max(1, min(int(epochs), FIRST_EPOCHS_SHOWN)), loss_top=top)
         self.flush()
 
     def add_batch(self, x: float, loss: float | None, dice: float | None) -> None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.project import natural_sort_key
 
 from .session import Session
 
@@ -85,6 +86,8 @@ class ImageTableModel(QAbstractTableModel):
                 v = self.extra_value(row)
                 return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
         elif role == Qt.ItemDataRole.UserRole:  # sort key
+            if col == COL_NAME:
+                return natural_sort_key(row.entry.filename)  # image2 before image10
             if col == COL_REGIONS:
                 return len(row.entry.regions)
             if col == COL_EXTRA:

@@ -7,14 +7,16 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox
 from viaseg.core import edits, journal
+from viaseg.core.dataset import load_dataset
 from viaseg.core.errors import ImageReadError, ViasegError
 from viaseg.core.via_json import regions_from_json, regions_to_json
 
 from . import actions
 from .attributes_panel import AttributesPanel, attribute_definitions, class_attribute
 from .canvas import Canvas
+from .docks import Banner, add_dock, with_banner
 from .image_cache import ImageCache, frame_for_regions
 from .image_list import ImageList
 from .problem_links import ProblemLinks
@@ -42,7 +44,8 @@ class MainWindow(QMainWindow):
         self.last_class = None
         self.external_path: Path | None = None
         self.ask = self._ask  # (title, text, buttons) -> button; replaced in tests
-        self.setCentralWidget(self.canvas)
+        self.banner = Banner()
+        self.setCentralWidget(with_banner(self.banner, self.canvas))
         self.setAcceptDrops(True)
         self.resize(1500, 950)
         self._docks()
@@ -65,11 +68,7 @@ class MainWindow(QMainWindow):
         for title, w, area in (("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea),
                                ("Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea),
                                ("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{title.lower()}")
-            dock.setWidget(w)
-            self.addDockWidget(area, dock)
-            setattr(self, f"dock_{title.lower()}", dock)
+            setattr(self, f"dock_{title.lower()}", add_dock(self, title, w, area))
         self.resizeDocks([self.dock_images], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_problems], [210], Qt.Orientation.Vertical)
 
@@ -98,6 +97,7 @@ class MainWindow(QMainWindow):
         self.canvas.cursor_moved.connect(self._on_cursor)
         self.canvas.view_changed.connect(self._on_view)
         self.canvas.message.connect(self.notify)
+        self.canvas.drawing_changed.connect(self._on_drawing_changed)
         self.attributes.edited.connect(self.canvas.refresh)
         self.problem_links = ProblemLinks(self)
         self.cache.loaded.connect(self._on_background_image)
@@ -107,6 +107,17 @@ class MainWindow(QMainWindow):
         """Non-blocking message in the status bar (errors stay longer and are logged)."""
         (log.warning if error else log.info)("%s", text)
         self.statusBar().showMessage(text, 15000 if error else 6000)
+
+    def open_failed(self, text: str) -> None:
+        """A file that cannot be opened: said in a banner over the canvas (where the user looks; it stays
+        until closed or the next project opens) as well as in the status bar and the log."""
+        self.notify(text, True)
+        self.banner.show_message(text)
+
+    def _on_drawing_changed(self, drawing: bool) -> None:
+        """The drawing prompt goes when the polygon is finished or cancelled (it is not news any more)."""
+        if not drawing and self.statusBar().currentMessage().startswith("Draw:"):
+            self.statusBar().clearMessage()
 
     def _ask(self, title: str, text: str, buttons):
         return QMessageBox.question(self, title, text, buttons)
@@ -121,21 +132,23 @@ class MainWindow(QMainWindow):
         if path.is_file() and path.suffix.lower() not in VIA_SUFFIXES:
             if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"):
                 return self.show_external_image(path)
-            self.notify(f"{path.name}: not a VIA file or dataset folder (expected .json, .csv or a folder)", True)
+            self.open_failed(f"Cannot open {path}: not a VIA file or dataset folder (expected .json, .csv or a folder)")
             return False
         defs = attribute_definitions(path) if path.is_file() else None
         if defs is not None:  # a VIA `_via_attributes` export: widgets for the open project, not a project
             return self.attributes.import_definitions(defs, self.session.projects(), self.notify, path.name)
-        if not self.maybe_save():
-            return False
-        try:
-            self.session.open(path)
+        try:  # read it before asking to save or discard the open project: a file that cannot open changes nothing
+            loaded = load_dataset(path)
         except ViasegError as exc:
-            self.notify(f"cannot open: {exc}", True)
+            self.open_failed(f"Cannot open {path}: {exc}")
             return False
         except OSError as exc:
-            self.notify(f"cannot open {path}: {exc.strerror or exc}", True)
+            self.open_failed(f"Cannot open {path}: {exc.strerror or exc}")
             return False
+        if not self.maybe_save():
+            return False
+        self.session.open(path, loaded)
+        self.banner.hide()
         self.cache.clear()
         self.current = -1
         self.image_list.reload()
@@ -181,6 +194,14 @@ class MainWindow(QMainWindow):
             d = self.cache.get(str(path))
         except ImageReadError as exc:
             self.notify(f"cannot show image: {exc}", True)
+            # the canvas says so instead of keeping the previous image, which would look like this photo's
+            self.current = -1
+            self.external_path = None
+            self.image_list.set_current(-1)
+            self.canvas.set_entry(None, None, None, placeholder=f"cannot show {path.name}: {exc.problem}")
+            self.attributes.show_for(None, None)
+            self.lbl_size.setText("")
+            self.lbl_regions.setText(f"{path.name} (unreadable)")
             return False
         self.current = -1
         self.external_path = path

@@ -23,6 +23,7 @@ from viaseg.core import edits
 from viaseg.core.dataset import Dataset, Split, load_dataset
 from viaseg.core.project import ImageEntry
 
+from .docks import add_dock
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService
@@ -230,11 +231,7 @@ class MLWiring:
 
     # --------------------------------------------------------------------------------------- layout
     def _dock(self, title: str, widget) -> QDockWidget:
-        dock = QDockWidget(title, self.window)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        return dock
+        return add_dock(self.window, title, widget, Qt.DockWidgetArea.RightDockWidgetArea)
 
     def _action(self, menu, text, slot, keys=(), tip=""):
         a = QAction(text, self.window)

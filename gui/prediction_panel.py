@@ -543,14 +543,11 @@ class PredictionPanel(QWidget):
         entry = self._all_jobs.pop(job, None)
         if entry is None:
             return
-        p = np.asarray(probs, dtype=np.float32)
-        scale = overlays.display_scale(p.shape, 512)
-        small = overlays.reduce(p, scale)
-        h, w = p.shape
-        truth = truth_mask(entry, (w, h), (small.shape[1], small.shape[0]))
-        if truth is None:
-            truth = np.zeros(small.shape, np.uint8)
-        self._all_scores[entry.key] = overlays.dice_iou(truth, small > self.threshold_value)[0]
+        from viaseg.core.evaluate import score_entry
+
+        # full resolution, as `viaseg evaluate` scores (the column and the CLI agree to the last digit)
+        self._all_scores[entry.key] = score_entry(entry, np.asarray(probs, dtype=np.float32),
+                                                  self.threshold_value)[0]
         done = self._all_total - len(self._all_jobs)
         if done % 8 == 0:
             self._call("set_dice_column", dict(self._all_scores))

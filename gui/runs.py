@@ -42,10 +42,13 @@ def read_run(folder: Path) -> RunInfo | None:
     model = None
     mp = summary.get("model_path")
     if mp:
+        # a run folder is self-contained: its own model file wins over the path it was written with, so a
+        # moved, copied or shared run loads the model beside its summary (older runs recorded absolute paths)
         p = Path(mp)
-        p = p if p.is_absolute() else folder / p
-        if p.is_file():
-            model = p
+        for cand in (folder / p.name, p if p.is_absolute() else folder / p):
+            if cand.is_file():
+                model = cand
+                break
     if model is None:
         cands = sorted(folder.glob("*.keras"), key=lambda p: (p.stem not in ("best", "model"), p.name))
         model = cands[0] if cands else None

@@ -49,11 +49,11 @@ class Session(QObject):
         self._was_dirty = False
 
     # opening -------------------------------------------------------------------------------------------
-    def open(self, path: str | Path) -> None:
-        """Load a VIA file or dataset folder. Raises ViasegError (message names the file); on error the
-        previous state is kept."""
+    def open(self, path: str | Path, dataset: Dataset | None = None) -> None:
+        """Load a VIA file or dataset folder (or take ``dataset``, already loaded from ``path``). Raises
+        ViasegError (message names the file); on error the previous state is kept."""
         path = Path(path).expanduser()
-        ds = load_dataset(path)
+        ds = dataset if dataset is not None else load_dataset(path)
         self._set_dataset(path, ds)
 
     def _set_dataset(self, path: Path, ds: Dataset) -> None:

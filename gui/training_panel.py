@@ -92,6 +92,7 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     cfg.bn_momentum = float(settings["bn_momentum"])
     cfg.val_fraction = float(settings["val_split"])
     cfg.init_from = settings.get("init_from") or None
+    cfg.extra_train = [str(x) for x in settings.get("extra") or []]
     minutes = float(settings.get("time_limit_min") or 0)
     cfg.time_limit_s = minutes * 60 if minutes > 0 else None
     if not settings["augment"]:
@@ -201,6 +202,26 @@ class TrainingPanel(QWidget):
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
         self.use_unsaved.setToolTip("Off: train on the files as last saved.")
+        self.extra_data: list[str] = []
+        extra_row = QHBoxLayout()
+        self.extra_label = QLabel("nothing else")
+        self.extra_label.setWordWrap(True)
+        self.extra_label.setToolTip("More annotated data trained on together with the project (for example photos "
+                                    "of another style). Each dataset is drawn equally often; a dataset folder with "
+                                    "its own val split is also scored on it, separately.")
+        add_file = QPushButton("VIA file…")
+        add_file.setToolTip("Also train on the images of a VIA project file")
+        add_file.clicked.connect(self._pick_extra_file)
+        add_dir = QPushButton("Folder…")
+        add_dir.setToolTip("Also train on a dataset folder (its train split, or the VIA file in it)")
+        add_dir.clicked.connect(self._pick_extra_folder)
+        self.clear_extra_btn = QPushButton("Clear")
+        self.clear_extra_btn.clicked.connect(lambda: self.set_extra_data([]))
+        self.clear_extra_btn.setEnabled(False)
+        extra_row.addWidget(self.extra_label, 1)
+        extra_row.addWidget(add_file)
+        extra_row.addWidget(add_dir)
+        extra_row.addWidget(self.clear_extra_btn)
         form.addRow("Preset", self.preset)
         form.addRow("Image size", self.image_size)
         form.addRow("Epochs", self.epochs)
@@ -214,6 +235,7 @@ class TrainingPanel(QWidget):
         form.addRow("Validation split", self.val_split)
         form.addRow("Start from", self.start_from_active)
         form.addRow("Use unsaved edits", self.use_unsaved)
+        form.addRow("Also train on", extra_row)
         tl.addWidget(box)
 
         row = QHBoxLayout()
@@ -326,6 +348,44 @@ class TrainingPanel(QWidget):
         self.val_split.setValue(float(v["val_split"] or 0.0))
         self.time_limit.setValue(int(v["time_limit_min"]))
 
+    # ------------------------------------------------------------------------------------- more data
+    def add_extra_data(self, path: str | Path) -> bool:
+        """Also train on ``path`` (a VIA file or dataset folder) when it holds annotated images; else say why
+        (naming the file) and leave the list as it was."""
+        from viaseg.core.dataset import load_dataset
+        from viaseg.core.errors import ViasegError
+
+        path = str(path)
+        try:
+            ds = load_dataset(path)
+            n = sum(len(sp.entries) for sp in ds.splits.values() if sp.labeled)
+        except (ViasegError, OSError) as exc:
+            self._set_message(f"Cannot also train on {path}: {exc}", error=True)
+            return False
+        if n == 0:
+            self._set_message(f"Cannot also train on {path}: it has no annotated images.", error=True)
+            return False
+        if path not in self.extra_data:
+            self.set_extra_data([*self.extra_data, path])
+        self._set_message(f"Also training on {path} ({n} annotated images).")
+        return True
+
+    def set_extra_data(self, paths: list[str]) -> None:
+        self.extra_data = list(paths)
+        self.extra_label.setText("; ".join(Path(p).name or p for p in paths) if paths else "nothing else")
+        self.extra_label.setToolTip("\n".join(paths) or self.extra_label.toolTip())
+        self.clear_extra_btn.setEnabled(bool(paths))
+
+    def _pick_extra_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Also train on a VIA file", "", "VIA project (*.json *.csv)")
+        if path:
+            self.add_extra_data(path)
+
+    def _pick_extra_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Also train on a dataset folder")
+        if path:
+            self.add_extra_data(path)
+
     def settings(self) -> dict:
         size = self.image_size.value()
         return dict(preset=self.preset.currentText(), image_size=size - size % 16 or 16,
@@ -335,7 +395,7 @@ class TrainingPanel(QWidget):
                     augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
                     val_split=self.val_split.value(), time_limit_min=self.time_limit.value(),
                     init_from=self.active_model if self.start_from_active.isChecked() and self.active_model
-                    else None)
+                    else None, extra=list(self.extra_data))
 
     def _data(self) -> Any:
         if self.data_provider is None:
@@ -484,7 +544,10 @@ class TrainingPanel(QWidget):
         frac = max(0.0, min(1.0, frac))
         self.progress.setValue(int(frac * 1000))
         left = f" · {_fmt_secs(elapsed * (1 - frac) / frac)} left" if frac > 0.01 else ""
-        txt = f"epoch {epoch + 1}/{self._epochs_total}"
+        if self._time_limit:  # progress is time: the epoch count is not what ends the run
+            txt = f"{_fmt_secs(elapsed)} of {_fmt_secs(self._time_limit)} · epoch {epoch + 1}"
+        else:
+            txt = f"epoch {epoch + 1}/{self._epochs_total}"
         if batch_txt:
             txt += f" · {batch_txt}"
         self.progress.setFormat(txt + left)
@@ -497,8 +560,13 @@ class TrainingPanel(QWidget):
         self.last_result = ev
         vd = metric(best, "val_dice")
         shown_epoch = best_epoch + 1 if isinstance(best_epoch, int) and best_epoch >= 0 else "–"
-        txt = f"<b>Done.</b> Best epoch {shown_epoch}"
-        txt += f", val Dice {vd:.3f}" if vd is not None else ""
+        txt = f"<b>Done.</b> {'Kept' if self._kept_last(run_dir) else 'Best'} epoch {shown_epoch}"
+        run = read_run(Path(run_dir)) if run_dir else None
+        full = run.summary.get("val_dice") if run else None
+        if isinstance(full, (int, float)):  # what the Runs tab and `viaseg evaluate` report
+            txt += f", val Dice {full:.3f} (full resolution)"
+        elif vd is not None:
+            txt += f", val Dice {vd:.3f} (soft, at the training size)"
         if run_dir:
             url = QUrl.fromLocalFile(str(Path(run_dir).resolve())).toString()
             txt += f" · run folder: <a href='{url}'>{Path(run_dir).name}</a>"
@@ -510,6 +578,11 @@ class TrainingPanel(QWidget):
         if model_path and Path(model_path).is_file():
             self.set_active_model(str(model_path))
         self.refresh_runs()
+
+    @staticmethod
+    def _kept_last(run_dir) -> bool:
+        run = read_run(Path(run_dir)) if run_dir else None
+        return bool(run and run.summary.get("kept") == "last")
 
     @Slot()
     def _on_thread_finished(self) -> None:
@@ -589,6 +662,10 @@ class TrainingPanel(QWidget):
                 lines.append(f"{key.replace('_', ' ')}: {v}")
         if s.get("init_from"):
             lines.append(f"started from: {html.escape(str(s['init_from']))}")
+        for row in s.get("val_sets") or []:
+            if isinstance(row, dict) and isinstance(row.get("mean_dice"), (int, float)):
+                lines.append(f"scored on {html.escape(str(row.get('name')))} ({row.get('n_images')} images): "
+                             f"mean Dice {row['mean_dice']:.3f}, global {row.get('global_dice') or 0:.3f}")
         if isinstance(s.get("best_metrics"), dict):
             lines.append(", ".join(f"{k} {v:.3f}" for k, v in s["best_metrics"].items()
                                    if isinstance(v, (int, float))))

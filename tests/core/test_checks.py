@@ -457,3 +457,16 @@ def test_file_cache_reads_only_new_or_changed_files_and_reports_the_same(tmp_pat
     assert not of_kind(changed, "duplicate_image")
     # without the cache the same problems are found
     assert kinds(changed) == kinds(check_dataset(load_dataset(root)))
+
+
+def test_a_shape_name_that_is_not_text_is_reported_not_a_crash():
+    """A region whose shape name is a list passed the reader and crashed the check (TypeError: unhashable)."""
+    from viaseg.core.checks import check_entry
+    from viaseg.core.project import ImageEntry, Region
+
+    for bad in ([1, 2], {"a": 1}, 3, None):
+        entry = ImageEntry(key="a.jpg", filename="a.jpg",
+                           regions=[Region({"name": bad, "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 5]}, {})])
+        problems = check_entry("train", entry, image_size=(10, 10))
+        assert [p.kind for p in problems] == ["unsupported_shape"], bad
+        assert ("unknown shape" in problems[0].message) == (bad is not None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import viaseg.core
 
 
@@ -21,3 +23,30 @@ def test_core_modules_do_not_import_pyside6():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"core pulled in Qt: {proc.stdout} {proc.stderr[-2000:]}"
+
+
+def _lint(*adds: str) -> subprocess.CompletedProcess:
+    import shutil as _sh
+
+    if _sh.which("lint-imports", path=str(Path(sys.executable).parent)) is None and _sh.which("lint-imports") is None:
+        pytest.skip("import-linter is not installed (it comes with the test extras: ./setup.sh test)")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "lint_imports.py"
+    cmd = [sys.executable, str(script)] + [a for spec in adds for a in ("--add", spec)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_the_layer_contracts_hold_and_each_fails_when_broken(tmp_path):
+    ok = _lint()
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 broken" in ok.stdout
+    qt = _lint("viaseg.core.zz_bad=import PySide6.QtCore")
+    assert qt.returncode != 0 and "viaseg.core is not allowed to import PySide6" in qt.stdout
+    gui = _lint("viaseg.core.zz_bad=def f():\\n    from viaseg.gui import app\\n")  # hidden in a function
+    assert gui.returncode != 0 and "not allowed to import viaseg.gui" in gui.stdout
+    real = Path(__file__).resolve().parents[2] / "core" / "via_json.py"
+    late = tmp_path / "via_json.py"
+    late.write_text(real.read_text() + "\n\ndef _late():\n    import tensorflow\n")
+    before = real.read_text()
+    tf = _lint(f"viaseg.core.via_json=@{late}")
+    assert real.read_text() == before  # the real module is untouched
+    assert tf.returncode != 0 and "viaseg.core.via_json is not allowed to import tensorflow" in tf.stdout

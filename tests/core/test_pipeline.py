@@ -173,3 +173,62 @@ def test_seeded_split():
     assert len(a[1]) == 2 and sorted(a[0] + a[1]) == items
     assert P.split_entries(items, 0.2, seed=5) != a
     assert P.split_entries([1], 0.2) == ([1], [])
+
+
+def _two_sources(n0: int, n1: int) -> P.Arrays:
+    imgs = np.concatenate([np.zeros((n0, 8, 8, 3), np.uint8), np.full((n1, 8, 8, 3), 255, np.uint8)])
+    masks = np.zeros((n0 + n1, 8, 8), np.uint8)
+    names = [f"i{i}" for i in range(n0 + n1)]
+    return P.Arrays(imgs, masks, names, names, names, [], [0] * n0 + [1] * n1)
+
+
+def _share_of_source0(ds, batches: int) -> float:
+    seen = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds.take(batches)])
+    return float((seen == 0).mean())
+
+
+def test_balanced_sampling_draws_each_source_equally_often():
+    pytest.importorskip("tensorflow")
+    arrays = _two_sources(3, 30)
+    assert P.source_weights(arrays, True) == {0: 0.5, 1: 0.5}
+    assert P.source_weights(arrays, False) == pytest.approx({0: 3 / 33, 1: 30 / 33})
+    balanced = P.train_dataset(arrays, 8, seed=1, augment=P.Augment.off(), balance=True)
+    plain = P.train_dataset(arrays, 8, seed=1, augment=P.Augment.off(), balance=False)
+    assert _share_of_source0(balanced, 60) == pytest.approx(0.5, abs=0.07)
+    assert _share_of_source0(plain, 60) == pytest.approx(3 / 33, abs=0.04)
+    # seeded: the same seed draws the same sequence
+    again = P.train_dataset(arrays, 8, seed=1, augment=P.Augment.off(), balance=True)
+    a = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in balanced.take(5)])
+    b = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in again.take(5)])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sources_follow_rows_through_subset_and_concat():
+    a = _two_sources(2, 3)
+    assert a.subset([1, 3]).sources == [0, 1]
+    both = P.Arrays.concat([a.subset([0]), a.subset([4])], tag_sources=True)
+    assert both.sources == [0, 1] and both.names == ["i0", "i4"]
+    kept = P.Arrays.concat([a.subset([0]), a.subset([4])])
+    assert kept.sources == [0, 1]  # their own sources
+
+
+def test_crops_are_windows_of_the_image_at_its_own_scale():
+    pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    masks = (rng.random((2, 32, 32)) > 0.5).astype(np.uint8)
+    arrays = P.Arrays(imgs, masks, ["a", "b"], ["a", "b"], ["a", "b"])
+    ds = P.train_dataset(arrays, 4, seed=2, augment=P.Augment.off(), crop=16)
+    x, y = next(iter(ds))
+    assert x.shape == (4, 16, 16, 3) and y.shape == (4, 16, 16, 1)
+    offsets = set()
+    for img, m in zip(x.numpy(), y.numpy(), strict=True):
+        found = [(k, i, j) for k in range(2) for i in range(17) for j in range(17)
+                 if np.array_equal(np.rint(img * 255).astype(np.uint8), imgs[k, i:i + 16, j:j + 16])]
+        assert len(found) == 1  # an exact window: same pixels, same scale
+        k, i, j = found[0]
+        np.testing.assert_array_equal(m[..., 0], masks[k, i:i + 16, j:j + 16])  # the mask's same window
+        offsets.add((i, j))
+    assert len(offsets) > 1  # random windows
+    with pytest.raises(ValueError, match="crop"):
+        P.train_dataset(arrays, 4, crop=48)

@@ -538,3 +538,82 @@ def test_same_seed_without_a_time_limit_trains_bit_identically(tmp_path):
     assert h1 == h2 and all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
     w3, h3 = weights_and_history("c", 4)
     assert h3 != h1 and not all(np.array_equal(a, b) for a, b in zip(w1, w3, strict=True))
+
+
+def test_keep_last_saves_the_final_weights_and_the_validation_chooses_nothing(tmp_path, monkeypatch):
+    import keras
+    import tensorflow as tf
+    from viaseg.core import train as train_mod
+    from viaseg.core import unet
+    from viaseg.core.modelio import load_model
+    from viaseg.core.presets import resolve_keep
+
+    # a validation "hard Dice" that falls every epoch (1, 1/2, 1/3): "best" goes back to epoch 1
+    score = tf.Variable(1.0)
+    monkeypatch.setattr(unet, "hard_dice_coef", lambda t, p: score + 0.0 * tf.reduce_mean(p))
+    per_epoch = []
+
+    class Steer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            score.assign(1.0 / (epoch + 1))
+
+        def on_epoch_end(self, epoch, logs=None):
+            per_epoch.append([w.copy() for w in self.model.get_weights()])
+
+    real = train_mod._make_callbacks
+    monkeypatch.setattr(train_mod, "_make_callbacks", lambda *a, **k: (lambda r: ([Steer(), *r[0]], r[1]))(
+        real(*a, **k)))
+
+    def kept_weights(keep):
+        per_epoch.clear()
+        cfg = tiny(tmp_path / keep, epochs=3, sample_every=0, keep=keep, monitor="hard_dice", lr_schedule="cosine",
+                   learning_rate=1e-2, patience=10)
+        result, _ = run(cfg)
+        assert result.ok, result.error
+        return result, load_model(result.model_path)[0].get_weights(), list(per_epoch)
+
+    best, saved, epochs = kept_weights("best")
+    assert best.summary["kept"] == "best" and best.summary["best_epoch"] == 1
+    for a, b in zip(saved, epochs[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    last, saved, epochs = kept_weights("last")
+    assert last.summary["kept"] == "last" and last.summary["best_epoch"] == 3 == last.summary["epochs_run"]
+    for a, b in zip(saved, epochs[-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(epochs[0], epochs[-1], strict=True))
+    # auto: last over an annealed time limit, best otherwise; plateau cannot keep the last weights
+    assert resolve_keep(preset("default", time_limit_s=60)) == "last"
+    assert resolve_keep(preset("default")) == "best"
+    bad, _ = run(tiny(tmp_path / "bad", keep="last", lr_schedule="plateau"))
+    assert not bad.ok and "plateau" in bad.error
+
+
+def test_extra_sources_are_balanced_and_every_validation_set_is_reported(tmp_path):
+    a = make_images(tmp_path / "a", 3, seed=21)
+    b = make_images(tmp_path / "b", 6, seed=22)
+    v1 = make_images(tmp_path / "v1", 2, seed=23)
+    v2 = make_images(tmp_path / "v2", 3, seed=24)
+    result, events = run(tiny(tmp_path, dataset=a, extra_train=[b], val=[v1, v2], epochs=1, sample_every=0,
+                              balance_sources=True))
+    assert result.ok, result.error
+    s = result.summary
+    assert s["balance_sources"] is True and sorted(s["sources"].values()) == [3, 6]
+    assert [row["n_images"] for row in s["val_sets"]] == [2, 3]
+    assert s["val_sets"][0]["mean_dice"] == pytest.approx(s["val_dice"])
+    assert all(0.0 <= row["mean_dice"] <= 1.0 for row in s["val_sets"])
+    assert events[0].n_train == 9 and events[0].n_val == 2  # the first set is the one validated on
+
+
+def test_crop_training_predicts_whole_images_with_the_same_weights(tmp_path):
+    from viaseg.core.predict import Predictor
+
+    result, events = run(tiny(tmp_path, size=48, crop=32, epochs=2, sample_every=1))
+    assert result.ok, result.error
+    sp = [e for e in events if isinstance(e, E.SamplePredictions)][0]
+    assert sp.pred_masks.shape[1:] == (48, 48)  # validation sees whole images
+    pred = Predictor.load(result.model_path, cache=False)
+    assert pred.input_hw == (48, 48)
+    out = pred.predict(tmp_path / "val" / "img2_0.png")
+    assert out.shape == (48, 48) and 0.0 <= float(out.min()) <= float(out.max()) <= 1.0
+    bad, _ = run(tiny(tmp_path / "bad", size=48, crop=40))
+    assert not bad.ok and "multiple of 16" in bad.error

@@ -71,6 +71,20 @@ def check(data: bytes | str, name: str) -> None:
             continue
         loads_via(converted, path="/fuzz/converted", fmt=fmt)
     assert _snapshot(project) == snapshot  # writers never mutate the project
+    _checks_and_coco_accept(project)
+    assert _snapshot(project) == snapshot  # nor do the checks and the COCO export
+
+
+def _checks_and_coco_accept(project) -> None:
+    """What the reader accepts, the dataset checks and the COCO export take without an exception (the checks
+    report bad shapes as problems; the export skips them with a reason)."""
+    from viaseg.core.checks import check_entry
+    from viaseg.core.convert import to_coco
+
+    for im in project.images[:50]:
+        for p in check_entry("train", im, image_size=(640, 480)):
+            assert p.message
+    to_coco(project, size_of=lambda im: (640, 480))
 
 
 def _snapshot(project) -> str:

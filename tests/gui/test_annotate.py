@@ -122,11 +122,13 @@ def test_draw_polygon_by_clicks(window, project, qtbot):
     c.setFocus()
     qtbot.keyClick(c, Qt.Key.Key_N)
     assert c.drawing == []
+    assert window.statusBar().currentMessage().startswith("Draw: click points")
     for x, y in ((10, 10), (40.4, 10), (40, 30), (10, 30)):
         click(qtbot, c, x, y)
     qtbot.keyClick(c, Qt.Key.Key_Backspace)  # drop the last point
     click(qtbot, c, 10, 10)  # the first point closes
     assert c.drawing is None
+    assert not window.statusBar().currentMessage().startswith("Draw:")  # the prompt goes with the drawing
     e = c.entry
     assert len(e.regions) == 1
     assert e.regions[0].shape == {"name": "polygon", "all_points_x": [10, 40, 40], "all_points_y": [10, 10, 30]}
@@ -289,6 +291,18 @@ def test_bad_inputs_give_messages_not_exceptions(window, project, tmp_path, qtbo
     assert not window.open_path(bad)
     assert "bad.json" in window.statusBar().currentMessage()
     assert window.session.source == project  # the open project stays usable
+    # said where the user looks, not only in the status bar
+    assert window.banner.isVisible() and "bad.json" in window.banner.label.text()
+    assert "invalid JSON" in window.banner.label.text() or "line" in window.banner.label.text()
+    # an edited project: a file that cannot open is found out before any save/discard question
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    assert window.session.is_dirty()
+    asked = []
+    window.ask = lambda *a: asked.append(a)
+    assert not window.open_path(bad) and asked == [] and window.session.is_dirty()
+    window.ask = lambda *a: (_ for _ in ()).throw(AssertionError("unexpected dialog"))
+    window.session.undo()
     empty = tmp_path / "empty.json"
     empty.write_bytes(b"")
     assert not window.open_path(empty)
@@ -296,7 +310,7 @@ def test_bad_inputs_give_messages_not_exceptions(window, project, tmp_path, qtbo
     txt = tmp_path / "notes.txt"
     txt.write_text("hello")
     assert not window.open_path(txt)
-    assert "not a VIA file" in window.statusBar().currentMessage()
+    assert "not a VIA file" in window.statusBar().currentMessage() and "notes.txt" in window.banner.label.text()
     assert not window.open_path(tmp_path / "nope")
     # corrupt and missing images: a placeholder and a message, navigation continues
     (project.parent / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
@@ -497,3 +511,70 @@ def test_a_removed_image_is_journaled_and_stays_removed_after_a_crash(window, pr
     w2.session.history.set_clean()
     w2.close()
     w2.deleteLater()
+
+
+def test_name_column_sorts_naturally(window, tmp_path, qtbot):
+    """image2 before image10 (plain text order put image10 and image13 before image2)."""
+    import cv2
+    import numpy as np
+    from viaseg.core.project import natural_sort_key
+
+    folder = tmp_path / "nat"
+    folder.mkdir()
+    for n in ("image10.png", "image2.png", "Image1.png", "image13.png"):
+        cv2.imwrite(str(folder / n), np.zeros((8, 8, 3), np.uint8))
+    assert window.open_path(folder)
+    il = window.image_list
+    il.view.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # the Name column
+    shown = [il.proxy.data(il.proxy.index(r, 2)) for r in range(il.proxy.rowCount())]
+    assert shown == ["Image1.png", "image2.png", "image10.png", "image13.png"]
+    assert sorted(["b20", "b3", "a100"], key=natural_sort_key) == ["a100", "b3", "b20"]
+
+
+def test_double_click_on_or_just_outside_an_edge_inserts_a_vertex(window, project, qtbot):
+    """The first click of a double-click 2 px outside the outline used to deselect, so nothing was inserted."""
+    from PySide6.QtCore import QPoint
+
+    window.open_path(project)
+    c = window.canvas
+    reg = c.entry.regions[0]  # polygon (20,20)-(80,20)-(80,60)-(20,60)
+    for selected_first in (True, False):
+        if selected_first:
+            click(qtbot, c, 50, 40)
+            assert c.selected == 0
+        else:
+            c.select(-1)
+        before = set(edits.logical_points(reg.shape))
+        y = 40 + (5 if selected_first else -5)
+        outside = wpos(c, 80, y) + QPoint(2, 0)  # 2 widget px right of the right edge
+        qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=outside)
+        assert c.selected == 0  # the click on the line picked the region instead of deselecting
+        qtbot.mouseDClick(c, Qt.MouseButton.LeftButton, pos=outside)
+        added = set(edits.logical_points(reg.shape)) - before
+        assert len(added) == 1 and len(reg.shape["all_points_x"]) == len(before) + 1
+        (x, y_new), = added
+        assert abs(x - 80) <= 1 and abs(y_new - y) <= 2  # on the edge, where the user clicked
+    window.session.undo()
+    assert len(reg.shape["all_points_x"]) == 5  # one undo step per insertion
+    # far from every outline a click still deselects
+    click(qtbot, c, 110, 85)
+    assert c.selected == -1
+
+
+def test_outline_hits_are_plain_functions():
+    import numpy as np
+    from viaseg.gui.hits import nearest_edge, outline_hit
+
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
+    i, near, dist = nearest_edge(square, True, (12, 5))
+    assert i == 1 and np.allclose(near, (10, 5)) and dist == 2.0
+    i, near, dist = nearest_edge(square, True, (-3, 5))  # the closing edge of a polygon
+    assert i == 3 and dist == 3.0
+    assert nearest_edge(square, False, (-3, 8))[0] == 2  # a polyline has no closing edge
+    assert nearest_edge(square[:1], True, (0, 0)) is None
+    far = square + 100
+    assert outline_hit([(square, True), (far, True)], (12, 5), 8) == 0
+    assert outline_hit([(square, True), (far, True)], (50, 50), 8) == -1
+    both = [(square, True), (square + 1, True)]
+    assert outline_hit(both, (11, 5), 8) == 1  # the topmost first...
+    assert outline_hit(both, (11, 5), 8, first=0) == 0  # ...unless one is selected

@@ -333,3 +333,31 @@ def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, q
     window.problems.pool.waitForDone()
     qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
     assert reads == ["a.png"]
+
+
+def test_compare_window_has_a_close_button_and_esc_closes_it(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDialogButtonBox
+    from viaseg.core.errors import ImageReadError
+    from viaseg.core.project import ImageEntry
+    from viaseg.gui.compare_dialog import CompareDialog
+
+    class NoImages:
+        def get(self, path):
+            raise ImageReadError(path, "not here")
+
+    rows = [SimpleNamespace(split=s, entry=ImageEntry(key=f"{s}.png", filename=f"{s}.png", base_dir=tmp_path))
+            for s in ("train", "val")]
+    dlg = CompareDialog(None, rows, NoImages(), lambda r: None)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert dlg.findChild(QDialogButtonBox) is not None
+    dlg.canvases[0].setFocus()
+    qtbot.keyClick(dlg.canvases[0], Qt.Key.Key_Escape)
+    assert not dlg.isVisible()
+    dlg.show()
+    dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close).click()
+    assert not dlg.isVisible()

@@ -135,7 +135,20 @@ def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
 
     panel._epochs_total, panel._time_limit, panel._t0 = 400, 60.0, time.monotonic() - 30
     panel._show_progress(10 / 400, 9, "")
-    assert 490 <= panel.progress.value() <= 520 and "epoch 10/400" in panel.progress.format()
+    assert 490 <= panel.progress.value() <= 520
+    text = panel.progress.format()
+    assert "0:30 of 1:00" in text and "epoch 10" in text and "/400" not in text  # time is the progress
+    panel._time_limit = None
+    panel._show_progress(10 / 400, 9, "")
+    assert "epoch 10/400" in panel.progress.format()
+    # the curves' x range follows the data, not the 400-epoch setting
+    panel.curves.begin_run(400, "bce_dice")
+    assert panel.curves.ax_loss.get_xlim()[1] <= 8.5
+    for ep in range(1, 12):
+        panel.curves.add_epoch(ep, {"loss": 0.5, "val_loss": 0.6})
+    panel.curves.flush()
+    lo, hi = panel.curves.ax_loss.get_xlim()
+    assert 11 <= hi <= 16.5
 
 
 def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path):
@@ -208,3 +221,67 @@ def test_epoch_line_shows_the_hard_val_dice(qtbot, tmp_path, project):
     text = panel.message.text()
     assert "Epoch 1" in text and "val dice 0.500" in text and "val hard dice 0.625" in text
     assert panel.curves.points("val_hard_dice") == [(1.0, 0.625)]
+
+
+def test_also_train_on_more_data_reports_each_validation_set(qtbot, tmp_path, project):
+    other = make_project(tmp_path / "other", n_train=6, n_val=3, size=40, seed=5)
+    panel = make_panel(qtbot, tmp_path, project, epochs=1)
+    bad = tmp_path / "broken.json"
+    bad.write_text("{ not json")
+    assert not panel.add_extra_data(bad)
+    assert str(bad) in panel.message.text() and panel.extra_data == []  # named, nothing added
+    assert not panel.add_extra_data(tmp_path / "nowhere")
+    assert panel.add_extra_data(other) and panel.extra_data == [str(other)]
+    assert "other" in panel.extra_label.text() and panel.clear_extra_btn.isEnabled()
+    cfg = build_config(panel.settings(), project, tmp_path / "runs", TINY)
+    assert cfg.extra_train == [str(other)] and cfg.balance_sources
+    with qtbot.waitSignal(panel.training_finished, timeout=180000):
+        assert panel.start()
+    assert panel.last_error is None, panel.last_error
+    run = list_runs(tmp_path / "runs")[0]
+    assert sorted(run.summary["sources"].values()) == [6, 8]  # the project's 8 and the other folder's 6
+    names = [row["name"] for row in run.summary["val_sets"]]
+    assert len(names) == 2 and names[1].endswith("other:val")  # its own val split, reported apart
+    panel.refresh_runs()
+    panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
+    assert "other:val (3 images): mean Dice" in panel.run_summary.text()
+    panel.set_extra_data([])
+    assert panel.extra_label.text() == "nothing else" and not panel.clear_extra_btn.isEnabled()
+
+
+def test_a_moved_or_copied_run_folder_loads_its_own_model(tmp_path):
+    """summary.json names the model relative to the run folder; a copied run must not load the original."""
+    import json
+    import shutil
+
+    from viaseg.gui.runs import read_run
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"original")
+    (run / "summary.json").write_text(json.dumps({"model_path": "model.keras", "val_dice": 0.5}))
+    copy = tmp_path / "elsewhere" / "r1"
+    shutil.copytree(run, copy)
+    assert read_run(copy).model_path == copy / "model.keras"
+    # an older run that recorded the absolute path of its first place: the copy still uses its own file
+    (copy / "summary.json").write_text(json.dumps({"model_path": str(run / "model.keras")}))
+    assert read_run(copy).model_path == copy / "model.keras"
+    (copy / "model.keras").unlink()  # nothing beside it: the recorded place is the fallback
+    assert read_run(copy).model_path == run / "model.keras"
+
+
+def test_the_window_fits_a_1366x768_screen_with_every_dock(qtbot, window, tmp_path):
+    """The Training tab's charts and sample strip made the window at least 1190 px tall."""
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(make_project(tmp_path / "fit", n_train=4, n_val=2, size=40))
+    ml = getattr(window, "ml", None) or install(window)
+    for dock in (window.dock_images, window.dock_attributes, window.dock_problems, ml.dock_training,
+                 ml.dock_prediction):
+        dock.show()
+    ml.dock_training.raise_()
+    hint = window.minimumSizeHint()
+    assert hint.height() <= 768 and hint.width() <= 1366, (hint.width(), hint.height())
+    window.resize(1366, 768)
+    qtbot.wait(50)
+    assert window.height() <= 768 and window.statusBar().isVisible()

@@ -1,7 +1,7 @@
 """``viaseg gui [PATH]``: open the desktop app (``viaseg`` with no arguments does the same).
 
-PySide6 is imported only inside :func:`run`, so ``viaseg.core`` never pulls in Qt at import time and every
-other subcommand works on a machine without PySide6 or a display.
+It lives in ``viaseg.gui`` because it starts the GUI (``viaseg.core`` never imports it); PySide6 is imported
+only inside :func:`run`, so ``viaseg check`` and every other subcommand work without PySide6 or a display.
 """
 
 from __future__ import annotations
