@@ -1,7 +1,11 @@
-"""``viaseg convert IN OUT [--to via1|via2|via2-project|via3|csv|coco]`` and the COCO export.
+"""``viaseg convert IN OUT [--to via1|via2|via2-project|via3|csv|coco|labelme]`` and the COCO export.
 
-With no ``--to`` the file is written back in its own format (a lossless round trip: the way to normalise or
-check a file). ``coco`` writes an MS-COCO instance file with polygon segmentations and *real* polygon areas
+IN is a VIA file (JSON or CSV), a COCO file, a labelme JSON file or a folder of them (read by
+:func:`viaseg.core.foreign.load_input`); for ``--to labelme`` OUT is a folder that gets one labelme JSON per
+image (:mod:`viaseg.core.labelme_io`). With no ``--to`` the input is written back in its own format (for a VIA
+file a lossless round trip: the way to normalise or check a file).
+
+``coco`` writes an MS-COCO instance file with polygon segmentations and *real* polygon areas
 (shoelace, unlike VIA's bbox area): rects as their 4 corners, circles/ellipses as 72-gons; polylines and points
 are not areas and are reported as skipped. Categories come from the class attribute (``--class-attr``, else a
 radio/dropdown region attribute, else ``class``/``name``/``label``/``category``/``type``), or a single
@@ -19,9 +23,9 @@ from pathlib import Path
 from .errors import ImageReadError, ViaSaveError
 from .fsutil import atomic_write
 from .project import Project
-from .via_io import FORMATS, dumps_via, load_via
+from .via_io import FORMATS, dumps_via
 
-TARGETS = (*FORMATS, "coco")
+TARGETS = (*FORMATS, "coco", "labelme")
 CLASS_NAMES = ("class", "name", "label", "category", "type")
 DEFAULT_CATEGORY = "damage"
 
@@ -162,10 +166,23 @@ def to_coco(
 def convert(src: str | Path, dst: str | Path, to: str | None = None, class_attr: str | None = None,
             messages: list[str] | None = None) -> Project:
     """Read ``src`` and write ``dst`` (atomically, keeping ``dst.bak`` if it existed) in ``to``."""
-    project = load_via(src)
-    fmt = to or project.fmt
+    return convert_input(src, dst, to, class_attr, messages)[0]
+
+
+def convert_input(src: str | Path, dst: str | Path, to: str | None = None, class_attr: str | None = None,
+                  messages: list[str] | None = None) -> tuple[Project, str]:
+    """:func:`convert`, also returning the format ``src`` was read in (a VIA format, ``coco`` or ``labelme``)."""
+    from .foreign import load_input
+
+    project, kind = load_input(src, messages, class_attr)
+    fmt = to or kind
     if fmt not in TARGETS:
         raise ValueError(f"unknown target format {fmt!r}")
+    if fmt == "labelme":
+        from .labelme_io import to_labelme
+
+        to_labelme(project, dst, class_attr, messages=messages)
+        return project, kind
     try:
         if fmt == "coco":
             text = json.dumps(to_coco(project, class_attr, messages=messages), ensure_ascii=False,
@@ -179,19 +196,20 @@ def convert(src: str | Path, dst: str | Path, to: str | None = None, class_attr:
         atomic_write(dst, data)
     except OSError as exc:
         raise ViaSaveError(f"{dst}: cannot save ({exc.strerror or exc})") from exc
-    return project
+    return project, kind
 
 
 def _run(args) -> int:
     messages: list[str] = []
-    project = convert(args.input, args.output, args.to, args.class_attr, messages)
+    project, kind = convert_input(args.input, args.output, args.to, args.class_attr, messages)
     for m in messages:
         print(f"viaseg convert: {m}", file=sys.stderr)
-    fmt = args.to or project.fmt
-    print(f"{args.output}: {fmt} from {project.fmt} ({len(project.images)} images, "
+    fmt = args.to or kind
+    print(f"{args.output}: {fmt} from {kind} ({len(project.images)} images, "
           f"{project.region_count} regions{f', {len(messages)} skipped item(s)' if messages else ''})")
-    src_dir = Path(args.input).resolve().parent
-    if fmt != "coco" and Path(args.output).resolve().parent != src_dir:
+    src = Path(args.input).resolve()
+    src_dir = src if src.is_dir() else src.parent
+    if fmt not in ("coco", "labelme") and Path(args.output).resolve().parent != src_dir:
         if any(not Path(im.filename).is_absolute() and "://" not in im.filename for im in project.images):
             print(f"note: image file names are kept as written; they are relative to {src_dir}", file=sys.stderr)
     return 0
@@ -200,14 +218,17 @@ def _run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "convert",
-        help="convert a VIA file to another format (or round-trip it in its own)",
-        description="Read a VIA 1/2/3 JSON or CSV file and write it in another format. Without --to the "
-        "file is written back in its own format (a lossless round trip). An existing OUT is replaced "
-        "atomically and first kept as OUT.bak.",
+        help="convert annotations (VIA, COCO, labelme) to another format (or round-trip a VIA file)",
+        description="Read a VIA 1/2/3 JSON or CSV file, a COCO file, or labelme files (one JSON, or a folder "
+        "of them) and write it in another format. Without --to the input is written back in its own format "
+        "(a lossless round trip for VIA). An existing OUT file is replaced atomically and first kept as "
+        "OUT.bak.",
     )
-    p.add_argument("input", metavar="IN", help="VIA file to read (JSON or CSV; format auto-detected)")
-    p.add_argument("output", metavar="OUT", help="file to write")
+    p.add_argument("input", metavar="IN",
+                   help="file or labelme folder to read (VIA JSON/CSV, COCO, labelme; format auto-detected)")
+    p.add_argument("output", metavar="OUT", help="file to write (a folder for --to labelme)")
     p.add_argument("--to", choices=TARGETS, default=None, help="output format (default: the input's own)")
     p.add_argument("--class-attr", default=None, metavar="NAME",
-                   help="coco: region attribute giving the category (default: guessed; else one 'damage')")
+                   help="coco/labelme: region attribute giving the category or label (default: guessed; else "
+                   "one 'damage'); on import from COCO/labelme, the attribute their labels go to (default: name)")
     p.set_defaults(func=_run)

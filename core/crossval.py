@@ -28,6 +28,7 @@ from .presets import TrainConfig, resolve_schedule
 from .project import ImageEntry
 
 log = logging.getLogger("viaseg.crossval")
+MAX_LISTED = 5  # disagreement areas kept per image
 
 
 @dataclass
@@ -43,6 +44,8 @@ class OofScore:
     pred_pixels: int
     intersection: int
     map_path: str = ""  # the out-of-fold probability map (PNG, 0..255 = 0..1), relative to the output folder
+    # where that map and the annotation differ (label_errors.disagreements), largest first
+    disagreements: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -194,6 +197,7 @@ def crossval(
     its images are left unscored (never silently)."""
     from .checks import duplicate_groups
     from .evaluate import pixel_counts, scores_of_counts
+    from .label_errors import disagreements
     from .predict import Predictor
     from .raster import rasterize
     from .train import train
@@ -248,14 +252,15 @@ def crossval(
                     continue
                 pred = item.prediction
                 h, w = pred.shape
-                inter, n_true, n_pred = pixel_counts(rasterize(entry.regions, (w, h)),
-                                                     pred.mask(predictor.threshold))
+                truth = rasterize(entry.regions, (w, h))
+                inter, n_true, n_pred = pixel_counts(truth, pred.mask(predictor.threshold))
                 dice, iou = scores_of_counts(inter, n_true, n_pred)
+                found = [d.to_dict() for d in disagreements(truth, pred.probabilities, predictor.threshold)]
                 src = held_src[id(entry)]
                 rel = Path("oof_maps") / f"{names.index(src)}" / (entry.filename.replace("/", "_") + ".png")
                 _save_map(out / rel, pred.probabilities)
                 result.per_image.append(OofScore(
-                    entry.filename, src, f, float(dice), float(iou), n_true, n_pred, inter, str(rel)))
+                    entry.filename, src, f, float(dice), float(iou), n_true, n_pred, inter, str(rel), found[:MAX_LISTED]))
         finally:
             close = getattr(items, "close", None)
             if close:

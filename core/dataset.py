@@ -9,9 +9,14 @@ Layouts understood by :func:`load_dataset`:
   synthesized from the image files (no regions, ``key`` = file name);
 * a folder holding only images -> one unlabeled split.
 
+Annotations made elsewhere open the same way (:func:`viaseg.core.foreign.load_input`): a COCO file, a labelme
+JSON file, a folder whose ``*.json`` files are all labelme files (one image each: together one split), and a
+folder (or split subfolder) holding one COCO file. Their projects have ``path=None`` (like an unlabeled split's):
+nothing writes VIA content over them; saving needs a VIA file name first.
+
 ``DATASET:split`` selects one split (see :func:`parse_spec`). Which file in a folder is the VIA file:
-``via_region_data.json`` when present, else the single ``*.json`` / ``*.csv`` that parses as VIA; several
-candidates raise :class:`DatasetError` naming them.
+``via_region_data.json`` when present, else the single ``*.json`` / ``*.csv`` that parses as VIA (else the
+labelme files, or the single COCO file); several candidates raise :class:`DatasetError` naming them.
 """
 
 from __future__ import annotations
@@ -148,12 +153,20 @@ def _load_via(path: Path) -> Project:
     return load_via(path)
 
 
-def find_via_file(folder: Path) -> tuple[Path, Project] | None:
-    """The VIA file of ``folder`` and its parsed project, or None when the folder has no json/csv at all.
+def _load_any(path: Path) -> tuple[Project, str]:
+    """A VIA, COCO or labelme file's project and format (a VIA format name, ``coco`` or ``labelme``)."""
+    from .foreign import load_input
 
-    ``via_region_data.json`` wins; otherwise the one ``*.json``/``*.csv`` that parses as VIA. Raises
-    DatasetError when several parse, or when json/csv files exist but none of them is a VIA file (so a
-    broken annotation file is never mistaken for an unlabeled folder)."""
+    return load_input(path)
+
+
+def find_via_file(folder: Path) -> tuple[Path, Project] | None:
+    """The annotation file of ``folder`` and its parsed project, or None when the folder has no json/csv at all.
+
+    ``via_region_data.json`` wins; otherwise the one ``*.json``/``*.csv`` that parses as VIA; with none, the
+    labelme files (every json there; the path returned is the first) or the one COCO file. Raises
+    DatasetError when several VIA files parse, or when json/csv files exist but none of them is an annotation
+    file (so a broken annotation file is never mistaken for an unlabeled folder)."""
     preferred = folder / PREFERRED_VIA_NAME
     if preferred.is_file():
         return preferred, _load_via(preferred)
@@ -167,25 +180,43 @@ def find_via_file(folder: Path) -> tuple[Path, Project] | None:
         raise DatasetError(f"{folder}: cannot list folder ({exc.strerror or exc})") from exc
     if not candidates:
         return None
-    parsed: list[tuple[Path, Project]] = []
+    parsed: dict[str, list[tuple[Path, Project]]] = {"via": [], "labelme": [], "coco": []}
     failures: list[tuple[Path, ViaFormatError]] = []
     for p in candidates:
         try:
-            parsed.append((p, _load_via(p)))
+            project, kind = _load_any(p)
         except ViaFormatError as exc:
             failures.append((p, exc))
-    if len(parsed) == 1:
-        return parsed[0]
-    if len(parsed) > 1:
-        names = ", ".join(p.name for p, _ in parsed)
+            continue
+        parsed[kind if kind in parsed else "via"].append((p, project))
+    via = parsed["via"]
+    if len(via) == 1:
+        return via[0]
+    if len(via) > 1:
+        names = ", ".join(p.name for p, _ in via)
         raise DatasetError(
             f"{folder}: several VIA files ({names}); keep one, or name it {PREFERRED_VIA_NAME}, "
             f"or pass the file itself"
         )
+    if not failures:
+        return _foreign_file(folder, parsed["labelme"], parsed["coco"])
     if len(failures) == 1:
         raise failures[0][1]
     why = "; ".join(f"{p.name}: {exc.problem}" for p, exc in failures)
     raise DatasetError(f"{folder}: none of the json/csv files is a readable VIA file ({why})")
+
+
+def _foreign_file(folder: Path, labelme: list, coco: list) -> tuple[Path, Project]:
+    """A folder without a VIA file: its labelme files as one project, or its one COCO file."""
+    if labelme and not coco:
+        from .foreign import foreign_project
+
+        return labelme[0][0], foreign_project([im for _, pr in labelme for im in pr.images])
+    if len(coco) == 1 and not labelme:
+        return coco[0]
+    names = ", ".join(p.name for p, _ in coco + labelme)
+    raise DatasetError(f"{folder}: several annotation files that are not VIA files ({names}); "
+                       "keep one set (labelme files, or one COCO file), or pass the file itself")
 
 
 def _labeled_split(name: str, project: Project, image_dir: Path) -> Split:
@@ -250,13 +281,13 @@ def _load_folder(folder: Path) -> dict[str, Split]:
 def load_dataset(spec: str | Path) -> Dataset:
     """Load a dataset from a VIA file, a folder, or ``DATASET:split`` (then only that split is loaded).
 
-    Raises DatasetError (bad path, unknown split, ambiguous VIA files) or ViaFormatError (unreadable VIA
-    file); both name the file."""
+    Raises DatasetError (bad path, unknown split, ambiguous VIA files) or ViaFormatError (unreadable VIA,
+    COCO or labelme file); both name the file."""
     path, split = parse_spec(spec)
     if path.is_file():
         if path.suffix.lower() not in VIA_EXTS:
             raise DatasetError(f"{path}: not a VIA file (expected .json or .csv)")
-        project = _load_via(path)
+        project = _load_any(path)[0]
         name = _split_name_of(path.parent)
         splits = {name: _labeled_split(name, project, path.parent)}
     elif path.is_dir():

@@ -44,7 +44,7 @@ def add_recipe_options(p) -> None:
                    "split as a further, separately reported validation set")
     p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
                    help="draw each training source (DATASET and each --extra) equally often, not each image "
-                   "(default: the preset's choice; the default preset balances)")
+                   "(default: the preset's choice; the default preset draws every photo equally often)")
     p.add_argument("--keep", choices=KEEP,
                    help="the weights saved: best = the best validation epoch's, last = the final ones, auto = "
                    "last when the rate anneals over a --time-limit, else best (default: the preset's)")

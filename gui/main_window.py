@@ -416,7 +416,7 @@ class MainWindow(QMainWindow):
     def save_as(self, path: str | Path | None = None) -> bool:
         """Save the project to ``path`` (None: ask with a file dialog) and make that the project file."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self.session.source or ""),
+            path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self._save_as_default()),
                                                   "VIA files (*.json *.csv)")
         if not path:
             return False
@@ -429,6 +429,17 @@ class MainWindow(QMainWindow):
         if not errors:
             actions.remember_recent(self, Path(path))
         return not errors
+
+    def _save_as_default(self) -> Path | str:
+        """Where Save as starts: the open file, except for an imported COCO / labelme file (its project has no
+        VIA path), which is never offered as the place to write VIA content: a new VIA file beside it."""
+        src = self.session.source
+        if src is None:
+            return ""
+        src = Path(src)
+        if src.is_file() and self.session.projects() and all(p.path is None for p in self.session.projects()):
+            return src.parent / "via_region_data.json"
+        return src
 
     def _images_follow(self, target: Path) -> bool:
         """Saving into another folder: VIA and viaseg look for a file's images (relative names) next to it, so

@@ -207,7 +207,7 @@ class TrainingPanel(QWidget):
         self.extra_label = QLabel("nothing else")
         self.extra_label.setWordWrap(True)
         self.extra_label.setToolTip("More annotated data trained on together with the project (for example photos "
-                                    "of another style). Each dataset is drawn equally often; a dataset folder with "
+                                    "of another style). Every photo is drawn equally often; a dataset folder with "
                                     "its own val split is also scored on it, separately.")
         add_file = QPushButton("VIA file…")
         add_file.setToolTip("Also train on the images of a VIA project file")

@@ -45,3 +45,8 @@ def car_damage_extra() -> Path:
 @pytest.fixture
 def via_fixtures() -> Path:
     return _need(FIXTURES)
+
+
+@pytest.fixture
+def labelme_fixtures() -> Path:
+    return _need(SHARED / "fixtures-labelme")

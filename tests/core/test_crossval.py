@@ -96,6 +96,9 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
     for s in res.per_image:
         m = load_map(tmp_path / "cv" / s.map_path)
         assert m.shape == (48, 48) and 0.0 <= m.min() <= m.max() <= 1.0
+        assert all(d["kind"] in ("missed", "extra") and d["area"] > 0 for d in s.disagreements)
+        if s.dice < 0.5 and s.true_pixels > 100:  # a poor map of a real region disagrees somewhere
+            assert s.disagreements
     saved = json.loads((tmp_path / "cv" / "crossval.json").read_text())
     assert saved["n_images"] == len(all_names) and set(saved["by_source"]) == {"a", "b"}
     dices = [r["dice"] for r in saved["per_image"]]

@@ -123,3 +123,17 @@ def test_every_via_fixture_opens_and_paints(window, via_fixtures, tmp_path):
                     "sample_attributes1.csv", "sample_img5_region_data.csv", "sherlock_attributes.json"}
     assert failed <= not_projects, failed - not_projects
     assert len(files) - len(failed) >= 18
+
+
+def test_an_imported_coco_file_opens_and_save_as_never_offers_to_overwrite_it(window, tmp_path, labelme_fixtures):
+    import shutil
+
+    src = labelme_fixtures / "coco"
+    coco = tmp_path / "coco"
+    shutil.copytree(src, coco)
+    original = (coco / "annotations.json").read_bytes()
+    assert window.open_path(coco / "annotations.json")
+    assert window.session.rows and not window.banner.isVisible()
+    assert window._save_as_default() == coco / "via_region_data.json"
+    window.save()  # no VIA file yet: refused with a message, the COCO file is untouched
+    assert (coco / "annotations.json").read_bytes() == original

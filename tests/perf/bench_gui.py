@@ -5,6 +5,9 @@ Keys (all measured on generated data in a temp folder):
 * ``open_10k_s``: a 10,000-image VIA 2 project (images absent) from ``MainWindow()`` to the first painted window.
 * ``switch_p50_ms_2mp`` / ``switch_p50_ms_12mp``: median time from ``show_row`` to a painted canvas when the
   image is *not* cached (cold decode; prefetch would usually hide it). ``*_cached`` keys: prefetched/cached.
+* ``predict_p50_ms_2mp`` / ``predict_p50_ms_12mp``: from *Predict* (P) on a shown photo to the painted overlay,
+  with a model of the default preset (untrained weights: timing only), after warm-up; ``first_predict_s``: the
+  first prediction after the model became active (loading included).
 * ``vertex_drag_repaint_ms``: mean time of one mouse-move event + synchronous repaint while dragging a
   vertex of a 2,000-vertex polygon on a 12-MP photo (fit to a 1400x900 window).
 
@@ -166,7 +169,48 @@ def bench_vertex_drag(ctx) -> dict:
             "vertex_drag_undo_steps": steps}
 
 
-BENCHES = [bench_open_10k, bench_switch, bench_vertex_drag]
+def bench_predict_in_app(ctx) -> dict:
+    from viaseg.core.modelio import save_model
+    from viaseg.core.presets import preset
+    from viaseg.core.unet import build_unet_xception
+    from viaseg.gui.ml_wiring import install
+
+    app, tmp = ctx["app"], ctx["tmp"]
+    cfg = preset("default")
+    model = save_model(build_unet_xception(cfg.size, base_width=cfg.base_width), tmp / "default.keras",
+                       {"input_size": cfg.size, "threshold": 0.5, "resize": cfg.resize, "tta": cfg.tta,
+                        "tta_scales": list(cfg.tta_scales)})
+    photos = {"2mp": tmp / "p2.jpg", "12mp": tmp / "p12.jpg"}
+    _jpeg(photos["2mp"], 1632, 1224, 3)
+    _jpeg(photos["12mp"], 4000, 3000, 4)
+    w = _window()
+    w.show()
+    ml = install(w)
+    ml.service.set_model(str(model))
+    panel = ml.prediction
+
+    def one(path: Path) -> float:
+        w.show_external_image(path)
+        panel.set_target(None)
+        app.processEvents()
+        t0 = time.perf_counter()
+        panel.show_photo(path)
+        while panel.probs is None:
+            app.processEvents()
+            time.sleep(0.001)
+        w.canvas.repaint()
+        return time.perf_counter() - t0
+
+    out = {"first_predict_s": round(one(photos["2mp"]), 2)}
+    for key, path in photos.items():
+        one(path)  # warm-up at this size
+        out[f"predict_p50_ms_{key}"] = round(1000 * statistics.median(one(path) for _ in range(7)), 1)
+    ml.service.shutdown()
+    _close(w)
+    return out
+
+
+BENCHES = [bench_open_10k, bench_switch, bench_vertex_drag, bench_predict_in_app]
 
 
 def main(argv=None) -> int:
