@@ -372,7 +372,9 @@ class TrainingPanel(QWidget):
 
     def set_extra_data(self, paths: list[str]) -> None:
         self.extra_data = list(paths)
-        self.extra_label.setText("; ".join(Path(p).name or p for p in paths) if paths else "nothing else")
+        # the folder and its parent: a split folder's own name ("train") says little
+        self.extra_label.setText("; ".join("/".join(Path(p).parts[-2:]) or p for p in paths) if paths
+                                 else "nothing else")
         self.extra_label.setToolTip("\n".join(paths) or self.extra_label.toolTip())
         self.clear_extra_btn.setEnabled(bool(paths))
 

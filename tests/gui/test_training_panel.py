@@ -232,7 +232,7 @@ def test_also_train_on_more_data_reports_each_validation_set(qtbot, tmp_path, pr
     assert str(bad) in panel.message.text() and panel.extra_data == []  # named, nothing added
     assert not panel.add_extra_data(tmp_path / "nowhere")
     assert panel.add_extra_data(other) and panel.extra_data == [str(other)]
-    assert "other" in panel.extra_label.text() and panel.clear_extra_btn.isEnabled()
+    assert panel.extra_label.text() == f"{tmp_path.name}/other" and panel.clear_extra_btn.isEnabled()
     cfg = build_config(panel.settings(), project, tmp_path / "runs", TINY)
     assert cfg.extra_train == [str(other)] and not cfg.balance_sources  # every photo equally often
     with qtbot.waitSignal(panel.training_finished, timeout=180000):
