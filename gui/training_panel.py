@@ -566,8 +566,9 @@ class TrainingPanel(QWidget):
         self.last_result = ev
         vd = metric(best, "val_dice")
         shown_epoch = best_epoch + 1 if isinstance(best_epoch, int) and best_epoch >= 0 else "–"
-        txt = f"<b>Done.</b> {'Kept' if self._kept_last(run_dir) else 'Best'} epoch {shown_epoch}"
-        run = read_run(Path(run_dir)) if run_dir else None
+        run = read_run(Path(run_dir)) if run_dir else None  # read once: the summary the run just wrote
+        kept_last = bool(run and run.summary.get("kept") == "last")
+        txt = f"<b>Done.</b> {'Kept' if kept_last else 'Best'} epoch {shown_epoch}"
         full = run.summary.get("val_dice") if run else None
         if isinstance(full, (int, float)):  # what the Runs tab and `viaseg evaluate` report
             txt += f", val Dice {full:.3f} (full resolution)"
@@ -584,11 +585,6 @@ class TrainingPanel(QWidget):
         if model_path and Path(model_path).is_file():
             self.set_active_model(str(model_path))
         self.refresh_runs()
-
-    @staticmethod
-    def _kept_last(run_dir) -> bool:
-        run = read_run(Path(run_dir)) if run_dir else None
-        return bool(run and run.summary.get("kept") == "last")
 
     @Slot()
     def _on_thread_finished(self) -> None:
