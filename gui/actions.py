@@ -18,6 +18,8 @@ Edit: drag a region to move it, drag a vertex or handle; Alt+click or double-cli
       Alt+Shift+click, or Backspace/Delete on a selected vertex, deletes it (a polygon keeps 3)
 Draw: N or Ctrl+N, click points, Backspace removes the last, Enter / double-click / first point closes,
       Esc cancels
+AI region: I, click a damage (Shift/right click: not this, drag: box), Enter accepts, Esc cancels;
+      + / - change an accepted AI region's detail
 Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image or viaseg window; the clipboard
       holds VIA region JSON), Ctrl+Shift+C copies all of the image's regions, Ctrl+D duplicates
 Images: Ctrl+Shift+Delete removes the shown image from its split's VIA file (the photo stays on disk)

@@ -70,6 +70,7 @@ class Canvas(QWidget):
         self.drawing: list[tuple[float, float]] | None = None
         self._cursor = QPointF(-1, -1)
         self._auto_fit = True  # the view follows the widget size until the user zooms or pans
+        self.tool = None  # an interaction tool (gui.assist_tool): sees mouse/keys first, paints on top
 
     # ------------------------------------------------------------------------------------------- content
     def set_entry(self, entry: ImageEntry | None, qimage: QImage | None, size: tuple[int, int] | None,
@@ -91,12 +92,16 @@ class Canvas(QWidget):
         self.refresh()
         if fit:
             self.fit()
+        if self.tool is not None:
+            self.tool.image_changed()
         self.selection_changed.emit(self.selected)
 
     def replace_image(self, qimage: QImage) -> None:
         """Same image, better resolution (full decode arrived): keep the view."""
         self.qimage = qimage
         self._disp_cache = None
+        if self.tool is not None:
+            self.tool.image_changed(same=True)
         self.update()
 
     def refresh(self) -> None:
@@ -249,6 +254,8 @@ class Canvas(QWidget):
                 self._paint_regions(p)
         if self.drawing is not None:
             self._paint_drawing(p)
+        if self.tool is not None:
+            self.tool.paint(p)
         p.end()
 
     def _paint_mask(self, p: QPainter, target: QRectF) -> None:
@@ -464,6 +471,8 @@ class Canvas(QWidget):
             self._pan = (pos, QPointF(self.offset))
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             return
+        if self.tool is not None and self.tool.press(ev, pos):
+            return
         if ev.button() != Qt.MouseButton.LeftButton or self.entry is None:
             return
         mods = ev.modifiers()
@@ -526,6 +535,8 @@ class Canvas(QWidget):
             self.view_changed.emit()
             self.update()
             return
+        if self.tool is not None and self.tool.move(ev, pos):
+            return
         if self.drawing is not None:
             self.update()
             return
@@ -554,11 +565,15 @@ class Canvas(QWidget):
             self._pan = None
             self.unsetCursor() if self.drawing is None else self.setCursor(Qt.CursorShape.CrossCursor)
             return
+        if self.tool is not None and self.tool.release(ev, ev.position()):
+            return
         if self._drag is not None:
             self._drag = None
             self.end_drag()
 
     def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802
+        if self.tool is not None and self.tool.press(ev, ev.position()):
+            return  # a quick second click of the tool is a click, not a double-click
         if self.drawing is not None:
             if len(self.drawing) >= 3:
                 self.finish_drawing()
@@ -596,6 +611,8 @@ class Canvas(QWidget):
 
     def keyPressEvent(self, ev) -> None:  # noqa: N802
         k = ev.key()
+        if self.tool is not None and self.tool.key(ev):
+            return
         if k == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = True
             self.setCursor(Qt.CursorShape.OpenHandCursor)

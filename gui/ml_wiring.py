@@ -18,17 +18,20 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
 from viaseg.core import edits
+from viaseg.core.assist import LEVELS
 from viaseg.core.dataset import Dataset, Split, load_dataset
 from viaseg.core.project import ImageEntry
 
+from .assist_tool import AssistTool, target_key_of
 from .docks import add_dock
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService
 
 VIA_EXTS = (".json", ".csv")
+
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -208,6 +211,8 @@ class MLWiring:
             w.tabifyDockWidget(anchor, self.dock_training)
         self.dock_prediction.raise_()
         self._menus()
+        self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w))
+        self._assist_ui()
         self.drop_router = _DropRouter(self.prediction, w)
         w.setAcceptDrops(True)
         w.installEventFilter(self.drop_router)
@@ -270,6 +275,61 @@ class MLWiring:
         m.addSeparator()
         m.addAction(self.dock_training.toggleViewAction())
         m.addAction(self.dock_prediction.toggleViewAction())
+
+    def _assist_ui(self) -> None:
+        """Edit ▸ AI region (I) and a Tools toolbar: the tool's toggle and the Detail slider of the selected
+        AI region."""
+        w = self.window
+        a = QAction("&AI region (click a damage)", w)
+        a.setCheckable(True)
+        a.setShortcut(QKeySequence("I"))
+        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        a.setToolTip("AI region (I): click a damage to get its polygon; Shift/right click = not this, drag = box, "
+                     "Enter accepts, Esc cancels")
+        a.toggled.connect(self.assist.set_active)
+        self.assist.active_changed.connect(a.setChecked)
+        w.addAction(a)
+        self.act_assist = a
+        edit = next((m.menu() for m in w.menuBar().actions() if m.menu() and m.text().replace("&", "") == "Edit"),
+                    None)
+        if edit is not None:
+            acts = edit.actions()
+            i = acts.index(w.act_new_polygon) + 1 if getattr(w, "act_new_polygon", None) in acts else len(acts)
+            edit.insertAction(acts[i], a) if i < len(acts) else edit.addAction(a)
+        w.canvas.drawing_changed.connect(lambda on: on and self.assist.set_active(False))
+        tb = w.addToolBar("Tools")
+        tb.setObjectName("toolbar_tools")
+        tb.addAction(a)
+        tb.addWidget(QLabel(" detail "))
+        self.detail_slider = QSlider(Qt.Orientation.Horizontal)
+        self.detail_slider.setRange(0, len(LEVELS) - 1)
+        self.detail_slider.setInvertedAppearance(True)  # right = more vertices (a lower level)
+        self.detail_slider.setMaximumWidth(120)
+        self.detail_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.detail_slider.setEnabled(False)
+        self.detail_slider.setToolTip("Vertices of the selected AI region, made again from its mask "
+                                      "(+ / - with the region selected)")
+        self._detail_key = None
+        self.detail_slider.sliderPressed.connect(self._detail_drag_start)
+        self.detail_slider.valueChanged.connect(self._detail_moved)
+        self.detail_slider.sliderReleased.connect(w.session.end_drag)
+        self.assist.detail_available.connect(self._detail_shown)
+        tb.addWidget(self.detail_slider)
+
+    def _detail_shown(self, level: int, _n: int) -> None:
+        s = self.detail_slider
+        s.blockSignals(True)
+        s.setEnabled(level >= 0)
+        if level >= 0:
+            s.setValue(level)
+        s.blockSignals(False)
+
+    def _detail_drag_start(self) -> None:
+        self._detail_key = ("detail", id(self))
+
+    def _detail_moved(self, level: int) -> None:
+        key = self._detail_key if self.detail_slider.isSliderDown() else None
+        self.assist.set_detail(level, merge_key=key)
 
     def _show_training(self) -> None:
         self.dock_training.show()

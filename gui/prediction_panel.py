@@ -131,6 +131,7 @@ class PredictionPanel(QWidget):
 
     overlay_changed = Signal(object)
     status = Signal(str)
+    prediction_ready = Signal(object, object)  # Target, full-resolution probabilities (the AI region tool's map)
 
     def __init__(self, service: InferenceService, host: Any = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -390,6 +391,7 @@ class PredictionPanel(QWidget):
                 if self.mode_value == "outline":
                     self.mode.setCurrentIndex(self.mode.findData("agreement"))
         self._say(f"Predicted {Path(self.target.path).name}.")
+        self.prediction_ready.emit(self.target, self.probs)
         self._update_buttons()
         self._update_vertex_hint()
         self.rerender()
@@ -487,20 +489,29 @@ class PredictionPanel(QWidget):
         if not regions:
             self._say("Nothing above the threshold (or every piece is below the minimum area).", error=True)
             return []
-        if self.target.entry is not None:
-            self._call("add_regions", self.target.entry, regions)
+        return regions if self.add_to_target(regions) else []
+
+    def add_to_target(self, regions: list, target: Target | None = None) -> bool:
+        """Add ``regions`` to the image shown: one undoable step on a project image; a dropped photo is added to
+        the split chosen under *Add photo to* with them."""
+        target = target or self._call("current_target") or self.target
+        if target is None:
+            self._say("Open an image first.", error=True)
+            return False
+        if target.entry is not None:
+            self._call("add_regions", target.entry, regions)
             self._say(f"Added {len(regions)} polygon(s); Undo removes them.")
-        else:
-            split = self.split_combo.currentText()
-            if not split:
-                self._say("Open a project to add this photo to one of its splits.", error=True)
-                return []
-            ok = self._call("add_external", Path(self.target.path), split, regions, default=False)
-            if not ok:
-                self._say(f"Could not add {Path(self.target.path).name} to split {split!r}.", error=True)
-                return []
-            self._say(f"Added {Path(self.target.path).name} to {split} with {len(regions)} polygon(s).")
-        return regions
+            return True
+        split = self.split_combo.currentText()
+        if not split:
+            self._say("Open a project to add this photo to one of its splits.", error=True)
+            return False
+        ok = self._call("add_external", Path(target.path), split, regions, default=False)
+        if not ok:
+            self._say(f"Could not add {Path(target.path).name} to split {split!r}.", error=True)
+            return False
+        self._say(f"Added {Path(target.path).name} to {split} with {len(regions)} polygon(s).")
+        return True
 
     # ------------------------------------------------------------------------------------ predict all
     @Slot()

@@ -1,0 +1,151 @@
+"""Click to segment (core.assist): regions from clicks, a box, the model's map and the photo; polygons at a
+detail; the NoC click protocol. Synthetic photos with known shapes, and real car-damage photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from viaseg.core import assist
+from viaseg.core.assist import Click, Segmenter
+
+
+def _scene(w=400, h=300, centre=(220, 150), radius=60, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), (90, 110, 130), np.float32) + rng.normal(0, 8, (h, w, 3))
+    gt = np.zeros((h, w), np.uint8)
+    cv2.circle(gt, centre, radius, 1, -1)
+    img[gt > 0] = (200, 60, 50)
+    img = cv2.GaussianBlur(img.clip(0, 255).astype(np.uint8), (5, 5), 0)
+    return img, gt > 0
+
+
+def _map(gt, size=(128, 96), blur=15):
+    m = cv2.GaussianBlur(gt.astype(np.float32), (0, 0), blur)
+    return cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+
+
+def test_click_protocol_on_a_known_disc_reaches_iou_09_in_two_clicks():
+    img, gt = _scene()
+    h, w = gt.shape
+    for seg in (Segmenter((w, h), _map(gt), img), Segmenter((w, h), None, img)):
+        ious = assist.click_protocol(seg, gt, max_clicks=5)
+        assert assist.clicks_to(ious, 0.9, 5) <= 2, ious
+
+
+def test_protocol_clicks_go_to_the_centre_of_the_largest_error():
+    gt = np.zeros((100, 100), bool)
+    gt[20:80, 20:80] = True
+    x, y = assist.first_click(gt)
+    assert abs(x - 50) < 2 and abs(y - 50) < 2
+    pred = gt.copy()
+    pred[20:80, 20:40] = False  # a missed band on the left
+    nx, ny, positive = assist.next_click(gt, pred)
+    assert positive and 20 <= nx <= 40 and 20 <= ny <= 80
+    pred = gt.copy()
+    pred[0:10, :] = True  # a false band above
+    assert assist.next_click(gt, pred)[2] is False
+    assert assist.next_click(gt, gt) is None
+
+
+def test_empty_map_and_background_click_give_no_region_and_a_message():
+    img, gt = _scene()
+    h, w = gt.shape
+    empty = Segmenter((w, h), np.zeros((60, 80), np.float32), None)
+    res = empty.segment([Click(200, 150)])
+    assert res.region is None and "no damage" in res.message
+    res = Segmenter((w, h), _map(gt), None).segment([Click(20, 20)])
+    assert res.region is None and res.message
+    res = Segmenter((w, h), _map(gt), None).segment([])
+    assert res.region is None and "Click" in res.message
+
+
+def test_negative_click_cuts_the_region():
+    img, gt = _scene()
+    h, w = gt.shape
+    seg = Segmenter((w, h), _map(gt), img)
+    whole = seg.segment([Click(220, 150)]).region
+    cut = seg.segment([Click(220, 150), Click(265, 150, False)]).region
+    assert cut is not None and cut.area() < 0.9 * whole.area()
+    assert not cut.full((w, h))[150, 270]  # the negative side is gone
+
+
+def test_box_without_a_model_gives_the_object():
+    img, gt = _scene()
+    h, w = gt.shape
+    res = Segmenter((w, h), None, img).segment([], box=(150, 80, 290, 220))
+    assert res.region is not None
+    assert assist.mask_iou(res.region.full((w, h)), gt) > 0.85
+
+
+def test_map_region_is_clipped_to_the_box_and_a_box_alone_takes_the_map_inside_it():
+    img, gt = _scene()
+    h, w = gt.shape
+    seg = Segmenter((w, h), _map(gt, blur=4), None)
+    res = seg.segment([Click(220, 150)], box=(150, 80, 220, 220))
+    full = res.region.full((w, h))
+    assert full[150, 180] and not full[150, 260]
+    res = seg.segment([], box=(0, 0, 400, 300))
+    assert assist.mask_iou(res.region.full((w, h)), gt) > 0.85
+
+
+def test_faint_damage_is_found_with_a_threshold_chosen_for_the_click():
+    img, gt = _scene()
+    h, w = gt.shape
+    faint = _map(gt, blur=4) * 0.35  # the model is unsure everywhere: nothing above 0.5
+    res = Segmenter((w, h), faint, None, threshold=0.5).segment([Click(220, 150)])
+    assert res.region is not None and assist.mask_iou(res.region.full((w, h)), gt) > 0.8
+
+
+def test_polygon_detail_levels_and_default_keep_iou_095():
+    img, gt = _scene()
+    h, w = gt.shape
+    region = Segmenter((w, h), _map(gt), img).segment([Click(220, 150)]).region
+    counts = [len(assist.polygon(region, i)) for i in range(len(assist.LEVELS))]
+    assert counts[0] > 100 and counts[-1] <= 8
+    assert all(a >= b for a, b in zip(counts, counts[1:], strict=False))  # coarser levels never add vertices
+    level = assist.default_level(region)
+    poly = assist.polygon(region, level)
+    assert 4 <= len(poly) < counts[0] / 4
+    drawn = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(drawn, [np.round(poly).astype(np.int32)], 1)
+    assert assist.mask_iou(drawn > 0, region.full((w, h))) > 0.9
+    shape = assist.polygon_shape(poly)
+    assert shape["name"] == "polygon" and len(shape["all_points_x"]) == len(shape["all_points_y"]) >= 3
+
+
+def test_region_mask_full_maps_the_crop_back_to_its_place():
+    m = np.zeros((10, 10), bool)
+    m[2:8, 2:8] = True
+    r = assist.RegionMask(m, x0=100, y0=50, scale=4.0)
+    full = r.full((200, 120))
+    rows, cols = np.nonzero(full)
+    assert cols.min() == pytest.approx(108, abs=2) and cols.max() == pytest.approx(131, abs=2)
+    assert rows.min() == pytest.approx(58, abs=2) and rows.max() == pytest.approx(81, abs=2)
+    assert r.area() == pytest.approx(36 * 16)
+
+
+def test_real_photos(car_damage):
+    """On car-damage/val photos: a box alone (no model) and one click on a map that roughly covers a labelled
+    region (its blurred mask at 1/8 resolution, as a model's coarse map would) both find that region."""
+    from viaseg.core.dataset import load_dataset
+    from viaseg.core.imageio import read_image
+    from viaseg.core.raster import rasterize
+
+    split = load_dataset(car_damage).split("val")
+    box_ious, click_ious = [], []
+    for entry in list(split.entries)[:4]:
+        img = read_image(entry.path)
+        h, w = img.shape[:2]
+        region = max(entry.regions, key=lambda r: rasterize([r], (w, h)).sum())
+        gt = rasterize([region], (w, h)) > 0
+        ys, xs = np.nonzero(gt)
+        plain = Segmenter((w, h), None, img)
+        res = plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        box_ious.append(assist.mask_iou(res.region.full((w, h)), gt) if res.region else 0.0)
+        coarse = cv2.resize(cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 4), (w // 8, h // 8),
+                            interpolation=cv2.INTER_AREA)
+        seg = Segmenter((w, h), coarse, img)
+        click_ious.append(assist.click_protocol(seg, gt, max_clicks=1)[0])
+    assert np.mean(box_ious) > 0.4, box_ious
+    assert np.mean(click_ious) > 0.7, click_ious

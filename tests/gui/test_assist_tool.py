@@ -1,0 +1,175 @@
+"""The AI region tool in a live window (pytest-qt, offscreen): clicks, box, accept/undo, detail."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from ml_helpers import make_model, make_project
+from PySide6.QtCore import QPoint, Qt
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return make_model(tmp_path_factory.mktemp("model") / "tiny.keras")
+
+
+def _open(window, tmp_path, size=160):
+    from viaseg.gui.ml_wiring import install
+
+    root = make_project(tmp_path / "proj", n_train=2, n_val=1, size=size)
+    assert window.open_path(root)
+    ml = getattr(window, "ml", None) or install(window)
+    window.show_row(0)
+    return ml
+
+
+def _ellipse_of(entry):
+    """The labelled ellipse of a generated photo as a full-size mask, and its centre."""
+    from viaseg.core.raster import rasterize
+
+    h, w = cv2.imread(str(entry.path)).shape[:2]
+    gt = rasterize(entry.regions, (w, h)) > 0
+    ys, xs = np.nonzero(gt)
+    return gt, (float(xs.mean()), float(ys.mean()))
+
+
+def _widget_pos(canvas, x, y) -> QPoint:
+    p = canvas.to_widget(x, y)
+    return QPoint(round(p.x()), round(p.y()))
+
+
+def test_click_with_the_model_map_adds_one_region_and_undo_removes_it(qtbot, window, tmp_path, model_file):
+    ml = _open(window, tmp_path)
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    with qtbot.waitSignal(ml.service.model_changed, timeout=60000):
+        ml.training.set_active_model(str(model_file))
+    tool = ml.assist
+    # activating the tool asks the active model for this photo's map, off the GUI thread, and keeps it
+    with qtbot.waitSignal(ml.prediction.prediction_ready, timeout=60000):
+        ml.act_assist.trigger()
+    assert tool.active and window.canvas.cursor().shape() == Qt.CursorShape.CrossCursor
+    key = tool.target_key()
+    assert key in tool._maps and window.canvas.prediction is not None  # the same map the prediction view shows
+    # the untrained model's map is noise: stand in a map that knows the ellipse, through the same entry point
+    ml.prediction.probs = cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 3)
+    tool.map_ready(ml.prediction.target, ml.prediction.probs)
+    n = len(entry.regions)
+    qtbot.mouseMove(window.canvas, _widget_pos(window.canvas, cx + 3, cy))
+    qtbot.waitUntil(lambda: tool._preview_path is not None, timeout=3000)  # hover preview
+    qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, pos=_widget_pos(window.canvas, cx, cy))
+    assert tool.result is not None and tool.result.region is not None
+    assert "map" in tool.result.region.source
+    area = tool.result.region.area()
+    assert 0.7 * gt.sum() < area < 1.4 * gt.sum()
+    # Shift+click near the edge: a negative point shrinks the region
+    ys, xs = np.nonzero(gt)
+    qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                     pos=_widget_pos(window.canvas, xs.max() - 2, cy))
+    assert tool.result.region is not None and tool.result.region.area() < area
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Backspace)  # takes the negative click back
+    assert tool.result.region.area() == pytest.approx(area)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert len(entry.regions) == n + 1
+    added = entry.regions[-1]
+    assert added.kind == "polygon" and len(added.shape["all_points_x"]) >= 4
+    assert window.session.is_dirty()
+    window.undo()  # one step removes it
+    assert len(entry.regions) == n
+
+
+def test_box_on_a_photo_without_a_model_gives_a_region(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path)
+    assert not ml.service.has_model()
+    entry = window.current_entry()
+    gt, _ = _ellipse_of(entry)
+    ys, xs = np.nonzero(gt)
+    ml.act_assist.trigger()
+    c = window.canvas
+    a = _widget_pos(c, xs.min() - 2, ys.min() - 2)
+    b = _widget_pos(c, xs.max() + 2, ys.max() + 2)
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(c, a + QPoint(10, 10))
+    qtbot.mouseMove(c, b)
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=b)
+    assert tool_box(ml) is not None
+    region = ml.assist.result.region
+    assert region is not None and region.source.startswith("box")
+    full = region.full(c.img_size)
+    iou = (full & gt).sum() / (full | gt).sum()
+    assert iou > 0.6, iou
+    n = len(entry.regions)
+    assert ml.assist.accept() is not None and len(entry.regions) == n + 1
+    # Esc with nothing pending leaves the tool as it is; the I key's action turns it off
+    ml.act_assist.trigger()
+    assert not ml.assist.active
+
+
+def tool_box(ml):
+    return ml.assist.box
+
+
+def test_a_click_on_background_without_a_map_says_so_and_adds_nothing(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path)
+    tool = ml.assist
+    tool.set_active(True)
+    tool.map_ready(ml.host.current_target(), np.zeros((20, 20), np.float32))  # an empty map
+    entry = window.current_entry()
+    n = len(entry.regions)
+    messages = []
+    window.canvas.message.connect(messages.append)
+    tool.segmenter().image = None  # nothing to fall back on: the map alone
+    tool.add_click(5, 5)
+    assert tool.result.region is None and "no damage" in messages[-1]
+    assert tool.accept() is None and len(entry.regions) == n
+
+
+def test_detail_control_changes_the_vertex_count_and_undoes(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path, size=200)
+    tool = ml.assist
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    tool.set_active(True)
+    tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
+    tool.add_click(cx, cy)
+    region = tool.accept()
+    assert region is not None and window.canvas.selected_region() is region
+    assert ml.detail_slider.isEnabled()
+    n0 = len(region.shape["all_points_x"])
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Plus)  # more detail
+    n1 = len(region.shape["all_points_x"])
+    assert n1 > n0
+    window.undo()
+    assert len(region.shape["all_points_x"]) == n0
+    ml.detail_slider.setValue(ml.detail_slider.maximum())  # fewest vertices
+    assert len(region.shape["all_points_x"]) < n0
+    window.undo()
+    assert len(region.shape["all_points_x"]) == n0
+    # a hand-drawn region has no mask to make again: the slider is off
+    window.canvas.select(0)
+    assert not ml.detail_slider.isEnabled()
+
+
+def test_on_a_dropped_photo_the_region_follows_add_photo_to_split(qtbot, window, tmp_path):
+    from test_prediction_panel import drop_files
+
+    ml = _open(window, tmp_path)
+    photo = tmp_path / "outside" / "new.png"
+    photo.parent.mkdir()
+    img = np.full((90, 120, 3), 60, np.uint8)
+    cv2.circle(img, (60, 45), 25, (230, 200, 60), -1)
+    cv2.imwrite(str(photo), img)
+    assert drop_files(window, [photo])
+    qtbot.waitUntil(lambda: window.external_path == photo, timeout=5000)
+    tool = ml.assist
+    tool.set_active(True)
+    ml.prediction.split_combo.setCurrentText("train")
+    tool.add_click(60, 45)
+    assert tool.result.region is not None
+    rows = len(window.session.rows)
+    assert tool.accept() is not None
+    assert len(window.session.rows) == rows + 1
+    added = window.session.dataset.splits["train"].entries[-1]
+    assert added.filename == "new.png" and len(added.regions) == 1

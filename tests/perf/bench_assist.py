@@ -1,0 +1,210 @@
+"""Benchmark: click to segment, measured the way interactive segmentation is (NoC, as for RITM and SAM).
+
+    python tests/perf/bench_assist.py --json [--model MODEL] [--dataset DATASET:split]
+                                      [--exclude-train-duplicates] [--max-clicks 20] [--compare-edges]
+
+For every ground-truth region of the split: the first click goes to the point inside the region farthest from
+its boundary; each next click to the centre of the largest error area (the error pixel farthest from the error
+area's edge), positive in a missed area, negative in a false one, up to ``--max-clicks``. After each click the
+tool's region (``core.assist``, what Enter would accept) is compared with that region's mask at full
+resolution. The map is the model's probability map as the app computes it (``core.predict.interactive``).
+
+Prints ``noc80``, ``noc85`` (mean clicks to reach IoU 0.80 / 0.85; ``max_clicks`` when never), ``iou_at_1``,
+``iou_at_3`` (mean IoU after 1 / 3 clicks), ``noc80_no_model`` (the same protocol without a map),
+``iou_box_no_model`` (one drag of the region's bounding box, no map), ``manual_clicks_median`` (vertices per
+ground-truth polygon: the clicks drawing it by hand costs), ``preview_ms_p50_12mp`` (hover preview on a
+12-megapixel photo whose map is cached), ``regions`` and the settings. Regions smaller than 16 px are left out
+(counted in ``skipped_tiny``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared"))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def at(ious: list[float], k: int) -> float:
+    return ious[min(k, len(ious)) - 1]
+
+
+def preview_ms(prob_small: np.ndarray, rng: np.random.Generator, n: int = 60) -> tuple[float, float]:
+    """(p50 ms of one hover preview, ms to prepare the photo) on a 12 MP photo whose map is cached."""
+    from viaseg.core.assist import Click, Segmenter, _outline
+
+    w, h = 4000, 3000
+    prob = cv2.resize(prob_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    t0 = time.perf_counter()
+    seg = Segmenter((w, h), prob, None)
+    prep = (time.perf_counter() - t0) * 1000
+    ys, xs = np.nonzero(prob > 0.3)
+    pts = list(zip(xs, ys, strict=True)) if len(xs) else [(w / 2, h / 2)]
+    times = []
+    for i in range(n):
+        x, y = pts[int(rng.integers(len(pts)))] if i % 2 == 0 else (rng.uniform(0, w), rng.uniform(0, h))
+        t = time.perf_counter()
+        res = seg.segment([Click(float(x), float(y))], refine=False)
+        if res.region is not None:
+            _outline(res.region.mask)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times[5:]), prep
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default=str(SHARED / "datasets" / "car-damage") + ":val")
+    ap.add_argument("--model", help="viaseg .keras model (without: only the no-model numbers)")
+    ap.add_argument("--exclude-train-duplicates", action="store_true")
+    ap.add_argument("--max-clicks", type=int, default=20)
+    ap.add_argument("--compare-edges", action="store_true",
+                    help="also run the protocol with map regions fitted to the photo's edges (GrabCut), "
+                         "which the tool does not do by default (noc80_map_edges)")
+    ap.add_argument("--limit", type=int, default=0, help="only N images, spread over the set (a quick look)")
+    ap.add_argument("--oof", metavar="CROSSVAL_DIR",
+                    help="use the out-of-fold maps of a `viaseg crossval` run instead of a model: measures on "
+                         "training photos with maps of models that never saw them (how design choices are made)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from viaseg.core.assist import Segmenter, click_protocol, mask_iou
+    from viaseg.core.assist import clicks_to as noc
+    from viaseg.core.dataset import load_dataset, parse_spec
+    from viaseg.core.evaluate import choose_split, train_duplicates
+    from viaseg.core.imageio import read_image
+    from viaseg.core.raster import rasterize
+
+    oof_maps: dict[str, Path] = {}
+    excluded = []
+    if args.oof:
+        cv_dir = Path(args.oof)
+        report = json.loads((cv_dir / "crossval.json").read_text())
+        datasets: dict[str, object] = {}
+        entries = []
+        for row in report["per_image"]:
+            if not row.get("map_path"):
+                continue
+            root, split_name = row["source"].rsplit(":", 1)
+            if root not in datasets:
+                datasets[root] = load_dataset(root)
+            entry = next((e for e in datasets[root].split(split_name).entries if e.filename == row["image"]), None)
+            if entry is not None:
+                entries.append(entry)
+                oof_maps[str(entry.path)] = cv_dir / row["map_path"]
+        entries.sort(key=lambda e: str(e.path))
+    else:
+        root, split_name = parse_spec(args.dataset)
+        ds = load_dataset(root)
+        split = choose_split(ds, split_name)
+        entries = list(split.entries)
+    if args.exclude_train_duplicates and not args.oof:
+        dup = {e.key for e in train_duplicates(ds, split)}
+        excluded = [e.filename for e in entries if e.key in dup]
+        entries = [e for e in entries if e.key not in dup]
+    if args.limit and len(entries) > args.limit:
+        step = len(entries) / args.limit
+        entries = [entries[int(i * step)] for i in range(args.limit)]
+    predictor = None
+    if args.model:
+        from viaseg.core.predict import Predictor, interactive
+
+        predictor = interactive(Predictor.load(args.model))
+    mc = args.max_clicks
+    rows: dict[str, list] = {k: [] for k in ("model", "map_edges", "no_model", "box", "vertices")}
+    skipped_tiny, missing = 0, []
+    rng = np.random.default_rng(0)
+    prob_for_preview = None
+    t_start = time.perf_counter()
+    for entry in entries:
+        if not Path(entry.path).is_file():
+            missing.append(entry.filename)
+            continue
+        img = read_image(entry.path)
+        h, w = img.shape[:2]
+        prob = None
+        thr = 0.5
+        if oof_maps:
+            prob = cv2.imread(str(oof_maps[str(entry.path)]), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+        elif predictor is not None:
+            prob = np.asarray(predictor.predict(str(entry.path)).probabilities, dtype=np.float32)
+            thr = float(predictor.threshold)
+        if prob is not None:
+            if prob_for_preview is None and prob.max() > 0.5:  # noqa: SIM102
+                prob_for_preview = cv2.resize(prob, (512, 384), interpolation=cv2.INTER_AREA)
+        seg_model = Segmenter((w, h), prob, img, threshold=thr) if prob is not None else None
+        seg_plain = Segmenter((w, h), None, img)
+        for region in entry.regions:
+            gt = rasterize([region], (w, h)) > 0
+            if gt.sum() < 16:
+                skipped_tiny += 1
+                continue
+            if region.kind == "polygon":
+                rows["vertices"].append(len(region.points()))
+            if seg_model is not None:
+                rows["model"].append(click_protocol(seg_model, gt, mc, 0.85))
+                if args.compare_edges:
+                    rows["map_edges"].append(click_protocol(seg_model, gt, mc, 0.85, refine=True))
+            rows["no_model"].append(click_protocol(seg_plain, gt, mc, 0.80))
+            ys, xs = np.nonzero(gt)
+            res = seg_plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+            rows["box"].append(mask_iou(gt, res.region.full((w, h))) if res.region is not None else 0.0)
+        print(f"{entry.filename}: {len(entry.regions)} regions", file=sys.stderr)
+
+    def mean(v):
+        return round(float(np.mean(v)), 3) if v else None
+
+    out = {
+        "dataset": args.dataset if not args.oof else "out-of-fold: " + args.oof,
+        "model": args.model,
+        "images": len(entries) - len(missing),
+        "excluded_train_duplicates": excluded,
+        "missing_images": missing,
+        "regions": len(rows["no_model"]),
+        "skipped_tiny": skipped_tiny,
+        "max_clicks": mc,
+    }
+    if rows["model"]:
+        out.update({
+            "noc80": mean([noc(r, 0.80, mc) for r in rows["model"]]),
+            "noc85": mean([noc(r, 0.85, mc) for r in rows["model"]]),
+            "iou_at_1": mean([at(r, 1) for r in rows["model"]]),
+            "iou_at_3": mean([at(r, 3) for r in rows["model"]]),
+            "reached80_share": mean([float(max(r) >= 0.8) for r in rows["model"]]),
+        })
+    if rows["map_edges"]:
+        out.update({
+            "noc80_map_edges": mean([noc(r, 0.80, mc) for r in rows["map_edges"]]),
+            "iou_at_1_map_edges": mean([at(r, 1) for r in rows["map_edges"]]),
+        })
+    out.update({
+        "noc80_no_model": mean([noc(r, 0.80, mc) for r in rows["no_model"]]),
+        "iou_at_1_no_model": mean([at(r, 1) for r in rows["no_model"]]),
+        "iou_box_no_model": mean(rows["box"]),
+        "manual_clicks_median": float(np.median(rows["vertices"])) if rows["vertices"] else None,
+    })
+    if prob_for_preview is None:  # no model: a synthetic map with a few blobs
+        prob_for_preview = np.zeros((384, 512), np.float32)
+        for cx, cy, r in ((100, 100, 40), (300, 200, 70), (420, 300, 30)):
+            cv2.circle(prob_for_preview, (cx, cy), r, 1.0, -1)
+        prob_for_preview = cv2.GaussianBlur(prob_for_preview, (31, 31), 10)
+    p50, prep = preview_ms(prob_for_preview, rng)
+    out["preview_ms_p50_12mp"] = round(p50, 2)
+    out["preview_prepare_ms_12mp"] = round(prep, 1)
+    out["seconds"] = round(time.perf_counter() - t_start, 1)
+    print(json.dumps(out) if args.json else json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())
