@@ -16,7 +16,7 @@ import copy
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
 from viaseg.core import edits
@@ -227,10 +227,13 @@ class MLWiring:
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
+        self.service.tensorflow_loading.connect(self._tensorflow_loading)
         model = self._setting("active_model")
         if model and Path(model).is_file():
             self.training.set_active_model(str(model), announce=False)
-            self.service.set_model(model)
+            # once the window is up: TensorFlow's import (GUI thread, seconds) then load + warm-up (background)
+            QTimer.singleShot(200, lambda: self.service.model_path is None and self.service.set_model(model,
+                                                                                                     load=True))
         if w.session.dataset is not None:
             self._on_opened()
 
@@ -371,8 +374,12 @@ class MLWiring:
         self.prediction.set_target(None)
         self.window.image_list.set_extra_column(None)
 
+    def _tensorflow_loading(self) -> None:
+        self.window.notify("Loading TensorFlow (once per session)…")
+        self.window.statusBar().repaint()
+
     def _on_model_activated(self, path: str) -> None:
-        self.service.set_model(path)
+        self.service.set_model(path, load=True)  # loaded and warmed in the background: the first P is quick
         self._set_setting("active_model", path)
         self.window.notify(f"active model: {path}")
 

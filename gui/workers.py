@@ -8,6 +8,12 @@
   ``predict`` jobs for the GUI; results come back as signals. Loading a new model replaces the old one.
 
 Neither class touches widgets; panels connect to their signals.
+
+TensorFlow is imported on the GUI thread (:func:`import_tensorflow`, called by ``InferenceService.set_model``)
+before the inference thread uses it. Imported first on the inference thread while the GUI thread kept running,
+it crashed the process later, inside ``tf.function`` tracing (segmentation fault in ``ops.graph_def_versions``;
+4 runs of 4 of the stress test ``tests/gui/test_inference_stress.py`` before the fix). Imported while every
+other thread waited — on the GUI thread, or on a helper thread the GUI thread joined — 0 crashes in 6 runs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import threading
 import time
 import traceback
@@ -24,6 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+
+def import_tensorflow() -> float:
+    """Import TensorFlow on the calling thread (the GUI thread: see the module docstring); seconds it took, 0
+    when it was imported already."""
+    if "tensorflow" in sys.modules:
+        return 0.0
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t = time.perf_counter()
+    import tensorflow  # noqa: F401
+
+    return time.perf_counter() - t
 
 
 def _default_train_fn():
@@ -225,7 +244,20 @@ class _InferenceWorker(QObject):
 
     @Slot(str)
     def load(self, path: str) -> None:
-        self._ensure(path)
+        fresh = self.path != path or self.predictor is None
+        if self._ensure(path) is None and fresh:
+            self._warm()
+
+    def _warm(self) -> None:
+        """One prediction of a blank picture: traces the network function now, so the user's first prediction
+        does not pay for it."""
+        import numpy as np
+
+        try:
+            self.predictor.predict(np.zeros((256, 256, 3), np.uint8))
+        except Exception:  # noqa: BLE001 - a real prediction will report the problem
+            log_exc = traceback.format_exc(limit=2)
+            print(f"viaseg: warm-up prediction failed: {log_exc}", file=sys.stderr)
 
     @Slot(int, object, object, str)
     def predict(self, job: int, tag: Any, image: Any, path: str) -> None:
@@ -280,6 +312,7 @@ class InferenceService(QObject):
     that was active when it was submitted."""
 
     model_changed = Signal(str)
+    tensorflow_loading = Signal()  # TensorFlow is about to be imported on the GUI thread (a few seconds, once)
     model_loaded = Signal(str)
     model_failed = Signal(str, str)
     predicted = Signal(int, object, object)
@@ -292,6 +325,7 @@ class InferenceService(QObject):
         self._thread = QThread()
         self._thread.setObjectName("viaseg-inference")
         self._worker = _InferenceWorker(loader or _default_loader)
+        self._needs_tf = loader is None  # a custom loader (tests) may not use TensorFlow
         self._worker.moveToThread(self._thread)
         self._load_req.connect(self._worker.load)
         self._predict_req.connect(self._worker.predict)
@@ -321,6 +355,9 @@ class InferenceService(QObject):
             return
         self.model_path = path
         self.model_changed.emit(path)
+        if self._needs_tf:
+            self.tensorflow_loading.emit()
+            import_tensorflow()  # here, before the inference thread touches it (module docstring)
         if load:
             self._load_req.emit(path)
 
