@@ -379,6 +379,40 @@ class _ImageListEdit(Command):
             lst[:] = [e for e in lst if e is not self.entry]
 
 
+def _content(entry: ImageEntry) -> tuple:
+    return ([(r.shape, r.attributes) for r in entry.regions], entry.file_attributes, entry.filename)
+
+
+class RestoreProjects(Command):
+    """Put journaled (crash-recovered) projects in place of the splits' projects, as one undoable step: undo
+    gives back what is on disk. ``swaps`` are ``(split, new_project)``; a split is anything with ``project`` and
+    ``entries`` (core.dataset.Split). :meth:`entries` are the restored images that differ from the ones on disk
+    (or are new), so only those show as edited."""
+
+    text = "restore unsaved edits"
+    changes_images = True
+
+    def __init__(self, swaps: Iterable[tuple[Any, Any]]):
+        super().__init__(None)
+        self.swaps = [(sp, sp.project, sp.entries, new, new.images) for sp, new in swaps]
+        changed: list[ImageEntry] = []
+        for _sp, _old_p, old_entries, _new_p, new_entries in self.swaps:
+            before = {e.key: _content(e) for e in old_entries}
+            changed.extend(e for e in new_entries if before.get(e.key) != _content(e))
+        self.changed = changed
+
+    def do(self) -> None:
+        for sp, _old_p, _old_e, new_p, new_e in self.swaps:
+            sp.project, sp.entries = new_p, new_e
+
+    def undo(self) -> None:
+        for sp, old_p, old_e, _new_p, _new_e in self.swaps:
+            sp.project, sp.entries = old_p, old_e
+
+    def entries(self) -> list[ImageEntry]:
+        return list(self.changed)
+
+
 class AddImage(_ImageListEdit):
     """Add an image (with its regions) at the end of its split; undo takes it out again."""
 

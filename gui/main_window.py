@@ -183,7 +183,8 @@ class MainWindow(QMainWindow):
             for msg in self.session.restore(rec):
                 self.notify(msg, True)
             self.image_list.reload()
-            self.notify("restored unsaved edits from the recovery file (not saved yet)")
+            self._on_dirty()  # mark what came back as edited
+            self.notify("restored unsaved edits from the recovery file (not saved yet; Ctrl+Z undoes the restore)")
         else:
             journal.discard_recovery(path)
 

@@ -78,8 +78,9 @@ class Session(QObject):
         self._home.update(self._split_of)
 
     def restore(self, rec: journal.Recovery) -> list[str]:
-        """Replace the projects of the open dataset by the journaled ones; returns messages for files that
-        could not be restored. The restored state counts as unsaved."""
+        """Put the journaled projects in place of the open dataset's, as one undoable step ("restore unsaved
+        edits"; undo gives back what is on disk); returns messages for files that could not be restored. The
+        restored images that differ from the files show as edited; the state counts as unsaved."""
         assert self.dataset is not None
         problems = []
         by_path = {}
@@ -88,7 +89,7 @@ class Session(QObject):
                 by_path[str(Path(f.path).resolve())] = f.load()
             except ViasegError as exc:
                 problems.append(str(exc))
-        restored_entries: list[ImageEntry] = []
+        swaps = []
         for sp in self.dataset.splits.values():
             if sp.project is not None and sp.project.path is None:
                 continue
@@ -99,12 +100,11 @@ class Session(QObject):
             for e in new.images:
                 if e.base_dir is None:
                     e.base_dir = sp.image_dir
-            sp.project = new
-            sp.entries = new.images
-            restored_entries.extend(new.images)
-        self._reindex()
+            swaps.append((sp, new))
         self.history.clear()
-        self.history.mark_dirty(restored_entries)  # dirty until saved
+        if swaps:
+            self.history.push(edits.RestoreProjects(swaps))  # unsaved until saved, like any edit
+        self._reindex()
         self.opened.emit()
         self._emit_dirty()
         return problems

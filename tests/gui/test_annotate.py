@@ -275,6 +275,19 @@ def test_recovery_restores_edits_after_crash(window, project, qtbot, state_dir):
     reg = w2.session.rows[0].entry.regions[0]
     assert edits.logical_points(reg.shape)[2] == (100, 70)
     assert w2.session.is_dirty()
+    # what came back is visible: the edited image (only it) is marked and in the "edited" filter
+    model = w2.image_list.model
+    assert [model.status(r) for r in w2.session.rows][0].startswith("✎")
+    assert "✎" not in model.status(w2.session.rows[1])
+    # ... and undoable as one step, back to the file on disk, and redoable
+    assert w2.session.history.undo_text() == "restore unsaved edits"
+    w2.undo()
+    reg = w2.session.rows[0].entry.regions[0]
+    assert edits.logical_points(reg.shape)[2] != (100, 70) and not w2.session.is_dirty()
+    assert "✎" not in model.status(w2.session.rows[0])
+    w2.redo()
+    reg = w2.session.rows[0].entry.regions[0]
+    assert edits.logical_points(reg.shape)[2] == (100, 70) and w2.session.is_dirty()
     assert w2.save()
     assert journal.find_recovery(project) is None
     saved = json.loads(project.read_text())
