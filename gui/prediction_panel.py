@@ -303,6 +303,8 @@ class PredictionPanel(QWidget):
         if target is not None and self.target is not None and target.key == self.target.key:
             return
         self.target = target
+        # "Add photo to" is for dropped photos: a project image already has its split
+        self.split_combo.setEnabled(target is None or target.entry is None)
         self.probs = self._probs_disp = self._truth_disp = self._truth_full = None
         self.dice = None
         self.dice_label.setText("")

@@ -180,9 +180,15 @@ class Session(QObject):
         return sp.project
 
     def push(self, cmd: edits.Command) -> None:
-        """Apply and record an edit. ``EditError`` propagates (nothing changed)."""
+        """Apply and record an edit. ``EditError`` propagates (nothing changed). The first edit of an image of
+        an unlabeled split also gives the split its VIA file, in the same undo step."""
         if cmd.entry is not None:
-            self.ensure_project(cmd.entry)
+            sp = self.split_of(cmd.entry)
+            had = sp is not None and sp.project is not None
+            project = self.ensure_project(cmd.entry)
+            if sp is not None and not had and project is not None:
+                sp.project = None  # the step below puts it in place, and its undo takes it out again
+                cmd = _InNewProject(cmd, sp, project)
         self.history.push(cmd)
         self._after(cmd)
 
@@ -267,3 +273,32 @@ class Session(QObject):
     def discard_journal(self) -> None:
         if self.source is not None:
             journal.discard_recovery(self.source)
+
+
+class _InNewProject(edits.Command):
+    """An edit that gives an unlabeled split its (not yet written) VIA file; undo takes the file away again, so
+    undoing the first edit of a folder of photos leaves no trace (no "unannotated image" problems)."""
+
+    changes_images = True  # the split changes from unlabeled to labeled: rows and checks are refreshed
+
+    def __init__(self, cmd: edits.Command, split, project: Project):
+        super().__init__(cmd.entry, cmd.merge_key)
+        self.cmd, self.split, self.project = cmd, split, project
+        self.text = cmd.text
+
+    def do(self) -> None:
+        self.split.project = self.project
+        self.cmd.do()
+
+    def undo(self) -> None:
+        self.cmd.undo()
+        self.split.project = None
+
+    def merge(self, later: edits.Command) -> bool:
+        return self.cmd.merge(later)
+
+    def entries(self) -> list[ImageEntry]:
+        return self.cmd.entries()
+
+    def discard(self) -> None:
+        self.cmd.discard()

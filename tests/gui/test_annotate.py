@@ -591,3 +591,38 @@ def test_outline_hits_are_plain_functions():
     both = [(square, True), (square + 1, True)]
     assert outline_hit(both, (11, 5), 8) == 1  # the topmost first...
     assert outline_hit(both, (11, 5), 8, first=0) == 0  # ...unless one is selected
+
+
+def test_first_edit_on_an_unlabeled_split_then_undo_leaves_no_trace(window, tmp_path, qtbot, project_factory):
+    """A folder of photos without a VIA file (an unlabeled split): the first region gives it a VIA file in the same
+    undo step, so undo leaves no file-to-be, no 'unannotated image' problems and a clean title (issue 21, item 7)."""
+    import cv2
+    import numpy as np
+    from viaseg.core.project import Region
+
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    (root / "test").mkdir()
+    for name in ("p1.png", "p2.png"):
+        cv2.imwrite(str(root / "test" / name), np.full((60, 80, 3), 120, np.uint8))
+    assert window.open_path(root)
+    split = window.session.dataset.splits["test"]
+    assert split.project is None
+
+    def kinds_in_test():
+        window.problems.run_check(window.session.dataset, wait=True)
+        qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+        return {p.kind for p in window.problems.problems if p.split == "test"}
+
+    before = kinds_in_test()
+    entry = split.entries[0]
+    region = Region(shape={"name": "rect", "x": 5, "y": 5, "width": 20, "height": 10}, attributes={})
+    window.session.push(edits.AddRegions(entry, [region]))
+    assert split.project is not None and window.session.is_dirty()
+    assert "unannotated_image" in kinds_in_test()  # p2.png, now that the split is labeled
+    window.undo()
+    assert split.project is None and not window.session.is_dirty()
+    assert kinds_in_test() == before and "unannotated_image" not in before
+    assert not window.windowTitle().startswith("*")
+    window.redo()
+    assert split.project is not None and entry.regions == [region]

@@ -278,6 +278,7 @@ def test_window_predict_key_accept_and_undo(qtbot, wired):
     with qtbot.waitSignal(ml.service.predicted, timeout=60000):
         ml.act_predict.trigger()  # the P shortcut's action
     assert window.canvas.prediction is not None
+    assert not ml.prediction.split_combo.isEnabled()  # "Add photo to" is for dropped photos only
     assert ml.prediction.dice is not None  # agreement with the annotation
     ml.prediction.threshold.setValue(1)
     added = ml.prediction.accept_polygons()
@@ -303,6 +304,7 @@ def test_window_drop_photo_overlay_and_add_to_split(qtbot, wired, tmp_path):
         assert drop_files(window, [photo])
     assert window.external_path == photo and window.canvas.prediction is not None
     assert ml.prediction.probs.shape == (40, 56)
+    assert ml.prediction.split_combo.isEnabled()
     rows = len(window.session.rows)
     ml.prediction.split_combo.setCurrentText("train")
     ml.prediction.threshold.setValue(1)
