@@ -85,8 +85,8 @@ class WindowHost:
     def set_overlay(self, img) -> None:
         self.w.canvas.set_prediction_overlay(img)
 
-    def show_external(self, path: Path) -> None:
-        self.w.show_external_image(path)
+    def show_external(self, path: Path) -> bool:
+        return self.w.show_external_image(path)
 
     def add_regions(self, entry, regions) -> None:
         attrs = self.w.canvas.default_attributes() or {}

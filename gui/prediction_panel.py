@@ -354,13 +354,26 @@ class PredictionPanel(QWidget):
                 self.photos.blockSignals(True)
                 self.photos.setCurrentRow(i)
                 self.photos.blockSignals(False)
-        self._call("show_external", Path(path))
+        if self._call("show_external", Path(path), default=True) is False:
+            # unreadable (0 bytes, not an image, truncated): the canvas says why; it leaves the list
+            self._forget_photo(Path(path))
+            self.set_target(None)
+            self._say(f"Cannot open {Path(path).name}: not a readable image (removed from the list).", error=True)
+            return
         self.set_target(Target(Path(path)))
         if self.service.has_model():
             self._job_one = self.service.submit(("one", self.target.key), str(path))
             self._say(self._predicting_text(path))
         else:
             self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+
+    def _forget_photo(self, path: Path) -> None:
+        self.external = [p for p in self.external if p != path]
+        for i in reversed(range(self.photos.count())):
+            if self.photos.item(i).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.photos.blockSignals(True)
+                self.photos.takeItem(i)
+                self.photos.blockSignals(False)
 
     def _on_photo_selected(self, cur, _prev) -> None:
         if cur is not None:

@@ -367,3 +367,21 @@ def test_the_app_predicts_with_the_mirror_average_only(tmp_path):
     assert Predictor.load(path, cache=False).scales == (0.875, 1.0, 1.125)
     app = _default_loader(str(path))
     assert app.scales == (1.0,) and app.tta is True
+
+
+def test_window_drop_unreadable_photos_leave_the_list_and_the_canvas(qtbot, wired, tmp_path):
+    """A 0-byte JPEG and a text file named .jpg: each gets a message naming it, leaves the Dropped photos list,
+    and the canvas says it cannot show it instead of keeping the previous image (issue 21, item 8)."""
+    window, ml = wired
+    window.show_row(0)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not a photo")
+    for bad in (empty, fake):
+        assert drop_files(window, [bad])
+        assert bad.name in ml.prediction.message.text()
+        names = [ml.prediction.photos.item(i).text() for i in range(ml.prediction.photos.count())]
+        assert bad.name not in names and bad not in ml.prediction.external
+        assert window.canvas.qimage is None and bad.name in window.canvas.placeholder
+        assert ml.prediction.target is None and window.canvas.prediction is None
