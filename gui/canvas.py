@@ -189,6 +189,23 @@ class Canvas(QWidget):
         self.view_changed.emit()
         self.update()
 
+    def show_region(self, index: int) -> None:
+        """Zoom and pan so region ``index`` fills about 40 % of the view (never below the fitted view, at most
+        8x it), centred: where a problem points, the user sees it."""
+        w, h = self.img_size
+        if not (0 <= index < len(self._polys)) or w <= 0 or self.width() <= 0:
+            return
+        r = self._polys[index].boundingRect()
+        fit = min(self.width() / w, self.height() / h) * 0.98
+        want = min(self.width() / (r.width() * 2.5 + 1), self.height() / (r.height() * 2.5 + 1))
+        self.scale = max(fit, min(want, fit * 8))
+        c = r.center()
+        self.offset = QPointF(self.width() / 2 - c.x() * self.scale, self.height() / 2 - c.y() * self.scale)
+        self._auto_fit = False
+        self._disp_cache = None
+        self.view_changed.emit()
+        self.update()
+
     def to_image(self, p: QPointF) -> QPointF:
         return QPointF((p.x() - self.offset.x()) / self.scale, (p.y() - self.offset.y()) / self.scale)
 

@@ -209,7 +209,8 @@ class MLWiring:
         if anchor is not None:
             w.tabifyDockWidget(anchor, self.dock_prediction)
             w.tabifyDockWidget(anchor, self.dock_training)
-        self.dock_prediction.raise_()
+        if anchor is not None:
+            anchor.raise_()  # the right dock opens on Attributes: labelling comes first
         self._menus()
         self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w))
         self._assist_ui()

@@ -47,6 +47,9 @@ class ProblemLinks(QObject):
 
     def jump_to_problem(self, p) -> None:
         split, image = problem_key(p)
+        if not image:  # a problem of the dataset as a whole (e.g. attribute names that differ between splits)
+            self.w.notify(str(getattr(p, "message", "")) or "this problem concerns the whole dataset")
+            return
         row = self.find_row(split, image, getattr(p, "key", None))
         if row < 0:
             row = self.find_row(split, image)
@@ -57,6 +60,7 @@ class ProblemLinks(QObject):
         region = getattr(p, "region", None)
         if isinstance(region, int):
             self.w.canvas.select(region)
+            self.w.canvas.show_region(region)  # zoomed to it, not only selected
 
     def compare_problem(self, p) -> None:
         """Show the problem's image next to the copy its message names (``split/filename``)."""

@@ -385,3 +385,9 @@ def test_window_drop_unreadable_photos_leave_the_list_and_the_canvas(qtbot, wire
         assert bad.name not in names and bad not in ml.prediction.external
         assert window.canvas.qimage is None and bad.name in window.canvas.placeholder
         assert ml.prediction.target is None and window.canvas.prediction is None
+
+
+def test_the_right_dock_opens_on_attributes(qtbot, wired):
+    window, ml = wired
+    qtbot.waitUntil(lambda: not window.dock_attributes.visibleRegion().isEmpty(), timeout=3000)
+    assert ml.dock_prediction.visibleRegion().isEmpty()  # a tab behind it

@@ -361,3 +361,30 @@ def test_compare_window_has_a_close_button_and_esc_closes_it(qtbot, tmp_path):
     dlg.show()
     dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close).click()
     assert not dlg.isVisible()
+
+
+def test_a_problem_zooms_to_its_region_and_a_dataset_problem_says_what_it_is(window, project):
+    from viaseg.core.check_report import Problem
+
+    window.open_path(project)
+    window.show_row(1)  # another image first
+    c = window.canvas
+    fit = c.scale
+    rect = Problem("out_of_image", "warning", None, "a.png", 1, "region 1 reaches outside the image")
+    window.problem_links.jump_to_problem(rect)
+    assert c.entry.filename == "a.png" and c.selected == 1
+    assert c.scale > fit * 1.5  # zoomed in on the small rect (20x15 px of a 120x90 image)
+    centre = c.to_widget(100, 72.5)  # the rect's centre
+    assert abs(centre.x() - c.width() / 2) < 2 and abs(centre.y() - c.height() / 2) < 2
+    whole = Problem("attribute_mismatch", "warning", None, None, None, "splits name the class attribute differently")
+    window.problem_links.jump_to_problem(whole)
+    assert window.statusBar().currentMessage() == "splits name the class attribute differently"
+
+
+def test_shortcut_help_is_a_table():
+    from viaseg.gui.actions import SHORTCUTS, shortcuts_html
+
+    html = shortcuts_html()
+    assert html.startswith("<table>") and html.count("<tr>") == sum(
+        1 for line in SHORTCUTS.splitlines() if line and not line.startswith(" "))
+    assert "AI region" in html and "Ctrl+Z" in html
