@@ -1,10 +1,14 @@
-"""``viaseg predict MODEL IMAGES_OR_FOLDERS... --out DIR``: masks, overlays and a VIA file from a model.
+"""``viaseg predict MODEL INPUTS... --out DIR``: masks, overlays and a VIA file from a model, for a few
+photos or a few hundred thousand.
 
-For every image (files given directly, or the images directly inside a given folder) it writes into ``DIR``:
+INPUTS are image files, folders (the images directly inside them) and lists of images: ``@FILE`` or any
+argument ending in ``.txt`` is a text file with one image path per line (UTF-8; blank lines and ``#`` comments
+ignored; relative paths are relative to the list file's folder; a line may also name a folder). For every
+photo it writes into ``DIR``:
 
 * ``<stem>_mask.png`` — the full-resolution mask, 0 = background, 255 = predicted;
 * ``<stem>_overlay.jpg`` — the photo with the prediction tinted red and outlined (``--no-overlay`` to skip);
-* one ``via_region_data.json`` (VIA 2 annotations) holding every image's predicted polygons, with region
+* one ``via_region_data.json`` (VIA 2 annotations) holding every photo's predicted polygons, with region
   attribute ``{ATTRIBUTE: CLASS}`` (default ``{"class": <the model's class name>}``).
 
 The VIA file references the ORIGINAL images — nothing is copied — by their path *relative to DIR* (``filename``;
@@ -12,12 +16,22 @@ a plain file name when DIR is the image folder), with ``size`` = the file's byte
 ``filename + size``. So ``viaseg`` (and ``load_via``) open it with the images; in VIA, load the JSON with
 "Annotation > Import" after adding the images from that folder, or set the project's default path.
 
+Streaming (:mod:`viaseg.core.predict_stream`): photos are decoded in parallel (``--workers`` threads, JPEGs at
+the reduced scale the network needs), run through the network ``--batch-size`` at a time, and each photo's
+mask and overlay are written as soon as it is done; its polygons go as one line to the journal
+``DIR/predictions.jsonl`` (flushed after every batch), from which ``via_region_data.json`` is written
+atomically at the end. Memory does not grow with the number of photos. A killed run loses at most the photos
+in flight: ``--resume`` skips every photo whose journal line and output files exist (one listing of DIR, no
+``stat`` per photo), predicts the rest and writes the complete VIA file. On a terminal a progress bar shows
+photos/s and the time left.
+
 Polygon detail: ``--tolerance`` (Douglas-Peucker, pixels) and ``--min-area`` (pixels²) default to one quarter
 of a network pixel at the image's resolution (at least 1 px) and one network pixel's area (at least 10 px²),
 since the mask cannot hold detail finer than the network's input grid. Two inputs with the same file stem get
-``<stem>-2_mask.png``... Unreadable images get a warning naming the file; the others are still written and
-the exit status is 1. An existing ``via_region_data.json`` in DIR (perhaps hand-made annotations) is only
-replaced with ``--overwrite`` (and then kept as ``.bak``).
+``<stem>-2_mask.png``... (so a resumed run must be given the same inputs in the same order). Unreadable
+images get a warning naming the file; the others are still written and the exit status is 1. An existing
+``via_region_data.json`` in DIR (perhaps hand-made annotations) is only replaced with ``--overwrite`` (and then
+kept as ``.bak``) or, when it is this command's own (a journal is next to it), with ``--resume``.
 """
 
 from __future__ import annotations
@@ -29,19 +43,27 @@ import time
 from pathlib import Path
 
 from .errors import ViasegError
+from .predict_stream import JOURNAL_NAME, MASK_SUFFIX, OVERLAY_SUFFIX, VIA_NAME  # noqa: F401 - re-exported
 
-MASK_SUFFIX = "_mask.png"
-OVERLAY_SUFFIX = "_overlay.jpg"
-VIA_NAME = "via_region_data.json"
 TINT = (255, 40, 40)  # RGB of the overlay tint and outline
 
 
 class ProgressBar:
     """A one-line stderr progress bar (``label [#####.....] 12/40``), drawn only on a terminal unless
-    ``enabled`` says otherwise; :meth:`message` prints a line above it (warnings)."""
+    ``enabled`` says otherwise; :meth:`message` prints a line above it (warnings). With ``unit`` (e.g.
+    ``"photos"``) it also shows the rate and the time left (``12.5 photos/s, 3:20 left``), both measured over
+    the items done since the bar was made: ``initial`` items (already done before, e.g. skipped by
+    ``--resume``) count towards the total but not the rate."""
 
     def __init__(
-        self, total: int, label: str = "", stream=None, enabled: bool | None = None, width: int = 30
+        self,
+        total: int,
+        label: str = "",
+        stream=None,
+        enabled: bool | None = None,
+        width: int = 30,
+        unit: str | None = None,
+        initial: int = 0,
     ):
         self.total = max(0, int(total))
         self.label = label
@@ -50,14 +72,30 @@ class ProgressBar:
             enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and self.total > 1
         self.enabled = enabled
         self.width = width
-        self.done = 0
+        self.unit = unit
+        self.initial = max(0, int(initial))
+        self.done = self.initial
+        self._start = time.monotonic()
         self._last = 0.0
         self._drawn = False
+        self._width_drawn = 0  # length of the line last drawn
+
+    def rate(self) -> float | None:
+        """Items per second since the bar was made (None before the first item)."""
+        n = self.done - self.initial
+        elapsed = time.monotonic() - self._start
+        return n / elapsed if n > 0 and elapsed > 0 else None
 
     def _line(self) -> str:
         frac = self.done / self.total if self.total else 1.0
         filled = int(round(frac * self.width))
-        return f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}"
+        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}"
+        if self.unit:
+            rate = self.rate()
+            if rate is not None:
+                left = max(0, self.total - self.done) / rate
+                line += f"  {rate:.1f} {self.unit}/s, {format_duration(left)} left"
+        return line
 
     def update(self, done: int) -> None:
         self.done = min(int(done), self.total) if self.total else int(done)
@@ -67,13 +105,16 @@ class ProgressBar:
         if now - self._last < 0.1 and self.done < self.total:
             return
         self._last = now
-        self.stream.write("\r" + self._line())
+        line = self._line()
+        pad = " " * max(0, self._width_drawn - len(line))  # the rate text may get shorter
+        self._width_drawn = len(line)
+        self.stream.write("\r" + line + pad)
         self.stream.flush()
         self._drawn = True
 
     def message(self, text: str) -> None:
         if self._drawn:
-            self.stream.write("\r" + " " * (len(self._line()) + 2) + "\r")
+            self.stream.write("\r" + " " * (self._width_drawn + 2) + "\r")
         self.stream.write(text + "\n")
         self.stream.flush()
         if self._drawn:
@@ -86,6 +127,14 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``."""
+    s = int(round(max(0.0, seconds)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def probability(text: str) -> float:
@@ -105,30 +154,12 @@ def check_threshold(value: float | None) -> None:
 
 
 def gather_images(inputs: list[str | Path], warn) -> list[Path]:
-    """Image files from files and folders (a folder contributes the images directly inside it, in natural
-    order). Missing paths and folders without images are reported through ``warn`` and give nothing;
-    duplicates are dropped."""
-    from .dataset import list_images
+    """Image files from files, folders and lists of images (see the module docstring), in order. Missing
+    command-line paths and folders without images are reported through ``warn`` and give nothing; duplicates
+    are dropped."""
+    from .predict_stream import gather_inputs
 
-    out: list[Path] = []
-    seen: set[str] = set()
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                warn(f"{p}: folder holds no images")
-        elif p.exists():
-            found = [p]
-        else:
-            warn(f"{p}: no such file or folder")
-            found = []
-        for f in found:
-            key = os.path.normcase(os.path.abspath(f))
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    return out
+    return [Path(p) for p in gather_inputs(inputs, warn)]
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
@@ -229,15 +260,26 @@ def apply_tta_options(predictor, args) -> None:
         predictor.scales = args.tta_scales
 
 
+def default_workers() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict",
         help="predict damage masks, overlays and a VIA file for images",
-        description="Predict with MODEL on image files and folders; write full-size PNG masks, overlay JPEGs "
-        f"and {VIA_NAME} (VIA 2, referencing the original images by their path relative to --out) into --out.",
+        description="Predict with MODEL on image files, folders and lists of images; write full-size PNG masks, "
+        f"overlay JPEGs and {VIA_NAME} (VIA 2, referencing the original images by their path relative to "
+        "--out) into --out. Streams: any number of photos in constant memory; --resume finishes a stopped run.",
     )
     p.add_argument("model", help="viaseg .keras model file")
-    p.add_argument("images", nargs="+", help="image files and/or folders of images")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders of images, and lists of images: @FILE or FILE.txt, one image path per line "
+        "(relative paths relative to the list file's folder; blank lines and # comments ignored)",
+    )
     p.add_argument("--out", "-o", required=True, help="output folder (created if needed)")
     p.add_argument(
         "--threshold", type=probability, default=None, help="probability threshold (default: model's)"
@@ -251,7 +293,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--attribute", default="class", help="region attribute name for the class (default: class)"
     )
-    p.add_argument("--batch-size", type=int, default=4, help="images per network call (default 4)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads decoding photos and writing outputs (default: the CPU count, 2 to 8)",
+    )
     p.add_argument(
         "--tile-downscale",
         type=float,
@@ -261,6 +310,12 @@ def register(subparsers) -> None:
     )
     add_tta_option(p)
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay JPEGs")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"skip photos whose outputs and {JOURNAL_NAME} line exist (a stopped run), predict the rest and "
+        f"write the complete {VIA_NAME}",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -278,15 +333,21 @@ def run(args) -> int:
         raise ViasegError(f"--min-area must be >= 0, got {args.min_area:g}")
     if args.batch_size < 1:
         raise ViasegError(f"--batch-size must be >= 1, got {args.batch_size}")
+    workers = default_workers() if getattr(args, "workers", None) is None else args.workers
+    if workers < 1:
+        raise ViasegError(f"--workers must be >= 1, got {workers}")
+    resume = bool(getattr(args, "resume", False))
     problems: list[str] = []
 
     def warn(text: str) -> None:
         problems.append(text)
         print(f"warning: {text}", file=sys.stderr)
 
-    images = gather_images(args.images, warn)
+    from . import predict_stream as ps
+
+    images = ps.gather_inputs(args.images, warn)
     if not images:
-        raise ViasegError("no images to predict (give image files or folders holding images)")
+        raise ViasegError("no images to predict (give image files, folders or lists of images)")
     out_dir = Path(args.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -294,84 +355,75 @@ def run(args) -> int:
         raise ViasegError(f"{out_dir}: cannot create output folder ({exc.strerror or exc})") from exc
     if not out_dir.is_dir():
         raise ViasegError(f"{out_dir}: not a folder")
-    if (out_dir / VIA_NAME).exists() and not args.overwrite:
+    via_path, journal_path = out_dir / VIA_NAME, out_dir / JOURNAL_NAME
+    ours = resume and journal_path.exists()  # a VIA file next to our journal is ours to rebuild
+    if via_path.exists() and not (args.overwrite or ours):
         raise ViasegError(
-            f"{out_dir / VIA_NAME} already exists (annotations?); choose another --out folder or pass "
-            "--overwrite to replace it"
+            f"{via_path} already exists (annotations?); choose another --out folder or pass "
+            + ("--resume to finish the run that wrote it, or --overwrite to replace it"
+               if journal_path.exists() and not resume else "--overwrite to replace it")
         )
+    stems = ps.stems_for(images)
+    skipped = 0
+    if resume:
+        done = ps.done_stems(out_dir, overlays=not args.no_overlay)
+        todo = []
+        for path, stem in zip(images, stems, strict=True):
+            if stem in done and done[stem] == relative_filename(Path(path), out_dir):
+                skipped += 1
+            else:
+                todo.append((path, stem))
+        ps.repair_journal(journal_path)
+        mode = "a"
+    else:
+        todo = list(zip(images, stems, strict=True))
+        mode = "w"
+    del stems
+    result = ps.StreamResult()
+    if todo:
+        from .predict import Predictor
 
-    from .predict import Predictor
-
-    predictor = Predictor.load(args.model)
-    apply_tta_options(predictor, args)
-    written = _predict_all(predictor, images, out_dir, args, problems)
+        predictor = Predictor.load(args.model)
+        apply_tta_options(predictor, args)
+        opts = ps.StreamOptions(
+            threshold=args.threshold,
+            tolerance=args.tolerance,
+            min_area=args.min_area,
+            attribute=args.attribute,
+            batch_size=args.batch_size,
+            tile_downscale=args.tile_downscale,
+            overlays=not args.no_overlay,
+            workers=workers,
+        )
+        bar = ProgressBar(len(images), "predicting", unit="photos", initial=skipped)
+        try:
+            with open(journal_path, mode, encoding="utf-8", newline="\n") as journal:
+                result = ps.predict_stream(
+                    predictor,
+                    [t[0] for t in todo],
+                    [t[1] for t in todo],
+                    out_dir,
+                    opts,
+                    journal,
+                    on_done=lambda n: bar.update(skipped + n),
+                    on_problem=lambda text: bar.message(f"warning: {text}"),
+                )
+        except OSError as exc:
+            raise ViasegError(f"{journal_path}: cannot write ({exc.strerror or exc})") from exc
+        finally:
+            bar.close()
+        problems.extend(result.problems)
+    in_via = ps.build_via(out_dir, backup=not ours)
+    written = result.written
     if problems:
         print(
-            f"viaseg predict: {written} of {len(images)} image(s) written to {out_dir}; "
-            f"{len(problems)} problem(s), see the warnings above",
+            f"viaseg predict: {written + skipped} of {len(images)} image(s) written to {out_dir}"
+            + (f" ({skipped} already done)" if skipped else "")
+            + f"; {len(problems)} problem(s), see the warnings above",
             file=sys.stderr,
         )
         return 1
-    print(f"{written} image(s) predicted; masks, overlays and {VIA_NAME} in {out_dir}")
+    what = f"masks, overlays and {VIA_NAME}" if not args.no_overlay else f"masks and {VIA_NAME}"
+    extra = f", {skipped} already done (--resume)" if skipped else ""
+    print(f"{written} image(s) predicted{extra}; {what} ({in_via} image(s)) in {out_dir}")
     return 0
-
-
-def _predict_all(predictor, images: list[Path], out_dir: Path, args, problems: list[str]) -> int:
-    import cv2
-
-    from .imageio import read_image
-    from .project import ImageEntry, Project
-    from .raster import mask_to_regions
-    from .via_io import save_via
-
-    class_name = predictor.foreground_name
-    threshold = args.threshold
-    stems = dict(zip(images, unique_stems(images), strict=True))
-    entries: list[ImageEntry] = []
-    bar = ProgressBar(len(images), "predicting")
-    done = 0
-    try:
-        for item in predictor.predict_many(images, args.batch_size, tile_downscale=args.tile_downscale):
-            done += 1
-            if not item.ok:
-                problems.append(str(item.error))
-                bar.message(f"warning: {item.error} (skipped)")
-                bar.update(done)
-                continue
-            path, pred = item.path, item.prediction
-            h, w = pred.shape
-            mask = pred.mask(threshold)
-            stem = stems[path]
-            _write_image(out_dir / f"{stem}{MASK_SUFFIX}", ".png", mask.astype("uint8") * 255)
-            if not args.no_overlay:
-                try:
-                    rgb = read_image(path)
-                except ViasegError as exc:
-                    problems.append(str(exc))
-                    bar.message(f"warning: {exc} (no overlay)")
-                else:
-                    over = overlay_image(rgb, mask)
-                    bgr = cv2.cvtColor(over, cv2.COLOR_RGB2BGR)
-                    _write_image(
-                        out_dir / f"{stem}{OVERLAY_SUFFIX}", ".jpg", bgr, (cv2.IMWRITE_JPEG_QUALITY, 90)
-                    )
-            tol, area = auto_detail((w, h), predictor.input_hw)
-            tol = tol if args.tolerance is None else args.tolerance
-            area = area if args.min_area is None else args.min_area
-            regions = mask_to_regions(mask, tol, area, attributes={args.attribute: class_name})
-            filename = relative_filename(path, out_dir)
-            size = path.stat().st_size
-            entries.append(ImageEntry(key=f"{filename}{size}", filename=filename, size=size, regions=regions))
-            bar.update(done)
-    finally:
-        bar.close()
-    if entries:
-        attrs = {
-            "region": {
-                args.attribute: {"type": "text", "description": "predicted by viaseg", "default_value": ""}
-            },
-            "file": {},
-        }
-        project = Project(images=entries, fmt="via2", path=out_dir / VIA_NAME, attributes=attrs)
-        save_via(project, out_dir / VIA_NAME)
-    return len(entries)
