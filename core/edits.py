@@ -413,6 +413,63 @@ class RestoreProjects(Command):
         return list(self.changed)
 
 
+class RenameAttribute(Command):
+    """Rename a region or file attribute (``new``), or delete it (``new`` None), in every project given: its
+    definition and its value on every region (or image), as one undo step. Refused (``EditError``) when a region
+    or image already holds both names. ``changes_images``: the dataset-level checks (attribute names that differ
+    between splits) must run again."""
+
+    changes_images = True
+
+    def __init__(self, projects: Iterable[Any], scope: str, old: str, new: str | None):
+        if scope not in ("region", "file"):
+            raise EditError(f"attribute scope must be 'region' or 'file', not {scope!r}")
+        new = new.strip() if isinstance(new, str) else None
+        if new == "" or new == old:
+            raise EditError("give the attribute a new, non-empty name")
+        super().__init__(None)
+        self.projects = list(projects)
+        self.scope, self.old, self.new = scope, old, new
+        self.text = f"rename attribute {old!r} to {new!r}" if new else f"delete attribute {old!r}"
+        targets, touched = [], []
+        for proj in self.projects:
+            defs = proj.attributes.setdefault(scope, {})
+            n_touched = len(touched)
+            for e in proj.images:
+                dicts = [e.file_attributes] if scope == "file" else [r.attributes for r in e.regions]
+                hit = [d for d in dicts if old in d]
+                if hit:
+                    touched.append(e)
+                    targets.extend(hit)
+            if old in defs:
+                targets.append(defs)
+                if len(touched) == n_touched and proj.images:
+                    touched.append(proj.images[0])  # only the definition changes: the file must still be saved
+        if new is not None:
+            both = sum(1 for d in targets if new in d)
+            if both:
+                raise EditError(f"{both} region(s)/image(s) or definition(s) already have an attribute {new!r}: "
+                                f"rename or delete one of the two first")
+        self.targets = targets
+        self.touched = touched
+        self._before = [list(d.items()) for d in targets]
+
+    def do(self) -> None:
+        for d in self.targets:
+            items = [(self.new, v) if k == self.old else (k, v) for k, v in d.items() if
+                     k != self.old or self.new is not None]
+            d.clear()
+            d.update(items)  # a rename keeps the attribute's place
+
+    def undo(self) -> None:
+        for d, items in zip(self.targets, self._before, strict=True):
+            d.clear()
+            d.update(items)
+
+    def entries(self) -> list[ImageEntry]:
+        return list(self.touched)
+
+
 class AddImage(_ImageListEdit):
     """Add an image (with its regions) at the end of its split; undo takes it out again."""
 

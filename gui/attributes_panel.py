@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -95,10 +96,12 @@ class AttributesPanel(QWidget):
     """``pusher(cmd)`` applies commands; ``edited`` fires after each change (to refresh the canvas)."""
 
     edited = Signal()
+    message = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.pusher = None
+        self.projects_fn = list  # callable -> the open projects (rename/delete act on every split)
         self.definitions: dict = {"region": {}, "file": {}}
         self.entry: ImageEntry | None = None
         self.region: Region | None = None
@@ -139,7 +142,12 @@ class AttributesPanel(QWidget):
             d = d if isinstance(d, dict) else {"type": "text"}
             w = self._editor(scope, name, d, values.get(name))
             self.widgets[(scope, name)] = w
-            box.form.addRow(name, w)
+            label = QLabel(name)
+            label.setToolTip("Right-click: rename or delete this attribute in every split")
+            label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            label.customContextMenuRequested.connect(
+                lambda pos, lb=label, sc=scope, nm=name: self._attribute_menu(sc, nm).exec(lb.mapToGlobal(pos)))
+            box.form.addRow(label, w)
 
     def _editor(self, scope: str, name: str, d: dict, value) -> QWidget:
         typ = d.get("type", "text")
@@ -233,6 +241,37 @@ class AttributesPanel(QWidget):
         self.set_definitions(projects[0].attributes)
         self.show_for(self.entry, self.region)
         return True
+
+    # renaming and deleting (every split at once, one undo step)
+    def _attribute_menu(self, scope: str, name: str) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction(f"Rename {name!r} in every split…", lambda: self._ask_rename(scope, name))
+        menu.addAction(f"Delete {name!r} from every split", lambda: self.delete_attribute(scope, name))
+        return menu
+
+    def _ask_rename(self, scope: str, name: str) -> None:
+        new, ok = QInputDialog.getText(self, "Rename attribute", f"new name for the {scope} attribute {name!r}:",
+                                       text=name)
+        if ok:
+            self.rename_attribute(scope, name, new)
+
+    def rename_attribute(self, scope: str, old: str, new: str | None) -> bool:
+        """Rename (``new`` None: delete) an attribute in every open project; False with a message if refused."""
+        from viaseg.core.edits import EditError, RenameAttribute
+
+        try:
+            cmd = RenameAttribute(self.projects_fn(), scope, old, new)
+            self.pusher(cmd) if self.pusher is not None else cmd.do()
+        except EditError as exc:
+            self.message.emit(str(exc))
+            return False
+        self.message.emit(f"{cmd.text} in {len(cmd.touched)} image(s); Ctrl+Z undoes it")
+        self.show_for(self.entry, self.region)
+        self.edited.emit()
+        return True
+
+    def delete_attribute(self, scope: str, name: str) -> bool:
+        return self.rename_attribute(scope, name, None)
 
     def _add_attribute(self, scope: str) -> None:
         name, ok = QInputDialog.getText(self, "New attribute", f"{scope} attribute name:")

@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.canvas.end_drag = self.session.end_drag
         self.canvas.default_attributes = self._new_region_attributes
         self.attributes.pusher = self.session.push
+        self.attributes.projects_fn = self.session.projects
         self._timers()
         self._connect()
         actions.install(self)
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self.canvas.message.connect(self.notify)
         self.canvas.drawing_changed.connect(self._on_drawing_changed)
         self.attributes.edited.connect(self.canvas.refresh)
+        self.attributes.message.connect(self.notify)
         self.problem_links = ProblemLinks(self)
         self.cache.loaded.connect(self._on_background_image)
 

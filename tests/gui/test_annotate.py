@@ -626,3 +626,37 @@ def test_first_edit_on_an_unlabeled_split_then_undo_leaves_no_trace(window, tmp_
     assert not window.windowTitle().startswith("*")
     window.redo()
     assert split.project is not None and entry.regions == [region]
+
+
+def test_rename_an_attribute_across_splits_then_undo(window, tmp_path, qtbot, project_factory):
+    """The attribute-mismatch problem asks for a rename: the panel does it in every split as one undo step, and
+    deletes too (issue 21, item 6)."""
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    val = project_factory(root / "val")
+    val.write_text(val.read_text().replace('"damage"', '"Damage Type"'))
+    assert window.open_path(root)
+
+    def mismatch():
+        window.problems.run_check(window.session.dataset, wait=True)
+        qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
+        return [p for p in window.problems.problems if p.kind == "attribute_mismatch"]
+
+    assert mismatch()
+    val_regions = [r for e in window.session.dataset.splits["val"].entries for r in e.regions]
+    assert window.attributes.rename_attribute("region", "Damage Type", "damage")
+    assert all("damage" in r.attributes and "Damage Type" not in r.attributes for r in val_regions)
+    assert val_regions[0].attributes["damage"] == "dent" and not mismatch()
+    assert window.session.is_dirty() and "rename attribute" in window.session.history.undo_text()
+    window.undo()
+    assert all("Damage Type" in r.attributes for r in val_regions) and mismatch()
+    # a clash is refused with a message, nothing changes
+    train_regions = [r for e in window.session.dataset.splits["train"].entries for r in e.regions]
+    train_regions[0].attributes["Damage Type"] = "x"
+    assert not window.attributes.rename_attribute("region", "Damage Type", "damage")
+    assert "already have" in window.statusBar().currentMessage()
+    del train_regions[0].attributes["Damage Type"]
+    assert window.attributes.delete_attribute("region", "Damage Type")
+    assert not any("Damage Type" in r.attributes for r in val_regions)
+    window.undo()
+    assert val_regions[0].attributes["Damage Type"] == "dent"
