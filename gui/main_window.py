@@ -392,7 +392,28 @@ class MainWindow(QMainWindow):
             return
         self.session.push(edits.AddRegions(e, regions))
         self.canvas.select(len(e.regions) - 1)
-        self.notify(f"pasted {len(regions)} region{'s' if len(regions) != 1 else ''}")
+        text = f"pasted {len(regions)} region{'s' if len(regions) != 1 else ''}"
+        outside = self._outside_photo(regions)
+        if outside:
+            w, h = self.canvas.img_size
+            self.canvas.select(e.regions.index(outside[0]))
+            self.notify(f"{text}; {len(outside)} reach outside this {w}×{h} photo (the first is selected): move "
+                        "or trim them, or Ctrl+Z", True)
+            return
+        self.notify(text)
+
+    def _outside_photo(self, regions) -> list:
+        """The regions with a point outside the shown photo (e.g. pasted from a larger or rotated one)."""
+        from viaseg.core.raster import shape_polygon
+
+        w, h = self.canvas.img_size
+        out = []
+        for r in regions:
+            pts = shape_polygon(r)
+            if pts is not None and len(pts) and (pts[:, 0].min() < 0 or pts[:, 1].min() < 0
+                                                 or pts[:, 0].max() > w or pts[:, 1].max() > h):
+                out.append(r)
+        return out
 
     def duplicate_region(self) -> None:
         e, r = self.current_entry(), self.canvas.selected_region()

@@ -660,3 +660,28 @@ def test_rename_an_attribute_across_splits_then_undo(window, tmp_path, qtbot, pr
     assert not any("Damage Type" in r.attributes for r in val_regions)
     window.undo()
     assert val_regions[0].attributes["Damage Type"] == "dent"
+
+
+def test_pasting_regions_that_do_not_fit_the_photo_says_so(window, project, qtbot):
+    """Regions from a larger photo pasted onto a smaller one: the paste happens (undoable) and the message says
+    how many reach outside this photo, with the first selected (issue 21, item 11)."""
+    from PySide6.QtWidgets import QApplication
+
+    window.open_path(project)
+    window.show_row(1)  # b.png, 120x90
+    msgs = []
+    window.notify = lambda text, error=False: msgs.append((text, error))
+    QApplication.clipboard().setText(json.dumps([
+        {"shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}, "region_attributes": {}},
+        {"shape_attributes": {"name": "polygon", "all_points_x": [100, 300, 200], "all_points_y": [10, 20, 80]},
+         "region_attributes": {}},
+    ]))
+    window.paste_regions()
+    b = window.canvas.entry
+    text, error = msgs[-1]
+    assert error and "1 reach outside this 120×90 photo" in text
+    assert window.canvas.selected_region() is b.regions[-1]
+    QApplication.clipboard().setText(json.dumps([
+        {"shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}, "region_attributes": {}}]))
+    window.paste_regions()
+    assert msgs[-1] == ("pasted 1 region", False)
