@@ -32,12 +32,23 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv || { echo "setup: '$PY -m venv' failed; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }
 fi
-extra=""; [ "$mode" = test ] && extra="[test]"
+extra="[export]"; [ "$mode" = test ] && extra="[test]"  # export: ONNX (the test extra includes it)
 stamp=".venv/.viaseg-installed$extra"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".$extra"
   touch "$stamp"
+fi
+# an NVIDIA GPU (nvidia-smi works): TensorFlow's CUDA build, the same version (pip's CUDA and cuDNN libraries;
+# only the driver comes from the system). Training then runs on the GPU in mixed_float16 (docs/gpu.md).
+# VIASEG_GPU=0 keeps the CPU set-up.
+if [ "${VIASEG_GPU:-1}" != 0 ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  tfv=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('tensorflow'))")
+  if [ "$(cat .venv/.viaseg-cuda 2>/dev/null)" != "$tfv" ]; then
+    echo "setup: NVIDIA GPU found: installing tensorflow[and-cuda]==$tfv"
+    .venv/bin/python -m pip install -q "tensorflow[and-cuda]==$tfv"
+    echo "$tfv" > .venv/.viaseg-cuda
+  fi
 fi
 
 case "$mode" in
@@ -46,6 +57,7 @@ case "$mode" in
     export QT_QPA_PLATFORM=offscreen
     .venv/bin/ruff check core gui tests scripts
     .venv/bin/python scripts/lint_imports.py
-    exec .venv/bin/python -m pytest "$@" ;;
+    # two test processes: the suite is mostly single-threaded TensorFlow start-up and tracing (VIASEG_TEST_WORKERS=0: one)
+    exec .venv/bin/python -m pytest -n "${VIASEG_TEST_WORKERS:-2}" "$@" ;;
   *) echo "usage: ./setup.sh app [PROJECT] | ./setup.sh test [PYTEST ARGS]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ COMMANDS = {
     "predict": "viaseg.core.predict_cmd",
     "evaluate": "viaseg.core.evaluate",
     "crossval": "viaseg.core.crossval_cmd",
+    "export": "viaseg.core.export_cmd",
 }
 
 

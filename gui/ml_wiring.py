@@ -273,6 +273,8 @@ class MLWiring:
         self._action(m, "Predict &all in split", self._predict_all)
         self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
         m.addSeparator()
+        self._action(m, "&Export active model…", self._export_model,
+                     tip="ONNX, TFLite or TensorFlow SavedModel: run it without viaseg (docs/deploy.md)")
         self._action(m, "&Train…", self._show_training)
         self.act_stop = self._action(m, "&Stop training", self.training.stop)
         self.act_stop.setEnabled(False)
@@ -334,6 +336,15 @@ class MLWiring:
     def _detail_moved(self, level: int) -> None:
         key = self._detail_key if self.detail_slider.isSliderDown() else None
         self.assist.set_detail(level, merge_key=key)
+
+    def _export_model(self) -> None:
+        model = self.service.model_path
+        if not model:
+            self.window.notify("No active model to export: train one or choose a run in Training ▸ Runs.", True)
+            return
+        from .export_dialog import export_model_dialog
+
+        export_model_dialog(self.window, model)
 
     def _show_training(self) -> None:
         self.dock_training.show()

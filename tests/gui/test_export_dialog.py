@@ -1,0 +1,92 @@
+"""Model → Export…: the dialog exports off the GUI thread and reports success or failure in plain words."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+pytest.importorskip("keras")
+
+from ml_helpers import make_model  # noqa: E402
+from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
+from viaseg.gui.export_dialog import ExportDialog, export_model_dialog  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return make_model(tmp_path_factory.mktemp("m") / "tiny.keras", size=32)
+
+
+def test_dialog_exports_onnx_in_a_worker_thread(qtbot, model, tmp_path, monkeypatch):
+    import viaseg.core.export as ex
+
+    threads = []
+    real = ex.export_model
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "export_model", spy)
+    dlg = ExportDialog(None, model)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    assert dlg.out.text() == str(model.with_name("tiny.onnx"))  # default: beside the model
+    dlg.format.setCurrentIndex(dlg.format.findData("tflite"))
+    assert dlg.quantize.isEnabled() and dlg.out.text().endswith("tiny.tflite")
+    dlg.format.setCurrentIndex(dlg.format.findData("onnx"))
+    assert not dlg.quantize.isEnabled()
+    dlg.tta.setCurrentIndex(dlg.tta.findData("none"))
+    out = tmp_path / "exported.onnx"
+    dlg.out.setText(str(out))
+    with qtbot.waitSignal(dlg.finished_export, timeout=120_000) as sig:
+        dlg.start()
+        assert dlg.running and not dlg.export_button.isEnabled()
+        dlg.reject()  # closing while it runs is refused
+        assert dlg.isVisible() and "still running" in dlg.message.text()
+    ok, message = sig.args
+    assert ok, message
+    assert threads and threads[0] is not threading.main_thread()  # never on the GUI thread
+    assert out.is_file() and str(out) in message and "onnxruntime" in message
+    meta = json.loads(out.with_name("exported.onnx.json").read_text(encoding="utf-8"))
+    assert meta["format"] == "onnx" and meta["input_size"] == [32, 32] and meta["tta"] == "none"
+    assert dlg.message.text() == message and dlg.export_button.isEnabled()
+    qtbot.waitUntil(lambda: not dlg.running)
+
+
+def test_dialog_reports_failures_without_traceback(qtbot, model, tmp_path):
+    dlg = ExportDialog(None, tmp_path / "missing.keras")
+    qtbot.addWidget(dlg)
+    dlg.out.setText(str(tmp_path / "m.onnx"))
+    with qtbot.waitSignal(dlg.finished_export, timeout=60_000) as sig:
+        dlg.start()
+    ok, message = sig.args
+    assert not ok and "missing.keras" in message and "no such model file" in message
+    assert "Traceback" not in message and dlg.message.text() == message
+    qtbot.waitUntil(lambda: not dlg.running)
+
+    dlg2 = ExportDialog(None, model)
+    qtbot.addWidget(dlg2)
+    dlg2.out.setText(str(tmp_path / "no_such_dir" / "m.onnx"))
+    with qtbot.waitSignal(dlg2.finished_export, timeout=60_000) as sig:
+        dlg2.start()
+    ok, message = sig.args
+    assert not ok and "no_such_dir" in message and "does not exist" in message
+    qtbot.waitUntil(lambda: not dlg2.running)
+
+
+def test_export_model_dialog_opens_and_closes(qtbot, model):
+    seen = []
+
+    def close_it():
+        dlg = QApplication.activeModalWidget()
+        seen.append(type(dlg).__name__)
+        if isinstance(dlg, QDialog):
+            dlg.reject()
+
+    QTimer.singleShot(200, close_it)
+    assert export_model_dialog(None, model) is None
+    assert seen == ["ExportDialog"]
