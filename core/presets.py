@@ -32,10 +32,12 @@ class Augment:
 
 
 PRESETS = ("default", "research")
+STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("auto", "constant", "plateau", "cosine", "flat_cosine")
 ANNEALING = ("cosine", "flat_cosine")  # over a time limit these use all of it: no early stopping
 MONITORS = ("soft_dice", "hard_dice")
 KEEP = ("best", "last", "auto")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: resolve_precision
 
 
 @dataclass
@@ -74,7 +76,9 @@ class TrainConfig:
     norm: str = "batch"  # batch | group
     bn_momentum: float = 0.5  # low momentum: moving stats follow the fast-changing weights of a small set
     dropout: float = 0.0
-    precision: str = "float32"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16)
+    # auto: mixed_float16 where TensorFlow sees a GPU (tensor cores; loss and sigmoid head stay float32), float32
+    # on a CPU; or float32 | mixed_float16 | mixed_bfloat16 (on a CPU no faster here: docs/RESULTS.md)
+    precision: str = "auto"
 
     loss: str = "bce_dice"
     learning_rate: float = 1e-3
@@ -96,7 +100,8 @@ class TrainConfig:
     seed: int = 0
 
     threads: int | None = None  # TF intra-op threads (inter-op = 2); set before TF runs anything
-    strategy: str = "default"  # default | mirrored
+    # default (one device) | mirrored (every GPU of this machine) | multiworker (several machines, TF_CONFIG)
+    strategy: str = "default"
     time_limit_s: float | None = None  # stop (keeping the best model) after this much training time
     sample_every: int = 5  # SamplePredictions every N epochs (0: never)
     n_samples: int = 4

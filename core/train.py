@@ -47,7 +47,15 @@ from .train_events import (
     TrainResult,
 )
 from .train_events import Event as Event  # re-exported
-from .train_plumbing import configure_threads, make_strategy, resolve_data, resolve_precision
+from .train_plumbing import (
+    agree,
+    configure_threads,
+    device_description,
+    is_chief,
+    make_strategy,
+    resolve_data,
+    resolve_precision,
+)
 
 __all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
 
@@ -67,8 +75,14 @@ def _viaseg_version() -> str:
         return "unknown"
 
 
-def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder):
-    """Keras' callbacks plus the event / stop / time-limit one."""
+def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder,
+                    strategy=None):
+    """Keras' callbacks plus the event / stop / time-limit one.
+
+    With several workers (``strategy`` a multi-worker one) every worker must take the same number of steps and
+    the same learning rate, so the stop request and the time limit act at the end of an epoch, agreed between
+    the workers (any one asking stops all), and the time a schedule follows is the chief's."""
+    multi = strategy is not None and cfg.strategy == "multiworker"
 
     class EventsAndStop(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -77,6 +91,15 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         def on_epoch_begin(self, epoch, logs=None):
             state["epoch"] = epoch
             state["epoch_t0"] = time.perf_counter()
+            if multi:  # before the learning-rate schedule's callback reads it
+                state["elapsed"] = agree(strategy, time.perf_counter() - state["t0"], chief_only=True)
+
+        def _stop_asked(self) -> str:
+            if should_stop is not None and should_stop():
+                return "stopped"
+            if cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
+                return "time_limit"
+            return ""
 
         def on_train_batch_end(self, batch, logs=None):
             logs = logs or {}
@@ -86,11 +109,11 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             if not math.isfinite(loss):
                 state["nan"] = (state["epoch"], batch)
                 self.model.stop_training = True
-            if should_stop is not None and should_stop():
-                state["reason"] = "stopped"
-                self.model.stop_training = True
-            elif cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
-                state["reason"] = "time_limit"
+            if multi:
+                return  # decided at the epoch's end, by every worker together
+            reason = self._stop_asked()
+            if reason:
+                state["reason"] = reason
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
@@ -104,7 +127,10 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
             if every and len(val_arrays) and ((epoch + 1) % every == 0 or epoch == 0):
                 idx = state["sample_idx"]
                 imgs = val_arrays.images[idx]
-                pred = self.model.predict(P.to_float_images(imgs), verbose=0)[..., 0]
+                if multi:  # this worker's copy of the weights, no distributed predict
+                    pred = np.asarray(self.model(P.to_float_images(imgs), training=False))[..., 0]
+                else:
+                    pred = self.model.predict(P.to_float_images(imgs), verbose=0)[..., 0]
                 names = [val_arrays.names[i] for i in idx]
                 ev = SamplePredictions(epoch, imgs, val_arrays.masks[idx], pred.astype(np.float32), names)
                 try:
@@ -115,6 +141,13 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                 except Exception as exc:  # noqa: BLE001 - a plot never stops training
                     log.warning("cannot write sample plot: %s", exc)
                 emit(ev)
+            if multi:
+                # any worker asking stops them all (a user's stop counts 1000, a time limit 1)
+                reason = self._stop_asked()
+                agreed = agree(strategy, {"": 0.0, "time_limit": 1.0, "stopped": 1000.0}[reason])
+                if agreed > 0.5:
+                    state["reason"] = "stopped" if agreed >= 999.5 else "time_limit"
+                    self.model.stop_training = True
 
     if cfg.monitor not in MONITORS:
         raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} ({', '.join(MONITORS)})")
@@ -143,7 +176,8 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
 
         def progress(epoch: int) -> float:
             if limit:
-                return min(1.0, (time.perf_counter() - state["t0"]) / limit)
+                elapsed = state["elapsed"] if multi else time.perf_counter() - state["t0"]
+                return min(1.0, elapsed / limit)
             return min(epoch, n) / n
 
         def rate(epoch: int, _lr) -> float:
@@ -185,6 +219,13 @@ def train(
     cfg = config
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     state = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0, "steps": 0}
+    worker_dir = None
+    if cfg.strategy == "multiworker" and not is_chief():
+        # Keras' multi-worker pattern: every worker runs the same steps (saving included: the collective ops
+        # must match), a non-chief one into a temporary folder it deletes; the chief writes the run folder
+        import tempfile
+
+        worker_dir = run_dir = Path(tempfile.mkdtemp(prefix="viaseg-worker-"))
 
     def emit(ev) -> None:
         if on_event is not None:
@@ -201,7 +242,12 @@ def train(
     try:
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
         setup_notes = [thread_note] if thread_note else []
-        return _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, list(callbacks or []))
+        if worker_dir is not None:
+            setup_notes.append("this worker writes no run folder: the chief (task index 0) does")
+        result = _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, list(callbacks or []))
+        if worker_dir is not None:
+            result.run_dir = result.model_path = None
+        return result
     except _TrainingFailed as exc:
         return fail(str(exc))
     except ViasegError as exc:
@@ -213,6 +259,11 @@ def train(
             return fail("out of memory while training: try a smaller --batch-size or --size")
         log.exception("training failed")
         return fail(f"training failed: {type(exc).__name__}: {exc}")
+    finally:
+        if worker_dir is not None:
+            import shutil
+
+            shutil.rmtree(worker_dir, ignore_errors=True)
 
 
 def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callbacks) -> TrainResult:
@@ -224,6 +275,13 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     from . import unet
     from .modelio import save_model
 
+    # before any TF op: a multi-worker strategy sets up the collective ops at TensorFlow's start
+    strategy = make_strategy(cfg.strategy)
+    device = device_description(cfg.threads)
+    if cfg.strategy == "multiworker":
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        n_workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
+        device = f"{device} x {n_workers} workers"
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.crop and (cfg.crop % 16 or not 16 <= cfg.crop <= cfg.size):
         raise _TrainingFailed(f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})")
@@ -258,14 +316,13 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     steps = P.steps_per_epoch(len(tr), cfg.batch_size)
     state["steps"] = steps
     skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
+    precision = resolve_precision(cfg.precision)
     emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict(),
-                 notes=list(setup_notes)))
+                 notes=list(setup_notes), device=device, precision=precision))
 
     # ---- model
     keras.utils.set_random_seed(cfg.seed)
-    strategy = make_strategy(cfg.strategy)
     with strategy.scope():
-        precision = resolve_precision(cfg.precision)
         model = unet.build_unet_xception(None if cfg.crop else cfg.size, base_width=cfg.base_width,
                                          bn_momentum=cfg.bn_momentum, norm=cfg.norm, dropout=cfg.dropout,
                                          precision=precision)
@@ -275,7 +332,13 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer,
                                balance=cfg.balance_sources, crop=cfg.crop)
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
-    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None)
+    if cfg.strategy == "multiworker":  # in-memory data: each worker takes its share of every global batch
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(opts)
+        val_ds = val_ds.with_options(opts) if val_ds is not None else None
+        _multiworker_fit_fixes(model, cfg)
+    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None, strategy)
     callbacks += more_callbacks
 
     t0 = time.perf_counter()
@@ -307,6 +370,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         "best_epoch": best_epoch + 1,
         "tf_version": tf.__version__,
         "precision": precision,
+        "device": device,
     }
     eval_set = va if len(va) else tr
     eval_entries = data.val if len(va) else train_entries
@@ -347,6 +411,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         "params": int(model.count_params()),
         "replicas": int(strategy.num_replicas_in_sync),
         "precision": precision,
+        "device": device,  # what trained: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)", "... x 2 workers"
         "model_path": None,
     }
     try:
@@ -376,6 +441,36 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
     return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _multiworker_fit_fixes(model, cfg) -> None:
+    """Work around two faults of Keras 3 (3.15) ``fit`` under MultiWorkerMirroredStrategy (tensorflow#72388):
+
+    * ``fit`` / ``evaluate`` first ``strategy.reduce`` a whole ``(x, y)`` batch only to learn its shapes, and
+      the multi-worker strategy cannot reduce a tuple ("Attempt to convert a value (PerReplica...)"): the model
+      builds its loss and metrics from zeros of the same shapes instead;
+    * each step's logs are reduced across workers with ``axis=0``, which a scalar does not have ("Invalid
+      reduction dimension 0 for input with 0 dimensions"): the steps return each log as a 1-element vector,
+      whose mean over every replica along axis 0 is the scalar Keras expects."""
+    import numpy as np
+    import tensorflow as tf
+
+    px = cfg.crop or cfg.size
+    batch = (np.zeros((cfg.batch_size, px, px, 3), "float32"), np.zeros((cfg.batch_size, px, px, 1), "float32"))
+    build = model._maybe_symbolic_build  # noqa: SLF001 - the method the first fault is in
+
+    def build_from_shapes(iterator=None, data_batch=None):
+        return build(data_batch=batch)
+
+    def vectors(step):
+        def wrapped(data):
+            return {k: tf.reshape(tf.cast(v, tf.float32), [1]) for k, v in step(data).items()}
+
+        return wrapped
+
+    model._maybe_symbolic_build = build_from_shapes  # noqa: SLF001
+    model.train_step = vectors(model.train_step)
+    model.test_step = vectors(model.test_step)
 
 
 def _load_sources(entries, sources, load) -> P.Arrays:

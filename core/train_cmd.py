@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 def add_recipe_options(p) -> None:
     """The options that make a training recipe (shared by ``viaseg train`` and ``viaseg crossval``)."""
     from .predict_cmd import parse_scales
-    from .presets import KEEP, LR_SCHEDULES, MONITORS, PRESETS
+    from .presets import KEEP, LR_SCHEDULES, MONITORS, PRECISIONS, PRESETS, STRATEGIES
 
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--extra", action="append", default=[], metavar="DATASET",
@@ -67,10 +67,10 @@ def add_recipe_options(p) -> None:
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--norm", choices=["batch", "group"])
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
-                   help="float32 (default) | mixed_bfloat16 | auto (bfloat16 where the CPU has AMX/AVX512-BF16). "
-                   "With TensorFlow's oneDNN kernels bfloat16 was no faster than float32 here, and without "
-                   "oneDNN it was 7x slower (docs/RESULTS.md)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): mixed_float16 where TensorFlow sees a GPU (float16 compute, float32 "
+                   "weights, loss and sigmoid head), float32 on a CPU | float32 | mixed_float16 | mixed_bfloat16 "
+                   "(on this project's CPUs bfloat16 was no faster than float32: docs/RESULTS.md)")
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
@@ -81,7 +81,10 @@ def add_recipe_options(p) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much training time")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="TensorFlow threads")
-    p.add_argument("--strategy", choices=["default", "mirrored"])
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="default: one device; mirrored: every GPU of this machine; multiworker: several machines "
+                   "(tf.distribute.MultiWorkerMirroredStrategy), each running this same command with its own "
+                   "TF_CONFIG; the chief (task index 0) writes the run folder, the others nothing (docs/gpu.md)")
     p.add_argument("--cache-dir", help="keep decoded images here, keyed by file content (faster re-runs)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="the saved model averages each image with its mirror image at prediction "
@@ -157,6 +160,10 @@ class _Printer:
         if isinstance(ev, E.Started):
             print(f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
                   f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}", file=self.out)
+            device = getattr(ev, "device", "")
+            if device:
+                precision = getattr(ev, "precision", "")
+                print(f"device: {device}" + (f", {precision}" if precision else ""), file=self.out)
             for s in ev.skipped:
                 print(f"warning: skipped {s}", file=self.out)
             for note in ev.notes:

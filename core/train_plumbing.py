@@ -143,7 +143,10 @@ def configure_threads(threads: int | None) -> str | None:
 
 
 def make_strategy(name: str):
-    """``default`` (one device) or ``mirrored`` (every GPU, else every logical CPU device)."""
+    """``default`` (one device), ``mirrored`` (every GPU, else every logical CPU device) or ``multiworker``
+    (``tf.distribute.MultiWorkerMirroredStrategy`` over the machines the ``TF_CONFIG`` environment variable
+    names: each worker runs the same command; see docs/gpu.md). Create it before TensorFlow runs any op:
+    a multi-worker strategy must configure the collective ops at start-up."""
     import tensorflow as tf
 
     if name in ("default", "", None):
@@ -152,20 +155,122 @@ def make_strategy(name: str):
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
-    raise DatasetError(f"unknown strategy {name!r} (default, mirrored)")
+    if name == "multiworker":
+        tf_config = read_tf_config()  # DatasetError when missing or malformed
+        n = len(tf_config["cluster"].get("worker", [])) + len(tf_config["cluster"].get("chief", []))
+        log.info("multi-worker training: %s %s of %d", tf_config["task"]["type"], tf_config["task"]["index"], n)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise DatasetError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
+
+
+def read_tf_config(environ=None) -> dict:
+    """The ``TF_CONFIG`` environment variable as a dict (``cluster`` and ``task``), checked."""
+    import json
+    import os
+
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not text.strip():
+        raise DatasetError("--strategy multiworker needs the TF_CONFIG environment variable, e.g. "
+                           '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                           '"task": {"type": "worker", "index": 0}} (see docs/gpu.md)')
+    try:
+        cfg = json.loads(text)
+        cluster, task = cfg["cluster"], cfg["task"]
+        ttype, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"TF_CONFIG is not valid: {exc} (want {{'cluster': {{...}}, 'task': "
+                           "{'type': 'worker', 'index': N}})") from None
+    if not isinstance(cluster, dict) or not cluster.get(ttype) or index >= len(cluster[ttype]):
+        raise DatasetError(f"TF_CONFIG: task {ttype} {index} is not in its cluster {cluster}")
+    return cfg
+
+
+def is_chief(environ=None) -> bool:
+    """Whether this process is the one that writes the run folder: the ``chief`` task, else worker 0 of a
+    cluster without a chief (Keras' multi-worker convention). True without ``TF_CONFIG``."""
+    import json
+    import os
+
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not text.strip():
+        return True
+    cfg = json.loads(text)
+    task = cfg.get("task") or {}
+    ttype, index = task.get("type"), int(task.get("index", 0))
+    if ttype == "chief":
+        return True
+    return ttype == "worker" and index == 0 and "chief" not in (cfg.get("cluster") or {})
+
+
+def agree(strategy, value: float, chief_only: bool = False) -> float:
+    """The sum of ``value`` over every replica of a multi-worker ``strategy`` (every worker must call this at
+    the same point), or the global replica 0's value with ``chief_only``; ``value`` as it is with one worker."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return float(value)
+
+    def local():
+        ctx = tf.distribute.get_replica_context()
+        v = tf.constant(float(value), tf.float32)
+        if chief_only:
+            v = tf.where(tf.equal(ctx.replica_id_in_sync_group, 0), v, tf.zeros_like(v))
+        return v
+
+    out = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(local), axis=None)
+    return float(out.numpy())
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``mixed_bfloat16`` on a CPU-only machine whose CPU computes bfloat16 natively (AMX or
-    AVX512-BF16: about 2x faster training), else ``float32``."""
+    """``auto`` -> ``mixed_float16`` where TensorFlow sees a GPU (float16 tensor cores, float32 weights, the
+    sigmoid head and the loss), else ``float32`` (bfloat16 on a CPU was no faster in full runs here:
+    docs/RESULTS.md)."""
     if precision != "auto":
         return precision
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+def describe_device(gpus: list[str], cpu_name: str, threads: int) -> str:
+    """What runs a model, in words: ``GPU: NVIDIA H200`` (``2 GPUs: ...`` for several) or
+    ``CPU (AMD EPYC 7B13, 2 threads)``."""
+    if gpus:
+        names = sorted(set(gpus), key=gpus.index)
+        label = ", ".join(names)
+        return f"GPU: {label}" if len(gpus) == 1 else f"{len(gpus)} GPUs: {label}"
+    return f"CPU ({cpu_name or 'unknown model'}, {threads} thread{'' if threads == 1 else 's'})"
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (else ``platform.processor()``)."""
+    import platform
+    import re
+
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if m:
+            return " ".join(m.group(1).split())
     except OSError:
-        return "float32"
-    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description(threads: int | None = None) -> str:
+    """The device TensorFlow trains on in this process, in words (``describe_device``). ``threads``: the
+    intra-op threads asked for (None: TensorFlow's own choice, the CPUs this process may use)."""
+    import os
+
+    import tensorflow as tf
+
+    gpus = []
+    for dev in tf.config.list_physical_devices("GPU"):
+        try:
+            name = tf.config.experimental.get_device_details(dev).get("device_name") or dev.name
+        except Exception:  # noqa: BLE001 - a name is only for display
+            name = dev.name
+        gpus.append(name)
+    if not threads:
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+    return describe_device(gpus, cpu_model_name(), int(threads))

@@ -17,7 +17,7 @@ PACKAGE = "viaseg"
 SMOOTH = 1.0
 LOSSES = ("dice", "bce", "bce_dice", "focal_tversky")
 NORMS = ("batch", "group")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _norm(norm: str, momentum: float, filters: int, name: str, dtype=None):
@@ -51,8 +51,10 @@ def build_unet_xception(
     for tests). ``norm`` is ``"batch"`` (BatchNormalization with ``bn_momentum``) or ``"group"``
     (GroupNormalization, independent of batch size). ``dropout`` > 0 adds SpatialDropout2D after each
     encoder and decoder block (no parameters, so the count is unchanged). ``precision`` ``"mixed_bfloat16"``
-    computes in bfloat16 with float32 weights (about 2x faster on CPUs with AMX/AVX512-BF16); the sigmoid
-    head always computes in float32.
+    computes in bfloat16 with float32 weights (about 2x faster on CPUs with AMX/AVX512-BF16),
+    ``"mixed_float16"`` in float16 with float32 weights (the GPU default: tensor cores; ``compile_model`` adds
+    loss scaling); the sigmoid head, and so the loss and the metrics, always compute in float32. Such a model
+    loads and predicts on a CPU-only machine too (TensorFlow's CPU kernels run float16, slower).
     """
     if input_size is None:  # any size (multiples of 16): trained on crops, validated on whole images
         h = w = None
@@ -254,6 +256,11 @@ def default_metrics() -> list:
     return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5), Dice(), HardDice(), IoU()]
 
 
+def is_float16(model: keras.Model) -> bool:
+    """Whether any layer of ``model`` computes in float16 (``mixed_float16``)."""
+    return any(getattr(layer, "compute_dtype", None) == "float16" for layer in model.layers)
+
+
 def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3,
                   ema: float = 0.0):
     """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics.
@@ -263,6 +270,10 @@ def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, le
         raise ValueError(f"ema must be in [0, 1), got {ema}")
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
+    if is_float16(model) and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # float16 gradients underflow without loss scaling (Keras adds it only for a model-wide float16
+        # policy; this model sets the policy per layer, so its head stays float32)
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
         loss=get_loss(loss),

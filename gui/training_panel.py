@@ -258,6 +258,12 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
         tl.addWidget(self.progress)
+        # what the run computes on ("GPU: NVIDIA H200 · mixed_float16", "CPU (AMD EPYC, 2 threads) · float32"),
+        # from the run's Started event; kept for the whole run (the message line changes every epoch)
+        self.device_label = QLabel("")
+        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.device_label.setVisible(False)  # no room taken before a run says what it trains on
+        tl.addWidget(self.device_label)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -434,6 +440,8 @@ class TrainingPanel(QWidget):
         self.curves.begin_run(int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", "")))
         self.samples.clear()
         self.result_label.setText("")
+        self.device_label.setText("")
+        self.device_label.setToolTip("")
         self.last_result, self.last_error = None, None
         self._epochs_total = int(getattr(config, "epochs", self.epochs.value()))
         self._time_limit = getattr(config, "time_limit_s", None)
@@ -510,6 +518,12 @@ class TrainingPanel(QWidget):
         for note in getattr(ev, "notes", None) or []:
             msg += f"\n{note}"
         self._set_message(msg)
+        device, precision = getattr(ev, "device", "") or "", getattr(ev, "precision", "") or ""
+        if device:
+            self.device_label.setText(f"Device: {device}" + (f" · {precision}" if precision else ""))
+            self.device_label.setToolTip("What this run trains on; set up a GPU machine with ./setup.sh "
+                                         "(docs/gpu.md)")
+            self.device_label.setVisible(True)
         self._t0 = time.monotonic()
 
     def _on_batch(self, ev: Any) -> None:
@@ -658,7 +672,7 @@ class TrainingPanel(QWidget):
         s = run.summary
         lines = [f"<b>{run.folder.name}</b>"]
         for key in ("best_epoch", "epochs_run", "stop_reason", "n_train", "n_val", "val_source", "val_dice",
-                    "train_seconds", "evaluated_on"):
+                    "train_seconds", "evaluated_on", "device", "precision"):
             if key in s:
                 v = f"{s[key]:.3f}" if isinstance(s[key], float) else s[key]
                 lines.append(f"{key.replace('_', ' ')}: {v}")

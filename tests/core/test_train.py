@@ -617,3 +617,102 @@ def test_crop_training_predicts_whole_images_with_the_same_weights(tmp_path):
     assert out.shape == (48, 48) and 0.0 <= float(out.min()) <= float(out.max()) <= 1.0
     bad, _ = run(tiny(tmp_path / "bad", size=48, crop=40))
     assert not bad.ok and "multiple of 16" in bad.error
+
+
+# ------------------------------------------------------------------ precision and device (issue 20)
+
+
+def test_mixed_float16_run_trains_on_a_cpu_and_its_model_loads_and_predicts(tmp_path):
+    """A model trained with mixed_float16 (the GPU default) computes in float16 with float32 weights, a
+    float32 head and loss scaling, and loads and predicts on a CPU-only machine like any other."""
+    import keras
+    from viaseg.core.modelio import load_model
+    from viaseg.core.predict import Predictor
+
+    result, events = run(tiny(tmp_path, precision="mixed_float16", epochs=2, lr_schedule="flat_cosine"))
+    assert result.ok, result.error
+    assert events[0].precision == "mixed_float16" and result.summary["precision"] == "mixed_float16"
+    assert all(np.isfinite(v) for v in result.history["loss"])
+    model, meta = load_model(result.model_path)
+    assert meta["precision"] == "mixed_float16"
+    computes = {layer.compute_dtype for layer in model.layers if layer.weights}
+    assert "float16" in computes and model.get_layer("mask").compute_dtype == "float32"
+    assert all(w.dtype == "float32" for w in model.weights)  # float32 master weights
+    from viaseg.core import unet
+
+    # training compiles it with loss scaling (float16 gradients underflow without it); float32 models without
+    assert isinstance(unet.compile_model(model).optimizer, keras.optimizers.LossScaleOptimizer)
+    plain = unet.compile_model(unet.build_unet_xception(32, base_width=8))
+    assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
+    x = P.to_float_images(np.stack([cv2.resize(cv2.imread(str(tmp_path / "val" / f"img2_{i}.png")), (32, 32))
+                                    for i in range(2)]))
+    out = model.predict(x, verbose=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all() and 0.0 <= out.min() <= out.max() <= 1.0
+    probs = Predictor.load(result.model_path, cache=False).predict(tmp_path / "val" / "img2_0.png")
+    assert probs.shape == (48, 48) and probs.dtype == np.float32 and np.isfinite(probs).all()
+    # the run's own full-resolution score came through the same predictor
+    assert 0.0 <= result.summary["val_dice"] <= 1.0
+
+
+def test_precision_auto_is_float32_on_a_cpu_and_mixed_float16_on_a_gpu(monkeypatch):
+    import tensorflow as tf
+    from viaseg.core.train_plumbing import resolve_precision
+
+    assert preset("default").precision == "auto"
+    assert resolve_precision("float32") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    real = tf.config.list_physical_devices
+    if real("GPU"):
+        pytest.skip("this machine has a GPU")
+    assert resolve_precision("auto") == "float32"
+    fake = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [fake] if kind == "GPU" else real(kind))
+    assert resolve_precision("auto") == "mixed_float16"
+
+
+def test_describe_device_names_the_gpu_or_the_cpu_and_its_threads():
+    from viaseg.core.train_plumbing import cpu_model_name, describe_device, device_description
+
+    assert describe_device(["NVIDIA H200"], "AMD EPYC", 16) == "GPU: NVIDIA H200"
+    assert describe_device(["NVIDIA H200", "NVIDIA H200"], "x", 2) == "2 GPUs: NVIDIA H200"
+    assert describe_device([], "AMD EPYC 7B13", 2) == "CPU (AMD EPYC 7B13, 2 threads)"
+    assert describe_device([], "", 1) == "CPU (unknown model, 1 thread)"
+    here = device_description(3)
+    assert here.startswith("GPU: ") or here == f"CPU ({cpu_model_name()}, 3 threads)"
+
+
+def test_the_device_is_in_the_started_event_the_summary_and_the_cli_output(tmp_path, capsys):
+    from viaseg.core.train_cmd import _Printer
+    from viaseg.core.train_plumbing import device_description
+
+    result, events = run(tiny(tmp_path, epochs=1, sample_every=0))
+    assert result.ok, result.error
+    started = events[0]
+    assert started.device == result.summary["device"] == device_description(None)
+    assert result.summary["device"].startswith(("CPU (", "GPU: "))
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["device"] == started.device
+    _Printer(quiet=True)(started)
+    assert f"device: {started.device}, {started.precision}" in capsys.readouterr().out
+
+
+def test_tf_config_names_the_chief_and_bad_ones_are_refused():
+    from viaseg.core.errors import DatasetError
+    from viaseg.core.train_plumbing import is_chief, read_tf_config
+
+    def env(task, cluster=None):
+        cluster = cluster or {"worker": ["a:1", "b:2"]}
+        return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
+
+    assert is_chief({}) is True  # one machine: it writes its run folder
+    assert is_chief(env({"type": "worker", "index": 0})) is True
+    assert is_chief(env({"type": "worker", "index": 1})) is False
+    with_chief = {"chief": ["c:0"], "worker": ["a:1"]}
+    assert is_chief(env({"type": "chief", "index": 0}, with_chief)) is True
+    assert is_chief(env({"type": "worker", "index": 0}, with_chief)) is False
+    assert read_tf_config(env({"type": "worker", "index": 1}))["task"]["index"] == 1
+    with pytest.raises(DatasetError, match="needs the TF_CONFIG"):
+        read_tf_config({})
+    with pytest.raises(DatasetError, match="not valid"):
+        read_tf_config({"TF_CONFIG": "{not json"})
+    with pytest.raises(DatasetError, match="not in its cluster"):
+        read_tf_config(env({"type": "worker", "index": 2}))

@@ -43,6 +43,10 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     assert panel.samples.count == 2  # sample strip from SamplePredictions
     assert activated and Path(activated[-1]).is_file() and panel.active_model == activated[-1]
     assert "Best epoch" in panel.result_label.text() and "run folder" in panel.result_label.text()
+    # the device the run trained on came from the training process and stays shown (issue 20)
+    assert panel.device_label.text().startswith("Device: CPU (") or panel.device_label.text().startswith(
+        "Device: GPU: "), panel.device_label.text()
+    assert panel.device_label.text().endswith((" · float32", " · mixed_float16"))
     assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled() and not panel.is_running()
     # the run is listed; making it active again emits its model
     runs = list_runs(tmp_path / "runs")
@@ -50,6 +54,7 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     panel.refresh_runs()
     assert panel.runs.topLevelItemCount() == 1
     panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
+    assert f"device: {runs[0].summary['device']}" in panel.run_summary.text()
     for series in ("val_dice", "val_hard_dice"):  # from its history.csv
         assert len(panel.run_curves.points(series)) == 2, series
     panel.active_model = None
@@ -285,3 +290,22 @@ def test_the_window_fits_a_1366x768_screen_with_every_dock(qtbot, window, tmp_pa
     window.resize(1366, 768)
     qtbot.wait(50)
     assert window.height() <= 768 and window.statusBar().isVisible()
+
+
+def test_the_panel_shows_which_device_trains_for_the_whole_run(qtbot, tmp_path):
+    """The device line comes from the run's Started event and stays while epochs replace the message line."""
+    from viaseg.core.train_events import EpochEnd, Started
+
+    panel = TrainingPanel(runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert panel.device_label.text() == "" and panel.device_label.isHidden()
+    panel._handle(Started(tmp_path / "runs" / "r", 8, 2, 3, 2, device="GPU: NVIDIA H200",
+                          precision="mixed_float16"))
+    assert panel.device_label.text() == "Device: GPU: NVIDIA H200 · mixed_float16"
+    assert not panel.device_label.isHidden()
+    panel._handle(EpochEnd(0, {"loss": 0.5, "dice": 0.4, "val_dice": 0.3}, 1.0, 3))
+    assert "Epoch 1" in panel.message.text()
+    assert panel.device_label.text() == "Device: GPU: NVIDIA H200 · mixed_float16"
+    panel._handle(Started(tmp_path / "runs" / "r2", 8, 2, 3, 2, device="CPU (AMD EPYC, 2 threads)",
+                          precision="float32"))
+    assert panel.device_label.text() == "Device: CPU (AMD EPYC, 2 threads) · float32"
