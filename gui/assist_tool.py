@@ -76,6 +76,7 @@ class AssistTool(QObject):
         self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
         self._seg: tuple[tuple, assist.Segmenter] | None = None
         self._waiting_key: str | None = None
+        self._pending = None  # (target, full-resolution map) that arrived while the tool was off
         self._hover: QPointF | None = None
         self._timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self._timer.timeout.connect(self._update_preview)
@@ -135,7 +136,21 @@ class AssistTool(QObject):
 
     # ------------------------------------------------------------------------------------------ the map
     def map_ready(self, target, probs) -> None:
-        """The prediction panel has a map of ``target``: keep it reduced (the size the tool works at)."""
+        """The prediction panel has a map of ``target``. With the tool off, only a reference to the latest is
+        kept (reducing a 12 MP map costs tens of ms the P key should not pay); else it is kept reduced (the size
+        the tool works at)."""
+        if not self.active:
+            self._pending = (target, probs)
+            return
+        self._keep_map(target, probs)
+
+    def _take_pending(self) -> None:
+        if self._pending is not None:
+            target, probs = self._pending
+            self._pending = None
+            self._keep_map(target, probs)
+
+    def _keep_map(self, target, probs) -> None:
         p = np.asarray(probs, dtype=np.float32)
         s = min(1.0, assist.MAP_SIDE / max(p.shape))
         if s < 1.0:
@@ -156,6 +171,7 @@ class AssistTool(QObject):
                 self._say_ready()
 
     def _ensure_map(self) -> None:
+        self._take_pending()
         key = self.target_key()
         if key is None or key in self._maps or self.panel is None or self._waiting_key == key:
             return
