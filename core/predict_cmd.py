@@ -164,17 +164,9 @@ def gather_images(inputs: list[str | Path], warn) -> list[Path]:
 
 def unique_stems(paths: list[Path]) -> list[str]:
     """Output stems: the file stem, with ``-2``, ``-3``... for repeats (case-insensitive)."""
-    used: set[str] = set()
-    out = []
-    for p in paths:
-        stem = p.stem or "image"
-        cand, n = stem, 1
-        while cand.lower() in used:
-            n += 1
-            cand = f"{stem}-{n}"
-        used.add(cand.lower())
-        out.append(cand)
-    return out
+    from .predict_stream import stems_for
+
+    return stems_for([str(p) for p in paths])
 
 
 def relative_filename(image: Path, out_dir: Path) -> str:

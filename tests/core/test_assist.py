@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from viaseg.core import assist
+from viaseg.core import assist_protocol as protocol
 from viaseg.core.assist import Click, Segmenter
 
 
@@ -29,23 +30,23 @@ def test_click_protocol_on_a_known_disc_reaches_iou_09_in_two_clicks():
     img, gt = _scene()
     h, w = gt.shape
     for seg in (Segmenter((w, h), _map(gt), img), Segmenter((w, h), None, img)):
-        ious = assist.click_protocol(seg, gt, max_clicks=5)
-        assert assist.clicks_to(ious, 0.9, 5) <= 2, ious
+        ious = protocol.click_protocol(seg, gt, max_clicks=5)
+        assert protocol.clicks_to(ious, 0.9, 5) <= 2, ious
 
 
 def test_protocol_clicks_go_to_the_centre_of_the_largest_error():
     gt = np.zeros((100, 100), bool)
     gt[20:80, 20:80] = True
-    x, y = assist.first_click(gt)
+    x, y = protocol.first_click(gt)
     assert abs(x - 50) < 2 and abs(y - 50) < 2
     pred = gt.copy()
     pred[20:80, 20:40] = False  # a missed band on the left
-    nx, ny, positive = assist.next_click(gt, pred)
+    nx, ny, positive = protocol.next_click(gt, pred)
     assert positive and 20 <= nx <= 40 and 20 <= ny <= 80
     pred = gt.copy()
     pred[0:10, :] = True  # a false band above
-    assert assist.next_click(gt, pred)[2] is False
-    assert assist.next_click(gt, gt) is None
+    assert protocol.next_click(gt, pred)[2] is False
+    assert protocol.next_click(gt, gt) is None
 
 
 def test_empty_map_and_background_click_give_no_region_and_a_message():
@@ -75,7 +76,7 @@ def test_box_without_a_model_gives_the_object():
     h, w = gt.shape
     res = Segmenter((w, h), None, img).segment([], box=(150, 80, 290, 220))
     assert res.region is not None
-    assert assist.mask_iou(res.region.full((w, h)), gt) > 0.85
+    assert protocol.mask_iou(res.region.full((w, h)), gt) > 0.85
 
 
 def test_map_region_is_clipped_to_the_box_and_a_box_alone_takes_the_map_inside_it():
@@ -86,7 +87,7 @@ def test_map_region_is_clipped_to_the_box_and_a_box_alone_takes_the_map_inside_i
     full = res.region.full((w, h))
     assert full[150, 180] and not full[150, 260]
     res = seg.segment([], box=(0, 0, 400, 300))
-    assert assist.mask_iou(res.region.full((w, h)), gt) > 0.85
+    assert protocol.mask_iou(res.region.full((w, h)), gt) > 0.85
 
 
 def test_faint_damage_is_found_with_a_threshold_chosen_for_the_click():
@@ -94,7 +95,7 @@ def test_faint_damage_is_found_with_a_threshold_chosen_for_the_click():
     h, w = gt.shape
     faint = _map(gt, blur=4) * 0.35  # the model is unsure everywhere: nothing above 0.5
     res = Segmenter((w, h), faint, None, threshold=0.5).segment([Click(220, 150)])
-    assert res.region is not None and assist.mask_iou(res.region.full((w, h)), gt) > 0.8
+    assert res.region is not None and protocol.mask_iou(res.region.full((w, h)), gt) > 0.8
 
 
 def test_polygon_detail_levels_and_default_keep_iou_095():
@@ -109,7 +110,7 @@ def test_polygon_detail_levels_and_default_keep_iou_095():
     assert 4 <= len(poly) < counts[0] / 4
     drawn = np.zeros((h, w), np.uint8)
     cv2.fillPoly(drawn, [np.round(poly).astype(np.int32)], 1)
-    assert assist.mask_iou(drawn > 0, region.full((w, h))) > 0.9
+    assert protocol.mask_iou(drawn > 0, region.full((w, h))) > 0.9
     shape = assist.polygon_shape(poly)
     assert shape["name"] == "polygon" and len(shape["all_points_x"]) == len(shape["all_points_y"]) >= 3
 
@@ -143,12 +144,12 @@ def test_real_photos(car_damage):
         ys, xs = np.nonzero(gt)
         plain = Segmenter((w, h), None, img)
         res = plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
-        box_ious.append(assist.mask_iou(res.region.full((w, h)), gt) if res.region else 0.0)
+        box_ious.append(protocol.mask_iou(res.region.full((w, h)), gt) if res.region else 0.0)
         coarse = cv2.resize(cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 4), (w // 8, h // 8),
                             interpolation=cv2.INTER_AREA)
         seg = Segmenter((w, h), coarse, img)
-        click_ious.append(assist.click_protocol(seg, gt, max_clicks=1)[0])
-        preview_ious.append(assist.click_protocol(seg, gt, max_clicks=1, refine=False)[0])
+        click_ious.append(protocol.click_protocol(seg, gt, max_clicks=1)[0])
+        preview_ious.append(protocol.click_protocol(seg, gt, max_clicks=1, refine=False)[0])
     assert np.mean(box_ious) > 0.4, box_ious
     assert np.mean(preview_ious) > 0.8, preview_ious
     assert np.mean(click_ious) > 0.3, click_ious

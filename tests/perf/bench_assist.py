@@ -77,8 +77,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from viaseg.core.assist import Segmenter, click_protocol, mask_iou
-    from viaseg.core.assist import clicks_to as noc
+    from viaseg.core.assist import Segmenter
+    from viaseg.core.assist_protocol import click_protocol, mask_iou
+    from viaseg.core.assist_protocol import clicks_to as noc
     from viaseg.core.dataset import load_dataset, parse_spec
     from viaseg.core.evaluate import choose_split, train_duplicates
     from viaseg.core.imageio import read_image
