@@ -115,9 +115,13 @@ class TrainThread(QThread):
 
     def _run_inline(self) -> None:
         _lower_priority()
+        job_run = getattr(self.config, "run", None) if self._train_fn is None else None
         fn = self._train_fn or _default_train_fn()
         try:
-            self.result = fn(self.config, on_event=self._forward, should_stop=self._stop.is_set)
+            if job_run is not None:  # a job object (core.loop.ImproveJob) runs itself
+                self.result = job_run(on_event=self._forward, should_stop=self._stop.is_set)
+            else:
+                self.result = fn(self.config, on_event=self._forward, should_stop=self._stop.is_set)
         except BaseException as exc:  # noqa: BLE001 - anything that escapes core becomes a message
             traceback.print_exc()
             self._fail(_failure_text(exc))
