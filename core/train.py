@@ -26,6 +26,7 @@ import numpy as np
 
 from . import pipeline as P
 from .errors import ViasegError
+from .loop import trained_on
 from .presets import (
     ANNEALING,
     KEEP,
@@ -371,6 +372,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         "tf_version": tf.__version__,
         "precision": precision,
         "device": device,
+        "trained_on": trained_on(train_entries),  # file name -> region hash: what "changed since" compares
     }
     eval_set = va if len(va) else tr
     eval_entries = data.val if len(va) else train_entries
@@ -392,6 +394,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         "sources": {name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
                     for k, name in enumerate(data.source_names)},
         "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
+        "trained_on": meta["trained_on"],
         "val_dice": scores["mean_dice"],
         "val_global_dice": scores["global_dice"],
         "val_iou": scores["mean_iou"],

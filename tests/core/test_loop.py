@@ -1,0 +1,117 @@
+"""Improve model / Label next (core.loop): what a run trained on, what changed since, held-out choice,
+the keep-the-better decision, a real fine-tuning run judged against its starting model, the uncertainty score."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from viaseg.core import loop
+from viaseg.core.project import ImageEntry, Region
+
+
+def entry(name: str, xs=(1, 9, 9), ys=(1, 1, 9), attrs=None) -> ImageEntry:
+    shape = {"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)}
+    return ImageEntry(key=name, filename=name, regions=[Region(shape, dict(attrs or {}))])
+
+
+def test_region_hash_changes_with_geometry_and_attributes_only():
+    a = entry("a.png")
+    same = entry("a.png")
+    assert loop.region_hash(a) == loop.region_hash(same)
+    moved = entry("a.png", xs=(1, 9, 10))
+    relabelled = entry("a.png", attrs={"name": "scratch"})
+    assert len({loop.region_hash(a), loop.region_hash(moved), loop.region_hash(relabelled)}) == 3
+    empty = ImageEntry(key="e", filename="e.png", regions=[])
+    assert loop.region_hash(empty) != loop.region_hash(a)
+
+
+def test_changed_since_lists_new_and_edited_annotated_images():
+    old = [entry("a.png"), entry("b.png")]
+    record = loop.trained_on(old)
+    now = [entry("a.png"), entry("b.png", xs=(2, 9, 9)), entry("c.png"),
+           ImageEntry(key="d", filename="d.png", regions=[])]
+    assert [e.filename for e in loop.changed_since(now, record)] == ["b.png", "c.png"]
+    assert loop.changed_since(now, None) == []  # a model that recorded nothing: nothing is called changed
+
+
+def test_plan_prefers_the_validation_split_then_images_the_old_model_never_saw():
+    train = [entry(f"{i}.png") for i in range(10)]
+    record = loop.trained_on(train[:5])
+    val = [entry("v.png")]
+    p = loop.plan(train, val, record)
+    assert p.held_out == val and p.fair and len(p.train) == 10
+    assert p.changed == [f"{i}.png" for i in range(5, 10)]
+    p = loop.plan(train, None, record, fraction=0.4, seed=1)
+    held = {e.filename for e in p.held_out}
+    assert len(held) == 2 and held <= {f"{i}.png" for i in range(5, 10)} and p.fair
+    assert not held & {e.filename for e in p.train}  # judged images do not fine-tune
+    assert not held & set(p.changed)
+    p = loop.plan(train, None, loop.trained_on(train))  # the old model saw everything: said to be unfair
+    assert p.held_out and not p.fair
+
+
+def test_decide_keeps_the_better_model():
+    assert loop.decide(0.5, 0.6) == "new"
+    assert loop.decide(0.5, 0.5) == "new"  # not worse
+    assert loop.decide(0.6, 0.5) == "old"
+    assert loop.decide(None, 0.1) == "new"
+    assert loop.decide(0.1, None) == "old"
+
+
+def test_uncertainty_ranks_a_half_believed_photo_first():
+    sure = np.zeros((40, 40), np.float32)
+    sure[5:20, 5:20] = 0.98
+    doubt = np.zeros((40, 40), np.float32)
+    doubt[5:30, 5:30] = 0.5
+    empty = np.zeros((40, 40), np.float32)
+    scores = {"sure": loop.uncertainty(sure), "doubt": loop.uncertainty(doubt), "empty": loop.uncertainty(empty)}
+    assert loop.rank_uncertain(scores) == ["doubt", "sure", "empty"]
+    assert scores["empty"] == 0.0 and 0 < scores["doubt"] <= 1
+
+
+def test_improve_job_fine_tunes_records_and_judges_against_the_old_model(tmp_path):
+    pytest.importorskip("tensorflow")
+    from test_train import make_images, tiny
+    from viaseg.core.train import train
+
+    first = tiny(tmp_path, epochs=2)
+    res = train(first)
+    assert res.ok, res.error
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    assert set(summary["trained_on"]) == {e.filename for e in first.dataset}
+    assert loop.read_trained_on(res.model_path) == summary["trained_on"]
+
+    more = make_images(tmp_path / "more", 3, seed=5)
+    data = list(first.dataset) + more
+    edited = copy.deepcopy(data[0])
+    edited.regions[0].shape["all_points_x"][0] += 1
+    data[0] = edited
+    cfg = tiny(tmp_path, dataset=data, val=None, epochs=1, out_dir=tmp_path / "improve",
+               init_from=str(res.model_path))
+    job = loop.ImproveJob(cfg, emphasis=3)
+    tcfg, p, record = job.prepare()
+    assert record == summary["trained_on"]
+    assert set(p.changed) | {e.filename for e in p.held_out} == {edited.filename} | {e.filename for e in more}
+    assert p.fair and all(e.filename in {m.filename for m in more} for e in p.held_out)
+    assert len(tcfg.extra_train) == 2 and all(len(x) == len(p.changed) for x in tcfg.extra_train)
+
+    out = job.run()
+    assert out.ok, out.error
+    cmp = json.loads((out.run_dir / "improve.json").read_text())
+    assert cmp == out.comparison
+    assert cmp["held_out"] == [e.filename for e in p.held_out]
+    old = loop.score_model(res.model_path, p.held_out)
+    assert cmp["old_mean_dice"] == pytest.approx(old["mean_dice"])
+    assert cmp["keep"] == loop.decide(cmp["old_mean_dice"], cmp["new_mean_dice"])
+    # the improve run records what it trained on: the held-out photo is not in it
+    rec = json.loads((out.run_dir / "summary.json").read_text())["trained_on"]
+    assert not set(cmp["held_out"]) & set(rec) and edited.filename in rec
+
+
+def test_improve_job_without_a_model_is_a_message(tmp_path):
+    cfg = type("C", (), {"init_from": None})()
+    out = loop.ImproveJob(cfg).run()
+    assert not out.ok and "no model to improve" in out.error
