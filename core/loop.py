@@ -166,7 +166,9 @@ class ImproveJob:
         extra = [e for e in p.train if e.filename in changed]
         tcfg = dataclasses.replace(
             cfg, dataset=p.train, extra_train=[list(extra)] * max(0, self.emphasis - 1) if extra else [],
-            val=p.held_out if p.held_out else None, keep="last", patience=10_000,
+            # the held-out images judge; further validation sets (e.g. another style) are reported too
+            val=([p.held_out] + [ents for _, ents in data.more_val] if data.more_val else p.held_out)
+            if p.held_out else None, keep="last", patience=10_000,
             # the final weights are kept, so the held-out images judge without having chosen anything;
             # that needs a schedule that does not follow the validation score
             lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule)

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from viaseg.core.presets import LR_SCHEDULES, PRESETS, preset
 
 from .curves import EPOCH_SERIES, CurvesWidget, SampleStrip, metric
+from .improve_ui import ImproveControls, make_job, other_model, verdict_html
 from .runs import RunInfo, list_runs, read_history, read_run
 from .workers import TrainThread, event_kind
 
@@ -141,6 +142,9 @@ class TrainingPanel(QWidget):
         self._time_limit: float | None = None  # seconds; the run ends at whichever comes first
         self._steps_per_epoch: int | None = None
         self._t0 = 0.0
+        self._improving: str | None = None  # the model an Improve run started from, while it runs
+        self.last_improve: dict = {}
+        self._improve_active = "new"
         self._build(Path(runs_root))
         self._apply_preset("default")
 
@@ -252,6 +256,9 @@ class TrainingPanel(QWidget):
         row.addWidget(self.start_btn)
         row.addWidget(self.stop_btn)
         tl.addLayout(row)
+        self.improve = ImproveControls()
+        self.improve.button.clicked.connect(self.start_improve)
+        tl.addWidget(self.improve)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -271,7 +278,7 @@ class TrainingPanel(QWidget):
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
         self.result_label.setOpenExternalLinks(False)
-        self.result_label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
+        self.result_label.linkActivated.connect(self._link)
         tl.addWidget(self.result_label)
         split = QSplitter(Qt.Orientation.Vertical)
         self.curves = CurvesWidget()
@@ -319,6 +326,12 @@ class TrainingPanel(QWidget):
         rl.addWidget(self.run_curves, 2)
         tabs.addTab(runs_tab, "Runs")
         tabs.currentChanged.connect(lambda i: self.refresh_runs() if i == 1 else None)
+
+    def _link(self, url: str) -> None:
+        if url == "viaseg:use-other":
+            self.use_other_model()
+        else:
+            QDesktopServices.openUrl(QUrl(url))
 
     def show_settings(self, on: bool) -> None:
         """Expand or fold the settings form (folded while a run goes on, to give the curves room)."""
@@ -437,6 +450,32 @@ class TrainingPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
             self._fail(f"Cannot start training: {exc}")
             return False
+        self._improving = None
+        return self._launch(config, config)
+
+    @Slot()
+    def start_improve(self) -> bool:
+        """*Improve model*: fine-tune the active model for the chosen budget on the current annotations, then
+        keep whichever of the two scores better on held-out photos (see ``core.loop``)."""
+        if self.thread is not None:
+            self._set_message("A training run is already in progress; stop it first.", error=True)
+            return False
+        if not self.active_model or not Path(self.active_model).is_file():
+            self._fail("Cannot improve: no active model (train one, or make a run active in the Runs tab).")
+            return False
+        try:
+            data = self._data()
+            settings = dict(self.settings(), init_from=self.active_model,
+                            time_limit_min=float(self.improve.budget.value()))
+            config = build_config(settings, data, self.runs_root, self.config_overrides)
+            config.out_dir = new_run_dir(self.runs_root, "improve")
+        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+            self._fail(f"Cannot improve the model: {exc}")
+            return False
+        self._improving = self.active_model
+        return self._launch(make_job(config), config)
+
+    def _launch(self, job: Any, config: Any) -> bool:
         self.curves.begin_run(int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", "")))
         self.samples.clear()
         self.result_label.setText("")
@@ -447,13 +486,14 @@ class TrainingPanel(QWidget):
         self._time_limit = getattr(config, "time_limit_s", None)
         self._steps_per_epoch = None
         self._t0 = time.monotonic()
-        self.thread = TrainThread(config, train_fn=self._train_fn, mode=self.train_mode)
+        self.thread = TrainThread(job, train_fn=None if job is not config else self._train_fn, mode=self.train_mode)
         self.thread.event.connect(self._on_event)
         self.thread.finished.connect(self._on_thread_finished)
         self._set_message("Preparing data and model…")
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.start_btn.setEnabled(False)
+        self.improve.button.setEnabled(False)
         self.show_settings(False)  # room for the curves and samples while it runs
         self.stop_btn.setEnabled(True)
         self.thread.start()
@@ -596,7 +636,9 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("finished")
         stopped = self.thread is not None and self.thread.stop_requested
         self._set_message("Stopped; the best model so far was kept." if stopped else "Training finished.")
-        if model_path and Path(model_path).is_file():
+        if self._improving:
+            self._set_message("Fine-tuning finished; scoring the previous model on the same held-out photos…")
+        elif model_path and Path(model_path).is_file():
             self.set_active_model(str(model_path))
         self.refresh_runs()
 
@@ -607,12 +649,46 @@ class TrainingPanel(QWidget):
             return
         self.thread = None
         self.start_btn.setEnabled(True)
+        self.improve.set_model(self.active_model)
         self.stop_btn.setEnabled(False)
+        if self._improving:
+            self._improve_done(th.result)
         self.curves.fit()  # the run is over: one full draw with ranges fitted to the data
         if th.error and not self.last_error:
             self._fail(f"Training failed: {th.error}")
         th.deleteLater()
         self.training_finished.emit(th.result)
+
+    def _improve_done(self, result: Any) -> None:
+        """Activate the better of the two models (the new one when not worse) and say so."""
+        self._improving = None
+        cmp = dict(getattr(result, "comparison", None) or {})
+        if result is None or not getattr(result, "ok", False):
+            if result is not None and getattr(result, "error", None) and not self.last_error:
+                self._fail(f"Improve model failed: {result.error}")
+            return
+        self.last_improve = cmp
+        self.last_improve_result = result
+        keep = cmp.get("keep", "new")
+        if keep == "new" and getattr(result, "model_path", None):
+            self.set_active_model(str(result.model_path))
+        self._improve_active = keep
+        self.result_label.setText(verdict_html(cmp, keep))
+        self._set_message("Improve model finished.")
+        self.refresh_runs()
+
+    def use_other_model(self) -> bool:
+        """The verdict's link: switch between the previous and the improved model."""
+        cmp = getattr(self, "last_improve", None) or {}
+        active = getattr(self, "_improve_active", "new")
+        path = other_model(cmp, active)
+        if not path:
+            self._fail("That model file is no longer there.")
+            return False
+        self._improve_active = "old" if active == "new" else "new"
+        self.set_active_model(path)
+        self.result_label.setText(verdict_html(cmp, self._improve_active))
+        return True
 
     def _fail(self, text: str) -> None:
         self.last_error = text
@@ -629,6 +705,8 @@ class TrainingPanel(QWidget):
         false, e.g. when restoring the last session's)."""
         self.active_model = str(path)
         self.start_from_active.setEnabled(True)
+        if self.thread is None:
+            self.improve.set_model(self.active_model)
         self.start_from_active.setText(f"the active model's weights ({_model_label(self.active_model)})")
         if announce:
             self.model_activated.emit(self.active_model)

@@ -1,0 +1,95 @@
+"""Improve model (issue 18): fine-tune the active model on the current annotations, judge it against the old
+one on held-out photos, activate the better; the run folder records what it trained on."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
+from viaseg.core import loop  # noqa: E402
+from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
+
+
+@pytest.fixture
+def trained(qtbot, tmp_path):
+    """A panel whose first run (in the training process, as in the app) made a model active."""
+    data = {"ds": load_dataset(make_project(tmp_path / "proj", n_train=6, n_val=3, size=40))}
+    panel = TrainingPanel(data_provider=lambda: data["ds"], runs_root=tmp_path / "runs",
+                          config_overrides=dict(TINY))
+    qtbot.addWidget(panel)
+    tiny_settings(panel, epochs=1)
+    assert not panel.improve.button.isEnabled()  # nothing to improve yet
+    with qtbot.waitSignal(panel.training_finished, timeout=300000):
+        assert panel.start()
+    assert panel.last_error is None and panel.active_model
+    assert panel.improve.button.isEnabled()
+    return panel, data
+
+
+def edit_one(data) -> str:
+    ds = copy.deepcopy(data["ds"])
+    e = ds.splits["train"].entries[0]
+    e.regions[0].shape["all_points_x"][0] += 2
+    data["ds"] = ds
+    return e.filename
+
+
+def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
+    panel, data = trained
+    first = panel.active_model
+    edited = edit_one(data)
+    activated = []
+    panel.model_activated.connect(activated.append)
+    with qtbot.waitSignal(panel.training_finished, timeout=300000):
+        assert panel.start_improve()
+    assert panel.last_error is None, panel.last_error
+    cmp = panel.last_improve
+    assert cmp["changed"] == [edited]  # only the edited photo is new to the model
+    assert cmp["held_out_source"] == "the project's validation split" and cmp["fair"]
+    # the old model's score is the one `viaseg evaluate` gives on the same held-out photos
+    held = [e for e in data["ds"].splits["val"].entries if e.filename in cmp["held_out"]]
+    assert len(held) == 3
+    assert cmp["old_mean_dice"] == pytest.approx(loop.score_model(first, held)["mean_dice"])
+    assert cmp["keep"] == loop.decide(cmp["old_mean_dice"], cmp["new_mean_dice"])
+    new_model = cmp["new_model"]
+    run_dir = Path(new_model).parent
+    assert json.loads((run_dir / "improve.json").read_text()) == cmp
+    record = json.loads((run_dir / "summary.json").read_text())["trained_on"]
+    assert record[edited] == loop.region_hash(data["ds"].splits["train"].entries[0])
+    assert json.loads((run_dir / "config.json").read_text())["init_from"] == first
+    expect_active = new_model if cmp["keep"] == "new" else first
+    assert panel.active_model == expect_active
+    assert activated == ([new_model] if cmp["keep"] == "new" else [])
+    assert panel.improve.button.isEnabled() and panel.start_btn.isEnabled()
+
+    # both verdicts, with the scores forced: the better model becomes (or stays) active, and the link switches
+    result = panel.last_improve_result
+    for old_score, new_score, keep in ((0.2, 0.7, "new"), (0.7, 0.2, "old")):
+        panel.set_active_model(first, announce=False)
+        result.comparison = dict(cmp, old_mean_dice=old_score, new_mean_dice=new_score,
+                                 keep=loop.decide(old_score, new_score))
+        panel._improve_done(result)
+        text = panel.result_label.text()
+        assert f"previous {old_score:.3f}" in text and f"new {new_score:.3f}" in text
+        if keep == "new":
+            assert panel.active_model == new_model and "Improved model is active" in text
+        else:
+            assert panel.active_model == first and "previous model stays active" in text
+        assert panel.use_other_model()
+        assert panel.active_model == (first if keep == "new" else new_model)
+        assert panel.use_other_model()
+        assert panel.active_model == (new_model if keep == "new" else first)
+
+
+def test_improve_without_a_model_is_a_message(qtbot, tmp_path):
+    panel = TrainingPanel(data_provider=lambda: None, runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert not panel.start_improve()
+    assert "no active model" in panel.message.text()

@@ -1,0 +1,193 @@
+"""Benchmark: the annotate -> improve -> predict loop, simulated (issue 18).
+
+    python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
+        [--steps 120] [--seeds 0 1 2] [--strategies next random] [--work DIR]
+
+A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
+``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
+car-damage-extra-split/train (100 whole-car photos; their annotations stand in for the user's corrections).
+Each round adds ``--per-round`` photos chosen by *Label next* (``next``: the current model's most uncertain
+photos, ``core.loop.uncertainty``) or at random (``random``, one curve per seed), then runs *Improve model*
+(``core.loop.ImproveJob``: fine-tune from the current model on car-damage/train plus the photos labelled so
+far, the new ones drawn 3x as often). Its budget is ``--steps`` training steps (batch 8) rather than seconds,
+so that other work on the machine changes the time, not the result; 120 steps is what 120 s buy on an idle
+machine of this kind (0.79 s a step). After each round the model is scored at full resolution, as ``viaseg
+evaluate`` does, on car-damage:val (train copies left out, 12 photos) and car-damage-extra-split:val (31).
+The loop always continues from the new model; what the app's keep-the-better rule would have chosen (judged
+on car-damage:val, the project's own validation split) is recorded per round.
+
+Printed: per strategy the curve (photos labelled, CPU seconds, both scores), its area (mean score over the
+rounds), ``extra_val_after_30``, ``car_val_after_30`` (Label next), the random mean at 30, ``reference_extra_val_100``
+(``--reference`` models, e.g. the documented command on car-damage + all 100 pool photos, scored the same way),
+``photos_to_match_random_30`` and ``seconds_per_round``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets"
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def load_sets():
+    from viaseg.core.dataset import load_dataset
+    from viaseg.core.evaluate import train_duplicates
+
+    car = load_dataset(str(SHARED / "car-damage"))
+    extra = load_dataset(str(SHARED / "car-damage-extra-split"))
+    car_train = [e for e in car.splits["train"].entries if e.path.is_file()]
+    dups = {id(e) for e in train_duplicates(car, car.splits["val"])}
+    car_val = [e for e in car.splits["val"].entries if id(e) not in dups]
+    pool = [e for e in extra.splits["train"].entries if e.regions]
+    return car_train, car_val, pool, list(extra.splits["val"].entries)
+
+
+def rank_next(model_path: str, candidates: list) -> list:
+    """The candidates most uncertain first, by the current model (one forward pass each, no averaging)."""
+    from viaseg.core.loop import rank_uncertain, uncertainty
+    from viaseg.core.predict import Predictor
+
+    pred = Predictor.load(model_path)
+    pred.scales = (1.0,)
+    scores = {}
+    for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
+        scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
+    order = rank_uncertain(scores)
+    by_name = {e.filename: e for e in candidates}
+    return [by_name[n] for n in order]
+
+
+def improve(model: str, train: list, car_val: list, extra_val: list, out: Path, steps: int, seed: int,
+            cache: Path) -> dict:
+    import keras
+    from viaseg.core import pipeline as P
+    from viaseg.core.loop import ImproveJob
+    from viaseg.core.train import preset
+
+    job = ImproveJob(preset("default", dataset=list(train), val=[car_val, extra_val], out_dir=out,
+                            init_from=model, seed=seed, cache_dir=cache, lr_schedule="flat_cosine"), emphasis=3)
+    tcfg, plan, _ = job.prepare()
+    n = len(tcfg.dataset) + sum(len(x) for x in tcfg.extra_train)
+    job.config.epochs = max(1, round(steps / P.steps_per_epoch(n, tcfg.batch_size)))
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    res = job.run()
+    if not res.ok:
+        raise SystemExit(f"improve failed: {res.error}")
+    car_row, extra_row = res.summary["val_sets"][:2]  # in the order given: car-damage:val, then extra val
+    keras.backend.clear_session()
+    return {"model": str(res.model_path), "epochs": res.summary["epochs_run"], "n_train_draws": n,
+            "changed": len(plan.changed), "car_val": car_row["mean_dice"], "car_val_global": car_row["global_dice"],
+            "extra_val": extra_row["mean_dice"], "extra_val_global": extra_row["global_dice"],
+            "keep_rule": res.keep, "cpu_s": round(cpu_seconds() - c0, 1),
+            "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
+    car_train, car_val, pool, extra_val = sets
+    model, labelled, rows = args.base, [], []
+    remaining = list(pool)
+    rng = random.Random(seed)
+    rng.shuffle(remaining)
+    cpu_total = 0.0
+    for k in range(args.rounds):
+        c0 = cpu_seconds()
+        if strategy == "next":
+            remaining = rank_next(model, remaining)
+        chosen, remaining = remaining[: args.per_round], remaining[args.per_round:]
+        labelled += chosen
+        rank_cpu = cpu_seconds() - c0
+        row = improve(model, car_train + labelled, car_val, extra_val, work / f"{strategy}-s{seed}-r{k + 1}",
+                      args.steps, seed, work / "cache")
+        cpu_total += rank_cpu + row["cpu_s"]
+        row.update(round=k + 1, photos=len(labelled), rank_cpu_s=round(rank_cpu, 1), cpu_total_s=round(cpu_total, 1),
+                   chosen=[e.filename for e in chosen])
+        rows.append(row)
+        model = row["model"]
+        print(json.dumps({"strategy": strategy, "seed": seed, **{k2: v for k2, v in row.items() if k2 != "chosen"}}),
+              file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="the starting model (trained on car-damage)")
+    ap.add_argument("--reference", nargs="*", default=[], help="models trained on car-damage + all 100 pool photos")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--per-round", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=120, help="training steps per Improve (120 ~ 120 s idle here)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-order seeds")
+    ap.add_argument("--strategies", nargs="+", default=["next", "random"], choices=["next", "random"])
+    ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)")
+    args = ap.parse_args(argv)
+    if not (SHARED / "car-damage-extra-split").is_dir():
+        print(f"skipped: {SHARED} has no car-damage / car-damage-extra-split", file=sys.stderr)
+        return 0
+    from viaseg.core.loop import score_model
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sets = load_sets()
+    if args.smoke:
+        sets = (sets[0], sets[1][:3], sets[2][:8], sets[3][:3])
+    t0 = time.perf_counter()
+    base_scores = {"car_val": score_model(args.base, sets[1])["mean_dice"],
+                   "extra_val": score_model(args.base, sets[3])["mean_dice"]}
+    curves: dict[str, list] = {}
+    for strategy in args.strategies:
+        for seed in ([0] if strategy == "next" else args.seeds):
+            curves[f"{strategy}-s{seed}"] = run_curve(strategy, seed, args, sets, work)
+    refs = [score_model(m, sets[3])["mean_dice"] for m in args.reference]
+
+    def at(name: str, photos: int, key: str):
+        return next((r[key] for r in curves.get(name, []) if r["photos"] == photos), None)
+
+    def area(rows, key):
+        return round(sum(r[key] for r in rows) / len(rows), 4) if rows else None
+
+    randoms = [n for n in curves if n.startswith("random")]
+    last = args.rounds * args.per_round
+
+    def random_mean(photos, key="extra_val"):
+        vals = [at(n, photos, key) for n in randoms]
+        vals = [v for v in vals if v is not None]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    target = random_mean(30)
+    match = None
+    if target is not None and "next-s0" in curves:
+        match = next((r["photos"] for r in curves["next-s0"] if r["extra_val"] >= target), None)
+    rounds = [r for rows in curves.values() for r in rows]
+    out = {
+        "base": args.base, "base_scores": base_scores, "steps_per_round": args.steps, "per_round": args.per_round,
+        "extra_val_after_30": at("next-s0", 30, "extra_val"), "car_val_after_30": at("next-s0", 30, "car_val"),
+        "random_extra_val_after_30": target, "random_car_val_after_30": random_mean(30, "car_val"),
+        "reference_extra_val_100": round(sum(refs) / len(refs), 4) if refs else None,
+        "reference_models": dict(zip(args.reference, refs, strict=True)),
+        "photos_to_match_random_30": match,
+        "seconds_per_round": round(sum(r["wall_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1) if rounds else None,
+        "cpu_seconds_per_round": round(sum(r["cpu_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1) if rounds else None,
+        "areas": {n: {"extra_val": area(rows, "extra_val"), "car_val": area(rows, "car_val")} for n, rows in curves.items()},
+        "curves": curves, "last_photos": last, "total_s": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(out, indent=2 if not args.json else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
