@@ -360,6 +360,26 @@ class DeleteRegions(Command):
             self.entry.regions.insert(i, r)
 
 
+class SetRegions(Command):
+    """Give an image a new list of regions in one step (e.g. a prediction replacing or merged into its
+    regions); regions in both lists stay the same objects. Undo puts the old list back, order included."""
+
+    text = "set regions"
+
+    def __init__(self, entry: ImageEntry, regions: Iterable[Region], text: str | None = None):
+        super().__init__(entry)
+        self.old = list(entry.regions)
+        self.new = list(regions)
+        if text:
+            self.text = text
+
+    def do(self) -> None:
+        self.entry.regions[:] = self.new
+
+    def undo(self) -> None:
+        self.entry.regions[:] = self.old
+
+
 class _ImageListEdit(Command):
     """Base of the commands that add or take out a whole image. ``lists`` are the lists that hold the image
     entries of its split (a split's ``entries`` and its project's ``images``, the same list or two);

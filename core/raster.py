@@ -25,6 +25,7 @@ bridge line).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .project import Region
+from .project import AREA_SHAPES, Region
 
 SHIFT = 8  # fractional bits for sub-pixel vertex positions when the geometry is scaled
 _SUPERSAMPLE_PIXELS = 16_000_000
@@ -372,3 +373,87 @@ def mask_to_regions(
             }
             regions.append(Region(shape=shape, attributes=dict(attrs)))
     return regions
+
+
+# ------------------------------------------------------------------------------- merging new regions in
+
+
+def _bbox(pts: np.ndarray) -> tuple[int, int, int, int]:
+    """Pixel bounds ``(x0, y0, x1, y1)`` (x1, y1 exclusive) that hold every pixel a fill of ``pts`` sets."""
+    lo = np.floor(pts.min(axis=0)).astype(int) - 1
+    hi = np.ceil(pts.max(axis=0)).astype(int) + 2
+    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+
+
+def _local_fill(mask: np.ndarray, kind: str, pts: np.ndarray, x0: int, y0: int) -> None:
+    """Fill ``pts`` (image coordinates) into ``mask``, whose pixel (0, 0) is image pixel (x0, y0), exactly as
+    :func:`rasterize` fills it at full size."""
+    p = pts - (x0, y0)
+    if kind in ("polygon", "rect") and np.array_equal(p, np.round(p)):
+        cv2.fillPoly(mask, [p.astype(np.int32)], 1)
+    else:
+        cv2.fillPoly(mask, [np.round(p * (1 << SHIFT)).astype(np.int32)], 1, cv2.LINE_8, SHIFT)
+
+
+def _overlap(a: tuple, b: tuple) -> int:
+    """Pixels two area regions (``(kind, pts, bbox)``) both cover (0 when their boxes do not meet)."""
+    x0, y0 = max(a[2][0], b[2][0]), max(a[2][1], b[2][1])
+    x1, y1 = min(a[2][2], b[2][2]), min(a[2][3], b[2][3])
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    ma = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    mb = np.zeros_like(ma)
+    _local_fill(ma, a[0], a[1], x0, y0)
+    _local_fill(mb, b[0], b[1], x0, y0)
+    return int(np.count_nonzero(ma & mb))
+
+
+def merge_regions(
+    existing: list[Region], added: list[Region], tolerance: float = 1.0, min_area: float = 10.0
+) -> tuple[list[Region], int, int]:
+    """The regions of an image after merging ``added`` (e.g. a prediction's polygons) into ``existing``.
+
+    Each added area region goes to the existing area region it overlaps most (pixels both fill, at full size);
+    each existing region that received some is replaced, at its place in the list, by the outline(s) of the union
+    of its mask and theirs (:func:`mask_to_polygons` with ``tolerance``/``min_area``, integer vertices) keeping
+    a copy of its attributes. Existing regions are never merged with each other (their attributes may differ);
+    the others stay the very same objects. Added regions that overlap nothing are appended.
+    Returns ``(regions, merged, appended)``: the new list, how many existing regions grew, how many were added."""
+    def geometry(r: Region):
+        pts = shape_polygon(r.shape, 72) if r.kind in AREA_SHAPES else None
+        if pts is None or not np.all(np.isfinite(pts)) or np.abs(pts).max() > _MAX_COORD:
+            return None
+        return r.kind, pts, _bbox(pts)
+
+    old = [geometry(r) for r in existing]
+    takes: dict[int, list[tuple]] = {}
+    appended: list[Region] = []
+    for r in added:
+        g = geometry(r)
+        best, best_n = -1, 0
+        if g is not None:
+            for i, e in enumerate(old):
+                n = _overlap(g, e) if e is not None else 0
+                if n > best_n:
+                    best, best_n = i, n
+        if best < 0:
+            appended.append(r)
+        else:
+            takes.setdefault(best, []).append(g)
+    out: list[Region] = []
+    for i, r in enumerate(existing):
+        if i not in takes:
+            out.append(r)
+            continue
+        parts = [old[i], *takes[i]]
+        x0, y0 = min(p[2][0] for p in parts), min(p[2][1] for p in parts)
+        x1, y1 = max(p[2][2] for p in parts), max(p[2][3] for p in parts)
+        union = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        for kind, pts, _ in parts:
+            _local_fill(union, kind, pts, x0, y0)
+        polys = mask_to_polygons(union, tolerance, min_area) or mask_to_polygons(union, tolerance, 0.0)
+        for poly in polys:
+            p = np.round(poly).astype(int) + (x0, y0)
+            shape = {"name": "polygon", "all_points_x": p[:, 0].tolist(), "all_points_y": p[:, 1].tolist()}
+            out.append(Region(shape=shape, attributes=copy.deepcopy(r.attributes)))
+    return out + appended, len(takes), len(appended)

@@ -94,6 +94,14 @@ class WindowHost:
             r.attributes = {**copy.deepcopy(attrs), **r.attributes}
         self.w.session.push(edits.AddRegions(entry, regions))
 
+    def set_regions(self, entry, regions, fresh, text) -> None:
+        """Replace or merge accepted predictions: ``entry``'s regions become ``regions`` (one undo step);
+        the ``fresh`` ones get the default attributes as added regions do."""
+        attrs = self.w.canvas.default_attributes() or {}
+        for r in fresh:
+            r.attributes = {**copy.deepcopy(attrs), **r.attributes}
+        self.w.session.push(edits.SetRegions(entry, regions, text))
+
     def split_names(self) -> list[str]:
         ds = self.w.session.dataset
         return list(ds.splits) if ds is not None else []

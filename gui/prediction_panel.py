@@ -10,6 +10,8 @@ methods, each optional:
 * ``current_target() -> Target | None``: the project image shown now;
 * ``set_overlay(qimage_or_None)``; ``show_external(path)``: show a photo that is not in the project;
 * ``add_regions(entry, regions)``: one undoable step; ``add_external(path, split, regions) -> bool``;
+* ``set_regions(entry, regions, fresh, text)``: the image's regions become ``regions`` in one undoable step
+  (``fresh``: those that are new predictions, to get the default attributes);
 * ``split_names() -> list[str]``; ``split_entries(name) -> list[ImageEntry]``; ``set_dice_column(mapping)``.
 """
 
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSlider,
     QVBoxLayout,
@@ -44,6 +47,7 @@ from . import overlays
 from .workers import InferenceService
 
 log = logging.getLogger(__name__)
+ACCEPT_MODES = ("replace", "merge", "add")  # what accepting does to the regions an image already has
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -212,7 +216,7 @@ class PredictionPanel(QWidget):
         self.split_combo = QComboBox()
         self.split_combo.setToolTip("Split a dropped photo is added to, with its polygons.")
         self.accept_btn = QPushButton("Accept as polygons")
-        self.accept_btn.clicked.connect(self.accept_polygons)
+        self.accept_btn.clicked.connect(lambda: self.accept_polygons())
         af.addRow("Simplify", self.tolerance)
         af.addRow("Minimum area", self.min_area)
         af.addRow(self.vertex_hint)
@@ -493,10 +497,10 @@ class PredictionPanel(QWidget):
         n = sum(len(r.points()) for r in regions)
         self.vertex_hint.setText(f"{len(regions)} polygon(s), {n} vertices")
 
-    @Slot()
-    def accept_polygons(self) -> list:
-        """Add the thresholded prediction as polygons: one undoable step on a project image; a dropped
-        photo is added to the chosen split with them."""
+    def accept_polygons(self, mode: str | None = None) -> list:
+        """Accept the thresholded prediction as polygons: one undoable step on a project image; a dropped
+        photo is added to the chosen split with them. On a project image that already has regions, ``mode``
+        says what happens to them (:data:`ACCEPT_MODES`); None asks (:meth:`ask_accept_mode`)."""
         if self.target is None or self.probs is None:
             self._say("Predict an image first.", error=True)
             return []
@@ -504,18 +508,77 @@ class PredictionPanel(QWidget):
         if not regions:
             self._say("Nothing above the threshold (or every piece is below the minimum area).", error=True)
             return []
-        return regions if self.add_to_target(regions) else []
+        target = self._call("current_target") or self.target
+        entry = getattr(target, "entry", None)
+        if entry is not None and entry.regions and mode is None:
+            mode = self.ask_accept_mode(len(entry.regions), len(regions))
+            if mode is None:
+                self._say("Nothing accepted.")
+                return []
+        return regions if self.add_to_target(regions, target, mode or "add") else []
 
-    def add_to_target(self, regions: list, target: Target | None = None) -> bool:
-        """Add ``regions`` to the image shown: one undoable step on a project image; a dropped photo is added to
-        the split chosen under *Add photo to* with them."""
+    def accept_mode_box(self, n_old: int, n_new: int) -> QMessageBox:
+        """The question asked before accepting onto an image that has regions; each choice's button holds its
+        mode in the property ``accept_mode``."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Accept prediction",
+                          f"This image already has {n_old} region(s). What should the {n_new} predicted "
+                          f"polygon(s) do?", parent=self)
+        box.setInformativeText(
+            "<b>Replace</b>: the predicted polygons take the place of every region of the image.<br>"
+            "<b>Merge</b>: a polygon that overlaps a region is joined to it (one outline, the region's "
+            "attributes); the others are added.<br>"
+            "<b>Add</b>: the polygons are added beside the regions (overlaps stay).<br>"
+            "Each is one undo step.")
+        for mode, label, role in (("replace", "Replace", QMessageBox.ButtonRole.DestructiveRole),
+                                  ("merge", "Merge", QMessageBox.ButtonRole.AcceptRole),
+                                  ("add", "Add", QMessageBox.ButtonRole.AcceptRole)):
+            b = box.addButton(label, role)
+            b.setProperty("accept_mode", mode)
+            if mode == "merge":
+                box.setDefaultButton(b)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        return box
+
+    def ask_accept_mode(self, n_old: int, n_new: int) -> str | None:
+        """Ask Replace / Merge / Add (None: cancelled)."""
+        box = self.accept_mode_box(n_old, n_new)
+        box.exec()
+        clicked = box.clickedButton()
+        mode = clicked.property("accept_mode") if clicked is not None else None
+        box.deleteLater()
+        return mode if mode in ACCEPT_MODES else None
+
+    def add_to_target(self, regions: list, target: Target | None = None, mode: str = "add") -> bool:
+        """Add ``regions`` to the image shown: one undoable step on a project image (``mode``: ``add`` beside
+        its regions, ``replace`` them, ``merge`` into the ones they overlap); a dropped photo is added to the
+        split chosen under *Add photo to* with them."""
         target = target or self._call("current_target") or self.target
         if target is None:
             self._say("Open an image first.", error=True)
             return False
-        if target.entry is not None:
-            self._call("add_regions", target.entry, regions)
-            self._say(f"Added {len(regions)} polygon(s); Undo removes them.")
+        entry = target.entry
+        if entry is not None:
+            if mode not in ACCEPT_MODES:
+                raise ValueError(f"accept mode must be one of {ACCEPT_MODES}, not {mode!r}")
+            if mode == "add" or not entry.regions:
+                self._call("add_regions", entry, regions)
+                self._say(f"Added {len(regions)} polygon(s); Undo removes them.")
+                return True
+            if not callable(getattr(self.host, "set_regions", None)):
+                self._say("This window cannot replace or merge regions.", error=True)
+                return False
+            n_old = len(entry.regions)
+            if mode == "replace":
+                self.host.set_regions(entry, regions, regions, f"replace {n_old} region(s) by the prediction")
+                self._say(f"Replaced {n_old} region(s) by {len(regions)} polygon(s); Undo brings them back.")
+                return True
+            from viaseg.core.raster import merge_regions
+
+            merged_list, merged, appended = merge_regions(entry.regions, regions, self.tolerance.value() / 2.0,
+                                                          self.min_area.value())
+            fresh = merged_list[len(merged_list) - appended:]
+            self.host.set_regions(entry, merged_list, fresh, "merge the prediction into the regions")
+            self._say(f"Merged into {merged} region(s), added {appended} polygon(s); Undo restores the regions.")
             return True
         split = self.split_combo.currentText()
         if not split:

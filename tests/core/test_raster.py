@@ -17,6 +17,7 @@ from viaseg.core.raster import (
     class_mapper,
     mask_to_polygons,
     mask_to_regions,
+    merge_regions,
     rasterize,
     rasterize_report,
     shape_polygon,
@@ -366,3 +367,22 @@ def test_any_geometry_is_drawn_or_reported(shapes, out):
 def test_absurd_radius_is_reported_not_a_crash(shape):
     mask, skipped = rasterize_report([shape], (32, 24), (7, 5))
     assert not mask.any() and len(skipped) == 1 and "out of range" in skipped[0].reason
+
+
+def test_merge_regions_joins_each_new_region_to_the_region_it_overlaps_most():
+    dent = Region(shape=poly([10, 40, 40, 10], [10, 10, 40, 40]), attributes={"damage": "dent"})
+    scratch = Region(shape={"name": "circle", "cx": 70, "cy": 25, "r": 10}, attributes={"damage": "scratch"})
+    pt = Region(shape={"name": "point", "cx": 5, "cy": 5})
+    # mostly over the dent, a little over the scratch: it joins the dent only
+    over = Region(shape=poly([30, 62, 62, 30], [15, 15, 35, 35]))
+    alone = Region(shape=poly([10, 20, 20, 10], [60, 60, 70, 70]))
+    out, merged, appended = merge_regions([dent, pt, scratch], [over, alone], tolerance=0, min_area=1)
+    assert (merged, appended) == (1, 1)
+    assert len(out) == 4 and out[1] is pt and out[2] is scratch and out[3] is alone
+    assert out[0].attributes == {"damage": "dent"} and out[0].attributes is not dent.attributes
+    want = rasterize([dent, over], (100, 80))
+    assert np.array_equal(rasterize([out[0]], (100, 80)), want)
+    # nothing to merge with: everything is appended, the old regions untouched
+    out, merged, appended = merge_regions([pt], [alone])
+    assert out == [pt, alone] and (merged, appended) == (0, 1)
+

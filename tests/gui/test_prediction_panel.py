@@ -144,7 +144,7 @@ def test_predict_project_image_agreement_accept_and_undo(qtbot, setup):
     fp = img.pixelColor(int(fx), int(fy))
     assert tp.green() > tp.red() and fp.red() > fp.green()
 
-    added = panel.accept_polygons()
+    added = panel.accept_polygons("add")  # beside the annotation (the image has regions)
     assert added and len(entry.regions) == n_before + len(added)
     assert all(r.kind == "polygon" for r in added)
     host.history.undo()
@@ -281,7 +281,7 @@ def test_window_predict_key_accept_and_undo(qtbot, wired):
     assert not ml.prediction.split_combo.isEnabled()  # "Add photo to" is for dropped photos only
     assert ml.prediction.dice is not None  # agreement with the annotation
     ml.prediction.threshold.setValue(1)
-    added = ml.prediction.accept_polygons()
+    added = ml.prediction.accept_polygons("add")  # the val image has regions: say what to do
     assert added and len(entry.regions) == n + len(added)
     assert window.session.is_dirty()
     window.undo()
