@@ -71,6 +71,7 @@ class Canvas(QWidget):
         self._cursor = QPointF(-1, -1)
         self._auto_fit = True  # the view follows the widget size until the user zooms or pans
         self.tool = None  # an interaction tool (gui.assist_tool): sees mouse/keys first, paints on top
+        self.highlight: list[tuple[QPolygonF, QColor]] = []  # outlines drawn on top (a label check's areas)
 
     # ------------------------------------------------------------------------------------------- content
     def set_entry(self, entry: ImageEntry | None, qimage: QImage | None, size: tuple[int, int] | None,
@@ -88,6 +89,7 @@ class Canvas(QWidget):
         if not same:
             self.selected = -1
             self.sel_vertex = -1
+            self.highlight = []
             self.cancel_drawing()
         self.refresh()
         if fit:
@@ -135,6 +137,13 @@ class Canvas(QWidget):
     def set_prediction_overlay(self, image: QImage | None) -> None:
         """An RGBA image (any resolution, stretched to the image) drawn over the photo, below regions."""
         self.prediction = image
+        self.update()
+
+    def set_highlight(self, outlines) -> None:
+        """Dashed outlines over everything else: ``[(points [(x, y), ...] in image pixels, QColor)]``; they
+        stay until another image is shown or this is called again (``[]`` clears them)."""
+        self.highlight = [(QPolygonF([QPointF(float(x), float(y)) for x, y in pts]), QColor(c))
+                          for pts, c in outlines or [] if len(pts) >= 2]
         self.update()
 
     def set_overlay_visible(self, on: bool) -> None:
@@ -192,10 +201,14 @@ class Canvas(QWidget):
     def show_region(self, index: int) -> None:
         """Zoom and pan so region ``index`` fills about 40 % of the view (never below the fitted view, at most
         8x it), centred: where a problem points, the user sees it."""
+        if 0 <= index < len(self._polys):
+            self.show_rect(self._polys[index].boundingRect())
+
+    def show_rect(self, r: QRectF) -> None:
+        """Zoom and pan so the image rectangle ``r`` fills about 40 % of the view (see :meth:`show_region`)."""
         w, h = self.img_size
-        if not (0 <= index < len(self._polys)) or w <= 0 or self.width() <= 0:
+        if w <= 0 or self.width() <= 0:
             return
-        r = self._polys[index].boundingRect()
         fit = min(self.width() / w, self.height() / h) * 0.98
         want = min(self.width() / (r.width() * 2.5 + 1), self.height() / (r.height() * 2.5 + 1))
         self.scale = max(fit, min(want, fit * 8))
@@ -271,9 +284,25 @@ class Canvas(QWidget):
                 self._paint_regions(p)
         if self.drawing is not None:
             self._paint_drawing(p)
+        if self.highlight:
+            self._paint_highlight(p)
         if self.tool is not None:
             self.tool.paint(p)
         p.end()
+
+    def _paint_highlight(self, p: QPainter) -> None:
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setTransform(QTransform(self.scale, 0, 0, self.scale, self.offset.x(), self.offset.y()))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for poly, color in self.highlight:
+            for c, style, width in ((QColor(0, 0, 0, 200), Qt.PenStyle.SolidLine, 4),
+                                    (color, Qt.PenStyle.DashLine, 2)):
+                pen = QPen(c, width, style)
+                pen.setCosmetic(True)
+                p.setPen(pen)
+                p.drawPolygon(poly)
+        p.restore()
 
     def _paint_mask(self, p: QPainter, target: QRectF) -> None:
         if self._mask_cache is None:

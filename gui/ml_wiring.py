@@ -1,9 +1,9 @@
 """Wires training and prediction into the main window: ``install(window) -> MLWiring``.
 
-Adds the Training and Prediction docks, a Model menu (Predict = P, Predict images…, Predict all, Accept as
-polygons, Train/Stop), File ▸ Predict images…, drop handling for photos and image folders (VIA files and
-dataset folders still go to the window's own drop handler), the per-image Dice column, and a clean shutdown:
-closing the window during a run asks, then stops the run and waits for its thread.
+Adds the Training, Prediction and Check labels docks, a Model menu (Predict = P, Predict images…, Predict all,
+Accept as polygons, Train/Stop, Check labels…), File ▸ Predict images…, drop handling for photos and image
+folders (VIA files and dataset folders still go to the window's own drop handler), the per-image Dice column, and
+a clean shutdown: closing the window during a run asks, then stops the run and waits for its thread.
 
 What it uses from the window: ``session`` (dataset, rows, push, signals), ``canvas.set_prediction_overlay``,
 ``canvas.default_attributes``, ``show_external_image``, ``show_row``, ``current``/``external_path``,
@@ -26,6 +26,7 @@ from viaseg.core.project import ImageEntry
 
 from .assist_tool import AssistTool, target_key_of
 from .docks import add_dock
+from .label_check_panel import install as install_label_check
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService
@@ -227,6 +228,7 @@ class MLWiring:
         w.installEventFilter(self.drop_router)
         self.close_guard = _CloseGuard(self)
         w.installEventFilter(self.close_guard)
+        self.label_check = install_label_check(self)  # the Check labels dock and its Model menu entry
         self.training.model_activated.connect(self._on_model_activated)
         self.training.training_started.connect(lambda: self.act_stop.setEnabled(True))
         self.training.training_finished.connect(lambda _r: self.act_stop.setEnabled(False))

@@ -1,0 +1,450 @@
+"""The *Check labels* dock: find label errors with out-of-fold predictions.
+
+Start trains K short models in the training process (``core.check_labels``: each model without one fold of the
+annotated photos, the Training panel's recipe, every fold cut at a time budget) on a snapshot of the
+annotations as they are in the app, unsaved edits included. The results (``RUNS/check-labels-TIME/crossval.json``,
+or one opened from ``viaseg crossval``) list the photos worst first by out-of-fold Dice; each photo's rows are
+the areas where the model that never saw it disagrees: *missed* (annotated, the model sees no damage) and
+*extra* (the model sees damage nobody annotated). Clicking a photo shows it with those areas outlined;
+clicking an area zooms to it; Apply (or a double click) makes the annotation the model's there, as one undo
+step (``core.label_fix``). Photos are matched to the open project by split and file name; one that is no longer
+there is greyed and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Slot
+from PySide6.QtGui import QAction, QBrush, QColor
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from viaseg.core.check_labels import CheckResults, job_problem, make_job, read_results, split_hint
+from viaseg.core.edits import EditError
+from viaseg.core.errors import ViasegError
+from viaseg.core.imageio import image_size
+
+from .training_panel import _fmt_secs, build_config
+from .workers import TrainThread, event_kind
+
+OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
+COLORS = {"missed": QColor(255, 140, 0), "extra": QColor(0, 220, 255)}
+TIPS = {"missed": "annotated, but the model that never saw this photo finds no damage here: Apply removes "
+                  "this part of the annotation",
+        "extra": "the model that never saw this photo finds damage here that is not annotated: Apply adds it "
+                 "as a region"}
+ROLE = Qt.ItemDataRole.UserRole
+
+
+class LabelCheckPanel(QWidget):
+    def __init__(self, window, training, data_provider, train_fn=None, train_mode: str = "process",
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.w, self.training, self.data_provider = window, training, data_provider
+        self.train_fn, self.train_mode = train_fn, train_mode
+        self.config_overrides: dict = {}
+        self.thread: TrainThread | None = None
+        self.job = None
+        self.results: CheckResults | None = None
+        self.results_path: Path | None = None
+        self.entries: list = []  # the open project's entry of each result image (None: not in it)
+        self.applied: dict[tuple[int, int], object] = {}  # (image, area) -> the edit that applied it
+        self.last_error = ""
+        self._fold, self._epoch, self._t0, self._fold_t0 = 0, 0, 0.0, 0.0
+        self._notes: list[str] = []
+        self._build()
+        window.session.changed.connect(lambda _e: self._refresh_marks())
+        window.session.opened.connect(self._project_opened)
+
+    # ------------------------------------------------------------------------------------------- layout
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        intro = QLabel("Trains a few short models, each without some of the photos, so every annotated photo "
+                       "is predicted by a model that never saw it. Photos listed first disagree most with "
+                       "their annotation.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        form = QFormLayout()
+        self.folds = QSpinBox(minimum=2, maximum=5, value=3)
+        self.folds.setToolTip("How many models: each is trained without one share (fold) of the photos.")
+        self.seconds = QSpinBox(minimum=10, maximum=3600, value=120, singleStep=15)
+        self.seconds.setSuffix(" s")
+        self.seconds.setToolTip("Training time of each model (the Training panel's other settings apply). On a "
+                                "CPU, 45 s made models too weak to rank a deleted region high (docs/gui.md).")
+        self.estimate = QLabel()
+        self.estimate.setWordWrap(True)
+        for spin in (self.folds, self.seconds):
+            spin.valueChanged.connect(self._update_estimate)
+        form.addRow("Folds", self.folds)
+        form.addRow("Time per fold", self.seconds)
+        form.addRow("In all", self.estimate)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        self.start_btn = QPushButton("Check labels")
+        self.start_btn.clicked.connect(self.start)
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setEnabled(False)
+        self.stop_btn.setToolTip("Ends the check after the current batch; the folds already done are listed.")
+        self.stop_btn.clicked.connect(self.stop)
+        self.open_btn = QPushButton("Open results…")
+        self.open_btn.setToolTip("Show a crossval.json: an earlier check, or the output of `viaseg crossval`.")
+        self.open_btn.clicked.connect(self._choose_results)
+        for b in (self.start_btn, self.stop_btn, self.open_btn):
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("idle")
+        lay.addWidget(self.progress)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.message)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["photo / area", "Dice", "missed", "extra"])
+        self.tree.setToolTip("Worst first: out-of-fold Dice of each photo, and its areas of disagreement.")
+        self.tree.currentItemChanged.connect(lambda cur, _prev: self.show_item(cur))
+        self.tree.itemDoubleClicked.connect(lambda it, _c: self.apply_item(it) if it.data(0, ROLE)[0] == "area"
+                                            else None)
+        lay.addWidget(self.tree, 1)
+        self.apply_btn = QPushButton("Apply the model's version of this area")
+        self.apply_btn.setEnabled(False)
+        self.apply_btn.clicked.connect(lambda: self.apply_item(self.tree.currentItem()))
+        lay.addWidget(self.apply_btn)
+        self._update_estimate()
+
+    def _update_estimate(self) -> None:
+        k, s = self.folds.value(), self.seconds.value()
+        self.estimate.setText(f"about {_fmt_secs(k * (s + OVERHEAD_S))} ({k} × {_fmt_secs(s)} of training, "
+                              "plus start-up and predicting)")
+
+    def _set_message(self, text: str, error: bool = False) -> None:
+        if error:
+            self.last_error = text
+        self.message.setStyleSheet("color: #b00020; font-weight: bold;" if error else "")
+        self.message.setText(text)
+
+    # ------------------------------------------------------------------------------------------ running
+    def is_running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    @Slot()
+    def start(self) -> bool:
+        """Start a check in the background; False (and a message) when it cannot start."""
+        self.last_error = ""
+        if self.thread is not None:
+            self._set_message("A label check is already running; stop it first.", error=True)
+            return False
+        if self.training.is_running():
+            self._set_message("A training run is in progress; check labels when it has finished.", error=True)
+            return False
+        try:
+            data = self.data_provider()
+            root = Path(self.training.runs_root)
+            cfg = build_config(self.training.settings(), None, root,
+                               {**self.training.config_overrides, **self.config_overrides})
+            base = out = root / f"check-labels-{datetime.now():%Y%m%d-%H%M%S}"
+            n = 2
+            while out.exists():
+                out, n = base.with_name(f"{base.name}-{n}"), n + 1
+            job = make_job(cfg, data, out, self.folds.value(), self.seconds.value())
+        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+            self._set_message(f"Cannot check labels: {exc}", error=True)
+            return False
+        problem = job_problem(job)
+        if problem:
+            self._set_message(problem, error=True)
+            return False
+        self.job = job
+        self._fold, self._epoch, self._notes = 0, 0, []
+        self._t0 = self._fold_t0 = time.monotonic()
+        self.thread = TrainThread(job, train_fn=self.train_fn, mode=self.train_mode)
+        self.thread.event.connect(self._on_event)
+        self.thread.finished.connect(self._on_thread_finished)
+        self.start_btn.setEnabled(False)
+        self.stop_btn.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self._set_message(f"Preparing {job.folds} folds of {sum(len(e) for _, e in job.sources)} photos…")
+        self.thread.start()
+        return True
+
+    @Slot()
+    def stop(self) -> None:
+        if self.is_running():
+            self.thread.stop()
+            self.stop_btn.setEnabled(False)
+            self._set_message("Stopping after the current batch…")
+
+    def stop_and_wait(self, timeout_ms: int = 120000) -> bool:
+        th = self.thread
+        if th is None:
+            return True
+        th.stop()
+        ok = th.wait(timeout_ms)
+        if ok:
+            self._on_thread_finished()
+        return ok
+
+    @Slot(object)
+    def _on_event(self, ev) -> None:
+        if self.sender() is not None and self.sender() is not self.thread:
+            return
+        kind = event_kind(ev)
+        if kind == "FoldProgress":
+            self._fold, self._epoch, self._fold_t0 = ev.fold, 0, time.monotonic()
+            self._set_message(ev.message[:1].upper() + ev.message[1:])
+        elif kind == "FoldFailed":
+            self._notes.append(f"fold {ev.fold + 1} failed: {ev.message} (its photos are not listed)")
+        elif kind == "EpochEnd":
+            self._epoch = int(ev.epoch) + 1
+        elif kind == "Failed":  # the check itself (not one fold) failed; the thread's error says why
+            self.last_error = f"Check labels failed: {getattr(ev, 'message', ev)}"
+        if kind in ("FoldProgress", "BatchEnd", "EpochEnd"):
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        k, s = self.job.folds, self.job.fold_seconds
+        now = time.monotonic()
+        frac = min(1.0, (self._fold + min(1.0, (now - self._fold_t0) / (s + OVERHEAD_S))) / k)
+        self.progress.setValue(int(frac * 1000))
+        self.progress.setFormat(f"fold {self._fold + 1}/{k} · epoch {self._epoch} · {_fmt_secs(now - self._t0)} "
+                                f"of about {_fmt_secs(k * (s + OVERHEAD_S))}")
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        th = self.thread
+        if th is None:
+            return
+        self.thread = None
+        self.start_btn.setEnabled(True)
+        self.stop_btn.setEnabled(False)
+        res = th.result
+        th.deleteLater()
+        if res is None or th.error:
+            why = th.error or self.last_error or "the training process gave no result"
+            if th.stop_requested:
+                why = "Stopped before the first model had trained: there is nothing to show."
+            self.progress.setFormat("failed" if not th.stop_requested else "stopped")
+            self._set_message(why if why.startswith(("Stopped", "Check")) else f"Check labels failed: {why}",
+                              error=True)
+            return
+        if getattr(res, "problem", ""):
+            self.progress.setFormat("not run")
+            self._set_message(res.problem, error=True)
+            return
+        self.progress.setValue(1000)
+        self.progress.setFormat("stopped" if res.stopped else "finished")
+        if res.cut_fold is not None:
+            self._notes.append(f"fold {res.cut_fold + 1} was stopped before it finished: its photos are not "
+                               "listed")
+        self.load_results(res.results, notes=self._notes)
+
+    # ------------------------------------------------------------------------------------------ results
+    def _choose_results(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open label check results", str(self.training.runs_root),
+                                              "Cross-validation results (crossval.json *.json)")
+        if path:
+            self.load_results(path)
+
+    def load_results(self, path, notes: list[str] | None = None) -> bool:
+        """Show ``crossval.json`` (or a folder holding one); False with a message when it cannot be read."""
+        try:
+            res = read_results(path)
+        except ValueError as exc:
+            self._set_message(str(exc), error=True)
+            return False
+        self.results, self.results_path, self.applied = res, Path(path), {}
+        self._rematch()
+        lines = []
+        n_missing = sum(1 for e in self.entries if e is None)
+        if res.images:
+            mean = f", out-of-fold mean Dice {res.mean_dice:.3f}" if isinstance(res.mean_dice, float) else ""
+            lines.append(f"{len(res.images)} photos checked with {res.folds} folds{mean}. Worst first; click one "
+                         "to see it, click an area to zoom to it.")
+        else:
+            lines.append("No photo could be checked.")
+        if n_missing:
+            lines.append(f"{n_missing} of them are not in the open project (greyed).")
+        lines += [*(notes or []), *(f"error: {e}" for e in res.errors[:5])]
+        if res.stopped and not notes:
+            lines.append("The check was stopped: only the folds finished before are listed.")
+        self._set_message("\n".join(lines), error=not res.images)
+        return True
+
+    def _match(self, source: str, image: str):
+        rows = [r for r in self.w.session.rows
+                if image in (r.entry.filename, r.entry.key, Path(r.entry.filename).name)]
+        same = [r for r in rows if r.split == split_hint(source)]
+        pick = same or rows
+        return pick[0].entry if pick else None
+
+    @Slot()
+    def _project_opened(self) -> None:
+        self.applied = {}  # the history of the project they were applied to is gone
+        self._rematch()
+
+    def _rematch(self) -> None:
+        """Match the result photos to the open project's entries and refill the list."""
+        images = self.results.images if self.results else []
+        self.entries = [self._match(im.source, im.image) for im in images]
+        self.tree.clear()
+        for i, im in enumerate(images):
+            top = QTreeWidgetItem([im.image, f"{im.dice:.3f}", str(im.count("missed")), str(im.count("extra"))])
+            top.setData(0, ROLE, ("image", i, -1))
+            top.setToolTip(0, f"{im.image} ({im.source}), fold {im.fold + 1}")
+            if self.entries[i] is None:
+                top.setForeground(0, QBrush(QColor(140, 140, 140)))
+                top.setToolTip(0, f"{im.image} ({im.source}): not in the open project")
+            for j, d in enumerate(im.disagreements):
+                child = QTreeWidgetItem([f"{d['kind']} · {int(d.get('area', 0))} px"])
+                child.setData(0, ROLE, ("area", i, j))
+                child.setToolTip(0, TIPS.get(d["kind"], ""))
+                child.setForeground(0, QBrush(COLORS.get(d["kind"], QColor(128, 128, 128)).darker(130)))
+                top.addChild(child)
+            self.tree.addTopLevelItem(top)
+        self.tree.expandToDepth(0)
+        for c in range(4):
+            self.tree.resizeColumnToContents(c)
+        self._refresh_marks()
+
+    def _refresh_marks(self) -> None:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                child = top.child(j)
+                _, a, b = child.data(0, ROLE)
+                d = self.results.images[a].disagreements[b]
+                cmd = self.applied.get((a, b))
+                done = cmd is not None and getattr(cmd, "done", False)
+                child.setText(0, f"{d['kind']} · {int(d.get('area', 0))} px" + ("  ✓ applied" if done else ""))
+        self._update_apply()
+
+    def _update_apply(self) -> None:
+        it = self.tree.currentItem()
+        key = it.data(0, ROLE) if it is not None else None
+        ok = bool(key and key[0] == "area" and self.entries[key[1]] is not None
+                  and not getattr(self.applied.get((key[1], key[2])), "done", False))
+        self.apply_btn.setEnabled(ok)
+
+    def _show_image(self, i: int) -> bool:
+        entry = self.entries[i]
+        row = self.w.session.row_of(entry) if entry is not None else -1
+        if row < 0:
+            self.w.notify(f"{self.results.images[i].image}: not in the open project (removed since the check?)",
+                          True)
+            return False
+        if self.w.current != row:
+            self.w.show_row(row)
+        return True
+
+    def show_item(self, it) -> None:
+        """Show the photo of ``it`` with its areas outlined; an area row also zooms to that area."""
+        self._update_apply()
+        if it is None or self.results is None:
+            return
+        kind, i, j = it.data(0, ROLE)
+        if not self._show_image(i):
+            return
+        areas = self.results.images[i].disagreements
+        chosen = areas if kind == "image" else [areas[j]]
+        self.w.canvas.set_highlight([(d.get("polygon") or [], COLORS.get(d["kind"], QColor("white")))
+                                     for d in chosen])
+        if kind == "area":
+            x, y, bw, bh = (float(v) for v in areas[j]["bbox"])
+            self.w.canvas.show_rect(QRectF(x, y, bw, bh))
+        else:
+            self.w.canvas.fit()
+
+    def apply_item(self, it) -> bool:
+        """Apply the area of row ``it`` as one undoable edit; False with a message when it cannot."""
+        from viaseg.core.label_fix import fix_command
+
+        key = it.data(0, ROLE) if it is not None else None
+        if not key or key[0] != "area":
+            self.w.notify("choose an area (a row under a photo) to apply", True)
+            return False
+        _, i, j = key
+        if getattr(self.applied.get((i, j)), "done", False):
+            self.w.notify("this suggestion is applied already (Ctrl+Z takes it back)")
+            return False
+        if not self._show_image(i):
+            return False
+        entry = self.entries[i]
+        try:
+            size = image_size(entry.path)
+            cmd = fix_command(entry, self.results.images[i].disagreements[j], size,
+                              self.w.canvas.default_attributes() or {})
+            self.w.session.push(cmd)
+        except (EditError, ViasegError) as exc:
+            self.w.notify(f"cannot apply: {exc}", True)
+            return False
+        self.applied[(i, j)] = cmd
+        self._refresh_marks()
+        self.w.notify(f"{cmd.text} (Ctrl+Z undoes it)")
+        return True
+
+
+# ------------------------------------------------------------------------------------------------- wiring
+
+
+class _CloseGuard(QObject):
+    def __init__(self, panel: LabelCheckPanel):
+        super().__init__(panel.w)
+        self.panel = panel
+
+    def eventFilter(self, obj, event):  # noqa: N802
+        if event.type() != QEvent.Type.Close or obj is not self.panel.w or not self.panel.is_running():
+            return False
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        if self.panel.w.ask("Label check in progress", "A label check is running. Stop it and close?",
+                            buttons) != QMessageBox.StandardButton.Yes:
+            event.ignore()
+            return True
+        self.panel.stop_and_wait()
+        return False
+
+
+def install(ml) -> LabelCheckPanel:
+    """The dock (tabbed with Training), Model ▸ Check labels…, and a clean stop when the window closes."""
+    w = ml.window
+    panel = LabelCheckPanel(w, ml.training, lambda: ml.training_data(unsaved=True))
+    dock = ml._dock("Check labels", panel)
+    w.tabifyDockWidget(ml.dock_training, dock)
+    ml.dock_training.raise_()
+    model_menu = next((a.menu() for a in w.menuBar().actions() if a.menu() and a.text().replace("&", "") == "Model"),
+                      None)
+    act = QAction("Check &labels…", w)
+    act.setToolTip("Find label errors: photos whose annotation a model that never saw them disagrees with")
+    act.triggered.connect(lambda _=False: (dock.show(), dock.raise_()))
+    if model_menu is not None:
+        stop = next((a for a in model_menu.actions() if a.text().replace("&", "") == "Stop training"), None)
+        acts = model_menu.actions()
+        after = acts[acts.index(stop) + 1] if stop is not None and acts.index(stop) + 1 < len(acts) else None
+        model_menu.insertAction(after, act) if after is not None else model_menu.addAction(act)
+        model_menu.addAction(dock.toggleViewAction())
+    w.addAction(act)
+    panel.act_check = act
+    panel.dock = dock
+    panel.close_guard = _CloseGuard(panel)
+    w.installEventFilter(panel.close_guard)
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(panel.stop_and_wait)
+    return panel
