@@ -490,6 +490,65 @@ class RenameAttribute(Command):
         return list(self.touched)
 
 
+class DefineAttribute(Command):
+    """Define a new region or file attribute (VIA 2 ``_via_attributes`` style: ``kind`` text, dropdown, radio
+    or checkbox, with ``options`` for the last three) in every project given, as one undo step; ``target``
+    (the selected region's attributes or the image's file attributes) gets an empty value for it, so the name
+    is kept even by formats that store only values. Refused (``EditError``) for an empty name, a name a project
+    already defines or ``target`` already holds, an unknown type, or a choice type without options."""
+
+    changes_images = True
+    KINDS = ("text", "dropdown", "radio", "checkbox")
+
+    def __init__(self, projects: Iterable[Any], scope: str, name: str, kind: str = "text",
+                 options: Iterable[str] = (), target: dict | None = None, entry: ImageEntry | None = None):
+        if scope not in ("region", "file"):
+            raise EditError(f"attribute scope must be 'region' or 'file', not {scope!r}")
+        name = name.strip() if isinstance(name, str) else ""
+        if not name:
+            raise EditError("give the new attribute a name")
+        if kind not in self.KINDS:
+            raise EditError(f"attribute type must be one of {', '.join(self.KINDS)}, not {kind!r}")
+        opts = list(dict.fromkeys(o.strip() for o in options if isinstance(o, str) and o.strip()))
+        if kind != "text" and not opts:
+            raise EditError(f"a {kind} attribute needs at least one option")
+        super().__init__(entry)
+        self.projects = list(projects)
+        self.scope, self.name, self.kind = scope, name, kind
+        clash = [p for p in self.projects if name in (p.attributes.get(scope) or {})]
+        if clash or (target is not None and name in target):
+            raise EditError(f"there is already a {scope} attribute {name!r}: pick another name (right-click an "
+                            f"attribute's name to rename or delete it)")
+        if kind == "text":
+            self.definition: dict = {"type": "text", "description": "", "default_value": ""}
+        else:
+            self.definition = {"type": kind, "description": "", "options": {o: "" for o in opts},
+                               "default_options": {}}
+        self.target = target
+        self.value: Any = {} if kind == "checkbox" else ""
+        self.text = f"add {kind} attribute {name!r}"
+        touched = [entry] if entry is not None else []
+        for p in self.projects:  # the definition alone changes a file: it must be saved
+            if p.images and not any(e in p.images for e in touched):
+                touched.append(p.images[0])
+        self.touched = touched
+
+    def do(self) -> None:
+        for p in self.projects:
+            p.attributes.setdefault(self.scope, {})[self.name] = copy.deepcopy(self.definition)
+        if self.target is not None:
+            self.target[self.name] = copy.deepcopy(self.value)
+
+    def undo(self) -> None:
+        for p in self.projects:
+            (p.attributes.get(self.scope) or {}).pop(self.name, None)
+        if self.target is not None:
+            self.target.pop(self.name, None)
+
+    def entries(self) -> list[ImageEntry]:
+        return list(self.touched)
+
+
 class AddImage(_ImageListEdit):
     """Add an image (with its regions) at the end of its split; undo takes it out again."""
 

@@ -2,7 +2,8 @@
 
 Widgets follow the VIA ``_via_attributes`` definitions (``text``, ``dropdown``, ``radio``, ``checkbox``; other
 types are edited as text). Attribute names present on the region but not defined are shown as text too, and
-"+ attribute" adds a new one. Each change is one ``SetRegionAttribute``/``SetFileAttribute`` command.
+"+ attribute" defines a new one (name, type, options) in every open project: one ``DefineAttribute`` command.
+Each change of a value is one ``SetRegionAttribute``/``SetFileAttribute`` command.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
 from viaseg.core import edits
 from viaseg.core.project import ImageEntry, Region
 
+ATTRIBUTE_TYPES = ("text", "dropdown", "radio", "checkbox")  # what "+ attribute" offers (VIA 2 types)
 CLASS_NAMES = ("class", "label", "name", "class name", "damage", "type", "category")
 
 
@@ -155,7 +159,7 @@ class AttributesPanel(QWidget):
         if typ == "dropdown" or (typ == "radio" and len(options) > 4):
             w = QComboBox()
             w.addItems([""] + options)
-            if value is not None and str(value) not in options:
+            if value not in (None, "") and str(value) not in options:  # "" is the blank first item
                 w.addItem(str(value))
             w.setCurrentText("" if value is None else str(value))
             w.currentTextChanged.connect(lambda t, n=name: self._set(scope, n, t or None))
@@ -274,11 +278,68 @@ class AttributesPanel(QWidget):
         return self.rename_attribute(scope, name, None)
 
     def _add_attribute(self, scope: str) -> None:
-        name, ok = QInputDialog.getText(self, "New attribute", f"{scope} attribute name:")
-        name = name.strip()
-        if ok and name:
-            self.add_attribute(scope, name)
+        dlg = NewAttributeDialog(scope, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.add_attribute(scope, *dlg.values())
 
-    def add_attribute(self, scope: str, name: str, value: str = "") -> None:
-        self._set(scope, name, value)
+    def add_attribute(self, scope: str, name: str, kind: str = "text", options=()) -> bool:
+        """Define a new ``scope`` attribute of type ``kind`` (``ATTRIBUTE_TYPES``; ``options`` for a dropdown,
+        radio or checkbox) in every open project, the selected region (or image) getting an empty value, as one
+        undo step. False with a message when refused (a name already used, no options)."""
+        from viaseg.core.edits import DefineAttribute, EditError
+
+        target = self._target_dict(scope)
+        try:
+            cmd = DefineAttribute(self.projects_fn(), scope, name, kind, options, target=target,
+                                  entry=self.entry)
+            self.pusher(cmd) if self.pusher is not None else cmd.do()
+        except EditError as exc:
+            self.message.emit(str(exc))
+            return False
+        lost = sorted({p.fmt for p in cmd.projects if p.fmt not in ("via2-project", "via3")})
+        note = ""
+        if kind != "text" and lost:
+            note = (f" ({', '.join(lost)} files store only the values, not the type: Save as a VIA 2 project "
+                    f"to keep it)")
+        self.message.emit(f"{cmd.text}{note}; Ctrl+Z undoes it")
         self.show_for(self.entry, self.region)
+        self.edited.emit()
+        return True
+
+
+class NewAttributeDialog(QDialog):
+    """Name, type and (for a dropdown, radio or checkbox) the options of a new attribute."""
+
+    def __init__(self, scope: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"New {scope} attribute")
+        form = QFormLayout(self)
+        self.name = QLineEdit()
+        self.kind = QComboBox()
+        for kind in ATTRIBUTE_TYPES:
+            self.kind.addItem(kind, kind)
+        self.options = QLineEdit()
+        self.options.setPlaceholderText("e.g. dent, scratch, crack")
+        self.options.setToolTip("The choices, separated by commas")
+        form.addRow("Name", self.name)
+        form.addRow("Type", self.kind)
+        form.addRow("Options", self.options)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        self.kind.currentIndexChanged.connect(self._update)
+        self.name.textChanged.connect(self._update)
+        self.options.textChanged.connect(self._update)
+        self._update()
+
+    def values(self) -> tuple[str, str, list[str]]:
+        """``(name, type, options)`` as entered."""
+        opts = [o.strip() for o in self.options.text().split(",") if o.strip()]
+        return self.name.text().strip(), self.kind.currentData(), opts
+
+    def _update(self, *_args) -> None:
+        name, kind, opts = self.values()
+        self.options.setEnabled(kind != "text")
+        ok = bool(name) and (kind == "text" or bool(opts))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)

@@ -354,3 +354,28 @@ def test_sweep_deletes_the_copies_of_undone_imports_whose_process_is_gone(tmp_pa
     assert not orphan.exists() and mine.exists() and unrelated.exists()
     h.redo()  # this process's undone import is still redoable
     assert (tmp_path / "split" / "p.jpg").read_bytes() == b"photo"
+
+
+def test_define_attribute_reaches_via2_project_and_via3_files_and_undo_restores(via_fixtures):
+    from viaseg.core.project import Project
+    from viaseg.core.via_io import dumps_via, load_via, loads_via
+
+    v3 = load_via(via_fixtures / "extracted" / "via3_debug_project_4.json")
+    v2 = Project(images=[entry(poly([0, 10, 10], [0, 0, 10]))], fmt="via2-project")
+    before = [dumps_via(p) for p in (v3, v2)]
+    target = v2.images[0].regions[0].attributes
+    cmd = edits.DefineAttribute([v3, v2], "region", "severity", "dropdown", ["minor", " major", "minor"],
+                                target=target, entry=v2.images[0])
+    cmd.do()
+    assert target == {"severity": ""} and v2.images[0] in cmd.entries()
+    for p in (v3, v2):
+        d = loads_via(dumps_via(p)).attributes["region"]["severity"]
+        assert d["type"] == "dropdown" and list(d["options"]) == ["minor", "major"]
+    cmd.undo()
+    assert [dumps_via(p) for p in (v3, v2)] == before and target == {}
+    with pytest.raises(EditError, match="already"):
+        edits.DefineAttribute([v3], "region", "name", "text")  # the file's own attribute
+    with pytest.raises(EditError, match="option"):
+        edits.DefineAttribute([v3], "region", "x", "checkbox", [" "])
+    with pytest.raises(EditError, match="type"):
+        edits.DefineAttribute([v3], "region", "x", "image", ["a"])

@@ -1,0 +1,106 @@
+"""'+ attribute' asks the type (text, dropdown, radio, checkbox) and the options; the definition is one undo step
+and is what the saved VIA file holds (issue 21: only a text attribute could be added)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDialogButtonBox, QRadioButton  # noqa: E402
+from viaseg.gui.attributes_panel import NewAttributeDialog  # noqa: E402
+
+
+def via2_project_file(project_factory, folder):
+    """conftest's two images as a VIA 2 *project* file (the format that stores attribute definitions)."""
+    via = project_factory(folder)
+    meta = json.loads(via.read_text())
+    path = folder / "project.json"
+    path.write_text(json.dumps({"_via_settings": {"project": {"name": "x"}}, "_via_img_metadata": meta,
+                                "_via_attributes": {"region": {}, "file": {}}}))
+    via.unlink()
+    return path
+
+
+def test_added_attribute_types_and_options_are_saved_in_the_via_file(window, tmp_path, project_factory):
+    path = via2_project_file(project_factory, tmp_path / "p")
+    assert window.open_path(path)
+    window.canvas.select(0)
+    region = window.canvas.entry.regions[0]
+    panel = window.attributes
+    assert panel.add_attribute("region", "severity", "dropdown", ["minor", "major"])
+    combo = panel.widgets[("region", "severity")]
+    assert isinstance(combo, QComboBox) and [combo.itemText(i) for i in range(combo.count())] == ["", "minor",
+                                                                                                   "major"]
+    assert region.attributes["severity"] == ""
+    assert window.session.history.undo_text() == "add dropdown attribute 'severity'"
+    assert panel.add_attribute("region", "side", "radio", ["left", "right"])
+    assert isinstance(panel.widgets[("region", "side")].findChild(QRadioButton), QRadioButton)
+    assert panel.add_attribute("file", "flags", "checkbox", ["blurry", "night"])
+    assert isinstance(panel.widgets[("file", "flags")].findChild(QCheckBox), QCheckBox)
+    assert window.canvas.entry.file_attributes["flags"] == {}
+    assert panel.add_attribute("region", "note")  # text, as before
+    # each is one undo step
+    window.undo()
+    assert "note" not in region.attributes and ("region", "note") not in panel.widgets
+    window.redo()
+    assert window.save()
+    saved = json.loads(path.read_text())["_via_attributes"]
+    assert saved["region"]["severity"] == {"type": "dropdown", "description": "",
+                                           "options": {"minor": "", "major": ""}, "default_options": {}}
+    assert saved["region"]["side"]["type"] == "radio" and list(saved["region"]["side"]["options"]) == ["left",
+                                                                                                      "right"]
+    assert saved["file"]["flags"]["type"] == "checkbox" and list(saved["file"]["flags"]["options"]) == [
+        "blurry", "night"]
+    assert saved["region"]["note"]["type"] == "text"
+    # reopened: the dropdown is a dropdown again
+    assert window.open_path(path)
+    window.canvas.select(0)
+    assert isinstance(window.attributes.widgets[("region", "severity")], QComboBox)
+
+
+def test_refusals_and_a_format_that_stores_no_types(window, project):
+    assert window.open_path(project)  # plain VIA 2 annotations: values only, no definitions
+    window.canvas.select(0)
+    panel = window.attributes
+    said = []
+    panel.message.connect(said.append)
+    assert not panel.add_attribute("region", "damage", "dropdown", ["a"])  # already there
+    assert "already" in said[-1]
+    assert not panel.add_attribute("region", "severity", "dropdown", [])  # a choice needs options
+    assert "option" in said[-1] and not window.session.is_dirty()
+    assert panel.add_attribute("region", "severity", "dropdown", ["minor", "major"])
+    assert "Save as a VIA 2 project" in said[-1]  # the user is told the type will not be in this file
+
+
+def test_the_dialog_asks_name_type_and_options(window, project, qtbot):
+    dlg = NewAttributeDialog("region")
+    qtbot.addWidget(dlg)
+    ok = dlg.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled() and not dlg.options.isEnabled()  # no name yet; text needs no options
+    dlg.name.setText("severity")
+    assert ok.isEnabled()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("checkbox"))
+    assert dlg.options.isEnabled() and not ok.isEnabled()  # a checkbox needs its options
+    dlg.options.setText(" minor, major ,, ")
+    assert ok.isEnabled() and dlg.values() == ("severity", "checkbox", ["minor", "major"])
+
+    # "+ attribute" runs it and defines what was entered
+    assert window.open_path(project)
+    window.canvas.select(0)
+
+    def fill():
+        d = QApplication.activeModalWidget()
+        assert isinstance(d, NewAttributeDialog)
+        d.name.setText("side")
+        d.kind.setCurrentIndex(d.kind.findData("radio"))
+        d.options.setText("left, right")
+        d.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+
+    QTimer.singleShot(50, fill)
+    window.attributes.region_box.add_btn.click()
+    d = window.session.attributes(window.canvas.entry)["region"]["side"]
+    assert d["type"] == "radio" and list(d["options"]) == ["left", "right"]
