@@ -88,3 +88,17 @@ def composite(image_rgb: np.ndarray, rgba: np.ndarray) -> np.ndarray:
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     out = img.astype(np.float32) * (1 - alpha) + rgba[..., :3].astype(np.float32) * alpha
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def legend_rgba(width: int, height: int, threshold: float, veil: float = 0.55) -> np.ndarray:
+    """The heat map's colour bar, probability 0 (left) to 1 (right): the ramp's colours, veiled with ``veil``
+    white below ``threshold`` (where the overlay fades them out; at full strength they would vanish near 0, and
+    the legend would no longer say which colour is which). ``height x width x 4``, opaque."""
+    p = np.linspace(0.0, 1.0, max(2, int(width)), dtype=np.float32)
+    rgb = _jet(p).astype(np.float32)
+    below = (p <= threshold)[:, None]
+    rgb = np.where(below, rgb * (1.0 - veil) + 255.0 * veil, rgb)
+    out = np.empty((max(1, int(height)), p.shape[0], 4), np.uint8)
+    out[..., :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)[None]
+    out[..., 3] = 255
+    return out

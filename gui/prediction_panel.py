@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import overlays
+from .heat_legend import HeatLegend
 from .workers import InferenceService
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,9 @@ class PredictionPanel(QWidget):
         form.addRow("Show", self.mode)
         form.addRow("Threshold", trow)
         form.addRow("Opacity", self.opacity)
+        self.heat_legend = HeatLegend()  # shown while the heat overlay is
+        self.heat_legend.setVisible(False)
+        form.addRow(self.heat_legend)
         self.dice_label = QLabel("")
         self.dice_label.setTextFormat(Qt.TextFormat.RichText)
         form.addRow(self.dice_label)
@@ -474,6 +478,8 @@ class PredictionPanel(QWidget):
 
     def _set_overlay(self, img: QImage | None) -> None:
         self.overlay = img
+        self.heat_legend.set_threshold(self.threshold_value)
+        self.heat_legend.setVisible(img is not None and self.mode_value == "heat")
         # the agreement colours already show the annotation; the host may fade its region fills meanwhile
         self._call("agreement_shown", img is not None and self.mode_value == "agreement"
                    and self._truth_disp is not None)
