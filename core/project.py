@@ -15,7 +15,8 @@ ellipse    ``{"name": "ellipse", "cx", "cy", "rx", "ry", "theta"?}`` (theta in r
 point      ``{"name": "point", "cx", "cy"}``
 =========  ==================================================
 
-VIA 1 polygons repeat their first vertex at the end; that is kept as read (rasterizing does not care).
+VIA 1 polygons repeat their first vertex at the end; that is kept as read (rasterizing does not care), and the
+writers add it to new polygons of such a file (``via_common.closed_shape``).
 """
 
 from __future__ import annotations

@@ -430,3 +430,40 @@ def utf8_ok(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# ------------------------------------------------------------------------------- VIA 1 closed polygons
+
+
+def closes_polygons(images) -> bool:
+    """True when most polygons read from the file (regions with ``raw``) repeat their first vertex at the end,
+    as VIA 1 writes them: new and edited polygons are then written the same way (:func:`closed_shape`)."""
+    from .edits import has_closing_duplicate
+
+    closed = opened = 0
+    for im in images:
+        for r in im.regions:
+            shape = r.shape
+            if r.raw is None or not isinstance(shape, dict) or shape.get("name") != "polygon":
+                continue
+            xs = shape.get("all_points_x")
+            if not isinstance(xs, list) or len(xs) < 3:
+                continue
+            if has_closing_duplicate(shape):
+                closed += 1
+            else:
+                opened += 1
+    return closed > opened
+
+
+def closed_shape(shape: dict) -> dict:
+    """``shape`` as written to a file whose polygons repeat their first vertex: a polygon without that closing
+    vertex gets a copy with it appended (the region's own dict is never changed); anything else as it is."""
+    from .edits import has_closing_duplicate
+
+    if not isinstance(shape, dict) or shape.get("name") != "polygon" or has_closing_duplicate(shape):
+        return shape
+    xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or len(xs) < 3:
+        return shape
+    return {**shape, "all_points_x": [*xs, xs[0]], "all_points_y": [*ys, ys[0]]}

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from .errors import ViaFormatError
 from .project import ImageEntry, Project, Region
-from .via_common import check_dict, check_shape, derive_attributes, parse_json, show, utf8_ok
+from .via_common import (
+    check_dict,
+    check_shape,
+    closed_shape,
+    closes_polygons,
+    derive_attributes,
+    parse_json,
+    show,
+    utf8_ok,
+)
 
 HEADER_V2 = (
     "filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,region_attributes"
@@ -131,6 +140,7 @@ def dumps_csv(project: Project) -> str:
     header = layout.get("header", HEADER_V2)
     newline = layout.get("newline", "\n")
     rows: list[tuple[float, int, int, str]] = []  # (original line, image, region, text)
+    close = project.fmt == "csv" and closes_polygons(project.images)  # VIA 1 style: new polygons repeat vertex 0
     for k, im in enumerate(project.images):
         anchor = im.raw.get("row", inf) if project.fmt == "csv" and isinstance(im.raw, dict) else inf
         fn = _raw_field(im.filename)
@@ -149,12 +159,13 @@ def dumps_csv(project: Project) -> str:
             count, rid = (r.raw["region_count"], r.raw["region_id"]) if same else (n, i)
             # unchanged images keep the file's row order (rows of one image need not be adjacent)
             where = r.raw["row"] if same else anchor
+            shape = closed_shape(r.shape) if close and r.raw is None else r.shape
             rows.append(
                 (
                     where,
                     k,
                     i,
-                    f"{fn},{size},{fa},{count},{rid},{_quote(_js(r.shape))},{_quote(_js(r.attributes))}",
+                    f"{fn},{size},{fa},{count},{rid},{_quote(_js(shape))},{_quote(_js(r.attributes))}",
                 )
             )
     rows.sort(key=lambda t: t[:3])

@@ -20,6 +20,8 @@ from .via_common import (
     check_dict,
     check_number_list,
     check_shape,
+    closed_shape,
+    closes_polygons,
     derive_attributes,
     first_bad_number_list,
     key_path,
@@ -230,21 +232,21 @@ def read_project(data: dict, path, base_dir: Path | None) -> Project:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def _region_out(r: Region, reuse_raw: bool) -> dict:
+def _region_out(r: Region, reuse_raw: bool, close: bool = False) -> dict:
     raw = r.raw if reuse_raw and isinstance(r.raw, dict) else None
     if raw is not None and raw.get("shape_attributes") is r.shape and raw.get("region_attributes") is r.attributes:
-        return raw  # untouched region: the very dict that was read
+        return raw  # untouched region: the very dict that was read (as it was, closed or not)
     out = dict(raw) if raw is not None else {}
     if raw is None or "shape_attributes" in raw or r.shape:
-        out["shape_attributes"] = r.shape
+        out["shape_attributes"] = closed_shape(r.shape) if close else r.shape
     if raw is None or "region_attributes" in raw or r.attributes:
         out["region_attributes"] = r.attributes
     return out
 
 
-def _regions_out(im: ImageEntry, container: str, reuse_raw: bool) -> Any:
+def _regions_out(im: ImageEntry, container: str, reuse_raw: bool, close: bool = False) -> Any:
     raw_regions = im.raw.get("regions") if reuse_raw and isinstance(im.raw, dict) else None
-    items = [_region_out(r, reuse_raw) for r in im.regions]
+    items = [_region_out(r, reuse_raw, close) for r in im.regions]
     if container == "list":
         if isinstance(raw_regions, list) and len(raw_regions) == len(items):
             if all(a is b for a, b in zip(raw_regions, items, strict=False)):
@@ -259,7 +261,7 @@ def _regions_out(im: ImageEntry, container: str, reuse_raw: bool) -> Any:
     return dict(zip(keys, items, strict=False))
 
 
-def _entry_out(im: ImageEntry, fmt: str, src_fmt: str) -> dict:
+def _entry_out(im: ImageEntry, fmt: str, src_fmt: str, close: bool = False) -> dict:
     reuse = src_fmt in JSON_FAMILY and isinstance(im.raw, dict)
     if fmt == "via2-project":
         container = "list"
@@ -267,7 +269,7 @@ def _entry_out(im: ImageEntry, fmt: str, src_fmt: str) -> dict:
         container = "list" if isinstance(im.raw["regions"], list) else "dict"
     else:
         container = "dict" if fmt == "via1" else "list"
-    regions = _regions_out(im, container, reuse)
+    regions = _regions_out(im, container, reuse, close)
     size = im.size
     if reuse:
         raw = im.raw
@@ -329,7 +331,8 @@ def build_metadata(project: Project, fmt: str) -> dict:
     else:
         raw_meta = None
     keys = unique_keys(project.images)
-    out = {k: _entry_out(im, fmt, src) for k, im in zip(keys, project.images, strict=False)}
+    close = closes_polygons(project.images)  # the file's polygons repeat their first vertex (VIA 1): new ones too
+    out = {k: _entry_out(im, fmt, src, close) for k, im in zip(keys, project.images, strict=False)}
     if isinstance(raw_meta, dict) and len(raw_meta) == len(out):
         if all(a == b and raw_meta[a] is out[b] for a, b in zip(raw_meta, out, strict=False)):
             return raw_meta
