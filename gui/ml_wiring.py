@@ -117,6 +117,17 @@ class WindowHost:
         col = il.model.columnCount() - 1
         il.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)  # worst first
 
+    def set_rank_column(self, title: str, mapping: dict) -> None:
+        """A ranking column (e.g. "doubt" for Label next), highest first."""
+        il = self.w.image_list
+        il.set_extra_column(title, mapping)
+        il.view.sortByColumn(il.model.columnCount() - 1, Qt.SortOrder.DescendingOrder)
+
+    def open_entry(self, entry) -> None:
+        row = self.w.session.row_of(entry)
+        if row >= 0:
+            self.w.show_row(row)
+
     def add_external(self, path: Path, split_name: str, regions) -> bool:
         """Copy ``path`` into the split's image folder (unless it is there already) and add it with
         ``regions`` as one undoable step."""
@@ -281,6 +292,8 @@ class MLWiring:
                                         "Run the active model on the image shown (P)")
         self._action(m, "Predict &images…", self.prediction.choose_photos)
         self._action(m, "Predict &all in split", self._predict_all)
+        self._action(m, "&Next to label", self.prediction.next_to_label, ["L"],
+                     "Open the unlabelled photo the model is least sure about (ranks the split first if needed)")
         self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
         m.addSeparator()
         self._action(m, "&Export active model…", self._export_model,

@@ -1,0 +1,93 @@
+"""Label next (issue 18): Predict all on an unlabelled split ranks its photos by how unsure the model is; L
+opens the most uncertain one that is still unlabelled."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from ml_helpers import make_model  # noqa: E402
+from test_prediction_panel import Host  # noqa: E402
+from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.gui.prediction_panel import PredictionPanel  # noqa: E402
+from viaseg.gui.workers import InferenceService  # noqa: E402
+
+
+class MapByBrightness:
+    """A stand-in model whose map follows the photo: the brightness of its centre is the damage probability
+    there (so a mid-grey photo is the ambiguous one), zero elsewhere."""
+
+    meta: dict = {}
+
+    def predict(self, image):
+        img = cv2.imread(str(image)) if not isinstance(image, np.ndarray) else image
+        h, w = img.shape[:2]
+        probs = np.zeros((h, w), np.float32)
+        probs[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = img[h // 2, w // 2, 0] / 255.0
+        return probs
+
+
+class NextHost(Host):
+    def __init__(self, dataset):
+        super().__init__(dataset)
+        self.opened = []
+        self.rank = None
+
+    def set_rank_column(self, title, mapping):
+        self.rank = (title, dict(mapping))
+
+    def open_entry(self, entry):
+        self.opened.append(entry.filename)
+
+
+@pytest.fixture
+def unlabelled(tmp_path):
+    """A project whose 'test' split has four unlabelled photos: sure damage, sure clean, a faint hint and one
+    ambiguous (half believed over a large area)."""
+    root = tmp_path / "proj"
+    (root / "test").mkdir(parents=True)
+    for name, grey in (("sure.png", 250), ("clean.png", 0), ("hint.png", 40), ("ambiguous.png", 128)):
+        cv2.imwrite(str(root / "test" / name), np.full((40, 40, 3), grey, np.uint8))
+    (root / "train").mkdir()
+    cv2.imwrite(str(root / "train" / "a.png"), np.full((40, 40, 3), 9, np.uint8))
+    (root / "train" / "via_region_data.json").write_text(
+        '{"a.png1": {"filename": "a.png", "size": 1, "regions": [{"shape_attributes": {"name": "rect", "x": 1, '
+        '"y": 1, "width": 9, "height": 9}, "region_attributes": {}}], "file_attributes": {}}}')
+    return load_dataset(str(root))
+
+
+def test_predict_all_ranks_unlabelled_photos_and_L_opens_the_most_uncertain(qtbot, unlabelled, tmp_path):
+    host = NextHost(unlabelled)
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(service.model_changed, timeout=30000):
+        service.set_model(make_model(tmp_path / "m.keras"))  # its metadata; the loader gives the stand-in
+    panel.refresh_splits()
+    panel.all_split.setCurrentText("test")
+    try:
+        # no ranking yet: Next to label ranks the split first, then opens the top photo
+        assert panel.next_to_label() is None
+        qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
+        assert host.opened == ["ambiguous.png"]
+        title, column = host.rank
+        assert title == "doubt" and host.column is None  # no Dice column for a split without labels
+        by_name = {e.key: e.filename for e in unlabelled.split("test").entries}
+        order = sorted(column, key=lambda k: -column[k])
+        assert [by_name[k] for k in order] == ["ambiguous.png", "hint.png", "sure.png", "clean.png"]
+        assert column[order[-1]] == 0.0
+        # labelling the top photo moves Next to the next one
+        top = unlabelled.split("test").entries[[e.filename for e in unlabelled.split("test").entries]
+                                                .index("ambiguous.png")]
+        top.regions.append(unlabelled.split("train").entries[0].regions[0])
+        assert panel.next_to_label().filename == "hint.png"
+        assert host.opened[-1] == "hint.png"
+        # a split where every photo has regions: said, nothing opened
+        panel.all_split.setCurrentText("train")
+        assert panel.next_to_label() is None
+        assert "nothing left to label" in panel.message.text()
+    finally:
+        service.shutdown()
