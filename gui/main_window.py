@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
         self.cache.clear()
         self.current = -1
         self.image_list.reload()
-        self._check_recovery(path, restore)
+        recovery_note = self._check_recovery(path, restore)
         actions.remember_recent(self, path)
         self.attributes.set_definitions(self.session.attributes())
         if self.session.rows:
@@ -166,29 +166,33 @@ class MainWindow(QMainWindow):
         self.run_full_check()
         self._update_title()
         n = len(self.session.rows)
-        self.notify(f"opened {path} ({n} images, {self.session.dataset.region_count} regions)")
+        text = f"opened {path} ({n} images, {self.session.dataset.region_count} regions)"
+        # what happened to a crash journal is said in the same message (a message of its own was replaced by
+        # this one at once)
+        self.notify(f"{text}; {recovery_note[0]}" if recovery_note else text, bool(recovery_note and recovery_note[1]))
         return True
 
-    def _check_recovery(self, path: Path, restore: bool | None) -> None:
+    def _check_recovery(self, path: Path, restore: bool | None) -> tuple[str, bool] | None:
+        """Offer (or apply ``restore``) a crash journal of ``path``; returns what to tell the user, as
+        ``(text, is_error)``, or None when there was nothing to restore or it was declined."""
         try:
             rec = journal.find_recovery(path)
-        except ViasegError as exc:
-            self.notify(str(exc), True)
-            return
+        except ViasegError as exc:  # e.g. cut short by the crash: the project opens as it is on disk
+            return f"unsaved edits could not be restored: {exc}", True
         if rec is None:
-            return
+            return None
         if restore is None:
             btn = self.ask("Restore unsaved edits?", f"Found {rec.describe()}.\nRestore them?",
                            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
             restore = btn == QMessageBox.StandardButton.Yes
         if restore:
-            for msg in self.session.restore(rec):
-                self.notify(msg, True)
+            problems = self.session.restore(rec)
             self.image_list.reload()
             self._on_dirty()  # mark what came back as edited
-            self.notify("restored unsaved edits from the recovery file (not saved yet; Ctrl+Z undoes the restore)")
-        else:
-            journal.discard_recovery(path)
+            text = "restored unsaved edits from the recovery file (not saved yet; Ctrl+Z undoes the restore)"
+            return (f"{text}; not restored: {'; '.join(problems)}", True) if problems else (text, False)
+        journal.discard_recovery(path)
+        return None
 
     def show_external_image(self, path: str | Path) -> bool:
         """Show an image that is not part of the project (read-only, e.g. a prediction input)."""

@@ -1,0 +1,228 @@
+"""What goes wrong in a labeller's first hour, and what the app must do then (issue 21): the training process
+killed or raising mid-run, a bad model file made active, the crash journal written by its timer after a real
+edit, the restore question answered Yes or No, a corrupt journal met when opening."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import types
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from viaseg.core import journal  # noqa: E402
+
+# ------------------------------------------------------------------------------------------ training process
+
+
+class RaisingJob:
+    """Runs in the spawned training process (pickled by reference): one batch, then an exception, as a disk
+    filling up mid-run would raise."""
+
+    def run(self, on_event, should_stop):
+        from viaseg.core.train_events import BatchEnd
+
+        on_event(BatchEnd(step=0, epoch=0, loss=0.7, dice=0.1, steps=4))
+        raise OSError(28, "No space left on device")
+
+
+def training_panel(qtbot, tmp_path, data=None):
+    from ml_helpers import TINY, tiny_settings
+    from viaseg.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel(data_provider=lambda: data, runs_root=tmp_path / "runs", config_overrides=dict(TINY))
+    qtbot.addWidget(panel)
+    tiny_settings(panel, epochs=50)
+    assert panel.train_mode == "process"  # the real thing: a spawned child process
+    return panel
+
+
+def assert_ready_again(panel, *words):
+    """The run is over: a red message with ``words``, Start enabled, Stop not, nothing running."""
+    assert all(w in panel.message.text() for w in words), panel.message.text()
+    assert "b00020" in panel.message.styleSheet()  # shown as an error
+    assert panel.progress.format() == "failed"
+    assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled()
+    assert not panel.is_running() and panel.thread is None
+
+
+def test_training_process_killed_mid_run_is_a_message_and_the_panel_is_ready_again(qtbot, tmp_path):
+    from ml_helpers import make_project
+    from viaseg.core.dataset import load_dataset
+
+    data = load_dataset(make_project(tmp_path / "proj", n_train=8, n_val=2, size=32))
+    panel = training_panel(qtbot, tmp_path, data)
+    assert panel.start()
+    events = []
+    panel.thread.event.connect(lambda ev: events.append(type(ev).__name__))
+    # the run has started for real (data read, TensorFlow loaded in the child); killed before its first batch
+    # only to keep the test short: the app sees the same thing at any later point (a dead child, no answer)
+    qtbot.waitUntil(lambda: "Started" in events, timeout=120000)
+    with qtbot.waitSignal(panel.training_finished, timeout=30000) as done:
+        os.kill(panel.thread.process.pid, signal.SIGKILL)  # what the OOM killer does
+    assert done.args == [None]  # no result
+    assert_ready_again(panel, "Training failed", "ended unexpectedly", "exit code -9", "killed")
+    assert panel.active_model is None and "Finished" not in events
+    # ready again: a new run starts (and is stopped before its first batch)
+    with qtbot.waitSignal(panel.training_finished, timeout=60000):
+        assert panel.start()
+        panel.stop()
+    assert panel.start_btn.isEnabled() and panel.thread is None
+
+
+def test_training_process_raising_mid_run_is_a_message_and_the_panel_is_ready_again(qtbot, tmp_path):
+    panel = training_panel(qtbot, tmp_path)
+    config = types.SimpleNamespace(epochs=2, time_limit_s=None, loss="dice")
+    with qtbot.waitSignal(panel.training_finished, timeout=60000) as done:
+        assert panel._launch(RaisingJob(), config)  # the path start() and Improve model take with their job
+    assert done.args == [None]
+    assert_ready_again(panel, "Training failed", "OSError", "No space left on device")
+    assert panel.last_error and "No space left" in panel.last_error
+
+
+# ------------------------------------------------------------------------------------------- bad model file
+
+
+@pytest.fixture
+def ml_window(qtbot, window, project):
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    yield window, ml
+    ml.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["not a zip", "a zip without a network"])
+def test_a_bad_model_file_made_active_is_a_message_and_the_app_keeps_working(qtbot, ml_window, tmp_path, kind):
+    import zipfile
+
+    window, ml = ml_window
+    bad = tmp_path / "broken.keras"
+    if kind == "not a zip":
+        bad.write_bytes(b"\x00garbage, e.g. a download cut short")
+    else:  # its metadata reads (no TensorFlow), the network does not load
+        with zipfile.ZipFile(bad, "w") as zf:
+            zf.writestr("viaseg_meta.json", json.dumps({"input_size": 32, "threshold": 0.5}))
+    failed = []
+    ml.service.model_failed.connect(lambda path, msg: failed.append((path, msg)))
+    ml.training.set_active_model(str(bad))  # Training ▸ Runs ▸ Make active, or a settings file
+    qtbot.waitUntil(lambda: bool(failed), timeout=60000)
+    assert failed[0][0] == str(bad) and "broken.keras" in failed[0][1]
+    text = ml.prediction.message.text()
+    assert text.startswith("Cannot load model:") and "broken.keras" in text
+    assert "b00020" in ml.prediction.message.styleSheet()
+    # the app keeps running: P answers with a message, images still show and edits still undo
+    window.show_row(0)
+    ml.act_predict.trigger()
+    qtbot.waitUntil(lambda: "fail" in ml.prediction.message.text().lower()
+                    or "No active model" in ml.prediction.message.text(), timeout=60000)
+    assert ml.prediction.probs is None and window.canvas.prediction is None
+    window.show_row(1)
+    window.show_row(0)
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    window.undo()
+    assert len(window.current_entry().regions) == 2
+
+
+# ------------------------------------------------------------------------------------------------- journal
+
+
+def test_the_journal_timer_writes_after_a_real_edit(qtbot, window, project):
+    assert window.open_path(project)
+    c = window.canvas
+    start = c.to_widget(80, 20).toPoint()  # the polygon's top-right vertex
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(c, c.to_widget(100, 10).toPoint())
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=c.to_widget(100, 10).toPoint())
+    assert window.session.is_dirty()
+    t0 = time.monotonic()
+    assert journal.find_recovery(project) is None  # debounced: not at once
+    qtbot.waitUntil(lambda: journal.find_recovery(project) is not None, timeout=10000)
+    assert time.monotonic() - t0 >= 1.0  # written by the ~2 s timer, not by the edit itself
+    rec = journal.find_recovery(project)
+    restored = rec.files[0].load()
+    xs = restored.images[0].regions[0].shape["all_points_x"]
+    assert 100 in xs and 80 not in xs  # the dragged vertex, as it is in memory
+    assert json.loads(project.read_text())["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"][1] == 80
+
+
+def _crashed_edit(window, project):
+    """An edit journaled, then the app 'crashes' (never saved or closed)."""
+    assert window.open_path(project)
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    window.write_journal()
+    assert journal.find_recovery(project) is not None
+    window.session.history.set_clean()  # the fixture closes this window without a save question
+
+
+@pytest.fixture
+def second_window(qtbot, state_dir):
+    from viaseg.gui.main_window import MainWindow
+
+    made = []
+
+    def make():
+        w = MainWindow(settings=None)
+        qtbot.addWidget(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.problems.pool.waitForDone()
+        w.session.history.set_clean()
+        w.close()
+
+
+@pytest.mark.parametrize("answer", ["Yes", "No"])
+def test_the_restore_question_yes_restores_and_no_discards(qtbot, window, project, second_window, answer):
+    _crashed_edit(window, project)
+    w2 = second_window()
+    asked = []
+
+    def ask(title, text, buttons):
+        asked.append((title, text))
+        return getattr(QMessageBox.StandardButton, answer)
+
+    w2.ask = ask
+    assert w2.open_path(project)  # restore=None: the app asks
+    assert len(asked) == 1 and asked[0][0] == "Restore unsaved edits?"
+    a = next(r.entry for r in w2.session.rows if r.entry.filename == "a.png")
+    if answer == "Yes":
+        assert len(a.regions) == 1 and w2.session.is_dirty()  # the deleted region stays deleted
+        assert w2.session.history.undo_text() == "restore unsaved edits"
+        assert journal.find_recovery(project) is not None  # kept until saved
+        assert "restored unsaved edits" in w2.statusBar().currentMessage()  # said, not replaced by "opened"
+    else:
+        assert len(a.regions) == 2 and not w2.session.is_dirty()  # the file as on disk
+        assert journal.find_recovery(project) is None  # discarded: not asked again
+        w3 = second_window()
+        w3.ask = lambda *args: pytest.fail("asked again after No")
+        assert w3.open_path(project)
+
+
+def test_a_corrupt_journal_is_a_message_and_the_project_opens(qtbot, window, project):
+    path = journal.recovery_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"viaseg_recovery": 1, "files": [{"path": ')  # cut short by the crash
+    window.ask = lambda *args: pytest.fail("no question for a journal that cannot be read")
+    assert window.open_path(project)
+    said = window.statusBar().currentMessage()
+    assert said.startswith("opened ") and "unsaved edits could not be restored" in said and "recovery" in said
+    assert [r.entry.filename for r in window.session.rows] == ["a.png", "b.png"]
+    assert not window.session.is_dirty() and len(window.session.rows[0].entry.regions) == 2
+    # the next edit's journal replaces it with a good one
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    window.write_journal()
+    rec = journal.find_recovery(project)
+    assert rec is not None and len(rec.files[0].load().images[0].regions) == 1
