@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .edits import Command, EditError
+from .edit_history import Command, EditError
 from .project import ImageEntry, Region
 from .raster import mask_to_polygons, rasterize
 

@@ -438,7 +438,7 @@ def utf8_ok(text: str) -> bool:
 def closes_polygons(images) -> bool:
     """True when most polygons read from the file (regions with ``raw``) repeat their first vertex at the end,
     as VIA 1 writes them: new and edited polygons are then written the same way (:func:`closed_shape`)."""
-    from .edits import has_closing_duplicate
+    from .edit_regions import has_closing_duplicate
 
     closed = opened = 0
     for im in images:
@@ -459,7 +459,7 @@ def closes_polygons(images) -> bool:
 def closed_shape(shape: dict) -> dict:
     """``shape`` as written to a file whose polygons repeat their first vertex: a polygon without that closing
     vertex gets a copy with it appended (the region's own dict is never changed); anything else as it is."""
-    from .edits import has_closing_duplicate
+    from .edit_regions import has_closing_duplicate
 
     if not isinstance(shape, dict) or shape.get("name") != "polygon" or has_closing_duplicate(shape):
         return shape
