@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
+from ml_helpers import TINY, make_model, make_project, tiny_settings  # noqa: E402
 from viaseg.core import loop  # noqa: E402
 from viaseg.core.dataset import load_dataset  # noqa: E402
 from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
@@ -19,16 +19,20 @@ from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
 
 @pytest.fixture
 def trained(qtbot, tmp_path):
-    """A panel whose first run (in the training process, as in the app) made a model active."""
+    """A panel whose active model sits in a run folder that recorded what it trained on (the project's train
+    split as it is now), as every run writes it."""
     data = {"ds": load_dataset(make_project(tmp_path / "proj", n_train=6, n_val=3, size=40))}
     panel = TrainingPanel(data_provider=lambda: data["ds"], runs_root=tmp_path / "runs",
                           config_overrides=dict(TINY))
     qtbot.addWidget(panel)
     tiny_settings(panel, epochs=1)
     assert not panel.improve.button.isEnabled()  # nothing to improve yet
-    with qtbot.waitSignal(panel.training_finished, timeout=300000):
-        assert panel.start()
-    assert panel.last_error is None and panel.active_model
+    run = tmp_path / "runs" / "first"
+    run.mkdir(parents=True)
+    model = make_model(run / "model.keras")
+    record = loop.trained_on(data["ds"].splits["train"].entries)
+    (run / "summary.json").write_text(json.dumps({"trained_on": record, "model_path": "model.keras"}))
+    panel.set_active_model(str(model))
     assert panel.improve.button.isEnabled()
     return panel, data
 
