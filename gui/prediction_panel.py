@@ -308,6 +308,9 @@ class PredictionPanel(QWidget):
         t = self.service.meta.get("threshold")
         if isinstance(t, (int, float)) and 0 < t < 1:
             self.threshold.setValue(int(round(t * 100)))
+        if self.probs is not None and self.target is not None:  # the shown prediction is the old model's
+            self._job_one = self.service.submit(("one", self.target.key), str(self.target.path))
+            self._say(f"Predicting {Path(self.target.path).name} again with the new active model…")
 
     # --------------------------------------------------------------------------------------- predicting
     def set_target(self, target: Target | None) -> None:

@@ -91,3 +91,37 @@ def test_predict_all_ranks_unlabelled_photos_and_L_opens_the_most_uncertain(qtbo
         assert "nothing left to label" in panel.message.text()
     finally:
         service.shutdown()
+
+
+def test_the_shown_prediction_follows_a_new_active_model(qtbot, unlabelled, tmp_path):
+    """Improve model (or Make active) changes the model: the prediction on screen is made again with it."""
+    from viaseg.gui.prediction_panel import Target
+
+    class Constant:
+        meta: dict = {}
+
+        def __init__(self, value):
+            self.value = value
+
+        def predict(self, image):
+            img = cv2.imread(str(image))
+            return np.full(img.shape[:2], self.value, np.float32)
+
+    host = NextHost(unlabelled)
+    service = InferenceService(loader=lambda path: Constant(0.9 if path.endswith("b.keras") else 0.1))
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    a, b = make_model(tmp_path / "a.keras"), make_model(tmp_path / "b.keras")
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(a)
+        entry = unlabelled.split("test").entries[0]
+        host.current = Target(entry.path, entry, "test")
+        assert panel.predict_current()
+        qtbot.waitUntil(lambda: panel.probs is not None, timeout=30000)
+        assert float(panel.probs.mean()) == pytest.approx(0.1)
+        service.set_model(b)
+        qtbot.waitUntil(lambda: float(panel.probs.mean()) > 0.5, timeout=30000)
+        assert float(panel.probs.mean()) == pytest.approx(0.9)
+    finally:
+        service.shutdown()
