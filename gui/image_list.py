@@ -265,7 +265,11 @@ class ImageList(QWidget):
         self.model.extra = dict(values or {})
         self.model.endResetModel()
         if title:
-            self.view.setColumnWidth(COL_EXTRA, 70)
+            self.view.setColumnWidth(COL_EXTRA, 60)
+            # the new column must be seen without scrolling: the name column gives up what it must
+            spare = self.view.viewport().width() - sum(self.view.columnWidth(c) for c in range(COL_EXTRA + 1))
+            if spare < 0:
+                self.view.setColumnWidth(COL_NAME, max(80, self.view.columnWidth(COL_NAME) + spare))
 
     def _changed_all(self) -> None:
         n = self.model.rowCount()

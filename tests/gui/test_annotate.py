@@ -51,6 +51,11 @@ def test_open_view_and_navigate(window, project, qtbot):
     window.image_list.set_extra_column("dice", {"a.png1": 0.5, ("train", "b.png2"): 0.25})
     m = window.image_list.model
     assert m.columnCount() == 5 and m.data(m.index(0, 4)) == "0.500"
+    # a new column is seen without scrolling, even in a narrow list (the name column gives way)
+    il = window.image_list
+    il.view.setColumnWidth(2, 400)
+    il.set_extra_column("doubt", {"a.png1": 0.1})
+    assert il.view.columnViewportPosition(4) + il.view.columnWidth(4) <= il.view.viewport().width()
 
 
 def test_drag_vertex_then_save_changes_only_that_vertex(window, project, qtbot):
