@@ -10,6 +10,9 @@ then evaluate the best model (hard Dice per image at the threshold) and write th
 
 Nothing escapes to the caller: every failure becomes a ``Failed`` event and ``TrainResult(ok=False,
 error=...)``. A run that diverges (NaN loss) fails but keeps the best model it had.
+
+This module is the run itself (data, model, ``fit``, the run folder); the callbacks ``fit`` gets are built in
+:mod:`.train_callbacks`, the model's scores for ``summary.json`` come from :mod:`.train_scoring`.
 """
 
 from __future__ import annotations
@@ -22,34 +25,25 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from . import pipeline as P
 from .errors import ViasegError
 from .loop import trained_on
 from .presets import (
-    ANNEALING,
-    KEEP,
-    LR_SCHEDULES,
-    MONITORS,
     PRESETS,
     TrainConfig,
     preset,
     resolve_keep,
     resolve_schedule,
 )
+from .train_callbacks import _make_callbacks, _multiworker_fit_fixes, _TrainingFailed
+from .train_events import Event as Event  # re-exported
 from .train_events import (
-    BatchEnd,
-    EpochEnd,
     Failed,
     Finished,
-    SamplePredictions,
     Started,
     TrainResult,
 )
-from .train_events import Event as Event  # re-exported
 from .train_plumbing import (
-    agree,
     configure_threads,
     device_description,
     is_chief,
@@ -57,14 +51,11 @@ from .train_plumbing import (
     resolve_data,
     resolve_precision,
 )
+from .train_scoring import _score_best_model, _score_more_val, _val_set_row
 
 __all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
 
 log = logging.getLogger("viaseg.train")
-
-
-class _TrainingFailed(Exception):
-    """A failure with a message meant for the user."""
 
 
 def _viaseg_version() -> str:
@@ -74,138 +65,6 @@ def _viaseg_version() -> str:
         return __version__
     except Exception:  # noqa: BLE001
         return "unknown"
-
-
-def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder,
-                    strategy=None):
-    """Keras' callbacks plus the event / stop / time-limit one.
-
-    With several workers (``strategy`` a multi-worker one) every worker must take the same number of steps and
-    the same learning rate, so the stop request and the time limit act at the end of an epoch, agreed between
-    the workers (any one asking stops all), and the time a schedule follows is the chief's."""
-    multi = strategy is not None and cfg.strategy == "multiworker"
-
-    class EventsAndStop(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            state["t0"] = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            state["epoch"] = epoch
-            state["epoch_t0"] = time.perf_counter()
-            if multi:  # before the learning-rate schedule's callback reads it
-                state["elapsed"] = agree(strategy, time.perf_counter() - state["t0"], chief_only=True)
-
-        def _stop_asked(self) -> str:
-            if should_stop is not None and should_stop():
-                return "stopped"
-            if cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
-                return "time_limit"
-            return ""
-
-        def on_train_batch_end(self, batch, logs=None):
-            logs = logs or {}
-            loss = float(logs.get("loss", float("nan")))
-            state["batches"] += 1
-            emit(BatchEnd(batch, state["epoch"], loss, float(logs.get("dice", float("nan"))), state["steps"]))
-            if not math.isfinite(loss):
-                state["nan"] = (state["epoch"], batch)
-                self.model.stop_training = True
-            if multi:
-                return  # decided at the epoch's end, by every worker together
-            reason = self._stop_asked()
-            if reason:
-                state["reason"] = reason
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
-            logs.pop("learning_rate", None)
-            state["epochs_run"] = epoch + 1
-            for k, v in logs.items():
-                state["history"].setdefault(k, []).append(v)
-            emit(EpochEnd(epoch, dict(logs), time.perf_counter() - state["epoch_t0"], cfg.epochs))
-            every = cfg.sample_every
-            if every and len(val_arrays) and ((epoch + 1) % every == 0 or epoch == 0):
-                idx = state["sample_idx"]
-                imgs = val_arrays.images[idx]
-                if multi:  # this worker's copy of the weights, no distributed predict
-                    pred = np.asarray(self.model(P.to_float_images(imgs), training=False))[..., 0]
-                else:
-                    pred = self.model.predict(P.to_float_images(imgs), verbose=0)[..., 0]
-                names = [val_arrays.names[i] for i in idx]
-                ev = SamplePredictions(epoch, imgs, val_arrays.masks[idx], pred.astype(np.float32), names)
-                try:
-                    from .plots import plot_samples
-
-                    plot_samples(imgs, ev.true_masks, ev.pred_masks, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
-                                 title=f"epoch {epoch + 1}", threshold=cfg.threshold)
-                except Exception as exc:  # noqa: BLE001 - a plot never stops training
-                    log.warning("cannot write sample plot: %s", exc)
-                emit(ev)
-            if multi:
-                # any worker asking stops them all (a user's stop counts 1000, a time limit 1)
-                reason = self._stop_asked()
-                agreed = agree(strategy, {"": 0.0, "time_limit": 1.0, "stopped": 1000.0}[reason])
-                if agreed > 0.5:
-                    state["reason"] = "stopped" if agreed >= 999.5 else "time_limit"
-                    self.model.stop_training = True
-
-    if cfg.monitor not in MONITORS:
-        raise _TrainingFailed(f"unknown monitor {cfg.monitor!r} ({', '.join(MONITORS)})")
-    if cfg.keep not in KEEP:
-        raise _TrainingFailed(f"unknown keep {cfg.keep!r} ({', '.join(KEEP)})")
-    keep_last = resolve_keep(cfg) == "last"
-    monitor = ("val_" if len(val_arrays) else "") + ("hard_dice" if cfg.monitor == "hard_dice" else "dice")
-    sched = resolve_schedule(cfg)
-    patience = cfg.patience
-    if (sched in ANNEALING and cfg.time_limit_s) or keep_last:
-        # the rate comes down over the time limit: the run uses all of it; early stopping would end it while
-        # the rate is still high (and with keep "last" the validation score must not decide anything)
-        patience = 1_000_000
-    if sched == "plateau" and keep_last:
-        raise _TrainingFailed("keep 'last' needs a schedule that does not follow the validation score "
-                              "(constant, cosine or flat_cosine), not plateau")
-    if sched == "plateau":
-        schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
-                                                      patience=max(2, cfg.patience // 3), min_lr=1e-5)]
-    elif sched in ANNEALING:
-        # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
-        # (the fraction of it used when the epoch begins), else over the epochs. flat_cosine keeps the full
-        # rate for the first half of the run and anneals over the second half
-        lr0, n, limit = cfg.learning_rate, max(1, cfg.epochs), cfg.time_limit_s
-        flat = 0.5 if sched == "flat_cosine" else 0.0
-
-        def progress(epoch: int) -> float:
-            if limit:
-                elapsed = state["elapsed"] if multi else time.perf_counter() - state["t0"]
-                return min(1.0, elapsed / limit)
-            return min(epoch, n) / n
-
-        def rate(epoch: int, _lr) -> float:
-            q = max(0.0, progress(epoch) - flat) / (1.0 - flat)
-            return 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * q))
-
-        schedule = [keras.callbacks.LearningRateScheduler(rate)]
-    elif sched == "constant":
-        schedule = []
-    else:
-        raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
-    cbs = [
-        EventsAndStop(),
-        keras.callbacks.TerminateOnNaN(),
-        *schedule,  # before the CSVLogger: history.csv gets each epoch's learning_rate
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max", patience=patience, restore_best_weights=not keep_last
-        ),
-    ]
-    if cfg.ema:
-        # first: validation, samples, the checkpoint and early stopping all see the averaged weights
-        cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    return cbs, monitor
 
 
 def train(
@@ -446,36 +305,6 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
                        best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
 
 
-def _multiworker_fit_fixes(model, cfg) -> None:
-    """Work around two faults of Keras 3 (3.15) ``fit`` under MultiWorkerMirroredStrategy (tensorflow#72388):
-
-    * ``fit`` / ``evaluate`` first ``strategy.reduce`` a whole ``(x, y)`` batch only to learn its shapes, and
-      the multi-worker strategy cannot reduce a tuple ("Attempt to convert a value (PerReplica...)"): the model
-      builds its loss and metrics from zeros of the same shapes instead;
-    * each step's logs are reduced across workers with ``axis=0``, which a scalar does not have ("Invalid
-      reduction dimension 0 for input with 0 dimensions"): the steps return each log as a 1-element vector,
-      whose mean over every replica along axis 0 is the scalar Keras expects."""
-    import numpy as np
-    import tensorflow as tf
-
-    px = cfg.crop or cfg.size
-    batch = (np.zeros((cfg.batch_size, px, px, 3), "float32"), np.zeros((cfg.batch_size, px, px, 1), "float32"))
-    build = model._maybe_symbolic_build  # noqa: SLF001 - the method the first fault is in
-
-    def build_from_shapes(iterator=None, data_batch=None):
-        return build(data_batch=batch)
-
-    def vectors(step):
-        def wrapped(data):
-            return {k: tf.reshape(tf.cast(v, tf.float32), [1]) for k, v in step(data).items()}
-
-        return wrapped
-
-    model._maybe_symbolic_build = build_from_shapes  # noqa: SLF001
-    model.train_step = vectors(model.train_step)
-    model.test_step = vectors(model.test_step)
-
-
 def _load_sources(entries, sources, load) -> P.Arrays:
     """Training arrays, each row tagged with its source (the dataset, or which extra)."""
     if not sources or len(set(sources)) == 1:
@@ -486,36 +315,6 @@ def _load_sources(entries, sources, load) -> P.Arrays:
         part.sources = [k] * len(part)
         parts.append(part)
     return P.Arrays.concat(parts)
-
-
-def _val_set_row(name: str, n: int, scores: dict) -> dict:
-    return {"name": name, "n_images": n, "mean_dice": scores.get("mean_dice"),
-            "global_dice": scores.get("global_dice"), "mean_iou": scores.get("mean_iou"),
-            "global_iou": scores.get("global_iou")}
-
-
-def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
-    """A further validation set scored as ``viaseg evaluate`` does (its copies of training images left out)."""
-    from .evaluate import evaluate
-    from .predict import Predictor
-
-    left_out = []
-    if cfg.exclude_duplicates:
-        load = dict(size=cfg.size, resize=cfg.resize, include_empty=True, cache_dir=cfg.cache_dir,
-                    threads=cfg.threads, on_warning=warnings.append)
-        arr = P.load_arrays(entries, **load)
-        dup = {arr.names[i] for i in P.find_duplicates(tr, arr)}
-        left_out = [e.filename for e in entries if e.filename in dup]
-        entries = [e for e in entries if e.filename not in dup]
-    result = evaluate(Predictor(model, meta), entries, batch_size=cfg.batch_size)
-    for err in result.errors:
-        warnings.append(f"{name}: {err.image}: {err.error} (not scored)")
-    scores = {"mean_dice": result.mean_dice, "global_dice": result.global_dice,
-              "mean_iou": result.mean_iou, "global_iou": result.global_iou}
-    row = _val_set_row(name, result.count, scores)
-    if left_out:
-        row["excluded_duplicates"] = left_out
-    return row
 
 
 def _follow_init_model(cfg):
@@ -551,38 +350,6 @@ def _init_weights(model, path: Path, cfg) -> None:
             f"{len(want)} weight tensors)"
         )
     model.set_weights(src.get_weights())
-
-
-def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict, str]:
-    """Hard Dice / IoU of the trained model, as ``viaseg evaluate`` scores it: each image predicted at its full
-    resolution by a ``Predictor`` (mirror averaging when ``cfg.tta``) against its mask rasterized at full size.
-    Falls back to the training-size arrays (with a warning) when that cannot run."""
-    from . import unet
-    from .predict import Predictor
-
-    keep = set(arrays.names)  # the images actually used (duplicates and unreadable files left out)
-    chosen = [e for e in entries if e.filename in keep]
-    predictor = Predictor(model, meta)
-    try:
-        from .evaluate import evaluate
-
-        if len(chosen) != len(arrays):
-            raise RuntimeError(f"{len(chosen)} of {len(arrays)} images matched by name")
-        result = evaluate(predictor, chosen, batch_size=cfg.batch_size)
-        if result.errors:
-            raise RuntimeError("; ".join(f"{e.image}: {e.error}" for e in result.errors[:3]))
-        return {
-            "mean_dice": result.mean_dice, "global_dice": result.global_dice,
-            "mean_iou": result.mean_iou, "global_iou": result.global_iou,
-            "per_image": {s.image: s.dice for s in result.per_image},
-        }, "full resolution"
-    except Exception as exc:  # noqa: BLE001 - the run's model is fine; only its full-size score is missing
-        warnings.append(f"scored at the training size, not full resolution: {exc}")
-    # the same preprocessing and mirror averaging, on the arrays the run validated on
-    probs = predictor.predict_inputs(arrays.images, batch_size=cfg.batch_size)
-    scores = unet.hard_dice_scores(arrays.masks, probs, cfg.threshold)
-    scores["per_image"] = dict(zip(arrays.names, scores.pop("per_image_dice"), strict=True))
-    return scores, f"{cfg.size} px"
 
 
 def _reason(state, early, cfg) -> str:
