@@ -34,6 +34,10 @@ exported model, run by its own runtime, and viaseg's Keras predictor on two test
 
 Errors are :class:`ExportError` / :class:`~viaseg.core.errors.ModelError` (both ``ViasegError``), naming the
 file. Every artifact is written to a temporary name next to ``out`` and renamed into place.
+
+This module checks the options and paths, writes the metadata and runs an export (:func:`export_model`); the
+graph is built in :mod:`.export_graph`, each format written and run by :mod:`.export_formats` (their names are
+re-exported here).
 """
 
 from __future__ import annotations
@@ -51,20 +55,44 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, ViasegError
+from .export_formats import (
+    FORMATS,
+    ONNX_OPSET,
+    RUNNERS,
+    ExportError,
+    _runtime_name,
+    _tflite_interpreter,
+    _write_onnx,
+    _write_savedmodel,
+    _write_tflite,
+    load_runner,
+    run_onnx,
+    run_savedmodel,
+    run_tflite,
+)
+from .export_graph import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    _predictor,
+    check_images,
+    full_resolution,
+    network_input,
+    serving_module,
+)
 
-FORMATS = ("savedmodel", "tflite", "onnx")
+__all__ = [
+    "FLOAT32_TOLERANCE", "FORMATS", "INPUT_NAME", "ONNX_OPSET", "OUTPUT_NAME", "QUANTIZE", "RUNNERS",
+    "SAVEDMODEL_META", "TTA_MODES", "ExportError", "ExportResult", "check_images", "export_meta", "export_model",
+    "full_resolution", "load_runner", "meta_path", "network_input", "run_onnx", "run_savedmodel", "run_tflite",
+    "serving_module",
+    "_predictor", "_tflite_interpreter",  # private, but tests and tests/perf/bench_export.py use them
+]
+
 QUANTIZE = ("none", "float16", "int8")
 TTA_MODES = ("model", "flip", "none")
-ONNX_OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
 SAVEDMODEL_META = "viaseg.json"
 # the largest |exported - Keras| a float32 export may show on the check images; float16 / int8 only report it
 FLOAT32_TOLERANCE = 1e-4
-
-
-class ExportError(ViasegError):
-    """An export that cannot be done: unknown format, output path not writable, converter missing or failing."""
 
 
 @dataclass
@@ -160,252 +188,6 @@ def _check_out(out: Path, fmt: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- the graph
-
-
-def _predictor(model_path: Path, tta: str):
-    """viaseg's Keras predictor of the model with the averages ``tta`` asks for (a fresh one, not cached)."""
-    from .predict import Predictor
-
-    pred = Predictor.load(model_path, cache=False)
-    if tta in ("flip", "none"):
-        pred.scales = (1.0,)
-    if tta == "none":
-        pred.tta = False
-    return pred
-
-
-def serving_module(predictor, batch: int | None = None):
-    """A ``tf.Module`` whose ``serve(image)`` maps ``uint8 [N, H, W, 3]`` RGB images at the model's input size
-    to ``{"probabilities": float32 [N, H, W]}``: :meth:`Predictor.predict_inputs` as one TensorFlow graph
-    (scaling, network, foreground channel, mirror and multi-scale averages as ``predictor`` is set up).
-    ``batch``: a fixed batch size (TFLite: the converter leaves some ops of a dynamic-batch U-Net untranslated)
-    or ``None`` for any."""
-    from . import tfsetup
-
-    tf = tfsetup.load_tf()
-    h, w = predictor.input_hw
-    sizes = predictor.scale_sizes()
-    networks = [predictor._model_at(hw) for hw in sizes]  # the model itself first, copies at other sizes
-    normalize, mirror = predictor.normalize, bool(predictor.tta)
-
-    def foreground(out):
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        out = tf.cast(out, tf.float32)
-        if out.shape.rank == 3:
-            return out
-        if out.shape[-1] == 1:
-            return out[..., 0]
-        return 1.0 - out[..., 0]
-
-    def at_size(x, net):
-        p = foreground(net(x, training=False))
-        if mirror:  # the image and its left-right mirror, averaged (Predictor._forward_at)
-            q = foreground(net(tf.reverse(x, axis=[2]), training=False))
-            p = 0.5 * (p + tf.reverse(q, axis=[2]))
-        return p
-
-    class Serving(tf.Module):
-        def __init__(self):
-            super().__init__(name="viaseg_export")
-            self.networks = networks  # tracked: their weights are saved with the module
-
-        @tf.function(input_signature=[tf.TensorSpec([batch, h, w, 3], tf.uint8, name=INPUT_NAME)])
-        def serve(self, image):
-            x = tf.cast(image, tf.float32)
-            if normalize == "unit":
-                x = x * (1.0 / 255.0)
-            elif normalize == "symmetric":
-                x = x * (1.0 / 127.5) - 1.0
-            total = at_size(x, self.networks[0])
-            for hw, net in zip(sizes[1:], self.networks[1:], strict=True):
-                xs = tf.image.resize(x, hw, method="bilinear", antialias=False)
-                p = at_size(xs, net)
-                total = total + tf.image.resize(p[..., None], (h, w), method="bilinear", antialias=False)[..., 0]
-            if len(sizes) > 1:
-                total = total / float(len(sizes))
-            return {OUTPUT_NAME: tf.identity(total, name=OUTPUT_NAME)}
-
-    return Serving()
-
-
-def check_images(hw: tuple[int, int], n: int = 2) -> np.ndarray:
-    """Deterministic ``uint8`` test images at ``hw``: smooth gradients with a bright blob and noise."""
-    h, w = hw
-    rng = np.random.default_rng(1234)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for i in range(n):
-        base = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1), 0.5 + 0.0 * xx], -1) * 200.0
-        cy, cx = h * (0.3 + 0.4 * i / max(n, 1)), w * (0.6 - 0.3 * i / max(n, 1))
-        blob = np.exp(-(((yy - cy) / (0.2 * h)) ** 2 + ((xx - cx) / (0.15 * w)) ** 2))[..., None] * 255.0
-        img = base * 0.6 + blob * 0.8 + rng.normal(0, 12, (h, w, 3))
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return np.stack(out)
-
-
-def network_input(predictor, image) -> tuple[np.ndarray, tuple[int, int]]:
-    """A photo (path or RGB array) as the exported model's input: ``uint8`` ``H x W x 3`` at the model's input
-    size, decoded and resized exactly as :meth:`Predictor.predict` does before scaling; and the photo's full
-    ``(w, h)``, to resize the map back with :func:`full_resolution`. Raises ``ImageReadError``."""
-    import cv2
-
-    from .predict import _INTERP
-
-    img, size, _ = predictor._load(image)
-    h, w = predictor.input_hw
-    if img.shape[:2] != (h, w):
-        img = cv2.resize(img, (w, h), interpolation=_INTERP[predictor.resize])
-    return np.ascontiguousarray(img, dtype=np.uint8), size
-
-
-def full_resolution(predictor, probabilities: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An exported model's ``H x W`` map resized to the photo's ``(w, h)`` as :meth:`Predictor.predict` does."""
-    return predictor._upscale(np.asarray(probabilities, np.float32), size)
-
-
-# ------------------------------------------------------------------------------------------- runners
-
-
-def load_runner(fmt: str, path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """The exported model at ``path`` loaded once in its own runtime, as a function ``uint8 [N, H, W, 3]`` ->
-    ``float32 [N, H, W]`` probabilities: the ``serving_default`` signature of a SavedModel (TensorFlow), a
-    ``.tflite`` file in LiteRT's interpreter (else ``tf.lite``; one image per call: its batch size is 1), an
-    ``.onnx`` file in onnxruntime (CPU)."""
-    if fmt == "savedmodel":
-        from . import tfsetup
-
-        tf = tfsetup.load_tf()
-        sig = tf.saved_model.load(str(path)).signatures["serving_default"]
-        return lambda images: sig(**{INPUT_NAME: tf.constant(np.asarray(images, np.uint8))})[OUTPUT_NAME].numpy()
-    if fmt == "onnx":
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda images: sess.run([OUTPUT_NAME], {INPUT_NAME: np.asarray(images, np.uint8)})[0]
-    if fmt != "tflite":
-        raise ExportError(f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
-    interp, _ = _tflite_interpreter(str(path))
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
-
-    def run(images: np.ndarray) -> np.ndarray:
-        probs = []
-        for img in np.asarray(images, np.uint8):
-            interp.set_tensor(inp, img[None])
-            interp.invoke()
-            probs.append(np.array(interp.get_tensor(out)[0]))
-        return np.stack(probs) if probs else np.zeros((0, *interp.get_output_details()[0]["shape"][1:]), np.float32)
-
-    return run
-
-
-def run_savedmodel(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from an exported SavedModel's ``serving_default`` signature (TensorFlow)."""
-    return load_runner("savedmodel", path)(images)
-
-
-def _tflite_interpreter(path: str):
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # the TFLite runtime (LiteRT)
-
-        return Interpreter(model_path=path), "ai-edge-litert"
-    except ImportError:
-        from . import tfsetup
-
-        tf = tfsetup.load_tf()
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of LiteRT
-            return tf.lite.Interpreter(model_path=path), "tensorflow.lite"
-
-
-def run_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from an exported ``.tflite`` file, one image per interpreter call."""
-    return load_runner("tflite", path)(images)
-
-
-def run_onnx(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from an exported ``.onnx`` file (onnxruntime, CPU)."""
-    return load_runner("onnx", path)(images)
-
-
-RUNNERS: dict[str, Callable[[str | Path, np.ndarray], np.ndarray]] = {
-    "savedmodel": run_savedmodel,
-    "tflite": run_tflite,
-    "onnx": run_onnx,
-}
-
-
-def _runtime_name(fmt: str) -> str | None:
-    """The runtime that checks ``fmt``, or ``None`` when it is not installed."""
-    if fmt == "savedmodel":
-        return "tensorflow"
-    if fmt == "onnx":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return None
-        return "onnxruntime"
-    try:
-        import ai_edge_litert  # noqa: F401
-
-        return "ai-edge-litert"
-    except ImportError:
-        return "tensorflow.lite"
-
-
-# ------------------------------------------------------------------------------------------- writers
-
-
-def _write_savedmodel(module, tmp: Path) -> None:
-    from . import tfsetup
-
-    tf = tfsetup.load_tf()
-    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-
-
-def _write_tflite(module, tmp: Path, quantize: str) -> None:
-    from . import tfsetup
-
-    tf = tfsetup.load_tf()
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    # weights frozen into constants first: converted with the module's variables, TFLite kept them as resource
-    # variables that its runtime reads uninitialised (NaN under XNNPACK); nothing is left for the (required)
-    # trackable object to track
-    fn = convert_variables_to_constants_v2(module.serve.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], tf.Module())
-    if quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":  # dynamic range: int8 weights, float activations, no calibration data
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    tmp.write_bytes(converter.convert())
-
-
-def _write_onnx(module, tmp: Path, meta: dict[str, Any]) -> None:
-    try:
-        import onnx
-        import tf2onnx
-    except ImportError as exc:
-        raise ExportError(
-            f"ONNX export needs tf2onnx and onnx ({exc.name} is not installed): pip install 'viaseg[export]'"
-        ) from None
-    try:  # Keras 3 applies the same numpy-2 fixes to tf2onnx before its own ONNX export
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx
-
-        patch_tf2onnx()
-    except Exception:  # noqa: BLE001 - an older/newer Keras without the patch: tf2onnx as it is
-        pass
-    fn = module.serve.get_concrete_function()
-    spec = fn.structured_input_signature[0]
-    model_proto, _ = tf2onnx.convert.from_function(module.serve, input_signature=spec, opset=ONNX_OPSET)
-    entry = model_proto.metadata_props.add()
-    entry.key, entry.value = "viaseg", json.dumps(meta, default=str)
-    onnx.save(model_proto, str(tmp))
 
 
 # ------------------------------------------------------------------------------------------- export
