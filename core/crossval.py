@@ -195,7 +195,7 @@ def crossval(
     a line per fold. Writes ``out_dir/fold_N/`` (each fold's run folder), ``out_dir/oof_maps/`` and
     ``out_dir/crossval.json``; returns the result. A fold whose training fails is reported in ``errors`` and
     its images are left unscored (never silently)."""
-    from .checks import duplicate_groups
+    from .check_copies import duplicate_groups
     from .evaluate import pixel_counts, scores_of_counts
     from .label_errors import disagreements
     from .predict import Predictor
