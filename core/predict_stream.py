@@ -297,7 +297,7 @@ def predict_stream(
     import cv2
     import numpy as np
 
-    from .predict import _INTERP
+    from .prediction import _INTERP
 
     result = StreamResult()
     if not paths:
