@@ -144,6 +144,14 @@ class Predictor(_TiledAndBatchPrediction):
     # ------------------------------------------------------------------ construction
 
     @classmethod
+    def forget(cls, path: str | Path) -> None:
+        """Drop every cached ``Predictor`` of ``path`` (the next ``load`` reads the file again)."""
+        name = str(Path(path).resolve())
+        with cls._cache_lock:
+            for key in [k for k in cls._cache if k[0] == name]:
+                cls._cache.pop(key, None)
+
+    @classmethod
     def load(cls, path: str | Path, cache: bool = True) -> Predictor:
         """Load a viaseg model file. With ``cache`` the same file (same size and mtime) gives the same
         ``Predictor`` again, so callers may call ``load`` freely without reloading. Raises ``ModelError``."""

@@ -262,6 +262,19 @@ class _InferenceWorker(QObject):
         except Exception:  # noqa: BLE001 - a real prediction will report the problem
             log_exc = traceback.format_exc(limit=2)
             print(f"viaseg: warm-up prediction failed: {log_exc}", file=sys.stderr)
+            # seen once, not reproduced: a freshly activated model failing its first trace. Load it afresh for
+            # the next prediction instead of keeping a predictor whose traced function may be broken
+            self._forget()
+
+    def _forget(self) -> None:
+        if self.path:
+            try:
+                from viaseg.core.predict import Predictor
+
+                Predictor.forget(self.path)
+            except Exception:  # noqa: BLE001 - a stand-in loader in tests has no cache
+                pass
+        self.predictor, self.path = None, None
 
     @Slot(int, object, object, str)
     def predict(self, job: int, tag: Any, image: Any, path: str) -> None:

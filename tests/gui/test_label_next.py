@@ -125,3 +125,36 @@ def test_the_shown_prediction_follows_a_new_active_model(qtbot, unlabelled, tmp_
         assert float(panel.probs.mean()) == pytest.approx(0.9)
     finally:
         service.shutdown()
+
+
+def test_a_model_whose_warm_up_fails_is_loaded_afresh_for_the_next_prediction(qtbot, tmp_path):
+    """Seen once after Improve model: the new model's first trace failed in the warm-up. The worker must not
+    keep that predictor; the next prediction loads the model again."""
+    loads = []
+
+    class FailsFirst:
+        meta: dict = {}
+
+        def __init__(self, n):
+            self.n = n
+
+        def predict(self, image):
+            if self.n == 1:
+                raise RuntimeError("traced function broken")
+            return np.full(np.asarray(image).shape[:2], 0.5, np.float32)
+
+    def loader(path):
+        loads.append(path)
+        return FailsFirst(len(loads))
+
+    service = InferenceService(loader=loader)
+    got = []
+    service.predicted.connect(lambda job, tag, probs: got.append(float(probs.mean())))
+    try:
+        service.set_model(make_model(tmp_path / "m.keras"), load=True)
+        qtbot.waitUntil(lambda: len(loads) == 1, timeout=30000)
+        service.submit(("one", 1), np.zeros((20, 30, 3), np.uint8))
+        qtbot.waitUntil(lambda: bool(got), timeout=30000)
+        assert got == [0.5] and len(loads) == 2
+    finally:
+        service.shutdown()

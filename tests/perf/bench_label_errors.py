@@ -71,6 +71,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds of training per model")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="train each model for this many epochs (rate annealed over them, final weights kept) "
+                         "instead of --time-limit seconds: other work on the machine then changes the time only")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -96,18 +99,20 @@ def main(argv=None) -> int:
         hurt = inject(entries, args.seed)
         save_via(split.project, folder / "via_region_data.json")
         entries = [e for e in load_dataset(folder).splits[split.name].entries if e.path.is_file()]
-        cfg = preset("default", time_limit_s=args.time_limit, seed=args.seed, sample_every=0)
+        budget = (dict(epochs=args.epochs, lr_schedule="flat_cosine", keep="last", patience=10_000)
+                  if args.epochs else dict(time_limit_s=args.time_limit))
+        cfg = preset("default", seed=args.seed, sample_every=0, **budget)
         res = crossval(cfg, [("car-damage-with-errors", entries)], Path(tmp) / "cv", folds=args.folds)
         oof = {s.image: s.dice for s in res.per_image}
         area = {s.image: sum(d["area"] for d in s.disagreements) for s in res.per_image}
         out = {"images": len(entries), "images_with_errors": len(hurt), **scores_of(rank(oof, area), hurt)}
         full = train(preset("default", dataset=entries, val=entries, out_dir=Path(tmp) / "all",
-                            time_limit_s=args.time_limit, seed=args.seed, sample_every=0))
+                            seed=args.seed, sample_every=0, **budget))
         if full.ok:
             ev = evaluate(Predictor.load(full.model_path), entries)
             inside = {s.image: s.dice for s in ev.per_image}
             out.update({f"{k}_in_sample": v for k, v in scores_of(rank(inside), hurt).items()})
-    out.update({"time_limit_s_per_model": args.time_limit, "folds": args.folds, "seed": args.seed,
+    out.update({"time_limit_s_per_model": None if args.epochs else args.time_limit, "epochs": args.epochs, "folds": args.folds, "seed": args.seed,
                 "seconds": round(time.perf_counter() - t0, 1)})
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
