@@ -49,7 +49,7 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "–"
 
 
-def verdict_html(cmp: dict, active: str) -> str:
+def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
     """What the user reads after *Improve model*: both scores on the same photos, which is active, why."""
     if not cmp:
         return ""
@@ -62,6 +62,10 @@ def verdict_html(cmp: dict, active: str) -> str:
              f" ({html.escape(str(cmp.get('held_out_source', '')))}).",
              f"{len(cmp.get('changed') or [])} photo(s) added or edited since the previous model were "
              f"drawn {cmp.get('emphasis', 3)}x as often."]
+    if isinstance(epochs, int):
+        lines.append(f"Fine-tuned for {epochs} epoch(s)." + (
+            " A fine-tuning this short often scores lower at first (the optimizer starts afresh): give it more "
+            "time." if not kept_new and epochs < 4 else ""))
     if not cmp.get("fair", True):
         lines.append("Note: the previous model may have trained on these photos, so its score is optimistic.")
     if not cmp.get("old_known", True):

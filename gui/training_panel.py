@@ -673,7 +673,8 @@ class TrainingPanel(QWidget):
         if keep == "new" and getattr(result, "model_path", None):
             self.set_active_model(str(result.model_path))
         self._improve_active = keep
-        self.result_label.setText(verdict_html(cmp, keep))
+        self._improve_epochs = (getattr(result, "summary", None) or {}).get("epochs_run")
+        self.result_label.setText(verdict_html(cmp, keep, self._improve_epochs))
         self._set_message("Improve model finished.")
         self.refresh_runs()
 
@@ -687,7 +688,7 @@ class TrainingPanel(QWidget):
             return False
         self._improve_active = "old" if active == "new" else "new"
         self.set_active_model(path)
-        self.result_label.setText(verdict_html(cmp, self._improve_active))
+        self.result_label.setText(verdict_html(cmp, self._improve_active, getattr(self, "_improve_epochs", None)))
         return True
 
     def _fail(self, text: str) -> None:

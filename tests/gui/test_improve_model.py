@@ -72,6 +72,7 @@ def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
     assert panel.active_model == expect_active
     assert activated == ([new_model] if cmp["keep"] == "new" else [])
     assert panel.improve.button.isEnabled() and panel.start_btn.isEnabled()
+    assert "Fine-tuned for 1 epoch(s)." in panel.result_label.text()  # tiny_settings: 1 epoch
 
     # both verdicts, with the scores forced: the better model becomes (or stays) active, and the link switches
     result = panel.last_improve_result
