@@ -75,6 +75,25 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                 state["reason"] = reason
                 self.model.stop_training = True
 
+        def _tensorboard_samples(self, epoch, ev) -> None:
+            """The sample strip as TensorBoard images (image | true mask | predicted mask, one row each)."""
+            try:
+                import tensorflow as tf
+
+                if getattr(self, "_writer", None) is None:
+                    self._writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "samples"))
+                rows = []
+                for img, t, p in zip(ev.images, ev.true_masks, ev.pred_masks, strict=True):
+                    grey = [np.repeat((np.asarray(m, np.float32)[..., None] * 255).clip(0, 255).astype(np.uint8),
+                                      3, axis=2) for m in (np.squeeze(t) > 0, np.squeeze(p))]
+                    rows.append(np.concatenate([np.asarray(img, np.uint8), *grey], axis=1))
+                with self._writer.as_default():
+                    tf.summary.image("samples: image | true | predicted", np.stack(rows), step=epoch + 1,
+                                     max_outputs=len(rows))
+                self._writer.flush()
+            except Exception as exc:  # noqa: BLE001 - a log never stops training
+                log.warning("cannot write TensorBoard samples: %s", exc)
+
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
             logs.pop("learning_rate", None)
@@ -100,6 +119,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                 except Exception as exc:  # noqa: BLE001 - a plot never stops training
                     log.warning("cannot write sample plot: %s", exc)
                 emit(ev)
+                self._tensorboard_samples(epoch, ev)
             if multi:
                 # any worker asking stops them all (a user's stop counts 1000, a time limit 1)
                 reason = self._stop_asked()
@@ -148,10 +168,21 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         schedule = []
     else:
         raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
+    class Rate(keras.callbacks.Callback):
+        """Every epoch's learning rate in the logs, whatever the schedule (TensorBoard plots it)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and "learning_rate" not in logs:
+                logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
     cbs = [
         EventsAndStop(),
         keras.callbacks.TerminateOnNaN(),
         *schedule,  # before the CSVLogger: history.csv gets each epoch's learning_rate
+        Rate(),
+        # `tensorboard --logdir RUNS` compares runs as Keras users are used to: scalars per epoch, the rate,
+        # the sample predictions (written by EventsAndStop); no graph, no profiling (they cost time and space)
+        *(_tensorboard(keras, run_dir) if not multi else []),  # (not checked under several workers)
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoint_best.keras"), monitor=monitor, mode="max", save_best_only=True
@@ -164,6 +195,17 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         # first: validation, samples, the checkpoint and early stopping all see the averaged weights
         cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     return cbs, monitor
+
+
+def _tensorboard(keras, run_dir: Path) -> list:
+    """Keras' TensorBoard callback when the tensorboard package is there (a dependency; without it the run
+    trains and says why it has no TensorBoard logs)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        log.warning("no TensorBoard logs: the tensorboard package is not installed")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
 
 
 def _multiworker_fit_fixes(model, cfg) -> None:
