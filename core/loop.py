@@ -148,6 +148,7 @@ class ImproveJob:
     config: Any
     emphasis: int = 3
     seed: int = 0
+    min_epochs: int = 3  # the budget never cuts the fine-tuning before this (see TrainConfig.min_epochs)
 
     def prepare(self):
         """The fine-tuning ``TrainConfig`` and its :class:`ImprovePlan` (no TensorFlow)."""
@@ -167,6 +168,7 @@ class ImproveJob:
         tcfg = dataclasses.replace(
             cfg, dataset=p.train, extra_train=[list(extra)] * max(0, self.emphasis - 1) if extra else [],
             # the held-out images judge; further validation sets (e.g. another style) are reported too
+            min_epochs=max(cfg.min_epochs, self.min_epochs),
             val=([p.held_out] + [ents for _, ents in data.more_val] if data.more_val else p.held_out)
             if p.held_out else None, keep="last", patience=10_000,
             # the final weights are kept, so the held-out images judge without having chosen anything;

@@ -56,7 +56,8 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         def _stop_asked(self) -> str:
             if should_stop is not None and should_stop():
                 return "stopped"
-            if cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
+            if (cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s
+                    and state["epoch"] >= getattr(cfg, "min_epochs", 0)):
                 return "time_limit"
             return ""
 

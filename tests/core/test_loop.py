@@ -115,3 +115,16 @@ def test_improve_job_without_a_model_is_a_message(tmp_path):
     cfg = type("C", (), {"init_from": None})()
     out = loop.ImproveJob(cfg).run()
     assert not out.ok and "no model to improve" in out.error
+
+
+def test_the_time_limit_does_not_cut_a_run_before_min_epochs(tmp_path):
+    pytest.importorskip("tensorflow")
+    from test_train import tiny
+    from viaseg.core.train import train
+
+    res = train(tiny(tmp_path, epochs=6, time_limit_s=1e-6, min_epochs=2, lr_schedule="cosine"))
+    assert res.ok, res.error
+    # two whole epochs, then the limit stops the third after its first batch
+    assert res.summary["stop_reason"] == "time_limit" and res.summary["epochs_run"] == 3
+    res = train(tiny(tmp_path, epochs=6, time_limit_s=1e-6, lr_schedule="cosine", out_dir=tmp_path / "r2"))
+    assert res.summary["epochs_run"] == 1  # without it: the first batch
