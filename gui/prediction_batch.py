@@ -1,0 +1,133 @@
+"""*Predict all* on a split (the image list's Dice or doubt column) and *Label next* (the unannotated image
+the model is least sure about): :class:`PredictAllMixin`, a base class of ``PredictionPanel``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Slot
+from viaseg.core.loop import rank_uncertain
+
+
+class PredictAllMixin:
+    """``PredictionPanel``'s *Whole split* group: Predict all, Stop, the ranking behind *Label next*."""
+
+    @Slot()
+    def predict_all(self) -> int:
+        split = self.all_split.currentText()
+        entries = list(self._call("split_entries", split, default=[]) or [])
+        if not entries:
+            self._say(f"Split {split!r} has no images." if split else "Open a project first.", error=True)
+            return 0
+        if not self.service.has_model():
+            self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+            return 0
+        self._all_jobs.clear()
+        self._all_scores = {}
+        self._all_doubt = {}  # unannotated images: how unsure the model is (Label next)
+        self._all_labelled = any(e.regions for e in entries)
+        self._all_failed = []
+        self._all_stopped = False
+        self._all_total = len(entries)
+        for e in entries:  # in the background: a P pressed meanwhile is answered next, not after the split
+            job = self.service.submit(("all", id(e)), str(e.path), background=True)
+            self._all_jobs[job] = e
+        self.all_btn.setEnabled(False)
+        self.all_stop_btn.setEnabled(True)
+        self._say(f"Predicting {len(entries)} images of {split}…")
+        return len(entries)
+
+    @Slot()
+    def stop_all(self) -> int:
+        """Stop Predict all: the images not started are dropped (the one running finishes); returns how many."""
+        if not self._all_total:
+            return 0
+        dropped = self.service.cancel_background()
+        for job in dropped:
+            self._all_jobs.pop(job, None)
+        self._all_stopped = True
+        self.all_stop_btn.setEnabled(False)
+        self._maybe_finish_all()
+        return len(dropped)
+
+    def _on_all_result(self, job: int, tag: Any, probs: np.ndarray) -> None:
+        entry = self._all_jobs.pop(job, None)
+        if entry is None:
+            return
+        from viaseg.core.evaluate import score_entry
+        from viaseg.core.loop import uncertainty
+
+        if self._all_labelled:  # a photo without regions in a labelled split is a negative: it has a Dice too
+            # full resolution, as `viaseg evaluate` scores (the column and the CLI agree to the last digit)
+            self._all_scores[entry.key] = score_entry(entry, np.asarray(probs, dtype=np.float32),
+                                                      self.threshold_value)[0]
+        if not entry.regions:  # how unsure the model is decides what to label next
+            self._all_doubt[entry.key] = uncertainty(np.asarray(probs)[::4, ::4])
+        done = self._all_total - len(self._all_jobs)
+        if done % 8 == 0:
+            self._show_all_column()
+            self._say(f"Predicted {done}/{self._all_total}…")
+        self._maybe_finish_all()
+
+    def _maybe_finish_all(self) -> None:
+        if self._all_jobs or not self._all_total:
+            return
+        self._show_all_column()
+        scores = list(self._all_scores.values())
+        mean = f"; mean Dice {np.mean(scores):.3f}" if scores else ""
+        done = len(scores) if self._all_labelled else len(self._all_doubt)
+        text = f"Predicted {done} of {self._all_total} images{mean}"
+        if self._all_stopped:
+            text = f"Stopped. {text}"
+        if self._all_failed:
+            named = "; ".join(f"{n}: {m}" for n, m in self._all_failed[:3])
+            more = f" and {len(self._all_failed) - 3} more (see the log)" if len(self._all_failed) > 3 else ""
+            text += f". {len(self._all_failed)} failed: {named}{more}"
+        hint = ". Sort the Dice column to see the worst first." if self._all_labelled else \
+            ". The doubt column ranks them: L opens the one to label next."
+        self._say(text + hint, error=bool(self._all_failed))
+        self._all_total = 0
+        self.all_btn.setEnabled(True)
+        self.all_stop_btn.setEnabled(False)
+        if self._next_after_all:
+            self._next_after_all = False
+            self.next_to_label()
+
+    def _show_all_column(self) -> None:
+        if self._all_labelled:
+            self._call("set_dice_column", dict(self._all_scores))
+        else:
+            self._call("set_rank_column", "doubt", dict(self._all_doubt))
+
+    @property
+    def doubt(self) -> dict[str, float]:
+        """Uncertainty of each unannotated image of the last *Predict all* (entry key -> score)."""
+        return dict(self._all_doubt)
+
+    def next_to_label(self) -> Any:
+        """*Label next*: open the unannotated image the model is least sure about (of the last *Predict all*,
+        skipping those labelled since). Without scores, predicts the chosen split first, then opens it."""
+        entries = {e.key: e for e in self._call("split_entries", self.all_split.currentText(), default=[]) or []}
+        todo = [k for k in rank_uncertain(self._all_doubt) if k in entries and not entries[k].regions]
+        if todo:
+            entry = entries[todo[0]]
+            self._call("open_entry", entry)
+            left = len(todo) - 1
+            self._say(f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked.")
+            return entry
+        if self._all_total:
+            self._next_after_all = True
+            self._say("Ranking the photos… the most uncertain opens when Predict all is done.")
+            return None
+        if self._all_doubt or not any(not e.regions for e in entries.values()):
+            self._say(f"Every image of {self.all_split.currentText()!r} has regions: nothing left to label there. "
+                      "Choose an unlabelled split (Predict all on ▸ split).", error=True)
+            return None
+        if self.predict_all():
+            self._next_after_all = True
+        return None
+
+    @property
+    def all_scores(self) -> dict[str, float]:
+        return dict(self._all_scores)

@@ -1,0 +1,146 @@
+"""Photos from outside the project for the Prediction panel: what an image to predict is (:class:`Target`),
+dropped files and folders turned into images (:func:`expand_paths`, :class:`PhotoDropFilter`) and the panel's
+list of dropped photos (:class:`PhotosMixin`, a base class of ``PredictionPanel``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
+from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QWidget
+
+if TYPE_CHECKING:
+    from .prediction_panel import PredictionPanel
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Target:
+    """An image to predict: a project entry (``entry`` set) or an external photo (``entry`` None)."""
+
+    path: Path
+    entry: Any = None  # viaseg.core.project.ImageEntry
+    split: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"entry:{id(self.entry)}" if self.entry is not None else f"file:{Path(self.path).resolve()}"
+
+
+def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Image files from dropped files and folders (folders: their images, not recursive) and a message per
+    thing that is not an image."""
+    images: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+            if not found:
+                problems.append(f"{p}: folder holds no images")
+            images.extend(found)
+        elif p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+            images.append(p)
+        elif not p.exists():
+            problems.append(f"{p}: no such file")
+        else:
+            problems.append(f"{p.name}: not an image (use {', '.join(IMAGE_EXTS)})")
+    return images, problems
+
+
+class PhotoDropFilter(QObject):
+    """Event filter that lets a widget (the main window) take dropped files/folders for prediction."""
+
+    def __init__(self, panel: PredictionPanel, parent: QObject | None = None):
+        super().__init__(parent)
+        self.panel = panel
+
+    @classmethod
+    def install(cls, widget: QWidget, panel: PredictionPanel) -> PhotoDropFilter:
+        """Make ``widget`` accept drops (Qt delivers drop events only then) and route them to ``panel``."""
+        f = cls(panel, widget)
+        widget.setAcceptDrops(True)
+        widget.installEventFilter(f)
+        return f
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+        t = event.type()
+        if t in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if event.mimeData() is not None and event.mimeData().hasUrls():
+                event.acceptProposedAction()
+                return True
+        elif t == QEvent.Type.Drop:
+            md = event.mimeData()
+            if md is not None and md.hasUrls():
+                paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+                others = [u.toString() for u in md.urls() if not u.isLocalFile()]
+                event.acceptProposedAction()
+                if others:
+                    self.panel._say("Only local files can be predicted: " + ", ".join(others[:3]), error=True)
+                if paths:
+                    self.panel.open_photos(paths)
+                return True
+        return False
+
+
+class PhotosMixin:
+    """``PredictionPanel``'s dropped photos: the list under *Dropped photos*, showing and predicting one."""
+
+    def open_photos(self, paths: list[str | Path]) -> list[Path]:
+        """Dropped or chosen files/folders: list the images, show and predict the first; report the rest."""
+        images, problems = expand_paths(paths)
+        for p in images:
+            if p not in self.external:
+                self.external.append(p)
+                it = QListWidgetItem(p.name)
+                it.setData(Qt.ItemDataRole.UserRole, str(p))
+                it.setToolTip(str(p))
+                self.photos.addItem(it)
+        if problems:
+            self._say("Not opened: " + "; ".join(problems), error=True)
+        if images:
+            self.show_photo(images[0])
+        elif not problems:
+            self._say("Nothing to open.", error=True)
+        return images
+
+    def show_photo(self, path: Path) -> None:
+        for i in range(self.photos.count()):
+            if self.photos.item(i).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.photos.blockSignals(True)
+                self.photos.setCurrentRow(i)
+                self.photos.blockSignals(False)
+        if self._call("show_external", Path(path), default=True) is False:
+            # unreadable (0 bytes, not an image, truncated): the canvas says why; it leaves the list
+            self._forget_photo(Path(path))
+            self.set_target(None)
+            self._say(f"Cannot open {Path(path).name}: not a readable image (removed from the list).", error=True)
+            return
+        self.set_target(Target(Path(path)))
+        if self.service.has_model():
+            self._job_one = self.service.submit(("one", self.target.key), str(path))
+            self._say(self._predicting_text(path))
+        else:
+            self._say("No active model: train one or choose a run in Training ▸ Runs.", error=True)
+
+    def _forget_photo(self, path: Path) -> None:
+        self.external = [p for p in self.external if p != path]
+        for i in reversed(range(self.photos.count())):
+            if self.photos.item(i).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.photos.blockSignals(True)
+                self.photos.takeItem(i)
+                self.photos.blockSignals(False)
+
+    def _on_photo_selected(self, cur, _prev) -> None:
+        if cur is not None:
+            self.show_photo(Path(cur.data(Qt.ItemDataRole.UserRole)))
+
+    @Slot()
+    def choose_photos(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Predict images", "",
+                                                "Images (" + " ".join("*" + e for e in IMAGE_EXTS) + ")")
+        if files:
+            self.open_photos(files)
