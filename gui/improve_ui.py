@@ -11,7 +11,10 @@ import html
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSpinBox, QWidget
+
+from .training_settings import build_config, new_run_dir
 
 
 class ImproveControls(QWidget):
@@ -79,3 +82,61 @@ def other_model(cmp: dict, active: str) -> str | None:
     """The model file the *use the other one* link switches to."""
     path = cmp.get("old_model") if active == "new" else cmp.get("new_model")
     return str(path) if path and Path(path).is_file() else None
+
+
+class ImproveMixin:
+    """``TrainingPanel``'s *Improve model*: start it, activate the better model, switch to the other one."""
+
+    @Slot()
+    def start_improve(self) -> bool:
+        """*Improve model*: fine-tune the active model for the chosen budget on the current annotations, then
+        keep whichever of the two scores better on held-out photos (see ``core.loop``)."""
+        if self.thread is not None:
+            self._set_message("A training run is already in progress; stop it first.", error=True)
+            return False
+        if not self.active_model or not Path(self.active_model).is_file():
+            self._fail("Cannot improve: no active model (train one, or make a run active in the Runs tab).")
+            return False
+        try:
+            data = self._data()
+            settings = dict(self.settings(), init_from=self.active_model,
+                            time_limit_min=float(self.improve.budget.value()))
+            config = build_config(settings, data, self.runs_root, self.config_overrides)
+            config.out_dir = new_run_dir(self.runs_root, "improve")
+        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+            self._fail(f"Cannot improve the model: {exc}")
+            return False
+        self._improving = self.active_model
+        return self._launch(make_job(config), config)
+
+    def _improve_done(self, result: Any) -> None:
+        """Activate the better of the two models (the new one when not worse) and say so."""
+        self._improving = None
+        cmp = dict(getattr(result, "comparison", None) or {})
+        if result is None or not getattr(result, "ok", False):
+            if result is not None and getattr(result, "error", None) and not self.last_error:
+                self._fail(f"Improve model failed: {result.error}")
+            return
+        self.last_improve = cmp
+        self.last_improve_result = result
+        keep = cmp.get("keep", "new")
+        if keep == "new" and getattr(result, "model_path", None):
+            self.set_active_model(str(result.model_path))
+        self._improve_active = keep
+        self._improve_epochs = (getattr(result, "summary", None) or {}).get("epochs_run")
+        self.result_label.setText(verdict_html(cmp, keep, self._improve_epochs))
+        self._set_message("Improve model finished.")
+        self.refresh_runs()
+
+    def use_other_model(self) -> bool:
+        """The verdict's link: switch between the previous and the improved model."""
+        cmp = getattr(self, "last_improve", None) or {}
+        active = getattr(self, "_improve_active", "new")
+        path = other_model(cmp, active)
+        if not path:
+            self._fail("That model file is no longer there.")
+            return False
+        self._improve_active = "old" if active == "new" else "new"
+        self.set_active_model(path)
+        self.result_label.setText(verdict_html(cmp, self._improve_active, getattr(self, "_improve_epochs", None)))
+        return True

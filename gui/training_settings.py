@@ -1,0 +1,260 @@
+"""The Training panel's settings form: presets, the fields a run is configured with, more data to train on,
+and the ``TrainConfig`` built from them (:func:`build_config`); :class:`SettingsMixin` is a base class of
+``TrainingPanel``."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSignalBlocker, Qt, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+from viaseg.core.presets import LR_SCHEDULES, PRESETS, preset
+
+LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (not imported: no Keras at start-up)
+
+
+# ------------------------------------------------------------------------------------------- core glue
+
+
+def preset_values(name: str) -> dict:
+    """The form's fields for preset ``name`` (from ``viaseg.core.presets``, which does not import TF)."""
+    cfg = preset(name)
+    return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
+                learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
+                bn_momentum=float(cfg.bn_momentum), val_split=float(cfg.val_fraction),
+                time_limit_min=int(round((cfg.time_limit_s or 0) / 60)), lr_schedule=cfg.lr_schedule)
+
+
+def new_run_dir(root: Path, label: str = "") -> Path:
+    """A fresh run folder name under ``root`` (core creates it): ``YYYYmmdd-HHMMSS-label``, unique."""
+    from datetime import datetime
+
+    base = datetime.now().strftime("%Y%m%d-%H%M%S") + (f"-{label}" if label else "")
+    path, n = root / base, 2
+    while path.exists():
+        path, n = root / f"{base}-{n}", n + 1
+    return path
+
+
+def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | None = None):
+    """A ``TrainConfig``: the preset, then what the form sets, then ``overrides`` (tests pass e.g.
+    ``base_width``). Augmentations "off" switches every augmentation off; "on" keeps the preset's."""
+    from viaseg.core.pipeline import Augment
+
+    cfg = preset(settings.get("preset", "default"))
+    cfg.dataset = data
+    cfg.out_dir = new_run_dir(Path(runs_root), cfg.preset)
+    cfg.size = int(settings["image_size"])
+    cfg.epochs = int(settings["epochs"])
+    cfg.batch_size = int(settings["batch_size"])
+    cfg.learning_rate = float(settings["learning_rate"])
+    cfg.loss = str(settings["loss"])
+    cfg.lr_schedule = str(settings.get("lr_schedule") or cfg.lr_schedule)
+    cfg.bn_momentum = float(settings["bn_momentum"])
+    cfg.val_fraction = float(settings["val_split"])
+    cfg.init_from = settings.get("init_from") or None
+    cfg.extra_train = [str(x) for x in settings.get("extra") or []]
+    minutes = float(settings.get("time_limit_min") or 0)
+    cfg.time_limit_s = minutes * 60 if minutes > 0 else None
+    if not settings["augment"]:
+        cfg.augment = Augment.off()
+    elif not cfg.augment.any:
+        cfg.augment = Augment()
+    for k, v in (overrides or {}).items():
+        if not hasattr(cfg, k):
+            raise TypeError(f"TrainConfig has no option {k!r}")
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _model_label(path: str) -> str:
+    """A short name for a model file: its run folder's name for a run's model.keras, else the file name."""
+    p = Path(path)
+    return p.parent.name if p.name == "model.keras" and p.parent.name else p.name
+
+
+
+class SettingsMixin:
+    """``TrainingPanel``'s settings form (folded while a run goes on) and what it reads from it."""
+
+    def _build_settings(self, tl: QVBoxLayout) -> None:
+        """The settings form, added to the Train tab's layout ``tl``."""
+        box = self.settings_box = QGroupBox()
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.preset = QComboBox()
+        self.preset.addItems(PRESETS)
+        self.preset.setToolTip("default: quick, small model. research: the longer setup from the research notes.")
+        self.preset.currentTextChanged.connect(self._apply_preset)
+        self.image_size = QSpinBox(minimum=32, maximum=1024, singleStep=16)
+        self.image_size.setSuffix(" px")
+        self.image_size.setToolTip("Images are resized to this square size (a multiple of 16).")
+        self.epochs = QSpinBox(minimum=1, maximum=1000)
+        self.batch_size = QSpinBox(minimum=1, maximum=256)
+        self.learning_rate = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4)
+        self.loss = QComboBox()
+        self.loss.addItems(LOSSES)
+        self.lr_schedule = QComboBox()
+        self.lr_schedule.addItems(LR_SCHEDULES)
+        self.lr_schedule.setToolTip("auto: flat_cosine with a time limit, else plateau. plateau: halve the rate "
+                                    "when the val Dice stops improving. cosine: anneal to 1e-5 over the time "
+                                    "limit (using all of it) or else over the epochs. flat_cosine: the full rate "
+                                    "for the first half, then the cosine. constant: no change.")
+        self.augment = QCheckBox("flips, crops, colour jitter")
+        self.bn_momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.01)
+        self.bn_momentum.setToolTip("BatchNormalization momentum; lower (e.g. 0.9) suits very small datasets.")
+        self.val_split = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
+        self.val_split.setToolTip("Fraction of the training images held out for validation when the project "
+                                  "has no 'val' split (a 'val' split is always used when present).")
+        self.time_limit = QSpinBox(minimum=0, maximum=24 * 60)
+        self.time_limit.setSuffix(" min")
+        self.time_limit.setSpecialValueText("none")
+        self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit.")
+        self.start_from_active = QCheckBox("the active model's weights")
+        self.start_from_active.setToolTip("Fine-tune: start from the model made active in the Runs tab instead of "
+                                          "random weights (its network is kept).")
+        self.start_from_active.setEnabled(False)
+        self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
+        self.use_unsaved.setChecked(True)
+        self.use_unsaved.setToolTip("Off: train on the files as last saved.")
+        self.extra_data: list[str] = []
+        extra_row = QHBoxLayout()
+        self.extra_label = QLabel("nothing else")
+        self.extra_label.setWordWrap(True)
+        self.extra_label.setToolTip("More annotated data trained on together with the project (for example photos "
+                                    "of another style). Every photo is drawn equally often; a dataset folder with "
+                                    "its own val split is also scored on it, separately.")
+        add_file = QPushButton("VIA file…")
+        add_file.setToolTip("Also train on the images of a VIA project file")
+        add_file.clicked.connect(self._pick_extra_file)
+        add_dir = QPushButton("Folder…")
+        add_dir.setToolTip("Also train on a dataset folder (its train split, or the VIA file in it)")
+        add_dir.clicked.connect(self._pick_extra_folder)
+        self.clear_extra_btn = QPushButton("Clear")
+        self.clear_extra_btn.clicked.connect(lambda: self.set_extra_data([]))
+        self.clear_extra_btn.setEnabled(False)
+        extra_row.addWidget(add_file)
+        extra_row.addWidget(add_dir)
+        extra_row.addWidget(self.clear_extra_btn)
+        extra_row.addStretch(1)
+        extra_box = QVBoxLayout()  # the names get the full width under the buttons
+        extra_box.setContentsMargins(0, 0, 0, 0)
+        extra_box.addLayout(extra_row)
+        extra_box.addWidget(self.extra_label)
+        form.addRow("Preset", self.preset)
+        form.addRow("Image size", self.image_size)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time limit", self.time_limit)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Rate schedule", self.lr_schedule)
+        form.addRow("Loss", self.loss)
+        form.addRow("Augmentations", self.augment)
+        form.addRow("BatchNorm momentum", self.bn_momentum)
+        form.addRow("Validation split", self.val_split)
+        form.addRow("Start from", self.start_from_active)
+        form.addRow("Use unsaved edits", self.use_unsaved)
+        form.addRow("Also train on", extra_box)
+        tl.addWidget(box)
+
+    def show_settings(self, on: bool) -> None:
+        """Expand or fold the settings form (folded while a run goes on, to give the curves room)."""
+        self.settings_box.setVisible(on)
+        with QSignalBlocker(self.settings_toggle):
+            self.settings_toggle.setChecked(on)
+        self.settings_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    # ----------------------------------------------------------------------------------------- settings
+    @Slot(str)
+    def _apply_preset(self, name: str) -> None:
+        v = preset_values(name)
+        with QSignalBlocker(self.preset):
+            self.preset.setCurrentText(name)
+        self.image_size.setValue(int(v["image_size"]))
+        self.epochs.setValue(int(v["epochs"]))
+        self.batch_size.setValue(int(v["batch_size"]))
+        self.learning_rate.setValue(float(v["learning_rate"]))
+        if v["loss"] in LOSSES:
+            self.loss.setCurrentText(v["loss"])
+        self.lr_schedule.setCurrentText(v["lr_schedule"])
+        self.augment.setChecked(bool(v["augment"]))
+        self.bn_momentum.setValue(float(v["bn_momentum"]))
+        self.val_split.setValue(float(v["val_split"] or 0.0))
+        self.time_limit.setValue(int(v["time_limit_min"]))
+
+    # ------------------------------------------------------------------------------------- more data
+    def add_extra_data(self, path: str | Path) -> bool:
+        """Also train on ``path`` (a VIA file or dataset folder) when it holds annotated images; else say why
+        (naming the file) and leave the list as it was."""
+        from viaseg.core.dataset import load_dataset
+        from viaseg.core.errors import ViasegError
+
+        path = str(path)
+        try:
+            ds = load_dataset(path)
+            n = sum(len(sp.entries) for sp in ds.splits.values() if sp.labeled)
+        except (ViasegError, OSError) as exc:
+            self._set_message(f"Cannot also train on {path}: {exc}", error=True)
+            return False
+        if n == 0:
+            self._set_message(f"Cannot also train on {path}: it has no annotated images.", error=True)
+            return False
+        if path not in self.extra_data:
+            self.set_extra_data([*self.extra_data, path])
+        self._set_message(f"Also training on {path} ({n} annotated images).")
+        return True
+
+    def set_extra_data(self, paths: list[str]) -> None:
+        self.extra_data = list(paths)
+        # the folder and its parent: a split folder's own name ("train") says little
+        self.extra_label.setText("; ".join("/".join(Path(p).parts[-2:]) or p for p in paths) if paths
+                                 else "nothing else")
+        self.extra_label.setToolTip("\n".join(paths) or self.extra_label.toolTip())
+        self.clear_extra_btn.setEnabled(bool(paths))
+
+    def _pick_extra_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Also train on a VIA file", "", "VIA project (*.json *.csv)")
+        if path:
+            self.add_extra_data(path)
+
+    def _pick_extra_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Also train on a dataset folder")
+        if path:
+            self.add_extra_data(path)
+
+    def settings(self) -> dict:
+        size = self.image_size.value()
+        return dict(preset=self.preset.currentText(), image_size=size - size % 16 or 16,
+                    epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                    learning_rate=self.learning_rate.value(), loss=self.loss.currentText(),
+                    lr_schedule=self.lr_schedule.currentText(),
+                    augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
+                    val_split=self.val_split.value(), time_limit_min=self.time_limit.value(),
+                    init_from=self.active_model if self.start_from_active.isChecked() and self.active_model
+                    else None, extra=list(self.extra_data))
+
+    def _data(self) -> Any:
+        if self.data_provider is None:
+            raise ValueError("No project is open: open a VIA project or dataset folder first.")
+        unsaved = self.use_unsaved.isChecked()
+        try:
+            params = inspect.signature(self.data_provider).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if "unsaved" in params:
+            return self.data_provider(unsaved=unsaved)
+        return self.data_provider()
