@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+HIT = 8  # pick radius in widget pixels
+
 
 def nearest_edge(points: np.ndarray, closed: bool, q: tuple[float, float]) -> tuple[int, np.ndarray, float] | None:
     """The outline segment of ``points`` (Nx2, in widget pixels) nearest to ``q``: ``(index of the segment's
