@@ -1,4 +1,8 @@
-"""Main window: wires the session and the panels together (no editing logic lives here)."""
+"""Main window: wires the session and the panels together (no editing logic lives here).
+
+Opening, saving, closing and drops are in ``main_window_files`` (a base class); menus and shortcuts in
+``actions``.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,28 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox
-from viaseg.core import edits, journal
-from viaseg.core.dataset import load_dataset
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
+from viaseg.core import edits
 from viaseg.core.errors import ImageReadError, ViasegError
 from viaseg.core.via_json import regions_from_json, regions_to_json
 
 from . import actions
-from .attributes_panel import AttributesPanel, attribute_definitions, class_attribute
+from .attributes_panel import AttributesPanel, class_attribute
 from .canvas import Canvas
 from .docks import Banner, add_dock, with_banner
 from .image_cache import ImageCache, frame_for_regions
 from .image_list import ImageList
+from .main_window_files import DECODE_CHECK_LIMIT, VIA_SUFFIXES, FileFlowsMixin
 from .problem_links import ProblemLinks
 from .problems_panel import ProblemsPanel
 from .session import Session
 
 log = logging.getLogger(__name__)
-VIA_SUFFIXES = (".json", ".csv")
 REGIONS_MIME = "application/x-viaseg-regions+json"  # the clipboard's own copy of VIA region JSON
-DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
+__all__ = ["DECODE_CHECK_LIMIT", "REGIONS_MIME", "VIA_SUFFIXES", "MainWindow"]
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileFlowsMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.settings = settings
@@ -126,98 +129,6 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         self.setWindowTitle(self.session.display_title())
-
-    # ----------------------------------------------------------------------------------------- opening
-    def open_path(self, path: str | Path, restore: bool | None = None) -> bool:
-        """Open a VIA file or a dataset folder. ``restore``: what to do with a crash journal (None = ask)."""
-        path = Path(path)
-        if path.is_file() and path.suffix.lower() not in VIA_SUFFIXES:
-            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"):
-                return self.show_external_image(path)
-            self.open_failed(f"Cannot open {path}: not a VIA file or dataset folder (expected .json, .csv or a folder)")
-            return False
-        defs = attribute_definitions(path) if path.is_file() else None
-        if defs is not None:  # a VIA `_via_attributes` export: widgets for the open project, not a project
-            return self.attributes.import_definitions(defs, self.session.projects(), self.notify, path.name)
-        try:  # read it before asking to save or discard the open project: a file that cannot open changes nothing
-            loaded = load_dataset(path)
-        except ViasegError as exc:
-            self.open_failed(f"Cannot open {path}: {exc}")
-            return False
-        except OSError as exc:
-            self.open_failed(f"Cannot open {path}: {exc.strerror or exc}")
-            return False
-        if not self.maybe_save():
-            return False
-        self.session.open(path, loaded)
-        self.banner.hide()
-        self.cache.clear()
-        self.current = -1
-        self.image_list.reload()
-        recovery_note = self._check_recovery(path, restore)
-        actions.remember_recent(self, path)
-        self.attributes.set_definitions(self.session.attributes())
-        if self.session.rows:
-            # start on the first image whose file exists (a missing one would greet the user with an error)
-            first = next((i for i, r in enumerate(self.session.rows[:500]) if r.entry.path.is_file()), 0)
-            self.show_row(first)
-        else:
-            self.canvas.set_entry(None, None, None, placeholder="this project has no images")
-        self.run_full_check()
-        self._update_title()
-        n = len(self.session.rows)
-        text = f"opened {path} ({n} images, {self.session.dataset.region_count} regions)"
-        # what happened to a crash journal is said in the same message (a message of its own was replaced by
-        # this one at once)
-        self.notify(f"{text}; {recovery_note[0]}" if recovery_note else text, bool(recovery_note and recovery_note[1]))
-        return True
-
-    def _check_recovery(self, path: Path, restore: bool | None) -> tuple[str, bool] | None:
-        """Offer (or apply ``restore``) a crash journal of ``path``; returns what to tell the user, as
-        ``(text, is_error)``, or None when there was nothing to restore or it was declined."""
-        try:
-            rec = journal.find_recovery(path)
-        except ViasegError as exc:  # e.g. cut short by the crash: the project opens as it is on disk
-            return f"unsaved edits could not be restored: {exc}", True
-        if rec is None:
-            return None
-        if restore is None:
-            btn = self.ask("Restore unsaved edits?", f"Found {rec.describe()}.\nRestore them?",
-                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-            restore = btn == QMessageBox.StandardButton.Yes
-        if restore:
-            problems = self.session.restore(rec)
-            self.image_list.reload()
-            self._on_dirty()  # mark what came back as edited
-            text = "restored unsaved edits from the recovery file (not saved yet; Ctrl+Z undoes the restore)"
-            return (f"{text}; not restored: {'; '.join(problems)}", True) if problems else (text, False)
-        journal.discard_recovery(path)
-        return None
-
-    def show_external_image(self, path: str | Path) -> bool:
-        """Show an image that is not part of the project (read-only, e.g. a prediction input)."""
-        path = Path(path)
-        try:
-            d = self.cache.get(str(path))
-        except ImageReadError as exc:
-            self.notify(f"cannot show image: {exc}", True)
-            # the canvas says so instead of keeping the previous image, which would look like this photo's
-            self.current = -1
-            self.external_path = None
-            self.image_list.set_current(-1)
-            self.canvas.set_entry(None, None, None, placeholder=f"cannot show {path.name}: {exc.problem}")
-            self.attributes.show_for(None, None)
-            self.lbl_size.setText("")
-            self.lbl_regions.setText(f"{path.name} (unreadable)")
-            return False
-        self.current = -1
-        self.external_path = path
-        self.image_list.set_current(-1)
-        self.canvas.set_entry(None, d.qimage, d.size)
-        self.attributes.show_for(None, None)
-        self.lbl_size.setText(f"{d.size[0]}×{d.size[1]}")
-        self.lbl_regions.setText(f"{path.name} (not in the project)")
-        return True
 
     # ----------------------------------------------------------------------------------------- images
     def current_entry(self):
@@ -429,96 +340,6 @@ class MainWindow(QMainWindow):
         self.session.push(edits.AddRegions(e, [c]))
         self.canvas.select(len(e.regions) - 1)
 
-    # ------------------------------------------------------------------------------------------ saving
-    def save(self) -> bool:
-        if self.session.dataset is None:
-            return True
-        errors = self.session.save()
-        for msg in errors:
-            self.notify(f"NOT saved: {msg} — your edits are kept in memory", True)
-        if not errors:
-            self.notify("saved")
-        self._update_title()
-        return not errors
-
-    def save_as(self, path: str | Path | None = None) -> bool:
-        """Save the project to ``path`` (None: ask with a file dialog) and make that the project file."""
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self._save_as_default()),
-                                                  "VIA files (*.json *.csv)")
-        if not path:
-            return False
-        if not self._images_follow(Path(path)):
-            return False
-        errors = self.session.save_as(path)
-        for msg in errors:
-            self.notify(f"NOT saved: {msg}", True)
-        self._update_title()
-        if not errors:
-            actions.remember_recent(self, Path(path))
-        return not errors
-
-    def _save_as_default(self) -> Path | str:
-        """Where Save as starts: the open file, except for an imported COCO / labelme file (its project has no
-        VIA path), which is never offered as the place to write VIA content: a new VIA file beside it."""
-        src = self.session.source
-        if src is None:
-            return ""
-        src = Path(src)
-        if src.is_file() and self.session.projects() and all(p.path is None for p in self.session.projects()):
-            return src.parent / "via_region_data.json"
-        return src
-
-    def _images_follow(self, target: Path) -> bool:
-        """Saving into another folder: VIA and viaseg look for a file's images (relative names) next to it, so
-        ask before writing a file that will open with every image missing. True: go on."""
-        projs = self.session.projects()
-        if len(projs) != 1:
-            return True  # save_as refuses these with its own message
-        entries = [e for e in projs[0].images if not Path(e.filename).is_absolute()]
-        here = [e for e in entries[:200] if e.path.is_file()]
-        if not here or all((target.parent / e.filename).is_file() for e in here):
-            return True
-        src = here[0].path.parent.resolve()
-        b = QMessageBox.StandardButton
-        ans = self.ask("Images stay behind",
-                       f"The images of this project are in {src}.\nviaseg and VIA look for them next to the VIA "
-                       f"file, so {target.name} in {target.parent} will open with its images missing unless they "
-                       "are copied there.\n\nSave there anyway?", b.Save | b.Cancel)
-        return ans == b.Save
-
-    def maybe_save(self) -> bool:
-        """Before closing/replacing the project: True when it is fine to continue."""
-        if not self.session.is_dirty():
-            return True
-        b = QMessageBox.StandardButton
-        ans = self.ask("Unsaved changes", "Save the changes before closing?", b.Save | b.Discard | b.Cancel)
-        if ans == b.Save:
-            return self.save()
-        if ans == b.Discard:
-            self.session.discard_journal()
-            return True
-        return False
-
-    def write_journal(self) -> None:
-        try:
-            self.session.write_journal()
-        except (OSError, ViasegError) as exc:
-            self.notify(f"cannot write the recovery file: {exc}", True)
-
-    def closeEvent(self, ev) -> None:  # noqa: N802
-        if self.maybe_save():
-            self.journal_timer.stop()
-            if not self.session.is_dirty():
-                self.session.discard_journal()
-            self.session.history.clear()  # nothing can be redone after closing: undone imports' copies go
-            if self.settings is not None:
-                self.settings.setValue("geometry", self.saveGeometry())
-                self.settings.setValue("state", self.saveState())
-            ev.accept()
-        else:
-            ev.ignore()
-
     # ------------------------------------------------------------------------------------------ status
     def _update_region_label(self) -> None:
         e = self.current_entry()
@@ -533,15 +354,3 @@ class MainWindow(QMainWindow):
         e = self.current_entry()
         if e is not None and self.canvas.needs_full_resolution():
             self.cache.request_full(str(e.path))
-
-    # --------------------------------------------------------------------------------------- drag/drop
-    def dragEnterEvent(self, ev) -> None:  # noqa: N802
-        if ev.mimeData().hasUrls():
-            ev.acceptProposedAction()
-
-    def dropEvent(self, ev) -> None:  # noqa: N802
-        urls = [u for u in ev.mimeData().urls() if u.isLocalFile()]
-        if not urls:
-            self.notify("only local files or folders can be dropped", True)
-            return
-        self.open_path(urls[0].toLocalFile())
