@@ -9,14 +9,31 @@ import numpy as np
 from PySide6.QtCore import Slot
 from viaseg.core.loop import rank_uncertain
 
+DROPPED = "Dropped photos"  # the *Whole split* choice that ranks the photos dropped on the window
+
 
 class PredictAllMixin:
     """``PredictionPanel``'s *Whole split* group: Predict all, Stop, the ranking behind *Label next*."""
 
+    def _batch_entries(self, split: str) -> list:
+        """The images *Predict all* goes through: a split's entries, or the dropped photos as entries without
+        regions (one object per photo, kept, so a ranking refers to the same ones)."""
+        if split != DROPPED:
+            return list(self._call("split_entries", split, default=[]) or [])
+        from viaseg.core.project import ImageEntry
+
+        cache = self.__dict__.setdefault("_dropped_entries", {})
+        out = []
+        for p in self.external:
+            if str(p) not in cache:
+                cache[str(p)] = ImageEntry(key=str(p), filename=p.name, regions=[], base_dir=p.parent)
+            out.append(cache[str(p)])
+        return out
+
     @Slot()
     def predict_all(self) -> int:
         split = self.all_split.currentText()
-        entries = list(self._call("split_entries", split, default=[]) or [])
+        entries = self._batch_entries(split)
         if not entries:
             self._say(f"Split {split!r} has no images." if split else "Open a project first.", error=True)
             return 0
@@ -95,10 +112,29 @@ class PredictAllMixin:
             self.next_to_label()
 
     def _show_all_column(self) -> None:
-        if self._all_labelled:
+        if self.all_split.currentText() == DROPPED:
+            self._rank_dropped_list()
+        elif self._all_labelled:
             self._call("set_dice_column", dict(self._all_scores))
         else:
             self._call("set_rank_column", "doubt", dict(self._all_doubt))
+
+    def _rank_dropped_list(self) -> None:
+        """The dropped-photo list, most uncertain first, each with its doubt."""
+        from pathlib import Path
+
+        from PySide6.QtCore import Qt
+
+        order = {k: i for i, k in enumerate(rank_uncertain(self._all_doubt))}
+        items = [self.photos.takeItem(0) for _ in range(self.photos.count())]
+        items.sort(key=lambda it: order.get(it.data(Qt.ItemDataRole.UserRole), len(order)))
+        self.photos.blockSignals(True)
+        for it in items:
+            key = it.data(Qt.ItemDataRole.UserRole)
+            name = Path(key).name
+            it.setText(f"{name}   doubt {self._all_doubt[key]:.3f}" if key in self._all_doubt else name)
+            self.photos.addItem(it)
+        self.photos.blockSignals(False)
 
     @property
     def doubt(self) -> dict[str, float]:
@@ -108,11 +144,17 @@ class PredictAllMixin:
     def next_to_label(self) -> Any:
         """*Label next*: open the unannotated image the model is least sure about (of the last *Predict all*,
         skipping those labelled since). Without scores, predicts the chosen split first, then opens it."""
-        entries = {e.key: e for e in self._call("split_entries", self.all_split.currentText(), default=[]) or []}
+        dropped = self.all_split.currentText() == DROPPED
+        entries = {e.key: e for e in self._batch_entries(self.all_split.currentText())}
         todo = [k for k in rank_uncertain(self._all_doubt) if k in entries and not entries[k].regions]
         if todo:
             entry = entries[todo[0]]
-            self._call("open_entry", entry)
+            if dropped:  # shown (and predicted) as a dropped photo; *Add photo to* puts it in a split
+                from pathlib import Path
+
+                self.show_photo(Path(entry.key))
+            else:
+                self._call("open_entry", entry)
             left = len(todo) - 1
             self._say(f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked.")
             return entry

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from . import overlays
 from .heat_legend import HeatLegend
 from .prediction_accept import ACCEPT_MODES, AcceptMixin
-from .prediction_batch import PredictAllMixin
+from .prediction_batch import DROPPED, PredictAllMixin
 from .prediction_photos import IMAGE_EXTS, PhotoDropFilter, PhotosMixin, Target, expand_paths
 from .workers import InferenceService
 
@@ -219,6 +219,12 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
             cur = combo.currentText()
             combo.clear()
             combo.addItems(names)
+            if combo is self.all_split and self.external:  # Predict all / Label next also rank dropped photos
+                combo.addItem(DROPPED)
+                names_here = [*names, DROPPED]
+                if cur in names_here:
+                    combo.setCurrentText(cur)
+                    continue
             if cur in names:
                 combo.setCurrentText(cur)
             elif "val" in names:

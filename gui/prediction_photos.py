@@ -99,6 +99,8 @@ class PhotosMixin:
                 it.setData(Qt.ItemDataRole.UserRole, str(p))
                 it.setToolTip(str(p))
                 self.photos.addItem(it)
+        if images and self.all_split.findText("Dropped photos") < 0:
+            self.refresh_splits()  # Predict all / Label next can now rank the dropped photos
         if problems:
             self._say("Not opened: " + "; ".join(problems), error=True)
         if images:

@@ -158,3 +158,40 @@ def test_a_model_whose_warm_up_fails_is_loaded_afresh_for_the_next_prediction(qt
         assert got == [0.5] and len(loads) == 2
     finally:
         service.shutdown()
+
+
+def test_label_next_ranks_dropped_photos_too(qtbot, unlabelled, tmp_path):
+    """Photos dropped on the window (not in any split) are ranked the same way: the list is reordered with
+    each photo's doubt, and L shows the most uncertain one that was not added to a split yet."""
+    from PySide6.QtCore import Qt
+
+    folder = tmp_path / "dropped"
+    folder.mkdir()
+    for name, grey in (("d_sure.png", 250), ("d_clean.png", 0), ("z_ambiguous.png", 128)):
+        cv2.imwrite(str(folder / name), np.full((30, 30, 3), grey, np.uint8))
+    host = NextHost(unlabelled)
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(make_model(tmp_path / "m.keras"))
+        panel.refresh_splits()
+        assert panel.all_split.findText("Dropped photos") < 0  # nothing dropped yet
+        panel.open_photos([folder])
+        assert panel.all_split.findText("Dropped photos") >= 0
+        panel.all_split.setCurrentText("Dropped photos")
+        assert host.shown.name == "d_clean.png"  # the first dropped photo is shown
+        assert panel.next_to_label() is None  # ranks first
+        qtbot.waitUntil(lambda: len(panel.doubt) == 3 and panel.all_btn.isEnabled(), timeout=30000)
+        qtbot.waitUntil(lambda: host.shown.name == "z_ambiguous.png", timeout=30000)
+        names = [panel.photos.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.photos.count())]
+        assert [n.rsplit("/", 1)[-1] for n in names] == ["z_ambiguous.png", "d_sure.png", "d_clean.png"]
+        assert "doubt" in panel.photos.item(0).text()
+        assert host.opened == []  # a dropped photo is shown as one, not opened as a project image
+        # once it is added to a split (accept with Add photo to), L moves on
+        panel._dropped_entries[str(folder / "z_ambiguous.png")].regions = ["added"]
+        assert panel.next_to_label().filename == "d_sure.png"
+        assert host.shown.name == "d_sure.png"
+    finally:
+        service.shutdown()
