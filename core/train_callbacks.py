@@ -85,8 +85,8 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                     self._writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "samples"))
                 rows = []
                 for img, t, p in zip(ev.images, ev.true_masks, ev.pred_masks, strict=True):
-                    grey = [np.repeat((np.asarray(m, np.float32)[..., None] * 255).clip(0, 255).astype(np.uint8),
-                                      3, axis=2) for m in (np.squeeze(t) > 0, np.squeeze(p))]
+                    grey = [np.repeat((np.nan_to_num(np.asarray(m, np.float32))[..., None] * 255).clip(0, 255)
+                                      .astype(np.uint8), 3, axis=2) for m in (np.squeeze(t) > 0, np.squeeze(p))]
                     rows.append(np.concatenate([np.asarray(img, np.uint8), *grey], axis=1))
                 with self._writer.as_default():
                     tf.summary.image("samples: image | true | predicted", np.stack(rows), step=epoch + 1,
