@@ -6,21 +6,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-
-OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-
-
-def settle(app, seconds=0.3):
-    end = time.time() + seconds
-    while time.time() < end:
-        app.processEvents()
-        time.sleep(0.02)
+from shots import OUT, settle
 
 
 def main(dataset: str) -> int:

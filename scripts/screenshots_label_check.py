@@ -16,17 +16,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
+from shots import OUT, REPO, settle
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "docs" / "screenshots"
 PHOTO = "train_05.jpg"
 
-
-def settle(app, seconds=0.3):
-    end = time.time() + seconds
-    while time.time() < end:
-        app.processEvents()
-        time.sleep(0.02)
 
 
 def main(seconds: str = "120") -> int:

@@ -15,16 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDockWidget
-
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "docs" / "screenshots"
-
-
-def settle(app, seconds=0.3):
-    end = time.time() + seconds
-    while time.time() < end:
-        app.processEvents()
-        time.sleep(0.02)
+from shots import OUT, REPO, settle
 
 
 def wait(app, cond, timeout=600):
