@@ -158,7 +158,7 @@ class ImproveJob:
         cfg = self.config
         if not cfg.init_from:
             raise ValueError("no model to improve: make a model active first")
-        data = resolve_data(dataclasses.replace(cfg, extra_train=list(cfg.extra_train)))
+        data = resolve_data(cfg)
         seeded = str(data.val_source).startswith(("seeded", "none"))  # no validation split of its own
         train = data.train + data.val if seeded else data.train  # the plan holds out its own images then
         record = read_trained_on(cfg.init_from)

@@ -130,13 +130,13 @@ class ImproveMixin:
 
     def use_other_model(self) -> bool:
         """The verdict's link: switch between the previous and the improved model."""
-        cmp = getattr(self, "last_improve", None) or {}
-        active = getattr(self, "_improve_active", "new")
+        cmp = self.last_improve or {}
+        active = self._improve_active
         path = other_model(cmp, active)
         if not path:
             self._fail("That model file is no longer there.")
             return False
         self._improve_active = "old" if active == "new" else "new"
         self.set_active_model(path)
-        self.result_label.setText(verdict_html(cmp, self._improve_active, getattr(self, "_improve_epochs", None)))
+        self.result_label.setText(verdict_html(cmp, self._improve_active, self._improve_epochs))
         return True

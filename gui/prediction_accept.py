@@ -126,7 +126,7 @@ class AcceptMixin:
             self._say(f"Could not add {Path(target.path).name} to split {split!r}.", error=True)
             return False
         self._say(f"Added {Path(target.path).name} to {split} with {len(regions)} polygon(s).")
-        ranked = self.__dict__.get("_dropped_entries", {}).get(str(target.path))
+        ranked = self._dropped_entries.get(str(target.path))
         if ranked is not None:  # labelled now: Label next moves on to the next dropped photo
             ranked.regions = list(regions)
         return True

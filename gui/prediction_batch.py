@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Slot
-from viaseg.core.loop import rank_uncertain
+from viaseg.core.loop import rank_uncertain, uncertainty
 
 DROPPED = "Dropped photos"  # the *Whole split* choice that ranks the photos dropped on the window
 
@@ -22,7 +22,7 @@ class PredictAllMixin:
             return list(self._call("split_entries", split, default=[]) or [])
         from viaseg.core.project import ImageEntry
 
-        cache = self.__dict__.setdefault("_dropped_entries", {})
+        cache = self._dropped_entries
         out = []
         for p in self.external:
             if str(p) not in cache:
@@ -73,7 +73,6 @@ class PredictAllMixin:
         if entry is None:
             return
         from viaseg.core.evaluate import score_entry
-        from viaseg.core.loop import uncertainty
 
         if self._all_labelled:  # a photo without regions in a labelled split is a negative: it has a Dice too
             # full resolution, as `viaseg evaluate` scores (the column and the CLI agree to the last digit)

@@ -86,6 +86,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self._all_jobs: dict[int, Any] = {}
         self._all_scores: dict[str, float] = {}
         self._all_doubt: dict[str, float] = {}
+        self._dropped_entries: dict[str, Any] = {}  # dropped photo path -> its entry for ranking
         self._all_labelled = True
         self._next_after_all = False
         self._all_total = 0

@@ -73,6 +73,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._improving: str | None = None  # the model an Improve run started from, while it runs
         self.last_improve: dict = {}
         self._improve_active = "new"
+        self._improve_epochs: int | None = None
         self._build(Path(runs_root))
         self._apply_preset("default")
 
