@@ -279,6 +279,9 @@ def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, le
         loss=get_loss(loss),
         metrics=default_metrics(),
     )
+    # Keras 3.15 builds the optimizer's slots inside the first trace of the train step, and a tf.function that
+    # creates variables is traced twice: building them here saves one trace (7 s of a 16 s tiny fit on 2 cores)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
