@@ -10,7 +10,7 @@ from pathlib import Path
 import viaseg.core
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-from viaseg.core import edits, journal
+from viaseg.core.annotation import edits, journal
 
 from .main_window import MainWindow
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QTransform
-from viaseg.core import assist, edits
-from viaseg.core.project import Region
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.project import Region
+from viaseg.core.assist import segment as assist
 
 DRAG_PX = 5  # a press that moves further than this (widget px) is a box drag
 MAPS_KEPT = 16

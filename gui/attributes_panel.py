@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viaseg.core import edits
-from viaseg.core.project import ImageEntry, Region
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.project import ImageEntry, Region
 
 ATTRIBUTE_TYPES = ("text", "dropdown", "radio", "checkbox")  # what "+ attribute" offers (VIA 2 types)
 CLASS_NAMES = ("class", "label", "name", "class name", "damage", "type", "category")
@@ -261,7 +261,7 @@ class AttributesPanel(QWidget):
 
     def rename_attribute(self, scope: str, old: str, new: str | None) -> bool:
         """Rename (``new`` None: delete) an attribute in every open project; False with a message if refused."""
-        from viaseg.core.edits import EditError, RenameAttribute
+        from viaseg.core.annotation.edits import EditError, RenameAttribute
 
         try:
             cmd = RenameAttribute(self.projects_fn(), scope, old, new)
@@ -286,7 +286,7 @@ class AttributesPanel(QWidget):
         """Define a new ``scope`` attribute of type ``kind`` (``ATTRIBUTE_TYPES``; ``options`` for a dropdown,
         radio or checkbox) in every open project, the selected region (or image) getting an empty value, as one
         undo step. False with a message when refused (a name already used, no options)."""
-        from viaseg.core.edits import DefineAttribute, EditError
+        from viaseg.core.annotation.edits import DefineAttribute, EditError
 
         target = self._target_dict(scope)
         try:

@@ -19,9 +19,9 @@ import itertools
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainterPath, QPolygonF
 from PySide6.QtWidgets import QWidget
-from viaseg.core import edits
-from viaseg.core.edits import EditError
-from viaseg.core.project import ImageEntry, Region
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.edits import EditError
+from viaseg.core.annotation.project import ImageEntry, Region
 
 from .canvas_interact import InteractionMixin
 from .canvas_paint import HANDLE, PaintMixin

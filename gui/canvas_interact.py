@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
-from viaseg.core import edits
-from viaseg.core.project import Region
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.project import Region
 
 from .hits import HIT, nearest_edge, outline_hit
 from .shapes_qt import point_of

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPolygonF, QTransform
-from viaseg.core import edits
-from viaseg.core.project import Region
-from viaseg.core.raster import rasterize
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.project import Region
+from viaseg.core.annotation.raster import rasterize
 
 from .hits import HIT
 from .shapes_qt import color_for, mask_image, point_of

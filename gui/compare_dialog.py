@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QVBoxLayout
-from viaseg.core.errors import ImageReadError
+from viaseg.core.base.errors import ImageReadError
 
 from .canvas import Canvas
 

@@ -1,7 +1,7 @@
 """*Model → Export…*: export the current model as ONNX, TFLite or a TensorFlow SavedModel.
 
 :func:`export_model_dialog` opens :class:`ExportDialog`: format, TFLite weight type (float32, float16, int8),
-the test-time averages baked into the graph, and the output path. The export (``viaseg.core.export``, the same
+the test-time averages baked into the graph, and the output path. The export (``viaseg.core.ml.export``, the same
 code as ``viaseg export``) runs in an :class:`ExportThread`, never on the GUI thread; the dialog shows the
 result — the file, its size and how far its output is from the Keras model — or the error as one plain
 sentence (typed viaseg errors as they are, never a traceback). While an export runs the dialog cannot be closed
@@ -66,7 +66,7 @@ def _prune() -> None:
 
 
 class ExportThread(QThread):
-    """Runs one :func:`viaseg.core.export.export_model` call; ``status(str)`` while it works, then
+    """Runs one :func:`viaseg.core.ml.export.export_model` call; ``status(str)`` while it works, then
     ``succeeded(ExportResult)`` or ``failed(str)`` (a sentence for the user)."""
 
     status = Signal(str)
@@ -79,7 +79,7 @@ class ExportThread(QThread):
         self.setObjectName("viaseg-export")
 
     def run(self) -> None:  # noqa: D102 - runs on the export thread
-        from viaseg.core.export import export_model
+        from viaseg.core.ml.export import export_model
 
         model_path, out, fmt, quantize, tta = self.args
         try:

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
-from viaseg.core.errors import ImageReadError
-from viaseg.core.imageio import image_size, read_image
+from viaseg.core.base.errors import ImageReadError
+from viaseg.core.imaging.imageio import image_size, read_image
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class ImageCache(QObject):
 
 def frame_for_regions(entry) -> tuple[int, int]:
     """For a missing image, a frame large enough to show its regions."""
-    from viaseg.core.raster import shape_polygon
+    from viaseg.core.annotation.raster import shape_polygon
 
     xs, ys = [1.0], [1.0]
     for r in entry.regions:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viaseg.core.project import natural_sort_key
+from viaseg.core.annotation.project import natural_sort_key
 
 from .session import Session
 

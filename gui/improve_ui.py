@@ -1,6 +1,6 @@
 """*Improve model* in the training panel: the button, its budget, and the old-versus-new verdict.
 
-The work is ``viaseg.core.loop.ImproveJob`` in the training process (the panel's ``TrainThread``); this module
+The work is ``viaseg.core.ml.loop.ImproveJob`` in the training process (the panel's ``TrainThread``); this module
 builds the job from the panel's settings and shows its result: both models' scores on the same held-out
 images, which one is active, and a link to use the other one instead.
 """
@@ -43,7 +43,7 @@ class ImproveControls(QWidget):
 
 def make_job(config: Any, emphasis: int = 3):
     """The ``ImproveJob`` for a ``TrainConfig`` that starts from the active model (no TensorFlow here)."""
-    from viaseg.core.loop import ImproveJob
+    from viaseg.core.ml.loop import ImproveJob
 
     return ImproveJob(config, emphasis=emphasis)
 

@@ -34,10 +34,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viaseg.core.check_labels import CheckResults, job_problem, make_job, read_results, split_hint
-from viaseg.core.edits import EditError
-from viaseg.core.errors import ViasegError
-from viaseg.core.imageio import image_size
+from viaseg.core.annotation.edits import EditError
+from viaseg.core.base.errors import ViasegError
+from viaseg.core.imaging.imageio import image_size
+from viaseg.core.ml.check_labels import CheckResults, job_problem, make_job, read_results, split_hint
 
 from .training_panel import _fmt_secs, build_config
 from .workers import TrainThread, event_kind
@@ -374,7 +374,7 @@ class LabelCheckPanel(QWidget):
 
     def apply_item(self, it) -> bool:
         """Apply the area of row ``it`` as one undoable edit; False with a message when it cannot."""
-        from viaseg.core.label_fix import fix_command
+        from viaseg.core.checks.label_fix import fix_command
 
         key = it.data(0, ROLE) if it is not None else None
         if not key or key[0] != "area":

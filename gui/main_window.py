@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
-from viaseg.core import edits
-from viaseg.core.errors import ImageReadError, ViasegError
-from viaseg.core.via_json import regions_from_json, regions_to_json
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.formats.via_json import regions_from_json, regions_to_json
+from viaseg.core.base.errors import ImageReadError, ViasegError
 
 from . import actions
 from .attributes_panel import AttributesPanel, class_attribute
@@ -319,7 +319,7 @@ class MainWindow(FileFlowsMixin, QMainWindow):
 
     def _outside_photo(self, regions) -> list:
         """The regions with a point outside the shown photo (e.g. pasted from a larger or rotated one)."""
-        from viaseg.core.raster import shape_polygon
+        from viaseg.core.annotation.raster import shape_polygon
 
         w, h = self.canvas.img_size
         out = []

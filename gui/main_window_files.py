@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
-from viaseg.core import journal
-from viaseg.core.dataset import load_dataset
-from viaseg.core.errors import ImageReadError, ViasegError
+from viaseg.core.annotation import journal
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.base.errors import ImageReadError, ViasegError
 
 from . import actions
 from .attributes_panel import attribute_definitions

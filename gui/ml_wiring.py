@@ -19,10 +19,10 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
-from viaseg.core import edits
-from viaseg.core.assist import LEVELS
-from viaseg.core.dataset import Dataset, Split, load_dataset
-from viaseg.core.project import ImageEntry
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.dataset import Dataset, Split, load_dataset
+from viaseg.core.annotation.project import ImageEntry
+from viaseg.core.assist.segment import LEVELS
 
 from .assist_tool import AssistTool, target_key_of
 from .docks import add_dock
@@ -392,7 +392,7 @@ class MLWiring:
             base = Path(src) if Path(src).is_dir() else Path(src).parent
             if os.access(base, os.W_OK):
                 return base / "runs"
-        from viaseg.core import journal
+        from viaseg.core.annotation import journal
 
         return journal.state_dir() / "runs"
 

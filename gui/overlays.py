@@ -9,10 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PySide6.QtGui import QImage
-from viaseg.core.evaluate import FN_COLOR as FN_RGB  # noqa: F401  (legend colours, shared with the CLI)
-from viaseg.core.evaluate import FP_COLOR as FP_RGB  # noqa: F401
-from viaseg.core.evaluate import TP_COLOR as TP_RGB  # noqa: F401
-from viaseg.core.evaluate import agreement_image, dice_iou  # noqa: F401  (one definition of the scores)
+from viaseg.core.ml.evaluate import FN_COLOR as FN_RGB  # noqa: F401  (legend colours, shared with the CLI)
+from viaseg.core.ml.evaluate import FP_COLOR as FP_RGB  # noqa: F401
+from viaseg.core.ml.evaluate import TP_COLOR as TP_RGB  # noqa: F401
+from viaseg.core.ml.evaluate import agreement_image, dice_iou  # noqa: F401  (one definition of the scores)
 
 MODES = ("heat", "outline", "agreement")
 MAX_OVERLAY_SIDE = 2048  # overlays larger than this are rendered reduced (the canvas scales them to the image)

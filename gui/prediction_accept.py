@@ -19,7 +19,7 @@ class AcceptMixin:
     """``PredictionPanel``'s *Accept as polygons* group and the *Export mask…* / *Export overlay…* buttons."""
 
     def predicted_regions(self) -> list:
-        from viaseg.core.raster import mask_to_regions
+        from viaseg.core.annotation.raster import mask_to_regions
 
         if self.probs is None:
             return []
@@ -109,7 +109,7 @@ class AcceptMixin:
                 self.host.set_regions(entry, regions, regions, f"replace {n_old} region(s) by the prediction")
                 self._say(f"Replaced {n_old} region(s) by {len(regions)} polygon(s); Undo brings them back.")
                 return True
-            from viaseg.core.raster import merge_regions
+            from viaseg.core.annotation.raster import merge_regions
 
             merged_list, merged, appended = merge_regions(entry.regions, regions, self.tolerance.value() / 2.0,
                                                           self.min_area.value())
@@ -151,7 +151,7 @@ class AcceptMixin:
             path, _ = QFileDialog.getSaveFileName(self, "Export overlay", default, "PNG (*.png)")
             if not path:
                 return None
-        from viaseg.core.imageio import read_image
+        from viaseg.core.imaging.imageio import read_image
 
         try:
             img = read_image(self.target.path)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Slot
-from viaseg.core.loop import rank_uncertain, uncertainty
+from viaseg.core.ml.loop import rank_uncertain, uncertainty
 
 DROPPED = "Dropped photos"  # the *Whole split* choice that ranks the photos dropped on the window
 
@@ -20,7 +20,7 @@ class PredictAllMixin:
         regions (one object per photo, kept, so a ranking refers to the same ones)."""
         if split != DROPPED:
             return list(self._call("split_entries", split, default=[]) or [])
-        from viaseg.core.project import ImageEntry
+        from viaseg.core.annotation.project import ImageEntry
 
         cache = self._dropped_entries
         out = []
@@ -72,7 +72,7 @@ class PredictAllMixin:
         entry = self._all_jobs.pop(job, None)
         if entry is None:
             return
-        from viaseg.core.evaluate import score_entry
+        from viaseg.core.ml.evaluate import score_entry
 
         if self._all_labelled:  # a photo without regions in a labelled split is a negative: it has a Dice too
             # full resolution, as `viaseg evaluate` scores (the column and the CLI agree to the last digit)

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 def truth_mask(entry: Any, size_wh: tuple[int, int], out_wh: tuple[int, int] | None = None) -> np.ndarray | None:
     """The annotation of ``entry`` as a 0/1 mask (``out_wh`` or full size); None when it has no area regions."""
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.raster import rasterize
 
     regions = list(getattr(entry, "regions", []) or [])
     if not regions:

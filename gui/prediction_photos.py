@@ -22,7 +22,7 @@ class Target:
     """An image to predict: a project entry (``entry`` set) or an external photo (``entry`` None)."""
 
     path: Path
-    entry: Any = None  # viaseg.core.project.ImageEntry
+    entry: Any = None  # viaseg.core.annotation.project.ImageEntry
     split: str | None = None
 
     @property

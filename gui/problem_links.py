@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject
-from viaseg.core.check_report import FILE_KINDS, REGION_KINDS
-from viaseg.core.errors import ViasegError
-from viaseg.core.imageio import image_size
+from viaseg.core.base.errors import ViasegError
+from viaseg.core.checks.check_report import FILE_KINDS, REGION_KINDS
+from viaseg.core.imaging.imageio import image_size
 
 from .compare_dialog import CompareDialog
 from .problems_panel import problem_key
@@ -81,7 +81,7 @@ class ProblemLinks(QObject):
         if e is None:
             return
         try:
-            from viaseg.core.checks import check_entry
+            from viaseg.core.checks.checks import check_entry
         except ImportError:
             return
         split = self.w.session.rows[self.w.current].split

@@ -88,7 +88,7 @@ class _CheckJob(QRunnable):
 
     def run(self) -> None:
         try:
-            from viaseg.core.checks import check_dataset
+            from viaseg.core.checks.checks import check_dataset
 
             report = check_dataset(self.dataset, decode=self.decode, file_cache=self.file_cache)
             self.results.append((self.gen, list(report.problems), "", False))
@@ -164,7 +164,7 @@ class ProblemsPanel(QWidget):
         if dataset is None:
             return
         try:
-            from viaseg.core.checks import FileCache
+            from viaseg.core.checks.checks import FileCache
         except ImportError as exc:
             self.status.setText(f"checks unavailable ({exc})")
             return

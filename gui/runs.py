@@ -1,5 +1,5 @@
 """Past training runs on disk: a run folder holds ``summary.json``, ``history.csv``, ``curves.png`` and the
-model (``model.keras``), as ``viaseg.core.train`` writes them. No widgets."""
+model (``model.keras``), as ``viaseg.core.ml.train`` writes them. No widgets."""
 
 from __future__ import annotations
 

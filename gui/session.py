@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from viaseg.core import edits, journal
-from viaseg.core.dataset import PREFERRED_VIA_NAME, Dataset, Split, load_dataset
-from viaseg.core.errors import ViasegError
-from viaseg.core.project import ImageEntry, Project
-from viaseg.core.via_io import save_via
+from viaseg.core.annotation import edits, journal
+from viaseg.core.annotation.dataset import PREFERRED_VIA_NAME, Dataset, Split, load_dataset
+from viaseg.core.annotation.formats.via_io import save_via
+from viaseg.core.annotation.project import ImageEntry, Project
+from viaseg.core.base.errors import ViasegError
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QImage, QPainterPath, QPolygonF
-from viaseg.core import edits
-from viaseg.core.project import Region
-from viaseg.core.raster import shape_polygon
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.project import Region
+from viaseg.core.annotation.raster import shape_polygon
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
            "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075"]

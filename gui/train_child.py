@@ -12,14 +12,14 @@ import os
 
 
 def child_main(config, queue, stop_event, nice: int = 5) -> None:
-    """Run ``viaseg.core.train.train(config)``; put ``("event", ev)`` for each event, then exactly one
+    """Run ``viaseg.core.ml.train.train(config)``; put ``("event", ev)`` for each event, then exactly one
     ``("result", TrainResult)`` or ``("error", message)``."""
     try:
         os.nice(nice)  # the whole process (TF pools included) yields to the GUI
     except (AttributeError, OSError):
         pass
     try:
-        from viaseg.core.train import train
+        from viaseg.core.ml.train import train
 
         # a job object (e.g. core.loop.ImproveJob) runs itself; a TrainConfig is trained
         run = getattr(config, "run", None) or (lambda **kw: train(config, **kw))

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QVBoxLayout,
 )
-from viaseg.core.presets import LR_SCHEDULES, PRESETS, preset
+from viaseg.core.ml.presets import LR_SCHEDULES, PRESETS, preset
 
 LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (not imported: no Keras at start-up)
 
@@ -31,7 +31,7 @@ LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (no
 
 
 def preset_values(name: str) -> dict:
-    """The form's fields for preset ``name`` (from ``viaseg.core.presets``, which does not import TF)."""
+    """The form's fields for preset ``name`` (from ``viaseg.core.ml.presets``, which does not import TF)."""
     cfg = preset(name)
     return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
                 learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
@@ -53,7 +53,7 @@ def new_run_dir(root: Path, label: str = "") -> Path:
 def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | None = None):
     """A ``TrainConfig``: the preset, then what the form sets, then ``overrides`` (tests pass e.g.
     ``base_width``). Augmentations "off" switches every augmentation off; "on" keeps the preset's."""
-    from viaseg.core.pipeline import Augment
+    from viaseg.core.ml.pipeline import Augment
 
     cfg = preset(settings.get("preset", "default"))
     cfg.dataset = data
@@ -200,8 +200,8 @@ class SettingsMixin:
     def add_extra_data(self, path: str | Path) -> bool:
         """Also train on ``path`` (a VIA file or dataset folder) when it holds annotated images; else say why
         (naming the file) and leave the list as it was."""
-        from viaseg.core.dataset import load_dataset
-        from viaseg.core.errors import ViasegError
+        from viaseg.core.annotation.dataset import load_dataset
+        from viaseg.core.base.errors import ViasegError
 
         path = str(path)
         try:

@@ -1,6 +1,6 @@
 """Background work for the desktop app: training and inference off the GUI thread.
 
-* :class:`TrainThread` runs ``viaseg.core.train.train`` in a ``QThread``. Core delivers plain dataclass events
+* :class:`TrainThread` runs ``viaseg.core.ml.train.train`` in a ``QThread``. Core delivers plain dataclass events
   through a callback (called on the training thread); each one is forwarded as the Qt signal ``event(object)``,
   which Qt queues to receivers living on the GUI thread. ``stop()`` only sets a flag that core's
   ``should_stop`` reads between batches, so a stop ends the run within a batch and core keeps the best model.
@@ -46,14 +46,14 @@ def import_tensorflow() -> float:
 
 
 def _default_train_fn():
-    from viaseg.core.train import train
+    from viaseg.core.ml.train import train
 
     return train
 
 
 def _failure_text(exc: BaseException) -> str:
     """A one-paragraph message for a user: typed viaseg errors as they are, others with their type."""
-    from viaseg.core.errors import ViasegError
+    from viaseg.core.base.errors import ViasegError
 
     if isinstance(exc, ViasegError):
         return str(exc)
@@ -269,7 +269,7 @@ class _InferenceWorker(QObject):
     def _forget(self) -> None:
         if self.path:
             try:
-                from viaseg.core.predict import Predictor
+                from viaseg.core.ml.predict import Predictor
 
                 Predictor.forget(self.path)
             except Exception:  # noqa: BLE001 - a stand-in loader in tests has no cache
@@ -307,7 +307,7 @@ def _probabilities(result: Any):
 
 
 def _default_loader(path: str):
-    from viaseg.core.predict import Predictor, interactive
+    from viaseg.core.ml.predict import Predictor, interactive
 
     # every prediction in the app is one a user waits for: see core.predict.interactive
     return interactive(Predictor.load(path))
@@ -362,7 +362,7 @@ class InferenceService(QObject):
         self._bg_in_flight: int | None = None  # the background job the worker has
 
     def set_model(self, path: str | Path, load: bool = False) -> None:
-        from viaseg.core.modelio import read_meta
+        from viaseg.core.ml.modelio import read_meta
 
         path = str(path)
         try:

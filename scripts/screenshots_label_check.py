@@ -23,8 +23,8 @@ PHOTO = "train_05.jpg"
 
 
 def main(seconds: str = "120") -> int:
-    from viaseg.core import edits
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation import edits
+    from viaseg.core.annotation.raster import rasterize
 
     tmp = Path(tempfile.mkdtemp(prefix="viaseg-shots-"))
     os.environ.setdefault("VIASEG_STATE_DIR", str(tmp / "state"))

@@ -65,7 +65,7 @@ def main() -> int:
     first = next(r.entry for r in w.session.rows if r.entry.regions)
     row = w.session.row_of(first)
     w.show_row(row)
-    from viaseg.core import edits
+    from viaseg.core.annotation import edits
 
     reg = first.regions[0]
     moved = dict(reg.shape)

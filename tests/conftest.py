@@ -27,7 +27,7 @@ def _need(path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _undone_imports_in_tmp(tmp_path_factory, monkeypatch):
     """Undone imports keep their copy in the test's temp folder, not the system's (nothing left behind)."""
-    from viaseg.core import edits
+    from viaseg.core.annotation import edits
 
     monkeypatch.setattr(edits, "aside_root", tmp_path_factory.mktemp("undone-imports"))
 

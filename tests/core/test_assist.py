@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from viaseg.core import assist
-from viaseg.core import assist_protocol as protocol
-from viaseg.core.assist import Click, Segmenter
+from viaseg.core.assist import protocol
+from viaseg.core.assist import segment as assist
+from viaseg.core.assist.segment import Click, Segmenter
 
 
 def _scene(w=400, h=300, centre=(220, 150), radius=60, seed=0):
@@ -130,9 +130,9 @@ def test_real_photos(car_damage):
     """On car-damage/val photos: a box alone (no model) and one click on a map that roughly covers a labelled
     region (its blurred mask at 1/8 resolution, as a model's coarse map would) both find that region; the
     preview (map alone) keeps such a map's region, the click's GrabCut refinement may move its outline."""
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.imageio import read_image
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.imaging.imageio import read_image
 
     split = load_dataset(car_damage).split("val")
     box_ious, click_ious, preview_ious = [], [], []

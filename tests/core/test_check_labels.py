@@ -7,8 +7,10 @@ import json
 import pickle
 
 import pytest
-from viaseg.core import crossval as crossval_mod
-from viaseg.core.check_labels import (
+from viaseg.core.annotation.dataset import Dataset, Split
+from viaseg.core.annotation.project import ImageEntry, Project, Region
+from viaseg.core.ml import crossval as crossval_mod
+from viaseg.core.ml.check_labels import (
     CheckLabelsJob,
     FoldFailed,
     job_problem,
@@ -17,10 +19,8 @@ from viaseg.core.check_labels import (
     run_check_labels,
     split_hint,
 )
-from viaseg.core.crossval import CrossvalResult, OofScore
-from viaseg.core.dataset import Dataset, Split
-from viaseg.core.presets import preset
-from viaseg.core.project import ImageEntry, Project, Region
+from viaseg.core.ml.crossval import CrossvalResult, OofScore
+from viaseg.core.ml.presets import preset
 
 
 def entries(folder, n, prefix, regions=True):
@@ -75,7 +75,7 @@ def test_too_few_photos_no_regions_or_photos_gone_are_sentences(tmp_path):
 def _fake_crossval(stop_during=None, stop_before=None, fail=None):
     """Stands in for crossval: 3 folds of 2 images. The Stop comes during fold ``stop_during``'s training (after
     a batch, where train asks) or before fold ``stop_before`` begins; fold ``fail``'s training fails."""
-    from viaseg.core.train_events import BatchEnd, Failed, Finished
+    from viaseg.core.ml.train_events import BatchEnd, Failed, Finished
 
     stopper = {"on": False}
 

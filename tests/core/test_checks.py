@@ -1,4 +1,4 @@
-"""viaseg.core.checks / check_geometry: every problem kind, the car-damage findings, CLI exit codes and JSON."""
+"""viaseg.core.checks.checks / check_geometry: every problem kind, the car-damage findings, CLI exit codes and JSON."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from viaseg.core.check_geometry import analyze_shapes
-from viaseg.core.checks import FILE_KINDS, KINDS, REGION_KINDS, check_dataset, check_entry
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.checks.check_geometry import analyze_shapes
+from viaseg.core.checks.checks import FILE_KINDS, KINDS, REGION_KINDS, check_dataset, check_entry
 from viaseg.core.cli import main
-from viaseg.core.dataset import load_dataset
-from viaseg.core.project import ImageEntry, Region
 
 SQUARE = ([10, 30, 30, 10], [10, 10, 30, 30])
 
@@ -424,8 +424,8 @@ def test_missing_image_url_and_negative_coordinates(tmp_path):
 def test_file_cache_reads_only_new_or_changed_files_and_reports_the_same(tmp_path, monkeypatch):
     import os
 
-    from viaseg.core import imageio
-    from viaseg.core.checks import FileCache
+    from viaseg.core.checks.checks import FileCache
+    from viaseg.core.imaging import imageio
 
     root = tmp_path / "ds"
     image(root / "train" / "a.png", 1)
@@ -461,8 +461,8 @@ def test_file_cache_reads_only_new_or_changed_files_and_reports_the_same(tmp_pat
 
 def test_a_shape_name_that_is_not_text_is_reported_not_a_crash():
     """A region whose shape name is a list passed the reader and crashed the check (TypeError: unhashable)."""
-    from viaseg.core.checks import check_entry
-    from viaseg.core.project import ImageEntry, Region
+    from viaseg.core.annotation.project import ImageEntry, Region
+    from viaseg.core.checks.checks import check_entry
 
     for bad in ([1, 2], {"a": 1}, 3, None):
         entry = ImageEntry(key="a.jpg", filename="a.jpg",

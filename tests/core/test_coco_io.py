@@ -13,15 +13,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mutation_helpers import LABELME, SHARED, byte_mutations, rle_counts, rle_string, type_swaps
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.annotation.formats.coco_io import decode_rle, load_coco, loads_coco
+from viaseg.core.annotation.formats.convert import to_coco
+from viaseg.core.annotation.formats.labelme_io import load_labelme_folder
+from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via
+from viaseg.core.annotation.project import ImageEntry, Project, Region
+from viaseg.core.annotation.raster import rasterize
+from viaseg.core.base.errors import ViaFormatError, ViasegError
 from viaseg.core.cli import main
-from viaseg.core.coco_io import decode_rle, load_coco, loads_coco
-from viaseg.core.convert import to_coco
-from viaseg.core.dataset import load_dataset
-from viaseg.core.errors import ViaFormatError, ViasegError
-from viaseg.core.labelme_io import load_labelme_folder
-from viaseg.core.project import ImageEntry, Project, Region
-from viaseg.core.raster import rasterize
-from viaseg.core.via_io import dumps_via, load_via, loads_via
 
 COCO = LABELME / "coco" / "annotations.json"
 SNIPPET = SHARED / "via-fixtures" / "coco_2017_snippet.json"

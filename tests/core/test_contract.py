@@ -12,9 +12,9 @@ import viaseg.core
 
 
 def test_core_modules_do_not_import_pyside6():
-    names = sorted(m.name for m in pkgutil.iter_modules(viaseg.core.__path__, "viaseg.core."))
+    names = sorted(m.name for m in pkgutil.walk_packages(viaseg.core.__path__, "viaseg.core."))
     names = [n for n in names if not n.endswith("__main__")]
-    assert "viaseg.core.project" in names
+    assert {"viaseg.core.annotation.project", "viaseg.core.ml.train", "viaseg.core.cli.train_cmd"} <= set(names)
     code = (
         "import importlib, sys\n"
         f"for n in {names!r}: importlib.import_module(n)\n"
@@ -43,10 +43,18 @@ def test_the_layer_contracts_hold_and_each_fails_when_broken(tmp_path):
     assert qt.returncode != 0 and "viaseg.core is not allowed to import PySide6" in qt.stdout
     gui = _lint("viaseg.core.zz_bad=def f():\\n    from viaseg.gui import app\\n")  # hidden in a function
     assert gui.returncode != 0 and "not allowed to import viaseg.gui" in gui.stdout
-    real = Path(__file__).resolve().parents[2] / "core" / "via_json.py"
+    real = Path(__file__).resolve().parents[2] / "core" / "annotation" / "formats" / "via_json.py"
     late = tmp_path / "via_json.py"
     late.write_text(real.read_text() + "\n\ndef _late():\n    import tensorflow\n")
     before = real.read_text()
-    tf = _lint(f"viaseg.core.via_json=@{late}")
+    tf = _lint(f"viaseg.core.annotation.formats.via_json=@{late}")
     assert real.read_text() == before  # the real module is untouched
-    assert tf.returncode != 0 and "viaseg.core.via_json is not allowed to import tensorflow" in tf.stdout
+    assert tf.returncode != 0 and "viaseg.core.annotation.formats.via_json -> tensorflow" in tf.stdout
+    # the layers: a lower layer importing a higher one (annotation -> ml, checks -> cli), even inside a function
+    up = _lint("viaseg.core.annotation.zz_bad=def f():\\n    from viaseg.core.ml import train\\n")
+    assert up.returncode != 0 and "viaseg.core.annotation is not allowed to import viaseg.core.ml:" in up.stdout
+    cmd = _lint("viaseg.core.checks.zz_bad=from viaseg.core.cli import check_cmd\\n")
+    assert cmd.returncode != 0 and "viaseg.core.checks is not allowed to import viaseg.core.cli:" in cmd.stdout
+    # ml and assist are independent of each other
+    side = _lint("viaseg.core.assist.zz_bad=from viaseg.core.ml import unet\\n")
+    assert side.returncode != 0 and "viaseg.core.assist is not allowed to import viaseg.core.ml:" in side.stdout

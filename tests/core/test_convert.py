@@ -6,12 +6,12 @@ import json
 import math
 
 import pytest
+from viaseg.core.annotation.formats.convert import coco_polygon, polygon_area, to_coco
+from viaseg.core.annotation.formats.via_io import load_via, loads_via
+from viaseg.core.annotation.formats.via_json import default_settings
+from viaseg.core.annotation.project import ImageEntry, Project, Region
+from viaseg.core.base.errors import ImageReadError
 from viaseg.core.cli import main
-from viaseg.core.convert import coco_polygon, polygon_area, to_coco
-from viaseg.core.errors import ImageReadError
-from viaseg.core.project import ImageEntry, Project, Region
-from viaseg.core.via_io import load_via, loads_via
-from viaseg.core.via_json import default_settings
 
 
 def shapes(project):
@@ -95,7 +95,7 @@ def test_via2_project_edit_round_trip(via_fixtures, tmp_path):
 
 
 def main_dump(proj):
-    from viaseg.core.via_io import dumps_via
+    from viaseg.core.annotation.formats.via_io import dumps_via
 
     return dumps_via(proj)
 

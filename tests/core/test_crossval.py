@@ -8,8 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from viaseg.core.crossval import OofScore, assign_folds, load_map, summarize
-from viaseg.core.project import ImageEntry
+from viaseg.core.annotation.project import ImageEntry
+from viaseg.core.ml.crossval import OofScore, assign_folds, load_map, summarize
 
 
 def test_folds_keep_groups_together_and_spread_each_source():
@@ -62,10 +62,10 @@ def tiny_sources(tmp_path):
 
 def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_path, tiny_sources, monkeypatch):
     pytest.importorskip("tensorflow")
-    from viaseg.core import train as train_mod
-    from viaseg.core.crossval import crossval
-    from viaseg.core.pipeline import Augment
-    from viaseg.core.presets import preset
+    from viaseg.core.ml import train as train_mod
+    from viaseg.core.ml.crossval import crossval
+    from viaseg.core.ml.pipeline import Augment
+    from viaseg.core.ml.presets import preset
 
     seen = []
     real_train = train_mod.train

@@ -1,4 +1,4 @@
-"""viaseg.core.dataset: layouts, split specs, choice of the VIA file, unlabeled splits."""
+"""viaseg.core.annotation.dataset: layouts, split specs, choice of the VIA file, unlabeled splits."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from viaseg.core.dataset import load_dataset, parse_spec
-from viaseg.core.errors import DatasetError, ViaFormatError
+from viaseg.core.annotation.dataset import load_dataset, parse_spec
+from viaseg.core.base.errors import DatasetError, ViaFormatError
 
 
 def write_via(path: Path, images: dict[str, int]) -> Path:

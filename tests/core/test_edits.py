@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from viaseg.core import edits
-from viaseg.core.edits import EditError, History
-from viaseg.core.project import ImageEntry, Region
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.edits import EditError, History
+from viaseg.core.annotation.project import ImageEntry, Region
 
 
 def poly(xs, ys, **attrs) -> Region:
@@ -357,8 +357,8 @@ def test_sweep_deletes_the_copies_of_undone_imports_whose_process_is_gone(tmp_pa
 
 
 def test_define_attribute_reaches_via2_project_and_via3_files_and_undo_restores(via_fixtures):
-    from viaseg.core.project import Project
-    from viaseg.core.via_io import dumps_via, load_via, loads_via
+    from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via
+    from viaseg.core.annotation.project import Project
 
     v3 = load_via(via_fixtures / "extracted" / "via3_debug_project_4.json")
     v2 = Project(images=[entry(poly([0, 10, 10], [0, 0, 10]))], fmt="via2-project")

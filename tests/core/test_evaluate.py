@@ -7,7 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from viaseg.core.evaluate import (
+from viaseg.core.ml.evaluate import (
     FN_COLOR,
     FP_COLOR,
     TP_COLOR,
@@ -123,15 +123,15 @@ def dataset(tmp_path):
 
 @pytest.fixture
 def model_file(tmp_path):
-    from viaseg.core.modelio import save_model
+    from viaseg.core.ml.modelio import save_model
 
     return save_model(brightness_model(), tmp_path / "bright.keras", {"input_size": SIZE, "threshold": 0.5})
 
 
 def test_evaluate_scores_worst_first_with_full_resolution_truth(dataset, model_file):
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.evaluate import evaluate
-    from viaseg.core.predict import Predictor
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.ml.evaluate import evaluate
+    from viaseg.core.ml.predict import Predictor
 
     split = load_dataset(dataset).split("val")
     predictor = Predictor.load(model_file)
@@ -155,9 +155,9 @@ def test_evaluate_scores_worst_first_with_full_resolution_truth(dataset, model_f
 
 
 def test_threshold_changes_the_scores_and_missing_images_are_errors(dataset, model_file):
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.evaluate import evaluate
-    from viaseg.core.predict import Predictor
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.ml.evaluate import evaluate
+    from viaseg.core.ml.predict import Predictor
 
     split = load_dataset(dataset).split("val")
     (dataset / "val" / "good.png").unlink()
@@ -222,10 +222,10 @@ def test_scores_serialise():
 
 def test_threshold_sweep_matches_separate_evaluations(tmp_path, dataset, model_file):
     """The sweep's numbers (one forward pass) equal evaluating at each threshold separately."""
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.evaluate import SWEEP_THRESHOLDS, evaluate
-    from viaseg.core.predict import Predictor
-    from viaseg.core.project import ImageEntry, Region
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.project import ImageEntry, Region
+    from viaseg.core.ml.evaluate import SWEEP_THRESHOLDS, evaluate
+    from viaseg.core.ml.predict import Predictor
 
     ramp = np.tile(np.linspace(0, 255, 80).astype(np.uint8)[None, :, None], (50, 1, 3))
     cv2.imwrite(str(tmp_path / "ramp.png"), ramp)

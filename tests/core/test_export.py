@@ -14,11 +14,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from viaseg.core import export as ex  # noqa: E402
+from viaseg.core.base.errors import ModelError, ViasegError  # noqa: E402
 from viaseg.core.cli import main  # noqa: E402
-from viaseg.core.errors import ModelError, ViasegError  # noqa: E402
-from viaseg.core.modelio import save_model  # noqa: E402
-from viaseg.core.predict import Predictor  # noqa: E402
+from viaseg.core.ml import export as ex  # noqa: E402
+from viaseg.core.ml.modelio import save_model  # noqa: E402
+from viaseg.core.ml.predict import Predictor  # noqa: E402
 
 SIZE = 64
 ROOT = Path(__file__).resolve().parents[2]

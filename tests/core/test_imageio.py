@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from viaseg.core.errors import ImageReadError
-from viaseg.core.imageio import IMAGE_EXTS, MAX_PIXELS, decode_image, image_size, read_image
+from viaseg.core.base.errors import ImageReadError
+from viaseg.core.imaging.imageio import IMAGE_EXTS, MAX_PIXELS, decode_image, image_size, read_image
 
 
 def _quadrants(w=40, h=24) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from viaseg.core import edits, journal
-from viaseg.core.errors import ViaFormatError
-from viaseg.core.via_io import load_via
+from viaseg.core.annotation import edits, journal
+from viaseg.core.annotation.formats.via_io import load_via
+from viaseg.core.base.errors import ViaFormatError
 
 VIA2 = {
     "a.jpg10": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viaseg.core.label_errors import disagreements, rank
+from viaseg.core.checks.label_errors import disagreements, rank
 
 
 def test_missed_and_extra_areas_largest_first():

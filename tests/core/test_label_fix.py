@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viaseg.core.edits import EditError, History
-from viaseg.core.label_fix import fix_command
-from viaseg.core.project import ImageEntry, Region
-from viaseg.core.raster import rasterize
+from viaseg.core.annotation.edits import EditError, History
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.annotation.raster import rasterize
+from viaseg.core.checks.label_fix import fix_command
 
 SIZE = (100, 80)
 

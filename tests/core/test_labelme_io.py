@@ -14,21 +14,21 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mutation_helpers import LABELME, byte_mutations, type_swaps
-from viaseg.core.cli import main
-from viaseg.core.convert import to_coco
-from viaseg.core.dataset import load_dataset
-from viaseg.core.errors import ImageReadError, ViaFormatError, ViasegError
-from viaseg.core.foreign import load_input
-from viaseg.core.labelme_io import (
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.annotation.formats.convert import to_coco
+from viaseg.core.annotation.formats.foreign import load_input
+from viaseg.core.annotation.formats.labelme_io import (
     labelme_document,
     load_labelme_file,
     load_labelme_folder,
     loads_labelme,
     to_labelme,
 )
-from viaseg.core.project import ImageEntry, Project, Region
-from viaseg.core.raster import rasterize
-from viaseg.core.via_io import dumps_via, loads_via
+from viaseg.core.annotation.formats.via_io import dumps_via, loads_via
+from viaseg.core.annotation.project import ImageEntry, Project, Region
+from viaseg.core.annotation.raster import rasterize
+from viaseg.core.base.errors import ImageReadError, ViaFormatError, ViasegError
+from viaseg.core.cli import main
 
 INSTANCES = LABELME / "instance_segmentation"
 PRIMITIVES = LABELME / "primitives" / "primitives.json"

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from viaseg.core import loop
-from viaseg.core.project import ImageEntry, Region
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.ml import loop
 
 
 def entry(name: str, xs=(1, 9, 9), ys=(1, 1, 9), attrs=None) -> ImageEntry:
@@ -75,7 +75,7 @@ def test_uncertainty_ranks_a_half_believed_photo_first():
 def test_improve_job_fine_tunes_records_and_judges_against_the_old_model(tmp_path):
     pytest.importorskip("tensorflow")
     from test_train import make_images, tiny
-    from viaseg.core.train import train
+    from viaseg.core.ml.train import train
 
     first = tiny(tmp_path, epochs=2)
     res = train(first)
@@ -120,7 +120,7 @@ def test_improve_job_without_a_model_is_a_message(tmp_path):
 def test_the_time_limit_does_not_cut_a_run_before_min_epochs(tmp_path):
     pytest.importorskip("tensorflow")
     from test_train import tiny
-    from viaseg.core.train import train
+    from viaseg.core.ml.train import train
 
     res = train(tiny(tmp_path, epochs=6, time_limit_s=1e-6, min_epochs=2, lr_schedule="cosine"))
     assert res.ok, res.error

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from viaseg.core.annotation.raster import rasterize
 from viaseg.core.cli import main
-from viaseg.core.imageio import image_size
-from viaseg.core.raster import rasterize
+from viaseg.core.imaging.imageio import image_size
 
 
 def _poly(xs, ys, **attrs) -> dict:
@@ -180,7 +180,7 @@ def _load_make_demo():
 
 
 def test_demo_project_is_sane():
-    from viaseg.core.dataset import load_dataset
+    from viaseg.core.annotation.dataset import load_dataset
 
     ds = load_dataset(DEMO)
     assert list(ds.splits) == ["train", "val", "test"]

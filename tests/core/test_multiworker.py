@@ -102,7 +102,7 @@ def test_two_workers_on_localhost_train_one_run_folder(tmp_path):
     assert summary["replicas"] == 2 and summary["epochs_run"] == 2 and summary["model_path"] == "model.keras"
     assert summary["device"].endswith("x 2 workers")
 
-    from viaseg.core.predict import Predictor
+    from viaseg.core.ml.predict import Predictor
 
     pred = Predictor.load(runs / "mw" / "model.keras", cache=False)
     probs = pred.predict(data / "val" / "val0.png")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from viaseg.core import pipeline as P
-from viaseg.core.project import ImageEntry, Region
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.ml import pipeline as P
 
 
 def rect_region(x, y, w, h):
@@ -145,7 +145,7 @@ def test_disk_cache_skips_decoding(tmp_path, marked, monkeypatch):
     cache = tmp_path / "cache"
     first = P.load_arrays(marked, size=32, cache_dir=cache)
     assert len(list(cache.glob("*.npz"))) == 4
-    import viaseg.core.imageio as imageio
+    import viaseg.core.imaging.imageio as imageio
 
     def boom(*a, **k):
         raise AssertionError("decoded although cached")

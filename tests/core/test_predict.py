@@ -11,9 +11,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from viaseg.core.errors import ImageReadError, ModelError  # noqa: E402
-from viaseg.core.modelio import save_model  # noqa: E402
-from viaseg.core.predict import Prediction, Predictor, _starts, _tile_weight  # noqa: E402
+from viaseg.core.base.errors import ImageReadError, ModelError  # noqa: E402
+from viaseg.core.ml.modelio import save_model  # noqa: E402
+from viaseg.core.ml.predict import Prediction, Predictor, _starts, _tile_weight  # noqa: E402
 
 SIZE = 32
 
@@ -147,7 +147,7 @@ def test_predict_inputs_scores_input_size_arrays_as_predict_does():
 
 
 def test_tta_scales_average_the_network_on_the_resized_input():
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.unet import build_unet_xception
 
     rng = np.random.default_rng(1)
     model = build_unet_xception(64, base_width=4)
@@ -275,7 +275,7 @@ def test_concurrent_calls_are_safe(predictor):
 
 
 def test_load_saved_unet_once_and_predict(tmp_path):
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.unet import build_unet_xception
 
     model = build_unet_xception(SIZE, base_width=4)
     path = save_model(
@@ -368,8 +368,8 @@ def cli_inputs(tmp_path):
 
 
 def test_predict_cli_writes_full_size_masks_overlays_and_a_via_file(cli_inputs, tmp_path, capsys):
+    from viaseg.core.annotation.formats.via_io import load_via
     from viaseg.core.cli import main
-    from viaseg.core.via_io import load_via
 
     model, photos, loose = cli_inputs
     out = tmp_path / "out"
@@ -444,7 +444,7 @@ def test_predict_cli_missing_model_is_a_clear_error(cli_inputs, tmp_path, capsys
 def test_output_names_are_unique_and_progress_bar_draws(tmp_path):
     import io
 
-    from viaseg.core.predict_cmd import ProgressBar, relative_filename, unique_stems
+    from viaseg.core.cli.predict_cmd import ProgressBar, relative_filename, unique_stems
 
     assert unique_stems([Path("x/a.jpg"), Path("y/a.png"), Path("y/A.jpg"), Path("b.jpg")]) == [
         "a",
@@ -495,11 +495,11 @@ def test_real_dataset_predict_and_evaluate(car_damage, tmp_path, capsys):
     against cv2.fillPoly of the VIA polygons), and predict writes a VIA file viaseg reads back."""
     import json
 
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.formats.via_io import load_via
     from viaseg.core.cli import main
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.imageio import image_size
-    from viaseg.core.unet import build_unet_xception
-    from viaseg.core.via_io import load_via
+    from viaseg.core.imaging.imageio import image_size
+    from viaseg.core.ml.unet import build_unet_xception
 
     model = save_model(build_unet_xception(SIZE, base_width=4), tmp_path / "m.keras", {"input_size": SIZE})
     assert main(["evaluate", str(model), str(car_damage), "--json"]) == 0

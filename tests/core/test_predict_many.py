@@ -14,10 +14,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from viaseg.core.annotation.formats.via_io import load_via  # noqa: E402
 from viaseg.core.cli import main  # noqa: E402
-from viaseg.core.modelio import save_model  # noqa: E402
-from viaseg.core.predict import Predictor  # noqa: E402
-from viaseg.core.via_io import load_via  # noqa: E402
+from viaseg.core.ml.modelio import save_model  # noqa: E402
+from viaseg.core.ml.predict import Predictor  # noqa: E402
 
 SIZE = 32
 
@@ -129,7 +129,7 @@ def test_unreadable_photos_are_named_and_the_rest_written(model_file, photos, tm
 
 
 def test_resume_after_a_kill_skips_done_photos_and_completes_the_via_file(model_file, photos, tmp_path, monkeypatch):
-    from viaseg.core import predict_stream
+    from viaseg.core.cli import predict_stream
 
     folder, boxes = photos
     out = tmp_path / "out"
@@ -213,7 +213,7 @@ def test_a_via_file_that_is_not_ours_is_kept(model_file, photos, tmp_path, capsy
 
 
 def test_build_via_keeps_the_last_line_of_a_photo_and_skips_torn_lines(tmp_path):
-    from viaseg.core.predict_stream import build_via, repair_journal
+    from viaseg.core.cli.predict_stream import build_via, repair_journal
 
     def line(key, n_regions):
         region = {"shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": 4},
@@ -233,7 +233,7 @@ def test_build_via_keeps_the_last_line_of_a_photo_and_skips_torn_lines(tmp_path)
 
 
 def test_progress_bar_shows_rate_and_time_left(monkeypatch):
-    from viaseg.core import predict_cmd
+    from viaseg.core.cli import predict_cmd
 
     now = [100.0]
     monkeypatch.setattr(predict_cmd.time, "monotonic", lambda: now[0])
@@ -247,7 +247,7 @@ def test_progress_bar_shows_rate_and_time_left(monkeypatch):
 
 
 def test_gather_inputs_reads_lists_without_touching_each_photo(tmp_path):
-    from viaseg.core.predict_stream import gather_inputs, stems_for
+    from viaseg.core.cli.predict_stream import gather_inputs, stems_for
 
     (tmp_path / "d").mkdir()
     for n in ("img10.jpg", "img2.jpg", ".hidden.jpg", "notes.md"):
@@ -269,7 +269,7 @@ def test_photos_in_flight_are_bounded_and_the_journal_grows_during_the_run(model
     """Memory cannot be measured cheaply, but its cause can: decoding never runs ahead of the network by more
     than a fixed window, whatever the number of photos, and finished photos reach the journal on disk while the
     run goes on (nothing is kept for the end)."""
-    from viaseg.core import predict_stream
+    from viaseg.core.cli import predict_stream
 
     folder = tmp_path / "many"
     folder.mkdir()

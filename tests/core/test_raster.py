@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from viaseg.core.imageio import image_size
-from viaseg.core.project import Region
-from viaseg.core.raster import (
+from viaseg.core.annotation.project import Region
+from viaseg.core.annotation.raster import (
     class_mapper,
     mask_to_polygons,
     mask_to_regions,
@@ -22,6 +21,7 @@ from viaseg.core.raster import (
     rasterize_report,
     shape_polygon,
 )
+from viaseg.core.imaging.imageio import image_size
 
 
 def poly(xs, ys) -> dict:
@@ -37,7 +37,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def _load_regions(json_path: Path) -> list[tuple[Path, list[Region]]]:
     """(image path, regions) of a VIA 2 file; via_io when available, plain json otherwise."""
     try:
-        from viaseg.core.via_io import load_via
+        from viaseg.core.annotation.formats.via_io import load_via
     except ImportError:
         load_via = None
     if load_via is not None:

@@ -23,7 +23,7 @@ def read_events(folder):
 
 def test_a_run_writes_scalars_rate_and_sample_images(tmp_path):
     from test_train import tiny
-    from viaseg.core.train import train
+    from viaseg.core.ml.train import train
 
     cfg = tiny(tmp_path, epochs=2, lr_schedule="constant", sample_every=1)
     res = train(cfg)

@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from viaseg.core import pipeline as P  # noqa: E402
-from viaseg.core import train_events as E  # noqa: E402
-from viaseg.core.pipeline import Augment  # noqa: E402
-from viaseg.core.project import ImageEntry, Region  # noqa: E402
-from viaseg.core.train import preset, train  # noqa: E402
+from viaseg.core.annotation.project import ImageEntry, Region  # noqa: E402
+from viaseg.core.ml import pipeline as P  # noqa: E402
+from viaseg.core.ml import train_events as E  # noqa: E402
+from viaseg.core.ml.pipeline import Augment  # noqa: E402
+from viaseg.core.ml.train import preset, train  # noqa: E402
 
 
 def make_images(folder: Path, n: int, size: int = 48, seed: int = 0, empty: int = 0) -> list[ImageEntry]:
@@ -95,7 +95,7 @@ def test_events_in_order_and_run_folder(tmp_path):
     assert fin.model_path == result.model_path == run_dir / "model.keras"
     assert fin.best_metrics["val_dice"] == max(result.history["val_dice"])
 
-    from viaseg.core.modelio import load_model
+    from viaseg.core.ml.modelio import load_model
 
     model, meta = load_model(result.model_path)
     assert meta["input_size"] == [32, 32] and meta["threshold"] == 0.5 and meta["class_names"] == ["damage"]
@@ -106,8 +106,8 @@ def test_events_in_order_and_run_folder(tmp_path):
 
 
 def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
-    from viaseg.core.evaluate import evaluate
-    from viaseg.core.predict import Predictor
+    from viaseg.core.ml.evaluate import evaluate
+    from viaseg.core.ml.predict import Predictor
 
     result, _ = run(tiny(tmp_path, tta=True, tta_scales=(1.0, 2.0), epochs=1, sample_every=0))
     assert result.ok, result.error
@@ -126,7 +126,7 @@ def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
 
 
 def test_run_is_scored_at_training_size_with_a_warning_when_full_resolution_fails(tmp_path, monkeypatch):
-    import viaseg.core.evaluate as ev
+    import viaseg.core.ml.evaluate as ev
 
     def broken(*a, **k):
         raise OSError("disk went away")
@@ -178,7 +178,7 @@ def test_nan_fails_and_keeps_the_best_model(tmp_path, monkeypatch):
     assert "NaN" in events[-1].message and "epoch 2" in events[-1].message
     assert result.model_path is not None and result.model_path.is_file()
     assert str(result.model_path) in events[-1].message
-    from viaseg.core.modelio import load_model
+    from viaseg.core.ml.modelio import load_model
 
     _, meta = load_model(result.model_path)
     assert meta["best_epoch"] == 1
@@ -233,8 +233,8 @@ MIRRORED = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from test_train import tiny
     from pathlib import Path
-    from viaseg.core.train import train
-    from viaseg.core.train_plumbing import make_strategy
+    from viaseg.core.ml.train import train
+    from viaseg.core.ml.train_plumbing import make_strategy
     res = train(tiny(Path(sys.argv[1]), strategy="mirrored", epochs=1, batch_size=4, sample_every=0, threads=1))
     print("ok", res.ok, res.error)
     print("threads", tf.config.threading.get_intra_op_parallelism_threads(), res.summary.get("warnings"))
@@ -287,7 +287,7 @@ def test_narrow_models_and_one_image_batches_train_with_onednn_on(tmp_path):
     script = textwrap.dedent("""
         import sys
         import numpy as np
-        from viaseg.core import tfsetup, unet
+        from viaseg.core.ml import tfsetup, unet
         tfsetup.load_tf()
         for size, batch in ((64, 8), (32, 1)):
             model = unet.build_unet_xception(size, base_width=8, bn_momentum=0.5)
@@ -306,7 +306,7 @@ def test_narrow_models_and_one_image_batches_train_with_onednn_on(tmp_path):
 
 def test_the_projection_that_avoids_the_crash_computes_the_strided_conv():
     import keras
-    from viaseg.core import unet
+    from viaseg.core.ml import unet
 
     model = unet.build_unet_xception(64, base_width=8)
     # same parameter count as the strided conv (the subsampling has no weights): 3 projections of 1x1 convs
@@ -320,9 +320,9 @@ def test_the_projection_that_avoids_the_crash_computes_the_strided_conv():
 
 
 def test_ema_run_keeps_the_averaged_weights_it_validated(tmp_path):
-    from viaseg.core import pipeline as P
-    from viaseg.core import unet
-    from viaseg.core.modelio import load_model
+    from viaseg.core.ml import pipeline as P
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.modelio import load_model
 
     cfg = tiny(tmp_path, ema=0.9, epochs=3, sample_every=0, patience=3)
     result, _ = run(cfg)
@@ -375,8 +375,8 @@ def test_flat_cosine_keeps_the_full_rate_for_the_first_half_then_anneals(tmp_pat
 
 def test_auto_schedule_anneals_over_a_time_limit_without_early_stopping_else_plateaus(tmp_path):
     import keras
-    from viaseg.core.presets import resolve_schedule
-    from viaseg.core.train import _make_callbacks
+    from viaseg.core.ml.presets import resolve_schedule
+    from viaseg.core.ml.train import _make_callbacks
 
     def built(**kw):
         cfg = preset("default", **kw)
@@ -407,8 +407,8 @@ def test_plateau_schedule_logs_its_learning_rate(tmp_path):
 def test_hard_dice_is_logged_and_is_what_the_kept_model_scores(tmp_path):
     import csv
 
-    from viaseg.core import unet
-    from viaseg.core.modelio import load_model
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.modelio import load_model
 
     cfg = tiny(tmp_path, epochs=4, sample_every=0, monitor="hard_dice", learning_rate=1e-2, patience=10)
     result, events = run(cfg)
@@ -434,7 +434,7 @@ def test_unknown_monitor_fails_with_a_message(tmp_path):
 
 
 def test_the_monitor_option_decides_which_epoch_is_kept(tmp_path, monkeypatch):
-    from viaseg.core import unet
+    from viaseg.core.ml import unet
 
     # a "hard Dice" that is 1 - soft Dice: the hard monitor must keep the epoch whose val_dice is worst
     monkeypatch.setattr(unet, "hard_dice_coef", lambda t, p: 1.0 - unet.dice_coef(t, p))
@@ -452,10 +452,10 @@ def test_the_monitor_option_decides_which_epoch_is_kept(tmp_path, monkeypatch):
 
 
 def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
-    from viaseg.core import unet
     from viaseg.core.cli import build_parser
-    from viaseg.core.modelio import load_model
-    from viaseg.core.train_cmd import _config
+    from viaseg.core.cli.train_cmd import _config
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.modelio import load_model
 
     first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0, seed=1))
     assert first.ok, first.error
@@ -487,7 +487,7 @@ def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
 
 def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys):
     from viaseg.core.cli import build_parser
-    from viaseg.core.train_cmd import _config
+    from viaseg.core.cli.train_cmd import _config
 
     args = build_parser().parse_args(["train", "ds", "--out", "r", "--tta-scales", "1,1.25"])
     assert _config(args).tta_scales == (1.0, 1.25)
@@ -502,8 +502,8 @@ def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys)
 
 
 def test_init_from_keeps_the_starting_models_network_and_refuses_one_that_does_not_fit(tmp_path):
-    from viaseg.core import unet
-    from viaseg.core.modelio import save_model
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.modelio import save_model
 
     first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0))
     assert first.ok, first.error
@@ -543,10 +543,10 @@ def test_same_seed_without_a_time_limit_trains_bit_identically(tmp_path):
 def test_keep_last_saves_the_final_weights_and_the_validation_chooses_nothing(tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
-    from viaseg.core import train as train_mod
-    from viaseg.core import unet
-    from viaseg.core.modelio import load_model
-    from viaseg.core.presets import resolve_keep
+    from viaseg.core.ml import train as train_mod
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.modelio import load_model
+    from viaseg.core.ml.presets import resolve_keep
 
     # a validation "hard Dice" that falls every epoch (1, 1/2, 1/3): "best" goes back to epoch 1
     score = tf.Variable(1.0)
@@ -605,7 +605,7 @@ def test_extra_sources_are_balanced_and_every_validation_set_is_reported(tmp_pat
 
 
 def test_crop_training_predicts_whole_images_with_the_same_weights(tmp_path):
-    from viaseg.core.predict import Predictor
+    from viaseg.core.ml.predict import Predictor
 
     result, events = run(tiny(tmp_path, size=48, crop=32, epochs=2, sample_every=1))
     assert result.ok, result.error
@@ -626,8 +626,8 @@ def test_mixed_float16_run_trains_on_a_cpu_and_its_model_loads_and_predicts(tmp_
     """A model trained with mixed_float16 (the GPU default) computes in float16 with float32 weights, a
     float32 head and loss scaling, and loads and predicts on a CPU-only machine like any other."""
     import keras
-    from viaseg.core.modelio import load_model
-    from viaseg.core.predict import Predictor
+    from viaseg.core.ml.modelio import load_model
+    from viaseg.core.ml.predict import Predictor
 
     result, events = run(tiny(tmp_path, precision="mixed_float16", epochs=2, lr_schedule="flat_cosine"))
     assert result.ok, result.error
@@ -638,7 +638,7 @@ def test_mixed_float16_run_trains_on_a_cpu_and_its_model_loads_and_predicts(tmp_
     computes = {layer.compute_dtype for layer in model.layers if layer.weights}
     assert "float16" in computes and model.get_layer("mask").compute_dtype == "float32"
     assert all(w.dtype == "float32" for w in model.weights)  # float32 master weights
-    from viaseg.core import unet
+    from viaseg.core.ml import unet
 
     # training compiles it with loss scaling (float16 gradients underflow without it); float32 models without
     assert isinstance(unet.compile_model(model).optimizer, keras.optimizers.LossScaleOptimizer)
@@ -656,7 +656,7 @@ def test_mixed_float16_run_trains_on_a_cpu_and_its_model_loads_and_predicts(tmp_
 
 def test_precision_auto_is_float32_on_a_cpu_and_mixed_float16_on_a_gpu(monkeypatch):
     import tensorflow as tf
-    from viaseg.core.train_plumbing import resolve_precision
+    from viaseg.core.ml.train_plumbing import resolve_precision
 
     assert preset("default").precision == "auto"
     assert resolve_precision("float32") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
@@ -671,7 +671,7 @@ def test_precision_auto_is_float32_on_a_cpu_and_mixed_float16_on_a_gpu(monkeypat
 
 
 def test_describe_device_names_the_gpu_or_the_cpu_and_its_threads():
-    from viaseg.core.train_plumbing import cpu_model_name, describe_device, device_description
+    from viaseg.core.ml.train_plumbing import cpu_model_name, describe_device, device_description
 
     assert describe_device(["NVIDIA H200"], "AMD EPYC", 16) == "GPU: NVIDIA H200"
     assert describe_device(["NVIDIA H200", "NVIDIA H200"], "x", 2) == "2 GPUs: NVIDIA H200"
@@ -682,8 +682,8 @@ def test_describe_device_names_the_gpu_or_the_cpu_and_its_threads():
 
 
 def test_the_device_is_in_the_started_event_the_summary_and_the_cli_output(tmp_path, capsys):
-    from viaseg.core.train_cmd import _Printer
-    from viaseg.core.train_plumbing import device_description
+    from viaseg.core.cli.train_cmd import _Printer
+    from viaseg.core.ml.train_plumbing import device_description
 
     result, events = run(tiny(tmp_path, epochs=1, sample_every=0))
     assert result.ok, result.error
@@ -696,8 +696,8 @@ def test_the_device_is_in_the_started_event_the_summary_and_the_cli_output(tmp_p
 
 
 def test_tf_config_names_the_chief_and_bad_ones_are_refused():
-    from viaseg.core.errors import DatasetError
-    from viaseg.core.train_plumbing import is_chief, read_tf_config
+    from viaseg.core.base.errors import DatasetError
+    from viaseg.core.ml.train_plumbing import is_chief, read_tf_config
 
     def env(task, cluster=None):
         cluster = cluster or {"worker": ["a:1", "b:2"]}

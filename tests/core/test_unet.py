@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from viaseg.core import unet  # noqa: E402
-from viaseg.core.modelio import load_model, save_model  # noqa: E402
+from viaseg.core.ml import unet  # noqa: E402
+from viaseg.core.ml.modelio import load_model, save_model  # noqa: E402
 
 
 def test_default_model_has_research_parameter_count():

@@ -7,9 +7,9 @@ import json
 import shutil
 
 import pytest
-from viaseg.core import edits
-from viaseg.core.project import Region
-from viaseg.core.via_io import load_via, save_via
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.formats.via_io import load_via, save_via
+from viaseg.core.annotation.project import Region
 
 
 def _regions_text(data: dict) -> dict:

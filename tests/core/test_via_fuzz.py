@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from viaseg.core.errors import ViaFormatError
-from viaseg.core.via_common import decode_text
-from viaseg.core.via_io import dumps_via, loads_via
+from viaseg.core.annotation.formats.via_common import decode_text
+from viaseg.core.annotation.formats.via_io import dumps_via, loads_via
+from viaseg.core.base.errors import ViaFormatError
 
 SHARED = Path(os.environ.get("VIASEG_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 FIXTURES = SHARED / "via-fixtures"  # same places as the conftest fixtures (collected at import time here)
@@ -78,8 +78,8 @@ def check(data: bytes | str, name: str) -> None:
 def _checks_and_coco_accept(project) -> None:
     """What the reader accepts, the dataset checks and the COCO export take without an exception (the checks
     report bad shapes as problems; the export skips them with a reason)."""
-    from viaseg.core.checks import check_entry
-    from viaseg.core.convert import to_coco
+    from viaseg.core.annotation.formats.convert import to_coco
+    from viaseg.core.checks.checks import check_entry
 
     for im in project.images[:50]:
         for p in check_entry("train", im, image_size=(640, 480)):

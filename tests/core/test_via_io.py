@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from json_helpers import same_json
-from viaseg.core import fsutil
-from viaseg.core.errors import ViaFormatError, ViaSaveError
-from viaseg.core.project import ImageEntry, Region
-from viaseg.core.via_io import dumps_via, load_via, loads_via, save_via
+from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via, save_via
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.base import fsutil
+from viaseg.core.base.errors import ViaFormatError, ViaSaveError
 
 ROUND_TRIP = {
     # file (relative to via-fixtures) -> expected format
@@ -386,7 +386,7 @@ def test_minimal_and_coco_imported_projects_round_trip():
 
 @pytest.mark.parametrize("fmt", ["via1", "via2", "via2-project", "via3", "csv"])
 def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
-    from viaseg.core.project import Project
+    from viaseg.core.annotation.project import Project
 
     proj = Project(fmt=fmt, images=[
         ImageEntry(key="a.jpg100", filename="a.jpg", size=100, regions=[
@@ -410,7 +410,7 @@ def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
 
 
 def test_new_entry_for_an_added_image(tmp_path):
-    from viaseg.core.via_io import image_key, new_entry
+    from viaseg.core.annotation.formats.via_io import image_key, new_entry
 
     p = _project_file(tmp_path)
     (tmp_path / "imgs").mkdir()
@@ -427,7 +427,7 @@ def test_new_entry_for_an_added_image(tmp_path):
 
 
 def test_detect_format(via_fixtures):
-    from viaseg.core.via_io import detect_format
+    from viaseg.core.annotation.formats.via_io import detect_format
 
     for name, fmt in ROUND_TRIP.items():
         assert detect_format((via_fixtures / name).read_bytes(), name) == fmt
@@ -447,7 +447,7 @@ def test_via3_attribute_definition_edits_are_saved(via_fixtures):
 
 
 def test_regions_as_json_text_round_trip_and_the_forms_a_person_pastes():
-    from viaseg.core.via_json import regions_from_json, regions_to_json
+    from viaseg.core.annotation.formats.via_json import regions_from_json, regions_to_json
 
     regions = [Region({"name": "polygon", "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 6]}, {"name": "dent"}),
                Region({"name": "ellipse", "cx": 4, "cy": 5, "rx": 2.5, "ry": 1, "theta": 0.3}, {})]

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from json_helpers import same_json
-from viaseg.core import via_common
-from viaseg.core.errors import ViaFormatError
-from viaseg.core.via_common import (
+from viaseg.core.annotation.formats import via_common
+from viaseg.core.annotation.formats.via_common import (
     FAST_MAX_DEPTH,
     check_number_list,
     decode_text,
@@ -29,7 +28,8 @@ from viaseg.core.via_common import (
     parse_json,
     parse_json_stdlib,
 )
-from viaseg.core.via_io import dumps_via, load_via, loads_via
+from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via
+from viaseg.core.base.errors import ViaFormatError
 
 SHARED = Path(os.environ.get("VIASEG_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 FIXTURES = SHARED / "via-fixtures"  # the places of the conftest fixtures
@@ -459,8 +459,8 @@ def test_compact_dump_takes_orjson_and_gives_the_same_json_value(monkeypatch):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nan_or_infinity_in_a_project_is_still_refused_on_save(bad, tmp_path):
-    from viaseg.core.errors import ViaSaveError
-    from viaseg.core.via_io import save_via
+    from viaseg.core.annotation.formats.via_io import save_via
+    from viaseg.core.base.errors import ViaSaveError
 
     p = loads_via(json.dumps({"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
         {"shape_attributes": {"name": "point", "cx": 1, "cy": 2}, "region_attributes": {}}],

@@ -42,8 +42,8 @@ def make_project(root: Path, n_train: int = 8, n_val: int = 4, size: int = 48, s
 
 def make_model(path: Path, size: int = 32) -> Path:
     """An untrained tiny U-Net saved as a viaseg model file."""
-    from viaseg.core.modelio import save_model
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.unet import build_unet_xception
 
     model = build_unet_xception(input_size=size, base_width=4)
     return save_model(model, path, {"input_size": size, "threshold": 0.5})

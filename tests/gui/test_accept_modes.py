@@ -15,10 +15,10 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
-from viaseg.core import edits  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
-from viaseg.core.project import Region  # noqa: E402
-from viaseg.core.raster import rasterize  # noqa: E402
+from viaseg.core.annotation import edits  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
+from viaseg.core.annotation.project import Region  # noqa: E402
+from viaseg.core.annotation.raster import rasterize  # noqa: E402
 from viaseg.gui.prediction_panel import PredictionPanel, Target  # noqa: E402
 from viaseg.gui.workers import InferenceService  # noqa: E402
 
@@ -201,7 +201,7 @@ class ImageSizedPredictor:
     meta: dict = {}
 
     def predict(self, image):
-        from viaseg.core.imageio import image_size
+        from viaseg.core.imaging.imageio import image_size
 
         w, h = image_size(image)
         p = np.zeros((h, w), np.float32)

@@ -6,7 +6,7 @@ import copy
 import json
 
 from PySide6.QtCore import QPoint, Qt
-from viaseg.core import edits, journal
+from viaseg.core.annotation import edits, journal
 
 
 def wpos(canvas, x, y) -> QPoint:
@@ -342,7 +342,7 @@ def test_bad_inputs_give_messages_not_exceptions(window, project, tmp_path, qtbo
 
 
 def test_failed_save_keeps_edits(window, project, qtbot, monkeypatch):
-    from viaseg.core.errors import ViaSaveError
+    from viaseg.core.base.errors import ViaSaveError
 
     window.open_path(project)
     c = window.canvas
@@ -535,7 +535,7 @@ def test_name_column_sorts_naturally(window, tmp_path, qtbot):
     """image2 before image10 (plain text order put image10 and image13 before image2)."""
     import cv2
     import numpy as np
-    from viaseg.core.project import natural_sort_key
+    from viaseg.core.annotation.project import natural_sort_key
 
     folder = tmp_path / "nat"
     folder.mkdir()
@@ -603,7 +603,7 @@ def test_first_edit_on_an_unlabeled_split_then_undo_leaves_no_trace(window, tmp_
     undo step, so undo leaves no file-to-be, no 'unannotated image' problems and a clean title (issue 21, item 7)."""
     import cv2
     import numpy as np
-    from viaseg.core.project import Region
+    from viaseg.core.annotation.project import Region
 
     root = tmp_path / "ds"
     project_factory(root / "train")

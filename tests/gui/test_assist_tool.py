@@ -26,7 +26,7 @@ def _open(window, tmp_path, size=160):
 
 def _ellipse_of(entry):
     """The labelled ellipse of a generated photo as a full-size mask, and its centre."""
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.raster import rasterize
 
     h, w = cv2.imread(str(entry.path)).shape[:2]
     gt = rasterize(entry.regions, (w, h)) > 0

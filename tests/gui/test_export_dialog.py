@@ -21,7 +21,7 @@ def model(tmp_path_factory):
 
 
 def test_dialog_exports_onnx_in_a_worker_thread(qtbot, model, tmp_path, monkeypatch):
-    import viaseg.core.export as ex
+    import viaseg.core.ml.export as ex
 
     threads = []
     real = ex.export_model

@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
-from viaseg.core import journal  # noqa: E402
+from viaseg.core.annotation import journal  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ training process
 
@@ -26,7 +26,7 @@ class RaisingJob:
     filling up mid-run would raise."""
 
     def run(self, on_event, should_stop):
-        from viaseg.core.train_events import BatchEnd
+        from viaseg.core.ml.train_events import BatchEnd
 
         on_event(BatchEnd(step=0, epoch=0, loss=0.7, dice=0.1, steps=4))
         raise OSError(28, "No space left on device")
@@ -54,7 +54,7 @@ def assert_ready_again(panel, *words):
 
 def test_training_process_killed_mid_run_is_a_message_and_the_panel_is_ready_again(qtbot, tmp_path):
     from ml_helpers import make_project
-    from viaseg.core.dataset import load_dataset
+    from viaseg.core.annotation.dataset import load_dataset
 
     data = load_dataset(make_project(tmp_path / "proj", n_train=8, n_val=2, size=32))
     panel = training_panel(qtbot, tmp_path, data)

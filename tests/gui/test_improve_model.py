@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from ml_helpers import TINY, make_model, make_project, tiny_settings  # noqa: E402
-from viaseg.core import loop  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
+from viaseg.core.ml import loop  # noqa: E402
 from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
 
 

@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from viaseg.core import edits  # noqa: E402
-from viaseg.core.check_labels import CheckLabelsDone, FoldFailed, FoldProgress, make_job, read_results  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
-from viaseg.core.pipeline import Augment  # noqa: E402
-from viaseg.core.presets import preset  # noqa: E402
+from viaseg.core.annotation import edits  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
+from viaseg.core.ml.check_labels import CheckLabelsDone, FoldFailed, FoldProgress, make_job, read_results  # noqa: E402
+from viaseg.core.ml.pipeline import Augment  # noqa: E402
+from viaseg.core.ml.presets import preset  # noqa: E402
 
 DELETED, WRONG = "train3.png", "train7.png"  # the photo whose region is deleted; the one with a bogus region
 SQUARE = (1, 1, 9, 9)  # the bogus region, on bare background (every ellipse stays inside 11..53)

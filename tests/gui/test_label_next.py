@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 
 from ml_helpers import make_model  # noqa: E402
 from test_prediction_panel import Host  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
 from viaseg.gui.prediction_panel import PredictionPanel  # noqa: E402
 from viaseg.gui.workers import InferenceService  # noqa: E402
 

@@ -13,8 +13,8 @@ from ml_helpers import make_model, make_project  # noqa: E402
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
-from viaseg.core import edits  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.core.annotation import edits  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
 from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target  # noqa: E402
 from viaseg.gui.workers import InferenceService  # noqa: E402
 
@@ -160,8 +160,8 @@ def test_predict_all_fills_dice_column(qtbot, setup, model_file):
     keys = {e.key for e in host.dataset.split("val").entries}
     assert set(host.column) == keys
     # each value is the full-resolution hard Dice, computed here by hand from the same model's map
-    from viaseg.core.predict import Predictor, interactive
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.ml.predict import Predictor, interactive
 
     predictor = interactive(Predictor.load(model_file, cache=False))
     for e in host.dataset.split("val").entries:
@@ -183,7 +183,7 @@ class _SlowPredictor:
 
         time.sleep(0.05)
         if isinstance(image, (str, Path)):  # the service hands file paths over undecoded
-            from viaseg.core.imageio import image_size
+            from viaseg.core.imaging.imageio import image_size
 
             w, h = image_size(image)
             return np.zeros((h, w), np.float32)
@@ -357,9 +357,9 @@ def test_window_drop_routing_and_dice_column(qtbot, wired, tmp_path):
 def test_the_app_predicts_with_the_mirror_average_only(tmp_path):
     """A model that stores multi-scale averaging: the app keeps its mirror average and leaves the other sizes
     (3x the compute) to batch prediction; the CLI's Predictor.load keeps everything the model stores."""
-    from viaseg.core.modelio import save_model
-    from viaseg.core.predict import Predictor
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.predict import Predictor
+    from viaseg.core.ml.unet import build_unet_xception
     from viaseg.gui.workers import _default_loader
 
     path = save_model(build_unet_xception(input_size=32, base_width=4), tmp_path / "m.keras",

@@ -8,7 +8,7 @@ import shutil
 
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
-from viaseg.core import journal
+from viaseg.core.annotation import journal
 
 
 def _bowtie_project(folder, project_factory):
@@ -148,7 +148,7 @@ def test_first_launch_opens_demo(qtbot, state_dir, monkeypatch, project):
 
 
 def test_edit_in_unlabeled_split_is_saved_to_a_new_via_file(window, tmp_path, qtbot, project_factory):
-    from viaseg.core.dataset import load_dataset
+    from viaseg.core.annotation.dataset import load_dataset
 
     root = tmp_path / "ds"
     project_factory(root / "train")
@@ -228,7 +228,7 @@ def test_edit_during_a_full_check_is_not_undone_by_its_result(window, tmp_path, 
                                                               monkeypatch):
     import threading
 
-    from viaseg.core import checks
+    from viaseg.core.checks import checks
 
     real = checks.check_dataset
     release = threading.Event()
@@ -258,7 +258,7 @@ def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(wi
                                                                               project_factory, monkeypatch):
     import threading
 
-    from viaseg.core import checks
+    from viaseg.core.checks import checks
 
     real = checks.check_dataset
     window.open_path(_bowtie_project(tmp_path / "p", project_factory))
@@ -307,7 +307,7 @@ def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(wi
 def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, qtbot, monkeypatch):
     from pathlib import Path
 
-    from viaseg.core import imageio
+    from viaseg.core.imaging import imageio
 
     window.open_path(project)
     window.problems.pool.waitForDone()  # the check the window may start on opening has read the files already
@@ -340,8 +340,8 @@ def test_compare_window_has_a_close_button_and_esc_closes_it(qtbot, tmp_path):
 
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QDialogButtonBox
-    from viaseg.core.errors import ImageReadError
-    from viaseg.core.project import ImageEntry
+    from viaseg.core.annotation.project import ImageEntry
+    from viaseg.core.base.errors import ImageReadError
     from viaseg.gui.compare_dialog import CompareDialog
 
     class NoImages:
@@ -364,7 +364,7 @@ def test_compare_window_has_a_close_button_and_esc_closes_it(qtbot, tmp_path):
 
 
 def test_a_problem_zooms_to_its_region_and_a_dataset_problem_says_what_it_is(window, project):
-    from viaseg.core.check_report import Problem
+    from viaseg.core.checks.check_report import Problem
 
     window.open_path(project)
     window.show_row(1)  # another image first

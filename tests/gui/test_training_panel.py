@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
-from viaseg.core.dataset import load_dataset  # noqa: E402
+from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
 from viaseg.gui.runs import list_runs
 from viaseg.gui.training_panel import TrainingPanel, build_config  # noqa: E402
 
@@ -294,7 +294,7 @@ def test_the_window_fits_a_1366x768_screen_with_every_dock(qtbot, window, tmp_pa
 
 def test_the_panel_shows_which_device_trains_for_the_whole_run(qtbot, tmp_path):
     """The device line comes from the run's Started event and stays while epochs replace the message line."""
-    from viaseg.core.train_events import EpochEnd, Started
+    from viaseg.core.ml.train_events import EpochEnd, Started
 
     panel = TrainingPanel(runs_root=tmp_path / "runs")
     qtbot.addWidget(panel)

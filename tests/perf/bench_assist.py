@@ -41,7 +41,7 @@ def at(ious: list[float], k: int) -> float:
 
 def preview_ms(prob_small: np.ndarray, rng: np.random.Generator, n: int = 60) -> tuple[float, float]:
     """(p50 ms of one hover preview, ms to prepare the photo) on a 12 MP photo whose map is cached."""
-    from viaseg.core.assist import Click, Segmenter, _outline
+    from viaseg.core.assist.segment import Click, Segmenter, _outline
 
     w, h = 4000, 3000
     prob = cv2.resize(prob_small, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -77,13 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from viaseg.core.assist import Segmenter
-    from viaseg.core.assist_protocol import click_protocol, mask_iou
-    from viaseg.core.assist_protocol import clicks_to as noc
-    from viaseg.core.dataset import load_dataset, parse_spec
-    from viaseg.core.evaluate import choose_split, train_duplicates
-    from viaseg.core.imageio import read_image
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.dataset import load_dataset, parse_spec
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.assist.protocol import click_protocol, mask_iou
+    from viaseg.core.assist.protocol import clicks_to as noc
+    from viaseg.core.assist.segment import Segmenter
+    from viaseg.core.imaging.imageio import read_image
+    from viaseg.core.ml.evaluate import choose_split, train_duplicates
 
     oof_maps: dict[str, Path] = {}
     excluded = []
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         entries = [entries[int(i * step)] for i in range(args.limit)]
     predictor = None
     if args.model:
-        from viaseg.core.predict import Predictor, interactive
+        from viaseg.core.ml.predict import Predictor, interactive
 
         predictor = interactive(Predictor.load(args.model))
     mc = args.max_clicks

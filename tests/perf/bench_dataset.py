@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from viaseg.core.checks import _geometry_problems, check_dataset
-from viaseg.core.dataset import load_dataset
-from viaseg.core.raster import rasterize
-from viaseg.core.via_io import load_via, save_via
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.annotation.formats.via_io import load_via, save_via
+from viaseg.core.annotation.raster import rasterize
+from viaseg.core.checks.checks import _geometry_problems, check_dataset
 
 W, H = 1024, 768
 

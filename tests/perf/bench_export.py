@@ -3,9 +3,9 @@
 Exports MODEL as TFLite float32 / float16 / dynamic-range int8 and ONNX (``--variants``; ``savedmodel`` too on
 request) into a temporary folder (or ``--out-dir``), then scores every variant and viaseg's Keras predictor on
 the same labeled photos exactly as ``viaseg evaluate`` does: the photo decoded and resized to the input size as
-:class:`~viaseg.core.predict.Predictor` does, the map resized back to the photo's full resolution, one hard Dice
-per image (:func:`viaseg.core.evaluate.score_entry`), averaged over images; ``global_dice`` pools the pixel
-counts (:func:`viaseg.core.evaluate.pixel_counts`).
+:class:`~viaseg.core.ml.predict.Predictor` does, the map resized back to the photo's full resolution, one hard Dice
+per image (:func:`viaseg.core.ml.evaluate.score_entry`), averaged over images; ``global_dice`` pools the pixel
+counts (:func:`viaseg.core.ml.evaluate.pixel_counts`).
 
     python tests/perf/bench_export.py --json --model runs/NAME/model.keras \\
         [--dataset ../shared/datasets/car-damage:val] [--limit N] [--tta model|flip|none] [--variants ...]
@@ -50,8 +50,8 @@ def median_ms(xs: list[float]) -> float | None:
 
 
 def entries_of(spec: str, limit: int | None):
-    from viaseg.core.dataset import load_dataset, parse_spec
-    from viaseg.core.evaluate import choose_split
+    from viaseg.core.annotation.dataset import load_dataset, parse_spec
+    from viaseg.core.ml.evaluate import choose_split
 
     root, split = parse_spec(spec)
     sp = choose_split(load_dataset(root), split)
@@ -62,8 +62,8 @@ def entries_of(spec: str, limit: int | None):
 def score(entries, predictor, predict_full, network) -> dict:
     """Per-image Dice of ``predict_full(entry) -> full-resolution map`` and timings; ``network()`` times one
     input-size forward pass."""
-    from viaseg.core.evaluate import pixel_counts, score_entry, scores_of_counts
-    from viaseg.core.raster import rasterize
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.ml.evaluate import pixel_counts, score_entry, scores_of_counts
 
     dices, totals, maps = [], [], []
     pooled = np.zeros(3, np.int64)
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=None, help="keep the exports here (default: a temporary folder)")
     args = ap.parse_args(argv)
 
-    from viaseg.core import export as ex
+    from viaseg.core.ml import export as ex
 
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]

@@ -170,9 +170,9 @@ def bench_vertex_drag(ctx) -> dict:
 
 
 def bench_predict_in_app(ctx) -> dict:
-    from viaseg.core.modelio import save_model
-    from viaseg.core.presets import preset
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.presets import preset
+    from viaseg.core.ml.unet import build_unet_xception
     from viaseg.gui.ml_wiring import install
 
     app, tmp = ctx["app"], ctx["tmp"]

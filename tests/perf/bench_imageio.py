@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from viaseg.core.imageio import image_size, read_image
+from viaseg.core.imaging.imageio import image_size, read_image
 
 
 def _ms(fn, reps):

@@ -32,7 +32,7 @@ DATA = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets
 
 def inject(entries, seed: int) -> set[str]:
     """Change the annotations of ``entries`` in place; return the names of the images that got an error."""
-    from viaseg.core.project import Region
+    from viaseg.core.annotation.project import Region
 
     rng = random.Random(seed)
     hurt: set[str] = set()
@@ -48,7 +48,7 @@ def inject(entries, seed: int) -> set[str]:
         if r in e.regions:
             e.regions.remove(r)
             hurt.add(e.filename)
-    from viaseg.core.imageio import image_size
+    from viaseg.core.imaging.imageio import image_size
 
     for e in rng.sample(entries, max(1, len(entries) // 10)):  # a spurious region
         w, h = image_size(e.path)
@@ -80,14 +80,14 @@ def main(argv=None) -> int:
     if not DATA.exists():
         print(json.dumps({"skipped": f"{DATA} not found"}))
         return 0
-    from viaseg.core.crossval import crossval
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.evaluate import evaluate
-    from viaseg.core.label_errors import rank
-    from viaseg.core.predict import Predictor
-    from viaseg.core.presets import preset
-    from viaseg.core.train import train
-    from viaseg.core.via_io import save_via
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.formats.via_io import save_via
+    from viaseg.core.checks.label_errors import rank
+    from viaseg.core.ml.crossval import crossval
+    from viaseg.core.ml.evaluate import evaluate
+    from viaseg.core.ml.predict import Predictor
+    from viaseg.core.ml.presets import preset
+    from viaseg.core.ml.train import train
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

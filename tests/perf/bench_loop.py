@@ -44,8 +44,8 @@ def cpu_seconds() -> float:
 
 
 def load_sets():
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.evaluate import train_duplicates
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.ml.evaluate import train_duplicates
 
     car = load_dataset(str(SHARED / "car-damage"))
     extra = load_dataset(str(SHARED / "car-damage-extra-split"))
@@ -58,8 +58,8 @@ def load_sets():
 
 def rank_next(model_path: str, candidates: list) -> list:
     """The candidates most uncertain first, by the current model (one forward pass each, no averaging)."""
-    from viaseg.core.loop import rank_uncertain, uncertainty
-    from viaseg.core.predict import Predictor
+    from viaseg.core.ml.loop import rank_uncertain, uncertainty
+    from viaseg.core.ml.predict import Predictor
 
     pred = Predictor.load(model_path)
     pred.scales = (1.0,)
@@ -74,9 +74,9 @@ def rank_next(model_path: str, candidates: list) -> list:
 def improve(model: str, train: list, car_val: list, extra_val: list, out: Path, steps: int, seed: int,
             cache: Path) -> dict:
     import keras
-    from viaseg.core import pipeline as P
-    from viaseg.core.loop import ImproveJob
-    from viaseg.core.train import preset
+    from viaseg.core.ml import pipeline as P
+    from viaseg.core.ml.loop import ImproveJob
+    from viaseg.core.ml.train import preset
 
     job = ImproveJob(preset("default", dataset=list(train), val=[car_val, extra_val], out_dir=out,
                             init_from=model, seed=seed, cache_dir=cache, lr_schedule="flat_cosine"), emphasis=3)
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     if not (SHARED / "car-damage-extra-split").is_dir():
         print(f"skipped: {SHARED} has no car-damage / car-damage-extra-split", file=sys.stderr)
         return 0
-    from viaseg.core.loop import score_model
+    from viaseg.core.ml.loop import score_model
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def p50(xs: list[float]) -> float:
 
 
 def bench(predictor, path: Path, runs: int) -> dict:
-    from viaseg.core.imageio import image_size, read_image
+    from viaseg.core.imaging.imageio import image_size, read_image
 
     for _ in range(3):
         predictor.predict(path)
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import tensorflow as tf
-    from viaseg.core.predict import Predictor
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.predict import Predictor
+    from viaseg.core.ml.unet import build_unet_xception
 
     model = build_unet_xception(args.input_size)
     predictor = Predictor(model, {"input_size": args.input_size, "threshold": 0.5, "resize": "area"})
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         predictor.tta = True  # the mirror image in the same network call
         r12_tta = bench(predictor, big, args.runs)
         r2_tta = bench(predictor, mid, args.runs)
-        from viaseg.core.presets import preset
+        from viaseg.core.ml.presets import preset
 
         cfg = preset("default")
         default = Predictor(build_unet_xception(cfg.size, base_width=cfg.base_width),
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         default.warmup()
         r12_batch = bench(default, big, args.runs)
         r2_batch = bench(default, mid, args.runs)
-        from viaseg.core.predict import interactive
+        from viaseg.core.ml.predict import interactive
 
         interactive(default).warmup()
         r12_default = bench(default, big, args.runs)

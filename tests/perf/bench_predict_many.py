@@ -12,7 +12,7 @@
    the network input (what the Predictor feeds the network), through ``Predictor.predict_inputs`` with the
    model's own mirror / multi-scale averaging.
 
-Without ``--model`` the model is the ``default`` preset's architecture (core/presets.py, core/unet.py), untrained,
+Without ``--model`` the model is the ``default`` preset's architecture (core/ml/presets.py, core/ml/unet.py), untrained,
 with the preset's prediction settings (mirror and 7/8, 9/8 averaging), so the speed is realistic; its threshold
 is set to the 97th percentile of its output on two photos, so masks hold a few blobs like real predictions
 rather than noise.
@@ -71,10 +71,10 @@ def photo_set(cache: Path, count: int) -> list[Path]:
 
 def default_model(path: Path, photos: list[Path]) -> dict:
     """The default preset's network, untrained, saved with the preset's prediction metadata."""
-    from viaseg.core.modelio import save_model
-    from viaseg.core.predict import Predictor
-    from viaseg.core.presets import preset
-    from viaseg.core.unet import build_unet_xception
+    from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.predict import Predictor
+    from viaseg.core.ml.presets import preset
+    from viaseg.core.ml.unet import build_unet_xception
 
     cfg = preset("default")
     model = build_unet_xception(cfg.size, base_width=cfg.base_width)
@@ -171,7 +171,7 @@ def run_predict(model: Path, list_file: Path, out: Path, extra: list[str]) -> di
 
 def forward_rate(model: Path, photo: Path, batch: int = 8, seconds: float = 10.0) -> float:
     """Photos/s of the network alone on ``batch`` preloaded inputs, as the streaming predict feeds it."""
-    from viaseg.core.predict import _INTERP, Predictor
+    from viaseg.core.ml.predict import _INTERP, Predictor
 
     p = Predictor.load(model)
     img, _, _ = p._load(photo)

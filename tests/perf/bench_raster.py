@@ -7,7 +7,7 @@ import math
 import time
 
 import numpy as np
-from viaseg.core.raster import mask_to_polygons, rasterize
+from viaseg.core.annotation.raster import mask_to_polygons, rasterize
 
 
 def _regions(rng, w, h, n=10, vertices=40):

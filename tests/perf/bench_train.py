@@ -56,7 +56,7 @@ def _cpu() -> dict:
 def forward_gflop(cfg) -> float:
     """GFLOP of one forward pass of the model ``cfg`` builds (TensorFlow's profiler on the traced graph)."""
     import tensorflow as tf
-    from viaseg.core import unet
+    from viaseg.core.ml import unet
 
     model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
                                      norm=cfg.norm)
@@ -86,7 +86,7 @@ def _amx_used(size: int) -> bool | None:
 
 
 def _entries():
-    from viaseg.core.dataset import load_dataset
+    from viaseg.core.annotation.dataset import load_dataset
 
     out = []
     for spec in (DATA, EXTRA):
@@ -98,9 +98,9 @@ def _entries():
 
 def bench(epochs: int) -> dict:
     import keras
-    from viaseg.core import pipeline as P
-    from viaseg.core import tfsetup, unet
-    from viaseg.core.presets import preset
+    from viaseg.core.ml import pipeline as P
+    from viaseg.core.ml import tfsetup, unet
+    from viaseg.core.ml.presets import preset
 
     tf = tfsetup.load_tf()
     cfg = preset("default")
@@ -163,10 +163,10 @@ def time_to_dice(time_limit: float, seed: int, target: float = 0.5, every: int =
     import tempfile
 
     import keras
-    from viaseg.core import pipeline as P
-    from viaseg.core import unet
-    from viaseg.core.dataset import load_dataset
-    from viaseg.core.train import preset, train
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.ml import pipeline as P
+    from viaseg.core.ml import unet
+    from viaseg.core.ml.train import preset, train
 
     trained = P.Arrays.concat([P.load_arrays(entries, 256) for entries in _entries()])
     sets = {}
@@ -208,7 +208,7 @@ def time_to_dice(time_limit: float, seed: int, target: float = 0.5, every: int =
 def peak_rss(size: int, epochs: int) -> dict:
     import tempfile
 
-    from viaseg.core.train import preset, train
+    from viaseg.core.ml.train import preset, train
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = preset("default", dataset=str(DATA), out_dir=tmp, size=size, epochs=epochs, sample_every=1)

@@ -68,7 +68,7 @@ if not bench_train.DATA.exists() or not bench_train.EXTRA.exists():
 def epochs_of(datasets: list) -> dict:
     """viaseg's own training (train(), the default preset) for 1 + ``epochs`` epochs; times after the first."""
     import keras
-    from viaseg.core.train import preset, train
+    from viaseg.core.ml.train import preset, train
 
     marks = {"train": [], "first": None, "last": None}
 
@@ -99,7 +99,7 @@ def epochs_of(datasets: list) -> dict:
 
 
 from viaseg.core import tfsetup  # noqa: E402
-from viaseg.core.train_plumbing import device_description, resolve_precision  # noqa: E402
+from viaseg.core.ml.train_plumbing import device_description, resolve_precision  # noqa: E402
 
 tf = tfsetup.load_tf()
 out.update(gpu=bool(tf.config.list_physical_devices("GPU")), device=device_description(), tensorflow=tf.__version__,

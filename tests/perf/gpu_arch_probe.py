@@ -4,15 +4,15 @@
 
 What it measures, with synthetic data (random images, random masks), warm-up (compilation) excluded:
 train-step images/s at each batch size in float32 and mixed_float16, the forward pass in ms for one image and
-for a batch of 8. The model is ``core/unet.py``'s ``build_unet_xception`` with the default preset's settings
-(``core/presets.py``: size, base width, BatchNorm momentum, loss, learning rate), compiled by
+for a batch of 8. The model is ``core/ml/unet.py``'s ``build_unet_xception`` with the default preset's settings
+(``core/ml/presets.py``: size, base width, BatchNorm momentum, loss, learning rate), compiled by
 ``unet.compile_model`` (Adam, the default metrics; loss scaling in mixed_float16), trained by ``model.fit``.
 
 This is NOT viaseg's training pipeline: no TensorFlow (no tf.data decode/augmentation, no Grappler), and on
 Keras-JAX, not the TensorFlow backend viaseg trains with. It tells what the network itself costs on a device
 (e.g. a GPU machine that has JAX but no TensorFlow); ``tests/perf/device_check.sh`` measures the real thing.
 
-It loads ``core/unet.py`` and ``core/presets.py`` by file path (both import only keras / the standard
+It loads ``core/ml/unet.py`` and ``core/ml/presets.py`` by file path (both import only keras / the standard
 library), so it runs without viaseg installed: only keras, its small dependencies and a backend are needed.
 """
 
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     cfg = presets.preset("default")
     size = args.size or cfg.size
     out = {
-        "what": "viaseg's U-Net architecture (core/unet.py, default preset settings) on Keras "
+        "what": "viaseg's U-Net architecture (core/ml/unet.py, default preset settings) on Keras "
                 f"{keras.__version__} with the {backend} backend, synthetic data; NOT viaseg's TensorFlow "
                 "training pipeline (no tf.data decoding or augmentation)",
         "backend": backend,

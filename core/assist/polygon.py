@@ -1,0 +1,74 @@
+"""Click-to-segment's polygons (numpy/OpenCV, no Qt, no TensorFlow): a :class:`~viaseg.core.assist.mask.RegionMask`
+keeps its mask, so its outline can be made again at any detail: :func:`polygon` at a level of :data:`LEVELS`
+(Douglas-Peucker tolerances), :func:`default_level` (the fewest vertices whose polygon keeps IoU >=
+:data:`TARGET_IOU` with the mask) and :func:`polygon_shape` (a VIA 2 polygon shape with integer vertices).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .mask import RegionMask
+
+LEVELS = (0.0,) + tuple(round(0.3 * 1.4**k, 3) for k in range(20))  # Douglas-Peucker epsilon, mask pixels
+TARGET_IOU = 0.95
+
+
+def _outline(mask: np.ndarray) -> np.ndarray | None:
+    """The largest outer contour of ``mask`` (N x 1 x 2 int, every boundary pixel)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    return max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
+
+
+def _poly_at(contour: np.ndarray, eps: float) -> np.ndarray:
+    pts = cv2.approxPolyDP(contour, float(eps), True) if eps > 0 else contour
+    pts = pts.reshape(-1, 2)
+    if len(pts) < 3:
+        pts = contour.reshape(-1, 2)
+        idx = np.linspace(0, len(pts) - 1, num=min(len(pts), 3)).astype(int)
+        pts = pts[idx]
+    return pts
+
+
+def _iou_of(poly: np.ndarray, mask: np.ndarray) -> float:
+    canvas = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(canvas, [poly.reshape(-1, 1, 2).astype(np.int32)], 1)
+    inter = np.logical_and(canvas, mask).sum()
+    union = np.logical_or(canvas, mask).sum()
+    return float(inter) / float(union) if union else 0.0
+
+
+def polygon(region: RegionMask, level: int) -> np.ndarray:
+    """The region's outline at detail ``level`` (index into :data:`LEVELS`; 0 = every boundary pixel), as
+    N x 2 photo coordinates (float). Empty (0 x 2) if the mask is empty."""
+    contour = _outline(region.mask)
+    if contour is None:
+        return np.zeros((0, 2))
+    level = min(max(int(level), 0), len(LEVELS) - 1)
+    pts = _poly_at(contour, LEVELS[level]).astype(np.float64)
+    return np.column_stack([region.x0 + (pts[:, 0] + 0.5) * region.scale, region.y0 + (pts[:, 1] + 0.5) * region.scale])
+
+
+def default_level(region: RegionMask, target_iou: float = TARGET_IOU) -> int:
+    """The level with the fewest vertices whose polygon keeps IoU >= ``target_iou`` with the mask (0 if none)."""
+    contour = _outline(region.mask)
+    if contour is None:
+        return 0
+    best, best_n = 0, len(contour)
+    for i, eps in enumerate(LEVELS):
+        pts = _poly_at(contour, eps)
+        if len(pts) >= 3 and _iou_of(pts, region.mask) >= target_iou and len(pts) <= best_n:
+            best, best_n = i, len(pts)
+    return best
+
+
+def polygon_shape(points: np.ndarray) -> dict:
+    """A VIA 2 polygon shape (integer vertices, as VIA writes them) from N x 2 photo coordinates."""
+    pts = np.round(np.asarray(points, dtype=np.float64)).astype(int)
+    keep = np.ones(len(pts), bool)
+    keep[1:] = np.any(np.diff(pts, axis=0) != 0, axis=1)  # rounding can repeat a vertex
+    pts = pts[keep]
+    return {"name": "polygon", "all_points_x": pts[:, 0].tolist(), "all_points_y": pts[:, 1].tolist()}

@@ -1,0 +1,1 @@
+"""viaseg.core.base: errors and atomic writes: what every layer may use."""

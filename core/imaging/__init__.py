@@ -1,0 +1,1 @@
+"""viaseg.core.imaging: decoding photos (EXIF, bit depths, reduced-scale decode); no TensorFlow."""

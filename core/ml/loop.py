@@ -1,0 +1,236 @@
+"""Close the loop: improve the active model from the user's corrections, and say which photo to label next.
+
+No Qt and no TensorFlow at import (the GUI pickles an :class:`ImproveJob` into the training process, which runs
+it; ``viaseg train --init-from`` is the same fine-tuning from the command line).
+
+* Every run records what it trained on: ``trained_on`` maps each training image's file name to a hash of its
+  regions (:func:`region_hash`), in the run's ``summary.json`` and the model's metadata. Images whose hash is
+  missing or different are *changed since* that model (:func:`changed_since`): added or edited.
+* *Improve model* (:meth:`ImproveJob.run`): fine-tune from the active model's weights for a time budget on the
+  current annotations, the changed images drawn ``emphasis`` times as often; then score the old model on the
+  same held-out images the new one was scored on and say which is better (:func:`decide`). Held-out images:
+  the project's validation split when it has one; else images the old model never trained on (a seeded share
+  of the new ones), so neither model has seen them; else a seeded share of all images, said to favour the old
+  model (it may have trained on them).
+* *Label next* (:func:`uncertainty`, :func:`rank_uncertain`): how unsure the model is about a photo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..annotation.project import ImageEntry
+
+
+def region_hash(entry: ImageEntry) -> str:
+    """A short hash of an image's regions (shapes and attributes, in order): equal when nothing was edited."""
+    data = [[r.shape, r.attributes] for r in entry.regions]
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def trained_on(entries: list[ImageEntry]) -> dict[str, str]:
+    """``{file name: region hash}`` for the images a run trains on (a run records this)."""
+    return {e.filename: region_hash(e) for e in entries}
+
+
+def changed_since(entries: list[ImageEntry], record: dict[str, str] | None) -> list[ImageEntry]:
+    """The annotated images of ``entries`` that are new or edited since the run that wrote ``record``
+    (``None``: nothing is known about that model, so none is called changed)."""
+    if record is None:
+        return []
+    return [e for e in entries if e.regions and record.get(e.filename) != region_hash(e)]
+
+
+def read_trained_on(model_path: str | Path) -> dict[str, str] | None:
+    """What the model at ``model_path`` trained on: its run folder's ``summary.json``, else its metadata;
+    ``None`` for a model from before runs recorded it."""
+    path = Path(model_path)
+    summary = path.parent / "summary.json"
+    try:
+        rec = json.loads(summary.read_text()).get("trained_on")
+        if isinstance(rec, dict):
+            return rec
+    except (OSError, ValueError):
+        pass
+    try:
+        from .modelio import read_meta
+
+        rec = read_meta(path).get("trained_on")
+        return rec if isinstance(rec, dict) else None
+    except Exception:  # noqa: BLE001 - no record is an answer too
+        return None
+
+
+# ------------------------------------------------------------------------------------------------- improving
+@dataclass
+class ImprovePlan:
+    train: list[ImageEntry]
+    held_out: list[ImageEntry]
+    changed: list[str]  # file names of the images new or edited since the old model
+    held_out_source: str  # where the held-out images come from, in words
+    fair: bool  # False: the old model may have trained on held-out images (its score is optimistic)
+
+
+def plan(train: list[ImageEntry], val: list[ImageEntry] | None, record: dict[str, str] | None,
+         fraction: float = 0.2, seed: int = 0) -> ImprovePlan:
+    """Which images fine-tune and which judge (see the module's docstring). ``train``: the training split's
+    images; ``val``: the project's validation split (None or empty when it has none)."""
+    changed = changed_since(train, record)
+    names = [e.filename for e in changed]
+    if val and any(e.regions for e in val):
+        return ImprovePlan(list(train), list(val), names, "the project's validation split", True)
+    annotated = [e for e in train if e.regions]
+    unseen = [e for e in annotated if record is not None and e.filename not in record]
+    rng = random.Random(seed)
+    if len(unseen) >= 2:
+        k = max(1, round(len(unseen) * fraction))
+        held = rng.sample(unseen, k)
+        src, fair = f"{k} of the {len(unseen)} images the old model never trained on (seed {seed})", True
+    elif len(annotated) >= 2:
+        k = max(1, round(len(annotated) * fraction))
+        held = rng.sample(annotated, k)
+        src = f"{k} of the {len(annotated)} annotated images (seed {seed}); the old model may have trained on them"
+        fair = False
+    else:
+        return ImprovePlan(list(train), [], names, "none (fewer than two annotated images)", False)
+    ids = {id(e) for e in held}
+    return ImprovePlan([e for e in train if id(e) not in ids], held,
+                       [n for n in names if n not in {e.filename for e in held}], src, fair)
+
+
+def decide(old: float | None, new: float | None) -> str:
+    """``"new"`` when the new model is not worse on the held-out images (or the old cannot be scored),
+    else ``"old"``."""
+    if new is None:
+        return "old"
+    if old is None:
+        return "new"
+    return "new" if new >= old else "old"
+
+
+@dataclass
+class ImproveResult:
+    """A ``TrainResult``'s fields (the panel reads them the same way) plus the comparison."""
+
+    ok: bool
+    run_dir: Path | None = None
+    model_path: Path | None = None
+    best_epoch: int = -1
+    best_metrics: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+    error: str | None = None
+    reason: str = ""
+    old_model: str = ""
+    comparison: dict = field(default_factory=dict)  # what improve.json holds
+
+    @property
+    def keep(self) -> str:
+        return self.comparison.get("keep", "old")
+
+
+@dataclass
+class ImproveJob:
+    """Fine-tune ``config.init_from`` (the active model) on ``config``'s data. ``config`` is a ``TrainConfig``
+    whose ``dataset`` is the current annotations (unsaved edits included); its ``time_limit_s`` is the
+    budget. ``emphasis``: how many times as often a changed image is drawn."""
+
+    config: Any
+    emphasis: int = 3
+    seed: int = 0
+    min_epochs: int = 3  # the budget never cuts the fine-tuning before this (see TrainConfig.min_epochs)
+
+    def prepare(self):
+        """The fine-tuning ``TrainConfig`` and its :class:`ImprovePlan` (no TensorFlow)."""
+        from .presets import resolve_schedule
+        from .train_plumbing import resolve_data
+
+        cfg = self.config
+        if not cfg.init_from:
+            raise ValueError("no model to improve: make a model active first")
+        data = resolve_data(cfg)
+        seeded = str(data.val_source).startswith(("seeded", "none"))  # no validation split of its own
+        train = data.train + data.val if seeded else data.train  # the plan holds out its own images then
+        record = read_trained_on(cfg.init_from)
+        p = plan(train, None if seeded else data.val, record, cfg.val_fraction, self.seed)
+        changed = set(p.changed)
+        extra = [e for e in p.train if e.filename in changed]
+        tcfg = dataclasses.replace(
+            cfg, dataset=p.train, extra_train=[list(extra)] * max(0, self.emphasis - 1) if extra else [],
+            # the held-out images judge; further validation sets (e.g. another style) are reported too
+            min_epochs=max(cfg.min_epochs, self.min_epochs),
+            val=([p.held_out] + [ents for _, ents in data.more_val] if data.more_val else p.held_out)
+            if p.held_out else None, keep="last", patience=10_000,
+            # the final weights are kept, so the held-out images judge without having chosen anything;
+            # that needs a schedule that does not follow the validation score
+            lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule)
+        if not p.held_out:
+            tcfg.val_fraction = 0.0
+        return tcfg, p, record
+
+    def run(self, on_event: Callable | None = None, should_stop: Callable[[], bool] | None = None):
+        from .train import train
+
+        try:
+            tcfg, p, record = self.prepare()
+        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+            return ImproveResult(ok=False, error=f"cannot improve the model: {exc}")
+        res = train(tcfg, on_event=on_event, should_stop=should_stop)
+        out = ImproveResult(**{f.name: getattr(res, f.name) for f in dataclasses.fields(res)},
+                            old_model=str(tcfg.init_from))
+        if not res.ok or res.model_path is None:
+            return out
+        per_new = res.summary.get("per_image_dice") or {}
+        judged = [e for e in p.held_out if e.filename in per_new]
+        old_scores = score_model(tcfg.init_from, judged, tcfg.batch_size) if judged else None
+        new_mean = float(np.mean([per_new[e.filename] for e in judged])) if judged else None
+        old_mean = old_scores["mean_dice"] if old_scores else None
+        out.comparison = {
+            "old_model": str(tcfg.init_from), "new_model": str(res.model_path),
+            "held_out": [e.filename for e in judged], "held_out_source": p.held_out_source, "fair": p.fair,
+            "changed": p.changed, "emphasis": self.emphasis, "old_known": record is not None,
+            "old_mean_dice": old_mean, "new_mean_dice": new_mean,
+            "old_per_image": old_scores["per_image"] if old_scores else {},
+            "keep": decide(old_mean, new_mean),
+        }
+        try:
+            (Path(res.run_dir) / "improve.json").write_text(json.dumps(out.comparison, indent=2))
+        except OSError:
+            pass
+        return out
+
+
+def score_model(model_path: str | Path, entries: list[ImageEntry], batch_size: int = 8) -> dict:
+    """``viaseg evaluate``'s scores of a model file on ``entries`` (full resolution, its own averaging)."""
+    from .evaluate import evaluate
+    from .predict import Predictor
+
+    result = evaluate(Predictor.load(model_path), entries, batch_size=batch_size)
+    return {"mean_dice": result.mean_dice, "global_dice": result.global_dice,
+            "per_image": {s.image: s.dice for s in result.per_image}}
+
+
+# ---------------------------------------------------------------------------------------------- label next
+def uncertainty(probs: np.ndarray, floor: float = 0.02) -> float:
+    """How unsure a probability map is, in [0, 1]: the mean binary entropy (bits) of its pixels, counting only
+    pixels the model gives at least ``floor`` of damage (a sure background is not doubt). A photo with a
+    large area the model half-believes ranks first; a clean photo or one it is sure about ranks last."""
+    p = np.clip(np.asarray(probs, dtype=np.float32), 1e-6, 1 - 1e-6)
+    h = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    h[p < floor] = 0.0
+    return float(h.mean())
+
+
+def rank_uncertain(scores: dict[str, float]) -> list[str]:
+    """Names most uncertain first (ties by name, so the order is stable)."""
+    return sorted(scores, key=lambda n: (-scores[n], n))

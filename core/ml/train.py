@@ -1,0 +1,362 @@
+"""Training engine: ``train(config, on_event=None, should_stop=None) -> TrainResult``. No Qt.
+
+A run: resolve the data (path or in-memory), decode every image once (``pipeline.load_arrays``), leave
+validation images that duplicate training images out, build the U-Net, ``model.fit`` with Keras' own
+callbacks (EarlyStopping on the monitored validation Dice restoring the best weights, ModelCheckpoint of the
+best model, CSVLogger, TerminateOnNaN) plus ours (events, ``should_stop`` checked after every batch, a time limit),
+then evaluate the best model (hard Dice per image at the threshold) and write the run folder::
+
+    config.json  history.csv  curves.png  samples/epoch_NNN.png  model.keras  summary.json
+
+Nothing escapes to the caller: every failure becomes a ``Failed`` event and ``TrainResult(ok=False,
+error=...)``. A run that diverges (NaN loss) fails but keeps the best model it had.
+
+This module is the run itself (data, model, ``fit``, the run folder); the callbacks ``fit`` gets are built in
+:mod:`.train_callbacks`, the model's scores for ``summary.json`` come from :mod:`.train_scoring`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..base.errors import ViasegError
+from . import pipeline as P
+from .loop import trained_on
+from .presets import (
+    PRESETS,
+    TrainConfig,
+    preset,
+    resolve_keep,
+    resolve_schedule,
+)
+from .train_callbacks import _make_callbacks, _multiworker_fit_fixes, _TrainingFailed
+from .train_events import Event as Event  # re-exported
+from .train_events import (
+    Failed,
+    Finished,
+    Started,
+    TrainResult,
+)
+from .train_plumbing import (
+    configure_threads,
+    device_description,
+    is_chief,
+    make_strategy,
+    resolve_data,
+    resolve_precision,
+)
+from .train_scoring import _score_best_model, _score_more_val, _val_set_row
+
+__all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
+
+log = logging.getLogger("viaseg.train")
+
+
+def _viaseg_version() -> str:
+    try:
+        from viaseg import __version__
+
+        return __version__
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def train(
+    config: TrainConfig,
+    on_event: Callable[[object], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train a U-Net as ``config`` says; report progress through ``on_event``; stop (keeping the best model)
+    as soon as ``should_stop()`` is true after a batch. ``callbacks``: more Keras callbacks, run after
+    viaseg's own (e.g. a benchmark's probe). Never raises for a training failure."""
+    cfg = config
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    state = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0, "steps": 0}
+    worker_dir = None
+    if cfg.strategy == "multiworker" and not is_chief():
+        # Keras' multi-worker pattern: every worker runs the same steps (saving included: the collective ops
+        # must match), a non-chief one into a temporary folder it deletes; the chief writes the run folder
+        import tempfile
+
+        worker_dir = run_dir = Path(tempfile.mkdtemp(prefix="viaseg-worker-"))
+
+    def emit(ev) -> None:
+        if on_event is not None:
+            try:
+                on_event(ev)
+            except Exception as exc:  # noqa: BLE001 - a broken listener must not kill training
+                log.warning("event listener failed on %s: %s", type(ev).__name__, exc)
+
+    def fail(message: str, model_path: Path | None = None, summary: dict | None = None) -> TrainResult:
+        emit(Failed(message, run_dir, model_path))
+        return TrainResult(ok=False, run_dir=run_dir, model_path=model_path, error=message,
+                           summary=summary or {}, history=state["history"])
+
+    try:
+        thread_note = configure_threads(cfg.threads)  # before TF runs any op
+        setup_notes = [thread_note] if thread_note else []
+        if worker_dir is not None:
+            setup_notes.append("this worker writes no run folder: the chief (task index 0) does")
+        result = _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, list(callbacks or []))
+        if worker_dir is not None:
+            result.run_dir = result.model_path = None
+        return result
+    except _TrainingFailed as exc:
+        return fail(str(exc))
+    except ViasegError as exc:
+        return fail(str(exc))
+    except MemoryError:
+        return fail("out of memory: try a smaller --batch-size or --size")
+    except Exception as exc:  # noqa: BLE001 - the GUI must get a message, not a traceback
+        if type(exc).__name__ == "ResourceExhaustedError":
+            return fail("out of memory while training: try a smaller --batch-size or --size")
+        log.exception("training failed")
+        return fail(f"training failed: {type(exc).__name__}: {exc}")
+    finally:
+        if worker_dir is not None:
+            import shutil
+
+            shutil.rmtree(worker_dir, ignore_errors=True)
+
+
+def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callbacks) -> TrainResult:
+    from . import tfsetup
+
+    tf = tfsetup.load_tf()  # before keras builds anything: viaseg's TF settings apply to the training graph
+    import keras
+
+    from . import unet
+    from .modelio import save_model
+
+    # before any TF op: a multi-worker strategy sets up the collective ops at TensorFlow's start
+    strategy = make_strategy(cfg.strategy)
+    device = device_description(cfg.threads)
+    if cfg.strategy == "multiworker":
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        n_workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
+        device = f"{device} x {n_workers} workers"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.crop and (cfg.crop % 16 or not 16 <= cfg.crop <= cfg.size):
+        raise _TrainingFailed(f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})")
+    if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
+        cfg, note = _follow_init_model(cfg)
+        if note:
+            setup_notes = [*setup_notes, note]
+    warnings: list[str] = list(setup_notes)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+
+    # ---- data
+    data = resolve_data(cfg)
+    train_entries = data.train
+    if not any(e.regions for e in train_entries):
+        raise _TrainingFailed(f"no annotated images in the training data ({data.train_source}): "
+                              "draw at least one region before training")
+    load = dict(size=cfg.size, resize=cfg.resize, include_empty=cfg.include_empty, cache_dir=cfg.cache_dir,
+                threads=cfg.threads, on_warning=warnings.append)
+    tr = _load_sources(train_entries, data.train_sources, load)
+    if not len(tr) or not tr.masks.any():
+        raise _TrainingFailed(f"no readable annotated image in the training data ({data.train_source}); "
+                              + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5]))
+    va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
+    duplicates: list[str] = []
+    if cfg.exclude_duplicates and len(va):
+        dup = set(P.find_duplicates(tr, va))
+        duplicates = [va.names[i] for i in sorted(dup)]
+        va = va.subset(i for i in range(len(va)) if i not in dup)
+        if duplicates:
+            warnings.append(f"left out of validation (same content as a training image): {', '.join(duplicates)}")
+    state["sample_idx"] = __import__("viaseg.core.ml.plots", fromlist=["x"]).sample_indices(len(va), cfg.n_samples)
+    steps = P.steps_per_epoch(len(tr), cfg.batch_size)
+    state["steps"] = steps
+    skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
+    precision = resolve_precision(cfg.precision)
+    emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict(),
+                 notes=list(setup_notes), device=device, precision=precision))
+
+    # ---- model
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():
+        model = unet.build_unet_xception(None if cfg.crop else cfg.size, base_width=cfg.base_width,
+                                         bn_momentum=cfg.bn_momentum, norm=cfg.norm, dropout=cfg.dropout,
+                                         precision=precision)
+        if cfg.init_from:
+            _init_weights(model, Path(cfg.init_from), cfg)
+        unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
+    train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer,
+                               balance=cfg.balance_sources, crop=cfg.crop)
+    val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
+    if cfg.strategy == "multiworker":  # in-memory data: each worker takes its share of every global batch
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(opts)
+        val_ds = val_ds.with_options(opts) if val_ds is not None else None
+        _multiworker_fit_fixes(model, cfg)
+    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None, strategy)
+    callbacks += more_callbacks
+
+    t0 = time.perf_counter()
+    model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=val_ds,
+              callbacks=callbacks, verbose=0)
+    train_seconds = time.perf_counter() - t0
+    hist = state["history"]
+    early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    best_epoch = int(early.best_epoch) if hist.get(monitor) else -1
+    if best_epoch >= 0 and not math.isfinite(hist[monitor][best_epoch]):
+        best_epoch = -1
+    kept = resolve_keep(cfg)
+    if kept == "last" and state["epochs_run"] and state["nan"] is None:
+        best_epoch = state["epochs_run"] - 1  # the weights saved are the final ones
+    ckpt = run_dir / "checkpoint_best.keras"
+
+    # ---- evaluate the best model, write the run folder
+    meta = {
+        "input_size": [cfg.size, cfg.size],
+        "threshold": cfg.threshold,
+        "tta": bool(cfg.tta),
+        "tta_scales": [float(v) for v in cfg.tta_scales],
+        "class_names": list(cfg.class_names),
+        "resize": cfg.resize,
+        "input_scale": "rgb/255",
+        "config": cfg.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "viaseg_version": _viaseg_version(),
+        "best_epoch": best_epoch + 1,
+        "tf_version": tf.__version__,
+        "precision": precision,
+        "device": device,
+        "trained_on": trained_on(train_entries),  # file name -> region hash: what "changed since" compares
+    }
+    eval_set = va if len(va) else tr
+    eval_entries = data.val if len(va) else train_entries
+    scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, warnings)
+    val_sets = [_val_set_row(data.val_source if len(va) else "training images", len(eval_set), scores)]
+    for name, entries in data.more_val:
+        val_sets.append(_score_more_val(model, meta, name, entries, tr, cfg, warnings))
+    best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
+    images_seen = state["batches"] * cfg.batch_size
+    summary = {
+        "ok": state["nan"] is None,
+        "best_epoch": best_epoch + 1 if best_epoch >= 0 else None,
+        "epochs_run": state["epochs_run"],
+        "stop_reason": _reason(state, early, cfg),
+        "monitor": monitor,
+        "lr_schedule": resolve_schedule(cfg),
+        "kept": kept,  # "best": the best validation epoch's weights; "last": the final weights
+        "balance_sources": bool(cfg.balance_sources),
+        "sources": {name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
+                    for k, name in enumerate(data.source_names)},
+        "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
+        "trained_on": meta["trained_on"],
+        "val_dice": scores["mean_dice"],
+        "val_global_dice": scores["global_dice"],
+        "val_iou": scores["mean_iou"],
+        "val_global_iou": scores["global_iou"],
+        "per_image_dice": scores["per_image"],
+        "evaluated_on": ("val" if len(va) else "train (no validation images)") + f", {evaluated_at}",
+        "val_sets": val_sets,  # every validation set, each scored alone at full resolution
+        "best_metrics": best_metrics,
+        "train_seconds": round(train_seconds, 2),
+        "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "val_source": data.val_source,
+        "excluded_duplicates": duplicates,
+        "skipped": skipped,
+        "warnings": warnings,
+        "params": int(model.count_params()),
+        "replicas": int(strategy.num_replicas_in_sync),
+        "precision": precision,
+        "device": device,  # what trained: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)", "... x 2 workers"
+        "model_path": None,
+    }
+    try:
+        from .plots import plot_curves
+
+        plot_curves(hist, run_dir / "curves.png")
+    except Exception as exc:  # noqa: BLE001
+        warnings.append(f"cannot write curves.png: {exc}")
+
+    model_path = None
+    if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
+        meta.update(val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"])
+        model_path = save_model(model, run_dir / "model.keras", meta)
+        summary["model_path"] = model_path.name  # relative to the run folder: runs can be moved and shared
+    ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+    if state["nan"] is not None:
+        ep, b = state["nan"]
+        kept = f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}" if model_path else \
+            "; no epoch finished before it, so no model was saved"
+        return fail(f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} "
+                    f"(try a lower --lr){kept}", model_path, summary)
+    if model_path is None:
+        return fail("training stopped before any epoch finished: no model saved", None, summary)
+    reason = summary["stop_reason"]
+    emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
+    return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
+                       best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+
+
+def _load_sources(entries, sources, load) -> P.Arrays:
+    """Training arrays, each row tagged with its source (the dataset, or which extra)."""
+    if not sources or len(set(sources)) == 1:
+        return P.load_arrays(entries, **load)
+    parts = []
+    for k in sorted(set(sources)):
+        part = P.load_arrays([e for e, s in zip(entries, sources, strict=True) if s == k], **load)
+        part.sources = [k] * len(part)
+        parts.append(part)
+    return P.Arrays.concat(parts)
+
+
+def _follow_init_model(cfg):
+    """``cfg`` with the base width and normalization of the model it starts from (read from that model's
+    metadata, no TensorFlow needed), and a note when they differ from what ``cfg`` asked for."""
+    import dataclasses
+
+    from .modelio import read_meta
+
+    src = read_meta(cfg.init_from).get("config") or {}  # ModelError names a missing or broken file
+    arch = {k: src[k] for k in ("base_width", "norm") if src.get(k) is not None}
+    changed = {k: v for k, v in arch.items() if getattr(cfg, k) != v}
+    if not changed:
+        return cfg, ""
+    said = ", ".join(f"{k.replace('_', ' ')} {v} (not {getattr(cfg, k)})" for k, v in changed.items())
+    return dataclasses.replace(cfg, **changed), f"starting from {cfg.init_from}: its network is kept: {said}"
+
+
+def _init_weights(model, path: Path, cfg) -> None:
+    """Copy the weights of the viaseg model at ``path`` into ``model`` (same layers; the input size may
+    differ, convolution weights do not depend on it)."""
+    from .modelio import load_model
+
+    src, meta = load_model(path)  # ModelError names the file
+    want = [tuple(w.shape) for w in model.weights]
+    got = [tuple(w.shape) for w in src.weights]
+    if want != got:
+        src_cfg = meta.get("config") or {}
+        theirs = ", ".join(f"{k.replace('_', ' ')} {src_cfg[k]}" for k in ("base_width", "norm") if k in src_cfg)
+        raise _TrainingFailed(
+            f"{path}: cannot start from this model: its network ({theirs + ', ' if theirs else ''}"
+            f"{len(got)} weight tensors) does not match this run's (base width {cfg.base_width}, norm {cfg.norm}, "
+            f"{len(want)} weight tensors)"
+        )
+    model.set_weights(src.get_weights())
+
+
+def _reason(state, early, cfg) -> str:
+    if state["nan"] is not None:
+        return "nan"
+    if state["reason"]:
+        return state["reason"]
+    if early.stopped_epoch > 0:
+        return "early_stopping"
+    return "completed"
