@@ -1,3 +1,5 @@
+"""``python -m viaseg.core ...``: the same as ``viaseg ...``."""
+
 import sys
 
 from .cli import main

@@ -26,6 +26,7 @@ from viaseg.core.annotation.project import ImageEntry, Region
 from .canvas_interact import InteractionMixin
 from .canvas_paint import HANDLE, PaintMixin
 from .canvas_view import ViewMixin
+from .drags import Drag
 from .hits import HIT
 from .shapes_qt import polygon_path, region_polygon
 
@@ -67,7 +68,7 @@ class Canvas(ViewMixin, PaintMixin, InteractionMixin, QWidget):
         self._paths: list[QPainterPath] = []
         self._disp_cache: tuple[float, QImage] | None = None
         self._mask_cache: QImage | None = None
-        self._drag: dict | None = None
+        self._drag: Drag | None = None  # the drag under way (drags.py), None when no button is down
         self._pan: tuple[QPointF, QPointF] | None = None
         self._space = False
         self.drawing: list[tuple[float, float]] | None = None

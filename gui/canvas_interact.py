@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.project import Region
 
+from .drags import MoveDrag, ResizeDrag, VertexDrag, drag_command
 from .hits import HIT, nearest_edge, outline_hit
 from .shapes_qt import point_of
 
@@ -109,9 +110,10 @@ class InteractionMixin:
             return
         if region is not None and v >= 0:
             self.sel_vertex = v
-            kind = "vertex" if region.kind in ("polygon", "polyline") else "resize"
-            handle = None if kind == "vertex" else edits.handles(region.shape)[v][0]
-            self._drag = {"kind": kind, "index": v, "handle": handle, "key": (kind, next(self._drag_ids))}
+            if region.kind in ("polygon", "polyline"):
+                self._drag = VertexDrag(v, ("vertex", next(self._drag_ids)))
+            else:
+                self._drag = ResizeDrag(v, edits.handles(region.shape)[v][0], ("resize", next(self._drag_ids)))
             self.update()
             return
         hit = self.region_at(pos)
@@ -120,8 +122,8 @@ class InteractionMixin:
         self.select(hit)
         if hit >= 0:
             r = self.entry.regions[hit]
-            self._drag = {"kind": "move", "start": self.to_image(pos), "orig": dict(r.shape),
-                          "key": ("move", next(self._drag_ids)), "moved": False}
+            start = self.to_image(pos)
+            self._drag = MoveDrag((start.x(), start.y()), dict(r.shape), ("move", next(self._drag_ids)))
 
     def _insert_at(self, pos: QPointF) -> bool:
         e = self.edge_at(pos)
@@ -158,19 +160,9 @@ class InteractionMixin:
         region = self.selected_region()
         if region is None:
             return
-        x, y = self._clamp(ip)
-        if d["kind"] == "vertex":
-            cmd = edits.move_vertex(region, d["index"], x, y, self.entry, merge_key=d["key"])
-        elif d["kind"] == "resize":
-            cmd = edits.resize_shape(region, d["handle"], x, y, self.entry, merge_key=d["key"])
-        else:
-            dx, dy = ip.x() - d["start"].x(), ip.y() - d["start"].y()
-            if not d["moved"] and math.hypot(dx, dy) * self.scale < 3:
-                return  # a click, not a drag
-            d["moved"] = True
-            cmd = edits.SetShape(region, edits.translated(d["orig"], dx, dy), self.entry, d["key"], "move region")
-        if self._push(cmd):
-            self._refresh_one(self.selected, d["index"] if d["kind"] == "vertex" else None)
+        cmd = drag_command(d, region, (ip.x(), ip.y()), self._clamp(ip), self.entry, self.scale)
+        if cmd is not None and self._push(cmd):
+            self._refresh_one(self.selected, d.index if isinstance(d, VertexDrag) else None)
 
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
         if self._pan is not None:

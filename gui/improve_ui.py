@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSpinBox, QWidget
 
 from .training_settings import build_config, new_run_dir
+
+if TYPE_CHECKING:
+    from viaseg.core.ml.loop import ImproveResult
 
 
 class ImproveControls(QWidget):
@@ -109,21 +112,21 @@ class ImproveMixin:
         self._improving = self.active_model
         return self._launch(make_job(config), config)
 
-    def _improve_done(self, result: Any) -> None:
+    def _improve_done(self, result: ImproveResult | None) -> None:
         """Activate the better of the two models (the new one when not worse) and say so."""
         self._improving = None
-        cmp = dict(getattr(result, "comparison", None) or {})
-        if result is None or not getattr(result, "ok", False):
-            if result is not None and getattr(result, "error", None) and not self.last_error:
+        if result is None or not result.ok:
+            if result is not None and result.error and not self.last_error:
                 self._fail(f"Improve model failed: {result.error}")
             return
+        cmp = dict(result.comparison)
         self.last_improve = cmp
         self.last_improve_result = result
         keep = cmp.get("keep", "new")
-        if keep == "new" and getattr(result, "model_path", None):
+        if keep == "new" and result.model_path:
             self.set_active_model(str(result.model_path))
         self._improve_active = keep
-        self._improve_epochs = (getattr(result, "summary", None) or {}).get("epochs_run")
+        self._improve_epochs = result.summary.get("epochs_run")
         self.result_label.setText(verdict_html(cmp, keep, self._improve_epochs))
         self._set_message("Improve model finished.")
         self.refresh_runs()

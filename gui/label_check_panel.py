@@ -37,10 +37,19 @@ from PySide6.QtWidgets import (
 from viaseg.core.annotation.edits import EditError
 from viaseg.core.base.errors import ViasegError
 from viaseg.core.imaging.imageio import image_size
-from viaseg.core.ml.check_labels import CheckResults, job_problem, make_job, read_results, split_hint
+from viaseg.core.ml.check_labels import (
+    CheckResults,
+    FoldFailed,
+    FoldProgress,
+    job_problem,
+    make_job,
+    read_results,
+    split_hint,
+)
+from viaseg.core.ml.train_events import BatchEnd, EpochEnd, Failed
 
 from .training_panel import _fmt_secs, build_config
-from .workers import TrainThread, event_kind
+from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
 COLORS = {"missed": QColor(255, 140, 0), "extra": QColor(0, 220, 255)}
@@ -206,17 +215,17 @@ class LabelCheckPanel(QWidget):
     def _on_event(self, ev) -> None:
         if self.sender() is not None and self.sender() is not self.thread:
             return
-        kind = event_kind(ev)
-        if kind == "FoldProgress":
-            self._fold, self._epoch, self._fold_t0 = ev.fold, 0, time.monotonic()
-            self._set_message(ev.message[:1].upper() + ev.message[1:])
-        elif kind == "FoldFailed":
-            self._notes.append(f"fold {ev.fold + 1} failed: {ev.message} (its photos are not listed)")
-        elif kind == "EpochEnd":
-            self._epoch = int(ev.epoch) + 1
-        elif kind == "Failed":  # the check itself (not one fold) failed; the thread's error says why
-            self.last_error = f"Check labels failed: {getattr(ev, 'message', ev)}"
-        if kind in ("FoldProgress", "BatchEnd", "EpochEnd"):
+        match ev:
+            case FoldProgress():
+                self._fold, self._epoch, self._fold_t0 = ev.fold, 0, time.monotonic()
+                self._set_message(ev.message[:1].upper() + ev.message[1:])
+            case FoldFailed():
+                self._notes.append(f"fold {ev.fold + 1} failed: {ev.message} (its photos are not listed)")
+            case EpochEnd():
+                self._epoch = int(ev.epoch) + 1
+            case Failed():  # the check itself (not one fold) failed; the thread's error says why
+                self.last_error = f"Check labels failed: {ev.message}"
+        if isinstance(ev, (FoldProgress, BatchEnd, EpochEnd)):
             self._show_progress()
 
     def _show_progress(self) -> None:

@@ -69,10 +69,9 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         # squeeze it)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        for title, w, area in (("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea),
-                               ("Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea),
-                               ("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)):
-            setattr(self, f"dock_{title.lower()}", add_dock(self, title, w, area))
+        self.dock_images = add_dock(self, "Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_attributes = add_dock(self, "Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_problems = add_dock(self, "Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.dock_images], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_problems], [210], Qt.Orientation.Vertical)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -30,6 +31,9 @@ from .label_check_panel import install as install_label_check
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 VIA_EXTS = (".json", ".csv")
 
@@ -59,15 +63,13 @@ def snapshot(ds: Dataset) -> Dataset:
 class WindowHost:
     """The PredictionPanel's view of the main window."""
 
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         self.w = window
         self._saved_fill: int | None = None
 
     def agreement_shown(self, on: bool) -> None:
         """While the TP/FP/FN view is shown, region fills would tint its colours: keep only outlines."""
-        slider = getattr(self.w, "opacity_slider", None)
-        if slider is None:
-            return
+        slider = self.w.opacity_slider
         if on and self._saved_fill is None:
             self._saved_fill = slider.value()
             slider.setValue(0)
@@ -80,8 +82,7 @@ class WindowHost:
         if 0 <= w.current < len(w.session.rows):
             row = w.session.rows[w.current]
             return Target(row.entry.path, row.entry, row.split)
-        ext = getattr(w, "external_path", None)
-        return Target(Path(ext)) if ext else None
+        return Target(Path(w.external_path)) if w.external_path else None
 
     def set_overlay(self, img) -> None:
         self.w.canvas.set_prediction_overlay(img)
@@ -217,7 +218,7 @@ class _CloseGuard(QObject):
 
 
 class MLWiring:
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         self.window = w = window
         self.service = InferenceService(parent=w)
         self.host = WindowHost(w)
@@ -225,12 +226,10 @@ class MLWiring:
         self.prediction = PredictionPanel(self.service, self.host)
         self.dock_training = self._dock("Training", self.training)
         self.dock_prediction = self._dock("Prediction", self.prediction)
-        anchor = getattr(w, "dock_attributes", None)
-        if anchor is not None:
-            w.tabifyDockWidget(anchor, self.dock_prediction)
-            w.tabifyDockWidget(anchor, self.dock_training)
-        if anchor is not None:
-            anchor.raise_()  # the right dock opens on Attributes: labelling comes first
+        anchor = w.dock_attributes
+        w.tabifyDockWidget(anchor, self.dock_prediction)
+        w.tabifyDockWidget(anchor, self.dock_training)
+        anchor.raise_()  # the right dock opens on Attributes: labelling comes first
         self._menus()
         self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w))
         self._assist_ui()
@@ -323,7 +322,7 @@ class MLWiring:
                     None)
         if edit is not None:
             acts = edit.actions()
-            i = acts.index(w.act_new_polygon) + 1 if getattr(w, "act_new_polygon", None) in acts else len(acts)
+            i = acts.index(w.act_new_polygon) + 1 if w.act_new_polygon in acts else len(acts)
             edit.insertAction(acts[i], a) if i < len(acts) else edit.addAction(a)
         w.canvas.drawing_changed.connect(lambda on: on and self.assist.set_active(False))
         tb = w.addToolBar("Tools")
@@ -375,11 +374,11 @@ class MLWiring:
 
     # ----------------------------------------------------------------------------------------- data
     def _setting(self, key: str):
-        s = getattr(self.window, "settings", None)
+        s = self.window.settings
         return s.value(key) if s is not None else None
 
     def _set_setting(self, key: str, value) -> None:
-        s = getattr(self.window, "settings", None)
+        s = self.window.settings
         if s is not None:
             s.setValue(key, value)
 
@@ -387,7 +386,7 @@ class MLWiring:
         saved = self._setting("runs_root")
         if saved:
             return Path(str(saved))
-        src = getattr(self.window.session, "source", None)
+        src = self.window.session.source
         if src is not None:
             base = Path(src) if Path(src).is_dir() else Path(src).parent
             if os.access(base, os.W_OK):

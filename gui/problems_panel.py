@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.annotation.workspace import snapshot
 
 log = logging.getLogger(__name__)
 COLUMNS = ("severity", "kind", "split", "image", "region", "message")
@@ -91,12 +92,10 @@ class _CheckJob(QRunnable):
             from viaseg.core.checks.checks import check_dataset
 
             report = check_dataset(self.dataset, decode=self.decode, file_cache=self.file_cache)
-            self.results.append((self.gen, list(report.problems), "", False))
+            self.results.append((self.gen, list(report.problems), ""))
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
-            # "dictionary changed size during iteration" and the like: the user edited while it ran
-            changed = isinstance(exc, RuntimeError) and "changed size" in str(exc)
-            log.log(logging.INFO if changed else logging.ERROR, "dataset check failed", exc_info=True)
-            self.results.append((self.gen, None, f"check failed: {exc}", changed))
+            log.error("dataset check failed", exc_info=True)
+            self.results.append((self.gen, None, f"check failed: {exc}"))
         try:
             self.signals.done.emit()
         except RuntimeError:  # the panel was closed while checking
@@ -145,7 +144,6 @@ class ProblemsPanel(QWidget):
         self.decoded = True
         self._gen = 0  # bumped by every run_check: only the newest check's result is shown
         self._waiting = False  # the newest full check has not reported yet
-        self._retried = False
         self._edits_during_check: list[tuple] = []  # replace_for calls made while a full check ran
         self._file_cache = None  # core.checks.FileCache of this dataset: unchanged files are not decoded again
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
@@ -174,10 +172,11 @@ class ProblemsPanel(QWidget):
         self.status.setText("checking…")
         self._gen += 1
         self._waiting = True
-        self._retried = False
         self._edits_during_check = []
         self.pool.clear()  # checks queued and not started yet are superseded by this one
-        self.pool.start(_CheckJob(dataset, decode, self._signals, self._results, self._gen, self._file_cache))
+        # the check reads a copy: the user goes on editing the live dataset while it runs
+        job = _CheckJob(snapshot(dataset), decode, self._signals, self._results, self._gen, self._file_cache)
+        self.pool.start(job)
         if wait:
             self.pool.waitForDone()
             from PySide6.QtCore import QCoreApplication
@@ -188,15 +187,10 @@ class ProblemsPanel(QWidget):
         while self._results:
             self._on_done(*self._results.popleft())
 
-    def _on_done(self, gen: int, problems, err: str, data_changed: bool = False) -> None:
+    def _on_done(self, gen: int, problems, err: str) -> None:
         if gen != self._gen:
             return  # an older check (another project, or superseded by a re-check): its result is stale
         if problems is None:
-            if data_changed and not self._retried and self.dataset is not None:
-                self.pool.start(_CheckJob(self.dataset, self.decoded, self._signals, self._results, gen,
-                                          self._file_cache))
-                self._retried = True
-                return
             self._waiting = False
             self.status.setText(err)
             return

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QUrl, Slot
+from viaseg.core.ml.train_events import BatchEnd, EpochEnd, Failed, Finished, SamplePredictions, Started
 
 from .curves import EPOCH_SERIES, metric
 from .runs import read_run
-from .workers import event_kind
 
 
 def _fmt_secs(s: float) -> str:
@@ -33,37 +33,33 @@ class RunProgressMixin:
         self._handle(ev)
 
     def _handle(self, ev: Any) -> None:
-        kind = event_kind(ev)
-        if kind == "Started":
-            self._on_started(ev)
-        elif kind == "BatchEnd":
-            self._on_batch(ev)
-        elif kind == "EpochEnd":
-            self._on_epoch(ev)
-        elif kind == "SamplePredictions":
-            ep = int(getattr(ev, "epoch", 0))
-            self.samples.set_samples(ep, ev.images, ev.true_masks, ev.pred_masks, epoch_label=ep + 1)
-        elif kind == "Finished":
-            self._on_finished(ev)
-        elif kind == "Failed":
-            self._fail(f"Training failed: {getattr(ev, 'message', ev)}")
+        match ev:
+            case Started():
+                self._on_started(ev)
+            case BatchEnd():
+                self._on_batch(ev)
+            case EpochEnd():
+                self._on_epoch(ev)
+            case SamplePredictions():
+                self.samples.set_samples(ev.epoch, ev.images, ev.true_masks, ev.pred_masks, epoch_label=ev.epoch + 1)
+            case Finished():
+                self._on_finished(ev)
+            case Failed():
+                self._fail(f"Training failed: {ev.message}")
 
-    def _on_started(self, ev: Any) -> None:
-        self._epochs_total = int(getattr(ev, "epochs", 0) or self._epochs_total)
-        spe = getattr(ev, "steps_per_epoch", None)
-        self._steps_per_epoch = int(spe) if spe else None
-        n_train, n_val = getattr(ev, "n_train", None), getattr(ev, "n_val", None)
-        extra = f" on {n_train} training / {n_val} validation images" if n_train is not None else ""
-        val_src = getattr(ev, "val_source", "")
-        extra += f" (validation: {val_src})" if val_src else ""
-        skipped = list(getattr(ev, "skipped", []) or [])
+    def _on_started(self, ev: Started) -> None:
+        self._epochs_total = int(ev.epochs or self._epochs_total)
+        self._steps_per_epoch = int(ev.steps_per_epoch) if ev.steps_per_epoch else None
+        extra = f" on {ev.n_train} training / {ev.n_val} validation images"
+        extra += f" (validation: {ev.val_source})" if ev.val_source else ""
+        skipped = list(ev.skipped)
         msg = f"Training{extra}…"
         if skipped:
             msg += f"\n{len(skipped)} image(s) left out: " + "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
-        for note in getattr(ev, "notes", None) or []:
+        for note in ev.notes:
             msg += f"\n{note}"
         self._set_message(msg)
-        device, precision = getattr(ev, "device", "") or "", getattr(ev, "precision", "") or ""
+        device, precision = ev.device or "", ev.precision or ""
         if device:
             self.device_label.setText(f"Device: {device}" + (f" · {precision}" if precision else ""))
             self.device_label.setToolTip("What this run trains on; set up a GPU machine with ./setup.sh "
@@ -71,14 +67,14 @@ class RunProgressMixin:
             self.device_label.setVisible(True)
         self._t0 = time.monotonic()
 
-    def _on_batch(self, ev: Any) -> None:
+    def _on_batch(self, ev: BatchEnd) -> None:
         """``epoch`` and ``step`` (batch within the epoch) count from 0, as core reports them."""
-        epoch, step = int(getattr(ev, "epoch", 0)), int(ev.step)
-        spe = int(getattr(ev, "steps", 0) or self._steps_per_epoch or 0)
+        epoch, step = int(ev.epoch), int(ev.step)
+        spe = int(ev.steps or self._steps_per_epoch or 0)
         if spe:
             self._steps_per_epoch = spe
         x = epoch + (step + 1) / spe if spe else float(epoch)
-        self.curves.add_batch(x, getattr(ev, "loss", None), getattr(ev, "dice", None))
+        self.curves.add_batch(x, ev.loss, ev.dice)
         total = max(1, self._epochs_total)
         if spe:
             frac = (epoch * spe + step + 1) / (spe * total)
@@ -87,10 +83,10 @@ class RunProgressMixin:
             frac, batch_txt = epoch / total, f"batch {step + 1}"
         self._show_progress(frac, epoch, batch_txt)
 
-    def _on_epoch(self, ev: Any) -> None:
+    def _on_epoch(self, ev: EpochEnd) -> None:
         epoch = int(ev.epoch)
-        metrics = dict(getattr(ev, "metrics", {}) or {})
-        self._epochs_total = int(getattr(ev, "epochs", 0) or self._epochs_total)
+        metrics = dict(ev.metrics)
+        self._epochs_total = int(ev.epochs or self._epochs_total)
         self.curves.add_epoch(epoch + 1, metrics)
         self._show_progress((epoch + 1) / max(1, self._epochs_total), epoch, "")
         parts = [f"Epoch {epoch + 1}"]
@@ -117,11 +113,9 @@ class RunProgressMixin:
             txt += f" · {batch_txt}"
         self.progress.setFormat(txt + left)
 
-    def _on_finished(self, ev: Any) -> None:
-        best_epoch = getattr(ev, "best_epoch", None)
-        best = dict(getattr(ev, "best_metrics", {}) or {})
-        run_dir = getattr(ev, "run_dir", None)
-        model_path = getattr(ev, "model_path", None)
+    def _on_finished(self, ev: Finished) -> None:
+        best_epoch, best = ev.best_epoch, dict(ev.best_metrics)
+        run_dir, model_path = ev.run_dir, ev.model_path
         self.last_result = ev
         vd = metric(best, "val_dice")
         shown_epoch = best_epoch + 1 if isinstance(best_epoch, int) and best_epoch >= 0 else "–"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+from viaseg.core.ml.train_events import Failed, Finished
 
 
 def import_tensorflow() -> float:
@@ -95,14 +96,14 @@ class TrainThread(QThread):
         return self._stop.is_set()
 
     def _forward(self, ev: Any) -> None:
-        if type(ev).__name__ in ("Failed", "Finished"):
+        if isinstance(ev, (Failed, Finished)):
             self.terminal = ev
         self.event.emit(ev)
 
     def _fail(self, message: str) -> None:
         self.error = message
-        if self.terminal is None or type(self.terminal).__name__ != "Failed":
-            self._forward(_SyntheticFailed(message))
+        if not isinstance(self.terminal, Failed):  # train raised instead of reporting: say it as core would
+            self._forward(Failed(message))
         self.result = None
 
     # runs on the training thread
@@ -196,23 +197,6 @@ def _lower_priority(nice: int = 10) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
     except OSError:
         pass
-
-
-class _SyntheticFailed:
-    """Stands in for core's ``Failed`` when ``train`` raised instead of reporting (same ``message`` field)."""
-
-    def __init__(self, message: str):
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"Failed(message={self.message!r})"
-
-
-def event_kind(ev: Any) -> str:
-    """``'Started'``, ``'BatchEnd'``... for core events and the synthesized failure."""
-    if isinstance(ev, _SyntheticFailed):
-        return "Failed"
-    return type(ev).__name__
 
 
 # ----------------------------------------------------------------------------------------------- inference

@@ -132,6 +132,7 @@ def bench_switch(ctx) -> dict:
 def bench_vertex_drag(ctx) -> dict:
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
+    from viaseg.gui.drags import VertexDrag
 
     folder = ctx["tmp"] / "drag"
     folder.mkdir()
@@ -153,7 +154,7 @@ def bench_vertex_drag(ctx) -> dict:
         app.sendEvent(c, ev)
 
     send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
-    assert c._drag is not None and c._drag["kind"] == "vertex"
+    assert isinstance(c._drag, VertexDrag)
     times = []
     for i in range(1, 121):
         pos = QPointF(start.x() - i * 0.7, start.y() - i * 0.4)
