@@ -352,7 +352,7 @@ def test_failed_save_keeps_edits(window, project, qtbot, monkeypatch):
     def fail(*_a, **_k):
         raise ViaSaveError(f"{project}: cannot save (No space left on device)")
 
-    monkeypatch.setattr("viaseg.gui.session.save_via", fail)
+    monkeypatch.setattr("viaseg.core.annotation.workspace.save_via", fail)
     assert not window.save()
     assert "No space left" in window.statusBar().currentMessage()
     assert window.session.is_dirty()

@@ -254,7 +254,7 @@ def test_edit_during_a_full_check_is_not_undone_by_its_result(window, tmp_path, 
     assert kinds == ["size_mismatch"]  # and what the full check found, and the edit did not fix, is there
 
 
-def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(window, tmp_path, qtbot,
+def test_only_the_newest_check_is_shown_and_a_check_reads_a_copy_the_user_may_edit_meanwhile(window, tmp_path, qtbot,
                                                                               project_factory, monkeypatch):
     import threading
 
@@ -287,21 +287,30 @@ def test_only_the_newest_check_is_shown_and_a_check_hit_by_an_edit_runs_again(wi
     assert shown and "gone.png" not in shown  # the superseded check's result was never shown
     assert [p for p in window.problems.problems if p.kind == "self_intersection"]
 
-    calls = []
+    # the check reads a copy: the user edits the live dataset while it runs, and the check does not see it
+    from viaseg.core.annotation import edits
 
-    def edited_meanwhile(dataset, **kw):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("dictionary changed size during iteration")
+    got: dict = {}
+    gate2 = threading.Event()
+
+    def sees_a_copy(dataset, **kw):
+        got["dataset"] = dataset
+        gate2.wait(10)
+        got["regions"] = sum(len(e.regions) for _, e in dataset.entries())
         return real(dataset, **kw)
 
-    monkeypatch.setattr(checks, "check_dataset", edited_meanwhile)
-    window.problems.run_check(window.session.dataset)
-    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    monkeypatch.setattr(checks, "check_dataset", sees_a_copy)
+    live = window.session.dataset
+    before = sum(len(e.regions) for _, e in live.entries())
+    window.problems.run_check(live)
+    qtbot.waitUntil(lambda: "dataset" in got, timeout=10000)
+    entry = next(e for _, e in live.entries() if e.regions)
+    window.session.push(edits.DeleteRegions(entry, list(entry.regions)))
+    gate2.set()
     window.problems.pool.waitForDone()
-    assert len(calls) == 2
+    qtbot.waitUntil(lambda: not window.problems.checking, timeout=10000)
+    assert before > 0 and got["dataset"] is not live and got["regions"] == before
     assert "check failed" not in window.problems.status.text()
-    assert [p for p in window.problems.problems if p.kind == "self_intersection"]
 
 
 def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, qtbot, monkeypatch):
