@@ -32,7 +32,8 @@ class RenameAttribute(Command):
         self.projects = list(projects)
         self.scope, self.old, self.new = scope, old, new
         self.text = f"rename attribute {old!r} to {new!r}" if new else f"delete attribute {old!r}"
-        targets, touched = [], []
+        targets: list[dict] = []
+        touched: list[ImageEntry] = []
         for proj in self.projects:
             defs = proj.attributes.setdefault(scope, {})
             n_touched = len(touched)

@@ -106,7 +106,7 @@ class History:
     def clear(self) -> None:
         for cmd in self._stack:
             cmd.discard()
-        self.__init__()
+        History.__init__(self)  # back to the empty history (not self.__init__: a subclass may take arguments)
 
     def dirty_entries(self) -> list[ImageEntry]:
         """Images whose content differs from the last save (may over-report after edits that cancel out)."""

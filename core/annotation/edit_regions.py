@@ -235,6 +235,7 @@ def resize_shape(region: Region, handle: str, x: float, y: float, entry=None, me
 class AddRegions(Command):
     """Append regions to an image (or insert them at ``index``)."""
 
+    entry: ImageEntry  # always given (Command allows None)
     text = "add region"
 
     def __init__(self, entry: ImageEntry, regions: Iterable[Region], index: int | None = None):
@@ -256,6 +257,7 @@ class AddRegions(Command):
 class DeleteRegions(Command):
     """Remove regions from an image; undo puts them back where they were."""
 
+    entry: ImageEntry  # always given (Command allows None)
     text = "delete region"
 
     def __init__(self, entry: ImageEntry, regions: Iterable[Region]):
@@ -280,6 +282,7 @@ class SetRegions(Command):
     """Give an image a new list of regions in one step (e.g. a prediction replacing or merged into its
     regions); regions in both lists stay the same objects. Undo puts the old list back, order included."""
 
+    entry: ImageEntry  # always given (Command allows None)
     text = "set regions"
 
     def __init__(self, entry: ImageEntry, regions: Iterable[Region], text: str | None = None):

@@ -84,7 +84,7 @@ def sweep_undone_imports(root: str | Path | None = None) -> list[Path]:
     alone. Returns the folders deleted."""
     root = Path(root or aside_root or tempfile.gettempdir())
     pattern = re.compile(re.escape(UNDONE_IMPORT_PREFIX) + r"(\d+)-")
-    gone = []
+    gone: list[Path] = []
     try:
         candidates = list(root.glob(UNDONE_IMPORT_PREFIX + "*"))
     except OSError:

@@ -84,6 +84,9 @@ class Project:
     path: Path | None = None
     attributes: dict = field(default_factory=lambda: {"region": {}, "file": {}})  # VIA2 `_via_attributes`
     raw: Any = None  # the whole parsed file, for the writer (unknown top-level keys, settings, VIA3 store)
+    # set by the reader, for a lossless save: the file's JSON layout (via_io) and VIA 3 ids (via3)
+    _via_style: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _via3: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def base_dir(self) -> Path:

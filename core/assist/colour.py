@@ -6,15 +6,13 @@ edges) and for the refinement of any region (GrabCut on a crop around it, seeded
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .mask import Click, RegionMask, _crop, _disc_radius, _largest_cc_with, _union
-
-if TYPE_CHECKING:
-    from .segment import Segmenter
 
 REFINE_SIDE = 384  # GrabCut works on a crop of at most this long side
 COLOUR_WINDOWS = (0.06, 0.12, 0.25, 0.5)  # GrabCut window sides tried around a click without the map, x image long side
@@ -24,10 +22,18 @@ class _ColourPath:
     """Base of :class:`~viaseg.core.assist.segment.Segmenter`: its GrabCut methods (they use ``size_wh``, ``image``,
     ``_iscale``, ``_colour_cache`` and ``_clip_box`` of the Segmenter)."""
 
+    # the Segmenter's (declared here for type checking only: this class sets none of them)
+    size_wh: tuple[int, int]
+    image: np.ndarray | None
+    _iscale: float
+    _colour_cache: dict
+    _clip_box: Callable[[Any], Any]
+
     def _work_crop(self, x0, y0, x1, y1, side: int):
         """The photo's crop [x0, x1) x [y0, y1) (true pixels) resized to at most ``side``: (rgb, scale)."""
         s = self._iscale
         img = self.image
+        assert img is not None  # the colour path runs only with a photo
         c0, r0 = int(max(0, np.floor(x0 / s))), int(max(0, np.floor(y0 / s)))
         c1, r1 = int(min(img.shape[1], np.ceil(x1 / s))), int(min(img.shape[0], np.ceil(y1 / s)))
         crop = img[r0:r1, c0:c1]
@@ -51,7 +57,8 @@ class _ColourPath:
             return None
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None,  # type: ignore[call-overload]  # stubs: rect may be None
+                        bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)  # (GC_INIT_WITH_MASK does not use the rect)
         except cv2.error:
             return None
         return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -167,7 +174,7 @@ def _ellipse_in(box, side: int = 256) -> RegionMask:
     return RegionMask(m > 0, x0, y0, scale, "box")
 
 
-def _edge_score(reg: RegionMask, seg: Segmenter, win) -> float:
+def _edge_score(reg: RegionMask, seg: _ColourPath, win) -> float:
     """How well a colour region's outline follows the photo's edges: mean gradient along the outline, less the
     share of the outline lying on its window's border (a region cut off by the window is not an object)."""
     x0, y0, x1, y1 = reg.bbox()

@@ -77,7 +77,7 @@ class Segmenter(_ColourPath):
             raise ValueError(f"image size must be positive, got {self.size_wh}")
         self.size_wh = (w, h)
         if self.prob is not None:
-            p = np.asarray(self.prob, dtype=np.float32)
+            p: np.ndarray = np.asarray(self.prob, dtype=np.float32)
             if p.ndim == 3:
                 p = p[..., 0]
             s = min(1.0, MAP_SIDE / max(p.shape))
@@ -147,6 +147,7 @@ class Segmenter(_ColourPath):
         return x0, y0, x1, y1
 
     def _map_xy(self, x: float, y: float) -> tuple[int, int]:
+        assert self._pm is not None  # called by _from_map, which has a map
         h, w = self._pm.shape
         return (min(h - 1, max(0, int(y / self._pscale))), min(w - 1, max(0, int(x / self._pscale))))
 

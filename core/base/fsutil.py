@@ -12,6 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def backup_path(path: str | Path) -> Path:
@@ -32,8 +36,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: bytes, backup: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically. Raises ``OSError`` on failure; the old file is then untouched.
+def atomic_write(path: str | Path, data: ReadableBuffer, backup: bool = True) -> Path:
+    """Write ``data`` (bytes, or any buffer such as an mmap) to ``path`` atomically. Raises ``OSError`` on
+    failure; the old file is then untouched.
 
     With ``backup`` and an existing ``path`` without ``NAME.bak``, the old content is first copied to ``NAME.bak``.
     The new file keeps the old file's permission bits (a new file gets the umask default).

@@ -38,6 +38,7 @@ def _disagreement(a: ImageEntry, b: ImageEntry, size_a: tuple[int, int] | None,
         return None
     from ..annotation.raster import rasterize
 
+    assert size_b is not None  # as size_a is not: one of the two was given
     w, h = size_a
     scale = min(1.0, 256.0 / max(w, h))
     out = (max(1, round(w * scale)), max(1, round(h * scale)))

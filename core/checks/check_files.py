@@ -102,7 +102,7 @@ def _same_picture(a: _FileInfo, b: _FileInfo) -> bool:
     return float(np.abs(a.thumb - b.thumb).mean()) <= VISUAL_MAD
 
 
-def _size_mismatch(split: str, entry: ImageEntry, labeled: bool, path: Path, nbytes: int) -> Problem | None:
+def _size_mismatch(split: str | None, entry: ImageEntry, labeled: bool, path: Path, nbytes: int) -> Problem | None:
     recorded = _recorded_size(entry) if labeled else None
     if recorded is None or recorded == nbytes:
         return None
@@ -111,7 +111,7 @@ def _size_mismatch(split: str, entry: ImageEntry, labeled: bool, path: Path, nby
                    f"replaced or re-encoded after annotation; check the regions still fit the picture", entry.key)
 
 
-def _file_checks(split: str, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
+def _file_checks(split: str | None, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
                  out: list[Problem], path: Path | None = None) -> _FileInfo:
     from ..imaging.imageio import image_size, read_image
 

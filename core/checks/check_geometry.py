@@ -50,8 +50,10 @@ def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None
     kind = shape.get("name")
     if not isinstance(kind, str):  # VIA files may hold any JSON value here ([1, 2], 3, null): not a shape name
         kind = repr(kind) if kind is not None else None
-    keys = {"rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"),
-            "ellipse": ("cx", "cy", "rx", "ry"), "point": ("cx", "cy")}.get(kind)
+    keys_of: dict[str | None, tuple[str, ...]] = {
+        "rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"),
+        "ellipse": ("cx", "cy", "rx", "ry"), "point": ("cx", "cy")}
+    keys = keys_of.get(kind)
     if keys is None:
         what = f"unknown shape {kind!r}" if kind else "a region without a shape name"
         return None, [ShapeIssue("unsupported_shape", "warning",
@@ -63,13 +65,14 @@ def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None
     if bad:
         return None, [ShapeIssue("degenerate_region", "error",
                                  f"{kind} has missing or non-finite {', '.join(bad)}; fix the numbers or delete it")]
+    nums = [v for v in vals if v is not None]  # all of vals: a None was reported above
     if kind == "point":
-        x, y = vals
+        x, y = nums
         return (x, y, x, y), [ShapeIssue("unsupported_shape", "warning",
                                          "a point is not an area and adds nothing to masks; delete it or "
                                          "draw a polygon")]
     if kind == "rect":
-        x, y, w, h = vals
+        x, y, w, h = nums
         x0, x1 = sorted((x, x + w))
         y0, y1 = sorted((y, y + h))
         issues = []
@@ -78,13 +81,13 @@ def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None
                                      f"rect of size {w:g}x{h:g} has zero area; delete it or redraw it"))
         return (x0, y0, x1, y1), issues
     if kind == "circle":
-        cx, cy, r = vals
+        cx, cy, r = nums
         r = abs(r)
         issues = []
         if r == 0:
             issues.append(ShapeIssue("degenerate_region", "warning", "circle of radius 0; delete it or redraw it"))
         return (cx - r, cy - r, cx + r, cy + r), issues
-    cx, cy, rx, ry = vals
+    cx, cy, rx, ry = nums
     rx, ry = abs(rx), abs(ry)
     theta = _num(shape.get("theta", 0.0)) or 0.0
     c, s = math.cos(theta), math.sin(theta)

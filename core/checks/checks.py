@@ -40,7 +40,8 @@ OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 # --------------------------------------------------------------------------------------------- geometry
 
 
-def _geometry_problems(items: list[tuple[str, ImageEntry, tuple[int, int] | None]]) -> dict[int, list[Problem]]:
+def _geometry_problems(
+        items: list[tuple[str | None, ImageEntry, tuple[int, int] | None]]) -> dict[int, list[Problem]]:
     """Region problems of many entries at once; returns {item index: problems}."""
     shapes: list[dict] = []
     owner: list[int] = []
@@ -69,21 +70,21 @@ def _geometry_problems(items: list[tuple[str, ImageEntry, tuple[int, int] | None
         outside = (bbox[:, 0] < -tol) | (bbox[:, 1] < -tol) | (bbox[:, 2] > wh[:, 0] + tol) | \
             (bbox[:, 3] > wh[:, 1] + tol)
         fully = (bbox[:, 2] < 0) | (bbox[:, 3] < 0) | (bbox[:, 0] > wh[:, 0]) | (bbox[:, 1] > wh[:, 1])
-    for s in np.flatnonzero(outside):
-        x0, y0, x1, y1 = bbox[s]
-        w, h = wh[s]
+    for j in np.flatnonzero(outside):
+        x0, y0, x1, y1 = bbox[j]
+        w, h = wh[j]
         if np.isnan(w):  # image size unknown (missing/unreadable file): only negative coordinates are sure
-            add(int(s), "out_of_bounds", "warning",
+            add(int(j), "out_of_bounds", "warning",
                 f"region has negative coordinates (x {x0:g}..{x1:g}, y {y0:g}..{y1:g}), outside any image; "
                 f"move it inside the image")
             continue
         where = f"x {x0:g}..{x1:g}, y {y0:g}..{y1:g} in a {w:g}x{h:g} image"
-        if fully[s]:
-            add(int(s), "out_of_bounds", "error",
+        if fully[j]:
+            add(int(j), "out_of_bounds", "error",
                 f"region lies entirely outside the image ({where}); wrong image or wrong coordinates: "
                 f"delete it or redraw it")
         else:
-            add(int(s), "out_of_bounds", "warning",
+            add(int(j), "out_of_bounds", "warning",
                 f"region reaches outside the image ({where}); drag it inside (masks clip it)")
     return out
 
@@ -135,7 +136,7 @@ def check_dataset(dataset: Dataset, decode: bool = True,
     after each image file (for a GUI progress bar). ``file_cache`` keeps what was read about each unchanged
     file for the next check."""
     total = dataset.image_count
-    items: list[tuple[str, ImageEntry, tuple[int, int] | None]] = []
+    items: list[tuple[str | None, ImageEntry, tuple[int, int] | None]] = []
     labeled: list[bool] = []
     infos: list[_FileInfo] = []
     problems: list[Problem] = []
@@ -157,6 +158,7 @@ def check_dataset(dataset: Dataset, decode: bool = True,
                 known = file_cache.get(real, decode) if file_cache is not None else None
             if known is not None and known.exists:  # listed twice, or unchanged since the last check
                 info = known
+                assert info.nbytes is not None  # set by _file_checks wherever the file exists
                 mismatch = _size_mismatch(sp.name, entry, sp.labeled, path, info.nbytes)
                 if mismatch is not None:
                     found.append(mismatch)

@@ -32,6 +32,8 @@ class ReplaceRegions(Command):
     """An image's region list replaced by another made of the same and new ``Region`` objects; undo puts the
     old list back (the very objects, in their order). ``done`` says whether it is applied now."""
 
+    entry: ImageEntry  # always given (Command allows None)
+
     def __init__(self, entry: ImageEntry, after: list[Region], text: str):
         super().__init__(entry)
         self.before = list(entry.regions)

@@ -358,7 +358,7 @@ def predict_stream(
                 while next_i < len(paths) and len(decoding) < window:
                     decoding.append((next_i, pool.submit(decode, paths[next_i])))
                     next_i += 1
-                batch: list[tuple[int, object, tuple[int, int]]] = []
+                batch: list[tuple[int, np.ndarray, tuple[int, int]]] = []
                 taken = 0  # photos taken from the window this round (failed and tiled ones too: bounded)
                 while decoding and taken < bs:
                     taken += 1

@@ -15,6 +15,7 @@ source, and every image's score (worst first).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import random
@@ -233,7 +234,7 @@ def crossval(
             on_fold(f, folds, f"fold {f + 1}/{folds}: training on {sum(map(len, parts))} images, "
                               f"holding out {len(held)}")
         fcfg = fold_config(cfg, parts, held, run_dir)
-        res = train(fcfg, on_event=(lambda ev, f=f: on_event(f, ev)) if on_event else None,
+        res = train(fcfg, on_event=functools.partial(on_event, f) if on_event else None,  # on_event(f, ev)
                     should_stop=should_stop)
         row = {"fold": f, "run_dir": str(run_dir.relative_to(out)), "n_train": sum(map(len, parts)),
                "n_held_out": len(held), "ok": res.ok, "epochs_run": res.summary.get("epochs_run"),
@@ -247,10 +248,11 @@ def crossval(
         items = predictor.predict_many([e.path for e in held], batch_size=fcfg.batch_size)
         try:
             for entry, item in zip(held, items, strict=True):
-                if not item.ok:
+                if item.error is not None:  # not item.ok
                     result.errors.append(f"{entry.path}: {item.error.problem} (not scored)")
                     continue
                 pred = item.prediction
+                assert pred is not None  # an ItemResult holds either a prediction or an error
                 h, w = pred.shape
                 truth = rasterize(entry.regions, (w, h))
                 inter, n_true, n_pred = pixel_counts(truth, pred.mask(predictor.threshold))

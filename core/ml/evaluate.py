@@ -181,10 +181,11 @@ class EvalResult:
     def sweep(self) -> list[dict] | None:
         """Mean and global Dice at each of :data:`SWEEP_THRESHOLDS` (``evaluate(..., sweep=True)``), from the
         same forward passes; ``None`` when not swept. Thresholds compare at 1/1000 probability resolution."""
-        if not self.per_image or any(s.sweep is None for s in self.per_image):
+        sweeps = [s.sweep for s in self.per_image if s.sweep is not None]
+        if not self.per_image or len(sweeps) < len(self.per_image):
             return None
-        inter = np.array([s.sweep[0] for s in self.per_image], np.float64)  # images x thresholds
-        pred = np.array([s.sweep[1] for s in self.per_image], np.float64)
+        inter = np.array([w[0] for w in sweeps], np.float64)  # images x thresholds
+        pred = np.array([w[1] for w in sweeps], np.float64)
         true = np.array([s.true_pixels for s in self.per_image], np.float64)[:, None]
         total = true + pred
         per = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)

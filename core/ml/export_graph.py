@@ -59,7 +59,7 @@ def serving_module(predictor, batch: int | None = None):
             p = 0.5 * (p + tf.reverse(q, axis=[2]))
         return p
 
-    class Serving(tf.Module):
+    class Serving(tf.Module):  # type: ignore[name-defined]  # tf: the module load_tf imports at run time
         def __init__(self):
             super().__init__(name="viaseg_export")
             self.networks = networks  # tracked: their weights are saved with the module

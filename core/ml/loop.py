@@ -203,6 +203,7 @@ class ImproveJob:
             "old_per_image": old_scores["per_image"] if old_scores else {},
             "keep": decide(old_mean, new_mean),
         }
+        assert res.run_dir is not None  # train() leaves it None only with model_path None too
         try:
             (Path(res.run_dir) / "improve.json").write_text(json.dumps(out.comparison, indent=2))
         except OSError:

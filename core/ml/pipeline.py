@@ -130,6 +130,7 @@ def _decode(path: Path, data: bytes, hw: tuple[int, int], resize: str, cache_dir
     small = cv2.resize(img, (hw[1], hw[0]), interpolation=RESIZE_MODES[resize])
     if cfile is not None:
         try:
+            assert cache_dir is not None  # cfile lies in it
             cache_dir.mkdir(parents=True, exist_ok=True)
             tmp = cfile.with_name(f".tmp-{os.getpid()}-{cfile.name}")
             with open(tmp, "wb") as f:

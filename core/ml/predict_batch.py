@@ -8,7 +8,7 @@ an unreadable file an error rather than an exception). They rely on the Predicto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -20,6 +20,15 @@ from .prediction import ItemResult, Prediction
 
 class _TiledAndBatchPrediction:
     """Base of :class:`~viaseg.core.ml.predict.Predictor`: its sliding-window and many-image methods."""
+
+    # the Predictor's (declared here for type checking only: this class sets none of them)
+    input_hw: tuple[int, int]
+    threshold: float
+    _load: Callable[..., tuple[np.ndarray, tuple[int, int], str | None]]
+    _forward: Callable[[np.ndarray], np.ndarray]
+    _normalise: Callable[[np.ndarray], np.ndarray]
+    _to_input: Callable[[np.ndarray], np.ndarray]
+    _upscale: Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
     # ------------------------------------------------------------------ sliding window
 
@@ -71,11 +80,11 @@ class _TiledAndBatchPrediction:
         is done. Decoding and resizing run in parallel through ``tf.data``; the network runs per batch. An
         unreadable image gives an ``ItemResult`` with ``error`` set (an ``ImageReadError``), not an
         exception. With ``tile_downscale`` every image goes through :meth:`predict_tiled` instead."""
-        paths = [Path(p) for p in paths]
-        if not paths:
+        files = [Path(p) for p in paths]
+        if not files:
             return
         if tile_downscale:
-            for p in paths:
+            for p in files:
                 try:
                     yield ItemResult(p, self.predict_tiled(p, downscale=tile_downscale))
                 except ImageReadError as exc:
@@ -104,7 +113,7 @@ class _TiledAndBatchPrediction:
             err.set_shape([])
             return x, size, err
 
-        names = [str(p).encode("utf-8", "surrogateescape") for p in paths]
+        names = [str(p).encode("utf-8", "surrogateescape") for p in files]
         ds = tf.data.Dataset.from_tensor_slices(tf.constant(names, dtype=tf.string))
         ds = ds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(max(1, int(batch_size))).prefetch(1)
@@ -114,12 +123,13 @@ class _TiledAndBatchPrediction:
             probs = self._forward(xb[ok]) if ok else None
             k = 0
             for j in range(len(errs)):
-                path = paths[i]
+                path = files[i]
                 i += 1
                 if errs[j]:
                     yield ItemResult(path, error=ImageReadError(path, errs[j].decode("utf-8", "replace")))
                     continue
                 fh, fw = (int(v) for v in sizes[j])
+                assert probs is not None  # errs[j] is empty: j is in ok
                 prob = self._upscale(probs[k], (fw, fh))
                 k += 1
                 yield ItemResult(path, Prediction(prob, self.threshold, str(path)))

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..base.errors import ViasegError
 from . import pipeline as P
@@ -78,7 +79,8 @@ def train(
     viaseg's own (e.g. a benchmark's probe). Never raises for a training failure."""
     cfg = config
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    state = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0, "steps": 0}
+    state: dict[str, Any] = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0,
+                             "steps": 0}
     worker_dir = None
     if cfg.strategy == "multiworker" and not is_chief():
         # Keras' multi-worker pattern: every worker runs the same steps (saving included: the collective ops

@@ -35,7 +35,7 @@ ONEDNN_MIN_STRIDED_1X1_CHANNELS = 16
 
 
 def build_unet_xception(
-    input_size: int | tuple[int, int] = 128,
+    input_size: int | tuple[int, int] | None = 128,
     num_classes: int = 1,
     base_width: int = 32,
     bn_momentum: float = 0.99,

@@ -212,8 +212,8 @@ def _class_attr_of(data: dict) -> str:
     info = data.get("info")
     if not isinstance(info, dict) or info.get("description") != VIASEG_EXPORT:
         return CLASS_ATTR
-    sups = {c.get("supercategory") for c in data.get("categories") or []
-            if isinstance(c, dict) and isinstance(c.get("supercategory"), str)}
+    sups = {s for c in data.get("categories") or []
+            if isinstance(c, dict) and isinstance(s := c.get("supercategory"), str)}
     sup = sups.pop() if len(sups) == 1 else ""
     return sup if sup.strip() and sup != DEFAULT_CATEGORY else CLASS_ATTR
 

@@ -114,12 +114,13 @@ def to_coco(
     msgs = messages if messages is not None else []
     attr = class_attr if class_attr is not None else class_attribute(project)
     d = ((project.attributes or {}).get("region") or {}).get(attr) if attr else None
-    options = d.get("options") if isinstance(d, dict) and isinstance(d.get("options"), dict) else {}
+    options = o if isinstance(d, dict) and isinstance(o := d.get("options"), dict) else {}
     categories: dict[str, int] = {}
     if attr and options:
         for desc in options.values():
             categories.setdefault(str(desc), len(categories) + 1)
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for im in project.images:
         dims, why = _dims(im, size_of)
         if dims is None:

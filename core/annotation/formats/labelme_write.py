@@ -27,7 +27,7 @@ KEPT_ATTRIBUTES = ("group_id", "flags", "description")  # what a labelme shape h
 
 
 def _num(shape: dict, key: str):
-    v = shape.get(key)
+    v: Any = shape.get(key)  # any JSON value
     if not is_number(v) or not math.isfinite(v):
         raise ValueError(key)
     return v

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .via_common import check_dict, check_number, is_number, key_path, show
 XY_CODES = {1: "point", 2: "rect", 3: "circle", 4: "ellipse", 5: "polyline", 6: "polyline", 7: "polygon"}
 XY_LEN = {1: 2, 2: 4, 3: 3, 4: 4, 5: 4}
 TYPE_TO_VIA2 = {1: "text", 2: "checkbox", 3: "radio", 4: "dropdown", 5: "image"}
-VIA2_TO_TYPE = {v: k for k, v in TYPE_TO_VIA2.items()}
+VIA2_TO_TYPE: dict[str | None, int] = {v: k for k, v in TYPE_TO_VIA2.items()}
 REGION_ANCHOR = "FILE1_Z0_XY1"
 FILE_ANCHOR = "FILE1_Z0_XY0"
 CREATOR = "VGG Image Annotator (http://www.robots.ox.ac.uk/~vgg/software/via)"
@@ -62,7 +63,7 @@ def _xy_to_shape(xy: list, where: str, path) -> dict:
 
 def _shape_to_xy(shape: dict, old_xy: Any) -> list:
     name = shape.get("name")
-    g = shape.get
+    g: Callable[[str], Any] = shape.get
     if isinstance(shape.get("xy"), list) and str(name) not in XY_CODES.values():
         return shape["xy"]
     if name == "point":
@@ -75,7 +76,7 @@ def _shape_to_xy(shape: dict, old_xy: Any) -> list:
         xy = [4, g("cx"), g("cy"), g("rx"), g("ry")]
     elif name == "ellipse":  # VIA3 cannot rotate an ellipse: write its outline
         t = float(g("theta"))
-        pts = []
+        pts: list = []
         for k in range(36):
             a = 2 * math.pi * k / 36
             px, py = g("rx") * math.cos(a), g("ry") * math.sin(a)
@@ -85,7 +86,7 @@ def _shape_to_xy(shape: dict, old_xy: Any) -> list:
     elif name in ("polygon", "polyline"):
         xs, ys = list(g("all_points_x") or []), list(g("all_points_y") or [])
         n = min(len(xs), len(ys))
-        pts: list = [0] * (2 * n)
+        pts = [0] * (2 * n)
         pts[0::2], pts[1::2] = xs[:n], ys[:n]
         code = 7 if name == "polygon" else 6
         if code == 6 and isinstance(old_xy, list) and old_xy[:1] == [5] and len(pts) == 4:
@@ -246,7 +247,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         for name, d in (attrs.get(level) or {}).items():
             if not isinstance(d, dict) or (read_defs.get(level) or {}).get(name) == d:
                 continue
-            opts = d.get("options") if isinstance(d.get("options"), dict) else {}
+            opts = o if isinstance(o := d.get("options"), dict) else {}
             dflt = ",".join(k for k, v in (d.get("default_options") or {}).items() if v)
             aid = name2id.get(name)
             if aid is None:
@@ -322,6 +323,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
                 entry = m if (xy is old_xy and av is m.get("av")) else {**m, "xy": xy, "av": av}
                 region_meta[id_of[id(m)]] = entry
             else:
+                assert vid is not None  # im.regions is not empty: the image has a view
                 fresh.append((new_mid(vid), {"vid": vid, "flg": 0, "z": [], "xy": xy, "av": av}))
         mid = state["fa_mid"].get(fid)
         old = (raw.get("metadata") or {}).get(mid) if mid else None
@@ -329,6 +331,7 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
         if old is not None:
             fa_out[mid] = old if av is old.get("av") else {**old, "av": av}
         elif av:
+            assert vid is not None  # im.file_attributes is not empty: the image has a view
             fresh.append((new_mid(vid), {"vid": vid, "flg": 0, "z": [], "xy": [], "av": av}))
 
     # drop images that were removed: their file, their single-file views and those views' metadata

@@ -27,7 +27,7 @@ from ...base.errors import ViaFormatError
 try:
     import orjson
 except ImportError:  # pragma: no cover - a declared dependency; the stdlib parser alone gives the same values
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # optional dependency: None marks it missing
 
 # coordinates beyond this are not pixels of any real image; rejecting them keeps float math finite downstream
 MAX_COORD = 1e9
@@ -41,7 +41,7 @@ SHAPE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "polygon": ((), ("all_points_x", "all_points_y")),
     "polyline": ((), ("all_points_x", "all_points_y")),
 }
-OPTIONAL_KEYS = {"ellipse": ("theta",)}
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"ellipse": ("theta",)}
 
 
 def key_path(prefix: str, key: str) -> str:
@@ -391,7 +391,7 @@ def detect_style(text: str) -> dict:
     }
 
 
-VIA_STYLE = {"indent": None, "separators": (",", ":"), "ensure_ascii": False, "newline": False}
+VIA_STYLE: dict[str, Any] = {"indent": None, "separators": (",", ":"), "ensure_ascii": False, "newline": False}
 
 
 def _dump_fast(value: Any) -> str | None:

@@ -109,6 +109,7 @@ def read_csv(text: str, path, base_dir: Path | None) -> Project:
             im.regions.append(
                 Region(shape=shape, attributes=attrs, raw={"region_count": count, "region_id": rid, "row": n})
             )
+            assert im.raw is not None  # every entry of by_key was made above, with its raw dict
             im.raw["csv_regions"] += 1
     images = list(by_key.values())
     layout = {
@@ -156,9 +157,10 @@ def dumps_csv(project: Project) -> str:
             and all(isinstance(r.raw, dict) and "region_id" in r.raw for r in im.regions)
         )
         for i, r in enumerate(im.regions):
-            count, rid = (r.raw["region_count"], r.raw["region_id"]) if same else (n, i)
+            raw = r.raw if same else None  # same: every region's raw is a dict
+            count, rid = (raw["region_count"], raw["region_id"]) if raw is not None else (n, i)
             # unchanged images keep the file's row order (rows of one image need not be adjacent)
-            where = r.raw["row"] if same else anchor
+            where = raw["row"] if raw is not None else anchor
             shape = closed_shape(r.shape) if close and r.raw is None else r.shape
             rows.append(
                 (

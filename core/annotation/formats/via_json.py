@@ -90,8 +90,7 @@ def _read_region_fast(r: Any, pending: list) -> Region | None:
     if type(shape) is not dict or type(attrs) is not dict:
         return None
     name = shape.get("name")
-    spec = SHAPE_KEYS.get(name) if isinstance(name, str) else None
-    if spec is not None:
+    if isinstance(name, str) and (spec := SHAPE_KEYS.get(name)) is not None:
         scalars, lists = spec
         for k in scalars:
             if k not in shape or not number_ok(shape[k]):
@@ -111,7 +110,7 @@ def _read_region_fast(r: Any, pending: list) -> Region | None:
 
 def _region_where(prefix: str, key: str, rid: int | str) -> str:
     w = key_path(prefix, key)
-    return f"{w}.regions[{rid}]" if type(rid) is int else key_path(f"{w}.regions", rid)
+    return key_path(f"{w}.regions", rid) if isinstance(rid, str) else f"{w}.regions[{rid}]"
 
 
 def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> list[ImageEntry]:
@@ -262,17 +261,17 @@ def _regions_out(im: ImageEntry, container: str, reuse_raw: bool, close: bool = 
 
 
 def _entry_out(im: ImageEntry, fmt: str, src_fmt: str, close: bool = False) -> dict:
-    reuse = src_fmt in JSON_FAMILY and isinstance(im.raw, dict)
+    raw = im.raw if src_fmt in JSON_FAMILY and isinstance(im.raw, dict) else None
+    reuse = raw is not None
     if fmt == "via2-project":
         container = "list"
-    elif fmt == src_fmt and reuse and isinstance(im.raw.get("regions"), (list, dict)):
-        container = "list" if isinstance(im.raw["regions"], list) else "dict"
+    elif fmt == src_fmt and raw is not None and isinstance(raw.get("regions"), (list, dict)):
+        container = "list" if isinstance(raw["regions"], list) else "dict"
     else:
         container = "dict" if fmt == "via1" else "list"
     regions = _regions_out(im, container, reuse, close)
     size = im.size
-    if reuse:
-        raw = im.raw
+    if raw is not None:
         out = dict(raw)
         if fmt != "via1" and src_fmt == "via1":
             for k in V1_ONLY_KEYS:
