@@ -97,9 +97,12 @@ class Workspace:
                 problems.append(str(exc))
         swaps = []
         for sp in self.dataset.splits.values():
-            if sp.project is not None and sp.project.path is None:
+            if sp.project is None:
+                own = sp.image_dir / PREFERRED_VIA_NAME
+            elif sp.project.path is None:
                 continue
-            own = sp.project.path if sp.project is not None else sp.image_dir / PREFERRED_VIA_NAME
+            else:
+                own = sp.project.path
             new = by_path.get(str(Path(own).resolve()))
             if new is None:
                 continue
