@@ -56,7 +56,9 @@ case "$mode" in
   test)
     export QT_QPA_PLATFORM=offscreen
     .venv/bin/ruff check core gui tests scripts
+    .venv/bin/ruff format --check core gui tests scripts
     .venv/bin/python scripts/lint_imports.py
+    .venv/bin/python scripts/typecheck.py
     # two test processes: the suite is mostly single-threaded TensorFlow start-up and tracing (VIASEG_TEST_WORKERS=0: one)
     exec .venv/bin/python -m pytest -n "${VIASEG_TEST_WORKERS:-2}" "$@" ;;
   *) echo "usage: ./setup.sh app [PROJECT] | ./setup.sh test [PYTEST ARGS]" >&2; exit 2 ;;

@@ -39,8 +39,11 @@ def shortcuts_html(text: str = SHORTCUTS) -> str:
         elif ":" in line:
             what, keys = line.split(":", 1)
             rows.append([what.strip(), keys.strip()])
-    cells = "".join(f"<tr><td style='padding:3px 12px 3px 0'><b>{html.escape(a)}</b></td>"
-                    f"<td style='padding:3px 0'>{html.escape(b)}</td></tr>" for a, b in rows)
+    cells = "".join(
+        f"<tr><td style='padding:3px 12px 3px 0'><b>{html.escape(a)}</b></td>"
+        f"<td style='padding:3px 0'>{html.escape(b)}</td></tr>"
+        for a, b in rows
+    )
     return f"<table>{cells}</table>"
 
 
@@ -101,22 +104,36 @@ def install(w) -> None:
     e.addSeparator()
     w.act_new_polygon = _act(w, e, "&New polygon", c.start_drawing, ["N", "Ctrl+N"])
     w.act_copy = _act(w, e, "&Copy region", w.copy_regions, ["Ctrl+C"])
-    w.act_copy_all = _act(w, e, "Copy &all regions of the image", lambda: w.copy_regions(whole_image=True),
-                          ["Ctrl+Shift+C"])
+    w.act_copy_all = _act(
+        w, e, "Copy &all regions of the image", lambda: w.copy_regions(whole_image=True), ["Ctrl+Shift+C"]
+    )
     w.act_paste = _act(w, e, "&Paste regions", w.paste_regions, ["Ctrl+V"])
     w.act_duplicate = _act(w, e, "&Duplicate region", w.duplicate_region, ["Ctrl+D"])
-    w.act_delete_region = _act(w, e, "Delete region", c.delete_selected_region, ["Ctrl+Delete"],
-                               tip="Delete (with the canvas focused) deletes the selected vertex or region")
+    w.act_delete_region = _act(
+        w,
+        e,
+        "Delete region",
+        c.delete_selected_region,
+        ["Ctrl+Delete"],
+        tip="Delete (with the canvas focused) deletes the selected vertex or region",
+    )
     _act(w, e, "Next region", lambda: c.cycle_selection(1), [])
     e.addSeparator()
-    w.act_remove_image = _act(w, e, "Remove &image from project", w.remove_image, ["Ctrl+Shift+Delete"],
-                              tip="Take the shown image out of its split's VIA file; the photo stays on disk "
-                                  "(undo brings it back)")
+    w.act_remove_image = _act(
+        w,
+        e,
+        "Remove &image from project",
+        w.remove_image,
+        ["Ctrl+Shift+Delete"],
+        tip="Take the shown image out of its split's VIA file; the photo stays on disk (undo brings it back)",
+    )
     c.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
     c.customContextMenuRequested.connect(lambda pos: canvas_menu(w, pos).exec(c.mapToGlobal(pos)))
     view = w.image_list.view
     view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-    view.customContextMenuRequested.connect(lambda pos: image_menu(w, pos).exec(view.viewport().mapToGlobal(pos)))
+    view.customContextMenuRequested.connect(
+        lambda pos: image_menu(w, pos).exec(view.viewport().mapToGlobal(pos))
+    )
 
     v = mb.addMenu("&View")
     _act(w, v, "&Fit to window", c.fit, ["Ctrl+0"])
@@ -132,7 +149,7 @@ def install(w) -> None:
     g = mb.addMenu("&Go")
     _act(w, g, "&Next image", lambda: w.step(1), ["D", "Right"])
     _act(w, g, "&Previous image", lambda: w.step(-1), ["A", "Left"])
-    _act(w, g, "&First image", lambda: w.step(-10**9), ["Home"])
+    _act(w, g, "&First image", lambda: w.step(-(10**9)), ["Home"])
     _act(w, g, "&Last image", lambda: w.step(10**9), ["End"])
 
     h = mb.addMenu("&Help")

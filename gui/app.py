@@ -52,8 +52,10 @@ def install_excepthook(window: MainWindow) -> None:
             return
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(typ, value, tb)))
         try:
-            window.notify(f"internal error: {typ.__name__}: {value} (details in {journal.state_dir() / 'viaseg.log'})",
-                          True)
+            window.notify(
+                f"internal error: {typ.__name__}: {value} (details in {journal.state_dir() / 'viaseg.log'})",
+                True,
+            )
         except RuntimeError:  # window already gone
             pass
 
@@ -69,7 +71,7 @@ def install_ml(w: MainWindow) -> None:
         return
     try:
         install(w)
-    except Exception as exc:  # noqa: BLE001 - annotation must stay usable
+    except Exception as exc:  # annotation must stay usable
         log.exception("ml wiring failed")
         w.notify(f"training/prediction unavailable: {exc}", True)
 

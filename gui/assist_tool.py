@@ -129,11 +129,17 @@ class AssistTool(QObject):
         if not self.active:
             return
         key = self.target_key()
-        how = ("the model's map (the photo's colours and edges where it finds nothing)" if key in self._maps else
-               "the photo's colours and edges (the model's map is being computed)" if self._waiting_key == key
-               else "the photo's colours and edges (no model map)")
-        self._say(f"AI region: click a damage (Shift/right click: not this, drag: box), Enter accepts, Esc "
-                  f"cancels. Using {how}.")
+        how = (
+            "the model's map (the photo's colours and edges where it finds nothing)"
+            if key in self._maps
+            else "the photo's colours and edges (the model's map is being computed)"
+            if self._waiting_key == key
+            else "the photo's colours and edges (no model map)"
+        )
+        self._say(
+            f"AI region: click a damage (Shift/right click: not this, drag: box), Enter accepts, Esc "
+            f"cancels. Using {how}."
+        )
 
     # ------------------------------------------------------------------------------------------ the map
     def map_ready(self, target, probs) -> None:
@@ -157,8 +163,11 @@ class AssistTool(QObject):
         if s < 1.0:
             import cv2
 
-            p = cv2.resize(p, (max(1, round(p.shape[1] * s)), max(1, round(p.shape[0] * s))),
-                           interpolation=cv2.INTER_AREA)
+            p = cv2.resize(
+                p,
+                (max(1, round(p.shape[1] * s)), max(1, round(p.shape[0] * s))),
+                interpolation=cv2.INTER_AREA,
+            )
         self._maps[target.key] = p
         self._maps.move_to_end(target.key)
         while len(self._maps) > MAPS_KEPT:
@@ -191,8 +200,10 @@ class AssistTool(QObject):
         ident = (key, id(c.qimage), id(self._maps.get(key)))
         if self._seg is None or self._seg[0] != ident:
             thr = getattr(self.panel, "threshold_value", 0.5) if self.panel is not None else 0.5
-            self._seg = (ident, assist.Segmenter(c.img_size, self._maps.get(key), qimage_rgb(c.qimage),
-                                                 threshold=float(thr)))
+            self._seg = (
+                ident,
+                assist.Segmenter(c.img_size, self._maps.get(key), qimage_rgb(c.qimage), threshold=float(thr)),
+            )
         return self._seg[1]
 
     # ------------------------------------------------------------------------------------------ clicks
@@ -224,8 +235,10 @@ class AssistTool(QObject):
             self._say(self.result.message)
         else:
             n = len(self.clicks)
-            self._say(f"AI region from the {self.result.region.source} ({n} click{'s' * (n != 1)}"
-                      f"{', box' if self.box else ''}): Enter accepts, more clicks refine, Esc cancels.")
+            self._say(
+                f"AI region from the {self.result.region.source} ({n} click{'s' * (n != 1)}"
+                f"{', box' if self.box else ''}): Enter accepts, more clicks refine, Esc cancels."
+            )
         self.canvas.update()
         return self.result
 
@@ -272,8 +285,10 @@ class AssistTool(QObject):
             return None
         self._sources[region] = (mask, self._level_counts(mask))
         self.cancel()
-        self._say(f"Added an AI region with {len(shape['all_points_x'])} vertices (+/- change the detail, "
-                  "Ctrl+Z removes it).")
+        self._say(
+            f"Added an AI region with {len(shape['all_points_x'])} vertices (+/- change the detail, "
+            "Ctrl+Z removes it)."
+        )
         self._emit_detail()
         return region
 
@@ -300,8 +315,9 @@ class AssistTool(QObject):
             return False
         level = min(max(int(level), 0), len(assist.LEVELS) - 1)
         shape = assist.polygon_shape(assist.polygon(src[0], level))
-        if shape["all_points_x"] == region.shape.get("all_points_x") and \
-                shape["all_points_y"] == region.shape.get("all_points_y"):
+        if shape["all_points_x"] == region.shape.get("all_points_x") and shape[
+            "all_points_y"
+        ] == region.shape.get("all_points_y"):
             return False
         values = {"all_points_x": shape["all_points_x"], "all_points_y": shape["all_points_y"]}
         if c._push(edits.SetShape(region, values, c.entry, merge_key, "change detail")):
@@ -340,7 +356,9 @@ class AssistTool(QObject):
             return False
         if self.canvas.img_size[0] <= 0:
             return True
-        negative = btn == Qt.MouseButton.RightButton or bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        negative = btn == Qt.MouseButton.RightButton or bool(
+            ev.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        )
         self._press = (QPointF(pos), negative)
         self.canvas.setFocus()
         return True
@@ -378,7 +396,8 @@ class AssistTool(QObject):
     def key(self, ev) -> bool:
         k = ev.key()
         if k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal, Qt.Key.Key_Minus, Qt.Key.Key_Underscore) and not (
-                ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            ev.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
             return self.step_detail(k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal))
         if not self.active:
             return False
@@ -406,8 +425,10 @@ class AssistTool(QObject):
         p.setTransform(QTransform(c.scale, 0, 0, c.scale, c.offset.x(), c.offset.y()))
         if self._preview_path is not None:  # dark under white dashes: visible on any photo and overlay
             p.setBrush(Qt.BrushStyle.NoBrush)
-            for color, style, width in ((QColor(0, 0, 0), Qt.PenStyle.SolidLine, 3.5),
-                                        (QColor(255, 255, 255), Qt.PenStyle.DashLine, 2.0)):
+            for color, style, width in (
+                (QColor(0, 0, 0), Qt.PenStyle.SolidLine, 3.5),
+                (QColor(255, 255, 255), Qt.PenStyle.DashLine, 2.0),
+            ):
                 pen = QPen(color, width, style)
                 pen.setCosmetic(True)
                 p.setPen(pen)
@@ -440,9 +461,11 @@ class AssistTool(QObject):
 
 def target_key_of(window):
     """``Target.key`` of what ``window`` shows (a project image or a dropped photo), or None."""
+
     def key():
         if 0 <= window.current < len(window.session.rows):
             return f"entry:{id(window.session.rows[window.current].entry)}"
         ext = getattr(window, "external_path", None)
         return f"file:{Path(ext).resolve()}" if ext else None
+
     return key

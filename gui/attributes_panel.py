@@ -67,8 +67,12 @@ def attribute_definitions(path) -> dict | None:
         return None
     if isinstance(data, dict) and "_via_attributes" in data and "_via_img_metadata" not in data:
         data = data["_via_attributes"]
-    if (isinstance(data, dict) and data and set(data) <= {"region", "file"}
-            and all(isinstance(v, dict) and all(isinstance(d, dict) for d in v.values()) for v in data.values())):
+    if (
+        isinstance(data, dict)
+        and data
+        and set(data) <= {"region", "file"}
+        and all(isinstance(v, dict) and all(isinstance(d, dict) for d in v.values()) for v in data.values())
+    ):
         return data
     return None
 
@@ -150,7 +154,10 @@ class AttributesPanel(QWidget):
             label.setToolTip("Right-click: rename or delete this attribute in every split")
             label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             label.customContextMenuRequested.connect(
-                lambda pos, lb=label, sc=scope, nm=name: self._attribute_menu(sc, nm).exec(lb.mapToGlobal(pos)))
+                lambda pos, lb=label, sc=scope, nm=name: self._attribute_menu(sc, nm).exec(
+                    lb.mapToGlobal(pos)
+                )
+            )
             box.form.addRow(label, w)
 
     def _editor(self, scope: str, name: str, d: dict, value) -> QWidget:
@@ -241,7 +248,9 @@ class AttributesPanel(QWidget):
             for scope in ("region", "file"):
                 proj.attributes.setdefault(scope, {}).update(defs.get(scope, {}))
         n = sum(len(v) for v in defs.values())
-        notify(f"{name}: {n} attribute definition(s) imported (saved with the project in VIA 2 project files)")
+        notify(
+            f"{name}: {n} attribute definition(s) imported (saved with the project in VIA 2 project files)"
+        )
         self.set_definitions(projects[0].attributes)
         self.show_for(self.entry, self.region)
         return True
@@ -254,8 +263,9 @@ class AttributesPanel(QWidget):
         return menu
 
     def _ask_rename(self, scope: str, name: str) -> None:
-        new, ok = QInputDialog.getText(self, "Rename attribute", f"new name for the {scope} attribute {name!r}:",
-                                       text=name)
+        new, ok = QInputDialog.getText(
+            self, "Rename attribute", f"new name for the {scope} attribute {name!r}:", text=name
+        )
         if ok:
             self.rename_attribute(scope, name, new)
 
@@ -290,8 +300,9 @@ class AttributesPanel(QWidget):
 
         target = self._target_dict(scope)
         try:
-            cmd = DefineAttribute(self.projects_fn(), scope, name, kind, options, target=target,
-                                  entry=self.entry)
+            cmd = DefineAttribute(
+                self.projects_fn(), scope, name, kind, options, target=target, entry=self.entry
+            )
             self.pusher(cmd) if self.pusher is not None else cmd.do()
         except EditError as exc:
             self.message.emit(str(exc))
@@ -299,8 +310,10 @@ class AttributesPanel(QWidget):
         lost = sorted({p.fmt for p in cmd.projects if p.fmt not in ("via2-project", "via3")})
         note = ""
         if kind != "text" and lost:
-            note = (f" ({', '.join(lost)} files store only the values, not the type: Save as a VIA 2 project "
-                    f"to keep it)")
+            note = (
+                f" ({', '.join(lost)} files store only the values, not the type: Save as a VIA 2 project "
+                f"to keep it)"
+            )
         self.message.emit(f"{cmd.text}{note}; Ctrl+Z undoes it")
         self.show_for(self.entry, self.region)
         self.edited.emit()
@@ -324,7 +337,9 @@ class NewAttributeDialog(QDialog):
         form.addRow("Name", self.name)
         form.addRow("Type", self.kind)
         form.addRow("Options", self.options)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)

@@ -78,8 +78,14 @@ class Canvas(ViewMixin, PaintMixin, InteractionMixin, QWidget):
         self.highlight: list[tuple[QPolygonF, QColor]] = []  # outlines drawn on top (a label check's areas)
 
     # ------------------------------------------------------------------------------------------- content
-    def set_entry(self, entry: ImageEntry | None, qimage: QImage | None, size: tuple[int, int] | None,
-                  fit: bool = True, placeholder: str = "") -> None:
+    def set_entry(
+        self,
+        entry: ImageEntry | None,
+        qimage: QImage | None,
+        size: tuple[int, int] | None,
+        fit: bool = True,
+        placeholder: str = "",
+    ) -> None:
         """Show ``entry`` (None for an external image) with its decoded picture (None when unreadable)."""
         same = entry is self.entry and entry is not None
         self.entry = entry
@@ -114,7 +120,9 @@ class Canvas(ViewMixin, PaintMixin, InteractionMixin, QWidget):
         """Region geometry or attributes changed: rebuild paths (cheap) and repaint."""
         regions = self.entry.regions if self.entry is not None else []
         self._polys = [region_polygon(r) for r in regions]
-        self._paths = [polygon_path(q, r.kind != "polyline") for q, r in zip(self._polys, regions, strict=True)]
+        self._paths = [
+            polygon_path(q, r.kind != "polyline") for q, r in zip(self._polys, regions, strict=True)
+        ]
         self._mask_cache = None
         if self.selected >= len(regions):
             self.selected = -1
@@ -146,8 +154,11 @@ class Canvas(ViewMixin, PaintMixin, InteractionMixin, QWidget):
     def set_highlight(self, outlines) -> None:
         """Dashed outlines over everything else: ``[(points [(x, y), ...] in image pixels, QColor)]``; they
         stay until another image is shown or this is called again (``[]`` clears them)."""
-        self.highlight = [(QPolygonF([QPointF(float(x), float(y)) for x, y in pts]), QColor(c))
-                          for pts, c in outlines or [] if len(pts) >= 2]
+        self.highlight = [
+            (QPolygonF([QPointF(float(x), float(y)) for x, y in pts]), QColor(c))
+            for pts, c in outlines or []
+            if len(pts) >= 2
+        ]
         self.update()
 
     def set_overlay_visible(self, on: bool) -> None:
@@ -239,8 +250,11 @@ class Canvas(ViewMixin, PaintMixin, InteractionMixin, QWidget):
         if len(pts) < 3:
             self.message.emit("a polygon needs at least 3 points")
             return False
-        shape = {"name": "polygon", "all_points_x": [int(round(x)) for x, _ in pts],
-                 "all_points_y": [int(round(y)) for _, y in pts]}
+        shape = {
+            "name": "polygon",
+            "all_points_x": [int(round(x)) for x, _ in pts],
+            "all_points_y": [int(round(y)) for _, y in pts],
+        }
         region = Region(shape=shape, attributes=dict(self.default_attributes()))
         self.drawing = None
         self.unsetCursor()

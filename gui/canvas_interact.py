@@ -53,8 +53,12 @@ class InteractionMixin:
         one first), or -1: a click on or just outside an edge picks that region."""
         if self.entry is None:
             return -1
-        outlines = [(self._widget_points(r), r.kind == "polygon") if r.kind in ("polygon", "polyline")
-                    else (np.zeros((0, 2)), False) for r in self.entry.regions]
+        outlines = [
+            (self._widget_points(r), r.kind == "polygon")
+            if r.kind in ("polygon", "polyline")
+            else (np.zeros((0, 2)), False)
+            for r in self.entry.regions
+        ]
         return outline_hit(outlines, (pos.x(), pos.y()), HIT, self.selected)
 
     def region_at(self, pos: QPointF) -> int:
@@ -77,10 +81,12 @@ class InteractionMixin:
         w, h = self.img_size
         return min(max(ip.x(), 0.0), float(w)), min(max(ip.y(), 0.0), float(h))
 
-    def mousePressEvent(self, ev) -> None:  # noqa: N802
+    def mousePressEvent(self, ev) -> None:
         pos = ev.position()
         self.setFocus()
-        if ev.button() == Qt.MouseButton.MiddleButton or (ev.button() == Qt.MouseButton.LeftButton and self._space):
+        if ev.button() == Qt.MouseButton.MiddleButton or (
+            ev.button() == Qt.MouseButton.LeftButton and self._space
+        ):
             self._pan = (pos, QPointF(self.offset))
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             return
@@ -113,7 +119,9 @@ class InteractionMixin:
             if region.kind in ("polygon", "polyline"):
                 self._drag = VertexDrag(v, ("vertex", next(self._drag_ids)))
             else:
-                self._drag = ResizeDrag(v, edits.handles(region.shape)[v][0], ("resize", next(self._drag_ids)))
+                self._drag = ResizeDrag(
+                    v, edits.handles(region.shape)[v][0], ("resize", next(self._drag_ids))
+                )
             self.update()
             return
         hit = self.region_at(pos)
@@ -135,7 +143,7 @@ class InteractionMixin:
             self._refresh_one(self.selected)
         return True
 
-    def mouseMoveEvent(self, ev) -> None:  # noqa: N802
+    def mouseMoveEvent(self, ev) -> None:
         pos = ev.position()
         self._cursor = pos
         ip = self.to_image(pos)
@@ -164,7 +172,7 @@ class InteractionMixin:
         if cmd is not None and self._push(cmd):
             self._refresh_one(self.selected, d.index if isinstance(d, VertexDrag) else None)
 
-    def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, ev) -> None:
         if self._pan is not None:
             self._pan = None
             self.unsetCursor() if self.drawing is None else self.setCursor(Qt.CursorShape.CrossCursor)
@@ -175,7 +183,7 @@ class InteractionMixin:
             self._drag = None
             self.end_drag()
 
-    def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, ev) -> None:
         if self.tool is not None and self.tool.press(ev, ev.position()):
             return  # a quick second click of the tool is a click, not a double-click
         if self.drawing is not None:
@@ -199,7 +207,7 @@ class InteractionMixin:
             return True
         return super().event(ev)
 
-    def keyPressEvent(self, ev) -> None:  # noqa: N802
+    def keyPressEvent(self, ev) -> None:
         k = ev.key()
         if self.tool is not None and self.tool.key(ev):
             return
@@ -223,7 +231,7 @@ class InteractionMixin:
         else:
             super().keyPressEvent(ev)
 
-    def keyReleaseEvent(self, ev) -> None:  # noqa: N802
+    def keyReleaseEvent(self, ev) -> None:
         if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = False
             if self.drawing is None:

@@ -30,11 +30,13 @@ class PaintMixin:
         if f >= 1.0 and w * h > 12_000_000:
             return None
         if self._disp_cache is None or abs(self._disp_cache[0] - f) > 1e-9:
-            img = q.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            img = q.scaled(
+                w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
             self._disp_cache = (f, img)
         return self._disp_cache[1], f
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(48, 48, 48))
         if self.qimage is None:
@@ -53,8 +55,12 @@ class PaintMixin:
                 vis = target.intersected(QRectF(self.rect()))
                 if not vis.isEmpty():
                     k = self.qimage.width() / (iw * self.scale)
-                    src = QRectF((vis.x() - self.offset.x()) * k, (vis.y() - self.offset.y()) * k,
-                                 vis.width() * k, vis.height() * k)
+                    src = QRectF(
+                        (vis.x() - self.offset.x()) * k,
+                        (vis.y() - self.offset.y()) * k,
+                        vis.width() * k,
+                        vis.height() * k,
+                    )
                     p.drawImage(vis, self.qimage, src)
         else:
             p.setPen(QColor(150, 150, 150))
@@ -80,8 +86,10 @@ class PaintMixin:
         p.setTransform(QTransform(self.scale, 0, 0, self.scale, self.offset.x(), self.offset.y()))
         p.setBrush(Qt.BrushStyle.NoBrush)
         for poly, color in self.highlight:
-            for c, style, width in ((QColor(0, 0, 0, 200), Qt.PenStyle.SolidLine, 4),
-                                    (color, Qt.PenStyle.DashLine, 2)):
+            for c, style, width in (
+                (QColor(0, 0, 0, 200), Qt.PenStyle.SolidLine, 4),
+                (color, Qt.PenStyle.DashLine, 2),
+            ):
                 pen = QPen(c, width, style)
                 pen.setCosmetic(True)
                 p.setPen(pen)

@@ -66,16 +66,16 @@ class ViewMixin:
             return False
         return self.scale * self.img_size[0] > self.qimage.width() * 1.05
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         if self._auto_fit:  # opened before the window had its size, or fitted and then resized
             self.fit()
         super().resizeEvent(event)
 
-    def wheelEvent(self, ev) -> None:  # noqa: N802
+    def wheelEvent(self, ev) -> None:
         delta = ev.angleDelta()
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = delta.y() / 120.0
-            self.zoom_to(self.scale * (1.25 ** steps), ev.position())
+            self.zoom_to(self.scale * (1.25**steps), ev.position())
         else:
             dx, dy = delta.x() / 2.0, delta.y() / 2.0
             if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:

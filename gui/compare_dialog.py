@@ -39,7 +39,7 @@ class CompareDialog(QDialog):
             lay.addLayout(col)
             self.canvases.append(c)
 
-    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+    def eventFilter(self, obj, ev) -> bool:
         if ev.type() == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Escape:
             self.reject()
             return True

@@ -72,22 +72,38 @@ class CurvesWidget(QWidget):
         self.ax_batch = self.figure.add_subplot(gs[1, :])
         self.figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.12, wspace=0.25, hspace=0.6)
         self._lines = {}
-        style = {"train": dict(color="tab:blue", marker="o", ms=3), "val": dict(color="tab:orange", marker="o", ms=3)}
+        style = {
+            "train": dict(color="tab:blue", marker="o", ms=3),
+            "val": dict(color="tab:orange", marker="o", ms=3),
+        }
         for name, ax in (("loss", self.ax_loss), ("dice", self.ax_dice)):
             for split in ("train", "val"):
-                (self._lines[f"{split}_{name}"],) = ax.plot([], [], label=split, lw=1.5, animated=True,
-                                                            **style[split])
+                (self._lines[f"{split}_{name}"],) = ax.plot(
+                    [], [], label=split, lw=1.5, animated=True, **style[split]
+                )
             if name == "dice":  # the score the run is judged by (and, with monitor hard_dice, selected on)
-                (self._lines["val_hard_dice"],) = ax.plot([], [], label="val (hard)", lw=1.2, ls=":", marker=".",
-                                                          ms=3, color="tab:green", animated=True)
+                (self._lines["val_hard_dice"],) = ax.plot(
+                    [],
+                    [],
+                    label="val (hard)",
+                    lw=1.2,
+                    ls=":",
+                    marker=".",
+                    ms=3,
+                    color="tab:green",
+                    animated=True,
+                )
             ax.set_title(f"{'Loss' if name == 'loss' else 'Dice'} per epoch", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper right" if name == "loss" else "upper left")
-        (self._lines["batch_loss"],) = self.ax_batch.plot([], [], color="tab:blue", lw=1, label="loss", animated=True)
-        (self._lines["batch_dice"],) = self.ax_batch.plot([], [], color="tab:green", lw=1, label="Dice",
-                                                          animated=True)
+        (self._lines["batch_loss"],) = self.ax_batch.plot(
+            [], [], color="tab:blue", lw=1, label="loss", animated=True
+        )
+        (self._lines["batch_dice"],) = self.ax_batch.plot(
+            [], [], color="tab:green", lw=1, label="Dice", animated=True
+        )
         self.ax_batch.set_title("Training, per batch", fontsize=9)
         self.ax_batch.set_xlabel("epoch", fontsize=8)
         self.ax_batch.tick_params(labelsize=7)
@@ -218,7 +234,7 @@ class CurvesWidget(QWidget):
         """After a full draw (animated lines excluded): keep the background, then draw the lines on it."""
         try:
             self._background = self.canvas.copy_from_bbox(self.figure.bbox)
-        except Exception:  # noqa: BLE001 - no renderer yet
+        except Exception:  # no renderer yet
             self._background = None
             return
         self._draw_lines()
@@ -298,8 +314,11 @@ class SampleStrip(QScrollArea):
                 lab = QLabel()
                 lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
                 pm = QPixmap.fromImage(array_to_qimage(arr)).scaled(
-                    self.THUMB, self.THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation)
+                    self.THUMB,
+                    self.THUMB,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
                 lab.setPixmap(pm)
                 self._grid.addWidget(lab, 1 + j, i)  # rows: image, true mask, prediction; one column a sample
         self.count = n

@@ -37,8 +37,9 @@ class Banner(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("banner")
-        self.setStyleSheet("#banner { background: #fde7e9; border: 1px solid #b00020; }"
-                           "#banner QLabel { color: #7a0016; }")
+        self.setStyleSheet(
+            "#banner { background: #fde7e9; border: 1px solid #b00020; }#banner QLabel { color: #7a0016; }"
+        )
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel()

@@ -43,8 +43,14 @@ class MoveDrag:
 Drag = VertexDrag | ResizeDrag | MoveDrag
 
 
-def drag_command(drag: Drag, region: Region, at: tuple[float, float], clamped: tuple[float, float],
-                 entry: ImageEntry | None, scale: float) -> edits.Command | None:
+def drag_command(
+    drag: Drag,
+    region: Region,
+    at: tuple[float, float],
+    clamped: tuple[float, float],
+    entry: ImageEntry | None,
+    scale: float,
+) -> edits.Command | None:
     """The edit for the pointer at image point ``at`` (``clamped``: the same point kept inside the image, where
     vertices and handles go) at zoom ``scale``; None while a move is still within the click slop."""
     match drag:

@@ -78,13 +78,13 @@ class ExportThread(QThread):
         self.args = (Path(model_path), Path(out), fmt, quantize, tta)
         self.setObjectName("viaseg-export")
 
-    def run(self) -> None:  # noqa: D102 - runs on the export thread
+    def run(self) -> None:  # runs on the export thread
         from viaseg.core.ml.export import export_model
 
         model_path, out, fmt, quantize, tta = self.args
         try:
             res = export_model(model_path, out, fmt, quantize, tta=tta, on_status=self.status.emit)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, never a crash
+        except BaseException as exc:  # every failure becomes a message, never a crash
             self.failed.emit(_failure_text(exc))
             return
         self.succeeded.emit(res)
@@ -126,8 +126,10 @@ class ExportDialog(QDialog):
         self.tta = QComboBox()
         for label, t in TTA_CHOICES:
             self.tta.addItem(label, t)
-        self.tta.setToolTip("Averages inside the exported graph: the mirror image and, for models trained "
-                            "with them, other sizes (about 6 network passes: slower, slightly better).")
+        self.tta.setToolTip(
+            "Averages inside the exported graph: the mirror image and, for models trained "
+            "with them, other sizes (about 6 network passes: slower, slightly better)."
+        )
         form.addRow("Averaging", self.tta)
         row = QHBoxLayout()
         self.out = QLineEdit()
@@ -210,8 +212,9 @@ class ExportDialog(QDialog):
         self._show("Loading TensorFlow…", ok=None)
         import_tensorflow()  # on the GUI thread, before a worker uses it (see gui/workers.py)
         # no Qt parent: a running QThread must never be destroyed with its dialog; _RUNNING keeps it alive
-        self.worker = worker = ExportThread(self.model_path, out, self.fmt, self.quantize.currentData(),
-                                            self.tta.currentData())
+        self.worker = worker = ExportThread(
+            self.model_path, out, self.fmt, self.quantize.currentData(), self.tta.currentData()
+        )
         _prune()
         _RUNNING.add(worker)
         # bound slots of this dialog (a GUI-thread object): queued to the GUI thread, never run on the worker
@@ -231,11 +234,15 @@ class ExportDialog(QDialog):
     @Slot(object)
     def _succeeded(self, res) -> None:
         self.result = res
-        lines = [f"Exported to {res.path} ({res.size_bytes / 1e6:.2f} MB, {res.seconds:.1f} s).",
-                 f"Metadata: {res.meta_path}."]
+        lines = [
+            f"Exported to {res.path} ({res.size_bytes / 1e6:.2f} MB, {res.seconds:.1f} s).",
+            f"Metadata: {res.meta_path}.",
+        ]
         if res.max_abs_diff is not None:
-            lines.append(f"Checked with {res.runtime}: at most {res.max_abs_diff:.2g} from the Keras model's "
-                         "probabilities.")
+            lines.append(
+                f"Checked with {res.runtime}: at most {res.max_abs_diff:.2g} from the Keras model's "
+                "probabilities."
+            )
         self._done(True, " ".join(lines))
 
     def _done(self, ok: bool, message: str) -> None:
@@ -264,7 +271,7 @@ class ExportDialog(QDialog):
             return
         super().reject()
 
-    def closeEvent(self, ev) -> None:  # noqa: N802
+    def closeEvent(self, ev) -> None:
         if self.running:
             ev.ignore()
             return

@@ -29,15 +29,17 @@ class HeatLegend(QWidget):
             self.update()
 
     def _tip(self) -> None:
-        self.setToolTip(f"Heat map colours: the probability the model gives each pixel, 0 (blue) to 1 (red). "
-                        f"Below the threshold ({self.threshold:.2f}) the colours fade out; above it the pixels "
-                        f"count as damage.")
+        self.setToolTip(
+            f"Heat map colours: the probability the model gives each pixel, 0 (blue) to 1 (red). "
+            f"Below the threshold ({self.threshold:.2f}) the colours fade out; above it the pixels "
+            f"count as damage."
+        )
 
     def bar_rect(self) -> QRectF:
         fm = self.fontMetrics()
         return QRectF(6, fm.height() + 2, max(10, self.width() - 12), BAR_HEIGHT)
 
-    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, _event) -> None:  # Qt API
         bar = self.bar_rect()
         img = overlays.rgba_to_qimage(overlays.legend_rgba(int(bar.width()), BAR_HEIGHT, self.threshold))
         p = QPainter(self)
@@ -45,8 +47,11 @@ class HeatLegend(QWidget):
         fm = self.fontMetrics()
         text = self.palette().color(self.foregroundRole())
         p.setPen(text)
-        p.drawText(QRectF(0, 0, self.width(), fm.height()), Qt.AlignmentFlag.AlignLeft,
-                   "  probability (faded below the threshold)")
+        p.drawText(
+            QRectF(0, 0, self.width(), fm.height()),
+            Qt.AlignmentFlag.AlignLeft,
+            "  probability (faded below the threshold)",
+        )
         p.drawImage(bar.topLeft(), img)
         p.setPen(QPen(QColor(90, 90, 90), 1))
         p.drawRect(bar)
@@ -55,7 +60,9 @@ class HeatLegend(QWidget):
         t_x = bar.left() + self.threshold * bar.width()
         half = fm.horizontalAdvance(t_label) / 2 + fm.horizontalAdvance("0") + 4
         ticks = [(self.threshold, t_label)]
-        ticks += [(v, s) for v, s in ((0.0, "0"), (1.0, "1")) if abs(bar.left() + v * bar.width() - t_x) > half]
+        ticks += [
+            (v, s) for v, s in ((0.0, "0"), (1.0, "1")) if abs(bar.left() + v * bar.width() - t_x) > half
+        ]
         for value, label in ticks:
             x = bar.left() + value * bar.width()
             is_t = label == t_label and value == self.threshold

@@ -73,7 +73,7 @@ class _Job(QRunnable):
             d = decode(self.path, self.max_side)
         except ImageReadError as exc:
             self.loader._results.append((self.path, None, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - a worker must never die silently
+        except Exception as exc:  # a worker must never die silently
             self.loader._results.append((self.path, None, f"{self.path}: cannot decode ({exc})"))
         else:
             self.loader._results.append((self.path, d, ""))

@@ -40,13 +40,13 @@ class ImageTableModel(QAbstractTableModel):
         self.beginResetModel()
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.session.rows)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent=QModelIndex()) -> int:
         return 5 if self.extra_title else 4
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return ("", "split", "image", "regions", self.extra_title or "")[section]
         return None
@@ -103,7 +103,9 @@ class ImageTableModel(QAbstractTableModel):
             if not row.entry.regions:
                 tips.append("unannotated")
             return ", ".join(tips)
-        elif role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS and self.problems.get(id(row.entry)):
+        elif (
+            role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS and self.problems.get(id(row.entry))
+        ):
             return QColor(200, 90, 0)
         return None
 
@@ -120,7 +122,7 @@ class ImageFilterProxy(QSortFilterProxyModel):
         self.text = ""
         self.setSortRole(Qt.ItemDataRole.UserRole)
 
-    def filterAcceptsRow(self, source_row, source_parent) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
         m: ImageTableModel = self.sourceModel()
         row = m.session.rows[source_row]
         if self.split and row.split != self.split:
@@ -274,5 +276,7 @@ class ImageList(QWidget):
     def _changed_all(self) -> None:
         n = self.model.rowCount()
         if n:
-            self.model.dataChanged.emit(self.model.index(0, 0), self.model.index(n - 1, self.model.columnCount() - 1))
+            self.model.dataChanged.emit(
+                self.model.index(0, 0), self.model.index(n - 1, self.model.columnCount() - 1)
+            )
         self.proxy.invalidate()

@@ -28,9 +28,11 @@ class ImproveControls(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.button = QPushButton("Improve model")
-        self.button.setToolTip("Fine-tune the active model on the annotations as they are now (unsaved edits "
-                               "included), photos added or edited since it was trained drawn 3x as often; then "
-                               "score it against the active model on held-out photos and keep the better one.")
+        self.button.setToolTip(
+            "Fine-tune the active model on the annotations as they are now (unsaved edits "
+            "included), photos added or edited since it was trained drawn 3x as often; then "
+            "score it against the active model on held-out photos and keep the better one."
+        )
         self.button.setEnabled(False)
         self.budget = QSpinBox(minimum=1, maximum=120)
         self.budget.setValue(2)
@@ -62,16 +64,28 @@ def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
     old, new = cmp.get("old_mean_dice"), cmp.get("new_mean_dice")
     n = len(cmp.get("held_out") or [])
     kept_new = active == "new"
-    head = "<b>Improved model is active.</b>" if kept_new else "<b>The previous model stays active</b> (it scored higher)."
-    lines = [head,
-             f"Mean Dice on {n} held-out photo(s): previous {_fmt(old)} → new {_fmt(new)}"
-             f" ({html.escape(str(cmp.get('held_out_source', '')))}).",
-             f"{len(cmp.get('changed') or [])} photo(s) added or edited since the previous model were "
-             f"drawn {cmp.get('emphasis', 3)}x as often."]
+    head = (
+        "<b>Improved model is active.</b>"
+        if kept_new
+        else "<b>The previous model stays active</b> (it scored higher)."
+    )
+    lines = [
+        head,
+        f"Mean Dice on {n} held-out photo(s): previous {_fmt(old)} → new {_fmt(new)}"
+        f" ({html.escape(str(cmp.get('held_out_source', '')))}).",
+        f"{len(cmp.get('changed') or [])} photo(s) added or edited since the previous model were "
+        f"drawn {cmp.get('emphasis', 3)}x as often.",
+    ]
     if isinstance(epochs, int):
-        lines.append(f"Fine-tuned for {epochs} epoch(s)." + (
-            " A fine-tuning this short often scores lower at first (the optimizer starts afresh): give it more "
-            "time." if not kept_new and epochs < 4 else ""))
+        lines.append(
+            f"Fine-tuned for {epochs} epoch(s)."
+            + (
+                " A fine-tuning this short often scores lower at first (the optimizer starts afresh): give it more "
+                "time."
+                if not kept_new and epochs < 4
+                else ""
+            )
+        )
     if not cmp.get("fair", True):
         lines.append("Note: the previous model may have trained on these photos, so its score is optimistic.")
     if not cmp.get("old_known", True):
@@ -102,11 +116,14 @@ class ImproveMixin:
             return False
         try:
             data = self._data()
-            settings = dict(self.settings(), init_from=self.active_model,
-                            time_limit_min=float(self.improve.budget.value()))
+            settings = dict(
+                self.settings(),
+                init_from=self.active_model,
+                time_limit_min=float(self.improve.budget.value()),
+            )
             config = build_config(settings, data, self.runs_root, self.config_overrides)
             config.out_dir = new_run_dir(self.runs_root, "improve")
-        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+        except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot improve the model: {exc}")
             return False
         self._improving = self.active_model

@@ -53,16 +53,25 @@ from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
 COLORS = {"missed": QColor(255, 140, 0), "extra": QColor(0, 220, 255)}
-TIPS = {"missed": "annotated, but the model that never saw this photo finds no damage here: Apply removes "
-                  "this part of the annotation",
-        "extra": "the model that never saw this photo finds damage here that is not annotated: Apply adds it "
-                 "as a region"}
+TIPS = {
+    "missed": "annotated, but the model that never saw this photo finds no damage here: Apply removes "
+    "this part of the annotation",
+    "extra": "the model that never saw this photo finds damage here that is not annotated: Apply adds it "
+    "as a region",
+}
 ROLE = Qt.ItemDataRole.UserRole
 
 
 class LabelCheckPanel(QWidget):
-    def __init__(self, window, training, data_provider, train_fn=None, train_mode: str = "process",
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        window,
+        training,
+        data_provider,
+        train_fn=None,
+        train_mode: str = "process",
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.w, self.training, self.data_provider = window, training, data_provider
         self.train_fn, self.train_mode = train_fn, train_mode
@@ -84,9 +93,11 @@ class LabelCheckPanel(QWidget):
     def _build(self) -> None:
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        intro = QLabel("Trains a few short models, each without some of the photos, so every annotated photo "
-                       "is predicted by a model that never saw it. Photos listed first disagree most with "
-                       "their annotation.")
+        intro = QLabel(
+            "Trains a few short models, each without some of the photos, so every annotated photo "
+            "is predicted by a model that never saw it. Photos listed first disagree most with "
+            "their annotation."
+        )
         intro.setWordWrap(True)
         lay.addWidget(intro)
         form = QFormLayout()
@@ -94,8 +105,10 @@ class LabelCheckPanel(QWidget):
         self.folds.setToolTip("How many models: each is trained without one share (fold) of the photos.")
         self.seconds = QSpinBox(minimum=10, maximum=3600, value=120, singleStep=15)
         self.seconds.setSuffix(" s")
-        self.seconds.setToolTip("Training time of each model (the Training panel's other settings apply). On a "
-                                "CPU, 45 s made models too weak to rank a deleted region high (docs/gui.md).")
+        self.seconds.setToolTip(
+            "Training time of each model (the Training panel's other settings apply). On a "
+            "CPU, 45 s made models too weak to rank a deleted region high (docs/gui.md)."
+        )
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
         for spin in (self.folds, self.seconds):
@@ -112,7 +125,9 @@ class LabelCheckPanel(QWidget):
         self.stop_btn.setToolTip("Ends the check after the current batch; the folds already done are listed.")
         self.stop_btn.clicked.connect(self.stop)
         self.open_btn = QPushButton("Open results…")
-        self.open_btn.setToolTip("Show a crossval.json: an earlier check, or the output of `viaseg crossval`.")
+        self.open_btn.setToolTip(
+            "Show a crossval.json: an earlier check, or the output of `viaseg crossval`."
+        )
         self.open_btn.clicked.connect(self._choose_results)
         for b in (self.start_btn, self.stop_btn, self.open_btn):
             row.addWidget(b)
@@ -129,8 +144,9 @@ class LabelCheckPanel(QWidget):
         self.tree.setHeaderLabels(["photo / area", "Dice", "missed", "extra"])
         self.tree.setToolTip("Worst first: out-of-fold Dice of each photo, and its areas of disagreement.")
         self.tree.currentItemChanged.connect(lambda cur, _prev: self.show_item(cur))
-        self.tree.itemDoubleClicked.connect(lambda it, _c: self.apply_item(it) if it.data(0, ROLE)[0] == "area"
-                                            else None)
+        self.tree.itemDoubleClicked.connect(
+            lambda it, _c: self.apply_item(it) if it.data(0, ROLE)[0] == "area" else None
+        )
         lay.addWidget(self.tree, 1)
         self.apply_btn = QPushButton("Apply the model's version of this area")
         self.apply_btn.setEnabled(False)
@@ -140,8 +156,10 @@ class LabelCheckPanel(QWidget):
 
     def _update_estimate(self) -> None:
         k, s = self.folds.value(), self.seconds.value()
-        self.estimate.setText(f"about {_fmt_secs(k * (s + OVERHEAD_S))} ({k} × {_fmt_secs(s)} of training, "
-                              "plus start-up and predicting)")
+        self.estimate.setText(
+            f"about {_fmt_secs(k * (s + OVERHEAD_S))} ({k} × {_fmt_secs(s)} of training, "
+            "plus start-up and predicting)"
+        )
 
     def _set_message(self, text: str, error: bool = False) -> None:
         if error:
@@ -166,14 +184,18 @@ class LabelCheckPanel(QWidget):
         try:
             data = self.data_provider()
             root = Path(self.training.runs_root)
-            cfg = build_config(self.training.settings(), None, root,
-                               {**self.training.config_overrides, **self.config_overrides})
+            cfg = build_config(
+                self.training.settings(),
+                None,
+                root,
+                {**self.training.config_overrides, **self.config_overrides},
+            )
             base = out = root / f"check-labels-{datetime.now():%Y%m%d-%H%M%S}"
             n = 2
             while out.exists():
                 out, n = base.with_name(f"{base.name}-{n}"), n + 1
             job = make_job(cfg, data, out, self.folds.value(), self.seconds.value())
-        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+        except Exception as exc:  # any set-up problem becomes a message
             self._set_message(f"Cannot check labels: {exc}", error=True)
             return False
         problem = job_problem(job)
@@ -233,8 +255,10 @@ class LabelCheckPanel(QWidget):
         now = time.monotonic()
         frac = min(1.0, (self._fold + min(1.0, (now - self._fold_t0) / (s + OVERHEAD_S))) / k)
         self.progress.setValue(int(frac * 1000))
-        self.progress.setFormat(f"fold {self._fold + 1}/{k} · epoch {self._epoch} · {_fmt_secs(now - self._t0)} "
-                                f"of about {_fmt_secs(k * (s + OVERHEAD_S))}")
+        self.progress.setFormat(
+            f"fold {self._fold + 1}/{k} · epoch {self._epoch} · {_fmt_secs(now - self._t0)} "
+            f"of about {_fmt_secs(k * (s + OVERHEAD_S))}"
+        )
 
     @Slot()
     def _on_thread_finished(self) -> None:
@@ -251,8 +275,9 @@ class LabelCheckPanel(QWidget):
             if th.stop_requested:
                 why = "Stopped before the first model had trained: there is nothing to show."
             self.progress.setFormat("failed" if not th.stop_requested else "stopped")
-            self._set_message(why if why.startswith(("Stopped", "Check")) else f"Check labels failed: {why}",
-                              error=True)
+            self._set_message(
+                why if why.startswith(("Stopped", "Check")) else f"Check labels failed: {why}", error=True
+            )
             return
         if getattr(res, "problem", ""):
             self.progress.setFormat("not run")
@@ -261,14 +286,19 @@ class LabelCheckPanel(QWidget):
         self.progress.setValue(1000)
         self.progress.setFormat("stopped" if res.stopped else "finished")
         if res.cut_fold is not None:
-            self._notes.append(f"fold {res.cut_fold + 1} was stopped before it finished: its photos are not "
-                               "listed")
+            self._notes.append(
+                f"fold {res.cut_fold + 1} was stopped before it finished: its photos are not listed"
+            )
         self.load_results(res.results, notes=self._notes)
 
     # ------------------------------------------------------------------------------------------ results
     def _choose_results(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open label check results", str(self.training.runs_root),
-                                              "Cross-validation results (crossval.json *.json)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open label check results",
+            str(self.training.runs_root),
+            "Cross-validation results (crossval.json *.json)",
+        )
         if path:
             self.load_results(path)
 
@@ -285,8 +315,10 @@ class LabelCheckPanel(QWidget):
         n_missing = sum(1 for e in self.entries if e is None)
         if res.images:
             mean = f", out-of-fold mean Dice {res.mean_dice:.3f}" if isinstance(res.mean_dice, float) else ""
-            lines.append(f"{len(res.images)} photos checked with {res.folds} folds{mean}. Worst first; click one "
-                         "to see it, click an area to zoom to it.")
+            lines.append(
+                f"{len(res.images)} photos checked with {res.folds} folds{mean}. Worst first; click one "
+                "to see it, click an area to zoom to it."
+            )
         else:
             lines.append("No photo could be checked.")
         if n_missing:
@@ -298,8 +330,11 @@ class LabelCheckPanel(QWidget):
         return True
 
     def _match(self, source: str, image: str):
-        rows = [r for r in self.w.session.rows
-                if image in (r.entry.filename, r.entry.key, Path(r.entry.filename).name)]
+        rows = [
+            r
+            for r in self.w.session.rows
+            if image in (r.entry.filename, r.entry.key, Path(r.entry.filename).name)
+        ]
         same = [r for r in rows if r.split == split_hint(source)]
         pick = same or rows
         return pick[0].entry if pick else None
@@ -315,7 +350,9 @@ class LabelCheckPanel(QWidget):
         self.entries = [self._match(im.source, im.image) for im in images]
         self.tree.clear()
         for i, im in enumerate(images):
-            top = QTreeWidgetItem([im.image, f"{im.dice:.3f}", str(im.count("missed")), str(im.count("extra"))])
+            top = QTreeWidgetItem(
+                [im.image, f"{im.dice:.3f}", str(im.count("missed")), str(im.count("extra"))]
+            )
             top.setData(0, ROLE, ("image", i, -1))
             top.setToolTip(0, f"{im.image} ({im.source}), fold {im.fold + 1}")
             if self.entries[i] is None:
@@ -342,22 +379,29 @@ class LabelCheckPanel(QWidget):
                 d = self.results.images[a].disagreements[b]
                 cmd = self.applied.get((a, b))
                 done = cmd is not None and getattr(cmd, "done", False)
-                child.setText(0, f"{d['kind']} · {int(d.get('area', 0))} px" + ("  ✓ applied" if done else ""))
+                child.setText(
+                    0, f"{d['kind']} · {int(d.get('area', 0))} px" + ("  ✓ applied" if done else "")
+                )
         self._update_apply()
 
     def _update_apply(self) -> None:
         it = self.tree.currentItem()
         key = it.data(0, ROLE) if it is not None else None
-        ok = bool(key and key[0] == "area" and self.entries[key[1]] is not None
-                  and not getattr(self.applied.get((key[1], key[2])), "done", False))
+        ok = bool(
+            key
+            and key[0] == "area"
+            and self.entries[key[1]] is not None
+            and not getattr(self.applied.get((key[1], key[2])), "done", False)
+        )
         self.apply_btn.setEnabled(ok)
 
     def _show_image(self, i: int) -> bool:
         entry = self.entries[i]
         row = self.w.session.row_of(entry) if entry is not None else -1
         if row < 0:
-            self.w.notify(f"{self.results.images[i].image}: not in the open project (removed since the check?)",
-                          True)
+            self.w.notify(
+                f"{self.results.images[i].image}: not in the open project (removed since the check?)", True
+            )
             return False
         if self.w.current != row:
             self.w.show_row(row)
@@ -373,8 +417,9 @@ class LabelCheckPanel(QWidget):
             return
         areas = self.results.images[i].disagreements
         chosen = areas if kind == "image" else [areas[j]]
-        self.w.canvas.set_highlight([(d.get("polygon") or [], COLORS.get(d["kind"], QColor("white")))
-                                     for d in chosen])
+        self.w.canvas.set_highlight(
+            [(d.get("polygon") or [], COLORS.get(d["kind"], QColor("white"))) for d in chosen]
+        )
         if kind == "area":
             x, y, bw, bh = (float(v) for v in areas[j]["bbox"])
             self.w.canvas.show_rect(QRectF(x, y, bw, bh))
@@ -398,8 +443,9 @@ class LabelCheckPanel(QWidget):
         entry = self.entries[i]
         try:
             size = image_size(entry.path)
-            cmd = fix_command(entry, self.results.images[i].disagreements[j], size,
-                              self.w.canvas.default_attributes() or {})
+            cmd = fix_command(
+                entry, self.results.images[i].disagreements[j], size, self.w.canvas.default_attributes() or {}
+            )
             self.w.session.push(cmd)
         except (EditError, ViasegError) as exc:
             self.w.notify(f"cannot apply: {exc}", True)
@@ -418,12 +464,16 @@ class _CloseGuard(QObject):
         super().__init__(panel.w)
         self.panel = panel
 
-    def eventFilter(self, obj, event):  # noqa: N802
+    def eventFilter(self, obj, event):
         if event.type() != QEvent.Type.Close or obj is not self.panel.w or not self.panel.is_running():
             return False
         buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-        if self.panel.w.ask("Label check in progress", "A label check is running. Stop it and close?",
-                            buttons) != QMessageBox.StandardButton.Yes:
+        if (
+            self.panel.w.ask(
+                "Label check in progress", "A label check is running. Stop it and close?", buttons
+            )
+            != QMessageBox.StandardButton.Yes
+        ):
             event.ignore()
             return True
         self.panel.stop_and_wait()
@@ -437,8 +487,9 @@ def install(ml) -> LabelCheckPanel:
     dock = ml._dock("Check labels", panel)
     w.tabifyDockWidget(ml.dock_training, dock)
     ml.dock_training.raise_()
-    model_menu = next((a.menu() for a in w.menuBar().actions() if a.menu() and a.text().replace("&", "") == "Model"),
-                      None)
+    model_menu = next(
+        (a.menu() for a in w.menuBar().actions() if a.menu() and a.text().replace("&", "") == "Model"), None
+    )
     act = QAction("Check &labels…", w)
     act.setToolTip("Find label errors: photos whose annotation a model that never saw them disagrees with")
     act.triggered.connect(lambda _=False: (dock.show(), dock.raise_()))

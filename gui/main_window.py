@@ -70,7 +70,9 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock_images = add_dock(self, "Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.dock_attributes = add_dock(self, "Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_attributes = add_dock(
+            self, "Attributes", self.attributes, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.dock_problems = add_dock(self, "Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.dock_images], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_problems], [210], Qt.Orientation.Vertical)
@@ -213,8 +215,11 @@ class MainWindow(FileFlowsMixin, QMainWindow):
             return False
         sp = self.session.split_of(e)
         if sp is None or sp.project is None:
-            self.notify(f"{e.filename}: split {sp.name if sp else '?'!r} is a folder of photos without a VIA "
-                        "file: there is nothing to remove it from", True)
+            self.notify(
+                f"{e.filename}: split {sp.name if sp else '?'!r} is a folder of photos without a VIA "
+                "file: there is nothing to remove it from",
+                True,
+            )
             return False
         self.session.push(edits.RemoveImage(e, self.session.image_lists(sp)))
         self.notify(f"removed {e.filename} from {sp.name} (the photo stays on disk; Ctrl+Z brings it back)")
@@ -311,8 +316,11 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         if outside:
             w, h = self.canvas.img_size
             self.canvas.select(e.regions.index(outside[0]))
-            self.notify(f"{text}; {len(outside)} reach outside this {w}×{h} photo (the first is selected): move "
-                        "or trim them, or Ctrl+Z", True)
+            self.notify(
+                f"{text}; {len(outside)} reach outside this {w}×{h} photo (the first is selected): move "
+                "or trim them, or Ctrl+Z",
+                True,
+            )
             return
         self.notify(text)
 
@@ -324,8 +332,11 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         out = []
         for r in regions:
             pts = shape_polygon(r)
-            if pts is not None and len(pts) and (pts[:, 0].min() < 0 or pts[:, 1].min() < 0
-                                                 or pts[:, 0].max() > w or pts[:, 1].max() > h):
+            if (
+                pts is not None
+                and len(pts)
+                and (pts[:, 0].min() < 0 or pts[:, 1].min() < 0 or pts[:, 0].max() > w or pts[:, 1].max() > h)
+            ):
                 out.append(r)
         return out
 

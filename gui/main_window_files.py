@@ -28,7 +28,9 @@ class FileFlowsMixin:
         if path.is_file() and path.suffix.lower() not in VIA_SUFFIXES:
             if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"):
                 return self.show_external_image(path)
-            self.open_failed(f"Cannot open {path}: not a VIA file or dataset folder (expected .json, .csv or a folder)")
+            self.open_failed(
+                f"Cannot open {path}: not a VIA file or dataset folder (expected .json, .csv or a folder)"
+            )
             return False
         defs = attribute_definitions(path) if path.is_file() else None
         if defs is not None:  # a VIA `_via_attributes` export: widgets for the open project, not a project
@@ -63,7 +65,9 @@ class FileFlowsMixin:
         text = f"opened {path} ({n} images, {self.session.dataset.region_count} regions)"
         # what happened to a crash journal is said in the same message (a message of its own was replaced by
         # this one at once)
-        self.notify(f"{text}; {recovery_note[0]}" if recovery_note else text, bool(recovery_note and recovery_note[1]))
+        self.notify(
+            f"{text}; {recovery_note[0]}" if recovery_note else text, bool(recovery_note and recovery_note[1])
+        )
         return True
 
     def _check_recovery(self, path: Path, restore: bool | None) -> tuple[str, bool] | None:
@@ -76,8 +80,11 @@ class FileFlowsMixin:
         if rec is None:
             return None
         if restore is None:
-            btn = self.ask("Restore unsaved edits?", f"Found {rec.describe()}.\nRestore them?",
-                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+            btn = self.ask(
+                "Restore unsaved edits?",
+                f"Found {rec.describe()}.\nRestore them?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            )
             restore = btn == QMessageBox.StandardButton.Yes
         if restore:
             problems = self.session.restore(rec)
@@ -128,8 +135,9 @@ class FileFlowsMixin:
     def save_as(self, path: str | Path | None = None) -> bool:
         """Save the project to ``path`` (None: ask with a file dialog) and make that the project file."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save as", str(self._save_as_default()),
-                                                  "VIA files (*.json *.csv)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save as", str(self._save_as_default()), "VIA files (*.json *.csv)"
+            )
         if not path:
             return False
         if not self._images_follow(Path(path)):
@@ -165,10 +173,13 @@ class FileFlowsMixin:
             return True
         src = here[0].path.parent.resolve()
         b = QMessageBox.StandardButton
-        ans = self.ask("Images stay behind",
-                       f"The images of this project are in {src}.\nviaseg and VIA look for them next to the VIA "
-                       f"file, so {target.name} in {target.parent} will open with its images missing unless they "
-                       "are copied there.\n\nSave there anyway?", b.Save | b.Cancel)
+        ans = self.ask(
+            "Images stay behind",
+            f"The images of this project are in {src}.\nviaseg and VIA look for them next to the VIA "
+            f"file, so {target.name} in {target.parent} will open with its images missing unless they "
+            "are copied there.\n\nSave there anyway?",
+            b.Save | b.Cancel,
+        )
         return ans == b.Save
 
     def maybe_save(self) -> bool:
@@ -190,7 +201,7 @@ class FileFlowsMixin:
         except (OSError, ViasegError) as exc:
             self.notify(f"cannot write the recovery file: {exc}", True)
 
-    def closeEvent(self, ev) -> None:  # noqa: N802
+    def closeEvent(self, ev) -> None:
         if self.maybe_save():
             self.journal_timer.stop()
             if not self.session.is_dirty():
@@ -204,11 +215,11 @@ class FileFlowsMixin:
             ev.ignore()
 
     # --------------------------------------------------------------------------------------- drag/drop
-    def dragEnterEvent(self, ev) -> None:  # noqa: N802
+    def dragEnterEvent(self, ev) -> None:
         if ev.mimeData().hasUrls():
             ev.acceptProposedAction()
 
-    def dropEvent(self, ev) -> None:  # noqa: N802
+    def dropEvent(self, ev) -> None:
         urls = [u for u in ev.mimeData().urls() if u.isLocalFile()]
         if not urls:
             self.notify("only local files or folders can be dropped", True)

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 VIA_EXTS = (".json", ".csv")
 
 
-
 # --------------------------------------------------------------------------------------------- data
 
 
@@ -157,8 +156,13 @@ class WindowHost:
         attrs = w.canvas.default_attributes() or {}
         for r in regions:
             r.attributes = {**copy.deepcopy(attrs), **r.attributes}
-        entry = ImageEntry(key=f"{dest.name}{size}", filename=dest.name, size=size, regions=list(regions),
-                           base_dir=sp.image_dir)
+        entry = ImageEntry(
+            key=f"{dest.name}{size}",
+            filename=dest.name,
+            size=size,
+            regions=list(regions),
+            base_dir=sp.image_dir,
+        )
         lists = w.session.image_lists(sp)
         # an import copies the photo in and its undo moves the copy out again
         cmd = edits.ImportImage(entry, lists, path) if copy_needed else edits.AddImage(entry, lists)
@@ -179,10 +183,12 @@ class WindowHost:
 class _DropRouter(PhotoDropFilter):
     """Photos and image-only folders go to prediction; VIA files and dataset folders to the window."""
 
-    def eventFilter(self, obj, event):  # noqa: N802
+    def eventFilter(self, obj, event):
         if event.type() == QEvent.Type.Drop:
             md = event.mimeData()
-            paths = [Path(u.toLocalFile()) for u in md.urls() if u.isLocalFile()] if md and md.hasUrls() else []
+            paths = (
+                [Path(u.toLocalFile()) for u in md.urls() if u.isLocalFile()] if md and md.hasUrls() else []
+            )
             if not paths or any(_is_project_path(p) for p in paths):
                 return False  # the window opens it as a project
         return super().eventFilter(obj, event)
@@ -207,7 +213,7 @@ class _CloseGuard(QObject):
         super().__init__(ml.window)
         self.ml = ml
 
-    def eventFilter(self, obj, event):  # noqa: N802
+    def eventFilter(self, obj, event):
         if event.type() == QEvent.Type.Close and obj is self.ml.window and not self.ml.confirm_close():
             event.ignore()  # a close event starts accepted: refusing means ignoring it
             return True
@@ -253,8 +259,9 @@ class MLWiring:
         if model and Path(model).is_file():
             self.training.set_active_model(str(model), announce=False)
             # once the window is up: TensorFlow's import (GUI thread, seconds) then load + warm-up (background)
-            QTimer.singleShot(200, lambda: self.service.model_path is None and self.service.set_model(model,
-                                                                                                     load=True))
+            QTimer.singleShot(
+                200, lambda: self.service.model_path is None and self.service.set_model(model, load=True)
+            )
         if w.session.dataset is not None:
             self._on_opened()
 
@@ -277,26 +284,42 @@ class MLWiring:
     def _menus(self) -> None:
         w = self.window
         mb = w.menuBar()
-        file_menu = next((a.menu() for a in mb.actions() if a.menu() and a.text().replace("&", "") == "File"),
-                         None)
+        file_menu = next(
+            (a.menu() for a in mb.actions() if a.menu() and a.text().replace("&", "") == "File"), None
+        )
         if file_menu is not None:
             acts = file_menu.actions()
             self.act_predict_images = QAction("Predict &images…", w)
             self.act_predict_images.triggered.connect(lambda _=False: self.prediction.choose_photos())
             before = next((a for a in acts if a.isSeparator()), None)
             file_menu.insertAction(before, self.act_predict_images) if before else file_menu.addAction(
-                self.act_predict_images)
+                self.act_predict_images
+            )
         m = mb.addMenu("&Model")
-        self.act_predict = self._action(m, "&Predict current image", self.predict_current, ["P"],
-                                        "Run the active model on the image shown (P)")
+        self.act_predict = self._action(
+            m,
+            "&Predict current image",
+            self.predict_current,
+            ["P"],
+            "Run the active model on the image shown (P)",
+        )
         self._action(m, "Predict &images…", self.prediction.choose_photos)
         self._action(m, "Predict &all in split", self._predict_all)
-        self._action(m, "&Next to label", self.prediction.next_to_label, ["L"],
-                     "Open the unlabelled photo the model is least sure about (ranks the split first if needed)")
+        self._action(
+            m,
+            "&Next to label",
+            self.prediction.next_to_label,
+            ["L"],
+            "Open the unlabelled photo the model is least sure about (ranks the split first if needed)",
+        )
         self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
         m.addSeparator()
-        self._action(m, "&Export active model…", self._export_model,
-                     tip="ONNX, TFLite or TensorFlow SavedModel: run it without viaseg (docs/deploy.md)")
+        self._action(
+            m,
+            "&Export active model…",
+            self._export_model,
+            tip="ONNX, TFLite or TensorFlow SavedModel: run it without viaseg (docs/deploy.md)",
+        )
         self._action(m, "&Train…", self._show_training)
         self.act_stop = self._action(m, "&Stop training", self.training.stop)
         self.act_stop.setEnabled(False)
@@ -312,14 +335,18 @@ class MLWiring:
         a.setCheckable(True)
         a.setShortcut(QKeySequence("I"))
         a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        a.setToolTip("AI region (I): click a damage to get its polygon; Shift/right click = not this, drag = box, "
-                     "Enter accepts, Esc cancels")
+        a.setToolTip(
+            "AI region (I): click a damage to get its polygon; Shift/right click = not this, drag = box, "
+            "Enter accepts, Esc cancels"
+        )
         a.toggled.connect(self.assist.set_active)
         self.assist.active_changed.connect(a.setChecked)
         w.addAction(a)
         self.act_assist = a
-        edit = next((m.menu() for m in w.menuBar().actions() if m.menu() and m.text().replace("&", "") == "Edit"),
-                    None)
+        edit = next(
+            (m.menu() for m in w.menuBar().actions() if m.menu() and m.text().replace("&", "") == "Edit"),
+            None,
+        )
         if edit is not None:
             acts = edit.actions()
             i = acts.index(w.act_new_polygon) + 1 if w.act_new_polygon in acts else len(acts)
@@ -335,8 +362,9 @@ class MLWiring:
         self.detail_slider.setMaximumWidth(120)
         self.detail_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.detail_slider.setEnabled(False)
-        self.detail_slider.setToolTip("Vertices of the selected AI region, made again from its mask "
-                                      "(+ / - with the region selected)")
+        self.detail_slider.setToolTip(
+            "Vertices of the selected AI region, made again from its mask (+ / - with the region selected)"
+        )
         self._detail_key = None
         self.detail_slider.sliderPressed.connect(self._detail_drag_start)
         self.detail_slider.valueChanged.connect(self._detail_moved)
@@ -362,7 +390,9 @@ class MLWiring:
     def _export_model(self) -> None:
         model = self.service.model_path
         if not model:
-            self.window.notify("No active model to export: train one or choose a run in Training ▸ Runs.", True)
+            self.window.notify(
+                "No active model to export: train one or choose a run in Training ▸ Runs.", True
+            )
             return
         from .export_dialog import export_model_dialog
 
@@ -434,9 +464,11 @@ class MLWiring:
         if not self.training.is_running():
             return True
         buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-        ans = self.window.ask("Training in progress",
-                              "A training run is in progress. Stop it (keeping the best model so far) and close?",
-                              buttons)
+        ans = self.window.ask(
+            "Training in progress",
+            "A training run is in progress. Stop it (keeping the best model so far) and close?",
+            buttons,
+        )
         if ans != QMessageBox.StandardButton.Yes:
             return False
         self.training.stop_and_wait()

@@ -15,7 +15,9 @@ from viaseg.core.ml.evaluate import TP_COLOR as TP_RGB  # noqa: F401
 from viaseg.core.ml.evaluate import agreement_image, dice_iou  # noqa: F401  (one definition of the scores)
 
 MODES = ("heat", "outline", "agreement")
-MAX_OVERLAY_SIDE = 2048  # overlays larger than this are rendered reduced (the canvas scales them to the image)
+MAX_OVERLAY_SIDE = (
+    2048  # overlays larger than this are rendered reduced (the canvas scales them to the image)
+)
 
 
 def display_scale(shape: tuple[int, ...], max_side: int = MAX_OVERLAY_SIDE) -> float:
@@ -47,7 +49,9 @@ def heat_rgba(probs: np.ndarray, threshold: float, opacity: float) -> np.ndarray
     return rgba
 
 
-def outline_rgba(probs: np.ndarray, threshold: float, opacity: float, rgb=(255, 220, 0), width: int = 2) -> np.ndarray:
+def outline_rgba(
+    probs: np.ndarray, threshold: float, opacity: float, rgb=(255, 220, 0), width: int = 2
+) -> np.ndarray:
     """The thresholded mask as a filled tint with a solid outline."""
     m = (np.asarray(probs) > threshold).astype(np.uint8)
     rgba = np.zeros(m.shape + (4,), np.uint8)
@@ -65,7 +69,9 @@ def agreement_rgba(true_mask: np.ndarray, probs: np.ndarray, threshold: float, o
     return agreement_image(true_mask, np.asarray(probs) > threshold, alpha=int(round(255 * opacity)))
 
 
-def render(mode: str, probs: np.ndarray, threshold: float, opacity: float, true_mask: np.ndarray | None = None):
+def render(
+    mode: str, probs: np.ndarray, threshold: float, opacity: float, true_mask: np.ndarray | None = None
+):
     """RGBA overlay for ``mode`` (``agreement`` needs ``true_mask``; without one it falls back to outline)."""
     if mode == "heat":
         return heat_rgba(probs, threshold, opacity)

@@ -57,18 +57,24 @@ class AcceptMixin:
     def accept_mode_box(self, n_old: int, n_new: int) -> QMessageBox:
         """The question asked before accepting onto an image that has regions; each choice's button holds its
         mode in the property ``accept_mode``."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Accept prediction",
-                          f"This image already has {n_old} region(s). What should the {n_new} predicted "
-                          f"polygon(s) do?", parent=self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Accept prediction",
+            f"This image already has {n_old} region(s). What should the {n_new} predicted polygon(s) do?",
+            parent=self,
+        )
         box.setInformativeText(
             "<b>Replace</b>: the predicted polygons take the place of every region of the image.<br>"
             "<b>Merge</b>: a polygon that overlaps a region is joined to it (one outline, the region's "
             "attributes); the others are added.<br>"
             "<b>Add</b>: the polygons are added beside the regions (overlaps stay).<br>"
-            "Each is one undo step.")
-        for mode, label, role in (("replace", "Replace", QMessageBox.ButtonRole.DestructiveRole),
-                                  ("merge", "Merge", QMessageBox.ButtonRole.AcceptRole),
-                                  ("add", "Add", QMessageBox.ButtonRole.AcceptRole)):
+            "Each is one undo step."
+        )
+        for mode, label, role in (
+            ("replace", "Replace", QMessageBox.ButtonRole.DestructiveRole),
+            ("merge", "Merge", QMessageBox.ButtonRole.AcceptRole),
+            ("add", "Add", QMessageBox.ButtonRole.AcceptRole),
+        ):
             b = box.addButton(label, role)
             b.setProperty("accept_mode", mode)
             if mode == "merge":
@@ -111,11 +117,14 @@ class AcceptMixin:
                 return True
             from viaseg.core.annotation.raster import merge_regions
 
-            merged_list, merged, appended = merge_regions(entry.regions, regions, self.tolerance.value() / 2.0,
-                                                          self.min_area.value())
-            fresh = merged_list[len(merged_list) - appended:]
+            merged_list, merged, appended = merge_regions(
+                entry.regions, regions, self.tolerance.value() / 2.0, self.min_area.value()
+            )
+            fresh = merged_list[len(merged_list) - appended :]
             self.host.set_regions(entry, merged_list, fresh, "merge the prediction into the regions")
-            self._say(f"Merged into {merged} region(s), added {appended} polygon(s); Undo restores the regions.")
+            self._say(
+                f"Merged into {merged} region(s), added {appended} polygon(s); Undo restores the regions."
+            )
             return True
         split = self.split_combo.currentText()
         if not split:
@@ -155,11 +164,12 @@ class AcceptMixin:
 
         try:
             img = read_image(self.target.path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._say(f"Cannot export overlay: {exc}", error=True)
             return None
-        rgba = overlays.render(self.mode_value, self.probs, self.threshold_value, self.opacity.value() / 100.0,
-                               self._truth_full)
+        rgba = overlays.render(
+            self.mode_value, self.probs, self.threshold_value, self.opacity.value() / 100.0, self._truth_full
+        )
         return self._write_png(Path(path), overlays.composite(img, rgba)[..., ::-1])
 
     def _write_png(self, path: Path, arr: np.ndarray) -> Path | None:

@@ -76,8 +76,9 @@ class PredictAllMixin:
 
         if self._all_labelled:  # a photo without regions in a labelled split is a negative: it has a Dice too
             # full resolution, as `viaseg evaluate` scores (the column and the CLI agree to the last digit)
-            self._all_scores[entry.key] = score_entry(entry, np.asarray(probs, dtype=np.float32),
-                                                      self.threshold_value)[0]
+            self._all_scores[entry.key] = score_entry(
+                entry, np.asarray(probs, dtype=np.float32), self.threshold_value
+            )[0]
         if not entry.regions:  # how unsure the model is decides what to label next
             self._all_doubt[entry.key] = uncertainty(np.asarray(probs)[::4, ::4])
         done = self._all_total - len(self._all_jobs)
@@ -100,8 +101,11 @@ class PredictAllMixin:
             named = "; ".join(f"{n}: {m}" for n, m in self._all_failed[:3])
             more = f" and {len(self._all_failed) - 3} more (see the log)" if len(self._all_failed) > 3 else ""
             text += f". {len(self._all_failed)} failed: {named}{more}"
-        hint = ". Sort the Dice column to see the worst first." if self._all_labelled else \
-            ". The doubt column ranks them: L opens the one to label next."
+        hint = (
+            ". Sort the Dice column to see the worst first."
+            if self._all_labelled
+            else ". The doubt column ranks them: L opens the one to label next."
+        )
         self._say(text + hint, error=bool(self._all_failed))
         self._all_total = 0
         self.all_btn.setEnabled(True)
@@ -155,15 +159,20 @@ class PredictAllMixin:
             else:
                 self._call("open_entry", entry)
             left = len(todo) - 1
-            self._say(f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked.")
+            self._say(
+                f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked."
+            )
             return entry
         if self._all_total:
             self._next_after_all = True
             self._say("Ranking the photos… the most uncertain opens when Predict all is done.")
             return None
         if self._all_doubt or not any(not e.regions for e in entries.values()):
-            self._say(f"Every image of {self.all_split.currentText()!r} has regions: nothing left to label there. "
-                      "Choose an unlabelled split (Predict all on ▸ split).", error=True)
+            self._say(
+                f"Every image of {self.all_split.currentText()!r} has regions: nothing left to label there. "
+                "Choose an unlabelled split (Predict all on ▸ split).",
+                error=True,
+            )
             return None
         if self.predict_all():
             self._next_after_all = True

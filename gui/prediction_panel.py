@@ -52,7 +52,9 @@ from .workers import InferenceService
 log = logging.getLogger(__name__)
 
 
-def truth_mask(entry: Any, size_wh: tuple[int, int], out_wh: tuple[int, int] | None = None) -> np.ndarray | None:
+def truth_mask(
+    entry: Any, size_wh: tuple[int, int], out_wh: tuple[int, int] | None = None
+) -> np.ndarray | None:
     """The annotation of ``entry`` as a 0/1 mask (``out_wh`` or full size); None when it has no area regions."""
     from viaseg.core.annotation.raster import rasterize
 
@@ -62,13 +64,14 @@ def truth_mask(entry: Any, size_wh: tuple[int, int], out_wh: tuple[int, int] | N
     return rasterize(regions, size_wh, out_wh)
 
 
-
 class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
     """Controls for predictions; emits ``overlay_changed(QImage or None)`` and ``status(str)``."""
 
     overlay_changed = Signal(object)
     status = Signal(str)
-    prediction_ready = Signal(object, object)  # Target, full-resolution probabilities (the AI region tool's map)
+    prediction_ready = Signal(
+        object, object
+    )  # Target, full-resolution probabilities (the AI region tool's map)
 
     def __init__(self, service: InferenceService, host: Any = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -90,7 +93,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self._all_labelled = True
         self._next_after_all = False
         self._all_total = 0
-        self._all_failed: list[tuple[str, str]] = []  # (file name, message) of images Predict all could not do
+        self._all_failed: list[
+            tuple[str, str]
+        ] = []  # (file name, message) of images Predict all could not do
         self._all_stopped = False
         self.external: list[Path] = []
         self._build()
@@ -122,8 +127,10 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.mode.addItem("Outline (thresholded)", "outline")
         self.mode.addItem("Heat map (probabilities)", "heat")
         self.mode.addItem("Agreement with annotation", "agreement")
-        self.mode.setToolTip("Agreement: green = predicted and annotated (TP), red = predicted only (FP), "
-                             "blue = annotated but missed (FN).")
+        self.mode.setToolTip(
+            "Agreement: green = predicted and annotated (TP), red = predicted only (FP), "
+            "blue = annotated but missed (FN)."
+        )
         self.mode.currentIndexChanged.connect(self.rerender)
         self.threshold = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=99, value=50)
         self.threshold_label = QLabel("0.50")
@@ -147,7 +154,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         acc = QGroupBox("Accept as polygons")
         af = QFormLayout(acc)
         self.tolerance = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=40, value=4)
-        self.tolerance.setToolTip("Simplification (Douglas-Peucker, in half pixels): higher = fewer vertices.")
+        self.tolerance.setToolTip(
+            "Simplification (Douglas-Peucker, in half pixels): higher = fewer vertices."
+        )
         self.tolerance.valueChanged.connect(self._update_vertex_hint)
         self.min_area = QDoubleSpinBox(decimals=0, minimum=0, maximum=1e7, value=50, singleStep=10)
         self.min_area.setSuffix(" px²")
@@ -338,8 +347,11 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
             return
         h, w = self.probs.shape
         self._truth_full = truth_mask(entry, (w, h))
-        self._truth_disp = None if self._truth_full is None else overlays.reduce(
-            self._truth_full, overlays.display_scale(self.probs.shape), nearest=True)
+        self._truth_disp = (
+            None
+            if self._truth_full is None
+            else overlays.reduce(self._truth_full, overlays.display_scale(self.probs.shape), nearest=True)
+        )
         self.rerender()
 
     @Slot()
@@ -359,21 +371,33 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
             self.dice = d
             self.dice_label.setText(
                 f"Dice <b>{d:.3f}</b> · IoU {iou:.3f} &nbsp; <span style='color:#2ecc40'>■ TP</span> "
-                f"<span style='color:#ff4136'>■ FP</span> <span style='color:#0074d9'>■ FN</span>")
+                f"<span style='color:#ff4136'>■ FP</span> <span style='color:#0074d9'>■ FN</span>"
+            )
         else:
             self.dice = None
-            self.dice_label.setText("No annotation to compare with." if self.target and self.target.entry
-                                    is not None else "")
+            self.dice_label.setText(
+                "No annotation to compare with." if self.target and self.target.entry is not None else ""
+            )
 
     def _set_overlay(self, img: QImage | None) -> None:
         self.overlay = img
         self.heat_legend.set_threshold(self.threshold_value)
         self.heat_legend.setVisible(img is not None and self.mode_value == "heat")
         # the agreement colours already show the annotation; the host may fade its region fills meanwhile
-        self._call("agreement_shown", img is not None and self.mode_value == "agreement"
-                   and self._truth_disp is not None)
+        self._call(
+            "agreement_shown",
+            img is not None and self.mode_value == "agreement" and self._truth_disp is not None,
+        )
         self._call("set_overlay", img)
         self.overlay_changed.emit(img)
 
 
-__all__ = ["ACCEPT_MODES", "IMAGE_EXTS", "PhotoDropFilter", "PredictionPanel", "Target", "expand_paths", "truth_mask"]
+__all__ = [
+    "ACCEPT_MODES",
+    "IMAGE_EXTS",
+    "PhotoDropFilter",
+    "PredictionPanel",
+    "Target",
+    "expand_paths",
+    "truth_mask",
+]

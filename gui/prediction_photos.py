@@ -66,7 +66,7 @@ class PhotoDropFilter(QObject):
         widget.installEventFilter(f)
         return f
 
-    def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+    def eventFilter(self, obj, event):  # Qt API
         t = event.type()
         if t in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
             if event.mimeData() is not None and event.mimeData().hasUrls():
@@ -119,7 +119,9 @@ class PhotosMixin:
             # unreadable (0 bytes, not an image, truncated): the canvas says why; it leaves the list
             self._forget_photo(Path(path))
             self.set_target(None)
-            self._say(f"Cannot open {Path(path).name}: not a readable image (removed from the list).", error=True)
+            self._say(
+                f"Cannot open {Path(path).name}: not a readable image (removed from the list).", error=True
+            )
             return
         self.set_target(Target(Path(path)))
         if self.service.has_model():
@@ -142,7 +144,8 @@ class PhotosMixin:
 
     @Slot()
     def choose_photos(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Predict images", "",
-                                                "Images (" + " ".join("*" + e for e in IMAGE_EXTS) + ")")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Predict images", "", "Images (" + " ".join("*" + e for e in IMAGE_EXTS) + ")"
+        )
         if files:
             self.open_photos(files)

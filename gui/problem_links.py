@@ -40,8 +40,9 @@ class ProblemLinks(QObject):
         for i, row in enumerate(self.w.session.rows):
             if split and row.split != split:
                 continue
-            if (key and row.entry.key == key) or (not key and image in (
-                    row.entry.key, row.entry.filename, Path(row.entry.filename).name)):
+            if (key and row.entry.key == key) or (
+                not key and image in (row.entry.key, row.entry.filename, Path(row.entry.filename).name)
+            ):
                 return i
         return -1
 
@@ -67,8 +68,11 @@ class ProblemLinks(QObject):
         split, image = problem_key(p)
         own = self.find_row(split, image, getattr(p, "key", None))
         msg = str(getattr(p, "message", ""))
-        others = [i for i, r in enumerate(self.w.session.rows)
-                  if i != own and f"{r.split}/{r.entry.filename}" in msg]
+        others = [
+            i
+            for i, r in enumerate(self.w.session.rows)
+            if i != own and f"{r.split}/{r.entry.filename}" in msg
+        ]
         if own < 0 or not others:
             self.w.notify(f"{image}: cannot find the other copy to compare with")
             return
@@ -93,10 +97,11 @@ class ProblemLinks(QObject):
         try:
             sp = self.w.session.split_of(e)
             new = check_entry(split, e, size, labeled=sp is None or sp.labeled)
-        except Exception as exc:  # noqa: BLE001 - a checker bug must not stop editing
+        except Exception as exc:  # a checker bug must not stop editing
             log.exception("check_entry failed")
             self.w.notify(f"re-check failed: {exc}", True)
             return
         kinds = REGION_KINDS if size is not None else REGION_KINDS | FILE_KINDS
-        self.w.problems.replace_for(split, e.filename, new, aliases=(e.key, Path(e.filename).name), kinds=kinds)
-
+        self.w.problems.replace_for(
+            split, e.filename, new, aliases=(e.key, Path(e.filename).name), kinds=kinds
+        )

@@ -54,13 +54,13 @@ class ProblemsModel(QAbstractTableModel):
         self.problems = problems
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.problems)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent=QModelIndex()) -> int:
         return len(COLUMNS)
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         return None
@@ -73,7 +73,9 @@ class ProblemsModel(QAbstractTableModel):
             return _cell(p, index.column())
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
             sev = getattr(p, "severity", "")
-            return QColor(200, 40, 40) if sev == "error" else QColor(200, 120, 0) if sev == "warning" else None
+            return (
+                QColor(200, 40, 40) if sev == "error" else QColor(200, 120, 0) if sev == "warning" else None
+            )
         return None
 
 
@@ -82,7 +84,9 @@ class _Signals(QObject):
 
 
 class _CheckJob(QRunnable):
-    def __init__(self, dataset, decode: bool, signals: _Signals, results: deque, gen: int = 0, file_cache=None):
+    def __init__(
+        self, dataset, decode: bool, signals: _Signals, results: deque, gen: int = 0, file_cache=None
+    ):
         super().__init__()
         self.dataset, self.decode, self.signals, self.results = dataset, decode, signals, results
         self.gen, self.file_cache = gen, file_cache
@@ -93,7 +97,7 @@ class _CheckJob(QRunnable):
 
             report = check_dataset(self.dataset, decode=self.decode, file_cache=self.file_cache)
             self.results.append((self.gen, list(report.problems), ""))
-        except Exception as exc:  # noqa: BLE001 - reported in the panel, never a crash
+        except Exception as exc:  # reported in the panel, never a crash
             log.error("dataset check failed", exc_info=True)
             self.results.append((self.gen, None, f"check failed: {exc}"))
         try:
@@ -145,10 +149,14 @@ class ProblemsPanel(QWidget):
         self._gen = 0  # bumped by every run_check: only the newest check's result is shown
         self._waiting = False  # the newest full check has not reported yet
         self._edits_during_check: list[tuple] = []  # replace_for calls made while a full check ran
-        self._file_cache = None  # core.checks.FileCache of this dataset: unchanged files are not decoded again
+        self._file_cache = (
+            None  # core.checks.FileCache of this dataset: unchanged files are not decoded again
+        )
         self.table.clicked.connect(lambda idx: self._clicked(idx.row()))
         self.table.activated.connect(lambda idx: self._clicked(idx.row()))
-        self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._update_compare(cur.row()))
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self._update_compare(cur.row())
+        )
         self.compare_btn.clicked.connect(self._compare_clicked)
         self.recheck.clicked.connect(lambda: self.run_check(self.dataset, fresh=True))
 
@@ -223,7 +231,9 @@ class ProblemsPanel(QWidget):
 
         def replaced(p) -> bool:
             key = problem_key(p)
-            return key[0] == split and key[1] in names and (kinds is None or getattr(p, "kind", None) in kinds)
+            return (
+                key[0] == split and key[1] in names and (kinds is None or getattr(p, "kind", None) in kinds)
+            )
 
         self.problems = [p for p in self.problems if not replaced(p)]
         self.problems.extend(new)

@@ -25,5 +25,5 @@ def child_main(config, queue, stop_event, nice: int = 5) -> None:
         run = getattr(config, "run", None) or (lambda **kw: train(config, **kw))
         result = run(on_event=lambda ev: queue.put(("event", ev)), should_stop=stop_event.is_set)
         queue.put(("result", result))
-    except BaseException as exc:  # noqa: BLE001 - reported to the GUI as a message
+    except BaseException as exc:  # reported to the GUI as a message
         queue.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -43,7 +43,15 @@ from .training_runs import RunsTabMixin
 from .training_settings import LOSSES, SettingsMixin, _model_label, build_config, new_run_dir, preset_values
 from .workers import TrainThread
 
-__all__ = ["LOSSES", "TrainingPanel", "_fmt_secs", "_model_label", "build_config", "new_run_dir", "preset_values"]
+__all__ = [
+    "LOSSES",
+    "TrainingPanel",
+    "_fmt_secs",
+    "_model_label",
+    "build_config",
+    "new_run_dir",
+    "preset_values",
+]
 
 
 # ---------------------------------------------------------------------------------------------- panel
@@ -54,9 +62,15 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
     training_started = Signal()
     training_finished = Signal(object)
 
-    def __init__(self, data_provider: Callable[..., Any] | None = None, runs_root: str | Path = "runs",
-                 parent: QWidget | None = None, config_overrides: dict | None = None,
-                 train_fn: Callable | None = None, train_mode: str = "process"):
+    def __init__(
+        self,
+        data_provider: Callable[..., Any] | None = None,
+        runs_root: str | Path = "runs",
+        parent: QWidget | None = None,
+        config_overrides: dict | None = None,
+        train_fn: Callable | None = None,
+        train_mode: str = "process",
+    ):
         super().__init__(parent)
         self.train_mode = train_mode  # "process": TF runs in a spawned process (see train_child); "thread"
         self.data_provider = data_provider
@@ -163,14 +177,16 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         try:
             data = self._data()
             config = build_config(self.settings(), data, self.runs_root, self.config_overrides)
-        except Exception as exc:  # noqa: BLE001 - any set-up problem becomes a message
+        except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot start training: {exc}")
             return False
         self._improving = None
         return self._launch(config, config)
 
     def _launch(self, job: Any, config: Any) -> bool:
-        self.curves.begin_run(int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", "")))
+        self.curves.begin_run(
+            int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", ""))
+        )
         self.samples.clear()
         self.result_label.setText("")
         self.device_label.setText("")
@@ -180,7 +196,9 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._time_limit = getattr(config, "time_limit_s", None)
         self._steps_per_epoch = None
         self._t0 = time.monotonic()
-        self.thread = TrainThread(job, train_fn=None if job is not config else self._train_fn, mode=self.train_mode)
+        self.thread = TrainThread(
+            job, train_fn=None if job is not config else self._train_fn, mode=self.train_mode
+        )
         self.thread.event.connect(self._on_event)
         self.thread.finished.connect(self._on_thread_finished)
         self._set_message("Preparing data and model…")

@@ -21,7 +21,6 @@ def _fmt_secs(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-
 class RunProgressMixin:
     """``TrainingPanel``'s handling of a run's events."""
 
@@ -41,7 +40,9 @@ class RunProgressMixin:
             case EpochEnd():
                 self._on_epoch(ev)
             case SamplePredictions():
-                self.samples.set_samples(ev.epoch, ev.images, ev.true_masks, ev.pred_masks, epoch_label=ev.epoch + 1)
+                self.samples.set_samples(
+                    ev.epoch, ev.images, ev.true_masks, ev.pred_masks, epoch_label=ev.epoch + 1
+                )
             case Finished():
                 self._on_finished(ev)
             case Failed():
@@ -55,15 +56,20 @@ class RunProgressMixin:
         skipped = list(ev.skipped)
         msg = f"Training{extra}…"
         if skipped:
-            msg += f"\n{len(skipped)} image(s) left out: " + "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
+            msg += (
+                f"\n{len(skipped)} image(s) left out: "
+                + "; ".join(skipped[:3])
+                + (" …" if len(skipped) > 3 else "")
+            )
         for note in ev.notes:
             msg += f"\n{note}"
         self._set_message(msg)
         device, precision = ev.device or "", ev.precision or ""
         if device:
             self.device_label.setText(f"Device: {device}" + (f" · {precision}" if precision else ""))
-            self.device_label.setToolTip("What this run trains on; set up a GPU machine with ./setup.sh "
-                                         "(docs/gpu.md)")
+            self.device_label.setToolTip(
+                "What this run trains on; set up a GPU machine with ./setup.sh (docs/gpu.md)"
+            )
             self.device_label.setVisible(True)
         self._t0 = time.monotonic()
 

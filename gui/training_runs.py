@@ -114,8 +114,12 @@ class RunsTabMixin:
         for i in range(self.runs.topLevelItemCount()):
             it = self.runs.topLevelItem(i)
             run = read_run(Path(it.data(0, Qt.ItemDataRole.UserRole)))
-            active = bool(run and run.model_path and self.active_model
-                          and Path(run.model_path).resolve() == Path(self.active_model).resolve())
+            active = bool(
+                run
+                and run.model_path
+                and self.active_model
+                and Path(run.model_path).resolve() == Path(self.active_model).resolve()
+            )
             it.setText(3, "●" if active else "")
 
     def _selected_run(self) -> RunInfo | None:
@@ -129,8 +133,19 @@ class RunsTabMixin:
             return
         s = run.summary
         lines = [f"<b>{run.folder.name}</b>"]
-        for key in ("best_epoch", "epochs_run", "stop_reason", "n_train", "n_val", "val_source", "val_dice",
-                    "train_seconds", "evaluated_on", "device", "precision"):
+        for key in (
+            "best_epoch",
+            "epochs_run",
+            "stop_reason",
+            "n_train",
+            "n_val",
+            "val_source",
+            "val_dice",
+            "train_seconds",
+            "evaluated_on",
+            "device",
+            "precision",
+        ):
             if key in s:
                 v = f"{s[key]:.3f}" if isinstance(s[key], float) else s[key]
                 lines.append(f"{key.replace('_', ' ')}: {v}")
@@ -138,11 +153,14 @@ class RunsTabMixin:
             lines.append(f"started from: {html.escape(str(s['init_from']))}")
         for row in s.get("val_sets") or []:
             if isinstance(row, dict) and isinstance(row.get("mean_dice"), (int, float)):
-                lines.append(f"scored on {html.escape(str(row.get('name')))} ({row.get('n_images')} images): "
-                             f"mean Dice {row['mean_dice']:.3f}, global {row.get('global_dice') or 0:.3f}")
+                lines.append(
+                    f"scored on {html.escape(str(row.get('name')))} ({row.get('n_images')} images): "
+                    f"mean Dice {row['mean_dice']:.3f}, global {row.get('global_dice') or 0:.3f}"
+                )
         if isinstance(s.get("best_metrics"), dict):
-            lines.append(", ".join(f"{k} {v:.3f}" for k, v in s["best_metrics"].items()
-                                   if isinstance(v, (int, float))))
+            lines.append(
+                ", ".join(f"{k} {v:.3f}" for k, v in s["best_metrics"].items() if isinstance(v, (int, float)))
+            )
         lines.append(f"model: {run.model_path.name if run.model_path else 'none'}")
         self.run_summary.setText("<br>".join(lines))
         self.run_curves.set_history(read_history(run.folder))

@@ -24,7 +24,12 @@ from PySide6.QtWidgets import (
 )
 from viaseg.core.ml.presets import LR_SCHEDULES, PRESETS, preset
 
-LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (not imported: no Keras at start-up)
+LOSSES = (
+    "bce_dice",
+    "dice",
+    "bce",
+    "focal_tversky",
+)  # as core.unet.LOSSES (not imported: no Keras at start-up)
 
 
 # ------------------------------------------------------------------------------------------- core glue
@@ -33,10 +38,18 @@ LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # as core.unet.LOSSES (no
 def preset_values(name: str) -> dict:
     """The form's fields for preset ``name`` (from ``viaseg.core.ml.presets``, which does not import TF)."""
     cfg = preset(name)
-    return dict(image_size=int(cfg.size), epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
-                learning_rate=float(cfg.learning_rate), loss=cfg.loss, augment=bool(cfg.augment.any),
-                bn_momentum=float(cfg.bn_momentum), val_split=float(cfg.val_fraction),
-                time_limit_min=int(round((cfg.time_limit_s or 0) / 60)), lr_schedule=cfg.lr_schedule)
+    return dict(
+        image_size=int(cfg.size),
+        epochs=int(cfg.epochs),
+        batch_size=int(cfg.batch_size),
+        learning_rate=float(cfg.learning_rate),
+        loss=cfg.loss,
+        augment=bool(cfg.augment.any),
+        bn_momentum=float(cfg.bn_momentum),
+        val_split=float(cfg.val_fraction),
+        time_limit_min=int(round((cfg.time_limit_s or 0) / 60)),
+        lr_schedule=cfg.lr_schedule,
+    )
 
 
 def new_run_dir(root: Path, label: str = "") -> Path:
@@ -87,7 +100,6 @@ def _model_label(path: str) -> str:
     return p.parent.name if p.name == "model.keras" and p.parent.name else p.name
 
 
-
 class SettingsMixin:
     """``TrainingPanel``'s settings form (folded while a run goes on) and what it reads from it."""
 
@@ -98,7 +110,9 @@ class SettingsMixin:
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
-        self.preset.setToolTip("default: quick, small model. research: the longer setup from the research notes.")
+        self.preset.setToolTip(
+            "default: quick, small model. research: the longer setup from the research notes."
+        )
         self.preset.currentTextChanged.connect(self._apply_preset)
         self.image_size = QSpinBox(minimum=32, maximum=1024, singleStep=16)
         self.image_size.setSuffix(" px")
@@ -110,23 +124,33 @@ class SettingsMixin:
         self.loss.addItems(LOSSES)
         self.lr_schedule = QComboBox()
         self.lr_schedule.addItems(LR_SCHEDULES)
-        self.lr_schedule.setToolTip("auto: flat_cosine with a time limit, else plateau. plateau: halve the rate "
-                                    "when the val Dice stops improving. cosine: anneal to 1e-5 over the time "
-                                    "limit (using all of it) or else over the epochs. flat_cosine: the full rate "
-                                    "for the first half, then the cosine. constant: no change.")
+        self.lr_schedule.setToolTip(
+            "auto: flat_cosine with a time limit, else plateau. plateau: halve the rate "
+            "when the val Dice stops improving. cosine: anneal to 1e-5 over the time "
+            "limit (using all of it) or else over the epochs. flat_cosine: the full rate "
+            "for the first half, then the cosine. constant: no change."
+        )
         self.augment = QCheckBox("flips, crops, colour jitter")
         self.bn_momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.01)
-        self.bn_momentum.setToolTip("BatchNormalization momentum; lower (e.g. 0.9) suits very small datasets.")
+        self.bn_momentum.setToolTip(
+            "BatchNormalization momentum; lower (e.g. 0.9) suits very small datasets."
+        )
         self.val_split = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
-        self.val_split.setToolTip("Fraction of the training images held out for validation when the project "
-                                  "has no 'val' split (a 'val' split is always used when present).")
+        self.val_split.setToolTip(
+            "Fraction of the training images held out for validation when the project "
+            "has no 'val' split (a 'val' split is always used when present)."
+        )
         self.time_limit = QSpinBox(minimum=0, maximum=24 * 60)
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("none")
-        self.time_limit.setToolTip("Stop after this much training (the best model so far is kept); 0: no limit.")
+        self.time_limit.setToolTip(
+            "Stop after this much training (the best model so far is kept); 0: no limit."
+        )
         self.start_from_active = QCheckBox("the active model's weights")
-        self.start_from_active.setToolTip("Fine-tune: start from the model made active in the Runs tab instead of "
-                                          "random weights (its network is kept).")
+        self.start_from_active.setToolTip(
+            "Fine-tune: start from the model made active in the Runs tab instead of "
+            "random weights (its network is kept)."
+        )
         self.start_from_active.setEnabled(False)
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
@@ -135,9 +159,11 @@ class SettingsMixin:
         extra_row = QHBoxLayout()
         self.extra_label = QLabel("nothing else")
         self.extra_label.setWordWrap(True)
-        self.extra_label.setToolTip("More annotated data trained on together with the project (for example photos "
-                                    "of another style). Every photo is drawn equally often; a dataset folder with "
-                                    "its own val split is also scored on it, separately.")
+        self.extra_label.setToolTip(
+            "More annotated data trained on together with the project (for example photos "
+            "of another style). Every photo is drawn equally often; a dataset folder with "
+            "its own val split is also scored on it, separately."
+        )
         add_file = QPushButton("VIA file…")
         add_file.setToolTip("Also train on the images of a VIA project file")
         add_file.clicked.connect(self._pick_extra_file)
@@ -221,13 +247,16 @@ class SettingsMixin:
     def set_extra_data(self, paths: list[str]) -> None:
         self.extra_data = list(paths)
         # the folder and its parent: a split folder's own name ("train") says little
-        self.extra_label.setText("; ".join("/".join(Path(p).parts[-2:]) or p for p in paths) if paths
-                                 else "nothing else")
+        self.extra_label.setText(
+            "; ".join("/".join(Path(p).parts[-2:]) or p for p in paths) if paths else "nothing else"
+        )
         self.extra_label.setToolTip("\n".join(paths) or self.extra_label.toolTip())
         self.clear_extra_btn.setEnabled(bool(paths))
 
     def _pick_extra_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Also train on a VIA file", "", "VIA project (*.json *.csv)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Also train on a VIA file", "", "VIA project (*.json *.csv)"
+        )
         if path:
             self.add_extra_data(path)
 
@@ -238,14 +267,21 @@ class SettingsMixin:
 
     def settings(self) -> dict:
         size = self.image_size.value()
-        return dict(preset=self.preset.currentText(), image_size=size - size % 16 or 16,
-                    epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                    learning_rate=self.learning_rate.value(), loss=self.loss.currentText(),
-                    lr_schedule=self.lr_schedule.currentText(),
-                    augment=self.augment.isChecked(), bn_momentum=self.bn_momentum.value(),
-                    val_split=self.val_split.value(), time_limit_min=self.time_limit.value(),
-                    init_from=self.active_model if self.start_from_active.isChecked() and self.active_model
-                    else None, extra=list(self.extra_data))
+        return dict(
+            preset=self.preset.currentText(),
+            image_size=size - size % 16 or 16,
+            epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(),
+            learning_rate=self.learning_rate.value(),
+            loss=self.loss.currentText(),
+            lr_schedule=self.lr_schedule.currentText(),
+            augment=self.augment.isChecked(),
+            bn_momentum=self.bn_momentum.value(),
+            val_split=self.val_split.value(),
+            time_limit_min=self.time_limit.value(),
+            init_from=self.active_model if self.start_from_active.isChecked() and self.active_model else None,
+            extra=list(self.extra_data),
+        )
 
     def _data(self) -> Any:
         if self.data_provider is None:

@@ -73,8 +73,13 @@ class TrainThread(QThread):
     event = Signal(object)
     done = Signal(object)
 
-    def __init__(self, config: Any, train_fn: Callable | None = None, parent: QObject | None = None,
-                 mode: str = "process"):
+    def __init__(
+        self,
+        config: Any,
+        train_fn: Callable | None = None,
+        parent: QObject | None = None,
+        mode: str = "process",
+    ):
         super().__init__(parent)
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
@@ -107,7 +112,7 @@ class TrainThread(QThread):
         self.result = None
 
     # runs on the training thread
-    def run(self) -> None:  # noqa: D102
+    def run(self) -> None:
         if self.mode == "process":
             self._run_process()
         else:
@@ -123,7 +128,7 @@ class TrainThread(QThread):
                 self.result = job_run(on_event=self._forward, should_stop=self._stop.is_set)
             else:
                 self.result = fn(self.config, on_event=self._forward, should_stop=self._stop.is_set)
-        except BaseException as exc:  # noqa: BLE001 - anything that escapes core becomes a message
+        except BaseException as exc:  # anything that escapes core becomes a message
             traceback.print_exc()
             self._fail(_failure_text(exc))
 
@@ -140,7 +145,7 @@ class TrainThread(QThread):
         proc = ctx.Process(target=child_main, args=(self.config, q, stop), name="viaseg-train", daemon=True)
         try:
             proc.start()
-        except Exception as exc:  # noqa: BLE001 - e.g. the config cannot be pickled
+        except Exception as exc:  # e.g. the config cannot be pickled
             self._fail(f"cannot start the training process: {type(exc).__name__}: {exc}")
             return
         self.process = proc
@@ -222,7 +227,7 @@ class _InferenceWorker(QObject):
             return None
         try:
             pred = self._loader(path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             msg = _failure_text(exc)
             self.load_failed.emit(path, msg)
             return msg
@@ -243,7 +248,7 @@ class _InferenceWorker(QObject):
 
         try:
             self.predictor.predict(np.zeros((256, 256, 3), np.uint8))
-        except Exception:  # noqa: BLE001 - a real prediction will report the problem
+        except Exception:  # a real prediction will report the problem
             log_exc = traceback.format_exc(limit=2)
             print(f"viaseg: warm-up prediction failed: {log_exc}", file=sys.stderr)
             # seen once, not reproduced: a freshly activated model failing its first trace. Load it afresh for
@@ -256,14 +261,16 @@ class _InferenceWorker(QObject):
                 from viaseg.core.ml.predict import Predictor
 
                 Predictor.forget(self.path)
-            except Exception:  # noqa: BLE001 - a stand-in loader in tests has no cache
+            except Exception:  # a stand-in loader in tests has no cache
                 pass
         self.predictor, self.path = None, None
 
     @Slot(int, object, object, str)
     def predict(self, job: int, tag: Any, image: Any, path: str) -> None:
         if not path:
-            self.predict_failed.emit(job, tag, "No active model: train one or choose a run in the Training panel.")
+            self.predict_failed.emit(
+                job, tag, "No active model: train one or choose a run in the Training panel."
+            )
             return
         err = self._ensure(path)
         if err is not None:
@@ -273,7 +280,7 @@ class _InferenceWorker(QObject):
             # a path goes to the predictor as it is: it decodes JPEGs reduced to what the network needs (a
             # full-resolution decode here cost 40-130 ms of a 2-12 MP prediction for nothing)
             probs = _probabilities(self.predictor.predict(str(image) if isinstance(image, Path) else image))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.predict_failed.emit(job, tag, _failure_text(exc))
             return
         self.predicted.emit(job, tag, probs)
@@ -313,7 +320,9 @@ class InferenceService(QObject):
     that was active when it was submitted."""
 
     model_changed = Signal(str)
-    tensorflow_loading = Signal()  # TensorFlow is about to be imported on the GUI thread (a few seconds, once)
+    tensorflow_loading = (
+        Signal()
+    )  # TensorFlow is about to be imported on the GUI thread (a few seconds, once)
     model_loaded = Signal(str)
     model_failed = Signal(str, str)
     predicted = Signal(int, object, object)
@@ -351,7 +360,7 @@ class InferenceService(QObject):
         path = str(path)
         try:
             self.meta = dict(read_meta(path) or {})
-        except Exception as exc:  # noqa: BLE001 - ModelError names the file
+        except Exception as exc:  # ModelError names the file
             self.model_failed.emit(path, _failure_text(exc))
             return
         self.model_path = path

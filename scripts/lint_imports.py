@@ -36,9 +36,14 @@ def build_tree(root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--add", action="append", default=[], metavar="MODULE=SOURCE",
-                    help="add (or replace) a module (dotted name under viaseg) in the checked tree only: its source, "
-                    "with \\n for new lines, or @FILE")
+    ap.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="MODULE=SOURCE",
+        help="add (or replace) a module (dotted name under viaseg) in the checked tree only: its source, "
+        "with \\n for new lines, or @FILE",
+    )
     args = ap.parse_args(argv)
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     if exe is None:

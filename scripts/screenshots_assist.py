@@ -49,8 +49,11 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     region = tool.result.region
     x0, y0, x1, y1 = region.bbox()
     # a negative click on the far side of the region from the positive one
-    far = QPointF(x1 - 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0)) if x < (x0 + x1) / 2 else \
-        QPointF(x0 + 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0))
+    far = (
+        QPointF(x1 - 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0))
+        if x < (x0 + x1) / 2
+        else QPointF(x0 + 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0))
+    )
     tool.add_click(far.x(), far.y(), positive=False)
     settle(app, 0.3)
     w.grab().save(str(OUT / "assist_refined.png"))

@@ -21,7 +21,6 @@ from shots import OUT, REPO, settle
 PHOTO = "train_05.jpg"
 
 
-
 def main(seconds: str = "120") -> int:
     from viaseg.core.annotation import edits
     from viaseg.core.annotation.raster import rasterize
@@ -61,7 +60,9 @@ def main(seconds: str = "120") -> int:
     rank = next(i for i, t in enumerate(tops) if t.text(0) == PHOTO)
     print(f"{PHOTO} is number {rank + 1} of {len(tops)}")
     top = tops[rank]
-    area = next((top.child(j) for j in range(top.childCount()) if top.child(j).text(0).startswith("extra")), top)
+    area = next(
+        (top.child(j) for j in range(top.childCount()) if top.child(j).text(0).startswith("extra")), top
+    )
     panel.tree.setCurrentItem(area)
     panel.tree.scrollToItem(top)
     settle(app, 0.8)

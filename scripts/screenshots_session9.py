@@ -28,7 +28,9 @@ def main(shared: str) -> int:
     for size, name in (((1366, 768), "window_1366x768.png"), ((1920, 1080), "window_1920x1080.png")):
         w.resize(*size)
         settle(app, 0.8)
-        row = next(i for i, r in enumerate(w.session.rows) if len(r.entry.regions) >= 2 and r.entry.path.exists())
+        row = next(
+            i for i, r in enumerate(w.session.rows) if len(r.entry.regions) >= 2 and r.entry.path.exists()
+        )
         w.show_row(row)
         settle(app, 0.5)
         w.grab().save(str(OUT / name))

@@ -16,17 +16,22 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lint_imports import REPO, build_tree  # noqa: E402  (a sibling script, not a package)
+from lint_imports import REPO, build_tree  # a sibling script, not a package
 
 
 def main() -> int:
     exe = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
     if exe is None:
-        print("typecheck: mypy is not installed (pip install mypy; it comes with ./setup.sh test)", file=sys.stderr)
+        print(
+            "typecheck: mypy is not installed (pip install mypy; it comes with ./setup.sh test)",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="viaseg-mypy-") as tmp:
         build_tree(Path(tmp))
-        return subprocess.call([exe, "--config-file", str(REPO / "pyproject.toml"), "-p", "viaseg.core"], cwd=tmp)
+        return subprocess.call(
+            [exe, "--config-file", str(REPO / "pyproject.toml"), "-p", "viaseg.core"], cwd=tmp
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ DEMO = REPO / "data" / "demo"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"shared data not available: {path} is missing (tests read ../shared next to the checkout)")
+        pytest.skip(
+            f"shared data not available: {path} is missing (tests read ../shared next to the checkout)"
+        )
     return path
 
 

@@ -174,8 +174,11 @@ def find_via_file(folder: Path) -> tuple[Path, Project] | None:
         return preferred, _load_via(preferred)
     try:
         candidates = sorted(
-            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIA_EXTS
-             and not p.name.startswith(".")),
+            (
+                p
+                for p in folder.iterdir()
+                if p.is_file() and p.suffix.lower() in VIA_EXTS and not p.name.startswith(".")
+            ),
             key=lambda p: natural_key(p.name),
         )
     except OSError as exc:
@@ -217,8 +220,10 @@ def _foreign_file(folder: Path, labelme: list, coco: list) -> tuple[Path, Projec
     if len(coco) == 1 and not labelme:
         return coco[0]
     names = ", ".join(p.name for p, _ in coco + labelme)
-    raise DatasetError(f"{folder}: several annotation files that are not VIA files ({names}); "
-                       "keep one set (labelme files, or one COCO file), or pass the file itself")
+    raise DatasetError(
+        f"{folder}: several annotation files that are not VIA files ({names}); "
+        "keep one set (labelme files, or one COCO file), or pass the file itself"
+    )
 
 
 def _labeled_split(name: str, project: Project, image_dir: Path) -> Split:

@@ -46,20 +46,27 @@ class RenameAttribute(Command):
             if old in defs:
                 targets.append(defs)
                 if len(touched) == n_touched and proj.images:
-                    touched.append(proj.images[0])  # only the definition changes: the file must still be saved
+                    touched.append(
+                        proj.images[0]
+                    )  # only the definition changes: the file must still be saved
         if new is not None:
             both = sum(1 for d in targets if new in d)
             if both:
-                raise EditError(f"{both} region(s)/image(s) or definition(s) already have an attribute {new!r}: "
-                                f"rename or delete one of the two first")
+                raise EditError(
+                    f"{both} region(s)/image(s) or definition(s) already have an attribute {new!r}: "
+                    f"rename or delete one of the two first"
+                )
         self.targets = targets
         self.touched = touched
         self._before = [list(d.items()) for d in targets]
 
     def do(self) -> None:
         for d in self.targets:
-            items = [(self.new, v) if k == self.old else (k, v) for k, v in d.items() if
-                     k != self.old or self.new is not None]
+            items = [
+                (self.new, v) if k == self.old else (k, v)
+                for k, v in d.items()
+                if k != self.old or self.new is not None
+            ]
             d.clear()
             d.update(items)  # a rename keeps the attribute's place
 
@@ -82,8 +89,16 @@ class DefineAttribute(Command):
     changes_images = True
     KINDS = ("text", "dropdown", "radio", "checkbox")
 
-    def __init__(self, projects: Iterable[Any], scope: str, name: str, kind: str = "text",
-                 options: Iterable[str] = (), target: dict | None = None, entry: ImageEntry | None = None):
+    def __init__(
+        self,
+        projects: Iterable[Any],
+        scope: str,
+        name: str,
+        kind: str = "text",
+        options: Iterable[str] = (),
+        target: dict | None = None,
+        entry: ImageEntry | None = None,
+    ):
         if scope not in ("region", "file"):
             raise EditError(f"attribute scope must be 'region' or 'file', not {scope!r}")
         name = name.strip() if isinstance(name, str) else ""
@@ -99,13 +114,19 @@ class DefineAttribute(Command):
         self.scope, self.name, self.kind = scope, name, kind
         clash = [p for p in self.projects if name in (p.attributes.get(scope) or {})]
         if clash or (target is not None and name in target):
-            raise EditError(f"there is already a {scope} attribute {name!r}: pick another name (right-click an "
-                            f"attribute's name to rename or delete it)")
+            raise EditError(
+                f"there is already a {scope} attribute {name!r}: pick another name (right-click an "
+                f"attribute's name to rename or delete it)"
+            )
         if kind == "text":
             self.definition: dict = {"type": "text", "description": "", "default_value": ""}
         else:
-            self.definition = {"type": kind, "description": "", "options": {o: "" for o in opts},
-                               "default_options": {}}
+            self.definition = {
+                "type": kind,
+                "description": "",
+                "options": {o: "" for o in opts},
+                "default_options": {},
+            }
         self.target = target
         self.value: Any = {} if kind == "checkbox" else ""
         self.text = f"add {kind} attribute {name!r}"

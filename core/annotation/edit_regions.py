@@ -137,7 +137,9 @@ def resized(shape: dict, handle: str, x: float, y: float) -> dict:
         t = float(shape.get("theta") or 0.0)
         dx, dy = x - float(shape["cx"]), y - float(shape["cy"])
         # distance along the handle's own axis
-        along = dx * math.cos(t) + dy * math.sin(t) if handle == "rx" else -dx * math.sin(t) + dy * math.cos(t)
+        along = (
+            dx * math.cos(t) + dy * math.sin(t) if handle == "rx" else -dx * math.sin(t) + dy * math.cos(t)
+        )
         return {handle: _coord(max(abs(along), 1.0), as_int)}
     raise EditError(f"shape {name!r} has no resize handle {handle!r}")
 
@@ -147,7 +149,9 @@ class SetShape(Command):
 
     text = "edit shape"
 
-    def __init__(self, region: Region, values: dict, entry: ImageEntry | None = None, merge_key=None, text=None):
+    def __init__(
+        self, region: Region, values: dict, entry: ImageEntry | None = None, merge_key=None, text=None
+    ):
         super().__init__(entry, merge_key)
         self.region = region
         self.new = {k: copy.copy(v) for k, v in values.items()}
@@ -297,4 +301,3 @@ class SetRegions(Command):
 
     def undo(self) -> None:
         self.entry.regions[:] = self.old
-

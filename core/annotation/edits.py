@@ -50,11 +50,36 @@ from .edit_regions import (
 from .project import ImageEntry
 
 __all__ = [
-    "MIN_POLYGON_VERTICES", "UNDONE_IMPORT_PREFIX", "AddImage", "AddRegions", "Command", "DefineAttribute",
-    "DeleteRegions", "EditError", "History", "ImportImage", "RemoveImage", "RenameAttribute", "RestoreProjects",
-    "SetFileAttribute", "SetRegionAttribute", "SetRegions", "SetShape", "aside_root", "delete_vertex", "handles",
-    "has_closing_duplicate", "insert_vertex", "logical_points", "move_region", "move_vertex", "resize_shape",
-    "resized", "sweep_undone_imports", "translated", "uses_int_coords",
+    "MIN_POLYGON_VERTICES",
+    "UNDONE_IMPORT_PREFIX",
+    "AddImage",
+    "AddRegions",
+    "Command",
+    "DefineAttribute",
+    "DeleteRegions",
+    "EditError",
+    "History",
+    "ImportImage",
+    "RemoveImage",
+    "RenameAttribute",
+    "RestoreProjects",
+    "SetFileAttribute",
+    "SetRegionAttribute",
+    "SetRegions",
+    "SetShape",
+    "aside_root",
+    "delete_vertex",
+    "handles",
+    "has_closing_duplicate",
+    "insert_vertex",
+    "logical_points",
+    "move_region",
+    "move_vertex",
+    "resize_shape",
+    "resized",
+    "sweep_undone_imports",
+    "translated",
+    "uses_int_coords",
 ]
 
 
@@ -197,7 +222,9 @@ class ImportImage(AddImage):
             else:
                 shutil.copy2(self.source, self.dest)
         except OSError as exc:
-            raise EditError(f"cannot copy {self.source} into {self.dest.parent}: {exc.strerror or exc}") from exc
+            raise EditError(
+                f"cannot copy {self.source} into {self.dest.parent}: {exc.strerror or exc}"
+            ) from exc
         self._aside = None
         self._stamp = self._stat()
         super().do()

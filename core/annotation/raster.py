@@ -419,6 +419,7 @@ def merge_regions(
     a copy of its attributes. Existing regions are never merged with each other (their attributes may differ);
     the others stay the very same objects. Added regions that overlap nothing are appended.
     Returns ``(regions, merged, appended)``: the new list, how many existing regions grew, how many were added."""
+
     def geometry(r: Region):
         pts = shape_polygon(r.shape, 72) if r.kind in AREA_SHAPES else None
         if pts is None or not np.all(np.isfinite(pts)) or np.abs(pts).max() > _MAX_COORD:

@@ -303,7 +303,9 @@ def snapshot(dataset: Dataset) -> Dataset:
 
 
 def _copy_entry(e: ImageEntry) -> ImageEntry:
-    return replace(e, regions=[_copy_region(r) for r in e.regions], file_attributes=copy.deepcopy(e.file_attributes))
+    return replace(
+        e, regions=[_copy_region(r) for r in e.regions], file_attributes=copy.deepcopy(e.file_attributes)
+    )
 
 
 def _copy_region(r: Region) -> Region:

@@ -15,7 +15,12 @@ import numpy as np
 from .mask import Click, RegionMask, _crop, _disc_radius, _largest_cc_with, _union
 
 REFINE_SIDE = 384  # GrabCut works on a crop of at most this long side
-COLOUR_WINDOWS = (0.06, 0.12, 0.25, 0.5)  # GrabCut window sides tried around a click without the map, x image long side
+COLOUR_WINDOWS = (
+    0.06,
+    0.12,
+    0.25,
+    0.5,
+)  # GrabCut window sides tried around a click without the map, x image long side
 
 
 class _ColourPath:
@@ -39,8 +44,11 @@ class _ColourPath:
         crop = img[r0:r1, c0:c1]
         k = min(1.0, side / max(crop.shape[:2]))
         if k < 1.0:
-            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * k)), max(1, round(crop.shape[0] * k))),
-                              interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(
+                crop,
+                (max(1, round(crop.shape[1] * k)), max(1, round(crop.shape[0] * k))),
+                interpolation=cv2.INTER_AREA,
+            )
         scale = s * (c1 - c0) / crop.shape[1]
         return np.ascontiguousarray(crop), c0 * s, r0 * s, scale
 
@@ -52,13 +60,22 @@ class _ColourPath:
                 cv2.circle(gc, (cx, cy), r, int(value), -1)
 
     def _grabcut(self, rgb: np.ndarray, gc: np.ndarray, iters: int) -> np.ndarray | None:
-        if not ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any() or not (
-                (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
+        if (
+            not ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any()
+            or not ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any()
+        ):
             return None
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None,  # type: ignore[call-overload]  # stubs: rect may be None
-                        bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)  # (GC_INIT_WITH_MASK does not use the rect)
+            cv2.grabCut(
+                cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                gc,
+                None,  # type: ignore[call-overload]  # stubs: rect may be None
+                bgd,
+                fgd,
+                iters,
+                cv2.GC_INIT_WITH_MASK,
+            )  # (GC_INIT_WITH_MASK does not use the rect)
         except cv2.error:
             return None
         return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -105,7 +122,7 @@ class _ColourPath:
         gc = np.full(rgb.shape[:2], cv2.GC_BGD, np.uint8)
         a0, b0 = int((x0 - cx0) / scale), int((y0 - cy0) / scale)
         a1, b1 = int(np.ceil((x1 - cx0) / scale)), int(np.ceil((y1 - cy0) / scale))
-        gc[max(0, b0):b1, max(0, a0):a1] = cv2.GC_PR_FGD
+        gc[max(0, b0) : b1, max(0, a0) : a1] = cv2.GC_PR_FGD
         self._seed(gc, pos, cx0, cy0, scale, cv2.GC_FGD)
         self._seed(gc, neg, cx0, cy0, scale, cv2.GC_BGD)
         m = self._grabcut(rgb, gc, iters)
@@ -127,23 +144,29 @@ class _ColourPath:
         xs = ((cx0 + (np.arange(w) + 0.5) * scale - prior.x0) / prior.scale - 0.5).astype(np.float32)
         ys = ((cy0 + (np.arange(h) + 0.5) * scale - prior.y0) / prior.scale - 0.5).astype(np.float32)
         mx, my = np.meshgrid(xs, ys)
-        pm = cv2.remap(prior.mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        pm = cv2.remap(
+            prior.mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
         fg = pm >= 0.5
         if not fg.any():
             return region
         gc = np.where(fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         # far from the prior is certain background: GrabCut only moves the outline, it does not wander off
         k = max(3, int(round(0.5 * pad / scale)))
-        near = cv2.dilate(fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        near = cv2.dilate(
+            fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+        )
         gc[near == 0] = cv2.GC_BGD
         # ... and the prior's core certain foreground: refinement snaps the outline to the photo's edges
-        core = cv2.erode(fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        core = cv2.erode(
+            fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+        )
         gc[core > 0] = cv2.GC_FGD
         if box is not None:
             bx0, by0 = int((box[0] - cx0) / scale), int((box[1] - cy0) / scale)
             bx1, by1 = int(np.ceil((box[2] - cx0) / scale)), int(np.ceil((box[3] - cy0) / scale))
             outside = np.ones((h, w), bool)
-            outside[max(0, by0):max(0, by1), max(0, bx0):max(0, bx1)] = False
+            outside[max(0, by0) : max(0, by1), max(0, bx0) : max(0, bx1)] = False
             gc[outside] = cv2.GC_BGD
         self._seed(gc, pos, cx0, cy0, scale, cv2.GC_FGD)
         self._seed(gc, neg, cx0, cy0, scale, cv2.GC_BGD)
@@ -192,6 +215,10 @@ def _edge_score(reg: RegionMask, seg: _ColourPath, win) -> float:
     xs = reg.x0 + (cols + 0.5) * reg.scale
     ys = reg.y0 + (rows + 0.5) * reg.scale
     tol = 2.0 * reg.scale
-    on_border = ((np.abs(xs - win[0]) < tol) | (np.abs(xs - win[2]) < tol)
-                 | (np.abs(ys - win[1]) < tol) | (np.abs(ys - win[3]) < tol))
+    on_border = (
+        (np.abs(xs - win[0]) < tol)
+        | (np.abs(xs - win[2]) < tol)
+        | (np.abs(ys - win[1]) < tol)
+        | (np.abs(ys - win[3]) < tol)
+    )
     return float(mag[edge].mean()) / (float(mag.mean()) + 1e-3) * (1.0 - float(on_border.mean()))

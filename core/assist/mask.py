@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CLICK_RADIUS = 0.006  # seed discs of clicks, fraction of the image's long side (at least 2 px of the work image)
+CLICK_RADIUS = (
+    0.006  # seed discs of clicks, fraction of the image's long side (at least 2 px of the work image)
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _cut(region: RegionMask, seeds: list[tuple[float, float]], neg: list[Click])
         out = set()
         for x, y in points:
             col, row = int((x - region.x0) / region.scale), int((y - region.y0) / region.scale)
-            win = lab[max(0, row - 2):row + 3, max(0, col - 2):col + 3]
+            win = lab[max(0, row - 2) : row + 3, max(0, col - 2) : col + 3]
             out |= set(np.unique(win).tolist())
         return out - {0}
 
@@ -123,7 +125,9 @@ def _crop(mask: np.ndarray, x0: float, y0: float, scale: float, source: str) -> 
     cols = np.flatnonzero(mask.any(axis=0))
     r0, r1 = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
     c0, c1 = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
-    return RegionMask(np.ascontiguousarray(mask[r0:r1, c0:c1]), x0 + c0 * scale, y0 + r0 * scale, scale, source)
+    return RegionMask(
+        np.ascontiguousarray(mask[r0:r1, c0:c1]), x0 + c0 * scale, y0 + r0 * scale, scale, source
+    )
 
 
 def _union(a: RegionMask, b: RegionMask) -> RegionMask:
@@ -139,5 +143,8 @@ def _union(a: RegionMask, b: RegionMask) -> RegionMask:
         xs = ((x0 + (np.arange(w) + 0.5) * scale - r.x0) / r.scale - 0.5).astype(np.float32)
         ys = ((y0 + (np.arange(h) + 0.5) * scale - r.y0) / r.scale - 0.5).astype(np.float32)
         mx, my = np.meshgrid(xs, ys)
-        out |= cv2.remap(r.mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) >= 0.5
+        out |= (
+            cv2.remap(r.mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            >= 0.5
+        )
     return _crop(out, x0, y0, scale, a.source)

@@ -49,7 +49,9 @@ def polygon(region: RegionMask, level: int) -> np.ndarray:
         return np.zeros((0, 2))
     level = min(max(int(level), 0), len(LEVELS) - 1)
     pts = _poly_at(contour, LEVELS[level]).astype(np.float64)
-    return np.column_stack([region.x0 + (pts[:, 0] + 0.5) * region.scale, region.y0 + (pts[:, 1] + 0.5) * region.scale])
+    return np.column_stack(
+        [region.x0 + (pts[:, 0] + 0.5) * region.scale, region.y0 + (pts[:, 1] + 0.5) * region.scale]
+    )
 
 
 def default_level(region: RegionMask, target_iou: float = TARGET_IOU) -> int:

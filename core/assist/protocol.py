@@ -37,8 +37,9 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum()) / float(u) if u else 1.0
 
 
-def click_protocol(seg, gt: np.ndarray, max_clicks: int = 20, stop_at: float = 1.01,
-                   refine: bool | None = None) -> list[float]:
+def click_protocol(
+    seg, gt: np.ndarray, max_clicks: int = 20, stop_at: float = 1.01, refine: bool | None = None
+) -> list[float]:
     """IoU with ``gt`` (bool, the photo's full size) after each click of the NoC protocol, ``seg`` being a
     :class:`Segmenter` of that photo. The list ends early once ``stop_at`` is reached after at least 3 clicks,
     or when there is no error left (later clicks would keep the last value)."""

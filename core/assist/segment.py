@@ -82,8 +82,11 @@ class Segmenter(_ColourPath):
                 p = p[..., 0]
             s = min(1.0, MAP_SIDE / max(p.shape))
             if s < 1.0:
-                p = cv2.resize(p, (max(1, round(p.shape[1] * s)), max(1, round(p.shape[0] * s))),
-                               interpolation=cv2.INTER_AREA)
+                p = cv2.resize(
+                    p,
+                    (max(1, round(p.shape[1] * s)), max(1, round(p.shape[0] * s))),
+                    interpolation=cv2.INTER_AREA,
+                )
             self._pm = p
             self._pscale = w / p.shape[1]
         if self.image is not None:
@@ -98,8 +101,12 @@ class Segmenter(_ColourPath):
         return self._pm is not None and float(self._pm.max()) >= MIN_SEED
 
     # ------------------------------------------------------------------------------------------- public
-    def segment(self, clicks: list[Click], box: tuple[float, float, float, float] | None = None,
-                refine: bool | None = None) -> Result:
+    def segment(
+        self,
+        clicks: list[Click],
+        box: tuple[float, float, float, float] | None = None,
+        refine: bool | None = None,
+    ) -> Result:
         """The region of ``clicks`` and ``box`` (photo pixels). ``refine``: fit the outline to the photo's
         edges with GrabCut (None, the default, and True: always; False: never, for previews)."""
         pos = [c for c in clicks if c.positive]
@@ -123,14 +130,20 @@ class Segmenter(_ColourPath):
                 return Result(None, "No model map and no photo to work from.")
             where = "in the box" if box is not None and not pos else "at this click"
             why = "the model finds no damage " + where
-            return Result(None, why[0].upper() + why[1:] + (" and the photo's colours give no region."
-                                                              if self.image is not None else "."))
+            return Result(
+                None,
+                why[0].upper()
+                + why[1:]
+                + (" and the photo's colours give no region." if self.image is not None else "."),
+            )
         if refine is None:
             refine = True
         if refine and self.image is not None:
             region = self._refine(region, pos, neg, box)
             if region is None:
-                return Result(None, "The region vanished when fitted to the photo's edges; add a positive click.")
+                return Result(
+                    None, "The region vanished when fitted to the photo's edges; add a positive click."
+                )
         region.source = how + ("+edges" if refine and self.image is not None else "")
         return Result(region, f"region from the {region.source}")
 
@@ -166,7 +179,12 @@ class Segmenter(_ColourPath):
             r, col = self._map_xy(c.x, c.y)
             v = float(pm[r, col])
             if v < MIN_SEED:  # the strongest map value nearby, if any
-                r0, r1, c0, c1 = max(0, r - rad), min(h, r + rad + 1), max(0, col - rad), min(w, col + rad + 1)
+                r0, r1, c0, c1 = (
+                    max(0, r - rad),
+                    min(h, r + rad + 1),
+                    max(0, col - rad),
+                    min(w, col + rad + 1),
+                )
                 win = pm[r0:r1, c0:c1]
                 k = int(np.argmax(win))
                 v, r, col = float(win.flat[k]), r0 + k // win.shape[1], c0 + k % win.shape[1]
@@ -185,14 +203,17 @@ class Segmenter(_ColourPath):
         if box is not None:
             bm = np.zeros((h, w), bool)
             x0, y0, x1, y1 = (v / self._pscale for v in box)
-            bm[int(y0):max(int(y0) + 1, int(np.ceil(y1))), int(x0):max(int(x0) + 1, int(np.ceil(x1)))] = True
+            bm[int(y0) : max(int(y0) + 1, int(np.ceil(y1))), int(x0) : max(int(x0) + 1, int(np.ceil(x1)))] = (
+                True
+            )
             acc = (acc & bm) if pos else (pm >= self.threshold) & bm
         if not acc.any():
             return None, seeds, unexplained
         return _crop(acc, 0.0, 0.0, self._pscale, "map"), seeds, unexplained
 
 
-def segment(size_wh, clicks: list[Click], box=None, prob=None, image=None, threshold: float = 0.5,
-            refine: bool = True) -> Result:
+def segment(
+    size_wh, clicks: list[Click], box=None, prob=None, image=None, threshold: float = 0.5, refine: bool = True
+) -> Result:
     """One call of :meth:`Segmenter.segment` (prepare a Segmenter once per photo to call it repeatedly)."""
     return Segmenter(size_wh, prob, image, threshold).segment(clicks, box, refine)

@@ -29,7 +29,7 @@ def _attribute_names(split: Split) -> tuple[dict[str, set[str]], Counter, Counte
                 values.setdefault(str(k), set()).add(_value_text(v))
             uses.update(keys)
             if len(keys) > 1:
-                together.update((a, b) for i, a in enumerate(keys) for b in keys[i + 1:])
+                together.update((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :])
     return values, uses, together
 
 
@@ -48,13 +48,20 @@ def _attribute_problems(dataset: Dataset) -> list[Problem]:
         values, uses, together = _attribute_names(sp)
         names = sorted(values)
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 common = values[a] & values[b]
                 if common and not together[(a, b)]:
-                    out.append(Problem(
-                        "attribute_mismatch", "warning", sp.name, None, None,
-                        f"{uses[a]} region(s) use '{a}' and {uses[b]} use '{b}' for the same values "
-                        f"({', '.join(sorted(common)[:5])}): one attribute under two names; rename one of them"))
+                    out.append(
+                        Problem(
+                            "attribute_mismatch",
+                            "warning",
+                            sp.name,
+                            None,
+                            None,
+                            f"{uses[a]} region(s) use '{a}' and {uses[b]} use '{b}' for the same values "
+                            f"({', '.join(sorted(common)[:5])}): one attribute under two names; rename one of them",
+                        )
+                    )
         if not names:
             continue
         if ref is None:
@@ -74,9 +81,11 @@ def _attribute_problems(dataset: Dataset) -> list[Problem]:
         there = set().union(*(rvalues[n] for n in only_ref)) if only_ref else set()
         common = here & there
         if common:
-            msg += (f"; both hold the same values ({', '.join(sorted(common)[:5])}), so this is one attribute under "
-                    f"two names: rename it in one VIA file so all splits agree (training by class reads one "
-                    f"attribute)")
+            msg += (
+                f"; both hold the same values ({', '.join(sorted(common)[:5])}), so this is one attribute under "
+                f"two names: rename it in one VIA file so all splits agree (training by class reads one "
+                f"attribute)"
+            )
         else:
             msg += "; make every split use the same attribute names, or classes will not match between splits"
         out.append(Problem("attribute_mismatch", "warning", sp.name, None, None, msg))

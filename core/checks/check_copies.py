@@ -23,8 +23,9 @@ def _label_multiset(entry: ImageEntry) -> list[str]:
     return sorted(labs)
 
 
-def _disagreement(a: ImageEntry, b: ImageEntry, size_a: tuple[int, int] | None,
-                  size_b: tuple[int, int] | None) -> str | None:
+def _disagreement(
+    a: ImageEntry, b: ImageEntry, size_a: tuple[int, int] | None, size_b: tuple[int, int] | None
+) -> str | None:
     """Why two annotations of one image disagree, or None when they match closely enough. The copies may
     differ in size (a resized copy): each is rasterized from its own size to one common mask size."""
     if len(a.regions) != len(b.regions):
@@ -130,12 +131,36 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
             if entry.path.resolve() == oentry.path.resolve():
                 how = "the same file listed again: see"
             if split != osplit:
-                out.append((m, Problem("duplicate_image", "error", split, entry.filename, None,
-                                       f"{how} {other}: the image is in both {osplit} and {split}, which leaks "
-                                       f"it between splits; remove it from one of them", entry.key)))
+                out.append(
+                    (
+                        m,
+                        Problem(
+                            "duplicate_image",
+                            "error",
+                            split,
+                            entry.filename,
+                            None,
+                            f"{how} {other}: the image is in both {osplit} and {split}, which leaks "
+                            f"it between splits; remove it from one of them",
+                            entry.key,
+                        ),
+                    )
+                )
             else:
-                out.append((m, Problem("duplicate_image", "warning", split, entry.filename, None,
-                                       f"{how} {other}; keep one entry", entry.key)))
+                out.append(
+                    (
+                        m,
+                        Problem(
+                            "duplicate_image",
+                            "warning",
+                            split,
+                            entry.filename,
+                            None,
+                            f"{how} {other}; keep one entry",
+                            entry.key,
+                        ),
+                    )
+                )
             if not labeled[m]:
                 continue
             ref = next((j for j in members if j < m and labeled[j]), None)
@@ -144,7 +169,19 @@ def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> l
             rsplit, rentry, _ = items[ref]
             why = _disagreement(entry, rentry, infos[m].size, infos[ref].size)
             if why:
-                out.append((m, Problem("conflicting_duplicate", "warning", split, entry.filename, None,
-                                       f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
-                                       f"make them agree (one image must not teach two answers)", entry.key)))
+                out.append(
+                    (
+                        m,
+                        Problem(
+                            "conflicting_duplicate",
+                            "warning",
+                            split,
+                            entry.filename,
+                            None,
+                            f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
+                            f"make them agree (one image must not teach two answers)",
+                            entry.key,
+                        ),
+                    )
+                )
     return out

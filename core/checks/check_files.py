@@ -18,7 +18,9 @@ from ..annotation.project import ImageEntry
 from ..base.errors import ImageReadError
 from .check_report import Problem
 
-VISUAL_MAD = 3.0  # mean absolute difference (0..255) of 32x32 gray thumbnails under which two images are copies
+VISUAL_MAD = (
+    3.0  # mean absolute difference (0..255) of 32x32 gray thumbnails under which two images are copies
+)
 
 
 # --------------------------------------------------------------------------------------------- per-file checks
@@ -74,7 +76,7 @@ def _recorded_size(entry: ImageEntry) -> int | None:
     if isinstance(s, str) and s.strip().isdigit():
         return int(s.strip())
     if s is None and entry.key.startswith(entry.filename):
-        rest = entry.key[len(entry.filename):]
+        rest = entry.key[len(entry.filename) :]
         if rest.isdigit():
             return int(rest)
     return None
@@ -102,17 +104,33 @@ def _same_picture(a: _FileInfo, b: _FileInfo) -> bool:
     return float(np.abs(a.thumb - b.thumb).mean()) <= VISUAL_MAD
 
 
-def _size_mismatch(split: str | None, entry: ImageEntry, labeled: bool, path: Path, nbytes: int) -> Problem | None:
+def _size_mismatch(
+    split: str | None, entry: ImageEntry, labeled: bool, path: Path, nbytes: int
+) -> Problem | None:
     recorded = _recorded_size(entry) if labeled else None
     if recorded is None or recorded == nbytes:
         return None
-    return Problem("size_mismatch", "warning", split, entry.filename, None,
-                   f"the VIA file records {recorded} bytes but {Path(path).name} has {nbytes} bytes: it was "
-                   f"replaced or re-encoded after annotation; check the regions still fit the picture", entry.key)
+    return Problem(
+        "size_mismatch",
+        "warning",
+        split,
+        entry.filename,
+        None,
+        f"the VIA file records {recorded} bytes but {Path(path).name} has {nbytes} bytes: it was "
+        f"replaced or re-encoded after annotation; check the regions still fit the picture",
+        entry.key,
+    )
 
 
-def _file_checks(split: str | None, entry: ImageEntry, labeled: bool, decode: bool, hashing: bool,
-                 out: list[Problem], path: Path | None = None) -> _FileInfo:
+def _file_checks(
+    split: str | None,
+    entry: ImageEntry,
+    labeled: bool,
+    decode: bool,
+    hashing: bool,
+    out: list[Problem],
+    path: Path | None = None,
+) -> _FileInfo:
     from ..imaging.imageio import image_size, read_image
 
     info = _FileInfo()
@@ -126,13 +144,19 @@ def _file_checks(split: str | None, entry: ImageEntry, labeled: bool, decode: bo
     except FileNotFoundError:
         n = len(entry.regions)
         if "://" in entry.filename:
-            problem("missing_file", "error",
-                    f"{entry.filename} is a URL; viaseg reads local files only: download the image into "
-                    f"{entry.base_dir or '.'} and change the entry's filename to the local file name")
+            problem(
+                "missing_file",
+                "error",
+                f"{entry.filename} is a URL; viaseg reads local files only: download the image into "
+                f"{entry.base_dir or '.'} and change the entry's filename to the local file name",
+            )
             return info
-        problem("missing_file", "error",
-                f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
-                f"there, fix the file name in the VIA file, or delete the entry")
+        problem(
+            "missing_file",
+            "error",
+            f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
+            f"there, fix the file name in the VIA file, or delete the entry",
+        )
         return info
     except OSError as exc:
         problem("unreadable_image", "error", f"cannot access {path} ({exc.strerror or exc})")
@@ -158,12 +182,19 @@ def _file_checks(split: str | None, entry: ImageEntry, labeled: bool, decode: bo
             info.size = image_size(path)
         info.stamp = (st.st_size, st.st_mtime_ns, decode)
     except ImageReadError as exc:
-        problem("unreadable_image", "error", f"{exc.problem}; replace the file with a valid image or delete the entry")
+        problem(
+            "unreadable_image",
+            "error",
+            f"{exc.problem}; replace the file with a valid image or delete the entry",
+        )
     if hashing:
         try:
             with open(path, "rb") as f:
-                info.byte_hash = hashlib.file_digest(f, "blake2b").digest() if hasattr(hashlib, "file_digest") \
+                info.byte_hash = (
+                    hashlib.file_digest(f, "blake2b").digest()
+                    if hasattr(hashlib, "file_digest")
                     else hashlib.blake2b(f.read()).digest()
+                )
         except OSError:
             pass
     return info

@@ -48,44 +48,70 @@ def _num(v) -> float | None:
 def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None, list[ShapeIssue]]:
     """bbox and issues of a rect / circle / ellipse / point / unknown shape."""
     kind = shape.get("name")
-    if not isinstance(kind, str):  # VIA files may hold any JSON value here ([1, 2], 3, null): not a shape name
+    if not isinstance(
+        kind, str
+    ):  # VIA files may hold any JSON value here ([1, 2], 3, null): not a shape name
         kind = repr(kind) if kind is not None else None
     keys_of: dict[str | None, tuple[str, ...]] = {
-        "rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"),
-        "ellipse": ("cx", "cy", "rx", "ry"), "point": ("cx", "cy")}
+        "rect": ("x", "y", "width", "height"),
+        "circle": ("cx", "cy", "r"),
+        "ellipse": ("cx", "cy", "rx", "ry"),
+        "point": ("cx", "cy"),
+    }
     keys = keys_of.get(kind)
     if keys is None:
         what = f"unknown shape {kind!r}" if kind else "a region without a shape name"
-        return None, [ShapeIssue("unsupported_shape", "warning",
-                                 f"{what} is not drawn into masks; redraw it as a polygon or delete it")]
+        return None, [
+            ShapeIssue(
+                "unsupported_shape",
+                "warning",
+                f"{what} is not drawn into masks; redraw it as a polygon or delete it",
+            )
+        ]
     vals = [_num(shape.get(k)) for k in keys]
     bad = [k for k, v in zip(keys, vals, strict=True) if v is None]
     if kind == "ellipse" and "theta" in shape and _num(shape.get("theta")) is None:
         bad.append("theta")
     if bad:
-        return None, [ShapeIssue("degenerate_region", "error",
-                                 f"{kind} has missing or non-finite {', '.join(bad)}; fix the numbers or delete it")]
+        return None, [
+            ShapeIssue(
+                "degenerate_region",
+                "error",
+                f"{kind} has missing or non-finite {', '.join(bad)}; fix the numbers or delete it",
+            )
+        ]
     nums = [v for v in vals if v is not None]  # all of vals: a None was reported above
     if kind == "point":
         x, y = nums
-        return (x, y, x, y), [ShapeIssue("unsupported_shape", "warning",
-                                         "a point is not an area and adds nothing to masks; delete it or "
-                                         "draw a polygon")]
+        return (x, y, x, y), [
+            ShapeIssue(
+                "unsupported_shape",
+                "warning",
+                "a point is not an area and adds nothing to masks; delete it or draw a polygon",
+            )
+        ]
     if kind == "rect":
         x, y, w, h = nums
         x0, x1 = sorted((x, x + w))
         y0, y1 = sorted((y, y + h))
         issues = []
         if w == 0 or h == 0:
-            issues.append(ShapeIssue("degenerate_region", "warning",
-                                     f"rect of size {w:g}x{h:g} has zero area; delete it or redraw it"))
+            issues.append(
+                ShapeIssue(
+                    "degenerate_region",
+                    "warning",
+                    f"rect of size {w:g}x{h:g} has zero area; delete it or redraw it",
+                )
+            )
         return (x0, y0, x1, y1), issues
     if kind == "circle":
         cx, cy, r = nums
         r = abs(r)
         issues = []
         if r == 0:
-            issues.append(ShapeIssue("degenerate_region", "warning", "circle of radius 0; delete it or redraw it"))
+            issues.append(
+                ShapeIssue("degenerate_region", "warning", "circle of radius 0; delete it or redraw it")
+            )
         return (cx - r, cy - r, cx + r, cy + r), issues
     cx, cy, rx, ry = nums
     rx, ry = abs(rx), abs(ry)
@@ -95,8 +121,13 @@ def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None
     hy = math.hypot(rx * s, ry * c)
     issues = []
     if rx == 0 or ry == 0:
-        issues.append(ShapeIssue("degenerate_region", "warning",
-                                 f"ellipse with radii {rx:g}x{ry:g} has zero area; delete it or redraw it"))
+        issues.append(
+            ShapeIssue(
+                "degenerate_region",
+                "warning",
+                f"ellipse with radii {rx:g}x{ry:g} has zero area; delete it or redraw it",
+            )
+        )
     return (cx - hx, cy - hy, cx + hx, cy + hy), issues
 
 
@@ -146,9 +177,15 @@ def analyze_shapes(shapes: list[dict]) -> tuple[np.ndarray, dict[int, list[Shape
                 add(i, ShapeIssue("degenerate_region", "error", f"{kind} {why}; fix or delete it"))
                 continue
             if kind == "polyline":
-                add(i, ShapeIssue("unsupported_shape", "warning",
-                                  "a polyline is an open line, not an area, and adds nothing to masks; "
-                                  "close it into a polygon or delete it"))
+                add(
+                    i,
+                    ShapeIssue(
+                        "unsupported_shape",
+                        "warning",
+                        "a polyline is an open line, not an area, and adds nothing to masks; "
+                        "close it into a polygon or delete it",
+                    ),
+                )
             poly_idx.append(i)
             poly_xs.append(lists[0])
             poly_ys.append(lists[1])
@@ -164,7 +201,9 @@ def analyze_shapes(shapes: list[dict]) -> tuple[np.ndarray, dict[int, list[Shape
     for hi in range(len(poly_idx)):
         acc += len(poly_xs[hi])
         if acc >= _BATCH_POINTS or hi == len(poly_idx) - 1:
-            _analyze_polylists(shapes, poly_idx[lo:hi + 1], poly_xs[lo:hi + 1], poly_ys[lo:hi + 1], bbox, add)
+            _analyze_polylists(
+                shapes, poly_idx[lo : hi + 1], poly_xs[lo : hi + 1], poly_ys[lo : hi + 1], bbox, add
+            )
             lo, acc = hi + 1, 0
     return bbox, issues
 
@@ -211,8 +250,11 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
         valid &= bad == 0
     for k in np.flatnonzero(~valid):
         i = int(idx[k])
-        what = "has no points" if lengths[k] == 0 else \
-            "has non-numeric or non-finite coordinates; fix them in the VIA file or"
+        what = (
+            "has no points"
+            if lengths[k] == 0
+            else "has non-numeric or non-finite coordinates; fix them in the VIA file or"
+        )
         add(i, ShapeIssue("degenerate_region", "error", f"{shapes[i].get('name')} {what} delete it"))
     if not valid.all():
         keep = np.repeat(valid, lengths)
@@ -220,8 +262,15 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
     if len(idx) == 0:
         return
     start = _starts(lengths)
-    bbox[idx] = np.stack([np.minimum.reduceat(x, start), np.minimum.reduceat(y, start),
-                          np.maximum.reduceat(x, start), np.maximum.reduceat(y, start)], axis=1)
+    bbox[idx] = np.stack(
+        [
+            np.minimum.reduceat(x, start),
+            np.minimum.reduceat(y, start),
+            np.maximum.reduceat(x, start),
+            np.maximum.reduceat(y, start),
+        ],
+        axis=1,
+    )
     # polygons only from here (polylines got their bbox)
     is_polygon = np.fromiter((shapes[i].get("name") == "polygon" for i in idx), dtype=bool, count=len(idx))
     if not is_polygon.all():
@@ -249,22 +298,32 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
     nxt[start + m - 1] = start
     ok = m >= 3
     for k in np.flatnonzero(~ok):
-        add(int(idx[k]), ShapeIssue(
-            "degenerate_region", "warning",
-            f"polygon has {int(m[k])} distinct point(s); at least 3 are needed: add vertices or delete it"))
+        add(
+            int(idx[k]),
+            ShapeIssue(
+                "degenerate_region",
+                "warning",
+                f"polygon has {int(m[k])} distinct point(s); at least 3 are needed: add vertices or delete it",
+            ),
+        )
     # zero area: a collinear polygon has zero signed area, so only those need the exact test
     cross = x * y[nxt] - x[nxt] * y
     area2 = np.abs(np.add.reduceat(cross, start))
     span = np.maximum(bbox[idx, 2] - bbox[idx, 0], bbox[idx, 3] - bbox[idx, 1])
     for k in np.flatnonzero(ok & (area2 <= 1e-6 * np.maximum(span, 1.0) ** 2)):
         s, n = int(start[k]), int(m[k])
-        px, py = x[s:s + n] - x[s], y[s:s + n] - y[s]
+        px, py = x[s : s + n] - x[s], y[s : s + n] - y[s]
         far = int(np.argmax(px * px + py * py))
         dev = np.abs(px[far] * py - py[far] * px).max()
         if dev <= AREA_EPS * max(float(span[k]), 1.0) ** 2:
-            add(int(idx[k]), ShapeIssue(
-                "degenerate_region", "warning",
-                "polygon has zero area (all its points are on one line); redraw it or delete it"))
+            add(
+                int(idx[k]),
+                ShapeIssue(
+                    "degenerate_region",
+                    "warning",
+                    "polygon has zero area (all its points are on one line); redraw it or delete it",
+                ),
+            )
             ok[k] = False
     _self_intersections(x, y, owner, m, start, nxt, ok & (m >= 4), lambda k: int(idx[k]), add)
 
@@ -305,10 +364,15 @@ def _self_intersections(x, y, owner, m, start, nxt, cand, shape_index, add) -> N
         if not cand[k]:
             continue
         cnt, px, py = found[k]
-        add(shape_index(k), ShapeIssue(
-            "self_intersection", "warning",
-            f"polygon outline crosses itself ({cnt} crossing{'s' if cnt != 1 else ''}, first near "
-            f"({px:.0f}, {py:.0f})); drag the vertices so the outline does not cross, or split it in two"))
+        add(
+            shape_index(k),
+            ShapeIssue(
+                "self_intersection",
+                "warning",
+                f"polygon outline crosses itself ({cnt} crossing{'s' if cnt != 1 else ''}, first near "
+                f"({px:.0f}, {py:.0f})); drag the vertices so the outline does not cross, or split it in two",
+            ),
+        )
 
 
 def _orient(ax, ay, bx, by, cx, cy):
@@ -372,7 +436,12 @@ def _sweep(x, y, owner, m, start, nxt, need, found) -> None:
     plast = np.append(cpoly[1:] != cpoly[:-1], True)
     last_chain = np.flatnonzero(plast)[np.cumsum(np.append(True, cpoly[1:] != cpoly[:-1])) - 1]
     ca, cb = _expand(np.arange(len(cfirst)) + 1, last_chain - np.arange(len(cfirst)))
-    ov = (cxmin[ca] <= cxmax[cb]) & (cxmin[cb] <= cxmax[ca]) & (cymin[ca] <= cymax[cb]) & (cymin[cb] <= cymax[ca])
+    ov = (
+        (cxmin[ca] <= cxmax[cb])
+        & (cxmin[cb] <= cxmax[ca])
+        & (cymin[ca] <= cymax[cb])
+        & (cymin[cb] <= cymax[ca])
+    )
     ca, cb = ca[ov], cb[ov]
     swap = clen[ca] > clen[cb]  # query with the shorter chain
     ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
@@ -412,11 +481,19 @@ def _test_pairs(p, q, ax, ay, bx, by, own, found) -> None:
     proper = (d1 * d2 < 0) & (d3 * d4 < 0)
 
     def on(px, py, sx0, sy0, sx1, sy1):
-        return (np.minimum(sx0, sx1) <= px) & (px <= np.maximum(sx0, sx1)) & \
-            (np.minimum(sy0, sy1) <= py) & (py <= np.maximum(sy0, sy1))
+        return (
+            (np.minimum(sx0, sx1) <= px)
+            & (px <= np.maximum(sx0, sx1))
+            & (np.minimum(sy0, sy1) <= py)
+            & (py <= np.maximum(sy0, sy1))
+        )
 
-    touch = ((d1 == 0) & on(a2x, a2y, a1x, a1y, b1x, b1y)) | ((d2 == 0) & on(b2x, b2y, a1x, a1y, b1x, b1y)) \
-        | ((d3 == 0) & on(a1x, a1y, a2x, a2y, b2x, b2y)) | ((d4 == 0) & on(b1x, b1y, a2x, a2y, b2x, b2y))
+    touch = (
+        ((d1 == 0) & on(a2x, a2y, a1x, a1y, b1x, b1y))
+        | ((d2 == 0) & on(b2x, b2y, a1x, a1y, b1x, b1y))
+        | ((d3 == 0) & on(a1x, a1y, a2x, a2y, b2x, b2y))
+        | ((d4 == 0) & on(b1x, b1y, a2x, a2y, b2x, b2y))
+    )
     hits = np.flatnonzero(proper | touch)
     if len(hits) == 0:
         return

@@ -11,34 +11,59 @@ from dataclasses import dataclass, field
 
 # kind -> (what it means, what to do); the order here is the order of the text report
 KINDS: dict[str, tuple[str, str]] = {
-    "missing_file": ("listed in the VIA file, but the image file does not exist",
-                     "put the image next to the VIA file, or delete the entry"),
-    "unreadable_image": ("the image file cannot be decoded", "replace the file with a valid image, or delete the entry"),
-    "duplicate_image": ("the same image appears more than once (across splits this leaks test data into training)",
-                        "keep one copy and remove the others from their split"),
-    "conflicting_duplicate": ("copies of one image carry different annotations",
-                              "make the annotations agree, then drop the extra copy"),
-    "size_mismatch": ("the VIA 'size' (file size in bytes) differs from the file on disk",
-                      "check the image was not replaced or re-encoded after it was annotated"),
+    "missing_file": (
+        "listed in the VIA file, but the image file does not exist",
+        "put the image next to the VIA file, or delete the entry",
+    ),
+    "unreadable_image": (
+        "the image file cannot be decoded",
+        "replace the file with a valid image, or delete the entry",
+    ),
+    "duplicate_image": (
+        "the same image appears more than once (across splits this leaks test data into training)",
+        "keep one copy and remove the others from their split",
+    ),
+    "conflicting_duplicate": (
+        "copies of one image carry different annotations",
+        "make the annotations agree, then drop the extra copy",
+    ),
+    "size_mismatch": (
+        "the VIA 'size' (file size in bytes) differs from the file on disk",
+        "check the image was not replaced or re-encoded after it was annotated",
+    ),
     "degenerate_region": ("a region that has no area or invalid numbers", "redraw the region or delete it"),
-    "self_intersection": ("a polygon whose outline crosses itself (masks get holes or lose parts)",
-                          "move the vertices so the outline does not cross"),
-    "out_of_bounds": ("a region reaches outside its image", "move it inside the image, or check it is the right image"),
-    "unsupported_shape": ("a shape that is not an area (polyline, point, unknown) and adds nothing to masks",
-                          "redraw it as a polygon, or delete it"),
-    "attribute_mismatch": ("splits name their region attribute differently",
-                           "rename the attribute so every split uses the same name"),
-    "unannotated_image": ("listed with no regions: trains as an all-background image",
-                          "annotate it, or delete the entry if it is not meant as a negative example"),
-    "unlisted_image": ("an image file in a labeled split's folder that the VIA file does not list",
-                       "add it to the project and annotate it, or move it out of the folder"),
+    "self_intersection": (
+        "a polygon whose outline crosses itself (masks get holes or lose parts)",
+        "move the vertices so the outline does not cross",
+    ),
+    "out_of_bounds": (
+        "a region reaches outside its image",
+        "move it inside the image, or check it is the right image",
+    ),
+    "unsupported_shape": (
+        "a shape that is not an area (polyline, point, unknown) and adds nothing to masks",
+        "redraw it as a polygon, or delete it",
+    ),
+    "attribute_mismatch": (
+        "splits name their region attribute differently",
+        "rename the attribute so every split uses the same name",
+    ),
+    "unannotated_image": (
+        "listed with no regions: trains as an all-background image",
+        "annotate it, or delete the entry if it is not meant as a negative example",
+    ),
+    "unlisted_image": (
+        "an image file in a labeled split's folder that the VIA file does not list",
+        "add it to the project and annotate it, or move it out of the folder",
+    ),
 }
 SEVERITIES = ("error", "warning", "info")
 # what check_entry can report: with an image_size only REGION_KINDS; without one also FILE_KINDS. The other
 # kinds (duplicates, attribute names, unlisted files) need the whole dataset: after re-checking one image, keep
 # them and replace only these.
-REGION_KINDS = frozenset({"degenerate_region", "self_intersection", "out_of_bounds", "unsupported_shape",
-                          "unannotated_image"})
+REGION_KINDS = frozenset(
+    {"degenerate_region", "self_intersection", "out_of_bounds", "unsupported_shape", "unannotated_image"}
+)
 FILE_KINDS = frozenset({"missing_file", "unreadable_image", "size_mismatch"})
 
 
@@ -53,8 +78,14 @@ class Problem:
     key: str | None = field(default=None, repr=False, compare=False)  # VIA key of the entry (not in to_json)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "severity": self.severity, "split": self.split, "image": self.image,
-                "region": self.region, "message": self.message}
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "split": self.split,
+            "image": self.image,
+            "region": self.region,
+            "message": self.message,
+        }
 
     def where(self) -> str:
         parts = "/".join(p for p in (self.split, self.image) if p)
@@ -85,7 +116,11 @@ class Report:
         return [p for p in self.problems if p.split == split and p.key == key]
 
     def to_json(self) -> dict:
-        return {"images": self.images, "regions": self.regions, "problems": [p.to_dict() for p in self.problems]}
+        return {
+            "images": self.images,
+            "regions": self.regions,
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
     def to_text(self, limit: int | None = 20, title: str = "") -> str:
         """Human report grouped by kind, with counts and what to do; ``limit`` problems shown per kind."""
@@ -101,7 +136,9 @@ class Report:
             sevs = ", ".join(f"{sev[s]} {s}" for s in SEVERITIES if sev[s])
             meaning, todo = KINDS.get(kind, ("", ""))
             lines.append("")
-            lines.append(f"{kind}: {len(probs)} ({sevs})" + (f" - {meaning}; to fix: {todo}" if meaning else ""))
+            lines.append(
+                f"{kind}: {len(probs)} ({sevs})" + (f" - {meaning}; to fix: {todo}" if meaning else "")
+            )
             shown = probs if limit is None else probs[:limit]
             for p in shown:
                 lines.append(f"  [{p.severity}] {p.where()}: {p.message}")

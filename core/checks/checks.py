@@ -31,8 +31,17 @@ from .check_files import FileCache, _file_checks, _FileInfo, _size_mismatch
 from .check_geometry import analyze_shapes
 from .check_report import FILE_KINDS, KINDS, REGION_KINDS, SEVERITIES, Problem, Report
 
-__all__ = ["FILE_KINDS", "KINDS", "REGION_KINDS", "SEVERITIES", "FileCache", "Problem", "Report", "check_dataset",
-           "check_entry"]
+__all__ = [
+    "FILE_KINDS",
+    "KINDS",
+    "REGION_KINDS",
+    "SEVERITIES",
+    "FileCache",
+    "Problem",
+    "Report",
+    "check_dataset",
+    "check_entry",
+]
 
 OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 
@@ -41,7 +50,8 @@ OOB_TOLERANCE = 1.0  # pixels: VIA draws on pixel edges, so x == width is inside
 
 
 def _geometry_problems(
-        items: list[tuple[str | None, ImageEntry, tuple[int, int] | None]]) -> dict[int, list[Problem]]:
+    items: list[tuple[str | None, ImageEntry, tuple[int, int] | None]],
+) -> dict[int, list[Problem]]:
     """Region problems of many entries at once; returns {item index: problems}."""
     shapes: list[dict] = []
     owner: list[int] = []
@@ -59,38 +69,58 @@ def _geometry_problems(
     def add(s: int, kind: str, severity: str, message: str) -> None:
         split, entry, _ = items[owner[s]]
         out.setdefault(owner[s], []).append(
-            Problem(kind, severity, split, entry.filename, rindex[s], message, entry.key))
+            Problem(kind, severity, split, entry.filename, rindex[s], message, entry.key)
+        )
 
     for s in sorted(issues):
         for iss in issues[s]:
             add(s, iss.kind, iss.severity, iss.message)
-    wh = np.array([items[k][2] if items[k][2] is not None else (np.nan, np.nan) for k in owner], dtype=np.float64)
+    wh = np.array(
+        [items[k][2] if items[k][2] is not None else (np.nan, np.nan) for k in owner], dtype=np.float64
+    )
     tol = OOB_TOLERANCE
     with np.errstate(invalid="ignore"):
-        outside = (bbox[:, 0] < -tol) | (bbox[:, 1] < -tol) | (bbox[:, 2] > wh[:, 0] + tol) | \
-            (bbox[:, 3] > wh[:, 1] + tol)
+        outside = (
+            (bbox[:, 0] < -tol)
+            | (bbox[:, 1] < -tol)
+            | (bbox[:, 2] > wh[:, 0] + tol)
+            | (bbox[:, 3] > wh[:, 1] + tol)
+        )
         fully = (bbox[:, 2] < 0) | (bbox[:, 3] < 0) | (bbox[:, 0] > wh[:, 0]) | (bbox[:, 1] > wh[:, 1])
     for j in np.flatnonzero(outside):
         x0, y0, x1, y1 = bbox[j]
         w, h = wh[j]
         if np.isnan(w):  # image size unknown (missing/unreadable file): only negative coordinates are sure
-            add(int(j), "out_of_bounds", "warning",
+            add(
+                int(j),
+                "out_of_bounds",
+                "warning",
                 f"region has negative coordinates (x {x0:g}..{x1:g}, y {y0:g}..{y1:g}), outside any image; "
-                f"move it inside the image")
+                f"move it inside the image",
+            )
             continue
         where = f"x {x0:g}..{x1:g}, y {y0:g}..{y1:g} in a {w:g}x{h:g} image"
         if fully[j]:
-            add(int(j), "out_of_bounds", "error",
+            add(
+                int(j),
+                "out_of_bounds",
+                "error",
                 f"region lies entirely outside the image ({where}); wrong image or wrong coordinates: "
-                f"delete it or redraw it")
+                f"delete it or redraw it",
+            )
         else:
-            add(int(j), "out_of_bounds", "warning",
-                f"region reaches outside the image ({where}); drag it inside (masks clip it)")
+            add(
+                int(j),
+                "out_of_bounds",
+                "warning",
+                f"region reaches outside the image ({where}); drag it inside (masks clip it)",
+            )
     return out
 
 
-def check_entry(split_name: str | None, entry: ImageEntry, image_size: tuple[int, int] | None = None,
-                labeled: bool = True) -> list[Problem]:
+def check_entry(
+    split_name: str | None, entry: ImageEntry, image_size: tuple[int, int] | None = None, labeled: bool = True
+) -> list[Problem]:
     """Problems of one image, fast enough to run after every edit.
 
     With ``image_size`` given (the GUI has the image open) only the regions are checked: degenerate,
@@ -110,27 +140,46 @@ def check_entry(split_name: str | None, entry: ImageEntry, image_size: tuple[int
 
 
 def _unannotated(split: str | None, entry: ImageEntry) -> Problem:
-    return Problem("unannotated_image", "info", split, entry.filename, None,
-                   "no regions: it trains as an image without damage; annotate it if it shows damage, or delete "
-                   "the entry", entry.key)
+    return Problem(
+        "unannotated_image",
+        "info",
+        split,
+        entry.filename,
+        None,
+        "no regions: it trains as an image without damage; annotate it if it shows damage, or delete "
+        "the entry",
+        entry.key,
+    )
 
 
 # --------------------------------------------------------------------------------------------- the whole dataset
 
 
-def _sorted(problems: list[Problem], split_pos: dict, entry_pos: dict, extra: dict | None = None) -> list[Problem]:
+def _sorted(
+    problems: list[Problem], split_pos: dict, entry_pos: dict, extra: dict | None = None
+) -> list[Problem]:
     kind_pos = {k: i for i, k in enumerate(KINDS)}
 
     def key(p: Problem):
         ep = extra.get(id(p), -1) if extra else -1
-        return (split_pos.get(p.split, -1), ep, -1 if p.region is None else p.region,
-                kind_pos.get(p.kind, len(kind_pos)), p.kind, p.message)
+        return (
+            split_pos.get(p.split, -1),
+            ep,
+            -1 if p.region is None else p.region,
+            kind_pos.get(p.kind, len(kind_pos)),
+            p.kind,
+            p.message,
+        )
 
     return sorted(problems, key=key)
 
 
-def check_dataset(dataset: Dataset, decode: bool = True,
-                  progress: Callable[[int, int], None] | None = None, file_cache: FileCache | None = None) -> Report:
+def check_dataset(
+    dataset: Dataset,
+    decode: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    file_cache: FileCache | None = None,
+) -> Report:
     """Check every split of ``dataset``. ``decode=False`` reads only image headers (no pixel hashing, so
     re-encoded duplicates are not detected; identical files still are). ``progress(done, total)`` is called
     after each image file (for a GUI progress bar). ``file_cache`` keeps what was read about each unchanged
@@ -178,9 +227,18 @@ def check_dataset(dataset: Dataset, decode: bool = True,
                 progress(len(items), total)
         base = len(items) + 10**9  # unlisted files sort after the listed images of their split
         for i, path in enumerate(sp.unlisted_images()):
-            place(Problem("unlisted_image", "info", sp.name, path.name, None,
-                          f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
-                          f"or move it out of the folder"), base + i)
+            place(
+                Problem(
+                    "unlisted_image",
+                    "info",
+                    sp.name,
+                    path.name,
+                    None,
+                    f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
+                    f"or move it out of the folder",
+                ),
+                base + i,
+            )
     for k, probs in _geometry_problems(items).items():
         for p in probs:
             place(p, k)

@@ -22,12 +22,17 @@ class Disagreement:
     polygon: list[tuple[float, float]] = field(default_factory=list)  # outline, for an edit that applies it
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "area": self.area, "bbox": list(self.bbox),
-                "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon]}
+        return {
+            "kind": self.kind,
+            "area": self.area,
+            "bbox": list(self.bbox),
+            "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon],
+        }
 
 
-def disagreements(truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5,
-                  min_fraction: float = 0.001) -> list[Disagreement]:
+def disagreements(
+    truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5, min_fraction: float = 0.001
+) -> list[Disagreement]:
     """Connected areas where ``probs > threshold`` and ``truth`` differ, each at least ``min_fraction`` of the
     image (smaller ones are outline noise), largest first."""
     import cv2
@@ -46,7 +51,7 @@ def disagreements(truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5,
             x, y, w, h, area = (int(v) for v in stats[k])
             if area < min_area:
                 continue
-            polys = mask_to_polygons((labels[y:y + h, x:x + w] == k).astype(np.uint8), 1.0, 0.0)
+            polys = mask_to_polygons((labels[y : y + h, x : x + w] == k).astype(np.uint8), 1.0, 0.0)
             outline = [(float(px + x), float(py + y)) for px, py in polys[0]] if polys else []
             out.append(Disagreement(kind, area, (x, y, w, h), outline))
     out.sort(key=lambda d: -d.area)

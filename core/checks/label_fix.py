@@ -79,8 +79,9 @@ def _area_mask(d: Mapping, size: tuple[int, int]) -> np.ndarray:
     return rasterize([shape], size) > 0
 
 
-def fix_command(entry: ImageEntry, d: Mapping, size: tuple[int, int],
-                attributes: Mapping | None = None) -> ReplaceRegions:
+def fix_command(
+    entry: ImageEntry, d: Mapping, size: tuple[int, int], attributes: Mapping | None = None
+) -> ReplaceRegions:
     """The edit that applies disagreement ``d`` (``kind``, ``polygon`` in image pixels) to ``entry``, whose
     image is ``size = (w, h)``; ``attributes``: a new region's (the project's defaults). Not applied yet: push
     it to the history. Raises ``EditError`` when the suggestion does not fit the regions as they are now."""

@@ -22,12 +22,21 @@ def register(subparsers) -> None:
         "splits) and conflicting annotations of them, attribute names that differ between splits, images without "
         "regions. Exit status: 0 no errors, 1 errors found, 2 the dataset cannot be read.",
     )
-    p.add_argument("dataset", metavar="DATASET",
-                   help="a VIA file, a folder (with train/ val/ test/ subfolders or a VIA file), or DATASET:split")
-    p.add_argument("--json", action="store_true",
-                   help='print {"images", "regions", "problems": [{kind, severity, split, image, region, message}]}')
-    p.add_argument("--no-decode", action="store_true",
-                   help="read image headers only (faster; re-encoded duplicate copies are then not detected)")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="a VIA file, a folder (with train/ val/ test/ subfolders or a VIA file), or DATASET:split",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"images", "regions", "problems": [{kind, severity, split, image, region, message}]}',
+    )
+    p.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="read image headers only (faster; re-encoded duplicate copies are then not detected)",
+    )
     p.add_argument("--all", action="store_true", help="list every problem (default: 20 per kind)")
     p.set_defaults(func=_run)
 

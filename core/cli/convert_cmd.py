@@ -15,13 +15,17 @@ def _run(args) -> int:
     for m in messages:
         print(f"viaseg convert: {m}", file=sys.stderr)
     fmt = args.to or kind
-    print(f"{args.output}: {fmt} from {kind} ({len(project.images)} images, "
-          f"{project.region_count} regions{f', {len(messages)} skipped item(s)' if messages else ''})")
+    print(
+        f"{args.output}: {fmt} from {kind} ({len(project.images)} images, "
+        f"{project.region_count} regions{f', {len(messages)} skipped item(s)' if messages else ''})"
+    )
     src = Path(args.input).resolve()
     src_dir = src if src.is_dir() else src.parent
     if fmt not in ("coco", "labelme") and Path(args.output).resolve().parent != src_dir:
         if any(not Path(im.filename).is_absolute() and "://" not in im.filename for im in project.images):
-            print(f"note: image file names are kept as written; they are relative to {src_dir}", file=sys.stderr)
+            print(
+                f"note: image file names are kept as written; they are relative to {src_dir}", file=sys.stderr
+            )
     return 0
 
 
@@ -34,11 +38,18 @@ def register(subparsers) -> None:
         "(a lossless round trip for VIA). An existing OUT file is replaced atomically and first kept as "
         "OUT.bak.",
     )
-    p.add_argument("input", metavar="IN",
-                   help="file or labelme folder to read (VIA JSON/CSV, COCO, labelme; format auto-detected)")
+    p.add_argument(
+        "input",
+        metavar="IN",
+        help="file or labelme folder to read (VIA JSON/CSV, COCO, labelme; format auto-detected)",
+    )
     p.add_argument("output", metavar="OUT", help="file to write (a folder for --to labelme)")
     p.add_argument("--to", choices=TARGETS, default=None, help="output format (default: the input's own)")
-    p.add_argument("--class-attr", default=None, metavar="NAME",
-                   help="coco/labelme: region attribute giving the category or label (default: guessed; else "
-                   "one 'damage'); on import from COCO/labelme, the attribute their labels go to (default: name)")
+    p.add_argument(
+        "--class-attr",
+        default=None,
+        metavar="NAME",
+        help="coco/labelme: region attribute giving the category or label (default: guessed; else "
+        "one 'damage'); on import from COCO/labelme, the attribute their labels go to (default: name)",
+    )
     p.set_defaults(func=_run)

@@ -24,8 +24,12 @@ def register(subparsers) -> None:
         "weights. Writes DIR/fold_N/ (run folders), DIR/oof_maps/ (each image's out-of-fold probability map) "
         "and DIR/crossval.json.",
     )
-    p.add_argument("datasets", nargs="+", metavar="DATASET",
-                   help="dataset folder, VIA file or DIR:split (default split: train)")
+    p.add_argument(
+        "datasets",
+        nargs="+",
+        metavar="DATASET",
+        help="dataset folder, VIA file or DIR:split (default split: train)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--only-folds", metavar="F,F", help="run only these folds (0-based), e.g. 0 or 0,1")
@@ -67,12 +71,16 @@ def format_report(res: dict, worst: int) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     def line(name: str, s: dict) -> str:
-        return (f"  {name}: {s['n']} images  mean Dice {f(s['mean_dice'])} {s.get('mean_dice_ci95', '')}  "
-                f"global Dice {f(s['global_dice'])} {s.get('global_dice_ci95', '')}  "
-                f"mean IoU {f(s['mean_iou'])}  global IoU {f(s['global_iou'])}")
+        return (
+            f"  {name}: {s['n']} images  mean Dice {f(s['mean_dice'])} {s.get('mean_dice_ci95', '')}  "
+            f"global Dice {f(s['global_dice'])} {s.get('global_dice_ci95', '')}  "
+            f"mean IoU {f(s['mean_iou'])}  global IoU {f(s['global_iou'])}"
+        )
 
-    lines = [f"{res['folds']}-fold cross-validation, out-of-fold scores (95% bootstrap intervals):",
-             line("all", res)]
+    lines = [
+        f"{res['folds']}-fold cross-validation, out-of-fold scores (95% bootstrap intervals):",
+        line("all", res),
+    ]
     for name, s in res["by_source"].items():
         lines.append(line(name, s))
     rows = res["per_image"][: worst if worst > 0 else None]
@@ -111,13 +119,24 @@ def run(args: argparse.Namespace) -> int:
         from ..ml.train_events import EpochEnd, Failed
 
         if isinstance(ev, EpochEnd) and not args.quiet:
-            print(f"  fold {f + 1} epoch {ev.epoch + 1}  {ev.seconds:4.1f}s  loss {ev.metrics.get('loss', 0):.4f}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  fold {f + 1} epoch {ev.epoch + 1}  {ev.seconds:4.1f}s  loss {ev.metrics.get('loss', 0):.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
         elif isinstance(ev, Failed):
             print(f"  fold {f + 1} failed: {ev.message}", file=sys.stderr)
 
-    result = crossval(cfg, sources, args.out, folds=args.folds, only_folds=only, on_event=on_event,
-                      on_fold=on_fold, fold_seed=args.fold_seed)
+    result = crossval(
+        cfg,
+        sources,
+        args.out,
+        folds=args.folds,
+        only_folds=only,
+        on_event=on_event,
+        on_fold=on_fold,
+        fold_seed=args.fold_seed,
+    )
     for msg in result.skipped:
         print(f"warning: skipped {msg}", file=sys.stderr)
     res = result.to_dict()

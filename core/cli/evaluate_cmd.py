@@ -40,8 +40,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-
-
 def run(args) -> int:
     import os
 

@@ -57,16 +57,21 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(msg, file=sys.stderr)
 
-    res = export_model(args.model, args.out, args.fmt, args.quantize, tta=args.tta, check=args.check,
-                       on_status=status)
+    res = export_model(
+        args.model, args.out, args.fmt, args.quantize, tta=args.tta, check=args.check, on_status=status
+    )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
         return 0
-    print(f"exported {args.model} -> {res.path} ({res.fmt}"
-          + (f", {res.quantize}" if res.quantize != "none" else "")
-          + f", {res.size_bytes / 1e6:.2f} MB, {res.seconds:.1f} s)")
+    print(
+        f"exported {args.model} -> {res.path} ({res.fmt}"
+        + (f", {res.quantize}" if res.quantize != "none" else "")
+        + f", {res.size_bytes / 1e6:.2f} MB, {res.seconds:.1f} s)"
+    )
     print(f"metadata: {res.meta_path}")
     if res.max_abs_diff is not None:
-        print(f"checked with {res.runtime}: largest difference from the Keras model {res.max_abs_diff:.2g} "
-              f"(mean {res.mean_abs_diff:.2g})")
+        print(
+            f"checked with {res.runtime}: largest difference from the Keras model {res.max_abs_diff:.2g} "
+            f"(mean {res.mean_abs_diff:.2g})"
+        )
     return 0

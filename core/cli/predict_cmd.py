@@ -241,7 +241,8 @@ def parse_scales(text: str) -> tuple[float, ...]:
         return scale_factors([v for v in text.split(",") if v.strip()])
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected factors between 0.25 and 4 separated by commas, got {text!r}") from None
+            f"expected factors between 0.25 and 4 separated by commas, got {text!r}"
+        ) from None
 
 
 def apply_tta_options(predictor, args) -> None:
@@ -352,8 +353,11 @@ def run(args) -> int:
     if via_path.exists() and not (args.overwrite or ours):
         raise ViasegError(
             f"{via_path} already exists (annotations?); choose another --out folder or pass "
-            + ("--resume to finish the run that wrote it, or --overwrite to replace it"
-               if journal_path.exists() and not resume else "--overwrite to replace it")
+            + (
+                "--resume to finish the run that wrote it, or --overwrite to replace it"
+                if journal_path.exists() and not resume
+                else "--overwrite to replace it"
+            )
         )
     stems = ps.stems_for(images)
     skipped = 0

@@ -166,7 +166,11 @@ def _journal_records(path: Path):
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("entry"), dict):
+            if (
+                isinstance(rec, dict)
+                and isinstance(rec.get("key"), str)
+                and isinstance(rec.get("entry"), dict)
+            ):
                 yield i, rec
 
 
@@ -239,7 +243,9 @@ def build_via(out_dir: Path, backup: bool = True) -> int:
             key = rec["key"]
             if last.get(key) != i:
                 continue
-            tmp.write((("" if first else ",") + dump_json(key) + ":" + dump_json(rec["entry"])).encode("utf-8"))
+            tmp.write(
+                (("" if first else ",") + dump_json(key) + ":" + dump_json(rec["entry"])).encode("utf-8")
+            )
             first = False
         tmp.write(b"}")
         tmp.flush()
@@ -326,7 +332,7 @@ def predict_stream(
             return img, size
         except ImageReadError as exc:
             return _Failed(exc)
-        except Exception as exc:  # noqa: BLE001 - reported per photo, never ends the run
+        except Exception as exc:  # reported per photo, never ends the run
             return _Failed(ImageReadError(path, f"cannot read image ({type(exc).__name__}: {exc})"))
 
     def finish(path: str, stem: str, prob, size) -> str | None:

@@ -21,13 +21,21 @@ def register(subparsers) -> None:
     )
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
-    p.add_argument("--val", action="append", default=[], metavar="DATASET",
-                   help="validation data (default: the dataset's val split, else a seeded 20%% of the images); "
-                   "repeatable: the first is validated on while training, every one is scored and reported "
-                   "separately in summary.json")
-    p.add_argument("--init-from", metavar="MODEL",
-                   help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
-                   "instead of random ones; the run keeps that model's network (its base width and norm)")
+    p.add_argument(
+        "--val",
+        action="append",
+        default=[],
+        metavar="DATASET",
+        help="validation data (default: the dataset's val split, else a seeded 20%% of the images); "
+        "repeatable: the first is validated on while training, every one is scored and reported "
+        "separately in summary.json",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
+        "instead of random ones; the run keeps that model's network (its base width and norm)",
+    )
     add_recipe_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -39,59 +47,100 @@ def add_recipe_options(p) -> None:
     from .predict_cmd import parse_scales
 
     p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--extra", action="append", default=[], metavar="DATASET",
-                   help="more training data (repeatable); a dataset folder with its own val split adds that "
-                   "split as a further, separately reported validation set")
-    p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
-                   help="draw each training source (DATASET and each --extra) equally often, not each image "
-                   "(default: the preset's choice; the default preset draws every photo equally often)")
-    p.add_argument("--keep", choices=KEEP,
-                   help="the weights saved: best = the best validation epoch's, last = the final ones, auto = "
-                   "last when the rate anneals over a --time-limit, else best (default: the preset's)")
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="DATASET",
+        help="more training data (repeatable); a dataset folder with its own val split adds that "
+        "split as a further, separately reported validation set",
+    )
+    p.add_argument(
+        "--balance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw each training source (DATASET and each --extra) equally often, not each image "
+        "(default: the preset's choice; the default preset draws every photo equally often)",
+    )
+    p.add_argument(
+        "--keep",
+        choices=KEEP,
+        help="the weights saved: best = the best validation epoch's, last = the final ones, auto = "
+        "last when the rate anneals over a --time-limit, else best (default: the preset's)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                   help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
-                   "given (the run then uses all of it: no early stopping), else over the epochs; flat_cosine: the "
-                   "full rate for the first half, then that cosine over the second; auto (the default preset's): "
-                   "flat_cosine with a --time-limit, else plateau")
-    p.add_argument("--ema", type=float, metavar="MOMENTUM",
-                   help="keep, evaluate and save an exponential moving average of the weights with this momentum "
-                   "(e.g. 0.99; default 0 = off)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
+        "given (the run then uses all of it: no early stopping), else over the epochs; flat_cosine: the "
+        "full rate for the first half, then that cosine over the second; auto (the default preset's): "
+        "flat_cosine with a --time-limit, else plateau",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        metavar="MOMENTUM",
+        help="keep, evaluate and save an exponential moving average of the weights with this momentum "
+        "(e.g. 0.99; default 0 = off)",
+    )
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
-    p.add_argument("--crop", type=int, metavar="PX",
-                   help="train on random PX x PX windows of the --size images (a multiple of 16; about "
-                   "(PX/size)^2 of the compute per step) and validate / predict on whole images; 0 = whole images")
+    p.add_argument(
+        "--crop",
+        type=int,
+        metavar="PX",
+        help="train on random PX x PX windows of the --size images (a multiple of 16; about "
+        "(PX/size)^2 of the compute per step) and validate / predict on whole images; 0 = whole images",
+    )
     p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--norm", choices=["batch", "group"])
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="auto (default): mixed_float16 where TensorFlow sees a GPU (float16 compute, float32 "
-                   "weights, loss and sigmoid head), float32 on a CPU | float32 | mixed_float16 | mixed_bfloat16 "
-                   "(on this project's CPUs bfloat16 was no faster than float32: docs/RESULTS.md)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (default): mixed_float16 where TensorFlow sees a GPU (float16 compute, float32 "
+        "weights, loss and sigmoid head), float32 on a CPU | float32 | mixed_float16 | mixed_bfloat16 "
+        "(on this project's CPUs bfloat16 was no faster than float32: docs/RESULTS.md)",
+    )
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--monitor", choices=MONITORS,
-                   help="the validation score that picks the best epoch: hard_dice = mean per-image Dice of the "
-                   "thresholded prediction (what 'viaseg evaluate' reports), soft_dice = its soft version; "
-                   "default: the preset's choice")
+    p.add_argument(
+        "--monitor",
+        choices=MONITORS,
+        help="the validation score that picks the best epoch: hard_dice = mean per-image Dice of the "
+        "thresholded prediction (what 'viaseg evaluate' reports), soft_dice = its soft version; "
+        "default: the preset's choice",
+    )
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much training time")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="TensorFlow threads")
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   help="default: one device; mirrored: every GPU of this machine; multiworker: several machines "
-                   "(tf.distribute.MultiWorkerMirroredStrategy), each running this same command with its own "
-                   "TF_CONFIG; the chief (task index 0) writes the run folder, the others nothing (docs/gpu.md)")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="default: one device; mirrored: every GPU of this machine; multiworker: several machines "
+        "(tf.distribute.MultiWorkerMirroredStrategy), each running this same command with its own "
+        "TF_CONFIG; the chief (task index 0) writes the run folder, the others nothing (docs/gpu.md)",
+    )
     p.add_argument("--cache-dir", help="keep decoded images here, keyed by file content (faster re-runs)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="the saved model averages each image with its mirror image at prediction "
-                   "(and the run is scored that way); default: the preset's choice")
-    p.add_argument("--tta-scales", type=parse_scales, default=None, metavar="S,S,...",
-                   help="the saved model also averages the image resized by these factors at prediction, e.g. "
-                   "0.875,1,1.125 (3x prediction compute; 1 = off); default: the preset's choice")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the saved model averages each image with its mirror image at prediction "
+        "(and the run is scored that way); default: the preset's choice",
+    )
+    p.add_argument(
+        "--tta-scales",
+        type=parse_scales,
+        default=None,
+        metavar="S,S,...",
+        help="the saved model also averages the image resized by these factors at prediction, e.g. "
+        "0.875,1,1.125 (3x prediction compute; 1 = off); default: the preset's choice",
+    )
 
 
 def _config(args):
@@ -137,8 +186,17 @@ def _config(args):
 
 
 def _fmt(metrics: dict) -> str:
-    keys = ["loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_hard_dice", "val_iou",
-            "val_accuracy"]
+    keys = [
+        "loss",
+        "dice",
+        "iou",
+        "accuracy",
+        "val_loss",
+        "val_dice",
+        "val_hard_dice",
+        "val_iou",
+        "val_accuracy",
+    ]
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
 
 
@@ -158,8 +216,11 @@ class _Printer:
         from ..ml import train_events as E
 
         if isinstance(ev, E.Started):
-            print(f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
-                  f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}", file=self.out)
+            print(
+                f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
+                f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}",
+                file=self.out,
+            )
             device = getattr(ev, "device", "")
             if device:
                 precision = getattr(ev, "precision", "")
@@ -169,25 +230,35 @@ class _Printer:
             for note in ev.notes:
                 print(f"note: {note}", file=self.out)
             if ev.excluded_duplicates:
-                print("left out of validation (also in training): " + ", ".join(ev.excluded_duplicates),
-                      file=self.out)
+                print(
+                    "left out of validation (also in training): " + ", ".join(ev.excluded_duplicates),
+                    file=self.out,
+                )
         elif isinstance(ev, E.BatchEnd) and not self.quiet and self.err.isatty():
             n = max(ev.steps, 1)
             done = int(20 * (ev.step + 1) / n)
-            self.err.write(f"\repoch {ev.epoch + 1} [{'#' * done}{'.' * (20 - done)}] "
-                           f"{ev.step + 1}/{n} loss {ev.loss:.4f}")
+            self.err.write(
+                f"\repoch {ev.epoch + 1} [{'#' * done}{'.' * (20 - done)}] "
+                f"{ev.step + 1}/{n} loss {ev.loss:.4f}"
+            )
             self.err.flush()
             self.bar_shown = True
         elif isinstance(ev, E.EpochEnd):
             self._clear_bar()
-            print(f"epoch {ev.epoch + 1}/{ev.epochs}  {ev.seconds:5.1f}s  {_fmt(ev.metrics)}", file=self.out,
-                  flush=True)
+            print(
+                f"epoch {ev.epoch + 1}/{ev.epochs}  {ev.seconds:5.1f}s  {_fmt(ev.metrics)}",
+                file=self.out,
+                flush=True,
+            )
         elif isinstance(ev, E.Finished):
             self._clear_bar()
             m = ev.best_metrics
             hard = f", val_hard_dice {m['val_hard_dice']:.4f}" if "val_hard_dice" in m else ""
-            print(f"done ({ev.reason}): best epoch {ev.best_epoch + 1}, val_dice "
-                  f"{m.get('val_dice', m.get('dice', float('nan'))):.4f}{hard}; model: {ev.model_path}", file=self.out)
+            print(
+                f"done ({ev.reason}): best epoch {ev.best_epoch + 1}, val_dice "
+                f"{m.get('val_dice', m.get('dice', float('nan'))):.4f}{hard}; model: {ev.model_path}",
+                file=self.out,
+            )
         elif isinstance(ev, E.Failed):
             self._clear_bar()
             print(f"viaseg train: error: {ev.message}", file=self.err)
@@ -218,12 +289,17 @@ def run(args: argparse.Namespace) -> int:
     if not result.ok:
         return 1
     s = result.summary
-    print(f"val hard Dice: mean {s['val_dice']:.4f}, global {s['val_global_dice']:.4f}; IoU mean "
-          f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} image{'' if s['n_val'] == 1 else 's'}, {s['evaluated_on']})")
+    print(
+        f"val hard Dice: mean {s['val_dice']:.4f}, global {s['val_global_dice']:.4f}; IoU mean "
+        f"{s['val_iou']:.4f}, global {s['val_global_iou']:.4f} ({s['n_val']} image{'' if s['n_val'] == 1 else 's'}, {s['evaluated_on']})"
+    )
     for row in s.get("val_sets", [])[1:]:
+
         def f(v):
             return "n/a" if v is None else f"{v:.4f}"
 
-        print(f"  {row['name']}: mean Dice {f(row['mean_dice'])}, global {f(row['global_dice'])} "
-              f"({row['n_images']} images)")
+        print(
+            f"  {row['name']}: mean Dice {f(row['mean_dice'])}, global {f(row['global_dice'])} "
+            f"({row['n_images']} images)"
+        )
     return 0

@@ -302,7 +302,7 @@ def _guard(path: Path, fn) -> np.ndarray:
     except cv2.error as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "decoder error"
         raise ImageReadError(path, f"corrupt or unsupported image ({msg})") from None
-    except Exception as exc:  # noqa: BLE001 - contract: ImageReadError only
+    except Exception as exc:  # contract: ImageReadError only
         raise ImageReadError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
 
 

@@ -43,8 +43,9 @@ class CheckLabelsJob:
     folds: int = 3
     fold_seconds: float = 60.0
 
-    def run(self, on_event: Callable[[Any], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> CheckLabelsDone:
+    def run(
+        self, on_event: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> CheckLabelsDone:
         """What the training process calls (see ``gui/train_child.py``)."""
         return run_check_labels(self, on_event, should_stop)
 
@@ -100,24 +101,35 @@ def job_problem(job: CheckLabelsJob) -> str | None:
     need = MIN_PER_FOLD * job.folds
     if n < need:
         gone = f" ({listed - n} of the project's photos are not on disk)" if listed > n else ""
-        return (f"Checking labels with {job.folds} folds needs at least {need} annotated photos (each model "
-                f"must learn from the others); there are {n}{gone}. Annotate more photos or choose fewer folds.")
+        return (
+            f"Checking labels with {job.folds} folds needs at least {need} annotated photos (each model "
+            f"must learn from the others); there are {n}{gone}. Annotate more photos or choose fewer folds."
+        )
     return None
 
 
-def make_job(config: TrainConfig, dataset: Any, out_dir: str | Path, folds: int = 3,
-             fold_seconds: float = 60.0) -> CheckLabelsJob:
+def make_job(
+    config: TrainConfig, dataset: Any, out_dir: str | Path, folds: int = 3, fold_seconds: float = 60.0
+) -> CheckLabelsJob:
     """A job over every annotated split of ``dataset`` (a ``viaseg.core.annotation.dataset.Dataset``, e.g. the app's
     snapshot of its unsaved annotations). The recipe never starts from another model's weights: that model may
     have seen the held-out photos."""
-    sources = [(name, list(sp.entries)) for name, sp in dataset.splits.items()
-               if getattr(sp, "labeled", sp.project is not None) and sp.entries]
-    cfg = dataclasses.replace(config, init_from=None, time_limit_s=float(fold_seconds), dataset=None, val=None)
+    sources = [
+        (name, list(sp.entries))
+        for name, sp in dataset.splits.items()
+        if getattr(sp, "labeled", sp.project is not None) and sp.entries
+    ]
+    cfg = dataclasses.replace(
+        config, init_from=None, time_limit_s=float(fold_seconds), dataset=None, val=None
+    )
     return CheckLabelsJob(cfg, sources, Path(out_dir), int(folds), float(fold_seconds))
 
 
-def run_check_labels(job: CheckLabelsJob, on_event: Callable[[Any], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> CheckLabelsDone:
+def run_check_labels(
+    job: CheckLabelsJob,
+    on_event: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CheckLabelsDone:
     """Run the check (see the module docstring). A job that cannot run (:func:`job_problem`) returns at once
     with the reason in ``problem``."""
     from .crossval import crossval
@@ -150,8 +162,15 @@ def run_check_labels(job: CheckLabelsJob, on_event: Callable[[Any], None] | None
             state["cut"] = state["training"]  # a Stop between folds cuts nothing short
         return True
 
-    result = crossval(job.config, job.sources, job.out_dir, folds=job.folds, on_event=fold_event,
-                      on_fold=on_fold, should_stop=stopping)
+    result = crossval(
+        job.config,
+        job.sources,
+        job.out_dir,
+        folds=job.folds,
+        on_event=fold_event,
+        on_fold=on_fold,
+        should_stop=stopping,
+    )
     cut = state["cut"]
     if cut is not None:  # that fold's model learned for part of its time only: its scores would mislead
         result.per_image = [s for s in result.per_image if s.fold != cut]
@@ -161,8 +180,14 @@ def run_check_labels(job: CheckLabelsJob, on_event: Callable[[Any], None] | None
         data = result.to_dict()
         data["cut_short_fold"] = cut
         path.write_text(json.dumps(data, indent=2, default=str))
-    return CheckLabelsDone(Path(job.out_dir), Path(job.out_dir) / "crossval.json", result.stopped, cut,
-                           list(result.errors), time.monotonic() - t0)
+    return CheckLabelsDone(
+        Path(job.out_dir),
+        Path(job.out_dir) / "crossval.json",
+        result.stopped,
+        cut,
+        list(result.errors),
+        time.monotonic() - t0,
+    )
 
 
 # ----------------------------------------------------------------------------------------- reading results
@@ -217,19 +242,32 @@ def read_results(path: str | Path) -> CheckResults:
     images = []
     for row in data["per_image"]:
         try:
-            images.append(CheckedImage(str(row["image"]), str(row.get("source", "")), int(row.get("fold", 0)),
-                                       float(row["dice"]), [d for d in row.get("disagreements") or []
-                                                            if isinstance(d, dict) and d.get("kind")]))
+            images.append(
+                CheckedImage(
+                    str(row["image"]),
+                    str(row.get("source", "")),
+                    int(row.get("fold", 0)),
+                    float(row["dice"]),
+                    [d for d in row.get("disagreements") or [] if isinstance(d, dict) and d.get("kind")],
+                )
+            )
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{p}: an image row without image name or Dice: {str(row)[:120]}") from None
     keys = {i: f"{im.source}\n{im.image}\n{i}" for i, im in enumerate(images)}
-    order = rank({keys[i]: im.dice for i, im in enumerate(images)},
-                 {keys[i]: im.area for i, im in enumerate(images)})
+    order = rank(
+        {keys[i]: im.dice for i, im in enumerate(images)}, {keys[i]: im.area for i, im in enumerate(images)}
+    )
     back = {k: i for i, k in keys.items()}
     cut = data.get("cut_short_fold")
-    return CheckResults(int(data.get("folds") or 0), [images[back[k]] for k in order], data.get("mean_dice"),
-                        [str(e) for e in data.get("errors") or []], [str(e) for e in data.get("skipped") or []],
-                        bool(data.get("stopped")), int(cut) if isinstance(cut, int) else None)
+    return CheckResults(
+        int(data.get("folds") or 0),
+        [images[back[k]] for k in order],
+        data.get("mean_dice"),
+        [str(e) for e in data.get("errors") or []],
+        [str(e) for e in data.get("skipped") or []],
+        bool(data.get("stopped")),
+        int(cut) if isinstance(cut, int) else None,
+    )
 
 
 def split_hint(source: str) -> str:

@@ -114,10 +114,14 @@ def summarize(rows: list[OofScore], n_boot: int = 2000, seed: int = 0) -> dict:
 
     return {
         "n": len(rows),
-        "mean_dice": float(dice.mean()), "mean_dice_ci95": ci(dice[idx].mean(1)),
-        "global_dice": gd, "global_dice_ci95": ci(g_d),
-        "mean_iou": float(iou.mean()), "mean_iou_ci95": ci(iou[idx].mean(1)),
-        "global_iou": gi, "global_iou_ci95": ci(g_i),
+        "mean_dice": float(dice.mean()),
+        "mean_dice_ci95": ci(dice[idx].mean(1)),
+        "global_dice": gd,
+        "global_dice_ci95": ci(g_d),
+        "mean_iou": float(iou.mean()),
+        "mean_iou_ci95": ci(iou[idx].mean(1)),
+        "global_iou": gi,
+        "global_iou_ci95": ci(g_i),
     }
 
 
@@ -165,15 +169,21 @@ def load_map(path: str | Path) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
-def fold_config(cfg: TrainConfig, train_parts: list[list[ImageEntry]], held: list[ImageEntry],
-                run_dir: Path) -> TrainConfig:
+def fold_config(
+    cfg: TrainConfig, train_parts: list[list[ImageEntry]], held: list[ImageEntry], run_dir: Path
+) -> TrainConfig:
     """The training config of one fold: the training folds of each source (the first source as the dataset,
     the others as extras, so balanced sampling still sees them apart) plus ``cfg.extra_train``, the held-out
     fold as validation data for the curves only, and the final weights kept."""
     first, *rest = [p for p in train_parts if p] or [[]]
     schedule = resolve_schedule(cfg)
     return dataclasses.replace(
-        cfg, dataset=first, extra_train=[*rest, *cfg.extra_train], val=held, out_dir=run_dir, keep="last",
+        cfg,
+        dataset=first,
+        extra_train=[*rest, *cfg.extra_train],
+        val=held,
+        out_dir=run_dir,
+        keep="last",
         # the plateau schedule follows the validation score, so it would let the held-out fold steer training
         lr_schedule="flat_cosine" if schedule == "plateau" else cfg.lr_schedule,
     )
@@ -227,18 +237,32 @@ def crossval(
             result.stopped = True
             break
         held = [e for e, fo in zip(entries, fold_of, strict=True) if fo == f]
-        parts = [[e for e, fo, s in zip(entries, fold_of, src_idx, strict=True) if fo != f and s == k]
-                 for k in range(len(sources))]
+        parts = [
+            [e for e, fo, s in zip(entries, fold_of, src_idx, strict=True) if fo != f and s == k]
+            for k in range(len(sources))
+        ]
         run_dir = out / f"fold_{f}"
         if on_fold:
-            on_fold(f, folds, f"fold {f + 1}/{folds}: training on {sum(map(len, parts))} images, "
-                              f"holding out {len(held)}")
+            on_fold(
+                f,
+                folds,
+                f"fold {f + 1}/{folds}: training on {sum(map(len, parts))} images, holding out {len(held)}",
+            )
         fcfg = fold_config(cfg, parts, held, run_dir)
-        res = train(fcfg, on_event=functools.partial(on_event, f) if on_event else None,  # on_event(f, ev)
-                    should_stop=should_stop)
-        row = {"fold": f, "run_dir": str(run_dir.relative_to(out)), "n_train": sum(map(len, parts)),
-               "n_held_out": len(held), "ok": res.ok, "epochs_run": res.summary.get("epochs_run"),
-               "train_seconds": res.summary.get("train_seconds")}
+        res = train(
+            fcfg,
+            on_event=functools.partial(on_event, f) if on_event else None,  # on_event(f, ev)
+            should_stop=should_stop,
+        )
+        row = {
+            "fold": f,
+            "run_dir": str(run_dir.relative_to(out)),
+            "n_train": sum(map(len, parts)),
+            "n_held_out": len(held),
+            "ok": res.ok,
+            "epochs_run": res.summary.get("epochs_run"),
+            "train_seconds": res.summary.get("train_seconds"),
+        }
         result.fold_runs.append(row)
         if not res.ok or res.model_path is None:
             result.errors.append(f"fold {f}: {res.error}")
@@ -261,8 +285,20 @@ def crossval(
                 src = held_src[id(entry)]
                 rel = Path("oof_maps") / f"{names.index(src)}" / (entry.filename.replace("/", "_") + ".png")
                 _save_map(out / rel, pred.probabilities)
-                result.per_image.append(OofScore(
-                    entry.filename, src, f, float(dice), float(iou), n_true, n_pred, inter, str(rel), found[:MAX_LISTED]))
+                result.per_image.append(
+                    OofScore(
+                        entry.filename,
+                        src,
+                        f,
+                        float(dice),
+                        float(iou),
+                        n_true,
+                        n_pred,
+                        inter,
+                        str(rel),
+                        found[:MAX_LISTED],
+                    )
+                )
         finally:
             close = getattr(items, "close", None)
             if close:

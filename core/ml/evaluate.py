@@ -269,8 +269,12 @@ def evaluate(
     entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
     split = getattr(split_or_entries, "name", None)
     thr = predictor.threshold if threshold is None else float(threshold)
-    result = EvalResult(threshold=thr, split=split, tta=bool(getattr(predictor, "tta", False)),
-                        tta_scales=tuple(getattr(predictor, "scales", (1.0,))))
+    result = EvalResult(
+        threshold=thr,
+        split=split,
+        tta=bool(getattr(predictor, "tta", False)),
+        tta_scales=tuple(getattr(predictor, "scales", (1.0,))),
+    )
     total = len(entries)
     done = 0
     items = predictor.predict_many([e.path for e in entries], batch_size=batch_size)
@@ -371,6 +375,9 @@ def train_duplicates(dataset, split) -> list[ImageEntry]:
         return []
     pair = Dataset(dataset.root, {"train": train, split.name: split})
     # across splits a copy is an error attached to the later split's entry (within a split: a warning)
-    leaked = {p.key for p in check_dataset(pair, decode=True).problems
-              if p.kind == "duplicate_image" and p.severity == "error" and p.split == split.name}
+    leaked = {
+        p.key
+        for p in check_dataset(pair, decode=True).problems
+        if p.kind == "duplicate_image" and p.severity == "error" and p.split == split.name
+    }
     return [e for e in split.entries if e.key in leaked]

@@ -81,11 +81,30 @@ from .export_graph import (
 )
 
 __all__ = [
-    "FLOAT32_TOLERANCE", "FORMATS", "INPUT_NAME", "ONNX_OPSET", "OUTPUT_NAME", "QUANTIZE", "RUNNERS",
-    "SAVEDMODEL_META", "TTA_MODES", "ExportError", "ExportResult", "check_images", "export_meta", "export_model",
-    "full_resolution", "load_runner", "meta_path", "network_input", "run_onnx", "run_savedmodel", "run_tflite",
+    "FLOAT32_TOLERANCE",
+    "FORMATS",
+    "INPUT_NAME",
+    "ONNX_OPSET",
+    "OUTPUT_NAME",
+    "QUANTIZE",
+    "RUNNERS",
+    "SAVEDMODEL_META",
+    "TTA_MODES",
+    "ExportError",
+    "ExportResult",
+    "check_images",
+    "export_meta",
+    "export_model",
+    "full_resolution",
+    "load_runner",
+    "meta_path",
+    "network_input",
+    "run_onnx",
+    "run_savedmodel",
+    "run_tflite",
     "serving_module",
-    "_predictor", "_tflite_interpreter",  # private, but tests and tests/perf/bench_export.py use them
+    "_predictor",
+    "_tflite_interpreter",  # private, but tests and tests/perf/bench_export.py use them
 ]
 
 QUANTIZE = ("none", "float16", "int8")
@@ -213,7 +232,7 @@ def export_meta(model_path: Path, predictor, fmt: str, quantize: str, tta: str, 
         from importlib.metadata import version
 
         viaseg_version = version("viaseg")
-    except Exception:  # noqa: BLE001 - a source checkout without installed metadata
+    except Exception:  # a source checkout without installed metadata
         viaseg_version = meta.get("viaseg_version")
     return {
         "format": fmt,
@@ -313,7 +332,7 @@ def export_model(
             raise
         except OSError as exc:
             raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        except Exception as exc:  # noqa: BLE001 - converters raise many types; the user needs the file
+        except Exception as exc:  # converters raise many types; the user needs the file
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"{model_path}: {fmt} conversion failed ({type(exc).__name__}: {msg})") from exc
 
@@ -328,7 +347,7 @@ def export_model(
                 want = predictor.predict_inputs(images)
                 try:
                     got = RUNNERS[fmt](tmp, images)
-                except Exception as exc:  # noqa: BLE001 - the runtime's own error types
+                except Exception as exc:  # the runtime's own error types
                     raise ExportError(f"{out}: the exported model does not run in {runtime} ({exc})") from exc
                 if got.shape != want.shape:
                     raise ExportError(f"{out}: exported output shape {got.shape}, expected {want.shape}")

@@ -38,7 +38,9 @@ def load_runner(fmt: str, path: str | Path) -> Callable[[np.ndarray], np.ndarray
 
         tf = tfsetup.load_tf()
         sig = tf.saved_model.load(str(path)).signatures["serving_default"]
-        return lambda images: sig(**{INPUT_NAME: tf.constant(np.asarray(images, np.uint8))})[OUTPUT_NAME].numpy()
+        return lambda images: sig(**{INPUT_NAME: tf.constant(np.asarray(images, np.uint8))})[
+            OUTPUT_NAME
+        ].numpy()
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -57,7 +59,11 @@ def load_runner(fmt: str, path: str | Path) -> Callable[[np.ndarray], np.ndarray
             interp.set_tensor(inp, img[None])
             interp.invoke()
             probs.append(np.array(interp.get_tensor(out)[0]))
-        return np.stack(probs) if probs else np.zeros((0, *interp.get_output_details()[0]["shape"][1:]), np.float32)
+        return (
+            np.stack(probs)
+            if probs
+            else np.zeros((0, *interp.get_output_details()[0]["shape"][1:]), np.float32)
+        )
 
     return run
 
@@ -159,7 +165,7 @@ def _write_onnx(module, tmp: Path, meta: dict[str, Any]) -> None:
         from keras.src.export.tf2onnx_lib import patch_tf2onnx
 
         patch_tf2onnx()
-    except Exception:  # noqa: BLE001 - an older/newer Keras without the patch: tf2onnx as it is
+    except Exception:  # an older/newer Keras without the patch: tf2onnx as it is
         pass
     fn = module.serve.get_concrete_function()
     spec = fn.structured_input_signature[0]

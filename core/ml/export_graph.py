@@ -75,7 +75,9 @@ def serving_module(predictor, batch: int | None = None):
             for hw, net in zip(sizes[1:], self.networks[1:], strict=True):
                 xs = tf.image.resize(x, hw, method="bilinear", antialias=False)
                 p = at_size(xs, net)
-                total = total + tf.image.resize(p[..., None], (h, w), method="bilinear", antialias=False)[..., 0]
+                total = (
+                    total + tf.image.resize(p[..., None], (h, w), method="bilinear", antialias=False)[..., 0]
+                )
             if len(sizes) > 1:
                 total = total / float(len(sizes))
             return {OUTPUT_NAME: tf.identity(total, name=OUTPUT_NAME)}

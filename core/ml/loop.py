@@ -67,7 +67,7 @@ def read_trained_on(model_path: str | Path) -> dict[str, str] | None:
 
         rec = read_meta(path).get("trained_on")
         return rec if isinstance(rec, dict) else None
-    except Exception:  # noqa: BLE001 - no record is an answer too
+    except Exception:  # no record is an answer too
         return None
 
 
@@ -81,8 +81,13 @@ class ImprovePlan:
     fair: bool  # False: the old model may have trained on held-out images (its score is optimistic)
 
 
-def plan(train: list[ImageEntry], val: list[ImageEntry] | None, record: dict[str, str] | None,
-         fraction: float = 0.2, seed: int = 0) -> ImprovePlan:
+def plan(
+    train: list[ImageEntry],
+    val: list[ImageEntry] | None,
+    record: dict[str, str] | None,
+    fraction: float = 0.2,
+    seed: int = 0,
+) -> ImprovePlan:
     """Which images fine-tune and which judge (see the module's docstring). ``train``: the training split's
     images; ``val``: the project's validation split (None or empty when it has none)."""
     changed = changed_since(train, record)
@@ -104,8 +109,13 @@ def plan(train: list[ImageEntry], val: list[ImageEntry] | None, record: dict[str
     else:
         return ImprovePlan(list(train), [], names, "none (fewer than two annotated images)", False)
     ids = {id(e) for e in held}
-    return ImprovePlan([e for e in train if id(e) not in ids], held,
-                       [n for n in names if n not in {e.filename for e in held}], src, fair)
+    return ImprovePlan(
+        [e for e in train if id(e) not in ids],
+        held,
+        [n for n in names if n not in {e.filename for e in held}],
+        src,
+        fair,
+    )
 
 
 def decide(old: float | None, new: float | None) -> str:
@@ -166,14 +176,20 @@ class ImproveJob:
         changed = set(p.changed)
         extra = [e for e in p.train if e.filename in changed]
         tcfg = dataclasses.replace(
-            cfg, dataset=p.train, extra_train=[list(extra)] * max(0, self.emphasis - 1) if extra else [],
+            cfg,
+            dataset=p.train,
+            extra_train=[list(extra)] * max(0, self.emphasis - 1) if extra else [],
             # the held-out images judge; further validation sets (e.g. another style) are reported too
             min_epochs=max(cfg.min_epochs, self.min_epochs),
             val=([p.held_out] + [ents for _, ents in data.more_val] if data.more_val else p.held_out)
-            if p.held_out else None, keep="last", patience=10_000,
+            if p.held_out
+            else None,
+            keep="last",
+            patience=10_000,
             # the final weights are kept, so the held-out images judge without having chosen anything;
             # that needs a schedule that does not follow the validation score
-            lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule)
+            lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule,
+        )
         if not p.held_out:
             tcfg.val_fraction = 0.0
         return tcfg, p, record
@@ -183,11 +199,12 @@ class ImproveJob:
 
         try:
             tcfg, p, record = self.prepare()
-        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+        except Exception as exc:  # a message, never a traceback
             return ImproveResult(ok=False, error=f"cannot improve the model: {exc}")
         res = train(tcfg, on_event=on_event, should_stop=should_stop)
-        out = ImproveResult(**{f.name: getattr(res, f.name) for f in dataclasses.fields(res)},
-                            old_model=str(tcfg.init_from))
+        out = ImproveResult(
+            **{f.name: getattr(res, f.name) for f in dataclasses.fields(res)}, old_model=str(tcfg.init_from)
+        )
         if not res.ok or res.model_path is None:
             return out
         per_new = res.summary.get("per_image_dice") or {}
@@ -196,10 +213,16 @@ class ImproveJob:
         new_mean = float(np.mean([per_new[e.filename] for e in judged])) if judged else None
         old_mean = old_scores["mean_dice"] if old_scores else None
         out.comparison = {
-            "old_model": str(tcfg.init_from), "new_model": str(res.model_path),
-            "held_out": [e.filename for e in judged], "held_out_source": p.held_out_source, "fair": p.fair,
-            "changed": p.changed, "emphasis": self.emphasis, "old_known": record is not None,
-            "old_mean_dice": old_mean, "new_mean_dice": new_mean,
+            "old_model": str(tcfg.init_from),
+            "new_model": str(res.model_path),
+            "held_out": [e.filename for e in judged],
+            "held_out_source": p.held_out_source,
+            "fair": p.fair,
+            "changed": p.changed,
+            "emphasis": self.emphasis,
+            "old_known": record is not None,
+            "old_mean_dice": old_mean,
+            "new_mean_dice": new_mean,
             "old_per_image": old_scores["per_image"] if old_scores else {},
             "keep": decide(old_mean, new_mean),
         }
@@ -217,8 +240,11 @@ def score_model(model_path: str | Path, entries: list[ImageEntry], batch_size: i
     from .predict import Predictor
 
     result = evaluate(Predictor.load(model_path), entries, batch_size=batch_size)
-    return {"mean_dice": result.mean_dice, "global_dice": result.global_dice,
-            "per_image": {s.image: s.dice for s in result.per_image}}
+    return {
+        "mean_dice": result.mean_dice,
+        "global_dice": result.global_dice,
+        "per_image": {s.image: s.dice for s in result.per_image},
+    }
 
 
 # ---------------------------------------------------------------------------------------------- label next

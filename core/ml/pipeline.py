@@ -84,8 +84,11 @@ class Arrays:
         if tag_sources:
             sources = [k for k, p in tagged for _ in range(len(p))]
         else:
-            sources = [p.source_of(i) for _, p in tagged for i in range(len(p))] if any(
-                p.sources for _, p in tagged) else []
+            sources = (
+                [p.source_of(i) for _, p in tagged for i in range(len(p))]
+                if any(p.sources for _, p in tagged)
+                else []
+            )
         return Arrays(
             np.concatenate([p.images for _, p in tagged]),
             np.concatenate([p.masks for _, p in tagged]),
@@ -114,7 +117,7 @@ def _decode(path: Path, data: bytes, hw: tuple[int, int], resize: str, cache_dir
             try:
                 with np.load(cfile) as z:
                     return z["image"], str(z["pixel_hash"]), tuple(int(v) for v in z["src_size"])
-            except Exception as exc:  # noqa: BLE001 - a bad cache file is rebuilt, never fatal
+            except Exception as exc:  # a bad cache file is rebuilt, never fatal
                 log.warning("%s: ignoring unreadable cache file (%s)", cfile, exc)
     # For the research-faithful 'nearest' mode decode at full size; otherwise let libjpeg decode reduced.
     max_side = None if resize == "nearest" else 2 * max(hw)
@@ -227,7 +230,9 @@ def split_entries(entries: list, val_fraction: float = 0.2, seed: int = 0) -> tu
         return entries, []
     n_val = min(len(entries) - 1, max(1, round(len(entries) * val_fraction)))
     val_idx = set(order[:n_val])
-    return [e for i, e in enumerate(entries) if i not in val_idx], [e for i, e in enumerate(entries) if i in val_idx]
+    return [e for i, e in enumerate(entries) if i not in val_idx], [
+        e for i, e in enumerate(entries) if i in val_idx
+    ]
 
 
 # ------------------------------------------------------------------------------------------- TensorFlow part
@@ -284,7 +289,9 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
             if aug.brightness:
                 image = tf.image.stateless_random_brightness(image, aug.brightness, seeds[4])
             if aug.contrast:
-                image = tf.image.stateless_random_contrast(image, 1 - aug.contrast, 1 + aug.contrast, seeds[5])
+                image = tf.image.stateless_random_contrast(
+                    image, 1 - aug.contrast, 1 + aug.contrast, seeds[5]
+                )
             if aug.saturation:
                 image = tf.image.stateless_random_saturation(
                     image, 1 - aug.saturation, 1 + aug.saturation, seeds[6]
@@ -294,8 +301,8 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
             off = tf.random.stateless_uniform([2], seeds[7], 0.0, 1.0)
             y0 = tf.cast(off[0] * (h - crop + 1), tf.int32)
             x0 = tf.cast(off[1] * (w - crop + 1), tf.int32)
-            image = image[y0:y0 + crop, x0:x0 + crop]
-            mask = mask[y0:y0 + crop, x0:x0 + crop]
+            image = image[y0 : y0 + crop, x0 : x0 + crop]
+            mask = mask[y0 : y0 + crop, x0 : x0 + crop]
             image.set_shape([crop, crop, 3])
             mask.set_shape([crop, crop, 1])
             return image, mask
@@ -347,7 +354,9 @@ def train_dataset(
             idx = [i for i in range(len(arrays)) if arrays.source_of(i) == k]
             part = tf.data.Dataset.from_tensor_slices((arrays.images[idx], arrays.masks[idx])).cache()
             buffer = min(shuffle_buffer or len(idx), len(idx))
-            parts.append(part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat())
+            parts.append(
+                part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat()
+            )
         ds = tf.data.Dataset.sample_from_datasets(parts, [weights[k] for k in sorted(weights)], seed=seed)
     else:
         buffer = shuffle_buffer or len(arrays)

@@ -26,8 +26,11 @@ def plot_curves(history: dict[str, list[float]], path: str | Path) -> Path:
     for ax, (key, title) in zip(axes, panels, strict=True):
         lines = [(key, "-", "train"), (f"val_{key}", "--", "val")]
         if key == "dice":
-            lines = [(key, "-", "train (soft)"), (f"val_{key}", "--", "val (soft)"),
-                     ("val_hard_dice", ":", "val (hard, per image)")]
+            lines = [
+                (key, "-", "train (soft)"),
+                (f"val_{key}", "--", "val (soft)"),
+                ("val_hard_dice", ":", "val (hard, per image)"),
+            ]
         for k, style, label in lines:
             vals = history.get(k)
             if vals:
@@ -43,7 +46,9 @@ def plot_curves(history: dict[str, list[float]], path: str | Path) -> Path:
     return path
 
 
-def plot_samples(images, true_masks, pred_masks, path: str | Path, title: str = "", threshold: float = 0.5) -> Path:
+def plot_samples(
+    images, true_masks, pred_masks, path: str | Path, title: str = "", threshold: float = 0.5
+) -> Path:
     """A grid: image | true mask | predicted probability | overlay (prediction >= threshold in red)."""
     plt = _pyplot()
     path = Path(path)
@@ -60,7 +65,9 @@ def plot_samples(images, true_masks, pred_masks, path: str | Path, title: str = 
         hit = p >= threshold
         over[hit] = (0.5 * over[hit] + 0.5 * np.array([255, 0, 0])).astype(np.uint8)
         for ax, (pic, cmap, name) in zip(
-            axes[i], ((img, None, "image"), (t, "gray", "truth"), (p, "magma", "prediction"), (over, None, "overlay")), strict=True
+            axes[i],
+            ((img, None, "image"), (t, "gray", "truth"), (p, "magma", "prediction"), (over, None, "overlay")),
+            strict=True,
         ):
             ax.imshow(pic, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
             ax.set_axis_off()

@@ -272,7 +272,7 @@ class Predictor(_TiledAndBatchPrediction):
             out = self._function(hw)(batch)
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001 - TF raises many types; the user needs the model's name
+        except Exception as exc:  # TF raises many types; the user needs the model's name
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path or 'model'}: the network failed to run ({msg})") from exc
         if isinstance(out, (list, tuple)):

@@ -102,7 +102,7 @@ class _TiledAndBatchPrediction:
                 return self._to_input(img), np.array([fh, fw], np.int32), b""
             except ImageReadError as exc:
                 return np.zeros((h, w, 3), np.float32), np.array([0, 0], np.int32), exc.problem.encode()
-            except Exception as exc:  # noqa: BLE001 - reported per image, never kills the batch
+            except Exception as exc:  # reported per image, never kills the batch
                 msg = f"cannot read image ({type(exc).__name__}: {exc})"
                 return np.zeros((h, w, 3), np.float32), np.array([0, 0], np.int32), msg.encode()
 

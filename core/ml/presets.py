@@ -200,9 +200,17 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
         # car-damage + car-damage-extra-split/train, 10 minutes; whole cars 0.333 vs 0.414, close-ups 0.556
         # vs 0.521). keep "auto": a run annealed over a time limit saves its final weights, so its validation
         # images choose nothing and the scores it reports are not picked on them (docs/RESULTS.md)
-        cfg = TrainConfig(preset="default", base_width=16, epochs=400, patience=40, tta=True,
-                          tta_scales=(0.875, 1.0, 1.125), lr_schedule="auto", balance_sources=False,
-                          keep="auto")
+        cfg = TrainConfig(
+            preset="default",
+            base_width=16,
+            epochs=400,
+            patience=40,
+            tta=True,
+            tta_scales=(0.875, 1.0, 1.125),
+            lr_schedule="auto",
+            balance_sources=False,
+            keep="auto",
+        )
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -23,6 +23,6 @@ def load_tf():
         _done = True
         try:
             tf_mod.config.optimizer.set_experimental_options({"remapping": False})
-        except Exception:  # noqa: BLE001 - a TF without this option runs with its defaults
+        except Exception:  # a TF without this option runs with its defaults
             pass
     return tf_mod

@@ -64,7 +64,7 @@ def _viaseg_version() -> str:
         from viaseg import __version__
 
         return __version__
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "unknown"
 
 
@@ -79,8 +79,15 @@ def train(
     viaseg's own (e.g. a benchmark's probe). Never raises for a training failure."""
     cfg = config
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    state: dict[str, Any] = {"epoch": 0, "batches": 0, "history": {}, "reason": "", "nan": None, "epochs_run": 0,
-                             "steps": 0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "batches": 0,
+        "history": {},
+        "reason": "",
+        "nan": None,
+        "epochs_run": 0,
+        "steps": 0,
+    }
     worker_dir = None
     if cfg.strategy == "multiworker" and not is_chief():
         # Keras' multi-worker pattern: every worker runs the same steps (saving included: the collective ops
@@ -93,13 +100,19 @@ def train(
         if on_event is not None:
             try:
                 on_event(ev)
-            except Exception as exc:  # noqa: BLE001 - a broken listener must not kill training
+            except Exception as exc:  # a broken listener must not kill training
                 log.warning("event listener failed on %s: %s", type(ev).__name__, exc)
 
     def fail(message: str, model_path: Path | None = None, summary: dict | None = None) -> TrainResult:
         emit(Failed(message, run_dir, model_path))
-        return TrainResult(ok=False, run_dir=run_dir, model_path=model_path, error=message,
-                           summary=summary or {}, history=state["history"])
+        return TrainResult(
+            ok=False,
+            run_dir=run_dir,
+            model_path=model_path,
+            error=message,
+            summary=summary or {},
+            history=state["history"],
+        )
 
     try:
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
@@ -116,7 +129,7 @@ def train(
         return fail(str(exc))
     except MemoryError:
         return fail("out of memory: try a smaller --batch-size or --size")
-    except Exception as exc:  # noqa: BLE001 - the GUI must get a message, not a traceback
+    except Exception as exc:  # the GUI must get a message, not a traceback
         if type(exc).__name__ == "ResourceExhaustedError":
             return fail("out of memory while training: try a smaller --batch-size or --size")
         log.exception("training failed")
@@ -146,7 +159,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         device = f"{device} x {n_workers} workers"
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.crop and (cfg.crop % 16 or not 16 <= cfg.crop <= cfg.size):
-        raise _TrainingFailed(f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})")
+        raise _TrainingFailed(
+            f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})"
+        )
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
         if note:
@@ -158,14 +173,24 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     data = resolve_data(cfg)
     train_entries = data.train
     if not any(e.regions for e in train_entries):
-        raise _TrainingFailed(f"no annotated images in the training data ({data.train_source}): "
-                              "draw at least one region before training")
-    load = dict(size=cfg.size, resize=cfg.resize, include_empty=cfg.include_empty, cache_dir=cfg.cache_dir,
-                threads=cfg.threads, on_warning=warnings.append)
+        raise _TrainingFailed(
+            f"no annotated images in the training data ({data.train_source}): "
+            "draw at least one region before training"
+        )
+    load = dict(
+        size=cfg.size,
+        resize=cfg.resize,
+        include_empty=cfg.include_empty,
+        cache_dir=cfg.cache_dir,
+        threads=cfg.threads,
+        on_warning=warnings.append,
+    )
     tr = _load_sources(train_entries, data.train_sources, load)
     if not len(tr) or not tr.masks.any():
-        raise _TrainingFailed(f"no readable annotated image in the training data ({data.train_source}); "
-                              + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5]))
+        raise _TrainingFailed(
+            f"no readable annotated image in the training data ({data.train_source}); "
+            + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5])
+        )
     va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
     duplicates: list[str] = []
     if cfg.exclude_duplicates and len(va):
@@ -173,26 +198,56 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         duplicates = [va.names[i] for i in sorted(dup)]
         va = va.subset(i for i in range(len(va)) if i not in dup)
         if duplicates:
-            warnings.append(f"left out of validation (same content as a training image): {', '.join(duplicates)}")
-    state["sample_idx"] = __import__("viaseg.core.ml.plots", fromlist=["x"]).sample_indices(len(va), cfg.n_samples)
+            warnings.append(
+                f"left out of validation (same content as a training image): {', '.join(duplicates)}"
+            )
+    state["sample_idx"] = __import__("viaseg.core.ml.plots", fromlist=["x"]).sample_indices(
+        len(va), cfg.n_samples
+    )
     steps = P.steps_per_epoch(len(tr), cfg.batch_size)
     state["steps"] = steps
     skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
     precision = resolve_precision(cfg.precision)
-    emit(Started(run_dir, len(tr), len(va), cfg.epochs, steps, duplicates, skipped, data.val_source, cfg.to_dict(),
-                 notes=list(setup_notes), device=device, precision=precision))
+    emit(
+        Started(
+            run_dir,
+            len(tr),
+            len(va),
+            cfg.epochs,
+            steps,
+            duplicates,
+            skipped,
+            data.val_source,
+            cfg.to_dict(),
+            notes=list(setup_notes),
+            device=device,
+            precision=precision,
+        )
+    )
 
     # ---- model
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        model = unet.build_unet_xception(None if cfg.crop else cfg.size, base_width=cfg.base_width,
-                                         bn_momentum=cfg.bn_momentum, norm=cfg.norm, dropout=cfg.dropout,
-                                         precision=precision)
+        model = unet.build_unet_xception(
+            None if cfg.crop else cfg.size,
+            base_width=cfg.base_width,
+            bn_momentum=cfg.bn_momentum,
+            norm=cfg.norm,
+            dropout=cfg.dropout,
+            precision=precision,
+        )
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
-    train_ds = P.train_dataset(tr, cfg.batch_size, cfg.seed, cfg.augment, cfg.shuffle_buffer,
-                               balance=cfg.balance_sources, crop=cfg.crop)
+    train_ds = P.train_dataset(
+        tr,
+        cfg.batch_size,
+        cfg.seed,
+        cfg.augment,
+        cfg.shuffle_buffer,
+        balance=cfg.balance_sources,
+        crop=cfg.crop,
+    )
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
     if cfg.strategy == "multiworker":  # in-memory data: each worker takes its share of every global batch
         opts = tf.data.Options()
@@ -204,8 +259,14 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     callbacks += more_callbacks
 
     t0 = time.perf_counter()
-    model.fit(train_ds, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=val_ds,
-              callbacks=callbacks, verbose=0)
+    model.fit(
+        train_ds,
+        steps_per_epoch=steps,
+        epochs=cfg.epochs,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        verbose=0,
+    )
     train_seconds = time.perf_counter() - t0
     hist = state["history"]
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
@@ -252,8 +313,10 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         "lr_schedule": resolve_schedule(cfg),
         "kept": kept,  # "best": the best validation epoch's weights; "last": the final weights
         "balance_sources": bool(cfg.balance_sources),
-        "sources": {name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
-                    for k, name in enumerate(data.source_names)},
+        "sources": {
+            name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
+            for k, name in enumerate(data.source_names)
+        },
         "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
         "trained_on": meta["trained_on"],
         "val_dice": scores["mean_dice"],
@@ -282,12 +345,14 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         from .plots import plot_curves
 
         plot_curves(hist, run_dir / "curves.png")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         warnings.append(f"cannot write curves.png: {exc}")
 
     model_path = None
     if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
-        meta.update(val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"])
+        meta.update(
+            val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"]
+        )
         model_path = save_model(model, run_dir / "model.keras", meta)
         summary["model_path"] = model_path.name  # relative to the run folder: runs can be moved and shared
     ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
@@ -295,16 +360,31 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
 
     if state["nan"] is not None:
         ep, b = state["nan"]
-        kept = f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}" if model_path else \
-            "; no epoch finished before it, so no model was saved"
-        return fail(f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} "
-                    f"(try a lower --lr){kept}", model_path, summary)
+        kept = (
+            f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}"
+            if model_path
+            else "; no epoch finished before it, so no model was saved"
+        )
+        return fail(
+            f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} "
+            f"(try a lower --lr){kept}",
+            model_path,
+            summary,
+        )
     if model_path is None:
         return fail("training stopped before any epoch finished: no model saved", None, summary)
     reason = summary["stop_reason"]
     emit(Finished(best_epoch, best_metrics, run_dir, model_path, reason))
-    return TrainResult(ok=True, run_dir=run_dir, model_path=model_path, best_epoch=best_epoch,
-                       best_metrics=best_metrics, summary=summary, history=hist, reason=reason)
+    return TrainResult(
+        ok=True,
+        run_dir=run_dir,
+        model_path=model_path,
+        best_epoch=best_epoch,
+        best_metrics=best_metrics,
+        summary=summary,
+        history=hist,
+        reason=reason,
+    )
 
 
 def _load_sources(entries, sources, load) -> P.Arrays:
@@ -345,7 +425,9 @@ def _init_weights(model, path: Path, cfg) -> None:
     got = [tuple(w.shape) for w in src.weights]
     if want != got:
         src_cfg = meta.get("config") or {}
-        theirs = ", ".join(f"{k.replace('_', ' ')} {src_cfg[k]}" for k in ("base_width", "norm") if k in src_cfg)
+        theirs = ", ".join(
+            f"{k.replace('_', ' ')} {src_cfg[k]}" for k in ("base_width", "norm") if k in src_cfg
+        )
         raise _TrainingFailed(
             f"{path}: cannot start from this model: its network ({theirs + ', ' if theirs else ''}"
             f"{len(got)} weight tensors) does not match this run's (base width {cfg.base_width}, norm {cfg.norm}, "

@@ -34,8 +34,9 @@ class _TrainingFailed(Exception):
     """A failure with a message meant for the user."""
 
 
-def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder,
-                    strategy=None):
+def _make_callbacks(
+    keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder, strategy=None
+):
     """Keras' callbacks plus the event / stop / time-limit one.
 
     With several workers (``strategy`` a multi-worker one) every worker must take the same number of steps and
@@ -56,8 +57,11 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         def _stop_asked(self) -> str:
             if should_stop is not None and should_stop():
                 return "stopped"
-            if (cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s
-                    and state["epoch"] >= getattr(cfg, "min_epochs", 0)):
+            if (
+                cfg.time_limit_s
+                and time.perf_counter() - state["t0"] > cfg.time_limit_s
+                and state["epoch"] >= getattr(cfg, "min_epochs", 0)
+            ):
                 return "time_limit"
             return ""
 
@@ -85,14 +89,26 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                     self._writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "samples"))
                 rows = []
                 for img, t, p in zip(ev.images, ev.true_masks, ev.pred_masks, strict=True):
-                    grey = [np.repeat((np.nan_to_num(np.asarray(m, np.float32))[..., None] * 255).clip(0, 255)
-                                      .astype(np.uint8), 3, axis=2) for m in (np.squeeze(t) > 0, np.squeeze(p))]
+                    grey = [
+                        np.repeat(
+                            (np.nan_to_num(np.asarray(m, np.float32))[..., None] * 255)
+                            .clip(0, 255)
+                            .astype(np.uint8),
+                            3,
+                            axis=2,
+                        )
+                        for m in (np.squeeze(t) > 0, np.squeeze(p))
+                    ]
                     rows.append(np.concatenate([np.asarray(img, np.uint8), *grey], axis=1))
                 with self._writer.as_default():
-                    tf.summary.image("samples: image | true | predicted", np.stack(rows), step=epoch + 1,
-                                     max_outputs=len(rows))
+                    tf.summary.image(
+                        "samples: image | true | predicted",
+                        np.stack(rows),
+                        step=epoch + 1,
+                        max_outputs=len(rows),
+                    )
                 self._writer.flush()
-            except Exception as exc:  # noqa: BLE001 - a log never stops training
+            except Exception as exc:  # a log never stops training
                 log.warning("cannot write TensorBoard samples: %s", exc)
 
         def on_epoch_end(self, epoch, logs=None):
@@ -115,9 +131,15 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
                 try:
                     from .plots import plot_samples
 
-                    plot_samples(imgs, ev.true_masks, ev.pred_masks, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
-                                 title=f"epoch {epoch + 1}", threshold=cfg.threshold)
-                except Exception as exc:  # noqa: BLE001 - a plot never stops training
+                    plot_samples(
+                        imgs,
+                        ev.true_masks,
+                        ev.pred_masks,
+                        run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
+                        title=f"epoch {epoch + 1}",
+                        threshold=cfg.threshold,
+                    )
+                except Exception as exc:  # a plot never stops training
                     log.warning("cannot write sample plot: %s", exc)
                 emit(ev)
                 self._tensorboard_samples(epoch, ev)
@@ -142,11 +164,16 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         # the rate is still high (and with keep "last" the validation score must not decide anything)
         patience = 1_000_000
     if sched == "plateau" and keep_last:
-        raise _TrainingFailed("keep 'last' needs a schedule that does not follow the validation score "
-                              "(constant, cosine or flat_cosine), not plateau")
+        raise _TrainingFailed(
+            "keep 'last' needs a schedule that does not follow the validation score "
+            "(constant, cosine or flat_cosine), not plateau"
+        )
     if sched == "plateau":
-        schedule = [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5,
-                                                      patience=max(2, cfg.patience // 3), min_lr=1e-5)]
+        schedule = [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode="max", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-5
+            )
+        ]
     elif sched in ANNEALING:
         # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
         # (the fraction of it used when the epoch begins), else over the epochs. flat_cosine keeps the full
@@ -169,6 +196,7 @@ def _make_callbacks(keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, s
         schedule = []
     else:
         raise _TrainingFailed(f"unknown lr_schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
+
     class Rate(keras.callbacks.Callback):
         """Every epoch's learning rate in the logs, whatever the schedule (TensorBoard plots it)."""
 
@@ -206,7 +234,9 @@ def _tensorboard(keras, run_dir: Path) -> list:
     except ImportError:
         log.warning("no TensorBoard logs: the tensorboard package is not installed")
         return []
-    return [keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
+    return [
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)
+    ]
 
 
 def _multiworker_fit_fixes(model, cfg) -> None:
@@ -222,8 +252,11 @@ def _multiworker_fit_fixes(model, cfg) -> None:
     import tensorflow as tf
 
     px = cfg.crop or cfg.size
-    batch = (np.zeros((cfg.batch_size, px, px, 3), "float32"), np.zeros((cfg.batch_size, px, px, 1), "float32"))
-    build = model._maybe_symbolic_build  # noqa: SLF001 - the method the first fault is in
+    batch = (
+        np.zeros((cfg.batch_size, px, px, 3), "float32"),
+        np.zeros((cfg.batch_size, px, px, 1), "float32"),
+    )
+    build = model._maybe_symbolic_build  # the method the first fault is in
 
     def build_from_shapes(iterator=None, data_batch=None):
         return build(data_batch=batch)
@@ -234,6 +267,6 @@ def _multiworker_fit_fixes(model, cfg) -> None:
 
         return wrapped
 
-    model._maybe_symbolic_build = build_from_shapes  # noqa: SLF001
+    model._maybe_symbolic_build = build_from_shapes
     model.train_step = vectors(model.train_step)
     model.test_step = vectors(model.test_step)

@@ -25,7 +25,9 @@ class Started:
     val_source: str = ""  # "split 'val'", "seeded 20% of train (seed 0)", ...
     config: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # how the run differs from what was asked, and why
-    device: str = ""  # what trains: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)" (train_plumbing.describe_device)
+    device: str = (
+        ""  # what trains: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)" (train_plumbing.describe_device)
+    )
     precision: str = ""  # the precision the run computes in: float32, mixed_float16, mixed_bfloat16
 
 

@@ -60,12 +60,16 @@ def _entries_of(obj: Any, split_name: str, what: str) -> tuple[list[ImageEntry],
         if split_name in labeled:
             return list(labeled[split_name].entries), f"{obj.root}:{split_name}", obj
         if len(labeled) == 1:
-            (name, sp), = labeled.items()
+            ((name, sp),) = labeled.items()
             return list(sp.entries), f"{obj.root}:{name}", obj
         if not labeled:
-            raise DatasetError(f"{obj.root}: no annotated split to train on (splits: {', '.join(obj.splits) or 'none'})")
-        raise DatasetError(f"{obj.root}: no split named {split_name!r} among the annotated splits "
-                           f"({', '.join(labeled)}); name one with DATASET:split")
+            raise DatasetError(
+                f"{obj.root}: no annotated split to train on (splits: {', '.join(obj.splits) or 'none'})"
+            )
+        raise DatasetError(
+            f"{obj.root}: no split named {split_name!r} among the annotated splits "
+            f"({', '.join(labeled)}); name one with DATASET:split"
+        )
     raise DatasetError(f"cannot train on {what} of type {type(obj).__name__}")
 
 
@@ -120,8 +124,11 @@ def resolve_data(cfg) -> Data:
     tr, va = split_entries(list(zip(train, sources, strict=True)), cfg.val_fraction, cfg.seed)
     if not any(e.regions for e, _ in tr) and va:
         tr, va = list(zip(train, sources, strict=True)), []  # too few annotated images to hold any back
-    src = f"seeded {cfg.val_fraction:.0%} of the training images (seed {cfg.seed})" if va else \
-        "none (too few images): metrics are on training images"
+    src = (
+        f"seeded {cfg.val_fraction:.0%} of the training images (seed {cfg.seed})"
+        if va
+        else "none (too few images): metrics are on training images"
+    )
     return Data([e for e, _ in tr], [e for e, _ in va], train_src, src, [k for _, k in tr], names, more_val)
 
 
@@ -137,8 +144,10 @@ def configure_threads(threads: int | None) -> str | None:
     except RuntimeError:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         if current != int(threads):
-            return (f"threads={threads} not applied: TensorFlow was already running in this process "
-                    f"(it uses {current or 'all'} threads)")
+            return (
+                f"threads={threads} not applied: TensorFlow was already running in this process "
+                f"(it uses {current or 'all'} threads)"
+            )
     return None
 
 
@@ -158,7 +167,9 @@ def make_strategy(name: str):
     if name == "multiworker":
         tf_config = read_tf_config()  # DatasetError when missing or malformed
         n = len(tf_config["cluster"].get("worker", [])) + len(tf_config["cluster"].get("chief", []))
-        log.info("multi-worker training: %s %s of %d", tf_config["task"]["type"], tf_config["task"]["index"], n)
+        log.info(
+            "multi-worker training: %s %s of %d", tf_config["task"]["type"], tf_config["task"]["index"], n
+        )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise DatasetError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
 
@@ -170,16 +181,20 @@ def read_tf_config(environ=None) -> dict:
 
     text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
     if not text.strip():
-        raise DatasetError("--strategy multiworker needs the TF_CONFIG environment variable, e.g. "
-                           '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                           '"task": {"type": "worker", "index": 0}} (see docs/gpu.md)')
+        raise DatasetError(
+            "--strategy multiworker needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}} (see docs/gpu.md)'
+        )
     try:
         cfg = json.loads(text)
         cluster, task = cfg["cluster"], cfg["task"]
         ttype, index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"TF_CONFIG is not valid: {exc} (want {{'cluster': {{...}}, 'task': "
-                           "{'type': 'worker', 'index': N}})") from None
+        raise DatasetError(
+            f"TF_CONFIG is not valid: {exc} (want {{'cluster': {{...}}, 'task': "
+            "{'type': 'worker', 'index': N}})"
+        ) from None
     if not isinstance(cluster, dict) or not cluster.get(ttype) or index >= len(cluster[ttype]):
         raise DatasetError(f"TF_CONFIG: task {ttype} {index} is not in its cluster {cluster}")
     return cfg
@@ -268,7 +283,7 @@ def device_description(threads: int | None = None) -> str:
     for dev in tf.config.list_physical_devices("GPU"):
         try:
             name = tf.config.experimental.get_device_details(dev).get("device_name") or dev.name
-        except Exception:  # noqa: BLE001 - a name is only for display
+        except Exception:  # a name is only for display
             name = dev.name
         gpus.append(name)
     if not threads:

@@ -10,9 +10,14 @@ from . import pipeline as P
 
 
 def _val_set_row(name: str, n: int, scores: dict) -> dict:
-    return {"name": name, "n_images": n, "mean_dice": scores.get("mean_dice"),
-            "global_dice": scores.get("global_dice"), "mean_iou": scores.get("mean_iou"),
-            "global_iou": scores.get("global_iou")}
+    return {
+        "name": name,
+        "n_images": n,
+        "mean_dice": scores.get("mean_dice"),
+        "global_dice": scores.get("global_dice"),
+        "mean_iou": scores.get("mean_iou"),
+        "global_iou": scores.get("global_iou"),
+    }
 
 
 def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
@@ -22,8 +27,14 @@ def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
 
     left_out = []
     if cfg.exclude_duplicates:
-        load = dict(size=cfg.size, resize=cfg.resize, include_empty=True, cache_dir=cfg.cache_dir,
-                    threads=cfg.threads, on_warning=warnings.append)
+        load = dict(
+            size=cfg.size,
+            resize=cfg.resize,
+            include_empty=True,
+            cache_dir=cfg.cache_dir,
+            threads=cfg.threads,
+            on_warning=warnings.append,
+        )
         arr = P.load_arrays(entries, **load)
         dup = {arr.names[i] for i in P.find_duplicates(tr, arr)}
         left_out = [e.filename for e in entries if e.filename in dup]
@@ -31,8 +42,12 @@ def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
     result = evaluate(Predictor(model, meta), entries, batch_size=cfg.batch_size)
     for err in result.errors:
         warnings.append(f"{name}: {err.image}: {err.error} (not scored)")
-    scores = {"mean_dice": result.mean_dice, "global_dice": result.global_dice,
-              "mean_iou": result.mean_iou, "global_iou": result.global_iou}
+    scores = {
+        "mean_dice": result.mean_dice,
+        "global_dice": result.global_dice,
+        "mean_iou": result.mean_iou,
+        "global_iou": result.global_iou,
+    }
     row = _val_set_row(name, result.count, scores)
     if left_out:
         row["excluded_duplicates"] = left_out
@@ -58,11 +73,13 @@ def _score_best_model(model, meta, arrays, entries, cfg, warnings) -> tuple[dict
         if result.errors:
             raise RuntimeError("; ".join(f"{e.image}: {e.error}" for e in result.errors[:3]))
         return {
-            "mean_dice": result.mean_dice, "global_dice": result.global_dice,
-            "mean_iou": result.mean_iou, "global_iou": result.global_iou,
+            "mean_dice": result.mean_dice,
+            "global_dice": result.global_dice,
+            "mean_iou": result.mean_iou,
+            "global_iou": result.global_iou,
             "per_image": {s.image: s.dice for s in result.per_image},
         }, "full resolution"
-    except Exception as exc:  # noqa: BLE001 - the run's model is fine; only its full-size score is missing
+    except Exception as exc:  # the run's model is fine; only its full-size score is missing
         warnings.append(f"scored at the training size, not full resolution: {exc}")
     # the same preprocessing and mirror averaging, on the arrays the run validated on
     probs = predictor.predict_inputs(arrays.images, batch_size=cfg.batch_size)

@@ -61,7 +61,9 @@ def build_unet_xception(
     else:
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         if h <= 0 or w <= 0 or h % 16 or w % 16:
-            raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
+            raise ValueError(
+                f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}"
+            )
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if precision not in PRECISIONS:
@@ -99,7 +101,9 @@ def build_unet_xception(
             residual = layers.MaxPooling2D(1, strides=2, padding="same", dtype=dt)(previous)
             residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"), dtype=dt)(residual)
         else:
-            residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(previous)
+            residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(
+                previous
+            )
         x = layers.Add(dtype=dt)([x, residual])
         if dropout:
             x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
@@ -120,7 +124,9 @@ def build_unet_xception(
             x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
         previous = x
 
-    outputs = layers.Conv2D(num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask")(x)
+    outputs = layers.Conv2D(
+        num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -261,8 +267,9 @@ def is_float16(model: keras.Model) -> bool:
     return any(getattr(layer, "compute_dtype", None) == "float16" for layer in model.layers)
 
 
-def compile_model(model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3,
-                  ema: float = 0.0):
+def compile_model(
+    model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3, ema: float = 0.0
+):
     """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics.
     ``ema`` > 0: Adam also keeps an exponential moving average of the weights with that momentum (Keras'
     ``use_ema``; pair it with ``keras.callbacks.SwapEMAWeights`` to evaluate and save the averaged weights)."""

@@ -13,8 +13,28 @@ from hypothesis import strategies as st
 
 SHARED = Path(os.environ.get("VIASEG_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 LABELME = SHARED / "fixtures-labelme"  # as tests/conftest.py resolves it (needed here at import time)
-SWAPS = [None, True, False, 0, -1, 1.5, 1e300, -1e300, "", "x", "\\", "\x00", [], [1], [[1, 2]], {}, {"a": 1},
-         "iVBORw0KGgo=", [1, 2, 3, 4, 5], 10**30]
+SWAPS = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    1e300,
+    -1e300,
+    "",
+    "x",
+    "\\",
+    "\x00",
+    [],
+    [1],
+    [[1, 2]],
+    {},
+    {"a": 1},
+    "iVBORw0KGgo=",
+    [1, 2, 3, 4, 5],
+    10**30,
+]
 
 
 def json_paths(value, prefix=()) -> list[tuple]:
@@ -59,10 +79,14 @@ def byte_mutations(draw, corpus: dict[str, bytes]):
         if op == "flip" and data:
             data[i] = draw(st.integers(0, 255))
         elif op == "insert":
-            data[i:i] = draw(st.sampled_from([b"[", b"{", b'"', b",", b"-", b"\\u", b"\x00", b"9" * 30, b"]",
-                                              b"}", b"null", b"true"]) | st.binary(max_size=6))
+            data[i:i] = draw(
+                st.sampled_from(
+                    [b"[", b"{", b'"', b",", b"-", b"\\u", b"\x00", b"9" * 30, b"]", b"}", b"null", b"true"]
+                )
+                | st.binary(max_size=6)
+            )
         elif op == "delete":
-            del data[i:i + draw(st.integers(1, 40))]
+            del data[i : i + draw(st.integers(1, 40))]
         elif op == "truncate":
             del data[i:]
         else:

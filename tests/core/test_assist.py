@@ -145,8 +145,9 @@ def test_real_photos(car_damage):
         plain = Segmenter((w, h), None, img)
         res = plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
         box_ious.append(protocol.mask_iou(res.region.full((w, h)), gt) if res.region else 0.0)
-        coarse = cv2.resize(cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 4), (w // 8, h // 8),
-                            interpolation=cv2.INTER_AREA)
+        coarse = cv2.resize(
+            cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 4), (w // 8, h // 8), interpolation=cv2.INTER_AREA
+        )
         seg = Segmenter((w, h), coarse, img)
         click_ious.append(protocol.click_protocol(seg, gt, max_clicks=1)[0])
         preview_ious.append(protocol.click_protocol(seg, gt, max_clicks=1, refine=False)[0])

@@ -37,10 +37,14 @@ def entries(folder, n, prefix, regions=True):
 def dataset(tmp_path, n_train=6, n_val=2):
     tr, va = entries(tmp_path / "train", n_train, "t"), entries(tmp_path / "val", n_val, "v")
     un = entries(tmp_path / "test", 3, "u", regions=False)
-    return Dataset(root=tmp_path, splits={
-        "train": Split("train", Project(images=tr), tmp_path / "train", tr),
-        "val": Split("val", Project(images=va), tmp_path / "val", va),
-        "test": Split("test", None, tmp_path / "test", un)})
+    return Dataset(
+        root=tmp_path,
+        splits={
+            "train": Split("train", Project(images=tr), tmp_path / "train", tr),
+            "val": Split("val", Project(images=va), tmp_path / "val", va),
+            "test": Split("test", None, tmp_path / "test", un),
+        },
+    )
 
 
 def test_the_job_covers_the_annotated_splits_never_starts_from_a_model_and_pickles(tmp_path):
@@ -135,11 +139,23 @@ def test_a_stop_between_folds_cuts_nothing_short_and_a_failed_fold_is_an_event(t
 
 
 def test_results_are_read_worst_first_with_clear_errors(tmp_path):
-    rows = [{"image": "b.png", "source": "/d:train", "fold": 0, "dice": 0.4, "disagreements": []},
-            {"image": "a.png", "source": "/d:train", "fold": 1, "dice": 0.2,
-             "disagreements": [{"kind": "extra", "area": 30, "bbox": [0, 0, 5, 6], "polygon": []}]},
-            {"image": "c.png", "source": "val", "fold": 1, "dice": 0.2,
-             "disagreements": [{"kind": "missed", "area": 90, "bbox": [0, 0, 9, 10], "polygon": []}]}]
+    rows = [
+        {"image": "b.png", "source": "/d:train", "fold": 0, "dice": 0.4, "disagreements": []},
+        {
+            "image": "a.png",
+            "source": "/d:train",
+            "fold": 1,
+            "dice": 0.2,
+            "disagreements": [{"kind": "extra", "area": 30, "bbox": [0, 0, 5, 6], "polygon": []}],
+        },
+        {
+            "image": "c.png",
+            "source": "val",
+            "fold": 1,
+            "dice": 0.2,
+            "disagreements": [{"kind": "missed", "area": 90, "bbox": [0, 0, 9, 10], "polygon": []}],
+        },
+    ]
     (tmp_path / "crossval.json").write_text(json.dumps({"folds": 2, "per_image": rows, "mean_dice": 0.27}))
     res = read_results(tmp_path)  # the folder works too
     assert [im.image for im in res.images] == ["c.png", "a.png", "b.png"]  # ties: the larger area first

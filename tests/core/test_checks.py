@@ -17,8 +17,10 @@ SQUARE = ([10, 30, 30, 10], [10, 10, 30, 30])
 
 
 def poly(xs, ys, **attrs) -> dict:
-    return {"shape_attributes": {"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)},
-            "region_attributes": attrs or {"name": "damage"}}
+    return {
+        "shape_attributes": {"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)},
+        "region_attributes": attrs or {"name": "damage"},
+    }
 
 
 def image(path: Path, seed: int = 0, w: int = 64, h: int = 48) -> Path:
@@ -58,8 +60,10 @@ def test_car_damage_findings(car_damage):
     assert report.images == 52 + 15 + 2 and report.regions == 78 + 19
     missing = of_kind(report, "missing_file")
     assert {(p.split, p.image) for p in missing} == {
-        ("train", "test_pattern_qbist.jpg"), ("train", "a_swan_swimming_in_geneve_lake.jpg"),
-        ("train", "sinus_test_pattern.jpg")}
+        ("train", "test_pattern_qbist.jpg"),
+        ("train", "a_swan_swimming_in_geneve_lake.jpg"),
+        ("train", "sinus_test_pattern.jpg"),
+    }
     assert all(p.severity == "error" for p in missing)
 
     leaks = [p for p in of_kind(report, "duplicate_image") if p.severity == "error"]
@@ -69,9 +73,15 @@ def test_car_damage_findings(car_damage):
         other = next(n for n in ("image58.jpg", "image15.jpg", "image63.jpg") if f"train/{n}" in p.message)
         pairs.add((other, p.image))
     assert len(leaks) == 3
-    assert pairs == {("image58.jpg", "image80.jpg"), ("image15.jpg", "image65.jpg"), ("image63.jpg", "image78.jpg")}
+    assert pairs == {
+        ("image58.jpg", "image80.jpg"),
+        ("image15.jpg", "image65.jpg"),
+        ("image63.jpg", "image78.jpg"),
+    }
     # decoding also finds a resized copy inside train (image46 is image50 at 259x194): a warning, not a leak
-    within = [(p.split, p.image, p.severity) for p in of_kind(report, "duplicate_image") if p.severity != "error"]
+    within = [
+        (p.split, p.image, p.severity) for p in of_kind(report, "duplicate_image") if p.severity != "error"
+    ]
     assert within == [("train", "image46.jpeg", "warning")]
     assert "visually identical" in of_kind(report, "duplicate_image")[0].message
     assert "train/image50.jpg" in of_kind(report, "duplicate_image")[0].message
@@ -97,8 +107,11 @@ def test_file_level_kinds(tmp_path):
     image(d / "b.png", 2)
     image(d / "extra.png", 3)
     (d / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage, not a jpeg")
-    via(d, {"a.png": [poly(*SQUARE)], "b.png": [], "bad.jpg": [poly(*SQUARE)], "gone.png": [poly(*SQUARE)]},
-        sizes={"a.png": 999})
+    via(
+        d,
+        {"a.png": [poly(*SQUARE)], "b.png": [], "bad.jpg": [poly(*SQUARE)], "gone.png": [poly(*SQUARE)]},
+        sizes={"a.png": 999},
+    )
     calls = []
     report = check_dataset(load_dataset(tmp_path / "ds"), progress=lambda i, n: calls.append((i, n)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
@@ -122,16 +135,20 @@ def test_region_kinds(tmp_path):
     d = tmp_path / "s"
     image(d / "a.png", 1, w=64, h=48)
     regions = [
-        poly(*SQUARE),                                   # 0 fine
-        poly([1, 5], [1, 5]),                            # 1 two points
-        poly([0, 5, 10], [0, 5, 10]),                    # 2 collinear: zero area
-        poly([10, 30, 30, 10], [10, 30, 10, 30]),        # 3 bow tie
-        poly([50, 70, 70, 50], [10, 10, 20, 20]),        # 4 partly outside (w=64)
-        poly([100, 120, 120], [100, 100, 120]),          # 5 entirely outside
-        {"shape_attributes": {"name": "polyline", "all_points_x": [1, 2], "all_points_y": [1, 2]},
-         "region_attributes": {}},                       # 6 not an area
-        {"shape_attributes": {"name": "rect", "x": 5, "y": 5, "width": 0, "height": 9},
-         "region_attributes": {}},                       # 7 zero-size rect
+        poly(*SQUARE),  # 0 fine
+        poly([1, 5], [1, 5]),  # 1 two points
+        poly([0, 5, 10], [0, 5, 10]),  # 2 collinear: zero area
+        poly([10, 30, 30, 10], [10, 30, 10, 30]),  # 3 bow tie
+        poly([50, 70, 70, 50], [10, 10, 20, 20]),  # 4 partly outside (w=64)
+        poly([100, 120, 120], [100, 100, 120]),  # 5 entirely outside
+        {
+            "shape_attributes": {"name": "polyline", "all_points_x": [1, 2], "all_points_y": [1, 2]},
+            "region_attributes": {},
+        },  # 6 not an area
+        {
+            "shape_attributes": {"name": "rect", "x": 5, "y": 5, "width": 0, "height": 9},
+            "region_attributes": {},
+        },  # 7 zero-size rect
     ]
     via(d, {"a.png": regions})
     report = check_dataset(load_dataset(d))
@@ -155,10 +172,10 @@ def test_region_kinds(tmp_path):
 def test_duplicates_across_and_within_splits(tmp_path):
     root = tmp_path / "ds"
     image(root / "train" / "a.png", 1)
-    image(root / "train" / "a_copy.png", 1)     # same bytes, same split
-    image(root / "val" / "v.png", 1)            # same bytes, other split: leak
+    image(root / "train" / "a_copy.png", 1)  # same bytes, same split
+    image(root / "val" / "v.png", 1)  # same bytes, other split: leak
     image(root / "val" / "w.png", 2)
-    image(root / "test" / "t.png", 2)           # unlabeled test image equal to a val image
+    image(root / "test" / "t.png", 2)  # unlabeled test image equal to a val image
     via(root / "train", {"a.png": [poly(*SQUARE)], "a_copy.png": [poly(*SQUARE)]})
     via(root / "val", {"v.png": [poly(*SQUARE)], "w.png": [poly(*SQUARE)]})
     report = check_dataset(load_dataset(root))
@@ -202,7 +219,9 @@ def test_lossy_and_resized_copies_are_found_when_decoding(tmp_path):
     smooth(root / "val" / "a.jpg", quality=70)  # lossy re-encode
     big = cv2.imread(str(root / "train" / "a.png"))
     (root / "test").mkdir()
-    assert cv2.imwrite(str(root / "test" / "a_small.jpg"), cv2.resize(big, (80, 60), interpolation=cv2.INTER_AREA))
+    assert cv2.imwrite(
+        str(root / "test" / "a_small.jpg"), cv2.resize(big, (80, 60), interpolation=cv2.INTER_AREA)
+    )
     via(root / "train", {"a.png": [poly(*SQUARE)], "other.png": [poly(*SQUARE)]})
     via(root / "val", {"a.jpg": [poly([100, 140, 140], [10, 10, 60])]})  # same count, somewhere else
     report = check_dataset(load_dataset(root))
@@ -232,10 +251,20 @@ def test_conflicting_duplicate_by_count_and_by_geometry(tmp_path):
         image(root / s / "a.png", 5)
         image(root / s / "b.png", 6)
     via(root / "train", {"a.png": [poly(*SQUARE)], "b.png": [poly(*SQUARE)]})
-    via(root / "val", {"a.png": [poly(*SQUARE), poly([40, 50, 50], [5, 5, 15])],
-                       "b.png": [poly([35, 60, 60, 35], [20, 20, 45, 45])]})     # same count, elsewhere
-    via(root / "test", {"a.png": [poly([11, 31, 31, 10], [10, 11, 30, 31])],    # nearly the same: agrees
-                        "b.png": [poly(*SQUARE, name="scratch")]})              # other label
+    via(
+        root / "val",
+        {
+            "a.png": [poly(*SQUARE), poly([40, 50, 50], [5, 5, 15])],
+            "b.png": [poly([35, 60, 60, 35], [20, 20, 45, 45])],
+        },
+    )  # same count, elsewhere
+    via(
+        root / "test",
+        {
+            "a.png": [poly([11, 31, 31, 10], [10, 11, 30, 31])],  # nearly the same: agrees
+            "b.png": [poly(*SQUARE, name="scratch")],
+        },
+    )  # other label
     report = check_dataset(load_dataset(root))
     conf = {(p.split, p.image): p.message for p in of_kind(report, "conflicting_duplicate")}
     assert set(conf) == {("val", "a.png"), ("val", "b.png"), ("test", "b.png")}
@@ -257,11 +286,21 @@ def test_attribute_mismatch(tmp_path):
     via(root / "val", {"b.png": [poly(*SQUARE, name="scratch")]})
     assert not of_kind(check_dataset(load_dataset(root)), "attribute_mismatch")
     # one file mixing two names for the same role (merged exports)
-    via(root / "val", {"b.png": [poly(*SQUARE, name="dent"), poly(*SQUARE, **{"Class Name": "dent"}),
-                                 poly(*SQUARE, name="dent", severity="high")]})
+    via(
+        root / "val",
+        {
+            "b.png": [
+                poly(*SQUARE, name="dent"),
+                poly(*SQUARE, **{"Class Name": "dent"}),
+                poly(*SQUARE, name="dent", severity="high"),
+            ]
+        },
+    )
     mism = [p.message for p in of_kind(check_dataset(load_dataset(root)), "attribute_mismatch")]
     assert len(mism) == 2
-    assert any("'Class Name'" in m and "'name'" in m and "same values (dent)" in m and "1 region" in m for m in mism)
+    assert any(
+        "'Class Name'" in m and "'name'" in m and "same values (dent)" in m and "1 region" in m for m in mism
+    )
     assert any("also uses 'Class Name', 'severity'" in m for m in mism)
 
 
@@ -272,12 +311,18 @@ def test_clean_dataset_has_no_problems_and_order_is_stable(tmp_path):
         via(root / s, {"a.png": [poly(*SQUARE)]})
     assert check_dataset(load_dataset(root)).problems == []
     image(root / "train" / "b.png", 3)
-    via(root / "train", {"a.png": [poly([1, 5], [1, 5])], "zz.png": [], "b.png": [poly([0, 99, 99], [0, 0, 9])]})
+    via(
+        root / "train",
+        {"a.png": [poly([1, 5], [1, 5])], "zz.png": [], "b.png": [poly([0, 99, 99], [0, 0, 9])]},
+    )
     one = check_dataset(load_dataset(root)).to_json()
     two = check_dataset(load_dataset(root)).to_json()
     assert one == two
     assert [(p["image"], p["kind"]) for p in one["problems"]] == [
-        ("a.png", "degenerate_region"), ("zz.png", "missing_file"), ("b.png", "out_of_bounds")]
+        ("a.png", "degenerate_region"),
+        ("zz.png", "missing_file"),
+        ("b.png", "out_of_bounds"),
+    ]
 
 
 # --------------------------------------------------------------------------------------------- check_entry
@@ -287,12 +332,16 @@ def test_check_entry_after_edits(tmp_path):
     p = image(tmp_path / "a.png", 1, w=64, h=48)
     entry = ImageEntry(key="a.png", filename="a.png", size=p.stat().st_size, base_dir=tmp_path)
     assert [q.kind for q in check_entry("train", entry)] == ["unannotated_image"]
-    region = Region(shape={"name": "polygon", "all_points_x": [10, 30, 30, 10], "all_points_y": [10, 10, 30, 30]})
+    region = Region(
+        shape={"name": "polygon", "all_points_x": [10, 30, 30, 10], "all_points_y": [10, 10, 30, 30]}
+    )
     entry.regions.append(region)
     assert check_entry("train", entry) == []
     region.shape["all_points_y"] = [10, 30, 10, 30]  # drag two vertices across: a bow tie
     probs = check_entry("train", entry, image_size=(64, 48))
-    assert [(q.kind, q.region, q.split, q.image) for q in probs] == [("self_intersection", 0, "train", "a.png")]
+    assert [(q.kind, q.region, q.split, q.image) for q in probs] == [
+        ("self_intersection", 0, "train", "a.png")
+    ]
     region.shape["all_points_x"] = [10, 30, 300, 10]
     region.shape["all_points_y"] = [10, 10, 30, 30]
     assert [q.kind for q in check_entry("train", entry, image_size=(64, 48))] == ["out_of_bounds"]
@@ -328,8 +377,12 @@ def _brute_force_simple(pts) -> bool:
             d1, d2, d3, d4 = orient(a1, b1, a2), orient(a1, b1, b2), orient(a2, b2, a1), orient(a2, b2, b1)
             if d1 * d2 < 0 and d3 * d4 < 0:
                 return False
-            if (d1 == 0 and on(a2, a1, b1)) or (d2 == 0 and on(b2, a1, b1)) or \
-                    (d3 == 0 and on(a1, a2, b2)) or (d4 == 0 and on(b1, a2, b2)):
+            if (
+                (d1 == 0 and on(a2, a1, b1))
+                or (d2 == 0 and on(b2, a1, b1))
+                or (d3 == 0 and on(a1, a2, b2))
+                or (d4 == 0 and on(b1, a2, b2))
+            ):
                 return False
     return True
 
@@ -344,11 +397,15 @@ def test_self_intersection_matches_brute_force():
         else:  # star-shaped outlines, some of them broken by rounding
             ang = np.sort(rng.uniform(0, 2 * np.pi, n))
             r = rng.uniform(3, 40, n)
-            pts = [(round(50 + q * np.cos(a)), round(50 + q * np.sin(a))) for a, q in zip(ang, r, strict=True)]
+            pts = [
+                (round(50 + q * np.cos(a)), round(50 + q * np.sin(a))) for a, q in zip(ang, r, strict=True)
+            ]
         dedup = [p for i, p in enumerate(pts) if i == 0 or p != pts[i - 1]]
         while len(dedup) > 1 and dedup[-1] == dedup[0]:
             dedup.pop()
-        shapes.append({"name": "polygon", "all_points_x": [p[0] for p in pts], "all_points_y": [p[1] for p in pts]})
+        shapes.append(
+            {"name": "polygon", "all_points_x": [p[0] for p in pts], "all_points_y": [p[1] for p in pts]}
+        )
         truth.append(dedup)
     _, issues = analyze_shapes(shapes)
     checked = simple = 0
@@ -363,14 +420,20 @@ def test_self_intersection_matches_brute_force():
 
 
 def test_geometry_handles_bad_numbers_and_other_shapes():
-    bbox, issues = analyze_shapes([
-        {"name": "polygon", "all_points_x": [0, "a", 3], "all_points_y": [0, 1, 3]},
-        {"name": "polygon", "all_points_x": [0, 1], "all_points_y": [0, 1, 3]},
-        {"name": "ellipse", "cx": 10, "cy": 10, "rx": 5, "ry": 2, "theta": np.pi / 2},
-        {"name": "circle", "cx": 10, "cy": 10, "r": float("nan")},
-        {"name": "blob"},
-        {"name": "polygon", "all_points_x": [0, 10, 10, 0, 0], "all_points_y": [0, 0, 10, 10, 0]},  # VIA1 closed
-    ])
+    bbox, issues = analyze_shapes(
+        [
+            {"name": "polygon", "all_points_x": [0, "a", 3], "all_points_y": [0, 1, 3]},
+            {"name": "polygon", "all_points_x": [0, 1], "all_points_y": [0, 1, 3]},
+            {"name": "ellipse", "cx": 10, "cy": 10, "rx": 5, "ry": 2, "theta": np.pi / 2},
+            {"name": "circle", "cx": 10, "cy": 10, "r": float("nan")},
+            {"name": "blob"},
+            {
+                "name": "polygon",
+                "all_points_x": [0, 10, 10, 0, 0],
+                "all_points_y": [0, 0, 10, 10, 0],
+            },  # VIA1 closed
+        ]
+    )
     assert [x.severity for x in issues[0]] == ["error"] and issues[0][0].kind == "degenerate_region"
     assert issues[1][0].kind == "degenerate_region"
     assert 2 not in issues and np.allclose(bbox[2], [8, 5, 12, 15])  # rotated 90 degrees
@@ -394,10 +457,13 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"images", "regions", "problems"}
     assert data["images"] == 2 and data["regions"] == 2
-    assert all(set(p) == {"kind", "severity", "split", "image", "region", "message"} for p in data["problems"])
+    assert all(
+        set(p) == {"kind", "severity", "split", "image", "region", "message"} for p in data["problems"]
+    )
     assert [(p["kind"], p["severity"], p["split"], p["image"], p["region"]) for p in data["problems"]] == [
         ("missing_file", "error", "train", "gone.png", None),
-        ("degenerate_region", "warning", "train", "gone.png", 0)]
+        ("degenerate_region", "warning", "train", "gone.png", 0),
+    ]
 
     assert main(["check", str(root)]) == 1
     text = capsys.readouterr().out
@@ -412,10 +478,18 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
 
 def test_missing_image_url_and_negative_coordinates(tmp_path):
     d = tmp_path / "s"
-    via(d, {"https://example.org/a.jpg": [poly([-5, 10, 10], [0, 0, 10])], "b.jpg": [poly([-5, 10, 10], [0, 0, 9])]})
+    via(
+        d,
+        {
+            "https://example.org/a.jpg": [poly([-5, 10, 10], [0, 0, 10])],
+            "b.jpg": [poly([-5, 10, 10], [0, 0, 9])],
+        },
+    )
     report = check_dataset(load_dataset(d))
     missing = {p.image: p.message for p in of_kind(report, "missing_file")}
-    assert "URL" in missing["https://example.org/a.jpg"] and "download" in missing["https://example.org/a.jpg"]
+    assert (
+        "URL" in missing["https://example.org/a.jpg"] and "download" in missing["https://example.org/a.jpg"]
+    )
     assert "does not exist" in missing["b.jpg"]
     oob = of_kind(report, "out_of_bounds")  # size unknown: negative coordinates are still outside any image
     assert len(oob) == 2 and all("negative" in p.message and "nan" not in p.message for p in oob)
@@ -436,15 +510,21 @@ def test_file_cache_reads_only_new_or_changed_files_and_reports_the_same(tmp_pat
     via(root / "val", {"v.png": [poly(*SQUARE)], "bad.jpg": [poly(*SQUARE)]})
     reads: list[str] = []
     real_read = imageio.read_image
-    monkeypatch.setattr(imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k))
+    monkeypatch.setattr(
+        imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k)
+    )
 
     cache = FileCache()
     first = check_dataset(load_dataset(root), file_cache=cache)
-    assert sorted(reads) == ["a.png", "b.png", "bad.jpg", "v.png"] and len(cache) == 3  # the bad file is not kept
+    assert (
+        sorted(reads) == ["a.png", "b.png", "bad.jpg", "v.png"] and len(cache) == 3
+    )  # the bad file is not kept
     reads.clear()
     again = check_dataset(load_dataset(root), file_cache=cache)
     assert reads == ["bad.jpg"]  # only the file that failed is read again
-    assert kinds(again) == kinds(first) and [p.message for p in again.problems] == [p.message for p in first.problems]
+    assert kinds(again) == kinds(first) and [p.message for p in again.problems] == [
+        p.message for p in first.problems
+    ]
     assert {"size_mismatch", "duplicate_image", "unreadable_image"} <= {p.kind for p in again.problems}
 
     # a replaced file (new content, new modification time) is read again and its new content counts
@@ -465,8 +545,11 @@ def test_a_shape_name_that_is_not_text_is_reported_not_a_crash():
     from viaseg.core.checks.checks import check_entry
 
     for bad in ([1, 2], {"a": 1}, 3, None):
-        entry = ImageEntry(key="a.jpg", filename="a.jpg",
-                           regions=[Region({"name": bad, "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 5]}, {})])
+        entry = ImageEntry(
+            key="a.jpg",
+            filename="a.jpg",
+            regions=[Region({"name": bad, "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 5]}, {})],
+        )
         problems = check_entry("train", entry, image_size=(10, 10))
         assert [p.kind for p in problems] == ["unsupported_shape"], bad
         assert ("unknown shape" in problems[0].message) == (bad is not None)

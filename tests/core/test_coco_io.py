@@ -30,7 +30,9 @@ SNIPPET = SHARED / "via-fixtures" / "coco_2017_snippet.json"
 @pytest.fixture
 def coco_file() -> Path:
     if not COCO.exists():
-        pytest.skip(f"shared data not available: {COCO} is missing (tests read ../shared next to the checkout)")
+        pytest.skip(
+            f"shared data not available: {COCO} is missing (tests read ../shared next to the checkout)"
+        )
     return COCO
 
 
@@ -48,15 +50,18 @@ def regions_by_annotation(data: dict, project) -> list[tuple[dict, list[Region],
         seg = a["segmentation"]
         n = len(seg) if isinstance(seg, list) else len(entries[a["image_id"]].regions) - taken[a["image_id"]]
         start = taken[a["image_id"]]
-        out.append((a, entries[a["image_id"]].regions[start:start + n], sizes[a["image_id"]]))
+        out.append((a, entries[a["image_id"]].regions[start : start + n], sizes[a["image_id"]]))
         taken[a["image_id"]] += n
     return out
 
 
 def outline_pixels(regions) -> float:
     """How many pixels a line drawing of the outlines sets: max(|dx|, |dy|) + 1 per edge."""
-    return sum(max(abs(q[0] - p[0]), abs(q[1] - p[1])) + 1
-               for r in regions for p, q in zip(r.points(), r.points()[1:] + r.points()[:1], strict=True))
+    return sum(
+        max(abs(q[0] - p[0]), abs(q[1] - p[1])) + 1
+        for r in regions
+        for p, q in zip(r.points(), r.points()[1:] + r.points()[:1], strict=True)
+    )
 
 
 # ------------------------------------------------------------------------------------------ conformance
@@ -87,12 +92,18 @@ def test_polygon_annotations_keep_their_vertices_and_area(coco_file, name):
 def test_labelme2coco_groups_and_images(coco_file):
     project = load_coco(COCO)
     assert [im.filename for im in project.images] == [
-        "JPEGImages/2011_000003.jpg", "JPEGImages/2011_000025.jpg", "JPEGImages/2011_000006.jpg"]
+        "JPEGImages/2011_000003.jpg",
+        "JPEGImages/2011_000025.jpg",
+        "JPEGImages/2011_000006.jpg",
+    ]
     assert all(im.path.is_file() and im.file_attributes == {} for im in project.images)
     first = project.images[0].regions
     assert [r.attributes for r in first] == [
-        {"name": "person"}, {"name": "person", "group_id": "1"}, {"name": "person", "group_id": "1"},
-        {"name": "bottle"}]
+        {"name": "person"},
+        {"name": "person", "group_id": "1"},
+        {"name": "person", "group_id": "1"},
+        {"name": "bottle"},
+    ]
 
 
 @pytest.mark.parametrize("compressed", [True, False])
@@ -109,7 +120,9 @@ def test_rle_masks_become_polygons_within_one_percent(coco_file, compressed):
         (entry,) = loads_coco(json.dumps(doc), path=COCO).images
         judge = float(mu.area(rle))
         assert np.array_equal(decode_rle(a["segmentation"]), mu.decode(rle))
-        assert entry.regions and all(r.attributes["iscrowd"] == "1" and r.kind == "polygon" for r in entry.regions)
+        assert entry.regions and all(
+            r.attributes["iscrowd"] == "1" and r.kind == "polygon" for r in entry.regions
+        )
         drawn = rasterize(entry.regions, (w, h))
         assert abs(int(drawn.sum()) - judge) <= 0.01 * judge, a["id"]
 
@@ -129,10 +142,19 @@ def test_mask_with_a_hole_and_an_island_is_bridged():
     cv2.circle(m, (80, 60), 50, 1, -1)
     cv2.circle(m, (80, 60), 25, 0, -1)
     cv2.circle(m, (80, 60), 8, 1, -1)
-    doc = {"images": [{"id": 1, "file_name": "ring.png", "width": 160, "height": 120}],
-           "categories": [{"id": 3, "name": "dent"}],
-           "annotations": [{"id": 9, "image_id": 1, "category_id": 3, "iscrowd": 1,
-                            "segmentation": {"size": [120, 160], "counts": rle_string(rle_counts(m))}}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "ring.png", "width": 160, "height": 120}],
+        "categories": [{"id": 3, "name": "dent"}],
+        "annotations": [
+            {
+                "id": 9,
+                "image_id": 1,
+                "category_id": 3,
+                "iscrowd": 1,
+                "segmentation": {"size": [120, 160], "counts": rle_string(rle_counts(m))},
+            }
+        ],
+    }
     (im,) = loads_coco(json.dumps(doc), path="/data/coco.json").images
     assert len(im.regions) == 2 and {r.attributes["group_id"] for r in im.regions} == {"9"}
     drawn = rasterize(im.regions, (160, 120))
@@ -142,12 +164,16 @@ def test_mask_with_a_hole_and_an_island_is_bridged():
 
 
 def test_bbox_only_annotation_becomes_a_rect():
-    doc = {"images": [{"id": "a", "file_name": "a.jpg"}], "categories": [],
-           "annotations": [{"image_id": "a", "bbox": [1, 2, 30, 40]}, {"image_id": "a", "segmentation": []}]}
+    doc = {
+        "images": [{"id": "a", "file_name": "a.jpg"}],
+        "categories": [],
+        "annotations": [{"image_id": "a", "bbox": [1, 2, 30, 40]}, {"image_id": "a", "segmentation": []}],
+    }
     msgs: list[str] = []
     (im,) = loads_coco(json.dumps(doc), path="c.json", messages=msgs).images
     assert [(r.shape, r.attributes) for r in im.regions] == [
-        ({"name": "rect", "x": 1, "y": 2, "width": 30, "height": 40}, {})]
+        ({"name": "rect", "x": 1, "y": 2, "width": 30, "height": 40}, {})
+    ]
     assert len(msgs) == 1 and "annotations[1]" in msgs[0]
 
 
@@ -164,31 +190,49 @@ def test_what_to_coco_writes_reads_back(coco_file, tmp_path):
 
 def test_to_coco_class_attribute_comes_back_under_its_own_name(tmp_path):
     shape = {"name": "polygon", "all_points_x": [1, 9, 9], "all_points_y": [1, 1, 7]}
-    im = ImageEntry(key="k", filename="a.jpg", file_attributes={"width": "10", "height": "10"},
-                    regions=[Region(dict(shape), {"type": "1"}), Region(dict(shape), {"type": "2"})])
-    project = Project(images=[im], attributes={"region": {"type": {"type": "radio", "options": {
-        "1": "scratch", "2": "dent"}}}, "file": {}})
+    im = ImageEntry(
+        key="k",
+        filename="a.jpg",
+        file_attributes={"width": "10", "height": "10"},
+        regions=[Region(dict(shape), {"type": "1"}), Region(dict(shape), {"type": "2"})],
+    )
+    project = Project(
+        images=[im],
+        attributes={
+            "region": {"type": {"type": "radio", "options": {"1": "scratch", "2": "dent"}}},
+            "file": {},
+        },
+    )
     coco = to_coco(project, size_of=lambda p: (10, 10))
     back = loads_coco(json.dumps(coco), path=tmp_path / "c.json")
     assert [r.attributes for r in back.images[0].regions] == [{"type": "scratch"}, {"type": "dent"}]
     assert [r.shape for r in back.images[0].regions] == [shape, shape]
 
 
-@pytest.mark.parametrize("change, where", [
-    (lambda d: d["annotations"][0].update(image_id=99), "annotations[0].image_id"),
-    (lambda d: d["annotations"][0].update(category_id=99), "annotations[0].category_id"),
-    (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3]]), "annotations[0].segmentation[0]"),
-    (lambda d: d["annotations"][0].update(segmentation={"size": [2, 2], "counts": [1, 2]}),
-     "annotations[0].segmentation.counts"),
-    (lambda d: d["annotations"][0].update(segmentation={"size": [2, 2], "counts": "0~"}),
-     "annotations[0].segmentation.counts"),
-    (lambda d: d["images"][0].update(id=[1]), "images[0].id"),
-    (lambda d: d.update(categories={}), "categories"),
-])
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        (lambda d: d["annotations"][0].update(image_id=99), "annotations[0].image_id"),
+        (lambda d: d["annotations"][0].update(category_id=99), "annotations[0].category_id"),
+        (lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3]]), "annotations[0].segmentation[0]"),
+        (
+            lambda d: d["annotations"][0].update(segmentation={"size": [2, 2], "counts": [1, 2]}),
+            "annotations[0].segmentation.counts",
+        ),
+        (
+            lambda d: d["annotations"][0].update(segmentation={"size": [2, 2], "counts": "0~"}),
+            "annotations[0].segmentation.counts",
+        ),
+        (lambda d: d["images"][0].update(id=[1]), "images[0].id"),
+        (lambda d: d.update(categories={}), "categories"),
+    ],
+)
 def test_malformed_files_raise_typed_errors_naming_file_and_place(tmp_path, change, where):
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
-           "categories": [{"id": 1, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}],
+    }
     change(doc)
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(doc))
@@ -223,11 +267,15 @@ def test_cli_convert_coco_to_via2_and_labelme(coco_file, tmp_path, capsys):
     assert via.images[0].regions[0].attributes == {"name": "person"}
     assert main(["convert", str(COCO), str(tmp_path / "lm"), "--to", "labelme"]) == 0
     doc = json.loads((tmp_path / "lm" / "2011_000003.json").read_text(encoding="utf-8"))
-    assert (tmp_path / "lm" / doc["imagePath"]).resolve() == (COCO.parent / "JPEGImages/2011_000003.jpg").resolve()
+    assert (tmp_path / "lm" / doc["imagePath"]).resolve() == (
+        COCO.parent / "JPEGImages/2011_000003.jpg"
+    ).resolve()
     assert [s["group_id"] for s in doc["shapes"]] == [None, 1, 1, None]
     assert main(["convert", str(tmp_path / "lm"), str(tmp_path / "again.json"), "--to", "coco"]) == 0
-    assert json.loads((tmp_path / "again.json").read_text())["annotations"][1]["segmentation"] == json.loads(
-        COCO.read_text())["annotations"][1]["segmentation"][:1]
+    assert (
+        json.loads((tmp_path / "again.json").read_text())["annotations"][1]["segmentation"]
+        == json.loads(COCO.read_text())["annotations"][1]["segmentation"][:1]
+    )
 
 
 def test_cli_reports_a_broken_coco_file(tmp_path, capsys):
@@ -246,15 +294,30 @@ def _corpus() -> dict[str, bytes]:
     m = np.zeros((12, 16), np.uint8)
     m[2:9, 3:12] = 1
     m[4:6, 6:8] = 0
-    corpus["rle.json"] = json.dumps({  # RLE of both kinds (the shared files have polygons only)
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 16, "height": 12}],
-        "categories": [{"id": 1, "name": "dent", "supercategory": "type"}],
-        "info": {"description": "exported by viaseg"},
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
-             "segmentation": {"size": [12, 16], "counts": rle_string(rle_counts(m))}},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 1,
-             "segmentation": {"size": [12, 16], "counts": rle_counts(m)}, "bbox": [3, 2, 9, 7]}]}).encode()
+    corpus["rle.json"] = json.dumps(
+        {  # RLE of both kinds (the shared files have polygons only)
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 16, "height": 12}],
+            "categories": [{"id": 1, "name": "dent", "supercategory": "type"}],
+            "info": {"description": "exported by viaseg"},
+            "annotations": [
+                {
+                    "id": 1,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "iscrowd": 1,
+                    "segmentation": {"size": [12, 16], "counts": rle_string(rle_counts(m))},
+                },
+                {
+                    "id": 2,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "iscrowd": 1,
+                    "segmentation": {"size": [12, 16], "counts": rle_counts(m)},
+                    "bbox": [3, 2, 9, 7],
+                },
+            ],
+        }
+    ).encode()
     return corpus
 
 
@@ -276,5 +339,6 @@ def test_mutated_coco_files_raise_only_typed_errors(case):
     event("accepted")
     again = loads_via(dumps_via(project, "via2"), path="/fuzz/via.json", fmt="via2")
     assert [[r.shape for r in im.regions] for im in again.images] == [
-        [r.shape for r in im.regions] for im in project.images]
+        [r.shape for r in im.regions] for im in project.images
+    ]
     to_coco(project, size_of=lambda p: (64, 48))

@@ -14,7 +14,9 @@ import viaseg.core
 def test_core_modules_do_not_import_pyside6():
     names = sorted(m.name for m in pkgutil.walk_packages(viaseg.core.__path__, "viaseg.core."))
     names = [n for n in names if not n.endswith("__main__")]
-    assert {"viaseg.core.annotation.project", "viaseg.core.ml.train", "viaseg.core.cli.train_cmd"} <= set(names)
+    assert {"viaseg.core.annotation.project", "viaseg.core.ml.train", "viaseg.core.cli.train_cmd"} <= set(
+        names
+    )
     code = (
         "import importlib, sys\n"
         f"for n in {names!r}: importlib.import_module(n)\n"
@@ -28,7 +30,10 @@ def test_core_modules_do_not_import_pyside6():
 def _lint(*adds: str) -> subprocess.CompletedProcess:
     import shutil as _sh
 
-    if _sh.which("lint-imports", path=str(Path(sys.executable).parent)) is None and _sh.which("lint-imports") is None:
+    if (
+        _sh.which("lint-imports", path=str(Path(sys.executable).parent)) is None
+        and _sh.which("lint-imports") is None
+    ):
         pytest.skip("import-linter is not installed (it comes with the test extras: ./setup.sh test)")
     script = Path(__file__).resolve().parents[2] / "scripts" / "lint_imports.py"
     cmd = [sys.executable, str(script)] + [a for spec in adds for a in ("--add", spec)]
@@ -52,9 +57,15 @@ def test_the_layer_contracts_hold_and_each_fails_when_broken(tmp_path):
     assert tf.returncode != 0 and "viaseg.core.annotation.formats.via_json -> tensorflow" in tf.stdout
     # the layers: a lower layer importing a higher one (annotation -> ml, checks -> cli), even inside a function
     up = _lint("viaseg.core.annotation.zz_bad=def f():\\n    from viaseg.core.ml import train\\n")
-    assert up.returncode != 0 and "viaseg.core.annotation is not allowed to import viaseg.core.ml:" in up.stdout
+    assert (
+        up.returncode != 0 and "viaseg.core.annotation is not allowed to import viaseg.core.ml:" in up.stdout
+    )
     cmd = _lint("viaseg.core.checks.zz_bad=from viaseg.core.cli import check_cmd\\n")
-    assert cmd.returncode != 0 and "viaseg.core.checks is not allowed to import viaseg.core.cli:" in cmd.stdout
+    assert (
+        cmd.returncode != 0 and "viaseg.core.checks is not allowed to import viaseg.core.cli:" in cmd.stdout
+    )
     # ml and assist are independent of each other
     side = _lint("viaseg.core.assist.zz_bad=from viaseg.core.ml import unet\\n")
-    assert side.returncode != 0 and "viaseg.core.assist is not allowed to import viaseg.core.ml:" in side.stdout
+    assert (
+        side.returncode != 0 and "viaseg.core.assist is not allowed to import viaseg.core.ml:" in side.stdout
+    )

@@ -67,14 +67,21 @@ def assert_via2_project_loads(value: dict):
             assert set(r["region_attributes"]) <= set(declared["region"])
 
 
-@pytest.mark.parametrize("name", ["matilde_original_annotation.json", "unit_test_annotation1.csv",
-                                  "extracted/via3_debug_project_4.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["matilde_original_annotation.json", "unit_test_annotation1.csv", "extracted/via3_debug_project_4.json"],
+)
 def test_via2_project_output_has_what_via_needs(via_fixtures, tmp_path, name):
     out = tmp_path / "p.json"
     assert main(["convert", str(via_fixtures / name), str(out), "--to", "via2-project"]) == 0
     value = json.loads(out.read_text(encoding="utf-8"))
-    assert list(value) == ["_via_settings", "_via_img_metadata", "_via_attributes", "_via_data_format_version",
-                           "_via_image_id_list"]
+    assert list(value) == [
+        "_via_settings",
+        "_via_img_metadata",
+        "_via_attributes",
+        "_via_data_format_version",
+        "_via_image_id_list",
+    ]
     assert value["_via_settings"]["project"]["name"] == "p"
     assert_via2_project_loads(value)
     src = load_via(via_fixtures / name)
@@ -84,8 +91,15 @@ def test_via2_project_output_has_what_via_needs(via_fixtures, tmp_path, name):
 
 def test_via2_project_edit_round_trip(via_fixtures, tmp_path):
     p = tmp_path / "p.json"
-    main(["convert", str(via_fixtures / "extracted" / "via2_basic_demo_annotations.json"), str(p), "--to",
-          "via2-project"])
+    main(
+        [
+            "convert",
+            str(via_fixtures / "extracted" / "via2_basic_demo_annotations.json"),
+            str(p),
+            "--to",
+            "via2-project",
+        ]
+    )
     proj = load_via(p)
     assert proj.fmt == "via2-project" and proj.attributes["region"]["name"] == {"type": "text"}
     proj.images[1].regions.pop()
@@ -151,19 +165,35 @@ def _no_image(path):
 def test_coco_categories_sizes_and_skips(tmp_path):
     from pycocotools.coco import COCO
 
-    proj = Project(images=[
-        ImageEntry(key="a", filename="a.jpg", file_attributes={"width": "100", "height": 80}, regions=[
-            Region(shape={"name": "rect", "x": 0, "y": 0, "width": 10, "height": 20}, attributes={"kind": "dent"}),
-            Region(shape={"name": "ellipse", "cx": 50, "cy": 40, "rx": 20, "ry": 10, "theta": 0.5},
-                   attributes={"kind": "s"}),
-            Region(shape={"name": "point", "cx": 5, "cy": 5}, attributes={"kind": "dent"}),
-            Region(shape={"name": "polygon", "all_points_x": [0, 9, 0], "all_points_y": [0, 0, 9]},
-                   attributes={}),
-        ]),
-        ImageEntry(key="b", filename="b.jpg", regions=[]),
-    ])
-    proj.attributes = {"region": {"kind": {"type": "radio", "options": {"s": "scratch", "dent": "dent"}}},
-                       "file": {}}
+    proj = Project(
+        images=[
+            ImageEntry(
+                key="a",
+                filename="a.jpg",
+                file_attributes={"width": "100", "height": 80},
+                regions=[
+                    Region(
+                        shape={"name": "rect", "x": 0, "y": 0, "width": 10, "height": 20},
+                        attributes={"kind": "dent"},
+                    ),
+                    Region(
+                        shape={"name": "ellipse", "cx": 50, "cy": 40, "rx": 20, "ry": 10, "theta": 0.5},
+                        attributes={"kind": "s"},
+                    ),
+                    Region(shape={"name": "point", "cx": 5, "cy": 5}, attributes={"kind": "dent"}),
+                    Region(
+                        shape={"name": "polygon", "all_points_x": [0, 9, 0], "all_points_y": [0, 0, 9]},
+                        attributes={},
+                    ),
+                ],
+            ),
+            ImageEntry(key="b", filename="b.jpg", regions=[]),
+        ]
+    )
+    proj.attributes = {
+        "region": {"kind": {"type": "radio", "options": {"s": "scratch", "dent": "dent"}}},
+        "file": {},
+    }
     msgs: list[str] = []
     value = to_coco(proj, size_of=_no_image, messages=msgs)
     assert [c["name"] for c in value["categories"]] == ["scratch", "dent"]

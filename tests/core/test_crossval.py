@@ -75,8 +75,17 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
         return real_train(cfg, on_event=on_event, should_stop=should_stop)
 
     monkeypatch.setattr(train_mod, "train", spy)
-    cfg = preset("default", size=32, base_width=8, batch_size=4, epochs=2, sample_every=0,
-                 augment=Augment.off(), tta=False, tta_scales=(1.0,))
+    cfg = preset(
+        "default",
+        size=32,
+        base_width=8,
+        batch_size=4,
+        epochs=2,
+        sample_every=0,
+        augment=Augment.off(),
+        tta=False,
+        tta_scales=(1.0,),
+    )
     res = crossval(cfg, tiny_sources, tmp_path / "cv", folds=3)
     assert not res.errors
     names = sorted(s.image for s in res.per_image)
@@ -113,9 +122,31 @@ def test_crossval_cli_runs_one_fold_and_refuses_bad_folds(tmp_path, capsys):
 
     ds = _write_via_dataset(tmp_path / "ds", 6)
     out = tmp_path / "cv"
-    rc = main(["crossval", str(ds), "--out", str(out), "--folds", "3", "--only-folds", "1", "--size", "32",
-               "--base-width", "8", "--epochs", "1", "--batch-size", "4", "--json", "--quiet", "--no-tta",
-               "--tta-scales", "1"])
+    rc = main(
+        [
+            "crossval",
+            str(ds),
+            "--out",
+            str(out),
+            "--folds",
+            "3",
+            "--only-folds",
+            "1",
+            "--size",
+            "32",
+            "--base-width",
+            "8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--json",
+            "--quiet",
+            "--no-tta",
+            "--tta-scales",
+            "1",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert [r["fold"] for r in res["fold_runs"]] == [1]

@@ -15,8 +15,14 @@ def write_via(path: Path, images: dict[str, int]) -> Path:
     data = {}
     for name, nreg in images.items():
         regions = [
-            {"shape_attributes": {"name": "polygon", "all_points_x": [1 + i, 5 + i, 5 + i],
-                                  "all_points_y": [1, 1, 6]}, "region_attributes": {"name": "damage"}}
+            {
+                "shape_attributes": {
+                    "name": "polygon",
+                    "all_points_x": [1 + i, 5 + i, 5 + i],
+                    "all_points_y": [1, 1, 6],
+                },
+                "region_attributes": {"name": "damage"},
+            }
             for i in range(nreg)
         ]
         data[f"{name}-1"] = {"filename": name, "size": -1, "regions": regions, "file_attributes": {}}

@@ -13,7 +13,9 @@ from viaseg.core.annotation.project import ImageEntry, Region
 
 
 def poly(xs, ys, **attrs) -> Region:
-    return Region(shape={"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)}, attributes=attrs)
+    return Region(
+        shape={"name": "polygon", "all_points_x": list(xs), "all_points_y": list(ys)}, attributes=attrs
+    )
 
 
 def entry(*regions) -> ImageEntry:
@@ -206,10 +208,15 @@ def test_random_edit_sequences_undo_to_every_earlier_state():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    ops = st.lists(st.tuples(st.sampled_from(["move", "insert", "delete_v", "add", "del_r", "attr", "undo",
-                                              "redo", "drag"]),
-                             st.integers(0, 50), st.integers(-5, 60), st.integers(-5, 60)),
-                   max_size=40)
+    ops = st.lists(
+        st.tuples(
+            st.sampled_from(["move", "insert", "delete_v", "add", "del_r", "attr", "undo", "redo", "drag"]),
+            st.integers(0, 50),
+            st.integers(-5, 60),
+            st.integers(-5, 60),
+        ),
+        max_size=40,
+    )
 
     @settings(max_examples=60, deadline=None)
     @given(ops)
@@ -238,7 +245,7 @@ def test_random_edit_sequences_undo_to_every_earlier_state():
                     for k in range(3):
                         h.push(edits.move_vertex(r, i % n, x + k, y, entry=e, merge_key=("d", i)))
                     h.end_drag()
-                    del states[h.index:]
+                    del states[h.index :]
                     states.append(_snapshot(e))
                     continue
                 elif op == "insert":
@@ -254,7 +261,7 @@ def test_random_edit_sequences_undo_to_every_earlier_state():
             except EditError:
                 continue
             h.push(cmd)
-            del states[h.index:]  # states[:index] still describe the history; redo branch is gone
+            del states[h.index :]  # states[:index] still describe the history; redo branch is gone
             states.append(_snapshot(e))
             assert len(states) == h.index + 1
         while h.undo() is not None:
@@ -330,7 +337,9 @@ def test_an_undone_import_that_can_no_longer_be_redone_releases_its_copy(tmp_pat
     h.undo()
     aside = h._stack[0]._aside
     assert aside is not None and aside.read_bytes() == b"photo" and not (folder / "p.jpg").exists()
-    h.push(edits.AddImage(ImageEntry(key="q", filename="q.jpg"), [images]))  # a new edit drops the redo branch
+    h.push(
+        edits.AddImage(ImageEntry(key="q", filename="q.jpg"), [images])
+    )  # a new edit drops the redo branch
     assert not aside.exists() and not aside.parent.exists()
     _src2, _folder2, _e2, _images2, h2 = _imported(tmp_path / "two", b"photo")
     h2.undo()
@@ -364,8 +373,15 @@ def test_define_attribute_reaches_via2_project_and_via3_files_and_undo_restores(
     v2 = Project(images=[entry(poly([0, 10, 10], [0, 0, 10]))], fmt="via2-project")
     before = [dumps_via(p) for p in (v3, v2)]
     target = v2.images[0].regions[0].attributes
-    cmd = edits.DefineAttribute([v3, v2], "region", "severity", "dropdown", ["minor", " major", "minor"],
-                                target=target, entry=v2.images[0])
+    cmd = edits.DefineAttribute(
+        [v3, v2],
+        "region",
+        "severity",
+        "dropdown",
+        ["minor", " major", "minor"],
+        target=target,
+        entry=v2.images[0],
+    )
     cmd.do()
     assert target == {"severity": ""} and v2.images[0] in cmd.entries()
     for p in (v3, v2):

@@ -159,7 +159,10 @@ def test_onnx_runs_in_onnxruntime_like_keras(exported, keras_predictor, images):
 
 
 def test_metadata_json_beside_each_export(exported, model_path):
-    for fmt, where in (("onnx", lambda p: p.with_name(p.name + ".json")), ("savedmodel", lambda p: p / "viaseg.json")):
+    for fmt, where in (
+        ("onnx", lambda p: p.with_name(p.name + ".json")),
+        ("savedmodel", lambda p: p / "viaseg.json"),
+    ):
         res = exported(fmt)
         assert res.meta_path == where(res.path) == ex.meta_path(res.path, fmt)
         meta = json.loads(res.meta_path.read_text(encoding="utf-8"))
@@ -167,7 +170,12 @@ def test_metadata_json_beside_each_export(exported, model_path):
         assert meta["input_size"] == [SIZE, SIZE] and meta["threshold"] == pytest.approx(0.4)
         assert meta["class_names"] == ["damage"] and meta["foreground"] == "damage"
         assert meta["resize"] == "area" and meta["input_scale"] == "rgb/255"
-        assert meta["input"] == {**meta["input"], "name": "image", "dtype": "uint8", "shape": [None, SIZE, SIZE, 3]}
+        assert meta["input"] == {
+            **meta["input"],
+            "name": "image",
+            "dtype": "uint8",
+            "shape": [None, SIZE, SIZE, 3],
+        }
         assert meta["output"]["name"] == "probabilities" and meta["output"]["shape"] == [None, SIZE, SIZE]
         assert meta["config"] == META["config"]  # the training config the model carries
         assert meta["mirror_average"] is True and meta["scales"] == [[64, 64], [32, 32], [96, 96]]
@@ -287,7 +295,9 @@ def test_bad_options_and_outputs_are_refused_before_any_work(model_path, tmp_pat
 
 
 def test_cli_reports_errors_without_traceback(model_path, tmp_path, capsys):
-    assert main(["export", str(tmp_path / "gone.keras"), "--to", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(["export", str(tmp_path / "gone.keras"), "--to", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    )
     err = capsys.readouterr().err
     assert "viaseg export: error:" in err and "gone.keras" in err and "Traceback" not in err
     out = tmp_path / "nowhere" / "m.tflite"
@@ -301,7 +311,9 @@ def test_cli_reports_errors_without_traceback(model_path, tmp_path, capsys):
 
 def test_cli_export_without_averages_is_one_plain_pass(model_path, tmp_path, capsys, images):
     out = tmp_path / "cli.tflite"
-    assert main(["export", str(model_path), "--to", "tflite", "--tta", "none", "--out", str(out), "--json"]) == 0
+    assert (
+        main(["export", str(model_path), "--to", "tflite", "--tta", "none", "--out", str(out), "--json"]) == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["path"] == str(out) and res["format"] == "tflite" and res["quantize"] == "none"
     assert res["size_bytes"] == out.stat().st_size and res["max_abs_diff"] < 1e-4

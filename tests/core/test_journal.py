@@ -15,7 +15,11 @@ VIA2 = {
         "size": 10,
         "regions": [
             {
-                "shape_attributes": {"name": "polygon", "all_points_x": [1, 20, 20], "all_points_y": [1, 1, 20]},
+                "shape_attributes": {
+                    "name": "polygon",
+                    "all_points_x": [1, 20, 20],
+                    "all_points_y": [1, 1, 20],
+                },
                 "region_attributes": {"damage": "dent"},
             }
         ],

@@ -14,13 +14,19 @@ SIZE = (100, 80)
 
 
 def poly(x0, y0, x1, y1, attrs=None) -> Region:
-    return Region({"name": "polygon", "all_points_x": [x0, x1, x1, x0], "all_points_y": [y0, y0, y1, y1]},
-                  dict(attrs or {"damage": "dent"}))
+    return Region(
+        {"name": "polygon", "all_points_x": [x0, x1, x1, x0], "all_points_y": [y0, y0, y1, y1]},
+        dict(attrs or {"damage": "dent"}),
+    )
 
 
 def area(kind, x0, y0, x1, y1) -> dict:
-    return {"kind": kind, "area": (x1 - x0) * (y1 - y0), "bbox": [x0, y0, x1 - x0, y1 - y0],
-            "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}
+    return {
+        "kind": kind,
+        "area": (x1 - x0) * (y1 - y0),
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+    }
 
 
 def mask(regions) -> np.ndarray:

@@ -37,7 +37,9 @@ PRIMITIVES = LABELME / "primitives" / "primitives.json"
 @pytest.fixture
 def labelme_dir() -> Path:
     if not LABELME.exists():
-        pytest.skip(f"shared data not available: {LABELME} is missing (tests read ../shared next to the checkout)")
+        pytest.skip(
+            f"shared data not available: {LABELME} is missing (tests read ../shared next to the checkout)"
+        )
     return LABELME
 
 
@@ -46,8 +48,16 @@ def shapes_of(path: Path) -> list[dict]:
 
 
 def write_labelme(path: Path, shapes: list[dict], image: str = "a.jpg", **extra) -> Path:
-    doc = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image, "imageData": None,
-           "imageHeight": 40, "imageWidth": 60, **extra}
+    doc = {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image,
+        "imageData": None,
+        "imageHeight": 40,
+        "imageWidth": 60,
+        **extra,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
@@ -58,8 +68,15 @@ def no_image(path):
 
 
 def poly(label="dent", pts=((1, 1), (20, 1), (20, 15)), **kw) -> dict:
-    return {"label": label, "points": [list(p) for p in pts], "group_id": None, "description": "",
-            "shape_type": "polygon", "flags": {}, **kw}
+    return {
+        "label": label,
+        "points": [list(p) for p in pts],
+        "group_id": None,
+        "description": "",
+        "shape_type": "polygon",
+        "flags": {},
+        **kw,
+    }
 
 
 # ------------------------------------------------------------------------------------------ conformance
@@ -88,12 +105,14 @@ def test_every_primitive_shape_is_read(labelme_dir):
 def test_mask_shape_becomes_polygons_with_the_same_pixels(labelme_dir):
     shape = next(s for s in shapes_of(PRIMITIVES) if s["shape_type"] == "mask")
     mask = cv2.imdecode(np.frombuffer(base64.b64decode(shape["mask"]), np.uint8), cv2.IMREAD_UNCHANGED) > 0
-    regions = [r for r in load_labelme_file(PRIMITIVES).images[0].regions if r.attributes["name"] == "octagon"]
+    regions = [
+        r for r in load_labelme_file(PRIMITIVES).images[0].regions if r.attributes["name"] == "octagon"
+    ]
     assert regions and all(r.kind == "polygon" for r in regions)
     x0, y0 = (math.floor(v) for v in shape["points"][0])  # the PNG's top-left pixel, as labelme places it
     drawn = rasterize(regions, (560, 450))
     assert drawn.sum() == mask.sum()
-    assert np.array_equal(drawn[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] > 0, mask)
+    assert np.array_equal(drawn[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] > 0, mask)
 
 
 def test_instance_segmentation_labels_and_group_ids(labelme_dir):
@@ -106,25 +125,38 @@ def test_instance_segmentation_labels_and_group_ids(labelme_dir):
         assert im.key == f"{im.filename}{im.path.stat().st_size}"
         assert [r.attributes["name"] for r in im.regions] == [s["label"] for s in shapes]
         assert [r.attributes.get("group_id") for r in im.regions] == [
-            None if s["group_id"] is None else str(s["group_id"]) for s in shapes]
+            None if s["group_id"] is None else str(s["group_id"]) for s in shapes
+        ]
         assert [r.points() for r in im.regions] == [[tuple(p) for p in s["points"]] for s in shapes]
     assert project.attributes["region"] == {"name": {"type": "text"}, "group_id": {"type": "text"}}
 
 
 def test_labelme_to_via_to_labelme_keeps_points_labels_and_groups(labelme_dir, tmp_path):
     project = load_labelme_folder(INSTANCES)
-    again = loads_via(dumps_via(project, "via2"), path=INSTANCES / "via.json")  # in memory: nothing written there
+    again = loads_via(
+        dumps_via(project, "via2"), path=INSTANCES / "via.json"
+    )  # in memory: nothing written there
     written = to_labelme(again, tmp_path / "out")
     assert [p.name for p in written] == sorted(p.name for p in INSTANCES.glob("*.json"))
     for out in written:
         src = json.loads((INSTANCES / out.name).read_text(encoding="utf-8"))
         doc = json.loads(out.read_text(encoding="utf-8"))
-        assert list(doc) == ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"]
+        assert list(doc) == [
+            "version",
+            "flags",
+            "shapes",
+            "imagePath",
+            "imageData",
+            "imageHeight",
+            "imageWidth",
+        ]
         assert (out.parent / doc["imagePath"]).resolve() == (INSTANCES / src["imagePath"]).resolve()
         assert (doc["imageWidth"], doc["imageHeight"]) == (src["imageWidth"], src["imageHeight"])
         assert doc["imageData"] is None
         keep = ("label", "points", "group_id", "shape_type")
-        assert [{k: s[k] for k in keep} for s in doc["shapes"]] == [{k: s[k] for k in keep} for s in src["shapes"]]
+        assert [{k: s[k] for k in keep} for s in doc["shapes"]] == [
+            {k: s[k] for k in keep} for s in src["shapes"]
+        ]
 
 
 def test_primitives_map_back_to_labelme_shapes(labelme_dir, tmp_path):
@@ -132,7 +164,15 @@ def test_primitives_map_back_to_labelme_shapes(labelme_dir, tmp_path):
     (out,) = to_labelme(project, tmp_path)
     shapes = json.loads(out.read_text(encoding="utf-8"))["shapes"]
     assert [s["shape_type"] for s in shapes] == [
-        "rectangle", "circle", "rectangle", "polygon", "linestrip", "point", "linestrip", "polygon"]
+        "rectangle",
+        "circle",
+        "rectangle",
+        "polygon",
+        "linestrip",
+        "point",
+        "linestrip",
+        "polygon",
+    ]
     src = shapes_of(PRIMITIVES)
     for i in (0, 2, 3, 5, 6):  # rectangles (corners in order), polygon, point, linestrip: the points as read
         assert shapes[i]["points"] == src[i]["points"]
@@ -142,7 +182,9 @@ def test_primitives_map_back_to_labelme_shapes(labelme_dir, tmp_path):
 
 
 def test_image_missing_keeps_name_and_size_from_the_file(tmp_path):
-    f = write_labelme(tmp_path / "x.json", [poly()], image="gone.jpg", imageData=base64.b64encode(b"jpeg").decode())
+    f = write_labelme(
+        tmp_path / "x.json", [poly()], image="gone.jpg", imageData=base64.b64encode(b"jpeg").decode()
+    )
     (im,) = load_labelme_file(f).images
     assert im.filename == "gone.jpg" and im.size == -1 and im.key == "gone.jpg-1"
     assert im.file_attributes == {"width": "60", "height": "40"}
@@ -157,32 +199,49 @@ def test_windows_image_path_falls_back_to_the_base_name(tmp_path):
 
 
 def test_attributes_flags_description_and_unknown_shapes(tmp_path):
-    shapes = [poly(group_id=3, flags={"occluded": True}, description="see note"),
-              poly(label="", shape_type=None), {"label": "ai", "points": [[1, 2]], "shape_type": "mystery"}]
+    shapes = [
+        poly(group_id=3, flags={"occluded": True}, description="see note"),
+        poly(label="", shape_type=None),
+        {"label": "ai", "points": [[1, 2]], "shape_type": "mystery"},
+    ]
     f = write_labelme(tmp_path / "a.json", shapes, flags={"blurry": True})
     msgs: list[str] = []
     (im,) = load_labelme_file(f, msgs, class_attr="type").images
     assert [r.attributes for r in im.regions] == [
-        {"type": "dent", "group_id": "3", "flags": {"occluded": True}, "description": "see note"}, {}]
-    assert im.file_attributes == {"flags": {"blurry": True}, "width": "60", "height": "40"}  # a.jpg is missing
+        {"type": "dent", "group_id": "3", "flags": {"occluded": True}, "description": "see note"},
+        {},
+    ]
+    assert im.file_attributes == {
+        "flags": {"blurry": True},
+        "width": "60",
+        "height": "40",
+    }  # a.jpg is missing
     assert len(msgs) == 1 and "'mystery' skipped" in msgs[0] and str(f) in msgs[0]
     doc = labelme_document(im, tmp_path, "type", size_of=lambda p: (60, 40))
     assert doc["flags"] == {"blurry": True}
     assert doc["shapes"][0] | {"points": None} == {
-        "label": "dent", "points": None, "group_id": 3, "description": "see note", "shape_type": "polygon",
-        "flags": {"occluded": True}}
+        "label": "dent",
+        "points": None,
+        "group_id": 3,
+        "description": "see note",
+        "shape_type": "polygon",
+        "flags": {"occluded": True},
+    }
 
 
-@pytest.mark.parametrize("shapes, where", [
-    ("nope", "shapes"),
-    ([{"label": 1, "points": [[1, 2]]}], "shapes[0].label"),
-    ([poly(pts=[(1, "2")])], "shapes[0].points[0][1]"),
-    ([poly(pts=[(1, 2, 3)])], "shapes[0].points[0]"),
-    ([poly(shape_type="circle", pts=[(1, 2)])], "shapes[0].points"),
-    ([poly(group_id=1.5)], "shapes[0].group_id"),
-    ([poly(shape_type="mask", pts=[(1, 2), (3, 4)], mask="!!")], "shapes[0].mask"),
-    ([poly(shape_type="rectangle", pts=[(0, 0), (2e9, 1)])], "shapes[0]"),
-])
+@pytest.mark.parametrize(
+    "shapes, where",
+    [
+        ("nope", "shapes"),
+        ([{"label": 1, "points": [[1, 2]]}], "shapes[0].label"),
+        ([poly(pts=[(1, "2")])], "shapes[0].points[0][1]"),
+        ([poly(pts=[(1, 2, 3)])], "shapes[0].points[0]"),
+        ([poly(shape_type="circle", pts=[(1, 2)])], "shapes[0].points"),
+        ([poly(group_id=1.5)], "shapes[0].group_id"),
+        ([poly(shape_type="mask", pts=[(1, 2), (3, 4)], mask="!!")], "shapes[0].mask"),
+        ([poly(shape_type="rectangle", pts=[(0, 0), (2e9, 1)])], "shapes[0]"),
+    ],
+)
 def test_malformed_files_raise_typed_errors_naming_file_and_place(tmp_path, shapes, where):
     f = write_labelme(tmp_path / "bad.json", shapes)
     with pytest.raises(ViaFormatError) as err:
@@ -212,8 +271,9 @@ def test_labelme_split_folders_next_to_a_via_split(tmp_path):
     write_labelme(tmp_path / "train" / "a.json", [poly(), poly()], image="a.jpg")
     write_labelme(tmp_path / "train" / "b.json", [poly()], image="b.jpg")
     (tmp_path / "val").mkdir()
-    (tmp_path / "val" / "via_region_data.json").write_text(json.dumps(
-        {"v.jpg-1": {"filename": "v.jpg", "size": -1, "regions": [], "file_attributes": {}}}))
+    (tmp_path / "val" / "via_region_data.json").write_text(
+        json.dumps({"v.jpg-1": {"filename": "v.jpg", "size": -1, "regions": [], "file_attributes": {}}})
+    )
     ds = load_dataset(tmp_path)
     assert list(ds.splits) == ["train", "val"]
     train = ds.splits["train"]
@@ -233,7 +293,9 @@ def test_via_file_wins_over_labelme_files(tmp_path):
 def test_cli_convert_labelme_folder_and_via_file_to_labelme(labelme_dir, tmp_path, capsys):
     assert main(["convert", str(INSTANCES), str(tmp_path / "lm"), "--to", "labelme"]) == 0
     assert "labelme from labelme (3 images, 18 regions" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "lm").iterdir()) == sorted(p.name for p in INSTANCES.glob("*.json"))
+    assert sorted(p.name for p in (tmp_path / "lm").iterdir()) == sorted(
+        p.name for p in INSTANCES.glob("*.json")
+    )
     via = tmp_path / "via.json"
     assert main(["convert", str(INSTANCES), str(via), "--to", "via2"]) == 0
     out = tmp_path / "back"
@@ -241,15 +303,28 @@ def test_cli_convert_labelme_folder_and_via_file_to_labelme(labelme_dir, tmp_pat
     assert "labelme from via2" in capsys.readouterr().out
     doc = json.loads((out / "2011_000003.json").read_text(encoding="utf-8"))
     assert (out / doc["imagePath"]).resolve() == (via.parent / "2011_000003.jpg").resolve()  # where via2 says
-    assert [s["label"] for s in doc["shapes"]] == [s["label"] for s in shapes_of(INSTANCES / "2011_000003.json")]
+    assert [s["label"] for s in doc["shapes"]] == [
+        s["label"] for s in shapes_of(INSTANCES / "2011_000003.json")
+    ]
 
 
 def test_to_labelme_names_attributes_it_cannot_write_and_keeps_a_backup(tmp_path):
-    ims = [ImageEntry(key=k, filename=f"d/{n}", base_dir=tmp_path, file_attributes={"width": 9, "height": 9},
-                      regions=[Region({"name": "ellipse", "cx": 4, "cy": 4, "rx": 3, "ry": 2},
-                                      {"class": "dent", "severity": "2"}),
-                               Region({"name": "polygon", "all_points_x": [1, 2], "all_points_y": [1, 2]})])
-           for k, n in (("1", "a.jpg"), ("2", "A.png"))]
+    ims = [
+        ImageEntry(
+            key=k,
+            filename=f"d/{n}",
+            base_dir=tmp_path,
+            file_attributes={"width": 9, "height": 9},
+            regions=[
+                Region(
+                    {"name": "ellipse", "cx": 4, "cy": 4, "rx": 3, "ry": 2},
+                    {"class": "dent", "severity": "2"},
+                ),
+                Region({"name": "polygon", "all_points_x": [1, 2], "all_points_y": [1, 2]}),
+            ],
+        )
+        for k, n in (("1", "a.jpg"), ("2", "A.png"))
+    ]
     msgs: list[str] = []
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.json").write_text("mine")
@@ -286,9 +361,12 @@ def check_reader(name: str, data: bytes) -> None:
     event("accepted")
     again = loads_via(dumps_via(project, "via2"), path="/fuzz/via.json", fmt="via2")
     assert [[r.shape for r in im.regions] for im in again.images] == [
-        [r.shape for r in im.regions] for im in project.images]
+        [r.shape for r in im.regions] for im in project.images
+    ]
     for im in project.images:
-        json.dumps(labelme_document(im, Path("/fuzz/out"), "name", size_of=lambda p: (64, 48)), allow_nan=False)
+        json.dumps(
+            labelme_document(im, Path("/fuzz/out"), "name", size_of=lambda p: (64, 48)), allow_nan=False
+        )
 
 
 @pytest.mark.skipif(not CORPUS, reason=f"shared data not available: {LABELME} is missing")

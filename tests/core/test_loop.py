@@ -31,8 +31,12 @@ def test_region_hash_changes_with_geometry_and_attributes_only():
 def test_changed_since_lists_new_and_edited_annotated_images():
     old = [entry("a.png"), entry("b.png")]
     record = loop.trained_on(old)
-    now = [entry("a.png"), entry("b.png", xs=(2, 9, 9)), entry("c.png"),
-           ImageEntry(key="d", filename="d.png", regions=[])]
+    now = [
+        entry("a.png"),
+        entry("b.png", xs=(2, 9, 9)),
+        entry("c.png"),
+        ImageEntry(key="d", filename="d.png", regions=[]),
+    ]
     assert [e.filename for e in loop.changed_since(now, record)] == ["b.png", "c.png"]
     assert loop.changed_since(now, None) == []  # a model that recorded nothing: nothing is called changed
 
@@ -67,7 +71,11 @@ def test_uncertainty_ranks_a_half_believed_photo_first():
     doubt = np.zeros((40, 40), np.float32)
     doubt[5:30, 5:30] = 0.5
     empty = np.zeros((40, 40), np.float32)
-    scores = {"sure": loop.uncertainty(sure), "doubt": loop.uncertainty(doubt), "empty": loop.uncertainty(empty)}
+    scores = {
+        "sure": loop.uncertainty(sure),
+        "doubt": loop.uncertainty(doubt),
+        "empty": loop.uncertainty(empty),
+    }
     assert loop.rank_uncertain(scores) == ["doubt", "sure", "empty"]
     assert scores["empty"] == 0.0 and 0 < scores["doubt"] <= 1
 
@@ -89,8 +97,14 @@ def test_improve_job_fine_tunes_records_and_judges_against_the_old_model(tmp_pat
     edited = copy.deepcopy(data[0])
     edited.regions[0].shape["all_points_x"][0] += 1
     data[0] = edited
-    cfg = tiny(tmp_path, dataset=data, val=None, epochs=1, out_dir=tmp_path / "improve",
-               init_from=str(res.model_path))
+    cfg = tiny(
+        tmp_path,
+        dataset=data,
+        val=None,
+        epochs=1,
+        out_dir=tmp_path / "improve",
+        init_from=str(res.model_path),
+    )
     job = loop.ImproveJob(cfg, emphasis=3)
     tcfg, p, record = job.prepare()
     assert record == summary["trained_on"]

@@ -46,10 +46,17 @@ def _dataset(root: Path, n_train: int = 8, n_val: int = 2, size: int = 32) -> Pa
             img[y : y + h, x : x + w] = (230, 200, 60)
             name = f"{split}{i}.png"
             cv2.imwrite(str(d / name), img[..., ::-1])
-            shape = {"name": "polygon", "all_points_x": [x, x + w - 1, x + w - 1, x],
-                     "all_points_y": [y, y, y + h - 1, y + h - 1]}
-            via[name] = {"filename": name, "size": -1, "file_attributes": {},
-                         "regions": [{"shape_attributes": shape, "region_attributes": {}}]}
+            shape = {
+                "name": "polygon",
+                "all_points_x": [x, x + w - 1, x + w - 1, x],
+                "all_points_y": [y, y, y + h - 1, y + h - 1],
+            }
+            via[name] = {
+                "filename": name,
+                "size": -1,
+                "file_attributes": {},
+                "regions": [{"shape_attributes": shape, "region_attributes": {}}],
+            }
         (d / "via_region_data.json").write_text(json.dumps(via))
     return root
 
@@ -68,15 +75,47 @@ def test_two_workers_on_localhost_train_one_run_folder(tmp_path):
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2",
-                   CUDA_VISIBLE_DEVICES="", TMPDIR=str(scratch), PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(tf_config),
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="",
+            TMPDIR=str(scratch),
+            PYTHONUNBUFFERED="1",
+        )
         # the same command on every worker, as on two machines (docs/gpu.md)
-        cmd = [sys.executable, "-m", "viaseg.core.cli", "train", str(data), "--out", str(runs / "mw"),
-               "--strategy", "multiworker", "--epochs", "2", "--size", "32", "--base-width", "8",
-               "--batch-size", "4", "--seed", "0", "--no-augment", "--lr-schedule", "constant",
-               "--threads", "1", "--quiet"]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=tmp_path))
+        cmd = [
+            sys.executable,
+            "-m",
+            "viaseg.core.cli",
+            "train",
+            str(data),
+            "--out",
+            str(runs / "mw"),
+            "--strategy",
+            "multiworker",
+            "--epochs",
+            "2",
+            "--size",
+            "32",
+            "--base-width",
+            "8",
+            "--batch-size",
+            "4",
+            "--seed",
+            "0",
+            "--no-augment",
+            "--lr-schedule",
+            "constant",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+            )
+        )
     outs = []
     try:
         for p in procs:
@@ -116,8 +155,23 @@ def test_multiworker_without_tf_config_is_a_message(tmp_path, capsys):
     data = _dataset(tmp_path / "ds", n_train=2, n_val=1)
     env_before = os.environ.pop("TF_CONFIG", None)
     try:
-        rc = main(["train", str(data), "--out", str(tmp_path / "run"), "--strategy", "multiworker",
-                   "--epochs", "1", "--size", "32", "--base-width", "8", "--quiet"])
+        rc = main(
+            [
+                "train",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--strategy",
+                "multiworker",
+                "--epochs",
+                "1",
+                "--size",
+                "32",
+                "--base-width",
+                "8",
+                "--quiet",
+            ]
+        )
     finally:
         if env_before is not None:
             os.environ["TF_CONFIG"] = env_before

@@ -54,7 +54,7 @@ def test_scaled_to_unit_range_exactly_once(tmp_path):
     name = write(tmp_path, "white.png", np.full((40, 40, 3), 255, np.uint8))
     arr = P.load_arrays([entry(tmp_path, name, [rect_region(0, 0, 10, 10)])], size=32)
     for ds in (P.eval_dataset(arr, 1), P.train_dataset(arr, 1, augment=P.Augment.off()).take(1)):
-        (x, y), = list(ds.as_numpy_iterator())
+        ((x, y),) = list(ds.as_numpy_iterator())
         assert x.dtype == np.float32 and x.min() == 1.0 and x.max() == 1.0
         assert y.shape == (1, 32, 32, 1) and y.max() == 1.0
     assert tf is not None
@@ -78,7 +78,7 @@ def test_augmentation_keeps_mask_aligned_and_is_deterministic(marked):
     moved = 0
     for x, y in a:
         for img, m in zip(x, y[..., 0], strict=True):
-            moved += (np.round(img * 255).astype(np.uint8).tobytes() not in originals)
+            moved += np.round(img * 255).astype(np.uint8).tobytes() not in originals
             white = img.mean(axis=-1) > 0.8
             dark = img.mean(axis=-1) < 0.2
             assert m[white].mean() > 0.9, "mask lost the bright region"
@@ -106,7 +106,7 @@ def test_color_jitter_changes_image_not_mask(marked):
     pytest.importorskip("tensorflow")
     arr = P.load_arrays(marked[:1], size=32)
     aug = P.Augment(flip=False, scale_crop=False, rotate=False, color=True)
-    (x, y), = list(P.train_dataset(arr, 1, seed=0, augment=aug).take(1).as_numpy_iterator())
+    ((x, y),) = list(P.train_dataset(arr, 1, seed=0, augment=aug).take(1).as_numpy_iterator())
     assert not np.allclose(x[0], arr.images[0] / 255.0, atol=1e-3)
     assert 0.0 <= x.min() and x.max() <= 1.0
     np.testing.assert_array_equal(y[0, ..., 0], arr.masks[0])
@@ -119,7 +119,11 @@ def test_duplicates_by_bytes_and_by_pixels(tmp_path, marked):
     same_bytes.mkdir()
     (same_bytes / "copy.png").write_bytes(marked[1].path.read_bytes())
     # same pixels, different file bytes (other PNG compression level)
-    cv2.imwrite(str(same_bytes / "recoded.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    cv2.imwrite(
+        str(same_bytes / "recoded.png"),
+        cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_PNG_COMPRESSION, 0],
+    )
     assert (same_bytes / "recoded.png").read_bytes() != marked[2].path.read_bytes()
     write(same_bytes, "other.png", np.full((48, 64, 3), 90, np.uint8))
     val = P.load_arrays([entry(same_bytes, n) for n in ("copy.png", "recoded.png", "other.png")], size=32)
@@ -130,13 +134,18 @@ def test_duplicates_by_bytes_and_by_pixels(tmp_path, marked):
 def test_unreadable_and_empty_images(tmp_path, marked):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
     name = write(tmp_path, "neg.png", np.zeros((20, 20, 3), np.uint8))
-    entries = marked[:2] + [entry(tmp_path, "broken.jpg", [rect_region(0, 0, 4, 4)]), entry(tmp_path, "missing.png"),
-                            entry(tmp_path, name)]
+    entries = marked[:2] + [
+        entry(tmp_path, "broken.jpg", [rect_region(0, 0, 4, 4)]),
+        entry(tmp_path, "missing.png"),
+        entry(tmp_path, name),
+    ]
     warned = []
     arr = P.load_arrays(entries, size=32, on_warning=warned.append)
     assert arr.names == [marked[0].filename, marked[1].filename, "neg.png"]
     assert arr.masks[2].sum() == 0  # a negative: empty mask
-    assert any("broken.jpg" in w for w in warned) and any("missing.png" in w and "no such file" in w for w in warned)
+    assert any("broken.jpg" in w for w in warned) and any(
+        "missing.png" in w and "no such file" in w for w in warned
+    )
     arr2 = P.load_arrays(entries, size=32, include_empty=False, on_warning=warned.append)
     assert "neg.png" not in arr2.names and len(arr2) == 2
 
@@ -223,11 +232,16 @@ def test_crops_are_windows_of_the_image_at_its_own_scale():
     assert x.shape == (4, 16, 16, 3) and y.shape == (4, 16, 16, 1)
     offsets = set()
     for img, m in zip(x.numpy(), y.numpy(), strict=True):
-        found = [(k, i, j) for k in range(2) for i in range(17) for j in range(17)
-                 if np.array_equal(np.rint(img * 255).astype(np.uint8), imgs[k, i:i + 16, j:j + 16])]
+        found = [
+            (k, i, j)
+            for k in range(2)
+            for i in range(17)
+            for j in range(17)
+            if np.array_equal(np.rint(img * 255).astype(np.uint8), imgs[k, i : i + 16, j : j + 16])
+        ]
         assert len(found) == 1  # an exact window: same pixels, same scale
         k, i, j = found[0]
-        np.testing.assert_array_equal(m[..., 0], masks[k, i:i + 16, j:j + 16])  # the mask's same window
+        np.testing.assert_array_equal(m[..., 0], masks[k, i : i + 16, j : j + 16])  # the mask's same window
         offsets.add((i, j))
     assert len(offsets) > 1  # random windows
     with pytest.raises(ValueError, match="crop"):

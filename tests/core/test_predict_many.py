@@ -67,7 +67,12 @@ def check_region(entry, box) -> None:
     assert entry.regions[0].attributes == {"class": "dent"}
     xs, ys = entry.regions[0].shape["all_points_x"], entry.regions[0].shape["all_points_y"]
     x0, y0, x1, y1 = box
-    assert abs(min(xs) - x0) <= 6 and abs(max(xs) - x1) <= 6 and abs(min(ys) - y0) <= 6 and abs(max(ys) - y1) <= 6
+    assert (
+        abs(min(xs) - x0) <= 6
+        and abs(max(xs) - x1) <= 6
+        and abs(min(ys) - y0) <= 6
+        and abs(max(ys) - y1) <= 6
+    )
 
 
 def journal_lines(out: Path) -> list[dict]:
@@ -90,7 +95,14 @@ def test_list_file_input_gives_outputs_for_every_photo_in_batches(model_file, ph
     out = tmp_path / "out"
     predictor = Predictor.load(model_file)
     calls = predictor.forward_calls
-    args = ["predict", str(model_file), str(lists / "batch.txt"), f"@{tmp_path / 'rest.lst'}", "--out", str(out)]
+    args = [
+        "predict",
+        str(model_file),
+        str(lists / "batch.txt"),
+        f"@{tmp_path / 'rest.lst'}",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--batch-size", "4"]) == 0
     assert "11 image(s) predicted" in capsys.readouterr().out
     assert predictor.forward_calls - calls == 3  # 11 photos in batches of 4
@@ -105,7 +117,10 @@ def test_list_file_input_gives_outputs_for_every_photo_in_batches(model_file, ph
     assert order == names[:6] + ["q.png"] + names[6:]  # input order
     for e in project.images:
         check_region(e, boxes[Path(e.filename).name])
-        assert e.path.resolve() == ((sub if e.filename.endswith("q.png") else folder) / Path(e.filename).name).resolve()
+        assert (
+            e.path.resolve()
+            == ((sub if e.filename.endswith("q.png") else folder) / Path(e.filename).name).resolve()
+        )
     assert len(journal_lines(out)) == 11
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary files left
 
@@ -128,7 +143,9 @@ def test_unreadable_photos_are_named_and_the_rest_written(model_file, photos, tm
         check_region(e, boxes[Path(e.filename).name])
 
 
-def test_resume_after_a_kill_skips_done_photos_and_completes_the_via_file(model_file, photos, tmp_path, monkeypatch):
+def test_resume_after_a_kill_skips_done_photos_and_completes_the_via_file(
+    model_file, photos, tmp_path, monkeypatch
+):
     from viaseg.core.cli import predict_stream
 
     folder, boxes = photos
@@ -216,8 +233,10 @@ def test_build_via_keeps_the_last_line_of_a_photo_and_skips_torn_lines(tmp_path)
     from viaseg.core.cli.predict_stream import build_via, repair_journal
 
     def line(key, n_regions):
-        region = {"shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": 4},
-                  "region_attributes": {"class": "dent"}}
+        region = {
+            "shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": 4},
+            "region_attributes": {"class": "dent"},
+        }
         entry = {"filename": key[:-2], "size": 10, "regions": [region] * n_regions, "file_attributes": {}}
         return json.dumps({"key": key, "stem": key[:-6], "entry": entry}) + "\n"
 
@@ -254,18 +273,23 @@ def test_gather_inputs_reads_lists_without_touching_each_photo(tmp_path):
         (tmp_path / "d" / n).write_bytes(b"x")
     (tmp_path / "l.txt").write_text("d/img2.jpg\nmissing/x.jpg\nd\n\n# c\n")
     warnings = []
-    got = gather_inputs([str(tmp_path / "l.txt"), str(tmp_path / "nope.png"), f"@{tmp_path / 'no.txt'}"],
-                        warnings.append)
+    got = gather_inputs(
+        [str(tmp_path / "l.txt"), str(tmp_path / "nope.png"), f"@{tmp_path / 'no.txt'}"], warnings.append
+    )
     base = str(tmp_path)
-    assert got == [os.path.join(base, "d/img2.jpg"), os.path.join(base, "missing/x.jpg"),
-                   os.path.join(base, "d", "img10.jpg")]  # folder in natural order, repeat dropped
+    assert got == [
+        os.path.join(base, "d/img2.jpg"),
+        os.path.join(base, "missing/x.jpg"),
+        os.path.join(base, "d", "img10.jpg"),
+    ]  # folder in natural order, repeat dropped
     assert len(warnings) == 2 and "nope.png" in warnings[0] and "no.txt" in warnings[1]
     assert stems_for(["a/x.jpg", "b/X.png", "c/y.jpg"]) == ["x", "X-2", "y"]
 
 
 @pytest.mark.parametrize("extra", [[], ["--tile-downscale", "1.5"]], ids=["batched", "tiled"])
-def test_photos_in_flight_are_bounded_and_the_journal_grows_during_the_run(model_file, tmp_path, monkeypatch,
-                                                                           extra):
+def test_photos_in_flight_are_bounded_and_the_journal_grows_during_the_run(
+    model_file, tmp_path, monkeypatch, extra
+):
     """Memory cannot be measured cheaply, but its cause can: decoding never runs ahead of the network by more
     than a fixed window, whatever the number of photos, and finished photos reach the journal on disk while the
     run goes on (nothing is kept for the end)."""
@@ -299,8 +323,24 @@ def test_photos_in_flight_are_bounded_and_the_journal_grows_during_the_run(model
 
     monkeypatch.setattr(predictor, "_load", counting_load)
     monkeypatch.setattr(predict_stream, "_finish_photo", counting_finish)
-    assert main(["predict", str(model_file), str(folder), "--out", str(out), "--batch-size", "2",
-                 "--workers", "2", "--no-overlay", *extra]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_file),
+                str(folder),
+                "--out",
+                str(out),
+                "--batch-size",
+                "2",
+                "--workers",
+                "2",
+                "--no-overlay",
+                *extra,
+            ]
+        )
+        == 0
+    )
     assert state["loaded"] == state["finished"] == 60
     # window 2 * batch + workers decoding, 2 * workers + batch finishing, one batch at the network
     assert 2 <= state["max_in_flight"] <= (2 * 2 + 2) + (2 * 2 + 2) + 2

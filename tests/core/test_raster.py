@@ -359,11 +359,21 @@ def test_any_geometry_is_drawn_or_reported(shapes, out):
         assert s.reason
 
 
-@pytest.mark.parametrize("shape", [
-    {"name": "ellipse", "cx": 0, "cy": 0, "rx": 0, "ry": 5.722234971514057e307, "theta": 0},  # found by hypothesis
-    {"name": "ellipse", "cx": 0, "cy": 0, "rx": 5e307, "ry": 5e307, "theta": 0.7},
-    {"name": "circle", "cx": 1, "cy": 1, "r": 1e308},
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {
+            "name": "ellipse",
+            "cx": 0,
+            "cy": 0,
+            "rx": 0,
+            "ry": 5.722234971514057e307,
+            "theta": 0,
+        },  # found by hypothesis
+        {"name": "ellipse", "cx": 0, "cy": 0, "rx": 5e307, "ry": 5e307, "theta": 0.7},
+        {"name": "circle", "cx": 1, "cy": 1, "r": 1e308},
+    ],
+)
 def test_absurd_radius_is_reported_not_a_crash(shape):
     mask, skipped = rasterize_report([shape], (32, 24), (7, 5))
     assert not mask.any() and len(skipped) == 1 and "out of range" in skipped[0].reason
@@ -385,4 +395,3 @@ def test_merge_regions_joins_each_new_region_to_the_region_it_overlaps_most():
     # nothing to merge with: everything is appended, the old regions untouched
     out, merged, appended = merge_regions([pt], [alone])
     assert out == [pt, alone] and (merged, appended) == (0, 1)
-

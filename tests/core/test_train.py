@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from viaseg.core.annotation.project import ImageEntry, Region  # noqa: E402
-from viaseg.core.ml import pipeline as P  # noqa: E402
-from viaseg.core.ml import train_events as E  # noqa: E402
-from viaseg.core.ml.pipeline import Augment  # noqa: E402
-from viaseg.core.ml.train import preset, train  # noqa: E402
+from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.ml import pipeline as P
+from viaseg.core.ml import train_events as E
+from viaseg.core.ml.pipeline import Augment
+from viaseg.core.ml.train import preset, train
 
 
 def make_images(folder: Path, n: int, size: int = 48, seed: int = 0, empty: int = 0) -> list[ImageEntry]:
@@ -45,8 +45,19 @@ def make_images(folder: Path, n: int, size: int = 48, seed: int = 0, empty: int 
 def tiny(tmp_path: Path, **kw):
     tr = make_images(tmp_path / "train", kw.pop("n_train", 4), seed=1)
     va = make_images(tmp_path / "val", kw.pop("n_val", 2), seed=2)
-    base = dict(dataset=tr, val=va, out_dir=tmp_path / "run", size=32, base_width=8, batch_size=2, epochs=2,
-                sample_every=1, n_samples=2, augment=Augment(rotate=False), threads=None)
+    base = dict(
+        dataset=tr,
+        val=va,
+        out_dir=tmp_path / "run",
+        size=32,
+        base_width=8,
+        batch_size=2,
+        epochs=2,
+        sample_every=1,
+        n_samples=2,
+        augment=Augment(rotate=False),
+        threads=None,
+    )
     base.update(kw)
     return preset("default", **base)
 
@@ -62,7 +73,9 @@ def test_events_in_order_and_run_folder(tmp_path):
     (tmp_path / "train" / tr[4].filename).write_bytes(b"not an image")  # unreadable: skipped, named
     va = make_images(tmp_path / "val", 2, seed=2)
     (tmp_path / "val" / "copy.png").write_bytes((tmp_path / "train" / tr[1].filename).read_bytes())
-    va.append(ImageEntry(key="copy.png", filename="copy.png", regions=tr[1].regions, base_dir=tmp_path / "val"))
+    va.append(
+        ImageEntry(key="copy.png", filename="copy.png", regions=tr[1].regions, base_dir=tmp_path / "val")
+    )
     result, events = run(tiny(tmp_path, dataset=tr, val=va))
     assert result.ok, result.error
     kinds = [type(e).__name__ for e in events]
@@ -75,19 +88,37 @@ def test_events_in_order_and_run_folder(tmp_path):
     assert started.excluded_duplicates == ["copy.png"]  # same bytes as a training image
     assert len(started.skipped) == 1 and tr[4].filename in started.skipped[0]
     ep = [e for e in events if isinstance(e, E.EpochEnd)][0]
-    assert {"loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"} <= set(ep.metrics)
+    assert {"loss", "dice", "iou", "accuracy", "val_loss", "val_dice", "val_iou", "val_accuracy"} <= set(
+        ep.metrics
+    )
     sp = [e for e in events if isinstance(e, E.SamplePredictions)][0]
     assert sp.images.shape == (2, 32, 32, 3) and sp.images.dtype == np.uint8
     assert sp.true_masks.shape == sp.pred_masks.shape == (2, 32, 32)
     assert 0.0 <= sp.pred_masks.min() and sp.pred_masks.max() <= 1.0
     run_dir = tmp_path / "run"
-    for name in ("config.json", "history.csv", "curves.png", "model.keras", "summary.json",
-                 "samples/epoch_001.png", "samples/epoch_002.png"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "curves.png",
+        "model.keras",
+        "summary.json",
+        "samples/epoch_001.png",
+        "samples/epoch_002.png",
+    ):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["excluded_duplicates"] == ["copy.png"]
-    for key in ("best_epoch", "val_dice", "val_iou", "epochs_run", "train_seconds", "images_per_second",
-                "model_path", "params", "excluded_duplicates"):
+    for key in (
+        "best_epoch",
+        "val_dice",
+        "val_iou",
+        "epochs_run",
+        "train_seconds",
+        "images_per_second",
+        "model_path",
+        "params",
+        "excluded_duplicates",
+    ):
         assert key in summary, key
     assert summary["epochs_run"] == 2 and summary["n_val"] == 2
     assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
@@ -115,7 +146,11 @@ def test_tta_run_is_scored_with_tta_and_its_model_predicts_with_it(tmp_path):
     assert pred.meta["tta"] is True and pred.tta is True
     assert pred.meta["tta_scales"] == [1.0, 2.0] and pred.scale_sizes() == [(32, 32), (64, 64)]
     scores = evaluate(pred, make_images(tmp_path / "val", 2, seed=2))
-    assert scores.tta is True and scores.to_dict()["tta"] is True and scores.to_dict()["tta_scales"] == [1.0, 2.0]
+    assert (
+        scores.tta is True
+        and scores.to_dict()["tta"] is True
+        and scores.to_dict()["tta_scales"] == [1.0, 2.0]
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["tta"] is True
     # the run's own scores are evaluate's: full resolution (48 px photos, a 32 px network), same numbers
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -212,8 +247,25 @@ def test_cli_train(tmp_path, capsys):
     _write_via_dataset(tmp_path / "ds", 6)  # no val split: a seeded split by image
     from viaseg.core.cli import main
 
-    rc = main(["train", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--epochs", "2", "--size", "32",
-               "--base-width", "8", "--batch-size", "2", "--seed", "3", "--quiet"])
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "2",
+            "--size",
+            "32",
+            "--base-width",
+            "8",
+            "--batch-size",
+            "2",
+            "--seed",
+            "3",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "epoch 1/2" in out and "epoch 2/2" in out and "val_dice" in out
@@ -245,8 +297,13 @@ MIRRORED = textwrap.dedent(
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path), str(Path(__file__).parent)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert "replicas 2 2" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     assert "ok True None" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     # threads are applied before TF runs an op (logical devices are configured, TF not yet initialized)
@@ -257,7 +314,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 def test_presets():
     r = preset("research")
     assert (r.size, r.resize, r.loss, r.learning_rate, r.batch_size, r.shuffle_buffer, r.epochs) == (
-        128, "nearest", "dice", 1e-3, 8, 100, 100)
+        128,
+        "nearest",
+        "dice",
+        1e-3,
+        8,
+        100,
+        100,
+    )
     assert r.exclude_duplicates and not r.augment.any and r.bn_momentum == 0.99
     d = preset("default", size=128, seed=None)
     assert d.size == 128 and d.seed == 0 and d.augment.any and d.loss == "bce_dice"
@@ -272,9 +336,15 @@ def test_presets():
 
 def _write_via_dataset(folder: Path, n: int) -> Path:
     entries = make_images(folder / "train", n)
-    via = {e.filename: {"filename": e.filename, "size": -1, "file_attributes": {},
-                        "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions]}
-           for e in entries}
+    via = {
+        e.filename: {
+            "filename": e.filename,
+            "size": -1,
+            "file_attributes": {},
+            "regions": [{"shape_attributes": r.shape, "region_attributes": {}} for r in e.regions],
+        }
+        for e in entries
+    }
     (folder / "train" / "via_region_data.json").write_text(json.dumps(via))
     return folder
 
@@ -300,7 +370,9 @@ def test_narrow_models_and_one_image_batches_train_with_onednn_on(tmp_path):
     """)
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}  # oneDNN on, as by default
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 0 and "trained" in proc.stdout, (proc.returncode, proc.stderr[-3000:])
 
 
@@ -349,23 +421,36 @@ def _logged_lrs(run_dir: Path) -> list[float]:
 def test_cosine_schedule_anneals_over_the_epochs_or_over_the_time_limit(tmp_path):
     lr0 = 1e-3
     # no time limit: one cosine over the 4 epochs, logged per epoch in history.csv
-    r1, _ = run(tiny(tmp_path / "a", epochs=4, sample_every=0, lr_schedule="cosine", learning_rate=lr0,
-                     patience=10))
+    r1, _ = run(
+        tiny(tmp_path / "a", epochs=4, sample_every=0, lr_schedule="cosine", learning_rate=lr0, patience=10)
+    )
     assert r1.ok
     expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * e / 4)) for e in range(4)]
     assert _logged_lrs(r1.run_dir) == pytest.approx(expected, rel=1e-4)
     # a time limit far longer than the run: the cosine follows the clock, so the rate has hardly moved
-    r2, _ = run(tiny(tmp_path / "b", epochs=4, sample_every=0, lr_schedule="cosine", learning_rate=lr0,
-                     patience=10, time_limit_s=3600))
+    r2, _ = run(
+        tiny(
+            tmp_path / "b",
+            epochs=4,
+            sample_every=0,
+            lr_schedule="cosine",
+            learning_rate=lr0,
+            patience=10,
+            time_limit_s=3600,
+        )
+    )
     assert r2.ok and r2.summary["epochs_run"] == 4
     lrs = _logged_lrs(r2.run_dir)
-    assert all(0.99 * lr0 < lr <= lr0 * (1 + 1e-6) for lr in lrs) and lrs == sorted(lrs, reverse=True)  # float32
+    assert all(0.99 * lr0 < lr <= lr0 * (1 + 1e-6) for lr in lrs) and lrs == sorted(
+        lrs, reverse=True
+    )  # float32
 
 
 def test_flat_cosine_keeps_the_full_rate_for_the_first_half_then_anneals(tmp_path):
     lr0 = 1e-3
-    r, _ = run(tiny(tmp_path, epochs=6, sample_every=0, lr_schedule="flat_cosine", learning_rate=lr0,
-                    patience=10))
+    r, _ = run(
+        tiny(tmp_path, epochs=6, sample_every=0, lr_schedule="flat_cosine", learning_rate=lr0, patience=10)
+    )
     assert r.ok
     q = [max(0.0, e / 6 - 0.5) / 0.5 for e in range(6)]  # 0, 0, 0, 0, 1/3, 2/3
     expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * x)) for x in q]
@@ -438,15 +523,21 @@ def test_the_monitor_option_decides_which_epoch_is_kept(tmp_path, monkeypatch):
 
     # a "hard Dice" that is 1 - soft Dice: the hard monitor must keep the epoch whose val_dice is worst
     monkeypatch.setattr(unet, "hard_dice_coef", lambda t, p: 1.0 - unet.dice_coef(t, p))
-    hard, _ = run(tiny(tmp_path / "hard", epochs=4, sample_every=0, monitor="hard_dice", patience=10,
-                       learning_rate=1e-2))
+    hard, _ = run(
+        tiny(
+            tmp_path / "hard", epochs=4, sample_every=0, monitor="hard_dice", patience=10, learning_rate=1e-2
+        )
+    )
     assert hard.ok, hard.error
     soft_scores = hard.history["val_dice"]
     assert hard.history["val_hard_dice"] == pytest.approx([1 - v for v in soft_scores], abs=1e-5)
     assert len(set(soft_scores)) == 4 and hard.best_epoch == int(np.argmin(soft_scores))
     assert hard.summary["monitor"] == "val_hard_dice"
-    soft, _ = run(tiny(tmp_path / "soft", epochs=4, sample_every=0, monitor="soft_dice", patience=10,
-                       learning_rate=1e-2))
+    soft, _ = run(
+        tiny(
+            tmp_path / "soft", epochs=4, sample_every=0, monitor="soft_dice", patience=10, learning_rate=1e-2
+        )
+    )
     assert soft.ok and soft.summary["monitor"] == "val_dice"
     assert soft.best_epoch == int(np.argmax(soft.history["val_dice"]))
 
@@ -470,7 +561,9 @@ def test_init_from_starts_from_the_given_models_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(unet, "compile_model", spy)
     # a different input size and seed: convolution weights do not depend on the size
-    tuned, _ = run(tiny(tmp_path / "b", epochs=1, sample_every=0, seed=7, size=64, init_from=first.model_path))
+    tuned, _ = run(
+        tiny(tmp_path / "b", epochs=1, sample_every=0, seed=7, size=64, init_from=first.model_path)
+    )
     fresh, _ = run(tiny(tmp_path / "c", epochs=1, sample_every=0, seed=7, size=64))
     assert tuned.ok and fresh.ok, (tuned.error, fresh.error)
     assert len(starts[0]) == len(source)
@@ -494,8 +587,11 @@ def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys)
     assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).tta_scales == (0.875, 1.0, 1.125)
     research = build_parser().parse_args(["train", "ds", "--out", "r", "--preset", "research"])
     assert _config(research).tta_scales == (1.0,) and _config(research).tta is False
-    for cmd in (["train", "ds", "--out", "r"], ["evaluate", "m.keras", "ds"], ["predict", "m.keras", "x.jpg",
-                                                                                "--out", "o"]):
+    for cmd in (
+        ["train", "ds", "--out", "r"],
+        ["evaluate", "m.keras", "ds"],
+        ["predict", "m.keras", "x.jpg", "--out", "o"],
+    ):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*cmd, "--tta-scales", "0.1,x"])
         assert "factors between 0.25 and 4" in capsys.readouterr().err
@@ -508,7 +604,9 @@ def test_init_from_keeps_the_starting_models_network_and_refuses_one_that_does_n
     first, _ = run(tiny(tmp_path / "a", epochs=1, sample_every=0))
     assert first.ok, first.error
     # asking for another width: the starting model's network (width 8) is kept, and the run says so
-    other, events = run(tiny(tmp_path / "b", epochs=1, sample_every=0, base_width=4, init_from=first.model_path))
+    other, events = run(
+        tiny(tmp_path / "b", epochs=1, sample_every=0, base_width=4, init_from=first.model_path)
+    )
     assert other.ok, other.error
     note = f"starting from {first.model_path}: its network is kept: base width 8 (not 4)"
     assert note in events[0].notes and note in other.summary["warnings"]
@@ -561,13 +659,22 @@ def test_keep_last_saves_the_final_weights_and_the_validation_chooses_nothing(tm
             per_epoch.append([w.copy() for w in self.model.get_weights()])
 
     real = train_mod._make_callbacks
-    monkeypatch.setattr(train_mod, "_make_callbacks", lambda *a, **k: (lambda r: ([Steer(), *r[0]], r[1]))(
-        real(*a, **k)))
+    monkeypatch.setattr(
+        train_mod, "_make_callbacks", lambda *a, **k: (lambda r: ([Steer(), *r[0]], r[1]))(real(*a, **k))
+    )
 
     def kept_weights(keep):
         per_epoch.clear()
-        cfg = tiny(tmp_path / keep, epochs=3, sample_every=0, keep=keep, monitor="hard_dice", lr_schedule="cosine",
-                   learning_rate=1e-2, patience=10)
+        cfg = tiny(
+            tmp_path / keep,
+            epochs=3,
+            sample_every=0,
+            keep=keep,
+            monitor="hard_dice",
+            lr_schedule="cosine",
+            learning_rate=1e-2,
+            patience=10,
+        )
         result, _ = run(cfg)
         assert result.ok, result.error
         return result, load_model(result.model_path)[0].get_weights(), list(per_epoch)
@@ -593,8 +700,11 @@ def test_extra_sources_are_balanced_and_every_validation_set_is_reported(tmp_pat
     b = make_images(tmp_path / "b", 6, seed=22)
     v1 = make_images(tmp_path / "v1", 2, seed=23)
     v2 = make_images(tmp_path / "v2", 3, seed=24)
-    result, events = run(tiny(tmp_path, dataset=a, extra_train=[b], val=[v1, v2], epochs=1, sample_every=0,
-                              balance_sources=True))
+    result, events = run(
+        tiny(
+            tmp_path, dataset=a, extra_train=[b], val=[v1, v2], epochs=1, sample_every=0, balance_sources=True
+        )
+    )
     assert result.ok, result.error
     s = result.summary
     assert s["balance_sources"] is True and sorted(s["sources"].values()) == [3, 6]
@@ -644,8 +754,11 @@ def test_mixed_float16_run_trains_on_a_cpu_and_its_model_loads_and_predicts(tmp_
     assert isinstance(unet.compile_model(model).optimizer, keras.optimizers.LossScaleOptimizer)
     plain = unet.compile_model(unet.build_unet_xception(32, base_width=8))
     assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
-    x = P.to_float_images(np.stack([cv2.resize(cv2.imread(str(tmp_path / "val" / f"img2_{i}.png")), (32, 32))
-                                    for i in range(2)]))
+    x = P.to_float_images(
+        np.stack(
+            [cv2.resize(cv2.imread(str(tmp_path / "val" / f"img2_{i}.png")), (32, 32)) for i in range(2)]
+        )
+    )
     out = model.predict(x, verbose=0)
     assert out.dtype == np.float32 and np.isfinite(out).all() and 0.0 <= out.min() <= out.max() <= 1.0
     probs = Predictor.load(result.model_path, cache=False).predict(tmp_path / "val" / "img2_0.png")
@@ -659,14 +772,17 @@ def test_precision_auto_is_float32_on_a_cpu_and_mixed_float16_on_a_gpu(monkeypat
     from viaseg.core.ml.train_plumbing import resolve_precision
 
     assert preset("default").precision == "auto"
-    assert resolve_precision("float32") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert (
+        resolve_precision("float32") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    )
     real = tf.config.list_physical_devices
     if real("GPU"):
         pytest.skip("this machine has a GPU")
     assert resolve_precision("auto") == "float32"
     fake = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
-    monkeypatch.setattr(tf.config, "list_physical_devices",
-                        lambda kind=None: [fake] if kind == "GPU" else real(kind))
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [fake] if kind == "GPU" else real(kind)
+    )
     assert resolve_precision("auto") == "mixed_float16"
 
 

@@ -96,7 +96,9 @@ def test_unknown_loss():
 
 
 def test_save_load_round_trip_with_safe_mode(tmp_path):
-    model = unet.compile_model(unet.build_unet_xception(32, base_width=8, norm="group", dropout=0.1), "bce_dice")
+    model = unet.compile_model(
+        unet.build_unet_xception(32, base_width=8, norm="group", dropout=0.1), "bce_dice"
+    )
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
     y = (x[..., :1] > 0.5).astype("float32")
     model.fit(x, y, epochs=1, verbose=0)

@@ -32,8 +32,9 @@ def test_a_polygon_added_to_a_via1_file_repeats_its_first_point(via_fixtures, tm
     project = load_via(path)
     assert project.fmt == "via1"
     entry = project.images[0]
-    new = Region(shape={"name": "polygon", "all_points_x": [10, 60, 40], "all_points_y": [5, 8, 50]},
-                 attributes={})
+    new = Region(
+        shape={"name": "polygon", "all_points_x": [10, 60, 40], "all_points_y": [5, 8, 50]}, attributes={}
+    )
     cmd = edits.AddRegions(entry, [new])
     cmd.do()
     save_via(project, path)
@@ -61,12 +62,31 @@ def test_the_via1_csv_closes_new_polygons_and_a_via2_file_does_not(via_fixtures,
     assert '""all_points_x"":[1,9,5,1]' in csv.read_text(encoding="utf-8")
     # VIA 2 writes polygons open: a new one stays open there
     via2 = tmp_path / "via2.json"
-    via2.write_text(json.dumps({"a.jpg1": {"filename": "a.jpg", "size": 1, "file_attributes": {}, "regions": [
-        {"shape_attributes": {"name": "polygon", "all_points_x": [0, 5, 5], "all_points_y": [0, 0, 5]},
-         "region_attributes": {}}]}}))
+    via2.write_text(
+        json.dumps(
+            {
+                "a.jpg1": {
+                    "filename": "a.jpg",
+                    "size": 1,
+                    "file_attributes": {},
+                    "regions": [
+                        {
+                            "shape_attributes": {
+                                "name": "polygon",
+                                "all_points_x": [0, 5, 5],
+                                "all_points_y": [0, 0, 5],
+                            },
+                            "region_attributes": {},
+                        }
+                    ],
+                }
+            }
+        )
+    )
     project = load_via(via2)
-    project.images[0].regions.append(Region(shape={"name": "polygon", "all_points_x": [1, 9, 5],
-                                                    "all_points_y": [1, 1, 7]}))
+    project.images[0].regions.append(
+        Region(shape={"name": "polygon", "all_points_x": [1, 9, 5], "all_points_y": [1, 1, 7]})
+    )
     save_via(project, via2)
     regions = json.loads(via2.read_text())["a.jpg1"]["regions"]
     assert regions[1]["shape_attributes"]["all_points_x"] == [1, 9, 5]

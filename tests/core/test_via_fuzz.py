@@ -27,8 +27,11 @@ def _corpus() -> dict[str, bytes]:
     if FIXTURES.exists():
         files += sorted(FIXTURES.glob("*.json")) + sorted(FIXTURES.glob("*.csv"))
         files += sorted((FIXTURES / "extracted").glob("*"))
-    for p in (CAR_DAMAGE / "train" / "via_region_data.json", CAR_DAMAGE / "val" / "via_region_data.json",
-              CAR_DAMAGE_EXTRA / "via_region_data.json"):
+    for p in (
+        CAR_DAMAGE / "train" / "via_region_data.json",
+        CAR_DAMAGE / "val" / "via_region_data.json",
+        CAR_DAMAGE_EXTRA / "via_region_data.json",
+    ):
         if p.exists():
             files.append(p)
     return {p.name: p.read_bytes() for p in files}
@@ -40,7 +43,9 @@ JSON_FILES = sorted(k for k in CORPUS if k.endswith(".json"))
 pytestmark = pytest.mark.skipif(not CORPUS, reason=f"shared data not available: {FIXTURES} is missing")
 
 SCALE = int(os.environ.get("VIASEG_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt; 1 keeps the suite ~10 s
-FUZZ = settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(
+    max_examples=150 * SCALE, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
 
 
 def check(data: bytes | str, name: str) -> None:
@@ -88,8 +93,22 @@ def _checks_and_coco_accept(project) -> None:
 
 
 def _snapshot(project) -> str:
-    return json.dumps([project.raw, project.attributes, [(im.key, im.filename, im.size, im.file_attributes,
-                      [(r.shape, r.attributes, r.raw) for r in im.regions]) for im in project.images]])
+    return json.dumps(
+        [
+            project.raw,
+            project.attributes,
+            [
+                (
+                    im.key,
+                    im.filename,
+                    im.size,
+                    im.file_attributes,
+                    [(r.shape, r.attributes, r.raw) for r in im.regions],
+                )
+                for im in project.images
+            ],
+        ]
+    )
 
 
 @st.composite
@@ -102,10 +121,29 @@ def byte_mutations(draw):
         if op == "flip" and data:
             data[i] = draw(st.integers(0, 255))
         elif op == "insert":
-            data[i:i] = draw(st.sampled_from([b"[", b"{", b'"', b",", b"NaN", b"1e999", b"-", b"\\u", b"\x00",
-                                              b"9" * 40, b"\xff", b"\r\n", b"]", b"}"]) | st.binary(max_size=8))
+            data[i:i] = draw(
+                st.sampled_from(
+                    [
+                        b"[",
+                        b"{",
+                        b'"',
+                        b",",
+                        b"NaN",
+                        b"1e999",
+                        b"-",
+                        b"\\u",
+                        b"\x00",
+                        b"9" * 40,
+                        b"\xff",
+                        b"\r\n",
+                        b"]",
+                        b"}",
+                    ]
+                )
+                | st.binary(max_size=8)
+            )
         elif op == "delete":
-            del data[i:i + draw(st.integers(1, 64))]
+            del data[i : i + draw(st.integers(1, 64))]
         elif op == "truncate":
             del data[i:]
         elif op == "digit":  # keeps the JSON valid more often: reaches the shape and attribute checks
@@ -125,12 +163,36 @@ def test_byte_mutations(case):
 
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(["", "12", "polygon", "rect", "circle", "ellipse", "point", "polyline", "undefined", "\ud800",
-                     "0", "-1"]),
-    st.text(max_size=5), st.just([]), st.just({}), st.just([1, "2", None]), st.just({"name": "polygon"}),
-    st.just([[[[[[[[[[[[]]]]]]]]]]]]), st.just({"all_points_x": [1, 2], "all_points_y": [1]}),
-    st.just(float("nan")), st.just(float("inf")), st.just("__HUGE__"),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        [
+            "",
+            "12",
+            "polygon",
+            "rect",
+            "circle",
+            "ellipse",
+            "point",
+            "polyline",
+            "undefined",
+            "\ud800",
+            "0",
+            "-1",
+        ]
+    ),
+    st.text(max_size=5),
+    st.just([]),
+    st.just({}),
+    st.just([1, "2", None]),
+    st.just({"name": "polygon"}),
+    st.just([[[[[[[[[[[[]]]]]]]]]]]]),
+    st.just({"all_points_x": [1, 2], "all_points_y": [1]}),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just("__HUGE__"),
 )
 
 
@@ -183,5 +245,8 @@ def test_type_swaps(case):
 @given(st.text(max_size=300), st.sampled_from(["x.json", "x.csv"]))
 def test_arbitrary_text(text, name):
     check(text, name)
-    check("filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,"
-          "region_attributes\n" + text, name)
+    check(
+        "filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,"
+        "region_attributes\n" + text,
+        name,
+    )

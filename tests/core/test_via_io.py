@@ -126,8 +126,10 @@ def test_add_and_delete_regions_rebuild_containers(via_fixtures):
     out = json.loads(dumps_via(proj))
     regions = out[im.key]["regions"]
     assert list(regions) == [str(i) for i in range(n)]
-    assert regions[str(n - 1)] == {"shape_attributes": {"name": "point", "cx": 1, "cy": 2},
-                                   "region_attributes": {"name": "new"}}
+    assert regions[str(n - 1)] == {
+        "shape_attributes": {"name": "point", "cx": 1, "cy": 2},
+        "region_attributes": {"name": "new"},
+    }
     # VIA2 export of the same project: regions become lists, V1-only keys go
     v2 = json.loads(dumps_via(proj, "via2"))
     assert isinstance(v2[im.key]["regions"], list) and "fileref" not in v2[im.key]
@@ -136,7 +138,9 @@ def test_add_and_delete_regions_rebuild_containers(via_fixtures):
 
 
 def test_new_image_entry_and_duplicate_keys():
-    proj = loads_via('{"a.jpg10":{"filename":"a.jpg","size":10,"regions":[],"file_attributes":{}}}', fmt="via2")
+    proj = loads_via(
+        '{"a.jpg10":{"filename":"a.jpg","size":10,"regions":[],"file_attributes":{}}}', fmt="via2"
+    )
     proj.images.append(ImageEntry(key="b.jpg20", filename="b.jpg", size=20))
     proj.images.append(ImageEntry(key="a.jpg10", filename="a.jpg", size=10))  # same image added twice
     out = json.loads(dumps_via(proj))
@@ -145,8 +149,10 @@ def test_new_image_entry_and_duplicate_keys():
 
 
 def test_mixed_and_missing_keys_stay_as_they_were():
-    text = ('{"x.pngundefined":{"filename":"x.png","regions":[{"shape_attributes":{"name":"rect","x":-11,"y":0,'
-            '"width":5.5,"height":3}}]},"y.png7":{"filename":"y.png","size":"7","extra":[1,{"k":null}]}}')
+    text = (
+        '{"x.pngundefined":{"filename":"x.png","regions":[{"shape_attributes":{"name":"rect","x":-11,"y":0,'
+        '"width":5.5,"height":3}}]},"y.png7":{"filename":"y.png","size":"7","extra":[1,{"k":null}]}}'
+    )
     proj = loads_via(text)
     assert proj.images[0].size is None and proj.images[1].size == "7"
     assert proj.images[1].regions == [] and proj.images[1].file_attributes == {}
@@ -156,41 +162,81 @@ def test_mixed_and_missing_keys_stay_as_they_were():
 
 
 def test_two_point_polygon_is_loadable():
-    proj = loads_via('{"a":{"filename":"a","size":1,"regions":[{"shape_attributes":{"name":"polygon",'
-                     '"all_points_x":[1,2],"all_points_y":[3,4]},"region_attributes":{}}],"file_attributes":{}}}')
+    proj = loads_via(
+        '{"a":{"filename":"a","size":1,"regions":[{"shape_attributes":{"name":"polygon",'
+        '"all_points_x":[1,2],"all_points_y":[3,4]},"region_attributes":{}}],"file_attributes":{}}}'
+    )
     assert proj.images[0].regions[0].points() == [(1, 3), (2, 4)]
 
 
 BAD = [
-    ('{"a":{"filename":"a","regions":[{},{},{"shape_attributes":{"name":"polygon","all_points_x":"12",'
-     '"all_points_y":[1]}}]}}', '["a"].regions[2].shape_attributes.all_points_x', 'expected a list of numbers, got "12"'),
-    ('{"a":{"filename":"a","regions":{"0":{"shape_attributes":{"name":"rect","x":1,"y":2,"width":3}}}}}',
-     '["a"].regions["0"].shape_attributes', "rect without 'height'"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"circle","cx":1,"cy":2,"r":true}}]}}',
-     '["a"].regions[0].shape_attributes.r', "expected a number, got true"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":NaN,"cy":2}}]}}', "",
-     "NaN is not valid JSON"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":1e999,"cy":2}}]}}', "",
-     "too large"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":1e12,"cy":2}}]}}',
-     '["a"].regions[0].shape_attributes.cx', "out of range"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":' + "9" * 5000 + ',"cy":2}}]}}',
-     "", "invalid JSON"),
-    ('{"a":{"filename":"a","regions":[' + "[" * 500 + "]" * 500 + "]}}", '["a"].regions[0]',
-     "expected a region object"),
+    (
+        '{"a":{"filename":"a","regions":[{},{},{"shape_attributes":{"name":"polygon","all_points_x":"12",'
+        '"all_points_y":[1]}}]}}',
+        '["a"].regions[2].shape_attributes.all_points_x',
+        'expected a list of numbers, got "12"',
+    ),
+    (
+        '{"a":{"filename":"a","regions":{"0":{"shape_attributes":{"name":"rect","x":1,"y":2,"width":3}}}}}',
+        '["a"].regions["0"].shape_attributes',
+        "rect without 'height'",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"circle","cx":1,"cy":2,"r":true}}]}}',
+        '["a"].regions[0].shape_attributes.r',
+        "expected a number, got true",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":NaN,"cy":2}}]}}',
+        "",
+        "NaN is not valid JSON",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":1e999,"cy":2}}]}}',
+        "",
+        "too large",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":1e12,"cy":2}}]}}',
+        '["a"].regions[0].shape_attributes.cx',
+        "out of range",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":'
+        + "9" * 5000
+        + ',"cy":2}}]}}',
+        "",
+        "invalid JSON",
+    ),
+    (
+        '{"a":{"filename":"a","regions":[' + "[" * 500 + "]" * 500 + "]}}",
+        '["a"].regions[0]',
+        "expected a region object",
+    ),
     ('{"a":{"filename":"a","regions":[' + "[" * 100000 + "]" * 100000 + "]}}", "", "nested too deeply"),
     ("[" * 200000, "", "invalid JSON"),
     ('{"a":{"filename":"a","regions":"none"}}', '["a"].regions', 'expected a list or an object, got "none"'),
     ('{"a":{"size":3}}', '["a"]', "without 'filename'"),
     ('{"a":{"filename":"a","file_attributes":[]}}', '["a"].file_attributes', "expected an object"),
-    ('{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"polyline","all_points_x":[1,2],'
-     '"all_points_y":[1]}}]}}', '["a"].regions[0].shape_attributes', "has 2 values but all_points_y has 1"),
+    (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"polyline","all_points_x":[1,2],'
+        '"all_points_y":[1]}}]}}',
+        '["a"].regions[0].shape_attributes',
+        "has 2 values but all_points_y has 1",
+    ),
     ('{"a":{"filename":"a",', "line 1 column 22", "invalid JSON"),
     ("[1,2]", "(top level)", "expected a JSON object"),
-    ('{"_via_settings":{},"_via_attributes":{},"_via_img_metadata":{"k":{"filename":"a","size":1,"regions":[],'
-     '"file_attributes":{}}},"_via_image_id_list":["k","zz"]}', "_via_image_id_list[1]", "has no entry"),
-    ('{"_via_settings":{},"_via_attributes":{"region":[]},"_via_img_metadata":{}}', "_via_attributes.region",
-     "expected an object"),
+    (
+        '{"_via_settings":{},"_via_attributes":{},"_via_img_metadata":{"k":{"filename":"a","size":1,"regions":[],'
+        '"file_attributes":{}}},"_via_image_id_list":["k","zz"]}',
+        "_via_image_id_list[1]",
+        "has no entry",
+    ),
+    (
+        '{"_via_settings":{},"_via_attributes":{"region":[]},"_via_img_metadata":{}}',
+        "_via_attributes.region",
+        "expected an object",
+    ),
 ]
 
 
@@ -237,7 +283,9 @@ def test_csv_edit_and_conversion(via_fixtures):
 
 def _project_file(tmp_path: Path) -> Path:
     p = tmp_path / "via_region_data.json"
-    p.write_text('{"a.jpg3":{"filename":"a.jpg","size":3,"regions":[],"file_attributes":{}}}', encoding="utf-8")
+    p.write_text(
+        '{"a.jpg3":{"filename":"a.jpg","size":3,"regions":[],"file_attributes":{}}}', encoding="utf-8"
+    )
     return p
 
 
@@ -268,6 +316,7 @@ def test_failed_save_raises_and_keeps_original(tmp_path, monkeypatch):
     os.chmod(tmp_path, stat.S_IRUSR | stat.S_IXUSR)
     try:
         if os.access(tmp_path, os.W_OK):  # root ignores permissions: make the OS refusal happen ourselves
+
             def refuse(*a, **k):
                 raise PermissionError(13, "Permission denied")
 
@@ -317,14 +366,23 @@ def test_via3_regions_in_memory_and_edits(via_fixtures):
     swan = proj.images[0]
     assert swan.filename == "adutta_swan.jpg"
     assert swan.path == p.parent / "../../data/sample_img" / "adutta_swan.jpg"  # loc 3: loc_prefix + src
-    assert swan.regions[0].shape == {"name": "rect", "x": 104.553, "y": 119.393, "width": 319.056,
-                                     "height": 154.469}
+    assert swan.regions[0].shape == {
+        "name": "rect",
+        "x": 104.553,
+        "y": 119.393,
+        "width": 319.056,
+        "height": 154.469,
+    }
     assert swan.regions[0].attributes == {"name": "0"}  # attribute id "1" -> its name
     assert swan.file_attributes == {"Caption": "A white swan in Geneva lake."}
     assert proj.attributes["region"]["name"]["options"] == {"0": "Swan", "1": "Human", "2": "Unknown"}
     swan.regions[0].shape["x"] = 100
-    swan.regions.append(Region(shape={"name": "polygon", "all_points_x": [1, 5, 3], "all_points_y": [1, 1, 4]},
-                               attributes={"name": "1", "damage": "dent"}))
+    swan.regions.append(
+        Region(
+            shape={"name": "polygon", "all_points_x": [1, 5, 3], "all_points_y": [1, 1, 4]},
+            attributes={"name": "1", "damage": "dent"},
+        )
+    )
     out = json.loads(dumps_via(proj))
     assert out["metadata"]["1_rozl5hQT"]["xy"] == [2, 100, 119.393, 319.056, 154.469]
     new = [m for k, m in out["metadata"].items() if k not in src["metadata"]]
@@ -353,23 +411,48 @@ def test_via3_conversions_keep_geometry(via_fixtures):
 
 
 def test_minimal_and_coco_imported_projects_round_trip():
-    minimal = ('{"_via_settings":{},"_via_attributes":{},"_via_img_metadata":{"k1":{"filename":"a.jpg","size":"5",'
-               '"regions":[],"file_attributes":{}}}}')
+    minimal = (
+        '{"_via_settings":{},"_via_attributes":{},"_via_img_metadata":{"k1":{"filename":"a.jpg","size":"5",'
+        '"regions":[],"file_attributes":{}}}}'
+    )
     proj = loads_via(minimal)
     assert proj.fmt == "via2-project" and proj.attributes == {"region": {}, "file": {}}
     assert dumps_via(proj) == minimal  # no id list or attributes invented for an untouched file
     coco_imported = {
-        "_via_settings": {"ui": {"annotation_editor_height": "25"}, "core": {"buffer_size": "18"},
-                          "project": {"name": "p"}},
+        "_via_settings": {
+            "ui": {"annotation_editor_height": "25"},
+            "core": {"buffer_size": "18"},
+            "project": {"name": "p"},
+        },
         "_via_img_metadata": {
-            "37777": {"filename": "http://x/37777.jpg", "size": -1, "regions": [
-                {"shape_attributes": {"name": "polygon", "all_points_x": [1.5, 9.25, 4.0],
-                                      "all_points_y": [2.0, 3.0, 7.125]}, "region_attributes": {"category": "1"}}],
-                "file_attributes": {"width": 640, "height": 427}},
+            "37777": {
+                "filename": "http://x/37777.jpg",
+                "size": -1,
+                "regions": [
+                    {
+                        "shape_attributes": {
+                            "name": "polygon",
+                            "all_points_x": [1.5, 9.25, 4.0],
+                            "all_points_y": [2.0, 3.0, 7.125],
+                        },
+                        "region_attributes": {"category": "1"},
+                    }
+                ],
+                "file_attributes": {"width": 640, "height": 427},
+            },
             "397133": {"filename": "b.jpg", "size": -1, "regions": [], "file_attributes": {}},
         },
-        "_via_attributes": {"region": {"category": {"type": "radio", "description": "", "options": {"1": "person"},
-                                                    "default_options": {}}}, "file": {}},
+        "_via_attributes": {
+            "region": {
+                "category": {
+                    "type": "radio",
+                    "description": "",
+                    "options": {"1": "person"},
+                    "default_options": {},
+                }
+            },
+            "file": {},
+        },
         "_via_data_format_version": "2.0.10",
         "_via_image_id_list": [397133, 37777],  # ints, in VIA's display order
     }
@@ -380,22 +463,40 @@ def test_minimal_and_coco_imported_projects_round_trip():
     proj.images.append(ImageEntry(key="new.jpg10", filename="new.jpg", size=10))
     out = json.loads(dumps_via(proj))
     assert out["_via_image_id_list"] == ["37777", "397133", "new.jpg10"]
-    assert out["_via_img_metadata"]["new.jpg10"] == {"filename": "new.jpg", "size": 10, "regions": [],
-                                                    "file_attributes": {}}
+    assert out["_via_img_metadata"]["new.jpg10"] == {
+        "filename": "new.jpg",
+        "size": 10,
+        "regions": [],
+        "file_attributes": {},
+    }
 
 
 @pytest.mark.parametrize("fmt", ["via1", "via2", "via2-project", "via3", "csv"])
 def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
     from viaseg.core.annotation.project import Project
 
-    proj = Project(fmt=fmt, images=[
-        ImageEntry(key="a.jpg100", filename="a.jpg", size=100, regions=[
-            Region(shape={"name": "polygon", "all_points_x": [1, 9, 4], "all_points_y": [2, 3, 7]},
-                   attributes={"name": "damage"}),
-            Region(shape={"name": "ellipse", "cx": 5, "cy": 6, "rx": 3, "ry": 2}, attributes={"name": "dent"}),
-        ], file_attributes={"caption": "x"}),
-        ImageEntry(key="sub/b.png7", filename="sub/b.png", size=7),
-    ])
+    proj = Project(
+        fmt=fmt,
+        images=[
+            ImageEntry(
+                key="a.jpg100",
+                filename="a.jpg",
+                size=100,
+                regions=[
+                    Region(
+                        shape={"name": "polygon", "all_points_x": [1, 9, 4], "all_points_y": [2, 3, 7]},
+                        attributes={"name": "damage"},
+                    ),
+                    Region(
+                        shape={"name": "ellipse", "cx": 5, "cy": 6, "rx": 3, "ry": 2},
+                        attributes={"name": "dent"},
+                    ),
+                ],
+                file_attributes={"caption": "x"},
+            ),
+            ImageEntry(key="sub/b.png7", filename="sub/b.png", size=7),
+        ],
+    )
     path = tmp_path / ("new.csv" if fmt == "csv" else "new.json")
     save_via(proj, path)
     back = load_via(path)
@@ -436,31 +537,61 @@ def test_detect_format(via_fixtures):
 def test_via3_attribute_definition_edits_are_saved(via_fixtures):
     proj = load_via(via_fixtures / "extracted" / "via3_debug_project_4.json")
     proj.attributes["region"]["name"]["options"]["3"] = "Car"
-    proj.attributes["region"]["damage"] = {"type": "dropdown", "description": "kind",
-                                          "options": {"d": "dent", "s": "scratch"}, "default_options": {"d": True}}
+    proj.attributes["region"]["damage"] = {
+        "type": "dropdown",
+        "description": "kind",
+        "options": {"d": "dent", "s": "scratch"},
+        "default_options": {"d": True},
+    }
     out = json.loads(dumps_via(proj))
     assert out["attribute"]["1"]["options"] == {"0": "Swan", "1": "Human", "2": "Unknown", "3": "Car"}
-    assert out["attribute"]["1"]["anchor_id"] == "FILE1_Z0_XY1" and out["attribute"]["1"]["desc"] == "Name of Object"
-    assert out["attribute"]["3"] == {"aname": "damage", "anchor_id": "FILE1_Z0_XY1", "type": 4, "desc": "kind",
-                                     "options": {"d": "dent", "s": "scratch"}, "default_option_id": "d"}
-    assert loads_via(json.dumps(out)).attributes["region"]["damage"]["options"] == {"d": "dent", "s": "scratch"}
+    assert (
+        out["attribute"]["1"]["anchor_id"] == "FILE1_Z0_XY1"
+        and out["attribute"]["1"]["desc"] == "Name of Object"
+    )
+    assert out["attribute"]["3"] == {
+        "aname": "damage",
+        "anchor_id": "FILE1_Z0_XY1",
+        "type": 4,
+        "desc": "kind",
+        "options": {"d": "dent", "s": "scratch"},
+        "default_option_id": "d",
+    }
+    assert loads_via(json.dumps(out)).attributes["region"]["damage"]["options"] == {
+        "d": "dent",
+        "s": "scratch",
+    }
 
 
 def test_regions_as_json_text_round_trip_and_the_forms_a_person_pastes():
     from viaseg.core.annotation.formats.via_json import regions_from_json, regions_to_json
 
-    regions = [Region({"name": "polygon", "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 6]}, {"name": "dent"}),
-               Region({"name": "ellipse", "cx": 4, "cy": 5, "rx": 2.5, "ry": 1, "theta": 0.3}, {})]
+    regions = [
+        Region({"name": "polygon", "all_points_x": [1, 5, 5], "all_points_y": [1, 1, 6]}, {"name": "dent"}),
+        Region({"name": "ellipse", "cx": 4, "cy": 5, "rx": 2.5, "ry": 1, "theta": 0.3}, {}),
+    ]
     back = regions_from_json(regions_to_json(regions))
     assert [(r.shape, r.attributes, r.raw) for r in back] == [(r.shape, r.attributes, None) for r in regions]
     one = {"shape_attributes": {"name": "point", "cx": 3, "cy": 4}, "region_attributes": {"a": "b"}}
-    for form in ([one], {"7": one}, one, {"filename": "x.jpg", "regions": [one]}):  # VIA 2, VIA 1, one, an entry
+    for form in (
+        [one],
+        {"7": one},
+        one,
+        {"filename": "x.jpg", "regions": [one]},
+    ):  # VIA 2, VIA 1, one, an entry
         (r,) = regions_from_json(json.dumps(form))
         assert r.shape == one["shape_attributes"] and r.attributes == {"a": "b"}
         assert r.shape is not one["shape_attributes"]
-    for bad, where in (("[1]", "[0]"), ('{"0": {"shape_attributes": {"name": "polygon", "all_points_x": [1, null],'
-                                        ' "all_points_y": [1, 2]}}}', "all_points_x"),
-                       ("3", "top level"), ("[{", "")):
+    for bad, where in (
+        ("[1]", "[0]"),
+        (
+            '{"0": {"shape_attributes": {"name": "polygon", "all_points_x": [1, null],'
+            ' "all_points_y": [1, 2]}}}',
+            "all_points_x",
+        ),
+        ("3", "top level"),
+        ("[{", ""),
+    ):
         with pytest.raises(ViaFormatError) as exc:
             regions_from_json(bad, source="clipboard")
         assert str(exc.value).startswith("clipboard") and where in str(exc.value)

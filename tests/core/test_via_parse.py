@@ -72,7 +72,9 @@ def assert_parsers_agree(text: str):
 
 def _json_files(root: Path) -> list[Path]:
     if not root.exists():
-        pytest.skip(f"shared data not available: {root} is missing (tests read ../shared next to the checkout)")
+        pytest.skip(
+            f"shared data not available: {root} is missing (tests read ../shared next to the checkout)"
+        )
     files = sorted(root.rglob("*.json"))
     assert files, f"no JSON file under {root}"
     return files
@@ -108,14 +110,24 @@ def test_fast_path_matches_stdlib_on_every_dataset(monkeypatch):
 # ------------------------------------------------------------ what orjson accepts but must not decide alone
 
 
-@pytest.mark.parametrize("literal", [
-    "123456789012345678901234567890",  # orjson: 1.2345678901234568e+29 (a float)
-    "-9223372036854775809", "18446744073709551616",  # just outside 64 bits
-    "1234567890123456789",  # 19 digits, inside: the stdlib decides anyway
-    "9" * 400,  # beyond a double: orjson refuses it, the stdlib keeps the int
-])
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "123456789012345678901234567890",  # orjson: 1.2345678901234568e+29 (a float)
+        "-9223372036854775809",
+        "18446744073709551616",  # just outside 64 bits
+        "1234567890123456789",  # 19 digits, inside: the stdlib decides anyway
+        "9" * 400,  # beyond a double: orjson refuses it, the stdlib keeps the int
+    ],
+)
 def test_integers_beyond_64_bits_stay_exact_ints(literal):
-    text = '{"a":{"filename":"a.jpg","size":' + literal + ',"regions":[],"file_attributes":{"n":' + literal + "}}}"
+    text = (
+        '{"a":{"filename":"a.jpg","size":'
+        + literal
+        + ',"regions":[],"file_attributes":{"n":'
+        + literal
+        + "}}}"
+    )
     value = parse_json(text, "/x.json")
     assert type(value["a"]["size"]) is int and value["a"]["size"] == int(literal)
     assert_parsers_agree(text)
@@ -133,7 +145,9 @@ def test_orjson_alone_would_turn_a_big_int_into_a_float():
 
 @pytest.mark.parametrize("literal", ["1e999", "-1e999", "1E+400", "1.7976931348623159e308", "2e308"])
 def test_numbers_overflowing_to_infinity_are_refused_as_before(literal, tmp_path):
-    text = '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":' + literal + ',"cy":2}}]}}'
+    text = (
+        '{"a":{"filename":"a","regions":[{"shape_attributes":{"name":"point","cx":' + literal + ',"cy":2}}]}}'
+    )
     kind, msg = assert_parsers_agree(text)
     assert kind == "error" and f"number {literal} is too large" in msg
     p = tmp_path / "big.json"
@@ -142,21 +156,42 @@ def test_numbers_overflowing_to_infinity_are_refused_as_before(literal, tmp_path
         load_via(p)
 
 
-@pytest.mark.parametrize("text", [
-    '["\\ud800"]', '["x\\udc00y"]', '["\\ud83d\\u0041"]', '["\\udc00\\ud800"]',  # lone surrogates: kept
-    '["\\ud83d\\ude00"]', '["\\uD83D\\uDE00", "\\u00e9", "\\u0000", "\\/"]',  # pairs and escapes
-    '{"a":1,"b":2,"a":3}', '{"b":1,"a":{"d":1,"c":2,"d":[3]}}',  # duplicate keys: last value, first place
-    "[1, 1.0, -0, -0.0, 1E2, 1e-400, 0.1, 5e-324, 1.7976931348623157e308, 100000000000000000000.0]",
-    "[true, false, null]", '"top"', "0", " \r\n\t[1]\n",
-    "[NaN]", "[Infinity]", "[-Infinity]",  # refused
-    "[1,]", '{"a":1,}', "[01]", "[.5]", "[1.]", '["\\x41"]', '["\\\'"]', '["\t"]', "\u00a0[1]",  # invalid
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["\\ud800"]',
+        '["x\\udc00y"]',
+        '["\\ud83d\\u0041"]',
+        '["\\udc00\\ud800"]',  # lone surrogates: kept
+        '["\\ud83d\\ude00"]',
+        '["\\uD83D\\uDE00", "\\u00e9", "\\u0000", "\\/"]',  # pairs and escapes
+        '{"a":1,"b":2,"a":3}',
+        '{"b":1,"a":{"d":1,"c":2,"d":[3]}}',  # duplicate keys: last value, first place
+        "[1, 1.0, -0, -0.0, 1E2, 1e-400, 0.1, 5e-324, 1.7976931348623157e308, 100000000000000000000.0]",
+        "[true, false, null]",
+        '"top"',
+        "0",
+        " \r\n\t[1]\n",
+        "[NaN]",
+        "[Infinity]",
+        "[-Infinity]",  # refused
+        "[1,]",
+        '{"a":1,}',
+        "[01]",
+        "[.5]",
+        "[1.]",
+        '["\\x41"]',
+        '["\\\'"]',
+        '["\t"]',
+        "\u00a0[1]",  # invalid
+    ],
+)
 def test_edge_texts_parse_as_the_stdlib_parses_them(text):
     assert_parsers_agree(text)
 
 
 def test_lone_surrogate_in_a_file_round_trips():
-    text = ('{"a":{"filename":"a.jpg","size":1,"regions":[],"file_attributes":{"note":"\\ud800 x"}}}')
+    text = '{"a":{"filename":"a.jpg","size":1,"regions":[],"file_attributes":{"note":"\\ud800 x"}}}'
     proj = loads_via(text.encode(), "/x.json")
     assert proj.images[0].file_attributes["note"] == "\ud800 x"
     out = dumps_via(proj)
@@ -166,8 +201,11 @@ def test_lone_surrogate_in_a_file_round_trips():
 @pytest.mark.parametrize("depth", [FAST_MAX_DEPTH + 1, 600, 1010, 1024])
 def test_nesting_orjson_accepts_but_the_stdlib_may_not_goes_to_the_stdlib(depth):
     deep = "[" * (depth - 5) + "]" * (depth - 5)  # under 5 levels: file, entry, regions, region, attributes
-    text = ('{"a":{"filename":"a","size":1,"regions":[{"shape_attributes":{},"region_attributes":{"x":' + deep
-            + "}}],\"file_attributes\":{}}}")
+    text = (
+        '{"a":{"filename":"a","size":1,"regions":[{"shape_attributes":{},"region_attributes":{"x":'
+        + deep
+        + '}}],"file_attributes":{}}}'
+    )
     orjson.loads(text)  # orjson alone takes up to 1024 levels
     assert nesting_depth(text.encode()) == depth
     assert fast_value(text) is None and fast_value(text, text.encode()) is None
@@ -191,8 +229,15 @@ def test_nesting_up_to_the_limit_takes_the_fast_path():
 
 
 def test_nesting_depth_ignores_brackets_in_strings():
-    cases = {'"[[["': 0, "[]": 1, '{"a":[{"b":"]]]]"}]}': 3, '["\\\\", [[1]]]': 3, '["\\"[[", [1]]': 2,
-             '{"\\\\\\"]]": [[[]]]}': 4, "[[],[[]],[]]": 3}
+    cases = {
+        '"[[["': 0,
+        "[]": 1,
+        '{"a":[{"b":"]]]]"}]}': 3,
+        '["\\\\", [[1]]]': 3,
+        '["\\"[[", [1]]': 2,
+        '{"\\\\\\"]]": [[[]]]}': 4,
+        "[[],[[]],[]]": 3,
+    }
     for text, depth in cases.items():
         assert nesting_depth(text.encode()) == depth, text
         assert nesting_depth(memoryview(b"x" + text.encode())[1:]) == depth
@@ -205,7 +250,7 @@ def test_long_digit_runs_are_found_at_every_alignment(size):
     for run in (18, 19, 25):
         for pos in range(7, 7 + 17):  # every offset within an 8-byte word, and across word boundaries
             b = bytearray(base)
-            b[pos - 1:pos + run + 1] = b"," + b"9" * run + b","  # exactly `run` digits in a row
+            b[pos - 1 : pos + run + 1] = b"," + b"9" * run + b","  # exactly `run` digits in a row
             assert has_long_digit_run(bytes(b)) == (run >= 19), (run, pos)
             assert has_long_digit_run(memoryview(bytes(b))) == (run >= 19)
     for tail in (0, 1, 3, 7):  # a run that ends at the very end, in the bytes after the last whole word
@@ -219,24 +264,72 @@ def test_random_floats_parse_to_the_same_double():
     values = [rng.uniform(-1e9, 1e9) for _ in range(2000)]
     values += [rng.random() * 10 ** rng.randint(-320, 300) for _ in range(2000)]
     texts = [repr(v) for v in values]
-    texts += [f"{rng.randint(0, 10**17)}.{rng.randint(0, 10**17)}e{rng.randint(-340, 280)}" for _ in range(2000)]
+    texts += [
+        f"{rng.randint(0, 10**17)}.{rng.randint(0, 10**17)}e{rng.randint(-340, 280)}" for _ in range(2000)
+    ]
     texts += [f"{rng.randint(1, 9)}.{rng.randint(0, 10**16)}E+{rng.randint(0, 307)}" for _ in range(500)]
-    texts += ["2.2250738585072011e-308", "2.2250738585072012e-308", "9007199254740993", "9007199254740993.0",
-              "0.30000000000000004", "4.9406564584124654e-324", "2.4703282292062328e-324",
-              "2.4703282292062327e-324", "1.7976931348623157e308", "123456789012345678"]
+    texts += [
+        "2.2250738585072011e-308",
+        "2.2250738585072012e-308",
+        "9007199254740993",
+        "9007199254740993.0",
+        "0.30000000000000004",
+        "4.9406564584124654e-324",
+        "2.4703282292062328e-324",
+        "2.4703282292062327e-324",
+        "1.7976931348623157e308",
+        "123456789012345678",
+    ]
     long_runs = [t for t in texts if re.search("[0-9]{19}", t)]  # e.g. 0.00046896559610083455: stdlib's
     text = "[" + ",".join(t for t in texts if t not in long_runs) + "]"
     assert fast_value(text) is not None  # orjson's own doubles, compared with float()'s
     assert_parsers_agree(text)
     assert 0 < len(long_runs) < 500
-    assert_parsers_agree("[1.00000000000000011102230246251565404236316680908203125," + ",".join(long_runs) + "]")
+    assert_parsers_agree(
+        "[1.00000000000000011102230246251565404236316680908203125," + ",".join(long_runs) + "]"
+    )
 
 
-JSONISH = st.lists(st.sampled_from([
-    "[", "]", "{", "}", ",", ":", '"a"', '"b"', '""', '"\\ud800"', '"\\ud83d\\ude00"', '"\\u00e9"', '"\\""',
-    '"\\\\"', " ", "\n", "0", "1", "-1", "1.0", "1e5", "1e999", "-0", "12345678901234567890", "true", "false",
-    "null", "NaN", "Infinity", "1.5", "é", "\\", "\x00",
-]), max_size=40).map("".join)
+JSONISH = st.lists(
+    st.sampled_from(
+        [
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            '"a"',
+            '"b"',
+            '""',
+            '"\\ud800"',
+            '"\\ud83d\\ude00"',
+            '"\\u00e9"',
+            '"\\""',
+            '"\\\\"',
+            " ",
+            "\n",
+            "0",
+            "1",
+            "-1",
+            "1.0",
+            "1e5",
+            "1e999",
+            "-0",
+            "12345678901234567890",
+            "true",
+            "false",
+            "null",
+            "NaN",
+            "Infinity",
+            "1.5",
+            "é",
+            "\\",
+            "\x00",
+        ]
+    ),
+    max_size=40,
+).map("".join)
 
 
 @SETTINGS
@@ -246,12 +339,19 @@ def test_any_text_gives_the_stdlib_outcome(text):
 
 
 @SETTINGS
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=6),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=3), kids, max_size=4),
-    max_leaves=30,
-), st.sampled_from([None, 1, "\t"]), st.booleans())
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=6),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=3), kids, max_size=4),
+        max_leaves=30,
+    ),
+    st.sampled_from([None, 1, "\t"]),
+    st.booleans(),
+)
 def test_any_json_value_gives_the_stdlib_value(value, indent, ascii_only):
     assert_parsers_agree(json.dumps(value, indent=indent, ensure_ascii=ascii_only))
 
@@ -271,9 +371,32 @@ class _Code(enum.IntEnum):
 
 
 NUMBER_LISTS = [
-    [], [1, 2, 3], [0, -1, 999_999_999, -999_999_999], [1_000_000_000, -1_000_000_000], [1_000_000_001],
-    [-1_000_000_001], [1.5, 2], [1e9], [1e9 + 1], [True], [1, False], [None], ["1"], [[1]], [{}], [1, [2]],
-    [2**64], [-(2**63) - 1], [10**30], [1e-300], [-0.0], [_Code.A], "12", None, {"a": 1}, (1, 2),
+    [],
+    [1, 2, 3],
+    [0, -1, 999_999_999, -999_999_999],
+    [1_000_000_000, -1_000_000_000],
+    [1_000_000_001],
+    [-1_000_000_001],
+    [1.5, 2],
+    [1e9],
+    [1e9 + 1],
+    [True],
+    [1, False],
+    [None],
+    ["1"],
+    [[1]],
+    [{}],
+    [1, [2]],
+    [2**64],
+    [-(2**63) - 1],
+    [10**30],
+    [1e-300],
+    [-0.0],
+    [_Code.A],
+    "12",
+    None,
+    {"a": 1},
+    (1, 2),
 ]
 
 
@@ -299,30 +422,73 @@ def test_first_bad_number_list_agrees_with_check_number_list():
 def _project(regions: list, entries: int = 3) -> str:
     meta = {}
     for i in range(entries):
-        meta[f"img{i}.jpg1"] = {"filename": f"img{i}.jpg", "size": 1, "regions": regions if i == 1 else [],
-                                "file_attributes": {}}
-    return json.dumps({"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {"region": {}, "file": {}}})
+        meta[f"img{i}.jpg1"] = {
+            "filename": f"img{i}.jpg",
+            "size": 1,
+            "regions": regions if i == 1 else [],
+            "file_attributes": {},
+        }
+    return json.dumps(
+        {"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {"region": {}, "file": {}}}
+    )
 
 
 def _poly(xs, ys):
-    return {"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
-            "region_attributes": {}}
+    return {
+        "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
+        "region_attributes": {},
+    }
 
 
-@pytest.mark.parametrize("bad,where,problem", [
-    (_poly([1, 2, True], [1, 2, 3]), ".regions[2].shape_attributes.all_points_x", "expected a list of numbers"),
-    (_poly([1, 2, 3], [1, 2e12, 3]), ".regions[2].shape_attributes.all_points_y[1]", "out of range"),
-    (_poly([1, 2, 3], [1, 2, "3"]), ".regions[2].shape_attributes.all_points_y", "expected a list of numbers"),
-    (_poly([1, 2], [1, 2, 3]), ".regions[2].shape_attributes", "all_points_x has 2 values but all_points_y has 3"),
-    ({"shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": False}, "region_attributes": {}},
-     ".regions[2].shape_attributes.height", "expected a number, got false"),
-    ({"shape_attributes": {"name": "ellipse", "cx": 1, "cy": 2, "rx": 3, "ry": 4, "theta": "x"}},
-     ".regions[2].shape_attributes.theta", 'expected a number, got "x"'),
-    ({"shape_attributes": {"name": "polygon", "all_points_x": [1]}, "region_attributes": {}},
-     ".regions[2].shape_attributes", "polygon without 'all_points_y'"),
-    ({"shape_attributes": [], "region_attributes": {}}, ".regions[2].shape_attributes", "expected an object"),
-    ({"shape_attributes": {}, "region_attributes": []}, ".regions[2].region_attributes", "expected an object"),
-])
+@pytest.mark.parametrize(
+    "bad,where,problem",
+    [
+        (
+            _poly([1, 2, True], [1, 2, 3]),
+            ".regions[2].shape_attributes.all_points_x",
+            "expected a list of numbers",
+        ),
+        (_poly([1, 2, 3], [1, 2e12, 3]), ".regions[2].shape_attributes.all_points_y[1]", "out of range"),
+        (
+            _poly([1, 2, 3], [1, 2, "3"]),
+            ".regions[2].shape_attributes.all_points_y",
+            "expected a list of numbers",
+        ),
+        (
+            _poly([1, 2], [1, 2, 3]),
+            ".regions[2].shape_attributes",
+            "all_points_x has 2 values but all_points_y has 3",
+        ),
+        (
+            {
+                "shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": False},
+                "region_attributes": {},
+            },
+            ".regions[2].shape_attributes.height",
+            "expected a number, got false",
+        ),
+        (
+            {"shape_attributes": {"name": "ellipse", "cx": 1, "cy": 2, "rx": 3, "ry": 4, "theta": "x"}},
+            ".regions[2].shape_attributes.theta",
+            'expected a number, got "x"',
+        ),
+        (
+            {"shape_attributes": {"name": "polygon", "all_points_x": [1]}, "region_attributes": {}},
+            ".regions[2].shape_attributes",
+            "polygon without 'all_points_y'",
+        ),
+        (
+            {"shape_attributes": [], "region_attributes": {}},
+            ".regions[2].shape_attributes",
+            "expected an object",
+        ),
+        (
+            {"shape_attributes": {}, "region_attributes": []},
+            ".regions[2].region_attributes",
+            "expected an object",
+        ),
+    ],
+)
 def test_first_problem_in_file_order_is_reported(bad, where, problem, monkeypatch):
     good = _poly([1, 2, 3], [4, 5, 6])
     later_bad = _poly([1, 2], [1, None])
@@ -352,9 +518,11 @@ def test_a_bad_polygon_before_a_later_structural_problem_is_the_one_reported():
 
 
 def test_regions_keyed_by_id_name_the_id_in_errors():
-    text = ('{"a":{"filename":"a","regions":{"0":{"shape_attributes":{"name":"polygon","all_points_x":[1],'
-            '"all_points_y":[1]}},"7":{"shape_attributes":{"name":"polyline","all_points_x":[1,2],'
-            '"all_points_y":[1,true]}}}}}')
+    text = (
+        '{"a":{"filename":"a","regions":{"0":{"shape_attributes":{"name":"polygon","all_points_x":[1],'
+        '"all_points_y":[1]}},"7":{"shape_attributes":{"name":"polyline","all_points_x":[1,2],'
+        '"all_points_y":[1,true]}}}}}'
+    )
     with pytest.raises(ViaFormatError) as ei:
         loads_via(text, "/x.json")
     assert ei.value.where == '["a"].regions["7"].shape_attributes.all_points_y'
@@ -371,15 +539,29 @@ def _big_project(n_images: int = 400) -> dict:
         regions = []
         for _ in range(rng.randint(0, 6)):
             n = rng.randint(1, 120)
-            regions.append(_poly([rng.randint(0, 4000) for _ in range(n)], [rng.randint(-50, 3000) for _ in range(n)]))
+            regions.append(
+                _poly([rng.randint(0, 4000) for _ in range(n)], [rng.randint(-50, 3000) for _ in range(n)])
+            )
         if i % 50 == 7:
-            regions.append({"shape_attributes": {"name": "rect", "x": 1.5, "y": 2, "width": 30, "height": 40},
-                            "region_attributes": {"damage": "dent", "sure": True}})
-        meta[f"img{i:05d}.jpg{1000 + i}"] = {"filename": f"img{i:05d}.jpg", "size": 1000 + i, "regions": regions,
-                                             "file_attributes": {"when": "2019-05-12"}}
-    return {"_via_settings": {"ui": {"image": {"region_label": "__via_region_id__"}}, "core": {}, "project": {}},
-            "_via_img_metadata": meta, "_via_attributes": {"region": {"damage": {"type": "text"}}, "file": {}},
-            "_via_data_format_version": "2.0.10", "_via_image_id_list": list(meta)}
+            regions.append(
+                {
+                    "shape_attributes": {"name": "rect", "x": 1.5, "y": 2, "width": 30, "height": 40},
+                    "region_attributes": {"damage": "dent", "sure": True},
+                }
+            )
+        meta[f"img{i:05d}.jpg{1000 + i}"] = {
+            "filename": f"img{i:05d}.jpg",
+            "size": 1000 + i,
+            "regions": regions,
+            "file_attributes": {"when": "2019-05-12"},
+        }
+    return {
+        "_via_settings": {"ui": {"image": {"region_label": "__via_region_id__"}}, "core": {}, "project": {}},
+        "_via_img_metadata": meta,
+        "_via_attributes": {"region": {"damage": {"type": "text"}}, "file": {}},
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": list(meta),
+    }
 
 
 def test_big_project_loads_alike_on_both_paths(tmp_path, monkeypatch):
@@ -399,11 +581,20 @@ def test_big_project_loads_alike_on_both_paths(tmp_path, monkeypatch):
     same_json(load_via(bom).raw, value)
     # one bad value anywhere among 100,000s: found, with the reference message
     meta = value["_via_img_metadata"]
-    polys = [(k, j) for k in meta for j, r in enumerate(meta[k]["regions"])
-             if r["shape_attributes"]["name"] == "polygon"]
-    for (k, j), axis, junk in [(polys[-1], "all_points_y", True), (polys[len(polys) // 2], "all_points_x", 1e10),
-                               (polys[3], "all_points_x", 10**20), (polys[9], "all_points_y", None),
-                               (polys[0], "all_points_x", 1_000_000_001), (polys[1], "all_points_y", 2.5)]:
+    polys = [
+        (k, j)
+        for k in meta
+        for j, r in enumerate(meta[k]["regions"])
+        if r["shape_attributes"]["name"] == "polygon"
+    ]
+    for (k, j), axis, junk in [
+        (polys[-1], "all_points_y", True),
+        (polys[len(polys) // 2], "all_points_x", 1e10),
+        (polys[3], "all_points_x", 10**20),
+        (polys[9], "all_points_y", None),
+        (polys[0], "all_points_x", 1_000_000_001),
+        (polys[1], "all_points_y", 2.5),
+    ]:
         bad = json.loads(json.dumps(value))
         bad["_via_img_metadata"][k]["regions"][j]["shape_attributes"][axis][-1] = junk
         p.write_text(json.dumps(bad))
@@ -443,9 +634,23 @@ def test_gc_paused_restores_the_collector_state():
 
 
 def test_compact_dump_takes_orjson_and_gives_the_same_json_value(monkeypatch):
-    value = {"a.jpg12": {"filename": "a.jpg", "size": 12, "regions": [
-        {"shape_attributes": {"name": "polygon", "all_points_x": [1, 2.5, 1e-05, -0.0], "all_points_y": [3, 4, 5, 6]},
-         "region_attributes": {"name": "dent \u00e9\u4e2d \"q\" \\ \n\t\x01"}}], "file_attributes": {"ok": True}}}
+    value = {
+        "a.jpg12": {
+            "filename": "a.jpg",
+            "size": 12,
+            "regions": [
+                {
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": [1, 2.5, 1e-05, -0.0],
+                        "all_points_y": [3, 4, 5, 6],
+                    },
+                    "region_attributes": {"name": 'dent \u00e9\u4e2d "q" \\ \n\t\x01'},
+                }
+            ],
+            "file_attributes": {"ok": True},
+        }
+    }
     want = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
     def no_stdlib(*a, **k):
@@ -462,9 +667,22 @@ def test_nan_or_infinity_in_a_project_is_still_refused_on_save(bad, tmp_path):
     from viaseg.core.annotation.formats.via_io import save_via
     from viaseg.core.base.errors import ViaSaveError
 
-    p = loads_via(json.dumps({"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
-        {"shape_attributes": {"name": "point", "cx": 1, "cy": 2}, "region_attributes": {}}],
-        "file_attributes": {}}}, separators=(",", ":")), tmp_path / "v.json")  # VIA's compact style: orjson
+    p = loads_via(
+        json.dumps(
+            {
+                "a.jpg1": {
+                    "filename": "a.jpg",
+                    "size": 1,
+                    "regions": [
+                        {"shape_attributes": {"name": "point", "cx": 1, "cy": 2}, "region_attributes": {}}
+                    ],
+                    "file_attributes": {},
+                }
+            },
+            separators=(",", ":"),
+        ),
+        tmp_path / "v.json",
+    )  # VIA's compact style: orjson
     p.images[0].regions[0].shape["cx"] = bad  # orjson alone would write null here
     with pytest.raises(ViaSaveError, match="cannot encode"):
         save_via(p, tmp_path / "v.json")

@@ -22,8 +22,10 @@ def _via(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _photo(folder / "a.png")
     size = (folder / "a.png").stat().st_size
-    region = {"shape_attributes": {"name": "rect", "x": 2, "y": 3, "width": 5, "height": 4},
-              "region_attributes": {"name": "damage"}}
+    region = {
+        "shape_attributes": {"name": "rect", "x": 2, "y": 3, "width": 5, "height": 4},
+        "region_attributes": {"name": "damage"},
+    }
     data = {f"a.png{size}": {"filename": "a.png", "size": size, "regions": [region], "file_attributes": {}}}
     path = folder / "via_region_data.json"
     path.write_text(json.dumps(data))
@@ -43,8 +45,10 @@ def _recording() -> tuple[Workspace, list]:
 def test_workspace_needs_no_qt():
     import subprocess
 
-    code = ("import sys; import viaseg.core.annotation.workspace as w; w.Workspace(); "
-            "sys.exit(1 if any(m.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow') for m in sys.modules) else 0)")
+    code = (
+        "import sys; import viaseg.core.annotation.workspace as w; w.Workspace(); "
+        "sys.exit(1 if any(m.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow') for m in sys.modules) else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 

@@ -29,8 +29,11 @@ def make_project(folder: Path) -> Path:
             "size": 1,
             "regions": [
                 {
-                    "shape_attributes": {"name": "polygon", "all_points_x": [20, 80, 80, 20],
-                                         "all_points_y": [20, 20, 60, 60]},
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": [20, 80, 80, 20],
+                        "all_points_y": [20, 20, 60, 60],
+                    },
                     "region_attributes": {"damage": "dent"},
                 },
                 {

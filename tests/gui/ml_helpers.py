@@ -32,8 +32,12 @@ def make_project(root: Path, n_train: int = 8, n_val: int = 4, size: int = 48, s
             via[f"{name}{size_b}"] = {
                 "filename": name,
                 "size": size_b,
-                "regions": [{"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
-                             "region_attributes": {}}],
+                "regions": [
+                    {
+                        "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
+                        "region_attributes": {},
+                    }
+                ],
                 "file_attributes": {},
             }
         (d / "via_region_data.json").write_text(json.dumps(via), encoding="utf-8")

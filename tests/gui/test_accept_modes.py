@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
-from viaseg.core.annotation import edits  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
-from viaseg.core.annotation.project import Region  # noqa: E402
-from viaseg.core.annotation.raster import rasterize  # noqa: E402
-from viaseg.gui.prediction_panel import PredictionPanel, Target  # noqa: E402
-from viaseg.gui.workers import InferenceService  # noqa: E402
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.annotation.project import Region
+from viaseg.core.annotation.raster import rasterize
+from viaseg.gui.prediction_panel import PredictionPanel, Target
+from viaseg.gui.workers import InferenceService
 
 W, H = 64, 64
 RECT = {"name": "rect", "x": 10, "y": 10, "width": 20, "height": 20}
@@ -67,10 +67,18 @@ def make_labelled(root: Path) -> Path:
     for name in ("a.png", "b.png"):
         cv2.imwrite(str(root / name), np.full((H, W, 3), 90, np.uint8))
     via = {
-        "a.png1": {"filename": "a.png", "size": 1, "file_attributes": {},
-                   "regions": [{"shape_attributes": dict(RECT), "region_attributes": {"damage": "dent"}},
-                               {"shape_attributes": {"name": "point", "cx": 5, "cy": 60},
-                                "region_attributes": {"damage": "chip"}}]},
+        "a.png1": {
+            "filename": "a.png",
+            "size": 1,
+            "file_attributes": {},
+            "regions": [
+                {"shape_attributes": dict(RECT), "region_attributes": {"damage": "dent"}},
+                {
+                    "shape_attributes": {"name": "point", "cx": 5, "cy": 60},
+                    "region_attributes": {"damage": "chip"},
+                },
+            ],
+        },
         "b.png2": {"filename": "b.png", "size": 2, "regions": [], "file_attributes": {}},
     }
     path = root / "via_region_data.json"
@@ -113,6 +121,7 @@ def test_accept_onto_regions_asks_and_replace_merge_add_are_one_undo_step_each(q
         def ask(n_old, n_new):
             asked.append((n_old, n_new))
             return mode
+
         return ask
 
     # cancelled: nothing changes, no undo step

@@ -136,7 +136,11 @@ def test_draw_polygon_by_clicks(window, project, qtbot):
     assert not window.statusBar().currentMessage().startswith("Draw:")  # the prompt goes with the drawing
     e = c.entry
     assert len(e.regions) == 1
-    assert e.regions[0].shape == {"name": "polygon", "all_points_x": [10, 40, 40], "all_points_y": [10, 10, 30]}
+    assert e.regions[0].shape == {
+        "name": "polygon",
+        "all_points_x": [10, 40, 40],
+        "all_points_y": [10, 10, 30],
+    }
     assert e.regions[0].attributes == {"damage": "dent"}  # class of the project's regions
     assert c.selected == 0
     qtbot.keyClick(c, Qt.Key.Key_N)
@@ -208,17 +212,25 @@ def test_copy_all_regions_and_paste_via_json_through_the_system_clipboard(window
     assert len(b.regions) == n_b
 
     # VIA region JSON typed or copied elsewhere (a VIA 1 object keyed by region id) pastes as regions too
-    QApplication.clipboard().setText(json.dumps({"0": {"shape_attributes": {"name": "rect", "x": 5, "y": 6,
-                                                                            "width": 7, "height": 8},
-                                                       "region_attributes": {"name": "scratch"}}}))
+    QApplication.clipboard().setText(
+        json.dumps(
+            {
+                "0": {
+                    "shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8},
+                    "region_attributes": {"name": "scratch"},
+                }
+            }
+        )
+    )
     window.paste_regions()
     assert b.regions[-1].shape == {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}
     assert b.regions[-1].attributes == {"name": "scratch"} and len(b.regions) == n_b + 1
 
     msgs = []
     window.notify = lambda text, error=False: msgs.append((text, error))
-    QApplication.clipboard().setText('[{"shape_attributes": {"name": "polygon", "all_points_x": [1, "x"], '
-                                     '"all_points_y": [1, 2]}}]')
+    QApplication.clipboard().setText(
+        '[{"shape_attributes": {"name": "polygon", "all_points_x": [1, "x"], "all_points_y": [1, 2]}}]'
+    )
     window.paste_regions()
     assert len(b.regions) == n_b + 1  # nothing pasted
     assert msgs[-1][1] and "clipboard" in msgs[-1][0] and "all_points_x" in msgs[-1][0]
@@ -242,7 +254,9 @@ def test_attribute_edit_through_panel(window, project, qtbot):
     assert c.entry.file_attributes == {"weather": "rain"}
     window.undo()
     window.undo()
-    assert c.entry.regions[0].attributes == {"damage": "dent"} and c.entry.file_attributes == {"weather": "sun"}
+    assert c.entry.regions[0].attributes == {"damage": "dent"} and c.entry.file_attributes == {
+        "weather": "sun"
+    }
 
 
 def test_dropdown_attribute_from_via_attributes(window, tmp_path, qtbot, project_factory):
@@ -250,10 +264,21 @@ def test_dropdown_attribute_from_via_attributes(window, tmp_path, qtbot, project
 
     via = project_factory(tmp_path / "p2")
     meta = json.loads(via.read_text())
-    proj = {"_via_settings": {"project": {"name": "x"}}, "_via_img_metadata": meta,
-            "_via_attributes": {"region": {"damage": {"type": "dropdown", "description": "",
-                                                      "options": {"dent": "", "scratch": "", "crack": ""},
-                                                      "default_options": {}}}, "file": {}}}
+    proj = {
+        "_via_settings": {"project": {"name": "x"}},
+        "_via_img_metadata": meta,
+        "_via_attributes": {
+            "region": {
+                "damage": {
+                    "type": "dropdown",
+                    "description": "",
+                    "options": {"dent": "", "scratch": "", "crack": ""},
+                    "default_options": {},
+                }
+            },
+            "file": {},
+        },
+    }
     path = tmp_path / "p2" / "project.json"
     path.write_text(json.dumps(proj))
     via.unlink()
@@ -328,7 +353,9 @@ def test_bad_inputs_give_messages_not_exceptions(window, project, tmp_path, qtbo
     txt = tmp_path / "notes.txt"
     txt.write_text("hello")
     assert not window.open_path(txt)
-    assert "not a VIA file" in window.statusBar().currentMessage() and "notes.txt" in window.banner.label.text()
+    assert (
+        "not a VIA file" in window.statusBar().currentMessage() and "notes.txt" in window.banner.label.text()
+    )
     assert not window.open_path(tmp_path / "nope")
     # corrupt and missing images: a placeholder and a message, navigation continues
     (project.parent / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
@@ -387,8 +414,9 @@ def test_views_mask_zoom_and_problems(window, project, qtbot):
 
 def test_point_regions_are_drawn_selectable_and_movable(window, project, qtbot):
     data = json.loads(project.read_text())
-    data["b.png2"]["regions"] = [{"shape_attributes": {"name": "point", "cx": 60, "cy": 45},
-                                  "region_attributes": {"damage": "dent"}}]
+    data["b.png2"]["regions"] = [
+        {"shape_attributes": {"name": "point", "cx": 60, "cy": 45}, "region_attributes": {"damage": "dent"}}
+    ]
     project.write_text(json.dumps(data))
     window.open_path(project)
     window.show_row(1)
@@ -408,9 +436,17 @@ def test_point_regions_are_drawn_selectable_and_movable(window, project, qtbot):
 def test_import_attribute_definitions_file(window, project, tmp_path, qtbot):
     from PySide6.QtWidgets import QComboBox
 
-    defs = {"region": {"damage": {"type": "dropdown", "description": "",
-                                  "options": {"dent": "", "scratch": "", "crack": ""}, "default_options": {}}},
-            "file": {}}
+    defs = {
+        "region": {
+            "damage": {
+                "type": "dropdown",
+                "description": "",
+                "options": {"dent": "", "scratch": "", "crack": ""},
+                "default_options": {},
+            }
+        },
+        "file": {},
+    }
     attr_file = tmp_path / "attributes.json"
     attr_file.write_text(json.dumps(defs))
     assert not window.open_path(attr_file)  # nothing open yet: a message, not a crash
@@ -504,8 +540,7 @@ def test_right_click_menus_act_on_the_region_and_image_under_the_cursor(window, 
     assert window.act_copy.isEnabled()  # the window's own shortcut is untouched
 
     view = window.image_list.view
-    b_row = next(r for r in range(view.model().rowCount())
-                 if view.model().index(r, 2).data() == "b.png")
+    b_row = next(r for r in range(view.model().rowCount()) if view.model().index(r, 2).data() == "b.png")
     pos = view.visualRect(view.model().index(b_row, 2)).center()
     menu = image_menu(window, pos)
     assert window.canvas.entry.filename == "b.png"  # right-clicking a row shows that image
@@ -570,7 +605,7 @@ def test_double_click_on_or_just_outside_an_edge_inserts_a_vertex(window, projec
         qtbot.mouseDClick(c, Qt.MouseButton.LeftButton, pos=outside)
         added = set(edits.logical_points(reg.shape)) - before
         assert len(added) == 1 and len(reg.shape["all_points_x"]) == len(before) + 1
-        (x, y_new), = added
+        ((x, y_new),) = added
         assert abs(x - 80) <= 1 and abs(y_new - y) <= 2  # on the edge, where the user clicked
     window.session.undo()
     assert len(reg.shape["all_points_x"]) == 5  # one undo step per insertion
@@ -676,17 +711,38 @@ def test_pasting_regions_that_do_not_fit_the_photo_says_so(window, project, qtbo
     window.show_row(1)  # b.png, 120x90
     msgs = []
     window.notify = lambda text, error=False: msgs.append((text, error))
-    QApplication.clipboard().setText(json.dumps([
-        {"shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}, "region_attributes": {}},
-        {"shape_attributes": {"name": "polygon", "all_points_x": [100, 300, 200], "all_points_y": [10, 20, 80]},
-         "region_attributes": {}},
-    ]))
+    QApplication.clipboard().setText(
+        json.dumps(
+            [
+                {
+                    "shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8},
+                    "region_attributes": {},
+                },
+                {
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": [100, 300, 200],
+                        "all_points_y": [10, 20, 80],
+                    },
+                    "region_attributes": {},
+                },
+            ]
+        )
+    )
     window.paste_regions()
     b = window.canvas.entry
     text, error = msgs[-1]
     assert error and "1 reach outside this 120×90 photo" in text
     assert window.canvas.selected_region() is b.regions[-1]
-    QApplication.clipboard().setText(json.dumps([
-        {"shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}, "region_attributes": {}}]))
+    QApplication.clipboard().setText(
+        json.dumps(
+            [
+                {
+                    "shape_attributes": {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8},
+                    "region_attributes": {},
+                }
+            ]
+        )
+    )
     window.paste_regions()
     assert msgs[-1] == ("pasted 1 region", False)

@@ -62,8 +62,13 @@ def test_excepthook_shows_message_instead_of_crashing(qtbot, window, monkeypatch
 def _drop(window, path):
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(path))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(ev)
 
 
@@ -102,8 +107,13 @@ def test_external_and_wide_image_keep_true_size(window, tmp_path):
 def test_every_via_fixture_opens_and_paints(window, via_fixtures, tmp_path):
     """Real VIA files (all versions, CSV, messy data): open, show a few images (images are absent), paint every
     shape kind, select each region; failures must be messages, not exceptions."""
-    files = sorted(p for p in list(via_fixtures.glob("*.json")) + list(via_fixtures.glob("*.csv"))
-                   + list((via_fixtures / "extracted").glob("*")) if p.is_file())
+    files = sorted(
+        p
+        for p in list(via_fixtures.glob("*.json"))
+        + list(via_fixtures.glob("*.csv"))
+        + list((via_fixtures / "extracted").glob("*"))
+        if p.is_file()
+    )
     assert files
     failed = set()
     for f in files:
@@ -122,11 +132,16 @@ def test_every_via_fixture_opens_and_paints(window, via_fixtures, tmp_path):
     # and CSVs, the COCO file (imported) and the attribute definition files (imported as definitions). One of
     # the two starting to open is news too (update the list).
     expected_failures = {"sample_attributes1.csv", "sample_img5_region_data.csv"}
-    assert failed == expected_failures, (sorted(failed - expected_failures), sorted(expected_failures - failed))
+    assert failed == expected_failures, (
+        sorted(failed - expected_failures),
+        sorted(expected_failures - failed),
+    )
     assert len(files) == 24  # a fixture gone missing is not a pass either
 
 
-def test_an_imported_coco_file_opens_and_save_as_never_offers_to_overwrite_it(window, tmp_path, labelme_fixtures):
+def test_an_imported_coco_file_opens_and_save_as_never_offers_to_overwrite_it(
+    window, tmp_path, labelme_fixtures
+):
     import shutil
 
     src = labelme_fixtures / "coco"

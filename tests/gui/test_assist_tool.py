@@ -51,7 +51,9 @@ def test_click_with_the_model_map_adds_one_region_and_undo_removes_it(qtbot, win
         ml.act_assist.trigger()
     assert tool.active and window.canvas.cursor().shape() == Qt.CursorShape.CrossCursor
     key = tool.target_key()
-    assert key in tool._maps and window.canvas.prediction is not None  # the same map the prediction view shows
+    assert (
+        key in tool._maps and window.canvas.prediction is not None
+    )  # the same map the prediction view shows
     # the untrained model's map is noise: stand in a map that knows the ellipse, through the same entry point
     ml.prediction.probs = cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 3)
     tool.map_ready(ml.prediction.target, ml.prediction.probs)
@@ -65,8 +67,12 @@ def test_click_with_the_model_map_adds_one_region_and_undo_removes_it(qtbot, win
     assert 0.7 * gt.sum() < area < 1.4 * gt.sum()
     # Shift+click near the edge: a negative point shrinks the region
     ys, xs = np.nonzero(gt)
-    qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
-                     pos=_widget_pos(window.canvas, xs.max() - 2, cy))
+    qtbot.mouseClick(
+        window.canvas,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.ShiftModifier,
+        pos=_widget_pos(window.canvas, xs.max() - 2, cy),
+    )
     assert tool.result.region is not None and tool.result.region.area() < area
     qtbot.keyClick(window.canvas, Qt.Key.Key_Backspace)  # takes the negative click back
     assert tool.result.region.area() == pytest.approx(area)

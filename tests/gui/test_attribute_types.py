@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDialogButtonBox, QRadioButton  # noqa: E402
-from viaseg.gui.attributes_panel import NewAttributeDialog  # noqa: E402
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDialogButtonBox, QRadioButton
+from viaseg.gui.attributes_panel import NewAttributeDialog
 
 
 def via2_project_file(project_factory, folder):
@@ -19,8 +19,15 @@ def via2_project_file(project_factory, folder):
     via = project_factory(folder)
     meta = json.loads(via.read_text())
     path = folder / "project.json"
-    path.write_text(json.dumps({"_via_settings": {"project": {"name": "x"}}, "_via_img_metadata": meta,
-                                "_via_attributes": {"region": {}, "file": {}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "_via_settings": {"project": {"name": "x"}},
+                "_via_img_metadata": meta,
+                "_via_attributes": {"region": {}, "file": {}},
+            }
+        )
+    )
     via.unlink()
     return path
 
@@ -33,8 +40,11 @@ def test_added_attribute_types_and_options_are_saved_in_the_via_file(window, tmp
     panel = window.attributes
     assert panel.add_attribute("region", "severity", "dropdown", ["minor", "major"])
     combo = panel.widgets[("region", "severity")]
-    assert isinstance(combo, QComboBox) and [combo.itemText(i) for i in range(combo.count())] == ["", "minor",
-                                                                                                   "major"]
+    assert isinstance(combo, QComboBox) and [combo.itemText(i) for i in range(combo.count())] == [
+        "",
+        "minor",
+        "major",
+    ]
     assert region.attributes["severity"] == ""
     assert window.session.history.undo_text() == "add dropdown attribute 'severity'"
     assert panel.add_attribute("region", "side", "radio", ["left", "right"])
@@ -49,12 +59,20 @@ def test_added_attribute_types_and_options_are_saved_in_the_via_file(window, tmp
     window.redo()
     assert window.save()
     saved = json.loads(path.read_text())["_via_attributes"]
-    assert saved["region"]["severity"] == {"type": "dropdown", "description": "",
-                                           "options": {"minor": "", "major": ""}, "default_options": {}}
-    assert saved["region"]["side"]["type"] == "radio" and list(saved["region"]["side"]["options"]) == ["left",
-                                                                                                      "right"]
+    assert saved["region"]["severity"] == {
+        "type": "dropdown",
+        "description": "",
+        "options": {"minor": "", "major": ""},
+        "default_options": {},
+    }
+    assert saved["region"]["side"]["type"] == "radio" and list(saved["region"]["side"]["options"]) == [
+        "left",
+        "right",
+    ]
     assert saved["file"]["flags"]["type"] == "checkbox" and list(saved["file"]["flags"]["options"]) == [
-        "blurry", "night"]
+        "blurry",
+        "night",
+    ]
     assert saved["region"]["note"]["type"] == "text"
     # reopened: the dropdown is a dropdown again
     assert window.open_path(path)

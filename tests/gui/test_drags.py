@@ -28,7 +28,9 @@ def test_a_move_within_the_click_slop_is_a_click_then_becomes_a_move():
     entry, r = _polygon()
     d = MoveDrag((5.0, 5.0), dict(r.shape), ("move", 2))
     small = (CLICK_SLOP_PX - 1) / 2.0  # image pixels at zoom 2: under the slop on screen
-    assert drag_command(d, r, (5.0 + small, 5.0), (5.0 + small, 5.0), entry, scale=2.0) is None and not d.moved
+    assert (
+        drag_command(d, r, (5.0 + small, 5.0), (5.0 + small, 5.0), entry, scale=2.0) is None and not d.moved
+    )
     cmd = drag_command(d, r, (9.0, 7.0), (9.0, 7.0), entry, scale=2.0)
     cmd.do()
     assert d.moved and r.shape["all_points_x"] == [4, 14, 14] and r.shape["all_points_y"] == [2, 2, 12]

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("keras")
 
-from ml_helpers import make_model  # noqa: E402
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
-from viaseg.gui.export_dialog import ExportDialog, export_model_dialog  # noqa: E402
+from ml_helpers import make_model
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QDialog
+from viaseg.gui.export_dialog import ExportDialog, export_model_dialog
 
 
 @pytest.fixture(scope="module")

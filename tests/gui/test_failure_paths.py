@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
-from viaseg.core.annotation import journal  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from viaseg.core.annotation import journal
 
 # ------------------------------------------------------------------------------------------ training process
 
@@ -36,7 +36,9 @@ def training_panel(qtbot, tmp_path, data=None):
     from ml_helpers import TINY, tiny_settings
     from viaseg.gui.training_panel import TrainingPanel
 
-    panel = TrainingPanel(data_provider=lambda: data, runs_root=tmp_path / "runs", config_overrides=dict(TINY))
+    panel = TrainingPanel(
+        data_provider=lambda: data, runs_root=tmp_path / "runs", config_overrides=dict(TINY)
+    )
     qtbot.addWidget(panel)
     tiny_settings(panel, epochs=50)
     assert panel.train_mode == "process"  # the real thing: a spawned child process
@@ -100,7 +102,9 @@ def ml_window(qtbot, window, project):
 
 
 @pytest.mark.parametrize("kind", ["not a zip", "a zip without a network"])
-def test_a_bad_model_file_made_active_is_a_message_and_the_app_keeps_working(qtbot, ml_window, tmp_path, kind):
+def test_a_bad_model_file_made_active_is_a_message_and_the_app_keeps_working(
+    qtbot, ml_window, tmp_path, kind
+):
     import zipfile
 
     window, ml = ml_window
@@ -121,8 +125,13 @@ def test_a_bad_model_file_made_active_is_a_message_and_the_app_keeps_working(qtb
     # the app keeps running: P answers with a message, images still show and edits still undo
     window.show_row(0)
     ml.act_predict.trigger()
-    qtbot.waitUntil(lambda: "fail" in ml.prediction.message.text().lower()
-                    or "No active model" in ml.prediction.message.text(), timeout=60000)
+    qtbot.waitUntil(
+        lambda: (
+            "fail" in ml.prediction.message.text().lower()
+            or "No active model" in ml.prediction.message.text()
+        ),
+        timeout=60000,
+    )
     assert ml.prediction.probs is None and window.canvas.prediction is None
     window.show_row(1)
     window.show_row(0)
@@ -151,7 +160,9 @@ def test_the_journal_timer_writes_after_a_real_edit(qtbot, window, project):
     restored = rec.files[0].load()
     xs = restored.images[0].regions[0].shape["all_points_x"]
     assert 100 in xs and 80 not in xs  # the dragged vertex, as it is in memory
-    assert json.loads(project.read_text())["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"][1] == 80
+    assert (
+        json.loads(project.read_text())["a.png1"]["regions"][0]["shape_attributes"]["all_points_x"][1] == 80
+    )
 
 
 def _crashed_edit(window, project):

@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from viaseg.gui import overlays  # noqa: E402
-from viaseg.gui.prediction_panel import PredictionPanel  # noqa: E402
-from viaseg.gui.workers import InferenceService  # noqa: E402
+from viaseg.gui import overlays
+from viaseg.gui.prediction_panel import PredictionPanel
+from viaseg.gui.workers import InferenceService
 
 
 class RampPredictor:

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ml_helpers import TINY, make_model, make_project, tiny_settings  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
-from viaseg.core.ml import loop  # noqa: E402
-from viaseg.gui.training_panel import TrainingPanel  # noqa: E402
+from ml_helpers import TINY, make_model, make_project, tiny_settings
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.ml import loop
+from viaseg.gui.training_panel import TrainingPanel
 
 
 @pytest.fixture
@@ -22,8 +22,9 @@ def trained(qtbot, tmp_path):
     """A panel whose active model sits in a run folder that recorded what it trained on (the project's train
     split as it is now), as every run writes it."""
     data = {"ds": load_dataset(make_project(tmp_path / "proj", n_train=6, n_val=3, size=40))}
-    panel = TrainingPanel(data_provider=lambda: data["ds"], runs_root=tmp_path / "runs",
-                          config_overrides=dict(TINY))
+    panel = TrainingPanel(
+        data_provider=lambda: data["ds"], runs_root=tmp_path / "runs", config_overrides=dict(TINY)
+    )
     qtbot.addWidget(panel)
     tiny_settings(panel, epochs=1)
     assert not panel.improve.button.isEnabled()  # nothing to improve yet
@@ -78,8 +79,9 @@ def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
     result = panel.last_improve_result
     for old_score, new_score, keep in ((0.2, 0.7, "new"), (0.7, 0.2, "old")):
         panel.set_active_model(first, announce=False)
-        result.comparison = dict(cmp, old_mean_dice=old_score, new_mean_dice=new_score,
-                                 keep=loop.decide(old_score, new_score))
+        result.comparison = dict(
+            cmp, old_mean_dice=old_score, new_mean_dice=new_score, keep=loop.decide(old_score, new_score)
+        )
         panel._improve_done(result)
         text = panel.result_label.text()
         assert f"previous {old_score:.3f}" in text and f"new {new_score:.3f}" in text

@@ -13,7 +13,7 @@ import textwrap
 
 from ml_helpers import make_model
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     from PySide6.QtWidgets import QApplication, QLabel
@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent('''
         assert job in done, f"iteration {it}: no answer"
     svc.shutdown()
     print("ok", len(done), "failed", len(failed), failed[:1])
-''')
+""")
 
 
 def test_load_predict_switch_many_times_from_a_live_window(tmp_path):
@@ -46,8 +46,13 @@ def test_load_predict_switch_many_times_from_a_live_window(tmp_path):
     script = tmp_path / "stress.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", str(script), "9", *models],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(script), "9", *models],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 0, f"exit {proc.returncode} (-11 = segmentation fault):\n{tail}"
     assert "ok 9 failed 0" in proc.stdout, tail

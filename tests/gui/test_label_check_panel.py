@@ -14,17 +14,28 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from viaseg.core.annotation import edits  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
-from viaseg.core.ml.check_labels import CheckLabelsDone, FoldFailed, FoldProgress, make_job, read_results  # noqa: E402
-from viaseg.core.ml.pipeline import Augment  # noqa: E402
-from viaseg.core.ml.presets import preset  # noqa: E402
+from PySide6.QtCore import Qt
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.core.ml.check_labels import CheckLabelsDone, FoldFailed, FoldProgress, make_job, read_results
+from viaseg.core.ml.pipeline import Augment
+from viaseg.core.ml.presets import preset
 
 DELETED, WRONG = "train3.png", "train7.png"  # the photo whose region is deleted; the one with a bogus region
 SQUARE = (1, 1, 9, 9)  # the bogus region, on bare background (every ellipse stays inside 11..53)
-RECIPE = dict(size=32, base_width=8, batch_size=2, epochs=25, learning_rate=2e-3, norm="group",
-              lr_schedule="constant", sample_every=0, augment=Augment.off(), tta=False, tta_scales=(1.0,))
+RECIPE = dict(
+    size=32,
+    base_width=8,
+    batch_size=2,
+    epochs=25,
+    learning_rate=2e-3,
+    norm="group",
+    lr_schedule="constant",
+    sample_every=0,
+    augment=Augment.off(),
+    tta=False,
+    tta_scales=(1.0,),
+)
 
 
 def make_photos(root: Path, n_train: int = 9, n_val: int = 3, size: int = 64, seed: int = 5) -> Path:
@@ -42,13 +53,30 @@ def make_photos(root: Path, n_train: int = 9, n_val: int = 3, size: int = 64, se
             name = f"{split}{i}.png"
             cv2.imwrite(str(d / name), img)
             t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-            regions = [{"shape_attributes": {"name": "polygon", "all_points_x": np.round(cx + rx * np.cos(t)).astype(int).tolist(),
-                                             "all_points_y": np.round(cy + ry * np.sin(t)).astype(int).tolist()},
-                        "region_attributes": {"damage": "dent"}}]
+            regions = [
+                {
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": np.round(cx + rx * np.cos(t)).astype(int).tolist(),
+                        "all_points_y": np.round(cy + ry * np.sin(t)).astype(int).tolist(),
+                    },
+                    "region_attributes": {"damage": "dent"},
+                }
+            ]
             if name == WRONG:
                 x0, y0, x1, y1 = SQUARE
-                regions.append({"shape_attributes": {"name": "rect", "x": x0, "y": y0, "width": x1 - x0,
-                                                     "height": y1 - y0}, "region_attributes": {"damage": "dent"}})
+                regions.append(
+                    {
+                        "shape_attributes": {
+                            "name": "rect",
+                            "x": x0,
+                            "y": y0,
+                            "width": x1 - x0,
+                            "height": y1 - y0,
+                        },
+                        "region_attributes": {"damage": "dent"},
+                    }
+                )
             via[f"{name}-1"] = {"filename": name, "size": -1, "regions": regions, "file_attributes": {}}
         (d / "via_region_data.json").write_text(json.dumps(via), encoding="utf-8")
     return root
@@ -63,8 +91,9 @@ def real_check(qapp, tmp_path_factory):
     root = make_photos(tmp_path_factory.mktemp("check") / "proj")
     ds = load_dataset(root)
     next(e for e in ds.splits["train"].entries if e.filename == DELETED).regions.clear()
-    job = make_job(preset("default", **RECIPE), ds, root / "runs" / "check-labels-fixture", folds=3,
-                   fold_seconds=120)
+    job = make_job(
+        preset("default", **RECIPE), ds, root / "runs" / "check-labels-fixture", folds=3, fold_seconds=120
+    )
     events: list = []
     th = TrainThread(job, mode="process")
     th.event.connect(events.append, Qt.ConnectionType.DirectConnection)
@@ -119,18 +148,23 @@ def run_with(qtbot, panel, fn) -> None:
 
 def replay(done, seen=None):
     """A stand-in for the training process that hands back the real check's results."""
+
     def fn(job, on_event=None, should_stop=None):
         if seen is not None:
             seen.append(job)
         on_event(FoldProgress(0, job.folds, "fold 1/3: training on 8 images, holding out 4"))
         shutil.copytree(done.out_dir, job.out_dir)
         return CheckLabelsDone(job.out_dir, job.out_dir / "crossval.json")
+
     return fn
 
 
 def top_item(panel, name):
-    return next(panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
-                if panel.tree.topLevelItem(i).text(0) == name)
+    return next(
+        panel.tree.topLevelItem(i)
+        for i in range(panel.tree.topLevelItemCount())
+        if panel.tree.topLevelItem(i).text(0) == name
+    )
 
 
 def area_item(top, kind):
@@ -187,7 +221,9 @@ def test_applying_a_missed_area_deletes_exactly_the_bogus_region(qtbot, app):
     entry = next(r.entry for r in window.session.rows if r.entry.filename == WRONG)
     before = list(entry.regions)
     shapes = [dict(r.shape) for r in before]
-    child = next(top.child(j) for j in range(top.childCount()) if area_of(panel, top.child(j))["bbox"][0] < 10)
+    child = next(
+        top.child(j) for j in range(top.childCount()) if area_of(panel, top.child(j))["bbox"][0] < 10
+    )
     assert child.text(0).startswith("missed")
     assert panel.apply_item(child)
     assert entry.regions == [before[0]] and entry.regions[0] is before[0]  # the ellipse stays, untouched
@@ -265,8 +301,12 @@ def test_the_model_menu_opens_the_dock(qtbot, app):
     panel.dock.hide()
     panel.act_check.trigger()
     assert panel.dock.isVisible()
-    assert panel.act_check in next(a.menu() for a in window.menuBar().actions()
-                                   if a.text().replace("&", "") == "Model").actions()
+    assert (
+        panel.act_check
+        in next(
+            a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Model"
+        ).actions()
+    )
 
 
 def test_an_area_of_a_large_photo_is_zoomed_to_and_outlined(qtbot):

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ml_helpers import make_model  # noqa: E402
-from test_prediction_panel import Host  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
-from viaseg.gui.prediction_panel import PredictionPanel  # noqa: E402
-from viaseg.gui.workers import InferenceService  # noqa: E402
+from ml_helpers import make_model
+from test_prediction_panel import Host
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.gui.prediction_panel import PredictionPanel
+from viaseg.gui.workers import InferenceService
 
 
 class MapByBrightness:
@@ -26,7 +26,7 @@ class MapByBrightness:
         img = cv2.imread(str(image)) if not isinstance(image, np.ndarray) else image
         h, w = img.shape[:2]
         probs = np.zeros((h, w), np.float32)
-        probs[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = img[h // 2, w // 2, 0] / 255.0
+        probs[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = img[h // 2, w // 2, 0] / 255.0
         return probs
 
 
@@ -55,7 +55,8 @@ def unlabelled(tmp_path):
     cv2.imwrite(str(root / "train" / "a.png"), np.full((40, 40, 3), 9, np.uint8))
     (root / "train" / "via_region_data.json").write_text(
         '{"a.png1": {"filename": "a.png", "size": 1, "regions": [{"shape_attributes": {"name": "rect", "x": 1, '
-        '"y": 1, "width": 9, "height": 9}, "region_attributes": {}}], "file_attributes": {}}}')
+        '"y": 1, "width": 9, "height": 9}, "region_attributes": {}}], "file_attributes": {}}}'
+    )
     return load_dataset(str(root))
 
 
@@ -80,8 +81,9 @@ def test_predict_all_ranks_unlabelled_photos_and_L_opens_the_most_uncertain(qtbo
         assert [by_name[k] for k in order] == ["ambiguous.png", "hint.png", "sure.png", "clean.png"]
         assert column[order[-1]] == 0.0
         # labelling the top photo moves Next to the next one
-        top = unlabelled.split("test").entries[[e.filename for e in unlabelled.split("test").entries]
-                                                .index("ambiguous.png")]
+        top = unlabelled.split("test").entries[
+            [e.filename for e in unlabelled.split("test").entries].index("ambiguous.png")
+        ]
         top.regions.append(unlabelled.split("train").entries[0].regions[0])
         assert panel.next_to_label().filename == "hint.png"
         assert host.opened[-1] == "hint.png"

@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ml_helpers import make_model, make_project  # noqa: E402
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
-from viaseg.core.annotation import edits  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
-from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target  # noqa: E402
-from viaseg.gui.workers import InferenceService  # noqa: E402
+from ml_helpers import make_model, make_project
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+from viaseg.core.annotation import edits
+from viaseg.core.annotation.dataset import load_dataset
+from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target
+from viaseg.gui.workers import InferenceService
 
 
 class Host:
@@ -312,7 +312,9 @@ def test_window_drop_photo_overlay_and_add_to_split(qtbot, wired, tmp_path):
     assert len(window.session.rows) == rows + 1
     train = window.session.dataset.splits["train"]
     added = train.entries[-1]
-    assert added.filename == "new_photo.png" and added.regions and (train.image_dir / "new_photo.png").is_file()
+    assert (
+        added.filename == "new_photo.png" and added.regions and (train.image_dir / "new_photo.png").is_file()
+    )
     window.undo()
     assert len(window.session.rows) == rows and added not in train.entries
     # undoing the import also takes the copied photo out of the split's folder; redo brings it back
@@ -362,8 +364,11 @@ def test_the_app_predicts_with_the_mirror_average_only(tmp_path):
     from viaseg.core.ml.unet import build_unet_xception
     from viaseg.gui.workers import _default_loader
 
-    path = save_model(build_unet_xception(input_size=32, base_width=4), tmp_path / "m.keras",
-                      {"input_size": 32, "threshold": 0.5, "tta": True, "tta_scales": [0.875, 1.0, 1.125]})
+    path = save_model(
+        build_unet_xception(input_size=32, base_width=4),
+        tmp_path / "m.keras",
+        {"input_size": 32, "threshold": 0.5, "tta": True, "tta_scales": [0.875, 1.0, 1.125]},
+    )
     assert Predictor.load(path, cache=False).scales == (0.875, 1.0, 1.125)
     app = _default_loader(str(path))
     assert app.scales == (1.0,) and app.tta is True

@@ -102,8 +102,16 @@ def test_wheel_zoom_pan_and_tab(window, project, qtbot):
     c = window.canvas
     anchor = c.to_widget(30, 30)
     before = c.scale
-    ev = QWheelEvent(anchor, c.mapToGlobal(anchor), QP(0, 0), QP(0, 120), Qt.MouseButton.NoButton,
-                     Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        anchor,
+        c.mapToGlobal(anchor),
+        QP(0, 0),
+        QP(0, 120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     c.wheelEvent(ev)
     assert abs(c.scale - before * 1.25) < 1e-9
     p = c.to_image(anchor)
@@ -202,7 +210,9 @@ def test_editing_a_leaked_image_keeps_its_leak_problem(window, tmp_path, qtbot, 
     window.open_path(root)
     probs = _check(window, qtbot)
     assert any(p.kind == "duplicate_image" and (p.split, p.image) == ("val", "a.png") for p in probs)
-    row = next(i for i, r in enumerate(window.session.rows) if r.split == "val" and r.entry.filename == "a.png")
+    row = next(
+        i for i, r in enumerate(window.session.rows) if r.split == "val" and r.entry.filename == "a.png"
+    )
     window.show_row(row)
     c = window.canvas
     qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=c.to_widget(50, 40).toPoint())  # select the polygon
@@ -213,7 +223,10 @@ def test_editing_a_leaked_image_keeps_its_leak_problem(window, tmp_path, qtbot, 
     qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=b.toPoint())
     assert window.session.is_dirty()
     window.problem_links.recheck_current()
-    assert any(p.kind == "duplicate_image" and (p.split, p.image) == ("val", "a.png") for p in window.problems.problems)
+    assert any(
+        p.kind == "duplicate_image" and (p.split, p.image) == ("val", "a.png")
+        for p in window.problems.problems
+    )
 
 
 def _fix_bowtie(window):
@@ -224,8 +237,9 @@ def _fix_bowtie(window):
     window.problem_links.recheck_current()
 
 
-def test_edit_during_a_full_check_is_not_undone_by_its_result(window, tmp_path, qtbot, project_factory,
-                                                              monkeypatch):
+def test_edit_during_a_full_check_is_not_undone_by_its_result(
+    window, tmp_path, qtbot, project_factory, monkeypatch
+):
     import threading
 
     from viaseg.core.checks import checks
@@ -254,8 +268,9 @@ def test_edit_during_a_full_check_is_not_undone_by_its_result(window, tmp_path, 
     assert kinds == ["size_mismatch"]  # and what the full check found, and the edit did not fix, is there
 
 
-def test_only_the_newest_check_is_shown_and_a_check_reads_a_copy_the_user_may_edit_meanwhile(window, tmp_path, qtbot,
-                                                                              project_factory, monkeypatch):
+def test_only_the_newest_check_is_shown_and_a_check_reads_a_copy_the_user_may_edit_meanwhile(
+    window, tmp_path, qtbot, project_factory, monkeypatch
+):
     import threading
 
     from viaseg.core.checks import checks
@@ -271,8 +286,20 @@ def test_only_the_newest_check_is_shown_and_a_check_reads_a_copy_the_user_may_ed
         seen.append(len(seen))
         if len(seen) == 1:
             gate.wait(10)  # still running when the next check is asked for
-            return checks.Report(1, 0, [checks.Problem("missing_file", "error", "train", "gone.png", None,
-                                                       "from the project closed meanwhile")])
+            return checks.Report(
+                1,
+                0,
+                [
+                    checks.Problem(
+                        "missing_file",
+                        "error",
+                        "train",
+                        "gone.png",
+                        None,
+                        "from the project closed meanwhile",
+                    )
+                ],
+            )
         return real(dataset, **kw)
 
     shown = []
@@ -322,8 +349,12 @@ def test_check_after_an_image_removal_reads_no_unchanged_file(window, project, q
     window.problems.pool.waitForDone()  # the check the window may start on opening has read the files already
     reads: list[str] = []
     real_read = imageio.read_image
-    monkeypatch.setattr(imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k))
-    window.problems.run_check(window.session.dataset, wait=True, fresh=True)  # as the Re-check button: every file
+    monkeypatch.setattr(
+        imageio, "read_image", lambda p, *a, **k: reads.append(Path(p).name) or real_read(p, *a, **k)
+    )
+    window.problems.run_check(
+        window.session.dataset, wait=True, fresh=True
+    )  # as the Re-check button: every file
     qtbot.waitUntil(lambda: window.problems.status.text() != "checking…", timeout=10000)
     probs = window.problems.problems
     assert sorted(reads) == ["a.png", "b.png"] and any(p.image == "b.png" for p in probs)
@@ -357,8 +388,10 @@ def test_compare_window_has_a_close_button_and_esc_closes_it(qtbot, tmp_path):
         def get(self, path):
             raise ImageReadError(path, "not here")
 
-    rows = [SimpleNamespace(split=s, entry=ImageEntry(key=f"{s}.png", filename=f"{s}.png", base_dir=tmp_path))
-            for s in ("train", "val")]
+    rows = [
+        SimpleNamespace(split=s, entry=ImageEntry(key=f"{s}.png", filename=f"{s}.png", base_dir=tmp_path))
+        for s in ("train", "val")
+    ]
     dlg = CompareDialog(None, rows, NoImages(), lambda r: None)
     qtbot.addWidget(dlg)
     dlg.show()
@@ -385,7 +418,9 @@ def test_a_problem_zooms_to_its_region_and_a_dataset_problem_says_what_it_is(win
     assert c.scale > fit * 1.5  # zoomed in on the small rect (20x15 px of a 120x90 image)
     centre = c.to_widget(100, 72.5)  # the rect's centre
     assert abs(centre.x() - c.width() / 2) < 2 and abs(centre.y() - c.height() / 2) < 2
-    whole = Problem("attribute_mismatch", "warning", None, None, None, "splits name the class attribute differently")
+    whole = Problem(
+        "attribute_mismatch", "warning", None, None, None, "splits name the class attribute differently"
+    )
     window.problem_links.jump_to_problem(whole)
     assert window.statusBar().currentMessage() == "splits name the class attribute differently"
 
@@ -395,5 +430,6 @@ def test_shortcut_help_is_a_table():
 
     html = shortcuts_html()
     assert html.startswith("<table>") and html.count("<tr>") == sum(
-        1 for line in SHORTCUTS.splitlines() if line and not line.startswith(" "))
+        1 for line in SHORTCUTS.splitlines() if line and not line.startswith(" ")
+    )
     assert "AI region" in html and "Ctrl+Z" in html

@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ml_helpers import TINY, make_project, tiny_settings  # noqa: E402
-from viaseg.core.annotation.dataset import load_dataset  # noqa: E402
+from ml_helpers import TINY, make_project, tiny_settings
+from viaseg.core.annotation.dataset import load_dataset
 from viaseg.gui.runs import list_runs
-from viaseg.gui.training_panel import TrainingPanel, build_config  # noqa: E402
+from viaseg.gui.training_panel import TrainingPanel, build_config
 
 
 @pytest.fixture
@@ -20,8 +20,9 @@ def project(tmp_path):
 
 
 def make_panel(qtbot, tmp_path, data, **kw):
-    panel = TrainingPanel(data_provider=lambda: data, runs_root=tmp_path / "runs",
-                          config_overrides=dict(TINY, **kw))
+    panel = TrainingPanel(
+        data_provider=lambda: data, runs_root=tmp_path / "runs", config_overrides=dict(TINY, **kw)
+    )
     qtbot.addWidget(panel)
     tiny_settings(panel, epochs=kw.pop("epochs", 2))
     return panel
@@ -45,7 +46,8 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     assert "Best epoch" in panel.result_label.text() and "run folder" in panel.result_label.text()
     # the device the run trained on came from the training process and stays shown (issue 20)
     assert panel.device_label.text().startswith("Device: CPU (") or panel.device_label.text().startswith(
-        "Device: GPU: "), panel.device_label.text()
+        "Device: GPU: "
+    ), panel.device_label.text()
     assert panel.device_label.text().endswith((" · float32", " · mixed_float16"))
     assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled() and not panel.is_running()
     # the run is listed; making it active again emits its model
@@ -68,7 +70,9 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
         assert panel.start()
     assert panel.last_error is None, panel.last_error
     runs = list_runs(tmp_path / "runs")  # newest first
-    assert len(runs) == 2 and runs[0].summary["init_from"] == str(first) and runs[1].summary["init_from"] is None
+    assert (
+        len(runs) == 2 and runs[0].summary["init_from"] == str(first) and runs[1].summary["init_from"] is None
+    )
     panel.refresh_runs()
     panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
     assert f"started from: {first}" in panel.run_summary.text()
@@ -125,7 +129,10 @@ def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
     # restoring the last session's model does not announce it again
     with qtbot.assertNotEmitted(panel.model_activated):
         panel.set_active_model(str(tmp_path / "other.keras"), announce=False)
-    assert panel.active_model == str(tmp_path / "other.keras") and "other.keras" in panel.start_from_active.text()
+    assert (
+        panel.active_model == str(tmp_path / "other.keras")
+        and "other.keras" in panel.start_from_active.text()
+    )
 
 
 def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
@@ -221,8 +228,13 @@ def test_epoch_line_shows_the_hard_val_dice(qtbot, tmp_path, project):
     from types import SimpleNamespace
 
     panel = make_panel(qtbot, tmp_path, project)
-    panel._on_epoch(SimpleNamespace(epoch=0, epochs=2, metrics={"loss": 0.9, "dice": 0.4, "val_loss": 0.8,
-                                                                  "val_dice": 0.5, "val_hard_dice": 0.625}))
+    panel._on_epoch(
+        SimpleNamespace(
+            epoch=0,
+            epochs=2,
+            metrics={"loss": 0.9, "dice": 0.4, "val_loss": 0.8, "val_dice": 0.5, "val_hard_dice": 0.625},
+        )
+    )
     text = panel.message.text()
     assert "Epoch 1" in text and "val dice 0.500" in text and "val hard dice 0.625" in text
     assert panel.curves.points("val_hard_dice") == [(1.0, 0.625)]
@@ -281,8 +293,13 @@ def test_the_window_fits_a_1366x768_screen_with_every_dock(qtbot, window, tmp_pa
 
     assert window.open_path(make_project(tmp_path / "fit", n_train=4, n_val=2, size=40))
     ml = getattr(window, "ml", None) or install(window)
-    for dock in (window.dock_images, window.dock_attributes, window.dock_problems, ml.dock_training,
-                 ml.dock_prediction):
+    for dock in (
+        window.dock_images,
+        window.dock_attributes,
+        window.dock_problems,
+        ml.dock_training,
+        ml.dock_prediction,
+    ):
         dock.show()
     ml.dock_training.raise_()
     hint = window.minimumSizeHint()
@@ -299,13 +316,15 @@ def test_the_panel_shows_which_device_trains_for_the_whole_run(qtbot, tmp_path):
     panel = TrainingPanel(runs_root=tmp_path / "runs")
     qtbot.addWidget(panel)
     assert panel.device_label.text() == "" and panel.device_label.isHidden()
-    panel._handle(Started(tmp_path / "runs" / "r", 8, 2, 3, 2, device="GPU: NVIDIA H200",
-                          precision="mixed_float16"))
+    panel._handle(
+        Started(tmp_path / "runs" / "r", 8, 2, 3, 2, device="GPU: NVIDIA H200", precision="mixed_float16")
+    )
     assert panel.device_label.text() == "Device: GPU: NVIDIA H200 · mixed_float16"
     assert not panel.device_label.isHidden()
     panel._handle(EpochEnd(0, {"loss": 0.5, "dice": 0.4, "val_dice": 0.3}, 1.0, 3))
     assert "Epoch 1" in panel.message.text()
     assert panel.device_label.text() == "Device: GPU: NVIDIA H200 · mixed_float16"
-    panel._handle(Started(tmp_path / "runs" / "r2", 8, 2, 3, 2, device="CPU (AMD EPYC, 2 threads)",
-                          precision="float32"))
+    panel._handle(
+        Started(tmp_path / "runs" / "r2", 8, 2, 3, 2, device="CPU (AMD EPYC, 2 threads)", precision="float32")
+    )
     assert panel.device_label.text() == "Device: CPU (AMD EPYC, 2 threads) · float32"

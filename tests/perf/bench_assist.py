@@ -67,13 +67,19 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="viaseg .keras model (without: only the no-model numbers)")
     ap.add_argument("--exclude-train-duplicates", action="store_true")
     ap.add_argument("--max-clicks", type=int, default=20)
-    ap.add_argument("--compare-edges", action="store_true",
-                    help="also run the protocol with map regions fitted to the photo's edges (GrabCut), "
-                         "which the tool does not do by default (noc80_map_edges)")
+    ap.add_argument(
+        "--compare-edges",
+        action="store_true",
+        help="also run the protocol with map regions fitted to the photo's edges (GrabCut), "
+        "which the tool does not do by default (noc80_map_edges)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="only N images, spread over the set (a quick look)")
-    ap.add_argument("--oof", metavar="CROSSVAL_DIR",
-                    help="use the out-of-fold maps of a `viaseg crossval` run instead of a model: measures on "
-                         "training photos with maps of models that never saw them (how design choices are made)")
+    ap.add_argument(
+        "--oof",
+        metavar="CROSSVAL_DIR",
+        help="use the out-of-fold maps of a `viaseg crossval` run instead of a model: measures on "
+        "training photos with maps of models that never saw them (how design choices are made)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -98,7 +104,9 @@ def main(argv=None) -> int:
             root, split_name = row["source"].rsplit(":", 1)
             if root not in datasets:
                 datasets[root] = load_dataset(root)
-            entry = next((e for e in datasets[root].split(split_name).entries if e.filename == row["image"]), None)
+            entry = next(
+                (e for e in datasets[root].split(split_name).entries if e.filename == row["image"]), None
+            )
             if entry is not None:
                 entries.append(entry)
                 oof_maps[str(entry.path)] = cv_dir / row["map_path"]
@@ -140,7 +148,7 @@ def main(argv=None) -> int:
             prob = np.asarray(predictor.predict(str(entry.path)).probabilities, dtype=np.float32)
             thr = float(predictor.threshold)
         if prob is not None:
-            if prob_for_preview is None and prob.max() > 0.5:  # noqa: SIM102
+            if prob_for_preview is None and prob.max() > 0.5:
                 prob_for_preview = cv2.resize(prob, (512, 384), interpolation=cv2.INTER_AREA)
         seg_model = Segmenter((w, h), prob, img, threshold=thr) if prob is not None else None
         seg_plain = Segmenter((w, h), None, img)
@@ -175,24 +183,30 @@ def main(argv=None) -> int:
         "max_clicks": mc,
     }
     if rows["model"]:
-        out.update({
-            "noc80": mean([noc(r, 0.80, mc) for r in rows["model"]]),
-            "noc85": mean([noc(r, 0.85, mc) for r in rows["model"]]),
-            "iou_at_1": mean([at(r, 1) for r in rows["model"]]),
-            "iou_at_3": mean([at(r, 3) for r in rows["model"]]),
-            "reached80_share": mean([float(max(r) >= 0.8) for r in rows["model"]]),
-        })
+        out.update(
+            {
+                "noc80": mean([noc(r, 0.80, mc) for r in rows["model"]]),
+                "noc85": mean([noc(r, 0.85, mc) for r in rows["model"]]),
+                "iou_at_1": mean([at(r, 1) for r in rows["model"]]),
+                "iou_at_3": mean([at(r, 3) for r in rows["model"]]),
+                "reached80_share": mean([float(max(r) >= 0.8) for r in rows["model"]]),
+            }
+        )
     if rows["map_edges"]:
-        out.update({
-            "noc80_map_edges": mean([noc(r, 0.80, mc) for r in rows["map_edges"]]),
-            "iou_at_1_map_edges": mean([at(r, 1) for r in rows["map_edges"]]),
-        })
-    out.update({
-        "noc80_no_model": mean([noc(r, 0.80, mc) for r in rows["no_model"]]),
-        "iou_at_1_no_model": mean([at(r, 1) for r in rows["no_model"]]),
-        "iou_box_no_model": mean(rows["box"]),
-        "manual_clicks_median": float(np.median(rows["vertices"])) if rows["vertices"] else None,
-    })
+        out.update(
+            {
+                "noc80_map_edges": mean([noc(r, 0.80, mc) for r in rows["map_edges"]]),
+                "iou_at_1_map_edges": mean([at(r, 1) for r in rows["map_edges"]]),
+            }
+        )
+    out.update(
+        {
+            "noc80_no_model": mean([noc(r, 0.80, mc) for r in rows["no_model"]]),
+            "iou_at_1_no_model": mean([at(r, 1) for r in rows["no_model"]]),
+            "iou_box_no_model": mean(rows["box"]),
+            "manual_clicks_median": float(np.median(rows["vertices"])) if rows["vertices"] else None,
+        }
+    )
     if prob_for_preview is None:  # no model: a synthetic map with a few blobs
         prob_for_preview = np.zeros((384, 512), np.float32)
         for cx, cy, r in ((100, 100, 40), (300, 200, 70), (420, 300, 30)):

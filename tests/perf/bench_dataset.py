@@ -48,8 +48,12 @@ def outline(rng: np.random.Generator, n: int, cross: bool) -> tuple[list[int], l
     k = np.arange(n)
     ang = (k + rng.uniform(-0.3, 0.3, n)) * (2 * math.pi / n)
     phase = rng.uniform(0, 2 * math.pi, 3)
-    r = base * (1 + 0.15 * np.sin(2 * ang + phase[0]) + 0.1 * np.sin(3 * ang + phase[1])
-                + 0.05 * np.sin(5 * ang + phase[2]))
+    r = base * (
+        1
+        + 0.15 * np.sin(2 * ang + phase[0])
+        + 0.1 * np.sin(3 * ang + phase[1])
+        + 0.05 * np.sin(5 * ang + phase[2])
+    )
     px, py = r * np.cos(ang), 0.35 * r * np.sin(ang)  # elongated, like most damage outlines
     if rng.random() < 0.5:  # bend it
         py = py - 0.8 * px * px / base
@@ -80,17 +84,26 @@ def make_project(path: Path, images: int = 10_000, polygons: int = 50_000, seed:
         for _ in range(counts[i]):
             n = int(rng.integers(1, 201))
             xs, ys = outline(rng, n, cross=rng.random() < 0.01)
-            regions.append({"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
-                            "region_attributes": {"name": "damage"}})
+            regions.append(
+                {
+                    "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
+                    "region_attributes": {"name": "damage"},
+                }
+            )
         key = f"{name}{size}"
         meta[key] = {"filename": name, "size": size, "regions": regions, "file_attributes": {}}
         order.append(key)
     project = {
-        "_via_settings": {"ui": {}, "core": {"buffer_size": 18, "filepath": {}, "default_filepath": ""},
-                          "project": {"name": "bench"}},
+        "_via_settings": {
+            "ui": {},
+            "core": {"buffer_size": 18, "filepath": {}, "default_filepath": ""},
+            "project": {"name": "bench"},
+        },
         "_via_img_metadata": meta,
-        "_via_attributes": {"region": {"name": {"type": "text", "description": "", "default_value": ""}},
-                            "file": {}},
+        "_via_attributes": {
+            "region": {"name": {"type": "text", "description": "", "default_value": ""}},
+            "file": {},
+        },
         "_via_data_format_version": "2.0.10",
         "_via_image_id_list": order,
     }
@@ -149,9 +162,18 @@ def main(argv=None) -> int:
                 kinds[p.kind] = kinds.get(p.kind, 0) + 1
 
             rng = np.random.default_rng(1)
-            regions = [{"shape_attributes": dict(zip(("name", "all_points_x", "all_points_y"),
-                                                     ("polygon", *outline(rng, int(rng.integers(20, 120)), False)),
-                                                     strict=True))} for _ in range(10)]
+            regions = [
+                {
+                    "shape_attributes": dict(
+                        zip(
+                            ("name", "all_points_x", "all_points_y"),
+                            ("polygon", *outline(rng, int(rng.integers(20, 120)), False)),
+                            strict=True,
+                        )
+                    )
+                }
+                for _ in range(10)
+            ]
             rasterize(regions, (W, H))
             reps = 200
             t = time.perf_counter()
@@ -164,12 +186,18 @@ def main(argv=None) -> int:
         return None if x is None else round(x, 3)
 
     result = {
-        "load_s": r3(load_s), "save_s": r3(save_s), "check_s": r3(check_s),
-        "rasterize_per_image_ms": r3(raster_ms), "check_dataset_s": r3(check_dataset_s),
-        "json_loads_s": r3(json_s), "orjson_loads_s": r3(orjson_s),
+        "load_s": r3(load_s),
+        "save_s": r3(save_s),
+        "check_s": r3(check_s),
+        "rasterize_per_image_ms": r3(raster_ms),
+        "check_dataset_s": r3(check_dataset_s),
+        "json_loads_s": r3(json_s),
+        "orjson_loads_s": r3(orjson_s),
         "images": report.images if report is not None else len(project.images),
-        "regions": report.regions if report is not None else project.region_count, "problems_by_kind": kinds,
-        "file_mb": file_mb, "generate_s": round(gen_s, 2),
+        "regions": report.regions if report is not None else project.region_count,
+        "problems_by_kind": kinds,
+        "file_mb": file_mb,
+        "generate_s": round(gen_s, 2),
     }
     if args.json:
         print(json.dumps(result))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATASET = str(ROOT.parent / "shared" / "datasets" / "car-damage") + ":val"
@@ -97,12 +97,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--model", required=True, help="viaseg .keras model")
-    ap.add_argument("--dataset", default=DEFAULT_DATASET, help="labeled DATASET[:split] (default car-damage:val)")
+    ap.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help="labeled DATASET[:split] (default car-damage:val)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="score only the first N images (smoke runs)")
-    ap.add_argument("--tta", choices=("model", "flip", "none"), default="model",
-                    help="averages in the exported graph and the Keras reference (default: the model's)")
-    ap.add_argument("--variants", default="tflite-fp32,tflite-fp16,tflite-int8,onnx",
-                    help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument(
+        "--tta",
+        choices=("model", "flip", "none"),
+        default="model",
+        help="averages in the exported graph and the Keras reference (default: the model's)",
+    )
+    ap.add_argument(
+        "--variants",
+        default="tflite-fp32,tflite-fp16,tflite-int8,onnx",
+        help=f"comma-separated, of {', '.join(VARIANTS)}",
+    )
     ap.add_argument("--out-dir", default=None, help="keep the exports here (default: a temporary folder)")
     args = ap.parse_args(argv)
 
@@ -116,8 +125,12 @@ def main(argv=None) -> int:
     predictor = ex._predictor(Path(args.model), args.tta)
     sample, _ = ex.network_input(predictor, entries[0].path)
 
-    keras = score(entries, predictor, lambda e: predictor.predict(e.path),
-                  lambda: predictor.predict_inputs(sample[None]))
+    keras = score(
+        entries,
+        predictor,
+        lambda e: predictor.predict(e.path),
+        lambda: predictor.predict_inputs(sample[None]),
+    )
     ref_maps = keras.pop("_maps")
     out = {
         "model": str(args.model),
@@ -144,7 +157,9 @@ def main(argv=None) -> int:
 
             row = score(entries, predictor, full, lambda run=run: run(sample[None]))
             maps = row.pop("_maps")
-            row["max_abs_diff"] = float(f"{max(float(np.abs(a - b).max()) for a, b in zip(maps, ref_maps, strict=True)):.3g}")
+            row["max_abs_diff"] = float(
+                f"{max(float(np.abs(a - b).max()) for a, b in zip(maps, ref_maps, strict=True)):.3g}"
+            )
             row["dice_change"] = (
                 round(row["mean_dice"] - keras["mean_dice"], 6) if keras["mean_dice"] is not None else None
             )
@@ -152,13 +167,17 @@ def main(argv=None) -> int:
             row["export_s"] = round(res.seconds, 2)
             out["variants"][name] = row
             if not args.json:
-                print(f"{name:12s} dice {row['mean_dice']:.4f} ({row['dice_change']:+.4f})  "
-                      f"{row['size_bytes'] / 1e6:7.2f} MB  net {row['network_ms']} ms  total {row['total_ms']} ms",
-                      file=sys.stderr)
+                print(
+                    f"{name:12s} dice {row['mean_dice']:.4f} ({row['dice_change']:+.4f})  "
+                    f"{row['size_bytes'] / 1e6:7.2f} MB  net {row['network_ms']} ms  total {row['total_ms']} ms",
+                    file=sys.stderr,
+                )
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"keras        dice {keras['mean_dice']:.4f}  net {keras['network_ms']} ms  total {keras['total_ms']} ms")
+        print(
+            f"keras        dice {keras['mean_dice']:.4f}  net {keras['network_ms']} ms  total {keras['total_ms']} ms"
+        )
     return 0
 
 

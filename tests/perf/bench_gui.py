@@ -50,9 +50,14 @@ def _poly(cx, cy, r, n):
 def _write_via(folder: Path, names, regions_of) -> Path:
     data = {}
     for i, name in enumerate(names):
-        data[f"{name}{i}"] = {"filename": name, "size": i, "file_attributes": {},
-                              "regions": [{"shape_attributes": s, "region_attributes": {"name": "damage"}}
-                                          for s in regions_of(i)]}
+        data[f"{name}{i}"] = {
+            "filename": name,
+            "size": i,
+            "file_attributes": {},
+            "regions": [
+                {"shape_attributes": s, "region_attributes": {"name": "damage"}} for s in regions_of(i)
+            ],
+        }
     path = folder / "via_region_data.json"
     path.write_text(json.dumps(data))
     return path
@@ -78,8 +83,11 @@ def _close(w) -> None:
 def bench_open_10k(ctx) -> dict:
     folder = ctx["tmp"] / "p10k"
     folder.mkdir()
-    path = _write_via(folder, [f"img{i:05d}.jpg" for i in range(10_000)],
-                      lambda i: [_poly(300, 200, 80, 12)] if i % 3 else [])
+    path = _write_via(
+        folder,
+        [f"img{i:05d}.jpg" for i in range(10_000)],
+        lambda i: [_poly(300, 200, 80, 12)] if i % 3 else [],
+    )
     app = ctx["app"]
     t0 = time.perf_counter()
     w = _window()
@@ -149,8 +157,14 @@ def bench_vertex_drag(ctx) -> dict:
     start = c.to_widget(x0, y0)
 
     def send(kind, pos, buttons):
-        ev = QMouseEvent(kind, pos, c.mapToGlobal(pos), Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove
-                         else Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier)
+        ev = QMouseEvent(
+            kind,
+            pos,
+            c.mapToGlobal(pos),
+            Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
         app.sendEvent(c, ev)
 
     send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
@@ -165,9 +179,11 @@ def bench_vertex_drag(ctx) -> dict:
     send(QEvent.Type.MouseButtonRelease, pos, Qt.MouseButton.NoButton)
     steps = len(w.session.history)
     _close(w)
-    return {"vertex_drag_repaint_ms": round(statistics.mean(times[5:]), 2),
-            "vertex_drag_repaint_p95_ms": round(sorted(times)[int(len(times) * 0.95)], 2),
-            "vertex_drag_undo_steps": steps}
+    return {
+        "vertex_drag_repaint_ms": round(statistics.mean(times[5:]), 2),
+        "vertex_drag_repaint_p95_ms": round(sorted(times)[int(len(times) * 0.95)], 2),
+        "vertex_drag_undo_steps": steps,
+    }
 
 
 def bench_predict_in_app(ctx) -> dict:
@@ -178,9 +194,17 @@ def bench_predict_in_app(ctx) -> dict:
 
     app, tmp = ctx["app"], ctx["tmp"]
     cfg = preset("default")
-    model = save_model(build_unet_xception(cfg.size, base_width=cfg.base_width), tmp / "default.keras",
-                       {"input_size": cfg.size, "threshold": 0.5, "resize": cfg.resize, "tta": cfg.tta,
-                        "tta_scales": list(cfg.tta_scales)})
+    model = save_model(
+        build_unet_xception(cfg.size, base_width=cfg.base_width),
+        tmp / "default.keras",
+        {
+            "input_size": cfg.size,
+            "threshold": 0.5,
+            "resize": cfg.resize,
+            "tta": cfg.tta,
+            "tta_scales": list(cfg.tta_scales),
+        },
+    )
     photos = {"2mp": tmp / "p2.jpg", "12mp": tmp / "p12.jpg"}
     _jpeg(photos["2mp"], 1632, 1224, 3)
     _jpeg(photos["12mp"], 4000, 3000, 4)
@@ -206,12 +230,22 @@ def bench_predict_in_app(ctx) -> dict:
         return time.perf_counter() - t0
 
     # the first P, pressed when the model has just become active (the background load still running) ...
-    out = {"first_predict_s_right_after_activation": round(one(photos["2mp"]), 2),
-           "activation_to_first_result_s": round(time.perf_counter() - t_active, 2)}
+    out = {
+        "first_predict_s_right_after_activation": round(one(photos["2mp"]), 2),
+        "activation_to_first_result_s": round(time.perf_counter() - t_active, 2),
+    }
     # ... and a first prediction of a fresh model after its background load and warm-up ended (the usual case)
-    model2 = save_model(build_unet_xception(cfg.size, base_width=cfg.base_width), tmp / "default2.keras",
-                        {"input_size": cfg.size, "threshold": 0.5, "resize": cfg.resize, "tta": cfg.tta,
-                         "tta_scales": list(cfg.tta_scales)})
+    model2 = save_model(
+        build_unet_xception(cfg.size, base_width=cfg.base_width),
+        tmp / "default2.keras",
+        {
+            "input_size": cfg.size,
+            "threshold": 0.5,
+            "resize": cfg.resize,
+            "tta": cfg.tta,
+            "tta_scales": list(cfg.tta_scales),
+        },
+    )
     loaded.clear()
     ml.training.set_active_model(str(model2))
     while not loaded:
@@ -251,7 +285,7 @@ def main(argv=None) -> int:
                 continue
             try:
                 results.update(fn(ctx))
-            except Exception as exc:  # noqa: BLE001 - report, keep the other numbers
+            except Exception as exc:  # report, keep the other numbers
                 results[f"{fn.__name__}_error"] = f"{type(exc).__name__}: {exc}"
     if args.json:
         print(json.dumps(results))

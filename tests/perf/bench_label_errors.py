@@ -41,7 +41,9 @@ def inject(entries, seed: int) -> set[str]:
         xs, ys = r.shape["all_points_x"], r.shape["all_points_y"]
         dx = 0.3 * (max(xs) - min(xs)) * rng.choice((-1, 1))
         dy = 0.3 * (max(ys) - min(ys)) * rng.choice((-1, 1))
-        r.shape = dict(r.shape, all_points_x=[round(x + dx) for x in xs], all_points_y=[round(y + dy) for y in ys])
+        r.shape = dict(
+            r.shape, all_points_x=[round(x + dx) for x in xs], all_points_y=[round(y + dy) for y in ys]
+        )
         hurt.add(e.filename)
     regions = [(e, r) for e in entries for r in e.regions]
     for e, r in rng.sample(regions, max(1, len(regions) // 10)):  # deleted
@@ -56,24 +58,32 @@ def inject(entries, seed: int) -> set[str]:
         cx, cy = rng.uniform(s, w - s), rng.uniform(s, h - s)
         xs = [round(cx - s), round(cx + s), round(cx + s), round(cx - s)]
         ys = [round(cy - s), round(cy - s), round(cy + s), round(cy + s)]
-        e.regions.append(Region({"name": "polygon", "all_points_x": xs, "all_points_y": ys}, {"name": "damage"}))
+        e.regions.append(
+            Region({"name": "polygon", "all_points_x": xs, "all_points_y": ys}, {"name": "damage"})
+        )
         hurt.add(e.filename)
     return hurt
 
 
 def scores_of(order: list[str], hurt: set[str]) -> dict:
     k = max(1, round(0.2 * len(order)))
-    return {"recall_at_20pct": round(len(set(order[:k]) & hurt) / max(1, len(hurt)), 3),
-            "precision_top10": round(len(set(order[:10]) & hurt) / 10, 3)}
+    return {
+        "recall_at_20pct": round(len(set(order[:k]) & hurt) / max(1, len(hurt)), 3),
+        "precision_top10": round(len(set(order[:10]) & hurt) / 10, 3),
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds of training per model")
-    ap.add_argument("--epochs", type=int, default=None,
-                    help="train each model for this many epochs (rate annealed over them, final weights kept) "
-                         "instead of --time-limit seconds: other work on the machine then changes the time only")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train each model for this many epochs (rate annealed over them, final weights kept) "
+        "instead of --time-limit seconds: other work on the machine then changes the time only",
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -99,21 +109,40 @@ def main(argv=None) -> int:
         hurt = inject(entries, args.seed)
         save_via(split.project, folder / "via_region_data.json")
         entries = [e for e in load_dataset(folder).splits[split.name].entries if e.path.is_file()]
-        budget = (dict(epochs=args.epochs, lr_schedule="flat_cosine", keep="last", patience=10_000)
-                  if args.epochs else dict(time_limit_s=args.time_limit))
+        budget = (
+            dict(epochs=args.epochs, lr_schedule="flat_cosine", keep="last", patience=10_000)
+            if args.epochs
+            else dict(time_limit_s=args.time_limit)
+        )
         cfg = preset("default", seed=args.seed, sample_every=0, **budget)
         res = crossval(cfg, [("car-damage-with-errors", entries)], Path(tmp) / "cv", folds=args.folds)
         oof = {s.image: s.dice for s in res.per_image}
         area = {s.image: sum(d["area"] for d in s.disagreements) for s in res.per_image}
         out = {"images": len(entries), "images_with_errors": len(hurt), **scores_of(rank(oof, area), hurt)}
-        full = train(preset("default", dataset=entries, val=entries, out_dir=Path(tmp) / "all",
-                            seed=args.seed, sample_every=0, **budget))
+        full = train(
+            preset(
+                "default",
+                dataset=entries,
+                val=entries,
+                out_dir=Path(tmp) / "all",
+                seed=args.seed,
+                sample_every=0,
+                **budget,
+            )
+        )
         if full.ok:
             ev = evaluate(Predictor.load(full.model_path), entries)
             inside = {s.image: s.dice for s in ev.per_image}
             out.update({f"{k}_in_sample": v for k, v in scores_of(rank(inside), hurt).items()})
-    out.update({"time_limit_s_per_model": None if args.epochs else args.time_limit, "epochs": args.epochs, "folds": args.folds, "seed": args.seed,
-                "seconds": round(time.perf_counter() - t0, 1)})
+    out.update(
+        {
+            "time_limit_s_per_model": None if args.epochs else args.time_limit,
+            "epochs": args.epochs,
+            "folds": args.folds,
+            "seed": args.seed,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
 

@@ -71,15 +71,27 @@ def rank_next(model_path: str, candidates: list) -> list:
     return [by_name[n] for n in order]
 
 
-def improve(model: str, train: list, car_val: list, extra_val: list, out: Path, steps: int, seed: int,
-            cache: Path) -> dict:
+def improve(
+    model: str, train: list, car_val: list, extra_val: list, out: Path, steps: int, seed: int, cache: Path
+) -> dict:
     import keras
     from viaseg.core.ml import pipeline as P
     from viaseg.core.ml.loop import ImproveJob
     from viaseg.core.ml.train import preset
 
-    job = ImproveJob(preset("default", dataset=list(train), val=[car_val, extra_val], out_dir=out,
-                            init_from=model, seed=seed, cache_dir=cache, lr_schedule="flat_cosine"), emphasis=3)
+    job = ImproveJob(
+        preset(
+            "default",
+            dataset=list(train),
+            val=[car_val, extra_val],
+            out_dir=out,
+            init_from=model,
+            seed=seed,
+            cache_dir=cache,
+            lr_schedule="flat_cosine",
+        ),
+        emphasis=3,
+    )
     tcfg, plan, _ = job.prepare()
     n = len(tcfg.dataset) + sum(len(x) for x in tcfg.extra_train)
     job.config.epochs = max(1, round(steps / P.steps_per_epoch(n, tcfg.batch_size)))
@@ -89,11 +101,19 @@ def improve(model: str, train: list, car_val: list, extra_val: list, out: Path, 
         raise SystemExit(f"improve failed: {res.error}")
     car_row, extra_row = res.summary["val_sets"][:2]  # in the order given: car-damage:val, then extra val
     keras.backend.clear_session()
-    return {"model": str(res.model_path), "epochs": res.summary["epochs_run"], "n_train_draws": n,
-            "changed": len(plan.changed), "car_val": car_row["mean_dice"], "car_val_global": car_row["global_dice"],
-            "extra_val": extra_row["mean_dice"], "extra_val_global": extra_row["global_dice"],
-            "keep_rule": res.keep, "cpu_s": round(cpu_seconds() - c0, 1),
-            "wall_s": round(time.perf_counter() - t0, 1)}
+    return {
+        "model": str(res.model_path),
+        "epochs": res.summary["epochs_run"],
+        "n_train_draws": n,
+        "changed": len(plan.changed),
+        "car_val": car_row["mean_dice"],
+        "car_val_global": car_row["global_dice"],
+        "extra_val": extra_row["mean_dice"],
+        "extra_val_global": extra_row["global_dice"],
+        "keep_rule": res.keep,
+        "cpu_s": round(cpu_seconds() - c0, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
 
 
 def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
@@ -107,33 +127,57 @@ def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
         c0 = cpu_seconds()
         if strategy == "next":
             remaining = rank_next(model, remaining)
-        chosen, remaining = remaining[: args.per_round], remaining[args.per_round:]
+        chosen, remaining = remaining[: args.per_round], remaining[args.per_round :]
         labelled += chosen
         rank_cpu = cpu_seconds() - c0
-        row = improve(model, car_train + labelled, car_val, extra_val, work / f"{strategy}-s{seed}-r{k + 1}",
-                      args.steps, seed, work / "cache")
+        row = improve(
+            model,
+            car_train + labelled,
+            car_val,
+            extra_val,
+            work / f"{strategy}-s{seed}-r{k + 1}",
+            args.steps,
+            seed,
+            work / "cache",
+        )
         cpu_total += rank_cpu + row["cpu_s"]
-        row.update(round=k + 1, photos=len(labelled), rank_cpu_s=round(rank_cpu, 1), cpu_total_s=round(cpu_total, 1),
-                   chosen=[e.filename for e in chosen])
+        row.update(
+            round=k + 1,
+            photos=len(labelled),
+            rank_cpu_s=round(rank_cpu, 1),
+            cpu_total_s=round(cpu_total, 1),
+            chosen=[e.filename for e in chosen],
+        )
         rows.append(row)
         model = row["model"]
-        print(json.dumps({"strategy": strategy, "seed": seed, **{k2: v for k2, v in row.items() if k2 != "chosen"}}),
-              file=sys.stderr, flush=True)
+        print(
+            json.dumps(
+                {"strategy": strategy, "seed": seed, **{k2: v for k2, v in row.items() if k2 != "chosen"}}
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="the starting model (trained on car-damage)")
-    ap.add_argument("--reference", nargs="*", default=[], help="models trained on car-damage + all 100 pool photos")
+    ap.add_argument(
+        "--reference", nargs="*", default=[], help="models trained on car-damage + all 100 pool photos"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=10)
-    ap.add_argument("--steps", type=int, default=120, help="training steps per Improve (120 ~ 120 s idle here)")
+    ap.add_argument(
+        "--steps", type=int, default=120, help="training steps per Improve (120 ~ 120 s idle here)"
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-order seeds")
     ap.add_argument("--strategies", nargs="+", default=["next", "random"], choices=["next", "random"])
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)"
+    )
     args = ap.parse_args(argv)
     if not (SHARED / "car-damage-extra-split").is_dir():
         print(f"skipped: {SHARED} has no car-damage / car-damage-extra-split", file=sys.stderr)
@@ -146,11 +190,13 @@ def main(argv=None) -> int:
     if args.smoke:
         sets = (sets[0], sets[1][:3], sets[2][:8], sets[3][:3])
     t0 = time.perf_counter()
-    base_scores = {"car_val": score_model(args.base, sets[1])["mean_dice"],
-                   "extra_val": score_model(args.base, sets[3])["mean_dice"]}
+    base_scores = {
+        "car_val": score_model(args.base, sets[1])["mean_dice"],
+        "extra_val": score_model(args.base, sets[3])["mean_dice"],
+    }
     curves: dict[str, list] = {}
     for strategy in args.strategies:
-        for seed in ([0] if strategy == "next" else args.seeds):
+        for seed in [0] if strategy == "next" else args.seeds:
             curves[f"{strategy}-s{seed}"] = run_curve(strategy, seed, args, sets, work)
     refs = [score_model(m, sets[3])["mean_dice"] for m in args.reference]
 
@@ -174,16 +220,30 @@ def main(argv=None) -> int:
         match = next((r["photos"] for r in curves["next-s0"] if r["extra_val"] >= target), None)
     rounds = [r for rows in curves.values() for r in rows]
     out = {
-        "base": args.base, "base_scores": base_scores, "steps_per_round": args.steps, "per_round": args.per_round,
-        "extra_val_after_30": at("next-s0", 30, "extra_val"), "car_val_after_30": at("next-s0", 30, "car_val"),
-        "random_extra_val_after_30": target, "random_car_val_after_30": random_mean(30, "car_val"),
+        "base": args.base,
+        "base_scores": base_scores,
+        "steps_per_round": args.steps,
+        "per_round": args.per_round,
+        "extra_val_after_30": at("next-s0", 30, "extra_val"),
+        "car_val_after_30": at("next-s0", 30, "car_val"),
+        "random_extra_val_after_30": target,
+        "random_car_val_after_30": random_mean(30, "car_val"),
         "reference_extra_val_100": round(sum(refs) / len(refs), 4) if refs else None,
         "reference_models": dict(zip(args.reference, refs, strict=True)),
         "photos_to_match_random_30": match,
-        "seconds_per_round": round(sum(r["wall_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1) if rounds else None,
-        "cpu_seconds_per_round": round(sum(r["cpu_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1) if rounds else None,
-        "areas": {n: {"extra_val": area(rows, "extra_val"), "car_val": area(rows, "car_val")} for n, rows in curves.items()},
-        "curves": curves, "last_photos": last, "total_s": round(time.perf_counter() - t0, 1),
+        "seconds_per_round": round(sum(r["wall_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1)
+        if rounds
+        else None,
+        "cpu_seconds_per_round": round(sum(r["cpu_s"] + r["rank_cpu_s"] for r in rounds) / len(rounds), 1)
+        if rounds
+        else None,
+        "areas": {
+            n: {"extra_val": area(rows, "extra_val"), "car_val": area(rows, "car_val")}
+            for n, rows in curves.items()
+        },
+        "curves": curves,
+        "last_photos": last,
+        "total_s": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(out, indent=2 if not args.json else None))
     return 0

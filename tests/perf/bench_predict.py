@@ -26,8 +26,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 
 def textured_jpeg(path: Path, w: int, h: int, seed: int = 0) -> Path:
@@ -132,9 +132,16 @@ def main(argv=None) -> int:
         from viaseg.core.ml.presets import preset
 
         cfg = preset("default")
-        default = Predictor(build_unet_xception(cfg.size, base_width=cfg.base_width),
-                            {"input_size": cfg.size, "threshold": 0.5, "resize": cfg.resize, "tta": cfg.tta,
-                             "tta_scales": list(cfg.tta_scales)})
+        default = Predictor(
+            build_unet_xception(cfg.size, base_width=cfg.base_width),
+            {
+                "input_size": cfg.size,
+                "threshold": 0.5,
+                "resize": cfg.resize,
+                "tta": cfg.tta,
+                "tta_scales": list(cfg.tta_scales),
+            },
+        )
         default.warmup()
         r12_batch = bench(default, big, args.runs)
         r2_batch = bench(default, mid, args.runs)
@@ -153,8 +160,12 @@ def main(argv=None) -> int:
         "p50_ms_2mp_default": r2_default["p50_ms"],
         "p50_ms_12mp_default_batch": r12_batch["p50_ms"],
         "p50_ms_2mp_default_batch": r2_batch["p50_ms"],
-        "default_preset": {"input_size": cfg.size, "base_width": cfg.base_width, "tta": cfg.tta,
-                           "tta_scales": list(cfg.tta_scales)},
+        "default_preset": {
+            "input_size": cfg.size,
+            "base_width": cfg.base_width,
+            "tta": cfg.tta,
+            "tta_scales": list(cfg.tta_scales),
+        },
         "detail_12mp": r12,
         "detail_2mp": r2,
         "throughput_2mp": many,

@@ -37,8 +37,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 W, H = 1632, 1224  # 2 MP
 
@@ -78,15 +78,28 @@ def default_model(path: Path, photos: list[Path]) -> dict:
 
     cfg = preset("default")
     model = build_unet_xception(cfg.size, base_width=cfg.base_width)
-    meta = {"input_size": [cfg.size, cfg.size], "threshold": 0.5, "tta": bool(cfg.tta),
-            "tta_scales": [float(s) for s in cfg.tta_scales], "class_names": list(cfg.class_names),
-            "resize": cfg.resize, "input_scale": "rgb/255"}
+    meta = {
+        "input_size": [cfg.size, cfg.size],
+        "threshold": 0.5,
+        "tta": bool(cfg.tta),
+        "tta_scales": [float(s) for s in cfg.tta_scales],
+        "class_names": list(cfg.class_names),
+        "resize": cfg.resize,
+        "input_scale": "rgb/255",
+    }
     probe = Predictor(model, meta)
     probs = np.concatenate([probe.predict(p).ravel()[::7] for p in photos[:2]])
     meta["threshold"] = float(min(0.99, max(0.01, np.percentile(probs, 97))))
     save_model(model, path, meta)
-    return {"preset": "default", "input_size": cfg.size, "base_width": cfg.base_width, "tta": cfg.tta,
-            "tta_scales": list(cfg.tta_scales), "params": int(model.count_params()), "threshold": meta["threshold"]}
+    return {
+        "preset": "default",
+        "input_size": cfg.size,
+        "base_width": cfg.base_width,
+        "tta": cfg.tta,
+        "tta_scales": list(cfg.tta_scales),
+        "params": int(model.count_params()),
+        "threshold": meta["threshold"],
+    }
 
 
 def rss_reader(pid: int):
@@ -137,8 +150,17 @@ class LineCounter:
 
 
 def run_predict(model: Path, list_file: Path, out: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "viaseg.core.cli", "predict", str(model), f"@{list_file}", "--out", str(out),
-           *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "viaseg.core.cli",
+        "predict",
+        str(model),
+        f"@{list_file}",
+        "--out",
+        str(out),
+        *extra,
+    ]
     journal = LineCounter(out / "predictions.jsonl")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -165,8 +187,15 @@ def run_predict(model: Path, list_file: Path, out: Path, extra: list[str]) -> di
     rate = None
     if first is not None and n > first[1] and t_end > first[0]:
         rate = (n - first[1]) / (t_end - first[0])
-    return {"wall_s": t_end - t0, "peak_rss_mb": peak, "rss_mb_at_1000": at_1000, "rss_mb_at_end": last,
-            "lines": n, "photos_per_s": rate, "stdout": stdout.strip()}
+    return {
+        "wall_s": t_end - t0,
+        "peak_rss_mb": peak,
+        "rss_mb_at_1000": at_1000,
+        "rss_mb_at_end": last,
+        "lines": n,
+        "photos_per_s": rate,
+        "stdout": stdout.strip(),
+    }
 
 
 def forward_rate(model: Path, photo: Path, batch: int = 8, seconds: float = 10.0) -> float:
@@ -190,7 +219,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--count", type=int, default=10000, help="photos (default 10000)")
-    ap.add_argument("--model", type=Path, default=None, help="a viaseg .keras model (default: untrained default)")
+    ap.add_argument(
+        "--model", type=Path, default=None, help="a viaseg .keras model (default: untrained default)"
+    )
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "viaseg-bench-predict-many")

@@ -1,18 +1,18 @@
 """Benchmark: how fast the default model trains on this machine, against what the CPU could do.
 
-    python tests/perf/bench_train.py --json
-        {"epoch_s", "images_per_second", "forward_gflop_per_image", "gflops_per_s", "peak_gflops_per_s_fp32",
-         "amx_used", ...}: the default preset's model and input pipeline (augmentations on) on the documented
-        training data (car-damage/train + car-damage-extra-split/train, 149 photos); the median of
-        ``--epochs`` epochs after one warm-up epoch. Training costs about 3x the forward pass (forward, and the
-        backward pass for the activations and for the weights), so gflops_per_s = 3 x forward GFLOP x images/s.
-        peak_gflops_per_s_fp32 is the CPU's theoretical float32 peak (cores x clock x FMA lanes x 2);
-        amx_used: whether oneDNN ran any kernel on AMX (ONEDNN_VERBOSE of two training steps in a child).
-    python tests/perf/bench_train.py --time-to-dice --json [--time-limit 600]
-        the documented command's recipe; every other epoch both validation sets are scored at the training size
-        (hard Dice per image, no test-time averaging: the probe's own time is taken off the clock) and the
-        training seconds at which each first reaches 0.50 mean Dice are printed.
-    python tests/perf/bench_train.py --peak-rss --json  # peak RSS of a 256-px training run (2 epochs)
+python tests/perf/bench_train.py --json
+    {"epoch_s", "images_per_second", "forward_gflop_per_image", "gflops_per_s", "peak_gflops_per_s_fp32",
+     "amx_used", ...}: the default preset's model and input pipeline (augmentations on) on the documented
+    training data (car-damage/train + car-damage-extra-split/train, 149 photos); the median of
+    ``--epochs`` epochs after one warm-up epoch. Training costs about 3x the forward pass (forward, and the
+    backward pass for the activations and for the weights), so gflops_per_s = 3 x forward GFLOP x images/s.
+    peak_gflops_per_s_fp32 is the CPU's theoretical float32 peak (cores x clock x FMA lanes x 2);
+    amx_used: whether oneDNN ran any kernel on AMX (ONEDNN_VERBOSE of two training steps in a child).
+python tests/perf/bench_train.py --time-to-dice --json [--time-limit 600]
+    the documented command's recipe; every other epoch both validation sets are scored at the training size
+    (hard Dice per image, no test-time averaging: the probe's own time is taken off the clock) and the
+    training seconds at which each first reaches 0.50 mean Dice are printed.
+python tests/perf/bench_train.py --peak-rss --json  # peak RSS of a 256-px training run (2 epochs)
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets"
 DATA = SHARED / "car-damage"
 EXTRA = SHARED / "car-damage-extra-split" / "train"
-VALS = {"car-damage:val": SHARED / "car-damage", "car-damage-extra-split:val": SHARED / "car-damage-extra-split"}
+VALS = {
+    "car-damage:val": SHARED / "car-damage",
+    "car-damage-extra-split:val": SHARED / "car-damage-extra-split",
+}
 
 
 def _cpu() -> dict:
@@ -49,8 +52,13 @@ def _cpu() -> dict:
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     fma = 2 if "fma" in flags else 1
     ghz = max(mhz) / 1000 if mhz else 0.0
-    return {"cores": cores, "ghz": round(ghz, 3), "flops_per_cycle": lanes * fma * 2,
-            "amx_cpu": "amx_bf16" in flags, "isa": "avx512" if lanes == 16 else "avx2" if lanes == 8 else "sse"}
+    return {
+        "cores": cores,
+        "ghz": round(ghz, 3),
+        "flops_per_cycle": lanes * fma * 2,
+        "amx_cpu": "amx_bf16" in flags,
+        "isa": "avx512" if lanes == 16 else "avx2" if lanes == 8 else "sse",
+    }
 
 
 def forward_gflop(cfg) -> float:
@@ -58,8 +66,9 @@ def forward_gflop(cfg) -> float:
     import tensorflow as tf
     from viaseg.core.ml import unet
 
-    model = unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
-                                     norm=cfg.norm)
+    model = unet.build_unet_xception(
+        cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum, norm=cfg.norm
+    )
     fn = tf.function(lambda x: model(x, training=False))
     graph = fn.get_concrete_function(tf.TensorSpec([1, cfg.size, cfg.size, 3], tf.float32)).graph
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
@@ -70,13 +79,17 @@ def forward_gflop(cfg) -> float:
 
 def _amx_used(size: int) -> bool | None:
     """Two training steps of the default model in a child process with ONEDNN_VERBOSE=1: any AMX kernel?"""
-    code = ("import numpy as np\nfrom viaseg.core import tfsetup, unet\ntfsetup.load_tf()\n"
-            f"m = unet.compile_model(unet.build_unet_xception({size}, base_width=16), 'bce_dice')\n"
-            f"x = np.random.rand(4, {size}, {size}, 3).astype('float32'); y = (x[..., :1] > 0.5).astype('float32')\n"
-            "m.fit(x, y, batch_size=4, epochs=2, verbose=0)\n")
+    code = (
+        "import numpy as np\nfrom viaseg.core import tfsetup, unet\ntfsetup.load_tf()\n"
+        f"m = unet.compile_model(unet.build_unet_xception({size}, base_width=16), 'bce_dice')\n"
+        f"x = np.random.rand(4, {size}, {size}, 3).astype('float32'); y = (x[..., :1] > 0.5).astype('float32')\n"
+        "m.fit(x, y, batch_size=4, epochs=2, verbose=0)\n"
+    )
     env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
     try:
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = out.stdout + out.stderr
@@ -115,8 +128,9 @@ def bench(epochs: int) -> dict:
     keras.utils.set_random_seed(0)
     ds = P.train_dataset(arrays, cfg.batch_size, seed=0, augment=cfg.augment, balance=cfg.balance_sources)
     steps = P.steps_per_epoch(len(arrays), cfg.batch_size)
-    model = unet.compile_model(unet.build_unet_xception(cfg.size, base_width=cfg.base_width,
-                                                        bn_momentum=cfg.bn_momentum), cfg.loss)
+    model = unet.compile_model(
+        unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum), cfg.loss
+    )
     times = []
 
     class T(keras.callbacks.Callback):
@@ -197,12 +211,25 @@ def time_to_dice(time_limit: float, seed: int, target: float = 0.5, every: int =
             clock["probe"] += time.perf_counter() - t
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = preset("default", dataset=str(DATA), extra_train=[str(EXTRA)], out_dir=tmp, seed=seed,
-                     time_limit_s=time_limit, sample_every=0)
+        cfg = preset(
+            "default",
+            dataset=str(DATA),
+            extra_train=[str(EXTRA)],
+            out_dir=tmp,
+            seed=seed,
+            time_limit_s=time_limit,
+            sample_every=0,
+        )
         result = train(cfg, callbacks=[Probe()])
-    return {"time_limit_s": time_limit, "seed": seed, "ok": result.ok, "target": target,
-            "seconds_to_target": reached, "curve": curve,
-            "note": "mean hard Dice per image at the training size, no test-time averaging"}
+    return {
+        "time_limit_s": time_limit,
+        "seed": seed,
+        "ok": result.ok,
+        "target": target,
+        "seconds_to_target": reached,
+        "curve": curve,
+        "note": "mean hard Dice per image at the training size, no test-time averaging",
+    }
 
 
 def peak_rss(size: int, epochs: int) -> dict:
@@ -216,16 +243,27 @@ def peak_rss(size: int, epochs: int) -> dict:
         result = train(cfg)
         secs = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return {"size": size, "epochs": epochs, "ok": result.ok, "peak_rss_mb": round(rss_mb, 1), "seconds": round(secs, 1)}
+    return {
+        "size": size,
+        "epochs": epochs,
+        "ok": result.ok,
+        "peak_rss_mb": round(rss_mb, 1),
+        "seconds": round(secs, 1),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
-    ap.add_argument("--peak-rss", action="store_true", help="measure peak RSS of a 256-px training run instead")
-    ap.add_argument("--time-to-dice", action="store_true",
-                    help="train the documented recipe and report when each val set first reaches 0.50")
+    ap.add_argument(
+        "--peak-rss", action="store_true", help="measure peak RSS of a 256-px training run instead"
+    )
+    ap.add_argument(
+        "--time-to-dice",
+        action="store_true",
+        help="train the documented recipe and report when each val set first reaches 0.50",
+    )
     ap.add_argument("--time-limit", type=float, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=256)

@@ -44,8 +44,12 @@ def _device(backend: str) -> dict:
         import jax
 
         d = jax.devices()[0]
-        return {"platform": d.platform, "name": getattr(d, "device_kind", str(d)), "count": len(jax.devices()),
-                "jax": jax.__version__}
+        return {
+            "platform": d.platform,
+            "name": getattr(d, "device_kind", str(d)),
+            "count": len(jax.devices()),
+            "jax": jax.__version__,
+        }
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -53,13 +57,21 @@ def _device(backend: str) -> dict:
         if gpus:
             name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
             return {"platform": "gpu", "name": name, "count": len(gpus), "tensorflow": tf.__version__}
-        return {"platform": "cpu", "name": platform.processor() or platform.machine(), "count": 1,
-                "tensorflow": tf.__version__}
+        return {
+            "platform": "cpu",
+            "name": platform.processor() or platform.machine(),
+            "count": 1,
+            "tensorflow": tf.__version__,
+        }
     if backend == "torch":
         import torch
 
         if torch.cuda.is_available():
-            return {"platform": "gpu", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count()}
+            return {
+                "platform": "gpu",
+                "name": torch.cuda.get_device_name(0),
+                "count": torch.cuda.device_count(),
+            }
         return {"platform": "cpu", "name": platform.machine(), "count": 1}
     return {"platform": "unknown", "name": "", "count": 0}
 
@@ -71,18 +83,26 @@ def _sync(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def train_images_per_s(unet, cfg, precision: str, batch: int, steps: int, size: int, seed: int = 0,
-                       steps_per_execution: int = 1) -> dict:
+def train_images_per_s(
+    unet, cfg, precision: str, batch: int, steps: int, size: int, seed: int = 0, steps_per_execution: int = 1
+) -> dict:
     import keras
     import numpy as np
 
     keras.utils.set_random_seed(seed)
-    model = unet.build_unet_xception(size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
-                                     norm=cfg.norm, precision=precision)
+    model = unet.build_unet_xception(
+        size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum, norm=cfg.norm, precision=precision
+    )
     unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate)
-    if steps_per_execution > 1:  # several steps per compiled call: less per-step host overhead than viaseg has
-        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=unet.default_metrics(),
-                      steps_per_execution=steps_per_execution)
+    if (
+        steps_per_execution > 1
+    ):  # several steps per compiled call: less per-step host overhead than viaseg has
+        model.compile(
+            optimizer=model.optimizer,
+            loss=model.loss,
+            metrics=unet.default_metrics(),
+            steps_per_execution=steps_per_execution,
+        )
     rng = np.random.default_rng(seed)
     n = batch * steps
     x = rng.random((n, size, size, 3), dtype=np.float32)
@@ -98,30 +118,40 @@ def train_images_per_s(unet, cfg, precision: str, batch: int, steps: int, size: 
         hist = model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         times.append(time.perf_counter() - t0)
     best = min(times)
-    return {"images_per_s": round(n / best, 1), "step_ms": round(1000 * best / steps, 2),
-            "epoch_s": [round(t, 3) for t in times], "warmup_s": round(compile_s, 2),
-            "final_loss": round(float(hist.history["loss"][-1]), 4)}
+    return {
+        "images_per_s": round(n / best, 1),
+        "step_ms": round(1000 * best / steps, 2),
+        "epoch_s": [round(t, 3) for t in times],
+        "warmup_s": round(compile_s, 2),
+        "final_loss": round(float(hist.history["loss"][-1]), 4),
+    }
 
 
 def forward_ms(unet, cfg, precision: str, batch: int, size: int, runs: int = 30) -> dict:
     import keras
     import numpy as np
 
-    model = unet.build_unet_xception(size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum,
-                                     norm=cfg.norm, precision=precision)
+    model = unet.build_unet_xception(
+        size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum, norm=cfg.norm, precision=precision
+    )
     x = np.random.default_rng(1).random((batch, size, size, 3), dtype=np.float32)
     xs = keras.ops.convert_to_tensor(x)  # on the device: the forward alone, no host-to-device copy
     if keras.backend.backend() == "jax":
         import jax
 
         fn = jax.jit(lambda v, inp: model.stateless_call(v[0], v[1], inp, training=False)[0])
-        state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+        state = (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
 
         def call():
             return fn(state, xs).block_until_ready()
     else:
+
         def call():
             return _sync(model(xs, training=False))
+
     for _ in range(5):
         call()
     ts = []
@@ -139,8 +169,12 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=30, help="train steps per timed epoch")
     ap.add_argument("--precisions", default="float32,mixed_float16")
     ap.add_argument("--forward-runs", type=int, default=30)
-    ap.add_argument("--steps-per-execution", type=int, default=1,
-                    help="train steps per compiled call (viaseg trains with 1)")
+    ap.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="train steps per compiled call (viaseg trains with 1)",
+    )
     args = ap.parse_args(argv)
 
     import keras
@@ -152,8 +186,8 @@ def main(argv=None) -> int:
     size = args.size or cfg.size
     out = {
         "what": "viaseg's U-Net architecture (core/ml/unet.py, default preset settings) on Keras "
-                f"{keras.__version__} with the {backend} backend, synthetic data; NOT viaseg's TensorFlow "
-                "training pipeline (no tf.data decoding or augmentation)",
+        f"{keras.__version__} with the {backend} backend, synthetic data; NOT viaseg's TensorFlow "
+        "training pipeline (no tf.data decoding or augmentation)",
         "backend": backend,
         "device": _device(backend),
         "size": size,
@@ -168,17 +202,20 @@ def main(argv=None) -> int:
         for b in (int(v) for v in args.batches.split(",")):
             key = f"{precision}_b{b}"
             try:
-                out["train"][key] = train_images_per_s(unet, cfg, precision, b, args.steps, size,
-                                                       steps_per_execution=args.steps_per_execution)
-            except Exception as exc:  # noqa: BLE001 - one failing setting is reported, the rest still run
+                out["train"][key] = train_images_per_s(
+                    unet, cfg, precision, b, args.steps, size, steps_per_execution=args.steps_per_execution
+                )
+            except Exception as exc:  # one failing setting is reported, the rest still run
                 out["train"][key] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         for b in (1, 8):
             key = f"{precision}_b{b}"
             try:
                 out["forward"][key] = forward_ms(unet, cfg, precision, b, size, args.forward_runs)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 out["forward"][key] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    out["env"] = {k: os.environ[k] for k in ("KERAS_BACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE") if k in os.environ}
+    out["env"] = {
+        k: os.environ[k] for k in ("KERAS_BACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE") if k in os.environ
+    }
     print(json.dumps(out))
     return 0
 

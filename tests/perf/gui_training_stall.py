@@ -35,8 +35,14 @@ def _percentile(values: list[float], q: float) -> float:
     return s[k]
 
 
-def measure_training_stall(data: Path = CAR_DAMAGE, size: int = 128, epochs: int = 3, batch_size: int = 8,
-                           timeout_s: float = 900.0, idle_s: float = 8.0) -> dict:
+def measure_training_stall(
+    data: Path = CAR_DAMAGE,
+    size: int = 128,
+    epochs: int = 3,
+    batch_size: int = 8,
+    timeout_s: float = 900.0,
+    idle_s: float = 8.0,
+) -> dict:
     """Run a real training in the app and return the heartbeat statistics (milliseconds)."""
     import tempfile
 
@@ -148,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=CAR_DAMAGE)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry with bench_*.py)")
+    ap.add_argument(
+        "--json", action="store_true", help="(always JSON; accepted for symmetry with bench_*.py)"
+    )
     args = ap.parse_args(argv)
     if not args.data.exists():
         print(json.dumps({"skipped": f"{args.data} is missing"}))

@@ -91,8 +91,11 @@ def decode_rle(rle: Any, where: str = "segmentation", path=None) -> np.ndarray:
     ``ViaFormatError`` for anything pycocotools would not decode to the same mask."""
     check_dict(rle, where, path, "an RLE object")
     size = rle.get("size")
-    if (not isinstance(size, list) or len(size) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in size)):
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in size)
+    ):
         raise ViaFormatError(path, f"{where}.size", f"expected [height, width], got {show(size)}")
     h, w = size
     if h * w > MAX_MASK_PIXELS:
@@ -110,7 +113,9 @@ def decode_rle(rle: Any, where: str = "segmentation", path=None) -> np.ndarray:
         raise ViaFormatError(path, f"{where}.counts", "negative run length")
     total = sum(counts)
     if total != h * w:
-        raise ViaFormatError(path, f"{where}.counts", f"run lengths add up to {total}, not {h} x {w} = {h * w}")
+        raise ViaFormatError(
+            path, f"{where}.counts", f"run lengths add up to {total}, not {h} x {w} = {h * w}"
+        )
     values = np.zeros(len(counts), np.uint8)
     values[1::2] = 1  # runs alternate, starting with background
     flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
@@ -157,14 +162,17 @@ def _annotation_shapes(a: dict, where: str, path, messages: list[str]) -> list[d
     elif seg is None or seg == []:
         shapes = _bbox_shapes(a, where, path)
     else:
-        raise ViaFormatError(path, f"{where}.segmentation",
-                             f"expected a list of polygons or an RLE object, got {show(seg)}")
+        raise ViaFormatError(
+            path, f"{where}.segmentation", f"expected a list of polygons or an RLE object, got {show(seg)}"
+        )
     for s in shapes:
         check_shape(s, where, path)
     return shapes
 
 
-def _annotation_regions(a: dict, where: str, path, cats: dict, attr: str, messages: list[str]) -> list[Region]:
+def _annotation_regions(
+    a: dict, where: str, path, cats: dict, attr: str, messages: list[str]
+) -> list[Region]:
     attrs: dict = {}
     if a.get("category_id") is not None:
         cid = a["category_id"]
@@ -212,8 +220,11 @@ def _class_attr_of(data: dict) -> str:
     info = data.get("info")
     if not isinstance(info, dict) or info.get("description") != VIASEG_EXPORT:
         return CLASS_ATTR
-    sups = {s for c in data.get("categories") or []
-            if isinstance(c, dict) and isinstance(s := c.get("supercategory"), str)}
+    sups = {
+        s
+        for c in data.get("categories") or []
+        if isinstance(c, dict) and isinstance(s := c.get("supercategory"), str)
+    }
     sup = sups.pop() if len(sups) == 1 else ""
     return sup if sup.strip() and sup != DEFAULT_CATEGORY else CLASS_ATTR
 
@@ -238,7 +249,9 @@ def _images(data: dict, path, base_dir: Path | None) -> tuple[list[ImageEntry], 
             raise ViaFormatError(path, f"{where}.id", f"image id {show(im['id'])} appears twice")
         name = im.get("file_name")
         if not isinstance(name, str) or not name.strip():
-            raise ViaFormatError(path, f"{where}.file_name", f"expected the image's file name, got {show(name)}")
+            raise ViaFormatError(
+                path, f"{where}.file_name", f"expected the image's file name, got {show(name)}"
+            )
         w, h = _dimension(im, "width", where, path), _dimension(im, "height", where, path)
         entry = image_entry(name, base_dir, w, h)
         by_id[im["id"]] = entry
@@ -246,7 +259,9 @@ def _images(data: dict, path, base_dir: Path | None) -> tuple[list[ImageEntry], 
     return images, by_id
 
 
-def coco_project(data: Any, path, messages: list[str] | None = None, class_attr: str | None = None) -> Project:
+def coco_project(
+    data: Any, path, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """The project of a parsed COCO file (``path`` names it in errors; image names resolve next to it)."""
     msgs = messages if messages is not None else []
     check_dict(data, "(top level)", path, "a COCO object")
@@ -265,8 +280,9 @@ def coco_project(data: Any, path, messages: list[str] | None = None, class_attr:
     return foreign_project(images)
 
 
-def loads_coco(data: bytes | str, path=None, messages: list[str] | None = None,
-               class_attr: str | None = None) -> Project:
+def loads_coco(
+    data: bytes | str, path=None, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """The project of a COCO file's content."""
     return coco_project(parse_file(data, path), path, messages, class_attr)
 

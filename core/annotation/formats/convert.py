@@ -124,12 +124,22 @@ def to_coco(
     for im in project.images:
         dims, why = _dims(im, size_of)
         if dims is None:
-            msgs.append(f"{im.filename}: image skipped: its size is unknown ({im.path}: {why}; "
-                        "no width/height file attributes)")
+            msgs.append(
+                f"{im.filename}: image skipped: its size is unknown ({im.path}: {why}; "
+                "no width/height file attributes)"
+            )
             continue
         image_id = len(images) + 1
-        images.append({"id": image_id, "width": dims[0], "height": dims[1], "file_name": im.filename,
-                       "license": 0, "date_captured": ""})
+        images.append(
+            {
+                "id": image_id,
+                "width": dims[0],
+                "height": dims[1],
+                "file_name": im.filename,
+                "license": 0,
+                "date_captured": "",
+            }
+        )
         for i, r in enumerate(im.regions):
             flat, why = coco_polygon(r.shape)
             if flat is None:
@@ -145,32 +155,55 @@ def to_coco(
             cid = categories.setdefault(cname, len(categories) + 1)
             xs, ys = flat[0::2], flat[1::2]
             x0, y0 = min(xs), min(ys)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": cid,
-                "segmentation": [flat], "area": polygon_area(xs, ys),
-                "bbox": [x0, y0, max(xs) - x0, max(ys) - y0], "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": cid,
+                    "segmentation": [flat],
+                    "area": polygon_area(xs, ys),
+                    "bbox": [x0, y0, max(xs) - x0, max(ys) - y0],
+                    "iscrowd": 0,
+                }
+            )
     if not categories:
         categories[DEFAULT_CATEGORY] = 1
     return {
-        "info": {"description": "exported by viaseg", "version": "1.0", "year": 0, "contributor": "",
-                 "url": "", "date_created": ""},
+        "info": {
+            "description": "exported by viaseg",
+            "version": "1.0",
+            "year": 0,
+            "contributor": "",
+            "url": "",
+            "date_created": "",
+        },
         "licenses": [{"id": 0, "name": "Unknown License", "url": ""}],
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": cid, "name": n, "supercategory": attr or DEFAULT_CATEGORY}
-                       for n, cid in categories.items()],
+        "categories": [
+            {"id": cid, "name": n, "supercategory": attr or DEFAULT_CATEGORY} for n, cid in categories.items()
+        ],
     }
 
 
-def convert(src: str | Path, dst: str | Path, to: str | None = None, class_attr: str | None = None,
-            messages: list[str] | None = None) -> Project:
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    to: str | None = None,
+    class_attr: str | None = None,
+    messages: list[str] | None = None,
+) -> Project:
     """Read ``src`` and write ``dst`` (atomically, keeping ``dst.bak`` if it existed) in ``to``."""
     return convert_input(src, dst, to, class_attr, messages)[0]
 
 
-def convert_input(src: str | Path, dst: str | Path, to: str | None = None, class_attr: str | None = None,
-                  messages: list[str] | None = None) -> tuple[Project, str]:
+def convert_input(
+    src: str | Path,
+    dst: str | Path,
+    to: str | None = None,
+    class_attr: str | None = None,
+    messages: list[str] | None = None,
+) -> tuple[Project, str]:
     """:func:`convert`, also returning the format ``src`` was read in (a VIA format, ``coco`` or ``labelme``)."""
     from .foreign import load_input
 
@@ -185,8 +218,12 @@ def convert_input(src: str | Path, dst: str | Path, to: str | None = None, class
         return project, kind
     try:
         if fmt == "coco":
-            text = json.dumps(to_coco(project, class_attr, messages=messages), ensure_ascii=False,
-                              separators=(",", ":"), allow_nan=False)
+            text = json.dumps(
+                to_coco(project, class_attr, messages=messages),
+                ensure_ascii=False,
+                separators=(",", ":"),
+                allow_nan=False,
+            )
         else:
             text = dumps_via(project, fmt, dst)
         data = text.encode("utf-8")

@@ -24,11 +24,21 @@ from ...base.errors import ViaFormatError
 from ..project import ImageEntry, Project
 from .via_common import decode_text, derive_attributes, parse_json
 
-CLASS_ATTR = "name"  # the region attribute imported labels / category names go to (convert.CLASS_NAMES has it)
+CLASS_ATTR = (
+    "name"  # the region attribute imported labels / category names go to (convert.CLASS_NAMES has it)
+)
 MASK_TOLERANCE = 0.01  # px: Douglas-Peucker removes only collinear vertices, the mask comes back pixel-exact
 MAX_MASK_PIXELS = 1 << 27  # a decoded mask above this is refused (a corrupt size must not exhaust memory)
 
-__all__ = ["CLASS_ATTR", "image_entry", "foreign_project", "load_input", "mask_shapes", "parse_file", "read_file"]
+__all__ = [
+    "CLASS_ATTR",
+    "image_entry",
+    "foreign_project",
+    "load_input",
+    "mask_shapes",
+    "parse_file",
+    "read_file",
+]
 
 
 def read_file(path: str | Path) -> bytes:
@@ -78,13 +88,19 @@ def mask_shapes(mask: np.ndarray, x0: int = 0, y0: int = 0) -> list[dict]:
     shapes = []
     for poly in mask_to_polygons(mask, MASK_TOLERANCE, 0.0):
         p = np.round(poly).astype(np.int64)
-        shapes.append({"name": "polygon", "all_points_x": (p[:, 0] + x0).tolist(),
-                       "all_points_y": (p[:, 1] + y0).tolist()})
+        shapes.append(
+            {
+                "name": "polygon",
+                "all_points_x": (p[:, 0] + x0).tolist(),
+                "all_points_y": (p[:, 1] + y0).tolist(),
+            }
+        )
     return shapes
 
 
-def load_input(path: str | Path, messages: list[str] | None = None,
-               class_attr: str | None = None) -> tuple[Project, str]:
+def load_input(
+    path: str | Path, messages: list[str] | None = None, class_attr: str | None = None
+) -> tuple[Project, str]:
     """Read any annotation input: a VIA file (JSON or CSV), a COCO file, a labelme JSON file or a folder of
     labelme files. Returns the project and the input's format (a VIA format name, ``coco`` or ``labelme``).
 

@@ -55,9 +55,19 @@ from .via_common import check_dict, check_number, check_shape, show
 SHAPE_TYPES = ("polygon", "rectangle", "circle", "point", "line", "linestrip", "mask")
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
-__all__ = ["SHAPE_TYPES", "is_labelme", "labelme_document", "labelme_entry", "labelme_project",
-           "load_labelme_entry", "load_labelme_file", "load_labelme_folder", "loads_labelme", "sniff",
-           "to_labelme"]
+__all__ = [
+    "SHAPE_TYPES",
+    "is_labelme",
+    "labelme_document",
+    "labelme_entry",
+    "labelme_project",
+    "load_labelme_entry",
+    "load_labelme_file",
+    "load_labelme_folder",
+    "loads_labelme",
+    "sniff",
+    "to_labelme",
+]
 
 
 def sniff(data: bytes) -> bool:
@@ -186,7 +196,9 @@ def _shape_regions(s: Any, where: str, path, class_attr: str, messages: list[str
     else:
         shape = _geometry(kind, pts, where, path)
         if shape is None:
-            messages.append(f"{path}: {where}: shape type {kind!r} skipped (viaseg reads {', '.join(SHAPE_TYPES)})")
+            messages.append(
+                f"{path}: {where}: shape type {kind!r} skipped (viaseg reads {', '.join(SHAPE_TYPES)})"
+            )
             return []
         shapes = [shape]
     for shape in shapes:
@@ -218,8 +230,9 @@ def _size_field(data: dict, key: str, path) -> int | None:
     return v
 
 
-def labelme_entry(data: Any, path, messages: list[str] | None = None,
-                  class_attr: str | None = None) -> ImageEntry:
+def labelme_entry(
+    data: Any, path, messages: list[str] | None = None, class_attr: str | None = None
+) -> ImageEntry:
     """The image entry of a parsed labelme file (``path`` names it in errors; images resolve next to it)."""
     msgs = messages if messages is not None else []
     attr = class_attr or CLASS_ATTR
@@ -246,26 +259,30 @@ def labelme_entry(data: Any, path, messages: list[str] | None = None,
     return entry
 
 
-def labelme_project(data: Any, path, messages: list[str] | None = None,
-                    class_attr: str | None = None) -> Project:
+def labelme_project(
+    data: Any, path, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """A one-image project from a parsed labelme file."""
     return foreign_project([labelme_entry(data, path, messages, class_attr)])
 
 
-def loads_labelme(data: bytes | str, path=None, messages: list[str] | None = None,
-                  class_attr: str | None = None) -> Project:
+def loads_labelme(
+    data: bytes | str, path=None, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """A one-image project from the content of a labelme file."""
     return labelme_project(parse_file(data, path), path, messages, class_attr)
 
 
-def load_labelme_entry(path: str | Path, messages: list[str] | None = None,
-                       class_attr: str | None = None) -> ImageEntry:
+def load_labelme_entry(
+    path: str | Path, messages: list[str] | None = None, class_attr: str | None = None
+) -> ImageEntry:
     p = Path(path)
     return labelme_entry(parse_file(read_file(p), p), p, messages, class_attr)
 
 
-def load_labelme_file(path: str | Path, messages: list[str] | None = None,
-                      class_attr: str | None = None) -> Project:
+def load_labelme_file(
+    path: str | Path, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """A one-image project from a labelme JSON file."""
     return foreign_project([load_labelme_entry(path, messages, class_attr)])
 
@@ -273,15 +290,19 @@ def load_labelme_file(path: str | Path, messages: list[str] | None = None,
 def labelme_files(folder: Path) -> list[Path]:
     """The ``*.json`` files directly in ``folder`` (hidden ones left out), in natural order."""
     try:
-        files = [p for p in Path(folder).iterdir()
-                 if p.suffix.lower() == ".json" and not p.name.startswith(".") and p.is_file()]
+        files = [
+            p
+            for p in Path(folder).iterdir()
+            if p.suffix.lower() == ".json" and not p.name.startswith(".") and p.is_file()
+        ]
     except OSError as exc:
         raise ViaFormatError(folder, "", f"cannot list folder: {exc.strerror or exc}") from None
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
-def load_labelme_folder(folder: str | Path, messages: list[str] | None = None,
-                        class_attr: str | None = None) -> Project:
+def load_labelme_folder(
+    folder: str | Path, messages: list[str] | None = None, class_attr: str | None = None
+) -> Project:
     """One project of every labelme file in ``folder`` (one image each, in natural file order). Every
     ``*.json`` there must be a labelme file: anything else is reported, never silently left out."""
     folder = Path(folder)
@@ -292,6 +313,8 @@ def load_labelme_folder(folder: str | Path, messages: list[str] | None = None,
     for p in files:
         value = parse_file(read_file(p), p)
         if not is_labelme(value):
-            raise ViaFormatError(p, "", "not a labelme file (no 'shapes'/'imagePath'), in a folder of labelme files")
+            raise ViaFormatError(
+                p, "", "not a labelme file (no 'shapes'/'imagePath'), in a folder of labelme files"
+            )
         images.append(labelme_entry(value, p, messages, class_attr))
     return foreign_project(images)

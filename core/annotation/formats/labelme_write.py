@@ -67,7 +67,11 @@ def labelme_geometry(shape: Any) -> tuple[str | None, list, str]:
             poly = shape_polygon(shape, n=72)
             if poly is None:
                 raise ValueError("ellipse")
-            return "polygon", [[round(float(x), 3), round(float(y), 3)] for x, y in poly], "ellipse as a polygon"
+            return (
+                "polygon",
+                [[round(float(x), 3), round(float(y), 3)] for x, y in poly],
+                "ellipse as a polygon",
+            )
     except (ValueError, TypeError, OverflowError):
         return None, [], f"invalid {kind}"
     return None, [], f"unknown shape {kind!r}"
@@ -92,12 +96,20 @@ def _shape_out(region, attr: str | None, options: dict, dropped: set[str]) -> tu
     flags = a.get("flags")
     desc = a.get("description")
     for k, v in a.items():
-        if k != attr and (k not in KEPT_ATTRIBUTES or (k == "flags" and not isinstance(v, dict))
-                          or (k == "description" and not isinstance(v, str))):
+        if k != attr and (
+            k not in KEPT_ATTRIBUTES
+            or (k == "flags" and not isinstance(v, dict))
+            or (k == "description" and not isinstance(v, str))
+        ):
             dropped.add(k)
-    shape = {"label": label, "points": points, "group_id": _group_id(a.get("group_id")),
-             "description": desc if isinstance(desc, str) else "", "shape_type": kind,
-             "flags": {str(k): bool(v) for k, v in flags.items()} if isinstance(flags, dict) else {}}
+    shape = {
+        "label": label,
+        "points": points,
+        "group_id": _group_id(a.get("group_id")),
+        "description": desc if isinstance(desc, str) else "",
+        "shape_type": kind,
+        "flags": {str(k): bool(v) for k, v in flags.items()} if isinstance(flags, dict) else {},
+    }
     return shape, why
 
 
@@ -113,9 +125,15 @@ def image_path_from(entry: ImageEntry, out_dir: Path) -> str:
     return Path(rel).as_posix()
 
 
-def labelme_document(entry: ImageEntry, out_dir: Path, attr: str | None, options: dict | None = None,
-                     size_of: Callable | None = None, messages: list[str] | None = None,
-                     dropped: set[str] | None = None) -> dict:
+def labelme_document(
+    entry: ImageEntry,
+    out_dir: Path,
+    attr: str | None,
+    options: dict | None = None,
+    size_of: Callable | None = None,
+    messages: list[str] | None = None,
+    dropped: set[str] | None = None,
+) -> dict:
     """The labelme file of one image, to be written in ``out_dir``. Skipped regions go to ``messages``,
     names of attributes labelme cannot hold to ``dropped``."""
     if size_of is None:
@@ -161,8 +179,13 @@ def json_names(images: list[ImageEntry]) -> list[str]:
     return names
 
 
-def to_labelme(project: Project, out_folder: str | Path, class_attr: str | None = None,
-               size_of: Callable | None = None, messages: list[str] | None = None) -> list[Path]:
+def to_labelme(
+    project: Project,
+    out_folder: str | Path,
+    class_attr: str | None = None,
+    size_of: Callable | None = None,
+    messages: list[str] | None = None,
+) -> list[Path]:
     """Write one labelme JSON per image of ``project`` into ``out_folder`` (created if needed); returns the
     files. An existing file is replaced atomically and first kept as ``NAME.bak``. Raises ``ViaSaveError``."""
     msgs = messages if messages is not None else []
@@ -188,6 +211,8 @@ def to_labelme(project: Project, out_folder: str | Path, class_attr: str | None 
             raise ViaSaveError(f"{target}: cannot save ({exc.strerror or exc})") from exc
         written.append(target)
     if dropped:
-        msgs.append("region attributes not written (a labelme shape has no place for them): "
-                    + ", ".join(sorted(map(str, dropped))))
+        msgs.append(
+            "region attributes not written (a labelme shape has no place for them): "
+            + ", ".join(sorted(map(str, dropped)))
+        )
     return written

@@ -80,8 +80,10 @@ def _shape_to_xy(shape: dict, old_xy: Any) -> list:
         for k in range(36):
             a = 2 * math.pi * k / 36
             px, py = g("rx") * math.cos(a), g("ry") * math.sin(a)
-            pts += [round(g("cx") + px * math.cos(t) - py * math.sin(t), 3),
-                    round(g("cy") + px * math.sin(t) + py * math.cos(t), 3)]
+            pts += [
+                round(g("cx") + px * math.cos(t) - py * math.sin(t), 3),
+                round(g("cy") + px * math.sin(t) + py * math.cos(t), 3),
+            ]
         xy = [7, *pts]
     elif name in ("polygon", "polyline"):
         xs, ys = list(g("all_points_x") or []), list(g("all_points_y") or [])
@@ -106,7 +108,10 @@ def _attributes_via2(attr_table: dict) -> dict:
         level = "file" if str(a.get("anchor_id", "")).endswith("XY0") else "region"
         name = a.get("aname") if isinstance(a.get("aname"), str) else aid
         t = a.get("type")
-        d: dict = {"type": TYPE_TO_VIA2.get(t, "text") if is_number(t) else "text", "description": a.get("desc", "")}
+        d: dict = {
+            "type": TYPE_TO_VIA2.get(t, "text") if is_number(t) else "text",
+            "description": a.get("desc", ""),
+        }
         if isinstance(a.get("options"), dict) and a["options"]:
             d["options"] = dict(a["options"])
             dflt = a.get("default_option_id")
@@ -138,7 +143,7 @@ def _image_dir(f: dict, fname: str, config: dict, base_dir: Path | None) -> Path
     prefix = prefixes.get("3", "")
     location = (prefix if isinstance(prefix, str) else "") + src
     if location.startswith("file://"):
-        location = location[len("file://"):]
+        location = location[len("file://") :]
     if not location.endswith(fname):
         return base_dir
     folder = Path(location[: len(location) - len(fname)] or ".")
@@ -166,15 +171,24 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     for fid, f in files.items():
         fname = f.get("fname")
         if not isinstance(fname, str):
-            raise ViaFormatError(path, f"{key_path('file', fid)}.fname", f"expected a string, got {show(fname)}")
+            raise ViaFormatError(
+                path, f"{key_path('file', fid)}.fname", f"expected a string, got {show(fname)}"
+            )
         if f.get("type", 2) == 2:
-            images[str(fid)] = ImageEntry(key=str(fid), filename=fname, size=None, raw=f,
-                                          base_dir=_image_dir(f, fname, tables["config"], base_dir))
+            images[str(fid)] = ImageEntry(
+                key=str(fid),
+                filename=fname,
+                size=None,
+                raw=f,
+                base_dir=_image_dir(f, fname, tables["config"], base_dir),
+            )
     vid_to_fid: dict[str, str] = {}
     for vid, v in views.items():
         fl = v.get("fid_list")
         if not isinstance(fl, list):
-            raise ViaFormatError(path, f"{key_path('view', vid)}.fid_list", f"expected a list, got {show(fl)}")
+            raise ViaFormatError(
+                path, f"{key_path('view', vid)}.fid_list", f"expected a list, got {show(fl)}"
+            )
         if len(fl) == 1 and isinstance(fl[0], (str, int)) and str(fl[0]) in images:
             vid_to_fid[str(vid)] = str(fl[0])
     fa_mid: dict[str, str] = {}
@@ -198,8 +212,12 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     project = Project(
         images=list(images.values()), fmt="via3", path=None, attributes=_attributes_via2(attr_table), raw=data
     )
-    project._via3 = {"vid_to_fid": vid_to_fid, "fa_mid": fa_mid, "image_fids": list(images),
-                     "attrs_read": copy.deepcopy(project.attributes)}
+    project._via3 = {
+        "vid_to_fid": vid_to_fid,
+        "fa_mid": fa_mid,
+        "image_fids": list(images),
+        "attrs_read": copy.deepcopy(project.attributes),
+    }
     return project
 
 
@@ -229,13 +247,20 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
     proj_block = dict(raw.get("project") or {})
     if not same:
         proj_block = {
-            "pid": "__VIA_PROJECT_ID__", "rev": "__VIA_PROJECT_REV_ID__",
-            "rev_timestamp": "__VIA_PROJECT_REV_TIMESTAMP__", "pname": name, "creator": CREATOR,
-            "created": 0, "data_format_version": "3.1.1", "vid_list": [],
+            "pid": "__VIA_PROJECT_ID__",
+            "rev": "__VIA_PROJECT_REV_ID__",
+            "rev_timestamp": "__VIA_PROJECT_REV_TIMESTAMP__",
+            "pname": name,
+            "creator": CREATOR,
+            "created": 0,
+            "data_format_version": "3.1.1",
+            "vid_list": [],
         }
         out["project"] = proj_block
-        out["config"] = {"file": {"loc_prefix": {"1": "", "2": "", "3": "", "4": ""}},
-                         "ui": {"file_content_align": "center"}}
+        out["config"] = {
+            "file": {"loc_prefix": {"1": "", "2": "", "3": "", "4": ""}},
+            "ui": {"file_content_align": "center"},
+        }
     attr_table = dict(raw.get("attribute") or {})
     new_aid = _Ids(attr_table)
     id2name_read, _ = _name_maps(raw.get("attribute") or {}) if same else ({}, {})
@@ -252,10 +277,15 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
             aid = name2id.get(name)
             if aid is None:
                 aid = name2id[name] = new_aid()
-            attr_table[aid] = {**attr_table.get(aid, {}),
-                               "aname": name, "anchor_id": attr_table.get(aid, {}).get("anchor_id", anchor),
-                               "type": VIA2_TO_TYPE.get(d.get("type"), 1), "desc": d.get("description", ""),
-                               "options": dict(opts), "default_option_id": dflt or d.get("default_value", "")}
+            attr_table[aid] = {
+                **attr_table.get(aid, {}),
+                "aname": name,
+                "anchor_id": attr_table.get(aid, {}).get("anchor_id", anchor),
+                "type": VIA2_TO_TYPE.get(d.get("type"), 1),
+                "desc": d.get("description", ""),
+                "options": dict(opts),
+                "default_option_id": dflt or d.get("default_value", ""),
+            }
 
     def av_of(attrs: dict, anchor: str, old_av: Any) -> dict:
         if isinstance(old_av, dict):  # unchanged since read (compared the way it was read): the file's own av
@@ -266,8 +296,14 @@ def build_via3(project: Project, name: str = "via_project") -> dict:
             aid = name2id.get(name) or (name if name in attr_table else None)
             if aid is None:
                 aid = new_aid()
-                attr_table[aid] = {"aname": name, "anchor_id": anchor, "type": 1, "desc": "", "options": {},
-                                   "default_option_id": ""}
+                attr_table[aid] = {
+                    "aname": name,
+                    "anchor_id": anchor,
+                    "type": 1,
+                    "desc": "",
+                    "options": {},
+                    "default_option_id": "",
+                }
                 name2id[name] = aid
             av[aid] = value
         if isinstance(old_av, dict) and list(old_av.items()) == list(av.items()):

@@ -108,7 +108,11 @@ def has_long_digit_run(raw: bytes | memoryview) -> bool:
     import numpy as np  # a 47 MB file in ~10 ms instead of ~0.5 s for the regex
 
     words = np.frombuffer(raw, dtype=np.uint64, count=n // 8)
-    hi, three, six = np.uint64(0xF0F0F0F0F0F0F0F0), np.uint64(0x3030303030303030), np.uint64(0x0606060606060606)
+    hi, three, six = (
+        np.uint64(0xF0F0F0F0F0F0F0F0),
+        np.uint64(0x3030303030303030),
+        np.uint64(0x0606060606060606),
+    )
     # a run of 19 digits covers at least one whole aligned 8-byte word (a run of 15 always does): find the
     # words made of digits only (every byte 0x30..0x3F, and still so after adding 6: 0x30..0x39), then look
     # at the bytes around each one with the regex
@@ -117,9 +121,9 @@ def has_long_digit_run(raw: bytes | memoryview) -> bool:
         cand = cand[((words[cand] + six) & hi) == three]
     for i in cand.tolist():
         start = i * 8
-        if _LONG_DIGITS.search(raw[max(0, start - 11): start + 19]) is not None:
+        if _LONG_DIGITS.search(raw[max(0, start - 11) : start + 19]) is not None:
             return True
-    return _LONG_DIGITS.search(raw[max(0, n - 32):]) is not None  # the last bytes, outside whole words
+    return _LONG_DIGITS.search(raw[max(0, n - 32) :]) is not None  # the last bytes, outside whole words
 
 
 # orjson parses 1024 levels of nesting; the stdlib parser as many as the recursion limit leaves (~995 at the top
@@ -134,13 +138,17 @@ def nesting_depth(raw: bytes | memoryview) -> int:
     raw = bytes(raw) if isinstance(raw, memoryview) else raw
     if b"\\" in raw:  # drop escaped backslashes, then escaped quotes (left to right, as JSON pairs them)
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    structure = raw.translate(None, _NOT_STRUCTURE)  # only [ ] { } and the quotes are left: ~1/30 of a VIA file
+    structure = raw.translate(
+        None, _NOT_STRUCTURE
+    )  # only [ ] { } and the quotes are left: ~1/30 of a VIA file
     if not structure.strip(b'"'):
         return 0
     import numpy as np
 
     a = np.frombuffer(structure, dtype=np.uint8)
-    in_string = (np.cumsum(a == 0x22, dtype=np.int64) & 1).astype(bool)  # from an opening quote to its closing one
+    in_string = (np.cumsum(a == 0x22, dtype=np.int64) & 1).astype(
+        bool
+    )  # from an opening quote to its closing one
     step = ((a == 0x5B) | (a == 0x7B)).astype(np.int8) - ((a == 0x5D) | (a == 0x7D)).astype(np.int8)
     step[in_string] = 0
     return int(np.cumsum(step, dtype=np.int64).max())
@@ -193,7 +201,9 @@ def parse_json_stdlib(text: str, path: str | Path | None) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except json.JSONDecodeError as exc:
-        raise ViaFormatError(path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+        raise ViaFormatError(
+            path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}"
+        ) from None
     except _BadConstant as exc:
         raise ViaFormatError(path, "", f"invalid JSON: {exc}") from None
     except RecursionError:
@@ -391,7 +401,12 @@ def detect_style(text: str) -> dict:
     }
 
 
-VIA_STYLE: dict[str, Any] = {"indent": None, "separators": (",", ":"), "ensure_ascii": False, "newline": False}
+VIA_STYLE: dict[str, Any] = {
+    "indent": None,
+    "separators": (",", ":"),
+    "ensure_ascii": False,
+    "newline": False,
+}
 
 
 def _dump_fast(value: Any) -> str | None:
@@ -417,10 +432,18 @@ def dump_json(value: Any, style: dict | None = None) -> str:
         if text is not None:
             return text + "\n" if st["newline"] else text
     text = json.dumps(
-        value, ensure_ascii=st["ensure_ascii"], indent=st["indent"], separators=st["separators"], allow_nan=False
+        value,
+        ensure_ascii=st["ensure_ascii"],
+        indent=st["indent"],
+        separators=st["separators"],
+        allow_nan=False,
     )
-    if not st["ensure_ascii"] and not utf8_ok(text):  # lone surrogates ("\ud800" in the file): keep them escaped
-        text = json.dumps(value, ensure_ascii=True, indent=st["indent"], separators=st["separators"], allow_nan=False)
+    if not st["ensure_ascii"] and not utf8_ok(
+        text
+    ):  # lone surrogates ("\ud800" in the file): keep them escaped
+        text = json.dumps(
+            value, ensure_ascii=True, indent=st["indent"], separators=st["separators"], allow_nan=False
+        )
     return text + "\n" if st["newline"] else text
 
 

@@ -141,7 +141,9 @@ def dumps_csv(project: Project) -> str:
     header = layout.get("header", HEADER_V2)
     newline = layout.get("newline", "\n")
     rows: list[tuple[float, int, int, str]] = []  # (original line, image, region, text)
-    close = project.fmt == "csv" and closes_polygons(project.images)  # VIA 1 style: new polygons repeat vertex 0
+    close = project.fmt == "csv" and closes_polygons(
+        project.images
+    )  # VIA 1 style: new polygons repeat vertex 0
     for k, im in enumerate(project.images):
         anchor = im.raw.get("row", inf) if project.fmt == "csv" and isinstance(im.raw, dict) else inf
         fn = _raw_field(im.filename)

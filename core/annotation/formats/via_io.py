@@ -20,9 +20,20 @@ from .via_common import decode_text, detect_style, dump_json, gc_paused, parse_j
 
 FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
 MAX_FILE_BYTES = 512 * 1024 * 1024
-BIG_FILE_BYTES = 1 << 20  # from this size on, a load leaves its objects in the oldest GC generation (gc_paused)
+BIG_FILE_BYTES = (
+    1 << 20
+)  # from this size on, a load leaves its objects in the oldest GC generation (gc_paused)
 
-__all__ = ["FORMATS", "detect_format", "load_via", "loads_via", "dumps_via", "save_via", "image_key", "new_entry"]
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "load_via",
+    "loads_via",
+    "dumps_via",
+    "save_via",
+    "image_key",
+    "new_entry",
+]
 
 
 def _json_kind(data, path) -> str:
@@ -37,8 +48,10 @@ def _json_kind(data, path) -> str:
             path, "", "this is a COCO file, not a VIA file; import it in VIA 2 and save a VIA project first"
         )
     if set(data) <= {"region", "file"} and data:
-        if all(isinstance(v, dict) and all(isinstance(d, dict) and "type" in d for d in v.values())
-               for v in data.values()):
+        if all(
+            isinstance(v, dict) and all(isinstance(d, dict) and "type" in d for d in v.values())
+            for v in data.values()
+        ):
             raise ViaFormatError(
                 path, "", "this is a VIA attribute definition file (_via_attributes), not annotations"
             )
@@ -134,7 +147,9 @@ def dumps_via(project: Project, fmt: str | None = None, target: str | Path | Non
     return dump_json(value, style)
 
 
-def save_via(project: Project, path: str | Path | None = None, fmt: str | None = None, backup: bool = True) -> Path:
+def save_via(
+    project: Project, path: str | Path | None = None, fmt: str | None = None, backup: bool = True
+) -> Path:
     """Write ``project`` atomically to ``path`` (default ``project.path``) in ``fmt`` (default ``project.fmt``).
 
     The first overwrite of an existing file keeps ``NAME.bak``. The project object is not changed (for a
@@ -179,5 +194,12 @@ def new_entry(project: Project, image_path: str | Path) -> ImageEntry:
         size = p.stat().st_size
     except OSError:
         size = -1
-    return ImageEntry(key=image_key(filename, size), filename=filename, size=size, regions=[],
-                      file_attributes={}, raw=None, base_dir=base)
+    return ImageEntry(
+        key=image_key(filename, size),
+        filename=filename,
+        size=size,
+        regions=[],
+        file_attributes={},
+        raw=None,
+        base_dir=base,
+    )

@@ -147,8 +147,11 @@ def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> li
                         owners.append((key, rid))
                     regions.append(region)
             elif regions_raw is not None or "regions" in entry:
-                raise ViaFormatError(path, f"{key_path(prefix, key)}.regions",
-                                     f"expected a list or an object, got {show(regions_raw)}")
+                raise ViaFormatError(
+                    path,
+                    f"{key_path(prefix, key)}.regions",
+                    f"expected a list or an object, got {show(regions_raw)}",
+                )
             fa = entry.get("file_attributes")
             if fa is None and "file_attributes" not in entry:
                 fa = {}
@@ -172,7 +175,9 @@ def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> li
         key, rid = owners[bad // 2]
         k = "all_points_y" if bad % 2 else "all_points_x"
         check_number_list(pending[bad], f"{_region_where(prefix, key, rid)}.shape_attributes.{k}", path)
-        raise AssertionError("check_number_list accepted what first_bad_number_list refused")  # pragma: no cover
+        raise AssertionError(
+            "check_number_list accepted what first_bad_number_list refused"
+        )  # pragma: no cover
     if error is not None:
         raise error
     return images
@@ -212,7 +217,10 @@ def read_project(data: dict, path, base_dir: Path | None) -> Project:
         if isinstance(attrs_raw.get("region"), dict) and isinstance(attrs_raw.get("file"), dict):
             attributes = attrs_raw
         else:  # e.g. the minimal `{}` VIA accepts: give callers both levels, write the original back if unused
-            attributes = {"region": dict(attrs_raw.get("region", {})), "file": dict(attrs_raw.get("file", {}))}
+            attributes = {
+                "region": dict(attrs_raw.get("region", {})),
+                "file": dict(attrs_raw.get("file", {})),
+            }
     ids = data.get("_via_image_id_list")
     if ids is not None:
         if not isinstance(ids, list):
@@ -233,7 +241,11 @@ def read_project(data: dict, path, base_dir: Path | None) -> Project:
 
 def _region_out(r: Region, reuse_raw: bool, close: bool = False) -> dict:
     raw = r.raw if reuse_raw and isinstance(r.raw, dict) else None
-    if raw is not None and raw.get("shape_attributes") is r.shape and raw.get("region_attributes") is r.attributes:
+    if (
+        raw is not None
+        and raw.get("shape_attributes") is r.shape
+        and raw.get("region_attributes") is r.attributes
+    ):
         return raw  # untouched region: the very dict that was read (as it was, closed or not)
     out = dict(raw) if raw is not None else {}
     if raw is None or "shape_attributes" in raw or r.shape:
@@ -289,7 +301,11 @@ def _entry_out(im: ImageEntry, fmt: str, src_fmt: str, close: bool = False) -> d
             out.setdefault("size", -1 if size is None else size)
             out.setdefault("regions", regions)
             out.setdefault("file_attributes", im.file_attributes)
-        if len(out) == len(raw) and all(k in raw and out[k] is raw[k] for k in out) and list(out) == list(raw):
+        if (
+            len(out) == len(raw)
+            and all(k in raw and out[k] is raw[k] for k in out)
+            and list(out) == list(raw)
+        ):
             return raw  # untouched entry
         return out
     if size is None:
@@ -330,7 +346,9 @@ def build_metadata(project: Project, fmt: str) -> dict:
     else:
         raw_meta = None
     keys = unique_keys(project.images)
-    close = closes_polygons(project.images)  # the file's polygons repeat their first vertex (VIA 1): new ones too
+    close = closes_polygons(
+        project.images
+    )  # the file's polygons repeat their first vertex (VIA 1): new ones too
     out = {k: _entry_out(im, fmt, src, close) for k, im in zip(keys, project.images, strict=False)}
     if isinstance(raw_meta, dict) and len(raw_meta) == len(out):
         if all(a == b and raw_meta[a] is out[b] for a, b in zip(raw_meta, out, strict=False)):
@@ -382,6 +400,7 @@ def _attributes_out(project: Project) -> dict:
 
 
 # ------------------------------------------------------------------------------- regions as JSON text
+
 
 def regions_to_json(regions: list[Region]) -> str:
     """Regions as VIA 2 region objects (``[{"shape_attributes": ..., "region_attributes": ...}]``) in JSON
