@@ -33,25 +33,6 @@ from viaseg.core.annotation import edits
 from viaseg.core.annotation.project import ImageEntry, Region
 
 ATTRIBUTE_TYPES = ("text", "dropdown", "radio", "checkbox")  # what "+ attribute" offers (VIA 2 types)
-CLASS_NAMES = ("class", "label", "name", "class name", "damage", "type", "category")
-
-
-def class_attribute(definitions: dict, regions=()) -> str | None:
-    """The attribute that holds the class: a dropdown/radio one first, then a conventional name, then the
-    only attribute."""
-    defs = definitions.get("region", {}) if isinstance(definitions, dict) else {}
-    for name, d in defs.items():
-        if isinstance(d, dict) and d.get("type") in ("dropdown", "radio"):
-            return name
-    names = list(defs)
-    for r in regions:
-        for k in r.attributes:
-            if k not in names:
-                names.append(k)
-    for n in names:
-        if n.lower() in CLASS_NAMES:
-            return n
-    return names[0] if len(names) == 1 else None
 
 
 def attribute_definitions(path) -> dict | None:

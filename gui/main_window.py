@@ -14,10 +14,11 @@ from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.formats.via_json import regions_from_json, regions_to_json
+from viaseg.core.annotation.project import class_attribute
 from viaseg.core.base.errors import ImageReadError, ViasegError
 
 from . import actions
-from .attributes_panel import AttributesPanel, class_attribute
+from .attributes_panel import AttributesPanel
 from .canvas import Canvas
 from .docks import Banner, add_dock, with_banner
 from .image_cache import ImageCache, frame_for_regions

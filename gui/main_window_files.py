@@ -8,13 +8,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from viaseg.core.annotation import journal
+from viaseg.core.annotation.dataset import VIA_EXTS as VIA_SUFFIXES
 from viaseg.core.annotation.dataset import load_dataset
 from viaseg.core.base.errors import ImageReadError, ViasegError
+from viaseg.core.imaging.imageio import IMAGE_EXTS
 
 from . import actions
 from .attributes_panel import attribute_definitions
 
-VIA_SUFFIXES = (".json", ".csv")
 DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
 
 
@@ -26,7 +27,7 @@ class FileFlowsMixin:
         """Open a VIA file or a dataset folder. ``restore``: what to do with a crash journal (None = ask)."""
         path = Path(path)
         if path.is_file() and path.suffix.lower() not in VIA_SUFFIXES:
-            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"):
+            if path.suffix.lower() in IMAGE_EXTS:
                 return self.show_external_image(path)
             self.open_failed(
                 f"Cannot open {path}: not a VIA file or dataset folder (expected .json, .csv or a folder)"

@@ -21,7 +21,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
 from viaseg.core.annotation import edits
-from viaseg.core.annotation.dataset import Dataset, Split, load_dataset
+from viaseg.core.annotation.dataset import VIA_EXTS, Dataset, Split, load_dataset
 from viaseg.core.annotation.project import ImageEntry
 from viaseg.core.assist.segment import LEVELS
 
@@ -34,8 +34,6 @@ from .workers import InferenceService
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
-
-VIA_EXTS = (".json", ".csv")
 
 
 # --------------------------------------------------------------------------------------------- data

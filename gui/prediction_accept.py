@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PySide6.QtWidgets import QFileDialog, QMessageBox
+from viaseg.core.base.fsutil import atomic_write
 
 from . import overlays
 from .prediction_photos import Target
@@ -177,7 +178,7 @@ class AcceptMixin:
         try:
             if not ok:
                 raise OSError("PNG encoding failed")
-            path.write_bytes(buf.tobytes())
+            atomic_write(path, buf.tobytes(), backup=False)
         except OSError as exc:
             self._say(f"{path}: cannot write ({exc})", error=True)
             return None

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QWidget
+from viaseg.core.imaging.imageio import IMAGE_EXTS
 
 if TYPE_CHECKING:
     from .prediction_panel import PredictionPanel
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass

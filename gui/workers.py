@@ -39,7 +39,6 @@ def import_tensorflow() -> float:
     when it was imported already."""
     if "tensorflow" in sys.modules:
         return 0.0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t = time.perf_counter()
     import tensorflow  # noqa: F401
 

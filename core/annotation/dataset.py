@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base.errors import DatasetError, ViaFormatError
+from ..imaging.imageio import IMAGE_EXTS as IMAGE_EXTS  # the one list; re-exported for dataset users
 from .project import ImageEntry, Project
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # as imageio
 PREFERRED_VIA_NAME = "via_region_data.json"
 VIA_EXTS = (".json", ".csv")
 # splits with a conventional name come first, in this order; the others follow alphabetically

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,33 @@ def natural_sort_key(name: str) -> str:
     """A text key that sorts file names as people do (image2 before image10): every run of digits is
     zero-padded to 20 places and the rest compared case-insensitively. A string, so Qt's sort can use it."""
     return _DIGITS.sub(lambda m: m.group(1).rjust(20, "0"), name.casefold())
+
+
+# the region attribute that holds a region's class, by name when nothing else says (any case; first wins)
+CLASS_NAMES = ("class", "class name", "name", "label", "category", "type", "damage")
+
+
+def class_attribute(definitions: dict | None, regions: Iterable[Region] = ()) -> str | None:
+    """The region attribute that names a region's class — the one rule the app, COCO and labelme export use: a
+    dropdown/radio attribute that regions use, else a conventional name (:data:`CLASS_NAMES`) that regions use,
+    else the first dropdown/radio attribute defined, else a conventional name defined, else the only region
+    attribute there is; None when nothing says (then every region is one class). ``definitions`` is the
+    project's ``_via_attributes`` (``{"region": {...}, "file": {...}}``)."""
+    used: dict[str, int] = {}
+    for r in regions:
+        for k, v in r.attributes.items():
+            if isinstance(v, (str, int, dict)) and v != "":
+                used[k] = used.get(k, 0) + 1
+    defs = definitions.get("region") if isinstance(definitions, dict) else None
+    defs = defs if isinstance(defs, dict) else {}
+    choices = [n for n, d in defs.items() if isinstance(d, dict) and d.get("type") in ("dropdown", "radio")]
+
+    def conventional(names: Iterable[str]) -> str | None:
+        lower = {n.lower(): n for n in reversed(list(names))}
+        return next((lower[c] for c in CLASS_NAMES if c in lower), None)
+
+    found = next((n for n in choices if n in used), None) or conventional(used)
+    if found is None and choices:
+        found = choices[0]
+    names = list(defs) + [n for n in used if n not in defs]
+    return found or conventional(defs) or (names[0] if len(names) == 1 else None)

@@ -96,10 +96,8 @@ def format_report(res: dict, worst: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     import warnings
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     from ..ml.crossval import crossval
     from .train_cmd import _config

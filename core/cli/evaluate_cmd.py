@@ -41,13 +41,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import os
 
     from ..annotation.dataset import load_dataset, parse_spec
     from .predict_cmd import ProgressBar, apply_tta_options, check_threshold
 
     check_threshold(args.threshold)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root, requested = parse_spec(args.dataset)
     dataset = load_dataset(args.dataset)
     split = choose_split(dataset, requested)

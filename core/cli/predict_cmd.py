@@ -208,10 +208,10 @@ def _write_image(path: Path, ext: str, img, params=()) -> None:
     ok, buf = cv2.imencode(ext, img, list(params))
     if not ok:
         raise ViasegError(f"{path}: cannot encode image")
+    from ..base.fsutil import atomic_write
+
     try:
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
+        atomic_write(path, buf.tobytes(), backup=False)
     except OSError as exc:
         raise ViasegError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
@@ -318,7 +318,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     check_threshold(args.threshold)
     if args.tolerance is not None and args.tolerance < 0:
         raise ViasegError(f"--tolerance must be >= 0, got {args.tolerance:g}")

@@ -265,10 +265,8 @@ class _Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     import warnings
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     from ..ml.train import train
 

@@ -228,3 +228,22 @@ def test_convert_overwrite_keeps_backup(via_fixtures, tmp_path):
     assert main(["convert", str(via_fixtures / "unit_test_annotation2.json"), str(out), "--to", "via2"]) == 0
     assert (tmp_path / "o.json.bak").read_text() == "old"
     assert loads_via(out.read_text(encoding="utf-8")).fmt == "via2"
+
+
+def test_one_rule_says_which_attribute_holds_the_class():
+    from viaseg.core.annotation.project import Region, class_attribute
+
+    def regions(*attrs):
+        return [Region({"name": "rect"}, a) for a in attrs]
+
+    dropdown = {"region": {"severity": {"type": "dropdown"}, "Class Name": {"type": "text"}}}
+    # a dropdown the regions use wins over a conventional name
+    assert class_attribute(dropdown, regions({"severity": "high", "Class Name": "dent"})) == "severity"
+    # unused dropdown: the conventional name the regions use (any case) comes first
+    assert class_attribute(dropdown, regions({"Class Name": "dent"})) == "Class Name"
+    # nothing used yet (a new project): the dropdown defined
+    assert class_attribute(dropdown, []) == "severity"
+    assert class_attribute(None, regions({"note": "x", "label": "scratch"})) == "label"
+    assert class_attribute(None, regions({"note": "x"})) == "note"  # the only attribute
+    assert class_attribute(None, regions({"note": "x", "who": "me"})) is None  # nothing says
+    assert class_attribute({"region": "bad"}, regions({"note": "", "who": ""})) is None  # empty values count for nothing

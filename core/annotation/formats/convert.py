@@ -22,10 +22,10 @@ from pathlib import Path
 from ...base.errors import ImageReadError, ViaSaveError
 from ...base.fsutil import atomic_write
 from ..project import Project
+from ..project import class_attribute as class_of
 from .via_io import FORMATS, dumps_via
 
 TARGETS = (*FORMATS, "coco", "labelme")
-CLASS_NAMES = ("class", "name", "label", "category", "type")
 DEFAULT_CATEGORY = "damage"
 
 
@@ -60,21 +60,9 @@ def coco_polygon(shape: dict) -> tuple[list[float] | None, str]:
 
 
 def class_attribute(project: Project) -> str | None:
-    """The region attribute that names a region's class, or None (then everything is one category)."""
-    seen: dict[str, int] = {}
-    for im in project.images:
-        for r in im.regions:
-            for k, v in r.attributes.items():
-                if isinstance(v, (str, int, dict)) and v != "":
-                    seen[k] = seen.get(k, 0) + 1
-    defs = (project.attributes or {}).get("region") or {}
-    for name, d in defs.items():
-        if isinstance(d, dict) and d.get("type") in ("radio", "dropdown") and name in seen:
-            return name
-    for name in CLASS_NAMES:
-        if name in seen:
-            return name
-    return None
+    """The region attribute that names a region's class in ``project`` (:func:`project.class_attribute`), or
+    None (then everything is one category)."""
+    return class_of(project.attributes, (r for im in project.images for r in im.regions))
 
 
 def _value_name(value, options: dict) -> str | None:

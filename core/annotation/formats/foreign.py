@@ -25,7 +25,7 @@ from ..project import ImageEntry, Project
 from .via_common import decode_text, derive_attributes, parse_json
 
 CLASS_ATTR = (
-    "name"  # the region attribute imported labels / category names go to (convert.CLASS_NAMES has it)
+    "name"  # the region attribute imported labels / category names go to (project.CLASS_NAMES has it)
 )
 MASK_TOLERANCE = 0.01  # px: Douglas-Peucker removes only collinear vertices, the mask comes back pixel-exact
 MAX_MASK_PIXELS = 1 << 27  # a decoded mask above this is refused (a corrupt size must not exhaust memory)
