@@ -22,15 +22,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QVBoxLayout,
 )
-from viaseg.core.ml.presets import LR_SCHEDULES, PRESETS, preset
-
-LOSSES = (
-    "bce_dice",
-    "dice",
-    "bce",
-    "focal_tversky",
-)  # as core.unet.LOSSES (not imported: no Keras at start-up)
-
+from viaseg.core.ml.presets import LOSSES, LR_SCHEDULES, PRESETS, preset
 
 # ------------------------------------------------------------------------------------------- core glue
 

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 def add_recipe_options(p) -> None:
     """The options that make a training recipe (shared by ``viaseg train`` and ``viaseg crossval``)."""
-    from ..ml.presets import KEEP, LR_SCHEDULES, MONITORS, PRECISIONS, PRESETS, STRATEGIES
+    from ..ml.presets import KEEP, LOSSES, LR_SCHEDULES, MONITORS, NORMS, PRECISIONS, PRESETS, STRATEGIES
     from .predict_cmd import parse_scales
 
     p.add_argument("--preset", choices=PRESETS, default="default")
@@ -94,9 +94,9 @@ def add_recipe_options(p) -> None:
         help="train on random PX x PX windows of the --size images (a multiple of 16; about "
         "(PX/size)^2 of the compute per step) and validate / predict on whole images; 0 = whole images",
     )
-    p.add_argument("--loss", choices=["dice", "bce", "bce_dice", "focal_tversky"])
+    p.add_argument("--loss", choices=LOSSES)
     p.add_argument("--bn-momentum", type=float)
-    p.add_argument("--norm", choices=["batch", "group"])
+    p.add_argument("--norm", choices=NORMS)
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
     p.add_argument(
         "--precision",

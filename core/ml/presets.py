@@ -32,6 +32,8 @@ class Augment:
 
 
 PRESETS = ("default", "research")
+LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # the names unet.get_loss knows (the first: the form's)
+NORMS = ("batch", "group")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("auto", "constant", "plateau", "cosine", "flat_cosine")
 ANNEALING = ("cosine", "flat_cosine")  # over a time limit these use all of it: no early stopping

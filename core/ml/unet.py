@@ -13,10 +13,10 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from .presets import LOSSES, NORMS
+
 PACKAGE = "viaseg"
 SMOOTH = 1.0
-LOSSES = ("dice", "bce", "bce_dice", "focal_tversky")
-NORMS = ("batch", "group")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
