@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QWidget
+from viaseg.core.annotation.dataset import list_images
+from viaseg.core.base.errors import ViasegError
 from viaseg.core.imaging.imageio import IMAGE_EXTS
 
 if TYPE_CHECKING:
@@ -37,7 +39,11 @@ def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+            try:
+                found = list_images(p)
+            except ViasegError as exc:
+                problems.append(str(exc))
+                continue
             if not found:
                 problems.append(f"{p}: folder holds no images")
             images.extend(found)

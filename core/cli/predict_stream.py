@@ -42,7 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base.errors import ImageReadError, ViasegError
+from ..base.errors import DatasetError, ImageReadError, ViasegError
 
 JOURNAL_NAME = "predictions.jsonl"
 MASK_SUFFIX = "_mask.png"
@@ -55,23 +55,10 @@ _TMP_PREFIX = ".tmp-"  # what predict_cmd._write_image names a file before its r
 
 
 def _folder_images(folder: str) -> list[str]:
-    """Images directly inside ``folder`` (natural order) from one ``scandir`` (no ``stat`` per file where the
-    file system reports entry types)."""
-    from ..annotation.dataset import IMAGE_EXTS, natural_key
+    """Images directly inside ``folder`` (``dataset.list_images``), as ``folder``-joined strings."""
+    from ..annotation.dataset import list_images
 
-    out = []
-    with os.scandir(folder) as it:
-        for e in it:
-            name = e.name
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTS:
-                continue
-            try:
-                if e.is_file():
-                    out.append(name)
-            except OSError:
-                continue
-    out.sort(key=natural_key)
-    return [os.path.join(folder, n) for n in out]
+    return [os.path.join(folder, p.name) for p in list_images(Path(folder))]
 
 
 def gather_inputs(inputs: list[str | Path], warn: Callable[[str], None]) -> list[str]:
@@ -91,8 +78,8 @@ def gather_inputs(inputs: list[str | Path], warn: Callable[[str], None]) -> list
     def add_folder(folder: str) -> None:
         try:
             found = _folder_images(folder)
-        except OSError as exc:
-            warn(f"{folder}: cannot list folder ({exc.strerror or exc})")
+        except DatasetError as exc:  # says "cannot list folder" and why
+            warn(str(exc))
             return
         if not found:
             warn(f"{folder}: folder holds no images")
