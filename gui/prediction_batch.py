@@ -177,7 +177,3 @@ class PredictAllMixin:
         if self.predict_all():
             self._next_after_all = True
         return None
-
-    @property
-    def all_scores(self) -> dict[str, float]:
-        return dict(self._all_scores)

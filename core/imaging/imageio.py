@@ -374,11 +374,6 @@ def _decode(path: Path, data: bytes, max_side: int | None) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def read_image_bgr(path: str | Path, max_side: int | None = None) -> np.ndarray:
-    """Same as :func:`read_image` but in OpenCV's BGR channel order."""
-    return cv2.cvtColor(read_image(path, max_side), cv2.COLOR_RGB2BGR)
-
-
 def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` as displayed (after EXIF orientation). Reads only the header of JPEG, PNG, BMP
     and GIF files; other formats are decoded. Raises :class:`ImageReadError`."""

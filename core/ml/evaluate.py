@@ -204,9 +204,6 @@ class EvalResult:
             return None
         return max(sw, key=lambda r: (r["mean_dice"], -abs(r["threshold"] - 0.5)))["threshold"]
 
-    def score_of(self, image: str) -> ImageScore | None:
-        return next((s for s in self.per_image if s.image == image), None)
-
     def to_dict(self) -> dict:
         def r(v):
             return None if v is None else round(v, 6)

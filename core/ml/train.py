@@ -255,7 +255,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         train_ds = train_ds.with_options(opts)
         val_ds = val_ds.with_options(opts) if val_ds is not None else None
         _multiworker_fit_fixes(model, cfg)
-    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, None, strategy)
+    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, strategy)
     callbacks += more_callbacks
 
     t0 = time.perf_counter()

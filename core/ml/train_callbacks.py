@@ -35,7 +35,7 @@ class _TrainingFailed(Exception):
 
 
 def _make_callbacks(
-    keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, model_holder, strategy=None
+    keras, cfg: TrainConfig, run_dir: Path, emit, should_stop, state, val_arrays, strategy=None
 ):
     """Keras' callbacks plus the event / stop / time-limit one.
 

@@ -9,7 +9,6 @@ escapes ``save_via``, and a failed save changes nothing in memory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ...base.errors import ViaFormatError, ViaSaveError
@@ -167,11 +166,6 @@ def save_via(
         reason = exc.strerror or str(exc)
         raise ViaSaveError(f"{target}: cannot save ({reason})") from exc
     return target
-
-
-def default_fmt_for(path: str | Path) -> str | None:
-    """A format guess from a file name (``.csv`` -> csv), for save-as dialogs."""
-    return "csv" if os.fspath(path).lower().endswith(".csv") else None
 
 
 def image_key(filename: str, size) -> str:
