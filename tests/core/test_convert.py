@@ -246,4 +246,6 @@ def test_one_rule_says_which_attribute_holds_the_class():
     assert class_attribute(None, regions({"note": "x", "label": "scratch"})) == "label"
     assert class_attribute(None, regions({"note": "x"})) == "note"  # the only attribute
     assert class_attribute(None, regions({"note": "x", "who": "me"})) is None  # nothing says
-    assert class_attribute({"region": "bad"}, regions({"note": "", "who": ""})) is None  # empty values count for nothing
+    assert (
+        class_attribute({"region": "bad"}, regions({"note": "", "who": ""})) is None
+    )  # empty values count for nothing
