@@ -105,83 +105,86 @@ def duplicate_groups(entries: list[ImageEntry], decode: bool = True) -> list[int
     return _copy_roots(infos)
 
 
-def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> list[tuple[int, Problem]]:
-    """duplicate_image / conflicting_duplicate, each attached to the later copy; returns (item index, problem)."""
+def _copy_groups(infos: list[_FileInfo]) -> list[list[int]]:
+    """Indices of the files that are copies of each other, one sorted list per picture with copies."""
     roots = _copy_roots(infos)
     groups: dict[int, list[int]] = {}
-    for i in range(len(items)):
+    for i in range(len(infos)):
         if infos[i].byte_hash is not None or infos[i].pixel_hash is not None:
             groups.setdefault(roots[i], []).append(i)
+    return [sorted(members) for members in groups.values() if len(members) >= 2]
+
+
+def _how_copied(copy: _FileInfo, orig: _FileInfo, entry: ImageEntry, oentry: ImageEntry) -> str:
+    if copy.byte_hash is not None and copy.byte_hash == orig.byte_hash:
+        how = "identical file to"
+    elif copy.pixel_hash is not None and copy.pixel_hash == orig.pixel_hash:
+        how = "a re-encoded copy (same pixels, different file) of"
+    else:
+        how = "a visually identical copy (re-encoded or resized) of"
+    if entry.path.resolve() == oentry.path.resolve():
+        how = "the same file listed again: see"
+    return how
+
+
+def _duplicate_problem(split, entry: ImageEntry, osplit, other: str, how: str) -> Problem:
+    if split != osplit:
+        return Problem(
+            "duplicate_image",
+            "error",
+            split,
+            entry.filename,
+            None,
+            f"{how} {other}: the image is in both {osplit} and {split}, which leaks "
+            f"it between splits; remove it from one of them",
+            entry.key,
+        )
+    return Problem(
+        "duplicate_image",
+        "warning",
+        split,
+        entry.filename,
+        None,
+        f"{how} {other}; keep one entry",
+        entry.key,
+    )
+
+
+def _conflict_problem(items, infos: list[_FileInfo], m: int, ref: int) -> Problem | None:
+    """conflicting_duplicate of copy ``m`` when its annotation disagrees with that of the earlier copy ``ref``."""
+    split, entry, _ = items[m]
+    rsplit, rentry, _ = items[ref]
+    why = _disagreement(entry, rentry, infos[m].size, infos[ref].size)
+    if not why:
+        return None
+    return Problem(
+        "conflicting_duplicate",
+        "warning",
+        split,
+        entry.filename,
+        None,
+        f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
+        f"make them agree (one image must not teach two answers)",
+        entry.key,
+    )
+
+
+def _duplicate_problems(items, infos: list[_FileInfo], labeled: list[bool]) -> list[tuple[int, Problem]]:
+    """duplicate_image / conflicting_duplicate, each attached to the later copy; returns (item index, problem)."""
     out: list[tuple[int, Problem]] = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        members.sort()
+    for members in _copy_groups(infos):
         orig = members[0]
         osplit, oentry, _ = items[orig]
         for m in members[1:]:
             split, entry, _ = items[m]
-            other = f"{osplit}/{oentry.filename}"
-            if infos[m].byte_hash is not None and infos[m].byte_hash == infos[orig].byte_hash:
-                how = "identical file to"
-            elif infos[m].pixel_hash is not None and infos[m].pixel_hash == infos[orig].pixel_hash:
-                how = "a re-encoded copy (same pixels, different file) of"
-            else:
-                how = "a visually identical copy (re-encoded or resized) of"
-            if entry.path.resolve() == oentry.path.resolve():
-                how = "the same file listed again: see"
-            if split != osplit:
-                out.append(
-                    (
-                        m,
-                        Problem(
-                            "duplicate_image",
-                            "error",
-                            split,
-                            entry.filename,
-                            None,
-                            f"{how} {other}: the image is in both {osplit} and {split}, which leaks "
-                            f"it between splits; remove it from one of them",
-                            entry.key,
-                        ),
-                    )
-                )
-            else:
-                out.append(
-                    (
-                        m,
-                        Problem(
-                            "duplicate_image",
-                            "warning",
-                            split,
-                            entry.filename,
-                            None,
-                            f"{how} {other}; keep one entry",
-                            entry.key,
-                        ),
-                    )
-                )
+            how = _how_copied(infos[m], infos[orig], entry, oentry)
+            out.append((m, _duplicate_problem(split, entry, osplit, f"{osplit}/{oentry.filename}", how)))
             if not labeled[m]:
                 continue
             ref = next((j for j in members if j < m and labeled[j]), None)
             if ref is None:
                 continue
-            rsplit, rentry, _ = items[ref]
-            why = _disagreement(entry, rentry, infos[m].size, infos[ref].size)
-            if why:
-                out.append(
-                    (
-                        m,
-                        Problem(
-                            "conflicting_duplicate",
-                            "warning",
-                            split,
-                            entry.filename,
-                            None,
-                            f"annotated differently from its copy: {why} {rsplit}/{rentry.filename}; "
-                            f"make them agree (one image must not teach two answers)",
-                            entry.key,
-                        ),
-                    )
-                )
+            conflict = _conflict_problem(items, infos, m, ref)
+            if conflict is not None:
+                out.append((m, conflict))
     return out

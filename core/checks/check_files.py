@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,23 +123,8 @@ def _size_mismatch(
     )
 
 
-def _file_checks(
-    split: str | None,
-    entry: ImageEntry,
-    labeled: bool,
-    decode: bool,
-    hashing: bool,
-    out: list[Problem],
-    path: Path | None = None,
-) -> _FileInfo:
-    from ..imaging.imageio import image_size, read_image
-
-    info = _FileInfo()
-    path = entry.path if path is None else path
-
-    def problem(kind, severity, message):
-        out.append(Problem(kind, severity, split, entry.filename, None, message, entry.key))
-
+def _stat(entry: ImageEntry, path: Path, problem: Callable[[str, str, str], None]) -> os.stat_result | None:
+    """The image file's stat, or None after reporting why it cannot be read (missing, a URL, not a file)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -150,25 +136,29 @@ def _file_checks(
                 f"{entry.filename} is a URL; viaseg reads local files only: download the image into "
                 f"{entry.base_dir or '.'} and change the entry's filename to the local file name",
             )
-            return info
+            return None
         problem(
             "missing_file",
             "error",
             f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
             f"there, fix the file name in the VIA file, or delete the entry",
         )
-        return info
+        return None
     except OSError as exc:
         problem("unreadable_image", "error", f"cannot access {path} ({exc.strerror or exc})")
-        return info
+        return None
     if not stat.S_ISREG(st.st_mode):
         problem("unreadable_image", "error", f"{path} is not a file; fix the file name or delete the entry")
-        return info
-    info.exists = True
-    info.nbytes = st.st_size
-    mismatch = _size_mismatch(split, entry, labeled, path, st.st_size)
-    if mismatch is not None:
-        out.append(mismatch)
+        return None
+    return st
+
+
+def _read_pixels(
+    info: _FileInfo, path: Path, st: os.stat_result, decode: bool, problem: Callable[[str, str, str], None]
+) -> None:
+    """Pixel size into ``info``; with ``decode`` also the pixel hash and the visual signature."""
+    from ..imaging.imageio import image_size, read_image
+
     try:
         if decode:
             img = read_image(path)
@@ -187,14 +177,44 @@ def _file_checks(
             "error",
             f"{exc.problem}; replace the file with a valid image or delete the entry",
         )
+
+
+def _byte_hash(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return (
+                hashlib.file_digest(f, "blake2b").digest()
+                if hasattr(hashlib, "file_digest")
+                else hashlib.blake2b(f.read()).digest()
+            )
+    except OSError:
+        return None
+
+
+def _file_checks(
+    split: str | None,
+    entry: ImageEntry,
+    labeled: bool,
+    decode: bool,
+    hashing: bool,
+    out: list[Problem],
+    path: Path | None = None,
+) -> _FileInfo:
+    info = _FileInfo()
+    path = entry.path if path is None else path
+
+    def problem(kind: str, severity: str, message: str) -> None:
+        out.append(Problem(kind, severity, split, entry.filename, None, message, entry.key))
+
+    st = _stat(entry, path, problem)
+    if st is None:
+        return info
+    info.exists = True
+    info.nbytes = st.st_size
+    mismatch = _size_mismatch(split, entry, labeled, path, st.st_size)
+    if mismatch is not None:
+        out.append(mismatch)
+    _read_pixels(info, path, st, decode, problem)
     if hashing:
-        try:
-            with open(path, "rb") as f:
-                info.byte_hash = (
-                    hashlib.file_digest(f, "blake2b").digest()
-                    if hasattr(hashlib, "file_digest")
-                    else hashlib.blake2b(f.read()).digest()
-                )
-        except OSError:
-            pass
+        info.byte_hash = _byte_hash(path)
     return info

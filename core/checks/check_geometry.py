@@ -11,11 +11,8 @@ Self-intersection is tested for all polygons together, without a Python loop per
 1. *star test*, O(n): if the vertex angles around the polygon's vertex mean strictly increase (or decrease)
    and wind exactly once, every edge lives in its own angular sector, so no two edges can meet: the polygon
    is simple. Most hand-drawn outlines pass this.
-2. the others go through a *sweep on x*: every edge gets an x-interval; each polygon's intervals are shifted so
-   polygons never overlap; one global sort by ``xmin`` and a ``searchsorted`` give, for each edge, the edges
-   starting inside its x-range; only those candidate pairs are tested with exact orientation signs. The number
-   of pairs is about the number of edges times the number of edges a vertical line crosses (a handful for
-   real outlines; n²/2 at worst for a comb-like polygon).
+2. the others go through the exact test of :mod:`.check_crossings`, a *sweep on x* that pairs only edges
+   whose x-ranges overlap.
 """
 
 from __future__ import annotations
@@ -26,7 +23,8 @@ from itertools import chain
 
 import numpy as np
 
-_PAIR_CHUNK = 200_000  # candidate edge pairs tested per numpy batch (bounds memory)
+from .check_crossings import sweep_crossings
+
 AREA_EPS = 1e-9
 _BATCH_POINTS = 32_768  # polygon vertices analysed per numpy batch
 
@@ -45,20 +43,23 @@ def _num(v) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None, list[ShapeIssue]]:
+_SIMPLE_KEYS: dict[str | None, tuple[str, ...]] = {
+    "rect": ("x", "y", "width", "height"),
+    "circle": ("cx", "cy", "r"),
+    "ellipse": ("cx", "cy", "rx", "ry"),
+    "point": ("cx", "cy"),
+}
+_Box = tuple[float, float, float, float]
+
+
+def _simple_shape(shape: dict) -> tuple[_Box | None, list[ShapeIssue]]:
     """bbox and issues of a rect / circle / ellipse / point / unknown shape."""
     kind = shape.get("name")
     if not isinstance(
         kind, str
     ):  # VIA files may hold any JSON value here ([1, 2], 3, null): not a shape name
         kind = repr(kind) if kind is not None else None
-    keys_of: dict[str | None, tuple[str, ...]] = {
-        "rect": ("x", "y", "width", "height"),
-        "circle": ("cx", "cy", "r"),
-        "ellipse": ("cx", "cy", "rx", "ry"),
-        "point": ("cx", "cy"),
-    }
-    keys = keys_of.get(kind)
+    keys = _SIMPLE_KEYS.get(kind)
     if keys is None:
         what = f"unknown shape {kind!r}" if kind else "a region without a shape name"
         return None, [
@@ -91,28 +92,40 @@ def _simple_shape(shape: dict) -> tuple[tuple[float, float, float, float] | None
             )
         ]
     if kind == "rect":
-        x, y, w, h = nums
-        x0, x1 = sorted((x, x + w))
-        y0, y1 = sorted((y, y + h))
-        issues = []
-        if w == 0 or h == 0:
-            issues.append(
-                ShapeIssue(
-                    "degenerate_region",
-                    "warning",
-                    f"rect of size {w:g}x{h:g} has zero area; delete it or redraw it",
-                )
-            )
-        return (x0, y0, x1, y1), issues
+        return _rect(nums)
     if kind == "circle":
-        cx, cy, r = nums
-        r = abs(r)
-        issues = []
-        if r == 0:
-            issues.append(
-                ShapeIssue("degenerate_region", "warning", "circle of radius 0; delete it or redraw it")
+        return _circle(nums)
+    return _ellipse(nums, shape)
+
+
+def _rect(nums: list[float]) -> tuple[_Box, list[ShapeIssue]]:
+    x, y, w, h = nums
+    x0, x1 = sorted((x, x + w))
+    y0, y1 = sorted((y, y + h))
+    issues = []
+    if w == 0 or h == 0:
+        issues.append(
+            ShapeIssue(
+                "degenerate_region",
+                "warning",
+                f"rect of size {w:g}x{h:g} has zero area; delete it or redraw it",
             )
-        return (cx - r, cy - r, cx + r, cy + r), issues
+        )
+    return (x0, y0, x1, y1), issues
+
+
+def _circle(nums: list[float]) -> tuple[_Box, list[ShapeIssue]]:
+    cx, cy, r = nums
+    r = abs(r)
+    issues = []
+    if r == 0:
+        issues.append(
+            ShapeIssue("degenerate_region", "warning", "circle of radius 0; delete it or redraw it")
+        )
+    return (cx - r, cy - r, cx + r, cy + r), issues
+
+
+def _ellipse(nums: list[float], shape: dict) -> tuple[_Box, list[ShapeIssue]]:
     cx, cy, rx, ry = nums
     rx, ry = abs(rx), abs(ry)
     theta = _num(shape.get("theta", 0.0)) or 0.0
@@ -239,10 +252,9 @@ def _starts(lengths: np.ndarray) -> np.ndarray:
     return s
 
 
-def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
-    idx = np.asarray(poly_idx)
-    lengths = np.fromiter((len(v) for v in poly_xs), dtype=np.int64, count=len(poly_xs))
-    x, y, numeric = _flatten(poly_xs, poly_ys, lengths)
+def _drop_invalid(shapes, x, y, idx, lengths, numeric, add):
+    """Report the polygons/polylines without points or with non-numeric or non-finite coordinates, and drop
+    them: returns ``x, y, idx, lengths`` of the others."""
     finite = np.isfinite(x) & np.isfinite(y)
     valid = numeric & (lengths > 0)
     if not finite.all():
@@ -259,6 +271,52 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
     if not valid.all():
         keep = np.repeat(valid, lengths)
         x, y, idx, lengths = x[keep], y[keep], idx[valid], lengths[valid]
+    return x, y, idx, lengths
+
+
+def _drop_repeats(x, y, start, lengths):
+    """Drop repeated vertices: consecutive duplicates and a closing vertex equal to the first (VIA 1).
+    Returns ``x, y, start, counts`` of the distinct vertices."""
+    last = start + lengths - 1
+    dup = np.zeros(len(x), dtype=bool)
+    dup[1:] = (x[1:] == x[:-1]) & (y[1:] == y[:-1])
+    dup[start] = False
+    closing = (lengths > 1) & (x[last] == x[start]) & (y[last] == y[start])
+    dup[last[closing]] = True
+    if not dup.any():
+        return x, y, start, lengths
+    m = lengths - np.add.reduceat(dup.astype(np.int64), start)
+    keep = ~dup
+    return x[keep], y[keep], _starts(m), m
+
+
+def _flag_zero_area(x, y, start, m, nxt, ok, span, idx, add) -> None:
+    """Report the polygons flagged ``ok`` whose points all lie on one line, and clear their ``ok`` flag."""
+    # a collinear polygon has zero signed area, so only those need the exact test
+    cross = x * y[nxt] - x[nxt] * y
+    area2 = np.abs(np.add.reduceat(cross, start))
+    for k in np.flatnonzero(ok & (area2 <= 1e-6 * np.maximum(span, 1.0) ** 2)):
+        s, n = int(start[k]), int(m[k])
+        px, py = x[s : s + n] - x[s], y[s : s + n] - y[s]
+        far = int(np.argmax(px * px + py * py))
+        dev = np.abs(px[far] * py - py[far] * px).max()
+        if dev <= AREA_EPS * max(float(span[k]), 1.0) ** 2:
+            add(
+                int(idx[k]),
+                ShapeIssue(
+                    "degenerate_region",
+                    "warning",
+                    "polygon has zero area (all its points are on one line); redraw it or delete it",
+                ),
+            )
+            ok[k] = False
+
+
+def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
+    idx = np.asarray(poly_idx)
+    lengths = np.fromiter((len(v) for v in poly_xs), dtype=np.int64, count=len(poly_xs))
+    x, y, numeric = _flatten(poly_xs, poly_ys, lengths)
+    x, y, idx, lengths = _drop_invalid(shapes, x, y, idx, lengths, numeric, add)
     if len(idx) == 0:
         return
     start = _starts(lengths)
@@ -279,20 +337,7 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
         if len(idx) == 0:
             return
         start = _starts(lengths)
-    # drop repeated vertices: consecutive duplicates and a closing vertex equal to the first (VIA 1)
-    last = start + lengths - 1
-    dup = np.zeros(len(x), dtype=bool)
-    dup[1:] = (x[1:] == x[:-1]) & (y[1:] == y[:-1])
-    dup[start] = False
-    closing = (lengths > 1) & (x[last] == x[start]) & (y[last] == y[start])
-    dup[last[closing]] = True
-    if dup.any():
-        m = lengths - np.add.reduceat(dup.astype(np.int64), start)
-        keep = ~dup
-        x, y = x[keep], y[keep]
-        start = _starts(m)
-    else:
-        m = lengths
+    x, y, start, m = _drop_repeats(x, y, start, lengths)
     owner = np.repeat(np.arange(len(m)), m)
     nxt = np.arange(1, len(x) + 1)
     nxt[start + m - 1] = start
@@ -306,25 +351,8 @@ def _analyze_polylists(shapes, poly_idx, poly_xs, poly_ys, bbox, add) -> None:
                 f"polygon has {int(m[k])} distinct point(s); at least 3 are needed: add vertices or delete it",
             ),
         )
-    # zero area: a collinear polygon has zero signed area, so only those need the exact test
-    cross = x * y[nxt] - x[nxt] * y
-    area2 = np.abs(np.add.reduceat(cross, start))
     span = np.maximum(bbox[idx, 2] - bbox[idx, 0], bbox[idx, 3] - bbox[idx, 1])
-    for k in np.flatnonzero(ok & (area2 <= 1e-6 * np.maximum(span, 1.0) ** 2)):
-        s, n = int(start[k]), int(m[k])
-        px, py = x[s : s + n] - x[s], y[s : s + n] - y[s]
-        far = int(np.argmax(px * px + py * py))
-        dev = np.abs(px[far] * py - py[far] * px).max()
-        if dev <= AREA_EPS * max(float(span[k]), 1.0) ** 2:
-            add(
-                int(idx[k]),
-                ShapeIssue(
-                    "degenerate_region",
-                    "warning",
-                    "polygon has zero area (all its points are on one line); redraw it or delete it",
-                ),
-            )
-            ok[k] = False
+    _flag_zero_area(x, y, start, m, nxt, ok, span, idx, add)
     _self_intersections(x, y, owner, m, start, nxt, ok & (m >= 4), lambda k: int(idx[k]), add)
 
 
@@ -359,7 +387,7 @@ def _self_intersections(x, y, owner, m, start, nxt, cand, shape_index, add) -> N
     star = (ccw & (up == 1)) | (cw & (down == 1))
     need = cand & ~star
     if need.any():
-        _sweep(x, y, owner, m, start, nxt, need, found)
+        sweep_crossings(x, y, owner, m, start, nxt, need, found)
     for k in sorted(found):
         if not cand[k]:
             continue
@@ -373,143 +401,3 @@ def _self_intersections(x, y, owner, m, start, nxt, cand, shape_index, add) -> N
                 f"({px:.0f}, {py:.0f})); drag the vertices so the outline does not cross, or split it in two",
             ),
         )
-
-
-def _orient(ax, ay, bx, by, cx, cy):
-    return np.sign((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
-
-
-def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each i, the run ``starts[i] .. starts[i] + counts[i] - 1``: returns (owner i, value) per element."""
-    total = int(counts.sum())
-    who = np.repeat(np.arange(len(counts)), counts)
-    offs = np.zeros(len(counts), dtype=np.int64)
-    if len(counts) > 1:
-        np.cumsum(counts[:-1], out=offs[1:])
-    return who, starts[who] + (np.arange(total) - offs[who])
-
-
-def _sweep(x, y, owner, m, start, nxt, need, found) -> None:
-    """Exact crossing test for the polygons flagged ``need``, pairing only edges that can meet.
-
-    The outline is cut into x-monotone chains (runs of edges going the same way in x; vertical edges join the
-    run they are in). Two non-adjacent edges of one monotone chain cannot meet (the fold-back test covers
-    the rest), so only edges of *different* chains of a polygon with overlapping x-ranges are paired: each
-    chain is sorted by x for free, and a ``searchsorted`` per (edge, other chain) gives the overlapping run."""
-    e = np.flatnonzero(need[owner])  # edge e goes from vertex e to vertex nxt[e]
-    n_e = len(e)
-    ax, ay, bx, by = x[e], y[e], x[nxt[e]], y[nxt[e]]
-    own = owner[e]
-    loc = e - start[own]
-    exlo, exhi = np.minimum(ax, bx), np.maximum(ax, bx)
-    eylo, eyhi = np.minimum(ay, by), np.maximum(ay, by)
-    first = np.ones(n_e, dtype=bool)
-    first[1:] = own[1:] != own[:-1]
-    s = np.sign(bx - ax).astype(np.int8)
-    s[first & (s == 0)] = 1  # a polygon starting with vertical edges: start a rising chain
-    fill = np.maximum.accumulate(np.where(s != 0, np.arange(n_e), 0))
-    s = s[fill]  # vertical edges take the direction of the run they are in
-    cstart = first.copy()
-    cstart[1:] |= s[1:] != s[:-1]
-    chain = np.cumsum(cstart) - 1
-    cfirst = np.flatnonzero(cstart)
-    clast = np.append(cfirst[1:], n_e) - 1
-    clen = clast - cfirst + 1
-    # sorted position of each edge inside its chain's index range (falling chains are reversed)
-    k = np.arange(n_e)
-    pos = np.where(s > 0, k, cfirst[chain] + clast[chain] - k)
-    g = np.empty(n_e, dtype=np.int64)
-    g[pos] = k  # g[sorted position] = edge
-    sl, sh = exlo[g], exhi[g]
-    cxmin, cxmax = sl[cfirst], sh[clast]
-    cymin = np.minimum.reduceat(eylo, cfirst)
-    cymax = np.maximum.reduceat(eyhi, cfirst)
-    # shift each chain to its own x range so one global searchsorted stays inside a chain
-    width = cxmax - cxmin + 1.0
-    base = np.zeros(len(cfirst))
-    if len(cfirst) > 1:
-        np.cumsum(width[:-1], out=base[1:])
-    shift = base - cxmin
-    sls, shs = sl + shift[chain], sh + shift[chain]
-    # pairs of chains of one polygon whose boxes overlap
-    cpoly = own[cfirst]
-    plast = np.append(cpoly[1:] != cpoly[:-1], True)
-    last_chain = np.flatnonzero(plast)[np.cumsum(np.append(True, cpoly[1:] != cpoly[:-1])) - 1]
-    ca, cb = _expand(np.arange(len(cfirst)) + 1, last_chain - np.arange(len(cfirst)))
-    ov = (
-        (cxmin[ca] <= cxmax[cb])
-        & (cxmin[cb] <= cxmax[ca])
-        & (cymin[ca] <= cymax[cb])
-        & (cymin[cb] <= cymax[ca])
-    )
-    ca, cb = ca[ov], cb[ov]
-    swap = clen[ca] > clen[cb]  # query with the shorter chain
-    ca, cb = np.where(swap, cb, ca), np.where(swap, ca, cb)
-    qi, qpos = _expand(cfirst[ca], clen[ca])  # every sorted position of chain a, against chain b
-    qb = cb[qi]
-    lo = np.searchsorted(shs, sl[qpos] + shift[qb], side="left")
-    hi = np.searchsorted(sls, sh[qpos] + shift[qb], side="right")
-    lo = np.maximum(lo, cfirst[qb])
-    hi = np.minimum(hi, clast[qb] + 1)
-    cnt = np.maximum(hi - lo, 0)
-    keepq = cnt > 0
-    qpos, lo, cnt = qpos[keepq], lo[keepq], cnt[keepq]
-    done = 0
-    while done < len(cnt):  # bounded batches of pairs
-        acc = np.cumsum(cnt[done:])
-        stop = done + max(1, int(np.searchsorted(acc, _PAIR_CHUNK, side="right")))
-        who, other = _expand(lo[done:stop], cnt[done:stop])
-        p, q = g[qpos[done:stop][who]], g[other]
-        done = stop
-        yov = np.maximum(eylo[p], eylo[q]) <= np.minimum(eyhi[p], eyhi[q])
-        dl = np.abs(loc[p] - loc[q])
-        adjacent = (dl == 1) | (dl == m[own[p]] - 1)
-        keep = yov & ~adjacent
-        _test_pairs(p[keep], q[keep], ax, ay, bx, by, own, found)
-
-
-def _test_pairs(p, q, ax, ay, bx, by, own, found) -> None:
-    """Count crossing or touching edge pairs ``(p, q)`` per polygon; remember where the first one is."""
-    if len(p) == 0:
-        return
-    a1x, a1y, b1x, b1y = ax[p], ay[p], bx[p], by[p]
-    a2x, a2y, b2x, b2y = ax[q], ay[q], bx[q], by[q]
-    d1 = _orient(a1x, a1y, b1x, b1y, a2x, a2y)
-    d2 = _orient(a1x, a1y, b1x, b1y, b2x, b2y)
-    d3 = _orient(a2x, a2y, b2x, b2y, a1x, a1y)
-    d4 = _orient(a2x, a2y, b2x, b2y, b1x, b1y)
-    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
-
-    def on(px, py, sx0, sy0, sx1, sy1):
-        return (
-            (np.minimum(sx0, sx1) <= px)
-            & (px <= np.maximum(sx0, sx1))
-            & (np.minimum(sy0, sy1) <= py)
-            & (py <= np.maximum(sy0, sy1))
-        )
-
-    touch = (
-        ((d1 == 0) & on(a2x, a2y, a1x, a1y, b1x, b1y))
-        | ((d2 == 0) & on(b2x, b2y, a1x, a1y, b1x, b1y))
-        | ((d3 == 0) & on(a1x, a1y, a2x, a2y, b2x, b2y))
-        | ((d4 == 0) & on(b1x, b1y, a2x, a2y, b2x, b2y))
-    )
-    hits = np.flatnonzero(proper | touch)
-    if len(hits) == 0:
-        return
-    polys, first, counts = np.unique(own[p[hits]], return_index=True, return_counts=True)
-    h = hits[first]
-    # where: the crossing point of the two edge lines (or the touching vertex)
-    rx, ry = b1x[h] - a1x[h], b1y[h] - a1y[h]
-    sx, sy = b2x[h] - a2x[h], b2y[h] - a2y[h]
-    den = rx * sy - ry * sx
-    safe = np.where(den != 0, den, 1.0)
-    t = ((a2x[h] - a1x[h]) * sy - (a2y[h] - a1y[h]) * sx) / safe
-    fx = np.where(den != 0, a1x[h] + t * rx, a2x[h])
-    fy = np.where(den != 0, a1y[h] + t * ry, a2y[h])
-    for k, c, px, py in zip(polys.tolist(), counts.tolist(), fx.tolist(), fy.tolist(), strict=True):
-        if k in found:
-            c0, px0, py0 = found[k]
-            found[k] = (c0 + c, px0, py0)
-        else:
-            found[k] = (c, px, py)

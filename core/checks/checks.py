@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from ..annotation.dataset import Dataset
+from ..annotation.dataset import Dataset, Split
 from ..annotation.project import ImageEntry
 from .check_attributes import _attribute_problems
 from .check_copies import CONFLICT_IOU as CONFLICT_IOU  # re-exported
@@ -78,6 +79,12 @@ def _geometry_problems(
     wh = np.array(
         [items[k][2] if items[k][2] is not None else (np.nan, np.nan) for k in owner], dtype=np.float64
     )
+    _out_of_bounds(bbox, wh, add)
+    return out
+
+
+def _out_of_bounds(bbox: np.ndarray, wh: np.ndarray, add: Callable[[int, str, str, str], None]) -> None:
+    """Report the regions whose box (``bbox`` row) reaches outside their image's ``wh`` (NaN: size unknown)."""
     tol = OOB_TOLERANCE
     with np.errstate(invalid="ignore"):
         outside = (
@@ -115,7 +122,6 @@ def _geometry_problems(
                 "warning",
                 f"region reaches outside the image ({where}); drag it inside (masks clip it)",
             )
-    return out
 
 
 def check_entry(
@@ -174,6 +180,47 @@ def _sorted(
     return sorted(problems, key=key)
 
 
+def _entry_file_info(
+    sp: Split,
+    entry: ImageEntry,
+    decode: bool,
+    cache: dict[str, _FileInfo],
+    file_cache: FileCache | None,
+    found: list[Problem],
+) -> _FileInfo:
+    """What is known about an entry's image file: reused when the file is listed twice or is unchanged since
+    the last check (only the recorded size is checked again), else read; its problems go to ``found``."""
+    path = entry.path
+    real = os.path.normcase(os.path.abspath(path))
+    known = cache.get(real)
+    if known is None or not known.exists:
+        known = file_cache.get(real, decode) if file_cache is not None else None
+    if known is not None and known.exists:  # listed twice, or unchanged since the last check
+        info = known
+        assert info.nbytes is not None  # set by _file_checks wherever the file exists
+        mismatch = _size_mismatch(sp.name, entry, sp.labeled, path, info.nbytes)
+        if mismatch is not None:
+            found.append(mismatch)
+    else:
+        info = _file_checks(sp.name, entry, sp.labeled, decode, True, found, path)
+        if file_cache is not None:
+            file_cache.put(real, info)
+    cache[real] = info
+    return info
+
+
+def _unlisted_problem(sp: Split, path: Path) -> Problem:
+    return Problem(
+        "unlisted_image",
+        "info",
+        sp.name,
+        path.name,
+        None,
+        f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
+        f"or move it out of the folder",
+    )
+
+
 def check_dataset(
     dataset: Dataset,
     decode: bool = True,
@@ -200,22 +247,7 @@ def check_dataset(
         for entry in sp.entries:
             k = len(items)
             found: list[Problem] = []
-            path = entry.path
-            real = os.path.normcase(os.path.abspath(path))
-            known = cache.get(real)
-            if known is None or not known.exists:
-                known = file_cache.get(real, decode) if file_cache is not None else None
-            if known is not None and known.exists:  # listed twice, or unchanged since the last check
-                info = known
-                assert info.nbytes is not None  # set by _file_checks wherever the file exists
-                mismatch = _size_mismatch(sp.name, entry, sp.labeled, path, info.nbytes)
-                if mismatch is not None:
-                    found.append(mismatch)
-            else:
-                info = _file_checks(sp.name, entry, sp.labeled, decode, True, found, path)
-                if file_cache is not None:
-                    file_cache.put(real, info)
-            cache[real] = info
+            info = _entry_file_info(sp, entry, decode, cache, file_cache, found)
             for p in found:
                 place(p, k)
             if sp.labeled and info.exists and not entry.regions:
@@ -227,18 +259,7 @@ def check_dataset(
                 progress(len(items), total)
         base = len(items) + 10**9  # unlisted files sort after the listed images of their split
         for i, path in enumerate(sp.unlisted_images()):
-            place(
-                Problem(
-                    "unlisted_image",
-                    "info",
-                    sp.name,
-                    path.name,
-                    None,
-                    f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
-                    f"or move it out of the folder",
-                ),
-                base + i,
-            )
+            place(_unlisted_problem(sp, path), base + i)
     for k, probs in _geometry_problems(items).items():
         for p in probs:
             place(p, k)

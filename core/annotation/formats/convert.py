@@ -90,6 +90,52 @@ def _dims(im, size_of) -> tuple[tuple[int, int] | None, str]:
     return None, why
 
 
+def _class_options(project: Project, attr: str | None) -> tuple[dict, dict[str, int]]:
+    """The options of the class attribute (value -> name), and the categories they give, in option order."""
+    d = ((project.attributes or {}).get("region") or {}).get(attr) if attr else None
+    options = o if isinstance(d, dict) and isinstance(o := d.get("options"), dict) else {}
+    categories: dict[str, int] = {}
+    if attr and options:
+        for desc in options.values():
+            categories.setdefault(str(desc), len(categories) + 1)
+    return options, categories
+
+
+def _annotation(ann_id: int, image_id: int, category_id: int, flat: list[float]) -> dict:
+    xs, ys = flat[0::2], flat[1::2]
+    x0, y0 = min(xs), min(ys)
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": [flat],
+        "area": polygon_area(xs, ys),
+        "bbox": [x0, y0, max(xs) - x0, max(ys) - y0],
+        "iscrowd": 0,
+    }
+
+
+def _coco_file(
+    images: list[dict], annotations: list[dict], categories: dict[str, int], attr: str | None
+) -> dict:
+    return {
+        "info": {
+            "description": "exported by viaseg",
+            "version": "1.0",
+            "year": 0,
+            "contributor": "",
+            "url": "",
+            "date_created": "",
+        },
+        "licenses": [{"id": 0, "name": "Unknown License", "url": ""}],
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": cid, "name": n, "supercategory": attr or DEFAULT_CATEGORY} for n, cid in categories.items()
+        ],
+    }
+
+
 def to_coco(
     project: Project,
     class_attr: str | None = None,
@@ -101,12 +147,7 @@ def to_coco(
         from ...imaging.imageio import image_size as size_of
     msgs = messages if messages is not None else []
     attr = class_attr if class_attr is not None else class_attribute(project)
-    d = ((project.attributes or {}).get("region") or {}).get(attr) if attr else None
-    options = o if isinstance(d, dict) and isinstance(o := d.get("options"), dict) else {}
-    categories: dict[str, int] = {}
-    if attr and options:
-        for desc in options.values():
-            categories.setdefault(str(desc), len(categories) + 1)
+    options, categories = _class_options(project, attr)
     images: list[dict] = []
     annotations: list[dict] = []
     for im in project.images:
@@ -133,45 +174,15 @@ def to_coco(
             if flat is None:
                 msgs.append(f"{im.filename}: region {i} skipped: {why}")
                 continue
-            if attr:
-                cname = _value_name(r.attributes.get(attr), options)
-                if cname is None:
-                    msgs.append(f"{im.filename}: region {i} skipped: no '{attr}' value")
-                    continue
-            else:
-                cname = DEFAULT_CATEGORY
+            cname = _value_name(r.attributes.get(attr), options) if attr else DEFAULT_CATEGORY
+            if cname is None:
+                msgs.append(f"{im.filename}: region {i} skipped: no '{attr}' value")
+                continue
             cid = categories.setdefault(cname, len(categories) + 1)
-            xs, ys = flat[0::2], flat[1::2]
-            x0, y0 = min(xs), min(ys)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": cid,
-                    "segmentation": [flat],
-                    "area": polygon_area(xs, ys),
-                    "bbox": [x0, y0, max(xs) - x0, max(ys) - y0],
-                    "iscrowd": 0,
-                }
-            )
+            annotations.append(_annotation(len(annotations) + 1, image_id, cid, flat))
     if not categories:
         categories[DEFAULT_CATEGORY] = 1
-    return {
-        "info": {
-            "description": "exported by viaseg",
-            "version": "1.0",
-            "year": 0,
-            "contributor": "",
-            "url": "",
-            "date_created": "",
-        },
-        "licenses": [{"id": 0, "name": "Unknown License", "url": ""}],
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {"id": cid, "name": n, "supercategory": attr or DEFAULT_CATEGORY} for n, cid in categories.items()
-        ],
-    }
+    return _coco_file(images, annotations, categories, attr)
 
 
 def convert(

@@ -54,9 +54,7 @@ def _json_column(text: str, what: str, where: str, path) -> dict:
     return check_dict(value, f"{where} {what}", path)
 
 
-def read_csv(text: str, path, base_dir: Path | None) -> Project:
-    lines = _LINE_RE.split(text)
-    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text and "\n" not in text else "\n")
+def _header(lines: list[str], path) -> str:
     header = lines[0].strip()
     if header not in (HEADER_V1, HEADER_V2):
         raise ViaFormatError(
@@ -65,6 +63,22 @@ def read_csv(text: str, path, base_dir: Path | None) -> Project:
             f"not a VIA CSV export: the first line must be {show(HEADER_V2, 200)} "
             f"(or the same with a leading '#'), got {show(lines[0], 80)}",
         )
+    return header
+
+
+def _layout(text: str, lines: list[str], header: str) -> dict:
+    """What a save needs to write the file back as it was: header variant, line ending, trailing newline."""
+    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text and "\n" not in text else "\n")
+    return {
+        "header": header,
+        "newline": newline,
+        "trailing_newline": bool(lines[-1] == "" and len(lines) > 1),
+    }
+
+
+def read_csv(text: str, path, base_dir: Path | None) -> Project:
+    lines = _LINE_RE.split(text)
+    header = _header(lines, path)
     if csv.field_size_limit() < FIELD_LIMIT:  # a long polygon is one field; the default limit is 128 KiB
         csv.field_size_limit(FIELD_LIMIT)
     by_key: dict[str, ImageEntry] = {}
@@ -112,11 +126,7 @@ def read_csv(text: str, path, base_dir: Path | None) -> Project:
             assert im.raw is not None  # every entry of by_key was made above, with its raw dict
             im.raw["csv_regions"] += 1
     images = list(by_key.values())
-    layout = {
-        "header": header,
-        "newline": newline,
-        "trailing_newline": bool(lines[-1] == "" and len(lines) > 1),
-    }
+    layout = _layout(text, lines, header)
     return Project(images=images, fmt="csv", path=None, attributes=derive_attributes(images), raw=layout)
 
 

@@ -113,6 +113,51 @@ def _region_where(prefix: str, key: str, rid: int | str) -> str:
     return key_path(f"{w}.regions", rid) if isinstance(rid, str) else f"{w}.regions[{rid}]"
 
 
+def _bad_filename(entry: dict, key: str, prefix: str, path) -> ViaFormatError:
+    w = key_path(prefix, key)
+    if "filename" not in entry:
+        return ViaFormatError(path, w, "image entry without 'filename'")
+    return ViaFormatError(path, f"{w}.filename", f"expected a string, got {show(entry.get('filename'))}")
+
+
+def _read_regions(
+    entry: dict, key: str, prefix: str, path, pending: list, owners: list[tuple[str, int | str]]
+) -> list[Region]:
+    """The regions of one image entry (a list, or an object keyed by region id in VIA1); the number lists of
+    its polygons/polylines go to ``pending`` (their region in ``owners``) for ``read_entries`` to check."""
+    regions_raw = entry.get("regions")
+    regions: list[Region] = []
+    if isinstance(regions_raw, (list, dict)):
+        items = enumerate(regions_raw) if isinstance(regions_raw, list) else regions_raw.items()
+        for rid, r in items:
+            n = len(pending)
+            region = _read_region_fast(r, pending)
+            if region is None:
+                region = _read_region(r, _region_where(prefix, key, rid), path)
+            elif len(pending) != n:
+                owners.append((key, rid))
+            regions.append(region)
+    elif regions_raw is not None or "regions" in entry:
+        raise ViaFormatError(
+            path,
+            f"{key_path(prefix, key)}.regions",
+            f"expected a list or an object, got {show(regions_raw)}",
+        )
+    return regions
+
+
+def _check_pending(pending: list[list], owners: list[tuple[str, int | str]], prefix: str, path) -> None:
+    """Report the first non-numeric value of the deferred polygon/polyline number lists."""
+    bad = first_bad_number_list(pending)
+    if bad >= 0:
+        key, rid = owners[bad // 2]
+        k = "all_points_y" if bad % 2 else "all_points_x"
+        check_number_list(pending[bad], f"{_region_where(prefix, key, rid)}.shape_attributes.{k}", path)
+        raise AssertionError(
+            "check_number_list accepted what first_bad_number_list refused"
+        )  # pragma: no cover
+
+
 def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> list[ImageEntry]:
     """Image entries of a VIA1/VIA2 metadata object (``{key: {filename, size, regions, file_attributes}}``).
 
@@ -130,28 +175,8 @@ def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> li
                 check_dict(entry, key_path(prefix, key), path, "an image entry object")
             filename = entry.get("filename")
             if not isinstance(filename, str):
-                w = key_path(prefix, key)
-                if "filename" not in entry:
-                    raise ViaFormatError(path, w, "image entry without 'filename'")
-                raise ViaFormatError(path, f"{w}.filename", f"expected a string, got {show(filename)}")
-            regions_raw = entry.get("regions")
-            regions: list[Region] = []
-            if isinstance(regions_raw, (list, dict)):
-                items = enumerate(regions_raw) if isinstance(regions_raw, list) else regions_raw.items()
-                for rid, r in items:
-                    n = len(pending)
-                    region = _read_region_fast(r, pending)
-                    if region is None:
-                        region = _read_region(r, _region_where(prefix, key, rid), path)
-                    elif len(pending) != n:
-                        owners.append((key, rid))
-                    regions.append(region)
-            elif regions_raw is not None or "regions" in entry:
-                raise ViaFormatError(
-                    path,
-                    f"{key_path(prefix, key)}.regions",
-                    f"expected a list or an object, got {show(regions_raw)}",
-                )
+                raise _bad_filename(entry, key, prefix, path)
+            regions = _read_regions(entry, key, prefix, path, pending, owners)
             fa = entry.get("file_attributes")
             if fa is None and "file_attributes" not in entry:
                 fa = {}
@@ -170,14 +195,7 @@ def read_entries(meta: Any, path, base_dir: Path | None, prefix: str = "") -> li
             )
     except ViaFormatError as exc:
         error = exc  # reported after any earlier problem among the deferred polygons
-    bad = first_bad_number_list(pending)
-    if bad >= 0:
-        key, rid = owners[bad // 2]
-        k = "all_points_y" if bad % 2 else "all_points_x"
-        check_number_list(pending[bad], f"{_region_where(prefix, key, rid)}.shape_attributes.{k}", path)
-        raise AssertionError(
-            "check_number_list accepted what first_bad_number_list refused"
-        )  # pragma: no cover
+    _check_pending(pending, owners, prefix, path)
     if error is not None:
         raise error
     return images
