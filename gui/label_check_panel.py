@@ -93,6 +93,13 @@ class LabelCheckPanel(QWidget):
     def _build(self) -> None:
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        self._build_form(lay)
+        self._build_run_controls(lay)
+        self._build_results(lay)
+        self._update_estimate()
+
+    def _build_form(self, lay: QVBoxLayout) -> None:
+        """What the check does, and its folds and time with the time it takes in all."""
         intro = QLabel(
             "Trains a few short models, each without some of the photos, so every annotated photo "
             "is predicted by a model that never saw it. Photos listed first disagree most with "
@@ -117,6 +124,8 @@ class LabelCheckPanel(QWidget):
         form.addRow("Time per fold", self.seconds)
         form.addRow("In all", self.estimate)
         lay.addLayout(form)
+
+    def _build_run_controls(self, lay: QVBoxLayout) -> None:
         row = QHBoxLayout()
         self.start_btn = QPushButton("Check labels")
         self.start_btn.clicked.connect(self.start)
@@ -140,6 +149,9 @@ class LabelCheckPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.message)
+
+    def _build_results(self, lay: QVBoxLayout) -> None:
+        """The photos worst first with their areas, and Apply for the chosen area."""
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["photo / area", "Dice", "missed", "extra"])
         self.tree.setToolTip("Worst first: out-of-fold Dice of each photo, and its areas of disagreement.")
@@ -152,7 +164,6 @@ class LabelCheckPanel(QWidget):
         self.apply_btn.setEnabled(False)
         self.apply_btn.clicked.connect(lambda: self.apply_item(self.tree.currentItem()))
         lay.addWidget(self.apply_btn)
-        self._update_estimate()
 
     def _update_estimate(self) -> None:
         k, s = self.folds.value(), self.seconds.value()
