@@ -86,9 +86,19 @@ def _open_folder(w) -> None:
 
 
 def install(w) -> None:
-    mb = w.menuBar()
-    c = w.canvas
-    f = mb.addMenu("&File")
+    """The menus (in menu-bar order), the right-click menus and the View toolbar of main window ``w``."""
+    _file_menu(w)
+    _edit_menu(w)
+    _context_menus(w)
+    _view_menu(w)
+    _go_menu(w)
+    _help_menu(w)
+    _view_toolbar(w)
+    refresh_recent(w)
+
+
+def _file_menu(w) -> None:
+    f = w.menuBar().addMenu("&File")
     _act(w, f, "&Open file…", lambda: _open_file(w), [KS.Open])
     _act(w, f, "Open &folder…", lambda: _open_folder(w), ["Ctrl+Shift+O"])
     w.recent_menu = f.addMenu("Open &recent")
@@ -98,7 +108,11 @@ def install(w) -> None:
     f.addSeparator()
     _act(w, f, "&Quit", w.close, [KS.Quit])
 
-    e = mb.addMenu("&Edit")
+
+def _edit_menu(w) -> None:
+    """Undo/redo and the region and image edits; the right-click menus reuse these actions."""
+    c = w.canvas
+    e = w.menuBar().addMenu("&Edit")
     w.act_undo = _act(w, e, "&Undo", w.undo, ["Ctrl+Z"])
     w.act_redo = _act(w, e, "&Redo", w.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
     e.addSeparator()
@@ -127,6 +141,11 @@ def install(w) -> None:
         ["Ctrl+Shift+Delete"],
         tip="Take the shown image out of its split's VIA file; the photo stays on disk (undo brings it back)",
     )
+
+
+def _context_menus(w) -> None:
+    """Right clicks on the canvas and the image list open :func:`canvas_menu` and :func:`image_menu`."""
+    c = w.canvas
     c.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
     c.customContextMenuRequested.connect(lambda pos: canvas_menu(w, pos).exec(c.mapToGlobal(pos)))
     view = w.image_list.view
@@ -135,7 +154,10 @@ def install(w) -> None:
         lambda pos: image_menu(w, pos).exec(view.viewport().mapToGlobal(pos))
     )
 
-    v = mb.addMenu("&View")
+
+def _view_menu(w) -> None:
+    c = w.canvas
+    v = w.menuBar().addMenu("&View")
     _act(w, v, "&Fit to window", c.fit, ["Ctrl+0"])
     _act(w, v, "&100 %", lambda: c.zoom_to(1.0), ["Ctrl+1"])
     _act(w, v, "Zoom &in", lambda: c.zoom_to(c.scale * 1.25), [KS.ZoomIn, "Ctrl+="])
@@ -146,15 +168,23 @@ def install(w) -> None:
     for dock in (w.dock_images, w.dock_attributes, w.dock_problems):
         v.addAction(dock.toggleViewAction())
 
-    g = mb.addMenu("&Go")
+
+def _go_menu(w) -> None:
+    g = w.menuBar().addMenu("&Go")
     _act(w, g, "&Next image", lambda: w.step(1), ["D", "Right"])
     _act(w, g, "&Previous image", lambda: w.step(-1), ["A", "Left"])
     _act(w, g, "&First image", lambda: w.step(-(10**9)), ["Home"])
     _act(w, g, "&Last image", lambda: w.step(10**9), ["End"])
 
-    h = mb.addMenu("&Help")
+
+def _help_menu(w) -> None:
+    h = w.menuBar().addMenu("&Help")
     _act(w, h, "&Keyboard shortcuts", lambda: _show_shortcuts(w), ["F1"])
 
+
+def _view_toolbar(w) -> None:
+    """The View toolbar: the region and mask toggles of the View menu, and the overlay opacity."""
+    c = w.canvas
     tb = w.addToolBar("View")
     tb.setObjectName("toolbar_view")
     tb.addAction(w.act_overlay)
@@ -167,7 +197,6 @@ def install(w) -> None:
     w.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     w.opacity_slider.valueChanged.connect(lambda val: c.set_opacity(val / 100.0))
     tb.addWidget(w.opacity_slider)
-    refresh_recent(w)
 
 
 def _item(menu: QMenu, action: QAction, enabled: bool = True) -> QAction:

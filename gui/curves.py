@@ -72,6 +72,23 @@ class CurvesWidget(QWidget):
         self.ax_batch = self.figure.add_subplot(gs[1, :])
         self.figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.12, wspace=0.25, hspace=0.6)
         self._lines = {}
+        self._plot_epoch_lines()
+        self._plot_batch_lines()
+        self._data: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in SERIES}
+        self._dirty = False
+        self._limits_changed = True
+        self._background = None
+        self.full_draws = 0  # counters, for tests and the benchmark
+        self.blits = 0
+        self.canvas.mpl_connect("draw_event", self._on_draw)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self.flush)
+        self._timer.start()
+        self._set_limits(epochs=2, loss_top=1.0)
+
+    def _plot_epoch_lines(self) -> None:
+        """The loss and Dice axes: a train and a val line each, and the hard val Dice beside the Dice."""
         style = {
             "train": dict(color="tab:blue", marker="o", ms=3),
             "val": dict(color="tab:orange", marker="o", ms=3),
@@ -98,6 +115,8 @@ class CurvesWidget(QWidget):
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper right" if name == "loss" else "upper left")
+
+    def _plot_batch_lines(self) -> None:
         (self._lines["batch_loss"],) = self.ax_batch.plot(
             [], [], color="tab:blue", lw=1, label="loss", animated=True
         )
@@ -109,19 +128,6 @@ class CurvesWidget(QWidget):
         self.ax_batch.tick_params(labelsize=7)
         self.ax_batch.grid(alpha=0.3)
         self.ax_batch.legend(fontsize=7, loc="upper right")
-
-        self._data: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in SERIES}
-        self._dirty = False
-        self._limits_changed = True
-        self._background = None
-        self.full_draws = 0  # counters, for tests and the benchmark
-        self.blits = 0
-        self.canvas.mpl_connect("draw_event", self._on_draw)
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self.flush)
-        self._timer.start()
-        self._set_limits(epochs=2, loss_top=1.0)
 
     # ------------------------------------------------------------------------------------------- data API
     def clear(self) -> None:

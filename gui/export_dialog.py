@@ -114,6 +114,23 @@ class ExportDialog(QDialog):
         intro.setWordWrap(True)
         outer.addWidget(intro)
 
+        outer.addLayout(self._build_form())
+        self._build_status(outer)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.export_button.setDefault(True)
+        outer.addWidget(self.buttons)
+
+        self.format.currentIndexChanged.connect(self._format_changed)
+        self.out.textEdited.connect(self._out_edited)
+        self.browse.clicked.connect(self._browse)
+        self.export_button.clicked.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        self._format_changed()
+
+    def _build_form(self) -> QFormLayout:
+        """Format, TFLite weights, averaging and the output path."""
         form = QFormLayout()
         self.format = QComboBox()
         for label, fmt, _ in FORMAT_CHOICES:
@@ -137,8 +154,10 @@ class ExportDialog(QDialog):
         row.addWidget(self.out, 1)
         row.addWidget(self.browse)
         form.addRow("Save to", row)
-        outer.addLayout(form)
+        return form
 
+    def _build_status(self, outer: QVBoxLayout) -> None:
+        """The busy bar (shown while an export runs) and the result or error line."""
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # busy
         self.progress.setVisible(False)
@@ -147,18 +166,6 @@ class ExportDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         outer.addWidget(self.message)
-
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
-        self.export_button.setDefault(True)
-        outer.addWidget(self.buttons)
-
-        self.format.currentIndexChanged.connect(self._format_changed)
-        self.out.textEdited.connect(self._out_edited)
-        self.browse.clicked.connect(self._browse)
-        self.export_button.clicked.connect(self.start)
-        self.buttons.rejected.connect(self.reject)
-        self._format_changed()
 
     # ------------------------------------------------------------------ form
 

@@ -17,15 +17,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Slot
-from PySide6.QtGui import QAction, QBrush, QColor
+from PySide6.QtCore import QRectF, Qt, Slot
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -93,6 +91,13 @@ class LabelCheckPanel(QWidget):
     def _build(self) -> None:
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        self._build_form(lay)
+        self._build_run_controls(lay)
+        self._build_results(lay)
+        self._update_estimate()
+
+    def _build_form(self, lay: QVBoxLayout) -> None:
+        """What the check does, and its folds and time with the time it takes in all."""
         intro = QLabel(
             "Trains a few short models, each without some of the photos, so every annotated photo "
             "is predicted by a model that never saw it. Photos listed first disagree most with "
@@ -117,6 +122,8 @@ class LabelCheckPanel(QWidget):
         form.addRow("Time per fold", self.seconds)
         form.addRow("In all", self.estimate)
         lay.addLayout(form)
+
+    def _build_run_controls(self, lay: QVBoxLayout) -> None:
         row = QHBoxLayout()
         self.start_btn = QPushButton("Check labels")
         self.start_btn.clicked.connect(self.start)
@@ -140,6 +147,9 @@ class LabelCheckPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.message)
+
+    def _build_results(self, lay: QVBoxLayout) -> None:
+        """The photos worst first with their areas, and Apply for the chosen area."""
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["photo / area", "Dice", "missed", "extra"])
         self.tree.setToolTip("Worst first: out-of-fold Dice of each photo, and its areas of disagreement.")
@@ -152,7 +162,6 @@ class LabelCheckPanel(QWidget):
         self.apply_btn.setEnabled(False)
         self.apply_btn.clicked.connect(lambda: self.apply_item(self.tree.currentItem()))
         lay.addWidget(self.apply_btn)
-        self._update_estimate()
 
     def _update_estimate(self) -> None:
         k, s = self.folds.value(), self.seconds.value()
@@ -454,57 +463,3 @@ class LabelCheckPanel(QWidget):
         self._refresh_marks()
         self.w.notify(f"{cmd.text} (Ctrl+Z undoes it)")
         return True
-
-
-# ------------------------------------------------------------------------------------------------- wiring
-
-
-class _CloseGuard(QObject):
-    def __init__(self, panel: LabelCheckPanel):
-        super().__init__(panel.w)
-        self.panel = panel
-
-    def eventFilter(self, obj, event):
-        if event.type() != QEvent.Type.Close or obj is not self.panel.w or not self.panel.is_running():
-            return False
-        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-        if (
-            self.panel.w.ask(
-                "Label check in progress", "A label check is running. Stop it and close?", buttons
-            )
-            != QMessageBox.StandardButton.Yes
-        ):
-            event.ignore()
-            return True
-        self.panel.stop_and_wait()
-        return False
-
-
-def install(ml) -> LabelCheckPanel:
-    """The dock (tabbed with Training), Model ▸ Check labels…, and a clean stop when the window closes."""
-    w = ml.window
-    panel = LabelCheckPanel(w, ml.training, lambda: ml.training_data(unsaved=True))
-    dock = ml._dock("Check labels", panel)
-    w.tabifyDockWidget(ml.dock_training, dock)
-    ml.dock_training.raise_()
-    model_menu = next(
-        (a.menu() for a in w.menuBar().actions() if a.menu() and a.text().replace("&", "") == "Model"), None
-    )
-    act = QAction("Check &labels…", w)
-    act.setToolTip("Find label errors: photos whose annotation a model that never saw them disagrees with")
-    act.triggered.connect(lambda _=False: (dock.show(), dock.raise_()))
-    if model_menu is not None:
-        stop = next((a for a in model_menu.actions() if a.text().replace("&", "") == "Stop training"), None)
-        acts = model_menu.actions()
-        after = acts[acts.index(stop) + 1] if stop is not None and acts.index(stop) + 1 < len(acts) else None
-        model_menu.insertAction(after, act) if after is not None else model_menu.addAction(act)
-        model_menu.addAction(dock.toggleViewAction())
-    w.addAction(act)
-    panel.act_check = act
-    panel.dock = dock
-    panel.close_guard = _CloseGuard(panel)
-    w.installEventFilter(panel.close_guard)
-    app = QApplication.instance()
-    if app is not None:
-        app.aboutToQuit.connect(panel.stop_and_wait)
-    return panel

@@ -27,7 +27,7 @@ from viaseg.core.assist.segment import LEVELS
 
 from .assist_tool import AssistTool, target_key_of
 from .docks import add_dock
-from .label_check_panel import install as install_label_check
+from .label_check_dock import install as install_label_check
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService

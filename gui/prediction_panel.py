@@ -108,6 +108,15 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
     def _build(self) -> None:
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        self._build_predict_row(lay)
+        lay.addWidget(self._build_view_box())
+        lay.addWidget(self._build_accept_box())
+        lay.addWidget(self._build_batch_box())
+        self._build_export_row(lay)
+        self._build_photos(lay)
+        self._update_buttons()
+
+    def _build_predict_row(self, lay: QVBoxLayout) -> None:
         self.model_label = QLabel("No active model — train one or pick a run in Training ▸ Runs.")
         self.model_label.setWordWrap(True)
         lay.addWidget(self.model_label)
@@ -121,6 +130,8 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         row.addWidget(self.open_btn)
         lay.addLayout(row)
 
+    def _build_view_box(self) -> QGroupBox:
+        """How the kept probabilities are drawn: mode, threshold, opacity, the heat legend and the Dice."""
         view = QGroupBox("View")
         form = QFormLayout(view)
         self.mode = QComboBox()
@@ -149,8 +160,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.dice_label = QLabel("")
         self.dice_label.setTextFormat(Qt.TextFormat.RichText)
         form.addRow(self.dice_label)
-        lay.addWidget(view)
+        return view
 
+    def _build_accept_box(self) -> QGroupBox:
         acc = QGroupBox("Accept as polygons")
         af = QFormLayout(acc)
         self.tolerance = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=40, value=4)
@@ -171,8 +183,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         af.addRow(self.vertex_hint)
         af.addRow("Add photo to", self.split_combo)
         af.addRow(self.accept_btn)
-        lay.addWidget(acc)
+        return acc
 
+    def _build_batch_box(self) -> QGroupBox:
         batch = QGroupBox("Whole split")
         bl = QHBoxLayout(batch)
         self.all_split = QComboBox()
@@ -186,8 +199,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         bl.addWidget(self.all_split, 1)
         bl.addWidget(self.all_btn)
         bl.addWidget(self.all_stop_btn)
-        lay.addWidget(batch)
+        return batch
 
+    def _build_export_row(self, lay: QVBoxLayout) -> None:
         exp = QHBoxLayout()
         self.export_mask_btn = QPushButton("Export mask…")
         self.export_mask_btn.clicked.connect(lambda: self.export_mask())
@@ -197,6 +211,8 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         exp.addWidget(self.export_overlay_btn)
         lay.addLayout(exp)
 
+    def _build_photos(self, lay: QVBoxLayout) -> None:
+        """The dropped photos list, which takes the spare height, and the message line under it."""
         lay.addWidget(QLabel("Dropped photos"))
         self.photos = QListWidget()
         self.photos.setToolTip("Photos dropped on the window or opened with File ▸ Predict images…")
@@ -205,7 +221,6 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
-        self._update_buttons()
 
     # ----------------------------------------------------------------------------------------- helpers
     def _say(self, text: str, error: bool = False) -> None:

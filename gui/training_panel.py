@@ -97,8 +97,11 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         outer.setContentsMargins(4, 4, 4, 4)
         tabs = self.tabs = QTabWidget()
         outer.addWidget(tabs)
+        tabs.addTab(self._build_train_tab(), "Train")
+        self._build_runs_tab(tabs, runs_root)
 
-        # --- "Train" tab: settings + run controls + curves
+    def _build_train_tab(self) -> QWidget:
+        """The Train tab: the foldable settings, the run controls and what a run shows (curves, samples)."""
         train_tab = QWidget()
         tl = QVBoxLayout(train_tab)
         tl.setContentsMargins(2, 2, 2, 2)
@@ -112,7 +115,19 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self.settings_toggle.toggled.connect(self.show_settings)
         tl.addWidget(self.settings_toggle)
         self._build_settings(tl)
+        self._build_run_controls(tl)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.curves = CurvesWidget()
+        self.samples = SampleStrip()
+        split.addWidget(self.curves)
+        split.addWidget(self.samples)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        tl.addWidget(split, 1)
+        return train_tab
 
+    def _build_run_controls(self, tl: QVBoxLayout) -> None:
+        """Start/Stop, Improve model, the progress bar and the lines a run writes to."""
         row = QHBoxLayout()
         self.start_btn = QPushButton("Start training")
         self.start_btn.clicked.connect(self.start)
@@ -147,16 +162,6 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self.result_label.setOpenExternalLinks(False)
         self.result_label.linkActivated.connect(self._link)
         tl.addWidget(self.result_label)
-        split = QSplitter(Qt.Orientation.Vertical)
-        self.curves = CurvesWidget()
-        self.samples = SampleStrip()
-        split.addWidget(self.curves)
-        split.addWidget(self.samples)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        tl.addWidget(split, 1)
-        tabs.addTab(train_tab, "Train")
-        self._build_runs_tab(tabs, runs_root)
 
     def _link(self, url: str) -> None:
         if url == "viaseg:use-other":

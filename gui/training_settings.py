@@ -100,6 +100,27 @@ class SettingsMixin:
         box = self.settings_box = QGroupBox()
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._make_model_fields()
+        self._make_data_fields()
+        extra_box = self._build_extra_data()
+        form.addRow("Preset", self.preset)
+        form.addRow("Image size", self.image_size)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time limit", self.time_limit)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Rate schedule", self.lr_schedule)
+        form.addRow("Loss", self.loss)
+        form.addRow("Augmentations", self.augment)
+        form.addRow("BatchNorm momentum", self.bn_momentum)
+        form.addRow("Validation split", self.val_split)
+        form.addRow("Start from", self.start_from_active)
+        form.addRow("Use unsaved edits", self.use_unsaved)
+        form.addRow("Also train on", extra_box)
+        tl.addWidget(box)
+
+    def _make_model_fields(self) -> None:
+        """The fields of the preset's recipe (a preset sets them all, see :meth:`_apply_preset`)."""
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         self.preset.setToolTip(
@@ -138,6 +159,9 @@ class SettingsMixin:
         self.time_limit.setToolTip(
             "Stop after this much training (the best model so far is kept); 0: no limit."
         )
+
+    def _make_data_fields(self) -> None:
+        """What a run starts from and which annotations it reads."""
         self.start_from_active = QCheckBox("the active model's weights")
         self.start_from_active.setToolTip(
             "Fine-tune: start from the model made active in the Runs tab instead of "
@@ -147,6 +171,9 @@ class SettingsMixin:
         self.use_unsaved = QCheckBox("train on the annotations as they are in the app")
         self.use_unsaved.setChecked(True)
         self.use_unsaved.setToolTip("Off: train on the files as last saved.")
+
+    def _build_extra_data(self) -> QVBoxLayout:
+        """More data to train on: its buttons, with the chosen files named under them."""
         self.extra_data: list[str] = []
         extra_row = QHBoxLayout()
         self.extra_label = QLabel("nothing else")
@@ -173,21 +200,7 @@ class SettingsMixin:
         extra_box.setContentsMargins(0, 0, 0, 0)
         extra_box.addLayout(extra_row)
         extra_box.addWidget(self.extra_label)
-        form.addRow("Preset", self.preset)
-        form.addRow("Image size", self.image_size)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Time limit", self.time_limit)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Learning rate", self.learning_rate)
-        form.addRow("Rate schedule", self.lr_schedule)
-        form.addRow("Loss", self.loss)
-        form.addRow("Augmentations", self.augment)
-        form.addRow("BatchNorm momentum", self.bn_momentum)
-        form.addRow("Validation split", self.val_split)
-        form.addRow("Start from", self.start_from_active)
-        form.addRow("Use unsaved edits", self.use_unsaved)
-        form.addRow("Also train on", extra_box)
-        tl.addWidget(box)
+        return extra_box
 
     def show_settings(self, on: bool) -> None:
         """Expand or fold the settings form (folded while a run goes on, to give the curves room)."""
