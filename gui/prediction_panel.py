@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.ml.prediction import detail_defaults
 
 from . import overlays
 from .heat_legend import HeatLegend
@@ -85,6 +86,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.dice: float | None = None
         self.overlay: QImage | None = None
         self.renders = 0
+        self._setting_detail = False  # apply_detail_defaults is moving the detail controls, not the user
         self._job_one: int | None = None
         self._all_jobs: dict[int, Any] = {}
         self._all_scores: dict[str, float] = {}
@@ -173,6 +175,10 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.min_area = QDoubleSpinBox(decimals=0, minimum=0, maximum=1e7, value=50, singleStep=10)
         self.min_area.setSuffix(" px²")
         self.min_area.valueChanged.connect(self._update_vertex_hint)
+        # until the user moves them, both follow each photo's detail_defaults (what `viaseg predict` uses)
+        self.detail_user_set = False
+        for w in (self.tolerance, self.min_area):
+            w.valueChanged.connect(self._detail_changed)
         self.vertex_hint = QLabel("")
         self.split_combo = QComboBox()
         self.split_combo.setToolTip("Split a dropped photo is added to, with its polygons.")
@@ -328,9 +334,31 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
                     self.mode.setCurrentIndex(self.mode.findData("agreement"))
         self._say(f"Predicted {Path(self.target.path).name}.")
         self.prediction_ready.emit(self.target, self.probs)
+        self.apply_detail_defaults(self.probs.shape)
         self._update_buttons()
         self._update_vertex_hint()
         self.rerender()
+
+    def _detail_changed(self) -> None:
+        if not self._setting_detail:
+            self.detail_user_set = True
+
+    def apply_detail_defaults(self, shape: tuple[int, ...]) -> None:
+        """Set Simplify and Minimum area to ``prediction.detail_defaults`` for a photo of ``shape`` (H, W) at the
+        active model's input size, unless the user has set them (then they stay as the user left them)."""
+        size = self.service.meta.get("input_size")
+        if self.detail_user_set or not size:
+            return
+        hw = (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
+        tol, area = detail_defaults((int(shape[1]), int(shape[0])), hw)
+        self._setting_detail = True
+        try:
+            self.tolerance.setValue(
+                min(self.tolerance.maximum(), round(tol * 2))
+            )  # the slider counts half pixels
+            self.min_area.setValue(round(area))
+        finally:
+            self._setting_detail = False
 
     @Slot(int, object, str)
     def _on_failed(self, job: int, tag: Any, message: str) -> None:

@@ -179,13 +179,6 @@ def relative_filename(image: Path, out_dir: Path) -> str:
     return Path(rel).as_posix()
 
 
-def auto_detail(size: tuple[int, int], input_hw: tuple[int, int]) -> tuple[float, float]:
-    """Default (tolerance, min_area) for a ``(w, h)`` image predicted at ``input_hw``."""
-    w, h = size
-    cell = max(w / input_hw[1], h / input_hw[0])  # full-res pixels per network pixel
-    return max(1.0, cell / 4.0), max(10.0, cell * cell)
-
-
 def overlay_image(rgb, mask, alpha: float = 0.45):
     """``rgb`` photo with ``mask`` tinted (``alpha``) and its outline drawn; returns RGB uint8."""
     import cv2

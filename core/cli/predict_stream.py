@@ -393,7 +393,8 @@ def _finish_photo(predictor, path, stem, prob, size, out_dir, opts, threshold, c
     from ..annotation.project import ImageEntry, Project
     from ..annotation.raster import mask_to_regions
     from ..imaging.imageio import read_image
-    from .predict_cmd import _write_image, auto_detail, overlay_image, relative_filename
+    from ..ml.prediction import detail_defaults
+    from .predict_cmd import _write_image, overlay_image, relative_filename
 
     full = predictor._upscale(prob, size)
     del prob
@@ -409,7 +410,7 @@ def _finish_photo(predictor, path, stem, prob, size, out_dir, opts, threshold, c
             over = cv2.cvtColor(overlay_image(rgb, mask), cv2.COLOR_RGB2BGR)
             del rgb
             _write_image(out_dir / f"{stem}{OVERLAY_SUFFIX}", ".jpg", over, (cv2.IMWRITE_JPEG_QUALITY, 90))
-    tol, area = auto_detail(size, predictor.input_hw)
+    tol, area = detail_defaults(size, predictor.input_hw)
     tol = tol if opts.tolerance is None else opts.tolerance
     area = area if opts.min_area is None else opts.min_area
     regions = mask_to_regions(mask, tol, area, attributes={opts.attribute: class_name})

@@ -31,6 +31,17 @@ _SCALES = {
 }
 
 
+def detail_defaults(size: tuple[int, int], input_hw: tuple[int, int]) -> tuple[float, float]:
+    """The polygon detail a ``(w, h)`` photo predicted at the network's ``input_hw`` gets unless the user says
+    otherwise — ``(tolerance, min_area)`` in full-resolution pixels for ``raster.mask_to_regions`` — for
+    ``viaseg predict`` and the app's *Accept as polygons* alike: a quarter of a network pixel of simplification
+    (at least 1 px) and one network pixel as the smallest region (at least 10 px²), so the outline keeps what the
+    model resolved and no more."""
+    w, h = size
+    cell = max(w / input_hw[1], h / input_hw[0])  # full-resolution pixels per network pixel
+    return max(1.0, cell / 4.0), max(10.0, cell * cell)
+
+
 class Prediction(np.ndarray):
     """Probabilities (``float32``, ``HxW``, full image resolution) that remember the model's threshold.
 

@@ -396,3 +396,23 @@ def test_the_right_dock_opens_on_attributes(qtbot, wired):
     window, ml = wired
     qtbot.waitUntil(lambda: not window.dock_attributes.visibleRegion().isEmpty(), timeout=3000)
     assert ml.dock_prediction.visibleRegion().isEmpty()  # a tab behind it
+
+
+def test_polygon_detail_follows_the_cli_defaults_until_the_user_sets_it(qtbot):
+    from viaseg.core.ml.prediction import detail_defaults
+
+    service = InferenceService()
+    panel = PredictionPanel(service, None)
+    qtbot.addWidget(panel)
+    service.meta = {"input_size": [256, 256]}
+    panel.apply_detail_defaults((3000, 4000))  # a 12-megapixel photo: 15.6 photo pixels per network pixel
+    tol, area = detail_defaults((4000, 3000), (256, 256))
+    assert panel.tolerance.value() == round(tol * 2) == 8 and panel.min_area.value() == round(area) == 244
+    assert not panel.detail_user_set
+    panel.apply_detail_defaults((480, 640))  # a small photo: the floors (1 px, 10 px²)
+    assert panel.tolerance.value() == 2 and panel.min_area.value() == 10
+    panel.tolerance.setValue(6)  # the user's choice stays for every later photo
+    assert panel.detail_user_set
+    panel.apply_detail_defaults((3000, 4000))
+    assert panel.tolerance.value() == 6 and panel.min_area.value() == 10
+    service.shutdown()
