@@ -28,6 +28,7 @@ from viaseg.core.assist.segment import LEVELS
 from .assist_tool import AssistTool, target_key_of
 from .docks import add_dock
 from .label_check_dock import install as install_label_check
+from .prediction_host import PanelHost
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
 from .workers import InferenceService
@@ -57,8 +58,10 @@ def snapshot(ds: Dataset) -> Dataset:
 # --------------------------------------------------------------------------------------------- host
 
 
-class WindowHost:
+class WindowHost(PanelHost):
     """The PredictionPanel's view of the main window."""
+
+    shows_targets = can_set_regions = True
 
     def __init__(self, window: MainWindow):
         self.w = window

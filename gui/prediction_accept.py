@@ -46,7 +46,7 @@ class AcceptMixin:
         if not regions:
             self._say("Nothing above the threshold (or every piece is below the minimum area).", error=True)
             return []
-        target = self._call("current_target") or self.target
+        target = self.host.current_target() or self.target
         entry = getattr(target, "entry", None)
         if entry is not None and entry.regions and mode is None:
             mode = self.ask_accept_mode(len(entry.regions), len(regions))
@@ -96,7 +96,7 @@ class AcceptMixin:
         """Add ``regions`` to the image shown: one undoable step on a project image (``mode``: ``add`` beside
         its regions, ``replace`` them, ``merge`` into the ones they overlap); a dropped photo is added to the
         split chosen under *Add photo to* with them."""
-        target = target or self._call("current_target") or self.target
+        target = target or self.host.current_target() or self.target
         if target is None:
             self._say("Open an image first.", error=True)
             return False
@@ -105,10 +105,10 @@ class AcceptMixin:
             if mode not in ACCEPT_MODES:
                 raise ValueError(f"accept mode must be one of {ACCEPT_MODES}, not {mode!r}")
             if mode == "add" or not entry.regions:
-                self._call("add_regions", entry, regions)
+                self.host.add_regions(entry, regions)
                 self._say(f"Added {len(regions)} polygon(s); Undo removes them.")
                 return True
-            if not callable(getattr(self.host, "set_regions", None)):
+            if not self.host.can_set_regions:
                 self._say("This window cannot replace or merge regions.", error=True)
                 return False
             n_old = len(entry.regions)
@@ -131,7 +131,7 @@ class AcceptMixin:
         if not split:
             self._say("Open a project to add this photo to one of its splits.", error=True)
             return False
-        ok = self._call("add_external", Path(target.path), split, regions, default=False)
+        ok = self.host.add_external(Path(target.path), split, regions)
         if not ok:
             self._say(f"Could not add {Path(target.path).name} to split {split!r}.", error=True)
             return False

@@ -19,7 +19,7 @@ class PredictAllMixin:
         """The images *Predict all* goes through: a split's entries, or the dropped photos as entries without
         regions (one object per photo, kept, so a ranking refers to the same ones)."""
         if split != DROPPED:
-            return list(self._call("split_entries", split, default=[]) or [])
+            return list(self.host.split_entries(split) or [])
         from viaseg.core.annotation.project import ImageEntry
 
         cache = self._dropped_entries
@@ -118,9 +118,9 @@ class PredictAllMixin:
         if self.all_split.currentText() == DROPPED:
             self._rank_dropped_list()
         elif self._all_labelled:
-            self._call("set_dice_column", dict(self._all_scores))
+            self.host.set_dice_column(dict(self._all_scores))
         else:
-            self._call("set_rank_column", "doubt", dict(self._all_doubt))
+            self.host.set_rank_column("doubt", dict(self._all_doubt))
 
     def _rank_dropped_list(self) -> None:
         """The dropped-photo list, most uncertain first, each with its doubt."""
@@ -157,7 +157,7 @@ class PredictAllMixin:
 
                 self.show_photo(Path(entry.key))
             else:
-                self._call("open_entry", entry)
+                self.host.open_entry(entry)
             left = len(todo) - 1
             self._say(
                 f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked."

@@ -47,6 +47,7 @@ from . import overlays
 from .heat_legend import HeatLegend
 from .prediction_accept import ACCEPT_MODES, AcceptMixin
 from .prediction_batch import DROPPED, PredictAllMixin
+from .prediction_host import PanelHost
 from .prediction_photos import IMAGE_EXTS, PhotoDropFilter, PhotosMixin, Target, expand_paths
 from .workers import InferenceService
 
@@ -74,10 +75,12 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         object, object
     )  # Target, full-resolution probabilities (the AI region tool's map)
 
-    def __init__(self, service: InferenceService, host: Any = None, parent: QWidget | None = None):
+    def __init__(
+        self, service: InferenceService, host: PanelHost | None = None, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.service = service
-        self.host = host
+        self.host = host if host is not None else PanelHost()
         self.target: Target | None = None
         self.probs: np.ndarray | None = None  # full-resolution probabilities of ``target``
         self._probs_disp: np.ndarray | None = None  # reduced for drawing
@@ -234,10 +237,6 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.message.setText(text)
         self.status.emit(text)
 
-    def _call(self, name: str, *args, default=None):
-        fn = getattr(self.host, name, None) if self.host is not None else None
-        return fn(*args) if callable(fn) else default
-
     def _update_buttons(self) -> None:
         has = self.probs is not None
         self.accept_btn.setEnabled(has)
@@ -245,7 +244,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.export_overlay_btn.setEnabled(has)
 
     def refresh_splits(self) -> None:
-        names = list(self._call("split_names", default=[]) or [])
+        names = list(self.host.split_names() or [])
         for combo in (self.split_combo, self.all_split):
             cur = combo.currentText()
             combo.clear()
@@ -297,7 +296,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
 
     @Slot()
     def predict_current(self) -> bool:
-        target = self._call("current_target") or self.target
+        target = self.host.current_target() or self.target
         if target is None:
             self._say("Open an image first.", error=True)
             return False
@@ -379,7 +378,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
 
     def _still_shown(self) -> bool:
         """False when the host now shows another image than the one predicted (the user moved on)."""
-        if self.host is None or not callable(getattr(self.host, "current_target", None)):
+        if not self.host.shows_targets:
             return True
         cur = self.host.current_target()
         return cur is not None and self.target is not None and cur.key == self.target.key
@@ -427,11 +426,10 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.heat_legend.set_threshold(self.threshold_value)
         self.heat_legend.setVisible(img is not None and self.mode_value == "heat")
         # the agreement colours already show the annotation; the host may fade its region fills meanwhile
-        self._call(
-            "agreement_shown",
-            img is not None and self.mode_value == "agreement" and self._truth_disp is not None,
+        self.host.agreement_shown(
+            img is not None and self.mode_value == "agreement" and self._truth_disp is not None
         )
-        self._call("set_overlay", img)
+        self.host.set_overlay(img)
         self.overlay_changed.emit(img)
 
 

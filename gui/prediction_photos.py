@@ -120,7 +120,7 @@ class PhotosMixin:
                 self.photos.blockSignals(True)
                 self.photos.setCurrentRow(i)
                 self.photos.blockSignals(False)
-        if self._call("show_external", Path(path), default=True) is False:
+        if self.host.show_external(Path(path)) is False:
             # unreadable (0 bytes, not an image, truncated): the canvas says why; it leaves the list
             self._forget_photo(Path(path))
             self.set_target(None)

@@ -19,6 +19,7 @@ from viaseg.core.annotation import edits
 from viaseg.core.annotation.dataset import load_dataset
 from viaseg.core.annotation.project import Region
 from viaseg.core.annotation.raster import rasterize
+from viaseg.gui.prediction_host import PanelHost
 from viaseg.gui.prediction_panel import PredictionPanel, Target
 from viaseg.gui.workers import InferenceService
 
@@ -41,7 +42,9 @@ class KnownPredictor:
         return known_map()
 
 
-class Host:
+class Host(PanelHost):
+    shows_targets = can_set_regions = True
+
     def __init__(self, dataset):
         self.dataset = dataset
         self.history = edits.History()

@@ -15,12 +15,15 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.dataset import load_dataset
+from viaseg.gui.prediction_host import PanelHost
 from viaseg.gui.prediction_panel import PhotoDropFilter, PredictionPanel, Target
 from viaseg.gui.workers import InferenceService
 
 
-class Host:
+class Host(PanelHost):
     """Stands in for the main window adapter: one dataset, an undo history, the overlay it was given."""
+
+    shows_targets = True
 
     def __init__(self, dataset):
         self.dataset = dataset
