@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessageBox, QSlider
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.formats.via_json import regions_from_json, regions_to_json
 from viaseg.core.annotation.project import class_attribute
@@ -34,6 +35,23 @@ __all__ = ["DECODE_CHECK_LIMIT", "REGIONS_MIME", "VIA_SUFFIXES", "MainWindow"]
 
 
 class MainWindow(FileFlowsMixin, QMainWindow):
+    # what actions.install adds (menus, toolbar): declared here so the rest of the app reads them as typed
+    # attributes of the window, never by name
+    act_save: QAction
+    act_undo: QAction
+    act_redo: QAction
+    act_copy: QAction
+    act_copy_all: QAction
+    act_paste: QAction
+    act_duplicate: QAction
+    act_delete_region: QAction
+    act_remove_image: QAction
+    act_new_polygon: QAction
+    act_overlay: QAction
+    act_mask: QAction
+    opacity_slider: QSlider
+    recent_menu: QMenu
+
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.settings = settings
