@@ -511,7 +511,8 @@ def test_brand_new_project_saves_and_loads_in_every_format(tmp_path, fmt):
 
 
 def test_new_entry_for_an_added_image(tmp_path):
-    from viaseg.core.annotation.formats.via_io import image_key, new_entry
+    from viaseg.core.annotation.formats.via_common import image_key
+    from viaseg.core.annotation.formats.via_io import new_entry
 
     p = _project_file(tmp_path)
     (tmp_path / "imgs").mkdir()

@@ -62,7 +62,7 @@ def parse_file(data: bytes | str, path) -> Any:
 def image_entry(filename: str, base_dir: Path | None, width: Any = None, height: Any = None) -> ImageEntry:
     """An entry for an image named by a foreign file: key ``filename + size`` as VIA makes it (size ``-1``
     when the image is not there), and the size the file gave when the image cannot be found."""
-    from .via_io import image_key
+    from .via_common import image_key
 
     entry = ImageEntry(key="", filename=filename, size=-1, base_dir=base_dir)
     try:

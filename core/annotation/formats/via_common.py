@@ -490,3 +490,9 @@ def closed_shape(shape: dict) -> dict:
     if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or len(xs) < 3:
         return shape
     return {**shape, "all_points_x": [*xs, xs[0]], "all_points_y": [*ys, ys[0]]}
+
+
+def image_key(filename: str, size) -> str:
+    """VIA's metadata key for a new image: ``filename + size`` (``filename`` alone when the size is unknown).
+    Keys of entries read from a file are kept as given, never recomputed."""
+    return f"{filename}{'' if size is None else size}"

@@ -15,7 +15,7 @@ from ...base.errors import ViaFormatError, ViaSaveError
 from ...base.fsutil import atomic_write
 from ..project import ImageEntry, Project
 from . import via3, via_csv, via_json
-from .via_common import decode_text, detect_style, dump_json, gc_paused, parse_json, show
+from .via_common import decode_text, detect_style, dump_json, gc_paused, image_key, parse_json, show
 
 FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -30,7 +30,6 @@ __all__ = [
     "loads_via",
     "dumps_via",
     "save_via",
-    "image_key",
     "new_entry",
 ]
 
@@ -166,12 +165,6 @@ def save_via(
         reason = exc.strerror or str(exc)
         raise ViaSaveError(f"{target}: cannot save ({reason})") from exc
     return target
-
-
-def image_key(filename: str, size) -> str:
-    """VIA's metadata key for a new image: ``filename + size`` (``filename`` alone when the size is unknown).
-    Keys of entries read from a file are kept as given, never recomputed."""
-    return f"{filename}{'' if size is None else size}"
 
 
 def new_entry(project: Project, image_path: str | Path) -> ImageEntry:

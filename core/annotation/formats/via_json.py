@@ -24,6 +24,7 @@ from .via_common import (
     closes_polygons,
     derive_attributes,
     first_bad_number_list,
+    image_key,
     key_path,
     number_ok,
     show,
@@ -346,7 +347,7 @@ def unique_keys(images: list[ImageEntry]) -> list[str]:
     seen: set[str] = set()
     keys = []
     for im in images:
-        key = str(im.key) if im.key is not None else f"{im.filename}{'' if im.size is None else im.size}"
+        key = str(im.key) if im.key is not None else image_key(im.filename, im.size)
         if key in seen:
             n = 2
             while f"{key}~{n}" in seen:
