@@ -12,7 +12,8 @@ Nothing escapes to the caller: every failure becomes a ``Failed`` event and ``Tr
 error=...)``. A run that diverges (NaN loss) fails but keeps the best model it had.
 
 This module is the run itself (data, model, ``fit``, the run folder); the callbacks ``fit`` gets are built in
-:mod:`.train_callbacks`, the model's scores for ``summary.json`` come from :mod:`.train_scoring`.
+:mod:`.train_callbacks` (viaseg's own in :mod:`.train_progress`), the model's scores, its metadata and
+``summary.json`` come from :mod:`.train_scoring`.
 """
 
 from __future__ import annotations
