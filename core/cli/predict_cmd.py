@@ -311,16 +311,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    check_threshold(args.threshold)
-    if args.tolerance is not None and args.tolerance < 0:
-        raise ViasegError(f"--tolerance must be >= 0, got {args.tolerance:g}")
-    if args.min_area is not None and args.min_area < 0:
-        raise ViasegError(f"--min-area must be >= 0, got {args.min_area:g}")
-    if args.batch_size < 1:
-        raise ViasegError(f"--batch-size must be >= 1, got {args.batch_size}")
-    workers = default_workers() if getattr(args, "workers", None) is None else args.workers
-    if workers < 1:
-        raise ViasegError(f"--workers must be >= 1, got {workers}")
+    workers = _checked_workers(args)
     resume = bool(getattr(args, "resume", False))
     problems: list[str] = []
 
@@ -334,72 +325,11 @@ def run(args) -> int:
     if not images:
         raise ViasegError("no images to predict (give image files, folders or lists of images)")
     out_dir = Path(args.out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViasegError(f"{out_dir}: cannot create output folder ({exc.strerror or exc})") from exc
-    if not out_dir.is_dir():
-        raise ViasegError(f"{out_dir}: not a folder")
-    via_path, journal_path = out_dir / VIA_NAME, out_dir / JOURNAL_NAME
-    ours = resume and journal_path.exists()  # a VIA file next to our journal is ours to rebuild
-    if via_path.exists() and not (args.overwrite or ours):
-        raise ViasegError(
-            f"{via_path} already exists (annotations?); choose another --out folder or pass "
-            + (
-                "--resume to finish the run that wrote it, or --overwrite to replace it"
-                if journal_path.exists() and not resume
-                else "--overwrite to replace it"
-            )
-        )
-    stems = ps.stems_for(images)
-    skipped = 0
-    if resume:
-        done = ps.done_stems(out_dir, overlays=not args.no_overlay)
-        todo = []
-        for path, stem in zip(images, stems, strict=True):
-            if stem in done and done[stem] == relative_filename(Path(path), out_dir):
-                skipped += 1
-            else:
-                todo.append((path, stem))
-        ps.repair_journal(journal_path)
-        mode = "a"
-    else:
-        todo = list(zip(images, stems, strict=True))
-        mode = "w"
-    del stems
+    ours = _prepare_out(out_dir, args.overwrite, resume)
+    todo, skipped, mode = _todo(images, out_dir, resume, overlays=not args.no_overlay)
     result = ps.StreamResult()
     if todo:
-        from ..ml.predict import Predictor
-
-        predictor = Predictor.load(args.model)
-        apply_tta_options(predictor, args)
-        opts = ps.StreamOptions(
-            threshold=args.threshold,
-            tolerance=args.tolerance,
-            min_area=args.min_area,
-            attribute=args.attribute,
-            batch_size=args.batch_size,
-            tile_downscale=args.tile_downscale,
-            overlays=not args.no_overlay,
-            workers=workers,
-        )
-        bar = ProgressBar(len(images), "predicting", unit="photos", initial=skipped)
-        try:
-            with open(journal_path, mode, encoding="utf-8", newline="\n") as journal:
-                result = ps.predict_stream(
-                    predictor,
-                    [t[0] for t in todo],
-                    [t[1] for t in todo],
-                    out_dir,
-                    opts,
-                    journal,
-                    on_done=lambda n: bar.update(skipped + n),
-                    on_problem=lambda text: bar.message(f"warning: {text}"),
-                )
-        except OSError as exc:
-            raise ViasegError(f"{journal_path}: cannot write ({exc.strerror or exc})") from exc
-        finally:
-            bar.close()
+        result = _predict_todo(args, todo, len(images), skipped, out_dir, mode, workers)
         problems.extend(result.problems)
     in_via = ps.build_via(out_dir, backup=not ours)
     written = result.written
@@ -415,3 +345,97 @@ def run(args) -> int:
     extra = f", {skipped} already done (--resume)" if skipped else ""
     print(f"{written} image(s) predicted{extra}; {what} ({in_via} image(s)) in {out_dir}")
     return 0
+
+
+def _checked_workers(args) -> int:
+    """The number of worker threads, once every numeric option is checked."""
+    check_threshold(args.threshold)
+    if args.tolerance is not None and args.tolerance < 0:
+        raise ViasegError(f"--tolerance must be >= 0, got {args.tolerance:g}")
+    if args.min_area is not None and args.min_area < 0:
+        raise ViasegError(f"--min-area must be >= 0, got {args.min_area:g}")
+    if args.batch_size < 1:
+        raise ViasegError(f"--batch-size must be >= 1, got {args.batch_size}")
+    workers = default_workers() if getattr(args, "workers", None) is None else args.workers
+    if workers < 1:
+        raise ViasegError(f"--workers must be >= 1, got {workers}")
+    return workers
+
+
+def _prepare_out(out_dir: Path, overwrite: bool, resume: bool) -> bool:
+    """Create the output folder, refusing to replace a VIA file that is not this tool's; whether the VIA file
+    there is ours to rebuild (no backup needed)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ViasegError(f"{out_dir}: cannot create output folder ({exc.strerror or exc})") from exc
+    if not out_dir.is_dir():
+        raise ViasegError(f"{out_dir}: not a folder")
+    via_path, journal_path = out_dir / VIA_NAME, out_dir / JOURNAL_NAME
+    ours = resume and journal_path.exists()  # a VIA file next to our journal is ours to rebuild
+    if via_path.exists() and not (overwrite or ours):
+        raise ViasegError(
+            f"{via_path} already exists (annotations?); choose another --out folder or pass "
+            + (
+                "--resume to finish the run that wrote it, or --overwrite to replace it"
+                if journal_path.exists() and not resume
+                else "--overwrite to replace it"
+            )
+        )
+    return ours
+
+
+def _todo(images: list[str], out_dir: Path, resume: bool, overlays: bool) -> tuple[list, int, str]:
+    """The ``(path, stem)`` pairs still to predict, how many are already done, and the journal's open mode."""
+    from . import predict_stream as ps
+
+    stems = ps.stems_for(images)
+    if not resume:
+        return list(zip(images, stems, strict=True)), 0, "w"
+    skipped = 0
+    done = ps.done_stems(out_dir, overlays=overlays)
+    todo = []
+    for path, stem in zip(images, stems, strict=True):
+        if stem in done and done[stem] == relative_filename(Path(path), out_dir):
+            skipped += 1
+        else:
+            todo.append((path, stem))
+    ps.repair_journal(out_dir / JOURNAL_NAME)
+    return todo, skipped, "a"
+
+
+def _predict_todo(args, todo: list, n_images: int, skipped: int, out_dir: Path, mode: str, workers: int):
+    """Predict the photos of ``todo`` into ``out_dir`` and its journal, with a progress bar over all of them."""
+    from ..ml.predict import Predictor
+    from . import predict_stream as ps
+
+    journal_path = out_dir / JOURNAL_NAME
+    predictor = Predictor.load(args.model)
+    apply_tta_options(predictor, args)
+    opts = ps.StreamOptions(
+        threshold=args.threshold,
+        tolerance=args.tolerance,
+        min_area=args.min_area,
+        attribute=args.attribute,
+        batch_size=args.batch_size,
+        tile_downscale=args.tile_downscale,
+        overlays=not args.no_overlay,
+        workers=workers,
+    )
+    bar = ProgressBar(n_images, "predicting", unit="photos", initial=skipped)
+    try:
+        with open(journal_path, mode, encoding="utf-8", newline="\n") as journal:
+            return ps.predict_stream(
+                predictor,
+                [t[0] for t in todo],
+                [t[1] for t in todo],
+                out_dir,
+                opts,
+                journal,
+                on_done=lambda n: bar.update(skipped + n),
+                on_problem=lambda text: bar.message(f"warning: {text}"),
+            )
+    except OSError as exc:
+        raise ViasegError(f"{journal_path}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        bar.close()

@@ -287,31 +287,56 @@ def predict_stream(
     ``journal`` (an open text file, flushed after every batch). ``on_done(n)`` after each photo (done or failed),
     ``on_problem(text)`` for each unreadable photo (left out of the journal, so ``--resume`` tries it again) or
     overlay that could not be made."""
-    import cv2
-    import numpy as np
-
-    from ..ml.prediction import _INTERP
-
     result = StreamResult()
     if not paths:
         return result
-    bs = max(1, int(opts.batch_size))
-    workers = max(1, int(opts.workers))
-    ih, iw = predictor.input_hw
-    threshold = predictor.threshold if opts.threshold is None else float(opts.threshold)
-    class_name = predictor.foreground_name
-    lock = threading.Lock()
-
-    def problem(text: str, note: str) -> None:
-        with lock:
-            result.problems.append(text)
-        if on_problem is not None:
-            on_problem(f"{text} ({note})")
-
-    def decode(path: str):
+    stream = _Stream(predictor, paths, stems, out_dir, opts, journal, on_done, on_problem, result)
+    with ThreadPoolExecutor(max_workers=stream.workers, thread_name_prefix="viaseg-predict") as pool:
+        stream.pool = pool
         try:
-            if opts.tile_downscale:
-                pred = predictor.predict_tiled(path, downscale=opts.tile_downscale)
+            stream.run()
+        finally:
+            stream.cancel()
+            journal.flush()
+    return result
+
+
+class _Stream:
+    """One :func:`predict_stream` run: the photos decoding (at most ``window`` ahead) and finishing in the
+    pool, and the count of photos done."""
+
+    def __init__(self, predictor, paths, stems, out_dir, opts, journal, on_done, on_problem, result) -> None:
+        self.predictor, self.paths, self.stems, self.out_dir = predictor, paths, stems, out_dir
+        self.opts, self.journal, self.on_done, self.on_problem = opts, journal, on_done, on_problem
+        self.result: StreamResult = result
+        self.bs = max(1, int(opts.batch_size))
+        self.workers = max(1, int(opts.workers))
+        self.threshold = predictor.threshold if opts.threshold is None else float(opts.threshold)
+        self.class_name = predictor.foreground_name
+        self.lock = threading.Lock()
+        self.decoding: deque[tuple[int, Future]] = deque()
+        self.finishing: deque[Future] = deque()
+        self.window = 2 * self.bs + self.workers
+        self.next_i = 0
+        self.done = 0
+        self.pool: ThreadPoolExecutor | None = None
+
+    def problem(self, text: str, note: str) -> None:
+        with self.lock:
+            self.result.problems.append(text)
+        if self.on_problem is not None:
+            self.on_problem(f"{text} ({note})")
+
+    def decode(self, path: str):
+        import cv2
+
+        from ..ml.prediction import _INTERP
+
+        predictor = self.predictor
+        ih, iw = predictor.input_hw
+        try:
+            if self.opts.tile_downscale:
+                pred = predictor.predict_tiled(path, downscale=self.opts.tile_downscale)
                 return pred.probabilities, (pred.shape[1], pred.shape[0])
             img, size, _ = predictor._load(Path(path))
             if img.shape[0] != ih or img.shape[1] != iw:
@@ -322,66 +347,84 @@ def predict_stream(
         except Exception as exc:  # reported per photo, never ends the run
             return _Failed(ImageReadError(path, f"cannot read image ({type(exc).__name__}: {exc})"))
 
-    def finish(path: str, stem: str, prob, size) -> str | None:
-        return _finish_photo(predictor, path, stem, prob, size, out_dir, opts, threshold, class_name, problem)
+    def finish(self, path: str, stem: str, prob, size) -> str | None:
+        return _finish_photo(
+            self.predictor,
+            path,
+            stem,
+            prob,
+            size,
+            self.out_dir,
+            self.opts,
+            self.threshold,
+            self.class_name,
+            self.problem,
+        )
 
-    decoding: deque[tuple[int, Future]] = deque()
-    finishing: deque[Future] = deque()
-    window = 2 * bs + workers
-    next_i = 0
-    done = 0
+    def count_done(self) -> None:
+        self.done += 1
+        if self.on_done is not None:
+            self.on_done(self.done)
 
-    def count_done() -> None:
-        nonlocal done
-        done += 1
-        if on_done is not None:
-            on_done(done)
-
-    def drain(limit: int) -> None:
+    def drain(self, limit: int) -> None:
+        finishing = self.finishing
         while finishing and (len(finishing) > limit or finishing[0].done()):
             line = finishing.popleft().result()  # an exception here (disk full...) ends the run
             if line is not None:
-                journal.write(line + "\n")
-                result.written += 1
-            count_done()
+                self.journal.write(line + "\n")
+                self.result.written += 1
+            self.count_done()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viaseg-predict") as pool:
-        try:
-            while decoding or next_i < len(paths):
-                while next_i < len(paths) and len(decoding) < window:
-                    decoding.append((next_i, pool.submit(decode, paths[next_i])))
-                    next_i += 1
-                batch: list[tuple[int, np.ndarray, tuple[int, int]]] = []
-                taken = 0  # photos taken from the window this round (failed and tiled ones too: bounded)
-                while decoding and taken < bs:
-                    taken += 1
-                    i, fut = decoding.popleft()
-                    got = fut.result()
-                    if isinstance(got, _Failed):
-                        problem(str(got.error), "skipped")
-                        count_done()
-                    elif opts.tile_downscale:
-                        finishing.append(pool.submit(finish, paths[i], stems[i], got[0], got[1]))
-                    else:
-                        batch.append((i, got[0], got[1]))
-                    if next_i < len(paths):
-                        decoding.append((next_i, pool.submit(decode, paths[next_i])))
-                        next_i += 1
-                if batch:
-                    probs = predictor.predict_inputs(np.stack([b[1] for b in batch]), batch_size=len(batch))
-                    for (i, _, size), prob in zip(batch, probs, strict=True):
-                        finishing.append(pool.submit(finish, paths[i], stems[i], prob, size))
-                    del probs, batch
-                drain(2 * workers + bs)
-                journal.flush()
-            drain(0)
-        finally:
-            for _, fut in decoding:
-                fut.cancel()
-            for fut in finishing:
-                fut.cancel()
-            journal.flush()
-    return result
+    def submit_next(self) -> None:
+        assert self.pool is not None
+        self.decoding.append((self.next_i, self.pool.submit(self.decode, self.paths[self.next_i])))
+        self.next_i += 1
+
+    def submit_finish(self, i: int, prob, size) -> None:
+        assert self.pool is not None
+        self.finishing.append(self.pool.submit(self.finish, self.paths[i], self.stems[i], prob, size))
+
+    def run(self) -> None:
+        import numpy as np
+
+        while self.decoding or self.next_i < len(self.paths):
+            while self.next_i < len(self.paths) and len(self.decoding) < self.window:
+                self.submit_next()
+            batch = self.take_batch()
+            if batch:
+                probs = self.predictor.predict_inputs(np.stack([b[1] for b in batch]), batch_size=len(batch))
+                for (i, _, size), prob in zip(batch, probs, strict=True):
+                    self.submit_finish(i, prob, size)
+                del probs, batch
+            self.drain(2 * self.workers + self.bs)
+            self.journal.flush()
+        self.drain(0)
+
+    def take_batch(self) -> list:
+        """Up to a batch of decoded photos for the network, ``(index, input, size)``; failed photos reported
+        and tiled ones sent to finish on the way, each replaced in the window by the next photo."""
+        batch: list = []
+        taken = 0  # photos taken from the window this round (failed and tiled ones too: bounded)
+        while self.decoding and taken < self.bs:
+            taken += 1
+            i, fut = self.decoding.popleft()
+            got = fut.result()
+            if isinstance(got, _Failed):
+                self.problem(str(got.error), "skipped")
+                self.count_done()
+            elif self.opts.tile_downscale:
+                self.submit_finish(i, got[0], got[1])
+            else:
+                batch.append((i, got[0], got[1]))
+            if self.next_i < len(self.paths):
+                self.submit_next()
+        return batch
+
+    def cancel(self) -> None:
+        for _, fut in self.decoding:
+            fut.cancel()
+        for fut in self.finishing:
+            fut.cancel()
 
 
 def _finish_photo(predictor, path, stem, prob, size, out_dir, opts, threshold, class_name, problem):

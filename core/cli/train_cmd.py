@@ -43,8 +43,7 @@ def register(subparsers) -> None:
 
 def add_recipe_options(p) -> None:
     """The options that make a training recipe (shared by ``viaseg train`` and ``viaseg crossval``)."""
-    from ..ml.presets import KEEP, LOSSES, LR_SCHEDULES, MONITORS, NORMS, PRECISIONS, PRESETS, STRATEGIES
-    from .predict_cmd import parse_scales
+    from ..ml.presets import PRESETS
 
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument(
@@ -62,6 +61,16 @@ def add_recipe_options(p) -> None:
         help="draw each training source (DATASET and each --extra) equally often, not each image "
         "(default: the preset's choice; the default preset draws every photo equally often)",
     )
+    _add_schedule_options(p)
+    _add_network_options(p)
+    _add_stopping_options(p)
+    _add_tta_options(p)
+
+
+def _add_schedule_options(p) -> None:
+    """How long and how fast the run learns, and which weights it keeps."""
+    from ..ml.presets import KEEP, LR_SCHEDULES
+
     p.add_argument(
         "--keep",
         choices=KEEP,
@@ -86,6 +95,12 @@ def add_recipe_options(p) -> None:
         help="keep, evaluate and save an exponential moving average of the weights with this momentum "
         "(e.g. 0.99; default 0 = off)",
     )
+
+
+def _add_network_options(p) -> None:
+    """The network, its inputs and their augmentation."""
+    from ..ml.presets import LOSSES, NORMS, PRECISIONS
+
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
     p.add_argument(
         "--crop",
@@ -107,6 +122,12 @@ def add_recipe_options(p) -> None:
     )
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+
+
+def _add_stopping_options(p) -> None:
+    """When training stops, and the machine it runs on."""
+    from ..ml.presets import MONITORS, STRATEGIES
+
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     p.add_argument(
         "--monitor",
@@ -126,6 +147,12 @@ def add_recipe_options(p) -> None:
         "TF_CONFIG; the chief (task index 0) writes the run folder, the others nothing (docs/gpu.md)",
     )
     p.add_argument("--cache-dir", help="keep decoded images here, keyed by file content (faster re-runs)")
+
+
+def _add_tta_options(p) -> None:
+    """How the saved model averages at prediction."""
+    from .predict_cmd import parse_scales
+
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,

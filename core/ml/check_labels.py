@@ -173,13 +173,7 @@ def run_check_labels(
     )
     cut = state["cut"]
     if cut is not None:  # that fold's model learned for part of its time only: its scores would mislead
-        result.per_image = [s for s in result.per_image if s.fold != cut]
-        result.fold_runs = [r for r in result.fold_runs if r.get("fold") != cut]
-        result.stopped = True
-        path = Path(job.out_dir) / "crossval.json"
-        data = result.to_dict()
-        data["cut_short_fold"] = cut
-        path.write_text(json.dumps(data, indent=2, default=str))
+        _drop_fold(result, cut, Path(job.out_dir) / "crossval.json")
     return CheckLabelsDone(
         Path(job.out_dir),
         Path(job.out_dir) / "crossval.json",
@@ -188,6 +182,16 @@ def run_check_labels(
         list(result.errors),
         time.monotonic() - t0,
     )
+
+
+def _drop_fold(result, cut: int, path: Path) -> None:
+    """Leave fold ``cut`` out of ``result`` and rewrite its ``crossval.json`` saying so."""
+    result.per_image = [s for s in result.per_image if s.fold != cut]
+    result.fold_runs = [r for r in result.fold_runs if r.get("fold") != cut]
+    result.stopped = True
+    data = result.to_dict()
+    data["cut_short_fold"] = cut
+    path.write_text(json.dumps(data, indent=2, default=str))
 
 
 # ----------------------------------------------------------------------------------------- reading results

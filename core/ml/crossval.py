@@ -206,102 +206,156 @@ def crossval(
     a line per fold. Writes ``out_dir/fold_N/`` (each fold's run folder), ``out_dir/oof_maps/`` and
     ``out_dir/crossval.json``; returns the result. A fold whose training fails is reported in ``errors`` and
     its images are left unscored (never silently)."""
-    from ..annotation.raster import rasterize
     from ..checks.check_copies import duplicate_groups
-    from ..checks.label_errors import disagreements
-    from .evaluate import pixel_counts, scores_of_counts
-    from .predict import Predictor
-    from .train import train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    entries: list[ImageEntry] = []
-    src_idx: list[int] = []
-    names = [name for name, _ in sources]
-    skipped: list[str] = []
-    for k, (_, ents) in enumerate(sources):
-        for e in ents:
-            if not e.path.is_file():
-                skipped.append(f"{e.path}: no such image file (left out of every fold)")
-            elif e.regions or cfg.include_empty:
-                entries.append(e)
-                src_idx.append(k)
+    entries, src_idx, skipped = _annotated(sources, cfg.include_empty)
     if len(entries) < folds:
         raise ValueError(f"{len(entries)} images cannot be divided into {folds} folds")
     groups = duplicate_groups(entries, decode=True)
-    fold_of = assign_folds(src_idx, groups, folds, seed=fold_seed)
+    split = _Split(
+        entries, src_idx, assign_folds(src_idx, groups, folds, seed=fold_seed), [n for n, _ in sources]
+    )
     result = CrossvalResult(folds, skipped=skipped)
     wanted = list(range(folds)) if only_folds is None else [f for f in only_folds if 0 <= f < folds]
     for f in wanted:
         if should_stop is not None and should_stop():
             result.stopped = True
             break
-        held = [e for e, fo in zip(entries, fold_of, strict=True) if fo == f]
-        parts = [
-            [e for e, fo, s in zip(entries, fold_of, src_idx, strict=True) if fo != f and s == k]
-            for k in range(len(sources))
-        ]
-        run_dir = out / f"fold_{f}"
-        if on_fold:
-            on_fold(
-                f,
-                folds,
-                f"fold {f + 1}/{folds}: training on {sum(map(len, parts))} images, holding out {len(held)}",
-            )
-        fcfg = fold_config(cfg, parts, held, run_dir)
-        res = train(
-            fcfg,
-            on_event=functools.partial(on_event, f) if on_event else None,  # on_event(f, ev)
-            should_stop=should_stop,
+        model_path, batch_size = _train_fold(
+            cfg, split, f, folds, out, result, on_event, on_fold, should_stop
         )
-        row = {
-            "fold": f,
-            "run_dir": str(run_dir.relative_to(out)),
-            "n_train": sum(map(len, parts)),
-            "n_held_out": len(held),
-            "ok": res.ok,
-            "epochs_run": res.summary.get("epochs_run"),
-            "train_seconds": res.summary.get("train_seconds"),
-        }
-        result.fold_runs.append(row)
-        if not res.ok or res.model_path is None:
-            result.errors.append(f"fold {f}: {res.error}")
-            continue
-        predictor = Predictor.load(res.model_path)
-        held_src = {id(e): names[s] for e, s, fo in zip(entries, src_idx, fold_of, strict=True) if fo == f}
-        items = predictor.predict_many([e.path for e in held], batch_size=fcfg.batch_size)
-        try:
-            for entry, item in zip(held, items, strict=True):
-                if item.error is not None:  # not item.ok
-                    result.errors.append(f"{entry.path}: {item.error.problem} (not scored)")
-                    continue
-                pred = item.prediction
-                assert pred is not None  # an ItemResult holds either a prediction or an error
-                h, w = pred.shape
-                truth = rasterize(entry.regions, (w, h))
-                inter, n_true, n_pred = pixel_counts(truth, pred.mask(predictor.threshold))
-                dice, iou = scores_of_counts(inter, n_true, n_pred)
-                found = [d.to_dict() for d in disagreements(truth, pred.probabilities, predictor.threshold)]
-                src = held_src[id(entry)]
-                rel = Path("oof_maps") / f"{names.index(src)}" / (entry.filename.replace("/", "_") + ".png")
-                _save_map(out / rel, pred.probabilities)
-                result.per_image.append(
-                    OofScore(
-                        entry.filename,
-                        src,
-                        f,
-                        float(dice),
-                        float(iou),
-                        n_true,
-                        n_pred,
-                        inter,
-                        str(rel),
-                        found[:MAX_LISTED],
-                    )
-                )
-        finally:
-            close = getattr(items, "close", None)
-            if close:
-                close()
+        if model_path is not None:
+            _score_fold(split, f, model_path, batch_size, out, result)
     (out / "crossval.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
+
+
+def _annotated(
+    sources: list[tuple[str, list[ImageEntry]]], include_empty: bool
+) -> tuple[list[ImageEntry], list[int], list[str]]:
+    """The images to fold (annotated ones, or all with ``include_empty``), each one's source index, and the
+    images left out because their file is missing."""
+    entries: list[ImageEntry] = []
+    src_idx: list[int] = []
+    skipped: list[str] = []
+    for k, (_, ents) in enumerate(sources):
+        for e in ents:
+            if not e.path.is_file():
+                skipped.append(f"{e.path}: no such image file (left out of every fold)")
+            elif e.regions or include_empty:
+                entries.append(e)
+                src_idx.append(k)
+    return entries, src_idx, skipped
+
+
+@dataclass
+class _Split:
+    """The images being cross-validated: each one's source (index into ``names``) and fold."""
+
+    entries: list[ImageEntry]
+    src_idx: list[int]
+    fold_of: list[int]
+    names: list[str]  # the sources' names
+
+    def held(self, f: int) -> list[ImageEntry]:
+        return [e for e, fo in zip(self.entries, self.fold_of, strict=True) if fo == f]
+
+    def train_parts(self, f: int) -> list[list[ImageEntry]]:
+        """The images outside fold ``f``, one list per source."""
+        return [
+            [
+                e
+                for e, fo, s in zip(self.entries, self.fold_of, self.src_idx, strict=True)
+                if fo != f and s == k
+            ]
+            for k in range(len(self.names))
+        ]
+
+    def held_sources(self, f: int) -> dict[int, str]:
+        """``id(entry)`` -> its source's name, for the images of fold ``f``."""
+        return {
+            id(e): self.names[s]
+            for e, s, fo in zip(self.entries, self.src_idx, self.fold_of, strict=True)
+            if fo == f
+        }
+
+
+def _train_fold(
+    cfg, split: _Split, f: int, folds: int, out: Path, result: CrossvalResult, on_event, on_fold, should_stop
+) -> tuple[Path | None, int]:
+    """Train fold ``f``'s model and record the run in ``result``; its model (None when training failed) and
+    the batch size it predicts with."""
+    from .train import train
+
+    held, parts = split.held(f), split.train_parts(f)
+    run_dir = out / f"fold_{f}"
+    if on_fold:
+        on_fold(
+            f,
+            folds,
+            f"fold {f + 1}/{folds}: training on {sum(map(len, parts))} images, holding out {len(held)}",
+        )
+    fcfg = fold_config(cfg, parts, held, run_dir)
+    res = train(
+        fcfg,
+        on_event=functools.partial(on_event, f) if on_event else None,  # on_event(f, ev)
+        should_stop=should_stop,
+    )
+    row = {
+        "fold": f,
+        "run_dir": str(run_dir.relative_to(out)),
+        "n_train": sum(map(len, parts)),
+        "n_held_out": len(held),
+        "ok": res.ok,
+        "epochs_run": res.summary.get("epochs_run"),
+        "train_seconds": res.summary.get("train_seconds"),
+    }
+    result.fold_runs.append(row)
+    if not res.ok or res.model_path is None:
+        result.errors.append(f"fold {f}: {res.error}")
+        return None, fcfg.batch_size
+    return res.model_path, fcfg.batch_size
+
+
+def _score_fold(split: _Split, f: int, model_path: Path, batch_size: int, out: Path, result: CrossvalResult):
+    """Predict fold ``f``'s images with the model that never saw them; score them into ``result`` and keep
+    each probability map."""
+    from .predict import Predictor
+
+    held = split.held(f)
+    predictor = Predictor.load(model_path)
+    held_src = split.held_sources(f)
+    items = predictor.predict_many([e.path for e in held], batch_size=batch_size)
+    try:
+        for entry, item in zip(held, items, strict=True):
+            if item.error is not None:  # not item.ok
+                result.errors.append(f"{entry.path}: {item.error.problem} (not scored)")
+                continue
+            pred = item.prediction
+            assert pred is not None  # an ItemResult holds either a prediction or an error
+            src = held_src[id(entry)]
+            rel = Path("oof_maps") / f"{split.names.index(src)}" / (entry.filename.replace("/", "_") + ".png")
+            score = _oof_score(entry, pred, predictor.threshold, src, f, rel)
+            _save_map(out / rel, pred.probabilities)
+            result.per_image.append(score)
+    finally:
+        close = getattr(items, "close", None)
+        if close:
+            close()
+
+
+def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel: Path) -> OofScore:
+    from ..annotation.raster import rasterize
+    from ..checks.label_errors import disagreements
+    from .evaluate import pixel_counts, scores_of_counts
+
+    h, w = pred.shape
+    truth = rasterize(entry.regions, (w, h))
+    inter, n_true, n_pred = pixel_counts(truth, pred.mask(threshold))
+    dice, iou = scores_of_counts(inter, n_true, n_pred)
+    found = [d.to_dict() for d in disagreements(truth, pred.probabilities, threshold)]
+    return OofScore(
+        entry.filename, src, f, float(dice), float(iou), n_true, n_pred, inter, str(rel), found[:MAX_LISTED]
+    )

@@ -261,8 +261,6 @@ def evaluate(
     it). ``sweep``: also count every threshold of :data:`SWEEP_THRESHOLDS` (``result.sweep``,
     ``result.best_threshold``) from the same predictions. Unreadable images become :class:`EvalError` rows,
     never exceptions."""
-    from ..annotation.raster import rasterize
-
     entries: list[ImageEntry] = list(getattr(split_or_entries, "entries", split_or_entries))
     split = getattr(split_or_entries, "name", None)
     thr = predictor.threshold if threshold is None else float(threshold)
@@ -288,12 +286,7 @@ def evaluate(
                     on_progress(done, total, err)
                 continue
             pred = item.prediction
-            h, w = pred.shape
-            truth = rasterize(entry.regions, (w, h))
-            inter, nt, npred = pixel_counts(truth, pred.mask(thr))
-            dice, iou = scores_of_counts(inter, nt, npred)
-            counts = _sweep_counts(pred.probabilities, truth) if sweep else None
-            score = ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter, counts)
+            score = _score_image(entry, pred, thr, sweep)
             result.per_image.append(score)
             if on_prediction:
                 on_prediction(entry, pred)
@@ -305,6 +298,18 @@ def evaluate(
             close()
     result.per_image.sort(key=_sort_key)
     return result
+
+
+def _score_image(entry: ImageEntry, pred, thr: float, sweep: bool) -> ImageScore:
+    """``pred`` (a full-resolution :class:`Prediction`) scored against ``entry``'s regions at ``thr``."""
+    from ..annotation.raster import rasterize
+
+    h, w = pred.shape
+    truth = rasterize(entry.regions, (w, h))
+    inter, nt, npred = pixel_counts(truth, pred.mask(thr))
+    dice, iou = scores_of_counts(inter, nt, npred)
+    counts = _sweep_counts(pred.probabilities, truth) if sweep else None
+    return ImageScore(entry.filename, entry.path, dice, iou, nt, npred, inter, counts)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

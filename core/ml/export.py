@@ -313,78 +313,13 @@ def export_model(
     meta = export_meta(model_path, predictor, fmt, quantize, tta, out.name)
 
     say(f"converting to {fmt}" + (f" ({quantize})" if quantize != "none" else ""))
-    if fmt == "savedmodel":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        shutil.rmtree(tmp)
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp = _temp_path(out, fmt)
     try:
-        try:
-            if fmt == "savedmodel":
-                _write_savedmodel(module, tmp)
-            elif fmt == "tflite":
-                _write_tflite(module, tmp, quantize)
-            else:
-                _write_onnx(module, tmp, meta)
-        except ViasegError:
-            raise
-        except OSError as exc:
-            raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        except Exception as exc:  # converters raise many types; the user needs the file
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"{model_path}: {fmt} conversion failed ({type(exc).__name__}: {msg})") from exc
-
+        _convert(module, tmp, fmt, quantize, meta, model_path, out)
         result = ExportResult(out, mpath, fmt, quantize, 0, 0.0, meta=meta)
         if check:
-            runtime = _runtime_name(fmt)
-            if runtime is None:
-                say(f"not checked: the {fmt} runtime is not installed")
-            else:
-                say(f"checking with {runtime}")
-                images = check_images(predictor.input_hw)
-                want = predictor.predict_inputs(images)
-                try:
-                    got = RUNNERS[fmt](tmp, images)
-                except Exception as exc:  # the runtime's own error types
-                    raise ExportError(f"{out}: the exported model does not run in {runtime} ({exc})") from exc
-                if got.shape != want.shape:
-                    raise ExportError(f"{out}: exported output shape {got.shape}, expected {want.shape}")
-                if not np.isfinite(got).all():
-                    raise ExportError(f"{out}: the exported model gives NaN or infinite values in {runtime}")
-                diff = np.abs(got.astype(np.float64) - want)
-                result.max_abs_diff = float(diff.max())
-                result.mean_abs_diff = float(diff.mean())
-                result.runtime = runtime
-                meta["check"] = {
-                    "runtime": runtime,
-                    "images": int(len(images)),
-                    "max_abs_diff": result.max_abs_diff,
-                    "mean_abs_diff": result.mean_abs_diff,
-                }
-                if quantize == "none" and result.max_abs_diff > FLOAT32_TOLERANCE:
-                    raise ExportError(
-                        f"{out}: the exported model differs from the Keras model by up to "
-                        f"{result.max_abs_diff:.2g} (more than {FLOAT32_TOLERANCE:g}); not written"
-                    )
-                if fmt == "onnx":  # the embedded copy carries the check too
-                    import onnx
-
-                    proto = onnx.load(str(tmp))
-                    for entry in proto.metadata_props:
-                        if entry.key == "viaseg":
-                            entry.value = json.dumps(meta, default=str)
-                    onnx.save(proto, str(tmp))
-        try:
-            _replace(tmp, out)
-            text = json.dumps(meta, indent=2, default=str) + "\n"
-            fd, mtmp = tempfile.mkstemp(prefix=f".{mpath.name}.tmp-", dir=mpath.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(mtmp, mpath)
-        except OSError as exc:
-            raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
+            _check_export(tmp, fmt, quantize, predictor, out, result, say)
+        _install(tmp, out, mpath, meta)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
@@ -392,6 +327,92 @@ def export_model(
     result.seconds = time.perf_counter() - t0
     say(f"wrote {out} ({result.size_bytes / 1e6:.2f} MB)")
     return result
+
+
+def _temp_path(out: Path, fmt: str) -> Path:
+    """A free name beside ``out`` to convert into (a SavedModel is a folder, the converter makes it)."""
+    if fmt == "savedmodel":
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        shutil.rmtree(tmp)
+        return tmp
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _convert(module, tmp: Path, fmt: str, quantize: str, meta: dict, model_path: Path, out: Path) -> None:
+    try:
+        if fmt == "savedmodel":
+            _write_savedmodel(module, tmp)
+        elif fmt == "tflite":
+            _write_tflite(module, tmp, quantize)
+        else:
+            _write_onnx(module, tmp, meta)
+    except ViasegError:
+        raise
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    except Exception as exc:  # converters raise many types; the user needs the file
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{model_path}: {fmt} conversion failed ({type(exc).__name__}: {msg})") from exc
+
+
+def _check_export(
+    tmp: Path, fmt: str, quantize: str, predictor, out: Path, result: ExportResult, say
+) -> None:
+    """Run the exported model ``tmp`` in its own runtime and compare it with the Keras predictor; the
+    differences go into ``result`` and its metadata."""
+    runtime = _runtime_name(fmt)
+    if runtime is None:
+        say(f"not checked: the {fmt} runtime is not installed")
+        return
+    say(f"checking with {runtime}")
+    images = check_images(predictor.input_hw)
+    want = predictor.predict_inputs(images)
+    try:
+        got = RUNNERS[fmt](tmp, images)
+    except Exception as exc:  # the runtime's own error types
+        raise ExportError(f"{out}: the exported model does not run in {runtime} ({exc})") from exc
+    if got.shape != want.shape:
+        raise ExportError(f"{out}: exported output shape {got.shape}, expected {want.shape}")
+    if not np.isfinite(got).all():
+        raise ExportError(f"{out}: the exported model gives NaN or infinite values in {runtime}")
+    diff = np.abs(got.astype(np.float64) - want)
+    result.max_abs_diff = float(diff.max())
+    result.mean_abs_diff = float(diff.mean())
+    result.runtime = runtime
+    result.meta["check"] = {
+        "runtime": runtime,
+        "images": int(len(images)),
+        "max_abs_diff": result.max_abs_diff,
+        "mean_abs_diff": result.mean_abs_diff,
+    }
+    if quantize == "none" and result.max_abs_diff > FLOAT32_TOLERANCE:
+        raise ExportError(
+            f"{out}: the exported model differs from the Keras model by up to "
+            f"{result.max_abs_diff:.2g} (more than {FLOAT32_TOLERANCE:g}); not written"
+        )
+    if fmt == "onnx":  # the embedded copy carries the check too
+        import onnx
+
+        proto = onnx.load(str(tmp))
+        for entry in proto.metadata_props:
+            if entry.key == "viaseg":
+                entry.value = json.dumps(result.meta, default=str)
+        onnx.save(proto, str(tmp))
+
+
+def _install(tmp: Path, out: Path, mpath: Path, meta: dict) -> None:
+    """Put the checked export in place of ``out`` and write its metadata file beside it."""
+    try:
+        _replace(tmp, out)
+        text = json.dumps(meta, indent=2, default=str) + "\n"
+        fd, mtmp = tempfile.mkstemp(prefix=f".{mpath.name}.tmp-", dir=mpath.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(mtmp, mpath)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
 
 
 def _size(path: Path) -> int:

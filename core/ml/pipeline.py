@@ -21,6 +21,7 @@ them. :func:`split_entries` makes a seeded train/val split by image when a datas
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -159,8 +160,6 @@ def load_arrays(
     ``"<file>: <problem>"`` and listed in ``Arrays.skipped``. Entries without regions become empty masks,
     or are left out (and listed as skipped) with ``include_empty=False``.
     """
-    from ..annotation.raster import rasterize
-
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     hw = _size2(size)
@@ -176,21 +175,6 @@ def load_arrays(
         else:
             log.warning("skipping %s", msg)
 
-    def work(entry: ImageEntry):
-        path = entry.path
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return ImageReadError(path, "no such file")
-        except OSError as exc:
-            return ImageReadError(path, f"cannot read file ({exc.strerror or exc})")
-        try:
-            img, phash, src = _decode(path, data, hw, resize, cache)
-        except ImageReadError as exc:
-            return exc
-        mask = rasterize(entry.regions, src_size=src, out_size=(hw[1], hw[0]))
-        return img, (mask > 0).astype(np.uint8), hashlib.sha256(data).hexdigest(), phash
-
     todo = []
     for e in entries:
         if not e.regions and not include_empty:
@@ -199,7 +183,7 @@ def load_arrays(
             todo.append(e)
     n_threads = max(1, threads or min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(n_threads) as pool:
-        results = list(pool.map(work, todo))
+        results = list(pool.map(functools.partial(_load_entry, hw=hw, resize=resize, cache=cache), todo))
     imgs, masks, names, fh, ph = [], [], [], [], []
     for e, res in zip(todo, results, strict=True):
         if isinstance(res, Exception):
@@ -213,6 +197,25 @@ def load_arrays(
     images = np.stack(imgs) if imgs else np.zeros((0, *hw, 3), np.uint8)
     mask_arr = np.stack(masks) if masks else np.zeros((0, *hw), np.uint8)
     return Arrays(images, mask_arr, names, fh, ph, skipped)
+
+
+def _load_entry(entry: ImageEntry, hw: tuple[int, int], resize: str, cache: Path | None):
+    """One entry's ``(image, mask, file hash, pixel hash)``, or the ``ImageReadError`` saying why not."""
+    from ..annotation.raster import rasterize
+
+    path = entry.path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ImageReadError(path, "no such file")
+    except OSError as exc:
+        return ImageReadError(path, f"cannot read file ({exc.strerror or exc})")
+    try:
+        img, phash, src = _decode(path, data, hw, resize, cache)
+    except ImageReadError as exc:
+        return exc
+    mask = rasterize(entry.regions, src_size=src, out_size=(hw[1], hw[0]))
+    return img, (mask > 0).astype(np.uint8), hashlib.sha256(data).hexdigest(), phash
 
 
 def find_duplicates(train: Arrays, val: Arrays) -> list[int]:

@@ -170,49 +170,9 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
     ``default``: the best recipe measured on car-damage (see docs/RESULTS.md).
     """
     if name == "research":
-        cfg = TrainConfig(
-            preset="research",
-            size=128,
-            resize="nearest",
-            loss="dice",
-            learning_rate=1e-3,
-            lr_schedule="constant",
-            batch_size=8,
-            shuffle_buffer=100,
-            epochs=100,
-            patience=10,
-            bn_momentum=0.99,
-            precision="float32",
-            augment=Augment.off(),
-        )
+        cfg = _research_preset()
     elif name == "default":
-        # 256 px keeps small dents visible; base width 16 (~515k parameters) runs about twice the epochs of
-        # the research width in the same time and scored higher on car-damage val. Patience 40 over up to
-        # 400 epochs: with patience 15 runs stopped at ~4 of their 10 minutes, still improving; mirror
-        # averaging (tta) added 0.02 mean Dice on car-damage val. The weights' moving average (--ema 0.99) gave
-        # about the same car-damage mean over 3 seeds (0.588 vs 0.581, less spread) but lagged the fast-learning
-        # 3-minute demo run (mean Dice 0.76 vs 0.87), so it stays an option (docs/RESULTS.md)
-        # lr_schedule "auto": with a time limit, the full rate for half of it, then a cosine down to 1e-5 over
-        # the rest, and no early stopping (mean Dice on car-damage val over seeds 0-3, 10 minutes: flat_cosine
-        # 0.600, cosine 0.592, plateau 0.574; demo 0.843 in 150 s); without one, plateau as before
-        # prediction averages the image, its mirror and both at 7/8 and 9/8 of the size: +0.010 mean Dice on 47
-        # held-out training photos (5-fold, 31 up / 12 down) and +0.008 on val over 10 seeds (docs/RESULTS.md)
-        # every training photo is drawn equally often, whatever dataset it comes from: drawing each dataset
-        # equally often (--balance) scored 0.407 against 0.450 out of fold (fold 0 of 5 of the 149 photos of
-        # car-damage + car-damage-extra-split/train, 10 minutes; whole cars 0.333 vs 0.414, close-ups 0.556
-        # vs 0.521). keep "auto": a run annealed over a time limit saves its final weights, so its validation
-        # images choose nothing and the scores it reports are not picked on them (docs/RESULTS.md)
-        cfg = TrainConfig(
-            preset="default",
-            base_width=16,
-            epochs=400,
-            patience=40,
-            tta=True,
-            tta_scales=(0.875, 1.0, 1.125),
-            lr_schedule="auto",
-            balance_sources=False,
-            keep="auto",
-        )
+        cfg = _default_preset()
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -222,3 +182,51 @@ def preset(name: str = "default", **overrides) -> TrainConfig:
         if v is not None:
             setattr(cfg, k, v)
     return cfg
+
+
+def _research_preset() -> TrainConfig:
+    return TrainConfig(
+        preset="research",
+        size=128,
+        resize="nearest",
+        loss="dice",
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        batch_size=8,
+        shuffle_buffer=100,
+        epochs=100,
+        patience=10,
+        bn_momentum=0.99,
+        precision="float32",
+        augment=Augment.off(),
+    )
+
+
+def _default_preset() -> TrainConfig:
+    # 256 px keeps small dents visible; base width 16 (~515k parameters) runs about twice the epochs of
+    # the research width in the same time and scored higher on car-damage val. Patience 40 over up to
+    # 400 epochs: with patience 15 runs stopped at ~4 of their 10 minutes, still improving; mirror
+    # averaging (tta) added 0.02 mean Dice on car-damage val. The weights' moving average (--ema 0.99) gave
+    # about the same car-damage mean over 3 seeds (0.588 vs 0.581, less spread) but lagged the fast-learning
+    # 3-minute demo run (mean Dice 0.76 vs 0.87), so it stays an option (docs/RESULTS.md)
+    # lr_schedule "auto": with a time limit, the full rate for half of it, then a cosine down to 1e-5 over
+    # the rest, and no early stopping (mean Dice on car-damage val over seeds 0-3, 10 minutes: flat_cosine
+    # 0.600, cosine 0.592, plateau 0.574; demo 0.843 in 150 s); without one, plateau as before
+    # prediction averages the image, its mirror and both at 7/8 and 9/8 of the size: +0.010 mean Dice on 47
+    # held-out training photos (5-fold, 31 up / 12 down) and +0.008 on val over 10 seeds (docs/RESULTS.md)
+    # every training photo is drawn equally often, whatever dataset it comes from: drawing each dataset
+    # equally often (--balance) scored 0.407 against 0.450 out of fold (fold 0 of 5 of the 149 photos of
+    # car-damage + car-damage-extra-split/train, 10 minutes; whole cars 0.333 vs 0.414, close-ups 0.556
+    # vs 0.521). keep "auto": a run annealed over a time limit saves its final weights, so its validation
+    # images choose nothing and the scores it reports are not picked on them (docs/RESULTS.md)
+    return TrainConfig(
+        preset="default",
+        base_width=16,
+        epochs=400,
+        patience=40,
+        tta=True,
+        tta_scales=(0.875, 1.0, 1.125),
+        lr_schedule="auto",
+        balance_sources=False,
+        keep="auto",
+    )

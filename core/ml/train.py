@@ -12,7 +12,8 @@ Nothing escapes to the caller: every failure becomes a ``Failed`` event and ``Tr
 error=...)``. A run that diverges (NaN loss) fails but keeps the best model it had.
 
 This module is the run itself (data, model, ``fit``, the run folder); the callbacks ``fit`` gets are built in
-:mod:`.train_callbacks`, the model's scores for ``summary.json`` come from :mod:`.train_scoring`.
+:mod:`.train_callbacks` (viaseg's own in :mod:`.train_progress`), the model's scores, its metadata and
+``summary.json`` come from :mod:`.train_scoring`.
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import ViasegError
 from . import pipeline as P
-from .loop import trained_on
+from .plots import sample_indices
 from .presets import (
     PRESETS,
     TrainConfig,
     preset,
     resolve_keep,
-    resolve_schedule,
 )
 from .train_callbacks import _make_callbacks, _multiworker_fit_fixes, _TrainingFailed
 from .train_events import Event as Event  # re-exported
@@ -52,20 +52,11 @@ from .train_plumbing import (
     resolve_data,
     resolve_precision,
 )
-from .train_scoring import _score_best_model, _score_more_val, _val_set_row
+from .train_scoring import _Fitted, _model_meta, _Run, _scores, _summary
 
 __all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
 
 log = logging.getLogger("viaseg.train")
-
-
-def _viaseg_version() -> str:
-    try:
-        from viaseg import __version__
-
-        return __version__
-    except Exception:
-        return "unknown"
 
 
 def train(
@@ -96,12 +87,7 @@ def train(
 
         worker_dir = run_dir = Path(tempfile.mkdtemp(prefix="viaseg-worker-"))
 
-    def emit(ev) -> None:
-        if on_event is not None:
-            try:
-                on_event(ev)
-            except Exception as exc:  # a broken listener must not kill training
-                log.warning("event listener failed on %s: %s", type(ev).__name__, exc)
+    emit = _emitter(on_event)
 
     def fail(message: str, model_path: Path | None = None, summary: dict | None = None) -> TrainResult:
         emit(Failed(message, run_dir, model_path))
@@ -123,22 +109,36 @@ def train(
         if worker_dir is not None:
             result.run_dir = result.model_path = None
         return result
-    except _TrainingFailed as exc:
-        return fail(str(exc))
-    except ViasegError as exc:
-        return fail(str(exc))
-    except MemoryError:
-        return fail("out of memory: try a smaller --batch-size or --size")
     except Exception as exc:  # the GUI must get a message, not a traceback
-        if type(exc).__name__ == "ResourceExhaustedError":
-            return fail("out of memory while training: try a smaller --batch-size or --size")
-        log.exception("training failed")
-        return fail(f"training failed: {type(exc).__name__}: {exc}")
+        return fail(_failure_message(exc))
     finally:
         if worker_dir is not None:
             import shutil
 
             shutil.rmtree(worker_dir, ignore_errors=True)
+
+
+def _emitter(on_event: Callable[[object], None] | None) -> Callable[[object], None]:
+    def emit(ev) -> None:
+        if on_event is not None:
+            try:
+                on_event(ev)
+            except Exception as exc:  # a broken listener must not kill training
+                log.warning("event listener failed on %s: %s", type(ev).__name__, exc)
+
+    return emit
+
+
+def _failure_message(exc: Exception) -> str:
+    """What the user is told about the exception that ended a run (logged with its traceback when unexpected)."""
+    if isinstance(exc, (_TrainingFailed, ViasegError)):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller --batch-size or --size"
+    if type(exc).__name__ == "ResourceExhaustedError":
+        return "out of memory while training: try a smaller --batch-size or --size"
+    log.exception("training failed")
+    return f"training failed: {type(exc).__name__}: {exc}"
 
 
 def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callbacks) -> TrainResult:
@@ -147,16 +147,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
     tf = tfsetup.load_tf()  # before keras builds anything: viaseg's TF settings apply to the training graph
     import keras
 
-    from . import unet
-    from .modelio import save_model
-
     # before any TF op: a multi-worker strategy sets up the collective ops at TensorFlow's start
     strategy = make_strategy(cfg.strategy)
-    device = device_description(cfg.threads)
-    if cfg.strategy == "multiworker":
-        spec = strategy.cluster_resolver.cluster_spec().as_dict()
-        n_workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
-        device = f"{device} x {n_workers} workers"
+    device = _device(cfg, strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.crop and (cfg.crop % 16 or not 16 <= cfg.crop <= cfg.size):
         raise _TrainingFailed(
@@ -166,66 +159,82 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         cfg, note = _follow_init_model(cfg)
         if note:
             setup_notes = [*setup_notes, note]
-    warnings: list[str] = list(setup_notes)
+    run = _Run(cfg, run_dir, state, list(setup_notes), device)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    _load_data(run)
+    run.precision = resolve_precision(cfg.precision)
+    emit(
+        Started(
+            run_dir,
+            len(run.tr),
+            len(run.va),
+            cfg.epochs,
+            state["steps"],
+            run.duplicates,
+            run.skipped,
+            run.data.val_source,
+            cfg.to_dict(),
+            notes=list(setup_notes),
+            device=device,
+            precision=run.precision,
+        )
+    )
+    fitted = _fit(run, tf, keras, strategy, emit, should_stop, more_callbacks)
+    return _finish(run, fitted, tf, emit, fail)
 
-    # ---- data
-    data = resolve_data(cfg)
-    train_entries = data.train
-    if not any(e.regions for e in train_entries):
+
+def _device(cfg, strategy) -> str:
+    device = device_description(cfg.threads)
+    if cfg.strategy == "multiworker":
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        n_workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
+        device = f"{device} x {n_workers} workers"
+    return device
+
+
+def _load_data(run: _Run) -> None:
+    """Decode the training and validation images into ``run``, validation copies of training images left out."""
+    cfg, state = run.cfg, run.state
+    run.data = data = resolve_data(cfg)
+    if not any(e.regions for e in data.train):
         raise _TrainingFailed(
             f"no annotated images in the training data ({data.train_source}): "
             "draw at least one region before training"
         )
-    load = dict(
+    load: dict[str, Any] = dict(
         size=cfg.size,
         resize=cfg.resize,
         include_empty=cfg.include_empty,
         cache_dir=cfg.cache_dir,
         threads=cfg.threads,
-        on_warning=warnings.append,
+        on_warning=run.warnings.append,
     )
-    tr = _load_sources(train_entries, data.train_sources, load)
+    run.tr = tr = _load_sources(data.train, data.train_sources, load)
     if not len(tr) or not tr.masks.any():
         raise _TrainingFailed(
             f"no readable annotated image in the training data ({data.train_source}); "
             + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5])
         )
     va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
-    duplicates: list[str] = []
     if cfg.exclude_duplicates and len(va):
         dup = set(P.find_duplicates(tr, va))
-        duplicates = [va.names[i] for i in sorted(dup)]
+        run.duplicates = [va.names[i] for i in sorted(dup)]
         va = va.subset(i for i in range(len(va)) if i not in dup)
-        if duplicates:
-            warnings.append(
-                f"left out of validation (same content as a training image): {', '.join(duplicates)}"
+        if run.duplicates:
+            run.warnings.append(
+                f"left out of validation (same content as a training image): {', '.join(run.duplicates)}"
             )
-    state["sample_idx"] = __import__("viaseg.core.ml.plots", fromlist=["x"]).sample_indices(
-        len(va), cfg.n_samples
-    )
-    steps = P.steps_per_epoch(len(tr), cfg.batch_size)
-    state["steps"] = steps
-    skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
-    precision = resolve_precision(cfg.precision)
-    emit(
-        Started(
-            run_dir,
-            len(tr),
-            len(va),
-            cfg.epochs,
-            steps,
-            duplicates,
-            skipped,
-            data.val_source,
-            cfg.to_dict(),
-            notes=list(setup_notes),
-            device=device,
-            precision=precision,
-        )
-    )
+    run.va = va
+    state["sample_idx"] = sample_indices(len(va), cfg.n_samples)
+    state["steps"] = P.steps_per_epoch(len(tr), cfg.batch_size)
+    run.skipped = [f"{n}: {r}" for n, r in tr.skipped + va.skipped]
 
-    # ---- model
+
+def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _Fitted:
+    """Build the U-Net (same seed, same weights) and train it; which epoch's weights it ends with."""
+    from . import unet
+
+    cfg, state, tr, va = run.cfg, run.state, run.tr, run.va
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         model = unet.build_unet_xception(
@@ -234,7 +243,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
             bn_momentum=cfg.bn_momentum,
             norm=cfg.norm,
             dropout=cfg.dropout,
-            precision=precision,
+            precision=run.precision,
         )
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
@@ -255,107 +264,61 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         train_ds = train_ds.with_options(opts)
         val_ds = val_ds.with_options(opts) if val_ds is not None else None
         _multiworker_fit_fixes(model, cfg)
-    callbacks, monitor = _make_callbacks(keras, cfg, run_dir, emit, should_stop, state, va, strategy)
+    callbacks, monitor = _make_callbacks(keras, cfg, run.run_dir, emit, should_stop, state, va, strategy)
     callbacks += more_callbacks
 
     t0 = time.perf_counter()
     model.fit(
         train_ds,
-        steps_per_epoch=steps,
+        steps_per_epoch=state["steps"],
         epochs=cfg.epochs,
         validation_data=val_ds,
         callbacks=callbacks,
         verbose=0,
     )
     train_seconds = time.perf_counter() - t0
-    hist = state["history"]
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    best_epoch, kept = _best_epoch(state, early, monitor, cfg)
+    return _Fitted(model, strategy, early, monitor, best_epoch, kept, train_seconds)
+
+
+def _best_epoch(state, early, monitor: str, cfg) -> tuple[int, str]:
+    """The epoch (from 0; -1: none) whose weights the model holds, and which weights were kept."""
+    hist = state["history"]
     best_epoch = int(early.best_epoch) if hist.get(monitor) else -1
     if best_epoch >= 0 and not math.isfinite(hist[monitor][best_epoch]):
         best_epoch = -1
     kept = resolve_keep(cfg)
     if kept == "last" and state["epochs_run"] and state["nan"] is None:
         best_epoch = state["epochs_run"] - 1  # the weights saved are the final ones
-    ckpt = run_dir / "checkpoint_best.keras"
+    return best_epoch, kept
 
-    # ---- evaluate the best model, write the run folder
-    meta = {
-        "input_size": [cfg.size, cfg.size],
-        "threshold": cfg.threshold,
-        "tta": bool(cfg.tta),
-        "tta_scales": [float(v) for v in cfg.tta_scales],
-        "class_names": list(cfg.class_names),
-        "resize": cfg.resize,
-        "input_scale": "rgb/255",
-        "config": cfg.to_dict(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "viaseg_version": _viaseg_version(),
-        "best_epoch": best_epoch + 1,
-        "tf_version": tf.__version__,
-        "precision": precision,
-        "device": device,
-        "trained_on": trained_on(train_entries),  # file name -> region hash: what "changed since" compares
-    }
-    eval_set = va if len(va) else tr
-    eval_entries = data.val if len(va) else train_entries
-    scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, warnings)
-    val_sets = [_val_set_row(data.val_source if len(va) else "training images", len(eval_set), scores)]
-    for name, entries in data.more_val:
-        val_sets.append(_score_more_val(model, meta, name, entries, tr, cfg, warnings))
+
+def _finish(run: _Run, fitted: _Fitted, tf, emit, fail) -> TrainResult:
+    """Evaluate the model, write the run folder and say how the run ended."""
+    from .modelio import save_model
+
+    state, run_dir, best_epoch = run.state, run.run_dir, fitted.best_epoch
+    meta = _model_meta(run, fitted, tf)
+    scores, evaluated_at, val_sets = _scores(run, fitted.model, meta)
+    hist = state["history"]
     best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
-    images_seen = state["batches"] * cfg.batch_size
-    summary = {
-        "ok": state["nan"] is None,
-        "best_epoch": best_epoch + 1 if best_epoch >= 0 else None,
-        "epochs_run": state["epochs_run"],
-        "stop_reason": _reason(state, early, cfg),
-        "monitor": monitor,
-        "lr_schedule": resolve_schedule(cfg),
-        "kept": kept,  # "best": the best validation epoch's weights; "last": the final weights
-        "balance_sources": bool(cfg.balance_sources),
-        "sources": {
-            name: sum(1 for i in range(len(tr)) if tr.source_of(i) == k)
-            for k, name in enumerate(data.source_names)
-        },
-        "init_from": str(cfg.init_from) if cfg.init_from else None,  # the model it was fine-tuned from
-        "trained_on": meta["trained_on"],
-        "val_dice": scores["mean_dice"],
-        "val_global_dice": scores["global_dice"],
-        "val_iou": scores["mean_iou"],
-        "val_global_iou": scores["global_iou"],
-        "per_image_dice": scores["per_image"],
-        "evaluated_on": ("val" if len(va) else "train (no validation images)") + f", {evaluated_at}",
-        "val_sets": val_sets,  # every validation set, each scored alone at full resolution
-        "best_metrics": best_metrics,
-        "train_seconds": round(train_seconds, 2),
-        "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
-        "n_train": len(tr),
-        "n_val": len(va),
-        "val_source": data.val_source,
-        "excluded_duplicates": duplicates,
-        "skipped": skipped,
-        "warnings": warnings,
-        "params": int(model.count_params()),
-        "replicas": int(strategy.num_replicas_in_sync),
-        "precision": precision,
-        "device": device,  # what trained: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)", "... x 2 workers"
-        "model_path": None,
-    }
+    summary = _summary(run, fitted, meta, scores, evaluated_at, val_sets, best_metrics)
     try:
         from .plots import plot_curves
 
         plot_curves(hist, run_dir / "curves.png")
     except Exception as exc:
-        warnings.append(f"cannot write curves.png: {exc}")
+        run.warnings.append(f"cannot write curves.png: {exc}")
 
     model_path = None
     if best_epoch >= 0:  # weights are the best epoch's (EarlyStopping restores them)
         meta.update(
             val_dice=scores["mean_dice"], val_global_dice=scores["global_dice"], val_iou=scores["mean_iou"]
         )
-        model_path = save_model(model, run_dir / "model.keras", meta)
+        model_path = save_model(fitted.model, run_dir / "model.keras", meta)
         summary["model_path"] = model_path.name  # relative to the run folder: runs can be moved and shared
-    ckpt.unlink(missing_ok=True)  # model.keras holds the same weights plus metadata
+    (run_dir / "checkpoint_best.keras").unlink(missing_ok=True)  # model.keras holds the same weights
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
     if state["nan"] is not None:
@@ -434,13 +397,3 @@ def _init_weights(model, path: Path, cfg) -> None:
             f"{len(want)} weight tensors)"
         )
     model.set_weights(src.get_weights())
-
-
-def _reason(state, early, cfg) -> str:
-    if state["nan"] is not None:
-        return "nan"
-    if state["reason"]:
-        return state["reason"]
-    if early.stopped_epoch > 0:
-        return "early_stopping"
-    return "completed"

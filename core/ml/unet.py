@@ -10,6 +10,8 @@ the research project's model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import layers, ops
 
@@ -56,14 +58,35 @@ def build_unet_xception(
     loss scaling); the sigmoid head, and so the loss and the metrics, always compute in float32. Such a model
     loads and predicts on a CPU-only machine too (TensorFlow's CPU kernels run float16, slower).
     """
+    h, w = _input_hw(input_size)
+    _check_options(norm, precision, base_width, dropout)
+    b = base_width
+    dt = None if precision == "float32" else keras.DTypePolicy(precision)
+    blocks = _Blocks(norm, bn_momentum, dropout, dt)
+    inputs = keras.Input(shape=(h, w, 3), name="image")
+    x = layers.Conv2D(b, 3, strides=2, padding="same", name=blocks.name("conv"), dtype=dt)(inputs)
+    x = _norm(norm, bn_momentum, b, blocks.name("norm"), dt)(x)
+    x = blocks.previous = layers.Activation("relu", dtype=dt)(x)
+    for filters in (2 * b, 4 * b, 8 * b):
+        x = blocks.down(x, filters)
+    for filters in (8 * b, 4 * b, 2 * b, b):
+        x = blocks.up(x, filters)
+    outputs = layers.Conv2D(
+        num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _input_hw(input_size: int | tuple[int, int] | None) -> tuple[int | None, int | None]:
     if input_size is None:  # any size (multiples of 16): trained on crops, validated on whole images
-        h = w = None
-    else:
-        h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        if h <= 0 or w <= 0 or h % 16 or w % 16:
-            raise ValueError(
-                f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}"
-            )
+        return None, None
+    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if h <= 0 or w <= 0 or h % 16 or w % 16:
+        raise ValueError(f"input size must be a positive multiple of 16 (32, 64, 128, 256...), got {h}x{w}")
+    return h, w
+
+
+def _check_options(norm: str, precision: str, base_width: int, dropout: float) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if precision not in PRECISIONS:
@@ -72,62 +95,67 @@ def build_unet_xception(
         raise ValueError("base_width must be >= 1")
     if not 0.0 <= dropout < 1.0:
         raise ValueError("dropout must be in [0, 1)")
-    b = base_width
-    n = 0
 
-    def nm(kind: str) -> str:
-        nonlocal n
-        n += 1
-        return f"{kind}_{n}"
 
-    dt = None if precision == "float32" else keras.DTypePolicy(precision)
-    inputs = keras.Input(shape=(h, w, 3), name="image")
-    x = layers.Conv2D(b, 3, strides=2, padding="same", name=nm("conv"), dtype=dt)(inputs)
-    x = _norm(norm, bn_momentum, b, nm("norm"), dt)(x)
-    x = layers.Activation("relu", dtype=dt)(x)
-    previous = x
+class _Blocks:
+    """The U-Net's encoder and decoder blocks, numbering their named layers in the order they are made
+    (saved models find their weights by these names)."""
 
-    for filters in (2 * b, 4 * b, 8 * b):
+    def __init__(self, norm: str, bn_momentum: float, dropout: float, dt) -> None:
+        self.norm, self.bn_momentum, self.dropout, self.dt = norm, bn_momentum, dropout, dt
+        self.n = 0
+        self.previous: Any = (
+            None  # the last block's output (the first conv's at the start): the residual's input
+        )
+
+    def name(self, kind: str) -> str:
+        self.n += 1
+        return f"{kind}_{self.n}"
+
+    def _norm(self, filters: int):
+        return _norm(self.norm, self.bn_momentum, filters, self.name("norm"), self.dt)
+
+    def _end(self, x):
+        if self.dropout:
+            x = layers.SpatialDropout2D(self.dropout, dtype=self.dt)(x)
+        self.previous = x
+        return x
+
+    def down(self, x, filters: int):
+        """Two separable convolutions, halving the resolution, plus a strided projection of the block's input."""
+        dt, name = self.dt, self.name
+        previous = self.previous
         x = layers.Activation("relu", dtype=dt)(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"), dtype=dt)(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=name("sepconv"), dtype=dt)(x)
+        x = self._norm(filters)(x)
         x = layers.Activation("relu", dtype=dt)(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", name=nm("sepconv"), dtype=dt)(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", name=name("sepconv"), dtype=dt)(x)
+        x = self._norm(filters)(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", dtype=dt)(x)
         if previous.shape[-1] < ONEDNN_MIN_STRIDED_1X1_CHANNELS:
             # the same projection as a subsampling followed by a 1x1 conv (same weights, same output): oneDNN
             # (TF 2.21) crashes the process training a strided 1x1 conv with fewer input channels
             residual = layers.MaxPooling2D(1, strides=2, padding="same", dtype=dt)(previous)
-            residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"), dtype=dt)(residual)
+            residual = layers.Conv2D(filters, 1, padding="same", name=name("proj"), dtype=dt)(residual)
         else:
-            residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=nm("proj"), dtype=dt)(
+            residual = layers.Conv2D(filters, 1, strides=2, padding="same", name=name("proj"), dtype=dt)(
                 previous
             )
-        x = layers.Add(dtype=dt)([x, residual])
-        if dropout:
-            x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
-        previous = x
+        return self._end(layers.Add(dtype=dt)([x, residual]))
 
-    for filters in (8 * b, 4 * b, 2 * b, b):
+    def up(self, x, filters: int):
+        """Two transposed convolutions, doubling the resolution, plus a projection of the block's input."""
+        dt, name = self.dt, self.name
         x = layers.Activation("relu", dtype=dt)(x)
-        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"), dtype=dt)(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=name("deconv"), dtype=dt)(x)
+        x = self._norm(filters)(x)
         x = layers.Activation("relu", dtype=dt)(x)
-        x = layers.Conv2DTranspose(filters, 3, padding="same", name=nm("deconv"), dtype=dt)(x)
-        x = _norm(norm, bn_momentum, filters, nm("norm"), dt)(x)
+        x = layers.Conv2DTranspose(filters, 3, padding="same", name=name("deconv"), dtype=dt)(x)
+        x = self._norm(filters)(x)
         x = layers.UpSampling2D(2, dtype=dt)(x)
-        residual = layers.UpSampling2D(2, dtype=dt)(previous)
-        residual = layers.Conv2D(filters, 1, padding="same", name=nm("proj"), dtype=dt)(residual)
-        x = layers.Add(dtype=dt)([x, residual])
-        if dropout:
-            x = layers.SpatialDropout2D(dropout, dtype=dt)(x)
-        previous = x
-
-    outputs = layers.Conv2D(
-        num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
-    )(x)
-    return keras.Model(inputs, outputs, name=name)
+        residual = layers.UpSampling2D(2, dtype=dt)(self.previous)
+        residual = layers.Conv2D(filters, 1, padding="same", name=name("proj"), dtype=dt)(residual)
+        return self._end(layers.Add(dtype=dt)([x, residual]))
 
 
 # ---------------------------------------------------------------- losses (per image, then batch mean)
