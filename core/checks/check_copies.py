@@ -105,6 +105,15 @@ def duplicate_groups(entries: list[ImageEntry], decode: bool = True) -> list[int
     return _copy_roots(infos)
 
 
+def copies_of(originals: list[ImageEntry], candidates: list[ImageEntry], decode: bool = True) -> list[int]:
+    """Indices of ``candidates`` whose picture is also among ``originals`` (same bytes, same pixels, or with
+    ``decode`` a re-encoded or resized copy): the validation images training and ``viaseg evaluate
+    --exclude-train-duplicates`` leave out, by the same rule ``viaseg check`` reports leaks by."""
+    groups = duplicate_groups(list(originals) + list(candidates), decode)
+    seen = set(groups[: len(originals)])
+    return [i for i, g in enumerate(groups[len(originals) :]) if g in seen]
+
+
 def _copy_groups(infos: list[_FileInfo]) -> list[list[int]]:
     """Indices of the files that are copies of each other, one sorted list per picture with copies."""
     roots = _copy_roots(infos)

@@ -367,19 +367,12 @@ def format_report(result: EvalResult, worst: int = 20) -> str:
 
 
 def train_duplicates(dataset, split) -> list[ImageEntry]:
-    """Entries of ``split`` that ``viaseg check`` finds leaked from the dataset's ``train`` split (same bytes,
-    same pixels, or a re-encoded/resized copy): scoring them measures memory, not generalisation."""
-    from ..annotation.dataset import Dataset
-    from ..checks.checks import check_dataset
+    """Entries of ``split`` that are copies of pictures in the dataset's ``train`` split (same bytes, same pixels,
+    or a re-encoded/resized copy; ``check_copies.copies_of``): scoring them measures memory, not
+    generalisation."""
+    from ..checks.check_copies import copies_of
 
     train = dataset.splits.get("train")
     if train is None or train is split:
         return []
-    pair = Dataset(dataset.root, {"train": train, split.name: split})
-    # across splits a copy is an error attached to the later split's entry (within a split: a warning)
-    leaked = {
-        p.key
-        for p in check_dataset(pair, decode=True).problems
-        if p.kind == "duplicate_image" and p.severity == "error" and p.split == split.name
-    }
-    return [e for e in split.entries if e.key in leaked]
+    return [split.entries[i] for i in copies_of(train.entries, split.entries)]

@@ -14,9 +14,8 @@ cache (arrays stay ``uint8`` in memory). Augmentations act jointly on image and 
 Every random draw is a *stateless* op seeded from a seeded ``Dataset.random`` stream, so a run is repeatable
 under its seed.
 
-Validation hygiene: :func:`find_duplicates` finds validation images whose content is also in the training
-split (same file bytes, or same decoded pixels); training leaves them out of validation metrics and reports
-them. :func:`split_entries` makes a seeded train/val split by image when a dataset has no ``val`` split.
+Validation hygiene: training leaves validation copies of training images out of its metrics by the one copy
+rule (``checks.check_copies.copies_of``) and reports them. :func:`split_entries` makes a seeded train/val split by image when a dataset has no ``val`` split.
 """
 
 from __future__ import annotations
@@ -216,12 +215,6 @@ def _load_entry(entry: ImageEntry, hw: tuple[int, int], resize: str, cache: Path
         return exc
     mask = rasterize(entry.regions, src_size=src, out_size=(hw[1], hw[0]))
     return img, (mask > 0).astype(np.uint8), hashlib.sha256(data).hexdigest(), phash
-
-
-def find_duplicates(train: Arrays, val: Arrays) -> list[int]:
-    """Indices of ``val`` images whose file bytes or decoded pixels also occur in ``train``."""
-    files, pixels = set(train.file_hashes), set(train.pixel_hashes)
-    return [i for i in range(len(val)) if val.file_hashes[i] in files or val.pixel_hashes[i] in pixels]
 
 
 def split_entries(entries: list, val_fraction: float = 0.2, seed: int = 0) -> tuple[list, list]:

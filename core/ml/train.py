@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import ViasegError
+from ..checks.check_copies import copies_of
 from . import pipeline as P
 from .plots import sample_indices
 from .presets import (
@@ -217,7 +218,8 @@ def _load_data(run: _Run) -> None:
         )
     va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
     if cfg.exclude_duplicates and len(va):
-        dup = set(P.find_duplicates(tr, va))
+        copies = {data.val[i].filename for i in copies_of(data.train, data.val)}
+        dup = {i for i, name in enumerate(va.names) if name in copies}
         run.duplicates = [va.names[i] for i in sorted(dup)]
         va = va.subset(i for i in range(len(va)) if i not in dup)
         if run.duplicates:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import pipeline as P
+from ..checks.check_copies import copies_of
 from .loop import trained_on
 from .presets import TrainConfig, resolve_schedule
 
@@ -29,25 +29,16 @@ def _val_set_row(name: str, n: int, scores: dict) -> dict:
     }
 
 
-def _score_more_val(model, meta, name, entries, tr, cfg, warnings) -> dict:
+def _score_more_val(model, meta, name, entries, train_entries, cfg, warnings) -> dict:
     """A further validation set scored as ``viaseg evaluate`` does (its copies of training images left out)."""
     from .evaluate import evaluate
     from .predict import Predictor
 
     left_out = []
     if cfg.exclude_duplicates:
-        load = dict(
-            size=cfg.size,
-            resize=cfg.resize,
-            include_empty=True,
-            cache_dir=cfg.cache_dir,
-            threads=cfg.threads,
-            on_warning=warnings.append,
-        )
-        arr = P.load_arrays(entries, **load)
-        dup = {arr.names[i] for i in P.find_duplicates(tr, arr)}
-        left_out = [e.filename for e in entries if e.filename in dup]
-        entries = [e for e in entries if e.filename not in dup]
+        copies = {entries[i].filename for i in copies_of(train_entries, entries)}
+        left_out = [e.filename for e in entries if e.filename in copies]
+        entries = [e for e in entries if e.filename not in copies]
     result = evaluate(Predictor(model, meta), entries, batch_size=cfg.batch_size)
     for err in result.errors:
         warnings.append(f"{name}: {err.image}: {err.error} (not scored)")
@@ -167,7 +158,7 @@ def _scores(run: _Run, model, meta: dict) -> tuple[dict, str, list[dict]]:
     scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, run.warnings)
     val_sets = [_val_set_row(data.val_source if len(va) else "training images", len(eval_set), scores)]
     for name, entries in data.more_val:
-        val_sets.append(_score_more_val(model, meta, name, entries, tr, cfg, run.warnings))
+        val_sets.append(_score_more_val(model, meta, name, entries, data.train, cfg, run.warnings))
     return scores, evaluated_at, val_sets
 
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from viaseg.core.annotation.project import ImageEntry, Region
+from viaseg.core.checks.check_copies import copies_of
 from viaseg.core.ml import pipeline as P
 
 
@@ -112,7 +113,7 @@ def test_color_jitter_changes_image_not_mask(marked):
     np.testing.assert_array_equal(y[0, ..., 0], arr.masks[0])
 
 
-def test_duplicates_by_bytes_and_by_pixels(tmp_path, marked):
+def test_validation_copies_by_bytes_pixels_and_look(tmp_path, marked):
     train = P.load_arrays(marked, size=32)
     img = cv2.cvtColor(cv2.imread(str(marked[2].path)), cv2.COLOR_BGR2RGB)
     same_bytes = tmp_path / "v"
@@ -126,9 +127,18 @@ def test_duplicates_by_bytes_and_by_pixels(tmp_path, marked):
     )
     assert (same_bytes / "recoded.png").read_bytes() != marked[2].path.read_bytes()
     write(same_bytes, "other.png", np.full((48, 64, 3), 90, np.uint8))
-    val = P.load_arrays([entry(same_bytes, n) for n in ("copy.png", "recoded.png", "other.png")], size=32)
-    dup = P.find_duplicates(train, val)
-    assert [val.names[i] for i in dup] == ["copy.png", "recoded.png"]
+    # resized (and re-encoded): a copy too, by the rule viaseg check reports leaks by
+    small = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(
+        str(same_bytes / "resized.jpg"),
+        cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, 95],
+    )
+    names = ("copy.png", "recoded.png", "other.png", "resized.jpg")
+    val_entries = [entry(same_bytes, n) for n in names]
+    assert len(train) == len(marked)
+    dup = copies_of(marked, val_entries)
+    assert [names[i] for i in dup] == ["copy.png", "recoded.png", "resized.jpg"]
 
 
 def test_unreadable_and_empty_images(tmp_path, marked):

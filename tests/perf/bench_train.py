@@ -178,15 +178,21 @@ def time_to_dice(time_limit: float, seed: int, target: float = 0.5, every: int =
 
     import keras
     from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.checks.check_copies import copies_of
     from viaseg.core.ml import pipeline as P
     from viaseg.core.ml import unet
     from viaseg.core.ml.train import preset, train
 
-    trained = P.Arrays.concat([P.load_arrays(entries, 256) for entries in _entries()])
     sets = {}
     for name, root in VALS.items():
-        arr = P.load_arrays(load_dataset(root).splits["val"].entries, 256)
-        dup = set(P.find_duplicates(trained, arr))  # copies of training photos are left out, as evaluate does
+        val_entries = load_dataset(root).splits["val"].entries
+        arr = P.load_arrays(val_entries, 256)
+        copies = {
+            val_entries[i].filename for i in copies_of([e for es in _entries() for e in es], val_entries)
+        }
+        dup = {
+            i for i, n in enumerate(arr.names) if n in copies
+        }  # copies of training photos left out, as evaluate does
         sets[name] = arr.subset(i for i in range(len(arr)) if i not in dup)
     clock = {"t0": None, "probe": 0.0}
     reached: dict[str, float | None] = dict.fromkeys(sets)
