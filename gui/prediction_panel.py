@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viaseg.core.ml.prediction import detail_defaults
+from viaseg.core.ml.prediction import detail_defaults, meta_input_hw
 
 from . import overlays
 from .heat_legend import HeatLegend
@@ -345,10 +345,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
     def apply_detail_defaults(self, shape: tuple[int, ...]) -> None:
         """Set Simplify and Minimum area to ``prediction.detail_defaults`` for a photo of ``shape`` (H, W) at the
         active model's input size, unless the user has set them (then they stay as the user left them)."""
-        size = self.service.meta.get("input_size")
-        if self.detail_user_set or not size:
+        hw = meta_input_hw(self.service.meta)
+        if self.detail_user_set or hw is None:
             return
-        hw = (int(size[0]), int(size[1])) if isinstance(size, (list, tuple)) else (int(size), int(size))
         tol, area = detail_defaults((int(shape[1]), int(shape[0])), hw)
         self._setting_detail = True
         try:

@@ -45,7 +45,7 @@ from ..base.errors import ModelError
 from .predict_batch import _starts as _starts  # re-exported (tests use it)
 from .predict_batch import _tile_weight as _tile_weight  # re-exported (tests use it)
 from .predict_batch import _TiledAndBatchPrediction
-from .prediction import _INTERP, _SCALES, DEFAULT_THRESHOLD, Prediction
+from .prediction import _INTERP, _SCALES, DEFAULT_THRESHOLD, Prediction, meta_input_hw
 from .prediction import ItemResult as ItemResult  # re-exported
 
 
@@ -68,15 +68,13 @@ def _check_scales(scales, path) -> tuple[float, ...]:
 
 
 def _input_hw(meta: dict, model) -> tuple[int, int]:
-    size = meta.get("input_size")
-    if size is None:
+    hw = meta_input_hw(meta)
+    if hw is None:
         shape = getattr(model, "input_shape", None)
         if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None:
             raise ModelError("model metadata has no input_size and the model input shape is not fixed")
         return int(shape[1]), int(shape[2])
-    if isinstance(size, (list, tuple)):
-        return int(size[0]), int(size[1])
-    return int(size), int(size)
+    return hw
 
 
 def _foreground(out: np.ndarray) -> np.ndarray:

@@ -31,6 +31,17 @@ _SCALES = {
 }
 
 
+def meta_input_hw(meta: dict) -> tuple[int, int] | None:
+    """The network input ``(height, width)`` a model's metadata gives (``input_size``: a side or ``[h, w]``),
+    None when it gives none."""
+    size = meta.get("input_size")
+    if not size:
+        return None
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
 def detail_defaults(size: tuple[int, int], input_hw: tuple[int, int]) -> tuple[float, float]:
     """The polygon detail a ``(w, h)`` photo predicted at the network's ``input_hw`` gets unless the user says
     otherwise — ``(tolerance, min_area)`` in full-resolution pixels for ``raster.mask_to_regions`` — for
