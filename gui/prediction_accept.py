@@ -28,6 +28,10 @@ class AcceptMixin:
         return mask_to_regions(mask, tolerance=self.tolerance.value() / 2.0, min_area=self.min_area.value())
 
     def _update_vertex_hint(self, *_args) -> None:
+        """Update the polygon/vertex count under the Accept controls when the event loop is next free."""
+        self._hint_timer.start()
+
+    def _show_vertex_hint(self) -> None:
         if self.probs is None:
             self.vertex_hint.setText("")
             return

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
@@ -183,6 +183,10 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         for w in (self.tolerance, self.min_area):
             w.valueChanged.connect(self._detail_changed)
         self.vertex_hint = QLabel("")
+        # the hint traces the whole map (about 30 ms for 12 megapixels): computed once the overlay is painted,
+        # and once for a burst of slider moves, never in the way of the picture
+        self._hint_timer = QTimer(self, singleShot=True, interval=0)
+        self._hint_timer.timeout.connect(self._show_vertex_hint)
         self.split_combo = QComboBox()
         self.split_combo.setToolTip("Split a dropped photo is added to, with its polygons.")
         self.accept_btn = QPushButton("Accept as polygons")
@@ -321,7 +325,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
             return  # an answer for an image no longer shown
         self.probs = np.asarray(probs, dtype=np.float32)
         scale = overlays.display_scale(self.probs.shape)
-        self._probs_disp = overlays.reduce(self.probs, scale)
+        self._probs_disp = overlays.reduce(self.probs, scale, smooth=True)
         entry = self.target.entry
         self._truth_full = self._truth_disp = None
         if entry is not None:

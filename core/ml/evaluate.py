@@ -92,12 +92,13 @@ def agreement_image(true_mask: np.ndarray, pred_mask: np.ndarray, alpha: int = 1
     p = _binary(pred_mask, "predicted mask")
     if t.shape != p.shape:
         raise ValueError(f"mask shapes differ: true {t.shape} vs predicted {p.shape}")
-    out = np.zeros(t.shape + (4,), np.uint8)
     a = int(np.clip(alpha, 0, 255))
-    out[t & p] = (*TP_COLOR, a)
-    out[~t & p] = (*FP_COLOR, a)
-    out[t & ~p] = (*FN_COLOR, a)
-    return out
+    # each pixel's case (0 TN, 1 FN, 2 FP, 3 TP) picks its RGBA from a 4-entry table: one lookup instead of a
+    # masked write per case (a 3-megapixel picture in a few milliseconds; the app redraws it at every change)
+    table = np.array([(0, 0, 0, 0), (*FN_COLOR, a), (*FP_COLOR, a), (*TP_COLOR, a)], np.uint8)
+    case = t.view(np.uint8) + 2 * p.view(np.uint8)
+    words = np.take(table.view(np.uint32).ravel(), case)  # a whole RGBA pixel per lookup
+    return words.view(np.uint8).reshape(case.shape + (4,))
 
 
 @dataclass

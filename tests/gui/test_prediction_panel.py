@@ -114,6 +114,23 @@ def test_drop_photo_shows_overlay_and_rethreshold_needs_no_forward_pass(qtbot, s
     assert service.forward_passes == passes and service.pending == 0
 
 
+def test_vertex_hint_counts_what_accept_would_make_once_the_overlay_is_shown(qtbot, setup, tmp_path):
+    panel, host, service = setup
+    photo = next((tmp_path / "proj" / "val").glob("*.png"))
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        panel.show_photo(photo)
+    assert host.overlay is not None  # the picture first; the hint is traced when the event loop is free
+
+    def hint_matches() -> bool:
+        regions = panel.predicted_regions()
+        want = f"{len(regions)} polygon(s), {sum(len(r.points()) for r in regions)} vertices"
+        return panel.vertex_hint.text() == want
+
+    qtbot.waitUntil(hint_matches, timeout=5000)
+    panel.threshold.setValue(99)  # nothing above: the hint follows
+    qtbot.waitUntil(lambda: panel.vertex_hint.text() == "0 polygon(s), 0 vertices", timeout=5000)
+
+
 def test_drop_non_image_gives_message(qtbot, setup, tmp_path):
     panel, host, _ = setup
     target = QWidget()
