@@ -1,7 +1,7 @@
 """Two Keras layers that compute exactly what their parent computes, with the same weights and config, through
 TensorFlow ops that train faster on a CPU.
 
-Found by profiling a training step of the default model by op type (``tests/perf/bench_train.py --profile``,
+Found by profiling a training step of the default model by op type (``tests/perf/profile_train.py``,
 docs/RESULTS.md): the unfused batch norm (moments, then a chain of element-wise ops and their gradients) and the
 one-map 3x3 output convolution (oneDNN is slow at a convolution with a single output channel, and slower at its
 gradient) were about a quarter of the step. Models saved with them load wherever ``unet`` is imported (as
@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-PACKAGE = "viaseg"
+PACKAGE = "viaseg"  # what unet registers its losses and metrics under too
 
 
 def _tf_backend() -> bool:

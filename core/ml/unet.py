@@ -15,10 +15,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from .fast_layers import FusedBatchNormalization, SingleMapConv2D
+from .fast_layers import PACKAGE, FusedBatchNormalization, SingleMapConv2D
 from .presets import LOSSES, NORMS
 
-PACKAGE = "viaseg"
 SMOOTH = 1.0
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
