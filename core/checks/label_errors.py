@@ -62,3 +62,69 @@ def rank(scores: dict[str, float], disagreement_area: dict[str, int] | None = No
     """Image names worst first: lowest out-of-fold Dice, ties broken by the larger disagreeing area."""
     areas = disagreement_area or {}
     return sorted(scores, key=lambda name: (scores[name], -areas.get(name, 0), name))
+
+
+# ------------------------------------------------------------------------------------------ ranking rules
+# How an image's annotation and a probability map it was not trained on are turned into one "look here first"
+# number, higher = more likely a label error. ``dice`` is the rule :func:`rank` applies; the others weigh each
+# disagreeing pixel by how sure the model is there (|label - probability|), so a confident contradiction counts
+# more than the half-believed outline of a damage the model sees poorly. ``bench_label_errors.py`` compares them.
+RULES = (
+    "dice",
+    "confident_area",
+    "largest_confident",
+    "confident_missed",
+    "confident_extra",
+    "relative_confident",
+)
+DEFAULT_RULE = "dice"
+
+
+def error_score(rule: str, truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
+    """``rule``'s score of one image (higher = look first); ``truth`` the annotation mask, ``probs`` the map."""
+    t = np.asarray(truth) > 0
+    p = np.asarray(probs, dtype=np.float32)
+    if t.shape != p.shape:
+        raise ValueError(f"mask shapes differ: {t.shape} vs {p.shape}")
+    pred = p > threshold
+    n = float(t.size)
+    if rule == "dice":
+        inter, total = float((t & pred).sum()), float(t.sum() + pred.sum())
+        return 1.0 - (2.0 * inter / total if total else 1.0)
+    missed = np.where(t & ~pred, 1.0 - p, 0.0)
+    extra = np.where(pred & ~t, p, 0.0)
+    if rule == "confident_missed":
+        return float(missed.sum()) / n
+    if rule == "confident_extra":
+        return float(extra.sum()) / n
+    if rule == "confident_area":
+        return float(missed.sum() + extra.sum()) / n
+    if rule == "relative_confident":
+        return float(missed.sum() + extra.sum()) / max(1.0, float((t | pred).sum()))
+    if rule == "largest_confident":
+        import cv2
+
+        best = 0.0
+        for weights, diff in ((missed, t & ~pred), (extra, pred & ~t)):
+            k, labels = cv2.connectedComponents(diff.astype(np.uint8), connectivity=8)
+            if k > 1:
+                mass = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=k)[1:]
+                best = max(best, float(mass.max()))
+        return best / n
+    raise ValueError(f"unknown ranking rule {rule!r} ({', '.join(RULES)})")
+
+
+def rank_by(
+    rule: str, evidence: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float = 0.5
+) -> list[str]:
+    """Image names worst first by ``rule``, ties (e.g. several images at Dice 0) broken by the confident
+    disagreeing area; ``evidence`` maps each name to (annotation mask, probability map)."""
+    key = {
+        name: (
+            -error_score(rule, t, p, threshold),
+            -error_score("confident_area", t, p, threshold),
+            name,
+        )
+        for name, (t, p) in evidence.items()
+    }
+    return sorted(key, key=key.__getitem__)

@@ -207,6 +207,7 @@ class CheckedImage:
     fold: int
     dice: float
     disagreements: list[dict]
+    review_score: float | None = None  # label_errors.DEFAULT_RULE's score (higher: review first), if stored
 
     def count(self, kind: str) -> int:
         return sum(1 for d in self.disagreements if d.get("kind") == kind)
@@ -253,14 +254,23 @@ def read_results(path: str | Path) -> CheckResults:
                     int(row.get("fold", 0)),
                     float(row["dice"]),
                     [d for d in row.get("disagreements") or [] if isinstance(d, dict) and d.get("kind")],
+                    float(row["review_score"]) if row.get("review_score") is not None else None,
                 )
             )
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{p}: an image row without image name or Dice: {str(row)[:120]}") from None
     keys = {i: f"{im.source}\n{im.image}\n{i}" for i, im in enumerate(images)}
-    order = rank(
-        {keys[i]: im.dice for i, im in enumerate(images)}, {keys[i]: im.area for i, im in enumerate(images)}
-    )
+    if images and all(im.review_score is not None for im in images):
+        # the label-error score crossval stored (label_errors.DEFAULT_RULE), highest first
+        def worst(i: int) -> tuple:
+            return (-(images[i].review_score or 0.0), images[i].dice, -images[i].area, keys[i])
+
+        order = [keys[i] for i in sorted(keys, key=worst)]
+    else:  # results written before that score existed: lowest Dice first
+        order = rank(
+            {keys[i]: im.dice for i, im in enumerate(images)},
+            {keys[i]: im.area for i, im in enumerate(images)},
+        )
     back = {k: i for i, k in keys.items()}
     cut = data.get("cut_short_fold")
     return CheckResults(

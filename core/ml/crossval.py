@@ -47,6 +47,8 @@ class OofScore:
     map_path: str = ""  # the out-of-fold probability map (PNG, 0..255 = 0..1), relative to the output folder
     # where that map and the annotation differ (label_errors.disagreements), largest first
     disagreements: list[dict] = field(default_factory=list)
+    # how likely a label error is here, by label_errors.DEFAULT_RULE (higher: review first); None: not scored
+    review_score: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -348,7 +350,7 @@ def _score_fold(split: _Split, f: int, model_path: Path, batch_size: int, out: P
 
 def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel: Path) -> OofScore:
     from ..annotation.raster import rasterize
-    from ..checks.label_errors import disagreements
+    from ..checks.label_errors import DEFAULT_RULE, disagreements, error_score
     from .evaluate import pixel_counts, scores_of_counts
 
     h, w = pred.shape
@@ -356,6 +358,17 @@ def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel:
     inter, n_true, n_pred = pixel_counts(truth, pred.mask(threshold))
     dice, iou = scores_of_counts(inter, n_true, n_pred)
     found = [d.to_dict() for d in disagreements(truth, pred.probabilities, threshold)]
+    review = error_score(DEFAULT_RULE, truth, pred.probabilities, threshold)
     return OofScore(
-        entry.filename, src, f, float(dice), float(iou), n_true, n_pred, inter, str(rel), found[:MAX_LISTED]
+        entry.filename,
+        src,
+        f,
+        float(dice),
+        float(iou),
+        n_true,
+        n_pred,
+        inter,
+        str(rel),
+        found[:MAX_LISTED],
+        float(review),
     )

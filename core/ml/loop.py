@@ -159,6 +159,8 @@ class ImproveJob:
     emphasis: int = 3
     seed: int = 0
     min_epochs: int = 3  # the budget never cuts the fine-tuning before this (see TrainConfig.min_epochs)
+    # the fine-tuning's peak learning rate (a fresh Adam starts from the trained weights); None: the config's
+    learning_rate: float | None = None
 
     def prepare(self):
         """The fine-tuning ``TrainConfig`` and its :class:`ImprovePlan` (no TensorFlow)."""
@@ -186,6 +188,7 @@ class ImproveJob:
             else None,
             keep="last",
             patience=10_000,
+            learning_rate=cfg.learning_rate if self.learning_rate is None else self.learning_rate,
             # the final weights are kept, so the held-out images judge without having chosen anything;
             # that needs a schedule that does not follow the validation score
             lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule,

@@ -170,3 +170,10 @@ def test_results_are_read_worst_first_with_clear_errors(tmp_path):
         read_results(bad)
     with pytest.raises(ValueError, match="cannot read"):
         read_results(tmp_path / "nothing.json")
+    # results that carry the label-error score are ordered by it, highest first, whatever the Dice
+    for row, score in zip(rows, (0.9, 0.1, 0.5), strict=True):
+        row["review_score"] = score
+    (tmp_path / "crossval.json").write_text(json.dumps({"folds": 2, "per_image": rows}))
+    res = read_results(tmp_path)
+    assert [im.image for im in res.images] == ["b.png", "c.png", "a.png"]
+    assert res.images[0].review_score == pytest.approx(0.9)

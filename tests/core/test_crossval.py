@@ -62,6 +62,8 @@ def tiny_sources(tmp_path):
 
 def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_path, tiny_sources, monkeypatch):
     pytest.importorskip("tensorflow")
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.checks.label_errors import DEFAULT_RULE, error_score
     from viaseg.core.ml import train as train_mod
     from viaseg.core.ml.crossval import crossval
     from viaseg.core.ml.pipeline import Augment
@@ -88,6 +90,7 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
     )
     res = crossval(cfg, tiny_sources, tmp_path / "cv", folds=3)
     assert not res.errors
+    entries = {(src, e.filename): e for src, ents in tiny_sources for e in ents}
     names = sorted(s.image for s in res.per_image)
     all_names = sorted(e.filename for _, ents in tiny_sources for e in ents)
     assert names == all_names  # every image scored exactly once
@@ -108,6 +111,10 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
         assert all(d["kind"] in ("missed", "extra") and d["area"] > 0 for d in s.disagreements)
         if s.dice < 0.5 and s.true_pixels > 100:  # a poor map of a real region disagrees somewhere
             assert s.disagreements
+        # the label-error score of the review order, computed from the same map and annotation
+        # (the map is kept as 8-bit PNG: a pixel at the threshold may flip, hence the tolerance)
+        truth = rasterize(entries[s.source, s.image].regions, (48, 48))
+        assert s.review_score == pytest.approx(error_score(DEFAULT_RULE, truth, m), abs=0.05)
     saved = json.loads((tmp_path / "cv" / "crossval.json").read_text())
     assert saved["n_images"] == len(all_names) and set(saved["by_source"]) == {"a", "b"}
     dices = [r["dice"] for r in saved["per_image"]]

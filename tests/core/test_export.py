@@ -104,9 +104,15 @@ def exported(model_path, tmp_path_factory):
 
 def test_savedmodel_serving_default_takes_the_rest_payload(exported, keras_predictor, images):
     import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
 
     res = exported("savedmodel")
-    sig = tf.saved_model.load(str(res.path)).signatures["serving_default"]
+    # TensorFlow Serving loads the meta graph tagged "serve" and calls its "serving_default" signature
+    proto = saved_model_pb2.SavedModel.FromString((Path(res.path) / "saved_model.pb").read_bytes())
+    graphs = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
+    assert len(graphs) == 1 and "serving_default" in graphs[0].signature_def
+    assert (Path(res.path) / "variables").is_dir()
+    sig = tf.saved_model.load(str(res.path), tags=["serve"]).signatures["serving_default"]
     spec = sig.structured_input_signature[1]["image"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, SIZE, SIZE, 3]
     assert list(sig.structured_outputs) == ["probabilities"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viaseg.core.checks.label_errors import disagreements, rank
+from viaseg.core.checks.label_errors import RULES, disagreements, error_score, rank, rank_by
 
 
 def test_missed_and_extra_areas_largest_first():
@@ -30,3 +30,40 @@ def test_missed_and_extra_areas_largest_first():
 def test_rank_puts_the_lowest_dice_first_then_the_larger_disagreement():
     order = rank({"a": 0.9, "b": 0.2, "c": 0.2, "d": 0.5}, {"b": 10, "c": 500})
     assert order == ["c", "b", "d", "a"]
+
+
+def _image(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(annotation, map) of a 100x100 image: the model sees one damage at 20x20 surely, and per ``kind``:
+    ``clean`` (it half-sees a second annotated damage: p = 0.4 over it), ``deleted`` (a damage it is sure of
+    has no annotation), ``spurious`` (an annotated square where it is sure there is nothing)."""
+    truth = np.zeros((100, 100), np.uint8)
+    probs = np.full((100, 100), 0.02, np.float32)
+    truth[10:30, 10:30], probs[10:30, 10:30] = 1, 0.95
+    if kind == "clean":
+        truth[50:70, 50:70], probs[50:70, 50:70] = 1, 0.4
+    elif kind == "deleted":
+        probs[50:70, 50:70] = 0.95
+    elif kind == "spurious":
+        truth[50:70, 50:70] = 1
+    return truth, probs
+
+
+def test_confidence_weighted_rules_put_a_sure_contradiction_before_a_half_seen_damage():
+    evidence = {k: _image(k) for k in ("clean", "deleted", "spurious")}
+    for rule in ("confident_area", "largest_confident", "relative_confident"):
+        order = rank_by(rule, evidence)
+        assert order[-1] == "clean", (rule, order)
+    # the Dice alone cannot tell them apart: all three have the same overlap
+    d = {k: error_score("dice", *v) for k, v in evidence.items()}
+    assert d["clean"] == pytest.approx(d["deleted"]) == pytest.approx(d["spurious"])
+    assert error_score("confident_missed", *evidence["spurious"]) > error_score(
+        "confident_missed", *evidence["deleted"]
+    )
+    assert error_score("confident_extra", *evidence["deleted"]) > error_score(
+        "confident_extra", *evidence["spurious"]
+    )
+    full = _image("none")
+    for rule in RULES:
+        assert error_score(rule, *full) == pytest.approx(0.0, abs=1e-9), rule
+    with pytest.raises(ValueError, match="unknown ranking rule"):
+        error_score("nope", *full)

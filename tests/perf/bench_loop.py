@@ -72,7 +72,15 @@ def rank_next(model_path: str, candidates: list) -> list:
 
 
 def improve(
-    model: str, train: list, car_val: list, extra_val: list, out: Path, steps: int, seed: int, cache: Path
+    model: str,
+    train: list,
+    car_val: list,
+    extra_val: list,
+    out: Path,
+    steps: int,
+    seed: int,
+    cache: Path,
+    lr: float | None = None,
 ) -> dict:
     import keras
     from viaseg.core.ml import pipeline as P
@@ -91,6 +99,7 @@ def improve(
             lr_schedule="flat_cosine",
         ),
         emphasis=3,
+        learning_rate=lr,
     )
     tcfg, plan, _ = job.prepare()
     n = len(tcfg.dataset) + sum(len(x) for x in tcfg.extra_train)
@@ -139,6 +148,7 @@ def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
             args.steps,
             seed,
             work / "cache",
+            args.lr,
         )
         cpu_total += rank_cpu + row["cpu_s"]
         row.update(
@@ -174,6 +184,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-order seeds")
     ap.add_argument("--strategies", nargs="+", default=["next", "random"], choices=["next", "random"])
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
+    ap.add_argument(
+        "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)"
@@ -223,6 +236,7 @@ def main(argv=None) -> int:
         "base": args.base,
         "base_scores": base_scores,
         "steps_per_round": args.steps,
+        "learning_rate": args.lr,
         "per_round": args.per_round,
         "extra_val_after_30": at("next-s0", 30, "extra_val"),
         "car_val_after_30": at("next-s0", 30, "car_val"),
