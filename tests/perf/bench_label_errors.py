@@ -14,10 +14,12 @@ spurious region, 10 % of the polygons shifted by 30 % of their size. Images are 
 Each ranking rule of ``core.checks.label_errors`` (``RULES``: the Dice, or the disagreeing pixels weighed by the
 model's confidence) orders both. Printed: ``recall_at_20pct`` (the issue's measure: the share of the injected
 errors whose image is in the first 20 % of the order; an image with two errors counts twice),
+``recall_ceiling`` (the best any order of images can reach: the 20 % with the most errors first),
 ``image_recall_at_20pct`` and its ceiling (with more images hurt than 20 % of the set, not all can be first),
 ``precision_top10``, recall per kind of error, the same ``*_in_sample``, for the app's rule (``DEFAULT_RULE``),
 then every rule under ``by_rule``. ``--keep DIR`` keeps the photos, maps and models so that ``--rerank DIR``
-can score rules again without training."""
+can score rules again without training. ``both/RULE``: images ordered by the sum of their out-of-fold and
+in-sample scores (two models' views of each image: one that never saw it, one that trained on it briefly)."""
 
 from __future__ import annotations
 
@@ -78,8 +80,11 @@ def scores_of(order: list[str], errors: list[tuple[str, str]]) -> dict:
     errors); ``precision_top10``: images with an error among the first 10."""
     k = max(1, round(0.2 * len(order)))
     top, hurt = set(order[:k]), {name for name, _ in errors}
+    per_image = sorted((sum(n == name for n, _ in errors) for name in hurt), reverse=True)
     return {
         "recall_at_20pct": round(sum(name in top for name, _ in errors) / max(1, len(errors)), 3),
+        # the best any order of images can do: the k images with the most errors first
+        "recall_ceiling": round(sum(per_image[:k]) / max(1, len(errors)), 3),
         "image_recall_at_20pct": round(len(top & hurt) / max(1, len(hurt)), 3),
         "image_recall_ceiling": round(min(k, len(hurt)) / max(1, len(hurt)), 3),
         "precision_top10": round(len(set(order[:10]) & hurt) / 10, 3),
@@ -96,7 +101,7 @@ def rankings(kept: Path) -> dict[str, dict]:
     in sample, scored against the injected errors (no training: the maps are files)."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.checks.label_errors import RULES, rank_by
+    from viaseg.core.checks.label_errors import RULES, error_score, rank_by
     from viaseg.core.ml.crossval import load_map
 
     errors = [tuple(e) for e in json.loads((kept / "errors.json").read_text())]
@@ -108,6 +113,7 @@ def rankings(kept: Path) -> dict[str, dict]:
         "in_sample": {name: kept / "in_sample" / (name.replace("/", "_") + ".png") for name in entries},
     }
     out: dict[str, dict] = {}
+    score: dict[str, dict[str, dict[str, float]]] = {}
     for how, paths in maps.items():
         evidence = {}
         for name, path in paths.items():
@@ -118,6 +124,12 @@ def rankings(kept: Path) -> dict[str, dict]:
             evidence[name] = (truth, probs)
         for rule in RULES:
             out[f"{how}/{rule}"] = scores_of(rank_by(rule, evidence), errors)
+            score.setdefault(rule, {})[how] = {n: error_score(rule, t, p) for n, (t, p) in evidence.items()}
+    # both views at once: the mean of the out-of-fold and the in-sample score of each image
+    for rule, by in score.items():
+        names = set(by.get("out_of_fold", {})) & set(by.get("in_sample", {}))
+        mean = {n: by["out_of_fold"][n] + by["in_sample"][n] for n in names}
+        out[f"both/{rule}"] = scores_of(sorted(mean, key=lambda n: (-mean[n], n)), errors)
     return out
 
 
