@@ -12,10 +12,11 @@ counts (:func:`viaseg.core.ml.evaluate.pixel_counts`).
 
 ``--json`` prints one JSON object: ``{"model", "dataset", "images", "tta", "threshold", "keras": {...},
 "variants": {"tflite-fp32": {"mean_dice", "dice_change", "global_dice", "max_abs_diff", "size_bytes",
-"export_s", "network_ms", "total_ms"}, ...}}``. ``dice_change`` is the variant's mean Dice minus Keras';
+"export_s", "network_ms", "total_ms", "photo_2mp_ms"}, ...}}``. ``dice_change`` is the variant's mean Dice minus Keras';
 ``max_abs_diff`` the largest probability difference from Keras at full resolution over all images;
 ``network_ms`` the median time of one input-size image through the runtime (Keras: the predictor's network
-call), ``total_ms`` the median of decode + resize + network + full-resolution map per photo.
+call), ``total_ms`` the median of decode + resize + network + full-resolution map per photo, ``photo_2mp_ms``
+the same on a generated 2-megapixel JPEG (1632x1224; the dataset's photos are smaller).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -47,6 +49,32 @@ VARIANTS = {
 
 def median_ms(xs: list[float]) -> float | None:
     return round(statistics.median(xs) * 1000, 2) if xs else None
+
+
+def photo_2mp(folder: Path) -> Path:
+    """A generated 2-megapixel JPEG (1632x1224, bench_predict_many's photo) in ``folder``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_predict_many import make_photo
+
+    path = folder / "photo_2mp.jpg"
+    make_photo(path, seed=0)
+    return path
+
+
+def photo_ms(predict_full, photo: Path, runs: int = 5) -> float | None:
+    """Median end-to-end time of ``predict_full`` on one photo file (decode, resize, network, full-resolution
+    map), after one warm call."""
+
+    class _Entry:
+        path = photo
+
+    predict_full(_Entry)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        predict_full(_Entry)
+        times.append(time.perf_counter() - t0)
+    return median_ms(times)
 
 
 def entries_of(spec: str, limit: int | None):
@@ -132,6 +160,9 @@ def main(argv=None) -> int:
         lambda: predictor.predict_inputs(sample[None]),
     )
     ref_maps = keras.pop("_maps")
+    photo_dir = Path(tempfile.mkdtemp(prefix="bench_export_photo-"))
+    photo = photo_2mp(photo_dir)
+    keras["photo_2mp_ms"] = photo_ms(lambda e: predictor.predict(e.path), photo)
     out = {
         "model": str(args.model),
         "dataset": args.dataset,
@@ -165,13 +196,16 @@ def main(argv=None) -> int:
             )
             row["size_bytes"] = res.size_bytes
             row["export_s"] = round(res.seconds, 2)
+            row["photo_2mp_ms"] = photo_ms(full, photo)
             out["variants"][name] = row
             if not args.json:
                 print(
                     f"{name:12s} dice {row['mean_dice']:.4f} ({row['dice_change']:+.4f})  "
-                    f"{row['size_bytes'] / 1e6:7.2f} MB  net {row['network_ms']} ms  total {row['total_ms']} ms",
+                    f"{row['size_bytes'] / 1e6:7.2f} MB  net {row['network_ms']} ms  total {row['total_ms']} ms  "
+                    f"2 MP {row['photo_2mp_ms']} ms  export {row['export_s']} s",
                     file=sys.stderr,
                 )
+    shutil.rmtree(photo_dir, ignore_errors=True)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
