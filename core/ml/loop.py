@@ -264,3 +264,18 @@ def uncertainty(probs: np.ndarray, floor: float = 0.02) -> float:
 def rank_uncertain(scores: dict[str, float]) -> list[str]:
     """Names most uncertain first (ties by name, so the order is stable)."""
     return sorted(scores, key=lambda n: (-scores[n], n))
+
+
+def view_disagreement(probs: np.ndarray, mirrored: np.ndarray, floor: float = 0.02) -> float:
+    """How much two views of one photo disagree, in [0, 1]: the mean absolute difference between the map of the
+    photo and the map of its mirror image flipped back (``mirrored``), counting only pixels where either view
+    gives at least ``floor`` of damage. A model that sees the same damage both ways scores near 0 however
+    unsure its probabilities are; one whose answer changes with a flip (it has not learned that kind of photo)
+    scores high. An alternative *Label next* score to :func:`uncertainty` (``bench_loop.py --score views``)."""
+    a = np.asarray(probs, dtype=np.float32)
+    b = np.asarray(mirrored, dtype=np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"map shapes differ: {a.shape} vs {b.shape}")
+    d = np.abs(a - b)
+    d[np.maximum(a, b) < floor] = 0.0
+    return float(d.mean())

@@ -80,6 +80,26 @@ def test_uncertainty_ranks_a_half_believed_photo_first():
     assert scores["empty"] == 0.0 and 0 < scores["doubt"] <= 1
 
 
+def test_view_disagreement_ranks_a_photo_whose_answer_changes_with_a_flip_first():
+    steady = np.zeros((40, 40), np.float32)
+    steady[5:30, 10:30] = 0.5  # unsure, but the same both ways
+    mirrored_steady = steady.copy()
+    fickle = np.zeros((40, 40), np.float32)
+    fickle[5:20, 5:20] = 0.9  # damage seen on one side only
+    mirrored_fickle = np.zeros((40, 40), np.float32)
+    mirrored_fickle[20:35, 20:35] = 0.9
+    scores = {
+        "steady": loop.view_disagreement(steady, mirrored_steady),
+        "fickle": loop.view_disagreement(fickle, mirrored_fickle),
+        "empty": loop.view_disagreement(np.zeros((40, 40)), np.full((40, 40), 0.01)),  # both under the floor
+    }
+    assert loop.rank_uncertain(scores)[0] == "fickle"
+    assert scores["steady"] == 0.0 and scores["empty"] == 0.0 and 0 < scores["fickle"] <= 1
+    assert loop.view_disagreement(fickle, mirrored_fickle) == pytest.approx(2 * 225 * 0.9 / 1600)
+    with pytest.raises(ValueError):
+        loop.view_disagreement(steady, steady[:20])
+
+
 def test_improve_job_fine_tunes_records_and_judges_against_the_old_model(tmp_path):
     pytest.importorskip("tensorflow")
     from test_train import make_images, tiny

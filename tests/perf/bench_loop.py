@@ -1,7 +1,7 @@
 """Benchmark: the annotate -> improve -> predict loop, simulated (issue 18).
 
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
-        [--steps 120] [--seeds 0 1 2] [--strategies next random] [--work DIR]
+        [--steps 120] [--seeds 0 1 2] [--strategies next random] [--score entropy|views] [--lr LR] [--work DIR]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets"
@@ -56,16 +58,32 @@ def load_sets():
     return car_train, car_val, pool, list(extra.splits["val"].entries)
 
 
-def rank_next(model_path: str, candidates: list) -> list:
-    """The candidates most uncertain first, by the current model (one forward pass each, no averaging)."""
-    from viaseg.core.ml.loop import rank_uncertain, uncertainty
-    from viaseg.core.ml.predict import Predictor
+def rank_next(model_path: str, candidates: list, score: str = "entropy") -> list:
+    """The candidates the current model is least sure of first: ``entropy`` (``core.loop.uncertainty``, what
+    *Label next* uses; one forward pass each, no averaging) or ``views`` (``core.loop.view_disagreement``: the
+    photo and its mirror image, at the network's input size)."""
+    import cv2
+    from viaseg.core.ml.loop import rank_uncertain, uncertainty, view_disagreement
+    from viaseg.core.ml.predict import _INTERP, Predictor
 
-    pred = Predictor.load(model_path)
+    pred = Predictor.load(model_path, cache=False)  # its settings change here: not the shared instance
     pred.scales = (1.0,)
     scores = {}
-    for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
-        scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
+    if score == "views":
+        pred.tta = False
+        h, w = pred.input_hw
+        for e in candidates:
+            try:
+                img, _, _ = pred._load(e.path)
+            except Exception:  # an unreadable photo ranks last
+                scores[e.filename] = -1.0
+                continue
+            x = cv2.resize(img, (w, h), interpolation=_INTERP[pred.resize])
+            p = pred.predict_inputs(np.stack([x, x[:, ::-1]]))
+            scores[e.filename] = view_disagreement(p[0], p[1][:, ::-1])
+    else:
+        for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
+            scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
     order = rank_uncertain(scores)
     by_name = {e.filename: e for e in candidates}
     return [by_name[n] for n in order]
@@ -135,7 +153,7 @@ def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
     for k in range(args.rounds):
         c0 = cpu_seconds()
         if strategy == "next":
-            remaining = rank_next(model, remaining)
+            remaining = rank_next(model, remaining, args.score)
         chosen, remaining = remaining[: args.per_round], remaining[args.per_round :]
         labelled += chosen
         rank_cpu = cpu_seconds() - c0
@@ -185,7 +203,19 @@ def main(argv=None) -> int:
     ap.add_argument("--strategies", nargs="+", default=["next", "random"], choices=["next", "random"])
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
     ap.add_argument(
+        "--score",
+        choices=("entropy", "views"),
+        default="entropy",
+        help="Label next's score: entropy (the app's) or views (mirror-view disagreement)",
+    )
+    ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
+    )
+    ap.add_argument(
+        "--score",
+        choices=("entropy", "views"),
+        default="entropy",
+        help="Label next's score: entropy (the app's) or views (mirror-view disagreement)",
     )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
@@ -237,6 +267,7 @@ def main(argv=None) -> int:
         "base_scores": base_scores,
         "steps_per_round": args.steps,
         "learning_rate": args.lr,
+        "label_next_score": args.score,
         "per_round": args.per_round,
         "extra_val_after_30": at("next-s0", 30, "extra_val"),
         "car_val_after_30": at("next-s0", 30, "car_val"),
