@@ -211,12 +211,6 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
     )
-    ap.add_argument(
-        "--score",
-        choices=("entropy", "views"),
-        default="entropy",
-        help="Label next's score: entropy (the app's) or views (mirror-view disagreement)",
-    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)"
