@@ -271,7 +271,8 @@ def view_disagreement(probs: np.ndarray, mirrored: np.ndarray, floor: float = 0.
     photo and the map of its mirror image flipped back (``mirrored``), counting only pixels where either view
     gives at least ``floor`` of damage. A model that sees the same damage both ways scores near 0 however
     unsure its probabilities are; one whose answer changes with a flip (it has not learned that kind of photo)
-    scores high. An alternative *Label next* score to :func:`uncertainty` (``bench_loop.py --score views``)."""
+    scores high. An alternative *Label next* score to :func:`uncertainty` (``bench_loop.py --score views``);
+    measured on the loop it did no better (docs/RESULTS.md), so the app ranks by :func:`uncertainty`."""
     a = np.asarray(probs, dtype=np.float32)
     b = np.asarray(mirrored, dtype=np.float32)
     if a.shape != b.shape:
