@@ -125,11 +125,11 @@ def rankings(kept: Path) -> dict[str, dict]:
         for rule in RULES:
             out[f"{how}/{rule}"] = scores_of(rank_by(rule, evidence), errors)
             score.setdefault(rule, {})[how] = {n: error_score(rule, t, p) for n, (t, p) in evidence.items()}
-    # both views at once: the mean of the out-of-fold and the in-sample score of each image
+    # both views at once: the sum of the out-of-fold and the in-sample score of each image
     for rule, by in score.items():
         names = set(by.get("out_of_fold", {})) & set(by.get("in_sample", {}))
-        mean = {n: by["out_of_fold"][n] + by["in_sample"][n] for n in names}
-        out[f"both/{rule}"] = scores_of(sorted(mean, key=lambda n: (-mean[n], n)), errors)
+        total = {n: by["out_of_fold"][n] + by["in_sample"][n] for n in names}
+        out[f"both/{rule}"] = scores_of(sorted(total, key=lambda n: (-total[n], n)), errors)
     return out
 
 
