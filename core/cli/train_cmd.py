@@ -99,7 +99,7 @@ def _add_schedule_options(p) -> None:
 
 def _add_network_options(p) -> None:
     """The network, its inputs and their augmentation."""
-    from ..ml.presets import LOSSES, NORMS, PRECISIONS
+    from ..ml.presets import ENCODERS, LOSSES, NORMS, PRECISIONS
 
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
     p.add_argument(
@@ -113,6 +113,12 @@ def _add_network_options(p) -> None:
     p.add_argument("--bn-momentum", type=float)
     p.add_argument("--norm", choices=NORMS)
     p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
+    p.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        help="xception: the research project's encoder, trained from random weights | mobilenet_v2: an "
+        "ImageNet-trained MobileNetV2 (shipped with viaseg, no download)",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -195,6 +201,7 @@ def _config(args):
         bn_momentum=args.bn_momentum,
         norm=args.norm,
         base_width=args.base_width,
+        encoder=args.encoder,
         precision=args.precision,
         resize=args.resize,
         patience=args.patience,

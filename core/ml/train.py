@@ -156,6 +156,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         raise _TrainingFailed(
             f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})"
         )
+    if cfg.encoder == "mobilenet_v2" and (cfg.size % 32 or (cfg.crop or 32) % 32):
+        raise _TrainingFailed(f"encoder mobilenet_v2: size ({cfg.size}) and crop must be multiples of 32")
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
         if note:
@@ -239,14 +241,25 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
     cfg, state, tr, va = run.cfg, run.state, run.tr, run.va
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        model = unet.build_unet_xception(
-            None if cfg.crop else cfg.size,
-            base_width=cfg.base_width,
-            bn_momentum=cfg.bn_momentum,
-            norm=cfg.norm,
-            dropout=cfg.dropout,
-            precision=run.precision,
-        )
+        if cfg.encoder == "mobilenet_v2":
+            from .unet_mobilenet import build_unet_mobilenet
+
+            model = build_unet_mobilenet(
+                None if cfg.crop else cfg.size,
+                bn_momentum=cfg.bn_momentum,
+                dropout=cfg.dropout,
+                precision=run.precision,
+                pretrained=not cfg.init_from,
+            )
+        else:
+            model = unet.build_unet_xception(
+                None if cfg.crop else cfg.size,
+                base_width=cfg.base_width,
+                bn_momentum=cfg.bn_momentum,
+                norm=cfg.norm,
+                dropout=cfg.dropout,
+                precision=run.precision,
+            )
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
@@ -372,7 +385,9 @@ def _follow_init_model(cfg):
     from .modelio import read_meta
 
     src = read_meta(cfg.init_from).get("config") or {}  # ModelError names a missing or broken file
-    arch = {k: src[k] for k in ("base_width", "norm") if src.get(k) is not None}
+    arch = {k: src[k] for k in ("encoder", "base_width", "norm") if src.get(k) is not None}
+    if src:
+        arch.setdefault("encoder", "xception")  # models saved before there was a choice
     changed = {k: v for k, v in arch.items() if getattr(cfg, k) != v}
     if not changed:
         return cfg, ""

@@ -80,6 +80,7 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
     cfg = preset(
         "default",
         size=32,
+        encoder="xception",
         base_width=8,
         batch_size=4,
         epochs=2,
@@ -141,6 +142,8 @@ def test_crossval_cli_runs_one_fold_and_refuses_bad_folds(tmp_path, capsys):
             "1",
             "--size",
             "32",
+            "--encoder",
+            "xception",
             "--base-width",
             "8",
             "--epochs",

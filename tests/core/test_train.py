@@ -50,6 +50,7 @@ def tiny(tmp_path: Path, **kw):
         val=va,
         out_dir=tmp_path / "run",
         size=32,
+        encoder="xception",  # the tiny network (the MobileNetV2 encoder has fixed widths)
         base_width=8,
         batch_size=2,
         epochs=2,
@@ -257,6 +258,8 @@ def test_cli_train(tmp_path, capsys):
             "2",
             "--size",
             "32",
+            "--encoder",
+            "xception",
             "--base-width",
             "8",
             "--batch-size",
@@ -327,6 +330,8 @@ def test_presets():
     assert d.size == 128 and d.seed == 0 and d.augment.any and d.loss == "bce_dice"
     assert (d.tta, d.ema, d.patience) == (True, 0.0, 40) and (r.tta, r.ema) == (False, 0.0)
     assert (d.lr_schedule, r.lr_schedule) == ("auto", "constant")
+    # the default starts from the shipped ImageNet encoder; the research recipe keeps its own network
+    assert (d.encoder, d.learning_rate, r.encoder) == ("mobilenet_v2", 3e-4, "xception")
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fast")
     with pytest.raises(TypeError, match="no option"):

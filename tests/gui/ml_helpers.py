@@ -53,7 +53,9 @@ def make_model(path: Path, size: int = 32) -> Path:
     return save_model(model, path, {"input_size": size, "threshold": 0.5})
 
 
-TINY = dict(base_width=4, sample_every=1, n_samples=2, patience=50, lr_schedule="constant")
+TINY = dict(
+    encoder="xception", base_width=4, sample_every=1, n_samples=2, patience=50, lr_schedule="constant"
+)
 
 
 def tiny_settings(panel, epochs: int = 2) -> None:

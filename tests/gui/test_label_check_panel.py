@@ -25,6 +25,7 @@ DELETED, WRONG = "train3.png", "train7.png"  # the photo whose region is deleted
 SQUARE = (1, 1, 9, 9)  # the bogus region, on bare background (every ellipse stays inside 11..53)
 RECIPE = dict(
     size=32,
+    encoder="xception",
     base_width=8,
     batch_size=2,
     epochs=25,

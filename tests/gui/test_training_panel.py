@@ -113,6 +113,24 @@ def test_presets_fill_the_form(qtbot, tmp_path):
     assert build_config(panel.settings(), None, tmp_path / "runs").lr_schedule == "flat_cosine"
 
 
+def test_the_network_follows_the_preset_reaches_the_config_and_rounds_the_size(qtbot, tmp_path):
+    from viaseg.core.ml.presets import preset
+
+    panel = TrainingPanel(runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    for name in ("research", "default"):
+        panel.preset.setCurrentText(name)
+        assert panel.encoder.currentData() == preset(name).encoder
+        assert build_config(panel.settings(), None, tmp_path / "runs").encoder == preset(name).encoder
+    panel.encoder.setCurrentIndex(panel.encoder.findData("mobilenet_v2"))
+    panel.image_size.setValue(240)  # MobileNetV2 halves the size five times: 224
+    cfg = build_config(panel.settings(), None, tmp_path / "runs")
+    assert (cfg.encoder, cfg.size) == ("mobilenet_v2", 224)
+    panel.encoder.setCurrentIndex(panel.encoder.findData("xception"))
+    cfg = build_config(panel.settings(), None, tmp_path / "runs")
+    assert (cfg.encoder, cfg.size) == ("xception", 240)
+
+
 def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
     panel = TrainingPanel(runs_root=tmp_path / "runs")
     qtbot.addWidget(panel)
