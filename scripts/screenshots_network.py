@@ -26,7 +26,14 @@ def main() -> int:
     ml.training.show_settings(True)
     settle(app, 0.8)
     tp = ml.training
-    print("network:", tp.encoder.currentText(), "| size", tp.image_size.value(), "| rate", tp.learning_rate.value())
+    print(
+        "network:",
+        tp.encoder.currentText(),
+        "| size",
+        tp.image_size.value(),
+        "| rate",
+        tp.learning_rate.value(),
+    )
     ml.dock_training.grab().save(str(OUT / "training_network.png"))
     w.session.history.set_clean()
     w.close()
