@@ -43,6 +43,18 @@ import numpy as np
 W, H = 1632, 1224  # 2 MP
 
 
+def default_network(cfg):
+    """The network of ``cfg`` (the default preset's: the ImageNet MobileNetV2 U-Net since the fifteenth session),
+    untrained where that is all timing needs."""
+    if getattr(cfg, "encoder", "xception") == "mobilenet_v2":
+        from viaseg.core.ml.unet_mobilenet import build_unet_mobilenet
+
+        return build_unet_mobilenet(cfg.size, pretrained=False)
+    from viaseg.core.ml.unet import build_unet_xception
+
+    return build_unet_xception(cfg.size, base_width=cfg.base_width)
+
+
 def make_photo(path: Path, seed: int) -> None:
     """A smooth random photo-like JPEG (no fine noise: JPEG size and decode time like a real 2-MP photo)."""
     rng = np.random.default_rng(seed)
@@ -74,10 +86,9 @@ def default_model(path: Path, photos: list[Path]) -> dict:
     from viaseg.core.ml.modelio import save_model
     from viaseg.core.ml.predict import Predictor
     from viaseg.core.ml.presets import preset
-    from viaseg.core.ml.unet import build_unet_xception
 
     cfg = preset("default")
-    model = build_unet_xception(cfg.size, base_width=cfg.base_width)
+    model = default_network(cfg)
     meta = {
         "input_size": [cfg.size, cfg.size],
         "threshold": 0.5,
