@@ -237,29 +237,14 @@ def _load_data(run: _Run) -> None:
 def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _Fitted:
     """Build the U-Net (same seed, same weights) and train it; which epoch's weights it ends with."""
     from . import unet
+    from .networks import build_network
 
     cfg, state, tr, va = run.cfg, run.state, run.tr, run.va
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        if cfg.encoder == "mobilenet_v2":
-            from .unet_mobilenet import build_unet_mobilenet
-
-            model = build_unet_mobilenet(
-                None if cfg.crop else cfg.size,
-                bn_momentum=cfg.bn_momentum,
-                dropout=cfg.dropout,
-                precision=run.precision,
-                pretrained=not cfg.init_from,
-            )
-        else:
-            model = unet.build_unet_xception(
-                None if cfg.crop else cfg.size,
-                base_width=cfg.base_width,
-                bn_momentum=cfg.bn_momentum,
-                norm=cfg.norm,
-                dropout=cfg.dropout,
-                precision=run.precision,
-            )
+        model = build_network(
+            cfg, None if cfg.crop else cfg.size, precision=run.precision, pretrained=not cfg.init_from
+        )
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)

@@ -30,18 +30,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def default_network(cfg):
-    """The network of ``cfg`` (the default preset's: the ImageNet MobileNetV2 U-Net since the fifteenth session),
-    untrained where that is all timing needs."""
-    if getattr(cfg, "encoder", "xception") == "mobilenet_v2":
-        from viaseg.core.ml.unet_mobilenet import build_unet_mobilenet
-
-        return build_unet_mobilenet(cfg.size, pretrained=False)
-    from viaseg.core.ml.unet import build_unet_xception
-
-    return build_unet_xception(cfg.size, base_width=cfg.base_width)
-
-
 def _jpeg(path: Path, w: int, h: int, seed: int) -> None:
     import cv2
     import numpy as np
@@ -200,13 +188,14 @@ def bench_vertex_drag(ctx) -> dict:
 
 def bench_predict_in_app(ctx) -> dict:
     from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.networks import build_network
     from viaseg.core.ml.presets import preset
     from viaseg.gui.ml_wiring import install
 
     app, tmp = ctx["app"], ctx["tmp"]
     cfg = preset("default")
     model = save_model(
-        default_network(cfg),
+        build_network(cfg, cfg.size, pretrained=False),
         tmp / "default.keras",
         {
             "input_size": cfg.size,
@@ -247,7 +236,7 @@ def bench_predict_in_app(ctx) -> dict:
     }
     # ... and a first prediction of a fresh model after its background load and warm-up ended (the usual case)
     model2 = save_model(
-        default_network(cfg),
+        build_network(cfg, cfg.size, pretrained=False),
         tmp / "default2.keras",
         {
             "input_size": cfg.size,

@@ -30,18 +30,6 @@ import cv2
 import numpy as np
 
 
-def default_network(cfg):
-    """The network of ``cfg`` (the default preset's: the ImageNet MobileNetV2 U-Net since the fifteenth session),
-    untrained where that is all timing needs."""
-    if getattr(cfg, "encoder", "xception") == "mobilenet_v2":
-        from viaseg.core.ml.unet_mobilenet import build_unet_mobilenet
-
-        return build_unet_mobilenet(cfg.size, pretrained=False)
-    from viaseg.core.ml.unet import build_unet_xception
-
-    return build_unet_xception(cfg.size, base_width=cfg.base_width)
-
-
 def textured_jpeg(path: Path, w: int, h: int, seed: int = 0) -> Path:
     """A photo-like JPEG: smooth colour gradients, blobs and fine noise (so the entropy decoder has work)."""
     rng = np.random.default_rng(seed)
@@ -141,11 +129,12 @@ def main(argv=None) -> int:
         predictor.tta = True  # the mirror image in the same network call
         r12_tta = bench(predictor, big, args.runs)
         r2_tta = bench(predictor, mid, args.runs)
+        from viaseg.core.ml.networks import build_network
         from viaseg.core.ml.presets import preset
 
         cfg = preset("default")
         default = Predictor(
-            default_network(cfg),
+            build_network(cfg, cfg.size, pretrained=False),
             {
                 "input_size": cfg.size,
                 "threshold": 0.5,

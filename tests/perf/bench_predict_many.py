@@ -43,18 +43,6 @@ import numpy as np
 W, H = 1632, 1224  # 2 MP
 
 
-def default_network(cfg):
-    """The network of ``cfg`` (the default preset's: the ImageNet MobileNetV2 U-Net since the fifteenth session),
-    untrained where that is all timing needs."""
-    if getattr(cfg, "encoder", "xception") == "mobilenet_v2":
-        from viaseg.core.ml.unet_mobilenet import build_unet_mobilenet
-
-        return build_unet_mobilenet(cfg.size, pretrained=False)
-    from viaseg.core.ml.unet import build_unet_xception
-
-    return build_unet_xception(cfg.size, base_width=cfg.base_width)
-
-
 def make_photo(path: Path, seed: int) -> None:
     """A smooth random photo-like JPEG (no fine noise: JPEG size and decode time like a real 2-MP photo)."""
     rng = np.random.default_rng(seed)
@@ -84,11 +72,12 @@ def photo_set(cache: Path, count: int) -> list[Path]:
 def default_model(path: Path, photos: list[Path]) -> dict:
     """The default preset's network, untrained, saved with the preset's prediction metadata."""
     from viaseg.core.ml.modelio import save_model
+    from viaseg.core.ml.networks import build_network
     from viaseg.core.ml.predict import Predictor
     from viaseg.core.ml.presets import preset
 
     cfg = preset("default")
-    model = default_network(cfg)
+    model = build_network(cfg, cfg.size, pretrained=False)
     meta = {
         "input_size": [cfg.size, cfg.size],
         "threshold": 0.5,
