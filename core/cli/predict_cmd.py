@@ -222,7 +222,7 @@ def add_tta_option(p) -> None:
         type=parse_scales,
         default=None,
         metavar="S,S,...",
-        help="also run the network on the image resized by these factors and average (e.g. 0.875,1,1.125: 3x "
+        help="also run the network on the image resized by these factors and average (e.g. 1,1.25: 2.5x "
         "compute; 1 = off; default: what the model's training chose)",
     )
 

@@ -99,7 +99,7 @@ def _add_schedule_options(p) -> None:
 
 def _add_network_options(p) -> None:
     """The network, its inputs and their augmentation."""
-    from ..ml.presets import ENCODERS, LOSSES, NORMS, PRECISIONS
+    from ..ml.presets import ENCODER_FREEZE, ENCODERS, LOSSES, NORMS, PRECISIONS
 
     p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
     p.add_argument(
@@ -120,11 +120,24 @@ def _add_network_options(p) -> None:
         "ImageNet-trained MobileNetV2 (shipped with viaseg, no download)",
     )
     p.add_argument(
+        "--encoder-freeze",
+        choices=ENCODER_FREEZE,
+        help="with the ImageNet encoder: none (all of it learns) | bn (its batch norms keep ImageNet's "
+        "statistics) | early (its layers at 1/2..1/8 of the size, batch norms included, keep their weights: "
+        "faster steps)",
+    )
+    p.add_argument(
         "--precision",
         choices=PRECISIONS,
         help="auto (default): mixed_float16 where TensorFlow sees a GPU (float16 compute, float32 "
         "weights, loss and sigmoid head), float32 on a CPU | float32 | mixed_float16 | mixed_bfloat16 "
         "(on this project's CPUs bfloat16 was no faster than float32: docs/RESULTS.md)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="the probability above which a pixel is damage, stored with the model (predict, evaluate and the "
+        "app use it; each can still override it); default: the preset's",
     )
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
@@ -172,7 +185,7 @@ def _add_tta_options(p) -> None:
         default=None,
         metavar="S,S,...",
         help="the saved model also averages the image resized by these factors at prediction, e.g. "
-        "0.875,1,1.125 (3x prediction compute; 1 = off); default: the preset's choice",
+        "1,1.25 (2.5x prediction compute; 1 = off); default: the preset's choice (1,1.25)",
     )
 
 
@@ -202,6 +215,8 @@ def _config(args):
         norm=args.norm,
         base_width=args.base_width,
         encoder=args.encoder,
+        encoder_freeze=args.encoder_freeze,
+        threshold=args.threshold,
         precision=args.precision,
         resize=args.resize,
         patience=args.patience,

@@ -156,6 +156,8 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         raise _TrainingFailed(
             f"crop {cfg.crop}: must be a multiple of 16 between 16 and the size ({cfg.size})"
         )
+    if not 0.0 < cfg.threshold < 1.0:
+        raise _TrainingFailed(f"threshold {cfg.threshold}: must be between 0 and 1")
     if cfg.encoder == "mobilenet_v2" and (cfg.size % 32 or (cfg.crop or 32) % 32):
         raise _TrainingFailed(f"encoder mobilenet_v2: size ({cfg.size}) and crop must be multiples of 32")
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's

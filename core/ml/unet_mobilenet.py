@@ -131,6 +131,12 @@ def imagenet_weights(path: Path = WEIGHTS) -> dict[str, list[np.ndarray]]:
     return {layer: [ws[i] for i in sorted(ws)] for layer, ws in out.items()}
 
 
+def encoder_layer_names(path: Path = WEIGHTS) -> set[str]:
+    """The names of the encoder's layers that carry stored weights."""
+    with np.load(path) as z:
+        return {key.split("/")[0] for key in z.files if not key.startswith("__") and ":" not in key}
+
+
 def describe_weights(path: Path = WEIGHTS) -> dict:
     with np.load(path) as z:
         return json.loads(str(z["__about__"]))

@@ -115,7 +115,7 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
         # the label-error score of the review order, computed from the same map and annotation
         # (the map is kept as 8-bit PNG: a pixel at the threshold may flip, hence the tolerance)
         truth = rasterize(entries[s.source, s.image].regions, (48, 48))
-        assert s.review_score == pytest.approx(error_score(DEFAULT_RULE, truth, m), abs=0.05)
+        assert s.review_score == pytest.approx(error_score(DEFAULT_RULE, truth, m, cfg.threshold), abs=0.05)
     saved = json.loads((tmp_path / "cv" / "crossval.json").read_text())
     assert saved["n_images"] == len(all_names) and set(saved["by_source"]) == {"a", "b"}
     dices = [r["dice"] for r in saved["per_image"]]

@@ -589,7 +589,10 @@ def test_tta_scales_option_reaches_the_config_and_bad_values_are_refused(capsys)
 
     args = build_parser().parse_args(["train", "ds", "--out", "r", "--tta-scales", "1,1.25"])
     assert _config(args).tta_scales == (1.0, 1.25)
-    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).tta_scales == (0.875, 1.0, 1.125)
+    default = _config(build_parser().parse_args(["train", "ds", "--out", "r"]))
+    assert default.tta_scales == (1.0, 1.25) and default.threshold == 0.5 and default.encoder_freeze == "none"
+    with_threshold = build_parser().parse_args(["train", "ds", "--out", "r", "--threshold", "0.45"])
+    assert _config(with_threshold).threshold == 0.45
     research = build_parser().parse_args(["train", "ds", "--out", "r", "--preset", "research"])
     assert _config(research).tta_scales == (1.0,) and _config(research).tta is False
     for cmd in (

@@ -115,3 +115,70 @@ def test_the_mobilenet_unet_exports_and_its_runtime_agrees_with_keras(tmp_path, 
     path = save_model(um.build_unet_mobilenet(64), tmp_path / "m.keras", meta)
     res = ex.export_model(path, tmp_path / ("m.tflite" if fmt == "tflite" else "m.onnx"), fmt)
     assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4
+
+
+def test_encoder_freeze_keeps_imagenet_batch_norms_and_early_weights_through_training():
+    from viaseg.core.ml.networks import build_network, freeze_encoder
+    from viaseg.core.ml.presets import preset
+
+    x = np.random.default_rng(0).random((4, 64, 64, 3)).astype("float32")
+    y = (np.random.default_rng(1).random((4, 64, 64, 1)) > 0.7).astype("float32")
+    counts = {}
+    for how in ("none", "bn", "early"):
+        model = build_network(preset("default", encoder_freeze=how), 64)
+        counts[how] = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+        before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers}
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy")
+        model.train_on_batch(x, y)
+        moved = {
+            layer.name
+            for layer in model.layers
+            if any(
+                not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights(), strict=True)
+            )
+        }
+        assert {"block_12_expand", "dec0_conv", "dec0_bn"} <= moved  # the decoder and late encoder learn
+        if how == "none":
+            assert {"bn_Conv1", "Conv1", "block_16_project_BN"} <= moved  # everything learns
+        if how == "bn":
+            # frozen batch norms run in inference mode: ImageNet's statistics and scales stay as shipped
+            assert not {"bn_Conv1", "block_3_expand_BN", "block_16_project_BN"} & moved
+            assert {"Conv1", "block_2_expand"} <= moved
+        if how == "early":
+            early = {"Conv1", "bn_Conv1", "expanded_conv_depthwise", "block_2_expand", "block_3_expand_BN"}
+            assert not (early | {"block_5_project", "block_5_project_BN"}) & moved
+            assert {"block_6_expand", "block_6_expand_BN", "block_16_project_BN"} <= moved
+    assert counts["none"] > counts["bn"] > counts["early"]
+    with pytest.raises(ValueError, match="encoder_freeze"):
+        freeze_encoder(build_network(preset("default"), 64), "all")
+
+
+def test_folding_batch_norms_gives_the_same_predictions_as_the_trained_network(tmp_path):
+    from viaseg.core.ml.inference_graph import fold_batch_norms
+    from viaseg.core.ml.predict import Predictor
+    from viaseg.core.ml.unet import build_unet_xception
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 64, 96, 3)).astype("float32")
+    for model, expect in ((um.build_unet_mobilenet(None), 60), (build_unet_xception(None, base_width=8), 1)):
+        for layer in model.layers:  # statistics a training run could leave, not the identity
+            if hasattr(layer, "moving_mean"):
+                layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
+                layer.moving_variance.assign(rng.uniform(0.3, 2.0, layer.moving_variance.shape))
+        folded, n = fold_batch_norms(model)
+        assert n >= expect
+        assert not any(type(layer).__name__.endswith("BatchNormalization") for layer in folded.layers[:10])
+        a = model(x, training=False).numpy()
+        b = folded(x, training=False).numpy()
+        assert np.abs(a - b).max() < 2e-4 and a.std() > 1e-3
+    # the Predictor runs the folded copy and gives the saved network's maps
+    model = um.build_unet_mobilenet(64)
+    path = save_model(model, tmp_path / "m.keras", {"input_size": 64})
+    pred = Predictor.load(path, cache=False)
+    img = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+    got = pred.predict(img)
+    assert pred.folded_batch_norms == 60
+    pred.fold_batch_norms = False
+    pred._fns.clear()
+    want = pred.predict(img)
+    assert np.abs(got - want).max() < 2e-4

@@ -9,8 +9,8 @@ textured JPEGs (4000x3000 = 12 MP and 1632x1224 = 2 MP) to a temp folder, warms 
 With ``--json`` prints one JSON object: {"p50_ms_12mp", "p50_ms_2mp", ...stage breakdown...}; ``*_tta`` are the
 same with mirror averaging on (``Predictor.tta``). ``*_default`` time what a model of the ``default`` preset
 does in the app (``core.predict.interactive``): 256-px input, width 16, the image and its mirror image in one
-network call. ``*_default_batch``: as ``viaseg predict`` / ``evaluate`` run it, the mirror image and 7/8 and
-9/8 of the size averaged too (6 images through the network per photo).
+network call. ``*_default_batch``: as ``viaseg predict`` / ``evaluate`` run it, the mirror image and the
+preset's other sizes (``tta_scales``: 5/4) averaged too (4 images through the network per photo).
 """
 
 from __future__ import annotations

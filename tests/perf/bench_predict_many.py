@@ -13,7 +13,7 @@
    model's own mirror / multi-scale averaging.
 
 Without ``--model`` the model is the ``default`` preset's architecture (core/ml/presets.py, core/ml/unet.py), untrained,
-with the preset's prediction settings (mirror and 7/8, 9/8 averaging), so the speed is realistic; its threshold
+with the preset's prediction settings (mirror and 5/4-size averaging), so the speed is realistic; its threshold
 is set to the 97th percentile of its output on two photos, so masks hold a few blobs like real predictions
 rather than noise.
 
