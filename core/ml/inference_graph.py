@@ -3,8 +3,8 @@
 At inference a batch norm is an affine map per channel, ``y = s * (x - mean) + beta`` with
 ``s = gamma / sqrt(var + eps)``; after a convolution without an activation it equals the same convolution with its
 kernel scaled by ``s`` per output channel and a bias ``beta + s * (b - mean)``. TensorFlow does not do this for a
-Keras model (its weights are variables, not constants), so every batch norm costs a pass over its activations:
-on a CPU that is a large share of a MobileNetV2 U-Net's time. The folded copy computes the same function
+Keras model (its weights are variables, not constants), so every batch norm costs a pass over its activations
+(the MobileNetV2 U-Net at 256 px, batch 2, on a 2-core CPU: 48.9 ms a forward pass, 44.6 ms folded). The folded copy computes the same function
 (float32; tests compare the outputs) with one op fewer per convolution.
 """
 

@@ -138,7 +138,8 @@ class Predictor(_TiledAndBatchPrediction):
         self.forward_calls = 0
         self._lock = threading.RLock()
         self._fns: dict[tuple[int, int], Any] = {}
-        # run a copy with the batch norms folded into the convolutions (same outputs, faster); how many were
+        # run a copy with the batch norms folded into the convolutions (same outputs, faster), and how many
+        # batch norms the last copy folded
         self.fold_batch_norms = True
         self.folded_batch_norms = 0
 
@@ -247,9 +248,9 @@ class Predictor(_TiledAndBatchPrediction):
         return fn
 
     def _fast_copy(self, model):
-        """``model`` with its batch norms folded into the convolutions before them (the same function, about a
-        third faster on a CPU for the MobileNetV2 U-Net: ``inference_graph``); ``model`` itself where folding
-        does not apply."""
+        """``model`` with its batch norms folded into the convolutions before them (the same function; the
+        MobileNetV2 U-Net's forward pass 48.9 -> 44.6 ms at batch 2 on this project's CPU: ``inference_graph``);
+        ``model`` itself where folding does not apply."""
         if not self.fold_batch_norms:
             return model
         from .inference_graph import fold_batch_norms
