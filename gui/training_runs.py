@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.ml.train_calibrate import threshold_line
 
 from .curves import CurvesWidget
 from .runs import RunInfo, list_runs, read_history, read_run
@@ -151,6 +152,7 @@ class RunsTabMixin:
                 lines.append(f"{key.replace('_', ' ')}: {v}")
         if s.get("init_from"):
             lines.append(f"started from: {html.escape(str(s['init_from']))}")
+        lines.append(html.escape(threshold_line(s)))
         for row in s.get("val_sets") or []:
             if isinstance(row, dict) and isinstance(row.get("mean_dice"), (int, float)):
                 lines.append(

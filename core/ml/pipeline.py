@@ -328,8 +328,13 @@ def train_dataset(
     shuffle_buffer: int | None = None,
     balance: bool = False,
     crop: int | None = None,
+    held: np.ndarray | None = None,
+    release=None,
 ):
     """Infinite training ``tf.data.Dataset`` of ``(image float32 [0,1], mask float32 0/1 HxWx1)`` batches.
+
+    ``held`` (bool per row) with ``release`` (a boolean ``tf.Variable``): the held rows are drawn only once
+    ``release`` is true (threshold calibration keeps them out of the first part of a run: train_calibrate).
 
     Use ``steps_per_epoch = steps_per_epoch(len(arrays), batch_size)`` with ``model.fit``. Order and
     augmentation are a function of ``seed`` only. ``crop``: each image is a random ``crop``-pixel square window
@@ -344,20 +349,32 @@ def train_dataset(
     augment = augment if augment is not None else Augment()
     hw = arrays.images.shape[1:3]
     weights = source_weights(arrays, balance)
+    hold = np.zeros(len(arrays), bool) if held is None or release is None else np.asarray(held, bool)
+
+    def gated(ds):
+        """(image, mask, held) rows -> (image, mask), the held ones only once ``release`` is true."""
+        if hold.any():
+            ds = ds.filter(lambda image, mask, h: tf.logical_or(tf.logical_not(h), release.read_value()))
+        return ds.map(lambda image, mask, h: (image, mask))
+
     if balance and len(weights) > 1:
         parts = []
         for k in sorted(weights):
             idx = [i for i in range(len(arrays)) if arrays.source_of(i) == k]
-            part = tf.data.Dataset.from_tensor_slices((arrays.images[idx], arrays.masks[idx])).cache()
+            part = tf.data.Dataset.from_tensor_slices(
+                (arrays.images[idx], arrays.masks[idx], hold[idx])
+            ).cache()
             buffer = min(shuffle_buffer or len(idx), len(idx))
             parts.append(
-                part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat()
+                gated(
+                    part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat()
+                )
             )
         ds = tf.data.Dataset.sample_from_datasets(parts, [weights[k] for k in sorted(weights)], seed=seed)
     else:
         buffer = shuffle_buffer or len(arrays)
-        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks)).cache()
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks, hold)).cache()
+        ds = gated(ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat())
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if crop and not 16 <= crop <= min(int(hw[0]), int(hw[1])):
         raise ValueError(f"crop must be between 16 and the image size {hw[0]}x{hw[1]}, got {crop}")

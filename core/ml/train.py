@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..base.errors import ViasegError
 from ..checks.check_copies import copies_of
 from . import pipeline as P
@@ -250,6 +252,7 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
         unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
+    calibrate = _calibration(run, tf, keras)
     train_ds = P.train_dataset(
         tr,
         cfg.batch_size,
@@ -258,6 +261,8 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
         cfg.shuffle_buffer,
         balance=cfg.balance_sources,
         crop=cfg.crop,
+        held=calibrate.held if calibrate else None,
+        release=calibrate.release if calibrate else None,
     )
     val_ds = P.eval_dataset(va, cfg.batch_size) if len(va) else None
     if cfg.strategy == "multiworker":  # in-memory data: each worker takes its share of every global batch
@@ -267,6 +272,8 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
         val_ds = val_ds.with_options(opts) if val_ds is not None else None
         _multiworker_fit_fixes(model, cfg)
     callbacks, monitor = _make_callbacks(keras, cfg, run.run_dir, emit, should_stop, state, va, strategy)
+    if calibrate:
+        callbacks.insert(1, calibrate)  # after EventsAndStop (its clock), before the checkpoint
     callbacks += more_callbacks
 
     t0 = time.perf_counter()
@@ -282,6 +289,41 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
     best_epoch, kept = _best_epoch(state, early, monitor, cfg)
     return _Fitted(model, strategy, early, monitor, best_epoch, kept, train_seconds)
+
+
+def _calibration(run: _Run, tf, keras):
+    """The threshold-calibration callback of this run (train_calibrate), or None (the reason is kept in
+    ``state["calibration"]``)."""
+    from .train_calibrate import choose_held, make_callback, skip_reason
+
+    cfg, tr, state = run.cfg, run.tr, run.state
+    held = choose_held(tr.masks, tr.sources, cfg.calibrate, cfg.seed) if cfg.calibrate else None
+    why = skip_reason(cfg, held)
+    if why:
+        state["calibration"] = {"threshold": None, "skipped": why}
+        if cfg.calibrate and cfg.init_from:  # fine-tuning keeps the threshold its starting model chose
+            from .modelio import read_meta
+
+            start = read_meta(cfg.init_from).get("threshold")
+            if isinstance(start, (int, float)) and 0.0 < float(start) < 1.0:
+                state["calibration"]["inherited"] = float(start)
+        return None
+    assert held is not None
+    sources = run.data.train_sources if tr.sources else [0] * len(run.data.train)
+    by_key = {(s, e.filename): e for e, s in zip(run.data.train, sources, strict=True)}
+    entries = [by_key[(tr.source_of(i), tr.names[i])] for i in np.flatnonzero(held)]
+    meta = {
+        "input_size": [cfg.size, cfg.size],
+        "threshold": cfg.threshold,
+        "tta": bool(cfg.tta),
+        "tta_scales": [float(v) for v in cfg.tta_scales],
+        "resize": cfg.resize,
+        "input_scale": "rgb/255",
+    }
+    state["calibration"] = {"threshold": None, "skipped": "the run ended before the calibration point"}
+    cb = make_callback(keras)(cfg, state, tf.Variable(False, trainable=False), entries, meta)
+    cb.held = held
+    return cb
 
 
 def _best_epoch(state, early, monitor: str, cfg) -> tuple[int, str]:
@@ -302,10 +344,17 @@ def _finish(run: _Run, fitted: _Fitted, tf, emit, fail) -> TrainResult:
 
     state, run_dir, best_epoch = run.state, run.run_dir, fitted.best_epoch
     meta = _model_meta(run, fitted, tf)
+    calibration = state.get("calibration") or {}
+    if calibration.get("threshold") is not None:
+        meta["threshold"] = calibration["threshold"]  # chosen on photos the model had not trained on yet
+    elif calibration.get("inherited") is not None:
+        meta["threshold"] = calibration["inherited"]
     scores, evaluated_at, val_sets = _scores(run, fitted.model, meta)
     hist = state["history"]
     best_metrics = {k: v[best_epoch] for k, v in hist.items()} if best_epoch >= 0 else {}
     summary = _summary(run, fitted, meta, scores, evaluated_at, val_sets, best_metrics)
+    summary["threshold"] = meta["threshold"]
+    summary["threshold_calibration"] = calibration
     try:
         from .plots import plot_curves
 
