@@ -64,11 +64,9 @@ def _cpu() -> dict:
 def forward_gflop(cfg) -> float:
     """GFLOP of one forward pass of the model ``cfg`` builds (TensorFlow's profiler on the traced graph)."""
     import tensorflow as tf
-    from viaseg.core.ml import unet
+    from viaseg.core.ml.networks import build_network
 
-    model = unet.build_unet_xception(
-        cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum, norm=cfg.norm
-    )
+    model = build_network(cfg, cfg.size, pretrained=False)  # the preset's network (weights do not matter)
     fn = tf.function(lambda x: model(x, training=False))
     graph = fn.get_concrete_function(tf.TensorSpec([1, cfg.size, cfg.size, 3], tf.float32)).graph
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
@@ -80,8 +78,9 @@ def forward_gflop(cfg) -> float:
 def _amx_used(size: int) -> bool | None:
     """Two training steps of the default model in a child process with ONEDNN_VERBOSE=1: any AMX kernel?"""
     code = (
-        "import numpy as np\nfrom viaseg.core import tfsetup, unet\ntfsetup.load_tf()\n"
-        f"m = unet.compile_model(unet.build_unet_xception({size}, base_width=16), 'bce_dice')\n"
+        "import numpy as np\nfrom viaseg.core.ml import tfsetup, unet\ntfsetup.load_tf()\n"
+        "from viaseg.core.ml.networks import build_network\nfrom viaseg.core.ml.presets import preset\n"
+        f"m = unet.compile_model(build_network(preset('default'), {size}), 'bce_dice')\n"
         f"x = np.random.rand(4, {size}, {size}, 3).astype('float32'); y = (x[..., :1] > 0.5).astype('float32')\n"
         "m.fit(x, y, batch_size=4, epochs=2, verbose=0)\n"
     )
@@ -113,6 +112,7 @@ def bench(epochs: int) -> dict:
     import keras
     from viaseg.core.ml import pipeline as P
     from viaseg.core.ml import tfsetup, unet
+    from viaseg.core.ml.networks import build_network
     from viaseg.core.ml.presets import preset
 
     tf = tfsetup.load_tf()
@@ -128,9 +128,9 @@ def bench(epochs: int) -> dict:
     keras.utils.set_random_seed(0)
     ds = P.train_dataset(arrays, cfg.batch_size, seed=0, augment=cfg.augment, balance=cfg.balance_sources)
     steps = P.steps_per_epoch(len(arrays), cfg.batch_size)
-    model = unet.compile_model(
-        unet.build_unet_xception(cfg.size, base_width=cfg.base_width, bn_momentum=cfg.bn_momentum), cfg.loss
-    )
+    # the default preset's network (the ImageNet MobileNetV2 U-Net since the fifteenth session; this timed
+    # the Xception-style network until the seventeenth)
+    model = unet.compile_model(build_network(cfg, cfg.size), cfg.loss, learning_rate=cfg.learning_rate)
     times = []
 
     class T(keras.callbacks.Callback):
