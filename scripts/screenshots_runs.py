@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from shots import OUT, REPO, settle
+
 DATA = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets" / "car-damage"
-OUT = REPO / "docs" / "screenshots"
 
 
 def main() -> int:
@@ -45,10 +44,7 @@ def main() -> int:
         print(f"{runs_dir}: no runs", file=sys.stderr)
         return 1
     tp.runs.setCurrentItem(pick)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 2.0:
-        app.processEvents()
-        time.sleep(0.02)
+    settle(app, 2.0)
     OUT.mkdir(parents=True, exist_ok=True)
     w.grab().save(str(OUT / "runs_threshold.png"))
     print(tp.run_summary.text())

@@ -55,7 +55,7 @@ from .train_plumbing import (
     resolve_data,
     resolve_precision,
 )
-from .train_scoring import _Fitted, _model_meta, _Run, _scores, _summary
+from .train_scoring import _Fitted, _model_meta, _prediction_meta, _Run, _scores, _summary
 
 __all__ = ["TrainConfig", "preset", "PRESETS", "train", "TrainResult", "Event"]
 
@@ -312,18 +312,9 @@ def _calibration(run: _Run, tf, keras):
     sources = run.data.train_sources if tr.sources else [0] * len(run.data.train)
     by_key = {(s, e.filename): e for e, s in zip(run.data.train, sources, strict=True)}
     entries = [by_key[(tr.source_of(i), tr.names[i])] for i in np.flatnonzero(held)]
-    meta = {
-        "input_size": [cfg.size, cfg.size],
-        "threshold": cfg.threshold,
-        "tta": bool(cfg.tta),
-        "tta_scales": [float(v) for v in cfg.tta_scales],
-        "resize": cfg.resize,
-        "input_scale": "rgb/255",
-    }
     state["calibration"] = {"threshold": None, "skipped": "the run ended before the calibration point"}
-    cb = make_callback(keras)(cfg, state, tf.Variable(False, trainable=False), entries, meta)
-    cb.held = held
-    return cb
+    release = tf.Variable(False, trainable=False)
+    return make_callback(keras)(cfg, state, held, release, entries, _prediction_meta(cfg))
 
 
 def _best_epoch(state, early, monitor: str, cfg) -> tuple[int, str]:

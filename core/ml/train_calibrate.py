@@ -116,10 +116,10 @@ def make_callback(keras_mod):
         """At the first epoch end past :data:`CALIBRATE_AT` of the run: score the held-out photos over every
         threshold, keep the best in ``state["calibration"]``, then let them into training (``release``)."""
 
-        def __init__(self, cfg, state: dict, release, held_entries: list, meta: dict, emit_note=None):
+        def __init__(self, cfg, state: dict, held: np.ndarray, release, held_entries: list, meta: dict):
             super().__init__()
-            self.cfg, self.state, self.release = cfg, state, release
-            self.held_entries, self.meta, self.emit_note = held_entries, dict(meta), emit_note
+            self.cfg, self.state, self.held, self.release = cfg, state, held, release
+            self.held_entries, self.meta = held_entries, dict(meta)
             self.done = False
 
         def _progress(self, epoch: int) -> float:
@@ -179,8 +179,6 @@ def make_callback(keras_mod):
                 f"preset's {self.cfg.threshold:.2f}); they now join training"
             )
             log.info(msg)
-            if self.emit_note is not None:
-                self.emit_note(msg)
             return out
 
     return Calibrate

@@ -127,17 +127,24 @@ class _Fitted:
     train_seconds: float
 
 
-def _model_meta(run: _Run, fitted: _Fitted, tf) -> dict:
-    """The metadata saved with the model (``model.keras``)."""
-    cfg = run.cfg
+def _prediction_meta(cfg: TrainConfig) -> dict:
+    """What a ``Predictor`` needs to predict as this run's model will (size, threshold, averaging, resize)."""
     return {
         "input_size": [cfg.size, cfg.size],
         "threshold": cfg.threshold,
         "tta": bool(cfg.tta),
         "tta_scales": [float(v) for v in cfg.tta_scales],
-        "class_names": list(cfg.class_names),
         "resize": cfg.resize,
         "input_scale": "rgb/255",
+    }
+
+
+def _model_meta(run: _Run, fitted: _Fitted, tf) -> dict:
+    """The metadata saved with the model (``model.keras``)."""
+    cfg = run.cfg
+    return {
+        **_prediction_meta(cfg),
+        "class_names": list(cfg.class_names),
         "config": cfg.to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "viaseg_version": _viaseg_version(),
