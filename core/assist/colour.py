@@ -66,6 +66,7 @@ class _ColourPath:
         ):
             return None
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: the same input, the same region
         try:
             cv2.grabCut(
                 cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),

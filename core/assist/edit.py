@@ -1,0 +1,143 @@
+"""Click-to-segment's corrections (numpy/OpenCV, no Qt, no TensorFlow): every click after the one that found the
+region edits the region where it was clicked, as a smooth local push of its outline.
+
+A click outside the region (a positive one: "this belongs to it") or inside it (a negative one: "this does
+not") lies at some distance ``d`` from the region's outline; the protocol of the interactive-segmentation
+literature, and a labeller, click near the middle of what is wrong, so ``d`` says how large the error is there.
+The region's signed distance (positive outside) gets a Gaussian bump of height ``EDIT_GAIN * d`` and width
+``k * d`` centred on the click, subtracted for a positive click and added for a negative one, and the new region
+is where it is below zero: the outline moves through the click by about ``d`` and the move fades along it
+within a few ``d``, so a missed lobe is filled and a ring-shaped error (an outline off all round) is fixed over a
+stretch, not by a dot. Each click also keeps a disc of ``KEEP * d`` around it on its side for good; a wider push
+(``EDIT_WIDTHS``, widest first) that would undo more than ``TOLERANCE`` of those discs is narrowed, so a later
+click never undoes an earlier one (the cause of the back-and-forth a fixed width shows). Only the connected
+parts holding a positive click stay.
+
+Chosen on training photos, never on the validation sets (``tests/perf/bench_assist.py --oof``, the 5-fold
+out-of-fold maps of 120-s models on car-damage/train + car-damage-extra-split/train, 30 photos, 52 regions):
+clicks to IoU 0.80 9.2 with these edits against 11.4 for the earlier way (every click re-running the map
+threshold, the negative clicks' Voronoi cut and GrabCut; 10.9 for a disc of radius ``d`` per click; 9.5 for
+widths 2 then 1; 18.7 for a push the whole width of the outline band, 16.1 for a fixed width 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .mask import Click, RegionMask, _crop
+
+EDIT_GAIN = 2.0  # the bump's height, x the click's distance to the outline
+EDIT_WIDTHS = (1.5, 1.0)  # the bump's width (Gaussian sigma), x that distance: widest first
+KEEP = 0.5  # each click keeps a disc of this x its distance on its side for good
+TOLERANCE = 0.02  # a push may undo at most this share of the kept discs, else the next narrower width
+GRID_SIDE = 1024  # corrections work on the photo at most this long side
+
+
+@dataclass
+class EditState:
+    """A region under correction on the photo's grid: ``mask`` (bool), ``keep_in`` / ``keep_out`` (the kept
+    discs), ``scale`` (photo pixels per grid pixel)."""
+
+    mask: np.ndarray
+    keep_in: np.ndarray
+    keep_out: np.ndarray
+    scale: float
+
+    def copy(self) -> EditState:
+        return EditState(self.mask.copy(), self.keep_in.copy(), self.keep_out.copy(), self.scale)
+
+    def region(self, source: str) -> RegionMask | None:
+        if not self.mask.any():
+            return None
+        return _crop(self.mask, 0.0, 0.0, self.scale, source)
+
+
+def grid_for(size_wh: tuple[int, int]) -> tuple[float, tuple[int, int]]:
+    """(photo pixels per grid pixel, (rows, cols)) of the correction grid of a photo of ``size_wh``."""
+    w, h = size_wh
+    g = max(1.0, max(w, h) / GRID_SIDE)
+    return g, (max(1, int(np.ceil(h / g))), max(1, int(np.ceil(w / g))))
+
+
+def start(region: RegionMask, size_wh: tuple[int, int]) -> EditState:
+    """The state of a region found by a first click (resampled onto the photo's correction grid)."""
+    g, (gh, gw) = grid_for(size_wh)
+    xs = (((np.arange(gw) + 0.5) * g - region.x0) / region.scale - 0.5).astype(np.float32)
+    ys = (((np.arange(gh) + 0.5) * g - region.y0) / region.scale - 0.5).astype(np.float32)
+    mx, my = np.meshgrid(xs, ys)
+    m = (
+        cv2.remap(region.mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        >= 0.5
+    )
+    empty = np.zeros((gh, gw), bool)
+    return EditState(m, empty, empty.copy(), g)
+
+
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance to the outline in grid pixels: positive outside ``mask``, negative inside."""
+    m = mask.astype(np.uint8)
+    outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5)
+    inside = cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return outside - inside
+
+
+def apply(state: EditState, click: Click, positives: list[Click]) -> EditState:
+    """``state`` corrected by one click (a new state; ``state`` is left as it was). A positive click inside the
+    region or a negative one outside it changes nothing. ``positives``: every positive click so far (the
+    parts of the region holding one stay)."""
+    g = state.scale
+    gh, gw = state.mask.shape
+    cx, cy = click.x / g - 0.5, click.y / g - 0.5
+    r, c = min(gh - 1, max(0, int(round(cy)))), min(gw - 1, max(0, int(round(cx))))
+    if bool(state.mask[r, c]) == click.positive:
+        return state
+    out = state.copy()
+    if state.mask.any():
+        phi = signed_distance(state.mask)
+    else:  # nothing yet: the click's own neighbourhood, 5 % of the photo's side
+        phi = np.full((gh, gw), 0.05 * max(gh, gw), np.float32)
+    d = abs(float(phi[r, c])) + 0.5
+    # the bump and the discs only matter within a few widths of the click: work on that window
+    reach = int(np.ceil(4.0 * max(EDIT_WIDTHS) * d + KEEP * d + 2))
+    r0, r1, c0, c1 = max(0, r - reach), min(gh, r + reach + 1), max(0, c - reach), min(gw, c + reach + 1)
+    yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+    d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+    disc = d2 <= (KEEP * d + 1.0) ** 2
+    kin, kout = out.keep_in[r0:r1, c0:c1], out.keep_out[r0:r1, c0:c1]
+    if click.positive:
+        kin |= disc
+        kout &= ~disc
+    else:
+        kout |= disc
+        kin &= ~disc
+    kept = max(1.0, float(kin.sum() + kout.sum()))
+    win = phi[r0:r1, c0:c1]
+    best = None
+    for k in EDIT_WIDTHS:
+        bump = (EDIT_GAIN * d) * np.exp(-d2 / (2.0 * (k * d) ** 2))
+        m = (win - bump if click.positive else win + bump) < 0
+        undone = float((~m & kin).sum() + (m & kout).sum()) / kept
+        best = (m | kin) & ~kout
+        if undone <= TOLERANCE:
+            break
+    assert best is not None
+    out.mask[r0:r1, c0:c1] = best
+    out.mask |= out.keep_in  # discs of earlier clicks outside the window stay as they were
+    out.mask &= ~out.keep_out
+    return _keep_clicked(out, positives)
+
+
+def _keep_clicked(state: EditState, positives: list[Click]) -> EditState:
+    n, lab = cv2.connectedComponents(state.mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return state
+    gh, gw = state.mask.shape
+    g = state.scale
+    ids = {int(lab[min(gh - 1, max(0, int(p.y / g))), min(gw - 1, max(0, int(p.x / g)))]) for p in positives}
+    ids.discard(0)
+    if ids:
+        state.mask = np.isin(lab, list(ids))
+    return state
