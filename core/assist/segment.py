@@ -62,6 +62,7 @@ MAP_SIDE = 768  # the map is used at most this long side (previews must take mil
 MIN_SEED = 0.12  # a click where the map stays below this nearby finds no damage there in the map
 SEED_RADIUS = 0.012  # ... nearby = within this fraction of the map's long side
 SEED_SHARE = 0.65  # a click takes the map around it down to this share of the map's value there
+EDIT_CACHE = 64  # corrected states kept per photo (the taken clicks' prefixes)
 
 
 @dataclass
@@ -155,12 +156,16 @@ class Segmenter(_ColourPath):
                             self._edit_cache[skey] = (first, edit.start(first.region, self.size_wh))
                         state = start = self._edit_cache[skey][1]
                 continue
-            key = (tuple(clicks[: i + 1]), refine is not False)
+            key = (id(start), tuple(clicks[: i + 1]))  # the states that follow from this first region
             nxt = self._edit_cache.get(key)
             if nxt is None:
-                if len(self._edit_cache) > 512:  # hover previews add one entry each
-                    self._edit_cache.clear()
-                nxt = self._edit_cache[key] = edit.apply(state, c, pos)
+                nxt = edit.apply(state, c, pos)
+                # keep the states of taken clicks (a preview's last click is the cursor: not kept; each state
+                # holds three photo-sized grids)
+                if refine is not False or i + 1 < len(clicks):
+                    if len(self._edit_cache) >= EDIT_CACHE:
+                        self._edit_cache.clear()
+                    self._edit_cache[key] = nxt
             state = nxt
         if state is None or first is None or first.region is None:
             if first is not None:

@@ -160,3 +160,21 @@ def test_protocol_on_real_photos_with_a_rough_map(car_damage):
         gains.append(ious[min(4, len(ious) - 1)] - ious[0])
     assert np.median(nocs) <= 6, nocs
     assert min(gains) >= 0.0, gains
+
+
+def test_hover_previews_do_not_pile_up_corrected_states():
+    """Each corrected state holds photo-sized grids: the cursor's previews must not be kept, only the states
+    of the clicks taken."""
+    img, gt = _scene()
+    h, w = gt.shape
+    seg = Segmenter((w, h), None, img)
+    c1 = Click(220, 150, True)
+    seg.segment([c1])
+    taken = seg.segment([c1, Click(335, 150, True)])
+    before = len(seg._edit_cache)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        seg.segment([c1, Click(335, 150, True), Click(float(x), float(y), True)], refine=False)
+    assert len(seg._edit_cache) == before
+    assert np.array_equal(seg.segment([c1, Click(335, 150, True)]).region.mask, taken.region.mask)
