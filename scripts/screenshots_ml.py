@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shots import open_window
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets" / "car-damage"
 OUT = REPO / "docs" / "screenshots"
@@ -39,16 +41,10 @@ def main() -> int:
     ap.add_argument("--shot-at-epoch", type=int, default=5)
     ap.add_argument("--model", type=Path, help="make this model active for the prediction screenshots")
     args = ap.parse_args()
-    os.environ.setdefault("VIASEG_STATE_DIR", tempfile.mkdtemp(prefix="viaseg-shots-"))
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
-    from viaseg.gui.app import create_window
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    w = create_window(DATA)
+    app, w = open_window(DATA)
     ml = w.ml
-    w.resize(1680, 1050)
-    w.show()
     OUT.mkdir(parents=True, exist_ok=True)
     tp = ml.training
     tp.set_runs_root(Path(tempfile.mkdtemp(prefix="viaseg-shot-runs-")))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from shots import OUT, REPO, settle
+from shots import OUT, REPO, open_window, settle
 
 DATA = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets" / "car-damage"
 
@@ -22,16 +21,10 @@ DATA = Path(os.environ.get("VIASEG_SHARED", REPO.parent / "shared")) / "datasets
 def main() -> int:
     runs_dir = Path(sys.argv[1])
     name = sys.argv[2] if len(sys.argv) > 2 else None
-    os.environ.setdefault("VIASEG_STATE_DIR", tempfile.mkdtemp(prefix="viaseg-shots-"))
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
-    from viaseg.gui.app import create_window
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    w = create_window(DATA)
+    app, w = open_window(DATA)
     ml = w.ml
-    w.resize(1680, 1050)
-    w.show()
     tp = ml.training
     tp.set_runs_root(runs_dir)
     ml.dock_training.show()

@@ -15,3 +15,21 @@ def settle(app, seconds=0.3):
     while time.time() < end:
         app.processEvents()
         time.sleep(0.02)
+
+
+def open_window(dataset, size=(1680, 1050), **kwargs):
+    """A fresh state folder, the QApplication and the main window on ``dataset``, resized and shown:
+    (app, window)."""
+    import os
+    import sys
+    import tempfile
+
+    os.environ.setdefault("VIASEG_STATE_DIR", tempfile.mkdtemp(prefix="viaseg-shots-"))
+    from PySide6.QtWidgets import QApplication
+    from viaseg.gui.app import create_window
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    w = create_window(dataset, **kwargs)
+    w.resize(*size)
+    w.show()
+    return app, w
