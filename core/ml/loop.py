@@ -11,7 +11,9 @@ it; ``viaseg train --init-from`` is the same fine-tuning from the command line).
   same held-out images the new one was scored on and say which is better (:func:`decide`). Held-out images:
   the project's validation split when it has one; else images the old model never trained on (a seeded share
   of the new ones), so neither model has seen them; else a seeded share of all images, said to favour the old
-  model (it may have trained on them).
+  model (it may have trained on them). With enough new photos (10 or more) it chooses its threshold again on
+  half of them, kept out for the first half of its budget (``train_calibrate``): fine-tuned on a new style, a
+  model is far less sure there than its starting model was; with fewer it keeps the starting model's threshold.
 * *Label next* (:func:`uncertainty`, :func:`rank_uncertain`): how unsure the model is about a photo.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..annotation.project import ImageEntry
+from .train_calibrate import IMPROVE_SHARE
 
 
 def region_hash(entry: ImageEntry) -> str:
@@ -192,6 +195,10 @@ class ImproveJob:
             # the final weights are kept, so the held-out images judge without having chosen anything;
             # that needs a schedule that does not follow the validation score
             lr_schedule="cosine" if resolve_schedule(cfg) == "plateau" else cfg.lr_schedule,
+            # the threshold is chosen again on half of the new photos, kept out for half of the budget: only they
+            # can tell how sure the model is on what it is learning (train_calibrate); too few: the old one
+            calibrate=IMPROVE_SHARE if cfg.calibrate and p.changed else 0.0,
+            calibrate_on=list(p.changed) if cfg.calibrate and p.changed else None,
         )
         if not p.held_out:
             tcfg.val_fraction = 0.0

@@ -126,6 +126,10 @@ class TrainConfig:
     # threshold on them as `viaseg evaluate` scores (train_calibrate) and train on them for the rest; the
     # threshold above is kept when the run cannot calibrate (too few photos, fine-tuning). 0: off
     calibrate: float = 0.0
+    # fine-tuning (Improve model): calibrate only on these training photos (file names: those new or edited since
+    # the starting model), ``calibrate`` of them kept out until half the budget; None: no calibration when
+    # fine-tuning (the starting model's threshold)
+    calibrate_on: list[str] | None = None
     tta: bool = False  # predictions (and the run's own scores) average the image and its mirror image
     # ... and the network's output on the image resized by these factors (multiples of 32; (1.0,) = off)
     tta_scales: tuple = (1.0,)

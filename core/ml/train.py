@@ -297,7 +297,12 @@ def _calibration(run: _Run, tf, keras):
     from .train_calibrate import choose_held, make_callback, skip_reason
 
     cfg, tr, state = run.cfg, run.tr, run.state
-    held = choose_held(tr.masks, tr.sources, cfg.calibrate, cfg.seed) if cfg.calibrate else None
+    only = cfg.calibrate_on if cfg.init_from else None
+    held = (
+        choose_held(tr.masks, tr.sources, cfg.calibrate, cfg.seed, names=list(tr.names), only=only)
+        if cfg.calibrate and (only or not cfg.init_from)
+        else None
+    )
     why = skip_reason(cfg, held)
     if why:
         state["calibration"] = {"threshold": None, "skipped": why}
@@ -311,7 +316,10 @@ def _calibration(run: _Run, tf, keras):
     assert held is not None
     sources = run.data.train_sources if tr.sources else [0] * len(run.data.train)
     by_key = {(s, e.filename): e for e, s in zip(run.data.train, sources, strict=True)}
-    entries = [by_key[(tr.source_of(i), tr.names[i])] for i in np.flatnonzero(held)]
+    # one entry per photo (a fine-tuning draws its new photos several times, as rows of further sources)
+    entries = list(
+        {tr.names[i]: by_key[(tr.source_of(i), tr.names[i])] for i in np.flatnonzero(held)}.values()
+    )
     state["calibration"] = {"threshold": None, "skipped": "the run ended before the calibration point"}
     release = tf.Variable(False, trainable=False)
     return make_callback(keras)(cfg, state, held, release, entries, _prediction_meta(cfg))

@@ -12,10 +12,15 @@ after that, those photos are predicted at full resolution exactly as ``viaseg ev
 averaging), the threshold with the best mean Dice per image in :data:`RANGE` is kept (each threshold's score
 averaged with its neighbours', so one photo cannot pull it far), and the photos join training for the rest of
 the run (the annealed part of the schedule). The model is saved with that threshold; ``summary.json`` says
-how it was chosen (``threshold_calibration``). Too few annotated photos (:data:`MIN_HELD`), a run that starts
-from another model (*Improve model*: its new photos must train at once; it keeps the threshold of the model it
-starts from), several workers, or a run ending before the calibration point: the preset's threshold stays,
-and the summary says why.
+how it was chosen (``threshold_calibration``). Too few annotated photos (:data:`MIN_HELD`), several workers, or a
+run ending before the calibration point: the preset's threshold stays, and the summary says why.
+
+*Improve model* (a run that starts from another model) calibrates only on the photos new or edited since that
+model (``cfg.calibrate_on``; a fine-tuning memorises its new photos within a minute, so the others, all seen
+before, cannot choose): :data:`IMPROVE_SHARE` of them are kept out until :data:`IMPROVE_AT` of its budget.
+With fewer than ``MIN_HELD / IMPROVE_SHARE`` new photos, or none named, it keeps its starting model's
+threshold. Why: fine-tuned on a new style, a model is far less sure there than where it started (nineteenth
+session, the improve loop: the starting model's 0.30 cost whole-car photos 0.05-0.09 of mean Dice).
 
 The pure parts (:func:`choose_held`, :func:`choose_threshold`) need no TensorFlow; :class:`Calibrate` is the
 Keras callback (imported once TensorFlow is set up).
@@ -34,18 +39,42 @@ log = logging.getLogger("viaseg.train")
 CALIBRATE_AT = 0.75  # the share of the run (time limit, else epochs) trained without the calibration photos
 MIN_HELD = 5  # fewer annotated calibration photos than this: no calibration (the preset's threshold)
 RANGE = (0.1, 0.7)  # thresholds a calibration may choose
+IMPROVE_SHARE = 0.5  # Improve model: the share of its new photos kept out for calibration ...
+IMPROVE_AT = 0.5  # ... until this share of its budget (the new photos are what it must learn)
 
 
-def choose_held(masks: np.ndarray, sources: list[int], fraction: float, seed: int) -> np.ndarray | None:
+def choose_held(
+    masks: np.ndarray,
+    sources: list[int],
+    fraction: float,
+    seed: int,
+    names: list[str] | None = None,
+    only: list[str] | None = None,
+) -> np.ndarray | None:
     """Which training rows to keep for calibration (bool per row), or None when there are too few.
 
     ``masks``: the training masks (N x H x W); only annotated rows (some damage) are chosen, ``fraction`` of
     them from each source (at least one per source that has two or more), by a generator seeded with ``seed``;
-    at least one annotated row of every source stays in training."""
+    at least one annotated row of every source stays in training.
+
+    ``only`` (with ``names``, the rows' file names): choose among the photos of these names instead,
+    ``fraction`` of them (at least :data:`MIN_HELD`), and keep out every row of a chosen photo (*Improve
+    model* draws its new photos several times, as rows of further sources)."""
     if not 0.0 < fraction < 1.0:
         return None
     n = len(masks)
     annotated = np.array([bool(np.any(m)) for m in masks], bool)
+    if only is not None:
+        if names is None or len(names) != n:
+            raise ValueError("choose_held: 'only' needs a file name per row")
+        wanted = set(only)
+        pool = sorted({nm for nm, a in zip(names, annotated, strict=True) if a and nm in wanted})
+        take = min(len(pool) - 1, int(fraction * len(pool)))
+        if take < MIN_HELD:
+            return None
+        rng = np.random.default_rng(10_007 + int(seed))
+        chosen = set(rng.choice(pool, take, replace=False).tolist())
+        return np.array([nm in chosen for nm in names], bool)
     src = np.asarray(sources if sources else [0] * n)
     rng = np.random.default_rng(10_007 + int(seed))
     held = np.zeros(n, bool)
@@ -79,10 +108,18 @@ def skip_reason(cfg: Any, held: np.ndarray | None) -> str:
     """Why a run does not calibrate its threshold ('' when it does)."""
     if not cfg.calibrate:
         return "off (a threshold was given, or the preset does not calibrate)"
-    if cfg.init_from:
-        return "off when fine-tuning (Improve model): the new photos train at once; the starting model's threshold"
+    if cfg.init_from and not cfg.calibrate_on:
+        return (
+            "off when fine-tuning without new photos named (Improve model names the photos new or edited since "
+            "its starting model); the starting model's threshold"
+        )
     if cfg.strategy != "default":
         return f"off with the {cfg.strategy} strategy"
+    if held is None and cfg.init_from:
+        return (
+            f"too few photos new or edited since the starting model to keep {cfg.calibrate:.0%} of them out "
+            f"(at least {MIN_HELD} needed); the starting model's threshold"
+        )
     if held is None:
         return (
             f"too few annotated training photos to keep {cfg.calibrate:.0%} of them out "
@@ -103,7 +140,10 @@ def threshold_line(summary: dict) -> str:
             f"until {cal.get('at_seconds', 0):.0f} s (epoch {cal.get('at_epoch')}), then trained on"
         )
     if cal.get("inherited") is not None:
-        return f"threshold {t:.2f}: the starting model's (fine-tuning does not calibrate)"
+        return (
+            f"threshold {t:.2f}: the starting model's (a fine-tuning calibrates only on "
+            f"{int(np.ceil(MIN_HELD / IMPROVE_SHARE))} or more new or edited photos)"
+        )
     if cal.get("skipped"):
         return f"threshold {t:.2f}: not calibrated ({cal['skipped']})"
     return f"threshold {t:.2f}"
@@ -128,7 +168,7 @@ def make_callback(keras_mod):
             return (epoch + 1) / max(1, self.cfg.epochs)
 
         def on_epoch_end(self, epoch, logs=None):
-            if self.done or self._progress(epoch) < CALIBRATE_AT:
+            if self.done or self._progress(epoch) < (IMPROVE_AT if self.cfg.init_from else CALIBRATE_AT):
                 return
             self.done = True
             try:

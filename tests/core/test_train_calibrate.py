@@ -111,7 +111,7 @@ def test_without_enough_photos_the_preset_threshold_stays_and_the_summary_says_w
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["threshold"] == 0.45 == read_meta(result.model_path)["threshold"]
     assert "too few" in summary["threshold_calibration"]["skipped"]
-    # fine-tuning (Improve model) does not calibrate: it keeps the threshold of the model it starts from
+    # a fine-tuning with no new photos named does not calibrate: it keeps the threshold of the model it starts from
     tuned, _ = run(tiny(tmp_path, out_dir=tmp_path / "tuned", calibrate=0.2, init_from=result.model_path))
     assert tuned.ok, tuned.error
     assert read_meta(tuned.model_path)["threshold"] == 0.45
@@ -136,3 +136,55 @@ def test_cli_calibrate_option_and_a_given_threshold_switch_it(capsys):
         with pytest.raises(SystemExit):
             parse(["train", "ds", "--out", "r", "--calibrate", bad])
         assert "--calibrate" in capsys.readouterr().err
+
+
+def test_improve_chooses_among_its_new_photos_and_keeps_out_every_copy():
+    names = [f"old{i}.png" for i in range(20)] + [f"new{i}.png" for i in range(10)]
+    # Improve model draws its new photos 3x, as further sources
+    names += [f"new{i}.png" for i in range(10)] * 2
+    sources = [0] * 30 + [1] * 10 + [2] * 10
+    masks = _masks(len(names))
+    new = [f"new{i}.png" for i in range(10)]
+    held = choose_held(masks, sources, 0.5, seed=1, names=names, only=new)
+    assert held is not None
+    chosen = {n for n, h in zip(names, held, strict=True) if h}
+    assert len(chosen) == 5 and chosen <= set(new)  # half of the new photos, never one it trained on before
+    assert all(h == (n in chosen) for n, h in zip(names, held, strict=True))  # every copy of a chosen photo
+    assert np.array_equal(held, choose_held(masks, sources, 0.5, seed=1, names=names, only=new))
+    # too few new photos to keep MIN_HELD of them out: no calibration (the starting model's threshold)
+    assert choose_held(masks, sources, 0.5, seed=1, names=names, only=new[: 2 * MIN_HELD - 2]) is None
+    with pytest.raises(ValueError):
+        choose_held(masks, sources, 0.5, seed=1, only=new)
+
+
+def test_improve_model_calibrates_on_half_of_its_new_photos(tmp_path):
+    from test_train import make_images
+    from viaseg.core.ml import loop
+    from viaseg.core.ml.modelio import read_meta
+    from viaseg.core.ml.train_calibrate import IMPROVE_SHARE
+
+    first, _ = run(tiny(tmp_path, epochs=1, calibrate=0.2, threshold=0.45))  # 4 photos: not calibrated
+    assert first.ok, first.error
+    assert read_meta(first.model_path)["threshold"] == 0.45
+    new = make_images(tmp_path / "new", 10, seed=7)
+    old = tiny(tmp_path).dataset
+    cfg = tiny(
+        tmp_path,
+        dataset=old + new,
+        epochs=2,
+        out_dir=tmp_path / "improve",
+        init_from=str(first.model_path),
+        calibrate=0.2,
+        threshold=0.45,
+    )
+    job = loop.ImproveJob(cfg, emphasis=3)
+    tcfg, p, _ = job.prepare()
+    assert tcfg.calibrate == IMPROVE_SHARE and set(tcfg.calibrate_on) == {e.filename for e in new}
+    out = job.run()
+    assert out.ok, out.error
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    cal = summary["threshold_calibration"]
+    assert cal["n_images"] == 5 and set(cal["images"]) <= {e.filename for e in new}
+    assert cal["at_epoch"] == 1  # half of the 2-epoch budget
+    assert summary["threshold"] == cal["threshold"] == read_meta(out.model_path)["threshold"]
+    assert cal["threshold"] == choose_threshold(cal["sweep"])
