@@ -86,6 +86,13 @@ def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
                 else ""
             )
         )
+    if cmp.get("threshold_how"):
+        was = cmp.get("old_threshold")
+        lines.append(
+            "New model's "
+            + html.escape(str(cmp["threshold_how"]))
+            + (f" (previous model: {was:.2f})." if isinstance(was, (int, float)) else ".")
+        )
     if not cmp.get("fair", True):
         lines.append("Note: the previous model may have trained on these photos, so its score is optimistic.")
     if not cmp.get("old_known", True):

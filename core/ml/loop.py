@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..annotation.project import ImageEntry
-from .train_calibrate import IMPROVE_SHARE
+from .train_calibrate import IMPROVE_SHARE, threshold_line
 
 
 def region_hash(entry: ImageEntry) -> str:
@@ -235,6 +235,10 @@ class ImproveJob:
             "new_mean_dice": new_mean,
             "old_per_image": old_scores["per_image"] if old_scores else {},
             "keep": decide(old_mean, new_mean),
+            # each model is judged at its own threshold; how the new one's was set, in words
+            "old_threshold": _threshold_of(tcfg.init_from),
+            "new_threshold": res.summary.get("threshold"),
+            "threshold_how": threshold_line(res.summary),
         }
         assert res.run_dir is not None  # train() leaves it None only with model_path None too
         try:
@@ -242,6 +246,16 @@ class ImproveJob:
         except OSError:
             pass
         return out
+
+
+def _threshold_of(model_path: str | Path) -> float | None:
+    from .modelio import read_meta
+
+    try:
+        t = read_meta(model_path).get("threshold")
+    except Exception:  # an unreadable file: the verdict just does not say
+        return None
+    return float(t) if isinstance(t, (int, float)) else None
 
 
 def score_model(model_path: str | Path, entries: list[ImageEntry], batch_size: int = 8) -> dict:

@@ -188,3 +188,6 @@ def test_improve_model_calibrates_on_half_of_its_new_photos(tmp_path):
     assert cal["at_epoch"] == 1  # half of the 2-epoch budget
     assert summary["threshold"] == cal["threshold"] == read_meta(out.model_path)["threshold"]
     assert cal["threshold"] == choose_threshold(cal["sweep"])
+    # the verdict says how the new threshold was set, next to the old one
+    assert out.comparison["new_threshold"] == cal["threshold"] and out.comparison["old_threshold"] == 0.45
+    assert out.comparison["threshold_how"].startswith(f"threshold {cal['threshold']:.2f}: calibrated on 5 ")

@@ -74,6 +74,10 @@ def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
     assert activated == ([new_model] if cmp["keep"] == "new" else [])
     assert panel.improve.button.isEnabled() and panel.start_btn.isEnabled()
     assert "Fine-tuned for 1 epoch(s)." in panel.result_label.text()  # tiny_settings: 1 epoch
+    # one edited photo is too few to choose a threshold on: the new model keeps the previous one's, and says so
+    assert cmp["new_threshold"] == cmp["old_threshold"] == loop._threshold_of(first)
+    assert "the starting model's" in cmp["threshold_how"]
+    assert f"previous model: {cmp['old_threshold']:.2f}" in panel.result_label.text()
 
     # both verdicts, with the scores forced: the better model becomes (or stays) active, and the link switches
     result = panel.last_improve_result
