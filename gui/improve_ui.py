@@ -90,8 +90,12 @@ def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
         was = cmp.get("old_threshold")
         lines.append(
             "New model's "
-            + html.escape(str(cmp["threshold_how"]))
-            + (f" (previous model: {was:.2f})." if isinstance(was, (int, float)) else ".")
+            + html.escape(str(cmp["threshold_how"]), quote=False)
+            + (
+                f"; the previous model's: {was:.2f}."
+                if isinstance(was, (int, float)) and was != cmp.get("new_threshold")
+                else "."
+            )
         )
     if not cmp.get("fair", True):
         lines.append("Note: the previous model may have trained on these photos, so its score is optimistic.")

@@ -14,6 +14,7 @@ pytest.importorskip("pytestqt")
 from ml_helpers import TINY, make_model, make_project, tiny_settings
 from viaseg.core.annotation.dataset import load_dataset
 from viaseg.core.ml import loop
+from viaseg.gui.improve_ui import verdict_html
 from viaseg.gui.training_panel import TrainingPanel
 
 
@@ -77,7 +78,9 @@ def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
     # one edited photo is too few to choose a threshold on: the new model keeps the previous one's, and says so
     assert cmp["new_threshold"] == cmp["old_threshold"] == loop._threshold_of(first)
     assert "the starting model's" in cmp["threshold_how"]
-    assert f"previous model: {cmp['old_threshold']:.2f}" in panel.result_label.text()
+    assert (
+        f"New model's threshold {cmp['old_threshold']:.2f}: the starting model's" in panel.result_label.text()
+    )
 
     # both verdicts, with the scores forced: the better model becomes (or stays) active, and the link switches
     result = panel.last_improve_result
@@ -89,6 +92,7 @@ def test_improve_fine_tunes_judges_and_keeps_the_better_model(qtbot, trained):
         panel._improve_done(result)
         text = panel.result_label.text()
         assert f"previous {old_score:.3f}" in text and f"new {new_score:.3f}" in text
+        assert "the previous model's: 0.50" in verdict_html(dict(cmp, new_threshold=0.25), keep)
         if keep == "new":
             assert panel.active_model == new_model and "Improved model is active" in text
         else:
