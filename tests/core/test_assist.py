@@ -126,21 +126,26 @@ def test_region_mask_full_maps_the_crop_back_to_its_place():
     assert r.area() == pytest.approx(36 * 16)
 
 
-def test_real_photos(car_damage):
-    """On car-damage/val photos: a box alone (no model) and one click on a map that roughly covers a labelled
-    region (its blurred mask at 1/8 resolution, as a model's coarse map would) both find that region; the
-    preview (map alone) keeps such a map's region, the click's GrabCut refinement may move its outline."""
+def largest_regions(car_damage, n: int):
+    """(photo, mask of its largest region) for the first ``n`` photos of car-damage/val."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.raster import rasterize
     from viaseg.core.imaging.imageio import read_image
 
-    split = load_dataset(car_damage).split("val")
-    box_ious, click_ious, preview_ious = [], [], []
-    for entry in list(split.entries)[:4]:
+    for entry in list(load_dataset(car_damage).split("val").entries)[:n]:
         img = read_image(entry.path)
         h, w = img.shape[:2]
         region = max(entry.regions, key=lambda r: rasterize([r], (w, h)).sum())
-        gt = rasterize([region], (w, h)) > 0
+        yield img, rasterize([region], (w, h)) > 0
+
+
+def test_real_photos(car_damage):
+    """On car-damage/val photos: a box alone (no model) and one click on a map that roughly covers a labelled
+    region (its blurred mask at 1/8 resolution, as a model's coarse map would) both find that region; the
+    preview (map alone) keeps such a map's region, the click's GrabCut refinement may move its outline."""
+    box_ious, click_ious, preview_ious = [], [], []
+    for img, gt in largest_regions(car_damage, 4):
+        h, w = img.shape[:2]
         ys, xs = np.nonzero(gt)
         plain = Segmenter((w, h), None, img)
         res = plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))

@@ -138,17 +138,11 @@ def test_protocol_on_real_photos_with_a_rough_map(car_damage):
     resolution, shifted by a tenth of its size, as a weak model's map would be): the corrections reach IoU 0.8
     on most regions within 10 clicks, and every extra click of the protocol leaves IoU higher after 5 clicks
     than after 1."""
-    from viaseg.core.annotation.dataset import load_dataset
-    from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.imaging.imageio import read_image
+    from test_assist import largest_regions
 
-    split = load_dataset(car_damage).split("val")
     nocs, gains = [], []
-    for entry in list(split.entries)[:5]:
-        img = read_image(entry.path)
+    for img, gt in largest_regions(car_damage, 5):
         h, w = img.shape[:2]
-        region = max(entry.regions, key=lambda r: rasterize([r], (w, h)).sum())
-        gt = rasterize([region], (w, h)) > 0
         ys, xs = np.nonzero(gt)
         shift = np.float32([[1, 0, 0.1 * (xs.max() - xs.min())], [0, 1, 0]])
         moved = cv2.warpAffine(gt.astype(np.float32), shift, (w, h))
