@@ -153,7 +153,7 @@ class Segmenter(_ColourPath):
                     if first.region is not None:
                         skey = ("start", id(first))
                         if skey not in self._edit_cache:
-                            self._edit_cache[skey] = (first, edit.start(first.region, self.size_wh))
+                            self._edit_cache[skey] = (first, edit.start(first.region, self.size_wh, c))
                         state = start = self._edit_cache[skey][1]
                 continue
             key = (id(start), tuple(clicks[: i + 1]))  # the states that follow from this first region

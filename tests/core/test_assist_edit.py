@@ -65,6 +65,42 @@ def test_later_clicks_do_not_undo_earlier_ones():
     assert st2.mask[100, 205] and st2.keep_in[100, 205]
 
 
+def test_first_clicks_neighbourhood_survives_a_pull_across_the_region():
+    """A first region that spilt far beyond the damage (a rectangle; the damage, clicked first, at its left
+    end): the protocol's negative click in the middle of the spill pulls with a push as wide as its distance,
+    which reached the first click. Its disc, kept from the start like every later click's, stays."""
+    m = np.zeros((200, 320), bool)
+    m[20:180, 0:300] = True
+    h, w = m.shape
+    first = Click(40, 100, True)
+    st = edit.start(RegionMask(m, 0.0, 0.0, 1.0), (w, h), first)
+    assert st.keep_in[100, 40] and st.keep_in[100, 55] and not st.keep_in[100, 70]  # radius KEEP x 40 px
+    out = edit.apply(st, Click(200, 100, False), [first])
+    assert not out.mask[100, 200]
+    assert out.mask[100, 40] and out.mask[100, 55]
+    # without the first click the same pull takes the damage too (what the disc is for)
+    bare = edit.apply(edit.start(RegionMask(m, 0.0, 0.0, 1.0), (w, h)), Click(200, 100, False), [first])
+    assert not bare.mask[100, 40]
+    # a first click outside its region (the region found nearby) keeps nothing
+    assert not edit.start(RegionMask(m, 0.0, 0.0, 1.0), (w, h), Click(310, 100, True)).keep_in.any()
+
+
+def test_a_positive_click_far_from_a_small_region_adds_a_part_of_its_size_not_half_the_photo():
+    m = _disc((200, 400), (60, 100), 20)
+    st = _state(m)
+    pos = [Click(60, 100, True), Click(300, 100, True)]  # 220 px beyond the outline of a 20-px disc
+    out = edit.apply(st, pos[1], pos)
+    assert out.mask[100, 300] and out.mask[100, 60]  # both parts (each holds a positive click)
+    assert (out.mask | ~m).all()
+    added = out.mask & ~m
+    ys, xs = np.nonzero(added)
+    assert np.hypot(xs - 300, ys - 100).max() < 3 * 20  # within a few of the region's radii of the click
+    assert added.sum() < 8 * m.sum()
+    # a click near the outline still pushes by its distance (the cap is the region's radius)
+    near = edit.apply(st, Click(95, 100, True), pos[:1] + [Click(95, 100, True)])
+    assert near.mask[100, 95] and (near.mask & ~m).sum() < (out.mask & ~m).sum()
+
+
 def test_corrections_follow_the_protocol_to_an_ellipse_from_a_wrong_start():
     """A region started as a small disc off centre; the protocol's clicks must turn it into the ellipse."""
     h, w = 240, 320
