@@ -90,8 +90,10 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--oof",
         metavar="CROSSVAL_DIR",
-        help="use the out-of-fold maps of a `viaseg crossval` run instead of a model: measures on "
-        "training photos with maps of models that never saw them (how design choices are made)",
+        nargs="+",
+        help="use the out-of-fold maps of `viaseg crossval` runs (several: folds run apart, e.g. with "
+        "--only-folds) instead of a model: measures on training photos with maps of models that never saw "
+        "them (how design choices are made)",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -107,11 +109,13 @@ def main(argv=None) -> int:
     oof_maps: dict[str, Path] = {}
     excluded = []
     if args.oof:
-        cv_dir = Path(args.oof)
-        report = json.loads((cv_dir / "crossval.json").read_text())
         datasets: dict[str, object] = {}
         entries = []
-        for row in report["per_image"]:
+        rows_of = []
+        for d in args.oof:
+            report = json.loads((Path(d) / "crossval.json").read_text())
+            rows_of += [(Path(d), row) for row in report["per_image"]]
+        for cv_dir, row in rows_of:
             if not row.get("map_path"):
                 continue
             root, split_name = row["source"].rsplit(":", 1)
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
 
         predictor = interactive(Predictor.load(args.model))
     mc = args.max_clicks
-    rows: dict[str, list] = {k: [] for k in ("model", "map_edges", "no_model", "box", "vertices")}
+    rows: dict[str, list] = {k: [] for k in ("model", "map_edges", "no_model", "box", "vertices", "source")}
     skipped_tiny, missing = 0, []
     rng = np.random.default_rng(0)
     prob_for_preview = None
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
                 if args.compare_edges:
                     rows["map_edges"].append(click_protocol(seg_model, gt, mc, 0.85, refine=True))
             rows["no_model"].append(click_protocol(seg_plain, gt, mc, 0.80))
+            rows["source"].append(Path(entry.path).parent.parent.name)
             ys, xs = np.nonzero(gt)
             res = seg_plain.segment([], box=(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
             rows["box"].append(mask_iou(gt, res.region.full((w, h))) if res.region is not None else 0.0)
@@ -186,7 +191,7 @@ def main(argv=None) -> int:
         return round(float(np.mean(v)), 3) if v else None
 
     out = {
-        "dataset": args.dataset if not args.oof else "out-of-fold: " + args.oof,
+        "dataset": args.dataset if not args.oof else "out-of-fold: " + " ".join(args.oof),
         "model": args.model,
         "images": len(entries) - len(missing),
         "excluded_train_duplicates": excluded,
@@ -220,6 +225,19 @@ def main(argv=None) -> int:
             "manual_clicks_median": float(np.median(rows["vertices"])) if rows["vertices"] else None,
         }
     )
+    sources = sorted(set(rows["source"]))
+    if len(sources) > 1:  # out of fold over several datasets: each one's numbers too
+        out["by_source"] = {
+            src: {
+                key: mean(
+                    [noc(r, 0.80, mc) for r, s in zip(rows[k], rows["source"], strict=True) if s == src]
+                )
+                for key, k in (("noc80", "model"), ("noc80_no_model", "no_model"))
+                if rows[k]
+            }
+            | {"regions": rows["source"].count(src)}
+            for src in sources
+        }
     if prob_for_preview is None:  # no model: a synthetic map with a few blobs
         prob_for_preview = np.zeros((384, 512), np.float32)
         for cx, cy, r in ((100, 100, 40), (300, 200, 70), (420, 300, 30)):
