@@ -71,6 +71,27 @@ def test_negative_click_cuts_the_region():
     assert not cut.full((w, h))[150, 270]  # the negative side is gone
 
 
+def test_a_fit_that_moves_the_maps_region_far_keeps_the_maps_outline(monkeypatch):
+    """GrabCut may snap a region the map found to the photo's edges, not replace it: a fit far from the map's
+    region (IoU under REFINE_AGREE) is dropped, a near one is taken."""
+    img, gt = _scene()
+    h, w = gt.shape
+    rough = Segmenter((w, h), _map(gt), img).segment([Click(220, 150)], refine=False).region
+    assert rough is not None and rough.source == "map"
+    moved = assist.RegionMask(
+        rough.mask, rough.x0 + 0.5 * (rough.bbox()[2] - rough.bbox()[0]), rough.y0, rough.scale
+    )
+    snapped = assist.RegionMask(
+        cv2.erode(rough.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, rough.x0, rough.y0, rough.scale
+    )
+    for fit, kept in ((moved, rough), (snapped, snapped)):
+        monkeypatch.setattr(Segmenter, "_refine", lambda self, region, *a, fit=fit: fit)
+        res = Segmenter((w, h), _map(gt), img).segment([Click(220, 150)])
+        assert res.region is not None
+        assert np.array_equal(res.region.full((w, h)), kept.full((w, h)))
+        assert res.region.source == ("map" if kept is rough else "map+edges")
+
+
 def test_box_without_a_model_gives_the_object():
     img, gt = _scene()
     h, w = gt.shape
