@@ -20,6 +20,10 @@ class Disagreement:
     area: int  # pixels
     bbox: tuple[int, int, int, int]  # x, y, width, height
     polygon: list[tuple[float, float]] = field(default_factory=list)  # outline, for an edit that applies it
+    # how sure the model is there, on average: its probability over an "extra" area, 1 - it over a "missed" one
+    confidence: float = 0.0
+    # ``AREA_RULE``'s score: where to look first among every photo's areas (higher first)
+    score: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -27,14 +31,42 @@ class Disagreement:
             "area": self.area,
             "bbox": list(self.bbox),
             "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon],
+            "confidence": round(self.confidence, 4),
+            "score": round(self.score, 6),
         }
 
 
+# How a disagreement area is scored for a review of every photo's areas at once, worst first (the *Check
+# labels* panel's "areas" order; ``bench_label_errors.py`` compares them): ``area_mass`` the model's confidence
+# summed over the area, as a share of the photo; ``area_confidence`` its mean confidence alone; ``area_relative``
+# the summed confidence over the photo's annotated-or-predicted area (an area as large as the damage counts
+# as much on a close-up as on a whole car).
+AREA_RULES = ("area_mass", "area_confidence", "area_relative")
+AREA_RULE = "area_confidence"
+
+
+def area_score(rule: str, area: int, confidence: float, image_px: int, union_px: int) -> float:
+    """``rule``'s score (one of ``AREA_RULES``) of an area of ``area`` pixels at mean ``confidence`` in a photo of
+    ``image_px`` pixels whose annotation and prediction together cover ``union_px``."""
+    if rule == "area_mass":
+        return confidence * area / max(1, image_px)
+    if rule == "area_confidence":
+        return confidence
+    if rule == "area_relative":
+        return confidence * area / max(1, union_px)
+    raise ValueError(f"unknown area rule {rule!r} ({', '.join(AREA_RULES)})")
+
+
 def disagreements(
-    truth: np.ndarray, probs: np.ndarray, threshold: float = 0.5, min_fraction: float = 0.001
+    truth: np.ndarray,
+    probs: np.ndarray,
+    threshold: float = 0.5,
+    min_fraction: float = 0.001,
+    rule: str = AREA_RULE,
 ) -> list[Disagreement]:
     """Connected areas where ``probs > threshold`` and ``truth`` differ, each at least ``min_fraction`` of the
-    image (smaller ones are outline noise), largest first."""
+    image (smaller ones are outline noise), largest first, each with the model's mean confidence there and
+    ``rule``'s score (``AREA_RULES``)."""
     import cv2
 
     from ..annotation.raster import mask_to_polygons
@@ -44,16 +76,26 @@ def disagreements(
     if t.shape != p.shape:
         raise ValueError(f"mask shapes differ: {t.shape} vs {p.shape}")
     min_area = max(1, int(min_fraction * t.size))
+    prob = np.asarray(probs, dtype=np.float32)
+    union = int(np.count_nonzero(t | p))
     out: list[Disagreement] = []
-    for kind, diff in (("missed", t & ~p), ("extra", p & ~t)):
+    for kind, diff, sure in (("missed", t & ~p, 1.0 - prob), ("extra", p & ~t, prob)):
         n, labels, stats, _ = cv2.connectedComponentsWithStats(diff.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            continue
+        mass = np.bincount(labels.ravel(), weights=sure.ravel(), minlength=n)
         for k in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[k])
             if area < min_area:
                 continue
             polys = mask_to_polygons((labels[y : y + h, x : x + w] == k).astype(np.uint8), 1.0, 0.0)
             outline = [(float(px + x), float(py + y)) for px, py in polys[0]] if polys else []
-            out.append(Disagreement(kind, area, (x, y, w, h), outline))
+            conf = float(mass[k]) / area
+            out.append(
+                Disagreement(
+                    kind, area, (x, y, w, h), outline, conf, area_score(rule, area, conf, t.size, union)
+                )
+            )
     out.sort(key=lambda d: -d.area)
     return out
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viaseg.core.checks.label_errors import RULES, disagreements, error_score, rank, rank_by
+from viaseg.core.checks.label_errors import (
+    AREA_RULES,
+    RULES,
+    area_score,
+    disagreements,
+    error_score,
+    rank,
+    rank_by,
+)
 
 
 def test_missed_and_extra_areas_largest_first():
@@ -25,6 +33,30 @@ def test_missed_and_extra_areas_largest_first():
     assert disagreements(truth, np.where(truth > 0, 0.9, 0.1), 0.5) == []  # full agreement
     with pytest.raises(ValueError):
         disagreements(truth, probs[:50], 0.5)
+
+
+def test_each_area_has_the_models_confidence_and_a_score_of_each_area_rule():
+    truth = np.zeros((100, 100), np.uint8)
+    truth[10:30, 10:30] = 1  # agreed: 400 px of the union
+    truth[60:70, 60:70] = 1  # annotated, the model at 0.1 there: missed, 90 % sure
+    probs = np.full((100, 100), 0.1, np.float32)
+    probs[10:30, 10:30] = 0.9
+    probs[0:5, 80:100] = 0.7  # predicted, not annotated: extra, 70 % sure, 100 px
+    union = 400 + 100 + 100
+    for rule in AREA_RULES:
+        found = {d.kind: d for d in disagreements(truth, probs, 0.5, rule=rule)}
+        assert found["missed"].confidence == pytest.approx(0.9) and found[
+            "extra"
+        ].confidence == pytest.approx(0.7)
+        for d in found.values():
+            assert d.score == pytest.approx(area_score(rule, d.area, d.confidence, truth.size, union))
+            assert d.to_dict()["score"] == pytest.approx(d.score, abs=1e-6)
+    rel = {d.kind: d.score for d in disagreements(truth, probs, 0.5, rule="area_relative")}
+    assert rel["missed"] == pytest.approx(0.9 * 100 / union) and rel["missed"] > rel["extra"]
+    assert area_score("area_mass", 100, 0.5, 10_000, 600) == pytest.approx(0.005)
+    assert area_score("area_confidence", 100, 0.5, 10_000, 600) == 0.5
+    with pytest.raises(ValueError):
+        area_score("biggest", 1, 1.0, 1, 1)
 
 
 def test_rank_puts_the_lowest_dice_first_then_the_larger_disagreement():

@@ -218,6 +218,34 @@ def test_check_labels_lists_the_photo_first_shows_it_and_applies_its_area_as_one
     assert "applied" not in area.text(0) and panel.apply_btn.isEnabled()
 
 
+def test_areas_order_lists_every_area_surest_first_and_applies_from_the_list(qtbot, app):
+    window, panel, done = app
+    assert panel.load_results(done.results)
+    res = panel.results
+    panel.order.setCurrentIndex(1)  # "areas, worst first": every photo's areas in one list
+    n = panel.tree.topLevelItemCount()
+    assert n == sum(len(im.disagreements) for im in res.images) and n > 2
+    items = [panel.tree.topLevelItem(k) for k in range(n)]
+    scores = [area_of(panel, it)["score"] for it in items]
+    assert scores == sorted(scores, reverse=True) and all(it.childCount() == 0 for it in items)
+    # the two label errors come first: the bogus square on bare background (the model is surest nothing is
+    # there) and the damage whose annotation was deleted (the model sees it)
+    top2 = {(it.text(3), it.text(0).split(" ")[0]) for it in items[:2]}
+    assert top2 == {(WRONG, "missed"), (DELETED, "extra")}, [(it.text(3), it.text(0)) for it in items[:4]]
+    first = next(it for it in items[:2] if it.text(3) == DELETED)
+    panel.tree.setCurrentItem(first)  # shows the photo, zoomed to the area
+    entry = window.current_entry()
+    assert entry.filename == DELETED and len(window.canvas.highlight) == 1
+    steps = window.session.history.index
+    assert panel.apply_item(first)
+    assert window.session.history.index == steps + 1 and len(entry.regions) == 1
+    assert "applied" in first.text(0)
+    window.undo()
+    assert entry.regions == [] and "applied" not in first.text(0)
+    panel.order.setCurrentIndex(0)  # back to photos, each with its areas
+    assert panel.tree.topLevelItem(0).text(0) == DELETED and panel.tree.topLevelItem(0).childCount() > 0
+
+
 def test_applying_a_missed_area_deletes_exactly_the_bogus_region(qtbot, app):
     window, panel, done = app
     assert panel.load_results(done.results)  # Open results… (the CLI's crossval.json reads the same)

@@ -96,12 +96,88 @@ def scores_of(order: list[str], errors: list[tuple[str, str]]) -> dict:
     }
 
 
+def located_errors(kept: Path, entries: dict) -> list[tuple[str, str, object]]:
+    """The injected errors of a ``--keep`` run with where they are: (image name, kind, the error's mask at the
+    photo's size), found by comparing the run's annotations with car-damage/train's (a deleted region, a new
+    square, a polygon moved: both its places)."""
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.imaging.imageio import image_size
+
+    orig = {e.filename: e for e in next(iter(load_dataset(DATA).splits.values())).entries}
+    out: list[tuple[str, str, object]] = []
+
+    def key(r) -> str:
+        return json.dumps(r.shape, sort_keys=True)
+
+    for name, e in entries.items():
+        o = orig.get(name)
+        if o is None:
+            continue
+        size = image_size(e.path)
+        now, before = {key(r) for r in e.regions}, {key(r) for r in o.regions}
+        gone = [r for r in o.regions if key(r) not in now]
+        new = [r for r in e.regions if key(r) not in before]
+        for r in new:
+            xs = r.shape.get("all_points_x", [])
+            twin = next((g for g in gone if len(g.shape.get("all_points_x", [])) == len(xs)), None)
+            square = len(xs) == 4 and xs[0] == xs[3] and xs[1] == xs[2]
+            if twin is not None and not square:
+                out.append((name, "shifted", (rasterize([r], size) > 0) | (rasterize([twin], size) > 0)))
+                gone.remove(twin)
+            else:
+                out.append((name, "spurious", rasterize([r], size) > 0))
+        out += [(name, "deleted", rasterize([g], size) > 0) for g in gone]
+    return out
+
+
+def area_scores_of(areas: list, located: list) -> dict:
+    """Every photo's disagreement areas in one list, worst first (``areas``: (score, image, Disagreement));
+    ``recall_at_20pct``: the share of the injected errors (``located``) that an area among the first 20 % of
+    the list covers (overlap at least a tenth of the smaller of the two); ``precision_top10``: the share of the
+    first 10 areas on an error."""
+    import cv2
+    import numpy as np
+
+    areas = sorted(areas, key=lambda a: (-a[0], a[1], a[2].bbox))
+    k = max(1, round(0.2 * len(areas)))
+
+    def hits(area, err) -> bool:
+        _, name, d = area
+        if name != err[0]:
+            return False
+        m = np.zeros(err[2].shape, np.uint8)
+        if d.polygon:
+            cv2.fillPoly(m, [np.round(np.asarray(d.polygon)).astype(np.int32)], 1)
+        else:
+            x, y, w, h = d.bbox
+            m[y : y + h, x : x + w] = 1
+        both = int(np.count_nonzero(m.astype(bool) & err[2]))
+        return both >= 0.1 * max(1, min(int(m.sum()), int(err[2].sum())))
+
+    found = [any(hits(a, e) for a in areas[:k]) for e in located]
+    return {
+        "recall_at_20pct": round(sum(found) / max(1, len(located)), 3),
+        "areas": len(areas),
+        "areas_reviewed": k,
+        "recall_any_area": round(
+            sum(any(hits(a, e) for a in areas) for e in located) / max(1, len(located)), 3
+        ),
+        "precision_top10": round(sum(any(hits(a, e) for e in located) for a in areas[:10]) / 10, 3),
+        "recall_at_20pct_by_kind": {
+            kind: round(sum(f for f, e in zip(found, located, strict=True) if e[1] == kind) / n, 3)
+            for kind in ("deleted", "spurious", "shifted")
+            if (n := sum(e[1] == kind for e in located))
+        },
+    }
+
+
 def rankings(kept: Path) -> dict[str, dict]:
     """Every ranking rule of ``label_errors`` over the maps a ``--keep`` run left in ``kept``: out of fold and
     in sample, scored against the injected errors (no training: the maps are files)."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.checks.label_errors import RULES, error_score, rank_by
+    from viaseg.core.checks.label_errors import AREA_RULES, RULES, disagreements, error_score, rank_by
     from viaseg.core.ml.crossval import load_map
 
     errors = [tuple(e) for e in json.loads((kept / "errors.json").read_text())]
@@ -125,6 +201,14 @@ def rankings(kept: Path) -> dict[str, dict]:
         for rule in RULES:
             out[f"{how}/{rule}"] = scores_of(rank_by(rule, evidence), errors)
             score.setdefault(rule, {})[how] = {n: error_score(rule, t, p) for n, (t, p) in evidence.items()}
+        # every photo's areas in one list (the panel's "areas" order)
+        located = located_errors(kept, entries)
+        if len(located) == len(errors):
+            for rule in AREA_RULES:
+                areas = [
+                    (d.score, n, d) for n, (t, p) in evidence.items() for d in disagreements(t, p, rule=rule)
+                ]
+                out[f"{how}/{rule}"] = area_scores_of(areas, located)
     # both views at once: the sum of the out-of-fold and the in-sample score of each image
     for rule, by in score.items():
         names = set(by.get("out_of_fold", {})) & set(by.get("in_sample", {}))
@@ -242,12 +326,20 @@ def build(args, work: Path) -> dict:
 def summarize(by_rule: dict[str, dict], run: dict) -> dict:
     """The app's rule (``label_errors.DEFAULT_RULE``) as the headline, out of fold and in sample, then every
     rule."""
-    from viaseg.core.checks.label_errors import DEFAULT_RULE
+    from viaseg.core.checks.label_errors import AREA_RULE, DEFAULT_RULE
 
     out = dict(run)
     out.update(by_rule.get(f"out_of_fold/{DEFAULT_RULE}", {}))
     out.update({f"{k}_in_sample": v for k, v in by_rule.get(f"in_sample/{DEFAULT_RULE}", {}).items()})
     out["rule"] = DEFAULT_RULE
+    # the panel's "areas" order: every photo's disagreement areas in one list, worst first
+    for how, suffix in (("out_of_fold", ""), ("in_sample", "_in_sample")):
+        a = by_rule.get(f"{how}/{AREA_RULE}", {})
+        if a:
+            out[f"area_recall_at_20pct{suffix}"] = a["recall_at_20pct"]
+            out[f"area_precision_top10{suffix}"] = a["precision_top10"]
+            out[f"areas_reviewed{suffix}"] = f"{a['areas_reviewed']} of {a['areas']}"
+    out["area_rule"] = AREA_RULE
     out["by_rule"] = by_rule
     return out
 
