@@ -414,7 +414,9 @@ class LabelCheckPanel(QWidget):
         for i, j, d in sorted(rows, key=worst):
             im = images[i]
             score = f"{float(d['score']):.3f}" if scored else ""
-            item = QTreeWidgetItem(["", score, f"{im.dice:.3f}", im.image])
+            item = QTreeWidgetItem(
+                [f"{d['kind']} · {int(d.get('area', 0))} px", score, f"{im.dice:.3f}", im.image]
+            )
             item.setData(0, ROLE, ("area", i, j))
             item.setToolTip(0, TIPS.get(d["kind"], ""))
             item.setToolTip(3, f"{im.image} ({im.source}), fold {im.fold + 1}")
@@ -426,9 +428,9 @@ class LabelCheckPanel(QWidget):
             if grey:
                 item.setToolTip(3, f"{im.image} ({im.source}): not in the open project")
             self.tree.addTopLevelItem(item)
+        self._refresh_marks()
         for c in range(4):
             self.tree.resizeColumnToContents(c)
-        self._refresh_marks()
 
     def _refresh_marks(self) -> None:
         it = QTreeWidgetItemIterator(self.tree)

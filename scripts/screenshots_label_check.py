@@ -1,10 +1,12 @@
 """Screenshot of the Check labels dock: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python
-scripts/screenshots_label_check.py [SECONDS_PER_FOLD]`` (writes docs/screenshots/label_check.png).
+scripts/screenshots_label_check.py [SECONDS_PER_FOLD [CHECK_FOLDER]]`` (writes docs/screenshots/label_check.png
+and label_check_areas.png; CHECK_FOLDER: show an earlier run's check-labels folder instead of checking again).
 
 Opens a copy of the demo project, deletes the largest region of train_05.jpg in the app (an unsaved edit, as a user
 would make a mistake), runs a real 3-fold check in the training process (the Training panel's default preset
-at 128 px, SECONDS_PER_FOLD each, default 120), then clicks that photo's largest extra area. Nothing is written to the
-repository but the PNG."""
+at 128 px, SECONDS_PER_FOLD each, default 120), then clicks that photo's largest extra area; then the same
+results as every photo's areas in one list, with that photo's first extra area chosen. Nothing is written to
+the repository but the PNGs."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from shots import OUT, REPO, settle
 PHOTO = "train_05.jpg"
 
 
-def main(seconds: str = "120") -> int:
+def main(seconds: str = "120", results: str | None = None) -> int:
     from viaseg.core.annotation import edits
     from viaseg.core.annotation.raster import rasterize
 
@@ -46,7 +48,9 @@ def main(seconds: str = "120") -> int:
     panel.dock.show()
     panel.dock.raise_()
     panel.seconds.setValue(int(seconds))
-    if not panel.start():
+    if results:  # the results of an earlier run of this script (its check-labels folder): no new check
+        panel.load_results(results)
+    elif not panel.start():
         print("could not start:", panel.message.text())
         os._exit(1)
     t0 = time.time()
@@ -68,6 +72,17 @@ def main(seconds: str = "120") -> int:
     settle(app, 0.8)
     w.grab().save(str(OUT / "label_check.png"))
     print("wrote", OUT / "label_check.png")
+    # the same results as one list of every photo's areas, surest first; the deleted region's area chosen
+    panel.order.setCurrentIndex(1)
+    items = [panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())]
+    print("areas order:", [(t.text(3), t.text(0), t.text(1)) for t in items[:6]])
+    mine = next((i for i, t in enumerate(items) if t.text(3) == PHOTO and t.text(0).startswith("extra")), 0)
+    print(f"{PHOTO}'s first extra area is number {mine + 1} of {len(items)}")
+    panel.tree.setCurrentItem(items[mine])
+    panel.tree.scrollToItem(items[mine])
+    settle(app, 0.8)
+    w.grab().save(str(OUT / "label_check_areas.png"))
+    print("wrote", OUT / "label_check_areas.png")
     w.session.history.set_clean()
     os._exit(0)
 

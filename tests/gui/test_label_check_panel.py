@@ -228,6 +228,8 @@ def test_areas_order_lists_every_area_surest_first_and_applies_from_the_list(qtb
     items = [panel.tree.topLevelItem(k) for k in range(n)]
     scores = [area_of(panel, it)["score"] for it in items]
     assert scores == sorted(scores, reverse=True) and all(it.childCount() == 0 for it in items)
+    assert all(it.text(0).split(" · ")[0] in ("missed", "extra") for it in items)  # each row names its area
+    assert panel.tree.columnWidth(0) > 40  # ... and the column shows it
     # the two label errors come first: the bogus square on bare background (the model is surest nothing is
     # there) and the damage whose annotation was deleted (the model sees it)
     top2 = {(it.text(3), it.text(0).split(" ")[0]) for it in items[:2]}

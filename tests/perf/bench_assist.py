@@ -60,12 +60,19 @@ def preview_ms(prob_small: np.ndarray, rng: np.random.Generator, n: int = 60) ->
         if res.region is not None:
             _outline(res.region.mask)
         times.append((time.perf_counter() - t) * 1000)
-    # a correction's preview: one click taken (the region found), the cursor anywhere else
-    first = Click(float(pts[0][0]), float(pts[0][1]))
-    seg.segment([first], refine=False)
+    # a correction's preview: one click taken (the region found at the map's surest point), the cursor where a
+    # click would change it: outside the region for a positive click, inside for a negative one (elsewhere a
+    # preview returns the region as it is)
+    top = np.unravel_index(int(np.argmax(prob)), prob.shape)
+    first = Click(float(top[1]), float(top[0]))
+    taken = seg.segment([first], refine=False).region
+    assert taken is not None
+    inside = taken.full((w, h))
+    ins, outs = np.flatnonzero(inside), np.flatnonzero(~inside)
     corr = []
     for i in range(n):
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        k = int((outs if i % 2 == 0 else ins)[int(rng.integers(len(outs if i % 2 == 0 else ins)))])
+        y, x = divmod(k, w)
         t = time.perf_counter()
         res = seg.segment([first, Click(float(x), float(y), i % 2 == 0)], refine=False)
         if res.region is not None:
