@@ -401,15 +401,14 @@ class LabelCheckPanel(QWidget):
 
     def _fill_areas(self, images) -> None:
         """Every photo's areas in one list, highest score first (``label_errors.AREA_RULE``, stored by
-        crossval); results written before areas had a score: largest share of the photo's damage first."""
+        crossval); results written before areas had a score: largest first, with no score shown."""
         self.tree.setHeaderLabels(["area", "score", "photo Dice", "photo"])
         rows = [(i, j, d) for i, im in enumerate(images) for j, d in enumerate(im.disagreements)]
         scored = all(isinstance(d.get("score"), (int, float)) for _, _, d in rows)
 
         def worst(r) -> tuple:
             i, j, d = r
-            size = float(d["score"]) if scored else float(d.get("area", 0)) / max(1, images[i].area)
-            return (-size, i, j)
+            return (-(float(d["score"]) if scored else float(d.get("area", 0))), i, j)
 
         for i, j, d in sorted(rows, key=worst):
             im = images[i]

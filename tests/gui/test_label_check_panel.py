@@ -248,6 +248,25 @@ def test_areas_order_lists_every_area_surest_first_and_applies_from_the_list(qtb
     assert panel.tree.topLevelItem(0).text(0) == DELETED and panel.tree.topLevelItem(0).childCount() > 0
 
 
+def test_areas_order_of_results_without_area_scores_lists_the_largest_first(qtbot, app, tmp_path):
+    """A crossval.json written before areas had a score (or by hand): the areas order still lists them all,
+    largest first, with the score column empty."""
+    window, panel, done = app
+    data = json.loads(Path(done.results).read_text())
+    for row in data["per_image"]:
+        for d in row.get("disagreements") or []:
+            d.pop("score", None)
+            d.pop("confidence", None)
+    old = tmp_path / "crossval.json"
+    old.write_text(json.dumps(data))
+    assert panel.load_results(old)
+    panel.order.setCurrentIndex(1)
+    items = [panel.tree.topLevelItem(k) for k in range(panel.tree.topLevelItemCount())]
+    sizes = [area_of(panel, it)["area"] for it in items]
+    assert len(items) == sum(len(r.get("disagreements") or []) for r in data["per_image"])
+    assert sizes == sorted(sizes, reverse=True) and all(it.text(1) == "" for it in items)
+
+
 def test_applying_a_missed_area_deletes_exactly_the_bogus_region(qtbot, app):
     window, panel, done = app
     assert panel.load_results(done.results)  # Open results… (the CLI's crossval.json reads the same)
