@@ -158,6 +158,7 @@ def area_scores_of(areas: list, located: list) -> dict:
     found = [any(hits(a, e) for a in areas[:k]) for e in located]
     return {
         "recall_at_20pct": round(sum(found) / max(1, len(located)), 3),
+        "errors_located": len(located),
         "areas": len(areas),
         "areas_reviewed": k,
         "recall_any_area": round(
@@ -202,8 +203,10 @@ def rankings(kept: Path) -> dict[str, dict]:
             out[f"{how}/{rule}"] = scores_of(rank_by(rule, evidence), errors)
             score.setdefault(rule, {})[how] = {n: error_score(rule, t, p) for n, (t, p) in evidence.items()}
         # every photo's areas in one list (the panel's "areas" order)
+        # (a region shifted and then deleted by the injection is one deleted region in the annotations: the
+        # located errors can be one fewer than the injected ones; ``errors_located`` says how many)
         located = located_errors(kept, entries)
-        if len(located) == len(errors):
+        if located:
             for rule in AREA_RULES:
                 areas = [
                     (d.score, n, d) for n, (t, p) in evidence.items() for d in disagreements(t, p, rule=rule)
@@ -339,6 +342,7 @@ def summarize(by_rule: dict[str, dict], run: dict) -> dict:
             out[f"area_recall_at_20pct{suffix}"] = a["recall_at_20pct"]
             out[f"area_precision_top10{suffix}"] = a["precision_top10"]
             out[f"areas_reviewed{suffix}"] = f"{a['areas_reviewed']} of {a['areas']}"
+            out[f"errors_located{suffix}"] = a["errors_located"]
     out["area_rule"] = AREA_RULE
     out["by_rule"] = by_rule
     return out
