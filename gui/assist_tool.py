@@ -40,17 +40,19 @@ def qimage_rgb(q: QImage) -> np.ndarray:
 
 
 def _outline_path(region: assist.RegionMask | None) -> QPainterPath | None:
-    """The region's outline (every boundary pixel) in photo coordinates."""
+    """The outline of each of the region's parts (every boundary pixel) in photo coordinates."""
     if region is None:
         return None
-    pts = assist.polygon(region, 0)
-    if len(pts) < 3:
-        return None
-    path = QPainterPath(QPointF(*pts[0]))
-    for x, y in pts[1:]:
-        path.lineTo(x, y)
-    path.closeSubpath()
-    return path
+    path = QPainterPath()
+    for part in assist.parts(region):
+        pts = assist.polygon(part, 0)
+        if len(pts) < 3:
+            continue
+        path.moveTo(QPointF(*pts[0]))
+        for x, y in pts[1:]:
+            path.lineTo(x, y)
+        path.closeSubpath()
+    return None if path.isEmpty() else path
 
 
 class AssistTool(QObject):
@@ -259,38 +261,47 @@ class AssistTool(QObject):
 
     # ------------------------------------------------------------------------------------------ accept
     def accept(self) -> Region | None:
-        """The current region becomes a polygon region (one undo step); returns it."""
+        """The current region becomes a polygon region (one undo step); returns it. A region in several
+        pieces (a positive click far from it added a part) becomes one polygon region per piece, in the same
+        undo step; the largest is returned."""
         res = self.result
         if res is None or res.region is None:
             self._say("No AI region to accept: click a damage first.")
             return None
-        mask = res.region
-        level = assist.default_level(mask)
-        shape = assist.polygon_shape(assist.polygon(mask, level))
-        if len(shape["all_points_x"]) < 3:
+        c = self.canvas
+        made: list[tuple[Region, assist.RegionMask]] = []
+        for part in assist.parts(res.region):
+            shape = assist.polygon_shape(assist.polygon(part, assist.default_level(part)))
+            if len(shape["all_points_x"]) >= 3:
+                made.append((Region(shape=shape, attributes=dict(c.default_attributes())), part))
+        if not made:
             self._say("The region is too small for a polygon.")
             return None
-        c = self.canvas
-        region = Region(shape=shape, attributes=dict(c.default_attributes()))
+        regions = [r for r, _ in made]
         if c.entry is not None:
-            if not c._push(edits.AddRegions(c.entry, [region])):
+            if not c._push(edits.AddRegions(c.entry, regions)):
                 return None
             c.refresh()
-            c.select(len(c.entry.regions) - 1)
+            c.select(c.entry.regions.index(regions[0]))
         elif self.panel is not None:
-            if not self.panel.add_to_target([region]):
+            if not self.panel.add_to_target(regions):
                 return None
         else:
             self._say("Open a project to add regions to.")
             return None
-        self._sources[region] = (mask, self._level_counts(mask))
+        for region, part in made:
+            self._sources[region] = (part, self._level_counts(part))
         self.cancel()
-        self._say(
-            f"Added an AI region with {len(shape['all_points_x'])} vertices (+/- change the detail, "
-            "Ctrl+Z removes it)."
-        )
+        n = len(regions[0].shape["all_points_x"])
+        if len(regions) == 1:
+            self._say(f"Added an AI region with {n} vertices (+/- change the detail, Ctrl+Z removes it).")
+        else:
+            self._say(
+                f"Added {len(regions)} AI regions, one per separate part (the largest, selected, has {n} "
+                "vertices; +/- change the detail, Ctrl+Z removes them all)."
+            )
         self._emit_detail()
-        return region
+        return regions[0]
 
     # ------------------------------------------------------------------------------------------ detail
     @staticmethod

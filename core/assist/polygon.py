@@ -1,7 +1,8 @@
 """Click-to-segment's polygons (numpy/OpenCV, no Qt, no TensorFlow): a :class:`~viaseg.core.assist.mask.RegionMask`
 keeps its mask, so its outline can be made again at any detail: :func:`polygon` at a level of :data:`LEVELS`
 (Douglas-Peucker tolerances), :func:`default_level` (the fewest vertices whose polygon keeps IoU >=
-:data:`TARGET_IOU` with the mask) and :func:`polygon_shape` (a VIA 2 polygon shape with integer vertices).
+:data:`TARGET_IOU` with the mask), :func:`polygon_shape` (a VIA 2 polygon shape with integer vertices) and
+:func:`parts` (a region in several pieces: one polygon each).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .mask import RegionMask
+from .mask import RegionMask, _crop
 
 LEVELS = (0.0,) + tuple(round(0.3 * 1.4**k, 3) for k in range(20))  # Douglas-Peucker epsilon, mask pixels
 TARGET_IOU = 0.95
@@ -39,6 +40,22 @@ def _iou_of(poly: np.ndarray, mask: np.ndarray) -> float:
     inter = np.logical_and(canvas, mask).sum()
     union = np.logical_or(canvas, mask).sum()
     return float(inter) / float(union) if union else 0.0
+
+
+MIN_PART = 0.02  # a part of a region smaller than this share of its largest part is not made a polygon
+
+
+def parts(region: RegionMask, min_share: float = MIN_PART) -> list[RegionMask]:
+    """The region's separate parts (8-connected), largest first, each as its own RegionMask on the same grid;
+    parts under ``min_share`` of the largest are dropped (outline specks). A region in one piece comes back
+    as itself. Clicks can give a region in several pieces (a positive click far from it adds a part there);
+    a VIA polygon holds one outline, so each part becomes its own polygon."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(region.mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return [region] if n == 2 else []
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] >= min_share * areas.max()]
+    return [_crop(lab == k, region.x0, region.y0, region.scale, region.source) for k in keep]
 
 
 def polygon(region: RegionMask, level: int) -> np.ndarray:

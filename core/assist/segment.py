@@ -56,6 +56,7 @@ from .polygon import LEVELS as LEVELS  # re-exported
 from .polygon import TARGET_IOU as TARGET_IOU  # re-exported
 from .polygon import _outline as _outline  # re-exported (tests use it)
 from .polygon import default_level as default_level  # re-exported
+from .polygon import parts as parts  # re-exported
 from .polygon import polygon as polygon  # re-exported
 from .polygon import polygon_shape as polygon_shape  # re-exported
 

@@ -136,6 +136,29 @@ def test_polygon_detail_levels_and_default_keep_iou_095():
     assert shape["name"] == "polygon" and len(shape["all_points_x"]) == len(shape["all_points_y"]) >= 3
 
 
+def test_parts_splits_a_region_in_pieces_largest_first_and_drops_specks():
+    m = np.zeros((100, 200), np.uint8)
+    cv2.circle(m, (40, 50), 20, 1, -1)  # the larger piece
+    cv2.circle(m, (150, 50), 10, 1, -1)
+    m[95, 195] = 1  # a speck
+    region = assist.RegionMask(m > 0, x0=10.0, y0=5.0, scale=2.0)
+    pieces = assist.parts(region)
+    assert len(pieces) == 2 and pieces[0].area() > pieces[1].area()
+    full = region.full((420, 210))
+    assert np.array_equal(pieces[0].full((420, 210)) | pieces[1].full((420, 210)), full & ~_speck(full))
+    x0, _, x1, _ = pieces[1].bbox()
+    assert x0 < 10 + 150 * 2 < x1  # each piece where it was
+    one = assist.RegionMask(m[:, :100] > 0, 0.0, 0.0, 1.0)
+    assert assist.parts(one) == [one]
+    assert assist.parts(assist.RegionMask(np.zeros((5, 5), bool), 0.0, 0.0, 1.0)) == []
+
+
+def _speck(full: np.ndarray) -> np.ndarray:
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(full.astype(np.uint8), connectivity=8)
+    small = [k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] < 50]
+    return np.isin(lab, small)
+
+
 def test_region_mask_full_maps_the_crop_back_to_its_place():
     m = np.zeros((10, 10), bool)
     m[2:8, 2:8] = True

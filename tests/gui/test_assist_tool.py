@@ -179,3 +179,46 @@ def test_on_a_dropped_photo_the_region_follows_add_photo_to_split(qtbot, window,
     assert len(window.session.rows) == rows + 1
     added = window.session.dataset.splits["train"].entries[-1]
     assert added.filename == "new.png" and len(added.regions) == 1
+
+
+def test_a_region_in_two_pieces_becomes_two_polygon_regions_in_one_undo_step(qtbot, window, tmp_path):
+    """A positive click far from the region adds a separate part around it; accepting gives a polygon region
+    per part (a VIA polygon holds one outline), both undone together, each with its own detail control."""
+    ml = _open(window, tmp_path, size=200)
+    tool = ml.assist
+    entry = window.current_entry()
+    n = len(entry.regions)
+    gt, (cx, cy) = _ellipse_of(entry)
+    tool.set_active(True)
+    tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
+    tool.add_click(cx, cy)
+    far = max(
+        ((6.0, 6.0), (194.0, 6.0), (6.0, 194.0), (194.0, 194.0)), key=lambda p: np.hypot(p[0] - cx, p[1] - cy)
+    )
+    assert not gt[int(far[1]), int(far[0])]
+    tool.add_click(*far)
+    assert len(assist_parts(tool.result.region)) == 2
+    assert len(tool._result_path.toSubpathPolygons()) == 2  # both parts outlined
+    steps = window.session.history.index
+    largest = tool.accept()
+    assert largest is not None and len(entry.regions) == n + 2
+    assert window.session.history.index == steps + 1 and window.canvas.selected_region() is largest
+    new = entry.regions[-2:]
+    assert largest in new
+
+    def holds(region, x, y) -> bool:
+        xs, ys = region.shape["all_points_x"], region.shape["all_points_y"]
+        return min(xs) <= x <= max(xs) and min(ys) <= y <= max(ys)
+
+    # one polygon around each click: the damage clicked first, and the part the far click added
+    assert sorted([holds(r, cx, cy) for r in new]) == [False, True]
+    assert sorted([holds(r, *far) for r in new]) == [False, True]
+    assert all(tool.detail_of(r) >= 0 for r in new)  # each keeps its own mask for the detail control
+    window.undo()
+    assert len(entry.regions) == n
+
+
+def assist_parts(region):
+    from viaseg.core.assist import segment as assist
+
+    return assist.parts(region)
