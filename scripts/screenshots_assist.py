@@ -1,6 +1,7 @@
 """Screenshots of the AI region tool: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python
 scripts/screenshots_assist.py ../shared MODEL`` (writes docs/screenshots/assist_*.png): the hover preview, a
-region refined with a negative click, and an accepted region after its detail was lowered. Nothing is saved."""
+region refined with a negative click, an accepted region after its detail was lowered, and a region in two
+pieces (a positive click on a second damage outside it). Nothing is saved."""
 
 from __future__ import annotations
 
@@ -62,6 +63,27 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     tool.step_detail(more=False)
     settle(app, 0.3)
     w.grab().save(str(OUT / "assist_detail.png"))
+    # a new region: the same first click, then a positive click on another damage the map sees outside it: the
+    # region comes in two pieces, both outlined, and Enter adds a polygon region for each
+    import cv2
+    from viaseg.core.assist.segment import parts
+
+    tool.cancel()
+    tool.add_click(x, y)
+    first = tool.result.region.full(c.img_size)
+    small = cv2.resize(
+        first.astype(np.uint8), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_NEAREST
+    )
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((prob > 0.5).astype(np.uint8), connectivity=8)
+    blobs = [k for k in range(1, n) if not (small[lab == k]).any()]
+    if blobs:
+        k = max(blobs, key=lambda k: stats[k, cv2.CC_STAT_AREA])
+        ry, rx = np.nonzero(lab == k)
+        sx, sy = c.img_size[0] / prob.shape[1], c.img_size[1] / prob.shape[0]
+        tool.add_click(float(rx.mean()) * sx, float(ry.mean()) * sy)
+        settle(app, 0.3)
+        w.grab().save(str(OUT / "assist_parts.png"))
+        print("pieces:", len(parts(tool.result.region)))
     w.session.history.clear() if hasattr(w.session.history, "clear") else None
     print("wrote", [p.name for p in sorted(OUT.glob("assist_*.png"))])
     os._exit(0)

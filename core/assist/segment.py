@@ -19,7 +19,7 @@ How a region is found (``Segmenter.segment``):
 4. **Every later click corrects the region where it was clicked** (:mod:`.edit`): a click outside it pushes
    the outline out through the click, one inside pulls it in, by about the click's distance to the outline and
    fading along it; each click's neighbourhood stays on its side for good, so later clicks never undo earlier
-   ones.
+   ones. A positive click on damage the map sees apart from the region adds that damage's part of the map.
 A box (with or without clicks) is taken together with its clicks: the map inside it, else its inscribed
 ellipse fitted to the photo's edges; clicks with a box add the map's parts around them and cut with
 the negative ones (pixels nearer a negative click than any positive one go).
@@ -166,7 +166,8 @@ class Segmenter(_ColourPath):
             key = (id(start), tuple(clicks[: i + 1]))  # the states that follow from this first region
             nxt = self._edit_cache.get(key)
             if nxt is None:
-                nxt = edit.apply(state, c, pos)
+                part = self._separate_part(state, c)
+                nxt = edit.add_part(state, part, c, pos) if part is not None else edit.apply(state, c, pos)
                 # keep the states of taken clicks (a preview's last click is the cursor: not kept; each state
                 # holds three photo-sized grids)
                 if refine is not False or i + 1 < len(clicks):
@@ -293,6 +294,30 @@ class Segmenter(_ColourPath):
         if not acc.any():
             return None, seeds, unexplained
         return _crop(acc, 0.0, 0.0, self._pscale, "map"), seeds, unexplained
+
+    def _separate_part(self, state: edit.EditState, c: Click) -> np.ndarray | None:
+        """For a positive click outside the region on damage the map sees apart from it: that damage's part of
+        the map (the first click's rule: down to ``SEED_SHARE`` of the map's value at the click) on the
+        correction grid, when it does not touch the region; else None (the click pushes the outline)."""
+        if not c.positive or self._pm is None:
+            return None
+        g = state.scale
+        gh, gw = state.mask.shape
+        if state.mask[min(gh - 1, max(0, int(c.y / g))), min(gw - 1, max(0, int(c.x / g)))]:
+            return None
+        pm = self._pm
+        r, col = self._map_xy(c.x, c.y)
+        v = float(pm[r, col])
+        if v < MIN_SEED:
+            return None
+        blob = self._blob_at(pm, r, col, v, {})
+        rows = np.minimum(((np.arange(gh) + 0.5) * g / self._pscale).astype(int), pm.shape[0] - 1)
+        cols = np.minimum(((np.arange(gw) + 0.5) * g / self._pscale).astype(int), pm.shape[1] - 1)
+        part = blob[np.ix_(rows, cols)]
+        near = cv2.dilate(state.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if not part.any() or (part & near).any():
+            return None
+        return part
 
     def _blob_at(self, pm: np.ndarray, r: int, col: int, v: float, above_at: dict) -> np.ndarray:
         """The connected part of the map around (r, col), whose value there is ``v``, down to ``SEED_SHARE`` x

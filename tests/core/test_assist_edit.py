@@ -208,3 +208,24 @@ def test_hover_previews_do_not_pile_up_corrected_states():
         seg.segment([c1, Click(335, 150, True), Click(float(x), float(y), True)], refine=False)
     assert len(seg._edit_cache) == before
     assert np.array_equal(seg.segment([c1, Click(335, 150, True)]).region.mask, taken.region.mask)
+
+
+def test_a_positive_click_on_a_second_damage_the_map_sees_adds_that_damage_not_a_bulge():
+    """Two damages the map sees apart: the first click finds one; a positive click on the other adds the
+    other's part of the map as a second piece, and nothing of the photo between them."""
+    h, w = 200, 400
+    a, b = _disc((h, w), (100, 100), 30), _disc((h, w), (250, 100), 20)
+    prob = cv2.GaussianBlur((a | b).astype(np.float32), (0, 0), 2)
+    seg = Segmenter((w, h), prob, None)
+    one = seg.segment([Click(100, 100)]).region
+    assert one is not None and protocol.mask_iou(one.full((w, h)), a) > 0.8
+    both = seg.segment([Click(100, 100), Click(250, 100)]).region
+    m = both.full((w, h))
+    assert protocol.mask_iou(m, a | b) > 0.8
+    assert not m[:, 140:220].any()  # nothing between the two damages
+    from viaseg.core.assist.segment import parts
+
+    assert len(parts(both)) == 2
+    # where the map sees nothing, a positive click still pushes (a part of the region's size)
+    pushed = seg.segment([Click(100, 100), Click(350, 30)]).region.full((w, h))
+    assert pushed[30, 350] and not pushed[100, 250]
