@@ -25,12 +25,12 @@ Segmenter, which has the map): a labeller clicking a second damage means that da
 (out of fold the same 7.89 clicks as the push; the push had grown a bulge over the car body between the two).
 
 Twentieth session, on every photo of the 600-s 5-fold cross-validation's out-of-fold maps (149 training photos,
-264 regions; ``/tmp``-style harness in docs/RESULTS.md): the first click keeps its disc too (a negative click in
+264 regions; ``bench_assist.py --oof CV_F0 CV_F1234``, docs/RESULTS.md): the first click keeps its disc too (a negative click in
 a region that spilt far beyond the damage had left nothing, IoU 0, for 30 of the 264 regions) and a positive
 click's push is at most ``WIDTH_CAP`` x the region's radius wide (a click far from the region had added a push
 as wide as its distance): clicks to IoU 0.80 **8.10** against 8.95 (first-click disc alone 8.39; cap 0.5 x /
 2 x the radius 8.66 / 8.32), regions never reaching 0.80 in 20 clicks 7.6 % against 14 %; without a map 9.21
-against 9.71.
+against 9.71 (7.89 with the map once the Segmenter keeps the map's outline where GrabCut moved it far).
 """
 
 from __future__ import annotations

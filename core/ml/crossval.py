@@ -29,7 +29,9 @@ from ..annotation.project import ImageEntry
 from .presets import TrainConfig, resolve_schedule
 
 log = logging.getLogger("viaseg.crossval")
-MAX_LISTED = 5  # disagreement areas kept per image
+MAX_LISTED = (
+    5  # disagreement areas kept per image: this many largest, and this many surest (label_errors.listed)
+)
 
 
 @dataclass
@@ -350,14 +352,14 @@ def _score_fold(split: _Split, f: int, model_path: Path, batch_size: int, out: P
 
 def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel: Path) -> OofScore:
     from ..annotation.raster import rasterize
-    from ..checks.label_errors import DEFAULT_RULE, disagreements, error_score
+    from ..checks.label_errors import DEFAULT_RULE, disagreements, error_score, listed
     from .evaluate import pixel_counts, scores_of_counts
 
     h, w = pred.shape
     truth = rasterize(entry.regions, (w, h))
     inter, n_true, n_pred = pixel_counts(truth, pred.mask(threshold))
     dice, iou = scores_of_counts(inter, n_true, n_pred)
-    found = [d.to_dict() for d in disagreements(truth, pred.probabilities, threshold)]
+    found = [d.to_dict() for d in listed(disagreements(truth, pred.probabilities, threshold), MAX_LISTED)]
     review = error_score(DEFAULT_RULE, truth, pred.probabilities, threshold)
     return OofScore(
         entry.filename,
@@ -369,6 +371,6 @@ def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel:
         n_pred,
         inter,
         str(rel),
-        found[:MAX_LISTED],
+        found,
         float(review),
     )

@@ -59,6 +59,18 @@ def test_each_area_has_the_models_confidence_and_a_score_of_each_area_rule():
         area_score("biggest", 1, 1.0, 1, 1)
 
 
+def test_listed_keeps_the_largest_and_the_surest_areas_in_size_order():
+    from viaseg.core.checks.label_errors import Disagreement, listed
+
+    found = [
+        Disagreement("extra", a, (0, 0, 1, 1), [], c, c)
+        for a, c in ((900, 0.5), (500, 0.6), (300, 0.9), (50, 0.99))
+    ]
+    assert [d.area for d in listed(found, 2)] == [900, 500, 300, 50]
+    assert [d.area for d in listed(found, 1)] == [900, 50]
+    assert listed(found, 10) == found and listed([], 3) == []
+
+
 def test_rank_puts_the_lowest_dice_first_then_the_larger_disagreement():
     order = rank({"a": 0.9, "b": 0.2, "c": 0.2, "d": 0.5}, {"b": 10, "c": 500})
     assert order == ["c", "b", "d", "a"]

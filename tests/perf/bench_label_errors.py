@@ -178,8 +178,8 @@ def rankings(kept: Path) -> dict[str, dict]:
     in sample, scored against the injected errors (no training: the maps are files)."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.checks.label_errors import AREA_RULES, RULES, disagreements, error_score, rank_by
-    from viaseg.core.ml.crossval import load_map
+    from viaseg.core.checks.label_errors import AREA_RULES, RULES, disagreements, error_score, listed, rank_by
+    from viaseg.core.ml.crossval import MAX_LISTED, load_map
 
     errors = [tuple(e) for e in json.loads((kept / "errors.json").read_text())]
     ds = load_dataset(kept / "train")
@@ -209,7 +209,9 @@ def rankings(kept: Path) -> dict[str, dict]:
         if located:
             for rule in AREA_RULES:
                 areas = [
-                    (d.score, n, d) for n, (t, p) in evidence.items() for d in disagreements(t, p, rule=rule)
+                    (d.score, n, d)
+                    for n, (t, p) in evidence.items()
+                    for d in listed(disagreements(t, p, rule=rule), MAX_LISTED)  # what crossval.json keeps
                 ]
                 out[f"{how}/{rule}"] = area_scores_of(areas, located)
     # both views at once: the sum of the out-of-fold and the in-sample score of each image
