@@ -7,8 +7,9 @@ or one opened from ``viaseg crossval``) list the photos worst first by out-of-fo
 the areas where the model that never saw it disagrees: *missed* (annotated, the model sees no damage) and
 *extra* (the model sees damage nobody annotated). Clicking a photo shows it with those areas outlined;
 clicking an area zooms to it; Apply (or a double click) makes the annotation the model's there, as one undo
-step (``core.label_fix``). Photos are matched to the open project by split and file name; one that is no longer
-there is greyed and says so.
+step (``core.label_fix``). *Order* lists every photo's areas in one list instead, surest first. Photos are
+matched to the open project by split and file name; one that is no longer there is greyed and says so. The
+list itself (both orders, the ✓ of applied areas) is :mod:`.label_check_list`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt, Slot
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -29,8 +30,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTreeWidget,
-    QTreeWidgetItem,
-    QTreeWidgetItemIterator,
     QVBoxLayout,
     QWidget,
 )
@@ -48,19 +47,11 @@ from viaseg.core.ml.check_labels import (
 )
 from viaseg.core.ml.train_events import BatchEnd, EpochEnd, Failed
 
+from .label_check_list import COLORS, ORDERS, ROLE, fill_areas, fill_photos, mark_applied
 from .training_panel import _fmt_secs, build_config
 from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
-COLORS = {"missed": QColor(255, 140, 0), "extra": QColor(0, 220, 255)}
-TIPS = {
-    "missed": "annotated, but the model that never saw this photo finds no damage here: Apply removes "
-    "this part of the annotation",
-    "extra": "the model that never saw this photo finds damage here that is not annotated: Apply adds it "
-    "as a region",
-}
-ROLE = Qt.ItemDataRole.UserRole
-ORDERS = ("photos, worst first", "areas, worst first")
 
 
 class LabelCheckPanel(QWidget):
@@ -370,79 +361,18 @@ class LabelCheckPanel(QWidget):
         self._rematch()
 
     def _rematch(self) -> None:
-        """Match the result photos to the open project's entries and refill the list."""
+        """Match the result photos to the open project's entries and refill the list in the chosen order."""
         images = self.results.images if self.results else []
         self.entries = [self._match(im.source, im.image) for im in images]
-        self.tree.clear()
-        if self.order.currentIndex() == 1:
-            self._fill_areas(images)
-            return
-        self.tree.setHeaderLabels(["photo / area", "Dice", "missed", "extra"])
-        for i, im in enumerate(images):
-            top = QTreeWidgetItem(
-                [im.image, f"{im.dice:.3f}", str(im.count("missed")), str(im.count("extra"))]
-            )
-            top.setData(0, ROLE, ("image", i, -1))
-            top.setToolTip(0, f"{im.image} ({im.source}), fold {im.fold + 1}")
-            if self.entries[i] is None:
-                top.setForeground(0, QBrush(QColor(140, 140, 140)))
-                top.setToolTip(0, f"{im.image} ({im.source}): not in the open project")
-            for j, d in enumerate(im.disagreements):
-                child = QTreeWidgetItem([f"{d['kind']} · {int(d.get('area', 0))} px"])
-                child.setData(0, ROLE, ("area", i, j))
-                child.setToolTip(0, TIPS.get(d["kind"], ""))
-                child.setForeground(0, QBrush(COLORS.get(d["kind"], QColor(128, 128, 128)).darker(130)))
-                top.addChild(child)
-            self.tree.addTopLevelItem(top)
-        self.tree.expandToDepth(0)
-        for c in range(4):
-            self.tree.resizeColumnToContents(c)
-        self._refresh_marks()
-
-    def _fill_areas(self, images) -> None:
-        """Every photo's areas in one list, highest score first (``label_errors.AREA_RULE``, stored by
-        crossval); results written before areas had a score: largest first, with no score shown."""
-        self.tree.setHeaderLabels(["area", "score", "photo Dice", "photo"])
-        rows = [(i, j, d) for i, im in enumerate(images) for j, d in enumerate(im.disagreements)]
-        scored = all(isinstance(d.get("score"), (int, float)) for _, _, d in rows)
-
-        def worst(r) -> tuple:
-            i, j, d = r
-            return (-(float(d["score"]) if scored else float(d.get("area", 0))), i, j)
-
-        for i, j, d in sorted(rows, key=worst):
-            im = images[i]
-            score = f"{float(d['score']):.3f}" if scored else ""
-            item = QTreeWidgetItem(
-                [f"{d['kind']} · {int(d.get('area', 0))} px", score, f"{im.dice:.3f}", im.image]
-            )
-            item.setData(0, ROLE, ("area", i, j))
-            item.setToolTip(0, TIPS.get(d["kind"], ""))
-            item.setToolTip(3, f"{im.image} ({im.source}), fold {im.fold + 1}")
-            grey = self.entries[i] is None
-            colour = (
-                QColor(140, 140, 140) if grey else COLORS.get(d["kind"], QColor(128, 128, 128)).darker(130)
-            )
-            item.setForeground(0, QBrush(colour))
-            if grey:
-                item.setToolTip(3, f"{im.image} ({im.source}): not in the open project")
-            self.tree.addTopLevelItem(item)
+        fill = fill_areas if self.order.currentIndex() == 1 else fill_photos
+        fill(self.tree, images, self.entries)
         self._refresh_marks()
         for c in range(4):
             self.tree.resizeColumnToContents(c)
 
     def _refresh_marks(self) -> None:
-        it = QTreeWidgetItemIterator(self.tree)
-        while it.value() is not None:
-            item = it.value()
-            it += 1
-            role, a, b = item.data(0, ROLE)
-            if role != "area":
-                continue
-            d = self.results.images[a].disagreements[b]
-            cmd = self.applied.get((a, b))
-            done = cmd is not None and getattr(cmd, "done", False)
-            item.setText(0, f"{d['kind']} · {int(d.get('area', 0))} px" + ("  ✓ applied" if done else ""))
+        if self.results is not None:
+            mark_applied(self.tree, self.results.images, self.applied)
         self._update_apply()
 
     def _update_apply(self) -> None:

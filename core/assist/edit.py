@@ -79,6 +79,18 @@ def grid_for(size_wh: tuple[int, int]) -> tuple[float, tuple[int, int]]:
     return g, (max(1, int(np.ceil(h / g))), max(1, int(np.ceil(w / g))))
 
 
+def cell(click: Click, g: float, shape: tuple[int, int]) -> tuple[float, float, int, int]:
+    """(x, y, row, col) of ``click`` on a correction grid of ``g`` photo pixels a cell and ``shape`` (rows, cols)."""
+    cx, cy = click.x / g - 0.5, click.y / g - 0.5
+    return cx, cy, min(shape[0] - 1, max(0, int(round(cy)))), min(shape[1] - 1, max(0, int(round(cx))))
+
+
+def _kept_disc(shape: tuple[int, int], cx: float, cy: float, d: float) -> np.ndarray:
+    """The disc a click at distance ``d`` from the outline keeps on its side, on the whole grid."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= (KEEP * d + 1.0) ** 2
+
+
 def start(region: RegionMask, size_wh: tuple[int, int], click: Click | None = None) -> EditState:
     """The state of a region found by a first click (resampled onto the photo's correction grid). ``click``: that
     first click; inside the region it keeps a disc of ``KEEP`` x its distance to the outline, as every later
@@ -95,12 +107,9 @@ def start(region: RegionMask, size_wh: tuple[int, int], click: Click | None = No
     empty = np.zeros((gh, gw), bool)
     keep_in = empty.copy()
     if click is not None and click.positive:
-        cx, cy = click.x / g - 0.5, click.y / g - 0.5
-        r, c = min(gh - 1, max(0, int(round(cy)))), min(gw - 1, max(0, int(round(cx))))
+        cx, cy, r, c = cell(click, g, (gh, gw))
         if m[r, c]:
-            d = abs(float(signed_distance(m)[r, c])) + 0.5
-            yy, xx = np.ogrid[:gh, :gw]
-            keep_in = (xx - cx) ** 2 + (yy - cy) ** 2 <= (KEEP * d + 1.0) ** 2
+            keep_in = _kept_disc((gh, gw), cx, cy, abs(float(signed_distance(m)[r, c])) + 0.5)
     return EditState(m, keep_in, empty, g)
 
 
@@ -118,8 +127,7 @@ def apply(state: EditState, click: Click, positives: list[Click]) -> EditState:
     parts of the region holding one stay)."""
     g = state.scale
     gh, gw = state.mask.shape
-    cx, cy = click.x / g - 0.5, click.y / g - 0.5
-    r, c = min(gh - 1, max(0, int(round(cy)))), min(gw - 1, max(0, int(round(cx))))
+    cx, cy, r, c = cell(click, g, (gh, gw))
     if bool(state.mask[r, c]) == click.positive:
         return state
     out = state.copy()
@@ -164,14 +172,10 @@ def apply(state: EditState, click: Click, positives: list[Click]) -> EditState:
 def add_part(state: EditState, part: np.ndarray, click: Click, positives: list[Click]) -> EditState:
     """``state`` with ``part`` (bool, on the state's grid, holding the positive ``click``) added as a part of
     its own, the click keeping a disc of ``KEEP`` x its distance to the part's outline (a new state)."""
-    g = state.scale
-    gh, gw = state.mask.shape
-    cx, cy = click.x / g - 0.5, click.y / g - 0.5
-    r, c = min(gh - 1, max(0, int(round(cy)))), min(gw - 1, max(0, int(round(cx))))
+    cx, cy, r, c = cell(click, state.scale, state.mask.shape)
     out = state.copy()
     d = abs(float(signed_distance(part)[r, c])) + 0.5 if part[r, c] else 1.0
-    yy, xx = np.ogrid[:gh, :gw]
-    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= (KEEP * d + 1.0) ** 2
+    disc = _kept_disc(state.mask.shape, cx, cy, d)
     out.keep_in |= disc
     out.keep_out &= ~disc
     out.mask = ((out.mask | part) & ~out.keep_out) | out.keep_in

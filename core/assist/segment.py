@@ -303,7 +303,7 @@ class Segmenter(_ColourPath):
             return None
         g = state.scale
         gh, gw = state.mask.shape
-        if state.mask[min(gh - 1, max(0, int(c.y / g))), min(gw - 1, max(0, int(c.x / g)))]:
+        if state.mask[edit.cell(c, g, (gh, gw))[2:]]:  # inside: as edit.apply decides it
             return None
         pm = self._pm
         r, col = self._map_xy(c.x, c.y)
