@@ -6,6 +6,7 @@ TensorFlow is imported only when the command runs (``viaseg check`` never pays f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -150,6 +151,13 @@ def _add_network_options(p) -> None:
     )
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+    p.add_argument(
+        "--scale",
+        type=_scale_range,
+        metavar="MIN,MAX",
+        help="random crops of MIN..MAX of the photo's side, resized to the training size (over 1 zooms out, "
+        "the photo smaller with black around it); default: the preset's 0.6,1",
+    )
 
 
 def _add_stopping_options(p) -> None:
@@ -209,6 +217,17 @@ def _share(text: str) -> float:
     return v
 
 
+def _scale_range(text: str) -> tuple[float, float]:
+    """``--scale``'s value: MIN,MAX shares of the photo's side, 0.1 <= MIN <= MAX <= 3."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two numbers, MIN,MAX (e.g. 0.6,1)") from None
+    if not 0.1 <= lo <= hi <= 3.0:
+        raise argparse.ArgumentTypeError(f"{text}: need 0.1 <= MIN <= MAX <= 3")
+    return lo, hi
+
+
 def _config(args):
     from ..ml.pipeline import Augment
     from ..ml.presets import preset
@@ -251,6 +270,9 @@ def _config(args):
     )
     if args.no_augment:
         cfg.augment = Augment.off()
+    elif getattr(args, "scale", None) is not None:
+        lo, hi = args.scale
+        cfg.augment = dataclasses.replace(cfg.augment, scale_crop=True, min_scale=lo, max_scale=hi)
     if getattr(args, "calibrate", None) is not None:
         cfg.calibrate = args.calibrate
     elif args.threshold is not None:

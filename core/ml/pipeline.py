@@ -263,8 +263,8 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
             flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
             image = tf.where(flip, tf.image.flip_left_right(image), image)
             mask = tf.where(flip, tf.image.flip_left_right(mask), mask)
-        if aug.scale_crop and aug.min_scale < 1.0:
-            s = tf.random.stateless_uniform([], seeds[1], aug.min_scale, 1.0)
+        if aug.scale_crop and (aug.min_scale < 1.0 or aug.max_scale > 1.0):
+            s = tf.random.stateless_uniform([], seeds[1], aug.min_scale, max(aug.min_scale, aug.max_scale))
             off = tf.random.stateless_uniform([2], seeds[2], 0.0, 1.0) * (1.0 - s)
             box = tf.stack([off[0], off[1], off[0] + s, off[1] + s])[None]
             idx = tf.zeros([1], tf.int32)

@@ -13,10 +13,13 @@ class Augment:
     """Which augmentations run (each switchable) and how strong they are."""
 
     flip: bool = True  # horizontal flip, p=0.5
-    scale_crop: bool = True  # random square crop of min_scale..1 of the side, resized back
+    # random square crop of min_scale..max_scale of the side, resized back; a side over 1 zooms out (the photo
+    # smaller, black around it)
+    scale_crop: bool = True
     rotate: bool = True  # uniform in +-max_degrees, reflected borders
     color: bool = True  # brightness / contrast / saturation jitter (image only)
     min_scale: float = 0.6
+    max_scale: float = 1.0
     max_degrees: float = 10.0
     brightness: float = 0.15
     contrast: float = 0.2
@@ -32,7 +35,13 @@ class Augment:
 
 
 PRESETS = ("default", "research")
-LOSSES = ("bce_dice", "dice", "bce", "focal_tversky")  # the names unet.get_loss knows (the first: the form's)
+LOSSES = (
+    "bce_dice",
+    "dice",
+    "bce",
+    "focal_tversky",
+    "bce_lovasz",
+)  # the names unet.get_loss knows (the first: the form's)
 NORMS = ("batch", "group")
 # what of an ImageNet-trained encoder stays as trained: "none" (everything learns), "bn" (its batch norms keep
 # ImageNet's statistics and scales: inference mode), "early" (its layers at 1/2..1/8 of the size, batch norms

@@ -206,11 +206,39 @@ def focal_tversky_loss(y_true, y_pred, alpha=0.7, beta=0.3, gamma=0.75):
     return ops.power(1.0 - tversky, gamma)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def lovasz_hinge_loss(y_true, y_pred):
+    """Lovász hinge per image (Berman et al. 2018): a convex surrogate of 1 - IoU of the mask thresholded at
+    probability 0.5, so the loss itself is about the hard mask that is scored, at the threshold it is drawn at.
+    The logits are recovered from the sigmoid output (clipped 1e-6 from 0 and 1: there the gradient stops)."""
+    t, p = _flat(y_true, y_pred)
+    t = ops.cast(t > 0.5, "float32")
+    p = ops.clip(p, 1e-6, 1.0 - 1e-6)
+    logits = ops.log(p) - ops.log1p(-p)
+    errors = 1.0 - logits * (2.0 * t - 1.0)
+    n = errors.shape[1] if errors.shape[1] is not None else ops.shape(errors)[1]
+    errors_sorted, order = ops.top_k(errors, k=n, sorted=True)
+    gt_sorted = ops.take_along_axis(t, order, axis=1)
+    gts = ops.sum(gt_sorted, axis=1, keepdims=True)
+    intersection = gts - ops.cumsum(gt_sorted, axis=1)
+    union = gts + ops.cumsum(1.0 - gt_sorted, axis=1)
+    jaccard = 1.0 - intersection / union
+    grad = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
+    return ops.sum(ops.relu(errors_sorted) * ops.stop_gradient(grad), axis=1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def bce_lovasz_loss(y_true, y_pred):
+    """BCE + Lovász hinge: BCE's smooth gradient everywhere, the Lovász term about the scored hard mask."""
+    return bce_loss(y_true, y_pred) + lovasz_hinge_loss(y_true, y_pred)
+
+
 _LOSS_FNS = {
     "dice": dice_loss,
     "bce": bce_loss,
     "bce_dice": bce_dice_loss,
     "focal_tversky": focal_tversky_loss,
+    "bce_lovasz": bce_lovasz_loss,
 }
 
 

@@ -256,3 +256,30 @@ def test_crops_are_windows_of_the_image_at_its_own_scale():
     assert len(offsets) > 1  # random windows
     with pytest.raises(ValueError, match="crop"):
         P.train_dataset(arrays, 4, crop=48)
+
+
+def test_scale_over_one_zooms_out_and_the_cli_sets_the_range():
+    tf = pytest.importorskip("tensorflow")
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+
+    image = np.ones((64, 64, 3), np.float32)
+    mask = np.ones((64, 64, 1), np.float32)
+    seed = tf.constant([1, 2], tf.int64)
+    out = P.Augment(flip=False, rotate=False, color=False, min_scale=1.5, max_scale=1.5)
+    img, m = P.make_augment_fn(out, (64, 64))(tf.constant(image), tf.constant(mask), seed)
+    # the whole photo now covers (1/1.5)^2 of the frame, black (and no damage) around it
+    assert abs(float(tf.reduce_mean(m)) - 1 / 1.5**2) < 0.03
+    np.testing.assert_array_equal(img.numpy()[..., 0] > 0.5, m.numpy()[..., 0] > 0.5)
+    same = P.Augment(flip=False, rotate=False, color=False, min_scale=1.0, max_scale=1.0)
+    img, m = P.make_augment_fn(same, (64, 64))(tf.constant(image), tf.constant(mask), seed)
+    assert float(tf.reduce_mean(m)) == 1.0
+
+    parse = build_parser().parse_args
+    cfg = _config(parse(["train", "ds", "--out", "r", "--scale", "0.4,1.4"]))
+    assert (cfg.augment.min_scale, cfg.augment.max_scale) == (0.4, 1.4)
+    default = _config(parse(["crossval", "ds", "--out", "r"]))
+    assert (default.augment.min_scale, default.augment.max_scale) == (0.6, 1.0)
+    for bad in ("1.2,0.8", "0.05,1", "x"):
+        with pytest.raises(SystemExit):
+            parse(["train", "ds", "--out", "r", "--scale", bad])

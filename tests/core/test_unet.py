@@ -75,6 +75,35 @@ def test_focal_tversky_is_zero_for_perfect_and_larger_for_misses():
     assert miss[0] > extra[0] > 0
 
 
+def _lovasz_reference(t, logit):
+    """Berman et al.'s Lovász hinge, one image at a time, in numpy."""
+    out = []
+    for ti, li in zip(t.reshape(len(t), -1), logit.reshape(len(t), -1), strict=True):
+        err = 1 - li * (2 * ti - 1)
+        order = np.argsort(-err, kind="stable")
+        g = ti[order]
+        jac = 1 - (g.sum() - np.cumsum(g)) / (g.sum() + np.cumsum(1 - g))
+        jac[1:] = jac[1:] - jac[:-1]
+        out.append(np.dot(np.maximum(err[order], 0), jac))
+    return np.array(out)
+
+
+def test_lovasz_hinge_matches_the_reference_and_is_zero_only_when_the_hard_mask_is_right():
+    rng = np.random.default_rng(0)
+    t = (rng.random((3, 8, 8, 1)) > 0.6).astype("float32")
+    t[2] = 0  # an image without damage
+    logit = rng.normal(size=t.shape).astype("float32")
+    p = 1 / (1 + np.exp(-logit))
+    got = np.asarray(unet.lovasz_hinge_loss(t, p))
+    np.testing.assert_allclose(got, _lovasz_reference(t, logit), rtol=1e-4)
+    sure = np.where(t > 0, 0.99, 0.01).astype("float32")  # every pixel right by a margin: no loss
+    np.testing.assert_allclose(np.asarray(unet.lovasz_hinge_loss(t, sure)), 0.0, atol=1e-6)
+    wrong = np.where(t > 0, 0.01, 0.99).astype("float32")
+    assert (np.asarray(unet.lovasz_hinge_loss(t, wrong)) > 1.0).all()
+    combo = np.asarray(unet.get_loss("bce_lovasz")(t, p))
+    np.testing.assert_allclose(combo, np.asarray(unet.bce_loss(t, p)) + got, rtol=1e-5)
+
+
 def test_iou_and_hard_dice():
     t, p = _pair()
     np.testing.assert_allclose(np.asarray(unet.iou_coef(t, p)), [0.5, 1.0])
