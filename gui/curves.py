@@ -141,7 +141,7 @@ class CurvesWidget(QWidget):
         and doubles as the data reaches its end (a run cut by a time limit after 40 of 400 epochs fills the
         chart instead of its left tenth)."""
         self.clear()
-        top = 1.05 if loss in ("dice", "focal_tversky") else 2.0
+        top = {"dice": 1.05, "focal_tversky": 1.05, "bce_lovasz": 3.0}.get(loss, 2.0)
         self._set_limits(epochs=max(1, min(int(epochs), FIRST_EPOCHS_SHOWN)), loss_top=top)
         self.flush()
 

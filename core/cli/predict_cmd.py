@@ -222,8 +222,8 @@ def add_tta_option(p) -> None:
         type=parse_scales,
         default=None,
         metavar="S,S,...",
-        help="also run the network on the image resized by these factors and average (e.g. 1,1.25: 2.5x "
-        "compute; 1 = off; default: what the model's training chose)",
+        help="run the network on the image resized by each of these factors and average (1 = the network's "
+        "own size; e.g. 1,1.25: 2.6x the compute of 1 alone; default: what the model's training chose)",
     )
 
 

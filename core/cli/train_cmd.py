@@ -201,8 +201,9 @@ def _add_tta_options(p) -> None:
         type=parse_scales,
         default=None,
         metavar="S,S,...",
-        help="the saved model also averages the image resized by these factors at prediction, e.g. "
-        "1,1.25 (2.5x prediction compute; 1 = off); default: the preset's choice (1,1.25)",
+        help="at prediction the saved model averages the network on the image resized by each of these "
+        "factors (1 = its own size), e.g. 1,1.25 (2.6x the compute of 1 alone); the app runs it once, at their "
+        "mean; default: the preset's choice (1,1.25)",
     )
 
 

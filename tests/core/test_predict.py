@@ -157,6 +157,8 @@ def test_tta_scales_average_the_network_on_the_resized_input():
     assert one.scales == (1.0,) and one.scale_sizes() == [(64, 64)]
     p = Predictor(model, {**meta, "tta_scales": [0.5, 1.0, 1.5]})
     assert p.scale_sizes() == [(64, 64), (32, 32), (96, 96)]  # multiples of 32, the model's own first
+    # exactly the sizes asked for: without 1 the model's own size is not run
+    assert Predictor(model, {**meta, "tta_scales": [1.5]}).scale_sizes() == [(96, 96)]
     calls = p.forward_calls
     got = p.predict(img)
     assert p.forward_calls == calls + 1 and got.shape == (50, 70)
@@ -179,6 +181,30 @@ def test_tta_scales_average_the_network_on_the_resized_input():
     for bad in ([0.1], "big", []):
         with pytest.raises(ModelError, match="tta_scales"):
             Predictor(model, {**meta, "tta_scales": bad})
+
+
+def test_interactive_runs_once_at_the_mean_of_the_averaged_sizes():
+    from viaseg.core.ml.predict import interactive
+    from viaseg.core.ml.unet import build_unet_xception
+
+    rng = np.random.default_rng(2)
+    model = build_unet_xception(64, base_width=4)
+    img = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    p = interactive(
+        Predictor(model, {"input_size": 64, "resize": "area", "tta": True, "tta_scales": [1.0, 2.0]})
+    )
+    assert p.scales == (1.5,) and p.scale_sizes() == [(96, 96)] and p.tta
+    got = p.predict(img)
+    # one pass of the (mirror-averaged) network at 96 px, resized to the model's 64 and then to the photo
+    net = build_unet_xception(96, base_width=4)
+    net.set_weights(model.get_weights())
+    x = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    x = cv2.resize(x, (96, 96), interpolation=cv2.INTER_LINEAR)
+    out = np.asarray(net(np.stack([x, x[:, ::-1]]), training=False))[..., 0]
+    prob = cv2.resize(0.5 * (out[0] + out[1][:, ::-1]), (64, 64), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(got, cv2.resize(prob, (70, 50), interpolation=cv2.INTER_LINEAR), atol=2e-5)
+    plain = interactive(Predictor(model, {"input_size": 64, "resize": "area", "tta": True}))
+    assert plain.scales == (1.0,) and plain.scale_sizes() == [(64, 64)]
 
 
 def test_reduced_decode_keeps_both_sides_at_least_the_input(predictor):

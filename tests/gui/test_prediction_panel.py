@@ -376,9 +376,10 @@ def test_window_drop_routing_and_dice_column(qtbot, wired, tmp_path):
     assert model.extra_title == "Dice" and len(model.extra) == 1
 
 
-def test_the_app_predicts_with_the_mirror_average_only(tmp_path):
-    """A model that stores multi-scale averaging: the app keeps its mirror average and leaves the other sizes
-    (3x the compute) to batch prediction; the CLI's Predictor.load keeps everything the model stores."""
+def test_the_app_predicts_once_at_the_mean_size_with_the_mirror_average(tmp_path):
+    """A model that stores multi-scale averaging: the app keeps its mirror average, runs the network once at
+    the mean of the sizes and leaves the average over sizes to batch prediction; the CLI's Predictor.load keeps
+    everything the model stores."""
     from viaseg.core.ml.modelio import save_model
     from viaseg.core.ml.predict import Predictor
     from viaseg.core.ml.unet import build_unet_xception
@@ -391,7 +392,14 @@ def test_the_app_predicts_with_the_mirror_average_only(tmp_path):
     )
     assert Predictor.load(path, cache=False).scales == (0.875, 1.0, 1.125)
     app = _default_loader(str(path))
-    assert app.scales == (1.0,) and app.tta is True
+    assert app.scales == (1.0,) and app.tta is True  # one pass at the mean of 7/8, 1 and 9/8
+    path = save_model(
+        build_unet_xception(input_size=32, base_width=4),
+        tmp_path / "m2.keras",
+        {"input_size": 32, "threshold": 0.5, "tta": True, "tta_scales": [1.0, 1.25]},
+    )
+    app = _default_loader(str(path))
+    assert app.scales == (1.125,) and app.tta is True  # today's default: one pass at 9/8
 
 
 def test_window_drop_unreadable_photos_leave_the_list_and_the_canvas(qtbot, wired, tmp_path):

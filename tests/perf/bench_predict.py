@@ -8,8 +8,9 @@ textured JPEGs (4000x3000 = 12 MP and 1632x1224 = 2 MP) to a temp folder, warms 
 
 With ``--json`` prints one JSON object: {"p50_ms_12mp", "p50_ms_2mp", ...stage breakdown...}; ``*_tta`` are the
 same with mirror averaging on (``Predictor.tta``). ``*_default`` time what a model of the ``default`` preset
-does in the app (``core.predict.interactive``): 256-px input, width 16, the image and its mirror image in one
-network call. ``*_default_batch``: as ``viaseg predict`` / ``evaluate`` run it, the mirror image and the
+does in the app (``core.predict.interactive``): 256-px input run at 9/8 (288 px, ``app_scale``), width 16, the
+image and its mirror image in one network call; ``*_default_own_size`` the same at 256 px (the app until the
+twenty-first session). ``*_default_batch``: as ``viaseg predict`` / ``evaluate`` run it, the mirror image and the
 preset's other sizes (``tta_scales``: 5/4) averaged too (4 images through the network per photo).
 """
 
@@ -151,6 +152,11 @@ def main(argv=None) -> int:
         interactive(default).warmup()
         r12_default = bench(default, big, args.runs)
         r2_default = bench(default, mid, args.runs)
+        app_scale = default.scales[0]
+        default.scales = (1.0,)  # the app before the twenty-first session: one pass at the network's own size
+        default.warmup()
+        r12_own = bench(default, big, args.runs)
+        r2_own = bench(default, mid, args.runs)
     out = {
         "p50_ms_12mp": r12["p50_ms"],
         "p50_ms_2mp": r2["p50_ms"],
@@ -159,6 +165,9 @@ def main(argv=None) -> int:
         "p50_ms_2mp_tta": r2_tta["p50_ms"],
         "p50_ms_12mp_default": r12_default["p50_ms"],
         "p50_ms_2mp_default": r2_default["p50_ms"],
+        "p50_ms_12mp_default_own_size": r12_own["p50_ms"],
+        "p50_ms_2mp_default_own_size": r2_own["p50_ms"],
+        "app_scale": app_scale,
         "p50_ms_12mp_default_batch": r12_batch["p50_ms"],
         "p50_ms_2mp_default_batch": r2_batch["p50_ms"],
         "default_preset": {
