@@ -111,3 +111,30 @@ def test_confidence_weighted_rules_put_a_sure_contradiction_before_a_half_seen_d
         assert error_score(rule, *full) == pytest.approx(0.0, abs=1e-9), rule
     with pytest.raises(ValueError, match="unknown ranking rule"):
         error_score("nope", *full)
+
+
+def test_unannotated_damage_the_model_is_unsure_of_is_listed_and_scored_by_its_share():
+    truth = np.zeros((100, 100), np.uint8)
+    truth[10:30, 10:30] = 1  # agreed
+    truth[60:70, 60:70] = 1  # annotated, the model at 0.4 there: under 0.5, a "missed" area
+    probs = np.full((100, 100), 0.05, np.float32)
+    probs[10:30, 10:30] = 0.9
+    probs[60:70, 60:70] = 0.4
+    probs[80:95, 5:25] = 0.4  # a damage left out of the annotation that the model half sees: 300 px
+    found = disagreements(truth, probs, 0.5)
+    extra = [d for d in found if d.kind == "extra"]
+    assert [(d.area, d.bbox) for d in extra] == [(300, (5, 80, 20, 15))]
+    missed = [d for d in found if d.kind == "missed"]  # missed areas keep the model's threshold
+    assert [d.area for d in missed] == [100]
+    union = 400 + 100 + 300
+    assert extra[0].score == pytest.approx(0.4 * (300 / union) ** 0.5)
+    # at the model's threshold alone the left-out damage is not listed (the twentieth session's behaviour)
+    assert [d.kind for d in disagreements(truth, probs, 0.5, extra_threshold=None)] == ["missed"]
+    # a model whose threshold is already lower looks from its own threshold
+    assert {d.kind for d in disagreements(truth, probs, 0.2)} == {"extra"}
+    # the model's soft edge around an annotated region is not looked for below its threshold
+    halo = probs.copy()
+    halo[8:32, 8:32] = np.maximum(halo[8:32, 8:32], 0.4)  # a 2-px ring at 0.4 around the agreed region
+    assert [(d.kind, d.area) for d in disagreements(truth, halo, 0.5) if d.kind == "extra"] == [
+        ("extra", 300)
+    ]

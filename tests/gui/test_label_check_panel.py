@@ -230,11 +230,13 @@ def test_areas_order_lists_every_area_surest_first_and_applies_from_the_list(qtb
     assert scores == sorted(scores, reverse=True) and all(it.childCount() == 0 for it in items)
     assert all(it.text(0).split(" · ")[0] in ("missed", "extra") for it in items)  # each row names its area
     assert panel.tree.columnWidth(0) > 40  # ... and the column shows it
-    # the two label errors come first: the bogus square on bare background (the model is surest nothing is
-    # there) and the damage whose annotation was deleted (the model sees it)
-    top2 = {(it.text(3), it.text(0).split(" ")[0]) for it in items[:2]}
-    assert top2 == {(WRONG, "missed"), (DELETED, "extra")}, [(it.text(3), it.text(0)) for it in items[:4]]
-    first = next(it for it in items[:2] if it.text(3) == DELETED)
+    # the label errors come early: the damage whose annotation was deleted (the model sees it) first; the bogus
+    # square on bare background (the model is surest nothing is there) in the first third, after larger areas
+    # where a tiny model is less sure (the score weighs an area's share of the photo's damage)
+    order = [(it.text(3), it.text(0).split(" ")[0]) for it in items]
+    assert order[0] == (DELETED, "extra"), order[:4]
+    assert order.index((WRONG, "missed")) < len(order) / 3, order
+    first = items[0]
     panel.tree.setCurrentItem(first)  # shows the photo, zoomed to the area
     entry = window.current_entry()
     assert entry.filename == DELETED and len(window.canvas.highlight) == 1
