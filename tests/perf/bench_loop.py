@@ -64,13 +64,14 @@ def rank_next(model_path: str, candidates: list, score: str = "entropy") -> list
     photo and its mirror image, at the network's input size)."""
     import cv2
     from viaseg.core.ml.loop import rank_uncertain, uncertainty, view_disagreement
-    from viaseg.core.ml.predict import _INTERP, Predictor
+    from viaseg.core.ml.predict import _INTERP, Predictor, interactive
 
     pred = Predictor.load(model_path, cache=False)  # its settings change here: not the shared instance
-    pred.scales = (1.0,)
+    interactive(pred)  # the maps the app's Label next ranks by (one pass at 9/8 since the twenty-first session)
     scores = {}
     if score == "views":
         pred.tta = False
+        pred.scales = (1.0,)
         h, w = pred.input_hw
         for e in candidates:
             try:
