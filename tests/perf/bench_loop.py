@@ -67,7 +67,8 @@ def rank_next(model_path: str, candidates: list, score: str = "entropy") -> list
     from viaseg.core.ml.predict import _INTERP, Predictor, interactive
 
     pred = Predictor.load(model_path, cache=False)  # its settings change here: not the shared instance
-    interactive(pred)  # the maps the app's Label next ranks by (one pass at 9/8 since the twenty-first session)
+    # the maps the app's Label next ranks by (one pass at 9/8 since the twenty-first session)
+    interactive(pred)
     scores = {}
     if score == "views":
         pred.tta = False
