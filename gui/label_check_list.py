@@ -1,6 +1,7 @@
 """The *Check labels* dock's list (a ``QTreeWidget``): the photos worst first, each with its areas of
-disagreement, or every photo's areas in one list by score (``label_errors.AREA_RULE``); and the ✓ of the areas applied. Each area row
-holds ``("area", image index, area index)`` under ``ROLE``, each photo row ``("image", index, -1)``."""
+disagreement, or every photo's areas in one list by score (``label_errors.AREA_RULE``); and the ✓ of the areas
+applied. Each area row holds ``("area", image index, area index)`` under ``ROLE``, each photo row
+``("image", index, -1)``."""
 
 from __future__ import annotations
 

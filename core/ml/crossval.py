@@ -29,9 +29,8 @@ from ..annotation.project import ImageEntry
 from .presets import TrainConfig, resolve_schedule
 
 log = logging.getLogger("viaseg.crossval")
-MAX_LISTED = (
-    5  # disagreement areas kept per image: this many largest, and this many surest (label_errors.listed)
-)
+# disagreement areas kept per image: this many largest, and this many highest scoring (label_errors.listed)
+MAX_LISTED = 5
 
 
 @dataclass

@@ -35,13 +35,8 @@ class Augment:
 
 
 PRESETS = ("default", "research")
-LOSSES = (
-    "bce_dice",
-    "dice",
-    "bce",
-    "focal_tversky",
-    "bce_lovasz",
-)  # the names unet.get_loss knows (the first: the form's)
+# the names unet.get_loss knows (the first: the form's)
+LOSSES = ("bce_dice", "dice", "bce", "focal_tversky", "bce_lovasz")
 NORMS = ("batch", "group")
 # what of an ImageNet-trained encoder stays as trained: "none" (everything learns), "bn" (its batch norms keep
 # ImageNet's statistics and scales: inference mode), "early" (its layers at 1/2..1/8 of the size, batch norms
