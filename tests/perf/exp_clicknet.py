@@ -1,0 +1,446 @@
+"""Experiment (not a feature): a click-conditioned network for click to segment, measured against the tool's way.
+
+Issue 17 asks whether a small network that takes the clicks as input (as RITM does) beats the map-and-edges
+tool of ``core.assist``. This trains one on the photos of some cross-validation folds and runs the NoC protocol
+(``core.assist.protocol``) on the held-out fold's regions, three ways, on the same regions and the same
+out-of-fold maps:
+
+- ``tool``: ``core.assist.Segmenter`` as the app runs it (the map's blob at the first click, GrabCut, local
+  corrections);
+- ``net``: the network alone: the first click on the whole photo, then a square window 2x the region found
+  ("zoom-in"), each click re-run with the previous mask as input;
+- ``net_first``: the network's region for the first click, then the tool's local corrections.
+
+The network: the U-Net of ``core/ml/unet_mobilenet.py`` (ImageNet MobileNetV2 encoder) with a second input of
+four guide channels (the out-of-fold map, the previous mask, positive and negative click discs), added after the
+first convolution and joined at every decoder level; trained with simulated clicks (a first click inside the
+region, corrections in a plausible earlier mask's largest errors, and after 100 steps the network's own
+predictions half of the time, as RITM trains). Its map channel must be out of fold on training photos too (a
+model's map of photos it trained on is nearly perfect), hence the cross-validation folders.
+
+    python tests/perf/exp_clicknet.py --oof CV_F0 CV_F1234 --fold 0 --seconds 900 --out NET.keras --json
+
+``CV_*``: ``viaseg crossval ../shared/datasets/car-damage ../shared/datasets/car-damage-extra-split/train
+--out CV --time-limit 600 --calibrate 0.2 --seed 0`` (folds may be run apart with ``--only-folds``).
+``--seconds 0`` with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the
+network then has the photo and the clicks; the tool its colour-and-edge path). Results: docs/RESULTS.md (twenty-second session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[2]
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+S = 256  # the network's window, pixels a side
+R_CLICK = 5  # click discs, pixels of the window
+WORK_SIDE = 1024  # photos are kept at most this long side for training and windows
+
+
+def build(side: int = S):
+    import keras
+    from keras import layers
+    from viaseg.core.ml.fast_layers import FusedBatchNormalization
+    from viaseg.core.ml.unet_mobilenet import _BLOCKS, DECODER, SKIPS, load_imagenet_weights
+
+    def bn(x, n):
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=n)(x)
+
+    def relu6(x, n):
+        return layers.ReLU(6.0, name=n)(x)
+
+    img = keras.Input((side, side, 3), name="image")
+    guide = keras.Input((side, side, 4), name="guide")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(img)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1")(x)
+    # zero at the start: the encoder begins as ImageNet trained it
+    g = layers.Conv2D(
+        32, 3, strides=2, padding="same", use_bias=False, name="guide_conv", kernel_initializer="zeros"
+    )(guide)
+    x = relu6(bn(layers.Add(name="guide_add")([x, g]), "bn_Conv1"), "Conv1_relu")
+    feats = {}
+    for bid, (e, f, s) in enumerate(_BLOCKS):
+        block_in = x
+        if bid:
+            p = f"block_{bid}_"
+            x = layers.Conv2D(e * x.shape[-1], 1, use_bias=False, name=p + "expand")(x)
+            x = relu6(bn(x, p + "expand_BN"), p + "expand_relu")
+            feats[p + "expand_relu"] = x
+        else:
+            p = "expanded_conv_"
+        x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=False, name=p + "depthwise")(x)
+        x = relu6(bn(x, p + "depthwise_BN"), p + "depthwise_relu")
+        x = bn(layers.Conv2D(f, 1, use_bias=False, name=p + "project")(x), p + "project_BN")
+        if s == 1 and block_in.shape[-1] == f:
+            x = layers.Add(name=p + "add")([block_in, x])
+    x = layers.ReLU()(bn(layers.Conv2D(128, 1, use_bias=False, name="dec_top")(x), "dec_top_bn"))
+    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
+        sk = layers.ReLU()(
+            bn(
+                layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip")(feats[skip_name]),
+                f"dec{i}_sb",
+            )
+        )
+        x = layers.UpSampling2D(2)(x)
+        f = 2 ** (4 - i)
+        x = layers.Concatenate()([x, sk, layers.AveragePooling2D(f)(guide) if f > 1 else guide])
+        x = layers.ReLU()(
+            bn(layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"dec{i}_conv")(x), f"dec{i}_bn")
+        )
+    x = layers.Concatenate()([layers.UpSampling2D(2, interpolation="bilinear")(x), guide])
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="head_conv")(x)
+    out = layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
+    model = keras.Model([img, guide], out)
+    load_imagenet_weights(model)
+    return model
+
+
+def bce_dice(y, p):
+    import keras.ops as K
+
+    p = K.clip(p, 1e-6, 1 - 1e-6)
+    bce = -K.mean(y * K.log(p) + (1 - y) * K.log(1 - p))
+    inter = K.sum(y * p, axis=(1, 2, 3))
+    return bce + K.mean(1 - (2 * inter + 1) / (K.sum(y + p, axis=(1, 2, 3)) + 1))
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+def warp(arr: np.ndarray, win, interp=cv2.INTER_LINEAR) -> np.ndarray:
+    """The square window ``win`` = (x0, y0, side) of ``arr`` at S x S (zeros outside the photo)."""
+    x0, y0, side = win
+    k = S / side
+    m = np.float32([[k, 0, -x0 * k], [0, k, -y0 * k]])
+    return cv2.warpAffine(arr, m, (S, S), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def unwarp(mask_w: np.ndarray, win, shape_hw) -> np.ndarray:
+    x0, y0, side = win
+    k = side / S
+    m = np.float32([[k, 0, x0], [0, k, y0]])
+    return cv2.warpAffine(mask_w.astype(np.uint8), m, shape_hw[::-1], flags=cv2.INTER_NEAREST) > 0
+
+
+def bbox(m: np.ndarray):
+    ys, xs = np.nonzero(m)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def zoom_window(bb, w: int, h: int, factor: float, min_frac: float = 0.12):
+    x0, y0, x1, y1 = bb
+    side = max(max(x1 - x0, y1 - y0) * factor, min_frac * max(w, h), 32.0)
+    return (x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2, side
+
+
+def full_window(w: int, h: int):
+    side = float(max(w, h))
+    return (w - side) / 2, (h - side) / 2, side
+
+
+def guide_of(prob_w, prev_w, clicks_w) -> np.ndarray:
+    discs = [np.zeros((S, S), np.float32) for _ in range(2)]
+    for x, y, positive in clicks_w:
+        cv2.circle(discs[0 if positive else 1], (int(round(x)), int(round(y))), R_CLICK, 1.0, -1)
+    return np.stack([prob_w, prev_w, *discs], -1).astype(np.float32)
+
+
+def _dist(mask: np.ndarray) -> np.ndarray:
+    return cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
+def error_click(gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator):
+    """A click near the centre of the largest error (the protocol's, with some noise for training)."""
+    best = None
+    for err, positive in ((gt & ~pred, True), (pred & ~gt, False)):
+        if err.any():
+            d = _dist(err)
+            k = int(rng.choice(np.flatnonzero(d >= 0.7 * d.max())))
+            if best is None or d.flat[k] > best[0]:
+                r, c = divmod(k, d.shape[1])
+                best = (float(d.flat[k]), c + 0.5, r + 0.5, positive)
+    return None if best is None else best[1:]
+
+
+# ------------------------------------------------------------------------------------------------ training
+def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.imaging.imageio import read_image
+
+    rows = []
+    for d in oof_dirs:
+        report = json.loads((Path(d) / "crossval.json").read_text())
+        rows += [(Path(d), r) for r in report["per_image"] if r.get("map_path")]
+    datasets: dict[str, object] = {}
+    out = []
+    for cv_dir, r in rows:
+        root, split = r["source"].rsplit(":", 1)
+        if root not in datasets:
+            datasets[root] = load_dataset(root)
+        entry = next(e for e in datasets[root].split(split).entries if e.filename == r["image"])  # type: ignore[attr-defined]
+        img = read_image(entry.path)
+        h, w = img.shape[:2]
+        s = min(1.0, WORK_SIDE / max(h, w))
+        wh = (round(w * s), round(h * s))
+        prob = cv2.imread(str(cv_dir / r["map_path"]), cv2.IMREAD_GRAYSCALE)
+        if no_map:  # the network and the tool without a model: an empty map
+            prob = np.zeros_like(prob)
+        regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
+        out.append(
+            dict(
+                name=r["image"],
+                path=str(entry.path),
+                style="whole cars" if "extra" in root else "close-ups",
+                fold=r["fold"],
+                img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
+                prob=cv2.resize(prob, wh, interpolation=cv2.INTER_LINEAR),
+                regs=[m for m in regs if m.sum() >= 8],
+                full_wh=(w, h),
+            )
+        )
+    return out
+
+
+def _corrupt(g: np.ndarray, prob_w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible earlier mask of region ``g``: the map near it at some level, or ``g`` grown or shrunk; then
+    a few discs added or taken near it."""
+    if rng.random() < 0.5:
+        near = cv2.dilate(g.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(5, 40)))
+        m = (prob_w >= rng.uniform(0.1, 0.6)) & (near > 0)
+    else:
+        r = int(rng.integers(2, 20))
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        m = (cv2.dilate if rng.random() < 0.5 else cv2.erode)(g.astype(np.uint8), k) > 0
+    ys, xs = np.nonzero(cv2.dilate(g.astype(np.uint8), np.ones((15, 15), np.uint8)))
+    for _ in range(int(rng.integers(0, 3))):
+        j = int(rng.integers(len(xs)))
+        disc = np.zeros(g.shape, np.uint8)
+        cv2.circle(disc, (int(xs[j]), int(ys[j])), int(rng.integers(6, 30)), 1, -1)
+        m = (m | (disc > 0)) if rng.random() < 0.5 else (m & (disc == 0))
+    return m
+
+
+def sample(photos: list[dict], items, rng: np.random.Generator):
+    i, j = items[int(rng.integers(len(items)))]
+    d = photos[i]
+    h, w = d["img"].shape[:2]
+    if rng.random() < 0.25:
+        win = full_window(w, h)
+    else:
+        x0, y0, side = zoom_window(bbox(d["regs"][j]), w, h, rng.uniform(1.4, 3.0))
+        win = (x0 + rng.uniform(-0.15, 0.15) * side, y0 + rng.uniform(-0.15, 0.15) * side, side)
+    img = warp(d["img"], win)
+    pw = warp(d["prob"], win).astype(np.float32) / 255
+    g = warp(d["regs"][j].astype(np.uint8), win) > 0
+    if rng.random() < 0.5:
+        img, pw, g = img[:, ::-1].copy(), pw[:, ::-1].copy(), g[:, ::-1].copy()
+    if g.sum() < 4:
+        return None
+    dist = _dist(g).ravel() ** 1.5
+    r, c = divmod(int(rng.choice(dist.size, p=dist / dist.sum())), S)
+    clicks = [(c + 0.5, r + 0.5, True)]
+    prev = np.zeros((S, S), bool)
+    if rng.random() >= 0.4:
+        prev = _corrupt(g, pw, rng)
+        for _ in range(int(rng.integers(1, 4))):
+            nc = error_click(g, prev, rng)
+            if nc is None:
+                break
+            clicks.append(nc)
+    return [img.astype(np.float32) / 255, pw, prev.astype(np.float32), clicks, g]
+
+
+def batch(photos, items, n: int, rng, model=None):
+    out: list[list] = []
+    while len(out) < n:
+        s = sample(photos, items, rng)
+        if s is not None:
+            out.append(s)
+    if model is not None and rng.random() < 0.5:  # RITM's iterative training: the network's own masks
+        for _ in range(int(rng.integers(1, 4))):
+            pred = model.predict_on_batch(
+                [np.stack([o[0] for o in out]), np.stack([guide_of(o[1], o[2], o[3]) for o in out])]
+            )[..., 0]
+            for o, p in zip(out, pred >= 0.5, strict=True):
+                nc = error_click(o[4], p, rng)
+                if nc is not None:
+                    o[3], o[2] = [*o[3], nc], p.astype(np.float32)
+    x = np.stack([o[0] for o in out])
+    g = np.stack([guide_of(o[1], o[2], o[3]) for o in out])
+    return x, g, np.stack([o[4] for o in out]).astype(np.float32)[..., None]
+
+
+def train(photos: list[dict], out: str, seconds: float, seed: int = 0, lr: float = 5e-4, batch_size: int = 8):
+    import keras
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build()
+    sched = keras.optimizers.schedules.CosineDecay(lr, int(seconds / 0.55), alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(sched), loss=bce_dice)
+    items = [(i, j) for i, d in enumerate(photos) for j in range(len(d["regs"]))]
+    t0, k, losses = time.time(), 0, []
+    while time.time() - t0 < seconds:
+        x, g, y = batch(photos, items, batch_size, rng, model if k > 100 else None)
+        losses.append(float(model.train_on_batch([x, g], y)))
+        k += 1
+        if k % 100 == 0:
+            print(f"step {k}, {time.time() - t0:.0f} s, loss {np.mean(losses[-100:]):.4f}", file=sys.stderr)
+    model.save(out)
+    return model, k
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+class NetSegmenter:
+    """The network behind the protocol's ``segment(clicks)`` (what ``core.assist.Segmenter`` offers)."""
+
+    def __init__(self, model, photo: dict, zoom: float = 2.0):
+        self.model, self.d, self.zoom, self.cache = model, photo, zoom, {}
+        self.s = photo["img"].shape[1] / photo["full_wh"][0]
+
+    def _run(self, win, clicks, prev):
+        d = self.d
+        k = S / win[2]
+        cw = [((c.x * self.s - win[0]) * k, (c.y * self.s - win[1]) * k, c.positive) for c in clicks]
+        prev_w = (
+            np.zeros((S, S), np.float32)
+            if prev is None
+            else warp(prev.astype(np.uint8), win, cv2.INTER_NEAREST)
+        )
+        g = guide_of(warp(d["prob"], win).astype(np.float32) / 255, prev_w.astype(np.float32), cw)
+        x = warp(d["img"], win).astype(np.float32) / 255
+        return self.model.predict_on_batch([x[None], g[None]])[0, ..., 0] >= 0.5
+
+    def segment(self, clicks, box=None, refine=None):
+        from viaseg.core.assist.mask import RegionMask, Result
+
+        key = tuple(clicks)
+        if key in self.cache:
+            return self.cache[key]
+        h, w = self.d["img"].shape[:2]
+        if len(clicks) == 1:
+            whole = full_window(w, h)
+            prev = unwarp(self._run(whole, clicks, None), whole, (h, w))
+            cx, cy = min(int(clicks[0].x * self.s), w - 1), min(int(clicks[0].y * self.s), h - 1)
+            _, lab = cv2.connectedComponents(prev.astype(np.uint8))
+            if lab[cy, cx]:
+                bb = bbox(lab == lab[cy, cx])
+            else:
+                bb = bbox(prev) if prev.any() else (cx - 10, cy - 10, cx + 10, cy + 10)
+            win = zoom_window(bb, w, h, self.zoom)
+        else:
+            before = self.segment(clicks[:-1])
+            win, prev = before.window, before.small
+            x0, y0, side = win
+            c = clicks[-1]
+            if not (x0 < c.x * self.s < x0 + side and y0 < c.y * self.s < y0 + side):  # widen
+                xs, ys = [q.x * self.s for q in clicks], [q.y * self.s for q in clicks]
+                bb = bbox(prev) if prev.any() else (min(xs), min(ys), max(xs), max(ys))
+                bb = (min(bb[0], *xs), min(bb[1], *ys), max(bb[2], *xs), max(bb[3], *ys))
+                win = zoom_window(bb, w, h, 1.5)
+        mw = self._run(win, clicks, prev)
+        region = (
+            RegionMask(mw, win[0] / self.s, win[1] / self.s, win[2] / S / self.s, "net") if mw.any() else None
+        )
+        res = Result(region, "")
+        res.window, res.small = win, unwarp(mw, win, (h, w))  # type: ignore[attr-defined]
+        self.cache[key] = res
+        return res
+
+
+def measure(model, photos: list[dict], no_map: bool = False) -> dict:
+    from viaseg.core.assist.protocol import click_protocol, clicks_to
+    from viaseg.core.assist.segment import Segmenter
+    from viaseg.core.imaging.imageio import read_image
+
+    class NetFirst(Segmenter):
+        """The tool, its first click's region from the network."""
+
+        def _first(self, click, refine, committed=False):
+            key = ("net", click)
+            if key not in self._first_cache:
+                r = self.net.segment([click])
+                self._first_cache[key] = (
+                    r if r.region is not None else super()._first(click, refine, committed)
+                )
+            return self._first_cache[key]
+
+    curves: dict[str, list] = {"tool": [], "net": [], "net_first": []}
+    styles = []
+    for d in photos:
+        img = read_image(d["path"])
+        h, w = img.shape[:2]
+        prob = cv2.resize(d["prob"], (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+        tool_map = None if no_map else prob  # no map: the tool's colour-and-edge path
+        net = NetSegmenter(model, d)
+        first = NetFirst((w, h), tool_map, img)
+        first.net = net  # type: ignore[attr-defined]
+        for g in d["regs"]:
+            gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            if gt.sum() < 16:
+                continue
+            curves["tool"].append(click_protocol(Segmenter((w, h), tool_map, img), gt, 20, 0.85))
+            curves["net"].append(click_protocol(net, gt, 20, 0.85))
+            curves["net_first"].append(click_protocol(first, gt, 20, 0.85))
+            styles.append(d["style"])
+        print(d["name"], file=sys.stderr)
+    out: dict = {"regions": len(styles)}
+    for name, rows in curves.items():
+        noc = np.array([clicks_to(r, 0.80) for r in rows])
+        out[name] = {
+            "noc80": round(float(noc.mean()), 2),
+            "noc85": round(float(np.mean([clicks_to(r, 0.85) for r in rows])), 2),
+            "iou_at_1": round(float(np.mean([r[0] for r in rows])), 3),
+            "iou_at_3": round(float(np.mean([r[min(2, len(r) - 1)] for r in rows])), 3),
+            "noc80_by_style": {
+                s: round(float(noc[[t == s for t in styles]].mean()), 2) for s in sorted(set(styles))
+            },
+        }
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
+    ap.add_argument("--fold", type=int, default=0, help="measured on this fold, trained on the others")
+    ap.add_argument("--seconds", type=float, default=900.0, help="training time (0: measure --out)")
+    ap.add_argument("--out", required=True, help="the network's .keras file")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-map", action="store_true", help="train and measure without a model's map")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    photos = load_photos(args.oof, args.no_map)
+    train_set = [d for d in photos if d["fold"] != args.fold]
+    test_set = [d for d in photos if d["fold"] == args.fold]
+    steps = 0
+    if args.seconds > 0:
+        model, steps = train(train_set, args.out, args.seconds, args.seed)
+    else:
+        import keras
+        import viaseg.core.ml.fast_layers  # noqa: F401  (registers the network's layers for loading)
+
+        model = keras.models.load_model(args.out, compile=False)
+    result = {
+        "no_map": args.no_map,
+        "fold": args.fold,
+        "train_photos": len(train_set),
+        "seconds": args.seconds,
+        "steps": steps,
+    }
+    result |= measure(model, test_set, args.no_map)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())
