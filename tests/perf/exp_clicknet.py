@@ -22,7 +22,8 @@ model's map of photos it trained on is nearly perfect), hence the cross-validati
 
 ``CV_*``: ``viaseg crossval ../shared/datasets/car-damage ../shared/datasets/car-damage-extra-split/train
 --out CV --time-limit 600 --calibrate 0.2 --seed 0`` (folds may be run apart with ``--only-folds``).
-``--seconds 0`` with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the
+``--fold -1 --no-map --measure-on DATASET:SPLIT ...``: trained on every fold's photos, measured on other
+photos (the validation sets; ``--exclude-train-duplicates`` as for ``bench_assist.py``). ``--seconds 0`` with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the
 network then has the photo and the clicks; the tool its colour-and-edge path). Results: docs/RESULTS.md (twenty-second session).
 """
 
@@ -209,6 +210,41 @@ def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
     return out
 
 
+def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
+    """The photos of ``DATASET:split`` with their regions and no map (``--measure-on``)."""
+    from viaseg.core.annotation.dataset import load_dataset, parse_spec
+    from viaseg.core.annotation.raster import rasterize
+    from viaseg.core.imaging.imageio import read_image
+    from viaseg.core.ml.evaluate import choose_split, train_duplicates
+
+    root, split_name = parse_spec(spec)
+    ds = load_dataset(root)
+    split = choose_split(ds, split_name)
+    dup = {e.key for e in train_duplicates(ds, split)} if exclude_train_duplicates else set()
+    out = []
+    for entry in split.entries:
+        if entry.key in dup or not Path(entry.path).is_file():
+            continue
+        img = read_image(entry.path)
+        h, w = img.shape[:2]
+        s = min(1.0, WORK_SIDE / max(h, w))
+        wh = (round(w * s), round(h * s))
+        regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
+        out.append(
+            dict(
+                name=entry.filename,
+                path=str(entry.path),
+                style=spec,
+                fold=-2,
+                img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
+                prob=np.zeros(wh[::-1], np.uint8),
+                regs=[m for m in regs if m.sum() >= 8],
+                full_wh=(w, h),
+            )
+        )
+    return out
+
+
 def _corrupt(g: np.ndarray, prob_w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible earlier mask of region ``g``: the map near it at some level, or ``g`` grown or shrunk; then
     a few discs added or taken near it."""
@@ -278,7 +314,15 @@ def batch(photos, items, n: int, rng, model=None):
     return x, g, np.stack([o[4] for o in out]).astype(np.float32)[..., None]
 
 
-def train(photos: list[dict], out: str, seconds: float, seed: int = 0, lr: float = 5e-4, batch_size: int = 8):
+def train(
+    photos: list[dict],
+    out: str,
+    seconds: float,
+    seed: int = 0,
+    lr: float = 5e-4,
+    batch_size: int = 8,
+    steps: int | None = None,
+):
     import keras
     import tensorflow as tf
 
@@ -289,7 +333,7 @@ def train(photos: list[dict], out: str, seconds: float, seed: int = 0, lr: float
     model.compile(optimizer=keras.optimizers.Adam(sched), loss=bce_dice)
     items = [(i, j) for i, d in enumerate(photos) for j in range(len(d["regs"]))]
     t0, k, losses = time.time(), 0, []
-    while time.time() - t0 < seconds:
+    while (k < steps) if steps else (time.time() - t0 < seconds):
         x, g, y = batch(photos, items, batch_size, rng, model if k > 100 else None)
         losses.append(float(model.train_on_batch([x, g], y)))
         k += 1
@@ -411,19 +455,40 @@ def measure(model, photos: list[dict], no_map: bool = False) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
-    ap.add_argument("--fold", type=int, default=0, help="measured on this fold, trained on the others")
+    ap.add_argument(
+        "--fold",
+        type=int,
+        default=0,
+        help="measured on this fold, trained on the others (-1: trained on all)",
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        help="stop after this many steps instead of --seconds (the rate still follows --seconds' schedule), "
+        "so the network does not depend on the machine's load",
+    )
+    ap.add_argument(
+        "--measure-on",
+        nargs="+",
+        metavar="DATASET:SPLIT",
+        help="measure on these splits instead of the fold (with --no-map only: their photos have no "
+        "out-of-fold maps)",
+    )
+    ap.add_argument("--exclude-train-duplicates", action="store_true", help="with --measure-on")
     ap.add_argument("--seconds", type=float, default=900.0, help="training time (0: measure --out)")
     ap.add_argument("--out", required=True, help="the network's .keras file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-map", action="store_true", help="train and measure without a model's map")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.measure_on and not args.no_map:
+        ap.error("--measure-on needs --no-map")
     photos = load_photos(args.oof, args.no_map)
     train_set = [d for d in photos if d["fold"] != args.fold]
     test_set = [d for d in photos if d["fold"] == args.fold]
     steps = 0
     if args.seconds > 0:
-        model, steps = train(train_set, args.out, args.seconds, args.seed)
+        model, steps = train(train_set, args.out, args.seconds, args.seed, steps=args.steps)
     else:
         import keras
         import viaseg.core.ml.fast_layers  # noqa: F401  (registers the network's layers for loading)
@@ -436,7 +501,11 @@ def main(argv=None) -> int:
         "seconds": args.seconds,
         "steps": steps,
     }
-    result |= measure(model, test_set, args.no_map)
+    if args.measure_on:
+        for spec in args.measure_on:
+            result[spec] = measure(model, split_photos(spec, args.exclude_train_duplicates), True)
+    else:
+        result |= measure(model, test_set, args.no_map)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
