@@ -66,25 +66,7 @@ def build_unet_mobilenet(
     x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1", dtype=dt)(inputs)
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1", dtype=dt)(x)
     x = relu6(bn(x, "bn_Conv1"), "Conv1_relu")
-    features = {}
-    for block_id, (expansion, filters, stride) in enumerate(_BLOCKS):
-        block_in = x
-        if block_id:
-            prefix = f"block_{block_id}_"
-            x = layers.Conv2D(expansion * x.shape[-1], 1, use_bias=False, name=prefix + "expand", dtype=dt)(x)
-            x = relu6(bn(x, prefix + "expand_BN"), prefix + "expand_relu")
-            features[prefix + "expand_relu"] = x
-        else:
-            prefix = "expanded_conv_"
-        # "same" padding at stride 2 on even sizes pads bottom/right by one: Keras' ZeroPadding2D + "valid"
-        x = layers.DepthwiseConv2D(
-            3, strides=stride, padding="same", use_bias=False, name=prefix + "depthwise", dtype=dt
-        )(x)
-        x = relu6(bn(x, prefix + "depthwise_BN"), prefix + "depthwise_relu")
-        x = layers.Conv2D(filters, 1, use_bias=False, name=prefix + "project", dtype=dt)(x)
-        x = bn(x, prefix + "project_BN")
-        if stride == 1 and block_in.shape[-1] == filters:
-            x = layers.Add(name=prefix + "add", dtype=dt)([block_in, x])
+    x, features = mobilenet_blocks(x, bn, relu6, dt)
 
     # decoder: from 1/32 up to 1/2, joining each reduced skip
     x = layers.Conv2D(128, 1, use_bias=False, name="dec_top", dtype=dt)(x)
@@ -108,6 +90,32 @@ def build_unet_mobilenet(
     if pretrained:
         load_imagenet_weights(model)
     return model
+
+
+def mobilenet_blocks(x, bn, relu6, dt=None):
+    """MobileNetV2's blocks 0..16 (Keras' layer names, so the ImageNet weights load by name) on the stem's
+    output ``x``; returns the last block's output and the ``*_expand_relu`` features the decoder joins.
+    ``bn(x, name)`` / ``relu6(x, name)`` make the batch norms and activations."""
+    features = {}
+    for block_id, (expansion, filters, stride) in enumerate(_BLOCKS):
+        block_in = x
+        if block_id:
+            prefix = f"block_{block_id}_"
+            x = layers.Conv2D(expansion * x.shape[-1], 1, use_bias=False, name=prefix + "expand", dtype=dt)(x)
+            x = relu6(bn(x, prefix + "expand_BN"), prefix + "expand_relu")
+            features[prefix + "expand_relu"] = x
+        else:
+            prefix = "expanded_conv_"
+        # "same" padding at stride 2 on even sizes pads bottom/right by one: Keras' ZeroPadding2D + "valid"
+        x = layers.DepthwiseConv2D(
+            3, strides=stride, padding="same", use_bias=False, name=prefix + "depthwise", dtype=dt
+        )(x)
+        x = relu6(bn(x, prefix + "depthwise_BN"), prefix + "depthwise_relu")
+        x = layers.Conv2D(filters, 1, use_bias=False, name=prefix + "project", dtype=dt)(x)
+        x = bn(x, prefix + "project_BN")
+        if stride == 1 and block_in.shape[-1] == filters:
+            x = layers.Add(name=prefix + "add", dtype=dt)([block_in, x])
+    return x, features
 
 
 def imagenet_weights(path: Path = WEIGHTS) -> dict[str, list[np.ndarray]]:

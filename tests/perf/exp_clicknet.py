@@ -1,9 +1,9 @@
-"""Experiment (not a feature): a click-conditioned network for click to segment, measured against the tool's way.
+"""Experiment (not a feature): a click-conditioned network for click to segment, measured against the tool.
 
 Issue 17 asks whether a small network that takes the clicks as input (as RITM does) beats the map-and-edges
-tool of ``core.assist``. This trains one on the photos of some cross-validation folds and runs the NoC protocol
-(``core.assist.protocol``) on the held-out fold's regions, three ways, on the same regions and the same
-out-of-fold maps:
+tool of ``core.assist``. This trains one on the photos of some cross-validation folds and runs the NoC
+protocol (``core.assist.protocol``) on the held-out fold's regions, three ways, on the same regions and the
+same out-of-fold maps:
 
 - ``tool``: ``core.assist.Segmenter`` as the app runs it (the map's blob at the first click, GrabCut, local
   corrections);
@@ -12,9 +12,9 @@ out-of-fold maps:
 - ``net_first``: the network's region for the first click, then the tool's local corrections.
 
 The network: the U-Net of ``core/ml/unet_mobilenet.py`` (ImageNet MobileNetV2 encoder) with a second input of
-four guide channels (the out-of-fold map, the previous mask, positive and negative click discs), added after the
-first convolution and joined at every decoder level; trained with simulated clicks (a first click inside the
-region, corrections in a plausible earlier mask's largest errors, and after 100 steps the network's own
+four guide channels (the out-of-fold map, the previous mask, positive and negative click discs), added after
+the first convolution and joined at every decoder level; trained with simulated clicks (a first click inside
+the region, corrections in a plausible earlier mask's largest errors, and after 100 steps the network's own
 predictions half of the time, as RITM trains). Its map channel must be out of fold on training photos too (a
 model's map of photos it trained on is nearly perfect), hence the cross-validation folders.
 
@@ -23,8 +23,10 @@ model's map of photos it trained on is nearly perfect), hence the cross-validati
 ``CV_*``: ``viaseg crossval ../shared/datasets/car-damage ../shared/datasets/car-damage-extra-split/train
 --out CV --time-limit 600 --calibrate 0.2 --seed 0`` (folds may be run apart with ``--only-folds``).
 ``--fold -1 --no-map --measure-on DATASET:SPLIT ...``: trained on every fold's photos, measured on other
-photos (the validation sets; ``--exclude-train-duplicates`` as for ``bench_assist.py``). ``--seconds 0`` with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the
-network then has the photo and the clicks; the tool its colour-and-edge path). Results: docs/RESULTS.md (twenty-second session).
+photos (the validation sets; ``--exclude-train-duplicates`` as for ``bench_assist.py``). ``--seconds 0``
+with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the network then
+has the photo and the clicks; the tool its colour-and-edge path).
+Results: docs/RESULTS.md (twenty-second session).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def build(side: int = S):
     import keras
     from keras import layers
     from viaseg.core.ml.fast_layers import FusedBatchNormalization
-    from viaseg.core.ml.unet_mobilenet import _BLOCKS, DECODER, SKIPS, load_imagenet_weights
+    from viaseg.core.ml.unet_mobilenet import DECODER, SKIPS, load_imagenet_weights, mobilenet_blocks
 
     def bn(x, n):
         return FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=n)(x)
@@ -68,21 +70,7 @@ def build(side: int = S):
         32, 3, strides=2, padding="same", use_bias=False, name="guide_conv", kernel_initializer="zeros"
     )(guide)
     x = relu6(bn(layers.Add(name="guide_add")([x, g]), "bn_Conv1"), "Conv1_relu")
-    feats = {}
-    for bid, (e, f, s) in enumerate(_BLOCKS):
-        block_in = x
-        if bid:
-            p = f"block_{bid}_"
-            x = layers.Conv2D(e * x.shape[-1], 1, use_bias=False, name=p + "expand")(x)
-            x = relu6(bn(x, p + "expand_BN"), p + "expand_relu")
-            feats[p + "expand_relu"] = x
-        else:
-            p = "expanded_conv_"
-        x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=False, name=p + "depthwise")(x)
-        x = relu6(bn(x, p + "depthwise_BN"), p + "depthwise_relu")
-        x = bn(layers.Conv2D(f, 1, use_bias=False, name=p + "project")(x), p + "project_BN")
-        if s == 1 and block_in.shape[-1] == f:
-            x = layers.Add(name=p + "add")([block_in, x])
+    x, feats = mobilenet_blocks(x, bn, relu6)
     x = layers.ReLU()(bn(layers.Conv2D(128, 1, use_bias=False, name="dec_top")(x), "dec_top_bn"))
     for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
         sk = layers.ReLU()(
@@ -106,6 +94,9 @@ def build(side: int = S):
 
 
 def bce_dice(y, p):
+    """The loss the measured runs used (a clipped log); building the network into viaseg, use
+    ``core.ml.unet.bce_dice_loss`` instead (Keras' cross-entropy keeps its gradient where a prediction
+    saturates)."""
     import keras.ops as K
 
     p = K.clip(p, 1e-6, 1 - 1e-6)
@@ -171,50 +162,53 @@ def error_click(gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator):
 
 
 # ------------------------------------------------------------------------------------------------ training
-def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
-    from viaseg.core.annotation.dataset import load_dataset
+def _photo(entry, style: str, fold: int, prob: np.ndarray | None) -> dict:
+    """One photo as training and measuring use it: at most WORK_SIDE a side, its map (None: empty) and each
+    region's mask at that size."""
     from viaseg.core.annotation.raster import rasterize
     from viaseg.core.imaging.imageio import read_image
+
+    img = read_image(entry.path)
+    h, w = img.shape[:2]
+    s = min(1.0, WORK_SIDE / max(h, w))
+    wh = (round(w * s), round(h * s))
+    regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
+    return dict(
+        name=entry.filename,
+        path=str(entry.path),
+        style=style,
+        fold=fold,
+        img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
+        prob=np.zeros(wh[::-1], np.uint8)
+        if prob is None
+        else cv2.resize(prob, wh, interpolation=cv2.INTER_LINEAR),
+        regs=[m for m in regs if m.sum() >= 8],
+        full_wh=(w, h),
+    )
+
+
+def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
+    from viaseg.core.annotation.dataset import load_dataset
 
     rows = []
     for d in oof_dirs:
         report = json.loads((Path(d) / "crossval.json").read_text())
         rows += [(Path(d), r) for r in report["per_image"] if r.get("map_path")]
-    datasets: dict[str, object] = {}
+    datasets: dict = {}
     out = []
     for cv_dir, r in rows:
         root, split = r["source"].rsplit(":", 1)
         if root not in datasets:
             datasets[root] = load_dataset(root)
-        entry = next(e for e in datasets[root].split(split).entries if e.filename == r["image"])  # type: ignore[attr-defined]
-        img = read_image(entry.path)
-        h, w = img.shape[:2]
-        s = min(1.0, WORK_SIDE / max(h, w))
-        wh = (round(w * s), round(h * s))
-        prob = cv2.imread(str(cv_dir / r["map_path"]), cv2.IMREAD_GRAYSCALE)
-        if no_map:  # the network and the tool without a model: an empty map
-            prob = np.zeros_like(prob)
-        regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
-        out.append(
-            dict(
-                name=r["image"],
-                path=str(entry.path),
-                style="whole cars" if "extra" in root else "close-ups",
-                fold=r["fold"],
-                img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
-                prob=cv2.resize(prob, wh, interpolation=cv2.INTER_LINEAR),
-                regs=[m for m in regs if m.sum() >= 8],
-                full_wh=(w, h),
-            )
-        )
+        entry = next(e for e in datasets[root].split(split).entries if e.filename == r["image"])
+        prob = None if no_map else cv2.imread(str(cv_dir / r["map_path"]), cv2.IMREAD_GRAYSCALE)
+        out.append(_photo(entry, "whole cars" if "extra" in root else "close-ups", r["fold"], prob))
     return out
 
 
 def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
     """The photos of ``DATASET:split`` with their regions and no map (``--measure-on``)."""
     from viaseg.core.annotation.dataset import load_dataset, parse_spec
-    from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.imaging.imageio import read_image
     from viaseg.core.ml.evaluate import choose_split, train_duplicates
 
     root, split_name = parse_spec(spec)
@@ -225,23 +219,7 @@ def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
     for entry in split.entries:
         if entry.key in dup or not Path(entry.path).is_file():
             continue
-        img = read_image(entry.path)
-        h, w = img.shape[:2]
-        s = min(1.0, WORK_SIDE / max(h, w))
-        wh = (round(w * s), round(h * s))
-        regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
-        out.append(
-            dict(
-                name=entry.filename,
-                path=str(entry.path),
-                style=spec,
-                fold=-2,
-                img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
-                prob=np.zeros(wh[::-1], np.uint8),
-                regs=[m for m in regs if m.sum() >= 8],
-                full_wh=(w, h),
-            )
-        )
+        out.append(_photo(entry, spec, -2, None))
     return out
 
 
