@@ -5,6 +5,13 @@ the cursor would give is previewed (dashed outline) as the cursor moves. Enter a
 one polygon with the project's default attributes (one undo step), Esc cancels, Backspace takes back the last
 click. The work is ``core.assist``; this module only turns mouse and keys into its calls and paints.
 
+First click: the click network (``core.ml.clicknet``, shipped with viaseg, no model of the user's needed) finds
+the region a positive first click points at, on its own worker thread (``gui.workers.ClickNetService``); until
+its answer comes (a tenth of a second or so), and where it finds nothing, the region comes from the map or the
+photo as below, and later clicks correct whichever region the first click has. While the cursor rests, the
+network is asked about that point too, so the preview shows what a click there gives. The toolbar's *Click
+network* toggle turns it off (then: the map, else colours and edges).
+
 Map: the active model's probability map of the photo, the one the prediction view shows. It is computed off the
 GUI thread by the inference service (asked for when the tool meets a photo without one) and kept, reduced, per
 photo. Without a model, or until the map arrives, regions come from the photo's colours and edges.
@@ -29,6 +36,8 @@ from viaseg.core.assist import segment as assist
 DRAG_PX = 5  # a press that moves further than this (widget px) is a box drag
 MAPS_KEPT = 16
 PREVIEW_DELAY_MS = 10
+REST_MS = 150  # the cursor resting this long asks the click network about that point (the preview)
+NET_REGIONS_KEPT = 256  # the click network's regions kept (photo, click)
 
 
 def qimage_rgb(q: QImage) -> np.ndarray:
@@ -62,7 +71,9 @@ class AssistTool(QObject):
     active_changed = Signal(bool)
     detail_available = Signal(int, int)  # level, number of levels; (-1, n) when the selection has no mask
 
-    def __init__(self, canvas, panel=None, target_key=None, parent=None):
+    net_state = Signal(str)  # what the click network is doing, for the status line ("" when idle)
+
+    def __init__(self, canvas, panel=None, target_key=None, parent=None, net=None):
         super().__init__(parent or canvas)
         self.canvas = canvas
         self.panel = panel
@@ -85,6 +96,18 @@ class AssistTool(QObject):
         self._timer.timeout.connect(self._update_preview)
         # regions accepted this session -> (mask, vertex count per level)
         self._sources: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # the click network: a ClickNetService (gui.workers) or None; its answers, (photo key, click) -> region
+        # (None: it found nothing there)
+        self.net = net
+        self.use_net = net is not None
+        self._net_regions: OrderedDict[tuple, assist.RegionMask | None] = OrderedDict()
+        self._net_asked: set = set()
+        self._rest = QTimer(self, singleShot=True, interval=REST_MS)
+        self._rest.timeout.connect(self._ask_hover)
+        if net is not None:
+            net.answered.connect(self._net_answered)
+            net.failed.connect(self._net_failed)
+            net.dropped.connect(self._net_asked.discard)
         if panel is not None:
             panel.prediction_ready.connect(self.map_ready)
         canvas.selection_changed.connect(lambda _i: self._emit_detail())
@@ -138,6 +161,8 @@ class AssistTool(QObject):
             if self._waiting_key == key
             else "the photo's colours and edges (no model map)"
         )
+        if self.use_net:
+            how = "the click network for the first click, then " + how
         self._say(
             f"AI region: click a damage (Shift/right click: not this, drag: box), Enter accepts, Esc "
             f"cancels. Using {how}."
@@ -202,16 +227,86 @@ class AssistTool(QObject):
         ident = (key, id(c.qimage), id(self._maps.get(key)))
         if self._seg is None or self._seg[0] != ident:
             thr = getattr(self.panel, "threshold_value", 0.5) if self.panel is not None else 0.5
-            self._seg = (
-                ident,
-                assist.Segmenter(c.img_size, self._maps.get(key), qimage_rgb(c.qimage), threshold=float(thr)),
+            seg = assist.Segmenter(
+                c.img_size, self._maps.get(key), qimage_rgb(c.qimage), threshold=float(thr)
             )
+            if self.use_net:
+                for (k, click), region in self._net_regions.items():
+                    if k == key:
+                        seg.give_first_region(click, region)
+            self._seg = (ident, seg)
         return self._seg[1]
+
+    # ------------------------------------------------------------------------------------------ click network
+    def set_use_net(self, on: bool) -> None:
+        """Use the click network for first clicks (when there is one); the current region is found again."""
+        self.use_net = bool(on) and self.net is not None
+        self._seg = None
+        if self.active:
+            self._recompute()
+            self._say_ready()
+
+    def _first_click(self) -> assist.Click | None:
+        return next((c for c in self.clicks if c.positive), None) if self.box is None else None
+
+    def _ask_net(self, click: assist.Click, hover: bool = False) -> bool:
+        """Ask the click network about ``click`` unless answered or asked already; True when asked now."""
+        if not self.use_net or self.net is None:
+            return False
+        key = self.target_key()
+        tag = (key, click)
+        if key is None or tag in self._net_regions or tag in self._net_asked:
+            return False
+        seg = self.segmenter()
+        if seg is None or seg.image is None:
+            return False
+        self._net_asked.add(tag)
+        self.net.ask(tag, seg.image, seg.size_wh, click.x, click.y, hover=hover)
+        if not hover:
+            self.net_state.emit("the click network is finding the region")
+        return True
+
+    def _ask_hover(self) -> None:
+        if not self.active or self.clicks or self.box is not None or self._hover is None:
+            return
+        ip = self.canvas.to_image(self._hover)
+        w, h = self.canvas.img_size
+        if 0 <= ip.x() < w and 0 <= ip.y() < h:
+            self._ask_net(assist.Click(ip.x(), ip.y(), True), hover=True)
+
+    def _net_answered(self, tag, found) -> None:
+        self._net_asked.discard(tag)
+        key, click = tag
+        region = None
+        if found is not None and found.mask.any():
+            region = assist.RegionMask(found.mask, found.x0, found.y0, found.scale, "click network")
+        self._net_regions[tag] = region
+        while len(self._net_regions) > NET_REGIONS_KEPT:
+            self._net_regions.popitem(last=False)
+        if not self.use_net or key != self.target_key():
+            return
+        if self._seg is not None:
+            self._seg[1].give_first_region(click, region)
+        self.net_state.emit("")
+        if self._first_click() == click:
+            self._recompute()
+        elif not self.clicks and self._hover is not None:
+            self._update_preview()
+
+    def _net_failed(self, tag, message: str) -> None:
+        self._net_asked.discard(tag)
+        if self.use_net:
+            self.use_net = False
+            self.net_state.emit("")
+            self._say(f"The click network is off for this session: {message}")
 
     # ------------------------------------------------------------------------------------------ clicks
     def add_click(self, x: float, y: float, positive: bool = True) -> assist.Result | None:
         self.clicks.append(assist.Click(float(x), float(y), bool(positive)))
         self._preview_path = None  # stale until the cursor moves again
+        first = self._first_click()
+        if first is not None:
+            self._ask_net(first)
         return self._recompute()
 
     def set_box(self, box) -> assist.Result | None:
@@ -233,13 +328,16 @@ class AssistTool(QObject):
             return None
         self.result = seg.segment(self.clicks, self.box)
         self._result_path = _outline_path(self.result.region)
+        first = self._first_click()
+        waiting = first is not None and (self.target_key(), first) in self._net_asked
         if self.result.region is None:
-            self._say(self.result.message)
+            self._say(self.result.message if not waiting else "The click network is finding the region…")
         else:
             n = len(self.clicks)
             self._say(
                 f"AI region from the {self.result.region.source} ({n} click{'s' * (n != 1)}"
                 f"{', box' if self.box else ''}): Enter accepts, more clicks refine, Esc cancels."
+                + (" The click network is finding the region…" if waiting else "")
             )
         self.canvas.update()
         return self.result
@@ -257,6 +355,8 @@ class AssistTool(QObject):
         else:
             res = seg.segment(self.clicks + [assist.Click(ip.x(), ip.y(), True)], self.box, refine=False)
             self._preview_path = _outline_path(res.region)
+            if not self.clicks and self.box is None and self.use_net:
+                self._rest.start()  # resting here asks the click network (the preview then shows its region)
         self.canvas.update()
 
     # ------------------------------------------------------------------------------------------ accept

@@ -31,7 +31,7 @@ from .label_check_dock import install as install_label_check
 from .prediction_host import PanelHost
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
-from .workers import InferenceService
+from .workers import ClickNetService, InferenceService
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -238,7 +238,8 @@ class MLWiring:
         w.tabifyDockWidget(anchor, self.dock_training)
         anchor.raise_()  # the right dock opens on Attributes: labelling comes first
         self._menus()
-        self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w))
+        self.clicknet = ClickNetService(parent=w)
+        self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w), net=self.clicknet)
         self._assist_ui()
         self.drop_router = _DropRouter(self.prediction, w)
         w.setAcceptDrops(True)
@@ -256,6 +257,7 @@ class MLWiring:
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         self.service.tensorflow_loading.connect(self._tensorflow_loading)
+        self.clicknet.tensorflow_loading.connect(self._tensorflow_loading)
         model = self._setting("active_model")
         if model and Path(model).is_file():
             self.training.set_active_model(str(model), announce=False)
@@ -356,6 +358,18 @@ class MLWiring:
         tb = w.addToolBar("Tools")
         tb.setObjectName("toolbar_tools")
         tb.addAction(a)
+        net = QAction("Click network", w)
+        net.setCheckable(True)
+        net.setToolTip(
+            "AI region: the first click's region from the click network shipped with viaseg (on), or from the "
+            "active model's map, else the photo's colours and edges (off)"
+        )
+        on = self._setting("assist_clicknet")
+        net.setChecked(str(on).lower() not in ("false", "0"))
+        self.assist.set_use_net(net.isChecked())
+        net.toggled.connect(self._clicknet_toggled)
+        self.act_clicknet = net
+        tb.addAction(net)
         tb.addWidget(QLabel(" detail "))
         self.detail_slider = QSlider(Qt.Orientation.Horizontal)
         self.detail_slider.setRange(0, len(LEVELS) - 1)
@@ -372,6 +386,10 @@ class MLWiring:
         self.detail_slider.sliderReleased.connect(w.session.end_drag)
         self.assist.detail_available.connect(self._detail_shown)
         tb.addWidget(self.detail_slider)
+
+    def _clicknet_toggled(self, on: bool) -> None:
+        self.assist.set_use_net(on)
+        self._set_setting("assist_clicknet", bool(on))
 
     def _detail_shown(self, level: int, _n: int) -> None:
         s = self.detail_slider
@@ -479,6 +497,7 @@ class MLWiring:
         if self.training.is_running():
             self.training.stop_and_wait()
         self.service.shutdown()
+        self.clicknet.shutdown()
 
 
 def install(window) -> MLWiring:

@@ -6,6 +6,8 @@
   ``should_stop`` reads between batches, so a stop ends the run within a batch and core keeps the best model.
 * :class:`InferenceService` owns one worker thread that loads a model once (``Predictor.load``) and runs
   ``predict`` jobs for the GUI; results come back as signals. Loading a new model replaces the old one.
+* :class:`ClickNetService` runs the click network (``core.ml.clicknet``) of the AI region tool on its own worker
+  thread, one question at a time.
 
 Neither class touches widgets; panels connect to their signals.
 
@@ -424,6 +426,122 @@ class InferenceService(QObject):
     def _on_failed(self, job: int, tag: Any, message: str) -> None:
         self._answered(job)
         self.failed.emit(job, tag, message)
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        _stop_thread(self._thread, timeout_ms)
+
+
+# ----------------------------------------------------------------------------------------------- click network
+
+
+class _ClickNetWorker(QObject):
+    """Lives on the click network's thread; every slot runs there."""
+
+    answered = Signal(object, object)  # tag, core.ml.clicknet.FirstRegion
+    failed = Signal(object, str)  # tag, message
+
+    def __init__(self, loader: Callable[[], Any]):
+        super().__init__()
+        self._loader = loader
+        self.net: Any = None
+        self._work: tuple[Any, Any, Any] | None = None  # (photo key, image given, its reduced copy)
+
+    @Slot(object, object, object, float, float)
+    def run(self, tag: Any, image: Any, size_wh: Any, x: float, y: float) -> None:
+        try:
+            if self.net is None:
+                self.net = self._loader()
+            key = tag[0]
+            if self._work is None or self._work[0] != key or self._work[1] is not image:
+                from viaseg.core.ml.clicknet import work_image
+
+                self._work = (key, image, work_image(image))
+            region = self.net.first_region(self._work[2], size_wh, x, y)
+        except Exception as exc:
+            self.failed.emit(tag, _failure_text(exc))
+            return
+        self.answered.emit(tag, region)
+
+
+def _default_clicknet():
+    from viaseg.core.ml.clicknet import ClickNet
+
+    return ClickNet.load()
+
+
+class ClickNetService(QObject):
+    """The click network (``core.ml.clicknet``) on its own worker thread: ``ask(tag, image, size_wh, x, y,
+    hover=False)``; the answer is ``answered(tag, FirstRegion)`` or ``failed(tag, message)``. ``tag`` is the
+    caller's: ``(photo key, click)``; the image must stay unchanged while asked (the tool passes its
+    Segmenter's).
+
+    One question at a time goes to the worker: a click's question waits for at most the one running; a hover's
+    (``hover=True``: the cursor resting, asked so that the preview shows what a click there gives) replaces any
+    hover question not yet sent, and a click's question drops it. The network is loaded by the first question
+    (TensorFlow is imported before, on the calling (GUI) thread: see the module docstring)."""
+
+    answered = Signal(object, object)
+    failed = Signal(object, str)
+    dropped = Signal(object)  # tag: a hover's question replaced before it was sent (never answered)
+    tensorflow_loading = Signal()
+    _run_req = Signal(object, object, object, float, float)
+
+    def __init__(self, loader: Callable[[], Any] | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("viaseg-clicknet")
+        self._worker = _ClickNetWorker(loader or _default_clicknet)
+        self._needs_tf = loader is None
+        self._worker.moveToThread(self._thread)
+        self._run_req.connect(self._worker.run)
+        self._worker.answered.connect(self._on_answered)
+        self._worker.failed.connect(self._on_failed)
+        self._thread.start()
+        _LIVE.add(self._thread)
+        self._queue: deque = deque()  # clicks' questions not yet sent
+        self._hover: tuple | None = None  # the latest hover question not yet sent
+        self._in_flight: Any = None  # the tag of the question the worker has
+        self.asked = 0  # questions sent to the worker
+
+    def ask(self, tag: Any, image: Any, size_wh: Any, x: float, y: float, hover: bool = False) -> None:
+        q = (tag, image, (int(size_wh[0]), int(size_wh[1])), float(x), float(y))
+        old, self._hover = self._hover, (q if hover else None)
+        if not hover:
+            self._queue.append(q)
+        if old is not None:
+            self.dropped.emit(old[0])
+        self._feed()
+
+    def busy(self) -> bool:
+        return self._in_flight is not None or bool(self._queue) or self._hover is not None
+
+    def _feed(self) -> None:
+        if self._in_flight is not None:
+            return
+        if self._queue:
+            q = self._queue.popleft()
+        elif self._hover is not None:
+            q, self._hover = self._hover, None
+        else:
+            return
+        if self._needs_tf and "tensorflow" not in sys.modules:
+            self.tensorflow_loading.emit()
+            import_tensorflow()  # on the GUI thread, before the worker touches it (module docstring)
+        self._in_flight = q[0]
+        self.asked += 1
+        self._run_req.emit(*q)
+
+    @Slot(object, object)
+    def _on_answered(self, tag: Any, region: Any) -> None:
+        self._in_flight = None
+        self.answered.emit(tag, region)
+        self._feed()
+
+    @Slot(object, str)
+    def _on_failed(self, tag: Any, message: str) -> None:
+        self._in_flight = None
+        self.failed.emit(tag, message)
+        self._feed()
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
         _stop_thread(self._thread, timeout_ms)

@@ -90,6 +90,7 @@ class Segmenter(_ColourPath):
     _colour_cache: dict = field(default_factory=dict, init=False, repr=False)
     _first_cache: dict = field(default_factory=dict, init=False, repr=False)
     _edit_cache: dict = field(default_factory=dict, init=False, repr=False)
+    _given: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         w, h = (int(v) for v in self.size_wh)
@@ -136,9 +137,25 @@ class Segmenter(_ColourPath):
             return self._corrected(clicks, refine)
         return self._together(clicks, box, refine)
 
+    def give_first_region(self, click: Click, region: RegionMask | None) -> None:
+        """Take ``region`` (found elsewhere: the click network of ``core.ml.clicknet``) as what the positive
+        ``click`` finds when it is the first click; later clicks correct it as any other. ``None``, or an empty
+        mask, forgets a given region (the click finds its own again)."""
+        if region is None or not region.mask.any():
+            self._given.pop(click, None)
+        else:
+            self._given[click] = Result(region, f"region from the {region.source}")
+
+    def has_first_region(self, click: Click) -> bool:
+        """Whether a region was given for ``click`` (:meth:`give_first_region`)."""
+        return click in self._given
+
     def _first(self, click: Click, refine: bool | None, committed: bool = False) -> Result:
-        """The region one positive click finds (cached). ``committed``: later clicks follow, so a preview
-        corrects the refined region when that click was refined before (what Enter would accept)."""
+        """The region one positive click finds (cached; a region given for it first). ``committed``: later
+        clicks follow, so a preview corrects the refined region when that click was refined before (what Enter
+        would accept)."""
+        if click in self._given:
+            return self._given[click]
         refined = refine is not False
         for key in ((click, refined), (click, True))[: 1 + committed]:
             if key in self._first_cache:

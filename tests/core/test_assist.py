@@ -203,3 +203,31 @@ def test_real_photos(car_damage):
     assert np.mean(box_ious) > 0.4, box_ious
     assert np.mean(preview_ious) > 0.8, preview_ious
     assert np.mean(click_ious) > 0.3, click_ious
+
+
+def test_a_given_first_region_is_what_the_first_click_finds_and_later_clicks_correct_it():
+    img, gt = _scene()
+    h, w = gt.shape
+    seg = Segmenter((w, h), _map(gt), img)
+    c = Click(220, 150)
+    own = seg.segment([c]).region
+    given = np.zeros((h, w), bool)
+    given[100:200, 150:290] = True  # a box around the disc, as another finder (the click network) might give
+    seg.give_first_region(c, assist.RegionMask(given, 0.0, 0.0, 1.0, "click network"))
+    assert seg.has_first_region(c)
+    res = seg.segment([c])
+    assert res.region.source == "click network" and (res.region.full((w, h)) == given).all()
+    # a negative click in its corner takes that corner away and keeps the rest
+    cut = seg.segment([c, Click(155, 105, False)]).region.full((w, h))
+    assert not cut[105, 155] and cut[150, 220] and cut.sum() < given.sum()
+    # previews (refine=False) see the same region
+    assert (seg.segment([c], refine=False).region.full((w, h)) == given).all()
+    # only the first click: the same point as a later click is not replaced
+    other = Click(60, 60)
+    assert seg.segment([other]).region is None or not seg.segment([other]).region.full((w, h))[150, 220]
+    # forgetting it gives the click its own region again; an empty region is not taken
+    seg.give_first_region(c, None)
+    assert not seg.has_first_region(c)
+    assert (seg.segment([c]).region.full((w, h)) == own.full((w, h))).all()
+    seg.give_first_region(c, assist.RegionMask(np.zeros((4, 4), bool), 0.0, 0.0, 1.0, "click network"))
+    assert not seg.has_first_region(c)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from ml_helpers import make_model, make_project
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt, Signal
 
 
 @pytest.fixture(scope="module")
@@ -14,12 +14,15 @@ def model_file(tmp_path_factory):
     return make_model(tmp_path_factory.mktemp("model") / "tiny.keras")
 
 
-def _open(window, tmp_path, size=160):
+def _open(window, tmp_path, size=160, net=False):
+    """The window on a generated project; the click network off unless ``net`` (these tests are about the map
+    and colour paths; the network's own tests are below)."""
     from viaseg.gui.ml_wiring import install
 
     root = make_project(tmp_path / "proj", n_train=2, n_val=1, size=size)
     assert window.open_path(root)
     ml = getattr(window, "ml", None) or install(window)
+    ml.act_clicknet.setChecked(net)
     window.show_row(0)
     return ml
 
@@ -222,3 +225,125 @@ def assist_parts(region):
     from viaseg.core.assist import segment as assist
 
     return assist.parts(region)
+
+
+# ------------------------------------------------------------------------------------------------ click network
+class _StubNet(QObject):
+    """Stands in for gui.workers.ClickNetService: records the questions; the test answers them."""
+
+    answered = Signal(object, object)
+    failed = Signal(object, str)
+    dropped = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.asks: list[tuple] = []
+
+    def ask(self, tag, image, size_wh, x, y, hover=False):
+        self.asks.append((tag, (x, y), hover))
+
+
+def _found(mask: np.ndarray):
+    """A click network answer (core.ml.clicknet.FirstRegion) holding ``mask`` at the photo's resolution."""
+    from viaseg.core.ml.clicknet import FirstRegion
+
+    return FirstRegion(mask.copy(), 0.0, 0.0, 1.0)
+
+
+def _tool_with_stub(window, tmp_path):
+    from viaseg.gui.assist_tool import AssistTool
+
+    ml = _open(window, tmp_path, size=200)
+    stub = _StubNet()
+    ml.assist.set_active(False)
+    tool = AssistTool(window.canvas, ml.prediction, ml.assist.target_key, net=stub)
+    tool.set_active(True)
+    return ml, tool, stub
+
+
+def test_first_click_takes_the_click_networks_region_when_it_arrives(qtbot, window, tmp_path):
+    ml, tool, stub = _tool_with_stub(window, tmp_path)
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    c = window.canvas
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx, cy))
+    # asked once about the first click; until the answer, the region is the photo's own (colours and edges)
+    assert len(stub.asks) == 1 and not stub.asks[0][2]
+    tag = stub.asks[0][0]
+    assert tag[1] == tool.clicks[0]
+    assert tool.result is None or tool.result.region is None or "network" not in tool.result.region.source
+    # the answer: a region a little larger than the ellipse (the test can then see the correction shrink it)
+    grown = cv2.dilate(gt.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    stub.answered.emit(tag, _found(grown))
+    assert tool.result.region is not None and tool.result.region.source == "click network"
+    full = tool.result.region.full(c.img_size)
+    assert (full == grown).mean() > 0.99
+    # a negative click just outside the ellipse corrects the network's region there; no new question
+    ys, xs = np.nonzero(gt)
+    qtbot.mouseClick(
+        c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, pos=_widget_pos(c, xs.max() + 3, cy)
+    )
+    assert len(stub.asks) == 1
+    corrected = tool.result.region.full(c.img_size)
+    assert corrected.sum() < full.sum() and not corrected[round(cy), xs.max() + 3]
+    n = len(entry.regions)
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    assert len(entry.regions) == n + 1
+    window.undo()
+    assert len(entry.regions) == n
+
+
+def test_resting_cursor_asks_the_network_so_the_preview_shows_its_region(qtbot, window, tmp_path):
+    ml, tool, stub = _tool_with_stub(window, tmp_path)
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    c = window.canvas
+    pos = _widget_pos(c, cx, cy)
+    qtbot.mouseMove(c, pos)
+    qtbot.waitUntil(lambda: len(stub.asks) == 1, timeout=3000)
+    tag, _, hover = stub.asks[0]
+    assert hover
+    square = np.zeros_like(gt)
+    square[10:60, 10:60] = True  # an answer unlike anything the photo's colours give
+    stub.answered.emit(tag, _found(square))
+    assert tool._preview_path is not None
+    r = tool._preview_path.boundingRect()
+    assert 8 <= r.left() <= 12 and 58 <= r.right() <= 62
+    # a click where the cursor rests takes that answer at once, asking nothing more
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=pos)
+    assert len(stub.asks) == 1
+    assert tool.result.region.source == "click network"
+    assert (tool.result.region.full(c.img_size) == square).all()
+
+
+def test_network_failure_turns_it_off_and_the_tool_keeps_working(qtbot, window, tmp_path):
+    ml, tool, stub = _tool_with_stub(window, tmp_path)
+    gt, (cx, cy) = _ellipse_of(window.current_entry())
+    said = []
+    window.canvas.message.connect(said.append)
+    c = window.canvas
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx, cy))
+    stub.failed.emit(stub.asks[0][0], "clicknet_nomap.npz: cannot read the click network's weights")
+    assert not tool.use_net
+    assert any("click network is off" in t and "clicknet_nomap.npz" in t for t in said)
+    # the next region comes from the photo as before, without asking
+    tool.cancel()
+    tool.add_click(cx, cy)
+    assert len(stub.asks) == 1
+    assert tool.result.region is not None and "network" not in tool.result.region.source
+
+
+def test_the_shipped_click_network_answers_off_the_gui_thread(qtbot, window, tmp_path):
+    """The real service: TensorFlow imported on the GUI thread, the network loaded and run on its own."""
+    ml = _open(window, tmp_path, size=200, net=True)
+    tool = ml.assist
+    gt, (cx, cy) = _ellipse_of(window.current_entry())
+    ml.act_assist.trigger()
+    with qtbot.waitSignal(ml.clicknet.answered, timeout=120000) as sig:
+        tool.add_click(cx, cy)
+    tag, found = sig.args
+    assert tag == (tool.target_key(), tool.clicks[0])
+    assert found.mask.shape == (512, 512) and found.mask.dtype == bool
+    # whatever it found on this synthetic photo, the tool now holds the network's answer for the click
+    assert (tool.target_key(), tool.clicks[0]) in tool._net_regions
+    assert tool.result is not None

@@ -81,6 +81,32 @@ def preview_ms(prob_small: np.ndarray, rng: np.random.Generator, n: int = 60) ->
     return statistics.median(times[5:]), prep, statistics.median(corr[5:])
 
 
+class _WithNet:
+    """A Segmenter whose first click's region comes from the click network, as the app's AI region tool does
+    (``gui/assist_tool.py``: it asks ``core.ml.clicknet`` for the first positive click's region and gives it to
+    the Segmenter)."""
+
+    def __init__(self, seg, net, image: np.ndarray):
+        self.seg, self.net, self.image = seg, net, image
+        self.asked: set = set()
+
+    def segment(self, clicks, box=None, refine=None):
+        from viaseg.core.assist.mask import RegionMask
+
+        first = next((c for c in clicks if c.positive), None)
+        if box is None and first is not None and first not in self.asked:
+            self.asked.add(first)
+            fr = self.net.first_region(self.image, self.seg.size_wh, first.x, first.y)
+            if fr.mask.any():
+                self.seg.give_first_region(
+                    first, RegionMask(fr.mask, fr.x0, fr.y0, fr.scale, "click network")
+                )
+        return self.seg.segment(clicks, box, refine)
+
+    def __getattr__(self, name):
+        return getattr(self.seg, name)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default=str(SHARED / "datasets" / "car-damage") + ":val")
@@ -101,6 +127,12 @@ def main(argv=None) -> int:
         help="use the out-of-fold maps of `viaseg crossval` runs (several: folds run apart, e.g. with "
         "--only-folds) instead of a model: measures on training photos with maps of models that never saw "
         "them (how design choices are made)",
+    )
+    ap.add_argument(
+        "--no-clicknet",
+        action="store_true",
+        help="without the click network (the first click's region from the map, or the photo's colours and "
+        "edges): the tool as it was before the network shipped",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -152,6 +184,11 @@ def main(argv=None) -> int:
         from viaseg.core.ml.predict import Predictor, interactive
 
         predictor = interactive(Predictor.load(args.model))
+    net = None
+    if not args.no_clicknet:
+        from viaseg.core.ml.clicknet import ClickNet
+
+        net = ClickNet.load()
     mc = args.max_clicks
     rows: dict[str, list] = {k: [] for k in ("model", "map_edges", "no_model", "box", "vertices", "source")}
     skipped_tiny, missing = 0, []
@@ -176,6 +213,9 @@ def main(argv=None) -> int:
                 prob_for_preview = cv2.resize(prob, (512, 384), interpolation=cv2.INTER_AREA)
         seg_model = Segmenter((w, h), prob, img, threshold=thr) if prob is not None else None
         seg_plain = Segmenter((w, h), None, img)
+        if net is not None:  # as the app: the first click's region from the click network
+            seg_model = _WithNet(seg_model, net, img) if seg_model is not None else None
+            seg_plain = _WithNet(seg_plain, net, img)
         for region in entry.regions:
             gt = rasterize([region], (w, h)) > 0
             if gt.sum() < 16:
@@ -206,6 +246,7 @@ def main(argv=None) -> int:
         "regions": len(rows["no_model"]),
         "skipped_tiny": skipped_tiny,
         "max_clicks": mc,
+        "clicknet": net is not None,
     }
     if rows["model"]:
         out.update(

@@ -26,7 +26,9 @@ model's map of photos it trained on is nearly perfect), hence the cross-validati
 photos (the validation sets; ``--exclude-train-duplicates`` as for ``bench_assist.py``). ``--seconds 0``
 with an existing ``--out`` only measures; ``--no-map`` trains and measures without any map (the network then
 has the photo and the clicks; the tool its colour-and-edge path).
-Results: docs/RESULTS.md (twenty-second session).
+``--export NPZ`` stores the weights as viaseg ships them (``core/ml/weights/clicknet_nomap.npz``: the
+``--fold -1 --no-map --steps 1280`` network of docs/RESULTS.md). Results: docs/RESULTS.md (twenty-second and
+twenty-third sessions).
 """
 
 from __future__ import annotations
@@ -44,53 +46,19 @@ REPO = Path(__file__).resolve().parents[2]
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-S = 256  # the network's window, pixels a side
-R_CLICK = 5  # click discs, pixels of the window
-WORK_SIDE = 1024  # photos are kept at most this long side for training and windows
+# the network, its inputs and windows are core's (core/ml/clicknet.py): the app runs what this trains
+from viaseg.core.ml.clicknet import (  # noqa: E402
+    S,
+    bbox,
+    build,
+    full_window,
+    guide_of,
+    unwarp,
+    warp,
+    zoom_window,
+)
 
-
-def build(side: int = S):
-    import keras
-    from keras import layers
-    from viaseg.core.ml.fast_layers import FusedBatchNormalization
-    from viaseg.core.ml.unet_mobilenet import DECODER, SKIPS, load_imagenet_weights, mobilenet_blocks
-
-    def bn(x, n):
-        return FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=n)(x)
-
-    def relu6(x, n):
-        return layers.ReLU(6.0, name=n)(x)
-
-    img = keras.Input((side, side, 3), name="image")
-    guide = keras.Input((side, side, 4), name="guide")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(img)
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1")(x)
-    # zero at the start: the encoder begins as ImageNet trained it
-    g = layers.Conv2D(
-        32, 3, strides=2, padding="same", use_bias=False, name="guide_conv", kernel_initializer="zeros"
-    )(guide)
-    x = relu6(bn(layers.Add(name="guide_add")([x, g]), "bn_Conv1"), "Conv1_relu")
-    x, feats = mobilenet_blocks(x, bn, relu6)
-    x = layers.ReLU()(bn(layers.Conv2D(128, 1, use_bias=False, name="dec_top")(x), "dec_top_bn"))
-    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
-        sk = layers.ReLU()(
-            bn(
-                layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip")(feats[skip_name]),
-                f"dec{i}_sb",
-            )
-        )
-        x = layers.UpSampling2D(2)(x)
-        f = 2 ** (4 - i)
-        x = layers.Concatenate()([x, sk, layers.AveragePooling2D(f)(guide) if f > 1 else guide])
-        x = layers.ReLU()(
-            bn(layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"dec{i}_conv")(x), f"dec{i}_bn")
-        )
-    x = layers.Concatenate()([layers.UpSampling2D(2, interpolation="bilinear")(x), guide])
-    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="head_conv")(x)
-    out = layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
-    model = keras.Model([img, guide], out)
-    load_imagenet_weights(model)
-    return model
+WORK_SIDE = 1024  # photos are kept at most this long side for training and windows (clicknet.WORK_SIDE)
 
 
 def bce_dice(y, p):
@@ -105,45 +73,7 @@ def bce_dice(y, p):
     return bce + K.mean(1 - (2 * inter + 1) / (K.sum(y + p, axis=(1, 2, 3)) + 1))
 
 
-# ------------------------------------------------------------------------------------------------ geometry
-def warp(arr: np.ndarray, win, interp=cv2.INTER_LINEAR) -> np.ndarray:
-    """The square window ``win`` = (x0, y0, side) of ``arr`` at S x S (zeros outside the photo)."""
-    x0, y0, side = win
-    k = S / side
-    m = np.float32([[k, 0, -x0 * k], [0, k, -y0 * k]])
-    return cv2.warpAffine(arr, m, (S, S), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-def unwarp(mask_w: np.ndarray, win, shape_hw) -> np.ndarray:
-    x0, y0, side = win
-    k = side / S
-    m = np.float32([[k, 0, x0], [0, k, y0]])
-    return cv2.warpAffine(mask_w.astype(np.uint8), m, shape_hw[::-1], flags=cv2.INTER_NEAREST) > 0
-
-
-def bbox(m: np.ndarray):
-    ys, xs = np.nonzero(m)
-    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-
-
-def zoom_window(bb, w: int, h: int, factor: float, min_frac: float = 0.12):
-    x0, y0, x1, y1 = bb
-    side = max(max(x1 - x0, y1 - y0) * factor, min_frac * max(w, h), 32.0)
-    return (x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2, side
-
-
-def full_window(w: int, h: int):
-    side = float(max(w, h))
-    return (w - side) / 2, (h - side) / 2, side
-
-
-def guide_of(prob_w, prev_w, clicks_w) -> np.ndarray:
-    discs = [np.zeros((S, S), np.float32) for _ in range(2)]
-    for x, y, positive in clicks_w:
-        cv2.circle(discs[0 if positive else 1], (int(round(x)), int(round(y))), R_CLICK, 1.0, -1)
-    return np.stack([prob_w, prev_w, *discs], -1).astype(np.float32)
-
-
+# ------------------------------------------------------------------------------------------------ training data
 def _dist(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
 
@@ -457,6 +387,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="the network's .keras file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-map", action="store_true", help="train and measure without a model's map")
+    ap.add_argument(
+        "--export",
+        metavar="NPZ",
+        help="also store the network's weights for viaseg (core/ml/weights/clicknet_nomap.npz is this, from "
+        "the command of docs/RESULTS.md)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.measure_on and not args.no_map:
@@ -472,6 +408,11 @@ def main(argv=None) -> int:
         import viaseg.core.ml.fast_layers  # noqa: F401  (registers the network's layers for loading)
 
         model = keras.models.load_model(args.out, compile=False)
+    if args.export:
+        from viaseg.core.ml.clicknet import save_weights
+
+        cmd = "python tests/perf/exp_clicknet.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        save_weights(model, args.export, f"click network ({'no map' if args.no_map else 'map'}): {cmd}")
     result = {
         "no_map": args.no_map,
         "fold": args.fold,

@@ -1,0 +1,264 @@
+"""The click network: one positive click on a photo -> the region it points at (click to segment's first click).
+
+A small click-conditioned network in the way of RITM (Sofiiuk et al. 2022): the U-Net of
+:mod:`.unet_mobilenet` (ImageNet MobileNetV2 encoder) with a second input of four guide channels (a probability
+map, a previous mask, positive and negative click discs of ``R_CLICK`` pixels) added after the first
+convolution (zero at the start, so the encoder begins as ImageNet trained it) and joined at every decoder level.
+The weights shipped with viaseg (``weights/clicknet_nomap.npz``) were trained without any map (the map and
+previous-mask channels empty), on the 149 annotated training photos of ``car-damage/train`` and
+``car-damage-extra-split/train`` with simulated clicks (``tests/perf/exp_clicknet.py``, which also writes the
+file); they need no model of the user's and work offline.
+
+:meth:`ClickNet.first_region`: the network on the whole photo (squared, ``S`` pixels a side) finds the region
+around the click; a second pass on a window twice that region's size ("zoom-in") draws its outline. The result
+is the region's mask on that window (``mask``, ``OUT`` pixels a side, covering photo pixels
+``x0 + (col + 0.5) * scale``), which ``core.assist`` takes as the first click's region and corrects with the
+later clicks. Measured: docs/RESULTS.md, "Click to segment".
+
+TensorFlow is needed (this is ``core.ml``); ``core.assist`` stays free of it and receives the region as arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+S = 256  # the network's window, pixels a side
+R_CLICK = 5  # click discs, pixels of the window
+WORK_SIDE = 1024  # the photo is reduced to at most this long side before its windows are cut (as trained)
+ZOOM = 2.0  # the second pass's window: this many times the first pass's region
+OUT = 512  # the returned mask's side (the network's probabilities upsampled, then thresholded: smoother outlines)
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "clicknet_nomap.npz"
+
+
+def build(side: int = S):
+    """The network (inputs ``image`` side x side x 3 in 0..1 and ``guide`` side x side x 4; output the
+    region's probability, side x side x 1). Every layer with weights has a fixed name (they are stored by
+    name)."""
+    import keras
+    from keras import layers
+
+    from .fast_layers import FusedBatchNormalization
+    from .unet_mobilenet import DECODER, SKIPS, load_imagenet_weights, mobilenet_blocks
+
+    def bn(x, n):
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=n)(x)
+
+    def relu6(x, n):
+        return layers.ReLU(6.0, name=n)(x)
+
+    img = keras.Input((side, side, 3), name="image")
+    guide = keras.Input((side, side, 4), name="guide")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(img)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1")(x)
+    g = layers.Conv2D(
+        32, 3, strides=2, padding="same", use_bias=False, name="guide_conv", kernel_initializer="zeros"
+    )(guide)
+    x = relu6(bn(layers.Add(name="guide_add")([x, g]), "bn_Conv1"), "Conv1_relu")
+    x, feats = mobilenet_blocks(x, bn, relu6)
+    x = layers.ReLU()(bn(layers.Conv2D(128, 1, use_bias=False, name="dec_top")(x), "dec_top_bn"))
+    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
+        sk = layers.ReLU()(
+            bn(
+                layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip")(feats[skip_name]),
+                f"dec{i}_sb",
+            )
+        )
+        x = layers.UpSampling2D(2)(x)
+        f = 2 ** (4 - i)
+        x = layers.Concatenate()([x, sk, layers.AveragePooling2D(f)(guide) if f > 1 else guide])
+        x = layers.ReLU()(
+            bn(layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"dec{i}_conv")(x), f"dec{i}_bn")
+        )
+    x = layers.Concatenate()([layers.UpSampling2D(2, interpolation="bilinear")(x), guide])
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="head_conv")(x)
+    out = layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="mask")(x)
+    model = keras.Model([img, guide], out, name="clicknet")
+    load_imagenet_weights(model)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def save_weights(model, path: str | Path, about: str = "") -> Path:
+    """Store every layer's weights as float16 (``layer/index``), and ``about`` (where they come from)."""
+    arrays: dict[str, np.ndarray] = {"__about__": np.array(about)}
+    for layer in model.layers:
+        for i, v in enumerate(layer.get_weights()):
+            arrays[f"{layer.name}/{i}"] = np.asarray(v, dtype=np.float16)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+    return path
+
+
+def load_weights(model, path: str | Path = WEIGHTS) -> None:
+    """Set ``model``'s weights from a file of :func:`save_weights`; ``ValueError`` naming the file when it does
+    not fit the network."""
+    path = Path(path)
+    try:
+        z = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the click network's weights ({exc})") from exc
+    with z:
+        stored: dict[str, dict[int, np.ndarray]] = {}
+        for key in z.files:
+            if key.startswith("__"):
+                continue
+            name, _, idx = key.rpartition("/")
+            stored.setdefault(name, {})[int(idx)] = z[key]
+    for layer in model.layers:
+        want = layer.get_weights()
+        if not want:
+            continue
+        have = stored.pop(layer.name, None)
+        if have is None or len(have) != len(want):
+            raise ValueError(f"{path}: no weights for the click network's layer {layer.name}")
+        values = [have[i].astype(np.float32) for i in range(len(want))]
+        if [v.shape for v in values] != [w.shape for w in want]:
+            raise ValueError(f"{path}: layer {layer.name} has other shapes than the click network's")
+        layer.set_weights(values)
+    if stored:
+        raise ValueError(f"{path}: {len(stored)} stored layers are not in the click network")
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+def warp(arr: np.ndarray, win, interp=cv2.INTER_LINEAR, side: int = S) -> np.ndarray:
+    """The square window ``win`` = (x0, y0, side) of ``arr`` at ``side`` x ``side`` (zeros outside)."""
+    x0, y0, wside = win
+    k = side / wside
+    m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float32)
+    return cv2.warpAffine(arr, m, (side, side), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def unwarp(mask_w: np.ndarray, win, shape_hw) -> np.ndarray:
+    """A window's mask back on the photo (``shape_hw``)."""
+    x0, y0, side = win
+    k = side / mask_w.shape[0]
+    m = np.array([[k, 0, x0], [0, k, y0]], np.float32)
+    return cv2.warpAffine(mask_w.astype(np.uint8), m, shape_hw[::-1], flags=cv2.INTER_NEAREST) > 0
+
+
+def bbox(m: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(m)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def zoom_window(bb, w: int, h: int, factor: float, min_frac: float = 0.12) -> tuple[float, float, float]:
+    """A square window ``factor`` times the box ``bb`` = (x0, y0, x1, y1), at least ``min_frac`` of the
+    photo's long side (and 32 pixels), centred on it."""
+    x0, y0, x1, y1 = bb
+    side = max(max(x1 - x0, y1 - y0) * factor, min_frac * max(w, h), 32.0)
+    return (x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2, side
+
+
+def full_window(w: int, h: int) -> tuple[float, float, float]:
+    """The whole photo, squared (centred)."""
+    side = float(max(w, h))
+    return (w - side) / 2, (h - side) / 2, side
+
+
+def guide_of(prob_w, prev_w, clicks_w) -> np.ndarray:
+    """The guide input: map, previous mask, positive and negative discs of ``clicks_w`` = [(x, y, positive)]
+    in window pixels."""
+    discs = [np.zeros((S, S), np.float32) for _ in range(2)]
+    for x, y, positive in clicks_w:
+        cv2.circle(discs[0 if positive else 1], (int(round(x)), int(round(y))), R_CLICK, 1.0, -1)
+    return np.stack([prob_w, prev_w, *discs], -1).astype(np.float32)
+
+
+def work_image(image: np.ndarray) -> np.ndarray:
+    """The photo (RGB uint8, any size) at most ``WORK_SIDE`` a side, as the network was trained on it."""
+    h, w = image.shape[:2]
+    s = WORK_SIDE / max(h, w)
+    if s >= 1.0:
+        return np.ascontiguousarray(image[..., :3])
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(np.ascontiguousarray(image[..., :3]), size, interpolation=cv2.INTER_AREA)
+
+
+# ------------------------------------------------------------------------------------------------ inference
+@dataclass
+class FirstRegion:
+    """The network's region for a click: ``mask`` (bool, ``OUT`` x ``OUT``) covers photo pixels
+    ``x0 + (col + 0.5) * scale`` across and ``y0 + (row + 0.5) * scale`` down (``core.assist.RegionMask``'s
+    convention); ``mask`` is all False when the network found nothing at the click."""
+
+    mask: np.ndarray
+    x0: float
+    y0: float
+    scale: float
+
+
+class ClickNet:
+    """The network, loaded once (:meth:`load`), then :meth:`first_region` per click. Thread-safe: calls are
+    serialized (one network, one forward pass at a time)."""
+
+    _cache: dict[str, ClickNet] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self._lock = threading.Lock()
+        spec = (tf.TensorSpec((1, S, S, 3), tf.float32), tf.TensorSpec((1, S, S, 4), tf.float32))
+        self._fn = tf.function(lambda x, g: model([x, g], training=False), input_signature=spec)
+        self.forward_passes = 0
+
+    @classmethod
+    def load(cls, path: str | Path = WEIGHTS) -> ClickNet:
+        """The network with the weights of ``path`` (kept: later calls return the same one)."""
+        key = str(Path(path).resolve())
+        with cls._cache_lock:
+            if key not in cls._cache:
+                if not Path(path).is_file():
+                    raise ValueError(f"{path}: the click network's weights are missing")
+                from . import fast_layers  # noqa: F401  (the fused batch norm)
+
+                model = build()
+                load_weights(model, path)
+                cls._cache[key] = cls(model)
+            return cls._cache[key]
+
+    def _run(self, img_w: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        with self._lock:
+            out = self._fn(img_w[None].astype(np.float32) / 255.0, guide[None])
+            self.forward_passes += 1
+        return np.asarray(out)[0, ..., 0]
+
+    def first_region(
+        self, image: np.ndarray, size_wh: tuple[int, int], x: float, y: float, threshold: float = 0.5
+    ) -> FirstRegion:
+        """The region a positive click at photo pixel (``x``, ``y``) points at. ``image``: the photo (RGB uint8)
+        at any resolution (a reduced decode is fine; :func:`work_image` reduces it further), ``size_wh`` the
+        photo's true size."""
+        img = work_image(image)
+        h, w = img.shape[:2]
+        s = w / float(size_wh[0])
+        cx, cy = x * s, y * s
+        empty = np.zeros((S, S), np.float32)
+
+        def run(win) -> np.ndarray:
+            k = S / win[2]
+            g = guide_of(empty, empty, [((cx - win[0]) * k, (cy - win[1]) * k, True)])
+            return self._run(warp(img, win), g)
+
+        whole = full_window(w, h)
+        found = unwarp(run(whole) >= threshold, whole, (h, w))
+        _, lab = cv2.connectedComponents(found.astype(np.uint8))
+        r, c = min(max(int(cy), 0), h - 1), min(max(int(cx), 0), w - 1)
+        if lab[r, c]:
+            bb = bbox(lab == lab[r, c])
+        elif found.any():
+            bb = bbox(found)
+        else:
+            bb = (cx - 10, cy - 10, cx + 10, cy + 10)
+        win = zoom_window(bb, w, h, ZOOM)
+        prob = run(win)
+        mask = cv2.resize(prob, (OUT, OUT), interpolation=cv2.INTER_LINEAR) >= threshold
+        return FirstRegion(mask, win[0] / s, win[1] / s, win[2] / OUT / s)

@@ -1,0 +1,70 @@
+"""The click network (core.ml.clicknet) shipped with viaseg: its weights load, a click on a real damage photo
+finds that damage, and its region goes into core.assist as the first click's region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_assist import largest_regions
+from viaseg.core.assist import protocol
+from viaseg.core.assist.segment import Click, RegionMask, Segmenter
+
+
+@pytest.fixture(scope="module")
+def net():
+    from viaseg.core.ml.clicknet import ClickNet
+
+    return ClickNet.load()
+
+
+def test_a_click_on_real_damage_finds_it_and_corrections_apply(car_damage, net):
+    """car-damage/val photos, which the shipped network never trained on: one click at the point of a
+    labelled region farthest from its boundary (the NoC protocol's first click)."""
+    ious = []
+    for img, gt in largest_regions(car_damage, 4):
+        h, w = img.shape[:2]
+        x, y = protocol.first_click(gt)
+        found = net.first_region(img, (w, h), x, y)
+        assert found.mask.dtype == bool and found.mask.shape == (512, 512)
+        region = RegionMask(found.mask, found.x0, found.y0, found.scale, "click network")
+        full = region.full((w, h))
+        ious.append(protocol.mask_iou(full, gt))
+        # core.assist takes it as the first click's region; a negative click in it then takes its part away
+        seg = Segmenter((w, h), None, img)
+        seg.give_first_region(Click(x, y), region)
+        assert seg.segment([Click(x, y)]).region is region
+        if full.any():
+            ys, xs = np.nonzero(full & ~gt) if (full & ~gt).any() else np.nonzero(full)
+            neg = Click(float(xs[len(xs) // 2]) + 0.5, float(ys[len(ys) // 2]) + 0.5, False)
+            after = seg.segment([Click(x, y), neg]).region
+            assert after is None or after.full((w, h)).sum() < full.sum()
+    assert np.mean(ious) > 0.35, ious  # 0.48 measured here
+
+
+def test_the_reduced_photo_gives_the_same_region_as_the_full_one(car_damage, net):
+    from viaseg.core.ml.clicknet import work_image
+
+    img, gt = next(largest_regions(car_damage, 1))
+    h, w = img.shape[:2]
+    x, y = protocol.first_click(gt)
+    a = net.first_region(img, (w, h), x, y)
+    b = net.first_region(work_image(img), (w, h), x, y)
+    assert (a.x0, a.y0, a.scale) == pytest.approx((b.x0, b.y0, b.scale))
+    assert (a.mask == b.mask).mean() > 0.99
+
+
+def test_weights_that_do_not_fit_name_the_file(tmp_path):
+    import keras
+    from viaseg.core.ml import clicknet
+
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip")
+    model = clicknet.build()
+    with pytest.raises(ValueError, match="broken.npz"):
+        clicknet.load_weights(model, bad)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense_x")])
+    saved = clicknet.save_weights(other, tmp_path / "other.npz", "a different network")
+    with pytest.raises(ValueError, match="other.npz"):
+        clicknet.load_weights(model, saved)
+    with pytest.raises(ValueError, match="missing"):
+        clicknet.ClickNet.load(tmp_path / "absent.npz")
