@@ -1,6 +1,6 @@
 """Screenshots of the AI region tool: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python
 scripts/screenshots_assist.py ../shared MODEL`` (writes docs/screenshots/assist_*.png): the hover preview, a
-region refined with a negative click, an accepted region after its detail was lowered, and a region in two
+region refined with a negative click (the first click's region from the click network), an accepted region after its detail was lowered, and a region in two
 pieces (a positive click on a second damage outside it). Nothing is saved."""
 
 from __future__ import annotations
@@ -42,13 +42,25 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     ys, xs = np.nonzero(prob > 0.8)
     k = int(np.argmax(prob[ys, xs]))
     x, y = float(xs[k]), float(ys[k])
+    # the cursor resting on the damage: the preview is the click network's region (asked while it rests)
     tool._hover = c.to_widget(x, y)
+    x, y = c.to_image(tool._hover).x(), c.to_image(tool._hover).y()
     tool._update_preview()
-    settle(app, 0.3)
+
+    def wait_net():
+        end = time.time() + 120
+        settle(app, 0.3)
+        while ml.clicknet.busy() and time.time() < end:
+            settle(app, 0.1)
+        settle(app, 0.2)
+
+    wait_net()
     w.grab().save(str(OUT / "assist_preview.png"))
     tool.add_click(x, y)
-    region = tool.result.region
-    x0, y0, x1, y1 = region.bbox()
+    wait_net()
+    print("first region from:", tool.result.region.source)
+    inside = np.nonzero(tool.result.region.full(c.img_size))  # the region's extent (its crop may be larger)
+    x0, y0, x1, y1 = inside[1].min(), inside[0].min(), inside[1].max() + 1, inside[0].max() + 1
     # a negative click on the far side of the region from the positive one
     far = (
         QPointF(x1 - 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0))
@@ -70,6 +82,7 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
 
     tool.cancel()
     tool.add_click(x, y)
+    wait_net()
     first = tool.result.region.full(c.img_size)
     small = cv2.resize(
         first.astype(np.uint8), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_NEAREST

@@ -10,7 +10,8 @@ previous-mask channels empty), on the 149 annotated training photos of ``car-dam
 file); they need no model of the user's and work offline.
 
 :meth:`ClickNet.first_region`: the network on the whole photo (squared, ``S`` pixels a side) finds the region
-around the click; a second pass on a window twice that region's size ("zoom-in") draws its outline. The result
+around the click; a second pass on a window twice that region's size ("zoom-in"), given the first pass's mask as
+the previous mask, draws its outline. The result
 is the region's mask on that window (``mask``, ``OUT`` pixels a side, covering photo pixels
 ``x0 + (col + 0.5) * scale``), which ``core.assist`` takes as the first click's region and corrects with the
 later clicks. Measured: docs/RESULTS.md, "Click to segment".
@@ -243,9 +244,10 @@ class ClickNet:
         cx, cy = x * s, y * s
         empty = np.zeros((S, S), np.float32)
 
-        def run(win) -> np.ndarray:
+        def run(win, prev: np.ndarray | None = None) -> np.ndarray:
             k = S / win[2]
-            g = guide_of(empty, empty, [((cx - win[0]) * k, (cy - win[1]) * k, True)])
+            prev_w = empty if prev is None else warp(prev.astype(np.uint8), win, cv2.INTER_NEAREST)
+            g = guide_of(empty, prev_w.astype(np.float32), [((cx - win[0]) * k, (cy - win[1]) * k, True)])
             return self._run(warp(img, win), g)
 
         whole = full_window(w, h)
@@ -259,6 +261,6 @@ class ClickNet:
         else:
             bb = (cx - 10, cy - 10, cx + 10, cy + 10)
         win = zoom_window(bb, w, h, ZOOM)
-        prob = run(win)
+        prob = run(win, found)  # the first look's mask as the previous mask (as trained)
         mask = cv2.resize(prob, (OUT, OUT), interpolation=cv2.INTER_LINEAR) >= threshold
         return FirstRegion(mask, win[0] / s, win[1] / s, win[2] / OUT / s)

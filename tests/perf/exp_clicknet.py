@@ -172,7 +172,7 @@ def _corrupt(g: np.ndarray, prob_w: np.ndarray, rng: np.random.Generator) -> np.
     return m
 
 
-def sample(photos: list[dict], items, rng: np.random.Generator):
+def sample(photos: list[dict], items, rng: np.random.Generator, first_only: bool = False):
     i, j = items[int(rng.integers(len(items)))]
     d = photos[i]
     h, w = d["img"].shape[:2]
@@ -192,7 +192,16 @@ def sample(photos: list[dict], items, rng: np.random.Generator):
     r, c = divmod(int(rng.choice(dist.size, p=dist / dist.sum())), S)
     clicks = [(c + 0.5, r + 0.5, True)]
     prev = np.zeros((S, S), bool)
-    if rng.random() >= 0.4:
+    if first_only:  # the app's first click: the whole photo with no mask, or a zoom window with a coarse one
+        if win[2] < max(w, h) and rng.random() < 0.6:
+            prev = _corrupt(g, pw, rng)
+            f = int(rng.choice([1, 2, 4, 8]))
+            if (
+                f > 1
+            ):  # as coarse as the first look's mask (the whole photo at 256 px, warped into the window)
+                small = cv2.resize(prev.astype(np.uint8), (S // f, S // f), interpolation=cv2.INTER_AREA)
+                prev = cv2.resize(small, (S, S), interpolation=cv2.INTER_NEAREST) > 0
+    elif rng.random() >= 0.4:
         prev = _corrupt(g, pw, rng)
         for _ in range(int(rng.integers(1, 4))):
             nc = error_click(g, prev, rng)
@@ -202,10 +211,10 @@ def sample(photos: list[dict], items, rng: np.random.Generator):
     return [img.astype(np.float32) / 255, pw, prev.astype(np.float32), clicks, g]
 
 
-def batch(photos, items, n: int, rng, model=None):
+def batch(photos, items, n: int, rng, model=None, first_only: bool = False):
     out: list[list] = []
     while len(out) < n:
-        s = sample(photos, items, rng)
+        s = sample(photos, items, rng, first_only)
         if s is not None:
             out.append(s)
     if model is not None and rng.random() < 0.5:  # RITM's iterative training: the network's own masks
@@ -230,6 +239,7 @@ def train(
     lr: float = 5e-4,
     batch_size: int = 8,
     steps: int | None = None,
+    first_only: bool = False,
 ):
     import keras
     import tensorflow as tf
@@ -242,7 +252,7 @@ def train(
     items = [(i, j) for i, d in enumerate(photos) for j in range(len(d["regs"]))]
     t0, k, losses = time.time(), 0, []
     while (k < steps) if steps else (time.time() - t0 < seconds):
-        x, g, y = batch(photos, items, batch_size, rng, model if k > 100 else None)
+        x, g, y = batch(photos, items, batch_size, rng, None if first_only or k <= 100 else model, first_only)
         losses.append(float(model.train_on_batch([x, g], y)))
         k += 1
         if k % 100 == 0:
@@ -388,6 +398,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-map", action="store_true", help="train and measure without a model's map")
     ap.add_argument(
+        "--first-only",
+        action="store_true",
+        help="train for the app's use only: one positive click, on the whole photo or a zoom window with a "
+        "coarse earlier mask (no correction clicks)",
+    )
+    ap.add_argument(
         "--export",
         metavar="NPZ",
         help="also store the network's weights for viaseg (core/ml/weights/clicknet_nomap.npz is this, from "
@@ -402,7 +418,9 @@ def main(argv=None) -> int:
     test_set = [d for d in photos if d["fold"] == args.fold]
     steps = 0
     if args.seconds > 0:
-        model, steps = train(train_set, args.out, args.seconds, args.seed, steps=args.steps)
+        model, steps = train(
+            train_set, args.out, args.seconds, args.seed, steps=args.steps, first_only=args.first_only
+        )
     else:
         import keras
         import viaseg.core.ml.fast_layers  # noqa: F401  (registers the network's layers for loading)
