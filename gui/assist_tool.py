@@ -126,6 +126,8 @@ class AssistTool(QObject):
             c.setContextMenuPolicy(Qt.ContextMenuPolicy.PreventContextMenu)
             self._ensure_map()
             self._say_ready()
+            if self.use_net and self.net is not None:
+                QTimer.singleShot(0, self._warm_net)  # after this paint: loading may take seconds, once
         else:
             c.unsetCursor()
             c.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -245,6 +247,12 @@ class AssistTool(QObject):
         if self.active:
             self._recompute()
             self._say_ready()
+            if self.use_net:
+                QTimer.singleShot(0, self._warm_net)
+
+    def _warm_net(self) -> None:
+        if self.active and self.use_net and self.net is not None and hasattr(self.net, "warm"):
+            self.net.warm()
 
     def _first_click(self) -> assist.Click | None:
         return next((c for c in self.clicks if c.positive), None) if self.box is None else None
@@ -294,7 +302,8 @@ class AssistTool(QObject):
             self._update_preview()
 
     def _net_failed(self, tag, message: str) -> None:
-        self._net_asked.discard(tag)
+        if tag is not None:
+            self._net_asked.discard(tag)
         if self.use_net:
             self.use_net = False
             self.net_state.emit("")

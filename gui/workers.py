@@ -439,12 +439,27 @@ class _ClickNetWorker(QObject):
 
     answered = Signal(object, object)  # tag, core.ml.clicknet.FirstRegion
     failed = Signal(object, str)  # tag, message
+    ready = Signal()  # warmed up
 
     def __init__(self, loader: Callable[[], Any]):
         super().__init__()
         self._loader = loader
         self.net: Any = None
         self._work: tuple[Any, Any, Any] | None = None  # (photo key, image given, its reduced copy)
+
+    @Slot()
+    def warm(self) -> None:
+        """Load the network and run it once on a blank photo (traces it), so the first click is quick."""
+        try:
+            if self.net is None:
+                self.net = self._loader()
+                import numpy as np
+
+                self.net.first_region(np.zeros((64, 64, 3), np.uint8), (64, 64), 32.0, 32.0)
+        except Exception as exc:
+            self.failed.emit(None, _failure_text(exc))
+            return
+        self.ready.emit()
 
     @Slot(object, object, object, float, float)
     def run(self, tag: Any, image: Any, size_wh: Any, x: float, y: float) -> None:
@@ -477,14 +492,17 @@ class ClickNetService(QObject):
 
     One question at a time goes to the worker: a click's question waits for at most the one running; a hover's
     (``hover=True``: the cursor resting, asked so that the preview shows what a click there gives) replaces any
-    hover question not yet sent, and a click's question drops it. The network is loaded by the first question
-    (TensorFlow is imported before, on the calling (GUI) thread: see the module docstring)."""
+    hover question not yet sent, and a click's question drops it. The network is loaded by :meth:`warm` (the tool
+    calls it when turned on) or the first question (TensorFlow is imported before, on the calling (GUI) thread:
+    see the module docstring). ``failed(None, message)``: the warm-up failed."""
 
     answered = Signal(object, object)
     failed = Signal(object, str)
     dropped = Signal(object)  # tag: a hover's question replaced before it was sent (never answered)
+    ready = Signal()  # the network is loaded and warmed up (warm)
     tensorflow_loading = Signal()
     _run_req = Signal(object, object, object, float, float)
+    _warm_req = Signal()
 
     def __init__(self, loader: Callable[[], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -494,6 +512,9 @@ class ClickNetService(QObject):
         self._needs_tf = loader is None
         self._worker.moveToThread(self._thread)
         self._run_req.connect(self._worker.run)
+        self._warm_req.connect(self._worker.warm)
+        self._worker.ready.connect(self.ready)
+        self._warmed = False
         self._worker.answered.connect(self._on_answered)
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
@@ -512,6 +533,20 @@ class ClickNetService(QObject):
             self.dropped.emit(old[0])
         self._feed()
 
+    def warm(self) -> None:
+        """Get the network ready before the first question (TensorFlow's import here, on the GUI thread, the
+        network's load and first run on the worker); once per service."""
+        if self._warmed:
+            return
+        self._warmed = True
+        self._import_tf()
+        self._warm_req.emit()
+
+    def _import_tf(self) -> None:
+        if self._needs_tf and "tensorflow" not in sys.modules:
+            self.tensorflow_loading.emit()
+            import_tensorflow()  # on the GUI thread, before the worker touches it (module docstring)
+
     def busy(self) -> bool:
         return self._in_flight is not None or bool(self._queue) or self._hover is not None
 
@@ -524,9 +559,7 @@ class ClickNetService(QObject):
             q, self._hover = self._hover, None
         else:
             return
-        if self._needs_tf and "tensorflow" not in sys.modules:
-            self.tensorflow_loading.emit()
-            import_tensorflow()  # on the GUI thread, before the worker touches it (module docstring)
+        self._import_tf()
         self._in_flight = q[0]
         self.asked += 1
         self._run_req.emit(*q)
@@ -539,7 +572,8 @@ class ClickNetService(QObject):
 
     @Slot(object, str)
     def _on_failed(self, tag: Any, message: str) -> None:
-        self._in_flight = None
+        if tag is not None:  # (None: the warm-up failed; no question was in flight for it)
+            self._in_flight = None
         self.failed.emit(tag, message)
         self._feed()
 

@@ -338,7 +338,8 @@ def test_the_shipped_click_network_answers_off_the_gui_thread(qtbot, window, tmp
     ml = _open(window, tmp_path, size=200, net=True)
     tool = ml.assist
     gt, (cx, cy) = _ellipse_of(window.current_entry())
-    ml.act_assist.trigger()
+    with qtbot.waitSignal(ml.clicknet.ready, timeout=120000):  # turning the tool on loads it beforehand
+        ml.act_assist.trigger()
     with qtbot.waitSignal(ml.clicknet.answered, timeout=120000) as sig:
         tool.add_click(cx, cy)
     tag, found = sig.args

@@ -14,7 +14,10 @@ Prints ``noc80``, ``noc85`` (mean clicks to reach IoU 0.80 / 0.85; ``max_clicks`
 ``iou_box_no_model`` (one drag of the region's bounding box, no map), ``manual_clicks_median`` (vertices per
 ground-truth polygon: the clicks drawing it by hand costs), ``preview_ms_p50_12mp`` (hover preview on a
 12-megapixel photo whose map is cached; ``preview_correction_ms_p50_12mp``: the same once a first click is
-taken, the cursor's click correcting that region), ``regions`` and the settings. Regions smaller than 16 px are left out
+taken, the cursor's click correcting that region), ``clicknet_ms_p50_12mp`` (the click network's two looks for a
+first click on a 12-megapixel photo; ``clicknet_reduce_ms_12mp``: reducing that photo, once per photo),
+``regions`` and the settings. ``clicknet``: the first click's region comes from the click network, as in the app
+(``--no-clicknet``: without it). Regions smaller than 16 px are left out
 (counted in ``skipped_tiny``).
 """
 
@@ -79,6 +82,27 @@ def preview_ms(prob_small: np.ndarray, rng: np.random.Generator, n: int = 60) ->
             _outline(res.region.mask)
         corr.append((time.perf_counter() - t) * 1000)
     return statistics.median(times[5:]), prep, statistics.median(corr[5:])
+
+
+def clicknet_ms(net, photo: np.ndarray, rng: np.random.Generator, n: int = 12) -> dict:
+    """The click network's time for a first click on a 12-megapixel photo (``photo`` enlarged to 4000 x 3000):
+    the photo's reduction, once per photo (the app's worker keeps it), and the network's two looks, p50."""
+    from viaseg.core.ml.clicknet import work_image
+
+    big = cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_LINEAR)
+    t = time.perf_counter()
+    small = work_image(big)
+    reduce_ms = (time.perf_counter() - t) * 1000
+    times = []
+    for _ in range(n):
+        x, y = rng.uniform(500, 3500), rng.uniform(500, 2500)
+        t = time.perf_counter()
+        net.first_region(small, (4000, 3000), x, y)
+        times.append((time.perf_counter() - t) * 1000)
+    return {
+        "clicknet_ms_p50_12mp": round(statistics.median(times[2:]), 1),
+        "clicknet_reduce_ms_12mp": round(reduce_ms, 1),
+    }
 
 
 class _WithNet:
@@ -194,6 +218,7 @@ def main(argv=None) -> int:
     skipped_tiny, missing = 0, []
     rng = np.random.default_rng(0)
     prob_for_preview = None
+    photo_for_net = None
     t_start = time.perf_counter()
     for entry in entries:
         if not Path(entry.path).is_file():
@@ -201,6 +226,8 @@ def main(argv=None) -> int:
             continue
         img = read_image(entry.path)
         h, w = img.shape[:2]
+        if photo_for_net is None:
+            photo_for_net = img
         prob = None
         thr = 0.5
         if oof_maps:
@@ -291,6 +318,8 @@ def main(argv=None) -> int:
         for cx, cy, r in ((100, 100, 40), (300, 200, 70), (420, 300, 30)):
             cv2.circle(prob_for_preview, (cx, cy), r, 1.0, -1)
         prob_for_preview = cv2.GaussianBlur(prob_for_preview, (31, 31), 10)
+    if net is not None and photo_for_net is not None:
+        out.update(clicknet_ms(net, photo_for_net, rng))
     p50, prep, p50_corr = preview_ms(prob_for_preview, rng)
     out["preview_ms_p50_12mp"] = round(p50, 2)
     out["preview_correction_ms_p50_12mp"] = round(p50_corr, 2)
