@@ -1,7 +1,7 @@
 """Screenshots of the AI region tool: ``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python
 scripts/screenshots_assist.py ../shared MODEL`` (writes docs/screenshots/assist_*.png): the hover preview, a
 region refined with a negative click (the first click's region from the click network), an accepted region after its detail was lowered, and a region in two
-pieces (a positive click on a second damage outside it). Nothing is saved."""
+pieces (a positive click on a second damage outside it; the click network off). Nothing is saved."""
 
 from __future__ import annotations
 
@@ -80,9 +80,10 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     import cv2
     from viaseg.core.assist.segment import parts
 
+    # (with the click network off: its region here already holds every damage the map sees)
     tool.cancel()
+    tool.set_use_net(False)
     tool.add_click(x, y)
-    wait_net()
     first = tool.result.region.full(c.img_size)
     small = cv2.resize(
         first.astype(np.uint8), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_NEAREST
