@@ -102,6 +102,7 @@ class AssistTool(QObject):
         self.use_net = net is not None
         self._net_regions: OrderedDict[tuple, assist.RegionMask | None] = OrderedDict()
         self._net_asked: set = set()
+        self._accept_pending = False  # Enter came while the first click's answer was awaited
         self._rest = QTimer(self, singleShot=True, interval=REST_MS)
         self._rest.timeout.connect(self._ask_hover)
         if net is not None:
@@ -135,6 +136,7 @@ class AssistTool(QObject):
         c.update()
 
     def cancel(self) -> None:
+        self._accept_pending = False
         self.clicks, self.box, self.result = [], None, None
         self._result_path = self._preview_path = None
         self._box_drag = self._press = None
@@ -298,6 +300,8 @@ class AssistTool(QObject):
         self.net_state.emit("")
         if self._first_click() == click:
             self._recompute()
+            if self._accept_pending:
+                self.accept()
         elif not self.clicks and self._hover is not None:
             self._update_preview()
 
@@ -308,9 +312,12 @@ class AssistTool(QObject):
             self.use_net = False
             self.net_state.emit("")
             self._say(f"The click network is off for this session: {message}")
+        if self._accept_pending:
+            self.accept()  # what is on screen
 
     # ------------------------------------------------------------------------------------------ clicks
     def add_click(self, x: float, y: float, positive: bool = True) -> assist.Result | None:
+        self._accept_pending = False  # more clicks: the user goes on refining
         self.clicks.append(assist.Click(float(x), float(y), bool(positive)))
         self._preview_path = None  # stale until the cursor moves again
         first = self._first_click()
@@ -373,6 +380,13 @@ class AssistTool(QObject):
         """The current region becomes a polygon region (one undo step); returns it. A region in several
         pieces (a positive click far from it added a part) becomes one polygon region per piece, in the same
         undo step; the largest is returned."""
+        first = self._first_click()
+        if first is not None and (self.target_key(), first) in self._net_asked:
+            # the region on screen is about to be replaced by the network's: accept that one when it comes
+            self._accept_pending = True
+            self._say("Waiting for the click network's region, then adding it…")
+            return None
+        self._accept_pending = False
         res = self.result
         if res is None or res.region is None:
             self._say("No AI region to accept: click a damage first.")

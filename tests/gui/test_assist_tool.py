@@ -293,6 +293,30 @@ def test_first_click_takes_the_click_networks_region_when_it_arrives(qtbot, wind
     assert len(entry.regions) == n
 
 
+def test_enter_before_the_networks_answer_adds_the_networks_region(qtbot, window, tmp_path):
+    ml, tool, stub = _tool_with_stub(window, tmp_path)
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    c = window.canvas
+    n = len(entry.regions)
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx, cy))
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    assert len(entry.regions) == n  # waits: the region on screen is about to be replaced
+    square = np.zeros_like(gt)
+    square[20:90, 30:110] = True
+    stub.answered.emit(stub.asks[0][0], _found(square))
+    assert len(entry.regions) == n + 1  # the network's region, added when it came
+    xs, ys = entry.regions[-1].shape["all_points_x"], entry.regions[-1].shape["all_points_y"]
+    assert 28 <= min(xs) <= 32 and 108 <= max(xs) <= 112 and 18 <= min(ys) <= 22 and 88 <= max(ys) <= 92
+    assert tool.result is None  # accepted: the tool starts afresh
+    # Esc after Enter, before the answer: nothing is added
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx + 4, cy))
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    qtbot.keyClick(c, Qt.Key.Key_Escape)
+    stub.answered.emit(stub.asks[1][0], _found(square))
+    assert len(entry.regions) == n + 1
+
+
 def test_resting_cursor_asks_the_network_so_the_preview_shows_its_region(qtbot, window, tmp_path):
     ml, tool, stub = _tool_with_stub(window, tmp_path)
     entry = window.current_entry()
