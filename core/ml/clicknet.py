@@ -32,6 +32,9 @@ S = 256  # the network's window, pixels a side
 R_CLICK = 5  # click discs, pixels of the window
 WORK_SIDE = 1024  # the photo is reduced to at most this long side before its windows are cut (as trained)
 ZOOM = 2.0  # the second pass's window: this many times the first pass's region
+LOOKS = (
+    2  # the whole photo, then a window around what it found (a third look, around the second's: no better)
+)
 OUT = 512  # the returned mask's side (the network's probabilities upsampled, then thresholded: smoother outlines)
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "clicknet_nomap.npz"
 
@@ -250,17 +253,22 @@ class ClickNet:
             g = guide_of(empty, prev_w.astype(np.float32), [((cx - win[0]) * k, (cy - win[1]) * k, True)])
             return self._run(warp(img, win), g)
 
-        whole = full_window(w, h)
-        found = unwarp(run(whole) >= threshold, whole, (h, w))
-        _, lab = cv2.connectedComponents(found.astype(np.uint8))
-        r, c = min(max(int(cy), 0), h - 1), min(max(int(cx), 0), w - 1)
-        if lab[r, c]:
-            bb = bbox(lab == lab[r, c])
-        elif found.any():
-            bb = bbox(found)
-        else:
-            bb = (cx - 10, cy - 10, cx + 10, cy + 10)
-        win = zoom_window(bb, w, h, ZOOM)
-        prob = run(win, found)  # the first look's mask as the previous mask (as trained)
+        def window_around(found: np.ndarray):
+            _, lab = cv2.connectedComponents(found.astype(np.uint8))
+            r, c = min(max(int(cy), 0), h - 1), min(max(int(cx), 0), w - 1)
+            if lab[r, c]:
+                bb = bbox(lab == lab[r, c])
+            elif found.any():
+                bb = bbox(found)
+            else:
+                bb = (cx - 10, cy - 10, cx + 10, cy + 10)
+            return zoom_window(bb, w, h, ZOOM)
+
+        win = full_window(w, h)
+        prob = run(win)
+        for _ in range(LOOKS - 1):
+            found = unwarp(prob >= threshold, win, (h, w))
+            win = window_around(found)
+            prob = run(win, found)  # the last look's mask as the previous mask (as trained)
         mask = cv2.resize(prob, (OUT, OUT), interpolation=cv2.INTER_LINEAR) >= threshold
         return FirstRegion(mask, win[0] / s, win[1] / s, win[2] / OUT / s)

@@ -28,6 +28,7 @@ VARIANTS = {
     "window 2.5x": {"ZOOM": 2.5},
     "threshold 0.4": {"thr": 0.4},
     "flip averaged": {"flip": True},
+    "three looks": {"LOOKS": 3},
 }
 
 
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
             return self.seg.segment(clicks, box, refine)
 
     photos = E.load_photos(args.oof, no_map=True)
-    defaults = (C.OUT, C.ZOOM)
+    defaults = (C.OUT, C.ZOOM, C.LOOKS)
     rows: dict[str, list] = {}
     for spec in args.nets:
         fold, path = spec.split("=", 1)
@@ -78,7 +79,9 @@ def main(argv=None) -> int:
         test = [d for d in photos if d["fold"] == int(fold)]
         for name in args.only or list(VARIANTS):
             v = VARIANTS[name]
-            C.OUT, C.ZOOM = v.get("OUT", defaults[0]), v.get("ZOOM", defaults[1])
+            C.OUT, C.ZOOM, C.LOOKS = (
+                v.get(k, d) for k, d in zip(("OUT", "ZOOM", "LOOKS"), defaults, strict=True)
+            )
             net = (FlipNet if v.get("flip") else C.ClickNet)(model)
             for d in test:
                 img = read_image(d["path"])
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
                         seg = WithNet(Segmenter((w, h), None, img), net, img, v.get("thr", 0.5))
                         rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
             print(fold, name, file=sys.stderr)
-    C.OUT, C.ZOOM = defaults
+    C.OUT, C.ZOOM, C.LOOKS = defaults
     out = {
         name: {
             "noc80": round(float(np.mean([clicks_to(r, 0.8) for r in rs])), 3),
