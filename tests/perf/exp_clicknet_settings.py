@@ -29,6 +29,9 @@ VARIANTS = {
     "threshold 0.4": {"thr": 0.4},
     "flip averaged": {"flip": True},
     "three looks": {"LOOKS": 3},
+    "net adds at positive clicks outside": {"net_parts": True},
+    "push width cap 0.6": {"WIDTH_CAP": 0.6},
+    "push width cap 1.5": {"WIDTH_CAP": 1.5},
 }
 
 
@@ -60,6 +63,7 @@ def main(argv=None) -> int:
             self.seg, self.net, self.img, self.thr, self.asked = seg, net, img, thr, set()
 
         def segment(self, clicks, box=None, refine=None):
+            self.seg.clicks_so_far = clicks
             f = clicks[0]
             if f not in self.asked:
                 self.asked.add(f)
@@ -70,8 +74,54 @@ def main(argv=None) -> int:
                     )
             return self.seg.segment(clicks, box, refine)
 
+    class NetParts(Segmenter):
+        """A positive click outside the region: the network, run as trained for corrections (the window
+        around the region and the click, the region as previous mask, every click), adds its region's part
+        holding the click (instead of the tool's push)."""
+
+        net: C.ClickNet
+        work: np.ndarray
+        clicks_so_far: list
+
+        def _separate_part(self, state, c):
+            from viaseg.core.assist import edit
+
+            if not c.positive:
+                return None
+            g = state.scale
+            gh, gw = state.mask.shape
+            if state.mask[edit.cell(c, g, (gh, gw))[2:]]:
+                return None
+            img = self.work
+            h, w = img.shape[:2]
+            s = w / float(self.size_wh[0])
+            # the region on the work image
+            cur = cv2.resize(state.mask.astype(np.uint8), (round(gw * g * s), round(gh * g * s)),
+                             interpolation=cv2.INTER_NEAREST)[:h, :w]
+            cur = np.pad(cur, ((0, max(0, h - cur.shape[0])), (0, max(0, w - cur.shape[1]))))
+            x0, y0, x1, y1 = C.bbox(cur) if cur.any() else (c.x * s, c.y * s, c.x * s + 1, c.y * s + 1)
+            x0, y0 = min(x0, c.x * s), min(y0, c.y * s)
+            x1, y1 = max(x1, c.x * s), max(y1, c.y * s)
+            win = C.zoom_window((x0, y0, x1, y1), w, h, 1.5)
+            k = C.S / win[2]
+            upto = self.clicks_so_far[: self.clicks_so_far.index(c) + 1]
+            cw = [((q.x * s - win[0]) * k, (q.y * s - win[1]) * k, q.positive) for q in upto]
+            prev = C.warp(cur, win, cv2.INTER_NEAREST).astype(np.float32)
+            gd = C.guide_of(np.zeros((C.S, C.S), np.float32), prev, cw)
+            out = self.net._run(C.warp(img, win), gd) >= 0.5
+            full = C.unwarp(out, win, (h, w)).astype(np.uint8)
+            grid = cv2.resize(full, (gw, gh), interpolation=cv2.INTER_NEAREST) > 0
+            _, lab = cv2.connectedComponents(grid.astype(np.uint8))
+            r, col = edit.cell(c, g, (gh, gw))[2:]
+            if not lab[r, col]:
+                return None
+            return lab == lab[r, col]
+
     photos = E.load_photos(args.oof, no_map=True)
+    from viaseg.core.assist import edit
+
     defaults = (C.OUT, C.ZOOM, C.LOOKS)
+    cap = edit.WIDTH_CAP
     rows: dict[str, list] = {}
     for spec in args.nets:
         fold, path = spec.split("=", 1)
@@ -82,6 +132,7 @@ def main(argv=None) -> int:
             C.OUT, C.ZOOM, C.LOOKS = (
                 v.get(k, d) for k, d in zip(("OUT", "ZOOM", "LOOKS"), defaults, strict=True)
             )
+            edit.WIDTH_CAP = v.get("WIDTH_CAP", cap)
             net = (FlipNet if v.get("flip") else C.ClickNet)(model)
             for d in test:
                 img = read_image(d["path"])
@@ -89,10 +140,16 @@ def main(argv=None) -> int:
                 for g in d["regs"]:
                     gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
                     if gt.sum() >= 16:
-                        seg = WithNet(Segmenter((w, h), None, img), net, img, v.get("thr", 0.5))
+                        if v.get("net_parts"):
+                            base = NetParts((w, h), None, img)
+                            base.net, base.work = net, C.work_image(img)
+                        else:
+                            base = Segmenter((w, h), None, img)
+                        seg = WithNet(base, net, img, v.get("thr", 0.5))
                         rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
             print(fold, name, file=sys.stderr)
     C.OUT, C.ZOOM, C.LOOKS = defaults
+    edit.WIDTH_CAP = cap
     out = {
         name: {
             "noc80": round(float(np.mean([clicks_to(r, 0.8) for r in rs])), 3),
