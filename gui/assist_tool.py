@@ -72,6 +72,7 @@ class AssistTool(QObject):
     detail_available = Signal(int, int)  # level, number of levels; (-1, n) when the selection has no mask
 
     net_state = Signal(str)  # what the click network is doing, for the status line ("" when idle)
+    net_disabled = Signal(str)  # the click network failed and is off for the session (the message)
 
     def __init__(self, canvas, panel=None, target_key=None, parent=None, net=None):
         super().__init__(parent or canvas)
@@ -109,6 +110,8 @@ class AssistTool(QObject):
             net.answered.connect(self._net_answered)
             net.failed.connect(self._net_failed)
             net.dropped.connect(self._net_asked.discard)
+            if hasattr(net, "weights_changed"):
+                net.weights_changed.connect(self._net_reset)
         if panel is not None:
             panel.prediction_ready.connect(self.map_ready)
         canvas.selection_changed.connect(lambda _i: self._emit_detail())
@@ -252,6 +255,20 @@ class AssistTool(QObject):
             if self.use_net:
                 QTimer.singleShot(0, self._warm_net)
 
+    def _net_reset(self, _path: str = "") -> None:
+        """The click network's weights changed: its earlier answers are forgotten; the current region is found
+        again (and asked again)."""
+        self._net_regions.clear()
+        self._net_asked.clear()
+        self._seg = None
+        if self.active:
+            first = self._first_click()
+            if first is not None:
+                self._ask_net(first)
+            self._recompute()
+            if self.use_net:
+                QTimer.singleShot(0, self._warm_net)
+
     def _warm_net(self) -> None:
         if self.active and self.use_net and self.net is not None and hasattr(self.net, "warm"):
             self.net.warm()
@@ -312,6 +329,7 @@ class AssistTool(QObject):
             self.use_net = False
             self.net_state.emit("")
             self._say(f"The click network is off for this session: {message}")
+            self.net_disabled.emit(message)
         if self._accept_pending:
             self.accept()  # what is on screen
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMenu, QMessageBox, QSlider, QToolButton
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.dataset import VIA_EXTS, Dataset, Split, load_dataset
 from viaseg.core.annotation.project import ImageEntry
@@ -369,7 +369,20 @@ class MLWiring:
         self.assist.set_use_net(net.isChecked())
         net.toggled.connect(self._clicknet_toggled)
         self.act_clicknet = net
+        menu = QMenu(w)
+        self.act_clicknet_file = menu.addAction("Use weights file…", self._choose_clicknet_weights)
+        self.act_clicknet_shipped = menu.addAction(
+            "Use the weights shipped with viaseg", self._shipped_clicknet
+        )
+        net.setMenu(menu)
         tb.addAction(net)
+        button = tb.widgetForAction(net)
+        if isinstance(button, QToolButton):
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.assist.net_disabled.connect(self._clicknet_failed)
+        weights = os.environ.get("VIASEG_CLICKNET") or self._setting("assist_clicknet_weights")
+        if weights:
+            self.use_clicknet_weights(str(weights), announce=False)
         tb.addWidget(QLabel(" detail "))
         self.detail_slider = QSlider(Qt.Orientation.Horizontal)
         self.detail_slider.setRange(0, len(LEVELS) - 1)
@@ -386,6 +399,51 @@ class MLWiring:
         self.detail_slider.sliderReleased.connect(w.session.end_drag)
         self.assist.detail_available.connect(self._detail_shown)
         tb.addWidget(self.detail_slider)
+
+    def use_clicknet_weights(self, path: str | None, announce: bool = True) -> bool:
+        """The click network's weights: a file of `viaseg clicknet` (fine-tuned on your polygons), or None for
+        the shipped ones. A missing file is refused with a message naming it."""
+        if path and not Path(path).is_file():
+            self.window.notify(f"Click network: {path} does not exist; keeping the weights in use.", True)
+            return False
+        self.clicknet.set_weights(path or None)
+        self._set_setting("assist_clicknet_weights", path or "")
+        self.act_clicknet.setToolTip(
+            "AI region: the first click's region from the click network "
+            + (f"({Path(path).name}, fine-tuned)" if path else "(shipped with viaseg)")
+            + " when on; off: the active model's map, else the photo's colours and edges"
+        )
+        if announce:
+            self.window.notify(
+                f"Click network: using {path}."
+                if path
+                else "Click network: using the weights shipped with viaseg."
+            )
+        return True
+
+    def _choose_clicknet_weights(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Click network weights (viaseg clicknet --out)", "", "Click network weights (*.npz)"
+        )
+        if path and self.use_clicknet_weights(path):
+            self._clicknet_on()
+
+    def _shipped_clicknet(self) -> None:
+        if self.use_clicknet_weights(None):
+            self._clicknet_on()
+
+    def _clicknet_on(self) -> None:
+        self.act_clicknet.setChecked(True)
+        self.assist.set_use_net(True)  # (also when the action was checked but a failure had turned it off)
+
+    def _clicknet_failed(self, message: str) -> None:
+        """Off for this session, not in the settings: the next session tries again."""
+        self.act_clicknet.blockSignals(True)
+        self.act_clicknet.setChecked(False)
+        self.act_clicknet.blockSignals(False)
+        self.window.notify(f"Click network off: {message}", True)
 
     def _clicknet_toggled(self, on: bool) -> None:
         self.assist.set_use_net(on)

@@ -441,18 +441,25 @@ class _ClickNetWorker(QObject):
     failed = Signal(object, str)  # tag, message
     ready = Signal()  # warmed up
 
-    def __init__(self, loader: Callable[[], Any]):
+    def __init__(self, loader: Callable[[str | None], Any]):
         super().__init__()
         self._loader = loader
         self.net: Any = None
+        self.path: str | None = None  # the weights file (None: those shipped with viaseg)
         self._work: tuple[Any, Any, Any] | None = None  # (photo key, image given, its reduced copy)
+
+    @Slot(str)
+    def use(self, path: str) -> None:
+        """Use the weights of ``path`` ("" : the shipped ones) from the next question on."""
+        if (path or None) != self.path:
+            self.path, self.net = path or None, None
 
     @Slot()
     def warm(self) -> None:
         """Load the network and run it once on a blank photo (traces it), so the first click is quick."""
         try:
             if self.net is None:
-                self.net = self._loader()
+                self.net = self._loader(self.path)
                 import numpy as np
 
                 self.net.first_region(np.zeros((64, 64, 3), np.uint8), (64, 64), 32.0, 32.0)
@@ -465,8 +472,8 @@ class _ClickNetWorker(QObject):
     def run(self, tag: Any, image: Any, size_wh: Any, x: float, y: float) -> None:
         try:
             if self.net is None:
-                self.net = self._loader()
-            key = tag[0]
+                self.net = self._loader(self.path)
+            key = tag[1][0]
             if self._work is None or self._work[0] != key or self._work[1] is not image:
                 from viaseg.core.ml.clicknet import work_image
 
@@ -478,10 +485,10 @@ class _ClickNetWorker(QObject):
         self.answered.emit(tag, region)
 
 
-def _default_clicknet():
-    from viaseg.core.ml.clicknet import ClickNet
+def _default_clicknet(path: str | None = None):
+    from viaseg.core.ml.clicknet import WEIGHTS, ClickNet
 
-    return ClickNet.load()
+    return ClickNet.load(path or WEIGHTS)
 
 
 class ClickNetService(QObject):
@@ -504,7 +511,10 @@ class ClickNetService(QObject):
     _run_req = Signal(object, object, object, float, float)
     _warm_req = Signal()
 
-    def __init__(self, loader: Callable[[], Any] | None = None, parent: QObject | None = None):
+    weights_changed = Signal(str)  # the weights file now used ("" : the shipped ones)
+    _use_req = Signal(str)
+
+    def __init__(self, loader: Callable[[str | None], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("viaseg-clicknet")
@@ -513,6 +523,9 @@ class ClickNetService(QObject):
         self._worker.moveToThread(self._thread)
         self._run_req.connect(self._worker.run)
         self._warm_req.connect(self._worker.warm)
+        self._use_req.connect(self._worker.use)
+        self.weights: str | None = None
+        self._gen = 0  # answers of questions asked before the weights changed are dropped
         self._worker.ready.connect(self.ready)
         self._warmed = False
         self._worker.answered.connect(self._on_answered)
@@ -524,13 +537,25 @@ class ClickNetService(QObject):
         self._in_flight: Any = None  # the tag of the question the worker has
         self.asked = 0  # questions sent to the worker
 
+    def set_weights(self, path: str | None) -> None:
+        """Use the weights file ``path`` (None: the shipped ones) from now on; answers still coming from the
+        former weights are dropped. The network is warmed again by the next :meth:`warm`."""
+        path = str(path) if path else None
+        if path == self.weights:
+            return
+        self.weights = path
+        self._gen += 1
+        self._warmed = False
+        self._use_req.emit(path or "")
+        self.weights_changed.emit(path or "")
+
     def ask(self, tag: Any, image: Any, size_wh: Any, x: float, y: float, hover: bool = False) -> None:
-        q = (tag, image, (int(size_wh[0]), int(size_wh[1])), float(x), float(y))
+        q = ((self._gen, tag), image, (int(size_wh[0]), int(size_wh[1])), float(x), float(y))
         old, self._hover = self._hover, (q if hover else None)
         if not hover:
             self._queue.append(q)
         if old is not None:
-            self.dropped.emit(old[0])
+            self.dropped.emit(old[0][1])
         self._feed()
 
     def warm(self) -> None:
@@ -565,15 +590,21 @@ class ClickNetService(QObject):
         self._run_req.emit(*q)
 
     @Slot(object, object)
-    def _on_answered(self, tag: Any, region: Any) -> None:
+    def _on_answered(self, tagged: Any, region: Any) -> None:
         self._in_flight = None
-        self.answered.emit(tag, region)
+        gen, tag = tagged
+        if gen == self._gen:
+            self.answered.emit(tag, region)
+        else:
+            self.dropped.emit(tag)
         self._feed()
 
     @Slot(object, str)
-    def _on_failed(self, tag: Any, message: str) -> None:
-        if tag is not None:  # (None: the warm-up failed; no question was in flight for it)
+    def _on_failed(self, tagged: Any, message: str) -> None:
+        tag = None
+        if tagged is not None:  # (None: the warm-up failed; no question was in flight for it)
             self._in_flight = None
+            tag = tagged[1]
         self.failed.emit(tag, message)
         self._feed()
 

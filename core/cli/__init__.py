@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "viaseg.core.cli.evaluate_cmd",
     "crossval": "viaseg.core.cli.crossval_cmd",
     "export": "viaseg.core.cli.export_cmd",
+    "clicknet": "viaseg.core.cli.clicknet_cmd",
 }
 
 

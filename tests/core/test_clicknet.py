@@ -68,3 +68,43 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
         clicknet.load_weights(model, saved)
     with pytest.raises(ValueError, match="missing"):
         clicknet.ClickNet.load(tmp_path / "absent.npz")
+
+
+def test_viaseg_clicknet_fine_tunes_the_shipped_weights_on_a_projects_polygons(car_damage, tmp_path, capsys):
+    import json
+
+    from viaseg.core.cli import main
+    from viaseg.core.ml import clicknet
+
+    out = tmp_path / "mine.npz"
+    assert main(["clicknet", f"{car_damage}:val", "--out", str(out), "--steps", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["steps"] == 2 and res["photos"] >= 12 and res["regions"] >= res["photos"]
+    assert res["left_out"] == []
+    # a weights file the app loads, started from the shipped weights and moved by the two steps
+    with np.load(out) as mine, np.load(clicknet.WEIGHTS) as shipped:
+        assert "fine-tuned" in str(mine["__about__"])
+        assert set(mine.files) == set(shipped.files)
+        moved = [k for k in shipped.files if k != "__about__" and not np.array_equal(mine[k], shipped[k])]
+        close = np.allclose(
+            mine["Conv1/0"].astype(np.float32), shipped["Conv1/0"].astype(np.float32), atol=0.05
+        )
+    assert moved and close
+    net = clicknet.ClickNet.load(out)
+    img, gt = next(largest_regions(car_damage, 1))
+    h, w = img.shape[:2]
+    x, y = protocol.first_click(gt)
+    assert net.first_region(img, (w, h), x, y).mask.any()
+
+
+def test_viaseg_clicknet_says_when_there_is_nothing_to_learn(tmp_path, capsys):
+    import cv2
+    from viaseg.core.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
+    assert main(["clicknet", str(folder), "--out", str(tmp_path / "x.npz"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no annotated region" in err and str(folder) in err
+    assert not (tmp_path / "x.npz").exists()

@@ -372,3 +372,72 @@ def test_the_shipped_click_network_answers_off_the_gui_thread(qtbot, window, tmp
     # whatever it found on this synthetic photo, the tool now holds the network's answer for the click
     assert (tool.target_key(), tool.clicks[0]) in tool._net_regions
     assert tool.result is not None
+
+
+def test_clicknet_service_uses_the_chosen_weights_and_drops_answers_of_the_former_ones(qtbot):
+    import threading
+
+    from viaseg.gui.workers import ClickNetService
+
+    loaded, gate = [], threading.Event()
+
+    class Fake:
+        def __init__(self, path):
+            self.path = path
+
+        def first_region(self, image, size_wh, x, y):
+            gate.wait(10)
+            return _found(np.ones((4, 4), bool))
+
+    def loader(path):
+        loaded.append(path)
+        return Fake(path)
+
+    svc = ClickNetService(loader=loader)
+    try:
+        img = np.zeros((40, 40, 3), np.uint8)
+        gate.set()
+        with qtbot.waitSignal(svc.answered, timeout=10000) as sig:
+            svc.ask(("k", 1), img, (40, 40), 5, 5)
+        assert sig.args[0] == ("k", 1) and loaded == [None]
+        # a question in flight when the weights change: its answer is dropped, not delivered
+        gate.clear()
+        answered = []
+        svc.answered.connect(lambda tag, _r: answered.append(tag))
+        svc.ask(("k", 2), img, (40, 40), 6, 6)
+        with qtbot.waitSignal(svc.weights_changed) as changed:
+            svc.set_weights("/some/fine-tuned.npz")
+        assert changed.args == ["/some/fine-tuned.npz"]
+        with qtbot.waitSignal(svc.dropped, timeout=10000) as dropped:
+            gate.set()
+        assert dropped.args == [("k", 2)] and answered == []
+        with qtbot.waitSignal(svc.answered, timeout=10000) as sig:
+            svc.ask(("k", 3), img, (40, 40), 7, 7)
+        assert sig.args[0] == ("k", 3) and loaded == [None, "/some/fine-tuned.npz"]
+    finally:
+        gate.set()
+        svc.shutdown()
+
+
+def test_chosen_click_network_weights_that_cannot_be_used_are_named(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path, size=200, net=True)
+    said = []
+    window.canvas.message.connect(said.append)
+    notes = []
+    window.notify = lambda text, error=False: notes.append((text, error))
+    assert not ml.use_clicknet_weights(str(tmp_path / "absent.npz"))
+    assert notes and "absent.npz" in notes[-1][0] and notes[-1][1]
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not weights")
+    assert ml.use_clicknet_weights(str(broken))
+    with qtbot.waitSignal(ml.clicknet.failed, timeout=120000):
+        ml.act_assist.trigger()  # turning the tool on warms the network: the file is read then
+    assert not ml.assist.use_net and not ml.act_clicknet.isChecked()
+    assert any("click network is off" in t and "broken.npz" in t for t in said)
+    assert any("broken.npz" in t and error for t, error in notes)
+    gt, (cx, cy) = _ellipse_of(window.current_entry())
+    assert ml.assist.add_click(cx, cy) is not None  # the tool keeps working without it
+    ml._shipped_clicknet()  # Tools ▸ Click network ▸ Use the weights shipped with viaseg
+    assert ml.clicknet.weights is None and ml.assist.use_net and ml.act_clicknet.isChecked()
+    with qtbot.waitSignal(ml.clicknet.ready, timeout=120000):
+        pass  # warmed again with the shipped weights

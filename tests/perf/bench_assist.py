@@ -158,6 +158,11 @@ def main(argv=None) -> int:
         help="without the click network (the first click's region from the map, or the photo's colours and "
         "edges): the tool as it was before the network shipped",
     )
+    ap.add_argument(
+        "--clicknet",
+        metavar="NPZ",
+        help="the click network's weights (default: those shipped with viaseg; `viaseg clicknet` writes others)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -212,7 +217,7 @@ def main(argv=None) -> int:
     if not args.no_clicknet:
         from viaseg.core.ml.clicknet import ClickNet
 
-        net = ClickNet.load()
+        net = ClickNet.load(args.clicknet) if args.clicknet else ClickNet.load()
     mc = args.max_clicks
     rows: dict[str, list] = {k: [] for k in ("model", "map_edges", "no_model", "box", "vertices", "source")}
     skipped_tiny, missing = 0, []
@@ -273,7 +278,7 @@ def main(argv=None) -> int:
         "regions": len(rows["no_model"]),
         "skipped_tiny": skipped_tiny,
         "max_clicks": mc,
-        "clicknet": net is not None,
+        "clicknet": (args.clicknet or "shipped") if net is not None else False,
     }
     if rows["model"]:
         out.update(

@@ -57,6 +57,7 @@ from viaseg.core.ml.clicknet import (  # noqa: E402
     warp,
     zoom_window,
 )
+from viaseg.core.ml.clicknet_train import batch  # noqa: E402  (the simulated clicks)
 
 WORK_SIDE = 1024  # photos are kept at most this long side for training and windows (clicknet.WORK_SIDE)
 
@@ -73,6 +74,7 @@ def bce_dice(y, p):
     return bce + K.mean(1 - (2 * inter + 1) / (K.sum(y + p, axis=(1, 2, 3)) + 1))
 
 
+# ------------------------------------------------------------------------------------------------ training data
 # ------------------------------------------------------------------------------------------------ training data
 def _dist(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
@@ -151,84 +153,6 @@ def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
             continue
         out.append(_photo(entry, spec, -2, None))
     return out
-
-
-def _corrupt(g: np.ndarray, prob_w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A plausible earlier mask of region ``g``: the map near it at some level, or ``g`` grown or shrunk; then
-    a few discs added or taken near it."""
-    if rng.random() < 0.5:
-        near = cv2.dilate(g.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(5, 40)))
-        m = (prob_w >= rng.uniform(0.1, 0.6)) & (near > 0)
-    else:
-        r = int(rng.integers(2, 20))
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        m = (cv2.dilate if rng.random() < 0.5 else cv2.erode)(g.astype(np.uint8), k) > 0
-    ys, xs = np.nonzero(cv2.dilate(g.astype(np.uint8), np.ones((15, 15), np.uint8)))
-    for _ in range(int(rng.integers(0, 3))):
-        j = int(rng.integers(len(xs)))
-        disc = np.zeros(g.shape, np.uint8)
-        cv2.circle(disc, (int(xs[j]), int(ys[j])), int(rng.integers(6, 30)), 1, -1)
-        m = (m | (disc > 0)) if rng.random() < 0.5 else (m & (disc == 0))
-    return m
-
-
-def sample(photos: list[dict], items, rng: np.random.Generator, first_only: bool = False):
-    i, j = items[int(rng.integers(len(items)))]
-    d = photos[i]
-    h, w = d["img"].shape[:2]
-    if rng.random() < 0.25:
-        win = full_window(w, h)
-    else:
-        x0, y0, side = zoom_window(bbox(d["regs"][j]), w, h, rng.uniform(1.4, 3.0))
-        win = (x0 + rng.uniform(-0.15, 0.15) * side, y0 + rng.uniform(-0.15, 0.15) * side, side)
-    img = warp(d["img"], win)
-    pw = warp(d["prob"], win).astype(np.float32) / 255
-    g = warp(d["regs"][j].astype(np.uint8), win) > 0
-    if rng.random() < 0.5:
-        img, pw, g = img[:, ::-1].copy(), pw[:, ::-1].copy(), g[:, ::-1].copy()
-    if g.sum() < 4:
-        return None
-    dist = _dist(g).ravel() ** 1.5
-    r, c = divmod(int(rng.choice(dist.size, p=dist / dist.sum())), S)
-    clicks = [(c + 0.5, r + 0.5, True)]
-    prev = np.zeros((S, S), bool)
-    if first_only:  # the app's first click: the whole photo with no mask, or a zoom window with a coarse one
-        if win[2] < max(w, h) and rng.random() < 0.6:
-            prev = _corrupt(g, pw, rng)
-            f = int(rng.choice([1, 2, 4, 8]))
-            if (
-                f > 1
-            ):  # as coarse as the first look's mask (the whole photo at 256 px, warped into the window)
-                small = cv2.resize(prev.astype(np.uint8), (S // f, S // f), interpolation=cv2.INTER_AREA)
-                prev = cv2.resize(small, (S, S), interpolation=cv2.INTER_NEAREST) > 0
-    elif rng.random() >= 0.4:
-        prev = _corrupt(g, pw, rng)
-        for _ in range(int(rng.integers(1, 4))):
-            nc = error_click(g, prev, rng)
-            if nc is None:
-                break
-            clicks.append(nc)
-    return [img.astype(np.float32) / 255, pw, prev.astype(np.float32), clicks, g]
-
-
-def batch(photos, items, n: int, rng, model=None, first_only: bool = False):
-    out: list[list] = []
-    while len(out) < n:
-        s = sample(photos, items, rng, first_only)
-        if s is not None:
-            out.append(s)
-    if model is not None and rng.random() < 0.5:  # RITM's iterative training: the network's own masks
-        for _ in range(int(rng.integers(1, 4))):
-            pred = model.predict_on_batch(
-                [np.stack([o[0] for o in out]), np.stack([guide_of(o[1], o[2], o[3]) for o in out])]
-            )[..., 0]
-            for o, p in zip(out, pred >= 0.5, strict=True):
-                nc = error_click(o[4], p, rng)
-                if nc is not None:
-                    o[3], o[2] = [*o[3], nc], p.astype(np.float32)
-    x = np.stack([o[0] for o in out])
-    g = np.stack([guide_of(o[1], o[2], o[3]) for o in out])
-    return x, g, np.stack([o[4] for o in out]).astype(np.float32)[..., None]
 
 
 def train(

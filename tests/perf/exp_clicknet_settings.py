@@ -96,8 +96,11 @@ def main(argv=None) -> int:
             h, w = img.shape[:2]
             s = w / float(self.size_wh[0])
             # the region on the work image
-            cur = cv2.resize(state.mask.astype(np.uint8), (round(gw * g * s), round(gh * g * s)),
-                             interpolation=cv2.INTER_NEAREST)[:h, :w]
+            cur = cv2.resize(
+                state.mask.astype(np.uint8),
+                (round(gw * g * s), round(gh * g * s)),
+                interpolation=cv2.INTER_NEAREST,
+            )[:h, :w]
             cur = np.pad(cur, ((0, max(0, h - cur.shape[0])), (0, max(0, w - cur.shape[1]))))
             x0, y0, x1, y1 = C.bbox(cur) if cur.any() else (c.x * s, c.y * s, c.x * s + 1, c.y * s + 1)
             x0, y0 = min(x0, c.x * s), min(y0, c.y * s)
