@@ -71,7 +71,6 @@ class AssistTool(QObject):
     active_changed = Signal(bool)
     detail_available = Signal(int, int)  # level, number of levels; (-1, n) when the selection has no mask
 
-    net_state = Signal(str)  # what the click network is doing, for the status line ("" when idle)
     net_disabled = Signal(str)  # the click network failed and is off for the session (the message)
 
     def __init__(self, canvas, panel=None, target_key=None, parent=None, net=None):
@@ -289,8 +288,6 @@ class AssistTool(QObject):
             return False
         self._net_asked.add(tag)
         self.net.ask(tag, seg.image, seg.size_wh, click.x, click.y, hover=hover)
-        if not hover:
-            self.net_state.emit("the click network is finding the region")
         return True
 
     def _ask_hover(self) -> None:
@@ -314,7 +311,6 @@ class AssistTool(QObject):
             return
         if self._seg is not None:
             self._seg[1].give_first_region(click, region)
-        self.net_state.emit("")
         if self._first_click() == click:
             self._recompute()
             if self._accept_pending:
@@ -327,7 +323,6 @@ class AssistTool(QObject):
             self._net_asked.discard(tag)
         if self.use_net:
             self.use_net = False
-            self.net_state.emit("")
             self._say(f"The click network is off for this session: {message}")
             self.net_disabled.emit(message)
         if self._accept_pending:
