@@ -4,6 +4,8 @@ Pure numpy/OpenCV (no Qt, no TensorFlow), so the canvas tool, the benchmark and 
 
 How a region is found (``Segmenter.segment``):
 
+0. **A region given for the first click** (:meth:`Segmenter.give_first_region`: the app and ``bench_assist.py``
+   give the click network's, ``core.ml.clicknet``) is the first click's region; steps 1-3 find one otherwise.
 1. **The first click finds the region.** With the model's probability map: the connected part of the map
    around the click, down to ``SEED_SHARE`` of the map's value there (a level of the click's own, so a click on
    a faint damage still finds it and a click on a sure one does not spill into its neighbours; chosen on
