@@ -317,6 +317,13 @@ class MLWiring:
         )
         self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
         m.addSeparator()
+        self.act_clicknet_tune = self._action(
+            m,
+            "Fine-tune the &click network on this project…",
+            self.fine_tune_clicknet,
+            tip="Teach the AI region tool's click network your own damage: a few minutes of training on this "
+            "project's polygons (unsaved edits included), in the background; the result is then in use",
+        )
         self._action(
             m,
             "&Export active model…",
@@ -420,6 +427,84 @@ class MLWiring:
                 else "Click network: using the weights shipped with viaseg."
             )
         return True
+
+    def fine_tune_clicknet(
+        self, minutes: float | None = None, steps: int | None = None, mode: str = "process"
+    ):
+        """Model ▸ Fine-tune the click network: ``minutes`` of training (asked when None) on every annotated
+        photo of the project, in the training process; the weights then go in use. Again while it runs: stop
+        (the weights so far are kept). Returns the TrainThread, or None when it did not start."""
+        from datetime import datetime
+
+        from viaseg.core.ml.clicknet_train import ClickNetJob
+
+        from .workers import TrainThread
+
+        w = self.window
+        running = getattr(self, "_clicknet_job", None)
+        if running is not None and running.isRunning():
+            running.stop()
+            w.notify("Click network: stopping (the weights trained so far are kept)…")
+            return None
+        if self.training.is_running():
+            w.notify("Click network: a training is running; fine-tune the click network when it ends.", True)
+            return None
+        try:
+            data = self.training_data()
+        except ValueError as exc:
+            w.notify(str(exc), True)
+            return None
+        entries = [e for sp in data.splits.values() if sp.labeled for e in sp.entries if e.regions]
+        if not entries:
+            w.notify("Click network: no annotated region in this project to learn from.", True)
+            return None
+        if minutes is None and steps is None:
+            from PySide6.QtWidgets import QInputDialog
+
+            minutes, ok = QInputDialog.getInt(
+                w,
+                "Fine-tune the click network",
+                f"Minutes of training on the {len(entries)} annotated photos of this project:",
+                5,
+                1,
+                240,
+            )
+            if not ok:
+                return None
+        root = Path(self.training.runs_root)
+        root.mkdir(parents=True, exist_ok=True)
+        out = root / f"clicknet-{datetime.now():%Y%m%d-%H%M%S}.npz"
+        job = ClickNetJob(entries, str(out), seconds=60.0 * float(minutes or 0), steps=steps)
+        if mode == "thread":  # TensorFlow in this process: imported on the GUI thread first (gui.workers)
+            from .workers import import_tensorflow
+
+            import_tensorflow()
+        th = TrainThread(job, parent=w, mode=mode)
+        th.event.connect(self._clicknet_progress)
+        th.done.connect(lambda res: self._clicknet_tuned(th, res))
+        self._clicknet_job = th
+        self.act_clicknet_tune.setText("Stop fine-tuning the &click network")
+        w.notify(f"Click network: fine-tuning on {len(entries)} photos in the background…")
+        th.start()
+        return th
+
+    def _clicknet_progress(self, ev) -> None:
+        step = getattr(ev, "step", None)
+        if step is not None and (step + 1) % 20 == 0:
+            self.window.notify(f"Click network: fine-tuning, step {step + 1}, loss {ev.loss:.3f}")
+
+    def _clicknet_tuned(self, th, res) -> None:
+        self.act_clicknet_tune.setText("Fine-tune the &click network on this project…")
+        if res is None:
+            self.window.notify(f"Click network: fine-tuning failed: {th.error}", True)
+            return
+        if self.use_clicknet_weights(res.path, announce=False):
+            self._clicknet_on()
+        left = f"; {len(res.left_out)} photos left out (unreadable)" if res.left_out else ""
+        self.window.notify(
+            f"Click network fine-tuned on {res.photos} photos ({res.regions} regions, {res.steps} steps){left}: "
+            f"now in use ({res.path}). The Click network menu goes back to the shipped one."
+        )
 
     def _choose_clicknet_weights(self) -> None:
         from PySide6.QtWidgets import QFileDialog
@@ -554,6 +639,10 @@ class MLWiring:
     def shutdown(self) -> None:
         if self.training.is_running():
             self.training.stop_and_wait()
+        job = getattr(self, "_clicknet_job", None)
+        if job is not None and job.isRunning():
+            job.stop()
+            job.wait(60000)
         self.service.shutdown()
         self.clicknet.shutdown()
 

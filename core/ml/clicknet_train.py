@@ -286,3 +286,62 @@ def fine_tune(
         should_stop=should_stop,
     )
     return save_weights(model, out, about or f"click network fine-tuned from {init_from}, {k} steps"), k
+
+
+# ------------------------------------------------------------------------------------------------ the app's job
+@dataclass
+class ClickNetResult:
+    path: str
+    steps: int
+    photos: int
+    regions: int
+    left_out: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClickNetJob:
+    """Fine-tune the click network on ``entries`` (``ImageEntry`` objects with their regions, as the app holds
+    them: unsaved edits included) into ``out``: what the app runs in its training process (``job.run`` is what
+    ``gui.train_child`` calls). Progress as ``BatchEnd`` events (epoch 0, ``steps`` 0 when the budget is time)."""
+
+    entries: list
+    out: str
+    seconds: float = 300.0
+    steps: int | None = None
+    init_from: str | None = None  # None: the shipped weights
+    seed: int = 0
+
+    def run(self, on_event: Callable | None = None, should_stop: Callable[[], bool] | None = None):
+        from ..base.errors import ViasegError
+        from .train_events import BatchEnd
+
+        photos, problems = [], []
+        for entry in self.entries:
+            if not entry.regions:
+                continue
+            try:
+                d = photo_from_entry(entry)
+            except (ViasegError, OSError, ValueError) as exc:
+                problems.append(f"{entry.path}: left out ({exc})")
+                continue
+            if d["regs"]:
+                photos.append(d)
+        if not photos:
+            raise ValueError("no annotated region to train the click network on")
+
+        def progress(p: Progress) -> None:
+            if on_event is not None:
+                on_event(BatchEnd(step=p.step - 1, epoch=0, loss=p.loss, dice=0.0, steps=p.steps or 0))
+
+        out, k = fine_tune(
+            photos,
+            self.out,
+            seconds=self.seconds,
+            steps=self.steps,
+            init_from=self.init_from or WEIGHTS,
+            seed=self.seed,
+            on_progress=progress,
+            should_stop=should_stop,
+            about=f"click network fine-tuned in the app on {len(photos)} photos from {self.init_from or WEIGHTS}",
+        )
+        return ClickNetResult(str(out), k, len(photos), sum(len(d["regs"]) for d in photos), problems)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -441,3 +443,51 @@ def test_chosen_click_network_weights_that_cannot_be_used_are_named(qtbot, windo
     assert ml.clicknet.weights is None and ml.assist.use_net and ml.act_clicknet.isChecked()
     with qtbot.waitSignal(ml.clicknet.ready, timeout=120000):
         pass  # warmed again with the shipped weights
+
+
+def test_fine_tuning_the_click_network_on_the_project_puts_its_weights_in_use(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path, size=200, net=True)
+    ml.training.set_runs_root(tmp_path / "runs")
+    notes = []
+    window.notify = lambda text, error=False: notes.append((text, error))
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    # an unsaved edit counts: a second region on this photo, not on disk
+    from viaseg.core.annotation.project import Region
+
+    extra = Region(shape={"name": "rect", "x": 5, "y": 5, "width": 30, "height": 20}, attributes={})
+    window.canvas._push(
+        __import__("viaseg.core.annotation.edits", fromlist=["AddRegions"]).AddRegions(entry, [extra])
+    )
+    th = ml.fine_tune_clicknet(steps=2, mode="thread")
+    assert th is not None and "Stop" in ml.act_clicknet_tune.text()
+    with qtbot.waitSignal(th.done, timeout=300000) as done:
+        pass
+    res = done.args[0]
+    assert res is not None and res.steps == 2 and res.photos == 3 and res.regions == 4
+    assert Path(res.path).is_file() and Path(res.path).parent == tmp_path / "runs"
+    assert ml.clicknet.weights == res.path and ml.act_clicknet.isChecked()
+    assert any("fine-tuned on 3 photos" in t for t, _ in notes)
+    assert "Fine-tune" in ml.act_clicknet_tune.text()
+    # the tool asks the fine-tuned network now
+    ml.act_assist.trigger()
+    with qtbot.waitSignal(ml.clicknet.answered, timeout=120000):
+        ml.assist.add_click(cx, cy)
+
+
+def test_fine_tuning_the_click_network_without_regions_says_so(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path, size=200)
+    notes = []
+    window.notify = lambda text, error=False: notes.append((text, error))
+    real = ml.training_data
+
+    def unlabelled():  # the project's annotations (a copy) with every region taken away
+        ds = real()
+        for sp in ds.splits.values():
+            for e in sp.entries:
+                e.regions.clear()
+        return ds
+
+    ml.training_data = unlabelled
+    assert ml.fine_tune_clicknet(steps=1, mode="thread") is None
+    assert notes[-1][1] and "no annotated region" in notes[-1][0]
