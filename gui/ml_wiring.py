@@ -19,19 +19,21 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMenu, QMessageBox, QSlider, QToolButton
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QSlider
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.dataset import VIA_EXTS, Dataset, Split, load_dataset
 from viaseg.core.annotation.project import ImageEntry
 from viaseg.core.assist.segment import LEVELS
 
 from .assist_tool import AssistTool, target_key_of
+from .clicknet_service import ClickNetService
+from .clicknet_wiring import ClickNetWiring
 from .docks import add_dock
 from .label_check_dock import install as install_label_check
 from .prediction_host import PanelHost
 from .prediction_panel import IMAGE_EXTS, PhotoDropFilter, PredictionPanel, Target
 from .training_panel import TrainingPanel
-from .workers import ClickNetService, InferenceService
+from .workers import InferenceService
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -237,10 +239,15 @@ class MLWiring:
         w.tabifyDockWidget(anchor, self.dock_prediction)
         w.tabifyDockWidget(anchor, self.dock_training)
         anchor.raise_()  # the right dock opens on Attributes: labelling comes first
-        self._menus()
         self.clicknet = ClickNetService(parent=w)
+        self.clicknet_ui = ClickNetWiring(self)  # its toolbar button and Model menu entry, fine-tuning
+        self._menus()
         self.assist = AssistTool(w.canvas, self.prediction, target_key_of(w), net=self.clicknet)
         self._assist_ui()
+        cn = self.clicknet_ui
+        self.act_clicknet = cn.act_toggle
+        self.use_clicknet_weights, self.fine_tune_clicknet = cn.use_weights, cn.fine_tune
+        self._shipped_clicknet = cn.use_shipped
         self.drop_router = _DropRouter(self.prediction, w)
         w.setAcceptDrops(True)
         w.installEventFilter(self.drop_router)
@@ -320,7 +327,7 @@ class MLWiring:
         self.act_clicknet_tune = self._action(
             m,
             "Fine-tune the &click network on this project…",
-            self.fine_tune_clicknet,
+            lambda: self.clicknet_ui.fine_tune(),
             tip="Teach the AI region tool's click network your own damage: a few minutes of training on this "
             "project's polygons (unsaved edits included), in the background; the result is then in use",
         )
@@ -365,31 +372,7 @@ class MLWiring:
         tb = w.addToolBar("Tools")
         tb.setObjectName("toolbar_tools")
         tb.addAction(a)
-        net = QAction("Click network", w)
-        net.setCheckable(True)
-        net.setToolTip(
-            "AI region: the first click's region from the click network shipped with viaseg (on), or from the "
-            "active model's map, else the photo's colours and edges (off)"
-        )
-        on = self._setting("assist_clicknet")
-        net.setChecked(str(on).lower() not in ("false", "0"))
-        self.assist.set_use_net(net.isChecked())
-        net.toggled.connect(self._clicknet_toggled)
-        self.act_clicknet = net
-        menu = QMenu(w)
-        self.act_clicknet_file = menu.addAction("Use weights file…", self._choose_clicknet_weights)
-        self.act_clicknet_shipped = menu.addAction(
-            "Use the weights shipped with viaseg", self._shipped_clicknet
-        )
-        net.setMenu(menu)
-        tb.addAction(net)
-        button = tb.widgetForAction(net)
-        if isinstance(button, QToolButton):
-            button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
-        self.assist.net_disabled.connect(self._clicknet_failed)
-        weights = os.environ.get("VIASEG_CLICKNET") or self._setting("assist_clicknet_weights")
-        if weights:
-            self.use_clicknet_weights(str(weights), announce=False)
+        self.clicknet_ui.add_to_toolbar(tb)
         tb.addWidget(QLabel(" detail "))
         self.detail_slider = QSlider(Qt.Orientation.Horizontal)
         self.detail_slider.setRange(0, len(LEVELS) - 1)
@@ -406,133 +389,6 @@ class MLWiring:
         self.detail_slider.sliderReleased.connect(w.session.end_drag)
         self.assist.detail_available.connect(self._detail_shown)
         tb.addWidget(self.detail_slider)
-
-    def use_clicknet_weights(self, path: str | None, announce: bool = True) -> bool:
-        """The click network's weights: a file of `viaseg clicknet` (fine-tuned on your polygons), or None for
-        the shipped ones. A missing file is refused with a message naming it."""
-        if path and not Path(path).is_file():
-            self.window.notify(f"Click network: {path} does not exist; keeping the weights in use.", True)
-            return False
-        self.clicknet.set_weights(path or None)
-        self._set_setting("assist_clicknet_weights", path or "")
-        self.act_clicknet.setToolTip(
-            "AI region: the first click's region from the click network "
-            + (f"({Path(path).name}, fine-tuned)" if path else "(shipped with viaseg)")
-            + " when on; off: the active model's map, else the photo's colours and edges"
-        )
-        if announce:
-            self.window.notify(
-                f"Click network: using {path}."
-                if path
-                else "Click network: using the weights shipped with viaseg."
-            )
-        return True
-
-    def fine_tune_clicknet(
-        self, minutes: float | None = None, steps: int | None = None, mode: str = "process"
-    ):
-        """Model ▸ Fine-tune the click network: ``minutes`` of training (asked when None) on every annotated
-        photo of the project, in the training process; the weights then go in use. Again while it runs: stop
-        (the weights so far are kept). Returns the TrainThread, or None when it did not start."""
-        from datetime import datetime
-
-        from viaseg.core.ml.clicknet_train import ClickNetJob
-
-        from .workers import TrainThread
-
-        w = self.window
-        running = getattr(self, "_clicknet_job", None)
-        if running is not None and running.isRunning():
-            running.stop()
-            w.notify("Click network: stopping (the weights trained so far are kept)…")
-            return None
-        if self.training.is_running():
-            w.notify("Click network: a training is running; fine-tune the click network when it ends.", True)
-            return None
-        try:
-            data = self.training_data()
-        except ValueError as exc:
-            w.notify(str(exc), True)
-            return None
-        entries = [e for sp in data.splits.values() if sp.labeled for e in sp.entries if e.regions]
-        if not entries:
-            w.notify("Click network: no annotated region in this project to learn from.", True)
-            return None
-        if minutes is None and steps is None:
-            from PySide6.QtWidgets import QInputDialog
-
-            minutes, ok = QInputDialog.getInt(
-                w,
-                "Fine-tune the click network",
-                f"Minutes of training on the {len(entries)} annotated photos of this project:",
-                5,
-                1,
-                240,
-            )
-            if not ok:
-                return None
-        root = Path(self.training.runs_root)
-        root.mkdir(parents=True, exist_ok=True)
-        out = root / f"clicknet-{datetime.now():%Y%m%d-%H%M%S}.npz"
-        job = ClickNetJob(entries, str(out), seconds=60.0 * float(minutes or 0), steps=steps)
-        if mode == "thread":  # TensorFlow in this process: imported on the GUI thread first (gui.workers)
-            from .workers import import_tensorflow
-
-            import_tensorflow()
-        th = TrainThread(job, parent=w, mode=mode)
-        th.event.connect(self._clicknet_progress)
-        th.done.connect(lambda res: self._clicknet_tuned(th, res))
-        self._clicknet_job = th
-        self.act_clicknet_tune.setText("Stop fine-tuning the &click network")
-        w.notify(f"Click network: fine-tuning on {len(entries)} photos in the background…")
-        th.start()
-        return th
-
-    def _clicknet_progress(self, ev) -> None:
-        step = getattr(ev, "step", None)
-        if step is not None and (step + 1) % 20 == 0:
-            self.window.notify(f"Click network: fine-tuning, step {step + 1}, loss {ev.loss:.3f}")
-
-    def _clicknet_tuned(self, th, res) -> None:
-        self.act_clicknet_tune.setText("Fine-tune the &click network on this project…")
-        if res is None:
-            self.window.notify(f"Click network: fine-tuning failed: {th.error}", True)
-            return
-        if self.use_clicknet_weights(res.path, announce=False):
-            self._clicknet_on()
-        left = f"; {len(res.left_out)} photos left out (unreadable)" if res.left_out else ""
-        self.window.notify(
-            f"Click network fine-tuned on {res.photos} photos ({res.regions} regions, {res.steps} steps){left}: "
-            f"now in use ({res.path}). The Click network menu goes back to the shipped one."
-        )
-
-    def _choose_clicknet_weights(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Click network weights (viaseg clicknet --out)", "", "Click network weights (*.npz)"
-        )
-        if path and self.use_clicknet_weights(path):
-            self._clicknet_on()
-
-    def _shipped_clicknet(self) -> None:
-        if self.use_clicknet_weights(None):
-            self._clicknet_on()
-
-    def _clicknet_on(self) -> None:
-        self.act_clicknet.setChecked(True)
-        self.assist.set_use_net(True)  # (also when the action was checked but a failure had turned it off)
-
-    def _clicknet_failed(self, message: str) -> None:
-        """Off for this session, not in the settings: the next session tries again."""
-        self.act_clicknet.blockSignals(True)
-        self.act_clicknet.setChecked(False)
-        self.act_clicknet.blockSignals(False)
-        self.window.notify(f"Click network off: {message}", True)
-
-    def _clicknet_toggled(self, on: bool) -> None:
-        self.assist.set_use_net(on)
-        self._set_setting("assist_clicknet", bool(on))
 
     def _detail_shown(self, level: int, _n: int) -> None:
         s = self.detail_slider
@@ -639,10 +495,7 @@ class MLWiring:
     def shutdown(self) -> None:
         if self.training.is_running():
             self.training.stop_and_wait()
-        job = getattr(self, "_clicknet_job", None)
-        if job is not None and job.isRunning():
-            job.stop()
-            job.wait(60000)
+        self.clicknet_ui.stop_and_wait()
         self.service.shutdown()
         self.clicknet.shutdown()
 

@@ -84,7 +84,6 @@ def load_photos(specs: list[str], default_split: str = "train") -> LoadReport:
     """The annotated photos of ``DATASET[:split]`` specs (no split given: ``default_split`` when the dataset has
     it, else every labelled split). Unreadable photos are left out with a message naming each."""
     from ..annotation.dataset import load_dataset, parse_spec
-    from ..base.errors import ViasegError
 
     rep = LoadReport()
     for spec in specs:
@@ -97,16 +96,26 @@ def load_photos(specs: list[str], default_split: str = "train") -> LoadReport:
         else:
             splits = [s for s in ds.splits.values() if s.labeled]
         for sp in splits:
-            for entry in sp.entries:
-                if not entry.regions:
-                    continue
-                try:
-                    d = photo_from_entry(entry)
-                except (ViasegError, OSError, ValueError) as exc:
-                    rep.problems.append(f"{entry.path}: left out ({exc})")
-                    continue
-                if d["regs"]:
-                    rep.photos.append(d)
+            photos_of(sp.entries, rep)
+    return rep
+
+
+def photos_of(entries, rep: LoadReport | None = None) -> LoadReport:
+    """The training photos of ``entries`` that hold a region, added to ``rep`` (a new one when None);
+    unreadable photos are left out with a message naming each."""
+    from ..base.errors import ViasegError
+
+    rep = rep if rep is not None else LoadReport()
+    for entry in entries:
+        if not entry.regions:
+            continue
+        try:
+            d = photo_from_entry(entry)
+        except (ViasegError, OSError, ValueError) as exc:
+            rep.problems.append(f"{entry.path}: left out ({exc})")
+            continue
+        if d["regs"]:
+            rep.photos.append(d)
     return rep
 
 
@@ -312,20 +321,10 @@ class ClickNetJob:
     seed: int = 0
 
     def run(self, on_event: Callable | None = None, should_stop: Callable[[], bool] | None = None):
-        from ..base.errors import ViasegError
         from .train_events import BatchEnd
 
-        photos, problems = [], []
-        for entry in self.entries:
-            if not entry.regions:
-                continue
-            try:
-                d = photo_from_entry(entry)
-            except (ViasegError, OSError, ValueError) as exc:
-                problems.append(f"{entry.path}: left out ({exc})")
-                continue
-            if d["regs"]:
-                photos.append(d)
+        rep = photos_of(self.entries)
+        photos, problems = rep.photos, rep.problems
         if not photos:
             raise ValueError("no annotated region to train the click network on")
 

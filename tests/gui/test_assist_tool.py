@@ -379,7 +379,7 @@ def test_the_shipped_click_network_answers_off_the_gui_thread(qtbot, window, tmp
 def test_clicknet_service_uses_the_chosen_weights_and_drops_answers_of_the_former_ones(qtbot):
     import threading
 
-    from viaseg.gui.workers import ClickNetService
+    from viaseg.gui.clicknet_service import ClickNetService
 
     loaded, gate = [], threading.Event()
 

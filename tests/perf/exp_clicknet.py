@@ -57,9 +57,7 @@ from viaseg.core.ml.clicknet import (  # noqa: E402
     warp,
     zoom_window,
 )
-from viaseg.core.ml.clicknet_train import batch  # noqa: E402  (the simulated clicks)
-
-WORK_SIDE = 1024  # photos are kept at most this long side for training and windows (clicknet.WORK_SIDE)
+from viaseg.core.ml.clicknet_train import batch, photo_from_entry  # noqa: E402  (simulated clicks)
 
 
 def bce_dice(y, p):
@@ -75,48 +73,10 @@ def bce_dice(y, p):
 
 
 # ------------------------------------------------------------------------------------------------ training data
-# ------------------------------------------------------------------------------------------------ training data
-def _dist(mask: np.ndarray) -> np.ndarray:
-    return cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-
-
-def error_click(gt: np.ndarray, pred: np.ndarray, rng: np.random.Generator):
-    """A click near the centre of the largest error (the protocol's, with some noise for training)."""
-    best = None
-    for err, positive in ((gt & ~pred, True), (pred & ~gt, False)):
-        if err.any():
-            d = _dist(err)
-            k = int(rng.choice(np.flatnonzero(d >= 0.7 * d.max())))
-            if best is None or d.flat[k] > best[0]:
-                r, c = divmod(k, d.shape[1])
-                best = (float(d.flat[k]), c + 0.5, r + 0.5, positive)
-    return None if best is None else best[1:]
-
-
-# ------------------------------------------------------------------------------------------------ training
 def _photo(entry, style: str, fold: int, prob: np.ndarray | None) -> dict:
-    """One photo as training and measuring use it: at most WORK_SIDE a side, its map (None: empty) and each
-    region's mask at that size."""
-    from viaseg.core.annotation.raster import rasterize
-    from viaseg.core.imaging.imageio import read_image
-
-    img = read_image(entry.path)
-    h, w = img.shape[:2]
-    s = min(1.0, WORK_SIDE / max(h, w))
-    wh = (round(w * s), round(h * s))
-    regs = [rasterize([g], (w, h), wh) > 0 for g in entry.regions]
-    return dict(
-        name=entry.filename,
-        path=str(entry.path),
-        style=style,
-        fold=fold,
-        img=cv2.resize(img, wh, interpolation=cv2.INTER_AREA) if s < 1 else img,
-        prob=np.zeros(wh[::-1], np.uint8)
-        if prob is None
-        else cv2.resize(prob, wh, interpolation=cv2.INTER_LINEAR),
-        regs=[m for m in regs if m.sum() >= 8],
-        full_wh=(w, h),
-    )
+    """One photo as training and measuring use it (core's: at most clicknet.WORK_SIDE a side, its map (None: empty) and
+    each region's mask at that size), with its style and fold."""
+    return photo_from_entry(entry, prob, style=style, fold=fold)
 
 
 def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
