@@ -241,6 +241,14 @@ class ClickNet:
         """The region a positive click at photo pixel (``x``, ``y``) points at. ``image``: the photo (RGB uint8)
         at any resolution (a reduced decode is fine; :func:`work_image` reduces it further), ``size_wh`` the
         photo's true size."""
+        fp = self.first_probs(image, size_wh, x, y, threshold)
+        return FirstRegion(fp.mask >= threshold, fp.x0, fp.y0, fp.scale)
+
+    def first_probs(
+        self, image: np.ndarray, size_wh: tuple[int, int], x: float, y: float, threshold: float = 0.5
+    ) -> FirstRegion:
+        """:meth:`first_region` before its threshold: ``mask`` holds the last look's probabilities (float32,
+        ``OUT`` a side) in the same window."""
         img = work_image(image)
         h, w = img.shape[:2]
         s = w / float(size_wh[0])
@@ -270,5 +278,5 @@ class ClickNet:
             found = unwarp(prob >= threshold, win, (h, w))
             win = window_around(found)
             prob = run(win, found)  # the last look's mask as the previous mask (as trained)
-        mask = cv2.resize(prob, (OUT, OUT), interpolation=cv2.INTER_LINEAR) >= threshold
-        return FirstRegion(mask, win[0] / s, win[1] / s, win[2] / OUT / s)
+        probs = cv2.resize(prob, (OUT, OUT), interpolation=cv2.INTER_LINEAR)
+        return FirstRegion(probs, win[0] / s, win[1] / s, win[2] / OUT / s)
