@@ -1,0 +1,191 @@
+"""Experiment: corrections guided by the click network's probabilities, chosen out of fold (docs/RESULTS.md,
+twenty-fourth session).
+
+The tool's corrections (``core.assist.edit.apply``) push the outline through each later click by a Gaussian bump
+of the signed distance, whatever the photo shows there. Here the bump is scaled per pixel by how sure the click
+network's first region was there (its last window's probabilities, resampled onto the correction grid; 0.5
+outside the window): a positive click pushes further where the network saw damage, less where it did not, and
+a negative click the other way round. Each fold's no-map network on its fold's photos, no map, the NoC protocol:
+
+    python tests/perf/exp_clicknet_guided.py --oof CV_F0 CV_F1234 --nets 0=NET_0.keras 1=NET_1.keras --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cv2
+import numpy as np
+
+# name -> (low, high): the bump's factor where the network's probability is 0 and 1 (linear between); None =
+# the tool as shipped
+VARIANTS = {
+    "as shipped": None,
+    "0.5..1.5": (0.5, 1.5),
+    "0.25..1.75": (0.25, 1.75),
+    "0..2": (0.0, 2.0),
+}
+
+
+def prob_on_grid(probs: np.ndarray, x0: float, y0: float, scale: float, size_wh) -> np.ndarray:
+    """The network's window probabilities on the correction grid of a photo of ``size_wh`` (0.5 outside)."""
+    from viaseg.core.assist import edit
+
+    g, (gh, gw) = edit.grid_for(size_wh)
+    m = np.float32(
+        [[g / scale, 0, (0.5 * g - x0) / scale - 0.5], [0, g / scale, (0.5 * g - y0) / scale - 0.5]]
+    )
+    return cv2.warpAffine(
+        probs.astype(np.float32),
+        m,
+        (gw, gh),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.5,
+    )
+
+
+GUIDE: dict = {"p": None, "span": None}
+
+
+def guided_apply(state, click, positives):
+    """``core.assist.edit.apply`` with the bump scaled by the network's probability (``GUIDE``)."""
+    from viaseg.core.assist import edit
+    from viaseg.core.assist.edit import EDIT_GAIN, EDIT_WIDTHS, KEEP, TOLERANCE, _keep_clicked, cell
+
+    p, span = GUIDE["p"], GUIDE["span"]
+    if p is None or span is None or p.shape != state.mask.shape:
+        return ORIGINAL_APPLY(state, click, positives)
+    g = state.scale
+    gh, gw = state.mask.shape
+    cx, cy, r, c = cell(click, g, (gh, gw))
+    if bool(state.mask[r, c]) == click.positive:
+        return state
+    out = state.copy()
+    if state.mask.any():
+        phi = edit.signed_distance(state.mask)
+    else:
+        phi = np.full((gh, gw), 0.05 * max(gh, gw), np.float32)
+    d = abs(float(phi[r, c])) + 0.5
+    wd = d
+    if click.positive and state.mask.any():
+        wd = min(d, edit.WIDTH_CAP * float(np.sqrt(state.mask.sum() / np.pi)) + 0.5)
+    reach = int(np.ceil(4.0 * max(EDIT_WIDTHS) * wd + KEEP * wd + 2))
+    r0, r1, c0, c1 = max(0, r - reach), min(gh, r + reach + 1), max(0, c - reach), min(gw, c + reach + 1)
+    yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+    d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+    disc = d2 <= (KEEP * wd + 1.0) ** 2
+    kin, kout = out.keep_in[r0:r1, c0:c1], out.keep_out[r0:r1, c0:c1]
+    if click.positive:
+        kin |= disc
+        kout &= ~disc
+    else:
+        kout |= disc
+        kin &= ~disc
+    kept = max(1.0, float(kin.sum() + kout.sum()))
+    win = phi[r0:r1, c0:c1]
+    pw = p[r0:r1, c0:c1]
+    lo, hi = span
+    f = lo + (hi - lo) * (pw if click.positive else 1.0 - pw)
+    f = f / max(1e-3, float(f[r - r0, c - c0]))  # the outline still moves through the click
+    best = None
+    for k in EDIT_WIDTHS:
+        bump = (EDIT_GAIN * d) * np.exp(-d2 / (2.0 * (k * wd) ** 2)) * f
+        m = (win - bump if click.positive else win + bump) < 0
+        undone = float((~m & kin).sum() + (m & kout).sum()) / kept
+        best = (m | kin) & ~kout
+        if undone <= TOLERANCE:
+            break
+    assert best is not None
+    out.mask[r0:r1, c0:c1] = best
+    out.mask |= out.keep_in
+    out.mask &= ~out.keep_out
+    return _keep_clicked(out, positives)
+
+
+ORIGINAL_APPLY = None
+
+
+def main(argv=None) -> int:
+    global ORIGINAL_APPLY
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
+    ap.add_argument("--nets", nargs="+", required=True, metavar="FOLD=NET.keras")
+    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    import exp_clicknet as E
+    import keras
+    import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
+    from viaseg.core.assist import edit
+    from viaseg.core.assist.mask import RegionMask
+    from viaseg.core.assist.protocol import click_protocol, clicks_to
+    from viaseg.core.assist.segment import Segmenter
+    from viaseg.core.imaging.imageio import read_image
+    from viaseg.core.ml import clicknet as C
+
+    ORIGINAL_APPLY = edit.apply
+    edit.apply = guided_apply
+
+    photos = E.load_photos(args.oof, no_map=True)
+    rows: dict[str, list] = {}
+    styles: dict[str, list] = {}
+    for spec in args.nets:
+        fold, path = spec.split("=", 1)
+        net = C.ClickNet(keras.models.load_model(path, compile=False))
+        for d in [d for d in photos if d["fold"] == int(fold)]:
+            img = read_image(d["path"])
+            h, w = img.shape[:2]
+            for g in d["regs"]:
+                gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+                if gt.sum() < 16:
+                    continue
+                from viaseg.core.assist.protocol import first_click
+
+                fx, fy = first_click(gt)
+                fp = net.first_probs(img, (w, h), fx, fy)
+                pg = prob_on_grid(fp.mask, fp.x0, fp.y0, fp.scale, (w, h))
+                for name in args.only or list(VARIANTS):
+                    GUIDE["p"], GUIDE["span"] = pg, VARIANTS[name]
+                    seg = Segmenter((w, h), None, img)
+                    mask = fp.mask >= 0.5
+                    if mask.any():
+                        seg.give_first_region(
+                            edit.Click(fx, fy, True),
+                            RegionMask(mask, fp.x0, fp.y0, fp.scale, "click network"),
+                        )
+                    rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
+                    styles.setdefault(name, []).append(d["style"])
+        print(fold, "done", file=sys.stderr)
+    out = {}
+    base = None
+    for name, rs in rows.items():
+        n80 = np.array([clicks_to(r, 0.8) for r in rs], float)
+        base = n80 if base is None else base
+        st = np.array(styles[name])
+        diff = n80 - base
+        out[name] = {
+            "noc80": round(float(n80.mean()), 3),
+            "paired_vs_first": [
+                round(float(diff.mean()), 3),
+                round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 3),
+            ],
+            "iou_at_3": round(float(np.mean([r[min(2, len(r) - 1)] for r in rs])), 3),
+            "noc80_close_ups": round(float(n80[st == "close-ups"].mean()), 3),
+            "noc80_whole_cars": round(float(n80[st == "whole cars"].mean()), 3),
+            "regions": len(rs),
+        }
+    print(json.dumps(out) if args.json else json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
