@@ -152,6 +152,13 @@ def _add_network_options(p) -> None:
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument(
+        "--sharp-crops",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode the training photos at the size divided by the smallest crop scale (at most twice the "
+        "size), so that scale crops are cut from real pixels, not enlarged (default: the preset's)",
+    )
+    p.add_argument(
         "--scale",
         type=_scale_range,
         metavar="MIN,MAX",
@@ -250,6 +257,7 @@ def _config(args):
         ema=args.ema,
         size=args.size,
         crop=args.crop,
+        sharp_crops=getattr(args, "sharp_crops", None),
         loss=args.loss,
         bn_momentum=args.bn_momentum,
         norm=args.norm,

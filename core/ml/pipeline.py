@@ -20,6 +20,7 @@ rule (``checks.check_copies.copies_of``) and reports them. :func:`split_entries`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -73,6 +74,20 @@ class Arrays:
 
     def source_of(self, i: int) -> int:
         return self.sources[i] if self.sources else 0
+
+    @staticmethod
+    def empty(size) -> Arrays:
+        h, w = _size2(size)
+        return Arrays(np.zeros((0, h, w, 3), np.uint8), np.zeros((0, h, w), np.uint8))
+
+    def resized(self, size) -> Arrays:
+        """The same rows at ``size`` (images area-resized, masks nearest); itself when already that size."""
+        h, w = _size2(size)
+        if self.images.shape[1:3] == (h, w):
+            return self
+        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in self.images])
+        masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in self.masks])
+        return dataclasses.replace(self, images=images.reshape(-1, h, w, 3), masks=masks.reshape(-1, h, w))
 
     @staticmethod
     def concat(parts: list[Arrays], tag_sources: bool = False) -> Arrays:
@@ -309,6 +324,37 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
     return fn
 
 
+def make_sharp_crop_fn(aug: Augment, hw: tuple[int, int], src_hw: tuple[int, int]):
+    """``fn(image uint8 HxWx3, mask uint8 HxW, seed int64[2]) -> (image, mask)`` at ``hw``, stateless: a random
+    square crop of ``aug.min_scale..aug.max_scale`` (<= 1) of the side of a photo decoded at ``src_hw`` (larger
+    than ``hw``), reduced to ``hw`` by area averaging (as the prediction's ``cv2.INTER_AREA``), its mask by
+    nearest pixels: the crop keeps the photo's own detail where enlarging a crop of a ``hw`` photo blurs it
+    (``TrainConfig.sharp_crops``)."""
+    import tensorflow as tf
+
+    if not (aug.scale_crop and aug.max_scale <= 1.0):
+        raise ValueError("sharp crops need scale crops that cut in (max scale <= 1)")
+    h, w = hw
+    sh, sw = src_hw
+
+    def fn(image, mask, seed):
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+        s = tf.random.stateless_uniform([], seeds[0], aug.min_scale, max(aug.min_scale, aug.max_scale))
+        off = tf.random.stateless_uniform([2], seeds[1], 0.0, 1.0) * (1.0 - s)
+        ch = tf.clip_by_value(tf.cast(tf.round(s * sh), tf.int32), 1, sh)
+        cw = tf.clip_by_value(tf.cast(tf.round(s * sw), tf.int32), 1, sw)
+        y0 = tf.minimum(tf.cast(off[0] * sh, tf.int32), sh - ch)
+        x0 = tf.minimum(tf.cast(off[1] * sw, tf.int32), sw - cw)
+        small = tf.image.resize(image[y0 : y0 + ch, x0 : x0 + cw], [h, w], method="area")
+        image = tf.cast(tf.clip_by_value(tf.round(small), 0.0, 255.0), tf.uint8)
+        mask = tf.image.resize(mask[y0 : y0 + ch, x0 : x0 + cw, None], [h, w], method="nearest")[..., 0]
+        image.set_shape([h, w, 3])
+        mask.set_shape([h, w])
+        return image, mask
+
+    return fn
+
+
 def source_weights(arrays: Arrays, balance: bool) -> dict[int, float]:
     """Sampling weight of each training source: equal per source when ``balance`` (a 49-photo dataset is
     drawn as often as a 100-photo one), else proportional to its number of images (plain shuffling)."""
@@ -328,6 +374,7 @@ def train_dataset(
     shuffle_buffer: int | None = None,
     balance: bool = False,
     crop: int | None = None,
+    out_size=None,
     held: np.ndarray | None = None,
     release=None,
 ):
@@ -338,7 +385,9 @@ def train_dataset(
 
     Use ``steps_per_epoch = steps_per_epoch(len(arrays), batch_size)`` with ``model.fit``. Order and
     augmentation are a function of ``seed`` only. ``crop``: each image is a random ``crop``-pixel square window
-    of the (augmented) image, at the same scale. ``balance`` with rows from several sources
+    of the (augmented) image, at the same scale. ``out_size`` (int or (h, w); None: the arrays' size): the
+    size of the batches' images when the arrays are larger (``TrainConfig.sharp_crops``): each scale crop is
+    cut from the arrays' pixels and reduced to it. ``balance`` with rows from several sources
     (``arrays.sources``): each source is shuffled on its own and every image is drawn from a source chosen
     with equal probability (``tf.data.Dataset.sample_from_datasets``).
     """
@@ -347,7 +396,13 @@ def train_dataset(
     if not len(arrays):
         raise ValueError("no training images")
     augment = augment if augment is not None else Augment()
-    hw = arrays.images.shape[1:3]
+    src_hw = (int(arrays.images.shape[1]), int(arrays.images.shape[2]))
+    hw = src_hw if out_size is None else _size2(out_size)
+    if hw != src_hw and (crop or not (augment.scale_crop and augment.max_scale <= 1.0)):
+        raise ValueError(
+            f"training images of {src_hw[0]}x{src_hw[1]} for {hw[0]}x{hw[1]} batches need scale crops "
+            "that cut in (max scale <= 1) and no crop windows"
+        )
     weights = source_weights(arrays, balance)
     hold = np.zeros(len(arrays), bool) if held is None or release is None else np.asarray(held, bool)
 
@@ -375,6 +430,13 @@ def train_dataset(
         buffer = shuffle_buffer or len(arrays)
         ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks, hold)).cache()
         ds = gated(ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat())
+    if hw != src_hw:  # the scale crop first, on the large uint8 photo: every later step works on small ones
+        cut = make_sharp_crop_fn(augment, hw, src_hw)
+        seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: cut(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        augment = dataclasses.replace(augment, scale_crop=False)
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if crop and not 16 <= crop <= min(int(hw[0]), int(hw[1])):
         raise ValueError(f"crop must be between 16 and the image size {hw[0]}x{hw[1]}, got {crop}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ class TrainConfig:
     # validate / predict on the whole size-px image with the same weights: each step costs about
     # (crop / size)^2 of a whole-image step. None: whole images
     crop: int | None = None
+    # decode the training photos larger than ``size`` (``size / augment.min_scale``, at most twice ``size``), so
+    # that a scale crop is cut from real pixels and reduced to ``size`` instead of enlarged from a ``size``-px
+    # photo (blurred, with blocky masks): the crops then look like the photo predicted at full resolution
+    sharp_crops: bool = False
     resize: str = "area"  # area | bilinear | nearest
     include_empty: bool = True  # images without regions are negatives
     exclude_duplicates: bool = True  # validation images whose content is in train are left out
@@ -138,6 +143,21 @@ class TrainConfig:
     # ... and the network's output on the image resized by these factors (multiples of 32; (1.0,) = off)
     tta_scales: tuple = (1.0,)
     class_names: list[str] = field(default_factory=lambda: ["damage"])
+
+    @property
+    def source_size(self) -> int:
+        """The side the training photos are decoded at (``size`` unless ``sharp_crops`` applies: scale crops
+        that only cut in, no ``crop`` windows)."""
+        a = self.augment
+        if (
+            not self.sharp_crops
+            or self.crop
+            or not a.scale_crop
+            or not a.min_scale < 1.0
+            or a.max_scale > 1.0
+        ):
+            return int(self.size)
+        return int(min(2 * self.size, math.ceil(self.size / a.min_scale)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (in-memory data is described, not dumped)."""

@@ -216,13 +216,14 @@ def _load_data(run: _Run) -> None:
         threads=cfg.threads,
         on_warning=run.warnings.append,
     )
-    run.tr = tr = _load_sources(data.train, data.train_sources, load)
+    # the training photos at the crops' source size (cfg.sharp_crops), the validation photos at the training size
+    run.tr = tr = _load_sources(data.train, data.train_sources, {**load, "size": cfg.source_size})
     if not len(tr) or not tr.masks.any():
         raise _TrainingFailed(
             f"no readable annotated image in the training data ({data.train_source}); "
             + "; ".join(f"{n}: {r}" for n, r in tr.skipped[:5])
         )
-    va = P.load_arrays(data.val, **load) if data.val else P.Arrays(tr.images[:0], tr.masks[:0])
+    va = P.load_arrays(data.val, **load) if data.val else P.Arrays.empty(cfg.size)
     if cfg.exclude_duplicates and len(va):
         copies = {data.val[i].filename for i in copies_of(data.train, data.val)}
         dup = {i for i, name in enumerate(va.names) if name in copies}
@@ -261,6 +262,7 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
         cfg.shuffle_buffer,
         balance=cfg.balance_sources,
         crop=cfg.crop,
+        out_size=cfg.size,
         held=calibrate.held if calibrate else None,
         release=calibrate.release if calibrate else None,
     )

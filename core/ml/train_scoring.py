@@ -160,7 +160,7 @@ def _scores(run: _Run, model, meta: dict) -> tuple[dict, str, list[dict]]:
     """The model's scores on the validation images (on the training images when there are none), and one row
     per validation set."""
     data, tr, va, cfg = run.data, run.tr, run.va, run.cfg
-    eval_set = va if len(va) else tr
+    eval_set = va if len(va) else tr.resized(cfg.size)  # (training photos may be decoded larger)
     eval_entries = data.val if len(va) else data.train
     scores, evaluated_at = _score_best_model(model, meta, eval_set, eval_entries, cfg, run.warnings)
     val_sets = [_val_set_row(data.val_source if len(va) else "training images", len(eval_set), scores)]

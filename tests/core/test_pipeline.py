@@ -283,3 +283,65 @@ def test_scale_over_one_zooms_out_and_the_cli_sets_the_range():
     for bad in ("1.2,0.8", "0.05,1", "x"):
         with pytest.raises(SystemExit):
             parse(["train", "ds", "--out", "r", "--scale", bad])
+
+
+def test_sharp_crops_cut_real_pixels_and_reduce_them_to_the_training_size():
+    pytest.importorskip("tensorflow")
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+    from viaseg.core.ml.presets import TrainConfig
+
+    # a fine pattern (1-px stripes) on the left, a white damage rectangle on the right, at 2x the training size
+    n, side, out = 4, 128, 64
+    imgs = np.zeros((n, side, side, 3), np.uint8)
+    imgs[:, :, :40, 0] = (np.arange(40) % 2 * 255).astype(np.uint8)[None, None, :]
+    masks = np.zeros((n, side, side), np.uint8)
+    imgs[:, 30:90, 70:110] = 255
+    masks[:, 30:90, 70:110] = 1
+    arrays = P.Arrays(imgs, masks, list("abcd"), list("abcd"), list("abcd"))
+    crops = P.Augment(flip=False, rotate=False, color=False, min_scale=0.5, max_scale=0.5)
+    x, y = next(iter(P.train_dataset(arrays, n, seed=3, augment=crops, out_size=out)))
+    assert x.shape == (n, out, out, 3) and y.shape == (n, out, out, 1)
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    # a half-side crop of the 128-px photo is 64 px: taken at its own pixels, stripes and all
+    found = 0
+    for img, m in zip(x.numpy(), y.numpy(), strict=True):
+        px = np.rint(img * 255).astype(np.uint8)
+        for i in range(side - out + 1):
+            for j in range(side - out + 1):
+                if np.array_equal(px, imgs[0, i : i + out, j : j + out]):
+                    np.testing.assert_array_equal(m[..., 0], masks[0, i : i + out, j : j + out])
+                    found += 1
+                    break
+            else:
+                continue
+            break
+    assert found == n
+    # the whole photo at the training size: area-reduced (the stripes average out to grey, no aliasing)
+    whole = P.Augment(flip=False, rotate=False, color=False, min_scale=1.0, max_scale=1.0)
+    x, y = next(iter(P.train_dataset(arrays, n, seed=3, augment=whole, out_size=out)))
+    stripes = x.numpy()[0, :, 2:18, 0]
+    assert abs(float(stripes.mean()) - 0.5) < 0.05 and float(stripes.std()) < 0.1
+    assert abs(float(y.numpy()[0].mean()) - masks[0].mean()) < 0.02
+    # training-size copies (a run without validation photos scores on them)
+    small = arrays.resized(out)
+    assert small.images.shape == (n, out, out, 3) and small.masks.shape == (n, out, out)
+    assert small.names == arrays.names and arrays.resized(side) is arrays
+    assert abs(float(small.masks.mean()) - float(masks.mean())) < 0.01
+    # only scale crops that cut in, no crop windows
+    with pytest.raises(ValueError, match="cut in"):
+        P.train_dataset(arrays, n, augment=P.Augment(max_scale=1.2), out_size=out)
+    with pytest.raises(ValueError, match="cut in"):
+        P.train_dataset(arrays, n, augment=crops, out_size=out, crop=32)
+
+    # the config's source size, and the CLI's switch
+    assert TrainConfig(size=256).source_size == 256  # off: as before
+    assert TrainConfig(size=256, sharp_crops=True).source_size == 427  # 256 / 0.6
+    low = P.Augment(min_scale=0.3)
+    assert TrainConfig(size=256, sharp_crops=True, augment=low).source_size == 512  # at most twice
+    assert TrainConfig(size=256, sharp_crops=True, crop=128).source_size == 256
+    assert TrainConfig(size=256, sharp_crops=True, augment=P.Augment(max_scale=1.4)).source_size == 256
+    assert TrainConfig(size=256, sharp_crops=True, augment=P.Augment.off()).source_size == 256
+    parse = build_parser().parse_args
+    assert _config(parse(["train", "ds", "--out", "r", "--sharp-crops"])).sharp_crops is True
+    assert _config(parse(["crossval", "ds", "--out", "r", "--no-sharp-crops"])).sharp_crops is False

@@ -737,6 +737,20 @@ def test_crop_training_predicts_whole_images_with_the_same_weights(tmp_path):
     assert not bad.ok and "multiple of 16" in bad.error
 
 
+def test_sharp_crops_train_on_photos_decoded_larger_and_the_model_keeps_the_training_size(tmp_path):
+    from viaseg.core.ml.predict import Predictor
+
+    cfg = tiny(tmp_path, sharp_crops=True, epochs=2)
+    assert cfg.source_size == 54  # 32 / 0.6
+    result, events = run(cfg)
+    assert result.ok, result.error
+    sp = [e for e in events if isinstance(e, E.SamplePredictions)][0]
+    assert sp.pred_masks.shape[1:] == (32, 32)  # validation at the training size
+    pred = Predictor.load(result.model_path, cache=False)
+    assert pred.input_hw == (32, 32)
+    assert result.summary["val_dice"] is not None
+
+
 # ------------------------------------------------------------------ precision and device (issue 20)
 
 
