@@ -32,6 +32,18 @@ VARIANTS = {
     "net adds at positive clicks outside": {"net_parts": True},
     "push width cap 0.6": {"WIDTH_CAP": 0.6},
     "push width cap 1.5": {"WIDTH_CAP": 1.5},
+    # the corrections' other settings (core.assist.edit), chosen in the twentieth session on the map's regions,
+    # tried again after the network's first regions (twenty-fourth session)
+    "push gain 1.5": {"edit": {"EDIT_GAIN": 1.5}},
+    "push gain 2.5": {"edit": {"EDIT_GAIN": 2.5}},
+    "push widths 2, 1": {"edit": {"EDIT_WIDTHS": (2.0, 1.0)}},
+    "push widths 1, 0.7": {"edit": {"EDIT_WIDTHS": (1.0, 0.7)}},
+    "kept discs 0.3": {"edit": {"KEEP": 0.3}},
+    "kept discs 0.7": {"edit": {"KEEP": 0.7}},
+    # a positive click outside the region asks the network as for a first click there: its region's part holding
+    # the click is added when it does not touch the region ("separate", as the map's parts are), or always
+    "net first-click parts, separate": {"first_parts": "separate"},
+    "net first-click parts, always": {"first_parts": "always"},
 }
 
 
@@ -120,11 +132,44 @@ def main(argv=None) -> int:
                 return None
             return lab == lab[r, col]
 
+    class FirstParts(Segmenter):
+        """A positive click outside the region: the network's first-click region at that click (its part
+        holding the click, on the correction grid) is added as a part (``mode`` "separate": only when it does
+        not touch the region)."""
+
+        net: C.ClickNet
+        photo: np.ndarray
+        mode: str
+
+        def _separate_part(self, state, c):
+            from viaseg.core.assist import edit
+
+            if not c.positive:
+                return None
+            g = state.scale
+            gh, gw = state.mask.shape
+            r, col = edit.cell(c, g, (gh, gw))[2:]
+            if state.mask[r, col]:
+                return None
+            fr = self.net.first_region(self.photo, self.size_wh, c.x, c.y)
+            if not fr.mask.any():
+                return None
+            part = edit.start(RegionMask(fr.mask, fr.x0, fr.y0, fr.scale, "click network"), self.size_wh).mask
+            _, lab = cv2.connectedComponents(part.astype(np.uint8))
+            if not lab[r, col]:
+                return None
+            part = lab == lab[r, col]
+            near = cv2.dilate(state.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            if self.mode == "separate" and (part & near).any():
+                return None
+            return part
+
     photos = E.load_photos(args.oof, no_map=True)
     from viaseg.core.assist import edit
 
     defaults = (C.OUT, C.ZOOM, C.LOOKS)
     cap = edit.WIDTH_CAP
+    edit_defaults = {k: getattr(edit, k) for k in ("EDIT_GAIN", "EDIT_WIDTHS", "KEEP")}
     rows: dict[str, list] = {}
     for spec in args.nets:
         fold, path = spec.split("=", 1)
@@ -136,6 +181,8 @@ def main(argv=None) -> int:
                 v.get(k, d) for k, d in zip(("OUT", "ZOOM", "LOOKS"), defaults, strict=True)
             )
             edit.WIDTH_CAP = v.get("WIDTH_CAP", cap)
+            for k, val in {**edit_defaults, **v.get("edit", {})}.items():
+                setattr(edit, k, val)
             net = (FlipNet if v.get("flip") else C.ClickNet)(model)
             for d in test:
                 img = read_image(d["path"])
@@ -143,7 +190,10 @@ def main(argv=None) -> int:
                 for g in d["regs"]:
                     gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
                     if gt.sum() >= 16:
-                        if v.get("net_parts"):
+                        if v.get("first_parts"):
+                            base = FirstParts((w, h), None, img)
+                            base.net, base.photo, base.mode = net, img, v["first_parts"]
+                        elif v.get("net_parts"):
                             base = NetParts((w, h), None, img)
                             base.net, base.work = net, C.work_image(img)
                         else:
@@ -153,9 +203,12 @@ def main(argv=None) -> int:
             print(fold, name, file=sys.stderr)
     C.OUT, C.ZOOM, C.LOOKS = defaults
     edit.WIDTH_CAP = cap
+    for k, val in edit_defaults.items():
+        setattr(edit, k, val)
     out = {
         name: {
             "noc80": round(float(np.mean([clicks_to(r, 0.8) for r in rs])), 3),
+            "per_region": [clicks_to(r, 0.8) for r in rs],
             "iou_at_1": round(float(np.mean([r[0] for r in rs])), 3),
             "regions": len(rs),
         }
