@@ -121,10 +121,13 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return outside - inside
 
 
-def apply(state: EditState, click: Click, positives: list[Click]) -> EditState:
+def apply(
+    state: EditState, click: Click, positives: list[Click], push_scale: np.ndarray | None = None
+) -> EditState:
     """``state`` corrected by one click (a new state; ``state`` is left as it was). A positive click inside the
     region or a negative one outside it changes nothing. ``positives``: every positive click so far (the
-    parts of the region holding one stay)."""
+    parts of the region holding one stay). ``push_scale`` (the grid's shape, optional): a factor of the push
+    per grid pixel (experiments: ``tests/perf/exp_clicknet_guided.py``; None: 1 everywhere)."""
     g = state.scale
     gh, gw = state.mask.shape
     cx, cy, r, c = cell(click, g, (gh, gw))
@@ -154,9 +157,10 @@ def apply(state: EditState, click: Click, positives: list[Click]) -> EditState:
         kin &= ~disc
     kept = max(1.0, float(kin.sum() + kout.sum()))
     win = phi[r0:r1, c0:c1]
+    factor = 1.0 if push_scale is None else push_scale[r0:r1, c0:c1]
     best = None
     for k in EDIT_WIDTHS:
-        bump = (EDIT_GAIN * d) * np.exp(-d2 / (2.0 * (k * wd) ** 2))
+        bump = (EDIT_GAIN * d) * np.exp(-d2 / (2.0 * (k * wd) ** 2)) * factor
         m = (win - bump if click.positive else win + bump) < 0
         undone = float((~m & kin).sum() + (m & kout).sum()) / kept
         best = (m | kin) & ~kout

@@ -98,6 +98,32 @@ def load_photos(oof_dirs: list[str], no_map: bool = False) -> list[dict]:
     return out
 
 
+def variant_args(doc: str, variants: dict, argv=None) -> argparse.Namespace:
+    """The arguments of the out-of-fold variant experiments (``exp_clicknet_settings/fuse/guided.py``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
+    ap.add_argument("--nets", nargs="+", required=True, metavar="FOLD=NET.keras")
+    ap.add_argument("--only", nargs="*", choices=list(variants), help="these variants only")
+    ap.add_argument("--json", action="store_true")
+    return ap.parse_args(argv)
+
+
+def fold_regions(photos: list[dict], fold: int):
+    """``(photo, image, (w, h), region mask)`` for every region of at least 16 pixels of ``fold``'s photos, the
+    image and the mask at the photo's full resolution (the NoC protocol's)."""
+    from viaseg.core.imaging.imageio import read_image
+
+    for d in photos:
+        if d["fold"] != fold:
+            continue
+        img = read_image(d["path"])
+        h, w = img.shape[:2]
+        for g in d["regs"]:
+            gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            if gt.sum() >= 16:
+                yield d, img, (w, h), gt
+
+
 def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
     """The photos of ``DATASET:split`` with their regions and no map (``--measure-on``)."""
     from viaseg.core.annotation.dataset import load_dataset, parse_spec

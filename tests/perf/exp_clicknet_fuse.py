@@ -14,7 +14,6 @@ corrections with the map as the app runs them:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -70,20 +69,14 @@ def fuse(p_net: np.ndarray, m: np.ndarray, thr: float, a: float, click_rc) -> np
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
-    ap.add_argument("--nets", nargs="+", required=True, metavar="FOLD=NET.keras")
-    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-
     import exp_clicknet as E
+
+    args = E.variant_args(__doc__, VARIANTS, argv)
     import keras
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist.mask import RegionMask
     from viaseg.core.assist.protocol import click_protocol, clicks_to
     from viaseg.core.assist.segment import Segmenter
-    from viaseg.core.imaging.imageio import read_image
     from viaseg.core.ml import clicknet as C
 
     thresholds = {}
@@ -118,25 +111,18 @@ def main(argv=None) -> int:
         fold, path = spec.split("=", 1)
         thr = thresholds[int(fold)]
         net = C.ClickNet(keras.models.load_model(path, compile=False))
-        test = [d for d in photos if d["fold"] == int(fold)]
-        for d in test:
-            img = read_image(d["path"])
-            h, w = img.shape[:2]
-            for g in d["regs"]:
-                gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                if gt.sum() < 16:
-                    continue
-                for name in args.only or list(VARIANTS):
-                    seg = WithNet(
-                        Segmenter((w, h), d["prob"].astype(np.float32) / 255.0, img, thr),
-                        net,
-                        img,
-                        d["prob"],
-                        thr,
-                        VARIANTS[name],
-                    )
-                    rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
-                    styles.setdefault(name, []).append(d["style"])
+        for d, img, (w, h), gt in E.fold_regions(photos, int(fold)):
+            for name in args.only or list(VARIANTS):
+                seg = WithNet(
+                    Segmenter((w, h), d["prob"].astype(np.float32) / 255.0, img, thr),
+                    net,
+                    img,
+                    d["prob"],
+                    thr,
+                    VARIANTS[name],
+                )
+                rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
+                styles.setdefault(name, []).append(d["style"])
         print(fold, "done", file=sys.stderr)
     out = {}
     for name, rs in rows.items():

@@ -12,7 +12,6 @@ a negative click the other way round. Each fold's no-map network on its fold's p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -56,58 +55,17 @@ GUIDE: dict = {"p": None, "span": None}
 
 
 def guided_apply(state, click, positives):
-    """``core.assist.edit.apply`` with the bump scaled by the network's probability (``GUIDE``)."""
-    from viaseg.core.assist import edit
-    from viaseg.core.assist.edit import EDIT_GAIN, EDIT_WIDTHS, KEEP, TOLERANCE, _keep_clicked, cell
-
+    """``core.assist.edit.apply`` with its push scaled by the network's probability (``GUIDE``), normalized to
+    1 at the click (the outline still moves through it)."""
     p, span = GUIDE["p"], GUIDE["span"]
     if p is None or span is None or p.shape != state.mask.shape:
         return ORIGINAL_APPLY(state, click, positives)
-    g = state.scale
-    gh, gw = state.mask.shape
-    cx, cy, r, c = cell(click, g, (gh, gw))
-    if bool(state.mask[r, c]) == click.positive:
-        return state
-    out = state.copy()
-    if state.mask.any():
-        phi = edit.signed_distance(state.mask)
-    else:
-        phi = np.full((gh, gw), 0.05 * max(gh, gw), np.float32)
-    d = abs(float(phi[r, c])) + 0.5
-    wd = d
-    if click.positive and state.mask.any():
-        wd = min(d, edit.WIDTH_CAP * float(np.sqrt(state.mask.sum() / np.pi)) + 0.5)
-    reach = int(np.ceil(4.0 * max(EDIT_WIDTHS) * wd + KEEP * wd + 2))
-    r0, r1, c0, c1 = max(0, r - reach), min(gh, r + reach + 1), max(0, c - reach), min(gw, c + reach + 1)
-    yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-    d2 = (xx - cx) ** 2 + (yy - cy) ** 2
-    disc = d2 <= (KEEP * wd + 1.0) ** 2
-    kin, kout = out.keep_in[r0:r1, c0:c1], out.keep_out[r0:r1, c0:c1]
-    if click.positive:
-        kin |= disc
-        kout &= ~disc
-    else:
-        kout |= disc
-        kin &= ~disc
-    kept = max(1.0, float(kin.sum() + kout.sum()))
-    win = phi[r0:r1, c0:c1]
-    pw = p[r0:r1, c0:c1]
+    from viaseg.core.assist.edit import cell
+
+    r, c = cell(click, state.scale, state.mask.shape)[2:]
     lo, hi = span
-    f = lo + (hi - lo) * (pw if click.positive else 1.0 - pw)
-    f = f / max(1e-3, float(f[r - r0, c - c0]))  # the outline still moves through the click
-    best = None
-    for k in EDIT_WIDTHS:
-        bump = (EDIT_GAIN * d) * np.exp(-d2 / (2.0 * (k * wd) ** 2)) * f
-        m = (win - bump if click.positive else win + bump) < 0
-        undone = float((~m & kin).sum() + (m & kout).sum()) / kept
-        best = (m | kin) & ~kout
-        if undone <= TOLERANCE:
-            break
-    assert best is not None
-    out.mask[r0:r1, c0:c1] = best
-    out.mask |= out.keep_in
-    out.mask &= ~out.keep_out
-    return _keep_clicked(out, positives)
+    f = lo + (hi - lo) * (p if click.positive else 1.0 - p)
+    return ORIGINAL_APPLY(state, click, positives, push_scale=f / max(1e-3, float(f[r, c])))
 
 
 ORIGINAL_APPLY = None
@@ -115,21 +73,15 @@ ORIGINAL_APPLY = None
 
 def main(argv=None) -> int:
     global ORIGINAL_APPLY
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
-    ap.add_argument("--nets", nargs="+", required=True, metavar="FOLD=NET.keras")
-    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-
     import exp_clicknet as E
+
+    args = E.variant_args(__doc__, VARIANTS, argv)
     import keras
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist import edit
     from viaseg.core.assist.mask import RegionMask
-    from viaseg.core.assist.protocol import click_protocol, clicks_to
+    from viaseg.core.assist.protocol import click_protocol, clicks_to, first_click
     from viaseg.core.assist.segment import Segmenter
-    from viaseg.core.imaging.imageio import read_image
     from viaseg.core.ml import clicknet as C
 
     ORIGINAL_APPLY = edit.apply
@@ -141,29 +93,21 @@ def main(argv=None) -> int:
     for spec in args.nets:
         fold, path = spec.split("=", 1)
         net = C.ClickNet(keras.models.load_model(path, compile=False))
-        for d in [d for d in photos if d["fold"] == int(fold)]:
-            img = read_image(d["path"])
-            h, w = img.shape[:2]
-            for g in d["regs"]:
-                gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                if gt.sum() < 16:
-                    continue
-                from viaseg.core.assist.protocol import first_click
-
-                fx, fy = first_click(gt)
-                fp = net.first_probs(img, (w, h), fx, fy)
-                pg = prob_on_grid(fp.mask, fp.x0, fp.y0, fp.scale, (w, h))
-                for name in args.only or list(VARIANTS):
-                    GUIDE["p"], GUIDE["span"] = pg, VARIANTS[name]
-                    seg = Segmenter((w, h), None, img)
-                    mask = fp.mask >= 0.5
-                    if mask.any():
-                        seg.give_first_region(
-                            edit.Click(fx, fy, True),
-                            RegionMask(mask, fp.x0, fp.y0, fp.scale, "click network"),
-                        )
-                    rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
-                    styles.setdefault(name, []).append(d["style"])
+        for d, img, (w, h), gt in E.fold_regions(photos, int(fold)):
+            fx, fy = first_click(gt)
+            fp = net.first_probs(img, (w, h), fx, fy)
+            pg = prob_on_grid(fp.mask, fp.x0, fp.y0, fp.scale, (w, h))
+            for name in args.only or list(VARIANTS):
+                GUIDE["p"], GUIDE["span"] = pg, VARIANTS[name]
+                seg = Segmenter((w, h), None, img)
+                mask = fp.mask >= 0.5
+                if mask.any():
+                    seg.give_first_region(
+                        edit.Click(fx, fy, True),
+                        RegionMask(mask, fp.x0, fp.y0, fp.scale, "click network"),
+                    )
+                rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
+                styles.setdefault(name, []).append(d["style"])
         print(fold, "done", file=sys.stderr)
     out = {}
     base = None

@@ -9,7 +9,6 @@ no map) on fold F's photos with the NoC protocol, for each setting variant:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -48,20 +47,14 @@ VARIANTS = {
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--oof", nargs="+", required=True, metavar="CROSSVAL_DIR")
-    ap.add_argument("--nets", nargs="+", required=True, metavar="FOLD=NET.keras")
-    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-
     import exp_clicknet as E
+
+    args = E.variant_args(__doc__, VARIANTS, argv)
     import keras
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist.mask import RegionMask
     from viaseg.core.assist.protocol import click_protocol, clicks_to
     from viaseg.core.assist.segment import Segmenter
-    from viaseg.core.imaging.imageio import read_image
     from viaseg.core.ml import clicknet as C
 
     class FlipNet(C.ClickNet):
@@ -86,6 +79,13 @@ def main(argv=None) -> int:
                     )
             return self.seg.segment(clicks, box, refine)
 
+    def positive_outside(state, c):
+        """(row, col) on the correction grid of a positive click outside the region, else None."""
+        from viaseg.core.assist import edit
+
+        r, col = edit.cell(c, state.scale, state.mask.shape)[2:]
+        return (r, col) if c.positive and not state.mask[r, col] else None
+
     class NetParts(Segmenter):
         """A positive click outside the region: the network, run as trained for corrections (the window
         around the region and the click, the region as previous mask, every click), adds its region's part
@@ -98,12 +98,10 @@ def main(argv=None) -> int:
         def _separate_part(self, state, c):
             from viaseg.core.assist import edit
 
-            if not c.positive:
+            if positive_outside(state, c) is None:
                 return None
             g = state.scale
             gh, gw = state.mask.shape
-            if state.mask[edit.cell(c, g, (gh, gw))[2:]]:
-                return None
             img = self.work
             h, w = img.shape[:2]
             s = w / float(self.size_wh[0])
@@ -144,13 +142,10 @@ def main(argv=None) -> int:
         def _separate_part(self, state, c):
             from viaseg.core.assist import edit
 
-            if not c.positive:
+            at = positive_outside(state, c)
+            if at is None:
                 return None
-            g = state.scale
-            gh, gw = state.mask.shape
-            r, col = edit.cell(c, g, (gh, gw))[2:]
-            if state.mask[r, col]:
-                return None
+            r, col = at
             fr = self.net.first_region(self.photo, self.size_wh, c.x, c.y)
             if not fr.mask.any():
                 return None
@@ -174,7 +169,6 @@ def main(argv=None) -> int:
     for spec in args.nets:
         fold, path = spec.split("=", 1)
         model = keras.models.load_model(path, compile=False)
-        test = [d for d in photos if d["fold"] == int(fold)]
         for name in args.only or list(VARIANTS):
             v = VARIANTS[name]
             C.OUT, C.ZOOM, C.LOOKS = (
@@ -184,22 +178,17 @@ def main(argv=None) -> int:
             for k, val in {**edit_defaults, **v.get("edit", {})}.items():
                 setattr(edit, k, val)
             net = (FlipNet if v.get("flip") else C.ClickNet)(model)
-            for d in test:
-                img = read_image(d["path"])
-                h, w = img.shape[:2]
-                for g in d["regs"]:
-                    gt = cv2.resize(g.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                    if gt.sum() >= 16:
-                        if v.get("first_parts"):
-                            base = FirstParts((w, h), None, img)
-                            base.net, base.photo, base.mode = net, img, v["first_parts"]
-                        elif v.get("net_parts"):
-                            base = NetParts((w, h), None, img)
-                            base.net, base.work = net, C.work_image(img)
-                        else:
-                            base = Segmenter((w, h), None, img)
-                        seg = WithNet(base, net, img, v.get("thr", 0.5))
-                        rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
+            for _, img, (w, h), gt in E.fold_regions(photos, int(fold)):
+                if v.get("first_parts"):
+                    base = FirstParts((w, h), None, img)
+                    base.net, base.photo, base.mode = net, img, v["first_parts"]
+                elif v.get("net_parts"):
+                    base = NetParts((w, h), None, img)
+                    base.net, base.work = net, C.work_image(img)
+                else:
+                    base = Segmenter((w, h), None, img)
+                seg = WithNet(base, net, img, v.get("thr", 0.5))
+                rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
             print(fold, name, file=sys.stderr)
     C.OUT, C.ZOOM, C.LOOKS = defaults
     edit.WIDTH_CAP = cap
