@@ -82,6 +82,13 @@ def _add_schedule_options(p) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument(
+        "--decoder-lr-mult",
+        type=float,
+        metavar="X",
+        help="with the ImageNet encoder: the layers outside it (the decoder) learn at X times --lr "
+        "(default 1: one rate)",
+    )
+    p.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
         help="plateau: halve on a val Dice plateau; cosine: anneal to 1e-5 over the --time-limit when "
@@ -253,6 +260,7 @@ def _config(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        decoder_lr_mult=getattr(args, "decoder_lr_mult", None),
         lr_schedule=args.lr_schedule,
         ema=args.ema,
         size=args.size,

@@ -104,6 +104,9 @@ class TrainConfig:
 
     loss: str = "bce_dice"
     learning_rate: float = 1e-3
+    # with the ImageNet encoder: every layer outside it (the decoder, learning from scratch) takes steps this
+    # many times the learning rate (1: one rate for all)
+    decoder_lr_mult: float = 1.0
     ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights (this momentum)
     lr_schedule: str = "plateau"
     batch_size: int = 8

@@ -162,6 +162,11 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         raise _TrainingFailed(f"threshold {cfg.threshold}: must be between 0 and 1")
     if cfg.encoder == "mobilenet_v2" and (cfg.size % 32 or (cfg.crop or 32) % 32):
         raise _TrainingFailed(f"encoder mobilenet_v2: size ({cfg.size}) and crop must be multiples of 32")
+    if cfg.decoder_lr_mult != 1.0 and (cfg.encoder != "mobilenet_v2" or not cfg.decoder_lr_mult > 0):
+        raise _TrainingFailed(
+            f"decoder learning-rate multiple {cfg.decoder_lr_mult}: needs the ImageNet encoder "
+            "(--encoder mobilenet_v2) and a value above 0"
+        )
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
         if note:
@@ -252,7 +257,14 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
         )
         if cfg.init_from:
             _init_weights(model, Path(cfg.init_from), cfg)
-        unet.compile_model(model, cfg.loss, learning_rate=cfg.learning_rate, ema=cfg.ema)
+        unet.compile_model(
+            model,
+            cfg.loss,
+            learning_rate=cfg.learning_rate,
+            ema=cfg.ema,
+            decoder_lr_mult=cfg.decoder_lr_mult,
+            encoder_layers=_encoder_layers(cfg),
+        )
     calibrate = _calibration(run, tf, keras)
     train_ds = P.train_dataset(
         tr,
@@ -291,6 +303,15 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
     best_epoch, kept = _best_epoch(state, early, monitor, cfg)
     return _Fitted(model, strategy, early, monitor, best_epoch, kept, train_seconds)
+
+
+def _encoder_layers(cfg) -> set[str]:
+    """The names of the pretrained encoder's layers (the ones ``decoder_lr_mult`` leaves at the base rate)."""
+    if cfg.decoder_lr_mult == 1.0 or cfg.encoder != "mobilenet_v2":
+        return set()
+    from .unet_mobilenet import encoder_layer_names
+
+    return encoder_layer_names()
 
 
 def _calibration(run: _Run, tf, keras):

@@ -325,14 +325,56 @@ def is_float16(model: keras.Model) -> bool:
     return any(getattr(layer, "compute_dtype", None) == "float16" for layer in model.layers)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LayerScaledAdam(keras.optimizers.Adam):
+    """Adam whose step is ``multiplier`` x the learning rate for the variables of every layer not named in
+    ``base_layers`` (e.g. a decoder learning from scratch faster than an ImageNet-trained encoder)."""
+
+    def __init__(self, *args, multiplier: float = 1.0, base_layers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multiplier = float(multiplier)
+        self.base_layers = sorted(str(n) for n in base_layers)
+        self._base = set(self.base_layers)
+
+    def _is_base(self, variable) -> bool:
+        parts = str(getattr(variable, "path", variable.name)).split("/")
+        return len(parts) >= 2 and parts[-2] in self._base
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.multiplier != 1.0 and not self._is_base(variable):
+            learning_rate = ops.multiply(learning_rate, self.multiplier)
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "multiplier": self.multiplier, "base_layers": self.base_layers}
+
+
 def compile_model(
-    model: keras.Model, loss: str = "bce_dice", optimizer=None, learning_rate: float = 1e-3, ema: float = 0.0
+    model: keras.Model,
+    loss: str = "bce_dice",
+    optimizer=None,
+    learning_rate: float = 1e-3,
+    ema: float = 0.0,
+    decoder_lr_mult: float = 1.0,
+    encoder_layers=(),
 ):
     """Compile with ``loss`` (a name), Adam(``learning_rate``) unless ``optimizer`` is given, and the metrics.
     ``ema`` > 0: Adam also keeps an exponential moving average of the weights with that momentum (Keras'
-    ``use_ema``; pair it with ``keras.callbacks.SwapEMAWeights`` to evaluate and save the averaged weights)."""
+    ``use_ema``; pair it with ``keras.callbacks.SwapEMAWeights`` to evaluate and save the averaged weights).
+    ``decoder_lr_mult`` != 1 (with ``encoder_layers``, the names of the pretrained encoder's layers): every
+    other layer learns at that multiple of the rate (:class:`LayerScaledAdam`)."""
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"ema must be in [0, 1), got {ema}")
+    if not decoder_lr_mult > 0:
+        raise ValueError(f"decoder_lr_mult must be > 0, got {decoder_lr_mult}")
+    if optimizer is None and decoder_lr_mult != 1.0:
+        optimizer = LayerScaledAdam(
+            learning_rate,
+            use_ema=ema > 0,
+            ema_momentum=ema or 0.99,
+            multiplier=decoder_lr_mult,
+            base_layers=encoder_layers,
+        )
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99)
     if is_float16(model) and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):

@@ -854,3 +854,18 @@ def test_tf_config_names_the_chief_and_bad_ones_are_refused():
         read_tf_config({"TF_CONFIG": "{not json"})
     with pytest.raises(DatasetError, match="not in its cluster"):
         read_tf_config(env({"type": "worker", "index": 2}))
+
+
+def test_decoder_lr_mult_reaches_the_optimizer_and_is_refused_without_the_imagenet_encoder(tmp_path):
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--decoder-lr-mult", "3"])
+    assert _config(args).decoder_lr_mult == 3.0
+    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).decoder_lr_mult == 1.0
+    bad, _ = run(tiny(tmp_path / "bad", decoder_lr_mult=3.0))  # the tiny Xception-style network
+    assert not bad.ok and "ImageNet encoder" in bad.error
+    result, _ = run(tiny(tmp_path / "ok", encoder="mobilenet_v2", decoder_lr_mult=3.0, epochs=1))
+    assert result.ok, result.error
+    cfg = json.loads((tmp_path / "ok" / "run" / "config.json").read_text())
+    assert cfg["decoder_lr_mult"] == 3.0

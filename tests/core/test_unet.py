@@ -154,3 +154,44 @@ def test_bfloat16_model_same_parameters_float32_output(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), out, atol=1e-2)
     with pytest.raises(ValueError, match="precision"):
         unet.build_unet_xception(32, base_width=8, precision="float16")
+
+
+def test_decoder_lr_mult_scales_only_the_layers_outside_the_encoder(tmp_path):
+    """Adam's first step moves every weight by about the learning rate (m / sqrt(v) = the gradient's sign):
+    with ``decoder_lr_mult`` 4, the layers not named as the encoder's move 4x as far, the encoder's as before;
+    the model still saves and loads."""
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((6,))
+        h = keras.layers.Dense(5, name="enc_dense")(inp)
+        out = keras.layers.Dense(1, activation="sigmoid", name="dec_dense")(h)
+        return keras.Model(inp, out)
+
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    steps = {}
+    for mult in (1.0, 4.0):
+        model = build()
+        before = {w.path: keras.ops.convert_to_numpy(w) for w in model.trainable_weights}
+        unet.compile_model(
+            model, "bce", learning_rate=1e-3, decoder_lr_mult=mult, encoder_layers={"enc_dense"}
+        )
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        steps[mult] = {
+            p: float(np.median(np.abs(keras.ops.convert_to_numpy(w) - before[p])))
+            for p, w in ((w.path, w) for w in model.trainable_weights)
+        }
+    enc = [p for p in steps[1.0] if p.startswith("enc_dense/")]
+    dec = [p for p in steps[1.0] if p.startswith("dec_dense/")]
+    assert enc and dec
+    for p in enc:
+        assert steps[4.0][p] == pytest.approx(steps[1.0][p], rel=0.05)
+    for p in dec:
+        assert steps[4.0][p] == pytest.approx(4 * steps[1.0][p], rel=0.05)
+    assert isinstance(model.optimizer, unet.LayerScaledAdam)
+    path = save_model(model, tmp_path / "m.keras", {"input_size": [6]})
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="decoder_lr_mult"):
+        unet.compile_model(build(), "bce", decoder_lr_mult=0.0)
