@@ -865,6 +865,8 @@ def test_decoder_lr_mult_reaches_the_optimizer_and_is_refused_without_the_imagen
     assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).decoder_lr_mult == 1.0
     bad, _ = run(tiny(tmp_path / "bad", decoder_lr_mult=3.0))  # the tiny Xception-style network
     assert not bad.ok and "ImageNet encoder" in bad.error
+    negative, _ = run(tiny(tmp_path / "neg", encoder="mobilenet_v2", decoder_lr_mult=-1.0))
+    assert not negative.ok and "must be above 0" in negative.error
     result, _ = run(tiny(tmp_path / "ok", encoder="mobilenet_v2", decoder_lr_mult=3.0, epochs=1))
     assert result.ok, result.error
     cfg = json.loads((tmp_path / "ok" / "run" / "config.json").read_text())
