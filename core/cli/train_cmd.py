@@ -190,6 +190,13 @@ def _add_stopping_options(p) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="TensorFlow threads")
     p.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="train K networks one after another, each for 1/K of --time-limit with its own seed, and save "
+        "their average as the model (RUN/member_k/ holds each; prediction costs K networks); default 1",
+    )
+    p.add_argument(
         "--strategy",
         choices=STRATEGIES,
         help="default: one device; mirrored: every GPU of this machine; multiworker: several machines "
@@ -280,6 +287,7 @@ def _config(args):
         time_limit_s=args.time_limit,
         seed=args.seed,
         threads=args.threads,
+        ensemble=getattr(args, "ensemble", None),
         strategy=args.strategy,
         cache_dir=args.cache_dir,
         tta=args.tta,

@@ -218,22 +218,39 @@ class Predictor(_TiledAndBatchPrediction):
             out.insert(0, out.pop(out.index((h, w))))
         return out
 
+    @property
+    def members(self) -> list:
+        """The member networks of an ensemble model (``core.ml.ensemble``), else ``[]``."""
+        from .ensemble import ENSEMBLE_KEY, members_of
+
+        return members_of(self.model) if self.meta.get(ENSEMBLE_KEY) else []
+
     def _model_at(self, hw: tuple[int, int]):
         """The network taking ``hw`` inputs: the model itself, or a copy built from its config for that input
-        size with the same weights (a U-Net is fully convolutional)."""
+        size with the same weights (a U-Net is fully convolutional); an ensemble's members each so."""
         if hw == self.input_hw:
             return self.model
+        members = self.members
+        if members:
+            from .ensemble import combine
+
+            return combine([self._network_at(m, hw) for m in members])
+        return self._network_at(self.model, hw)
+
+    def _network_at(self, network, hw: tuple[int, int]):
+        if network.inputs and tuple(network.inputs[0].shape[1:3]) == tuple(hw):
+            return network
         import keras
 
         from . import unet  # noqa: F401 - registers the custom layers the config names
 
-        cfg = copy.deepcopy(self.model.get_config())
+        cfg = copy.deepcopy(network.get_config())
         inputs = [layer for layer in cfg.get("layers") or [] if layer.get("class_name") == "InputLayer"]
         if len(inputs) != 1:
             raise ModelError(f"{self.path or 'model'}: cannot run this network at other input sizes")
         inputs[0]["config"]["batch_shape"] = (None, hw[0], hw[1], 3)
         model = keras.Model.from_config(cfg)
-        model.set_weights(self.model.get_weights())
+        model.set_weights(network.get_weights())
         return model
 
     def _function(self, hw: tuple[int, int] | None = None):
@@ -243,10 +260,18 @@ class Predictor(_TiledAndBatchPrediction):
             from . import tfsetup
 
             tf = tfsetup.load_tf()
-            model = self._fast_copy(self._model_at(hw))
+            members = self.members
+            if members:  # an ensemble: each member at this size with its batch norms folded, averaged
+                nets = [self._fast_copy(self._network_at(m, hw)) for m in members]
 
-            def forward(x):
-                return model(x, training=False)
+                def forward(x):
+                    return tf.add_n([net(x, training=False) for net in nets]) / float(len(nets))
+
+            else:
+                model = self._fast_copy(self._model_at(hw))
+
+                def forward(x):
+                    return model(x, training=False)
 
             fn = tf.function(forward, input_signature=[tf.TensorSpec([None, hw[0], hw[1], 3], tf.float32)])
             self._fns[hw] = fn

@@ -124,6 +124,9 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
 
+    # > 1: train this many members one after another, each for 1/ensemble of the time limit with its own seed,
+    # and save their average as the model (core/ml/ensemble.py; prediction costs this many networks)
+    ensemble: int = 1
     threads: int | None = None  # TF intra-op threads (inter-op = 2); set before TF runs anything
     # default (one device) | mirrored (every GPU of this machine) | multiworker (several machines, TF_CONFIG)
     strategy: str = "default"

@@ -72,6 +72,10 @@ def train(
     as soon as ``should_stop()`` is true after a batch. ``callbacks``: more Keras callbacks, run after
     viaseg's own (e.g. a benchmark's probe). Never raises for a training failure."""
     cfg = config
+    if cfg.ensemble > 1:  # several networks, each trained by this function (core/ml/ensemble.py)
+        from .ensemble import train_ensemble
+
+        return train_ensemble(cfg, train, on_event, should_stop, callbacks)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     state: dict[str, Any] = {
         "epoch": 0,
@@ -103,6 +107,8 @@ def train(
             history=state["history"],
         )
 
+    if cfg.ensemble < 1:
+        return fail(f"ensemble {cfg.ensemble}: give 1 (one network) or more members")
     try:
         thread_note = configure_threads(cfg.threads)  # before TF runs any op
         setup_notes = [thread_note] if thread_note else []
@@ -168,6 +174,11 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         raise _TrainingFailed(
             f"decoder learning-rate multiple {cfg.decoder_lr_mult}: needs the ImageNet encoder "
             f"(--encoder mobilenet_v2; this run's is {cfg.encoder})"
+        )
+    if cfg.init_from and _is_ensemble(Path(cfg.init_from)):
+        raise _TrainingFailed(
+            f"{cfg.init_from}: an ensemble of several networks cannot be fine-tuned as one; start from one of "
+            "its members (member_0/model.keras in its run folder) or train a new model"
         )
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
@@ -305,6 +316,16 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
     best_epoch, kept = _best_epoch(state, early, monitor, cfg)
     return _Fitted(model, strategy, early, monitor, best_epoch, kept, train_seconds)
+
+
+def _is_ensemble(path: Path) -> bool:
+    from .ensemble import ENSEMBLE_KEY
+    from .modelio import read_meta
+
+    try:
+        return bool(read_meta(path).get(ENSEMBLE_KEY))
+    except Exception:  # an unreadable file: loading it later says why
+        return False
 
 
 def _encoder_layers(cfg) -> set[str]:

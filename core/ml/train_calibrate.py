@@ -139,6 +139,8 @@ def threshold_line(summary: dict) -> str:
             f"threshold {t:.2f}: calibrated on {cal.get('n_images')} training photos kept out of training "
             f"until {cal.get('at_seconds', 0):.0f} s (epoch {cal.get('at_epoch')}), then trained on"
         )
+    if cal.get("ensemble"):
+        return f"threshold {t:.2f}: {cal['ensemble']}"
     if cal.get("inherited") is not None:
         return (
             f"threshold {t:.2f}: the starting model's (a fine-tuning calibrates only on "

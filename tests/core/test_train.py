@@ -871,3 +871,60 @@ def test_decoder_lr_mult_reaches_the_optimizer_and_is_refused_without_the_imagen
     assert result.ok, result.error
     cfg = json.loads((tmp_path / "ok" / "run" / "config.json").read_text())
     assert cfg["decoder_lr_mult"] == 3.0
+
+
+# ------------------------------------------------------------------ ensembles (core/ml/ensemble.py)
+
+
+def test_ensemble_trains_its_members_and_saves_their_average(tmp_path):
+    """Two members, each in its own run folder with its own seed; the model file averages them exactly (the
+    Predictor's probabilities are the mean of the members' own), its threshold is the mean of theirs, it is
+    scored on the validation set as a run is, and it cannot be fine-tuned as one network."""
+    from viaseg.core.ml.ensemble import ENSEMBLE_KEY
+    from viaseg.core.ml.modelio import read_meta
+    from viaseg.core.ml.predict import Predictor
+
+    cfg = tiny(tmp_path, ensemble=2, epochs=2, seed=3)
+    result, events = run(cfg)
+    assert result.ok, result.error
+    run_dir = tmp_path / "run"
+    assert result.model_path == run_dir / "model.keras"
+    members = [run_dir / f"member_{k}" / "model.keras" for k in (0, 1)]
+    assert all(p.is_file() for p in members)
+    seeds = [json.loads((run_dir / f"member_{k}" / "config.json").read_text())["seed"] for k in (0, 1)]
+    assert seeds == [6, 7]  # seed * 2 + k: runs of other seeds share no member
+    meta = read_meta(result.model_path)
+    info = meta[ENSEMBLE_KEY]
+    assert info["members"] == 2 and info["seeds"] == [6, 7]
+    assert meta["threshold"] == pytest.approx(np.mean([read_meta(p)["threshold"] for p in members]))
+    photo = tmp_path / "val" / "img2_0.png"
+    whole = Predictor.load(result.model_path, cache=False)
+    assert len(whole.members) == 2
+    parts = [Predictor.load(p, cache=False).predict(photo).probabilities for p in members]
+    np.testing.assert_allclose(whole.predict(photo).probabilities, np.mean(parts, 0), atol=1e-4)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ensemble"]["members"] == 2 and 0.0 <= summary["val_dice"] <= 1.0
+    assert summary["threshold"] == meta["threshold"] and "members' thresholds" in threshold_text(summary)
+    assert summary["epochs_run"] == 4
+    again, _ = run(tiny(tmp_path / "ft", init_from=str(result.model_path), epochs=1))
+    assert not again.ok and "ensemble" in again.error and "member_0" in again.error
+    bad, _ = run(tiny(tmp_path / "zero", ensemble=0))
+    assert not bad.ok and "ensemble 0" in bad.error
+
+
+def threshold_text(summary: dict) -> str:
+    from viaseg.core.ml.train_calibrate import threshold_line
+
+    return threshold_line(summary)
+
+
+def test_ensemble_option_reaches_the_config():
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--ensemble", "2", "--time-limit", "600"])
+    cfg = _config(args)
+    assert cfg.ensemble == 2 and cfg.time_limit_s == 600
+    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).ensemble == 1
+    crossval = build_parser().parse_args(["crossval", "ds", "--out", "r", "--ensemble", "3"])
+    assert _config(crossval).ensemble == 3

@@ -1,0 +1,201 @@
+"""Several shorter runs averaged into one model: ``TrainConfig.ensemble`` (``viaseg train --ensemble K``).
+
+K members train one after another, each for 1/K of the time limit (or all the epochs when there is no time
+limit) with its own seed (``seed * K + k``: runs of different seeds share no member), each in its own run folder
+``RUN/member_k/`` exactly as a single run does (its own threshold calibration included). ``RUN/model.keras``
+then holds one network that runs every member on the same input and averages their probabilities
+(:func:`combine`); its threshold is the mean of the members' (each chosen on photos that member had not trained
+on yet), and it is scored on every validation set as a single run is (``RUN/summary.json``). The Predictor runs
+an ensemble's members as one function, each with its batch norms folded (``predict.Predictor``); a model file
+is all the app, ``viaseg predict / evaluate / crossval / export`` need.
+
+Why (docs/RESULTS.md, twenty-fifth session): out of fold on the 149 training photos (folds 0 and 1 of 5, 30
+held-out photos each), two 300-s members averaged scored 0.599 and 0.483 where one 600-s run scored 0.578 and
+0.472 the same hour (paired +0.021, s.e. 0.013; +0.011, s.e. 0.024), though each member alone scored only
+0.45-0.55: their errors differ more than a second five minutes improves one model. Not the default: the gain
+is within two standard errors, and prediction costs K times the network (the app's latency target).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ENSEMBLE_KEY = "ensemble"  # the model metadata's record of its members (absent: a single network)
+
+
+def member_seed(seed: int, k: int, n: int) -> int:
+    """The seed of member ``k`` of ``n`` of a run with ``seed``."""
+    return int(seed) * int(n) + int(k)
+
+
+def combine(members: list, name: str = "ensemble"):
+    """One Keras model running every model of ``members`` (same input shape) on its input and averaging
+    their outputs; each member is kept whole, as a nested model named ``member_k``."""
+    import keras
+
+    shape = tuple(members[0].inputs[0].shape[1:])
+    inp = keras.Input(shape=shape, name="image")
+    outs = []
+    for k, m in enumerate(members):
+        if len(m.inputs) != 1 or len(m.outputs) != 1:
+            raise ValueError("an ensemble's members must each take one image and give one map")
+        outs.append(keras.Model(m.inputs[0], m.outputs[0], name=f"member_{k}")(inp))
+    out = outs[0] if len(outs) == 1 else keras.layers.Average(name="average", dtype="float32")(outs)
+    return keras.Model(inp, out, name=name)
+
+
+def members_of(model) -> list:
+    """The member networks of an ensemble model made by :func:`combine` (in order)."""
+    import keras
+
+    subs = [
+        layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")
+    ]
+    return sorted(subs, key=lambda m: int(m.name.split("_")[1]))
+
+
+def train_ensemble(
+    cfg,
+    train_one: Callable[..., Any],
+    on_event: Callable[[object], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    callbacks: list | None = None,
+):
+    """Train ``cfg.ensemble`` members with ``train_one`` (``train.train`` for one network) and save their
+    average; returns a ``TrainResult`` for the whole (its ``summary``: the first member's, with the ensemble's
+    scores, threshold and members). Never raises for a training failure."""
+    from datetime import datetime
+
+    from .train_events import Failed, TrainResult
+
+    n = int(cfg.ensemble)
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+    def fail(message: str) -> TrainResult:
+        if on_event is not None:
+            on_event(Failed(message, run_dir, None))
+        return TrainResult(ok=False, run_dir=run_dir, error=message)
+
+    if cfg.init_from:
+        return fail(
+            "an ensemble trains its members from the start: --ensemble cannot fine-tune (--init-from)"
+        )
+    if cfg.strategy == "multiworker":
+        return fail("an ensemble trains on one machine: --ensemble cannot run with the multiworker strategy")
+    per = cfg.time_limit_s / n if cfg.time_limit_s else None
+    results: list[Any] = []
+    for k in range(n):
+        if results and should_stop is not None and should_stop():
+            break
+        mcfg = dataclasses.replace(
+            cfg,
+            ensemble=1,
+            seed=member_seed(cfg.seed, k, n),
+            time_limit_s=per,
+            out_dir=run_dir / f"member_{k}",
+        )
+        res = train_one(mcfg, on_event=on_event, should_stop=should_stop, callbacks=callbacks)
+        if not res.ok or res.model_path is None:
+            return fail(f"member {k + 1} of {n}: {res.error or 'no model'}")
+        results.append(res)
+    try:
+        return _assemble(cfg, run_dir, results, n)
+    except Exception as exc:  # a message, never a traceback
+        return fail(f"cannot assemble the ensemble: {type(exc).__name__}: {exc}")
+
+
+def _assemble(cfg, run_dir: Path, results: list, n: int):
+    import numpy as np
+
+    from .evaluate import evaluate
+    from .modelio import load_model, save_model
+    from .predict import Predictor
+    from .train_events import TrainResult
+    from .train_plumbing import resolve_data
+    from .train_scoring import _score_more_val, _val_set_row
+
+    loaded = [load_model(r.model_path) for r in results]
+    metas = [m for _, m in loaded]
+    thresholds = [float(m.get("threshold", cfg.threshold)) for m in metas]
+    meta = dict(metas[0])
+    meta["threshold"] = float(np.mean(thresholds))
+    meta[ENSEMBLE_KEY] = {
+        "members": len(results),
+        "asked": n,
+        "seeds": [member_seed(cfg.seed, k, n) for k in range(len(results))],
+        "thresholds": thresholds,
+        "time_limit_s_each": cfg.time_limit_s / n if cfg.time_limit_s else None,
+        "member_models": [str(Path(r.model_path).relative_to(run_dir)) for r in results],
+    }
+    model = combine([m for m, _ in loaded])
+    path = save_model(model, run_dir / "model.keras", meta)
+
+    first = results[0].summary
+    summary: dict[str, Any] = dict(first)
+    warnings = list(first.get("warnings") or [])
+    mcfg = dataclasses.replace(cfg, ensemble=1, seed=member_seed(cfg.seed, 0, n))
+    data = resolve_data(mcfg)
+    predictor = Predictor(model, meta)
+    scored = set(first.get("per_image_dice") or {})
+    val = [e for e in data.val if e.filename in scored]
+    val_sets = []
+    if val:
+        res = evaluate(predictor, val, batch_size=cfg.batch_size)
+        summary.update(
+            val_dice=res.mean_dice,
+            val_global_dice=res.global_dice,
+            val_iou=res.mean_iou,
+            val_global_iou=res.global_iou,
+            per_image_dice={s.image: s.dice for s in res.per_image},
+            n_val=res.count,
+            evaluated_on=f"val, full resolution, the {len(results)} members averaged",
+        )
+        val_sets.append(
+            _val_set_row(
+                data.val_source,
+                res.count,
+                {
+                    "mean_dice": res.mean_dice,
+                    "global_dice": res.global_dice,
+                    "mean_iou": res.mean_iou,
+                    "global_iou": res.global_iou,
+                },
+            )
+        )
+    for name, entries in data.more_val:
+        val_sets.append(_score_more_val(model, meta, name, entries, data.train, mcfg, warnings))
+    summary.update(
+        val_sets=val_sets or first.get("val_sets", []),
+        threshold=meta["threshold"],
+        threshold_calibration={
+            "skipped": None,
+            "ensemble": f"the mean of its {len(results)} members' thresholds "
+            + " / ".join(f"{t:.2f}" for t in thresholds),
+        },
+        ensemble=meta[ENSEMBLE_KEY],
+        epochs_run=sum(int(r.summary.get("epochs_run") or 0) for r in results),
+        train_seconds=round(sum(float(r.summary.get("train_seconds") or 0.0) for r in results), 2),
+        params=int(model.count_params()),
+        warnings=warnings,
+        model_path=str(path),
+    )
+    if len(results) < n:
+        summary["warnings"] = [
+            *warnings,
+            f"stopped after {len(results)} of {n} members: the model averages those",
+        ]
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return TrainResult(
+        ok=True,
+        run_dir=run_dir,
+        model_path=path,
+        best_epoch=results[-1].best_epoch,
+        best_metrics=dict(results[-1].best_metrics),
+        summary=summary,
+        history=results[0].history,
+        reason=results[-1].reason,
+    )
