@@ -56,6 +56,31 @@ def fold_split(datasets: list[str], folds: int = 5, fold_seed: int = 0):
     return entries, assign_folds(src_idx, groups, folds, seed=fold_seed)
 
 
+def fold_model(cv_dirs: list[str], f: int) -> Path | None:
+    """Fold ``f``'s model in the first of ``cv_dirs`` (``viaseg crossval`` folders) that has one."""
+    return next((p for d in cv_dirs if (p := Path(d) / f"fold_{f}" / "model.keras").is_file()), None)
+
+
+def oof_photos(cv_dirs: list[str]):
+    """``(crossval row, entry, the fold model's threshold, out-of-fold map, is a whole-car photo)`` for every
+    photo scored by the ``viaseg crossval`` folders ``cv_dirs``."""
+    from viaseg.core.ml.crossval import load_map
+
+    entries, _ = fold_split(DATASETS)
+    by = {(e.filename, "extra" in str(e.path)): e for e in entries}
+    for d in cv_dirs:
+        for x in json.loads((Path(d) / "crossval.json").read_text())["per_image"]:
+            whole = "extra" in x["source"]
+            summary = json.loads((Path(d) / f"fold_{x['fold']}" / "summary.json").read_text())
+            yield (
+                x,
+                by[(x["image"], whole)],
+                summary.get("threshold", 0.5),
+                load_map(Path(d) / x["map_path"]),
+                whole,
+            )
+
+
 def batch_norms(model) -> list:
     import keras
 
@@ -131,14 +156,7 @@ def main() -> int:
     entries, fold_of = fold_split(DATASETS)
     rows: list[dict] = []
     for f in [int(s) for s in args.folds.split(",")]:
-        model_path = next(
-            (
-                Path(d) / f"fold_{f}/model.keras"
-                for d in args.cv_dirs
-                if (Path(d) / f"fold_{f}/model.keras").is_file()
-            ),
-            None,
-        )
+        model_path = fold_model(args.cv_dirs, f)
         if model_path is None:
             print(f"fold {f}: no model in {args.cv_dirs}", file=sys.stderr)
             continue

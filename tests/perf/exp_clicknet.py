@@ -124,6 +124,34 @@ def fold_regions(photos: list[dict], fold: int):
                 yield d, img, (w, h), gt
 
 
+def variant_table(rows: dict[str, list], styles: dict[str, list]) -> dict:
+    """The variant experiments' result: for each variant (its per-region IoU curves ``rows[name]`` and each
+    region's photo style ``styles[name]``) clicks to IoU 0.80, paired against the first variant, regions never
+    reaching it, IoU after 3 clicks, clicks per style."""
+    from viaseg.core.assist.protocol import clicks_to
+
+    out = {}
+    base = None
+    for name, rs in rows.items():
+        n80 = np.array([clicks_to(r, 0.8) for r in rs], float)
+        base = n80 if base is None else base
+        st = np.array(styles[name])
+        diff = n80 - base
+        out[name] = {
+            "noc80": round(float(n80.mean()), 3),
+            "paired_vs_first": [
+                round(float(diff.mean()), 3),
+                round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 3),
+            ],
+            "never": int((n80 >= 20).sum()),
+            "iou_at_3": round(float(np.mean([r[min(2, len(r) - 1)] for r in rs])), 3),
+            "noc80_close_ups": round(float(n80[st == "close-ups"].mean()), 3),
+            "noc80_whole_cars": round(float(n80[st == "whole cars"].mean()), 3),
+            "regions": len(rs),
+        }
+    return out
+
+
 def split_photos(spec: str, exclude_train_duplicates: bool) -> list[dict]:
     """The photos of ``DATASET:split`` with their regions and no map (``--measure-on``)."""
     from viaseg.core.annotation.dataset import load_dataset, parse_spec

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist import edit
     from viaseg.core.assist.mask import RegionMask
-    from viaseg.core.assist.protocol import click_protocol, clicks_to, first_click
+    from viaseg.core.assist.protocol import click_protocol, first_click
     from viaseg.core.assist.segment import Segmenter
     from viaseg.core.ml import clicknet as C
 
@@ -109,24 +109,7 @@ def main(argv=None) -> int:
                 rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
                 styles.setdefault(name, []).append(d["style"])
         print(fold, "done", file=sys.stderr)
-    out = {}
-    base = None
-    for name, rs in rows.items():
-        n80 = np.array([clicks_to(r, 0.8) for r in rs], float)
-        base = n80 if base is None else base
-        st = np.array(styles[name])
-        diff = n80 - base
-        out[name] = {
-            "noc80": round(float(n80.mean()), 3),
-            "paired_vs_first": [
-                round(float(diff.mean()), 3),
-                round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 3),
-            ],
-            "iou_at_3": round(float(np.mean([r[min(2, len(r) - 1)] for r in rs])), 3),
-            "noc80_close_ups": round(float(n80[st == "close-ups"].mean()), 3),
-            "noc80_whole_cars": round(float(n80[st == "whole cars"].mean()), 3),
-            "regions": len(rs),
-        }
+    out = E.variant_table(rows, styles)
     print(json.dumps(out) if args.json else json.dumps(out, indent=1))
     return 0
 

@@ -41,7 +41,6 @@ def main(argv=None) -> int:
     import keras
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist import edit
-    from viaseg.core.assist.mask import RegionMask
     from viaseg.core.assist.protocol import click_protocol, clicks_to
     from viaseg.core.assist.segment import Segmenter
     from viaseg.core.ml import clicknet as C
@@ -100,21 +99,14 @@ def main(argv=None) -> int:
         out.mask &= ~out.keep_out
         return edit._keep_clicked(out, positives)
 
-    class WithNet:
-        def __init__(self, seg, net, img):
-            self.seg, self.net, self.img, self.asked = seg, net, img, set()
+    from bench_assist import _WithNet
+
+    class WithNet(_WithNet):
+        """The benchmark's first click from the network, the clicks so far kept for ``net_grid``."""
 
         def segment(self, clicks, box=None, refine=None):
             self.seg.clicks_so_far = clicks
-            f = clicks[0]
-            if f not in self.asked:
-                self.asked.add(f)
-                fr = self.net.first_region(self.img, self.seg.size_wh, f.x, f.y)
-                if fr.mask.any():
-                    self.seg.give_first_region(
-                        f, RegionMask(fr.mask, fr.x0, fr.y0, fr.scale, "click network")
-                    )
-            return self.seg.segment(clicks, box, refine)
+            return super().segment(clicks, box, refine)
 
     photos = E.load_photos(args.oof, no_map=True)
     rows: dict[str, list] = {}

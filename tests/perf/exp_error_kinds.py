@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_bn_recal import DATASETS, fold_split
+from exp_bn_recal import oof_photos
 
 KINDS = ("fp_touch", "fp_apart", "fn_partial", "fn_missed_regions")
 
@@ -57,29 +57,19 @@ def main() -> int:
 
     from viaseg.core.annotation.raster import rasterize
     from viaseg.core.imaging.imageio import read_image
-    from viaseg.core.ml.crossval import load_map
 
-    entries, _ = fold_split(DATASETS)
-    by = {(e.filename, "extra" in str(e.path)): e for e in entries}
     totals: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     worst = []
-    for d in args.cv_dirs:
-        for x in json.loads((Path(d) / "crossval.json").read_text())["per_image"]:
-            whole = "extra" in x["source"]
-            e = by[(x["image"], whole)]
-            thr = json.loads((Path(d) / f"fold_{x['fold']}" / "summary.json").read_text()).get(
-                "threshold", 0.5
-            )
-            prob = load_map(Path(d) / x["map_path"])
-            h, w = prob.shape
-            truth = rasterize(e.regions, (w, h)).astype(bool)
-            pred = prob >= thr
-            kinds = error_kinds(truth, pred, [rasterize([r], (w, h)).astype(bool) for r in e.regions])
-            style = "whole cars" if whole else "close-ups"
-            totals[style].update(kinds)
-            totals[style]["photos"] += 1
-            if whole:
-                worst.append((x["dice"], e, prob, truth, pred))
+    for x, e, thr, prob, whole in oof_photos(args.cv_dirs):
+        h, w = prob.shape
+        truth = rasterize(e.regions, (w, h)).astype(bool)
+        pred = prob >= thr
+        kinds = error_kinds(truth, pred, [rasterize([r], (w, h)).astype(bool) for r in e.regions])
+        style = "whole cars" if whole else "close-ups"
+        totals[style].update(kinds)
+        totals[style]["photos"] += 1
+        if whole:
+            worst.append((x["dice"], e, prob, truth, pred))
     res = {}
     for style, t in totals.items():
         wrong = sum(t[k] for k in KINDS)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_bn_recal import DATASETS, fold_split
+from exp_bn_recal import oof_photos
 
 SIDE = 1024
 VARIANTS = {  # name -> (radius in SIDE-px pixels, eps on 0..1 colours)
@@ -67,38 +67,27 @@ def main() -> int:
 
     from viaseg.core.annotation.raster import rasterize
     from viaseg.core.imaging.imageio import read_image
-    from viaseg.core.ml.crossval import load_map
     from viaseg.core.ml.evaluate import pixel_counts, scores_of_counts
 
-    entries, _ = fold_split(DATASETS)
-    by = {(e.filename, "extra" in str(e.path)): e for e in entries}
     rows = []
-    for d in args.cv_dirs:
-        for x in json.loads((Path(d) / "crossval.json").read_text())["per_image"]:
-            style = "extra" in x["source"]
-            e = by[(x["image"], style)]
-            thr = json.loads((Path(d) / f"fold_{x['fold']}" / "summary.json").read_text()).get(
-                "threshold", 0.5
-            )
-            prob = load_map(Path(d) / x["map_path"])
-            h, w = prob.shape
-            truth = rasterize(e.regions, (w, h))
-            img = read_image(e.path)[..., :3]
-            s = min(1.0, SIDE / max(h, w))
-            ws, hs = max(1, round(w * s)), max(1, round(h * s))
-            guide = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-            small = cv2.resize(prob, (ws, hs), interpolation=cv2.INTER_AREA)
+    for x, e, thr, prob, whole in oof_photos(args.cv_dirs):
+        h, w = prob.shape
+        truth = rasterize(e.regions, (w, h))
+        img = read_image(e.path)[..., :3]
+        s = min(1.0, SIDE / max(h, w))
+        ws, hs = max(1, round(w * s)), max(1, round(h * s))
+        guide = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        small = cv2.resize(prob, (ws, hs), interpolation=cv2.INTER_AREA)
 
-            def dice(p, truth=truth, thr=thr):
-                inter, nt, np_ = pixel_counts(truth, p >= thr)
-                return float(scores_of_counts(inter, nt, np_)[0])
+        def dice(p, truth=truth, thr=thr):
+            inter, nt, np_ = pixel_counts(truth, p >= thr)
+            return float(scores_of_counts(inter, nt, np_)[0])
 
-            row = {"image": x["image"], "whole": style, "fold": x["fold"], "as is": dice(prob)}
-            for name, (r, eps) in VARIANTS.items():
-                q = guided_filter(guide, small, r, eps)
-                row[name] = dice(cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR))
-            rows.append(row)
-        print(d, len(rows), file=sys.stderr)
+        row = {"image": x["image"], "whole": whole, "fold": x["fold"], "as is": dice(prob)}
+        for name, (r, eps) in VARIANTS.items():
+            q = guided_filter(guide, small, r, eps)
+            row[name] = dice(cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR))
+        rows.append(row)
     res = {"photos": len(rows), "as is": round(statistics.mean(r["as is"] for r in rows), 4)}
     for name in VARIANTS:
         diffs = [r[name] - r["as is"] for r in rows]

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_bn_recal import DATASETS, fold_split
+from exp_bn_recal import DATASETS, fold_model, fold_split
 
 SCALES = (1.0, 1.25, 1.5, 1.75, 2.0)
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -107,14 +107,7 @@ def main() -> int:
     fresh = {}
     rows = []
     for f in [int(s) for s in args.folds.split(",")]:
-        model_path = next(
-            (
-                Path(d) / f"fold_{f}/model.keras"
-                for d in args.cv_dirs
-                if (Path(d) / f"fold_{f}/model.keras").is_file()
-            ),
-            None,
-        )
+        model_path = fold_model(args.cv_dirs, f)
         if model_path is None:
             print(f"fold {f}: no model", file=sys.stderr)
             continue
