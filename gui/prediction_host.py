@@ -1,5 +1,5 @@
 """What the Prediction panel asks of the window it sits in: :class:`PanelHost`, whose defaults are those of a
-panel on its own (no image shown, nothing to add regions to). The main window's adapter (``ml_wiring.WindowHost``)
+panel on its own (no image shown, nothing to add regions to). The main window's adapter (``window_host.WindowHost``)
 and test hosts subclass it and override what they can do; the panel calls these methods directly."""
 
 from __future__ import annotations
