@@ -131,6 +131,7 @@ class ImproveMixin:
                 self.settings(),
                 init_from=self.active_model,
                 time_limit_min=float(self.improve.budget.value()),
+                ensemble=1,  # fine-tunes the one active network, whatever the form asks of a new run
             )
             config = build_config(settings, data, self.runs_root, self.config_overrides)
             config.out_dir = new_run_dir(self.runs_root, "improve")

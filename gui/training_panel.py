@@ -84,6 +84,10 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._time_limit: float | None = None  # seconds; the run ends at whichever comes first
         self._steps_per_epoch: int | None = None
         self._t0 = 0.0
+        # an ensemble's networks train one after another (core/ml/ensemble.py): (k, n) of the one training now, and
+        # the epochs shown before it (its curves go on from there)
+        self._part: tuple[int, int] | None = None
+        self._epoch_offset = self._epochs_shown = 0
         self._improving: str | None = None  # the model an Improve run started from, while it runs
         self.last_improve: dict = {}
         self._improve_active = "new"
@@ -201,6 +205,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._time_limit = getattr(config, "time_limit_s", None)
         self._steps_per_epoch = None
         self._t0 = time.monotonic()
+        self._part, self._epoch_offset, self._epochs_shown = None, 0, 0
         self.thread = TrainThread(
             job, train_fn=None if job is not config else self._train_fn, mode=self.train_mode
         )

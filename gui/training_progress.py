@@ -41,7 +41,11 @@ class RunProgressMixin:
                 self._on_epoch(ev)
             case SamplePredictions():
                 self.samples.set_samples(
-                    ev.epoch, ev.images, ev.true_masks, ev.pred_masks, epoch_label=ev.epoch + 1
+                    ev.epoch,
+                    ev.images,
+                    ev.true_masks,
+                    ev.pred_masks,
+                    epoch_label=self._epoch_offset + ev.epoch + 1,
                 )
             case Finished():
                 self._on_finished(ev)
@@ -49,6 +53,11 @@ class RunProgressMixin:
                 self._fail(f"Training failed: {ev.message}")
 
     def _on_started(self, ev: Started) -> None:
+        part = getattr(ev, "part", None)
+        later_network = part is not None and part[0] > 0
+        self._part = part
+        # a later network of an ensemble: its epochs go on from the last one shown, the clock from the run's start
+        self._epoch_offset = self._epochs_shown if later_network else 0
         self._epochs_total = int(ev.epochs or self._epochs_total)
         self._steps_per_epoch = int(ev.steps_per_epoch) if ev.steps_per_epoch else None
         extra = f" on {ev.n_train} training / {ev.n_val} validation images"
@@ -71,7 +80,16 @@ class RunProgressMixin:
                 "What this run trains on; set up a GPU machine with ./setup.sh (docs/gpu.md)"
             )
             self.device_label.setVisible(True)
-        self._t0 = time.monotonic()
+        if not later_network:
+            self._t0 = time.monotonic()
+
+    def _network_text(self) -> str:
+        """ "network 2 of 3 · " while an ensemble's second network trains; "" for a single network."""
+        return f"network {self._part[0] + 1} of {self._part[1]} · " if self._part else ""
+
+    def _run_fraction(self, frac: float) -> float:
+        """``frac`` of the network training now, as a fraction of the whole run."""
+        return (self._part[0] + frac) / self._part[1] if self._part else frac
 
     def _on_batch(self, ev: BatchEnd) -> None:
         """``epoch`` and ``step`` (batch within the epoch) count from 0, as core reports them."""
@@ -79,7 +97,7 @@ class RunProgressMixin:
         spe = int(ev.steps or self._steps_per_epoch or 0)
         if spe:
             self._steps_per_epoch = spe
-        x = epoch + (step + 1) / spe if spe else float(epoch)
+        x = self._epoch_offset + epoch + (step + 1) / spe if spe else float(self._epoch_offset + epoch)
         self.curves.add_batch(x, ev.loss, ev.dice)
         total = max(1, self._epochs_total)
         if spe:
@@ -87,15 +105,18 @@ class RunProgressMixin:
             batch_txt = f"batch {step + 1}/{spe}"
         else:
             frac, batch_txt = epoch / total, f"batch {step + 1}"
-        self._show_progress(frac, epoch, batch_txt)
+        self._show_progress(self._run_fraction(frac), epoch, batch_txt)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
         epoch = int(ev.epoch)
         metrics = dict(ev.metrics)
         self._epochs_total = int(ev.epochs or self._epochs_total)
-        self.curves.add_epoch(epoch + 1, metrics)
-        self._show_progress((epoch + 1) / max(1, self._epochs_total), epoch, "")
-        parts = [f"Epoch {epoch + 1}"]
+        shown = self._epoch_offset + epoch + 1
+        self._epochs_shown = shown
+        self.curves.add_epoch(shown, metrics)
+        self._show_progress(self._run_fraction((epoch + 1) / max(1, self._epochs_total)), epoch, "")
+        parts = [f"Network {self._part[0] + 1} of {self._part[1]}"] if self._part else []
+        parts.append(f"Epoch {epoch + 1}")
         for name in EPOCH_SERIES:
             v = metric(metrics, name)
             if v is not None:
@@ -112,9 +133,10 @@ class RunProgressMixin:
         self.progress.setValue(int(frac * 1000))
         left = f" · {_fmt_secs(elapsed * (1 - frac) / frac)} left" if frac > 0.01 else ""
         if self._time_limit:  # progress is time: the epoch count is not what ends the run
-            txt = f"{_fmt_secs(elapsed)} of {_fmt_secs(self._time_limit)} · epoch {epoch + 1}"
+            txt = f"{_fmt_secs(elapsed)} of {_fmt_secs(self._time_limit)} · "
+            txt += f"{self._network_text()}epoch {epoch + 1}"
         else:
-            txt = f"epoch {epoch + 1}/{self._epochs_total}"
+            txt = f"{self._network_text()}epoch {epoch + 1}/{self._epochs_total}"
         if batch_txt:
             txt += f" · {batch_txt}"
         self.progress.setFormat(txt + left)
@@ -127,7 +149,11 @@ class RunProgressMixin:
         shown_epoch = best_epoch + 1 if isinstance(best_epoch, int) and best_epoch >= 0 else "–"
         run = read_run(Path(run_dir)) if run_dir else None  # read once: the summary the run just wrote
         kept_last = bool(run and run.summary.get("kept") == "last")
-        txt = f"<b>Done.</b> {'Kept' if kept_last else 'Best'} epoch {shown_epoch}"
+        members = (run.summary.get("ensemble") or {}).get("members") if run else None
+        if members:  # an ensemble's epochs are its networks'; what it keeps is their average
+            txt = f"<b>Done.</b> {members} networks averaged"
+        else:
+            txt = f"<b>Done.</b> {'Kept' if kept_last else 'Best'} epoch {shown_epoch}"
         full = run.summary.get("val_dice") if run else None
         if isinstance(full, (int, float)):  # what the Runs tab and `viaseg evaluate` report
             txt += f", val Dice {full:.3f} (full resolution)"

@@ -100,7 +100,8 @@ class RunsTabMixin:
         self.runs.clear()
         for run in list_runs(self.runs_root):
             vd = run.best_val_dice
-            be = run.summary.get("best_epoch", "")
+            members = (run.summary.get("ensemble") or {}).get("members")
+            be = f"{members} networks" if members else run.summary.get("best_epoch", "")
             it = QTreeWidgetItem([run.folder.name, "" if vd is None else f"{vd:.3f}", str(be), ""])
             it.setData(0, Qt.ItemDataRole.UserRole, str(run.folder))
             it.setToolTip(0, str(run.folder))
@@ -134,8 +135,12 @@ class RunsTabMixin:
             return
         s = run.summary
         lines = [f"<b>{run.folder.name}</b>"]
+        ens = s.get("ensemble") if isinstance(s.get("ensemble"), dict) else None
+        if ens:  # its epochs are its networks'; no one epoch of it is "best"
+            seeds = ", ".join(str(x) for x in ens.get("seeds") or [])
+            lines.append(f"networks averaged: {ens.get('members')} (seeds {seeds}; each in member_k/)")
         for key in (
-            "best_epoch",
+            *(() if ens else ("best_epoch",)),
             "epochs_run",
             "stop_reason",
             "n_train",
@@ -159,7 +164,7 @@ class RunsTabMixin:
                     f"scored on {html.escape(str(row.get('name')))} ({row.get('n_images')} images): "
                     f"mean Dice {row['mean_dice']:.3f}, global {row.get('global_dice') or 0:.3f}"
                 )
-        if isinstance(s.get("best_metrics"), dict):
+        if isinstance(s.get("best_metrics"), dict) and not ens:
             lines.append(
                 ", ".join(f"{k} {v:.3f}" for k, v in s["best_metrics"].items() if isinstance(v, (int, float)))
             )

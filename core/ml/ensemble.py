@@ -9,6 +9,11 @@ on yet), and it is scored on every validation set as a single run is (``RUN/summ
 an ensemble's members as one function, each with its batch norms folded (``predict.Predictor``); a model file
 is all the app, ``viaseg predict / evaluate / crossval / export`` need.
 
+Events: each member's ``Started`` carries ``part=(k, K)`` and a note saying so; the members' own ``Finished`` /
+``Failed`` are not passed on: the ensemble reports one ``Finished`` (its folder and model) or one ``Failed`` (which
+member failed, and why). ``RUN/history.csv`` holds the members' epochs one after another (a ``member`` column,
+epochs counted on), so the run shows its curves as a single run does.
+
 Why (docs/RESULTS.md, twenty-fifth session): out of fold on the 149 training photos (folds 0 and 1 of 5, 30
 held-out photos each), two 300-s members averaged scored 0.599 and 0.483 where one 600-s run scored 0.578 and
 0.472 the same hour (paired +0.021, s.e. 0.013; +0.011, s.e. 0.024), though each member alone scored only
@@ -91,6 +96,7 @@ def train_ensemble(
     for k in range(n):
         if results and should_stop is not None and should_stop():
             break
+        member_events = _member_events(on_event, k, n)
         mcfg = dataclasses.replace(
             cfg,
             ensemble=1,
@@ -98,14 +104,64 @@ def train_ensemble(
             time_limit_s=per,
             out_dir=run_dir / f"member_{k}",
         )
-        res = train_one(mcfg, on_event=on_event, should_stop=should_stop, callbacks=callbacks)
+        res = train_one(mcfg, on_event=member_events, should_stop=should_stop, callbacks=callbacks)
         if not res.ok or res.model_path is None:
             return fail(f"member {k + 1} of {n}: {res.error or 'no model'}")
         results.append(res)
     try:
-        return _assemble(cfg, run_dir, results, n)
+        result = _assemble(cfg, run_dir, results, n)
     except Exception as exc:  # a message, never a traceback
         return fail(f"cannot assemble the ensemble: {type(exc).__name__}: {exc}")
+    if on_event is not None:
+        from .train_events import Finished
+
+        on_event(Finished(result.best_epoch, result.best_metrics, run_dir, result.model_path, result.reason))
+    return result
+
+
+def _member_events(on_event: Callable[[object], None] | None, k: int, n: int):
+    """``on_event`` for member ``k`` of ``n``: its Started says which network it is; its Finished / Failed stay
+    inside (the ensemble reports its own)."""
+    if on_event is None:
+        return None
+    from .train_events import Failed, Finished, Started
+
+    def forward(ev: object) -> None:
+        if isinstance(ev, (Finished, Failed)):
+            return
+        if isinstance(ev, Started):
+            note = f"network {k + 1} of {n}; the model averages them when the last one is done"
+            ev = dataclasses.replace(ev, part=(k, n), notes=[*ev.notes, note])
+        on_event(ev)
+
+    return forward
+
+
+def write_history(run_dir: Path, member_dirs: list[Path]) -> Path | None:
+    """``run_dir/history.csv``: every member's ``history.csv`` one after another, a ``member`` column first and
+    the epochs counted on across members (None when no member wrote one)."""
+    import csv
+
+    rows: list[dict] = []
+    fields: list[str] = ["member", "epoch"]
+    for k, d in enumerate(member_dirs):
+        try:
+            with (Path(d) / "history.csv").open(newline="", encoding="utf-8") as fh:
+                member_rows = list(csv.DictReader(fh))
+        except (OSError, csv.Error):
+            continue
+        offset = len(rows)
+        for i, row in enumerate(member_rows):
+            fields += [f for f in row if f not in fields]
+            rows.append({**row, "member": k, "epoch": offset + i})
+    if not rows:
+        return None
+    path = Path(run_dir) / "history.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _assemble(cfg, run_dir: Path, results: list, n: int):
@@ -189,6 +245,7 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
             f"stopped after {len(results)} of {n} members: the model averages those",
         ]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_history(run_dir, [Path(r.run_dir) for r in results])
     return TrainResult(
         ok=True,
         run_dir=run_dir,

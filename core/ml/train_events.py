@@ -29,6 +29,9 @@ class Started:
         ""  # what trains: "GPU: NVIDIA H200", "CPU (AMD EPYC, 2 threads)" (train_plumbing.describe_device)
     )
     precision: str = ""  # the precision the run computes in: float32, mixed_float16, mixed_bfloat16
+    part: tuple[int, int] | None = (
+        None  # (k, n): network k (from 0) of an ensemble of n (core/ml/ensemble.py)
+    )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -906,6 +907,19 @@ def test_ensemble_trains_its_members_and_saves_their_average(tmp_path):
     assert summary["ensemble"]["members"] == 2 and 0.0 <= summary["val_dice"] <= 1.0
     assert summary["threshold"] == meta["threshold"] and "members' thresholds" in threshold_text(summary)
     assert summary["epochs_run"] == 4
+    # one Finished, the ensemble's; each member's Started says which network it is
+    from viaseg.core.ml.train_events import Failed, Finished, Started
+
+    starts = [e for e in events if isinstance(e, Started)]
+    assert [e.part for e in starts] == [(0, 2), (1, 2)] and "network 2 of 2" in starts[1].notes[-1]
+    ends = [e for e in events if isinstance(e, (Finished, Failed))]
+    assert len(ends) == 1 and isinstance(ends[0], Finished) and ends[-1] is events[-1]
+    assert ends[0].run_dir == run_dir and ends[0].model_path == result.model_path
+    # the members' epochs one after another, counted on
+    with (run_dir / "history.csv").open() as fh:
+        hist = list(csv.DictReader(fh))
+    assert [(r["member"], r["epoch"]) for r in hist] == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
+    assert all(r["val_dice"] for r in hist)
     again, _ = run(tiny(tmp_path / "ft", init_from=str(result.model_path), epochs=1))
     assert not again.ok and "ensemble" in again.error and "member_0" in again.error
     bad, _ = run(tiny(tmp_path / "zero", ensemble=0))

@@ -346,3 +346,35 @@ def test_the_panel_shows_which_device_trains_for_the_whole_run(qtbot, tmp_path):
         Started(tmp_path / "runs" / "r2", 8, 2, 3, 2, device="CPU (AMD EPYC, 2 threads)", precision="float32")
     )
     assert panel.device_label.text() == "Device: CPU (AMD EPYC, 2 threads) · float32"
+
+
+def test_networks_averaged_train_one_after_another_and_show_as_one_run(qtbot, tmp_path, project):
+    """*Networks averaged* 2: the curves go on from the first network's epochs into the second's, the bar says
+    which network trains, the run ends once (the averaged model becomes active), the Runs tab lists one run with
+    every epoch's curve; *Improve model* on it says why it cannot."""
+    panel = make_panel(qtbot, tmp_path, project)
+    panel.ensemble.setValue(2)
+    assert build_config(panel.settings(), None, tmp_path / "runs").ensemble == 2
+    formats: list[str] = []
+    panel.progress.valueChanged.connect(lambda _v: formats.append(panel.progress.format()))
+    finished: list = []
+    panel.training_finished.connect(lambda *a: finished.append(a))
+    with qtbot.waitSignal(panel.training_finished, timeout=240000):
+        assert panel.start()
+    assert panel.last_error is None, panel.last_error
+    assert len(finished) == 1
+    assert [x for x, _ in panel.curves.points("val_dice")] == [1.0, 2.0, 3.0, 4.0]
+    assert any("network 1 of 2" in f for f in formats) and any("network 2 of 2" in f for f in formats)
+    assert "2 networks averaged" in panel.result_label.text()
+    runs = list_runs(tmp_path / "runs")
+    assert len(runs) == 1 and panel.active_model == str(runs[0].model_path)
+    assert runs[0].model_path.name == "model.keras" and runs[0].summary["ensemble"]["members"] == 2
+    panel.refresh_runs()
+    panel.runs.setCurrentItem(panel.runs.topLevelItem(0))
+    assert len(panel.run_curves.points("val_dice")) == 4  # the members' history.csv, one after another
+    assert "networks averaged: 2" in panel.run_summary.text() and "best epoch" not in panel.run_summary.text()
+    assert panel.runs.topLevelItem(0).text(2) == "2 networks"
+    with qtbot.waitSignal(panel.training_finished, timeout=240000):
+        assert panel.start_improve()
+    assert "cannot be fine-tuned" in (panel.last_error or ""), panel.last_error
+    assert "member_0" in panel.last_error

@@ -1,0 +1,57 @@
+"""Screenshots of *Networks averaged* (twenty-sixth session): ``xvfb-run -a -s "-screen 0 1920x1080x24"
+.venv/bin/python scripts/screenshots_ensemble.py`` opens the demo project, trains two networks for a minute in
+all (the default preset, 30 s each) and writes docs/screenshots/training_ensemble.png (the form),
+training_ensemble_live.png (the second network training, its curves going on from the first's) and
+training_ensemble_runs.png (the run in the Runs tab); then predicts the photo shown with the averaged model."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from shots import OUT, REPO, open_window, settle
+
+
+def main() -> int:
+    app, w = open_window(str(REPO / "data" / "demo"), size=(1600, 1000), restore=False)
+    tp = w.ml.training
+    tp.set_runs_root(Path(tempfile.mkdtemp(prefix="viaseg-shots-runs-")))
+    w.ml.dock_training.show()
+    w.ml.dock_training.raise_()
+    tp.show_settings(True)
+    tp.time_limit.setValue(1)
+    tp.ensemble.setValue(2)
+    settle(app, 0.8)
+    w.ml.dock_training.grab().save(str(OUT / "training_ensemble.png"))
+    assert tp.start(), tp.message.text()
+    live_taken = False
+    t_end = time.time() + 240
+    while tp.is_running() and time.time() < t_end:
+        settle(app, 0.5)
+        fmt = tp.progress.format()
+        if not live_taken and "network 2 of 2" in fmt and len(tp.curves.points("val_dice")) >= 3:
+            tp.curves.flush()
+            settle(app, 0.5)
+            w.ml.dock_training.grab().save(str(OUT / "training_ensemble_live.png"))
+            print("live:", fmt, "|", tp.message.text())
+            live_taken = True
+    w.ml.prediction.status.connect(lambda text: print("prediction status:", text, flush=True))
+    settle(app, 15.0)
+    w.ml.predict_current()
+    settle(app, 15.0)
+    print("result:", tp.result_label.text(), "| error:", tp.last_error)
+    tp.tabs.setCurrentIndex(1)
+    tp.refresh_runs()
+    if tp.runs.topLevelItemCount():
+        tp.runs.setCurrentItem(tp.runs.topLevelItem(0))
+    settle(app, 0.8)
+    w.ml.dock_training.grab().save(str(OUT / "training_ensemble_runs.png"))
+    print("run:", tp.run_summary.text()[:400])
+    w.session.history.set_clean()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
