@@ -64,6 +64,7 @@ def add_recipe_options(p) -> None:
     )
     _add_schedule_options(p)
     _add_network_options(p)
+    _add_input_options(p)
     _add_stopping_options(p)
     _add_tta_options(p)
 
@@ -156,6 +157,10 @@ def _add_network_options(p) -> None:
         "threshold on them (best mean Dice per image, 0.1-0.7), then train on them too; 0 = off "
         "(default: the preset's; the default preset: 0.2, the research preset: off)",
     )
+
+
+def _add_input_options(p) -> None:
+    """How training photos are reduced and augmented."""
     p.add_argument("--resize", choices=["area", "bilinear", "nearest"])
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument(

@@ -167,12 +167,8 @@ def write_history(run_dir: Path, member_dirs: list[Path]) -> Path | None:
 def _assemble(cfg, run_dir: Path, results: list, n: int):
     import numpy as np
 
-    from .evaluate import evaluate
     from .modelio import load_model, save_model
-    from .predict import Predictor
     from .train_events import TrainResult
-    from .train_plumbing import resolve_data
-    from .train_scoring import _score_more_val, _val_set_row
 
     loaded = [load_model(r.model_path) for r in results]
     metas = [m for _, m in loaded]
@@ -193,37 +189,7 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
     first = results[0].summary
     summary: dict[str, Any] = dict(first)
     warnings = list(first.get("warnings") or [])
-    mcfg = dataclasses.replace(cfg, ensemble=1, seed=member_seed(cfg.seed, 0, n))
-    data = resolve_data(mcfg)
-    predictor = Predictor(model, meta)
-    scored = set(first.get("per_image_dice") or {})
-    val = [e for e in data.val if e.filename in scored]
-    val_sets = []
-    if val:
-        res = evaluate(predictor, val, batch_size=cfg.batch_size)
-        summary.update(
-            val_dice=res.mean_dice,
-            val_global_dice=res.global_dice,
-            val_iou=res.mean_iou,
-            val_global_iou=res.global_iou,
-            per_image_dice={s.image: s.dice for s in res.per_image},
-            n_val=res.count,
-            evaluated_on=f"val, full resolution, the {len(results)} members averaged",
-        )
-        val_sets.append(
-            _val_set_row(
-                data.val_source,
-                res.count,
-                {
-                    "mean_dice": res.mean_dice,
-                    "global_dice": res.global_dice,
-                    "mean_iou": res.mean_iou,
-                    "global_iou": res.global_iou,
-                },
-            )
-        )
-    for name, entries in data.more_val:
-        val_sets.append(_score_more_val(model, meta, name, entries, data.train, mcfg, warnings))
+    val_sets = _score(cfg, model, meta, summary, warnings, len(results), n)
     summary.update(
         val_sets=val_sets or first.get("val_sets", []),
         threshold=meta["threshold"],
@@ -256,3 +222,39 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
         history=results[0].history,
         reason=results[-1].reason,
     )
+
+
+def _score(cfg, model, meta: dict, summary: dict, warnings: list, members: int, n: int) -> list:
+    """Score the averaged model on the first member's validation photos (``summary`` updated as a run's) and
+    on every further validation set; returns the ``val_sets`` rows."""
+    from .evaluate import evaluate
+    from .predict import Predictor
+    from .train_plumbing import resolve_data
+    from .train_scoring import _score_more_val, _val_set_row
+
+    mcfg = dataclasses.replace(cfg, ensemble=1, seed=member_seed(cfg.seed, 0, n))
+    data = resolve_data(mcfg)
+    scored = set(summary.get("per_image_dice") or {})
+    val = [e for e in data.val if e.filename in scored]
+    val_sets = []
+    if val:
+        res = evaluate(Predictor(model, meta), val, batch_size=cfg.batch_size)
+        scores = {
+            "mean_dice": res.mean_dice,
+            "global_dice": res.global_dice,
+            "mean_iou": res.mean_iou,
+            "global_iou": res.global_iou,
+        }
+        summary.update(
+            val_dice=res.mean_dice,
+            val_global_dice=res.global_dice,
+            val_iou=res.mean_iou,
+            val_global_iou=res.global_iou,
+            per_image_dice={s.image: s.dice for s in res.per_image},
+            n_val=res.count,
+            evaluated_on=f"val, full resolution, the {members} members averaged",
+        )
+        val_sets.append(_val_set_row(data.val_source, res.count, scores))
+    for name, entries in data.more_val:
+        val_sets.append(_score_more_val(model, meta, name, entries, data.train, mcfg, warnings))
+    return val_sets

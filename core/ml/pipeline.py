@@ -403,6 +403,31 @@ def train_dataset(
             f"training images of {src_hw[0]}x{src_hw[1]} for {hw[0]}x{hw[1]} batches need scale crops "
             "that cut in (max scale <= 1) and no crop windows"
         )
+    ds = _shuffled_rows(arrays, seed, shuffle_buffer, balance, held, release)
+    if hw != src_hw:  # the scale crop first, on the large uint8 photo: every later step works on small ones
+        cut = make_sharp_crop_fn(augment, hw, src_hw)
+        seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: cut(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        augment = dataclasses.replace(augment, scale_crop=False)
+    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if crop and not 16 <= crop <= min(int(hw[0]), int(hw[1])):
+        raise ValueError(f"crop must be between 16 and the image size {hw[0]}x{hw[1]}, got {crop}")
+    if augment.any or crop:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        fn = make_augment_fn(augment, (int(hw[0]), int(hw[1])), crop)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: fn(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffled_rows(arrays: Arrays, seed: int, shuffle_buffer: int | None, balance: bool, held, release):
+    """The training rows ``(image uint8, mask)``, shuffled and repeated for ever: one stream, or with
+    ``balance`` one per source drawn with :func:`source_weights`; ``held`` rows only once ``release`` is true."""
+    import tensorflow as tf
+
     weights = source_weights(arrays, balance)
     hold = np.zeros(len(arrays), bool) if held is None or release is None else np.asarray(held, bool)
 
@@ -425,28 +450,10 @@ def train_dataset(
                     part.shuffle(buffer, seed=seed + 7919 * (k + 1), reshuffle_each_iteration=True).repeat()
                 )
             )
-        ds = tf.data.Dataset.sample_from_datasets(parts, [weights[k] for k in sorted(weights)], seed=seed)
-    else:
-        buffer = shuffle_buffer or len(arrays)
-        ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks, hold)).cache()
-        ds = gated(ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat())
-    if hw != src_hw:  # the scale crop first, on the large uint8 photo: every later step works on small ones
-        cut = make_sharp_crop_fn(augment, hw, src_hw)
-        seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: cut(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        augment = dataclasses.replace(augment, scale_crop=False)
-    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if crop and not 16 <= crop <= min(int(hw[0]), int(hw[1])):
-        raise ValueError(f"crop must be between 16 and the image size {hw[0]}x{hw[1]}, got {crop}")
-    if augment.any or crop:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        fn = make_augment_fn(augment, (int(hw[0]), int(hw[1])), crop)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: fn(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return tf.data.Dataset.sample_from_datasets(parts, [weights[k] for k in sorted(weights)], seed=seed)
+    buffer = shuffle_buffer or len(arrays)
+    ds = tf.data.Dataset.from_tensor_slices((arrays.images, arrays.masks, hold)).cache()
+    return gated(ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat())
 
 
 def eval_dataset(arrays: Arrays, batch_size: int = 8):

@@ -77,15 +77,7 @@ def train(
 
         return train_ensemble(cfg, train, on_event, should_stop, callbacks)
     run_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "batches": 0,
-        "history": {},
-        "reason": "",
-        "nan": None,
-        "epochs_run": 0,
-        "steps": 0,
-    }
+    state: dict[str, Any] = dict(epoch=0, batches=0, history={}, reason="", nan=None, epochs_run=0, steps=0)
     worker_dir = None
     if cfg.strategy == "multiworker" and not is_chief():
         # Keras' multi-worker pattern: every worker runs the same steps (saving included: the collective ops
@@ -418,18 +410,7 @@ def _finish(run: _Run, fitted: _Fitted, tf, emit, fail) -> TrainResult:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
     if state["nan"] is not None:
-        ep, b = state["nan"]
-        kept = (
-            f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}"
-            if model_path
-            else "; no epoch finished before it, so no model was saved"
-        )
-        return fail(
-            f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} "
-            f"(try a lower --lr){kept}",
-            model_path,
-            summary,
-        )
+        return fail(_diverged_message(state["nan"], best_epoch, model_path), model_path, summary)
     if model_path is None:
         return fail("training stopped before any epoch finished: no model saved", None, summary)
     reason = summary["stop_reason"]
@@ -444,6 +425,16 @@ def _finish(run: _Run, fitted: _Fitted, tf, emit, fail) -> TrainResult:
         history=hist,
         reason=reason,
     )
+
+
+def _diverged_message(nan_at: tuple[int, int], best_epoch: int, model_path: Path | None) -> str:
+    ep, b = nan_at
+    kept = (
+        f"; the best model (epoch {best_epoch + 1}) is kept at {model_path}"
+        if model_path
+        else "; no epoch finished before it, so no model was saved"
+    )
+    return f"training diverged: the loss became NaN at epoch {ep + 1}, batch {b + 1} (try a lower --lr){kept}"
 
 
 def _load_sources(entries, sources, load) -> P.Arrays:

@@ -191,36 +191,42 @@ def make_callback(keras_mod):
                 batch_size=self.cfg.batch_size,
                 sweep=True,
             )
-            sweep = result.sweep
-            if not sweep or result.count < MIN_HELD:
-                return {"threshold": None, "skipped": f"only {result.count} calibration photos could be read"}
-            chosen = choose_threshold(sweep)
-            at = {round(r["threshold"], 2): r["mean_dice"] for r in sweep}
-            out = {
-                "threshold": chosen,
-                "n_images": result.count,
-                "images": [e.filename for e in self.held_entries],
-                "at_epoch": epoch + 1,
-                "at_seconds": round(time.perf_counter() - self.state["t0"], 1),
-                "seconds": round(time.perf_counter() - t, 1),
-                "mean_dice_at_chosen": at.get(round(chosen, 2)),
-                "mean_dice_at_preset": at.get(round(float(self.cfg.threshold), 2)),
-                "sweep": [
-                    {"threshold": r["threshold"], "mean_dice": r["mean_dice"]}
-                    for r in sweep
-                    if RANGE[0] - 1e-9 <= r["threshold"] <= RANGE[1] + 1e-9
-                ],
-            }
-
-            def f(v) -> str:
-                return "?" if v is None else f"{v:.3f}"
-
-            msg = (
-                f"threshold calibrated on {result.count} training photos kept out so far: {chosen:.2f} "
-                f"(mean Dice {f(out['mean_dice_at_chosen'])}; {f(out['mean_dice_at_preset'])} at the "
-                f"preset's {self.cfg.threshold:.2f}); they now join training"
-            )
-            log.info(msg)
-            return out
+            return calibration_record(self.cfg, result, self.held_entries, epoch, self.state["t0"], t)
 
     return Calibrate
+
+
+def calibration_record(cfg, result, held_entries: list, epoch: int, t0: float, t: float) -> dict:
+    """What a run records of its calibration (``summary["threshold_calibration"]``): the threshold chosen on
+    ``result`` (an ``evaluate(..., sweep=True)`` of the ``held_entries``) at ``epoch`` (from 0), the sweep, and
+    the mean Dice at the chosen and the preset's threshold; ``t0``: the run's start, ``t``: the scoring's."""
+    sweep = result.sweep
+    if not sweep or result.count < MIN_HELD:
+        return {"threshold": None, "skipped": f"only {result.count} calibration photos could be read"}
+    chosen = choose_threshold(sweep)
+    at = {round(r["threshold"], 2): r["mean_dice"] for r in sweep}
+    out = {
+        "threshold": chosen,
+        "n_images": result.count,
+        "images": [e.filename for e in held_entries],
+        "at_epoch": epoch + 1,
+        "at_seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(time.perf_counter() - t, 1),
+        "mean_dice_at_chosen": at.get(round(chosen, 2)),
+        "mean_dice_at_preset": at.get(round(float(cfg.threshold), 2)),
+        "sweep": [
+            {"threshold": r["threshold"], "mean_dice": r["mean_dice"]}
+            for r in sweep
+            if RANGE[0] - 1e-9 <= r["threshold"] <= RANGE[1] + 1e-9
+        ],
+    }
+
+    def f(v) -> str:
+        return "?" if v is None else f"{v:.3f}"
+
+    log.info(
+        f"threshold calibrated on {result.count} training photos kept out so far: {chosen:.2f} "
+        f"(mean Dice {f(out['mean_dice_at_chosen'])}; {f(out['mean_dice_at_preset'])} at the "
+        f"preset's {cfg.threshold:.2f}); they now join training"
+    )
+    return out
