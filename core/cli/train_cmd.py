@@ -330,6 +330,7 @@ class _Printer:
         # streams looked up per call, not bound at import (a replaced sys.stdout would be a closed file later)
         self.quiet, self.out, self.err = quiet, out or sys.stdout, err or sys.stderr
         self.bar_shown = False
+        self.part: tuple[int, int] | None = None  # (k, n) while an ensemble's network k of n trains
 
     def _clear_bar(self):
         if self.bar_shown:
@@ -341,6 +342,7 @@ class _Printer:
         from ..ml import train_events as E
 
         if isinstance(ev, E.Started):
+            self.part = getattr(ev, "part", None)
             print(
                 f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
                 f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}",
@@ -374,6 +376,11 @@ class _Printer:
                 f"epoch {ev.epoch + 1}/{ev.epochs}  {ev.seconds:5.1f}s  {_fmt(ev.metrics)}",
                 file=self.out,
                 flush=True,
+            )
+        elif isinstance(ev, E.Finished) and self.part:
+            self._clear_bar()  # an ensemble: no one epoch of it is "best"
+            print(
+                f"done ({ev.reason}): {self.part[1]} networks averaged; model: {ev.model_path}", file=self.out
             )
         elif isinstance(ev, E.Finished):
             self._clear_bar()

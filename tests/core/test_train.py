@@ -915,6 +915,20 @@ def test_ensemble_trains_its_members_and_saves_their_average(tmp_path):
     ends = [e for e in events if isinstance(e, (Finished, Failed))]
     assert len(ends) == 1 and isinstance(ends[0], Finished) and ends[-1] is events[-1]
     assert ends[0].run_dir == run_dir and ends[0].model_path == result.model_path
+    # the CLI says which network trains and ends with the averaged model, not one network's best epoch
+    import contextlib
+    import io
+
+    from viaseg.core.cli.train_cmd import _Printer
+
+    out = io.StringIO()
+    printer = _Printer(quiet=True, out=out, err=io.StringIO())
+    with contextlib.redirect_stderr(io.StringIO()):
+        for ev in events:
+            printer(ev)
+    text = out.getvalue()
+    assert "note: network 2 of 2" in text and "2 networks averaged; model: " in text
+    assert "best epoch" not in text
     # the members' epochs one after another, counted on
     with (run_dir / "history.csv").open() as fh:
         hist = list(csv.DictReader(fh))
