@@ -38,11 +38,13 @@ from viaseg.core.ml.train_events import Failed, Finished
 def import_tensorflow() -> float:
     """Import TensorFlow on the calling thread (the GUI thread: see the module docstring); seconds it took, 0
     when it was imported already."""
+    from viaseg.core.ml import tfsetup
+
     if "tensorflow" in sys.modules:
+        tfsetup.interactive_threads()  # no-op once TensorFlow runs
         return 0.0
     t = time.perf_counter()
-    import tensorflow  # noqa: F401
-
+    tfsetup.interactive_threads()  # imports TensorFlow; the app predicts one photo at a time (core.ml.tfsetup)
     return time.perf_counter() - t
 
 

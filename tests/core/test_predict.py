@@ -129,6 +129,26 @@ def test_tta_averages_the_image_and_its_mirror_in_one_network_call():
     assert Predictor(shift_model(), {"input_size": SIZE, "tta": True}).tta is True
 
 
+def test_the_mirror_half_runs_as_its_own_branch_with_the_same_probabilities():
+    """With tta the batch's two halves (images, then their mirror images) run as two branches of one graph
+    (so TensorFlow's inter-op threads take them at once): the same numbers as one call on the whole batch, for
+    a single network and for an ensemble of two."""
+    from viaseg.core.ml.ensemble import ENSEMBLE_KEY, combine
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, SIZE, SIZE, 3), dtype=np.float32)  # 3 images and 3 "mirrors"
+    for model, meta in (
+        (shift_model(), {}),
+        (combine([shift_model(), brightness_model()]), {ENSEMBLE_KEY: {"members": 2}}),
+    ):
+        p = Predictor(model, {"input_size": SIZE, "tta": True, **meta})
+        whole = np.asarray(p._function((SIZE, SIZE), halves=False)(x))
+        split = np.asarray(p._function((SIZE, SIZE), halves=True)(x))
+        assert whole.shape == split.shape == (6, SIZE, SIZE, 1)
+        np.testing.assert_allclose(split, whole, atol=1e-6)
+        assert (((SIZE, SIZE), True) in p._fns) and (((SIZE, SIZE), False) in p._fns)
+
+
 def test_predict_inputs_scores_input_size_arrays_as_predict_does():
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
@@ -549,3 +569,23 @@ def test_real_dataset_predict_and_evaluate(car_damage, tmp_path, capsys):
         w, h = image_size(e.path)
         mask = cv2.imread(str(tmp_path / "pred" / f"{Path(e.filename).stem}_mask.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (h, w)
+
+
+def test_the_apps_thread_pools_are_set_once_before_tensorflow_runs():
+    """``tfsetup.interactive_threads`` (the app's): two inter-op threads for the photo and mirror branches, half
+    the cores per op; a second call changes nothing and says so (None)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from viaseg.core.ml import tfsetup; import tensorflow as tf; "
+        "print(tfsetup.interactive_threads(), tfsetup.interactive_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads(), "
+        "tf.config.threading.get_intra_op_parallelism_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    intra = max(1, (cores or 1) // 2)
+    assert out.stdout.strip().splitlines()[-1] == f"(2, {intra}) None 2 {intra}", out.stdout

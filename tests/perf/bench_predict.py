@@ -12,6 +12,9 @@ does in the app (``core.predict.interactive``): 256-px input run at 9/8 (288 px,
 image and its mirror image in one network call; ``*_default_own_size`` the same at 256 px (the app until the
 twenty-first session). ``*_default_batch``: as ``viaseg predict`` / ``evaluate`` run it, the mirror image and the
 preset's other sizes (``tta_scales``: 5/4) averaged too (4 images through the network per photo).
+TensorFlow runs with the app's thread pools (``core.ml.tfsetup.interactive_threads``).
+``*_default_ensemble2`` (``--ensemble K``, default 2; 1 skips it): the app's way with K default networks averaged
+(*Networks averaged*, ``viaseg train --ensemble K``).
 """
 
 from __future__ import annotations
@@ -110,8 +113,17 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--input-size", type=int, default=128)
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=2,
+        help="also time the default preset's model averaged over K networks",
+    )
     args = ap.parse_args(argv)
 
+    from viaseg.core.ml import tfsetup
+
+    threads = tfsetup.interactive_threads()  # the app's thread pools (it predicts one photo at a time)
     import tensorflow as tf
     from viaseg.core.ml.predict import Predictor
     from viaseg.core.ml.unet import build_unet_xception
@@ -157,6 +169,18 @@ def main(argv=None) -> int:
         default.warmup()
         r12_own = bench(default, big, args.runs)
         r2_own = bench(default, mid, args.runs)
+        ens = {}
+        if args.ensemble > 1:  # Networks averaged (--ensemble K) as the app runs it: K networks at 9/8
+            from viaseg.core.ml.ensemble import ENSEMBLE_KEY, combine
+
+            nets = [build_network(cfg, cfg.size, pretrained=False) for _ in range(args.ensemble)]
+            meta = dict(default.meta, **{ENSEMBLE_KEY: {"members": args.ensemble}})
+            several = interactive(Predictor(combine(nets), meta))
+            several.warmup()
+            ens = {
+                f"p50_ms_12mp_default_ensemble{args.ensemble}": bench(several, big, args.runs)["p50_ms"],
+                f"p50_ms_2mp_default_ensemble{args.ensemble}": bench(several, mid, args.runs)["p50_ms"],
+            }
     out = {
         "p50_ms_12mp": r12["p50_ms"],
         "p50_ms_2mp": r2["p50_ms"],
@@ -168,6 +192,7 @@ def main(argv=None) -> int:
         "p50_ms_12mp_default_own_size": r12_own["p50_ms"],
         "p50_ms_2mp_default_own_size": r2_own["p50_ms"],
         "app_scale": app_scale,
+        **ens,
         "p50_ms_12mp_default_batch": r12_batch["p50_ms"],
         "p50_ms_2mp_default_batch": r2_batch["p50_ms"],
         "default_preset": {
@@ -184,6 +209,7 @@ def main(argv=None) -> int:
         "params": int(model.count_params()),
         "runs": args.runs,
         "cpu_count": os.cpu_count(),
+        "tf_threads_inter_intra": list(threads) if threads else None,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
