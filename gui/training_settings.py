@@ -179,7 +179,8 @@ class SettingsMixin:
             "Stop after this much training (the best model so far is kept); 0: no limit."
         )
         self.ensemble = QSpinBox(minimum=1, maximum=4)
-        self.ensemble.setSuffix(" network(s)")
+        self.ensemble.setSuffix(" networks")
+        self.ensemble.setSpecialValueText("1 network")  # the minimum, shown without the plural
         self.ensemble.setToolTip(
             "Train this many networks one after another, each for its share of the time limit and with its "
             "own seed, and save one model that averages them (viaseg train --ensemble). Out of fold two "
