@@ -113,14 +113,15 @@ def make_job(
 ) -> CheckLabelsJob:
     """A job over every annotated split of ``dataset`` (a ``viaseg.core.annotation.dataset.Dataset``, e.g. the app's
     snapshot of its unsaved annotations). The recipe never starts from another model's weights: that model may
-    have seen the held-out photos."""
+    have seen the held-out photos. Each fold is one network (``ensemble`` 1, whatever the recipe asks): a fold's
+    few minutes split between several networks would leave each undertrained."""
     sources = [
         (name, list(sp.entries))
         for name, sp in dataset.splits.items()
         if getattr(sp, "labeled", sp.project is not None) and sp.entries
     ]
     cfg = dataclasses.replace(
-        config, init_from=None, time_limit_s=float(fold_seconds), dataset=None, val=None
+        config, init_from=None, time_limit_s=float(fold_seconds), dataset=None, val=None, ensemble=1
     )
     return CheckLabelsJob(cfg, sources, Path(out_dir), int(folds), float(fold_seconds))
 

@@ -48,10 +48,11 @@ def dataset(tmp_path, n_train=6, n_val=2):
 
 
 def test_the_job_covers_the_annotated_splits_never_starts_from_a_model_and_pickles(tmp_path):
-    cfg = preset("default", init_from="/some/model.keras", time_limit_s=600)
+    cfg = preset("default", init_from="/some/model.keras", time_limit_s=600, ensemble=2)
     job = make_job(cfg, dataset(tmp_path), tmp_path / "out", folds=3, fold_seconds=45)
     assert [name for name, _ in job.sources] == ["train", "val"]  # the unlabeled split is not checked
     assert job.config.init_from is None  # that model may have seen the held-out photos
+    assert job.config.ensemble == 1  # a fold's short budget goes to one network
     assert job.config.time_limit_s == 45 and cfg.time_limit_s == 600  # the recipe is a copy
     assert job_problem(job) is None
     back = pickle.loads(pickle.dumps(job))  # it travels to the training process
