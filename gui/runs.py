@@ -18,6 +18,12 @@ class RunInfo:
     model_path: Path | None
 
     @property
+    def ensemble(self) -> dict | None:
+        """What a run of several networks averaged records of them (``summary["ensemble"]``), else None."""
+        ens = self.summary.get("ensemble")
+        return ens if isinstance(ens, dict) and ens.get("members") else None
+
+    @property
     def best_val_dice(self) -> float | None:
         v = self.summary.get("val_dice")
         if isinstance(v, (int, float)):

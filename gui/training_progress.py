@@ -149,9 +149,8 @@ class RunProgressMixin:
         shown_epoch = best_epoch + 1 if isinstance(best_epoch, int) and best_epoch >= 0 else "–"
         run = read_run(Path(run_dir)) if run_dir else None  # read once: the summary the run just wrote
         kept_last = bool(run and run.summary.get("kept") == "last")
-        members = (run.summary.get("ensemble") or {}).get("members") if run else None
-        if members:  # an ensemble's epochs are its networks'; what it keeps is their average
-            txt = f"<b>Done.</b> {members} networks averaged"
+        if run and run.ensemble:  # an ensemble's epochs are its networks'; what it keeps is their average
+            txt = f"<b>Done.</b> {run.ensemble['members']} networks averaged"
         else:
             txt = f"<b>Done.</b> {'Kept' if kept_last else 'Best'} epoch {shown_epoch}"
         full = run.summary.get("val_dice") if run else None

@@ -100,8 +100,7 @@ class RunsTabMixin:
         self.runs.clear()
         for run in list_runs(self.runs_root):
             vd = run.best_val_dice
-            members = (run.summary.get("ensemble") or {}).get("members")
-            be = f"{members} networks" if members else run.summary.get("best_epoch", "")
+            be = f"{run.ensemble['members']} networks" if run.ensemble else run.summary.get("best_epoch", "")
             it = QTreeWidgetItem([run.folder.name, "" if vd is None else f"{vd:.3f}", str(be), ""])
             it.setData(0, Qt.ItemDataRole.UserRole, str(run.folder))
             it.setToolTip(0, str(run.folder))
@@ -135,7 +134,7 @@ class RunsTabMixin:
             return
         s = run.summary
         lines = [f"<b>{run.folder.name}</b>"]
-        ens = s.get("ensemble") if isinstance(s.get("ensemble"), dict) else None
+        ens = run.ensemble
         if ens:  # its epochs are its networks'; no one epoch of it is "best"
             seeds = ", ".join(str(x) for x in ens.get("seeds") or [])
             lines.append(f"networks averaged: {ens.get('members')} (seeds {seeds}; each in member_k/)")

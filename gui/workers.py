@@ -40,12 +40,10 @@ def import_tensorflow() -> float:
     when it was imported already."""
     from viaseg.core.ml import tfsetup
 
-    if "tensorflow" in sys.modules:
-        tfsetup.interactive_threads()  # no-op once TensorFlow runs
-        return 0.0
+    already = "tensorflow" in sys.modules
     t = time.perf_counter()
-    tfsetup.interactive_threads()  # imports TensorFlow; the app predicts one photo at a time (core.ml.tfsetup)
-    return time.perf_counter() - t
+    tfsetup.interactive_threads()  # imports TensorFlow once, with the app's thread pools (core.ml.tfsetup)
+    return 0.0 if already else time.perf_counter() - t
 
 
 def _default_train_fn():
