@@ -14,6 +14,8 @@ the first click's region, the app's way; the corrections then run with each vari
 fold F's photos:
 
     python tests/perf/exp_push_shape.py --oof FOLDS_DIR --nets 0=NET_0.keras --json
+
+``FOLDS_DIR``: ``tests/perf/make_folds.py`` (the fold list of ``viaseg crossval``, no training needed here).
 """
 
 from __future__ import annotations
