@@ -140,7 +140,9 @@ def main(argv=None) -> int:
         net = C.ClickNet(keras.models.load_model(path, compile=False))
         for name in args.only or list(VARIANTS):
             v = VARIANTS[name]
-            edit.apply = finger_apply(edit, *v["finger"]) if "finger" in v else shipped
+            edit.apply = shipped  # (each finger falls back to the shipped push, not to the previous variant)
+            if "finger" in v:
+                edit.apply = finger_apply(edit, *v["finger"])
             for d, img, (w, h), gt in E.fold_regions(photos, int(fold)):
                 seg = WithNet(Segmenter((w, h), None, img), net, img)
                 rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
