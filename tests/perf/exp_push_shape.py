@@ -106,49 +106,36 @@ def finger_apply(edit, scale: float, reach: float):
 
 def main(argv=None) -> int:
     import exp_clicknet as E
+    from bench_assist import _WithNet as WithNet  # the first click's region from the network, as the app
 
     args = E.variant_args(__doc__, VARIANTS, argv)
     import keras
     import viaseg.core.ml.fast_layers  # noqa: F401  (the networks' layers)
     from viaseg.core.assist import edit
-    from viaseg.core.assist.mask import RegionMask
     from viaseg.core.assist.protocol import click_protocol
     from viaseg.core.assist.segment import Segmenter
     from viaseg.core.ml import clicknet as C
-
-    class WithNet:
-        def __init__(self, seg, net, img):
-            self.seg, self.net, self.img, self.asked = seg, net, img, set()
-
-        def segment(self, clicks, box=None, refine=None):
-            f = clicks[0]
-            if f not in self.asked:
-                self.asked.add(f)
-                fr = self.net.first_region(self.img, self.seg.size_wh, f.x, f.y)
-                if fr.mask.any():
-                    self.seg.give_first_region(
-                        f, RegionMask(fr.mask, fr.x0, fr.y0, fr.scale, "click network")
-                    )
-            return self.seg.segment(clicks, box, refine)
 
     photos = E.load_photos(args.oof, no_map=True)
     shipped = edit.apply
     rows: dict[str, list] = {}
     styles: dict[str, list] = {}
-    for spec in args.nets:
-        fold, path = spec.split("=", 1)
-        net = C.ClickNet(keras.models.load_model(path, compile=False))
-        for name in args.only or list(VARIANTS):
-            v = VARIANTS[name]
-            edit.apply = shipped  # (each finger falls back to the shipped push, not to the previous variant)
-            if "finger" in v:
-                edit.apply = finger_apply(edit, *v["finger"])
-            for d, img, (w, h), gt in E.fold_regions(photos, int(fold)):
-                seg = WithNet(Segmenter((w, h), None, img), net, img)
-                rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
-                styles.setdefault(name, []).append(d["style"])
-            print(fold, name, file=sys.stderr)
-    edit.apply = shipped
+    try:
+        for spec in args.nets:
+            fold, path = spec.split("=", 1)
+            net = C.ClickNet(keras.models.load_model(path, compile=False))
+            for name in args.only or list(VARIANTS):
+                v = VARIANTS[name]
+                edit.apply = shipped  # (each finger falls back to the shipped push, not to the previous one)
+                if "finger" in v:
+                    edit.apply = finger_apply(edit, *v["finger"])
+                for d, img, (w, h), gt in E.fold_regions(photos, int(fold)):
+                    seg = WithNet(Segmenter((w, h), None, img), net, img)
+                    rows.setdefault(name, []).append(click_protocol(seg, gt, 20, 0.85))
+                    styles.setdefault(name, []).append(d["style"])
+                print(fold, name, file=sys.stderr)
+    finally:
+        edit.apply = shipped
     out = E.variant_table(rows, styles)
     print(json.dumps(out) if args.json else json.dumps(out, indent=1))
     return 0
