@@ -126,12 +126,13 @@ def _add_network_options(p) -> None:
         "--encoder",
         choices=ENCODERS,
         help="xception: the research project's encoder, trained from random weights | mobilenet_v2: an "
-        "ImageNet-trained MobileNetV2 (shipped with viaseg, no download)",
+        "ImageNet-trained MobileNetV2 | efficientnet_lite0: an ImageNet-trained EfficientNet-Lite0 (both "
+        "shipped with viaseg, no download)",
     )
     p.add_argument(
         "--encoder-freeze",
         choices=ENCODER_FREEZE,
-        help="with the ImageNet encoder: none (all of it learns) | bn (its batch norms keep ImageNet's "
+        help="with the MobileNetV2 encoder: none (all of it learns) | bn (its batch norms keep ImageNet's "
         "statistics) | early (its layers at 1/2..1/8 of the size, batch norms included, keep their weights: "
         "faster steps)",
     )

@@ -19,6 +19,16 @@ def build_network(cfg, input_size, precision: str = "float32", pretrained: bool 
         )
         freeze_encoder(model, getattr(cfg, "encoder_freeze", "none"))
         return model
+    if cfg.encoder == "efficientnet_lite0":
+        from .unet_effnet import build_unet_effnet
+
+        return build_unet_effnet(
+            input_size,
+            bn_momentum=cfg.bn_momentum,
+            dropout=cfg.dropout,
+            precision=precision,
+            pretrained=pretrained,
+        )
     from .unet import build_unet_xception
 
     return build_unet_xception(

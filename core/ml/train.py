@@ -158,8 +158,12 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         )
     if not 0.0 < cfg.threshold < 1.0:
         raise _TrainingFailed(f"threshold {cfg.threshold}: must be between 0 and 1")
-    if cfg.encoder == "mobilenet_v2" and (cfg.size % 32 or (cfg.crop or 32) % 32):
-        raise _TrainingFailed(f"encoder mobilenet_v2: size ({cfg.size}) and crop must be multiples of 32")
+    if cfg.encoder != "xception" and (cfg.size % 32 or (cfg.crop or 32) % 32):
+        raise _TrainingFailed(f"encoder {cfg.encoder}: size ({cfg.size}) and crop must be multiples of 32")
+    if cfg.encoder_freeze != "none" and cfg.encoder != "mobilenet_v2":
+        raise _TrainingFailed(
+            f"encoder freeze {cfg.encoder_freeze}: needs --encoder mobilenet_v2 (this run's is {cfg.encoder})"
+        )
     if not cfg.decoder_lr_mult > 0:
         raise _TrainingFailed(f"decoder learning-rate multiple {cfg.decoder_lr_mult}: must be above 0")
     if cfg.decoder_lr_mult != 1.0 and cfg.encoder != "mobilenet_v2":

@@ -332,7 +332,7 @@ def test_presets():
     assert (d.tta, d.ema, d.patience) == (True, 0.0, 40) and (r.tta, r.ema) == (False, 0.0)
     assert (d.lr_schedule, r.lr_schedule) == ("auto", "constant")
     # the default starts from the shipped ImageNet encoder; the research recipe keeps its own network
-    assert (d.encoder, d.learning_rate, r.encoder) == ("mobilenet_v2", 3e-4, "xception")
+    assert (d.encoder, d.learning_rate, r.encoder) == ("efficientnet_lite0", 3e-4, "xception")
     with pytest.raises(ValueError, match="unknown preset"):
         preset("fast")
     with pytest.raises(TypeError, match="no option"):

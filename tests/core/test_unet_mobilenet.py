@@ -125,7 +125,7 @@ def test_encoder_freeze_keeps_imagenet_batch_norms_and_early_weights_through_tra
     y = (np.random.default_rng(1).random((4, 64, 64, 1)) > 0.7).astype("float32")
     counts = {}
     for how in ("none", "bn", "early"):
-        model = build_network(preset("default", encoder_freeze=how), 64)
+        model = build_network(preset("default", encoder="mobilenet_v2", encoder_freeze=how), 64)
         counts[how] = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers}
         model.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy")
@@ -150,7 +150,7 @@ def test_encoder_freeze_keeps_imagenet_batch_norms_and_early_weights_through_tra
             assert {"block_6_expand", "block_6_expand_BN", "block_16_project_BN"} <= moved
     assert counts["none"] > counts["bn"] > counts["early"]
     with pytest.raises(ValueError, match="encoder_freeze"):
-        freeze_encoder(build_network(preset("default"), 64), "all")
+        freeze_encoder(build_network(preset("default", encoder="mobilenet_v2"), 64), "all")
 
 
 def test_folding_batch_norms_gives_the_same_predictions_as_the_trained_network(tmp_path):

@@ -1,0 +1,159 @@
+"""U-Net whose encoder is an ImageNet-trained EfficientNet-Lite0 (``--encoder efficientnet_lite0``).
+
+EfficientNet-Lite0 (Tan & Le; the "lite" variant for mobile CPUs: ReLU6, no squeeze-and-excitation, 75.1 %
+ImageNet top-1 against MobileNetV2's 71.8 % for 1.4x its operations) in the layout of
+``core/ml/unet_mobilenet.py``: the decoder joins the expansion features of the first block of each next stage at
+1/2, 1/4, 1/8 and 1/16 of the input size, reduced by 1x1 convolutions, and ends in one probability map. Inputs
+are RGB scaled to 0..1; the network rescales to -1..1 ((x - 127) / 128, as EfficientNet-Lite was trained).
+The encoder's weights load by layer name from ``weights/efficientnet_lite0_imagenet.npz`` (where they come from:
+``scripts/fetch_efficientnet_lite0.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from .fast_layers import FusedBatchNormalization, SingleMapConv2D
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "efficientnet_lite0_imagenet.npz"
+ENCODER_NAME = "efficientnet_lite0"
+# (repeats, kernel, stride, expansion, output channels) of the seven stages (efficientnet_lite_builder.py)
+STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80))
+STAGES += ((3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+# encoder features the decoder joins, finest first (1/2, 1/4, 1/8, 1/16), and the 1x1 widths they are reduced to
+SKIPS: tuple[tuple[str, int], ...] = (("eff_b1_expand_relu", 16), ("eff_b3_expand_relu", 32))
+SKIPS += (("eff_b5_expand_relu", 48), ("eff_b11_expand_relu", 64))
+DECODER = (96, 64, 32, 16)  # widths at 1/16, 1/8, 1/4, 1/2
+
+
+def build_unet_effnet(
+    input_size: int | tuple[int, int] | None = 256,
+    num_classes: int = 1,
+    bn_momentum: float = 0.99,
+    dropout: float = 0.0,
+    precision: str = "float32",
+    pretrained: bool = True,
+    name: str = "unet_efficientnet_lite0",
+) -> keras.Model:
+    """The U-Net; ``input_size`` a multiple of 32 (int, ``(h, w)``) or ``None`` (any multiple of 32).
+    ``pretrained``: start the encoder from the ImageNet weights (else random, as any other layer)."""
+    h: int | None = None
+    w: int | None = None
+    if input_size is not None:
+        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+        if h <= 0 or w <= 0 or h % 32 or w % 32:
+            raise ValueError(f"input size must be a positive multiple of 32 for this network, got {h}x{w}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError("dropout must be in [0, 1)")
+    dt = None if precision == "float32" else keras.DTypePolicy(precision)
+
+    def bn(x, layer_name):
+        return FusedBatchNormalization(momentum=bn_momentum, epsilon=1e-3, name=layer_name, dtype=dt)(x)
+
+    def relu6(x, layer_name):
+        return layers.ReLU(6.0, name=layer_name, dtype=dt)(x)
+
+    inputs = keras.Input(shape=(h, w, 3), name="image")
+    x = layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name="to_minus1_1", dtype=dt)(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="eff_stem", dtype=dt)(x)
+    x = relu6(bn(x, "eff_stem_bn"), "eff_stem_relu")
+    x, features = effnet_blocks(x, bn, relu6, dt)
+
+    x = layers.Conv2D(128, 1, use_bias=False, name="dec_top", dtype=dt)(x)
+    x = layers.ReLU(name="dec_top_relu", dtype=dt)(bn(x, "dec_top_bn"))
+    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
+        skip = layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip", dtype=dt)(
+            features[skip_name]
+        )
+        skip = layers.ReLU(name=f"dec{i}_skip_relu", dtype=dt)(bn(skip, f"dec{i}_skip_bn"))
+        x = layers.UpSampling2D(2, name=f"dec{i}_up", dtype=dt)(x)
+        x = layers.Concatenate(name=f"dec{i}_cat", dtype=dt)([x, skip])
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"dec{i}_conv", dtype=dt)(x)
+        x = layers.ReLU(name=f"dec{i}_relu", dtype=dt)(bn(x, f"dec{i}_bn"))
+        if dropout:
+            x = layers.SpatialDropout2D(dropout, name=f"dec{i}_dropout", dtype=dt)(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="dec_full_up", dtype=dt)(x)
+    outputs = SingleMapConv2D(
+        num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
+    )(x)
+    model = keras.Model(inputs, outputs, name=name)
+    if pretrained:
+        load_imagenet_weights(model)
+    return model
+
+
+def effnet_blocks(x, bn, relu6, dt=None):
+    """EfficientNet-Lite0's 16 blocks on the stem's output ``x``; returns the last block's output and the
+    ``*_expand_relu`` features."""
+    features = {}
+    block = 0
+    for repeats, kernel, stride, expansion, filters in STAGES:
+        for r in range(repeats):
+            block_in, prefix = x, f"eff_b{block}_"
+            if expansion != 1:
+                x = layers.Conv2D(
+                    expansion * x.shape[-1], 1, use_bias=False, name=prefix + "expand", dtype=dt
+                )(x)
+                x = relu6(bn(x, prefix + "expand_bn"), prefix + "expand_relu")
+                features[prefix + "expand_relu"] = x
+            s = stride if r == 0 else 1
+            x = layers.DepthwiseConv2D(
+                kernel, strides=s, padding="same", use_bias=False, name=prefix + "depthwise", dtype=dt
+            )(x)
+            x = relu6(bn(x, prefix + "depthwise_bn"), prefix + "depthwise_relu")
+            x = layers.Conv2D(filters, 1, use_bias=False, name=prefix + "project", dtype=dt)(x)
+            x = bn(x, prefix + "project_bn")
+            if s == 1 and block_in.shape[-1] == filters:
+                x = layers.Add(name=prefix + "add", dtype=dt)([block_in, x])
+            block += 1
+    return x, features
+
+
+def imagenet_weights(path: Path = WEIGHTS) -> dict[str, list[np.ndarray]]:
+    """The stored encoder weights: layer name -> its weights in Keras' order (stored as float16)."""
+    with np.load(path) as z:
+        out: dict[str, dict[int, np.ndarray]] = {}
+        for key in z.files:
+            if key.startswith("__"):
+                continue
+            layer, index = key.split("/")
+            out.setdefault(layer, {})[int(index)] = z[key].astype(np.float32)
+    return {layer: [ws[i] for i in sorted(ws)] for layer, ws in out.items()}
+
+
+def encoder_layer_names(path: Path = WEIGHTS) -> set[str]:
+    with np.load(path) as z:
+        return {key.split("/")[0] for key in z.files if not key.startswith("__")}
+
+
+def describe_weights(path: Path = WEIGHTS) -> dict:
+    with np.load(path) as z:
+        return json.loads(str(z["__about__"]))
+
+
+def load_imagenet_weights(model: keras.Model, path: Path = WEIGHTS) -> int:
+    """Set every encoder layer of ``model`` found in the stored weights; returns how many layers were set.
+    Raises ``ValueError`` naming the file when a layer's shapes do not match or the file is missing."""
+    if not path.is_file():
+        raise ValueError(f"{path}: the EfficientNet-Lite0 ImageNet weights are missing")
+    weights = imagenet_weights(path)
+    n = 0
+    for layer in model.layers:
+        ws = weights.get(layer.name)
+        if ws is None:
+            continue
+        want = [tuple(v.shape) for v in layer.weights]
+        if want != [w.shape for w in ws]:
+            raise ValueError(
+                f"{path}: layer {layer.name} has shapes {want}, the file {[w.shape for w in ws]}"
+            )
+        layer.set_weights(ws)
+        n += 1
+    if n != len(weights):
+        raise ValueError(f"{path}: {len(weights) - n} of its layers are not in the network")
+    return n
