@@ -101,3 +101,18 @@ def test_a_run_with_the_effnet_encoder_trains_and_its_model_predicts_with_folded
         )
     )
     assert not bad.ok and "needs --encoder mobilenet_v2" in bad.error
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_the_effnet_unet_exports_and_its_runtime_agrees_with_keras(tmp_path, fmt):
+    """The default network converts (5x5 depthwise convolutions, ReLU6, the (x - 127) / 128 rescaling): the
+    export's own check runs it in its runtime on test images and compares with Keras, averages included."""
+    from viaseg.core.ml import export as ex
+
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+    meta = {"input_size": [64, 64], "threshold": 0.5, "tta": True, "tta_scales": [1.0, 1.25]}
+    path = save_model(ue.build_unet_effnet(64), tmp_path / "m.keras", meta)
+    res = ex.export_model(path, tmp_path / ("m.tflite" if fmt == "tflite" else "m.onnx"), fmt)
+    assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4
