@@ -23,7 +23,12 @@ from .fast_layers import FusedBatchNormalization, SingleMapConv2D
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "efficientnet_lite0_imagenet.npz"
 ENCODER_NAME = "efficientnet_lite0"
 # (repeats, kernel, stride, expansion, output channels) of the seven stages (efficientnet_lite_builder.py)
-STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80))
+STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+)
 STAGES += ((3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 # encoder features the decoder joins, finest first (1/2, 1/4, 1/8, 1/16), and the 1x1 widths they are reduced to
 SKIPS: tuple[tuple[str, int], ...] = (("eff_b1_expand_relu", 16), ("eff_b3_expand_relu", 32))
