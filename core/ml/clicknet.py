@@ -39,15 +39,29 @@ OUT = 512  # the returned mask's side (the network's probabilities upsampled, th
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "clicknet_nomap.npz"
 
 
-def build(side: int = S):
+def build(side: int = S, encoder: str = "mobilenet_v2"):
     """The network (inputs ``image`` side x side x 3 in 0..1 and ``guide`` side x side x 4; output the
     region's probability, side x side x 1). Every layer with weights has a fixed name (they are stored by
-    name)."""
+    name). ``encoder``: ``mobilenet_v2`` (the shipped weights') or ``efficientnet_lite0`` (experiments:
+    ``tests/perf/exp_clicknet.py --encoder``)."""
     import keras
     from keras import layers
 
     from .fast_layers import FusedBatchNormalization
-    from .unet_mobilenet import DECODER, SKIPS, load_imagenet_weights, mobilenet_blocks
+
+    if encoder == "efficientnet_lite0":
+        from .unet_effnet import DECODER, SKIPS, effnet_blocks, load_imagenet_weights
+
+        rescale, stem, stem_bn, blocks = (
+            (255.0 / 128.0, -127.0 / 128.0),
+            "eff_stem",
+            "eff_stem_bn",
+            effnet_blocks,
+        )
+    else:
+        from .unet_mobilenet import DECODER, SKIPS, load_imagenet_weights, mobilenet_blocks
+
+        rescale, stem, stem_bn, blocks = (2.0, -1.0), "Conv1", "bn_Conv1", mobilenet_blocks
 
     def bn(x, n):
         return FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=n)(x)
@@ -57,13 +71,13 @@ def build(side: int = S):
 
     img = keras.Input((side, side, 3), name="image")
     guide = keras.Input((side, side, 4), name="guide")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(img)
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1")(x)
+    x = layers.Rescaling(rescale[0], offset=rescale[1], name="to_minus1_1")(img)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name=stem)(x)
     g = layers.Conv2D(
         32, 3, strides=2, padding="same", use_bias=False, name="guide_conv", kernel_initializer="zeros"
     )(guide)
-    x = relu6(bn(layers.Add(name="guide_add")([x, g]), "bn_Conv1"), "Conv1_relu")
-    x, feats = mobilenet_blocks(x, bn, relu6)
+    x = relu6(bn(layers.Add(name="guide_add")([x, g]), stem_bn), "Conv1_relu")
+    x, feats = blocks(x, bn, relu6)
     x = layers.ReLU()(bn(layers.Conv2D(128, 1, use_bias=False, name="dec_top")(x), "dec_top_bn"))
     for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
         sk = layers.ReLU()(

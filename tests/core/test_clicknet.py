@@ -70,6 +70,20 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
         clicknet.ClickNet.load(tmp_path / "absent.npz")
 
 
+def test_the_experiments_efficientnet_encoder_starts_from_its_imagenet_weights_and_fits_no_shipped_file():
+    import numpy as np
+    from viaseg.core.ml import clicknet, unet_effnet
+
+    model = clicknet.build(64, encoder="efficientnet_lite0")
+    assert model.output_shape == (None, 64, 64, 1)
+    stored = unet_effnet.imagenet_weights()
+    np.testing.assert_array_equal(
+        model.get_layer("eff_b7_project").get_weights()[0], stored["eff_b7_project"][0]
+    )
+    with pytest.raises(ValueError, match="clicknet_nomap.npz"):  # the shipped weights are MobileNetV2's
+        clicknet.load_weights(model, clicknet.WEIGHTS)
+
+
 def test_viaseg_clicknet_fine_tunes_the_shipped_weights_on_a_projects_polygons(car_damage, tmp_path, capsys):
     import json
 

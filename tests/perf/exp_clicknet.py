@@ -178,13 +178,14 @@ def train(
     batch_size: int = 8,
     steps: int | None = None,
     first_only: bool = False,
+    encoder: str = "mobilenet_v2",
 ):
     import keras
     import tensorflow as tf
 
     tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build()
+    model = build(encoder=encoder)
     sched = keras.optimizers.schedules.CosineDecay(lr, int(seconds / 0.55), alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(sched), loss=bce_dice)
     items = [(i, j) for i, d in enumerate(photos) for j in range(len(d["regs"]))]
@@ -347,6 +348,12 @@ def main(argv=None) -> int:
         help="also store the network's weights for viaseg (core/ml/weights/clicknet_nomap.npz is this, from "
         "the command of docs/RESULTS.md)",
     )
+    ap.add_argument(
+        "--encoder",
+        default="mobilenet_v2",
+        choices=["mobilenet_v2", "efficientnet_lite0"],
+        help="the network's ImageNet encoder (the shipped network's: mobilenet_v2)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.measure_on and not args.no_map:
@@ -357,7 +364,13 @@ def main(argv=None) -> int:
     steps = 0
     if args.seconds > 0:
         model, steps = train(
-            train_set, args.out, args.seconds, args.seed, steps=args.steps, first_only=args.first_only
+            train_set,
+            args.out,
+            args.seconds,
+            args.seed,
+            steps=args.steps,
+            first_only=args.first_only,
+            encoder=args.encoder,
         )
     else:
         import keras
