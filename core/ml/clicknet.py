@@ -50,7 +50,8 @@ def build(side: int = S, encoder: str = "mobilenet_v2"):
     from .fast_layers import FusedBatchNormalization
 
     if encoder == "efficientnet_lite0":
-        from .unet_effnet import DECODER, SKIPS, effnet_blocks, load_imagenet_weights
+        from .unet_effnet import SKIPS, effnet_blocks, load_imagenet_weights
+        from .unet_mobilenet import DECODER
 
         rescale, stem, stem_bn, blocks = (
             (255.0 / 128.0, -127.0 / 128.0),

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .fast_layers import FusedBatchNormalization, SingleMapConv2D
+from .unet_mobilenet import network_input, set_named_weights, unet_decoder
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "efficientnet_lite0_imagenet.npz"
 ENCODER_NAME = "efficientnet_lite0"
@@ -33,7 +33,6 @@ STAGES += ((3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
 # encoder features the decoder joins, finest first (1/2, 1/4, 1/8, 1/16), and the 1x1 widths they are reduced to
 SKIPS: tuple[tuple[str, int], ...] = (("eff_b1_expand_relu", 16), ("eff_b3_expand_relu", 32))
 SKIPS += (("eff_b5_expand_relu", 48), ("eff_b11_expand_relu", 64))
-DECODER = (96, 64, 32, 16)  # widths at 1/16, 1/8, 1/4, 1/2
 
 
 def build_unet_effnet(
@@ -47,45 +46,12 @@ def build_unet_effnet(
 ) -> keras.Model:
     """The U-Net; ``input_size`` a multiple of 32 (int, ``(h, w)``) or ``None`` (any multiple of 32).
     ``pretrained``: start the encoder from the ImageNet weights (else random, as any other layer)."""
-    h: int | None = None
-    w: int | None = None
-    if input_size is not None:
-        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
-        if h <= 0 or w <= 0 or h % 32 or w % 32:
-            raise ValueError(f"input size must be a positive multiple of 32 for this network, got {h}x{w}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError("dropout must be in [0, 1)")
-    dt = None if precision == "float32" else keras.DTypePolicy(precision)
-
-    def bn(x, layer_name):
-        return FusedBatchNormalization(momentum=bn_momentum, epsilon=1e-3, name=layer_name, dtype=dt)(x)
-
-    def relu6(x, layer_name):
-        return layers.ReLU(6.0, name=layer_name, dtype=dt)(x)
-
-    inputs = keras.Input(shape=(h, w, 3), name="image")
+    inputs, bn, relu6, dt = network_input(input_size, dropout, precision, bn_momentum)
     x = layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name="to_minus1_1", dtype=dt)(inputs)
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="eff_stem", dtype=dt)(x)
     x = relu6(bn(x, "eff_stem_bn"), "eff_stem_relu")
     x, features = effnet_blocks(x, bn, relu6, dt)
-
-    x = layers.Conv2D(128, 1, use_bias=False, name="dec_top", dtype=dt)(x)
-    x = layers.ReLU(name="dec_top_relu", dtype=dt)(bn(x, "dec_top_bn"))
-    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
-        skip = layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip", dtype=dt)(
-            features[skip_name]
-        )
-        skip = layers.ReLU(name=f"dec{i}_skip_relu", dtype=dt)(bn(skip, f"dec{i}_skip_bn"))
-        x = layers.UpSampling2D(2, name=f"dec{i}_up", dtype=dt)(x)
-        x = layers.Concatenate(name=f"dec{i}_cat", dtype=dt)([x, skip])
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"dec{i}_conv", dtype=dt)(x)
-        x = layers.ReLU(name=f"dec{i}_relu", dtype=dt)(bn(x, f"dec{i}_bn"))
-        if dropout:
-            x = layers.SpatialDropout2D(dropout, name=f"dec{i}_dropout", dtype=dt)(x)
-    x = layers.UpSampling2D(2, interpolation="bilinear", name="dec_full_up", dtype=dt)(x)
-    outputs = SingleMapConv2D(
-        num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
-    )(x)
+    outputs = unet_decoder(x, features, SKIPS, bn, dt, dropout, num_classes)
     model = keras.Model(inputs, outputs, name=name)
     if pretrained:
         load_imagenet_weights(model)
@@ -146,19 +112,4 @@ def load_imagenet_weights(model: keras.Model, path: Path = WEIGHTS) -> int:
     Raises ``ValueError`` naming the file when a layer's shapes do not match or the file is missing."""
     if not path.is_file():
         raise ValueError(f"{path}: the EfficientNet-Lite0 ImageNet weights are missing")
-    weights = imagenet_weights(path)
-    n = 0
-    for layer in model.layers:
-        ws = weights.get(layer.name)
-        if ws is None:
-            continue
-        want = [tuple(v.shape) for v in layer.weights]
-        if want != [w.shape for w in ws]:
-            raise ValueError(
-                f"{path}: layer {layer.name} has shapes {want}, the file {[w.shape for w in ws]}"
-            )
-        layer.set_weights(ws)
-        n += 1
-    if n != len(weights):
-        raise ValueError(f"{path}: {len(weights) - n} of its layers are not in the network")
-    return n
+    return set_named_weights(model, imagenet_weights(path), path)

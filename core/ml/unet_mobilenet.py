@@ -46,6 +46,21 @@ def build_unet_mobilenet(
 ) -> keras.Model:
     """The U-Net; ``input_size`` a multiple of 32 (int, ``(h, w)``) or ``None`` (any multiple of 32).
     ``pretrained``: start the encoder from the ImageNet weights (else random, as any other layer)."""
+    inputs, bn, relu6, dt = network_input(input_size, dropout, precision, bn_momentum)
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1", dtype=dt)(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1", dtype=dt)(x)
+    x = relu6(bn(x, "bn_Conv1"), "Conv1_relu")
+    x, features = mobilenet_blocks(x, bn, relu6, dt)
+    outputs = unet_decoder(x, features, SKIPS, bn, dt, dropout, num_classes)
+    model = keras.Model(inputs, outputs, name=name)
+    if pretrained:
+        load_imagenet_weights(model)
+    return model
+
+
+def network_input(input_size, dropout: float, precision: str, bn_momentum: float):
+    """The checked input (a multiple of 32, or ``None``: any), and the batch-norm / ReLU6 makers and dtype
+    policy the ImageNet-encoder U-Nets share: ``(inputs, bn, relu6, dt)``."""
     h: int | None = None
     w: int | None = None
     if input_size is not None:
@@ -62,16 +77,15 @@ def build_unet_mobilenet(
     def relu6(x, layer_name):
         return layers.ReLU(6.0, name=layer_name, dtype=dt)(x)
 
-    inputs = keras.Input(shape=(h, w, 3), name="image")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1", dtype=dt)(inputs)
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="Conv1", dtype=dt)(x)
-    x = relu6(bn(x, "bn_Conv1"), "Conv1_relu")
-    x, features = mobilenet_blocks(x, bn, relu6, dt)
+    return keras.Input(shape=(h, w, 3), name="image"), bn, relu6, dt
 
-    # decoder: from 1/32 up to 1/2, joining each reduced skip
+
+def unet_decoder(x, features, skips, bn, dt, dropout: float, num_classes: int):
+    """The decoder of the ImageNet-encoder U-Nets: from the encoder's output at 1/32 up to 1/2, joining each
+    of ``skips`` (``(feature name, 1x1 width)``, finest first) reduced, then one probability map at full size."""
     x = layers.Conv2D(128, 1, use_bias=False, name="dec_top", dtype=dt)(x)
     x = layers.ReLU(name="dec_top_relu", dtype=dt)(bn(x, "dec_top_bn"))
-    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(SKIPS), DECODER, strict=True)):
+    for i, ((skip_name, skip_width), width) in enumerate(zip(reversed(skips), DECODER, strict=True)):
         skip = layers.Conv2D(skip_width, 1, use_bias=False, name=f"dec{i}_skip", dtype=dt)(
             features[skip_name]
         )
@@ -83,13 +97,9 @@ def build_unet_mobilenet(
         if dropout:
             x = layers.SpatialDropout2D(dropout, name=f"dec{i}_dropout", dtype=dt)(x)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="dec_full_up", dtype=dt)(x)
-    outputs = SingleMapConv2D(
+    return SingleMapConv2D(
         num_classes, 3, activation="sigmoid", padding="same", dtype="float32", name="mask"
     )(x)
-    model = keras.Model(inputs, outputs, name=name)
-    if pretrained:
-        load_imagenet_weights(model)
-    return model
 
 
 def mobilenet_blocks(x, bn, relu6, dt=None):
@@ -153,7 +163,12 @@ def describe_weights(path: Path = WEIGHTS) -> dict:
 def load_imagenet_weights(model: keras.Model, path: Path = WEIGHTS) -> int:
     """Set every encoder layer of ``model`` found in the stored weights; returns how many layers were set.
     Raises ``ValueError`` naming the file when a layer's shapes do not match."""
-    weights = imagenet_weights(path)
+    return set_named_weights(model, imagenet_weights(path), path)
+
+
+def set_named_weights(model: keras.Model, weights: dict[str, list[np.ndarray]], path: Path) -> int:
+    """Set each layer of ``model`` named in ``weights`` (read from ``path``); ``ValueError`` naming the file when
+    shapes differ or a stored layer is not in the network. Returns how many layers were set."""
     n = 0
     for layer in model.layers:
         ws = weights.get(layer.name)
