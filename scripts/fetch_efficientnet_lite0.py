@@ -7,7 +7,7 @@ PyTorch's legacy (pickle, not zip) format. This script reads that file without P
 that accepts only tensors and an OrderedDict), keeps the stem and the 16 blocks (the classifier head and its
 1280-wide convolution are dropped), transposes each tensor to Keras' order and stores it as float16 under the
 layer names of ``core/ml/unet_effnet.py``. Checked: the whole classifier, rebuilt in Keras with these weights,
-ranks a car class first on each of 12 car photos (twenty-eighth session).
+ranks a car-related ImageNet class first (a car type or "car wheel") on each of 12 whole-car photos (twenty-eighth session).
 
 The file this script writes is in the repository, so neither users nor CI ever run it.
 
