@@ -86,7 +86,7 @@ def _add_schedule_options(p) -> None:
         "--decoder-lr-mult",
         type=float,
         metavar="X",
-        help="with the ImageNet encoder: the layers outside it (the decoder) learn at X times --lr "
+        help="with the MobileNetV2 encoder: the layers outside it (the decoder) learn at X times --lr "
         "(default 1: one rate)",
     )
     p.add_argument(

@@ -168,7 +168,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         raise _TrainingFailed(f"decoder learning-rate multiple {cfg.decoder_lr_mult}: must be above 0")
     if cfg.decoder_lr_mult != 1.0 and cfg.encoder != "mobilenet_v2":
         raise _TrainingFailed(
-            f"decoder learning-rate multiple {cfg.decoder_lr_mult}: needs the ImageNet encoder "
+            f"decoder learning-rate multiple {cfg.decoder_lr_mult}: needs the MobileNetV2 ImageNet encoder "
             f"(--encoder mobilenet_v2; this run's is {cfg.encoder})"
         )
     if cfg.init_from and _is_ensemble(Path(cfg.init_from)):
