@@ -2,6 +2,7 @@
 
 Every DATASET's annotated training images are divided into folds (copies kept together); ``--extra`` data
 always trains. Prints out-of-fold Dice / IoU with 95 % bootstrap intervals, per dataset, and the worst images.
+``viaseg crossval --merge CV_DIR ... --out DIR`` joins runs of different folds (``--only-folds``) into one result.
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "datasets",
-        nargs="+",
+        nargs="*",
         metavar="DATASET",
         help="dataset folder, VIA file or DIR:split (default split: train)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="CV_DIR",
+        help="instead of training: join the output folders of runs of different folds (--only-folds run "
+        "apart) into one result in --out, scored over all their images",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
@@ -99,12 +107,23 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    from ..ml.crossval import crossval
+    from ..base.errors import ViasegError
+    from ..ml.crossval import crossval, merge_results
     from .train_cmd import _config
 
+    if args.merge:
+        if args.datasets:
+            raise ViasegError("--merge joins finished runs: give no DATASET with it")
+        try:
+            merged = merge_results(args.merge, args.out)
+        except ValueError as exc:
+            raise ViasegError(str(exc)) from None
+        res = merged.to_dict()
+        print(json.dumps(res, indent=2, default=str) if args.json else format_report(res, args.worst))
+        return 1 if merged.errors else 0
+    if not args.datasets:
+        raise ViasegError("give at least one DATASET (or --merge CV_DIR ...)")
     if args.folds < 2:
-        from ..base.errors import ViasegError
-
         raise ViasegError("--folds must be at least 2")
     only = _folds_arg(args.only_folds, args.folds)
     cfg = _config(args)

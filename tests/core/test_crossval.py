@@ -130,36 +130,69 @@ def test_crossval_cli_runs_one_fold_and_refuses_bad_folds(tmp_path, capsys):
 
     ds = _write_via_dataset(tmp_path / "ds", 6)
     out = tmp_path / "cv"
-    rc = main(
-        [
-            "crossval",
-            str(ds),
-            "--out",
-            str(out),
-            "--folds",
-            "3",
-            "--only-folds",
-            "1",
-            "--size",
-            "32",
-            "--encoder",
-            "xception",
-            "--base-width",
-            "8",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--json",
-            "--quiet",
-            "--no-tta",
-            "--tta-scales",
-            "1",
-        ]
-    )
+    args = ["crossval", str(ds), "--out", str(out), "--folds", "3", "--only-folds", "1"]
+    args += [
+        "--size",
+        "32",
+        "--encoder",
+        "xception",
+        "--base-width",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+    ]
+    args += ["--json", "--quiet", "--no-tta", "--tta-scales", "1"]
+    rc = main(args)
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert [r["fold"] for r in res["fold_runs"]] == [1]
     assert res["n_images"] == 2 and all(r["fold"] == 1 for r in res["per_image"])
     assert main(["crossval", str(ds), "--out", str(out), "--folds", "3", "--only-folds", "5"]) == 2
     assert "fold 5 does not exist" in capsys.readouterr().err
+
+    # the other two folds run apart (another day, another machine), then joined into one result
+    rc = main(
+        ["crossval", str(ds), "--out", str(tmp_path / "cv02"), *args[4:6], "--only-folds", "0,2", *args[8:]]
+    )
+    assert rc == 0
+    part = json.loads(capsys.readouterr().out)
+    assert (
+        main(
+            [
+                "crossval",
+                "--merge",
+                str(out),
+                str(tmp_path / "cv02"),
+                "--out",
+                str(tmp_path / "all"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    merged = json.loads(capsys.readouterr().out)
+    assert [r["fold"] for r in merged["fold_runs"]] == [0, 1, 2]
+    assert sorted(r["image"] for r in merged["per_image"]) == sorted(
+        e.name for e in (ds / "train").iterdir() if e.suffix != ".json"
+    )
+    rows = merged["per_image"]
+    assert merged["n_images"] == 6 and merged["mean_dice"] == pytest.approx(
+        np.mean([r["dice"] for r in rows])
+    )
+    assert {r["image"]: r["dice"] for r in rows} == {
+        r["image"]: r["dice"] for r in res["per_image"] + part["per_image"]
+    }
+    for r in rows:  # each map still found, from the merged folder
+        assert load_map(tmp_path / "all" / r["map_path"]).shape == (48, 48)
+    assert json.loads((tmp_path / "all" / "crossval.json").read_text())["n_images"] == 6
+    # a fold in two inputs, a dataset with --merge, a folder without results: refused, naming the problem
+    assert main(["crossval", "--merge", str(out), str(out), "--out", str(tmp_path / "x")]) == 2
+    assert "fold 1 is also in" in capsys.readouterr().err
+    assert main(["crossval", str(ds), "--merge", str(out), "--out", str(tmp_path / "x")]) == 2
+    assert "give no DATASET" in capsys.readouterr().err
+    assert main(["crossval", "--merge", str(ds), "--out", str(tmp_path / "x")]) == 2
+    assert "crossval.json" in capsys.readouterr().err
+    assert main(["crossval", "--out", str(tmp_path / "x")]) == 2
+    assert "at least one DATASET" in capsys.readouterr().err
