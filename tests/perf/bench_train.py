@@ -94,7 +94,18 @@ def _amx_used(size: int) -> bool | None:
     text = out.stdout + out.stderr
     if "onednn_verbose" not in text and "dnnl_verbose" not in text:
         return None  # oneDNN said nothing: cannot tell
-    return "amx" in text.lower().replace("amx_used", "")
+    return amx_in_verbose(text)
+
+
+def amx_in_verbose(text: str) -> bool:
+    """Whether a oneDNN verbose log ran a primitive on AMX: an ``exec`` line whose implementation names it
+    (``brg...:avx512_core_amx``). The ``info`` header names the CPU's ISA, AMX included, whatever runs."""
+    for line in text.splitlines():
+        fields = line.lower().split(",")
+        if len(fields) > 5 and fields[0] in ("onednn_verbose", "dnnl_verbose") and "exec" in fields[1:4]:
+            if any("amx" in f for f in fields[4:8]):
+                return True
+    return False
 
 
 def _entries():
