@@ -136,9 +136,8 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
     Each of ``dirs`` is a folder holding a ``crossval.json`` (or the file). Refused with a ``ValueError`` that
     names the file: a file that is not crossval's, a different number of folds, a fold or an image in two
     inputs (runs divided into folds differently). The maps stay where they are; their paths are rewritten
-    relative to ``out_dir`` (absolute where no relative path exists)."""
-    import os
-
+    relative to ``out_dir`` (absolute where no relative path exists). ``out_dir`` may not be one of the inputs
+    (its own result would be overwritten)."""
     out = Path(out_dir)
     merged: CrossvalResult | None = None
     seen_folds: dict[int, Path] = {}
@@ -147,6 +146,8 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
     for d in dirs:
         p = Path(d)
         p = p / "crossval.json" if p.is_dir() else p
+        if p.resolve() == (out / "crossval.json").resolve():
+            raise ValueError(f"{p}: an input of the merge; write the merged result to another folder")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
@@ -155,7 +156,10 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
             raise ValueError(f"{p}: not JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(data, dict) or not isinstance(data.get("per_image"), list) or "folds" not in data:
             raise ValueError(f"{p}: not the crossval.json of `viaseg crossval` (no folds / per_image)")
-        k = int(data["folds"])
+        try:
+            k = int(data["folds"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{p}: its number of folds is not a number ({data['folds']!r})") from None
         if merged is None:
             merged = CrossvalResult(k)
         elif k != merged.folds:
@@ -167,7 +171,7 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
                 raise ValueError(f"{p}: fold {f} is also in {seen_folds[f]}; merge runs of different folds")
             seen_folds[f] = p
             if r.get("run_dir"):
-                r = {**r, "run_dir": _rebase(p.parent / str(r["run_dir"]), out, os)}
+                r = {**r, "run_dir": _rebase(p.parent / str(r["run_dir"]), out)}
             merged.fold_runs.append(r)
         for row in data["per_image"]:
             try:
@@ -182,7 +186,7 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
                 )
             seen_images[key] = p
             if score.map_path:
-                score.map_path = _rebase(p.parent / score.map_path, out, os)
+                score.map_path = _rebase(p.parent / score.map_path, out)
             merged.per_image.append(score)
         merged.errors += [str(e) for e in data.get("errors") or []]
         merged.skipped += [str(e) for e in data.get("skipped") or [] if str(e) not in merged.skipped]
@@ -195,7 +199,10 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
     return merged
 
 
-def _rebase(path: Path, out: Path, os) -> str:
+def _rebase(path: Path, out: Path) -> str:
+    """``path`` relative to the folder ``out``, as crossval.json stores its paths."""
+    import os
+
     try:
         return os.path.relpath(path.resolve(), out.resolve())
     except ValueError:  # another drive (Windows)

@@ -194,5 +194,8 @@ def test_crossval_cli_runs_one_fold_and_refuses_bad_folds(tmp_path, capsys):
     assert "give no DATASET" in capsys.readouterr().err
     assert main(["crossval", "--merge", str(ds), "--out", str(tmp_path / "x")]) == 2
     assert "crossval.json" in capsys.readouterr().err
+    assert main(["crossval", "--merge", str(out), str(tmp_path / "cv02"), "--out", str(out)]) == 2
+    assert "an input of the merge" in capsys.readouterr().err
+    assert [r["fold"] for r in json.loads((out / "crossval.json").read_text())["fold_runs"]] == [1]  # kept
     assert main(["crossval", "--out", str(tmp_path / "x")]) == 2
     assert "at least one DATASET" in capsys.readouterr().err
