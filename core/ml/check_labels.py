@@ -233,18 +233,9 @@ def read_results(path: str | Path) -> CheckResults:
     """``crossval.json`` (a folder holding one, or the file) as :class:`CheckResults`, worst image first.
     Raises ``ValueError`` with a sentence for a file that is not one."""
     from ..checks.label_errors import rank
+    from .crossval import read_json
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / "crossval.json"
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{p}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("per_image"), list):
-        raise ValueError(f"{p}: not the results of a label check or `viaseg crossval` (no per_image list)")
+    p, data = read_json(path)
     images = []
     for row in data["per_image"]:
         try:

@@ -129,6 +129,23 @@ def summarize(rows: list[OofScore], n_boot: int = 2000, seed: int = 0) -> dict:
     }
 
 
+def read_json(path: str | Path) -> tuple[Path, dict]:
+    """``crossval.json`` (a folder holding one, or the file): its path and content. Raises ``ValueError`` with a
+    sentence naming the file when it cannot be read or holds no ``per_image`` list."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "crossval.json"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("per_image"), list):
+        raise ValueError(f"{p}: not the results of a label check or `viaseg crossval` (no per_image list)")
+    return p, data
+
+
 def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult:
     """The folds of several ``crossval`` runs (``--only-folds`` run apart: other days, other machines) as one
     result, written to ``out_dir/crossval.json``: every image scored once, the interval over all of them.
@@ -145,17 +162,11 @@ def merge_results(dirs: list[str | Path], out_dir: str | Path) -> CrossvalResult
     names = {f.name for f in dataclasses.fields(OofScore)}
     for d in dirs:
         p = Path(d)
-        p = p / "crossval.json" if p.is_dir() else p
-        if p.resolve() == (out / "crossval.json").resolve():
+        if (p / "crossval.json" if p.is_dir() else p).resolve() == (out / "crossval.json").resolve():
             raise ValueError(f"{p}: an input of the merge; write the merged result to another folder")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{p}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}: not JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("per_image"), list) or "folds" not in data:
-            raise ValueError(f"{p}: not the crossval.json of `viaseg crossval` (no folds / per_image)")
+        p, data = read_json(p)
+        if "folds" not in data:
+            raise ValueError(f"{p}: not the crossval.json of `viaseg crossval` (no number of folds)")
         try:
             k = int(data["folds"])
         except (TypeError, ValueError):
