@@ -14,7 +14,8 @@ it; ``viaseg train --init-from`` is the same fine-tuning from the command line).
   model (it may have trained on them). With enough new photos (10 or more) it chooses its threshold again on
   half of them, kept out for the first half of its budget (``train_calibrate``): fine-tuned on a new style, a
   model is far less sure there than its starting model was; with fewer it keeps the starting model's threshold.
-* *Label next* (:func:`uncertainty`, :func:`rank_uncertain`): how unsure the model is about a photo.
+* *Label next* (:func:`uncertainty`, :func:`rank_uncertain`): how unsure the model is about a photo;
+  :func:`rank_diverse` spreads a batch of unsure photos over unlike ones (:func:`photo_embeddings`).
 """
 
 from __future__ import annotations
@@ -301,3 +302,90 @@ def view_disagreement(probs: np.ndarray, mirrored: np.ndarray, floor: float = 0.
     d = np.abs(a - b)
     d[np.maximum(a, b) < floor] = 0.0
     return float(d.mean())
+
+
+def photo_embeddings(pred: Any, paths: list, batch_size: int = 8) -> dict[str, np.ndarray | None]:
+    """What the model's encoder makes of each photo: its deepest feature map (the smallest spatial size in the
+    network, the last layer of that size), averaged over the image and scaled to unit length, one vector per
+    path (``None`` for a photo that cannot be read). Photos the encoder sees alike are near each other, which is
+    what :func:`rank_diverse` spreads a batch over. ``pred``: a :class:`~viaseg.core.ml.predict.Predictor`
+    (an ensemble: its first member's encoder). Loads TensorFlow."""
+    import cv2
+    import keras
+
+    from .predict import _INTERP
+
+    network = (pred.members or [pred.model])[0]
+    best = None
+    for layer in network.layers:
+        shape = getattr(layer.output, "shape", None)
+        if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None:
+            continue
+        size = int(shape[1]) * int(shape[2])
+        if best is None or size <= best[0]:
+            best = (size, layer)
+    if best is None:
+        raise ValueError(f"{pred.path or 'model'}: no feature map to take photo embeddings from")
+    encoder = keras.Model(network.inputs, best[1].output)
+    h, w = pred.input_hw
+    out: dict[str, np.ndarray | None] = {}
+    ok: list[tuple[str, np.ndarray]] = []
+    for p in paths:
+        try:
+            img, _, _ = pred._load(p)
+        except Exception:  # unreadable: no embedding, the caller ranks it last
+            out[str(p)] = None
+            continue
+        ok.append((str(p), cv2.resize(img, (w, h), interpolation=_INTERP[pred.resize])))
+    for i in range(0, len(ok), batch_size):
+        chunk = ok[i : i + batch_size]
+        x = pred._normalise(np.stack([im for _, im in chunk]))
+        feats = np.asarray(encoder([x], training=False), dtype=np.float32).mean(axis=(1, 2))
+        feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        for (name, _), f in zip(chunk, feats, strict=True):
+            out[name] = f
+    return out
+
+
+def rank_diverse(
+    scores: dict[str, float],
+    embeddings: dict[str, np.ndarray | None],
+    labelled: np.ndarray | None = None,
+    top: float = 0.5,
+) -> list[str]:
+    """Names in the order to label them, a batch at a time: uncertain *and* unlike each other. The most
+    uncertain share ``top`` of the photos (:func:`uncertainty` ``scores``) come first, ordered greedily: each next
+    photo maximizes its uncertainty (relative to the most uncertain) times its distance to the nearest photo
+    already chosen or already ``labelled`` (their embeddings, ``N x D``; cosine distance of the unit vectors of
+    :func:`photo_embeddings`); the rest follow in the same greedy order. Ranking by uncertainty alone fills a
+    batch with near copies of the same hard scene; this spreads it over what the model has not seen (the
+    core-set idea, weighted by doubt). Photos without an embedding keep their uncertainty order at the end."""
+    names = rank_uncertain(scores)
+    have = [n for n in names if embeddings.get(n) is not None]
+    missing = [n for n in names if embeddings.get(n) is None]
+    if not have:
+        return names
+    k = max(1, int(np.ceil(top * len(have))))
+    order: list[str] = []
+    chosen = None if labelled is None or len(labelled) == 0 else np.asarray(labelled, dtype=np.float32)
+    for group in (have[:k], have[k:]):
+        if not group:
+            continue
+        emb = np.stack([np.asarray(embeddings[n], dtype=np.float32) for n in group])
+        u = np.array([max(scores[n], 0.0) for n in group], dtype=np.float64)
+        u = u / u.max() if u.max() > 0 else np.ones_like(u)
+        if chosen is None:
+            near = np.full(len(group), np.inf)
+        else:
+            near = (1.0 - emb @ chosen.T).min(axis=1).astype(np.float64)
+        left = np.ones(len(group), dtype=bool)
+        for _ in range(len(group)):
+            gain = np.where(left, u * np.where(np.isinf(near), 1.0, np.maximum(near, 0.0)), -1.0)
+            if np.isinf(near).all():  # nothing chosen yet and nothing labelled: the most uncertain first
+                gain = np.where(left, u, -1.0)
+            i = int(np.argmax(gain))  # ties: the earlier (more uncertain, then by name)
+            left[i] = False
+            order.append(group[i])
+            near = np.minimum(near, 1.0 - emb @ emb[i])
+        chosen = emb if chosen is None else np.concatenate([chosen, emb])
+    return order + missing

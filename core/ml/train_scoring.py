@@ -152,8 +152,15 @@ def _model_meta(run: _Run, fitted: _Fitted, tf) -> dict:
         "tf_version": tf.__version__,
         "precision": run.precision,
         "device": run.device,
-        "trained_on": trained_on(run.data.train),  # file name -> region hash: what "changed since" compares
+        # file name -> region hash: what "changed since" compares; a photo that could not be read was not
+        # trained on (added later with the same regions, it must count as new)
+        "trained_on": trained_on([e for e in run.data.train if str(e.path) not in _unread(run)]),
     }
+
+
+def _unread(run: _Run) -> set[str]:
+    """The paths of the training images the run skipped (unreadable or missing files)."""
+    return {name for name, _ in (getattr(run.tr, "skipped", None) or [])}
 
 
 def _scores(run: _Run, model, meta: dict) -> tuple[dict, str, list[dict]]:

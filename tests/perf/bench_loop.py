@@ -1,7 +1,8 @@
 """Benchmark: the annotate -> improve -> predict loop, simulated (issue 18).
 
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
-        [--steps 120] [--seeds 0 1 2] [--strategies next random] [--score entropy|views] [--lr LR] [--work DIR]
+        [--steps 120] [--seeds 0 1 2] [--next-seeds 0] [--strategies next random]
+        [--score entropy|views|diverse] [--lr LR] [--work DIR]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
@@ -17,9 +18,11 @@ The loop always continues from the new model; what the app's keep-the-better rul
 on car-damage:val, the project's own validation split) is recorded per round.
 
 Printed: per strategy the curve (photos labelled, CPU seconds, both scores), its area (mean score over the
-rounds), ``extra_val_after_30``, ``car_val_after_30`` (Label next), the random mean at 30, ``reference_extra_val_100``
+rounds), ``extra_val_after_30``, ``car_val_after_30`` (Label next, the mean over ``--next-seeds``: its order
+is the model's, the training seed changes the model), the random mean at 30, ``reference_extra_val_100``
 (``--reference`` models, e.g. the documented command on car-damage + all 100 pool photos, scored the same way),
-``photos_to_match_random_30`` and ``seconds_per_round``.
+``photos_to_match_random_30`` (the first round at which Label next's mean reaches random order's mean at 30) and
+``seconds_per_round``.
 """
 
 from __future__ import annotations
@@ -58,12 +61,22 @@ def load_sets():
     return car_train, car_val, pool, list(extra.splits["val"].entries)
 
 
-def rank_next(model_path: str, candidates: list, score: str = "entropy") -> list:
+def rank_next(
+    model_path: str, candidates: list, score: str = "entropy", labelled: list | None = None
+) -> list:
     """The candidates the current model is least sure of first: ``entropy`` (``core.loop.uncertainty``, what
-    *Label next* uses; one forward pass each, no averaging) or ``views`` (``core.loop.view_disagreement``: the
-    photo and its mirror image, at the network's input size)."""
+    *Label next* uses; one forward pass each, no averaging), ``views`` (``core.loop.view_disagreement``: the
+    photo and its mirror image, at the network's input size) or ``diverse`` (the entropy's more uncertain half
+    first, spread by ``core.loop.rank_diverse`` over the encoder's view of the photos, away from the
+    ``labelled`` ones and from each other)."""
     import cv2
-    from viaseg.core.ml.loop import rank_uncertain, uncertainty, view_disagreement
+    from viaseg.core.ml.loop import (
+        photo_embeddings,
+        rank_diverse,
+        rank_uncertain,
+        uncertainty,
+        view_disagreement,
+    )
     from viaseg.core.ml.predict import _INTERP, Predictor, interactive
 
     pred = Predictor.load(model_path, cache=False)  # its settings change here: not the shared instance
@@ -86,7 +99,18 @@ def rank_next(model_path: str, candidates: list, score: str = "entropy") -> list
     else:
         for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
             scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
-    order = rank_uncertain(scores)
+    if score == "diverse":
+        emb = photo_embeddings(pred, [e.path for e in candidates])
+        known = [
+            v for v in photo_embeddings(pred, [e.path for e in labelled or []]).values() if v is not None
+        ]
+        order = rank_diverse(
+            scores,
+            {e.filename: emb[str(e.path)] for e in candidates},
+            np.stack(known) if known else None,
+        )
+    else:
+        order = rank_uncertain(scores)
     by_name = {e.filename: e for e in candidates}
     return [by_name[n] for n in order]
 
@@ -155,7 +179,7 @@ def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
     for k in range(args.rounds):
         c0 = cpu_seconds()
         if strategy == "next":
-            remaining = rank_next(model, remaining, args.score)
+            remaining = rank_next(model, remaining, args.score, car_train + labelled)
         chosen, remaining = remaining[: args.per_round], remaining[args.per_round :]
         labelled += chosen
         rank_cpu = cpu_seconds() - c0
@@ -202,13 +226,21 @@ def main(argv=None) -> int:
         "--steps", type=int, default=120, help="training steps per Improve (120 ~ 120 s idle here)"
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-order seeds")
+    ap.add_argument(
+        "--next-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="training seeds of the Label next curves (the order is the model's; the keys average them)",
+    )
     ap.add_argument("--strategies", nargs="+", default=["next", "random"], choices=["next", "random"])
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
     ap.add_argument(
         "--score",
-        choices=("entropy", "views"),
+        choices=("entropy", "views", "diverse"),
         default="entropy",
-        help="Label next's score: entropy (the app's) or views (mirror-view disagreement)",
+        help="Label next's score: entropy (the app's), views (mirror-view disagreement) or diverse (the more "
+        "uncertain half by entropy, spread over unlike photos by the encoder's features)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
@@ -235,7 +267,7 @@ def main(argv=None) -> int:
     }
     curves: dict[str, list] = {}
     for strategy in args.strategies:
-        for seed in [0] if strategy == "next" else args.seeds:
+        for seed in args.next_seeds if strategy == "next" else args.seeds:
             curves[f"{strategy}-s{seed}"] = run_curve(strategy, seed, args, sets, work)
     refs = [score_model(m, sets[3])["mean_dice"] for m in args.reference]
 
@@ -245,18 +277,21 @@ def main(argv=None) -> int:
     def area(rows, key):
         return round(sum(r[key] for r in rows) / len(rows), 4) if rows else None
 
-    randoms = [n for n in curves if n.startswith("random")]
     last = args.rounds * args.per_round
 
-    def random_mean(photos, key="extra_val"):
-        vals = [at(n, photos, key) for n in randoms]
+    def mean_of(strategy, photos, key="extra_val"):
+        vals = [at(n, photos, key) for n in curves if n.startswith(strategy + "-")]
         vals = [v for v in vals if v is not None]
         return round(sum(vals) / len(vals), 4) if vals else None
 
+    def random_mean(photos, key="extra_val"):
+        return mean_of("random", photos, key)
+
     target = random_mean(30)
     match = None
-    if target is not None and "next-s0" in curves:
-        match = next((r["photos"] for r in curves["next-s0"] if r["extra_val"] >= target), None)
+    if target is not None:
+        steps = sorted({r["photos"] for n, rows in curves.items() if n.startswith("next-") for r in rows})
+        match = next((p for p in steps if (mean_of("next", p) or -1.0) >= target), None)
     rounds = [r for rows in curves.values() for r in rows]
     out = {
         "base": args.base,
@@ -265,8 +300,9 @@ def main(argv=None) -> int:
         "learning_rate": args.lr,
         "label_next_score": args.score,
         "per_round": args.per_round,
-        "extra_val_after_30": at("next-s0", 30, "extra_val"),
-        "car_val_after_30": at("next-s0", 30, "car_val"),
+        "extra_val_after_30": mean_of("next", 30),
+        "car_val_after_30": mean_of("next", 30, "car_val"),
+        "label_next_seeds": args.next_seeds,
         "random_extra_val_after_30": target,
         "random_car_val_after_30": random_mean(30, "car_val"),
         "reference_extra_val_100": round(sum(refs) / len(refs), 4) if refs else None,
