@@ -344,7 +344,7 @@ def test_stop_ends_the_check_and_says_what_is_listed(qtbot, app):
 
     panel.train_fn, panel.train_mode = until_stopped, "thread"
     assert panel.start() and panel.stop_btn.isEnabled()
-    qtbot.waitUntil(lambda: "fold 2/3" in panel.progress.format(), timeout=10000)
+    qtbot.waitUntil(lambda: f"fold 2/{panel.job.folds}" in panel.progress.format(), timeout=10000)
     panel.stop_btn.click()
     qtbot.waitUntil(lambda: panel.thread is None, timeout=10000)
     assert "fold 2 was stopped before it finished" in panel.message.text()
