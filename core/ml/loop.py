@@ -357,9 +357,9 @@ def rank_diverse(
     uncertain share ``top`` of the photos (:func:`uncertainty` ``scores``) come first, ordered greedily: each next
     photo maximizes its uncertainty (relative to the most uncertain) times its distance to the nearest photo
     already chosen or already ``labelled`` (their embeddings, ``N x D``; cosine distance of the unit vectors of
-    :func:`photo_embeddings`); the rest follow in the same greedy order. Ranking by uncertainty alone fills a
-    batch with near copies of the same hard scene; this spreads it over what the model has not seen (the
-    core-set idea, weighted by doubt). Photos without an embedding keep their uncertainty order at the end.
+    :func:`photo_embeddings`); the rest follow in the same greedy order. Ranking by uncertainty alone can fill a
+    batch with near copies of one hard scene; this spreads it over what the model has not seen (the core-set
+    idea, weighted by doubt). Photos without an embedding keep their uncertainty order at the end.
     An alternative *Label next* order (``bench_loop.py --score diverse``); on the loop it did no better than
     the uncertainty alone (docs/RESULTS.md, thirtieth session), so the app ranks by :func:`uncertainty`."""
     names = rank_uncertain(scores)
