@@ -14,6 +14,7 @@ list itself (both orders, the ✓ of applied areas) is :mod:`.label_check_list`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime
 from pathlib import Path
@@ -37,11 +38,13 @@ from viaseg.core.annotation.edits import EditError
 from viaseg.core.base.errors import ViasegError
 from viaseg.core.imaging.imageio import image_size
 from viaseg.core.ml.check_labels import (
+    MIN_PER_FOLD,
     CheckResults,
     FoldFailed,
     FoldProgress,
     job_problem,
     make_job,
+    most_folds,
     read_results,
     split_hint,
 )
@@ -220,7 +223,13 @@ class LabelCheckPanel(QWidget):
         except Exception as exc:  # any set-up problem becomes a message
             self._set_message(f"Cannot check labels: {exc}", error=True)
             return False
-        problem = job_problem(job)
+        problem, fewer = job_problem(job), ""
+        k = most_folds(job) if problem else 0
+        if 2 <= k < job.folds:  # a small project: as many folds as its photos allow, and say so
+            fewer = f"{k} folds instead of {job.folds}: each must hold out {MIN_PER_FOLD} annotated photos. "
+            job = dataclasses.replace(job, folds=k)
+            self.folds.setValue(k)
+            problem = job_problem(job)
         if problem:
             self._set_message(problem, error=True)
             return False
@@ -234,7 +243,9 @@ class LabelCheckPanel(QWidget):
         self.stop_btn.setEnabled(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
-        self._set_message(f"Preparing {job.folds} folds of {sum(len(e) for _, e in job.sources)} photos…")
+        self._set_message(
+            f"{fewer}Preparing {job.folds} folds of {sum(len(e) for _, e in job.sources)} photos…"
+        )
         self.thread.start()
         return True
 

@@ -90,6 +90,13 @@ def usable(sources: list[tuple[str, list[Any]]], include_empty: bool = True) -> 
     return [e for _, ents in sources for e in ents if (e.regions or include_empty) and e.path.is_file()]
 
 
+def most_folds(job: CheckLabelsJob) -> int:
+    """The most folds, up to ``job.folds``, that its photos allow (``MIN_PER_FOLD`` held out by each); 0 when
+    not even 2 folds fit."""
+    k = min(job.folds, len(usable(job.sources, job.config.include_empty)) // MIN_PER_FOLD)
+    return k if k >= 2 else 0
+
+
 def job_problem(job: CheckLabelsJob) -> str | None:
     """Why ``job`` cannot run, in a sentence for the user; None when it can."""
     if not 2 <= job.folds <= 10:

@@ -15,6 +15,7 @@ from viaseg.core.ml.check_labels import (
     FoldFailed,
     job_problem,
     make_job,
+    most_folds,
     read_results,
     run_check_labels,
     split_hint,
@@ -63,6 +64,10 @@ def test_too_few_photos_no_regions_or_photos_gone_are_sentences(tmp_path):
     cfg = preset("default")
     job = make_job(cfg, dataset(tmp_path, n_train=3, n_val=2), tmp_path / "out", folds=3)
     assert "at least 6 annotated photos" in job_problem(job) and "there are 5" in job_problem(job)
+    assert most_folds(job) == 2  # what 5 photos allow (the dock then checks with 2)
+    assert (
+        most_folds(make_job(cfg, dataset(tmp_path / "d", n_train=1, n_val=2), tmp_path / "out", folds=5)) == 0
+    )
     assert job_problem(make_job(cfg, dataset(tmp_path / "b"), tmp_path / "out", folds=2)) is None
     job = make_job(cfg, dataset(tmp_path / "c"), tmp_path / "out", folds=4)
     for e in job.sources[0][1][:4]:

@@ -326,9 +326,15 @@ def test_bad_states_are_messages(qtbot, app, tmp_path):
     assert text.startswith("Check labels failed:") and "the disk is full" in text and "Traceback" not in text
 
     panel.folds.setValue(5)
-    for r in window.session.rows[4:]:  # too few photos for 5 folds of at least 2
+    for r in window.session.rows[5:]:  # too few photos for 5 folds of at least 2: as many folds as fit
         r.entry.regions.clear()
     panel.training.config_overrides["include_empty"] = False
+    seen = []
+    run_with(qtbot, panel, replay(done, seen))
+    assert seen[-1].folds == 2 and panel.folds.value() == 2
+    panel.folds.setValue(5)
+    window.session.rows[4].entry.regions.clear()
+    window.session.rows[3].entry.regions.clear()  # 3 annotated photos: not even 2 folds
     assert not panel.start() and "needs at least 10 annotated photos" in panel.message.text()
 
 
