@@ -382,9 +382,8 @@ def rank_diverse(
             near = (1.0 - emb @ chosen.T).min(axis=1).astype(np.float64)
         left = np.ones(len(group), dtype=bool)
         for _ in range(len(group)):
+            # nothing chosen yet and nothing labelled (every distance infinite): the most uncertain first
             gain = np.where(left, u * np.where(np.isinf(near), 1.0, np.maximum(near, 0.0)), -1.0)
-            if np.isinf(near).all():  # nothing chosen yet and nothing labelled: the most uncertain first
-                gain = np.where(left, u, -1.0)
             i = int(np.argmax(gain))  # ties: the earlier (more uncertain, then by name)
             left[i] = False
             order.append(group[i])
