@@ -182,9 +182,49 @@ def area_scores_of(areas: list, located: list) -> dict:
     }
 
 
+def fold_thresholds(kept: Path) -> tuple[dict[int, float], float]:
+    """The threshold each fold's model chose (its ``summary.json``: the one ``crossval`` drew its areas at), and
+    the in-sample model's; 0.5 where a run has none."""
+
+    def of(summary: Path) -> float:
+        try:
+            return float(json.loads(summary.read_text()).get("threshold") or 0.5)
+        except (OSError, ValueError):
+            return 0.5
+
+    cv = json.loads((kept / "cv" / "crossval.json").read_text())
+    by_fold = {
+        int(r["fold"]): of(kept / "cv" / r["run_dir"] / "summary.json") for r in cv.get("fold_runs", [])
+    }
+    return by_fold, of(kept / "all" / "summary.json")
+
+
+def stored_areas(kept: Path) -> list:
+    """The areas ``crossval.json`` lists for each photo, with the scores it stored: what the *Check labels*
+    panel's areas order shows, as (score, image, Disagreement)."""
+    from viaseg.core.checks.label_errors import Disagreement
+
+    out = []
+    for row in json.loads((kept / "cv" / "crossval.json").read_text())["per_image"]:
+        for d in row.get("disagreements") or []:
+            poly = [(float(x), float(y)) for x, y in d.get("polygon") or []]
+            dis = Disagreement(
+                d["kind"],
+                int(d["area"]),
+                tuple(d["bbox"]),
+                poly,
+                float(d.get("confidence", 0.0)),
+                float(d.get("score", 0.0)),
+            )
+            out.append((dis.score, row["image"], dis))
+    return out
+
+
 def rankings(kept: Path) -> dict[str, dict]:
     """Every ranking rule of ``label_errors`` over the maps a ``--keep`` run left in ``kept``: out of fold and
-    in sample, scored against the injected errors (no training: the maps are files)."""
+    in sample, scored against the injected errors (no training: the maps are files). Each map is read at the
+    threshold its model chose (a fold's calibration), as ``crossval`` does; ``out_of_fold/as_stored`` scores the
+    areas ``crossval.json`` itself lists (the panel's order), ``.../RULE@0.5`` the maps at 0.5."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.raster import rasterize
     from viaseg.core.checks.label_errors import (
@@ -194,7 +234,6 @@ def rankings(kept: Path) -> dict[str, dict]:
         disagreements,
         error_score,
         listed,
-        rank_by,
     )
     from viaseg.core.ml.crossval import MAX_LISTED, load_map
 
@@ -202,44 +241,63 @@ def rankings(kept: Path) -> dict[str, dict]:
     ds = load_dataset(kept / "train")
     entries = {e.filename: e for e in next(iter(ds.splits.values())).entries if e.path.is_file()}
     oof = json.loads((kept / "cv" / "crossval.json").read_text())["per_image"]
+    by_fold, in_sample_threshold = fold_thresholds(kept)
     maps = {
-        "out_of_fold": {row["image"]: kept / "cv" / row["map_path"] for row in oof},
-        "in_sample": {name: kept / "in_sample" / (name.replace("/", "_") + ".png") for name in entries},
+        "out_of_fold": {
+            row["image"]: (kept / "cv" / row["map_path"], by_fold.get(int(row.get("fold", -1)), 0.5))
+            for row in oof
+        },
+        "in_sample": {
+            name: (kept / "in_sample" / (name.replace("/", "_") + ".png"), in_sample_threshold)
+            for name in entries
+        },
     }
+    located = located_errors(kept, entries)
     out: dict[str, dict] = {}
     score: dict[str, dict[str, dict[str, float]]] = {}
     for how, paths in maps.items():
         evidence = {}
-        for name, path in paths.items():
+        for name, (path, thr) in paths.items():
             if name not in entries or not Path(path).is_file():
                 continue
             probs = load_map(path)
             truth = rasterize(entries[name].regions, (probs.shape[1], probs.shape[0]))
-            evidence[name] = (truth, probs)
+            evidence[name] = (truth, probs, thr)
         if not evidence:  # no in-sample model (--no-in-sample)
             continue
         for rule in RULES:
-            out[f"{how}/{rule}"] = scores_of(rank_by(rule, evidence), errors)
-            score.setdefault(rule, {})[how] = {n: error_score(rule, t, p) for n, (t, p) in evidence.items()}
+            s = {n: error_score(rule, t, p, thr) for n, (t, p, thr) in evidence.items()}
+            tie = {n: error_score("confident_area", t, p, thr) for n, (t, p, thr) in evidence.items()}
+            out[f"{how}/{rule}"] = scores_of(sorted(s, key=lambda n: (-s[n], -tie[n], n)), errors)
+            score.setdefault(rule, {})[how] = s
         # every photo's areas in one list (the panel's "areas" order)
         # (a region shifted and then deleted by the injection is one deleted region in the annotations: the
         # located errors can be one fewer than the injected ones; ``errors_located`` says how many)
-        located = located_errors(kept, entries)
         if located:
             for rule in AREA_RULES:
-                for look, tag in ((EXTRA_THRESHOLD, ""), (None, "@threshold")):
+                for look, tag, fixed in (
+                    (EXTRA_THRESHOLD, "", None),
+                    (None, "@threshold", None),
+                    (EXTRA_THRESHOLD, "@0.5", 0.5),
+                ):
                     areas = [
                         (d.score, n, d)
-                        for n, (t, p) in evidence.items()
+                        for n, (t, p, thr) in evidence.items()
                         # what crossval.json keeps
-                        for d in listed(disagreements(t, p, rule=rule, extra_threshold=look), MAX_LISTED)
+                        for d in listed(
+                            disagreements(t, p, fixed or thr, rule=rule, extra_threshold=look), MAX_LISTED
+                        )
                     ]
                     out[f"{how}/{rule}{tag}"] = area_scores_of(areas, located)
+    if located:
+        out["out_of_fold/as_stored"] = area_scores_of(stored_areas(kept), located)
     # both views at once: the sum of the out-of-fold and the in-sample score of each image
     for rule, by in score.items():
         names = set(by.get("out_of_fold", {})) & set(by.get("in_sample", {}))
         total = {n: by["out_of_fold"][n] + by["in_sample"][n] for n in names}
-        out[f"both/{rule}"] = scores_of(sorted(total, key=lambda n: (-total[n], n)), errors)
+        if total:
+            out[f"both/{rule}"] = scores_of(sorted(total, key=lambda n: (-total[n], n)), errors)
+    out["thresholds"] = {"folds": by_fold, "in_sample": in_sample_threshold}
     return out
 
 
@@ -364,12 +422,20 @@ def summarize(by_rule: dict[str, dict], run: dict) -> dict:
     from viaseg.core.checks.label_errors import AREA_RULE, DEFAULT_RULE
 
     out = dict(run)
+    out["thresholds"] = by_rule.pop("thresholds", None)
     out.update(by_rule.get(f"out_of_fold/{DEFAULT_RULE}", {}))
     out.update({f"{k}_in_sample": v for k, v in by_rule.get(f"in_sample/{DEFAULT_RULE}", {}).items()})
     out["rule"] = DEFAULT_RULE
     # the panel's "areas" order: every photo's disagreement areas in one list, worst first
-    for how, suffix in (("out_of_fold", ""), ("in_sample", "_in_sample")):
-        a = by_rule.get(f"{how}/{AREA_RULE}", {})
+    # out of fold: the areas crossval.json lists, as the panel shows them (each at its fold's threshold);
+    # "_at_0.5": the same rule with every map read at 0.5 (what this benchmark reported until the
+    # thirty-first session)
+    for key, suffix in (
+        ("out_of_fold/as_stored", ""),
+        (f"out_of_fold/{AREA_RULE}@0.5", "_at_0.5"),
+        (f"in_sample/{AREA_RULE}", "_in_sample"),
+    ):
+        a = by_rule.get(key, {})
         if a:
             out[f"area_recall_at_20pct{suffix}"] = a["recall_at_20pct"]
             out[f"area_recall_at_{AREAS_LOOKED_AT}_areas{suffix}"] = a[f"recall_at_{AREAS_LOOKED_AT}_areas"]
