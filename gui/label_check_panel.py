@@ -1,7 +1,7 @@
 """The *Check labels* dock: find label errors with out-of-fold predictions.
 
 Start trains K short models in the training process (``core.check_labels``: each model without one fold of the
-annotated photos, the Training panel's recipe, every fold cut at a time budget) on a snapshot of the
+annotated photos, the Training panel's recipe, every fold trained for a number of epochs or seconds) on a snapshot of the
 annotations as they are in the app, unsaved edits included. The results (``RUNS/check-labels-TIME/crossval.json``,
 or one opened from ``viaseg crossval``) list the photos worst first by out-of-fold Dice; each photo's rows are
 the areas where the model that never saw it disagrees: *missed* (annotated, the model sees no damage) and
@@ -55,6 +55,14 @@ from .training_panel import _fmt_secs, build_config
 from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
+# how each fold's training is bounded, and the budget the dock starts from in each unit
+UNITS = ("epochs", "seconds")
+DEFAULT_UNIT = "seconds"
+DEFAULT_BUDGET = {"epochs": 15, "seconds": 120}
+BUDGET_RANGE = {"epochs": (1, 500), "seconds": (10, 3600)}
+# seconds an epoch takes per training photo at 256 px with the default recipe on the 2-core CPU of
+# docs/RESULTS.md (an epoch of 149 photos: 10.9 s); only for the estimate shown before a check starts
+EPOCH_S_PER_PHOTO = 0.075
 
 
 class LabelCheckPanel(QWidget):
@@ -110,20 +118,60 @@ class LabelCheckPanel(QWidget):
             "How many models: each is trained without one share (fold) of the photos. More folds: each "
             "model learns from more photos and finds more errors, and the check takes longer."
         )
-        self.seconds = QSpinBox(minimum=10, maximum=3600, value=120, singleStep=15)
-        self.seconds.setSuffix(" s")
-        self.seconds.setToolTip(
-            "Training time of each model (the Training panel's other settings apply). On a "
-            "CPU, 45 s made models too weak to rank a deleted region high (docs/gui.md)."
+        self.per_fold = QSpinBox()
+        self.per_fold.setToolTip(
+            "How long each model trains (the Training panel's other settings apply): a number of epochs "
+            "(passes over its photos; the same models on any computer) or seconds. On a CPU, 45 s made "
+            "models too weak to rank a deleted region high (docs/gui.md)."
         )
+        self.unit = QComboBox()
+        self.unit.addItems(list(UNITS))
+        self.unit.setToolTip("Bound each model's training by epochs or by seconds.")
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
-        for spin in (self.folds, self.seconds):
-            spin.valueChanged.connect(self._update_estimate)
+        self.folds.valueChanged.connect(self._update_estimate)
+        self.per_fold.valueChanged.connect(self._update_estimate)
+        self.unit.currentTextChanged.connect(self._unit_changed)
+        self.unit.setCurrentText(DEFAULT_UNIT)
+        self._unit_changed(DEFAULT_UNIT)
+        budget = QHBoxLayout()
+        budget.addWidget(self.per_fold, 1)
+        budget.addWidget(self.unit)
         form.addRow("Folds", self.folds)
-        form.addRow("Time per fold", self.seconds)
+        form.addRow("Training per fold", budget)
         form.addRow("In all", self.estimate)
         lay.addLayout(form)
+
+    def _unit_changed(self, unit: str) -> None:
+        lo, hi = BUDGET_RANGE[unit]
+        self.per_fold.blockSignals(True)
+        self.per_fold.setRange(lo, hi)
+        self.per_fold.setSingleStep(15 if unit == "seconds" else 1)
+        self.per_fold.setSuffix(" s" if unit == "seconds" else "")
+        self.per_fold.setValue(DEFAULT_BUDGET[unit])
+        self.per_fold.blockSignals(False)
+        self._update_estimate()
+
+    def set_budget(self, value: int, unit: str) -> None:
+        """Each fold's training: ``value`` epochs or seconds (``unit``, one of ``UNITS``)."""
+        self.unit.setCurrentText(unit)
+        self.per_fold.setValue(int(value))
+
+    def budget(self) -> tuple[float, int | None]:
+        """(seconds per fold, epochs per fold or None): what :func:`make_job` takes."""
+        if self.unit.currentText() == "epochs":
+            return float(DEFAULT_BUDGET["seconds"]), int(self.per_fold.value())
+        return float(self.per_fold.value()), None
+
+    def _photos(self) -> int:
+        """The open project's annotated photos (for the estimate)."""
+        session = getattr(self.w, "session", None)
+        return sum(1 for r in getattr(session, "rows", []) if r.entry.regions)
+
+    def _epoch_s(self, k: int) -> float:
+        """A rough time of one epoch of a fold's model on a 2-core CPU."""
+        size = getattr(getattr(self.training, "image_size", None), "value", lambda: 256)()
+        return EPOCH_S_PER_PHOTO * self._photos() * (k - 1) / k * (size / 256) ** 2
 
     def _build_run_controls(self, lay: QVBoxLayout) -> None:
         row = QHBoxLayout()
@@ -180,10 +228,18 @@ class LabelCheckPanel(QWidget):
         lay.addWidget(self.apply_btn)
 
     def _update_estimate(self) -> None:
-        k, s = self.folds.value(), self.seconds.value()
+        k = self.folds.value()
+        seconds, epochs = self.budget()
+        if epochs is None:
+            self.estimate.setText(
+                f"about {_fmt_secs(k * (seconds + OVERHEAD_S))} ({k} × {_fmt_secs(seconds)} of training, "
+                "plus start-up and predicting)"
+            )
+            return
+        guess = k * (epochs * self._epoch_s(k) + OVERHEAD_S)
         self.estimate.setText(
-            f"about {_fmt_secs(k * (s + OVERHEAD_S))} ({k} × {_fmt_secs(s)} of training, "
-            "plus start-up and predicting)"
+            f"{k} × {epochs} epochs: about {_fmt_secs(guess)} on a 2-core CPU for {self._photos()} annotated "
+            "photos (the time as measured shows once the check runs)"
         )
 
     def _set_message(self, text: str, error: bool = False) -> None:
@@ -219,7 +275,8 @@ class LabelCheckPanel(QWidget):
             n = 2
             while out.exists():
                 out, n = base.with_name(f"{base.name}-{n}"), n + 1
-            job = make_job(cfg, data, out, self.folds.value(), self.seconds.value())
+            seconds, epochs = self.budget()
+            job = make_job(cfg, data, out, self.folds.value(), seconds, epochs)
         except Exception as exc:  # any set-up problem becomes a message
             self._set_message(f"Cannot check labels: {exc}", error=True)
             return False
@@ -284,13 +341,19 @@ class LabelCheckPanel(QWidget):
             self._show_progress()
 
     def _show_progress(self) -> None:
-        k, s = self.job.folds, self.job.fold_seconds
+        k, s, e = self.job.folds, self.job.fold_seconds, self.job.fold_epochs
         now = time.monotonic()
-        frac = min(1.0, (self._fold + min(1.0, (now - self._fold_t0) / (s + OVERHEAD_S))) / k)
+        if e:  # by epochs: the share done is known; the total follows from the time it took
+            frac = min(1.0, (self._fold + min(1.0, self._epoch / e)) / k)
+            total = (now - self._t0) / frac if frac > 0 else None
+            of = f"{self._epoch}/{e}"
+        else:
+            frac = min(1.0, (self._fold + min(1.0, (now - self._fold_t0) / (s + OVERHEAD_S))) / k)
+            total, of = k * (s + OVERHEAD_S), f"{self._epoch}"
         self.progress.setValue(int(frac * 1000))
         self.progress.setFormat(
-            f"fold {self._fold + 1}/{k} · epoch {self._epoch} · {_fmt_secs(now - self._t0)} "
-            f"of about {_fmt_secs(k * (s + OVERHEAD_S))}"
+            f"fold {self._fold + 1}/{k} · epoch {of} · {_fmt_secs(now - self._t0)}"
+            + (f" of about {_fmt_secs(total)}" if total else "")
         )
 
     @Slot()
@@ -376,6 +439,7 @@ class LabelCheckPanel(QWidget):
     def _project_opened(self) -> None:
         self.applied = {}  # the history of the project they were applied to is gone
         self._rematch()
+        self._update_estimate()  # its photos
 
     def _rematch(self) -> None:
         """Match the result photos to the open project's entries and refill the list in the chosen order."""

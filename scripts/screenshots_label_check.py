@@ -50,7 +50,7 @@ def main(seconds: str = "120", results: str | None = None) -> int:
     panel.folds.setValue(
         3
     )  # the check the docs' pictures show (the dock's default is 5 since the thirtieth session)
-    panel.seconds.setValue(int(seconds))
+    panel.set_budget(int(seconds), "seconds")
     if results:  # the results of an earlier run of this script (its check-labels folder): no new check
         panel.load_results(results)
     elif not panel.start():

@@ -5,7 +5,7 @@ reading of its ``crossval.json`` (also one written by ``viaseg crossval``). No Q
 The app hands a :class:`CheckLabelsJob` (picklable: the recipe, a snapshot of the annotations, the folder) to
 the spawned training process, which runs job objects (``job.run``, see ``gui/train_child.py``).
 :func:`run_check_labels` runs :func:`viaseg.core.ml.crossval.crossval` with every fold's training cut at
-``fold_seconds``. Its events: a :class:`FoldProgress` when a fold begins, then that fold's own ``Started``,
+``fold_seconds``, or (``fold_epochs``) trained for that many epochs, its rate annealed over them. Its events: a :class:`FoldProgress` when a fold begins, then that fold's own ``Started``,
 ``BatchEnd`` and ``EpochEnd`` as they come (in order, so they belong to the fold last announced), a
 :class:`FoldFailed` for a fold whose training failed (the check goes on); its result: a
 :class:`CheckLabelsDone`. A Stop in the middle of a
@@ -42,6 +42,9 @@ class CheckLabelsJob:
     out_dir: Path
     folds: int = 3
     fold_seconds: float = 60.0
+    # each fold trains this many epochs (its rate annealed over them) instead of ``fold_seconds``: the same
+    # models on any machine, only the time differs
+    fold_epochs: int | None = None
 
     def run(
         self, on_event: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None
@@ -101,6 +104,8 @@ def job_problem(job: CheckLabelsJob) -> str | None:
     """Why ``job`` cannot run, in a sentence for the user; None when it can."""
     if not 2 <= job.folds <= 10:
         return f"{job.folds} folds: choose between 2 and 10"
+    if job.fold_epochs is not None and job.fold_epochs < 1:
+        return f"{job.fold_epochs} epochs per fold: choose at least 1"
     if not any(e.regions for _, ents in job.sources for e in ents):
         return "The project has no annotated regions yet: there is nothing to check."
     n = len(usable(job.sources, job.config.include_empty))
@@ -116,21 +121,37 @@ def job_problem(job: CheckLabelsJob) -> str | None:
 
 
 def make_job(
-    config: TrainConfig, dataset: Any, out_dir: str | Path, folds: int = 3, fold_seconds: float = 60.0
+    config: TrainConfig,
+    dataset: Any,
+    out_dir: str | Path,
+    folds: int = 3,
+    fold_seconds: float = 60.0,
+    fold_epochs: int | None = None,
 ) -> CheckLabelsJob:
     """A job over every annotated split of ``dataset`` (a ``viaseg.core.annotation.dataset.Dataset``, e.g. the app's
     snapshot of its unsaved annotations). The recipe never starts from another model's weights: that model may
     have seen the held-out photos. Each fold is one network (``ensemble`` 1, whatever the recipe asks): a fold's
-    few minutes split between several networks would leave each undertrained."""
+    few minutes split between several networks would leave each undertrained. With ``fold_epochs`` each fold
+    trains that many epochs and no time limit (``fold_seconds`` is then unused)."""
     sources = [
         (name, list(sp.entries))
         for name, sp in dataset.splits.items()
         if getattr(sp, "labeled", sp.project is not None) and sp.entries
     ]
-    cfg = dataclasses.replace(
-        config, init_from=None, time_limit_s=float(fold_seconds), dataset=None, val=None, ensemble=1
+    budget: dict[str, Any] = (
+        dict(time_limit_s=None, epochs=int(fold_epochs))
+        if fold_epochs is not None
+        else dict(time_limit_s=float(fold_seconds))
     )
-    return CheckLabelsJob(cfg, sources, Path(out_dir), int(folds), float(fold_seconds))
+    cfg = dataclasses.replace(config, init_from=None, dataset=None, val=None, ensemble=1, **budget)
+    return CheckLabelsJob(
+        cfg,
+        sources,
+        Path(out_dir),
+        int(folds),
+        float(fold_seconds),
+        int(fold_epochs) if fold_epochs is not None else None,
+    )
 
 
 def run_check_labels(

@@ -60,6 +60,16 @@ def test_the_job_covers_the_annotated_splits_never_starts_from_a_model_and_pickl
     assert isinstance(back, CheckLabelsJob) and back.folds == 3 and callable(back.run)
 
 
+def test_a_job_by_epochs_trains_that_many_epochs_without_a_time_limit(tmp_path):
+    cfg = preset("default", time_limit_s=600, epochs=400)
+    job = make_job(cfg, dataset(tmp_path), tmp_path / "out", folds=3, fold_epochs=15)
+    assert job.fold_epochs == 15 and job.config.epochs == 15 and job.config.time_limit_s is None
+    assert cfg.epochs == 400 and cfg.time_limit_s == 600  # the recipe is a copy
+    assert job_problem(job) is None
+    assert "at least 1" in job_problem(make_job(cfg, dataset(tmp_path / "b"), tmp_path / "o", fold_epochs=0))
+    assert pickle.loads(pickle.dumps(job)).fold_epochs == 15
+
+
 def test_too_few_photos_no_regions_or_photos_gone_are_sentences(tmp_path):
     cfg = preset("default")
     job = make_job(cfg, dataset(tmp_path, n_train=3, n_val=2), tmp_path / "out", folds=3)

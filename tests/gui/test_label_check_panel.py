@@ -86,14 +86,14 @@ def make_photos(root: Path, n_train: int = 9, n_val: int = 3, size: int = 64, se
 @pytest.fixture(scope="module")
 def real_check(qapp, tmp_path_factory):
     """A real check through the training process (spawned, as the app runs it): the annotations as the app
-    holds them after deleting DELETED's region (an unsaved edit), 3 folds of a tiny recipe."""
+    holds them after deleting DELETED's region (an unsaved edit), 3 folds of a tiny recipe, 25 epochs each."""
     from viaseg.gui.workers import TrainThread
 
     root = make_photos(tmp_path_factory.mktemp("check") / "proj")
     ds = load_dataset(root)
     next(e for e in ds.splits["train"].entries if e.filename == DELETED).regions.clear()
     job = make_job(
-        preset("default", **RECIPE), ds, root / "runs" / "check-labels-fixture", folds=3, fold_seconds=120
+        preset("default", **RECIPE), ds, root / "runs" / "check-labels-fixture", folds=3, fold_epochs=25
     )
     events: list = []
     th = TrainThread(job, mode="process")
@@ -108,6 +108,8 @@ def real_check(qapp, tmp_path_factory):
     assert isinstance(done, CheckLabelsDone) and done.ok and not done.errors, done
     assert [e.fold for e in events if isinstance(e, FoldProgress)] == [0, 1, 2]
     assert any(type(e).__name__ == "BatchEnd" for e in events)
+    runs = json.loads(done.results.read_text())["fold_runs"]
+    assert [r["epochs_run"] for r in runs] == [25, 25, 25]  # each fold trained its epochs, no time limit
     return root, done
 
 
@@ -336,6 +338,27 @@ def test_bad_states_are_messages(qtbot, app, tmp_path):
     window.session.rows[4].entry.regions.clear()
     window.session.rows[3].entry.regions.clear()  # 3 annotated photos: not even 2 folds
     assert not panel.start() and "needs at least 10 annotated photos" in panel.message.text()
+
+
+def test_each_fold_is_trained_for_the_epochs_or_seconds_chosen(qtbot, app):
+    window, panel, done = app
+    seen: list = []
+    panel.set_budget(12, "epochs")
+    annotated = sum(1 for r in window.session.rows if r.entry.regions)
+    assert "5 × 12 epochs" in panel.estimate.text(), panel.estimate.text()
+    assert f"for {annotated} annotated photos" in panel.estimate.text()
+    panel.folds.setValue(3)
+    run_with(qtbot, panel, replay(done, seen))
+    job = seen[-1]
+    assert job.fold_epochs == 12 and job.config.epochs == 12 and job.config.time_limit_s is None
+    assert panel.last_error == "", panel.message.text()
+    panel.set_budget(90, "seconds")
+    assert "3 × 1:30 of training" in panel.estimate.text(), panel.estimate.text()
+    run_with(qtbot, panel, replay(done, seen))
+    job = seen[-1]
+    assert job.fold_epochs is None and job.config.time_limit_s == 90
+    panel.unit.setCurrentText("epochs")  # a unit of its own: its own range and starting value
+    assert panel.per_fold.value() == 15 and panel.per_fold.maximum() == 500
 
 
 def test_stop_ends_the_check_and_says_what_is_listed(qtbot, app):
