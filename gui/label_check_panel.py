@@ -55,7 +55,9 @@ from .training_panel import _fmt_secs, build_config
 from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
-# how each fold's training is bounded, and the budget the dock starts from in each unit
+# how each fold's training is bounded, and the budget the dock starts from in each unit: 120 s (about 30 epochs
+# a fold on a 2-core CPU); 5 folds of 15 epochs found 0.06 fewer injected errors on each of three seeds
+# (docs/RESULTS.md, thirty-first session)
 UNITS = ("epochs", "seconds")
 DEFAULT_UNIT = "seconds"
 DEFAULT_BUDGET = {"epochs": 15, "seconds": 120}
@@ -112,7 +114,8 @@ class LabelCheckPanel(QWidget):
         lay.addWidget(intro)
         form = QFormLayout()
         # 5: each model learns from four fifths of the photos; on car-damage/train with injected errors the
-        # first fifth of the areas list held 0.61 of them against 0.55 with 3 folds (docs/RESULTS.md)
+        # first fifth of the areas list held 0.61 of them against 0.55 with 3 folds (seeds 0-2), 0.665 over
+        # seeds 0-7 (docs/RESULTS.md, thirtieth and thirty-first sessions)
         self.folds = QSpinBox(minimum=2, maximum=5, value=5)
         self.folds.setToolTip(
             "How many models: each is trained without one share (fold) of the photos. More folds: each "
@@ -208,7 +211,7 @@ class LabelCheckPanel(QWidget):
         self.order.setToolTip(
             "Photos worst first, each with its areas; or every photo's areas in one list, the largest "
             "disagreements the model that never saw the photo is surest of first: on car-damage with injected "
-            "errors, the first fifth of the areas held 71 % of them, the first fifth of the photos 28-39 % "
+            "errors, the first fifth of the areas held 66 % of them, the first fifth of the photos 40 % "
             "(docs/gui.md)."
         )
         self.order.currentIndexChanged.connect(lambda _i: self._rematch())

@@ -46,7 +46,8 @@ AREA_RULES = ("area_mass", "area_confidence", "area_relative", "area_sqrt_relati
 # twenty-first session (docs/RESULTS.md), with extra areas apart from the regions looked for at EXTRA_THRESHOLD:
 # the first fifth of the areas held 0.714 of the injected errors over five seeds (area_confidence at the model's
 # threshold, the twentieth session's order: 0.594), the first 40 areas 0.679 (0.619); on seeds 3-4, not used to
-# choose, 0.79 / 0.73 against 0.61 / 0.67; deleted regions found 0.71 against 0.40
+# choose, 0.79 / 0.73 against 0.61 / 0.67; deleted regions found 0.71 against 0.40. Thirty-first session: on the
+# EfficientNet-Lite0 folds' maps of two further seeds no other score tried did better (0.56-0.82 against 0.75 / 0.82)
 AREA_RULE = "area_sqrt_relative"
 # where the model says damage apart from every region, an area is listed from this probability up (or from the
 # model's threshold when that is lower): damage an annotator left out is often damage the model is unsure of;
