@@ -1,8 +1,8 @@
 """The *Check labels* dock: find label errors with out-of-fold predictions.
 
 Start trains K short models in the training process (``core.check_labels``: each model without one fold of the
-annotated photos, the Training panel's recipe, every fold trained for a number of epochs or seconds) on a snapshot of the
-annotations as they are in the app, unsaved edits included. The results (``RUNS/check-labels-TIME/crossval.json``,
+annotated photos, the Training panel's recipe, every fold trained for a number of epochs or seconds) on a
+snapshot of the annotations as they are in the app, unsaved edits included. The results (``RUNS/check-labels-TIME/crossval.json``,
 or one opened from ``viaseg crossval``) list the photos worst first by out-of-fold Dice; each photo's rows are
 the areas where the model that never saw it disagrees: *missed* (annotated, the model sees no damage) and
 *extra* (the model sees damage nobody annotated). Clicking a photo shows it with those areas outlined;
