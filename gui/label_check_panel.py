@@ -56,8 +56,8 @@ from .workers import TrainThread
 
 OVERHEAD_S = 25  # per fold on a CPU, roughly: start-up, data, predicting the held-out photos
 # how each fold's training is bounded, and the budget the dock starts from in each unit: 120 s (about 30 epochs
-# a fold on a 2-core CPU); 5 folds of 15 epochs found 0.06 fewer injected errors on each of three seeds
-# (docs/RESULTS.md, thirty-first session)
+# a fold on a 2-core CPU); 5 folds of 15 epochs found about as many injected errors in about half the time
+# (+0.02 over six seeds: fewer on three, more on three; docs/RESULTS.md, thirty-first session)
 UNITS = ("epochs", "seconds")
 DEFAULT_UNIT = "seconds"
 DEFAULT_BUDGET = {"epochs": 15, "seconds": 120}
