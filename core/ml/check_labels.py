@@ -32,6 +32,15 @@ MIN_PER_FOLD = 2  # annotated images each fold must hold out, at least
 RELAYED = ("Started", "BatchEnd", "EpochEnd")
 
 
+# the sizes (factors of the training size) each out-of-fold map averages, each with its mirror image: one size
+# more than a model's own prediction (1 and 5/4), so small damage the fold's model half sees at its own size
+# gets listed. Thirty-second session (tests/perf/bench_label_errors.py, docs/RESULTS.md): on the eight kept
+# runs of seeds 0-7, re-predicted with the same fold models, 0.679 of the injected errors came in the first
+# fifth of the areas list against 0.665 with 1 and 5/4 (0.629 with the size alone); on three new seeds (8-10,
+# not looked at before the choice) 0.792 against 0.773. 3/2 adds seconds of prediction to minutes of training
+CHECK_SCALES: tuple[float, ...] = (1.0, 1.25, 1.5)
+
+
 @dataclass
 class CheckLabelsJob:
     """What the training process runs instead of a training: ``config`` is the recipe (its ``dataset``,
@@ -46,6 +55,8 @@ class CheckLabelsJob:
     # each fold trains this many epochs (its rate annealed over them) instead of ``fold_seconds``: the same
     # models on any machine, only the time differs
     fold_epochs: int | None = None
+    # the sizes each held-out photo's map averages (None: the fold model's own)
+    predict_scales: tuple[float, ...] | None = CHECK_SCALES
 
     def run(
         self, on_event: Callable[[Any], None] | None = None, should_stop: Callable[[], bool] | None = None
@@ -200,6 +211,7 @@ def run_check_labels(
         on_event=fold_event,
         on_fold=on_fold,
         should_stop=stopping,
+        predict_scales=job.predict_scales,
     )
     cut = state["cut"]
     if cut is not None:  # that fold's model learned for part of its time only: its scores would mislead

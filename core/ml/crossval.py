@@ -294,15 +294,20 @@ def crossval(
     on_fold: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     fold_seed: int = 0,
+    predict_scales: tuple[float, ...] | None = None,
 ) -> CrossvalResult:
     """Cross-validate ``cfg`` over the annotated images of ``sources`` (``[(name, entries), ...]``).
 
     ``on_event(fold, event)`` gets every training event of every fold; ``on_fold(fold, folds, message)``
-    a line per fold. Writes ``out_dir/fold_N/`` (each fold's run folder), ``out_dir/oof_maps/`` and
+    a line per fold. ``predict_scales``: the sizes (factors of the training size) whose probabilities each
+    held-out photo's map averages; None: the ones each fold's model stores (``tta_scales``). Each fold's row in
+    ``fold_runs`` says which it used. Writes ``out_dir/fold_N/`` (each fold's run folder), ``out_dir/oof_maps/`` and
     ``out_dir/crossval.json``; returns the result. A fold whose training fails is reported in ``errors`` and
     its images are left unscored (never silently)."""
     from ..checks.check_copies import duplicate_groups
+    from .predict import scale_factors
 
+    scales = None if predict_scales is None else scale_factors(predict_scales)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries, src_idx, skipped = _annotated(sources, cfg.include_empty)
@@ -322,7 +327,7 @@ def crossval(
             cfg, split, f, folds, out, result, on_event, on_fold, should_stop
         )
         if model_path is not None:
-            _score_fold(split, f, model_path, batch_size, out, result)
+            _score_fold(split, f, model_path, batch_size, out, result, scales)
     (out / "crossval.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
 
@@ -414,13 +419,26 @@ def _train_fold(
     return res.model_path, fcfg.batch_size
 
 
-def _score_fold(split: _Split, f: int, model_path: Path, batch_size: int, out: Path, result: CrossvalResult):
-    """Predict fold ``f``'s images with the model that never saw them; score them into ``result`` and keep
-    each probability map."""
+def _score_fold(
+    split: _Split,
+    f: int,
+    model_path: Path,
+    batch_size: int,
+    out: Path,
+    result: CrossvalResult,
+    scales: tuple[float, ...] | None = None,
+):
+    """Predict fold ``f``'s images with the model that never saw them (averaged over ``scales`` when given);
+    score them into ``result`` and keep each probability map."""
     from .predict import Predictor
 
     held = split.held(f)
-    predictor = Predictor.load(model_path)
+    predictor = Predictor.load(model_path, cache=False)
+    if scales is not None:
+        predictor.scales = scales
+    for row in result.fold_runs:
+        if row.get("fold") == f:
+            row["predict_scales"] = list(predictor.scales)
     held_src = split.held_sources(f)
     items = predictor.predict_many([e.path for e in held], batch_size=batch_size)
     try:

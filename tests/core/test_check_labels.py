@@ -3,14 +3,17 @@ leaves out, refusals in a sentence, and reading crossval.json worst first."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 from viaseg.core.annotation.dataset import Dataset, Split
 from viaseg.core.annotation.project import ImageEntry, Project, Region
 from viaseg.core.ml import crossval as crossval_mod
 from viaseg.core.ml.check_labels import (
+    CHECK_SCALES,
     CheckLabelsJob,
     FoldFailed,
     job_problem,
@@ -58,6 +61,26 @@ def test_the_job_covers_the_annotated_splits_never_starts_from_a_model_and_pickl
     assert job_problem(job) is None
     back = pickle.loads(pickle.dumps(job))  # it travels to the training process
     assert isinstance(back, CheckLabelsJob) and back.folds == 3 and callable(back.run)
+
+
+def test_the_check_averages_more_sizes_than_a_model_predicts_with(tmp_path, monkeypatch):
+    """Check labels' maps average CHECK_SCALES (three sizes: more of the injected errors come first, see its
+    comment) whatever the model stores; a job may ask for others, or for the model's own (None)."""
+    asked = []
+
+    def fake(cfg, sources, out_dir, folds, **kw):
+        asked.append(kw.get("predict_scales", "not passed"))
+        res = CrossvalResult(folds)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "crossval.json").write_text(json.dumps(res.to_dict()))
+        return res
+
+    monkeypatch.setattr(crossval_mod, "crossval", fake)
+    job = make_job(preset("default"), dataset(tmp_path), tmp_path / "out", folds=3)
+    assert job.predict_scales == CHECK_SCALES and len(CHECK_SCALES) > len(preset("default").tta_scales)
+    run_check_labels(job)
+    run_check_labels(dataclasses.replace(job, predict_scales=None))
+    assert asked == [CHECK_SCALES, None]
 
 
 def test_a_job_by_epochs_trains_that_many_epochs_without_a_time_limit(tmp_path):

@@ -89,7 +89,7 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
         tta=False,
         tta_scales=(1.0,),
     )
-    res = crossval(cfg, tiny_sources, tmp_path / "cv", folds=3)
+    res = crossval(cfg, tiny_sources, tmp_path / "cv", folds=3, predict_scales=(1.0, 2.0))
     assert not res.errors
     entries = {(src, e.filename): e for src, ents in tiny_sources for e in ents}
     names = sorted(s.image for s in res.per_image)
@@ -118,6 +118,20 @@ def test_crossval_scores_every_image_once_with_a_model_that_never_saw_it(tmp_pat
         assert s.review_score == pytest.approx(error_score(DEFAULT_RULE, truth, m, cfg.threshold), abs=0.05)
     saved = json.loads((tmp_path / "cv" / "crossval.json").read_text())
     assert saved["n_images"] == len(all_names) and set(saved["by_source"]) == {"a", "b"}
+    # the maps average the sizes asked for, not the model's own (1 only), and each fold says so
+    assert [r["predict_scales"] for r in saved["fold_runs"]] == [[1.0, 2.0]] * 3
+    from viaseg.core.ml.predict import Predictor
+
+    s0 = res.per_image[0]
+    model = Predictor.load(
+        tmp_path / "cv" / saved["fold_runs"][s0.fold]["run_dir"] / "model.keras", cache=False
+    )
+    photo = entries[s0.source, s0.image].path
+    stored = load_map(tmp_path / "cv" / s0.map_path)
+    own = model.predict(photo).probabilities
+    model.scales = (1.0, 2.0)
+    asked = model.predict(photo).probabilities
+    assert np.abs(stored - asked).max() <= 1 / 255 + 1e-6 < np.abs(stored - own).max()
     dices = [r["dice"] for r in saved["per_image"]]
     assert dices == sorted(dices)  # worst first
     assert saved["mean_dice"] == pytest.approx(np.mean([s.dice for s in res.per_image]))

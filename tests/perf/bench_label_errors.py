@@ -1,7 +1,7 @@
 """Benchmark: how well out-of-fold predictions find label errors, against in-sample ones.
 
     python tests/perf/bench_label_errors.py --json [--epochs 15 | --time-limit 120] [--folds 5] [--seed 0]
-        [--keep DIR] [--no-in-sample]
+        [--keep DIR] [--no-in-sample] [--predict-scales 1,1.25]
     python tests/perf/bench_label_errors.py --json --rerank DIR      # every rule again on a kept run, no training
 
 A seeded copy of car-damage/train gets injected errors: 10 % of the regions deleted, 10 % of the images given a
@@ -321,6 +321,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--predict-scales",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        default=None,
+        help="sizes each out-of-fold map averages, e.g. 1,1.25 (default: Check labels' own, CHECK_SCALES)",
+    )
+    ap.add_argument(
         "--keep", type=Path, default=None, help="keep the work folder here (maps, injected errors, models)"
     )
     ap.add_argument(
@@ -359,6 +365,7 @@ def build(args, work: Path) -> dict:
     one model on every image, whose maps go to ``work/in_sample``. Returns the run's settings and counts."""
     from viaseg.core.annotation.dataset import load_dataset
     from viaseg.core.annotation.formats.via_io import save_via
+    from viaseg.core.ml.check_labels import CHECK_SCALES
     from viaseg.core.ml.crossval import _save_map, crossval
     from viaseg.core.ml.predict import Predictor
     from viaseg.core.ml.presets import preset
@@ -381,7 +388,14 @@ def build(args, work: Path) -> dict:
         else dict(time_limit_s=args.time_limit)
     )
     cfg = preset("default", seed=args.seed, sample_every=0, **budget)
-    crossval(cfg, [("car-damage-with-errors", entries)], work / "cv", folds=args.folds)
+    scales = CHECK_SCALES if args.predict_scales is None else args.predict_scales
+    crossval(
+        cfg,
+        [("car-damage-with-errors", entries)],
+        work / "cv",
+        folds=args.folds,
+        predict_scales=scales,
+    )
     run = {
         "images": len(entries),
         "images_with_errors": len({name for name, _ in errors}),
@@ -390,6 +404,7 @@ def build(args, work: Path) -> dict:
         "epochs": args.epochs,
         "folds": args.folds,
         "seed": args.seed,
+        "predict_scales": list(scales),
     }
     if args.no_in_sample:
         return run
