@@ -5,13 +5,13 @@ reading of its ``crossval.json`` (also one written by ``viaseg crossval``). No Q
 The app hands a :class:`CheckLabelsJob` (picklable: the recipe, a snapshot of the annotations, the folder) to
 the spawned training process, which runs job objects (``job.run``, see ``gui/train_child.py``).
 :func:`run_check_labels` runs :func:`viaseg.core.ml.crossval.crossval` with every fold's training cut at
-``fold_seconds``, or (``fold_epochs``) trained for that many epochs, its rate annealed over them. Its events: a
-:class:`FoldProgress` when a fold begins, then that fold's own ``Started``, ``BatchEnd`` and ``EpochEnd`` as they
-come (in order, so they belong to the fold last announced), a
-:class:`FoldFailed` for a fold whose training failed (the check goes on); its result: a
-:class:`CheckLabelsDone`. A Stop in the middle of a
-fold leaves that fold's model half trained: its images are then dropped from the results (the folds finished
-before the Stop stay).
+``fold_seconds``, or (``fold_epochs``) trained for that many epochs, its rate annealed over them, and each
+held-out photo's map averaged over ``CHECK_SCALES`` (three sizes, one more than a model's own). Its events: a
+:class:`FoldProgress` when a fold begins, then that fold's own ``Started``, ``BatchEnd`` and ``EpochEnd`` as
+they come (in order, so they belong to the fold last announced), a :class:`FoldFailed` for a fold whose training
+failed (the check goes on); its result: a :class:`CheckLabelsDone`. A Stop in the middle of a fold leaves that
+fold's model half trained: its images are then dropped from the results (the folds finished before the Stop
+stay).
 """
 
 from __future__ import annotations

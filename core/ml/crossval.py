@@ -301,9 +301,9 @@ def crossval(
     ``on_event(fold, event)`` gets every training event of every fold; ``on_fold(fold, folds, message)``
     a line per fold. ``predict_scales``: the sizes (factors of the training size) whose probabilities each
     held-out photo's map averages; None: the ones each fold's model stores (``tta_scales``). Each fold's row in
-    ``fold_runs`` says which it used. Writes ``out_dir/fold_N/`` (each fold's run folder), ``out_dir/oof_maps/`` and
-    ``out_dir/crossval.json``; returns the result. A fold whose training fails is reported in ``errors`` and
-    its images are left unscored (never silently)."""
+    ``fold_runs`` says which it used. Writes ``out_dir/fold_N/`` (each fold's run folder),
+    ``out_dir/oof_maps/`` and ``out_dir/crossval.json``; returns the result. A fold whose training fails is
+    reported in ``errors`` and its images are left unscored (never silently)."""
     from ..checks.check_copies import duplicate_groups
     from .predict import scale_factors
 
