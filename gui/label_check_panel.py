@@ -103,8 +103,8 @@ class LabelCheckPanel(BudgetMixin, QWidget):
         lay.addWidget(intro)
         form = QFormLayout()
         # 5: each model learns from four fifths of the photos; on car-damage/train with injected errors the
-        # first fifth of the areas list held 0.61 of them against 0.55 with 3 folds (seeds 0-2), 0.665 over
-        # seeds 0-7 (docs/RESULTS.md, thirtieth and thirty-first sessions)
+        # first fifth of the areas list held 0.61 of them against 0.55 with 3 folds (seeds 0-2); 0.728 over
+        # seeds 0-12 with three sizes (docs/RESULTS.md, thirtieth to thirty-second sessions)
         self.folds = QSpinBox(minimum=2, maximum=5, value=5)
         self.folds.setToolTip(
             "How many models: each is trained without one share (fold) of the photos. More folds: each "
@@ -169,7 +169,7 @@ class LabelCheckPanel(BudgetMixin, QWidget):
         self.order.setToolTip(
             "Photos worst first, each with its areas; or every photo's areas in one list, the largest "
             "disagreements the model that never saw the photo is surest of first: on car-damage with injected "
-            "errors, the first fifth of the areas held 66 % of them, the first fifth of the photos 40 % "
+            "errors, the first fifth of the areas held 73 % of them, the first fifth of the photos about 40 % "
             "(docs/gui.md)."
         )
         self.order.currentIndexChanged.connect(lambda _i: self._rematch())
