@@ -2,14 +2,15 @@
 
 Start trains K short models in the training process (``core.check_labels``: each model without one fold of the
 annotated photos, the Training panel's recipe, every fold trained for a number of epochs or seconds) on a
-snapshot of the annotations as they are in the app, unsaved edits included. The results (``RUNS/check-labels-TIME/crossval.json``,
-or one opened from ``viaseg crossval``) list the photos worst first by out-of-fold Dice; each photo's rows are
-the areas where the model that never saw it disagrees: *missed* (annotated, the model sees no damage) and
-*extra* (the model sees damage nobody annotated). Clicking a photo shows it with those areas outlined;
-clicking an area zooms to it; Apply (or a double click) makes the annotation the model's there, as one undo
-step (``core.label_fix``). *Order* lists every photo's areas in one list instead, the surest large ones first. Photos are
-matched to the open project by split and file name; one that is no longer there is greyed and says so. The
-list itself (both orders, the ✓ of applied areas) is :mod:`.label_check_list`.
+snapshot of the annotations as they are in the app, unsaved edits included. The results
+(``RUNS/check-labels-TIME/crossval.json``, or one opened from ``viaseg crossval``) list the photos worst first by
+out-of-fold Dice; each photo's rows are the areas where the model that never saw it disagrees: *missed*
+(annotated, the model sees no damage) and *extra* (the model sees damage nobody annotated). Clicking a photo
+shows it with those areas outlined; clicking an area zooms to it; Apply (or a double click) makes the
+annotation the model's there, as one undo step (``core.label_fix``). *Order* lists every photo's areas in one
+list instead, the surest large ones first. Photos are matched to the open project by split and file name; one
+that is no longer there is greyed and says so. The list itself (both orders, the ✓ of applied areas) is
+:mod:`.label_check_list`.
 """
 
 from __future__ import annotations
