@@ -85,6 +85,30 @@ def test_first_clicks_neighbourhood_survives_a_pull_across_the_region():
     assert not edit.start(RegionMask(m, 0.0, 0.0, 1.0), (w, h), Click(310, 100, True)).keep_in.any()
 
 
+def test_a_negative_click_inside_the_first_clicks_disc_shrinks_that_disc():
+    """A first region much larger than the damage (a thin sliver clicked in the middle of a wide spill) keeps a
+    wide disc around the first click; the protocol's negative clicks then land inside that disc. Each one
+    shrinks it to end at its own disc, so the pull removes the false part instead of being held back by it."""
+    m = np.zeros((200, 320), bool)
+    m[20:180, 0:300] = True
+    h, w = m.shape
+    first = Click(150, 100, True)
+    st = edit.start(RegionMask(m, 0.0, 0.0, 1.0), (w, h), first)
+    assert st.keep_in[100, 150] and st.keep_in[100, 185]  # radius KEEP x 80 px + 1
+    neg = Click(180, 100, False)  # 30 px from the first click, inside its disc
+    out = edit.apply(st, neg, [first])
+    assert not out.mask[100, 180] and out.keep_out[100, 180]
+    assert out.mask[100, 150] and out.keep_in[100, 150]  # the first click's own neighbourhood stays
+    assert not out.keep_in[100, 175]  # the disc ends where the negative click's begins
+    assert st.keep_in[100, 180]  # the earlier state is left as it was
+    # a second negative click on the other side shrinks it from there too, and the first click still stays
+    out2 = edit.apply(out, Click(125, 100, False), [first])
+    assert not out2.mask[100, 125] and out2.mask[100, 150]
+    # a positive click inside a negative click's disc shrinks that one the same way
+    out3 = edit.apply(out2, Click(181, 100, True), [first, Click(181, 100, True)])
+    assert out3.mask[100, 181] and not out3.keep_out[100, 181]
+
+
 def test_a_positive_click_far_from_a_small_region_adds_a_part_of_its_size_not_half_the_photo():
     m = _disc((200, 400), (60, 100), 20)
     st = _state(m)
