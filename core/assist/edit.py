@@ -105,28 +105,30 @@ def _kept_radius(d: float) -> float:
 
 
 def _disc_mask(shape: tuple[int, int], cx: float, cy: float, radius: float) -> np.ndarray:
+    """The disc of ``radius`` around (``cx``, ``cy``) on a whole grid of ``shape``."""
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     return (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
 
 
-def _kept_disc(shape: tuple[int, int], cx: float, cy: float, d: float) -> np.ndarray:
-    """The disc a click at distance ``d`` from the outline keeps on its side, on the whole grid."""
-    return _disc_mask(shape, cx, cy, _kept_radius(d))
-
-
 def _redraw_kept(state: EditState) -> None:
-    """``state.keep_in`` / ``keep_out`` drawn again from ``state.discs`` (in place)."""
+    """``state.keep_in`` / ``keep_out`` drawn again from ``state.discs`` (in place), each disc only within its
+    bounding box (this runs in hover previews)."""
     gh, gw = state.mask.shape
     kin = np.zeros((gh, gw), bool)
     kout = np.zeros((gh, gw), bool)
     for x, y, radius, positive in state.discs:
-        m = _disc_mask((gh, gw), x, y, radius)
+        r0, r1 = max(0, int(np.floor(y - radius))), min(gh, int(np.ceil(y + radius)) + 1)
+        c0, c1 = max(0, int(np.floor(x - radius))), min(gw, int(np.ceil(x + radius)) + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        yy, xx = np.ogrid[r0:r1, c0:c1]
+        m = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
         if positive:
-            kin |= m
-            kout &= ~m
+            kin[r0:r1, c0:c1] |= m
+            kout[r0:r1, c0:c1] &= ~m
         else:
-            kout |= m
-            kin &= ~m
+            kout[r0:r1, c0:c1] |= m
+            kin[r0:r1, c0:c1] &= ~m
     state.keep_in, state.keep_out = kin, kout
 
 
@@ -245,8 +247,9 @@ def add_part(state: EditState, part: np.ndarray, click: Click, positives: list[C
     cx, cy, r, c = cell(click, state.scale, state.mask.shape)
     out = state.copy()
     d = abs(float(signed_distance(part)[r, c])) + 0.5 if part[r, c] else 1.0
-    disc = _kept_disc(state.mask.shape, cx, cy, d)
-    out.discs = out.discs + ((cx, cy, _kept_radius(d), True),)
+    radius = _kept_radius(d)
+    disc = _disc_mask(state.mask.shape, cx, cy, radius)
+    out.discs = out.discs + ((cx, cy, radius, True),)
     out.keep_in |= disc
     out.keep_out &= ~disc
     out.mask = ((out.mask | part) & ~out.keep_out) | out.keep_in
