@@ -18,7 +18,10 @@ Why (docs/RESULTS.md, twenty-fifth session): out of fold on the 149 training pho
 held-out photos each), two 300-s members averaged scored 0.599 and 0.483 where one 600-s run scored 0.578 and
 0.472 the same hour (paired +0.021, s.e. 0.013; +0.011, s.e. 0.024), though each member alone scored only
 0.45-0.55: their errors differ more than a second five minutes improves one model. Not the default: the gain
-is within two standard errors, and prediction costs K times the network (the app's latency target).
+is within two standard errors, with the EfficientNet-Lite0 encoder on a faster CPU (thirty-fourth session: about
+55 epochs a member, 105-110 for the one network) it is +0.006 (s.e. 0.012) on the same two folds, such a model
+cannot be fine-tuned (*Improve model*), and batch prediction costs K times the network. The app runs half the
+members on the photo and half on its mirror image (``predict.interactive``), so two cost it what one does.
 """
 
 from __future__ import annotations

@@ -93,8 +93,11 @@ def interactive(predictor: Predictor) -> Predictor:
     / ``viaseg evaluate``, and the network runs once, at the mean of those sizes (the default: 9/8, 288 px for
     a 256-px model). Training's scale crops show damage larger than a whole photo does; at its own size alone
     the network scored 0.481 mean Dice out of fold on the 149 training photos, at 9/8 0.506, averaging 1 and
-    5/4 0.514 (twenty-first session, docs/RESULTS.md). Returns the same object."""
+    5/4 0.514 (twenty-first session, docs/RESULTS.md). An ensemble (``--ensemble K``) runs half its members on
+    the photo and the other half on its mirror image (``members_per_view``), so two networks cost what one
+    does. Returns the same object."""
     predictor.scales = (round(sum(predictor.scales) / len(predictor.scales), 4),)
+    predictor.members_per_view = True
     return predictor
 
 
@@ -139,11 +142,15 @@ class Predictor(_TiledAndBatchPrediction):
         # network invocations (one per batch): lets callers check that re-thresholding is free
         self.forward_calls = 0
         self._lock = threading.RLock()
-        self._fns: dict[tuple[tuple[int, int], bool], Any] = {}
+        self._fns: dict[tuple[tuple[int, int], bool, bool], Any] = {}
         # run a copy with the batch norms folded into the convolutions (same outputs, faster), and how many
         # batch norms the last copy folded
         self.fold_batch_norms = True
         self.folded_batch_norms = 0
+        # an ensemble with the mirror average (``tta``): the photo goes through members 0, 2, ... and its
+        # mirror image through members 1, 3, ..., so each view costs half the members; still every member's
+        # map in the average, and an ensemble of two costs the app what one network does (``interactive``)
+        self.members_per_view = False
 
     # ------------------------------------------------------------------ construction
 
@@ -259,7 +266,8 @@ class Predictor(_TiledAndBatchPrediction):
         inter-op threads run at once: one call on a small batch leaves most of a CPU's cores idle (the default
         network, a photo and its mirror image at 288 px on 2 cores: 45 -> 33 ms; twenty-sixth session)."""
         hw = self.input_hw if hw is None else hw
-        fn = self._fns.get((hw, halves))
+        split = bool(halves and self.members_per_view)
+        fn = self._fns.get((hw, halves, split))
         if fn is None:
             from . import tfsetup
 
@@ -276,13 +284,19 @@ class Predictor(_TiledAndBatchPrediction):
                 h = tf.shape(x)[0] // 2
                 return tf.concat([net(x[:h], training=False), net(x[h:], training=False)], 0)
 
+            def mean(outs):
+                return outs[0] if len(outs) == 1 else tf.add_n(outs) / float(len(outs))
+
             def forward(x):
-                if len(nets) == 1:
-                    return run(nets[0], x)
-                return tf.add_n([run(net, x) for net in nets]) / float(len(nets))
+                if split and len(nets) > 1:  # the photos through the even members, the mirrors the odd
+                    h = tf.shape(x)[0] // 2
+                    first = mean([net(x[:h], training=False) for net in nets[0::2]])
+                    second = mean([net(x[h:], training=False) for net in nets[1::2]])
+                    return tf.concat([first, second], 0)
+                return mean([run(net, x) for net in nets])
 
             fn = tf.function(forward, input_signature=[tf.TensorSpec([None, hw[0], hw[1], 3], tf.float32)])
-            self._fns[(hw, halves)] = fn
+            self._fns[(hw, halves, split)] = fn
         return fn
 
     def _fast_copy(self, model):

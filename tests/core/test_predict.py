@@ -146,7 +146,36 @@ def test_the_mirror_half_runs_as_its_own_branch_with_the_same_probabilities():
         split = np.asarray(p._function((SIZE, SIZE), halves=True)(x))
         assert whole.shape == split.shape == (6, SIZE, SIZE, 1)
         np.testing.assert_allclose(split, whole, atol=1e-6)
-        assert (((SIZE, SIZE), True) in p._fns) and (((SIZE, SIZE), False) in p._fns)
+        assert (((SIZE, SIZE), True, False) in p._fns) and (((SIZE, SIZE), False, False) in p._fns)
+
+
+def test_the_app_runs_an_ensembles_members_one_view_each():
+    """``interactive``: an ensemble of two runs one member on the photo and the other on its mirror image (the
+    compute of one network with the mirror average), while batch prediction averages both members on both."""
+    from viaseg.core.ml.ensemble import ENSEMBLE_KEY, combine
+    from viaseg.core.ml.predict import interactive
+
+    img = np.random.default_rng(3).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    meta = {"input_size": SIZE, "resize": "area", "tta": True, ENSEMBLE_KEY: {"members": 2}}
+    a, b = shift_model(), brightness_model()
+    batch = Predictor(combine([a, b]), meta)
+    app = interactive(Predictor(combine([a, b]), meta))
+    assert app.members_per_view and not batch.members_per_view
+    x = img.astype(np.float32)[None] / 255.0
+
+    def net(m, v):
+        return np.asarray(m(v, training=False))[0, ..., 0]
+
+    want_app = 0.5 * (net(a, x) + net(b, x[:, :, ::-1])[:, ::-1])
+    want_batch = 0.25 * (
+        net(a, x) + net(b, x) + net(a, x[:, :, ::-1])[:, ::-1] + net(b, x[:, :, ::-1])[:, ::-1]
+    )
+    np.testing.assert_allclose(app.predict(img), want_app, atol=1e-5)
+    np.testing.assert_allclose(batch.predict(img), want_batch, atol=1e-5)
+    assert np.abs(want_app - want_batch).max() > 0.05  # the two members differ: the test can tell them apart
+    # a single network is unaffected: the photo and its mirror both go through it
+    one = interactive(Predictor(shift_model(), {"input_size": SIZE, "resize": "area", "tta": True}))
+    np.testing.assert_allclose(one.predict(img), Predictor(shift_model(), one.meta).predict(img), atol=1e-6)
 
 
 def test_predict_inputs_scores_input_size_arrays_as_predict_does():
