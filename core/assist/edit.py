@@ -104,10 +104,26 @@ def _kept_radius(d: float) -> float:
     return KEEP * d + 1.0
 
 
+def _disc_window(
+    shape: tuple[int, int], cx: float, cy: float, radius: float
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """The disc of ``radius`` around (``cx``, ``cy``) on a grid of ``shape``, within its bounding box: (the box's
+    slices, the disc there); None where the box misses the grid."""
+    r0, r1 = max(0, int(np.floor(cy - radius))), min(shape[0], int(np.ceil(cy + radius)) + 1)
+    c0, c1 = max(0, int(np.floor(cx - radius))), min(shape[1], int(np.ceil(cx + radius)) + 1)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    yy, xx = np.ogrid[r0:r1, c0:c1]
+    return (slice(r0, r1), slice(c0, c1)), (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
+
+
 def _disc_mask(shape: tuple[int, int], cx: float, cy: float, radius: float) -> np.ndarray:
     """The disc of ``radius`` around (``cx``, ``cy``) on a whole grid of ``shape``."""
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    return (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
+    out = np.zeros(shape, bool)
+    window = _disc_window(shape, cx, cy, radius)
+    if window is not None:
+        out[window[0]] = window[1]
+    return out
 
 
 def _redraw_kept(state: EditState) -> None:
@@ -117,18 +133,13 @@ def _redraw_kept(state: EditState) -> None:
     kin = np.zeros((gh, gw), bool)
     kout = np.zeros((gh, gw), bool)
     for x, y, radius, positive in state.discs:
-        r0, r1 = max(0, int(np.floor(y - radius))), min(gh, int(np.ceil(y + radius)) + 1)
-        c0, c1 = max(0, int(np.floor(x - radius))), min(gw, int(np.ceil(x + radius)) + 1)
-        if r0 >= r1 or c0 >= c1:
+        window = _disc_window((gh, gw), x, y, radius)
+        if window is None:
             continue
-        yy, xx = np.ogrid[r0:r1, c0:c1]
-        m = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
-        if positive:
-            kin[r0:r1, c0:c1] |= m
-            kout[r0:r1, c0:c1] &= ~m
-        else:
-            kout[r0:r1, c0:c1] |= m
-            kin[r0:r1, c0:c1] &= ~m
+        box, m = window
+        grow, shrink = (kin, kout) if positive else (kout, kin)
+        grow[box] |= m
+        shrink[box] &= ~m
     state.keep_in, state.keep_out = kin, kout
 
 

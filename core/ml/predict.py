@@ -278,22 +278,24 @@ class Predictor(_TiledAndBatchPrediction):
             else:
                 nets = [self._fast_copy(self._model_at(hw))]
 
-            def run(net, x):
-                if not halves:
-                    return net(x, training=False)
-                h = tf.shape(x)[0] // 2
-                return tf.concat([net(x[:h], training=False), net(x[h:], training=False)], 0)
-
             def mean(outs):
                 return outs[0] if len(outs) == 1 else tf.add_n(outs) / float(len(outs))
 
+            # which networks each half of the batch goes through: all of them, or (members per view) the
+            # photos the even members and the mirror images the odd ones
+            first, second = (nets[0::2], nets[1::2]) if split and len(nets) > 1 else (nets, nets)
+
             def forward(x):
-                if split and len(nets) > 1:  # the photos through the even members, the mirrors the odd
-                    h = tf.shape(x)[0] // 2
-                    first = mean([net(x[:h], training=False) for net in nets[0::2]])
-                    second = mean([net(x[h:], training=False) for net in nets[1::2]])
-                    return tf.concat([first, second], 0)
-                return mean([run(net, x) for net in nets])
+                if not halves:
+                    return mean([net(x, training=False) for net in nets])
+                h = tf.shape(x)[0] // 2
+                return tf.concat(
+                    [
+                        mean([net(x[:h], training=False) for net in first]),
+                        mean([net(x[h:], training=False) for net in second]),
+                    ],
+                    0,
+                )
 
             fn = tf.function(forward, input_signature=[tf.TensorSpec([None, hw[0], hw[1], 3], tf.float32)])
             self._fns[(hw, halves, split)] = fn
