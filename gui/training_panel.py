@@ -83,6 +83,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._epochs_total = 0
         self._time_limit: float | None = None  # seconds; the run ends at whichever comes first
         self._steps_per_epoch: int | None = None
+        self._step_budget: int | None = None  # the run also ends after this many steps (train_budget)
         self._t0 = 0.0
         # an ensemble's networks train one after another (core/ml/ensemble.py): (k, n) of the one training now, and
         # the epochs shown before it (its curves go on from there)
@@ -204,6 +205,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._epochs_total = int(getattr(config, "epochs", self.epochs.value()))
         self._time_limit = getattr(config, "time_limit_s", None)
         self._steps_per_epoch = None
+        self._step_budget = None
         self._t0 = time.monotonic()
         self._part, self._epoch_offset, self._epochs_shown = None, 0, 0
         self.thread = TrainThread(

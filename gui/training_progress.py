@@ -60,6 +60,7 @@ class RunProgressMixin:
         self._epoch_offset = self._epochs_shown if later_network else 0
         self._epochs_total = int(ev.epochs or self._epochs_total)
         self._steps_per_epoch = int(ev.steps_per_epoch) if ev.steps_per_epoch else None
+        self._step_budget = getattr(ev, "step_budget", None)
         extra = f" on {ev.n_train} training / {ev.n_val} validation images"
         extra += f" (validation: {ev.val_source})" if ev.val_source else ""
         skipped = list(ev.skipped)
@@ -103,6 +104,11 @@ class RunProgressMixin:
         if spe:
             frac = (epoch * spe + step + 1) / (spe * total)
             batch_txt = f"batch {step + 1}/{spe}"
+            budget = self._step_budget
+            if budget:  # the run also ends after its step budget (core/ml/train_budget.py)
+                done = epoch * spe + step + 1
+                frac = max(frac, done / budget)
+                batch_txt = f"step {done} of {budget}"
         else:
             frac, batch_txt = epoch / total, f"batch {step + 1}"
         self._show_progress(self._run_fraction(frac), epoch, batch_txt)
@@ -114,7 +120,10 @@ class RunProgressMixin:
         shown = self._epoch_offset + epoch + 1
         self._epochs_shown = shown
         self.curves.add_epoch(shown, metrics)
-        self._show_progress(self._run_fraction((epoch + 1) / max(1, self._epochs_total)), epoch, "")
+        frac = (epoch + 1) / max(1, self._epochs_total)
+        if self._step_budget and self._steps_per_epoch:
+            frac = max(frac, (epoch + 1) * self._steps_per_epoch / self._step_budget)
+        self._show_progress(self._run_fraction(frac), epoch, "")
         parts = [f"Network {self._part[0] + 1} of {self._part[1]}"] if self._part else []
         parts.append(f"Epoch {epoch + 1}")
         for name in EPOCH_SERIES:
@@ -127,7 +136,7 @@ class RunProgressMixin:
 
     def _show_progress(self, frac: float, epoch: int, batch_txt: str) -> None:
         elapsed = time.monotonic() - self._t0
-        if self._time_limit:  # the run ends at its time limit or its last epoch, whichever comes first
+        if self._time_limit:  # the run ends at its time limit, its step budget or its last epoch: the first
             frac = max(frac, elapsed / self._time_limit)
         frac = max(0.0, min(1.0, frac))
         self.progress.setValue(int(frac * 1000))

@@ -46,6 +46,7 @@ def preset_values(name: str) -> dict:
         bn_momentum=float(cfg.bn_momentum),
         val_split=float(cfg.val_fraction),
         time_limit_min=int(round((cfg.time_limit_s or 0) / 60)),
+        max_steps=int(cfg.max_steps),
         lr_schedule=cfg.lr_schedule,
         encoder=cfg.encoder,
         ensemble=int(cfg.ensemble),
@@ -84,6 +85,7 @@ def build_config(settings: dict, data: Any, runs_root: Path, overrides: dict | N
     cfg.extra_train = [str(x) for x in settings.get("extra") or []]
     minutes = float(settings.get("time_limit_min") or 0)
     cfg.time_limit_s = minutes * 60 if minutes > 0 else None
+    cfg.max_steps = int(settings.get("max_steps", cfg.max_steps) or 0)
     cfg.ensemble = int(settings.get("ensemble") or 1)
     if not settings["augment"]:
         cfg.augment = Augment.off()
@@ -118,6 +120,7 @@ class SettingsMixin:
         form.addRow("Image size", self.image_size)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time limit", self.time_limit)
+        form.addRow("Steps at most", self.max_steps)
         form.addRow("Networks averaged", self.ensemble)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Learning rate", self.learning_rate)
@@ -179,6 +182,14 @@ class SettingsMixin:
         self.time_limit.setSpecialValueText("none")
         self.time_limit.setToolTip(
             "Stop after this much training (the best model so far is kept); 0: no limit."
+        )
+        self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, singleStep=100)
+        self.max_steps.setSpecialValueText("no limit")
+        self.max_steps.setToolTip(
+            "With a time limit, the run also ends after this many training steps (or 40 passes over the "
+            "photos, if more), its learning rate following whichever of the two is further along: a fast "
+            "computer trains the recipe as long as it was chosen at, not past its best (viaseg train "
+            "--max-steps; docs/RESULTS.md). 0: the time limit alone."
         )
         self.ensemble = QSpinBox(minimum=1, maximum=4)
         self.ensemble.setSuffix(" networks")
@@ -258,6 +269,7 @@ class SettingsMixin:
         self.bn_momentum.setValue(float(v["bn_momentum"]))
         self.val_split.setValue(float(v["val_split"] or 0.0))
         self.time_limit.setValue(int(v["time_limit_min"]))
+        self.max_steps.setValue(int(v["max_steps"]))
         self.ensemble.setValue(int(v["ensemble"]))
 
     # ------------------------------------------------------------------------------------- more data
@@ -320,6 +332,7 @@ class SettingsMixin:
             bn_momentum=self.bn_momentum.value(),
             val_split=self.val_split.value(),
             time_limit_min=self.time_limit.value(),
+            max_steps=self.max_steps.value(),
             ensemble=self.ensemble.value(),
             init_from=self.active_model if self.start_from_active.isChecked() and self.active_model else None,
             extra=list(self.extra_data),

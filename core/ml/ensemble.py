@@ -1,7 +1,7 @@
 """Several shorter runs averaged into one model: ``TrainConfig.ensemble`` (``viaseg train --ensemble K``).
 
-K members train one after another, each for 1/K of the time limit (or all the epochs when there is no time
-limit) with its own seed (``seed * K + k``: runs of different seeds share no member), each in its own run folder
+K members train one after another, each for 1/K of the time limit and of the step budget (or all the epochs
+when there is no time limit) with its own seed (``seed * K + k``: runs of different seeds share no member), each in its own run folder
 ``RUN/member_k/`` exactly as a single run does (its own threshold calibration included). ``RUN/model.keras``
 then holds one network that runs every member on the same input and averages their probabilities
 (:func:`combine`); its threshold is the mean of the members' (each chosen on photos that member had not trained
@@ -105,6 +105,7 @@ def train_ensemble(
             ensemble=1,
             seed=member_seed(cfg.seed, k, n),
             time_limit_s=per,
+            max_steps=-(-cfg.max_steps // n) if cfg.max_steps else 0,  # its share of the step budget too
             out_dir=run_dir / f"member_{k}",
         )
         res = train_one(mcfg, on_event=member_events, should_stop=should_stop, callbacks=callbacks)

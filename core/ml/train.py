@@ -39,6 +39,7 @@ from .presets import (
     preset,
     resolve_keep,
 )
+from .train_budget import step_budget
 from .train_callbacks import _make_callbacks, _multiworker_fit_fixes, _TrainingFailed
 from .train_events import Event as Event  # re-exported
 from .train_events import (
@@ -198,6 +199,7 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
             notes=list(setup_notes),
             device=device,
             precision=run.precision,
+            step_budget=step_budget(cfg, state["steps"]),
         )
     )
     fitted = _fit(run, tf, keras, strategy, emit, should_stop, more_callbacks)

@@ -7,7 +7,8 @@ Out of fold, 10-minute models of the 149 car photos score best at a threshold of
 model trained on says nothing (in sample the best is 0.45: it has learnt them).
 
 How: a seeded share of the annotated training photos (``cfg.calibrate``, per source) is kept out of training
-for the first :data:`CALIBRATE_AT` of the run (of its time limit, else of its epochs). At the first epoch end
+for the first :data:`CALIBRATE_AT` of the run (of its time limit or step budget, whichever is further along, else
+of its epochs: train_budget). At the first epoch end
 after that, those photos are predicted at full resolution exactly as ``viaseg evaluate`` does (the run's
 averaging), the threshold with the best mean Dice per image in :data:`RANGE` is kept (each threshold's score
 averaged with its neighbours', so one photo cannot pull it far), and the photos join training for the rest of
@@ -33,6 +34,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from .train_budget import progress
 
 log = logging.getLogger("viaseg.train")
 
@@ -165,9 +168,7 @@ def make_callback(keras_mod):
             self.done = False
 
         def _progress(self, epoch: int) -> float:
-            if self.cfg.time_limit_s:
-                return (time.perf_counter() - self.state["t0"]) / float(self.cfg.time_limit_s)
-            return (epoch + 1) / max(1, self.cfg.epochs)
+            return progress(self.cfg, self.state, epoch + 1)
 
         def on_epoch_end(self, epoch, logs=None):
             if self.done or self._progress(epoch) < (IMPROVE_AT if self.cfg.init_from else CALIBRATE_AT):

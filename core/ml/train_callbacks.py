@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from .presets import (
     resolve_keep,
     resolve_schedule,
 )
+from .train_budget import progress
 
 log = logging.getLogger("viaseg.train")
 
@@ -93,19 +93,15 @@ def _lr_schedule(keras, cfg: TrainConfig, sched: str, monitor: str, state, multi
         ]
     if sched in ANNEALING:
         # one cosine from the learning rate down to 1e-5 over the run: over the time limit when there is one
-        # (the fraction of it used when the epoch begins), else over the epochs. flat_cosine keeps the full
-        # rate for the first half of the run and anneals over the second half
-        lr0, n, limit = cfg.learning_rate, max(1, cfg.epochs), cfg.time_limit_s
+        # (the fraction of it used when the epoch begins), else over the epochs, or over the step budget when
+        # that is further along (train_budget). flat_cosine keeps the full rate for the first half of the run
+        # and anneals over the second half
+        lr0 = cfg.learning_rate
         flat = 0.5 if sched == "flat_cosine" else 0.0
 
-        def progress(epoch: int) -> float:
-            if limit:
-                elapsed = state["elapsed"] if multi else time.perf_counter() - state["t0"]
-                return min(1.0, elapsed / limit)
-            return min(epoch, n) / n
-
         def rate(epoch: int, _lr) -> float:
-            q = max(0.0, progress(epoch) - flat) / (1.0 - flat)
+            elapsed = state["elapsed"] if multi and cfg.time_limit_s else None
+            q = max(0.0, progress(cfg, state, epoch, elapsed) - flat) / (1.0 - flat)
             return 1e-5 + 0.5 * (lr0 - 1e-5) * (1 + math.cos(math.pi * q))
 
         return [keras.callbacks.LearningRateScheduler(rate)]

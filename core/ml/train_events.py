@@ -32,6 +32,9 @@ class Started:
     part: tuple[int, int] | None = (
         None  # (k, n): network k (from 0) of an ensemble of n (core/ml/ensemble.py)
     )
+    step_budget: int | None = (
+        None  # the steps after which the run ends, if its time limit allows (train_budget)
+    )
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Finished:
     best_metrics: dict[str, float]
     run_dir: Path
     model_path: Path | None
-    reason: str = "completed"  # completed | early_stopping | stopped | time_limit
+    reason: str = "completed"  # completed | early_stopping | stopped | time_limit | step_budget
 
 
 @dataclass

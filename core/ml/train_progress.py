@@ -1,5 +1,5 @@
 """The Keras callbacks of viaseg's own that :func:`.train_callbacks._make_callbacks` gives ``model.fit``:
-:class:`EventsAndStop` (events, sample plots, ``should_stop`` and the time limit) and :class:`Rate` (the
+:class:`EventsAndStop` (events, sample plots, ``should_stop``, the time limit and the step budget) and :class:`Rate` (the
 learning rate in every epoch's logs). Imported only once TensorFlow is set up (it imports keras)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from . import pipeline as P
 from .presets import TrainConfig
+from .train_budget import budget_spent
 from .train_events import BatchEnd, EpochEnd, SamplePredictions
 from .train_plumbing import agree
 
@@ -56,6 +57,8 @@ class EventsAndStop(keras.callbacks.Callback):
             and state["epoch"] >= getattr(cfg, "min_epochs", 0)
         ):
             return "time_limit"
+        if budget_spent(cfg, state) and state["epoch"] >= getattr(cfg, "min_epochs", 0):
+            return "step_budget"  # every worker has taken as many steps: no need to agree on it
         return ""
 
     def on_train_batch_end(self, batch, logs=None):
@@ -114,9 +117,13 @@ class EventsAndStop(keras.callbacks.Callback):
         if self.multi:
             # any worker asking stops them all (a user's stop counts 1000, a time limit 1)
             reason = self._stop_asked()
-            agreed = agree(self.strategy, {"": 0.0, "time_limit": 1.0, "stopped": 1000.0}[reason])
+            asked = "" if reason == "step_budget" else reason
+            agreed = agree(self.strategy, {"": 0.0, "time_limit": 1.0, "stopped": 1000.0}[asked])
             if agreed > 0.5:
                 state["reason"] = "stopped" if agreed >= 999.5 else "time_limit"
+                self.model.stop_training = True
+            elif reason == "step_budget":
+                state["reason"] = reason
                 self.model.stop_training = True
 
     def _samples(self, epoch) -> None:

@@ -956,3 +956,56 @@ def test_ensemble_option_reaches_the_config():
     assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).ensemble == 1
     crossval = build_parser().parse_args(["crossval", "ds", "--out", "r", "--ensemble", "3"])
     assert _config(crossval).ensemble == 3
+
+
+def test_a_step_budget_ends_the_run_and_its_rate_follows_the_steps_not_the_clock(tmp_path, monkeypatch):
+    from viaseg.core.ml import train_budget
+
+    monkeypatch.setattr(train_budget, "BUDGET_MIN_EPOCHS", 2)
+    lr0 = 1e-3
+    # 4 photos in batches of 2: 2 steps an epoch; 6 steps end the run in its third epoch although the time
+    # limit would allow an hour, and the flat cosine follows the steps (the clock has hardly moved)
+    r, _ = run(
+        tiny(tmp_path / "a", epochs=50, sample_every=0, learning_rate=lr0, time_limit_s=3600, max_steps=6)
+    )
+    assert r.ok and r.summary["epochs_run"] == 3 and r.summary["stop_reason"] == "step_budget"
+    q = [max(0.0, 2 * e / 6 - 0.5) / 0.5 for e in range(3)]  # steps done when each epoch begins
+    expected = [1e-5 + 0.5 * (lr0 - 1e-5) * (1 + np.cos(np.pi * x)) for x in q]
+    assert _logged_lrs(r.run_dir) == pytest.approx(expected, rel=1e-4) and expected[2] < 0.8 * lr0
+    # the budget never stops a run before BUDGET_MIN_EPOCHS passes over its photos: 2 steps asked, 4 taken
+    r, _ = run(tiny(tmp_path / "b", epochs=50, sample_every=0, time_limit_s=3600, max_steps=2))
+    assert r.ok and r.summary["epochs_run"] == 2 and r.summary["stop_reason"] == "step_budget"
+    # no budget (0): the time limit alone, as before
+    r, _ = run(tiny(tmp_path / "c", epochs=3, sample_every=0, time_limit_s=3600, max_steps=0))
+    assert r.ok and r.summary["epochs_run"] == 3 and r.summary["stop_reason"] != "step_budget"
+
+
+def test_progress_is_the_furthest_of_the_time_and_the_steps():
+    from types import SimpleNamespace
+
+    from viaseg.core.ml.train_budget import budget_spent, progress, step_budget
+
+    cfg = SimpleNamespace(time_limit_s=600.0, epochs=400, max_steps=1000)
+    assert step_budget(cfg, 19) == 1000 and step_budget(cfg, 100) == 4000  # 40 passes over 800 photos
+    state = {"t0": 0.0, "steps": 19, "batches": 250}
+    assert progress(cfg, state, 13, elapsed=60.0) == pytest.approx(0.25)  # the steps are further along
+    assert progress(cfg, state, 13, elapsed=300.0) == pytest.approx(0.5)  # the clock is
+    assert not budget_spent(cfg, state) and budget_spent(cfg, {**state, "batches": 1000})
+    cfg.max_steps = 0
+    assert step_budget(cfg, 19) is None and progress(cfg, state, 13, elapsed=60.0) == pytest.approx(0.1)
+    cfg.time_limit_s, cfg.max_steps = None, 1000
+    assert step_budget(cfg, 19) is None  # the budget bounds a time-limited run; epochs bound the others
+    assert progress(cfg, state, 100) == pytest.approx(0.25)  # no time limit: the epochs
+    assert not budget_spent(cfg, {**state, "batches": 10**6})
+
+
+def test_max_steps_option_reaches_the_config_and_the_default_preset_has_a_budget():
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+
+    assert preset("default").max_steps == 1000 and preset("research").max_steps == 0
+    args = build_parser().parse_args(["train", "ds", "--out", "r", "--max-steps", "0"])
+    assert _config(args).max_steps == 0
+    assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).max_steps == 1000
+    crossval = build_parser().parse_args(["crossval", "ds", "--out", "r", "--max-steps", "500"])
+    assert _config(crossval).max_steps == 500

@@ -160,6 +160,17 @@ def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
     assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s is None
     panel.time_limit.setValue(10)
     assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s == 600
+    # the step budget: the preset's, a user's own, none
+    assert (
+        panel.max_steps.value() == 1000 == build_config(panel.settings(), None, tmp_path / "runs").max_steps
+    )
+    panel.max_steps.setValue(2500)
+    assert build_config(panel.settings(), None, tmp_path / "runs").max_steps == 2500
+    panel.max_steps.setValue(0)
+    assert panel.max_steps.text() == "no limit"
+    assert build_config(panel.settings(), None, tmp_path / "runs").max_steps == 0
+    panel._apply_preset("default")
+    assert panel.max_steps.value() == 1000
     # a run with a time limit: the bar follows the clock when that ends the run before its epochs
     import time
 
@@ -168,6 +179,15 @@ def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
     assert 490 <= panel.progress.value() <= 520
     text = panel.progress.format()
     assert "0:30 of 1:00" in text and "epoch 10" in text and "/400" not in text  # time is the progress
+    # ... and the steps when the run's step budget will end it before its time limit does
+    from viaseg.core.ml.train_events import BatchEnd, Started
+
+    panel._t0 = time.monotonic() - 6
+    panel._handle(Started(tmp_path, 149, 12, 400, 19, step_budget=1000))
+    panel._t0 = time.monotonic() - 6
+    panel._handle(BatchEnd(step=9, epoch=26, loss=0.5, dice=0.5, steps=19))  # step 26 * 19 + 10 = 504
+    assert 500 <= panel.progress.value() <= 510 and "step 504 of 1000" in panel.progress.format()
+    panel._step_budget = None
     panel._time_limit = None
     panel._show_progress(10 / 400, 9, "")
     assert "epoch 10/400" in panel.progress.format()
