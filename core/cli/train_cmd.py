@@ -353,9 +353,12 @@ class _Printer:
 
         if isinstance(ev, E.Started):
             self.part = getattr(ev, "part", None)
+            budget = getattr(ev, "step_budget", None)
             print(
                 f"training on {ev.n_train} images, validating on {ev.n_val} ({ev.val_source}); "
-                f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches -> {ev.run_dir}",
+                f"up to {ev.epochs} epochs of {ev.steps_per_epoch} batches"
+                + (f", at most {budget} steps (--max-steps)" if budget else "")
+                + f" -> {ev.run_dir}",
                 file=self.out,
             )
             device = getattr(ev, "device", "")

@@ -267,12 +267,16 @@ def test_cli_train(tmp_path, capsys):
             "2",
             "--seed",
             "3",
+            "--time-limit",
+            "3600",
             "--quiet",
         ]
     )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "epoch 1/2" in out and "epoch 2/2" in out and "val_dice" in out
+    # the default preset's step budget, never under 40 passes over the photos (3 batches each here)
+    assert "up to 2 epochs of 3 batches, at most 1000 steps (--max-steps)" in out
     assert "val hard Dice" in out and "(1 image, val, full resolution)" in out
     assert "training on 5 images, validating on 1 (seeded 20% of the training images (seed 3))" in out
     assert (tmp_path / "run" / "model.keras").is_file()
