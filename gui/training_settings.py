@@ -191,6 +191,9 @@ class SettingsMixin:
             "computer trains the recipe as long as it was chosen at, not past its best (viaseg train "
             "--max-steps; docs/RESULTS.md). 0: the time limit alone."
         )
+        # the step budget bounds a time-limited run only (core/ml/train_budget.py): greyed out without a limit
+        self.time_limit.valueChanged.connect(lambda minutes: self.max_steps.setEnabled(minutes > 0))
+        self.max_steps.setEnabled(False)  # the form opens with no time limit
         self.ensemble = QSpinBox(minimum=1, maximum=4)
         self.ensemble.setSuffix(" networks")
         self.ensemble.setSpecialValueText("1 network")  # the minimum, shown without the plural

@@ -105,7 +105,9 @@ def train_ensemble(
             ensemble=1,
             seed=member_seed(cfg.seed, k, n),
             time_limit_s=per,
-            max_steps=-(-cfg.max_steps // n) if cfg.max_steps else 0,  # its share of the step budget too
+            max_steps=-(-cfg.max_steps // n)
+            if cfg.max_steps
+            else 0,  # its share of the steps (>= 40 epochs each)
             out_dir=run_dir / f"member_{k}",
         )
         res = train_one(mcfg, on_event=member_events, should_stop=should_stop, callbacks=callbacks)

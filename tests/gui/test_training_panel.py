@@ -158,8 +158,10 @@ def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
     qtbot.addWidget(panel)
     assert panel.time_limit.value() == 0 and panel.time_limit.text() == "none"  # presets set no limit
     assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s is None
+    assert not panel.max_steps.isEnabled()  # no time limit: the step budget does not apply
     panel.time_limit.setValue(10)
     assert build_config(panel.settings(), None, tmp_path / "runs").time_limit_s == 600
+    assert panel.max_steps.isEnabled()
     # the step budget: the preset's, a user's own, none
     assert (
         panel.max_steps.value() == 1000 == build_config(panel.settings(), None, tmp_path / "runs").max_steps
