@@ -1,8 +1,8 @@
 """Several shorter runs averaged into one model: ``TrainConfig.ensemble`` (``viaseg train --ensemble K``).
 
 K members train one after another, each for 1/K of the time limit and of the step budget (or all the epochs
-when there is no time limit) with its own seed (``seed * K + k``: runs of different seeds share no member), each in its own run folder
-``RUN/member_k/`` exactly as a single run does (its own threshold calibration included). ``RUN/model.keras``
+when there is no time limit) with its own seed (``seed * K + k``: runs of different seeds share no member), each
+in its own run folder ``RUN/member_k/`` exactly as a single run does (its own threshold calibration included). ``RUN/model.keras``
 then holds one network that runs every member on the same input and averages their probabilities
 (:func:`combine`); its threshold is the mean of the members' (each chosen on photos that member had not trained
 on yet), and it is scored on every validation set as a single run is (``RUN/summary.json``). The Predictor runs
@@ -95,6 +95,9 @@ def train_ensemble(
     if cfg.strategy == "multiworker":
         return fail("an ensemble trains on one machine: --ensemble cannot run with the multiworker strategy")
     per = cfg.time_limit_s / n if cfg.time_limit_s else None
+    member_steps = (
+        -(-cfg.max_steps // n) if cfg.max_steps else 0
+    )  # its share (still >= 40 epochs: train_budget)
     results: list[Any] = []
     for k in range(n):
         if results and should_stop is not None and should_stop():
@@ -105,9 +108,7 @@ def train_ensemble(
             ensemble=1,
             seed=member_seed(cfg.seed, k, n),
             time_limit_s=per,
-            max_steps=-(-cfg.max_steps // n)
-            if cfg.max_steps
-            else 0,  # its share of the steps (>= 40 epochs each)
+            max_steps=member_steps,
             out_dir=run_dir / f"member_{k}",
         )
         res = train_one(mcfg, on_event=member_events, should_stop=should_stop, callbacks=callbacks)

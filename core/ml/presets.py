@@ -135,10 +135,10 @@ class TrainConfig:
     # the time limit stops a run only after this many epochs (Improve model: a fine-tuning cut after one or two
     # steps scored far below its starting model on the demo, 0.70 -> 0.00; four epochs were back to 0.70)
     min_epochs: int = 0
-    # > 0, with a time limit: the run also ends after this many training steps (or BUDGET_MIN_EPOCHS passes over its photos, if
-    # more: core/ml/train_budget.py), and its rate schedule and calibration follow whichever of the time and
-    # the steps is further along: a fast machine (or a GPU) trains the recipe as long as it was chosen at
-    # instead of past its best. 0: time (or epochs) alone
+    # > 0, with a time limit: the run also ends after this many training steps (or BUDGET_MIN_EPOCHS passes
+    # over its photos, if more: core/ml/train_budget.py), and its rate schedule and calibration follow
+    # whichever of the time and the steps is further along: a fast machine (or a GPU) trains the recipe as
+    # long as it was chosen at instead of past its best. 0: the time limit alone
     max_steps: int = 0
     sample_every: int = 5  # SamplePredictions every N epochs (0: never)
     n_samples: int = 4

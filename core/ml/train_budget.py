@@ -1,8 +1,9 @@
 """How far a training run is through its budget: its time limit, its step budget, else its epochs.
 
 A run of the default preset with a time limit (``--time-limit``) is also limited by steps
-(``TrainConfig.max_steps``): it ends at whichever comes first, and its learning-rate schedule (:mod:`.train_callbacks`) and its threshold
-calibration (:mod:`.train_calibrate`) follow whichever is further along. The time limit alone made the recipe's
+(``TrainConfig.max_steps``): it ends at whichever comes first, and its learning-rate schedule
+(:mod:`.train_callbacks`) and its threshold calibration (:mod:`.train_calibrate`) follow whichever is further
+along. The time limit alone made the recipe's
 length depend on the machine: 52 epochs of the documented command in 600 s on a 2-core Xeon, 89 on a 2-core
 AMD EPYC, hundreds on a GPU, and the longer runs scored less out of fold (docs/RESULTS.md, thirty-fourth and
 thirty-fifth sessions). The step budget never cuts a run below :data:`BUDGET_MIN_EPOCHS` passes over its

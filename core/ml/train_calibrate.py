@@ -7,14 +7,14 @@ Out of fold, 10-minute models of the 149 car photos score best at a threshold of
 model trained on says nothing (in sample the best is 0.45: it has learnt them).
 
 How: a seeded share of the annotated training photos (``cfg.calibrate``, per source) is kept out of training
-for the first :data:`CALIBRATE_AT` of the run (of its time limit or step budget, whichever is further along, else
-of its epochs: train_budget). At the first epoch end
-after that, those photos are predicted at full resolution exactly as ``viaseg evaluate`` does (the run's
-averaging), the threshold with the best mean Dice per image in :data:`RANGE` is kept (each threshold's score
-averaged with its neighbours', so one photo cannot pull it far), and the photos join training for the rest of
-the run (the annealed part of the schedule). The model is saved with that threshold; ``summary.json`` says
-how it was chosen (``threshold_calibration``). Too few annotated photos (:data:`MIN_HELD`), several workers, or a
-run ending before the calibration point: the preset's threshold stays, and the summary says why.
+for the first :data:`CALIBRATE_AT` of the run (of its time limit or step budget, whichever is further along,
+else of its epochs: train_budget). At the first epoch end after that, those photos are predicted at full
+resolution exactly as ``viaseg evaluate`` does (the run's averaging), the threshold with the best mean Dice per
+image in :data:`RANGE` is kept (each threshold's score averaged with its neighbours', so one photo cannot pull it
+far), and the photos join training for the rest of the run (the annealed part of the schedule). The model is
+saved with that threshold; ``summary.json`` says how it was chosen (``threshold_calibration``). Too few
+annotated photos (:data:`MIN_HELD`), several workers, or a run ending before the calibration point: the preset's
+threshold stays, and the summary says why.
 
 *Improve model* (a run that starts from another model) calibrates only on the photos new or edited since that
 model (``cfg.calibrate_on``; a fine-tuning memorises its new photos within a minute, so the others, all seen
@@ -39,7 +39,7 @@ from .train_budget import progress
 
 log = logging.getLogger("viaseg.train")
 
-CALIBRATE_AT = 0.75  # the share of the run (time limit, else epochs) trained without the calibration photos
+CALIBRATE_AT = 0.75  # the share of the run (train_budget.progress) trained without the calibration photos
 MIN_HELD = 5  # fewer annotated calibration photos than this: no calibration (the preset's threshold)
 RANGE = (0.1, 0.7)  # thresholds a calibration may choose
 IMPROVE_SHARE = 0.5  # Improve model: the share of its new photos kept out for calibration ...

@@ -1,6 +1,6 @@
 """The Keras callbacks of viaseg's own that :func:`.train_callbacks._make_callbacks` gives ``model.fit``:
-:class:`EventsAndStop` (events, sample plots, ``should_stop``, the time limit and the step budget) and :class:`Rate` (the
-learning rate in every epoch's logs). Imported only once TensorFlow is set up (it imports keras)."""
+:class:`EventsAndStop` (events, sample plots, ``should_stop``, the time limit and the step budget) and
+:class:`Rate` (the learning rate in every epoch's logs). Imported only once TensorFlow is set up (it imports keras)."""
 
 from __future__ import annotations
 
