@@ -188,8 +188,9 @@ class SettingsMixin:
         self.max_steps.setToolTip(
             "With a time limit, the run also ends after this many training steps (or 40 passes over the "
             "photos, if more), its learning rate following whichever of the two is further along: a fast "
-            "computer trains the recipe as long as it was chosen at, not past its best (viaseg train "
-            "--max-steps; docs/RESULTS.md). 0: the time limit alone."
+            "computer trains the recipe as long as it was chosen at, not as long as the clock allows; out of "
+            "fold the same quality as 1600 steps in 37 % less time (viaseg train --max-steps; "
+            "docs/RESULTS.md). 0: the time limit alone."
         )
         # the step budget bounds a time-limited run only (core/ml/train_budget.py): greyed out without a limit
         self.time_limit.valueChanged.connect(lambda minutes: self.max_steps.setEnabled(minutes > 0))
