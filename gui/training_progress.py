@@ -100,17 +100,13 @@ class RunProgressMixin:
             self._steps_per_epoch = spe
         x = self._epoch_offset + epoch + (step + 1) / spe if spe else float(self._epoch_offset + epoch)
         self.curves.add_batch(x, ev.loss, ev.dice)
-        total = max(1, self._epochs_total)
         if spe:
-            frac = (epoch * spe + step + 1) / (spe * total)
-            batch_txt = f"batch {step + 1}/{spe}"
+            done = epoch * spe + step + 1
+            frac = self._steps_fraction(done)
             budget = self._step_budget
-            if budget:  # the run also ends after its step budget (core/ml/train_budget.py)
-                done = epoch * spe + step + 1
-                frac = max(frac, done / budget)
-                batch_txt = f"step {done} of {budget}"
+            batch_txt = f"step {done} of {budget}" if budget else f"batch {step + 1}/{spe}"
         else:
-            frac, batch_txt = epoch / total, f"batch {step + 1}"
+            frac, batch_txt = epoch / max(1, self._epochs_total), f"batch {step + 1}"
         self._show_progress(self._run_fraction(frac), epoch, batch_txt)
 
     def _on_epoch(self, ev: EpochEnd) -> None:
@@ -120,9 +116,8 @@ class RunProgressMixin:
         shown = self._epoch_offset + epoch + 1
         self._epochs_shown = shown
         self.curves.add_epoch(shown, metrics)
-        frac = (epoch + 1) / max(1, self._epochs_total)
-        if self._step_budget and self._steps_per_epoch:
-            frac = max(frac, (epoch + 1) * self._steps_per_epoch / self._step_budget)
+        spe = self._steps_per_epoch
+        frac = self._steps_fraction((epoch + 1) * spe) if spe else (epoch + 1) / max(1, self._epochs_total)
         self._show_progress(self._run_fraction(frac), epoch, "")
         parts = [f"Network {self._part[0] + 1} of {self._part[1]}"] if self._part else []
         parts.append(f"Epoch {epoch + 1}")
@@ -133,6 +128,12 @@ class RunProgressMixin:
         if any(isinstance(v, float) and math.isnan(v) for v in metrics.values()):
             parts.append("(NaN!)")
         self._set_message(" · ".join(parts))
+
+    def _steps_fraction(self, done: int) -> float:
+        """The share of the network's training done after ``done`` steps: of its epochs, or of its step budget
+        when that ends it sooner (core/ml/train_budget.py). Needs the steps per epoch."""
+        frac = done / (max(1, self._steps_per_epoch or 1) * max(1, self._epochs_total))
+        return max(frac, done / self._step_budget) if self._step_budget else frac
 
     def _show_progress(self, frac: float, epoch: int, batch_txt: str) -> None:
         elapsed = time.monotonic() - self._t0

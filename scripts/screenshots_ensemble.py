@@ -7,10 +7,9 @@ training_ensemble_runs.png (the run in the Runs tab); then predicts the photo sh
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
-from shots import OUT, REPO, open_window, settle
+from shots import OUT, REPO, open_window, settle, train_and_grab
 
 
 def main() -> int:
@@ -24,18 +23,13 @@ def main() -> int:
     tp.ensemble.setValue(2)
     settle(app, 0.8)
     w.ml.dock_training.grab().save(str(OUT / "training_ensemble.png"))
-    assert tp.start(), tp.message.text()
-    live_taken = False
-    t_end = time.time() + 240
-    while tp.is_running() and time.time() < t_end:
-        settle(app, 0.5)
-        fmt = tp.progress.format()
-        if not live_taken and "network 2 of 2" in fmt and len(tp.curves.points("val_dice")) >= 3:
-            tp.curves.flush()
-            settle(app, 0.5)
-            w.ml.dock_training.grab().save(str(OUT / "training_ensemble_live.png"))
-            print("live:", fmt, "|", tp.message.text())
-            live_taken = True
+    train_and_grab(
+        app,
+        w,
+        lambda p: "network 2 of 2" in p.progress.format() and len(p.curves.points("val_dice")) >= 3,
+        "training_ensemble_live.png",
+        seconds=240,
+    )
     w.ml.prediction.status.connect(lambda text: print("prediction status:", text, flush=True))
     settle(app, 15.0)
     w.ml.predict_current()

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from shots import OUT, REPO, open_window, settle
+from shots import OUT, REPO, open_window, settle, train_and_grab
 
 
 def main() -> int:
@@ -32,18 +31,12 @@ def main() -> int:
         w.session.history.set_clean()
         w.close()
         return 0
-    assert tp.start(), tp.message.text()
-    taken = False
-    t_end = time.time() + 300
-    while tp.is_running() and time.time() < t_end:
-        settle(app, 0.5)
-        fmt = tp.progress.format()
-        if not taken and "step" in fmt and len(tp.curves.points("val_dice")) >= 20:
-            tp.curves.flush()
-            settle(app, 0.5)
-            w.ml.dock_training.grab().save(str(OUT / "training_steps_at_most.png"))
-            print("live:", fmt, "|", tp.message.text())
-            taken = True
+    train_and_grab(
+        app,
+        w,
+        lambda p: "step" in p.progress.format() and len(p.curves.points("val_dice")) >= 20,
+        "training_steps_at_most.png",
+    )
     settle(app, 2.0)
     print("result:", tp.result_label.text(), "| error:", tp.last_error)
     for summary in runs.glob("*/summary.json"):

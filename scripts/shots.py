@@ -33,3 +33,22 @@ def open_window(dataset, size=(1680, 1050), **kwargs):
     w.resize(*size)
     w.show()
     return app, w
+
+
+def train_and_grab(app, w, ready, out_name, seconds=300):
+    """Start the Training panel's run and, while it trains (at most ``seconds``), grab the training dock once as
+    ``OUT/out_name`` the first time ``ready(panel)`` is true; print the bar's text and message then. Returns
+    whether it grabbed."""
+    tp = w.ml.training
+    assert tp.start(), tp.message.text()
+    taken = False
+    t_end = time.time() + seconds
+    while tp.is_running() and time.time() < t_end:
+        settle(app, 0.5)
+        if not taken and ready(tp):
+            tp.curves.flush()
+            settle(app, 0.5)
+            w.ml.dock_training.grab().save(str(OUT / out_name))
+            print("live:", tp.progress.format(), "|", tp.message.text())
+            taken = True
+    return taken

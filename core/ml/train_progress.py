@@ -1,6 +1,7 @@
 """The Keras callbacks of viaseg's own that :func:`.train_callbacks._make_callbacks` gives ``model.fit``:
 :class:`EventsAndStop` (events, sample plots, ``should_stop``, the time limit and the step budget) and
-:class:`Rate` (the learning rate in every epoch's logs). Imported only once TensorFlow is set up (it imports keras)."""
+:class:`Rate` (the learning rate in every epoch's logs). Imported only once TensorFlow is set up (it imports
+keras)."""
 
 from __future__ import annotations
 
@@ -51,13 +52,11 @@ class EventsAndStop(keras.callbacks.Callback):
         cfg, state = self.cfg, self.state
         if self.should_stop is not None and self.should_stop():
             return "stopped"
-        if (
-            cfg.time_limit_s
-            and time.perf_counter() - state["t0"] > cfg.time_limit_s
-            and state["epoch"] >= getattr(cfg, "min_epochs", 0)
-        ):
+        if state["epoch"] < getattr(cfg, "min_epochs", 0):
+            return ""  # neither limit cuts a run before its minimum epochs
+        if cfg.time_limit_s and time.perf_counter() - state["t0"] > cfg.time_limit_s:
             return "time_limit"
-        if budget_spent(cfg, state) and state["epoch"] >= getattr(cfg, "min_epochs", 0):
+        if budget_spent(cfg, state):
             return "step_budget"  # every worker has taken as many steps: no need to agree on it
         return ""
 
