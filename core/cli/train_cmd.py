@@ -178,6 +178,20 @@ def _add_input_options(p) -> None:
         help="random crops of MIN..MAX of the photo's side, resized to the training size (over 1 zooms out, "
         "the photo smaller with black around it); default: the preset's 0.6,1",
     )
+    p.add_argument(
+        "--colour-jitter",
+        type=_jitter,
+        metavar="B,C,S[,H]",
+        help="brightness, contrast and saturation jitter (and hue: a share of the colour circle) of the "
+        "training photos; default: the preset's 0.15,0.2,0.2,0",
+    )
+    p.add_argument(
+        "--blur",
+        type=float,
+        metavar="SIGMA",
+        help="blur each training photo by a Gaussian of sigma uniform in 0..SIGMA pixels of the training size "
+        "(default: the preset's 0, none)",
+    )
 
 
 def _add_stopping_options(p) -> None:
@@ -264,6 +278,16 @@ def _scale_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _jitter(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three or four numbers, B,C,S[,H]") from None
+    if len(vals) not in (3, 4) or min(vals) < 0 or max(vals[:3]) > 1 or (len(vals) == 4 and vals[3] > 0.5):
+        raise argparse.ArgumentTypeError(f"{text}: need B,C,S in 0..1 and H in 0..0.5")
+    return vals
+
+
 def _config(args):
     from ..ml.pipeline import Augment
     from ..ml.presets import preset
@@ -313,6 +337,15 @@ def _config(args):
     elif getattr(args, "scale", None) is not None:
         lo, hi = args.scale
         cfg.augment = dataclasses.replace(cfg.augment, scale_crop=True, min_scale=lo, max_scale=hi)
+    if not args.no_augment and getattr(args, "colour_jitter", None) is not None:
+        b, c, sat, *h = args.colour_jitter
+        cfg.augment = dataclasses.replace(
+            cfg.augment, color=True, brightness=b, contrast=c, saturation=sat, hue=h[0] if h else 0.0
+        )
+    if not args.no_augment and getattr(args, "blur", None) is not None:
+        if args.blur < 0:
+            raise SystemExit(f"--blur {args.blur}: give a sigma of 0 or more")
+        cfg.augment = dataclasses.replace(cfg.augment, color=True, blur=args.blur)
     if getattr(args, "calibrate", None) is not None:
         cfg.calibrate = args.calibrate
     elif args.threshold is not None:

@@ -265,6 +265,22 @@ def _rotation_transform(angle, h, w):
     return tf.stack([c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy, 0.0, 0.0])[None]
 
 
+def _blur(image, sigma):
+    """``image`` (H x W x 3 float) blurred by a Gaussian of ``sigma`` pixels (a tensor; near 0: unchanged),
+    borders reflected."""
+    import tensorflow as tf
+
+    r = 4  # the kernel's radius: enough for sigma up to about 2
+    x = tf.range(-r, r + 1, dtype=tf.float32)
+    k = tf.exp(-(x**2) / (2.0 * tf.maximum(sigma, 1e-3) ** 2))
+    k = k / tf.reduce_sum(k)
+    kx = tf.tile(tf.reshape(k, [1, 2 * r + 1, 1, 1]), [1, 1, 3, 1])
+    ky = tf.reshape(kx, [2 * r + 1, 1, 3, 1])
+    out = tf.pad(image[None], [[0, 0], [r, r], [r, r], [0, 0]], mode="REFLECT")
+    out = tf.nn.depthwise_conv2d(out, kx, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "VALID")[0]
+
+
 def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
     """``fn(image float HxWx3, mask float HxWx1, seed int64[2]) -> (image, mask)``, stateless. With ``crop``
     the result is a random ``crop`` x ``crop`` window of the augmented image (at the same pixel scale)."""
@@ -307,6 +323,12 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
                 image = tf.image.stateless_random_saturation(
                     image, 1 - aug.saturation, 1 + aug.saturation, seeds[6]
                 )
+            if aug.hue or aug.blur:  # seeds of their own: the other draws stay as they were without them
+                more = tf.random.experimental.stateless_split(seeds[6], 3)
+                if aug.hue:
+                    image = tf.image.stateless_random_hue(image, min(0.5, aug.hue), more[1])
+                if aug.blur:
+                    image = _blur(image, tf.random.stateless_uniform([], more[2], 0.0, aug.blur))
             image = tf.clip_by_value(image, 0.0, 1.0)
         if crop:
             off = tf.random.stateless_uniform([2], seeds[7], 0.0, 1.0)

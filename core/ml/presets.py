@@ -18,13 +18,17 @@ class Augment:
     # smaller, black around it)
     scale_crop: bool = True
     rotate: bool = True  # uniform in +-max_degrees, reflected borders
-    color: bool = True  # brightness / contrast / saturation jitter (image only)
+    color: bool = True  # brightness / contrast / saturation (/ hue) jitter and blur (image only)
     min_scale: float = 0.6
     max_scale: float = 1.0
     max_degrees: float = 10.0
     brightness: float = 0.15
     contrast: float = 0.2
     saturation: float = 0.2
+    hue: float = 0.0  # hue shift up to this share of the colour circle either way (0: none)
+    # a Gaussian blur of sigma uniform in 0..blur pixels of the training size (0: none): photos of other
+    # cameras, sharper or softer than the training ones
+    blur: float = 0.0
 
     @classmethod
     def off(cls) -> Augment:

@@ -3,6 +3,8 @@ duplicates, unreadable images, disk cache, seeded split."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -111,6 +113,27 @@ def test_color_jitter_changes_image_not_mask(marked):
     assert not np.allclose(x[0], arr.images[0] / 255.0, atol=1e-3)
     assert 0.0 <= x.min() and x.max() <= 1.0
     np.testing.assert_array_equal(y[0, ..., 0], arr.masks[0])
+
+
+def test_blur_softens_edges_and_keeps_the_mean_and_hue_turns_colours():
+    tf = pytest.importorskip("tensorflow")
+    img = np.zeros((32, 32, 3), np.float32)
+    img[:, 16:] = 1.0
+    soft = P._blur(tf.constant(img), tf.constant(1.5)).numpy()
+    assert 0.05 < soft[5, 15, 0] < 0.5 < soft[5, 16, 0] < 0.95  # the step spread over its neighbours
+    assert soft.mean() == pytest.approx(img.mean(), abs=1e-5)
+    np.testing.assert_allclose(P._blur(tf.constant(img), tf.constant(0.0)).numpy(), img, atol=1e-6)
+    red = np.zeros((8, 8, 3), np.float32)
+    red[..., 0] = 0.9
+    plain = P.Augment(flip=False, scale_crop=False, rotate=False, brightness=0, contrast=0, saturation=0)
+    mask = tf.zeros((8, 8, 1))
+    seeds = [tf.constant([s, 1], tf.int64) for s in range(8)]
+    same = [P.make_augment_fn(plain, (8, 8))(tf.constant(red), mask, s)[0].numpy() for s in seeds]
+    assert all(np.allclose(x, red) for x in same)
+    hued = dataclasses.replace(plain, hue=0.1)
+    turned = [P.make_augment_fn(hued, (8, 8))(tf.constant(red), mask, s)[0].numpy() for s in seeds]
+    assert max(float(np.abs(x - red).max()) for x in turned) > 0.05  # some red turned orange or pink
+    assert all(np.allclose(x.max(-1), 0.9, atol=1e-3) for x in turned)  # the hue, not the value
 
 
 def test_validation_copies_by_bytes_pixels_and_look(tmp_path, marked):
@@ -283,6 +306,33 @@ def test_scale_over_one_zooms_out_and_the_cli_sets_the_range():
     for bad in ("1.2,0.8", "0.05,1", "x"):
         with pytest.raises(SystemExit):
             parse(["train", "ds", "--out", "r", "--scale", bad])
+
+
+def test_colour_jitter_and_blur_options_reach_the_config():
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.train_cmd import _config
+
+    parse = build_parser().parse_args
+    default = _config(parse(["train", "ds", "--out", "r"])).augment
+    assert (default.brightness, default.contrast, default.saturation, default.hue, default.blur) == (
+        0.15,
+        0.2,
+        0.2,
+        0.0,
+        0.0,
+    )
+    cfg = _config(
+        parse(["crossval", "ds", "--out", "r", "--colour-jitter", "0.25,0.3,0.3,0.05", "--blur", "1.5"])
+    )
+    a = cfg.augment
+    assert (a.brightness, a.contrast, a.saturation, a.hue, a.blur) == (0.25, 0.3, 0.3, 0.05, 1.5)
+    assert a.scale_crop and a.flip  # the rest as the preset has it
+    a3 = _config(parse(["train", "ds", "--out", "r", "--colour-jitter", "0.1,0.1,0.1"])).augment
+    assert (a3.brightness, a3.hue) == (0.1, 0.0)
+    assert not _config(parse(["train", "ds", "--out", "r", "--no-augment", "--blur", "1"])).augment.any
+    for bad in ("0.1,0.1", "0.1,0.1,0.1,0.7", "2,0,0", "x,y,z"):
+        with pytest.raises(SystemExit):
+            parse(["train", "ds", "--out", "r", "--colour-jitter", bad])
 
 
 def test_sharp_crops_cut_real_pixels_and_reduce_them_to_the_training_size():
