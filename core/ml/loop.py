@@ -390,3 +390,41 @@ def rank_diverse(
             near = np.minimum(near, 1.0 - emb @ emb[i])
         chosen = emb if chosen is None else np.concatenate([chosen, emb])
     return order + missing
+
+
+def rank_typical(
+    embeddings: dict[str, np.ndarray | None],
+    labelled: np.ndarray | None = None,
+    scores: dict[str, float] | None = None,
+) -> list[str]:
+    """Names in the order to label them: each next photo the one that most adds to how well the photos chosen
+    so far, and the ``labelled`` ones (their embeddings, ``N x D``), stand for the whole set: greedy facility
+    location on the cosine similarity of :func:`photo_embeddings`, each photo's gain the summed increase of every
+    photo's similarity to its nearest chosen or labelled one. The first photo is the set's most typical, the next
+    the most typical of what it leaves uncovered, and so on: with few labels, typical photos teach a model more
+    than its most uncertain ones (Hacohen et al. 2022, "Active learning on a budget"). Ties go to the higher
+    ``scores`` (uncertainty), then by name. Photos without an embedding come last, in ``scores`` order. An
+    alternative *Label next* order (``bench_loop.py --score typical``; docs/RESULTS.md, thirty-sixth session)."""
+    scores = scores or {}
+    names = sorted(embeddings, key=lambda n: (-scores.get(n, 0.0), n))
+    have = [n for n in names if embeddings.get(n) is not None]
+    missing = [n for n in names if embeddings.get(n) is None]
+    if not have:
+        return missing
+    emb = np.stack([np.asarray(embeddings[n], dtype=np.float32) for n in have])
+    sim = np.clip(emb @ emb.T, 0.0, None).astype(np.float64)
+    if labelled is not None and len(labelled):
+        cover = (
+            np.clip(emb @ np.asarray(labelled, dtype=np.float32).T, 0.0, None).max(axis=1).astype(np.float64)
+        )
+    else:
+        cover = np.zeros(len(have))
+    left = np.ones(len(have), dtype=bool)
+    order: list[str] = []
+    for _ in range(len(have)):
+        gain = np.where(left, np.maximum(sim - cover[None, :], 0.0).sum(axis=1), -1.0)
+        i = int(np.argmax(gain))  # ties: the earlier (more uncertain, then by name)
+        left[i] = False
+        order.append(have[i])
+        cover = np.maximum(cover, sim[i])
+    return order + missing

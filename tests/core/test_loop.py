@@ -128,6 +128,23 @@ def test_rank_diverse_keeps_the_uncertain_share_first_and_unreadable_photos_last
     assert loop.rank_diverse({"x": 0.3}, {"x": None}) == ["x"]
 
 
+def test_rank_typical_takes_the_typical_photo_of_each_uncovered_kind_first():
+    # five photos of one common kind (a, around a centre), two of a rarer kind (b), one odd photo (c)
+    emb = {f"a{i}": unit(1, 0, 0, 0.05 * (i - 2)) for i in range(5)}
+    emb |= {"b0": unit(0, 1, 0, 0), "b1": unit(0, 1, 0.05, 0), "c": unit(0, 0.2, 1, 0)}
+    order = loop.rank_typical(emb)
+    assert order[0] == "a2"  # the middle of the largest group, not an edge of it
+    assert order[1] in ("b0", "b1")  # then the next kind
+    assert order.index("c") < order.index("a0")  # the odd photo before near copies of a covered kind
+    assert sorted(order) == sorted(emb)
+    # with kind a labelled already, the first photo is of another kind
+    assert loop.rank_typical(emb, labelled=np.stack([unit(1, 0, 0, 0)]))[0] in ("b0", "b1")
+    # ties by the scores (uncertainty), unreadable photos last
+    tie = {"x": unit(1, 0, 0), "y": unit(1, 0, 0), "gone": None}
+    assert loop.rank_typical(tie, scores={"x": 0.1, "y": 0.5, "gone": 0.9}) == ["y", "x", "gone"]
+    assert loop.rank_typical({"g": None}) == ["g"]
+
+
 def test_photo_embeddings_are_unit_vectors_alike_for_alike_photos(tmp_path):
     pytest.importorskip("tensorflow")
     import cv2

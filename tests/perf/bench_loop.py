@@ -2,7 +2,7 @@
 
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
         [--steps 120] [--seeds 0 1 2] [--next-seeds 0] [--strategies next random]
-        [--score entropy|views|diverse] [--lr LR] [--work DIR]
+        [--score entropy|views|diverse|typical] [--lr LR] [--work DIR]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
@@ -73,6 +73,7 @@ def rank_next(
     from viaseg.core.ml.loop import (
         photo_embeddings,
         rank_diverse,
+        rank_typical,
         rank_uncertain,
         uncertainty,
         view_disagreement,
@@ -99,16 +100,16 @@ def rank_next(
     else:
         for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
             scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
-    if score == "diverse":
+    if score in ("diverse", "typical"):
         emb = photo_embeddings(pred, [e.path for e in candidates])
         known = [
             v for v in photo_embeddings(pred, [e.path for e in labelled or []]).values() if v is not None
         ]
-        order = rank_diverse(
-            scores,
-            {e.filename: emb[str(e.path)] for e in candidates},
-            np.stack(known) if known else None,
-        )
+        by_file = {e.filename: emb[str(e.path)] for e in candidates}
+        if score == "typical":
+            order = rank_typical(by_file, np.stack(known) if known else None, scores)
+        else:
+            order = rank_diverse(scores, by_file, np.stack(known) if known else None)
     else:
         order = rank_uncertain(scores)
     by_name = {e.filename: e for e in candidates}
@@ -237,10 +238,12 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
     ap.add_argument(
         "--score",
-        choices=("entropy", "views", "diverse"),
+        choices=("entropy", "views", "diverse", "typical"),
         default="entropy",
-        help="Label next's score: entropy (the app's), views (mirror-view disagreement) or diverse (the more "
-        "uncertain half by entropy, spread over unlike photos by the encoder's features)",
+        help="Label next's score: entropy (the app's), views (mirror-view disagreement), diverse (the more "
+        "uncertain half by entropy, spread over unlike photos by the encoder's features) or typical (the "
+        "photos that best stand for the pool, each next one for what the chosen and labelled leave uncovered: "
+        "core.loop.rank_typical)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
