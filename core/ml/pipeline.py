@@ -265,12 +265,13 @@ def _rotation_transform(angle, h, w):
     return tf.stack([c, -s, cx - c * cx + s * cy, s, c, cy - s * cx - c * cy, 0.0, 0.0])[None]
 
 
-def _blur(image, sigma):
-    """``image`` (H x W x 3 float) blurred by a Gaussian of ``sigma`` pixels (a tensor; near 0: unchanged),
-    borders reflected."""
+def _blur(image, sigma, max_sigma: float, side: int):
+    """``image`` (H x W x 3 float, ``side`` = min(H, W)) blurred by a Gaussian of ``sigma`` pixels (a tensor, at
+    most ``max_sigma``; near 0: unchanged), borders reflected."""
     import tensorflow as tf
 
-    r = 4  # the kernel's radius: enough for sigma up to about 2
+    # the kernel reaches 3 sigma (less than the image's side: reflected borders need that)
+    r = max(1, min(int(np.ceil(3.0 * max_sigma)), side - 1))
     x = tf.range(-r, r + 1, dtype=tf.float32)
     k = tf.exp(-(x**2) / (2.0 * tf.maximum(sigma, 1e-3) ** 2))
     k = k / tf.reduce_sum(k)
@@ -328,7 +329,8 @@ def make_augment_fn(aug: Augment, hw: tuple[int, int], crop: int | None = None):
                 if aug.hue:
                     image = tf.image.stateless_random_hue(image, min(0.5, aug.hue), more[1])
                 if aug.blur:
-                    image = _blur(image, tf.random.stateless_uniform([], more[2], 0.0, aug.blur))
+                    sigma = tf.random.stateless_uniform([], more[2], 0.0, aug.blur)
+                    image = _blur(image, sigma, aug.blur, min(h, w))
             image = tf.clip_by_value(image, 0.0, 1.0)
         if crop:
             off = tf.random.stateless_uniform([2], seeds[7], 0.0, 1.0)

@@ -119,10 +119,15 @@ def test_blur_softens_edges_and_keeps_the_mean_and_hue_turns_colours():
     tf = pytest.importorskip("tensorflow")
     img = np.zeros((32, 32, 3), np.float32)
     img[:, 16:] = 1.0
-    soft = P._blur(tf.constant(img), tf.constant(1.5)).numpy()
+    soft = P._blur(tf.constant(img), tf.constant(1.5), 1.5, 32).numpy()
     assert 0.05 < soft[5, 15, 0] < 0.5 < soft[5, 16, 0] < 0.95  # the step spread over its neighbours
     assert soft.mean() == pytest.approx(img.mean(), abs=1e-5)
-    np.testing.assert_allclose(P._blur(tf.constant(img), tf.constant(0.0)).numpy(), img, atol=1e-6)
+    np.testing.assert_allclose(P._blur(tf.constant(img), tf.constant(0.0), 1.5, 32).numpy(), img, atol=1e-6)
+    wide = P._blur(tf.constant(img), tf.constant(4.0), 4.0, 32).numpy()  # the kernel grows with the sigma
+    assert wide[5, 11, 0] > soft[5, 11, 0] + 0.01 and wide.mean() == pytest.approx(img.mean(), abs=1e-5)
+    assert (
+        P._blur(tf.constant(img), tf.constant(50.0), 50.0, 32).shape == img.shape
+    )  # at most the image's side
     red = np.zeros((8, 8, 3), np.float32)
     red[..., 0] = 0.9
     plain = P.Augment(flip=False, scale_crop=False, rotate=False, brightness=0, contrast=0, saturation=0)
@@ -130,6 +135,12 @@ def test_blur_softens_edges_and_keeps_the_mean_and_hue_turns_colours():
     seeds = [tf.constant([s, 1], tf.int64) for s in range(8)]
     same = [P.make_augment_fn(plain, (8, 8))(tf.constant(red), mask, s)[0].numpy() for s in seeds]
     assert all(np.allclose(x, red) for x in same)
+    # in the augmentation, with the rest of it (a rotated photo has no static shape there)
+    blurred = dataclasses.replace(P.Augment(flip=False, scale_crop=False), blur=3.0)
+    step = np.zeros((32, 32, 3), np.float32)
+    step[:, 16:] = 1.0
+    out = P.make_augment_fn(blurred, (32, 32))(tf.constant(step), tf.zeros((32, 32, 1)), seeds[1])[0].numpy()
+    assert out.shape == (32, 32, 3) and 0.0 < out[16, 15].mean() < 1.0
     hued = dataclasses.replace(plain, hue=0.1)
     turned = [P.make_augment_fn(hued, (8, 8))(tf.constant(red), mask, s)[0].numpy() for s in seeds]
     assert max(float(np.abs(x - red).max()) for x in turned) > 0.05  # some red turned orange or pink
