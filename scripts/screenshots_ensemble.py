@@ -6,19 +6,13 @@ training_ensemble_runs.png (the run in the Runs tab); then predicts the photo sh
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from shots import OUT, REPO, open_window, settle, train_and_grab
+from shots import OUT, REPO, open_window, settle, train_and_grab, training_form
 
 
 def main() -> int:
     app, w = open_window(str(REPO / "data" / "demo"), size=(1600, 1000), restore=False)
     tp = w.ml.training
-    tp.set_runs_root(Path(tempfile.mkdtemp(prefix="viaseg-shots-runs-")))
-    w.ml.dock_training.show()
-    w.ml.dock_training.raise_()
-    tp.show_settings(True)
+    training_form(w)
     tp.time_limit.setValue(1)
     tp.ensemble.setValue(2)
     settle(app, 0.8)

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 
-from shots import OUT, REPO, open_window, settle, train_and_grab
+from shots import OUT, REPO, open_window, settle, train_and_grab, training_form
 
 
 def main() -> int:
     app, w = open_window(str(REPO / "data" / "demo"), size=(1600, 1000), restore=False)
     tp = w.ml.training
-    runs = Path(tempfile.mkdtemp(prefix="viaseg-shots-runs-"))
-    tp.set_runs_root(runs)
-    w.ml.dock_training.show()
-    w.ml.dock_training.raise_()
-    tp.show_settings(True)
+    runs = training_form(w)
     tp.time_limit.setValue(3)
     tp.max_steps.setValue(150)
     settle(app, 0.8)

@@ -35,6 +35,19 @@ def open_window(dataset, size=(1680, 1050), **kwargs):
     return app, w
 
 
+def training_form(w) -> Path:
+    """The Training dock shown and raised with its settings unfolded, its runs going to a fresh temporary
+    folder (returned)."""
+    import tempfile
+
+    runs = Path(tempfile.mkdtemp(prefix="viaseg-shots-runs-"))
+    w.ml.training.set_runs_root(runs)
+    w.ml.dock_training.show()
+    w.ml.dock_training.raise_()
+    w.ml.training.show_settings(True)
+    return runs
+
+
 def train_and_grab(app, w, ready, out_name, seconds=300):
     """Start the Training panel's run and, while it trains (at most ``seconds``), grab the training dock once as
     ``OUT/out_name`` the first time ``ready(panel)`` is true; print the bar's text and message then. Returns
