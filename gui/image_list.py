@@ -35,6 +35,7 @@ class ImageTableModel(QAbstractTableModel):
         self.dirty: set[int] = set()
         self.extra_title: str | None = None
         self.extra: dict = {}
+        self.extra_missing: float = float("-inf")  # the sort key of a row without a value
 
     def reset(self) -> None:
         self.beginResetModel()
@@ -92,7 +93,8 @@ class ImageTableModel(QAbstractTableModel):
                 return len(row.entry.regions)
             if col == COL_EXTRA:
                 v = self.extra_value(row)
-                return v if isinstance(v, (int, float)) else float("-inf")
+                # as a float always: Qt compared a whole number against an infinite float the wrong way round
+                return float(v) if isinstance(v, (int, float)) else self.extra_missing
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         elif role == Qt.ItemDataRole.ToolTipRole and col == COL_STATUS:
             tips = []
@@ -259,12 +261,17 @@ class ImageList(QWidget):
     def entry_changed(self, row: int) -> None:
         self.model.row_changed(row)
 
-    def set_extra_column(self, title: str | None, values: dict | None = None) -> None:
+    def set_extra_column(
+        self, title: str | None, values: dict | None = None, missing_last_ascending: bool = False
+    ) -> None:
         """Add (or with ``title=None`` remove) an extra sortable column. ``values`` maps an entry key,
-        ``(split, key)``, a filename or ``(split, filename)`` to a value (floats shown with 3 decimals)."""
+        ``(split, key)``, a filename or ``(split, filename)`` to a value (floats shown with 3 decimals). Rows
+        without a value sort as the lowest, or with ``missing_last_ascending`` as the highest (last when the
+        column is sorted ascending, as a rank 1, 2, 3 is)."""
         self.model.beginResetModel()
         self.model.extra_title = title
         self.model.extra = dict(values or {})
+        self.model.extra_missing = float("inf") if missing_last_ascending else float("-inf")
         self.model.endResetModel()
         if title:
             self.view.setColumnWidth(COL_EXTRA, 60)

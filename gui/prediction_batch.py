@@ -1,15 +1,27 @@
-"""*Predict all* on a split (the image list's Dice or doubt column) and *Label next* (the unannotated image
-the model is least sure about): :class:`PredictAllMixin`, a base class of ``PredictionPanel``."""
+"""*Predict all* on a split (the image list's Dice or *next* column) and *Label next* (the unannotated photo
+that best stands for those not labelled yet): :class:`PredictAllMixin`, a base class of ``PredictionPanel``.
+
+*Label next*'s order: after *Predict all* on photos without regions, one more background job asks the model's
+encoder what it makes of each of them and of the project's annotated photos (``core.ml.loop.photo_embeddings``),
+and ``core.ml.loop.rank_typical`` puts first the photo that best stands for the others, then the one that best
+stands for what that leaves uncovered, and so on, counting the annotated photos as covered already. Measured on
+the correct -> improve loop (docs/RESULTS.md, thirty-sixth session), this order beat the most-uncertain-first
+order it replaces at 10 and 20 labelled photos on every curve. The model's doubt breaks ties, and is the order
+when the features cannot be had.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Slot
-from viaseg.core.ml.loop import rank_uncertain, uncertainty
+from viaseg.core.ml.loop import rank_typical, rank_uncertain, uncertainty
 
 DROPPED = "Dropped photos"  # the *Whole split* choice that ranks the photos dropped on the window
+LABELLED_SAMPLE = 300  # annotated photos at most (spread evenly) that tell Label next what is covered already
+log = logging.getLogger(__name__)
 
 
 class PredictAllMixin:
@@ -43,6 +55,8 @@ class PredictAllMixin:
         self._all_jobs.clear()
         self._all_scores = {}
         self._all_doubt = {}  # unannotated images: how unsure the model is (Label next)
+        self._all_order = None  # Label next's order, once the photos' features are in
+        self._rank_job = None
         self._all_labelled = any(e.regions for e in entries)
         self._all_failed = []
         self._all_stopped = False
@@ -63,6 +77,8 @@ class PredictAllMixin:
         dropped = self.service.cancel_background()
         for job in dropped:
             self._all_jobs.pop(job, None)
+        if self._rank_job in dropped:
+            self._rank_job = None
         self._all_stopped = True
         self.all_stop_btn.setEnabled(False)
         self._maybe_finish_all()
@@ -101,41 +117,112 @@ class PredictAllMixin:
             named = "; ".join(f"{n}: {m}" for n, m in self._all_failed[:3])
             more = f" and {len(self._all_failed) - 3} more (see the log)" if len(self._all_failed) > 3 else ""
             text += f". {len(self._all_failed)} failed: {named}{more}"
-        hint = (
-            ". Sort the Dice column to see the worst first."
-            if self._all_labelled
-            else ". The doubt column ranks them: L opens the one to label next."
-        )
+        ranking = not self._all_labelled and self._start_ranking()
+        if self._all_labelled:
+            hint = ". Sort the Dice column to see the worst first."
+        elif ranking:
+            hint = ". Ordering them for Label next…"
+        else:
+            hint = ". The doubt column ranks them: L opens the one to label next."
         self._say(text + hint, error=bool(self._all_failed))
         self._all_total = 0
         self.all_btn.setEnabled(True)
         self.all_stop_btn.setEnabled(False)
+        if self._next_after_all and not ranking:
+            self._next_after_all = False
+            self.next_to_label()
+
+    def _labelled_sample(self) -> list:
+        """What Label next counts as covered: the annotated photos the active model trained on (its run's
+        record; all annotated photos when it has none) and those of the split being ordered (labelled since),
+        at most ``LABELLED_SAMPLE``, spread evenly over them."""
+        from viaseg.core.ml.loop import read_trained_on
+
+        here = self.all_split.currentText()
+        record = read_trained_on(self.service.model_path) if self.service.model_path else None
+        out = [
+            e
+            for n in self.host.split_names() or []
+            for e in self.host.split_entries(n) or []
+            if e.regions and (record is None or n == here or e.filename in record)
+        ]
+        if len(out) > LABELLED_SAMPLE:
+            out = [out[i] for i in np.linspace(0, len(out) - 1, LABELLED_SAMPLE).round().astype(int)]
+        return out
+
+    def _start_ranking(self) -> bool:
+        """Queue the job that gets the features of the photos just predicted and of the annotated ones."""
+        entries = {e.key: e for e in self._batch_entries(self.all_split.currentText())}
+        keys = [k for k in self._all_doubt if k in entries]
+        if not keys:
+            return False
+        cands = [str(entries[k].path) for k in keys]
+        known = [str(e.path) for e in self._labelled_sample()]
+        self._rank_inputs = (keys, cands, known)
+        self._rank_job = self.service.submit_embeddings(("rank", len(keys)), cands + known)
+        return True
+
+    def _on_ranked(self, job: int, vectors: dict) -> None:
+        if job != self._rank_job:
+            return  # a ranking overtaken by a newer Predict all
+        self._rank_job = None
+        keys, cands, known = self._rank_inputs
+        embedded = {k: vectors.get(p) for k, p in zip(keys, cands, strict=True)}
+        seen = [v for v in (vectors.get(p) for p in known) if v is not None]
+        self._all_order = rank_typical(embedded, np.stack(seen) if seen else None, self._all_doubt)
+        self._show_all_column()
+        covered = f", counting {len(seen)} annotated photos as covered" if seen else ""
+        self._say(
+            f"Ordered {len(keys)} photos for Label next: first the one that stands for most of the others, then "
+            f"the one that best stands for what that leaves{covered}. L opens the first still unlabelled."
+        )
         if self._next_after_all:
             self._next_after_all = False
             self.next_to_label()
+
+    def _on_rank_failed(self, job: int, message: str) -> None:
+        if job != self._rank_job:
+            return
+        self._rank_job = None
+        log.warning("Label next: photo features failed: %s", message)
+        self._say(f"Label next orders by doubt only: the photos' features failed: {message}", error=True)
+        if self._next_after_all:
+            self._next_after_all = False
+            self.next_to_label()
+
+    def _order(self) -> list[str]:
+        """Label next's order: typical first once ranked, else most uncertain first."""
+        return list(self._all_order) if self._all_order is not None else rank_uncertain(self._all_doubt)
 
     def _show_all_column(self) -> None:
         if self.all_split.currentText() == DROPPED:
             self._rank_dropped_list()
         elif self._all_labelled:
             self.host.set_dice_column(dict(self._all_scores))
+        elif self._all_order is not None:
+            self.host.set_rank_column(
+                "next", {k: i + 1 for i, k in enumerate(self._all_order)}, ascending=True
+            )
         else:
             self.host.set_rank_column("doubt", dict(self._all_doubt))
 
     def _rank_dropped_list(self) -> None:
-        """The dropped-photo list, most uncertain first, each with its doubt."""
+        """The dropped-photo list in Label next's order, each with its place and doubt."""
         from pathlib import Path
 
         from PySide6.QtCore import Qt
 
-        order = {k: i for i, k in enumerate(rank_uncertain(self._all_doubt))}
+        order = {k: i for i, k in enumerate(self._order())}
         items = [self.photos.takeItem(0) for _ in range(self.photos.count())]
         items.sort(key=lambda it: order.get(it.data(Qt.ItemDataRole.UserRole), len(order)))
         self.photos.blockSignals(True)
         for it in items:
             key = it.data(Qt.ItemDataRole.UserRole)
             name = Path(key).name
-            it.setText(f"{name}   doubt {self._all_doubt[key]:.3f}" if key in self._all_doubt else name)
+            place = f"#{order[key] + 1}  " if self._all_order is not None and key in order else ""
+            it.setText(
+                f"{name}   {place}doubt {self._all_doubt[key]:.3f}" if key in self._all_doubt else name
+            )
             self.photos.addItem(it)
         self.photos.blockSignals(False)
 
@@ -144,12 +231,23 @@ class PredictAllMixin:
         """Uncertainty of each unannotated image of the last *Predict all* (entry key -> score)."""
         return dict(self._all_doubt)
 
+    @property
+    def order(self) -> list[str]:
+        """Label next's order of the last *Predict all*'s unannotated images (entry keys)."""
+        return self._order()
+
     def next_to_label(self) -> Any:
-        """*Label next*: open the unannotated image the model is least sure about (of the last *Predict all*,
-        skipping those labelled since). Without scores, predicts the chosen split first, then opens it."""
+        """*Label next*: open the first unannotated image in Label next's order (of the last *Predict all*,
+        skipping those labelled since). Without an order, predicts and orders the chosen split first, then opens
+        the first."""
         dropped = self.all_split.currentText() == DROPPED
         entries = {e.key: e for e in self._batch_entries(self.all_split.currentText())}
-        todo = [k for k in rank_uncertain(self._all_doubt) if k in entries and not entries[k].regions]
+        if self._all_total or self._rank_job is not None:
+            self._next_after_all = True
+            self._say("Ordering the photos… the first to label opens when that is done.")
+            return None
+        order = self._order()
+        todo = [k for k in order if k in entries and not entries[k].regions]
         if todo:
             entry = entries[todo[0]]
             if dropped:  # shown (and predicted) as a dropped photo; *Add photo to* puts it in a split
@@ -160,13 +258,10 @@ class PredictAllMixin:
                 self.host.open_entry(entry)
             left = len(todo) - 1
             self._say(
-                f"Next to label: {entry.filename} (doubt {self._all_doubt[todo[0]]:.3f}); {left} more ranked."
+                f"Next to label: {entry.filename} (#{order.index(todo[0]) + 1} of {len(order)}, doubt "
+                f"{self._all_doubt[todo[0]]:.3f}); {left} more unlabelled in the order."
             )
             return entry
-        if self._all_total:
-            self._next_after_all = True
-            self._say("Ranking the photos… the most uncertain opens when Predict all is done.")
-            return None
         if self._all_doubt or not any(not e.regions for e in entries.values()):
             self._say(
                 f"Every image of {self.all_split.currentText()!r} has regions: nothing left to label there. "

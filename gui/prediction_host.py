@@ -44,8 +44,8 @@ class PanelHost:
     def set_dice_column(self, mapping: dict) -> None:
         """Per-image Dice of *Predict all* for the image list (key -> score)."""
 
-    def set_rank_column(self, title: str, mapping: dict) -> None:
-        """Per-image ranking (*Label next*'s doubt) for the image list."""
+    def set_rank_column(self, title: str, mapping: dict, ascending: bool = False) -> None:
+        """Per-image ranking for the image list (*Label next*'s place, 1 first, ``ascending``; or its doubt)."""
 
     def open_entry(self, entry: Any) -> None:
         """Show that project image."""

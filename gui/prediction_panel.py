@@ -94,6 +94,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self._all_jobs: dict[int, Any] = {}
         self._all_scores: dict[str, float] = {}
         self._all_doubt: dict[str, float] = {}
+        self._all_order: list[str] | None = None  # Label next's order (prediction_batch)
+        self._rank_job: int | None = None
+        self._rank_inputs: tuple[list, list, list] = ([], [], [])
         self._dropped_entries: dict[str, Any] = {}  # dropped photo path -> its entry for ranking
         self._all_labelled = True
         self._next_after_all = False
@@ -108,6 +111,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         service.model_failed.connect(lambda p, m: self._say(f"Cannot load model: {m}", error=True))
         service.predicted.connect(self._on_predicted)
         service.failed.connect(self._on_failed)
+        service.embedded.connect(self._on_embedded)
 
     # ------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -362,8 +366,16 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         finally:
             self._setting_detail = False
 
+    @Slot(int, object, object)
+    def _on_embedded(self, job: int, tag: Any, vectors: Any) -> None:
+        if isinstance(tag, tuple) and tag and tag[0] == "rank":
+            self._on_ranked(job, dict(vectors or {}))
+
     @Slot(int, object, str)
     def _on_failed(self, job: int, tag: Any, message: str) -> None:
+        if isinstance(tag, tuple) and tag and tag[0] == "rank":
+            self._on_rank_failed(job, message)
+            return
         if isinstance(tag, tuple) and tag and tag[0] == "all":
             entry = self._all_jobs.pop(job, None)
             if entry is not None:

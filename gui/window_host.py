@@ -80,11 +80,13 @@ class WindowHost(PanelHost):
         col = il.model.columnCount() - 1
         il.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)  # worst first
 
-    def set_rank_column(self, title: str, mapping: dict) -> None:
-        """A ranking column (e.g. "doubt" for Label next), highest first."""
+    def set_rank_column(self, title: str, mapping: dict, ascending: bool = False) -> None:
+        """A ranking column (Label next's "next", 1 first, ``ascending``; or "doubt", highest first); images
+        without a value sort last either way."""
         il = self.w.image_list
-        il.set_extra_column(title, mapping)
-        il.view.sortByColumn(il.model.columnCount() - 1, Qt.SortOrder.DescendingOrder)
+        il.set_extra_column(title, mapping, missing_last_ascending=ascending)
+        order = Qt.SortOrder.AscendingOrder if ascending else Qt.SortOrder.DescendingOrder
+        il.view.sortByColumn(il.model.columnCount() - 1, order)
 
     def open_entry(self, entry) -> None:
         row = self.w.session.row_of(entry)

@@ -214,6 +214,7 @@ class _InferenceWorker(QObject):
     load_failed = Signal(str, str)  # path, message
     predicted = Signal(int, object, object)  # job id, tag, probabilities (HxW float32)
     predict_failed = Signal(int, object, str)  # job id, tag, message
+    embedded = Signal(int, object, object)  # job id, tag, {photo path: unit feature vector or None}
 
     def __init__(self, loader: Callable[[str], Any]):
         super().__init__()
@@ -285,6 +286,31 @@ class _InferenceWorker(QObject):
             return
         self.predicted.emit(job, tag, probs)
 
+    @Slot(int, object, object, str)
+    def embed(self, job: int, tag: Any, paths: Any, path: str) -> None:
+        """What the model's encoder makes of each photo (``core.ml.loop.photo_embeddings``; a stand-in
+        predictor may bring its own ``embeddings(paths)``), for *Label next*'s typical-first order."""
+        err = self._ensure(path) if path else "No active model"
+        if err is not None:
+            self.predict_failed.emit(job, tag, f"cannot load the model: {err}")
+            return
+        try:
+            own = getattr(self.predictor, "embeddings", None)
+            if own is not None:
+                result = own(list(paths))
+            else:
+                from viaseg.core.ml.loop import photo_embeddings
+
+                result = photo_embeddings(self.predictor, list(paths))
+        except Exception as exc:
+            self.predict_failed.emit(job, tag, _failure_text(exc))
+            return
+        self.embedded.emit(job, tag, result)
+
+
+class _Embed(tuple):
+    """A background job's photos to embed rather than predict (see ``InferenceService.submit_embeddings``)."""
+
 
 def _probabilities(result: Any):
     """core.predict returns a ``Prediction`` (an ndarray carrying ``.probabilities``); plain arrays work too."""
@@ -317,7 +343,8 @@ class InferenceService(QObject):
     ``submit(..., background=True)`` queues a job of a long batch (Predict all): background jobs go to the
     worker one at a time, so a prediction the user asks for meanwhile waits for at most one of them, not for
     the whole batch; ``cancel_background()`` drops the ones not started yet. A background job keeps the model
-    that was active when it was submitted."""
+    that was active when it was submitted. ``submit_embeddings(tag, paths)`` queues the same way a job that
+    returns the encoder's features of each photo (*Label next*'s order), answered by ``embedded``."""
 
     model_changed = Signal(str)
     tensorflow_loading = (
@@ -327,8 +354,10 @@ class InferenceService(QObject):
     model_failed = Signal(str, str)
     predicted = Signal(int, object, object)
     failed = Signal(int, object, str)
+    embedded = Signal(int, object, object)
     _load_req = Signal(str)
     _predict_req = Signal(int, object, object, str)
+    _embed_req = Signal(int, object, object, str)
 
     def __init__(self, loader: Callable[[str], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -339,6 +368,8 @@ class InferenceService(QObject):
         self._worker.moveToThread(self._thread)
         self._load_req.connect(self._worker.load)
         self._predict_req.connect(self._worker.predict)
+        self._embed_req.connect(self._worker.embed)
+        self._worker.embedded.connect(self._on_embedded)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.load_failed.connect(self.model_failed)
         self._worker.predicted.connect(self._on_predicted)
@@ -384,11 +415,23 @@ class InferenceService(QObject):
             self._predict_req.emit(job, tag, image, self.model_path or "")
         return job
 
+    def submit_embeddings(self, tag: Any, paths: list) -> int:
+        """A background job (after the ones queued): the encoder's feature vector of each photo of ``paths``;
+        answered by ``embedded(job, tag, {path: vector or None})`` or ``failed(job, tag, message)``."""
+        job = next(self._ids)
+        self.pending += 1
+        self._background.append((job, tag, _Embed(str(p) for p in paths), self.model_path or ""))
+        self._feed()
+        return job
+
     def _feed(self) -> None:
         if self._bg_in_flight is None and self._background:
             job, tag, image, path = self._background.popleft()
             self._bg_in_flight = job
-            self._predict_req.emit(job, tag, image, path)
+            if isinstance(image, _Embed):
+                self._embed_req.emit(job, tag, tuple(image), path)
+            else:
+                self._predict_req.emit(job, tag, image, path)
 
     def _answered(self, job: int) -> None:
         self.pending = max(0, self.pending - 1)
@@ -420,6 +463,11 @@ class InferenceService(QObject):
         self.forward_passes += 1
         self._answered(job)
         self.predicted.emit(job, tag, probs)
+
+    @Slot(int, object, object)
+    def _on_embedded(self, job: int, tag: Any, vectors: Any) -> None:
+        self._answered(job)
+        self.embedded.emit(job, tag, vectors)
 
     @Slot(int, object, str)
     def _on_failed(self, job: int, tag: Any, message: str) -> None:

@@ -1,6 +1,6 @@
 """Screenshots of the annotate -> improve -> predict loop on the demo project: ``xvfb-run -a -s "-screen 0
 1920x1080x24" .venv/bin/python scripts/screenshots_loop.py`` writes docs/screenshots/label_next.png (Predict all
-on the unlabelled split ranks its photos in the doubt column; L opened the most uncertain) and
+on the unlabelled split orders its photos in the *next* column, typical first; L opened the first) and
 improve_result.png (Improve model's verdict after a photo was edited). It trains a demo model for 30 epochs, then
 improves it for 2 minutes (``screenshots_loop.py MODEL`` starts from an earlier run's model instead), on a copy of data/demo; nothing in the repository is changed."""
 
@@ -51,13 +51,13 @@ def main() -> int:
         wait(app, lambda: not tp.is_running() and tp.active_model is not None, 900)
     settle(app, 1.0)
 
-    # Label next: L on the unlabelled split ranks it (Predict all) and opens the most uncertain photo
+    # Label next: L on the unlabelled split orders it (Predict all, then the photos' features) and opens the first
     ml.prediction.refresh_splits()
     ml.prediction.all_split.setCurrentText("test")
     ml.prediction.next_to_label()
-    wait(app, lambda: bool(ml.prediction.doubt) and ml.prediction.all_btn.isEnabled(), 300)
+    wait(app, lambda: "Next to label" in ml.prediction.message.text(), 300)
     docks = [d for d in w.findChildren(QDockWidget) if d.windowTitle() == "Images"]
-    w.resizeDocks(docks, [330], Qt.Orientation.Horizontal)  # room for the doubt column
+    w.resizeDocks(docks, [330], Qt.Orientation.Horizontal)  # room for the next column
     settle(app, 2.0)
     w.grab().save(str(OUT / "label_next.png"))
 

@@ -56,6 +56,12 @@ def test_open_view_and_navigate(window, project, qtbot):
     il.view.setColumnWidth(2, 400)
     il.set_extra_column("doubt", {"a.png1": 0.1})
     assert il.view.columnViewportPosition(4) + il.view.columnWidth(4) <= il.view.viewport().width()
+    # Label next's place column (1 first): sorted ascending, an image without a place goes last, not first
+    from viaseg.gui.window_host import WindowHost
+
+    WindowHost(window).set_rank_column("next", {"b.png2": 1}, ascending=True)
+    names = [il.proxy.data(il.proxy.index(r, 2)) for r in range(il.proxy.rowCount())]
+    assert names == ["b.png", "a.png"] and il.proxy.data(il.proxy.index(0, 4)) == "1"
 
 
 def test_drag_vertex_then_save_changes_only_that_vertex(window, project, qtbot):

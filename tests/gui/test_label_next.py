@@ -1,5 +1,6 @@
-"""Label next (issue 18): Predict all on an unlabelled split ranks its photos by how unsure the model is; L
-opens the most uncertain one that is still unlabelled."""
+"""Label next (issue 18): Predict all on an unlabelled split ranks its photos, typical first (the one that best
+stands for the others and for what the annotated photos leave uncovered), by how unsure the model is when the
+photos' features cannot be had; L opens the first one that is still unlabelled."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ class NextHost(Host):
         self.opened = []
         self.rank = None
 
-    def set_rank_column(self, title, mapping):
-        self.rank = (title, dict(mapping))
+    def set_rank_column(self, title, mapping, ascending=False):
+        self.rank = (title, dict(mapping), ascending)
 
     def open_entry(self, entry):
         self.opened.append(entry.filename)
@@ -60,7 +61,10 @@ def unlabelled(tmp_path):
     return load_dataset(str(root))
 
 
-def test_predict_all_ranks_unlabelled_photos_and_L_opens_the_most_uncertain(qtbot, unlabelled, tmp_path):
+def test_without_features_predict_all_ranks_by_doubt_and_L_opens_the_most_uncertain(
+    qtbot, unlabelled, tmp_path
+):
+    """A model that gives no features (this stand-in): the order falls back to the doubt, and says so."""
     host = NextHost(unlabelled)
     service = InferenceService(loader=lambda path: MapByBrightness())
     panel = PredictionPanel(service, host)
@@ -74,11 +78,12 @@ def test_predict_all_ranks_unlabelled_photos_and_L_opens_the_most_uncertain(qtbo
         assert panel.next_to_label() is None
         qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
         assert host.opened == ["ambiguous.png"]
-        title, column = host.rank
-        assert title == "doubt" and host.column is None  # no Dice column for a split without labels
+        title, column, ascending = host.rank
+        assert title == "doubt" and not ascending and host.column is None  # no Dice column: no labels
         by_name = {e.key: e.filename for e in unlabelled.split("test").entries}
         order = sorted(column, key=lambda k: -column[k])
         assert [by_name[k] for k in order] == ["ambiguous.png", "hint.png", "sure.png", "clean.png"]
+        assert panel.order == order  # L follows the doubt column
         assert column[order[-1]] == 0.0
         # labelling the top photo moves Next to the next one
         top = unlabelled.split("test").entries[
@@ -195,5 +200,124 @@ def test_label_next_ranks_dropped_photos_too(qtbot, unlabelled, tmp_path):
         panel._dropped_entries[str(folder / "z_ambiguous.png")].regions = ["added"]
         assert panel.next_to_label().filename == "d_sure.png"
         assert host.shown.name == "d_sure.png"
+    finally:
+        service.shutdown()
+
+
+class MapAndFeatures(MapByBrightness):
+    """The same map, and features from the photo's colour: its mean green and red (plus one), as a unit vector,
+    so green photos are alike, red ones are alike and the two kinds unlike. Records the photos it was asked."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def embeddings(self, paths):
+        out = {}
+        for p in paths:
+            self.asked.append(p)
+            img = cv2.imread(p)
+            if img is None:
+                out[p] = None
+                continue
+            v = img[..., 1:].reshape(-1, 2).mean(axis=0) + 1.0
+            out[p] = v / np.linalg.norm(v)
+        return out
+
+
+@pytest.fixture
+def two_kinds(tmp_path):
+    """An unlabelled 'test' split of three green photos the model half-believes (the most uncertain) and two
+    red ones it is surer about; the one annotated photo (train) is green."""
+    root = tmp_path / "kinds"
+    (root / "test").mkdir(parents=True)
+    (root / "train").mkdir()
+    photos = {"g1.png": (128, 200, 0), "g2.png": (128, 210, 10), "g3.png": (128, 190, 5)}
+    photos |= {"r1.png": (20, 0, 200), "r2.png": (20, 5, 210)}
+    for name, bgr in photos.items():
+        cv2.imwrite(str(root / "test" / name), np.full((40, 40, 3), bgr, np.uint8))
+    cv2.imwrite(str(root / "train" / "a.png"), np.full((40, 40, 3), (9, 200, 0), np.uint8))
+    (root / "train" / "via_region_data.json").write_text(
+        '{"a.png1": {"filename": "a.png", "size": 1, "regions": [{"shape_attributes": {"name": "rect", "x": 1, '
+        '"y": 1, "width": 9, "height": 9}, "region_attributes": {}}], "file_attributes": {}}}'
+    )
+    return load_dataset(str(root))
+
+
+def test_label_next_puts_first_the_kind_the_annotated_photos_leave_uncovered(qtbot, two_kinds, tmp_path):
+    """The annotated photo is green, so the red photos are what is not covered: L opens a red one first although
+    the green ones are the most uncertain; the column is the place in that order (1 first, sorted ascending)."""
+    stand_in = MapAndFeatures()
+    host = NextHost(two_kinds)
+    service = InferenceService(loader=lambda path: stand_in)
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(make_model(tmp_path / "m.keras"))
+        panel.refresh_splits()
+        panel.all_split.setCurrentText("test")
+        assert panel.next_to_label() is None
+        qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
+        by_key = {e.key: e.filename for e in two_kinds.split("test").entries}
+        assert max(panel.doubt, key=panel.doubt.get) in {k for k, n in by_key.items() if n.startswith("g")}
+        assert host.opened[0].startswith("r")  # not the most uncertain: the uncovered kind
+        title, column, ascending = host.rank
+        assert title == "next" and ascending
+        assert sorted(column.values()) == [1, 2, 3, 4, 5]
+        first = min(column, key=column.get)
+        assert by_key[first] == host.opened[0] and panel.order[0] == first
+        assert any(p.endswith("a.png") for p in stand_in.asked)  # the annotated photo was asked as covered
+        assert "Next to label" in panel.message.text() and "#1 of 5" in panel.message.text()
+        # labelling it moves L to the second in the order
+        entry = next(e for e in two_kinds.split("test").entries if e.key == first)
+        entry.regions.append(two_kinds.split("train").entries[0].regions[0])
+        assert panel.next_to_label().key == panel.order[1]
+    finally:
+        service.shutdown()
+
+
+def test_the_real_model_gives_features_for_label_next_and_none_for_an_unreadable_photo(qtbot, tmp_path):
+    """The app's own loader and a real (tiny) model: one background job returns a unit vector per photo."""
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.full((40, 50, 3), 90, np.uint8))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture")
+    service = InferenceService()
+    got = {}
+    service.embedded.connect(lambda job, tag, vectors: got.update(vectors))
+    try:
+        service.set_model(make_model(tmp_path / "m.keras"))
+        service.submit_embeddings(("rank", 2), [good, bad])
+        qtbot.waitUntil(lambda: bool(got), timeout=60000)
+        assert got[str(bad)] is None
+        assert np.linalg.norm(got[str(good)]) == pytest.approx(1.0, abs=1e-4)
+        assert service.pending == 0
+    finally:
+        service.shutdown()
+
+
+def test_label_next_counts_as_covered_only_what_the_model_trained_on(qtbot, two_kinds, tmp_path):
+    """A model whose run records it trained on nothing: the annotated green photo is not covered, so the
+    larger kind (three green photos) comes first, and the annotated photo is not asked for."""
+    import json
+
+    stand_in = MapAndFeatures()
+    run = tmp_path / "run"
+    run.mkdir()
+    model = make_model(run / "model.keras")
+    (run / "summary.json").write_text(json.dumps({"trained_on": {}}))
+    host = NextHost(two_kinds)
+    service = InferenceService(loader=lambda path: stand_in)
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(model)
+        panel.refresh_splits()
+        panel.all_split.setCurrentText("test")
+        panel.next_to_label()
+        qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
+        assert host.opened[0].startswith("g")
+        assert not any(p.endswith("a.png") for p in stand_in.asked)
     finally:
         service.shutdown()

@@ -2,13 +2,14 @@
 
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
         [--steps 120] [--seeds 0 1 2] [--next-seeds 0] [--strategies next random]
-        [--score entropy|views|diverse|typical] [--lr LR] [--work DIR]
+        [--score typical|entropy|views|diverse] [--lr LR] [--work DIR]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
 car-damage-extra-split/train (100 whole-car photos; their annotations stand in for the user's corrections).
-Each round adds ``--per-round`` photos chosen by *Label next* (``next``: the current model's most uncertain
-photos, ``core.loop.uncertainty``) or at random (``random``, one curve per seed), then runs *Improve model*
+Each round adds ``--per-round`` photos chosen by *Label next* (``next``: in the app's order since the
+thirty-seventh session, typical first, ``core.loop.rank_typical``; ``--score entropy`` the most uncertain first,
+``core.loop.uncertainty``, the app's order before) or at random (``random``, one curve per seed), then runs *Improve model*
 (``core.loop.ImproveJob``: fine-tune from the current model on car-damage/train plus the photos labelled so
 far, the new ones drawn 3x as often). Its budget is ``--steps`` training steps (batch 8) rather than seconds,
 so that other work on the machine changes the time, not the result; 120 steps is what 120 s buy on an idle
@@ -62,10 +63,11 @@ def load_sets():
 
 
 def rank_next(
-    model_path: str, candidates: list, score: str = "entropy", labelled: list | None = None
+    model_path: str, candidates: list, score: str = "typical", labelled: list | None = None
 ) -> list:
-    """The candidates the current model is least sure of first: ``entropy`` (``core.loop.uncertainty``, what
-    *Label next* uses; one forward pass each, no averaging), ``views`` (``core.loop.view_disagreement``: the
+    """The candidates in *Label next*'s order: ``typical`` (``core.loop.rank_typical``, the app's since the
+    thirty-seventh session, ties by the entropy), ``entropy`` (``core.loop.uncertainty``, most uncertain first;
+    one forward pass each, no averaging), ``views`` (``core.loop.view_disagreement``: the
     photo and its mirror image, at the network's input size) or ``diverse`` (the entropy's more uncertain half
     first, spread by ``core.loop.rank_diverse`` over the encoder's view of the photos, away from the
     ``labelled`` ones and from each other)."""
@@ -239,11 +241,11 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--score",
         choices=("entropy", "views", "diverse", "typical"),
-        default="entropy",
-        help="Label next's score: entropy (the app's), views (mirror-view disagreement), diverse (the more "
-        "uncertain half by entropy, spread over unlike photos by the encoder's features) or typical (the "
-        "photos that best stand for the pool, each next one for what the chosen and labelled leave uncovered: "
-        "core.loop.rank_typical)",
+        default="typical",
+        help="Label next's score: typical (the app's; the photos that best stand for the pool, each next one for "
+        "what the chosen and labelled leave uncovered: core.loop.rank_typical), entropy (most uncertain first, "
+        "the app's until the thirty-seventh session), views (mirror-view disagreement), diverse (the more "
+        "uncertain half by entropy, spread over unlike photos by the encoder's features)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
