@@ -240,6 +240,8 @@ class PredictAllMixin:
         """*Label next*: open the first unannotated image in Label next's order (of the last *Predict all*,
         skipping those labelled since). Without an order, predicts and orders the chosen split first, then opens
         the first."""
+        from pathlib import Path
+
         dropped = self.all_split.currentText() == DROPPED
         entries = {e.key: e for e in self._batch_entries(self.all_split.currentText())}
         if self._all_total or self._rank_job is not None:
@@ -251,16 +253,17 @@ class PredictAllMixin:
         if todo:
             entry = entries[todo[0]]
             if dropped:  # shown (and predicted) as a dropped photo; *Add photo to* puts it in a split
-                from pathlib import Path
-
                 self.show_photo(Path(entry.key))
             else:
                 self.host.open_entry(entry)
             left = len(todo) - 1
-            self._say(
+            text = (
                 f"Next to label: {entry.filename} (#{order.index(todo[0]) + 1} of {len(order)}, doubt "
                 f"{self._all_doubt[todo[0]]:.3f}); {left} more unlabelled in the order."
             )
+            self._say(text)
+            # the photo's own prediction answers next: its message keeps this one (prediction_panel)
+            self._next_note = (Path(entry.path).resolve(), text)
             return entry
         if self._all_doubt or not any(not e.regions for e in entries.values()):
             self._say(

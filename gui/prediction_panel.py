@@ -97,6 +97,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self._all_order: list[str] | None = None  # Label next's order (prediction_batch)
         self._rank_job: int | None = None
         self._rank_inputs: tuple[list, list, list] = ([], [], [])
+        self._next_note: tuple[Path, str] | None = None  # (photo, Label next's message) until it is predicted
         self._dropped_entries: dict[str, Any] = {}  # dropped photo path -> its entry for ranking
         self._all_labelled = True
         self._next_after_all = False
@@ -339,7 +340,11 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
                 self._truth_disp = overlays.reduce(self._truth_full, scale, nearest=True)
                 if self.mode_value == "outline":
                     self.mode.setCurrentIndex(self.mode.findData("agreement"))
-        self._say(f"Predicted {Path(self.target.path).name}.")
+        note, self._next_note = self._next_note, None
+        said = f"Predicted {Path(self.target.path).name}."
+        if note is not None and note[0] == Path(self.target.path).resolve():
+            said = f"{note[1]} {said}"  # Label next opened it: what it said stays in view
+        self._say(said)
         self.prediction_ready.emit(self.target, self.probs)
         self.apply_detail_defaults(self.probs.shape)
         self._update_buttons()

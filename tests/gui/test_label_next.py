@@ -192,6 +192,9 @@ def test_label_next_ranks_dropped_photos_too(qtbot, unlabelled, tmp_path):
         assert panel.next_to_label() is None  # ranks first
         qtbot.waitUntil(lambda: len(panel.doubt) == 3 and panel.all_btn.isEnabled(), timeout=30000)
         qtbot.waitUntil(lambda: host.shown.name == "z_ambiguous.png", timeout=30000)
+        # its prediction's message keeps what Label next said
+        qtbot.waitUntil(lambda: "Predicted z_ambiguous.png" in panel.message.text(), timeout=30000)
+        assert panel.message.text().startswith("Next to label: z_ambiguous.png (#1 of 3")
         names = [panel.photos.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.photos.count())]
         assert [n.rsplit("/", 1)[-1] for n in names] == ["z_ambiguous.png", "d_sure.png", "d_clean.png"]
         assert "doubt" in panel.photos.item(0).text()
