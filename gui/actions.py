@@ -22,7 +22,7 @@ AI region: I, click a damage (Shift/right click: not this, drag: box), Enter acc
       + / - change an accepted AI region's detail
 Regions: Delete deletes, Ctrl+C / Ctrl+V copy and paste (also to another image or viaseg window; the clipboard
       holds VIA region JSON), Ctrl+Shift+C copies all of the image's regions, Ctrl+D duplicates
-Label next: L opens the unlabelled photo the model is least sure about (Predict all on that split ranks them)
+Label next: L opens the unlabelled photo that best stands for those not labelled yet (Predict all orders them)
 Images: Ctrl+Shift+Delete removes the shown image from its split's VIA file (the photo stays on disk)
 Undo: Ctrl+Z, redo Ctrl+Shift+Z or Ctrl+Y (a whole drag is one step; works across images)
 File: Ctrl+S save, Ctrl+Shift+S save as, Ctrl+O open file, Ctrl+Shift+O open folder"""

@@ -146,7 +146,7 @@ class MLWiring:
             "&Next to label",
             self.prediction.next_to_label,
             ["L"],
-            "Open the unlabelled photo the model is least sure about (ranks the split first if needed)",
+            "Open the unlabelled photo that best stands for those not labelled yet (orders the split first if needed)",
         )
         self._action(m, "&Accept prediction as polygons", self.prediction.accept_polygons)
         m.addSeparator()
