@@ -396,6 +396,7 @@ def rank_typical(
     embeddings: dict[str, np.ndarray | None],
     labelled: np.ndarray | None = None,
     scores: dict[str, float] | None = None,
+    weighted: bool = False,
 ) -> list[str]:
     """Names in the order to label them: each next photo the one that most adds to how well the photos chosen
     so far, and the ``labelled`` ones (their embeddings, ``N x D``), stand for the whole set: greedy facility
@@ -403,8 +404,11 @@ def rank_typical(
     photo's similarity to its nearest chosen or labelled one. The first photo is the set's most typical, the next
     the most typical of what it leaves uncovered, and so on: with few labels, typical photos teach a model more
     than its most uncertain ones (Hacohen et al. 2022, "Active learning on a budget"). Ties go to the higher
-    ``scores`` (uncertainty), then by name. Photos without an embedding come last, in ``scores`` order. An
-    alternative *Label next* order (``bench_loop.py --score typical``; docs/RESULTS.md, thirty-sixth session)."""
+    ``scores`` (uncertainty), then by name. Photos without an embedding come last, in ``scores`` order.
+    *Label next*'s order in the app since the thirty-seventh session (``bench_loop.py --score typical``;
+    docs/RESULTS.md). ``weighted``: each photo's gain in standing for another counts in proportion to that
+    other photo's ``scores`` (relative to the largest), so the order stands first for what the model is unsure
+    of (``--score typical_doubt``, an experiment)."""
     scores = scores or {}
     names = sorted(embeddings, key=lambda n: (-scores.get(n, 0.0), n))
     have = [n for n in names if embeddings.get(n) is not None]
@@ -419,10 +423,14 @@ def rank_typical(
         )
     else:
         cover = np.zeros(len(have))
+    weight = np.ones(len(have))
+    if weighted:
+        u = np.array([max(scores.get(n, 0.0), 0.0) for n in have], dtype=np.float64)
+        weight = u / u.max() if u.max() > 0 else weight
     left = np.ones(len(have), dtype=bool)
     order: list[str] = []
     for _ in range(len(have)):
-        gain = np.where(left, np.maximum(sim - cover[None, :], 0.0).sum(axis=1), -1.0)
+        gain = np.where(left, (np.maximum(sim - cover[None, :], 0.0) * weight[None, :]).sum(axis=1), -1.0)
         i = int(np.argmax(gain))  # ties: the earlier (more uncertain, then by name)
         left[i] = False
         order.append(have[i])

@@ -143,6 +143,10 @@ def test_rank_typical_takes_the_typical_photo_of_each_uncovered_kind_first():
     tie = {"x": unit(1, 0, 0), "y": unit(1, 0, 0), "gone": None}
     assert loop.rank_typical(tie, scores={"x": 0.1, "y": 0.5, "gone": 0.9}) == ["y", "x", "gone"]
     assert loop.rank_typical({"g": None}) == ["g"]
+    # weighted by doubt: the model is sure of kind a and unsure of kind b, so kind b is stood for first
+    doubt = {n: (0.05 if n.startswith("a") else 0.5) for n in emb}
+    assert loop.rank_typical(emb, scores=doubt)[0] == "a2"
+    assert loop.rank_typical(emb, scores=doubt, weighted=True)[0] in ("b0", "b1")
 
 
 def test_photo_embeddings_are_unit_vectors_alike_for_alike_photos(tmp_path):

@@ -2,7 +2,7 @@
 
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
         [--steps 120] [--seeds 0 1 2] [--next-seeds 0] [--strategies next random]
-        [--score typical|entropy|views|diverse] [--lr LR] [--work DIR]
+        [--score typical|entropy|views|diverse|typical_doubt] [--lr LR] [--work DIR]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
@@ -102,14 +102,16 @@ def rank_next(
     else:
         for e, item in zip(candidates, pred.predict_many([e.path for e in candidates]), strict=True):
             scores[e.filename] = uncertainty(item.prediction.probabilities[::4, ::4]) if item.ok else -1.0
-    if score in ("diverse", "typical"):
+    if score in ("diverse", "typical", "typical_doubt"):
         emb = photo_embeddings(pred, [e.path for e in candidates])
         known = [
             v for v in photo_embeddings(pred, [e.path for e in labelled or []]).values() if v is not None
         ]
         by_file = {e.filename: emb[str(e.path)] for e in candidates}
-        if score == "typical":
-            order = rank_typical(by_file, np.stack(known) if known else None, scores)
+        if score in ("typical", "typical_doubt"):
+            order = rank_typical(
+                by_file, np.stack(known) if known else None, scores, weighted=score == "typical_doubt"
+            )
         else:
             order = rank_diverse(scores, by_file, np.stack(known) if known else None)
     else:
@@ -240,12 +242,13 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/viaseg-bench-loop")
     ap.add_argument(
         "--score",
-        choices=("entropy", "views", "diverse", "typical"),
+        choices=("typical", "entropy", "views", "diverse", "typical_doubt"),
         default="typical",
         help="Label next's score: typical (the app's; the photos that best stand for the pool, each next one for "
         "what the chosen and labelled leave uncovered: core.loop.rank_typical), entropy (most uncertain first, "
         "the app's until the thirty-seventh session), views (mirror-view disagreement), diverse (the more "
-        "uncertain half by entropy, spread over unlike photos by the encoder's features)",
+        "uncertain half by entropy, spread over unlike photos by the encoder's features) or typical_doubt (typical "
+        "first, each photo's standing for another weighted by that one's entropy)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
