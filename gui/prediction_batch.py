@@ -117,9 +117,12 @@ class PredictAllMixin:
             named = "; ".join(f"{n}: {m}" for n, m in self._all_failed[:3])
             more = f" and {len(self._all_failed) - 3} more (see the log)" if len(self._all_failed) > 3 else ""
             text += f". {len(self._all_failed)} failed: {named}{more}"
-        ranking = not self._all_labelled and self._start_ranking()
+        # unannotated photos get an order even in a split partly labelled already (as the loop goes)
+        ranking = bool(self._all_doubt) and self._start_ranking()
         if self._all_labelled:
             hint = ". Sort the Dice column to see the worst first."
+            if ranking:
+                hint += " Ordering the unannotated ones for Label next…"
         elif ranking:
             hint = ". Ordering them for Label next…"
         else:
@@ -189,6 +192,18 @@ class PredictAllMixin:
         if self._next_after_all:
             self._next_after_all = False
             self.next_to_label()
+
+    def forget_order(self) -> bool:
+        """A new active model (*Improve model*, a run made active): the order of unlabelled photos was the old
+        model's, so the next L predicts and orders them again with the new one, as the loop was measured
+        (``bench_loop.py`` orders the pool again after every *Improve model*). A *Predict all* still running
+        is left alone. Returns whether an order was dropped."""
+        if self._all_total or not (self._all_doubt or self._all_order is not None):
+            return False
+        self._all_doubt = {}
+        self._all_order = None
+        self._rank_job = None  # a features job still running answers for the old model: ignored
+        return True
 
     def _order(self) -> list[str]:
         """Label next's order: typical first once ranked, else most uncertain first."""

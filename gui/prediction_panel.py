@@ -287,6 +287,8 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         if self.probs is not None and self.target is not None:  # the shown prediction is the old model's
             self._job_one = self.service.submit(("one", self.target.key), str(self.target.path))
             self._say(f"Predicting {Path(self.target.path).name} again with the new active model…")
+        if self.forget_order():
+            log.info("Label next: the active model changed; the next L orders the photos again")
 
     # --------------------------------------------------------------------------------------- predicting
     def set_target(self, target: Target | None) -> None:

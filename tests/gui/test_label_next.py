@@ -275,6 +275,17 @@ def test_label_next_puts_first_the_kind_the_annotated_photos_leave_uncovered(qtb
         entry = next(e for e in two_kinds.split("test").entries if e.key == first)
         entry.regions.append(two_kinds.split("train").entries[0].regions[0])
         assert panel.next_to_label().key == panel.order[1]
+        # a new active model (Improve model): the order was the old model's; the next L orders them again
+        asked = len(stand_in.asked)
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(make_model(tmp_path / "improved.keras"))
+        assert panel.order == []
+        opened = len(host.opened)
+        assert panel.next_to_label() is None  # predicts and orders first
+        qtbot.waitUntil(lambda: len(host.opened) > opened, timeout=30000)
+        assert len(stand_in.asked) > asked and sorted(panel.order) == sorted(k for k in column if k != first)
+        assert host.opened[-1] != by_key[first]  # labelled meanwhile: not opened again
+        assert any(p.endswith(by_key[first]) for p in stand_in.asked[asked:])  # now counted as covered
     finally:
         service.shutdown()
 
