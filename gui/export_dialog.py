@@ -11,7 +11,6 @@ conversion is the slowest).
 
 from __future__ import annotations
 
-import atexit
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread, Signal, Slot
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .workers import _failure_text, import_tensorflow
+from .workers import EXIT_WAITS, _failure_text, import_tensorflow
 
 # (label, format, suffix of the default output name)
 FORMAT_CHOICES = [
@@ -53,10 +52,12 @@ TTA_CHOICES = [
 _RUNNING: set = set()  # export threads still running: kept alive past their dialog, waited for at exit
 
 
-@atexit.register
 def _wait_for_exports() -> None:
     for thread in list(_RUNNING):
         thread.wait()
+
+
+EXIT_WAITS.append(_wait_for_exports)  # at exit, before TensorFlow's own exit handlers (gui.workers._stop_all)
 
 
 def _prune() -> None:

@@ -43,7 +43,22 @@ def import_tensorflow() -> float:
     already = "tensorflow" in sys.modules
     t = time.perf_counter()
     tfsetup.interactive_threads()  # imports TensorFlow once, with the app's thread pools (core.ml.tfsetup)
+    _wait_for_workers_first()
     return 0.0 if already else time.perf_counter() - t
+
+
+def _wait_for_workers_first() -> None:
+    """Register :func:`_stop_all` again: exit handlers run last registered first, so the worker threads finish
+    their job (a model's warm-up, a prediction, an export) before the exit handlers registered so far run:
+    TensorFlow registers nine at its import, and more as it traces. Registered only at this module's import,
+    it ran after them: a process that ended while a freshly activated model warmed up made the warm-up's trace
+    fail inside Keras ("Only input tensors may be passed as positional arguments"), which the twenty-sixth to
+    thirty-sixth sessions saw after screenshot scripts and could not explain: 3 runs of 3 of
+    ``scripts/screenshots_loop.py`` (which ends right after *Improve model*) before this change, none of 4
+    after. Called at every :func:`import_tensorflow` (each model made active, each export). The app itself
+    stops its workers before it exits (``aboutToQuit``); scripts that end without ``app.exec()`` rely on this."""
+    atexit.unregister(_stop_all)
+    atexit.register(_stop_all)
 
 
 def _default_train_fn():
@@ -491,7 +506,12 @@ def _stop_thread(thread: QThread, timeout_ms: int = 30000) -> None:
         pass
 
 
+EXIT_WAITS: list[Callable[[], None]] = []  # more background work to wait for at exit (e.g. exports)
+
+
 @atexit.register
 def _stop_all() -> None:
     for th in list(_LIVE):
         _stop_thread(th)
+    for wait in list(EXIT_WAITS):
+        wait()

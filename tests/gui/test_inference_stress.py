@@ -56,3 +56,26 @@ def test_load_predict_switch_many_times_from_a_live_window(tmp_path):
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 0, f"exit {proc.returncode} (-11 = segmentation fault):\n{tail}"
     assert "ok 9 failed 0" in proc.stdout, tail
+
+
+EXIT_ORDER = textwrap.dedent("""
+    import atexit
+    from viaseg.gui import workers
+    atexit.register(lambda: print("tensorflow's exit handler", flush=True))  # one TensorFlow registers later
+    workers._LIVE.add("a worker thread")  # stands in for a QThread still running: stopping it is printed
+    workers._stop_thread = lambda thread, timeout_ms=0: print("workers stopped", flush=True)
+    workers.import_tensorflow()  # the app does this before every model it makes active
+""")
+
+
+def test_at_exit_the_workers_stop_before_tensorflows_exit_handlers_run(tmp_path):
+    """A script that ends while a worker still runs (a model's warm-up right after Improve model) must stop its
+    workers before the exit handlers TensorFlow registers run: after them, the warm-up's trace failed inside
+    Keras (3 runs of 3 of scripts/screenshots_loop.py)."""
+    script = tmp_path / "exit_order.py"
+    script.write_text(EXIT_ORDER)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln in ("workers stopped", "tensorflow's exit handler")]
+    assert lines == ["workers stopped", "tensorflow's exit handler"]
