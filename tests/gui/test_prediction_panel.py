@@ -126,10 +126,9 @@ def test_vertex_hint_counts_what_accept_would_make_once_the_overlay_is_shown(qtb
         want = f"{len(regions)} polygon(s), {sum(len(r.points()) for r in regions)} vertices"
         return panel.vertex_hint.text() == want
 
-    # generous waits: the suite runs two workers at once, and one clean CI run timed out at 5 s here
-    qtbot.waitUntil(hint_matches, timeout=30000)
+    qtbot.waitUntil(hint_matches, timeout=5000)
     panel.threshold.setValue(99)  # nothing above: the hint follows
-    qtbot.waitUntil(lambda: panel.vertex_hint.text() == "0 polygon(s), 0 vertices", timeout=30000)
+    qtbot.waitUntil(lambda: panel.vertex_hint.text() == "0 polygon(s), 0 vertices", timeout=5000)
 
 
 def test_drop_non_image_gives_message(qtbot, setup, tmp_path):
