@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QToolButton
 
-from .workers import TrainThread, import_tensorflow
+from .train_thread import TrainThread
+from .workers import import_tensorflow
 
 
 class ClickNetWiring:

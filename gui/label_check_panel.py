@@ -53,8 +53,8 @@ from viaseg.core.ml.train_events import BatchEnd, EpochEnd, Failed
 
 from .label_check_budget import DEFAULT_UNIT, OVERHEAD_S, UNITS, BudgetMixin
 from .label_check_list import COLORS, ORDERS, ROLE, fill_areas, fill_photos, mark_applied
+from .train_thread import TrainThread
 from .training_panel import _fmt_secs, build_config
-from .workers import TrainThread
 
 
 class LabelCheckPanel(BudgetMixin, QWidget):

@@ -1,6 +1,6 @@
 """The training process's entry point: no Qt here (the child imports only viaseg.core and TensorFlow).
 
-``TrainThread`` (``viaseg.gui.workers``) runs training in a *spawned* process by default: TensorFlow then holds
+``TrainThread`` (``viaseg.gui.train_thread``) runs training in a *spawned* process by default: TensorFlow then holds
 the GIL of another interpreter, so the GUI thread never waits behind model building, graph tracing or
 validation (measured in-process: stalls of 0.5 s on a loaded 2-core box), and an out-of-memory kill of the
 run cannot take the app down. Events travel back pickled through a ``multiprocessing`` queue.

@@ -38,10 +38,10 @@ from PySide6.QtWidgets import (
 
 from .curves import CurvesWidget, SampleStrip
 from .improve_ui import ImproveControls, ImproveMixin
+from .train_thread import TrainThread
 from .training_progress import RunProgressMixin, _fmt_secs
 from .training_runs import RunsTabMixin
 from .training_settings import LOSSES, SettingsMixin, _model_label, build_config, new_run_dir, preset_values
-from .workers import TrainThread
 
 __all__ = [
     "LOSSES",

@@ -88,7 +88,7 @@ def make_photos(root: Path, n_train: int = 9, n_val: int = 3, size: int = 64, se
 def real_check(qapp, tmp_path_factory):
     """A real check through the training process (spawned, as the app runs it): the annotations as the app
     holds them after deleting DELETED's region (an unsaved edit), 3 folds of a tiny recipe, 25 epochs each."""
-    from viaseg.gui.workers import TrainThread
+    from viaseg.gui.train_thread import TrainThread
 
     root = make_photos(tmp_path_factory.mktemp("check") / "proj")
     ds = load_dataset(root)
