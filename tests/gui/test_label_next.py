@@ -246,19 +246,26 @@ def two_kinds(tmp_path):
     return load_dataset(str(root))
 
 
+def _panel_on_test_split(qtbot, dataset, stand_in, model):
+    """(host, service, panel): a Prediction panel whose service answers with ``stand_in``, ``model`` active
+    (its metadata and run record), the *Predict all* box on the 'test' split."""
+    host = NextHost(dataset)
+    service = InferenceService(loader=lambda path: stand_in)
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(service.model_changed, timeout=30000):
+        service.set_model(model)
+    panel.refresh_splits()
+    panel.all_split.setCurrentText("test")
+    return host, service, panel
+
+
 def test_label_next_puts_first_the_kind_the_annotated_photos_leave_uncovered(qtbot, two_kinds, tmp_path):
     """The annotated photo is green, so the red photos are what is not covered: L opens a red one first although
     the green ones are the most uncertain; the column is the place in that order (1 first, sorted ascending)."""
     stand_in = MapAndFeatures()
-    host = NextHost(two_kinds)
-    service = InferenceService(loader=lambda path: stand_in)
-    panel = PredictionPanel(service, host)
-    qtbot.addWidget(panel)
+    host, service, panel = _panel_on_test_split(qtbot, two_kinds, stand_in, make_model(tmp_path / "m.keras"))
     try:
-        with qtbot.waitSignal(service.model_changed, timeout=30000):
-            service.set_model(make_model(tmp_path / "m.keras"))
-        panel.refresh_splits()
-        panel.all_split.setCurrentText("test")
         assert panel.next_to_label() is None
         qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
         by_key = {e.key: e.filename for e in two_kinds.split("test").entries}
@@ -320,15 +327,8 @@ def test_label_next_counts_as_covered_only_what_the_model_trained_on(qtbot, two_
     run.mkdir()
     model = make_model(run / "model.keras")
     (run / "summary.json").write_text(json.dumps({"trained_on": {}}))
-    host = NextHost(two_kinds)
-    service = InferenceService(loader=lambda path: stand_in)
-    panel = PredictionPanel(service, host)
-    qtbot.addWidget(panel)
+    host, service, panel = _panel_on_test_split(qtbot, two_kinds, stand_in, model)
     try:
-        with qtbot.waitSignal(service.model_changed, timeout=30000):
-            service.set_model(model)
-        panel.refresh_splits()
-        panel.all_split.setCurrentText("test")
         panel.next_to_label()
         qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
         assert host.opened[0].startswith("g")
