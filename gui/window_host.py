@@ -76,7 +76,7 @@ class WindowHost(PanelHost):
 
     def set_dice_column(self, mapping: dict) -> None:
         il = self.w.image_list
-        il.set_extra_column("Dice", mapping)
+        il.set_extra_column("Dice", mapping, missing_last_ascending=True)  # images of other splits after
         col = il.model.columnCount() - 1
         il.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)  # worst first
 

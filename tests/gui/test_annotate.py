@@ -62,6 +62,9 @@ def test_open_view_and_navigate(window, project, qtbot):
     WindowHost(window).set_rank_column("next", {"b.png2": 1}, ascending=True)
     names = [il.proxy.data(il.proxy.index(r, 2)) for r in range(il.proxy.rowCount())]
     assert names == ["b.png", "a.png"] and il.proxy.data(il.proxy.index(0, 4)) == "1"
+    # Predict all's Dice column, worst first: an image without a Dice (another split) goes last too
+    WindowHost(window).set_dice_column({"b.png2": 0.9})
+    assert [il.proxy.data(il.proxy.index(r, 2)) for r in range(il.proxy.rowCount())] == ["b.png", "a.png"]
 
 
 def test_drag_vertex_then_save_changes_only_that_vertex(window, project, qtbot):
