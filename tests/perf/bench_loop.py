@@ -3,6 +3,7 @@
     python tests/perf/bench_loop.py --json --base MODEL [--reference MODEL ...] [--rounds 3] [--per-round 10]
         [--steps 120] [--seeds 0 1 2] [--next-seeds 0] [--strategies next random]
         [--score typical|entropy|views|diverse|typical_doubt] [--lr LR] [--work DIR]
+        [--resume EARLIER.json:ROUND] [--curves-from EARLIER.json ...]
 
 A labeller starts from ``--base`` (the default model trained on car-damage, the close-ups:
 ``viaseg train ../shared/datasets/car-damage --out BASE --time-limit 600 --seed 0``). The pool is
@@ -174,14 +175,23 @@ def improve(
     }
 
 
-def run_curve(strategy: str, seed: int, args, sets, work: Path) -> list[dict]:
+def run_curve(
+    strategy: str, seed: int, args, sets, work: Path, start: list[dict] | None = None
+) -> list[dict]:
+    """One curve of ``args.rounds`` rounds; ``start``: the rows of an earlier run's curve to go on from (its
+    last model, every photo it chose counted as labelled), kept at the head of the returned rows."""
     car_train, car_val, pool, extra_val = sets
-    model, labelled, rows = args.base, [], []
+    model, labelled, rows = args.base, [], list(start or [])
     remaining = list(pool)
     rng = random.Random(seed)
     rng.shuffle(remaining)
-    cpu_total = 0.0
-    for k in range(args.rounds):
+    if rows:
+        model = rows[-1]["model"]
+        done = {n for r in rows for n in r["chosen"]}
+        labelled = [e for e in pool if e.filename in done]
+        remaining = [e for e in remaining if e.filename not in done]
+    cpu_total = rows[-1]["cpu_total_s"] if rows else 0.0
+    for k in range(len(rows), len(rows) + args.rounds):
         c0 = cpu_seconds()
         if strategy == "next":
             remaining = rank_next(model, remaining, args.score, car_train + labelled)
@@ -253,6 +263,20 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--lr", type=float, default=None, help="Improve's peak learning rate (default: ImproveJob's own)"
     )
+    ap.add_argument(
+        "--resume",
+        metavar="JSON:ROUND",
+        help="go on from an earlier run's printed JSON: each curve run here starts from that run's curve of the "
+        "same name after ROUND rounds (its model and its photos), then adds --rounds rounds of --per-round "
+        "photos (e.g. a 5-photo round after 20 photos, between the 10-photo rounds)",
+    )
+    ap.add_argument(
+        "--curves-from",
+        nargs="*",
+        default=[],
+        help="earlier runs' printed JSON whose curves not run here join the summary (e.g. the random-order curves "
+        "that photos_to_match_random_30 compares with)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--smoke", action="store_true", help="3 photos per validation set, 8 in the pool (a check)"
@@ -273,10 +297,20 @@ def main(argv=None) -> int:
         "car_val": score_model(args.base, sets[1])["mean_dice"],
         "extra_val": score_model(args.base, sets[3])["mean_dice"],
     }
+    start: dict[str, list] = {}
+    if args.resume:
+        file, _, k = args.resume.rpartition(":")
+        start = {n: rows[: int(k)] for n, rows in json.loads(Path(file).read_text())["curves"].items()}
     curves: dict[str, list] = {}
     for strategy in args.strategies:
         for seed in args.next_seeds if strategy == "next" else args.seeds:
-            curves[f"{strategy}-s{seed}"] = run_curve(strategy, seed, args, sets, work)
+            name = f"{strategy}-s{seed}"
+            if args.resume and name not in start:
+                raise SystemExit(f"{args.resume}: no curve {name} to go on from")
+            curves[name] = run_curve(strategy, seed, args, sets, work, start.get(name))
+    for file in args.curves_from:
+        for n, rows in json.loads(Path(file).read_text())["curves"].items():
+            curves.setdefault(n, rows)
     refs = [score_model(m, sets[3])["mean_dice"] for m in args.reference]
 
     def at(name: str, photos: int, key: str):
@@ -285,7 +319,7 @@ def main(argv=None) -> int:
     def area(rows, key):
         return round(sum(r[key] for r in rows) / len(rows), 4) if rows else None
 
-    last = args.rounds * args.per_round
+    last = max((r["photos"] for rows in curves.values() for r in rows), default=0)
 
     def mean_of(strategy, photos, key="extra_val"):
         vals = [at(n, photos, key) for n in curves if n.startswith(strategy + "-")]
