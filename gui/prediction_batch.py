@@ -120,7 +120,7 @@ class PredictAllMixin:
         # unannotated photos get an order even in a split partly labelled already (as the loop goes)
         ranking = bool(self._all_doubt) and self._start_ranking()
         if self._all_labelled:
-            hint = ". Sort the Dice column to see the worst first."
+            hint = ". The image list is sorted by their Dice, worst first (images without one last)."
             if ranking:
                 hint += " Ordering the unannotated ones for Label next…"
         elif ranking:
