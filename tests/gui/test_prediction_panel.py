@@ -127,9 +127,8 @@ def test_vertex_hint_counts_what_accept_would_make_once_the_overlay_is_shown(qtb
         return panel.vertex_hint.text() == want
 
     qtbot.waitUntil(hint_matches, timeout=5000)
-    panel.threshold.setValue(
-        99
-    )  # nothing above (the seeded tiny model's map stays near 0.5): the hint follows
+    # nothing above 0.99 (the seeded tiny model's map stays near 0.5): the hint follows
+    panel.threshold.setValue(99)
 
     def hint_is_zero() -> None:  # on a timeout pytest-qt raises the last of these, with what the panel shows
         state = (
