@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from .argtypes import non_negative_int, positive_float, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -25,16 +27,20 @@ def register(subparsers) -> None:
     )
     p.add_argument("datasets", nargs="+", metavar="DATASET", help="dataset folder, VIA file or DATASET:split")
     p.add_argument("--out", required=True, help="the weights file to write (.npz)")
-    p.add_argument("--time-limit", type=float, default=300.0, help="seconds of training (default 300)")
-    p.add_argument("--steps", type=int, help="stop after this many steps instead (batches of 8)")
+    p.add_argument(
+        "--time-limit", type=positive_float, default=300.0, help="seconds of training (default 300)"
+    )
+    p.add_argument("--steps", type=positive_int, help="stop after this many steps instead (batches of 8)")
     p.add_argument(
         "--from",
         dest="init_from",
         default="shipped",
         help="weights to start from: shipped (default), imagenet (the encoder alone), or a .npz file",
     )
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-4 fine-tuning, 5e-4 from imagenet)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--lr", type=positive_float, help="learning rate (default 1e-4 fine-tuning, 5e-4 from imagenet)"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=run)
 

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from .argtypes import non_negative_int
+
 
 def register(subparsers) -> None:
     from .train_cmd import add_recipe_options
@@ -41,9 +43,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--only-folds", metavar="F,F", help="run only these folds (0-based), e.g. 0 or 0,1")
-    p.add_argument("--fold-seed", type=int, default=0, help="seed of the division into folds (default 0)")
+    p.add_argument(
+        "--fold-seed", type=non_negative_int, default=0, help="seed of the division into folds (default 0)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--worst", type=int, default=10, help="how many worst images to list (default 10)")
+    p.add_argument(
+        "--worst", type=non_negative_int, default=10, help="how many worst images to list (default 10)"
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_recipe_options(p)
     p.set_defaults(func=run)

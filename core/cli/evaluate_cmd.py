@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..ml.evaluate import EvalError, choose_split, evaluate, format_report, train_duplicates
+from .argtypes import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -24,9 +25,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--threshold", type=probability, default=None, help="probability threshold (default: model's)"
     )
-    p.add_argument("--batch-size", type=int, default=4, help="images per network call (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="images per network call (default 4)")
     add_tta_option(p)
-    p.add_argument("--worst", type=int, default=20, help="how many worst images to list (0 = all)")
+    p.add_argument(
+        "--worst", type=non_negative_int, default=20, help="how many worst images to list (0 = all)"
+    )
     p.add_argument(
         "--sweep",
         action="store_true",

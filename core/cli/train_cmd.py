@@ -11,6 +11,18 @@ import signal
 import sys
 import time
 
+from .argtypes import (
+    jitter,
+    momentum,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    scale_range,
+    share,
+)
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -79,12 +91,12 @@ def _add_schedule_options(p) -> None:
         help="the weights saved: best = the best validation epoch's, last = the final ones, auto = "
         "last when the rate anneals over a --time-limit, else best (default: the preset's)",
     )
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float, help="learning rate")
     p.add_argument(
         "--decoder-lr-mult",
-        type=float,
+        type=positive_float,
         metavar="X",
         help="with the MobileNetV2 encoder: the layers outside it (the decoder) learn at X times --lr "
         "(default 1: one rate)",
@@ -99,7 +111,7 @@ def _add_schedule_options(p) -> None:
     )
     p.add_argument(
         "--ema",
-        type=float,
+        type=momentum,
         metavar="MOMENTUM",
         help="keep, evaluate and save an exponential moving average of the weights with this momentum "
         "(e.g. 0.99; default 0 = off)",
@@ -110,18 +122,20 @@ def _add_network_options(p) -> None:
     """The network, its inputs and their augmentation."""
     from ..ml.presets import ENCODER_FREEZE, ENCODERS, LOSSES, NORMS, PRECISIONS
 
-    p.add_argument("--size", type=int, help="training size in pixels (a multiple of 16)")
+    p.add_argument("--size", type=positive_int, help="training size in pixels (a multiple of 16)")
     p.add_argument(
         "--crop",
-        type=int,
+        type=non_negative_int,
         metavar="PX",
         help="train on random PX x PX windows of the --size images (a multiple of 16; about "
         "(PX/size)^2 of the compute per step) and validate / predict on whole images; 0 = whole images",
     )
     p.add_argument("--loss", choices=LOSSES)
-    p.add_argument("--bn-momentum", type=float)
+    p.add_argument("--bn-momentum", type=momentum)
     p.add_argument("--norm", choices=NORMS)
-    p.add_argument("--base-width", type=int, help="U-Net base width (32 = the research model; 8 = tiny)")
+    p.add_argument(
+        "--base-width", type=positive_int, help="U-Net base width (32 = the research model; 8 = tiny)"
+    )
     p.add_argument(
         "--encoder",
         choices=ENCODERS,
@@ -145,14 +159,14 @@ def _add_network_options(p) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         help="the probability above which a pixel is damage, stored with the model (predict, evaluate and the "
         "app use it; each can still override it); default: the preset's, or the calibrated one (--calibrate). "
         "Giving one switches calibration off",
     )
     p.add_argument(
         "--calibrate",
-        type=_share,
+        type=share,
         metavar="SHARE",
         help="keep this share of the annotated training photos out of the first 3/4 of the run, choose the "
         "threshold on them (best mean Dice per image, 0.1-0.7), then train on them too; 0 = off "
@@ -173,21 +187,21 @@ def _add_input_options(p) -> None:
     )
     p.add_argument(
         "--scale",
-        type=_scale_range,
+        type=scale_range,
         metavar="MIN,MAX",
         help="random crops of MIN..MAX of the photo's side, resized to the training size (over 1 zooms out, "
         "the photo smaller with black around it); default: the preset's 0.6,1",
     )
     p.add_argument(
         "--colour-jitter",
-        type=_jitter,
+        type=jitter,
         metavar="B,C,S[,H]",
         help="brightness, contrast and saturation jitter (and hue: a share of the colour circle) of the "
         "training photos; default: the preset's 0.15,0.2,0.2,0",
     )
     p.add_argument(
         "--blur",
-        type=float,
+        type=non_negative_float,
         metavar="SIGMA",
         help="blur each training photo by a Gaussian of sigma uniform in 0..SIGMA pixels of the training size "
         "(default: the preset's 0, none)",
@@ -198,7 +212,7 @@ def _add_stopping_options(p) -> None:
     """When training stops, and the machine it runs on."""
     from ..ml.presets import MONITORS, STRATEGIES
 
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs")
     p.add_argument(
         "--monitor",
         choices=MONITORS,
@@ -206,20 +220,22 @@ def _add_stopping_options(p) -> None:
         "thresholded prediction (what 'viaseg evaluate' reports), soft_dice = its soft version; "
         "default: the preset's choice",
     )
-    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much training time")
+    p.add_argument(
+        "--time-limit", type=positive_float, metavar="SECONDS", help="stop after this much training time"
+    )
     p.add_argument(
         "--max-steps",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="with --time-limit, also stop after N training steps (or 40 passes over the photos, if more), "
         "the rate schedule following whichever of the time and the steps is further along; 0: time alone "
         "(default: the preset's; the default preset's 1000 steps take about 6 minutes on a 2-core CPU)",
     )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="TensorFlow threads")
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--threads", type=positive_int, help="TensorFlow threads")
     p.add_argument(
         "--ensemble",
-        type=int,
+        type=positive_int,
         metavar="K",
         help="train K networks one after another, each for 1/K of --time-limit with its own seed, and save "
         "their average as the model (RUN/member_k/ holds each; prediction costs K networks); default 1",
@@ -254,38 +270,6 @@ def _add_tta_options(p) -> None:
         "factors (1 = its own size), e.g. 1,1.25 (2.6x the compute of 1 alone); the app runs it once, at their "
         "mean; default: the preset's choice (1,1.25)",
     )
-
-
-def _share(text: str) -> float:
-    """``--calibrate``'s value: a share in [0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"{text}: a share of the photos, from 0 (off) to below 1")
-    return v
-
-
-def _scale_range(text: str) -> tuple[float, float]:
-    """``--scale``'s value: MIN,MAX shares of the photo's side, 0.1 <= MIN <= MAX <= 3."""
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give two numbers, MIN,MAX (e.g. 0.6,1)") from None
-    if not 0.1 <= lo <= hi <= 3.0:
-        raise argparse.ArgumentTypeError(f"{text}: need 0.1 <= MIN <= MAX <= 3")
-    return lo, hi
-
-
-def _jitter(text: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three or four numbers, B,C,S[,H]") from None
-    if len(vals) not in (3, 4) or min(vals) < 0 or max(vals[:3]) > 1 or (len(vals) == 4 and vals[3] > 0.5):
-        raise argparse.ArgumentTypeError(f"{text}: need B,C,S in 0..1 and H in 0..0.5")
-    return vals
 
 
 def _config(args):
@@ -343,8 +327,6 @@ def _config(args):
             cfg.augment, color=True, brightness=b, contrast=c, saturation=sat, hue=h[0] if h else 0.0
         )
     if not args.no_augment and getattr(args, "blur", None) is not None:
-        if args.blur < 0:
-            raise SystemExit(f"--blur {args.blur}: give a sigma of 0 or more")
         cfg.augment = dataclasses.replace(cfg.augment, color=True, blur=args.blur)
     if getattr(args, "calibrate", None) is not None:
         cfg.calibrate = args.calibrate
