@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from ..base.errors import ViasegError
+from .argtypes import positive_float
 from .predict_stream import JOURNAL_NAME, MASK_SUFFIX, OVERLAY_SUFFIX, VIA_NAME  # noqa: F401 - re-exported
 
 TINT = (255, 40, 40)  # RGB of the overlay tint and outline
@@ -289,7 +290,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--tile-downscale",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="F",
         help="sliding-window prediction over the photo shrunk F times (for very large photos)",

@@ -25,6 +25,7 @@ BAD = [
     (["crossval", "DS", "--out", "CV"], "--worst", "-1", "must be 0 or more"),
     (["evaluate", "M.keras", "DS"], "--batch-size", "0", "must be 1 or more"),
     (["clicknet", "DS", "--out", "C.npz"], "--steps", "0", "must be 1 or more"),
+    (["predict", "M.keras", "PHOTOS", "--out", "P"], "--tile-downscale", "0", "must be above 0"),
     (["clicknet", "DS", "--out", "C.npz"], "--lr", "-1e-4", "must be above 0"),
 ]
 
