@@ -386,7 +386,8 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         if isinstance(tag, tuple) and tag and tag[0] == "all":
             entry = self._all_jobs.pop(job, None)
             if entry is not None:
-                self._all_failed.append((Path(entry.filename).name, message))
+                # the message names the file by its path; the list names it once, by its name
+                self._all_failed.append((Path(entry.filename).name, message.removeprefix(f"{entry.path}: ")))
                 log.warning("Predict all: %s: %s", entry.path, message)
             self._maybe_finish_all()
             return
