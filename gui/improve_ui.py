@@ -134,10 +134,16 @@ class ImproveMixin:
                 ensemble=1,  # fine-tunes the one active network, whatever the form asks of a new run
             )
             config = build_config(settings, data, self.runs_root, self.config_overrides)
-            config.out_dir = new_run_dir(self.runs_root, "improve")
         except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot improve the model: {exc}")
             return False
+        from viaseg.core.ml.loop import improve_problem
+
+        problem = improve_problem(config.dataset)
+        if problem:
+            self._fail(problem)
+            return False
+        config.out_dir = new_run_dir(self.runs_root, "improve")
         self._improving = self.active_model
         return self._launch(make_job(config), config)
 

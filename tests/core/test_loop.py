@@ -57,6 +57,19 @@ def test_plan_prefers_the_validation_split_then_images_the_old_model_never_saw()
     assert p.held_out and not p.fair
 
 
+def test_improve_problem_says_when_there_is_nothing_to_learn_from(tmp_path):
+    bare = [
+        ImageEntry(key="a", filename="a.png", regions=[]),
+        ImageEntry(key="b", filename="b.png", regions=[]),
+    ]
+    assert "no annotated regions" in loop.improve_problem(bare)
+    assert loop.improve_problem([*bare, entry("c.png")]) is None
+    broken = tmp_path / "via_region_data.json"
+    broken.write_text("{")
+    said = loop.improve_problem(str(broken))
+    assert said.startswith("Cannot improve the model:") and "via_region_data.json" in said
+
+
 def test_decide_keeps_the_better_model():
     assert loop.decide(0.5, 0.6) == "new"
     assert loop.decide(0.5, 0.5) == "new"  # not worse

@@ -108,3 +108,17 @@ def test_improve_without_a_model_is_a_message(qtbot, tmp_path):
     qtbot.addWidget(panel)
     assert not panel.start_improve()
     assert "no active model" in panel.message.text()
+
+
+def test_improve_on_a_project_without_regions_says_so_at_once(qtbot, tmp_path):
+    """No training process is started only to fail: the panel says what to do, and no run folder is made."""
+    ds = load_dataset(make_project(tmp_path / "proj", n_train=3, n_val=2, size=40))
+    for sp in ds.splits.values():
+        for e in sp.entries:
+            e.regions.clear()
+    panel = TrainingPanel(data_provider=lambda: ds, runs_root=tmp_path / "runs", config_overrides=dict(TINY))
+    qtbot.addWidget(panel)
+    panel.set_active_model(str(make_model(tmp_path / "m" / "model.keras")))
+    assert not panel.start_improve()
+    assert "no annotated regions" in panel.message.text() and "Label a few photos" in panel.message.text()
+    assert panel.thread is None and not (tmp_path / "runs").exists()
