@@ -137,9 +137,9 @@ class ImproveMixin:
         except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot improve the model: {exc}")
             return False
-        from viaseg.core.ml.loop import improve_problem
+        from viaseg.core.ml.loop import learn_problem
 
-        problem = improve_problem(config.dataset)
+        problem = learn_problem(config.dataset, "improve")
         if problem:
             self._fail(problem)
             return False

@@ -190,6 +190,15 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot start training: {exc}")
             return False
+        if (
+            not config.extra_train
+        ):  # with more datasets the run may still learn from them: it checks them itself
+            from viaseg.core.ml.loop import learn_problem
+
+            problem = learn_problem(config.dataset, "train")
+            if problem:
+                self._fail(problem)
+                return False
         self._improving = None
         return self._launch(config, config)
 

@@ -122,28 +122,39 @@ def plan(
     )
 
 
-def improve_problem(dataset: Any) -> str | None:
-    """Why *Improve model* cannot start on ``dataset`` (what a ``TrainConfig``'s ``dataset`` holds: a path, a
-    Dataset, a Split, a Project or a list of entries), in a sentence for the user; None when it can. Cheap (no
-    TensorFlow, no image read), so the app can say it at once instead of after starting a training process."""
+NOTHING_TO_LEARN = {
+    "improve": (
+        "Cannot improve the model",
+        "Nothing to improve on yet: the project has no annotated regions. Label a few photos (L opens the one to "
+        "label next), then Improve model.",
+    ),
+    "train": (
+        "Cannot start training",
+        "Nothing to train on yet: the project has no annotated regions. Draw the damage on a few photos (or add "
+        "an annotated dataset under Also train on), then Train.",
+    ),
+}
+
+
+def learn_problem(dataset: Any, action: str = "improve") -> str | None:
+    """Why *Improve model* (``action="improve"``) or a training run (``"train"``) cannot start on ``dataset``
+    (what a ``TrainConfig``'s ``dataset`` holds: a path, a Dataset, a Split, a Project or a list of entries), in
+    a sentence for the user; None when it can. Cheap (no TensorFlow, no image read), so the app can say it at
+    once instead of after starting a training process."""
     from .train_plumbing import _as_dataset
 
+    failed, empty = NOTHING_TO_LEARN[action]
     try:
         obj = _as_dataset(dataset)
     except Exception as exc:  # the dataset's own message (file and problem)
-        return f"Cannot improve the model: {exc}"
+        return f"{failed}: {exc}"
     if isinstance(obj, list):
         entries = obj
     elif hasattr(obj, "splits"):
         entries = [e for sp in obj.splits.values() for e in sp.entries]
     else:
         entries = list(getattr(obj, "entries", None) or getattr(obj, "images", None) or [])
-    if not any(getattr(e, "regions", None) for e in entries):
-        return (
-            "Nothing to improve on yet: the project has no annotated regions. Label a few photos (L opens the "
-            "one to label next), then Improve model."
-        )
-    return None
+    return None if any(getattr(e, "regions", None) for e in entries) else empty
 
 
 def decide(old: float | None, new: float | None) -> str:

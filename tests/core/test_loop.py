@@ -57,17 +57,20 @@ def test_plan_prefers_the_validation_split_then_images_the_old_model_never_saw()
     assert p.held_out and not p.fair
 
 
-def test_improve_problem_says_when_there_is_nothing_to_learn_from(tmp_path):
+def test_learn_problem_says_when_there_is_nothing_to_learn_from(tmp_path):
     bare = [
         ImageEntry(key="a", filename="a.png", regions=[]),
         ImageEntry(key="b", filename="b.png", regions=[]),
     ]
-    assert "no annotated regions" in loop.improve_problem(bare)
-    assert loop.improve_problem([*bare, entry("c.png")]) is None
+    said = loop.learn_problem(bare)
+    assert "no annotated regions" in said and "Improve model" in said
+    assert "Also train on" in loop.learn_problem(bare, "train")
+    assert loop.learn_problem([*bare, entry("c.png")]) is None
     broken = tmp_path / "via_region_data.json"
     broken.write_text("{")
-    said = loop.improve_problem(str(broken))
+    said = loop.learn_problem(str(broken))
     assert said.startswith("Cannot improve the model:") and "via_region_data.json" in said
+    assert loop.learn_problem(str(broken), "train").startswith("Cannot start training:")
 
 
 def test_decide_keeps_the_better_model():

@@ -81,16 +81,26 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
 
 
 def test_failure_is_a_message(qtbot, tmp_path):
-    root = make_project(tmp_path / "empty", n_train=3, n_val=1, size=32)
+    root = make_project(tmp_path / "gone", n_train=3, n_val=1, size=32)
     ds = load_dataset(root)
-    for _, e in ds.entries():
-        e.regions.clear()  # "use unsaved edits": the in-memory dataset has no annotation left
+    for p in Path(root).rglob("*.png"):
+        p.unlink()  # annotated, but the photos are gone: the training process finds out and fails
     panel = make_panel(qtbot, tmp_path, ds)
     with qtbot.waitSignal(panel.training_finished, timeout=120000):
         panel.start()
-    assert panel.last_error and "no annotated images" in panel.last_error
-    assert "no annotated images" in panel.message.text()
+    assert panel.last_error and "no readable annotated image" in panel.last_error
+    assert "train0.png: no such file" in panel.message.text()
     assert panel.active_model is None and panel.start_btn.isEnabled()
+
+
+def test_a_project_without_regions_is_refused_at_once(qtbot, tmp_path):
+    ds = load_dataset(make_project(tmp_path / "empty", n_train=3, n_val=1, size=32))
+    for _, e in ds.entries():
+        e.regions.clear()  # "use unsaved edits": the in-memory dataset has no annotation left
+    panel = make_panel(qtbot, tmp_path, ds)
+    assert not panel.start()
+    assert "no annotated regions" in panel.message.text() and "Also train on" in panel.message.text()
+    assert panel.thread is None and panel.start_btn.isEnabled()
 
 
 def test_no_project_is_a_message(qtbot, tmp_path):
