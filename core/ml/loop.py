@@ -131,7 +131,7 @@ NOTHING_TO_LEARN = {
     "train": (
         "Cannot start training",
         "Nothing to train on yet: the project has no annotated regions. Draw the damage on a few photos (or add "
-        "an annotated dataset under Also train on), then Train.",
+        "an annotated dataset under Also train on), then Start training.",
     ),
 }
 
