@@ -231,7 +231,18 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
         return self._seg[1]
 
     # ------------------------------------------------------------------------------------------ clicks
+    def _no_photo(self) -> bool:
+        """True, with a message, when no photo is shown to segment (it could not be read)."""
+        if self.segmenter() is not None:
+            return False
+        self.clicks, self.box = [], None
+        why = getattr(self.canvas, "placeholder", "") or "no photo is shown"
+        self._say(f"AI region: nothing to segment here ({why}).")
+        return True
+
     def add_click(self, x: float, y: float, positive: bool = True) -> assist.Result | None:
+        if self._no_photo():
+            return None
         self._accept_pending = False  # more clicks: the user goes on refining
         self.clicks.append(assist.Click(float(x), float(y), bool(positive)))
         self._preview_path = None  # stale until the cursor moves again
@@ -241,6 +252,8 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
         return self._recompute()
 
     def set_box(self, box) -> assist.Result | None:
+        if self._no_photo():
+            return None
         self.box = tuple(float(v) for v in box)
         return self._recompute()
 

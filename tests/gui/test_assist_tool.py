@@ -491,3 +491,20 @@ def test_fine_tuning_the_click_network_without_regions_says_so(qtbot, window, tm
     ml.training_data = unlabelled
     assert ml.fine_tune_clicknet(steps=1, mode="thread") is None
     assert notes[-1][1] and "no annotated region" in notes[-1][0]
+
+
+def test_a_click_or_box_on_a_photo_that_cannot_be_read_says_why_and_keeps_nothing(qtbot, window, tmp_path):
+    ml = _open(window, tmp_path, net=True)
+    entry = window.current_entry()
+    Path(entry.path).write_bytes(b"")  # the photo emptied on disk
+    window.cache.clear()  # decoded before it was emptied
+    window.show_row(1)
+    window.show_row(0)  # shown again: the canvas says it cannot be read
+    messages = []
+    window.canvas.message.connect(messages.append)
+    tool = ml.assist
+    tool.set_active(True)
+    assert tool.add_click(5, 5) is None and tool.clicks == []
+    assert "nothing to segment" in messages[-1] and "empty file" in messages[-1]
+    assert tool.set_box((1, 1, 9, 9)) is None and tool.box is None
+    assert tool.accept() is None and len(entry.regions) == 1
