@@ -228,18 +228,27 @@ class PredictAllMixin:
         from PySide6.QtCore import Qt
 
         order = {k: i for i, k in enumerate(self._order())}
-        items = [self.photos.takeItem(0) for _ in range(self.photos.count())]
-        items.sort(key=lambda it: order.get(it.data(Qt.ItemDataRole.UserRole), len(order)))
+        # signals blocked while the items are taken out and put back: each removal moves the current row, and
+        # the list's selection handler would show (and predict) every photo in turn, dropping unreadable ones
+        # from under this loop
         self.photos.blockSignals(True)
-        for it in items:
-            key = it.data(Qt.ItemDataRole.UserRole)
-            name = Path(key).name
-            place = f"#{order[key] + 1}  " if self._all_order is not None and key in order else ""
-            it.setText(
-                f"{name}   {place}doubt {self._all_doubt[key]:.3f}" if key in self._all_doubt else name
-            )
-            self.photos.addItem(it)
-        self.photos.blockSignals(False)
+        try:
+            cur = self.photos.currentItem()
+            cur_key = cur.data(Qt.ItemDataRole.UserRole) if cur is not None else None
+            items = [self.photos.takeItem(0) for _ in range(self.photos.count())]
+            items.sort(key=lambda it: order.get(it.data(Qt.ItemDataRole.UserRole), len(order)))
+            for it in items:
+                key = it.data(Qt.ItemDataRole.UserRole)
+                name = Path(key).name
+                place = f"#{order[key] + 1}  " if self._all_order is not None and key in order else ""
+                it.setText(
+                    f"{name}   {place}doubt {self._all_doubt[key]:.3f}" if key in self._all_doubt else name
+                )
+                self.photos.addItem(it)
+                if key == cur_key:
+                    self.photos.setCurrentItem(it)
+        finally:
+            self.photos.blockSignals(False)
 
     @property
     def doubt(self) -> dict[str, float]:

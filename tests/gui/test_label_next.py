@@ -4,6 +4,8 @@ photos' features cannot be had; L opens the first one that is still unlabelled."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -333,5 +335,52 @@ def test_label_next_counts_as_covered_only_what_the_model_trained_on(qtbot, two_
         qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
         assert host.opened[0].startswith("g")
         assert not any(p.endswith("a.png") for p in stand_in.asked)
+    finally:
+        service.shutdown()
+
+
+class ReadingHost(NextHost):
+    """Like the window: showing a photo that cannot be read fails (returns False); every photo shown is noted."""
+
+    def __init__(self, dataset):
+        super().__init__(dataset)
+        self.shown_all = []
+
+    def show_external(self, path):
+        self.shown_all.append(Path(path).name)
+        if cv2.imread(str(path)) is None:
+            return False
+        return super().show_external(path)
+
+
+def test_ordering_dropped_photos_keeps_the_list_and_shows_no_photo_on_the_way(qtbot, unlabelled, tmp_path):
+    """Reordering the dropped list took every item out while its selection handler ran: each removal showed (and
+    predicted) the next photo, and an unreadable one was dropped from under the loop, which emptied the list."""
+    from PySide6.QtCore import Qt
+
+    folder = tmp_path / "dropped"
+    folder.mkdir()
+    for name, grey in (("a_sure.png", 250), ("c_clean.png", 0), ("d_ambiguous.png", 128)):
+        cv2.imwrite(str(folder / name), np.full((30, 30, 3), grey, np.uint8))
+    (folder / "b_broken.png").write_bytes(b"not an image")
+    host = ReadingHost(unlabelled)
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(make_model(tmp_path / "m.keras"))
+        panel.open_photos([folder])
+        panel.all_split.setCurrentText("Dropped photos")
+        assert host.shown_all == ["a_sure.png"]
+        assert panel.next_to_label() is None  # predicts the dropped photos, then orders them
+        qtbot.waitUntil(lambda: host.shown.name == "d_ambiguous.png", timeout=30000)
+        assert host.shown_all == ["a_sure.png", "d_ambiguous.png"]  # nothing shown but L's choice
+        names = [
+            Path(panel.photos.item(i).data(Qt.ItemDataRole.UserRole)).name
+            for i in range(panel.photos.count())
+        ]
+        assert sorted(names) == ["a_sure.png", "b_broken.png", "c_clean.png", "d_ambiguous.png"]
+        assert names[0] == "d_ambiguous.png"  # the unreadable one stays listed (Predict all named it)
     finally:
         service.shutdown()
