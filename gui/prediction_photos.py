@@ -106,11 +106,16 @@ class PhotosMixin:
                 self.photos.addItem(it)
         if images and self.all_split.findText("Dropped photos") < 0:
             self.refresh_splits()  # Predict all / Label next can now rank the dropped photos
-        if problems:
-            self._say("Not opened: " + "; ".join(problems), error=True)
+        said = "Not opened: " + "; ".join(problems) + "." if problems else ""
         if images:
             self.show_photo(images[0])
-        elif not problems:
+            if said:  # after the first photo's own message, and kept when its prediction arrives
+                self._say(f"{self.message.text()} {said}", error=True)
+                if self.target is not None and Path(self.target.path) == Path(images[0]):
+                    self._next_note = (Path(images[0]).resolve(), said)
+        elif said:
+            self._say(said, error=True)
+        else:
             self._say("Nothing to open.", error=True)
         return images
 

@@ -155,6 +155,18 @@ def test_drop_non_image_gives_message(qtbot, setup, tmp_path):
     assert host.shown is None and panel.probs is None
 
 
+def test_what_was_not_opened_stays_said_after_the_first_photo_is_predicted(qtbot, setup, tmp_path):
+    panel, host, service = setup
+    photo = next((tmp_path / "proj" / "val").glob("*.png"))
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        assert panel.open_photos([photo, bad, tmp_path / "gone.jpg"]) == [photo]
+    text = panel.message.text()
+    assert f"Predicted {photo.name}." in text
+    assert "Not opened: notes.txt: not an image" in text and "gone.jpg: no such file" in text
+
+
 def test_predict_project_image_agreement_accept_and_undo(qtbot, setup):
     panel, host, service = setup
     entry = host.dataset.split("val").entries[0]
