@@ -36,7 +36,6 @@ non_negative_float = _checked(
 )
 probability = _checked(float, lambda v: 0 < v < 1, "must be between 0 and 1 (not either end)", "probability")
 momentum = _checked(float, lambda v: 0 <= v < 1, "must be from 0 to below 1", "momentum")
-at_least_one = _checked(float, lambda v: 1 <= v < float("inf"), "must be 1 or more", "at_least_one")
 
 
 def share(text: str) -> float:

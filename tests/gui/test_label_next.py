@@ -169,19 +169,28 @@ def test_a_model_whose_warm_up_fails_is_loaded_afresh_for_the_next_prediction(qt
         service.shutdown()
 
 
+def dropped_setup(qtbot, host, tmp_path, greys):
+    """A folder of flat grey photos to drop (name, grey level) and a panel on ``host`` whose stand-in model's map
+    follows each photo's brightness: (folder, service, panel); the caller shuts the service down."""
+    folder = tmp_path / "dropped"
+    folder.mkdir()
+    for name, grey in greys:
+        cv2.imwrite(str(folder / name), np.full((30, 30, 3), grey, np.uint8))
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    return folder, service, panel
+
+
 def test_label_next_ranks_dropped_photos_too(qtbot, unlabelled, tmp_path):
     """Photos dropped on the window (not in any split) are ranked the same way: the list is reordered with
     each photo's doubt, and L shows the most uncertain one that was not added to a split yet."""
     from PySide6.QtCore import Qt
 
-    folder = tmp_path / "dropped"
-    folder.mkdir()
-    for name, grey in (("d_sure.png", 250), ("d_clean.png", 0), ("z_ambiguous.png", 128)):
-        cv2.imwrite(str(folder / name), np.full((30, 30, 3), grey, np.uint8))
     host = NextHost(unlabelled)
-    service = InferenceService(loader=lambda path: MapByBrightness())
-    panel = PredictionPanel(service, host)
-    qtbot.addWidget(panel)
+    folder, service, panel = dropped_setup(
+        qtbot, host, tmp_path, (("d_sure.png", 250), ("d_clean.png", 0), ("z_ambiguous.png", 128))
+    )
     try:
         with qtbot.waitSignal(service.model_changed, timeout=30000):
             service.set_model(make_model(tmp_path / "m.keras"))
@@ -358,15 +367,11 @@ def test_ordering_dropped_photos_keeps_the_list_and_shows_no_photo_on_the_way(qt
     predicted) the next photo, and an unreadable one was dropped from under the loop, which emptied the list."""
     from PySide6.QtCore import Qt
 
-    folder = tmp_path / "dropped"
-    folder.mkdir()
-    for name, grey in (("a_sure.png", 250), ("c_clean.png", 0), ("d_ambiguous.png", 128)):
-        cv2.imwrite(str(folder / name), np.full((30, 30, 3), grey, np.uint8))
-    (folder / "b_broken.png").write_bytes(b"not an image")
     host = ReadingHost(unlabelled)
-    service = InferenceService(loader=lambda path: MapByBrightness())
-    panel = PredictionPanel(service, host)
-    qtbot.addWidget(panel)
+    folder, service, panel = dropped_setup(
+        qtbot, host, tmp_path, (("a_sure.png", 250), ("c_clean.png", 0), ("d_ambiguous.png", 128))
+    )
+    (folder / "b_broken.png").write_bytes(b"not an image")
     try:
         with qtbot.waitSignal(service.model_changed, timeout=30000):
             service.set_model(make_model(tmp_path / "m.keras"))
