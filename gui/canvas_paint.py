@@ -14,6 +14,9 @@ from .hits import HIT
 from .shapes_qt import color_for, mask_image, point_of
 
 HANDLE = 7  # handle size in widget pixels
+# the text shown where there is no photo (why it cannot be read): centred, wrapped within the margin
+PLACEHOLDER_MARGIN = 16
+PLACEHOLDER_FLAGS = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
 
 
 class PaintMixin:
@@ -41,7 +44,9 @@ class PaintMixin:
         p.fillRect(self.rect(), QColor(48, 48, 48))
         if self.qimage is None:
             p.setPen(QColor(220, 220, 220))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder or "no image")
+            # wrapped, with a margin: a reason naming a long path ran off both sides of a narrow canvas
+            box = self.rect().adjusted(PLACEHOLDER_MARGIN, 0, -PLACEHOLDER_MARGIN, 0)
+            p.drawText(box, PLACEHOLDER_FLAGS, self.placeholder or "no image")
             if self.img_size[0] <= 0:
                 p.end()
                 return

@@ -24,7 +24,7 @@ from .canvas import Canvas
 from .docks import Banner, add_dock, with_banner
 from .image_cache import ImageCache, frame_for_regions
 from .image_list import ImageList
-from .main_window_files import DECODE_CHECK_LIMIT, VIA_SUFFIXES, FileFlowsMixin
+from .main_window_files import CANNOT_SHOW, DECODE_CHECK_LIMIT, VIA_SUFFIXES, FileFlowsMixin
 from .problem_links import ProblemLinks
 from .problems_panel import ProblemsPanel
 from .session import Session
@@ -161,6 +161,7 @@ class MainWindow(FileFlowsMixin, QMainWindow):
             self.canvas.cancel_drawing()
         self.current = row
         self.external_path = None
+        self.clear_cannot_show()
         entry = self.session.rows[row].entry
         self.class_attr = class_attribute(self.session.attributes(entry), entry.regions)
         attr = self.class_attr
@@ -171,7 +172,7 @@ class MainWindow(FileFlowsMixin, QMainWindow):
             qimage, size = d.qimage, d.size
         except ImageReadError as exc:
             msg = str(exc)
-            self.notify(f"cannot show image: {exc}", True)
+            self.notify(f"{CANNOT_SHOW}{exc}", True)
             size = frame_for_regions(entry)
         self.canvas.set_entry(entry, qimage, size, placeholder=msg)
         self.image_list.set_current(row)

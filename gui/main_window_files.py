@@ -17,6 +17,7 @@ from . import actions
 from .attributes_panel import attribute_definitions
 
 DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
+CANNOT_SHOW = "cannot show image: "  # how the status bar starts the message of a photo that cannot be read
 
 
 class FileFlowsMixin:
@@ -96,13 +97,20 @@ class FileFlowsMixin:
         journal.discard_recovery(path)
         return None
 
+    def clear_cannot_show(self) -> None:
+        """Before another photo is shown: the status bar's "cannot show image" message named the photo shown
+        before, so it goes (it stayed 15 s and read as this photo's); the new photo says its own if it fails."""
+        if self.statusBar().currentMessage().startswith(CANNOT_SHOW):
+            self.statusBar().clearMessage()
+
     def show_external_image(self, path: str | Path) -> bool:
         """Show an image that is not part of the project (read-only, e.g. a prediction input)."""
         path = Path(path)
+        self.clear_cannot_show()
         try:
             d = self.cache.get(str(path))
         except ImageReadError as exc:
-            self.notify(f"cannot show image: {exc}", True)
+            self.notify(f"{CANNOT_SHOW}{exc}", True)
             # the canvas says so instead of keeping the previous image, which would look like this photo's
             self.current = -1
             self.external_path = None

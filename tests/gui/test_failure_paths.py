@@ -237,3 +237,44 @@ def test_a_corrupt_journal_is_a_message_and_the_project_opens(qtbot, window, pro
     window.write_journal()
     rec = journal.find_recovery(project)
     assert rec is not None and len(rec.files[0].load().images[0].regions) == 1
+
+
+# ------------------------------------------------------------------------------------------ unreadable photos
+
+
+def test_an_unreadable_photos_message_goes_when_a_readable_photo_is_shown(window, project):
+    (project.parent / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    assert window.open_path(project)
+    window.show_row(0)
+    assert "a.png" in window.statusBar().currentMessage() and window.canvas.qimage is None
+    window.step(1)  # b.png reads: the message about a.png stayed 15 s under b.png before
+    assert window.canvas.qimage is not None and "a.png" not in window.statusBar().currentMessage()
+    window.step(-1)
+    assert "a.png" in window.statusBar().currentMessage()
+    assert window.show_external_image(project.parent / "b.png")
+    assert "a.png" not in window.statusBar().currentMessage()
+    window.show_row(1)
+    window.notify("saved")  # other messages are left alone
+    window.show_row(1)
+    assert window.statusBar().currentMessage() == "saved"
+
+
+def test_the_canvas_wraps_why_a_photo_cannot_be_shown_within_its_width(window, project, tmp_path):
+    from PySide6.QtGui import QFontMetrics
+    from viaseg.gui.canvas_paint import PLACEHOLDER_FLAGS, PLACEHOLDER_MARGIN
+
+    deep = tmp_path / "a-long-folder-name-for-photos" / "taken-on-the-second-day-of-the-survey"
+    deep.mkdir(parents=True)
+    bad = deep / "front-left-door-close-up.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    window.resize(420, 650)
+    assert not window.show_external_image(bad)
+    c = window.canvas
+    text = c.placeholder
+    assert bad.name in text
+    box = c.rect().adjusted(PLACEHOLDER_MARGIN, 0, -PLACEHOLDER_MARGIN, 0)
+    fm = QFontMetrics(c.font())
+    assert fm.horizontalAdvance(text) > box.width()  # too long for one line here
+    drawn = fm.boundingRect(box, int(PLACEHOLDER_FLAGS), text)
+    assert box.left() <= drawn.left() and drawn.right() <= box.right(), (drawn, box)
+    c.grab()  # paints
