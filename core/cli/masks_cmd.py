@@ -5,7 +5,8 @@
   ``DATASET:split`` selects one split.
 * Output mirrors the splits: ``DIR/train/image1.png`` for ``train/image1.jpg`` (a file name with folders,
   ``images/a.jpg``, keeps them: ``DIR/train/images/a.png``). When two images of a split share a stem
-  (``a.jpg`` and ``a.jpeg``) both masks keep the full name (``a.jpg.png``, ``a.jpeg.png``) and a warning says so.
+  (``a.jpg`` and ``a.jpeg``) both masks keep the full name (``a.jpg.png``, ``a.jpeg.png``) and a warning says so;
+  a name that is still taken gets ``~2``, ``~3``. Masks never go into a folder holding the dataset's photos.
 * Masks are 8-bit single-channel PNGs the size of the image *as displayed* (EXIF orientation applied), 0/255
   (``--values 255``, default) or 0/1 (``--values index``). Always PNG, never JPEG (lossy masks are wrong masks).
 * Images listed with no region get no mask unless ``--include-empty`` (then an all-zero mask: a negative
@@ -83,42 +84,76 @@ def write_masks(
     labeled, _unlabeled = _load(str(spec))
     if not labeled:
         raise DatasetError(f"{spec}: no labeled split (no VIA file), so there are no masks to write")
+    plan = _plan(labeled, out_dir, include_empty, warn)
+    _refuse_photo_folders(plan, labeled, out_dir)
+    res.per_split = {split: 0 for split, _entries in labeled}
+    for split, e, dest in plan:
+        if dest is None:
+            res.empty_skipped += 1
+            continue
+        try:
+            w, h = image_size(e.path)
+        except ImageReadError as exc:
+            msg = f"{split}/{e.filename}: no mask: {exc}"
+            res.failed.append(msg)
+            warn(msg)
+            continue
+        mask, skipped = rasterize_report(e.regions, (w, h))
+        for s in skipped:
+            warn(f"{split}/{e.filename}: {s} (not in the mask)")
+        if value != 1:
+            mask = mask * np.uint8(value)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest, _encode_png(mask), backup=False)
+        except (OSError, ViaSaveError) as exc:
+            raise ViaSaveError(f"{dest}: cannot write mask ({exc})") from exc
+        res.written.append(dest)
+        res.per_split[split] += 1
+    return res
+
+
+def _plan(labeled, out_dir: Path, include_empty: bool, warn) -> list[tuple[str, ImageEntry, Path | None]]:
+    """``(split, entry, mask path or None for no mask)`` of every entry, each mask path used once: names that
+    still meet after the stem rule (``a.jpg``, ``a.png`` and ``a.jpg.png`` in one split) get ``~2``, ``~3``
+    (before, the last one written replaced the other's mask and the count said 3 masks for 2 files)."""
+    plan: list[tuple[str, ImageEntry, Path | None]] = []
     for split, entries in labeled:
         stems: dict[str, int] = {}
         for e in entries:
             k = str(_rel_mask_path(e, False)).lower()
             stems[k] = stems.get(k, 0) + 1
-        count = 0
+        used: set[str] = set()
         for e in entries:
             if not e.regions and not include_empty:
-                res.empty_skipped += 1
+                plan.append((split, e, None))
                 continue
             clash = stems[str(_rel_mask_path(e, False)).lower()] > 1
             rel = _rel_mask_path(e, clash)
-            if clash:
+            n = 2
+            while str(rel).lower() in used:
+                rel = _rel_mask_path(e, clash)
+                rel = rel.with_name(f"{rel.stem}~{n}.png")
+                n += 1
+            if clash or n > 2:
                 warn(f"{split}/{e.filename}: another image of the split has the same stem; mask named {rel}")
-            try:
-                w, h = image_size(e.path)
-            except ImageReadError as exc:
-                msg = f"{split}/{e.filename}: no mask: {exc}"
-                res.failed.append(msg)
-                warn(msg)
-                continue
-            mask, skipped = rasterize_report(e.regions, (w, h))
-            for s in skipped:
-                warn(f"{split}/{e.filename}: {s} (not in the mask)")
-            if value != 1:
-                mask = mask * np.uint8(value)
-            dest = out_dir / split / Path(*rel.parts)
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(dest, _encode_png(mask), backup=False)
-            except (OSError, ViaSaveError) as exc:
-                raise ViaSaveError(f"{dest}: cannot write mask ({exc})") from exc
-            res.written.append(dest)
-            count += 1
-        res.per_split[split] = count
-    return res
+            used.add(str(rel).lower())
+            plan.append((split, e, out_dir / split / Path(*rel.parts)))
+    return plan
+
+
+def _refuse_photo_folders(plan, labeled, out_dir: Path) -> None:
+    """Masks never go into a folder that holds the dataset's photos: ``--out`` the dataset folder (or the
+    folder above a VIA file) wrote ``image51.png``'s mask over the photo itself, and other masks among the
+    photos, where they read as unlisted photos."""
+    photo_dirs = {e.path.parent.resolve() for _split, entries in labeled for e in entries}
+    for _split, e, dest in plan:
+        if dest is not None and dest.parent.resolve() in photo_dirs:
+            raise DatasetError(
+                f"--out {out_dir}: the mask of {e.filename} would go to {dest}, a folder holding the dataset's "
+                "photos (a mask can replace a photo of the same name there); choose an output folder outside "
+                "the dataset's photo folders, e.g. --out masks"
+            )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -233,3 +233,49 @@ def test_masks_of_demo(tmp_path, capsys):
     assert main(["masks", str(DEMO), "--out", str(out)]) == 0
     assert len(list((out / "train").glob("*.png"))) == 24 and len(list((out / "val").glob("*.png"))) == 8
     assert not (out / "test").exists()
+
+
+def test_masks_never_go_among_the_photos(tmp_path, capsys):
+    """``--out`` the dataset folder (or the folder above a VIA file) wrote b.png's mask over the photo b.png
+    and a.jpg's mask a.png beside the photos; now it is refused before anything is written."""
+    _dataset(tmp_path / "ds")
+    train = tmp_path / "ds" / "train"
+    photo = (train / "b.png").read_bytes()
+    before = sorted(p.name for p in train.iterdir())
+    for out in (tmp_path / "ds", tmp_path / "ds" / "train" / ".."):
+        assert main(["masks", str(tmp_path / "ds"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "holding the dataset's photos" in err and "--out" in err
+    assert main(["masks", str(train / "via_region_data.json"), "--out", str(tmp_path / "ds")]) == 2
+    assert (train / "b.png").read_bytes() == photo
+    assert sorted(p.name for p in train.iterdir()) == before
+    assert not (tmp_path / "ds" / "val" / "r.png").exists()
+    # a folder beside the photos is fine
+    assert main(["masks", f"{tmp_path / 'ds'}:train", "--out", str(tmp_path / "ds" / "masks")]) == 1
+    assert (tmp_path / "ds" / "masks" / "train" / "b.png").is_file()
+
+
+def test_mask_names_that_still_meet_get_a_number(tmp_path, capsys):
+    """a.jpg and a.png share the stem, so a.jpg's mask is a.jpg.png, the name a.jpg.png's own mask has too:
+    one mask replaced the other while the count said 3."""
+    root = tmp_path / "ds" / "train"
+    _img(root / "a.jpg", 20, 20)
+    _img(root / "a.png", 20, 20)
+    _img(root / "a.jpg.png", 20, 20)
+    _write_via(
+        root,
+        {
+            "a.jpg": [_poly([0, 19, 19, 0], [0, 0, 19, 19])],
+            "a.png": [_poly([0, 4, 4], [0, 0, 4])],
+            "a.jpg.png": [_poly([10, 19, 19], [10, 10, 19])],
+        },
+    )
+    out = tmp_path / "out"
+    assert main(["masks", str(tmp_path / "ds"), "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    files = sorted(p.name for p in (out / "train").iterdir())
+    assert len(files) == 3 and "wrote 3 masks" in cap.out, files
+    areas = sorted(int((_read(out / "train" / f) > 0).sum()) for f in files)
+    assert areas[-1] == 400 and areas[0] < 50  # each image's own mask: a.jpg (all), a.png (small), a.jpg.png
+    assert "a.jpg.png~2.png" in files or "a.jpg~2.png" in files, files
+    assert "mask named" in cap.err
