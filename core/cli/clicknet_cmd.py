@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .argtypes import non_negative_int, positive_float, positive_int
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ml.clicknet import WEIGHTS
     from ..ml.clicknet_train import fine_tune, load_photos, train
 
+    _check_paths(args)
     rep = load_photos(args.datasets)
     for msg in rep.problems:
         print(f"viaseg clicknet: warning: {msg}", file=sys.stderr)
@@ -104,3 +106,41 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out} ({steps} steps, {res['seconds']} s)")
     return 0
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before minutes of training: ``--out`` must be a new or earlier ``.npz`` weights file (it replaced a photo
+    or an annotation file given by mistake) in a folder that exists, and ``--from`` a weights file that reads
+    (a text or empty file ended in a traceback)."""
+    import zipfile
+
+    import numpy as np
+
+    from ..base.errors import ModelError, ViaSaveError
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".npz" or str(args.out).endswith(("/", "\\")):
+        raise ViaSaveError(f"--out {args.out}: give a weights file name ending in .npz (e.g. mine.npz)")
+    if out.is_dir():
+        raise ViaSaveError(f"--out {out}: is a folder; give a weights file name ending in .npz")
+    if not out.parent.is_dir():
+        raise ViaSaveError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and not zipfile.is_zipfile(out):
+        raise ViaSaveError(f"--out {out}: exists and is not a weights file (.npz); not replaced")
+    if args.init_from in ("shipped", "imagenet"):
+        return
+    src = Path(args.init_from)
+    if not src.is_file():
+        raise ModelError(f"--from {src}: no such weights file (or give shipped / imagenet)")
+    try:
+        z = np.load(src)
+        if not hasattr(z, "files"):
+            raise ValueError("a single array, not a weights file")
+        with z:
+            if not any("/" in k for k in z.files):
+                raise ValueError("it holds no layer weights")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = "an empty file" if isinstance(exc, EOFError) else str(exc) or type(exc).__name__
+        raise ModelError(
+            f"--from {src}: not a click network weights file (.npz from viaseg clicknet): {reason}"
+        ) from None

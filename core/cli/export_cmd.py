@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(msg, file=sys.stderr)
 
+    if args.fmt != "savedmodel" and str(args.out).endswith(("/", "\\")):
+        from ..ml.export import ExportError
+
+        raise ExportError(f"--out {args.out}: names a folder; give a file name (e.g. model.{args.fmt})")
     res = export_model(
         args.model, args.out, args.fmt, args.quantize, tta=args.tta, check=args.check, on_status=status
     )

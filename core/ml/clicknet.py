@@ -22,6 +22,7 @@ TensorFlow is needed (this is ``core.ml``); ``core.assist`` stays free of it and
 from __future__ import annotations
 
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +122,12 @@ def load_weights(model, path: str | Path = WEIGHTS) -> None:
     path = Path(path)
     try:
         z = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the click network's weights ({exc})") from exc
+        if not hasattr(z, "files"):  # a plain .npy array, not a weights file
+            raise ValueError("not a .npz weights file")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        raise ValueError(
+            f"{path}: cannot read the click network's weights ({exc or type(exc).__name__})"
+        ) from exc
     with z:
         stored: dict[str, dict[int, np.ndarray]] = {}
         for key in z.files:

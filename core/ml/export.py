@@ -79,6 +79,7 @@ from .export_graph import (
     network_input,
     serving_module,
 )
+from .modelio import as_umask_allows
 
 __all__ = [
     "FLOAT32_TOLERANCE",
@@ -185,8 +186,13 @@ def _check_model_file(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _check_out(out: Path, fmt: str) -> None:
-    """Refuse an output path that cannot be written, before anything slow runs."""
+def _check_out(out: Path, fmt: str, model_path: Path | None = None) -> None:
+    """Refuse an output path that cannot be written, or whose writing would destroy a file that is not an
+    earlier export (the model itself, an annotation file, a photo), before anything slow runs."""
+    if model_path is not None and out.resolve() == model_path.resolve():
+        raise ExportError(
+            f"{out}: is the model being exported; give the export another name (e.g. {out.stem}.{fmt})"
+        )
     parent = out.parent
     if not parent.exists():
         raise ExportError(f"{out}: folder {parent} does not exist")
@@ -201,9 +207,26 @@ def _check_out(out: Path, fmt: str) -> None:
             raise ExportError(f"{out}: a folder that is not empty and holds no SavedModel; not replaced")
     elif out.is_dir():
         raise ExportError(f"{out}: is a folder; give a file name (e.g. model.{fmt})")
+    elif out.exists() and out.suffix.lower() != f".{fmt}":
+        raise ExportError(
+            f"{out}: exists and is not a .{fmt} file; not replaced (give a new name, e.g. model.{fmt})"
+        )
     m = meta_path(out, fmt)
     if fmt != "savedmodel" and m.is_dir():
         raise ExportError(f"{m}: is a folder; the metadata JSON cannot be written there")
+    if fmt != "savedmodel" and m.exists() and not _is_export_meta(m):
+        raise ExportError(
+            f"{m}: exists and is not the metadata of an earlier export; not replaced (give the export another name)"
+        )
+
+
+def _is_export_meta(path: Path) -> bool:
+    """Whether ``path`` is the metadata JSON an earlier export wrote (so replacing it loses nothing)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "format" in meta and "source_model" in meta
 
 
 # ------------------------------------------------------------------------------------------- the graph
@@ -282,6 +305,7 @@ def _replace(tmp: Path, out: Path) -> None:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     else:
+        as_umask_allows(tmp)  # mkstemp made it 0600: a model on a server was unreadable to other users
         os.replace(tmp, out)
 
 
@@ -304,7 +328,7 @@ def export_model(
     fmt, quantize, tta = _check_options(fmt, quantize, tta)
     model_path, out = Path(model_path), Path(out)
     _check_model_file(model_path)
-    _check_out(out, fmt)
+    _check_out(out, fmt, model_path)
 
     say(f"loading {model_path.name}")
     predictor = _predictor(model_path, tta)
@@ -410,6 +434,7 @@ def _install(tmp: Path, out: Path, mpath: Path, meta: dict) -> None:
         fd, mtmp = tempfile.mkstemp(prefix=f".{mpath.name}.tmp-", dir=mpath.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        as_umask_allows(mtmp)
         os.replace(mtmp, mpath)
     except OSError as exc:
         raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None

@@ -19,6 +19,14 @@ from ..base.errors import ModelError
 META_NAME = "viaseg_meta.json"
 
 
+def as_umask_allows(path: str | Path) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the mode a plain new file gets (0666 less the
+    umask, usually 0644), so a saved or exported model can be read by whoever reads the run folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_model(model, path: str | Path, meta: dict[str, Any]) -> Path:
     """Save ``model`` to ``path`` (.keras) with ``meta`` embedded; atomic (temp file + rename)."""
     path = Path(path)
@@ -29,6 +37,7 @@ def save_model(model, path: str | Path, meta: dict[str, Any]) -> Path:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(META_NAME, json.dumps(meta, indent=2, default=str))
+        as_umask_allows(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

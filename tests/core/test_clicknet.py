@@ -68,6 +68,10 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
         clicknet.load_weights(model, saved)
     with pytest.raises(ValueError, match="missing"):
         clicknet.ClickNet.load(tmp_path / "absent.npz")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")  # np.load raised EOFError, which the app did not expect
+    with pytest.raises(ValueError, match="empty.npz"):
+        clicknet.load_weights(model, empty)
 
 
 def test_the_experiments_efficientnet_encoder_starts_from_its_imagenet_weights_and_fits_no_shipped_file():
@@ -121,4 +125,34 @@ def test_viaseg_clicknet_says_when_there_is_nothing_to_learn(tmp_path, capsys):
     assert main(["clicknet", str(folder), "--out", str(tmp_path / "x.npz"), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "no annotated region" in err and str(folder) in err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_viaseg_clicknet_refuses_outputs_and_starts_it_cannot_use_before_training(tmp_path, capsys):
+    """--out a photo or an annotation file was replaced by the weights (exit 0); --from a text or empty file
+    ended in a traceback."""
+    import cv2
+    from viaseg.core.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((32, 32, 3), np.uint8))
+    photo = (folder / "a.jpg").read_bytes()
+    (tmp_path / "notes.npz").write_text("mine")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "text.keras").write_text("not weights")
+    cases = [
+        (["--out", str(folder / "a.jpg")], "ending in .npz"),
+        (["--out", str(tmp_path / "notes.npz")], "not a weights file"),
+        (["--out", str(tmp_path / "nowhere" / "x.npz")], "does not exist"),
+        (["--out", str(tmp_path / "x.npz"), "--from", str(tmp_path / "empty.npz")], "an empty file"),
+        (["--out", str(tmp_path / "x.npz"), "--from", str(tmp_path / "text.keras")], "not a click network"),
+        (["--out", str(tmp_path / "x.npz"), "--from", str(tmp_path / "absent.npz")], "no such weights file"),
+    ]
+    for extra, words in cases:
+        assert main(["clicknet", str(folder), "--steps", "1", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (extra, err)
+    assert (folder / "a.jpg").read_bytes() == photo
+    assert (tmp_path / "notes.npz").read_text() == "mine"
     assert not (tmp_path / "x.npz").exists()

@@ -305,6 +305,44 @@ def test_bad_options_and_outputs_are_refused_before_any_work(model_path, tmp_pat
     assert (tmp_path / "adir" / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
+def test_an_export_never_replaces_the_model_or_a_file_it_did_not_write(model_path, tmp_path):
+    """``--out`` the model itself replaced the trained model with a TFLite file; ``--out
+    train/via_region_data --to tflite`` replaced the annotation file with the export's metadata (exit 0)."""
+    import shutil
+
+    model = tmp_path / "copy.keras"
+    shutil.copyfile(model_path, model)
+    kept = model.read_bytes()
+    for fmt in ("tflite", "onnx"):
+        with pytest.raises(ex.ExportError, match="is the model being exported"):
+            ex.export_model(model, model, fmt)
+    via = tmp_path / "via_region_data.json"
+    via.write_text('{"a.jpg1": {}}', encoding="utf-8")
+    with pytest.raises(ex.ExportError, match="not the metadata of an earlier export; not replaced"):
+        ex.export_model(model, tmp_path / "via_region_data", "tflite")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 a photo")
+    with pytest.raises(ex.ExportError, match="is not a .onnx file; not replaced"):
+        ex.export_model(model, photo, "onnx")
+    assert model.read_bytes() == kept and via.read_text(encoding="utf-8") == '{"a.jpg1": {}}'
+    assert photo.read_bytes() == b"\xff\xd8 a photo"
+
+
+def test_models_and_exports_are_readable_by_others_as_the_umask_allows(model_path, tmp_path):
+    """mkstemp made model.keras and every export 0600: a model shared on a server could not be read."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        saved = save_model(micro_unet(), tmp_path / "m.keras", META)
+        res = ex.export_model(model_path, tmp_path / "m.tflite", "tflite", tta="none", check=False)
+    finally:
+        os.umask(umask)
+    for p in (saved, res.path, res.meta_path):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, (p, oct(p.stat().st_mode))
+
+
 def test_cli_reports_errors_without_traceback(model_path, tmp_path, capsys):
     assert (
         main(["export", str(tmp_path / "gone.keras"), "--to", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
@@ -314,6 +352,8 @@ def test_cli_reports_errors_without_traceback(model_path, tmp_path, capsys):
     out = tmp_path / "nowhere" / "m.tflite"
     assert main(["export", str(model_path), "--to", "tflite", "--out", str(out)]) == 2
     assert "nowhere" in capsys.readouterr().err
+    assert main(["export", str(model_path), "--to", "onnx", "--out", f"{tmp_path / 'new_dir'}/"]) == 2
+    assert "names a folder" in capsys.readouterr().err and not (tmp_path / "new_dir").exists()
     with pytest.raises(SystemExit) as exc:
         main(["export", str(model_path), "--to", "caffe", "--out", str(tmp_path / "m")])
     assert exc.value.code == 2 and "invalid choice: 'caffe'" in capsys.readouterr().err
