@@ -22,6 +22,7 @@ from .argtypes import (
     scale_range,
     share,
 )
+from .outputs import check_run_dir
 
 
 def register(subparsers) -> None:
@@ -33,7 +34,12 @@ def register(subparsers) -> None:
         "Ctrl-C stops after the current batch and keeps the best model.",
     )
     p.add_argument("dataset", metavar="DATASET")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write (a new or empty one)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train into a RUN_DIR that holds an earlier run (its model and files are replaced)",
+    )
     p.add_argument(
         "--val",
         action="append",
@@ -431,6 +437,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ml.train import train
     from ..ml.train_calibrate import threshold_line
 
+    check_run_dir(args)
     cfg = _config(args)
     stop = {"asked": 0.0}
 

@@ -182,8 +182,9 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
         if note:
             setup_notes = [*setup_notes, note]
     run = _Run(cfg, run_dir, state, list(setup_notes), device)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     _load_data(run)
+    # after the data loaded: a run that cannot start leaves a folder's earlier config.json as it was
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     run.precision = resolve_precision(cfg.precision)
     emit(
         Started(

@@ -69,3 +69,43 @@ def test_a_refused_option_never_reaches_training(tmp_path):
     with pytest.raises(SystemExit):
         main(["train", str(tmp_path), "--out", str(tmp_path / "run"), "--batch-size", "0"])
     assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_an_earlier_runs_folder_a_file_and_a_size_it_cannot_use(tmp_path, capsys):
+    """--out an earlier run replaced its model silently (and a run that then failed left a config.json naming
+    another dataset beside the old model); --out a file and --size 50 ended in tracebacks. All are refused
+    before any data is read, and the earlier run is left as it was."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"the earlier model")
+    (run / "config.json").write_text('{"dataset": "mine"}')
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["--out", str(run)], "holds an earlier run (model.keras, config.json)"),
+        (["--out", str(tmp_path / "afile")], "exists and is a file"),
+        (["--out", str(tmp_path / "new"), "--size", "50"], "must be a multiple of 16"),
+    ]
+    for extra, words in cases:
+        assert main(["train", str(tmp_path / "no-such-dataset"), *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    assert (run / "model.keras").read_bytes() == b"the earlier model"
+    assert (run / "config.json").read_text() == '{"dataset": "mine"}'
+    assert not (tmp_path / "new").exists()
+    # --overwrite goes on, here to a dataset that does not exist: the run fails before it writes anything
+    assert main(["train", str(tmp_path / "no-such-dataset"), "--out", str(run), "--overwrite"]) == 1
+    assert "no-such-dataset" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == '{"dataset": "mine"}'
+    # a multi-worker run's other worker does not write the run folder, so the chief's files are no matter
+    from viaseg.core.cli.outputs import other_worker
+
+    args = build_parser().parse_args(["train", "DS", "--out", str(run), "--strategy", "multiworker"])
+    tf_config = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": %d}}'
+    import os
+
+    for index, other in ((0, False), (1, True)):
+        os.environ["TF_CONFIG"] = tf_config % index
+        try:
+            assert other_worker(args) is other
+        finally:
+            del os.environ["TF_CONFIG"]
