@@ -14,6 +14,10 @@ JSON file, a folder whose ``*.json`` files are all labelme files (one image each
 folder (or split subfolder) holding one COCO file. Their projects have ``path=None`` (like an unlabeled split's):
 nothing writes VIA content over them; saving needs a VIA file name first.
 
+What a reader could not load (a shape type it does not know, a broken JSON file among labelme files, the videos
+of a VIA 3 project...) is never dropped unsaid: each is a line of ``Split.warnings`` naming the file and the
+problem (``viaseg check`` reports them as errors).
+
 ``DATASET:split`` selects one split (see :func:`parse_spec`). Which file in a folder is the VIA file:
 ``via_region_data.json`` when present, else the single ``*.json`` / ``*.csv`` that parses as VIA (else the
 labelme files, or the single COCO file); several candidates raise :class:`DatasetError` naming them.
@@ -75,6 +79,7 @@ class Split:
     project: Project | None
     image_dir: Path
     entries: list[ImageEntry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what its files held that is not loaded, and why
 
     @property
     def labeled(self) -> bool:
@@ -159,31 +164,35 @@ def parse_spec(spec: str | Path) -> tuple[Path, str | None]:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _load_via(path: Path) -> Project:
+def _load_via(path: Path, warnings: list[str]) -> Project:
+    from .formats.foreign import via_checked
     from .formats.via_io import (
         load_via,  # imported late: via_io is the heavy part and not needed by parse_spec
     )
 
-    return load_via(path)
+    return via_checked(load_via(path), warnings)
 
 
-def _load_any(path: Path) -> tuple[Project, str]:
-    """A VIA, COCO or labelme file's project and format (a VIA format name, ``coco`` or ``labelme``)."""
+def _load_any(path: Path, warnings: list[str] | None = None) -> tuple[Project, str]:
+    """A VIA, COCO or labelme file's project and format (a VIA format name, ``coco`` or ``labelme``); what it
+    holds that is not loaded is described in ``warnings``."""
     from .formats.foreign import load_input
 
-    return load_input(path)
+    return load_input(path, warnings if warnings is not None else [])
 
 
-def find_via_file(folder: Path) -> tuple[Path, Project] | None:
+def find_via_file(folder: Path, warnings: list[str] | None = None) -> tuple[Path, Project] | None:
     """The annotation file of ``folder`` and its parsed project, or None when the folder has no json/csv at all.
 
     ``via_region_data.json`` wins; otherwise the one ``*.json``/``*.csv`` that parses as VIA; with none, the
     labelme files (every json there; the path returned is the first) or the one COCO file. Raises
     DatasetError when several VIA files parse, or when json/csv files exist but none of them is an annotation
-    file (so a broken annotation file is never mistaken for an unlabeled folder)."""
+    file (so a broken annotation file is never mistaken for an unlabeled folder). Among labelme files, a file
+    that cannot be read is left out and named in ``warnings``, as is whatever a reader did not load."""
+    warnings = warnings if warnings is not None else []
     preferred = folder / PREFERRED_VIA_NAME
     if preferred.is_file():
-        return preferred, _load_via(preferred)
+        return preferred, _load_via(preferred, warnings)
     try:
         candidates = sorted(
             (
@@ -199,15 +208,21 @@ def find_via_file(folder: Path) -> tuple[Path, Project] | None:
         return None
     parsed: dict[str, list[tuple[Path, Project]]] = {"via": [], "labelme": [], "coco": []}
     failures: list[tuple[Path, ViaFormatError]] = []
+    notes: dict[Path, list[str]] = {}
     for p in candidates:
         try:
-            project, kind = _load_any(p)
+            project, kind = _load_any(p, notes.setdefault(p, []))
         except ViaFormatError as exc:
             failures.append((p, exc))
             continue
         parsed[kind if kind in parsed else "via"].append((p, project))
     via = parsed["via"]
+
+    def chosen(files: list[tuple[Path, Project]]) -> None:
+        warnings.extend(m for p, _ in files for m in notes[p])
+
     if len(via) == 1:
+        chosen(via)
         return via[0]
     if len(via) > 1:
         names = ", ".join(p.name for p, _ in via)
@@ -215,7 +230,14 @@ def find_via_file(folder: Path) -> tuple[Path, Project] | None:
             f"{folder}: several VIA files ({names}); keep one, or name it {PREFERRED_VIA_NAME}, "
             f"or pass the file itself"
         )
+    if parsed["labelme"] and not parsed["coco"]:  # a folder of labelme files: a broken one is left out, named
+        from .formats.labelme_io import left_out
+
+        warnings.extend(left_out(p, exc) for p, exc in failures)
+        chosen(parsed["labelme"])
+        return _foreign_file(folder, parsed["labelme"], [])
     if not failures:
+        chosen(parsed["coco"])
         return _foreign_file(folder, parsed["labelme"], parsed["coco"])
     if len(failures) == 1:
         raise failures[0][1]
@@ -238,11 +260,13 @@ def _foreign_file(folder: Path, labelme: list, coco: list) -> tuple[Path, Projec
     )
 
 
-def _labeled_split(name: str, project: Project, image_dir: Path) -> Split:
+def _labeled_split(name: str, project: Project, image_dir: Path, warnings: list[str] | None = None) -> Split:
     for e in project.images:
         if e.base_dir is None:
             e.base_dir = image_dir
-    return Split(name=name, project=project, image_dir=image_dir, entries=project.images)
+    return Split(
+        name=name, project=project, image_dir=image_dir, entries=project.images, warnings=warnings or []
+    )
 
 
 def _unlabeled_split(name: str, folder: Path, images: list[Path] | None = None) -> Split:
@@ -263,11 +287,12 @@ def _split_name_of(folder: Path) -> str:
 
 
 def _load_folder(folder: Path) -> dict[str, Split]:
-    own = find_via_file(folder)
+    warnings: list[str] = []
+    own = find_via_file(folder, warnings)
     if own is not None:
         path, project = own
         name = _split_name_of(folder)
-        return {name: _labeled_split(name, project, path.parent)}
+        return {name: _labeled_split(name, project, path.parent, warnings)}
     try:
         subdirs = sorted(
             (d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))),
@@ -277,10 +302,11 @@ def _load_folder(folder: Path) -> dict[str, Split]:
         raise DatasetError(f"{folder}: cannot list folder ({exc.strerror or exc})") from exc
     splits: dict[str, Split] = {}
     for d in subdirs:
-        found = find_via_file(d)
+        warnings = []
+        found = find_via_file(d, warnings)
         if found is not None:
             path, project = found
-            splits[d.name] = _labeled_split(d.name, project, path.parent)
+            splits[d.name] = _labeled_split(d.name, project, path.parent, warnings)
             continue
         images = list_images(d)
         if images:
@@ -306,16 +332,17 @@ def load_dataset(spec: str | Path) -> Dataset:
     if path.is_file():
         if path.suffix.lower() not in VIA_EXTS:
             raise DatasetError(f"{path}: not a VIA file (expected .json or .csv)")
-        project = _load_any(path)[0]
+        warnings: list[str] = []
+        project = _load_any(path, warnings)[0]
         name = _split_name_of(path.parent)
-        splits = {name: _labeled_split(name, project, path.parent)}
+        splits = {name: _labeled_split(name, project, path.parent, warnings)}
     elif path.is_dir():
         if split is not None and (path / split).is_dir() and (path / split).name == split:
             # load just the requested split folder (cheaper, and a broken sibling does not block it)
             sub = path / split
-            found = find_via_file(sub)
+            found = find_via_file(sub, warnings := [])
             if found is not None:
-                splits = {split: _labeled_split(split, found[1], found[0].parent)}
+                splits = {split: _labeled_split(split, found[1], found[0].parent, warnings)}
             else:
                 images = list_images(sub)
                 if not images:

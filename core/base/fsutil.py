@@ -3,7 +3,8 @@
 ``atomic_write`` writes to a temporary file in the *same folder* (so the final ``os.replace`` is a rename on one
 file system), fsyncs it, renames it over the target and fsyncs the folder. The first time an existing file is
 overwritten a copy is kept next to it as ``NAME.bak`` (only if no ``NAME.bak`` exists yet), so a file the user
-brought is never lost to a bug of ours.
+brought is never lost to a bug of ours. ``fresh_backup=True`` (``viaseg convert``) instead copies the file being
+replaced to ``NAME.bak`` on every overwrite, so the version just replaced can always be recovered.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: ReadableBuffer, backup: bool = True) -> Path:
+def atomic_write(
+    path: str | Path, data: ReadableBuffer, backup: bool = True, fresh_backup: bool = False
+) -> Path:
     """Write ``data`` (bytes, or any buffer such as an mmap) to ``path`` atomically. Raises ``OSError`` on
     failure; the old file is then untouched.
 
-    With ``backup`` and an existing ``path`` without ``NAME.bak``, the old content is first copied to ``NAME.bak``.
+    With ``backup`` and an existing ``path`` without ``NAME.bak``, the old content is first copied to ``NAME.bak``;
+    with ``fresh_backup`` too, it is copied there even when a ``NAME.bak`` exists (replacing that older copy).
     The new file keeps the old file's permission bits (a new file gets the umask default).
     """
     path = Path(path)
@@ -50,7 +54,7 @@ def atomic_write(path: str | Path, data: ReadableBuffer, backup: bool = True) ->
         raise IsADirectoryError(f"{path} is a folder")
     if backup and existed:
         bak = backup_path(path)
-        if not bak.exists():
+        if fresh_backup or not bak.exists():
             fd, tmp_bak = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak-tmp", dir=folder)
             os.close(fd)
             try:

@@ -141,7 +141,7 @@ def _stat(entry: ImageEntry, path: Path, problem: Callable[[str, str, str], None
             "missing_file",
             "error",
             f"image file {path} does not exist ({n} region{'s' if n != 1 else ''} listed); copy the image "
-            f"there, fix the file name in the VIA file, or delete the entry",
+            f"there, fix the file name in the annotation file, or delete the entry",
         )
         return None
     except OSError as exc:

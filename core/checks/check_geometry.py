@@ -263,7 +263,7 @@ def _drop_invalid(shapes, x, y, idx, lengths, numeric, add):
     for k in np.flatnonzero(~valid):
         i = int(idx[k])
         what = (
-            "has no points"
+            "has no points;"
             if lengths[k] == 0
             else "has non-numeric or non-finite coordinates; fix them in the VIA file or"
         )

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 
 # kind -> (what it means, what to do); the order here is the order of the text report
 KINDS: dict[str, tuple[str, str]] = {
+    "not_loaded": (
+        "part of an annotation file (or a whole file among labelme files) could not be loaded: it is left out "
+        "of checks and training",
+        "fix or remove the file named",
+    ),
     "missing_file": (
-        "listed in the VIA file, but the image file does not exist",
-        "put the image next to the VIA file, or delete the entry",
+        "listed in the annotation file (VIA, labelme or COCO), but the image file does not exist",
+        "put the image where the annotation file says, or delete the entry",
     ),
     "unreadable_image": (
         "the image file cannot be decoded",
@@ -53,7 +58,7 @@ KINDS: dict[str, tuple[str, str]] = {
         "annotate it, or delete the entry if it is not meant as a negative example",
     ),
     "unlisted_image": (
-        "an image file in a labeled split's folder that the VIA file does not list",
+        "an image file in a labeled split's folder that its annotation file does not list",
         "add it to the project and annotate it, or move it out of the folder",
     ),
 }

@@ -216,7 +216,7 @@ def _unlisted_problem(sp: Split, path: Path) -> Problem:
         sp.name,
         path.name,
         None,
-        f"{path.name} is in the {sp.name} folder but not in its VIA file; add and annotate it, "
+        f"{path.name} is in the {sp.name} folder but not in its annotation file; add and annotate it, "
         f"or move it out of the folder",
     )
 
@@ -244,6 +244,8 @@ def check_dataset(
         pos[id(p)] = k
 
     for sp in dataset.splits.values():
+        for message in sp.warnings:  # what the readers left out: the data is not there to check
+            place(Problem("not_loaded", "error", sp.name, None, None, message), -1)
         for entry in sp.entries:
             k = len(items)
             found: list[Problem] = []

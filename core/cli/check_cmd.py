@@ -20,7 +20,7 @@ def register(subparsers) -> None:
         description="Check a VIA dataset before training: missing or unreadable images, size fields that do not "
         "match the files, degenerate / self-intersecting / out-of-image regions, duplicate images (leaks between "
         "splits) and conflicting annotations of them, attribute names that differ between splits, images without "
-        "regions. Exit status: 0 no errors, 1 errors found, 2 the dataset cannot be read.",
+        "regions, annotation files (or parts of them) that could not be loaded. Exit status: 0 no errors, 1 errors found, 2 the dataset cannot be read.",
     )
     p.add_argument(
         "dataset",

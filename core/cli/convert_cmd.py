@@ -11,22 +11,31 @@ from ..annotation.formats.convert import TARGETS, convert_input
 
 def _run(args) -> int:
     messages: list[str] = []
-    project, kind = convert_input(args.input, args.output, args.to, args.class_attr, messages)
-    for m in messages:
-        print(f"viaseg convert: {m}", file=sys.stderr)
-    fmt = args.to or kind
+    try:
+        result = convert_input(args.input, args.output, args.to, args.class_attr, messages)
+    finally:  # what was skipped is said even when nothing was written
+        for m in messages:
+            print(f"viaseg convert: {m}", file=sys.stderr)
+    counts = (
+        (result.skipped_images, "image(s)"),
+        (result.skipped_regions, "region(s)"),
+        (result.unread, "item(s) not read"),
+    )
+    skipped = ", ".join(f"{n} {what}" for n, what in counts if n)
+    skipped = f"; skipped: {skipped}, see above" if skipped else ""
     print(
-        f"{args.output}: {fmt} from {kind} ({len(project.images)} images, "
-        f"{project.region_count} regions{f', {len(messages)} skipped item(s)' if messages else ''})"
+        f"{args.output}: {result.fmt} from {result.kind} ({result.images} images, "
+        f"{result.regions} regions{skipped})"
     )
     src = Path(args.input).resolve()
     src_dir = src if src.is_dir() else src.parent
-    if fmt not in ("coco", "labelme") and Path(args.output).resolve().parent != src_dir:
+    project = result.project
+    if result.fmt not in ("coco", "labelme") and Path(args.output).resolve().parent != src_dir:
         if any(not Path(im.filename).is_absolute() and "://" not in im.filename for im in project.images):
             print(
                 f"note: image file names are kept as written; they are relative to {src_dir}", file=sys.stderr
             )
-    return 0
+    return 1 if result.skipped else 0
 
 
 def register(subparsers) -> None:
@@ -35,8 +44,11 @@ def register(subparsers) -> None:
         help="convert annotations (VIA, COCO, labelme) to another format (or round-trip a VIA file)",
         description="Read a VIA 1/2/3 JSON or CSV file, a COCO file, or labelme files (one JSON, or a folder "
         "of them) and write it in another format. Without --to the input is written back in its own format "
-        "(a lossless round trip for VIA). An existing OUT file is replaced atomically and first kept as "
-        "OUT.bak.",
+        "(a lossless round trip for VIA). An existing OUT file is replaced atomically and first copied to "
+        "OUT.bak (every time: the version replaced can always be recovered); OUT may be IN itself only without "
+        "a change of format. Exit status: 0 everything converted, 1 written but some images or regions were "
+        "skipped (each one is listed), 2 nothing written (unreadable input, or the output would have lost "
+        "every image or every region).",
     )
     p.add_argument(
         "input",
@@ -49,7 +61,8 @@ def register(subparsers) -> None:
         "--class-attr",
         default=None,
         metavar="NAME",
-        help="coco/labelme: region attribute giving the category or label (default: guessed; else "
-        "one 'damage'); on import from COCO/labelme, the attribute their labels go to (default: name)",
+        help="coco/labelme: region attribute giving the category or label (default: guessed, and a region "
+        "without a value of it is 'damage'; else one 'damage'; a region without a value of a NAME given here is "
+        "skipped); on import from COCO/labelme, the attribute their labels go to (default: name)",
     )
     p.set_defaults(func=_run)

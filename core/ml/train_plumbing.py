@@ -36,7 +36,11 @@ def _as_dataset(obj: Any):
     if isinstance(obj, (str, Path)):
         from ..annotation.dataset import load_dataset
 
-        return load_dataset(obj)
+        ds = load_dataset(obj)
+        for sp in ds.splits.values():
+            for message in sp.warnings:  # what the readers left out (a broken labelme file...) is said
+                log.warning("not trained on: %s", message)
+        return ds
     return obj
 
 

@@ -553,3 +553,38 @@ def test_a_shape_name_that_is_not_text_is_reported_not_a_crash():
         problems = check_entry("train", entry, image_size=(10, 10))
         assert [p.kind for p in problems] == ["unsupported_shape"], bad
         assert ("unknown shape" in problems[0].message) == (bad is not None)
+
+
+def test_check_refuses_a_file_that_names_an_image_twice(tmp_path, capsys):
+    region = {"shape_attributes": {"name": "rect", "x": 1, "y": 1, "width": 4, "height": 4}}
+    first = json.dumps({"filename": "a.jpg", "size": -1, "regions": [region, region], "file_attributes": {}})
+    later = json.dumps({"filename": "a.jpg", "size": -1, "regions": [], "file_attributes": {}})
+    via = tmp_path / "via_region_data.json"
+    via.write_text(f'{{"a.jpg-1": {first}, "a.jpg-1": {later}}}', encoding="utf-8")
+    assert main(["check", str(tmp_path)]) == 2  # not "0 regions, no problems": the 2 regions are not lost
+    err = capsys.readouterr().err
+    assert str(via) in err and '["a.jpg-1"]: this key appears 2 times' in err and "2 region(s)" in err
+
+
+def test_check_lists_what_the_readers_left_out_as_errors(tmp_path, capsys):
+    folder = tmp_path / "ds" / "train"
+    folder.mkdir(parents=True)
+    doc = {"version": "5.5.0", "flags": {}, "imagePath": "a.png", "imageData": None}
+    shape = {"label": "dent", "points": [[1, 1], [9, 1], [9, 9]], "shape_type": "polygon"}
+    (folder / "a.json").write_text(json.dumps({**doc, "shapes": [shape, {**shape, "shape_type": "cube"}]}))
+    (folder / "b.json").write_text('{"version": "5.5.0", "shapes": [')  # truncated
+    image(folder / "a.png", 1)
+    assert main(["check", str(tmp_path / "ds"), "--json"]) == 1  # the good file is still checked
+    data = json.loads(capsys.readouterr().out)
+    assert data["images"] == 1 and data["regions"] == 1
+    left = [p for p in data["problems"] if p["kind"] == "not_loaded"]
+    assert [(p["severity"], p["split"]) for p in left] == [("error", "train")] * 2
+    assert "a.json: shapes[1]: shape type 'cube' skipped" in left[0]["message"]
+    assert "b.json: line 1 column" in left[1]["message"] and "the file is left out" in left[1]["message"]
+
+
+def test_a_polygon_without_points_reads_as_a_sentence():
+    _, issues = analyze_shapes([{"name": "polygon", "all_points_x": [], "all_points_y": []}])
+    assert [(i.kind, i.message) for i in issues[0]] == [
+        ("degenerate_region", "polygon has no points; delete it")
+    ]

@@ -96,7 +96,11 @@ def test_labelme2coco_groups_and_images(coco_file):
         "JPEGImages/2011_000025.jpg",
         "JPEGImages/2011_000006.jpg",
     ]
-    assert all(im.path.is_file() and im.file_attributes == {} for im in project.images)
+    assert all(im.path.is_file() for im in project.images)
+    sizes = [(im["width"], im["height"]) for im in json.loads(COCO.read_text())["images"]]
+    assert [(im.file_attributes["width"], im.file_attributes["height"]) for im in project.images] == [
+        (str(w), str(h)) for w, h in sizes
+    ]  # kept although the photos are there: a VIA file made from it knows them wherever it goes
     first = project.images[0].regions
     assert [r.attributes for r in first] == [
         {"name": "person"},
@@ -239,6 +243,34 @@ def test_malformed_files_raise_typed_errors_naming_file_and_place(tmp_path, chan
     with pytest.raises(ViaFormatError) as err:
         load_coco(f)
     assert err.value.path == str(f) and err.value.where == where
+
+
+def test_coco_sizes_survive_a_via_file_written_away_from_the_photos(coco_file, tmp_path, capsys):
+    via = tmp_path / "elsewhere" / "via.json"
+    via.parent.mkdir()
+    assert main(["convert", str(COCO), str(via), "--to", "via2"]) == 0
+    back = tmp_path / "back.json"
+    assert main(["convert", str(via), str(back), "--to", "coco"]) == 0  # no photo next to via.json
+    assert "skipped" not in capsys.readouterr().err
+    original = json.loads(COCO.read_text())
+    again = json.loads(back.read_text())
+    assert [(i["file_name"], i["width"], i["height"]) for i in again["images"]] == [
+        (i["file_name"], i["width"], i["height"]) for i in original["images"]
+    ]
+    assert len(again["annotations"]) == 16
+
+
+def test_a_coco_file_without_images_says_so(tmp_path, capsys):
+    doc = {
+        "info": {"year": 2020},
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}],
+    }
+    f = tmp_path / "noimages.json"
+    f.write_text(json.dumps(doc))
+    assert main(["check", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f'{f}: images: the COCO file has no "images" list' in err and "filename" not in err
 
 
 # ------------------------------------------------------------------------------------------ entry points

@@ -7,7 +7,7 @@ import math
 
 import pytest
 from viaseg.core.annotation.formats.convert import coco_polygon, polygon_area, to_coco
-from viaseg.core.annotation.formats.via_io import load_via, loads_via
+from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via
 from viaseg.core.annotation.formats.via_json import default_settings
 from viaseg.core.annotation.project import ImageEntry, Project, Region
 from viaseg.core.base.errors import ImageReadError
@@ -134,9 +134,10 @@ def test_coco_export_loads_in_pycocotools(car_damage, tmp_path, capsys):
 
     src = car_damage / "train" / "via_region_data.json"
     out = tmp_path / "coco.json"
-    assert main(["convert", str(src), str(out), "--to", "coco"]) == 0
-    err = capsys.readouterr().err
-    assert "test_pattern_qbist.jpg: image skipped" in err  # the VIA demo entries have no image file
+    assert main(["convert", str(src), str(out), "--to", "coco"]) == 1  # written, but images were skipped
+    cap = capsys.readouterr()
+    assert "test_pattern_qbist.jpg: image skipped" in cap.err  # the VIA demo entries have no image file
+    assert "(49 images, 78 regions; skipped: 3 image(s), see above)" in cap.out
     coco = COCO(str(out))
     proj = load_via(src)
     present = [im for im in proj.images if im.path.exists()]
@@ -196,13 +197,19 @@ def test_coco_categories_sizes_and_skips(tmp_path):
     }
     msgs: list[str] = []
     value = to_coco(proj, size_of=_no_image, messages=msgs)
-    assert [c["name"] for c in value["categories"]] == ["scratch", "dent"]
+    # the unlabelled polygon (region 3) is in the default category, not skipped: the attribute was guessed
+    assert [c["name"] for c in value["categories"]] == ["scratch", "dent", "damage"]
     assert [(i["file_name"], i["width"], i["height"]) for i in value["images"]] == [("a.jpg", 100, 80)]
     anns = value["annotations"]
-    assert [a["category_id"] for a in anns] == [2, 1]
+    assert [a["category_id"] for a in anns] == [2, 1, 3]
     assert anns[0]["area"] == 200.0 and anns[0]["bbox"] == [0, 0, 10, 20]
     assert anns[1]["area"] == pytest.approx(math.pi * 200, rel=0.003)
     assert any("region 2 skipped: a point is not an area" in m for m in msgs)
+    assert any("1 region(s) without a 'kind' value are in the category 'damage'" in m for m in msgs)
+    assert not any("region 3" in m for m in msgs)
+    msgs = []  # a --class-attr given: a region without its value is skipped (and said)
+    value = to_coco(proj, "kind", size_of=_no_image, messages=msgs)
+    assert [a["category_id"] for a in value["annotations"]] == [2, 1]
     assert any("region 3 skipped: no 'kind' value" in m for m in msgs)
     assert any(m.startswith("b.jpg: image skipped") for m in msgs)
     p = tmp_path / "c.json"
@@ -249,3 +256,114 @@ def test_one_rule_says_which_attribute_holds_the_class():
     assert (
         class_attribute({"region": "bad"}, regions({"note": "", "who": ""})) is None
     )  # empty values count for nothing
+
+
+def test_convert_backs_up_the_version_it_replaces_every_time(via_fixtures, tmp_path, capsys):
+    src = via_fixtures / "unit_test_annotation2.json"
+    out = tmp_path / "o.json"
+    out.write_text("first")
+    assert main(["convert", str(src), str(out), "--to", "via2"]) == 0
+    assert (tmp_path / "o.json.bak").read_text() == "first"
+    out.write_text("edited")  # the user's work since: the next convert must not lose it
+    assert main(["convert", str(src), str(out), "--to", "via2"]) == 0
+    assert (tmp_path / "o.json.bak").read_text() == "edited"
+    assert loads_via(out.read_text(encoding="utf-8")).fmt == "via2"
+
+
+def test_convert_never_writes_another_format_over_its_input(via_fixtures, tmp_path, capsys):
+    own = tmp_path / "mine.json"
+    original = (via_fixtures / "unit_test_annotation2.json").read_bytes()
+    own.write_bytes(original)
+    for to in ("via2", "coco", "csv"):
+        assert main(["convert", str(own), str(own), "--to", to]) == 2
+        err = capsys.readouterr().err
+        assert f"{own}: not written: it is the input file (via1); writing it as {to}" in err
+        assert own.read_bytes() == original and not (tmp_path / "mine.json.bak").exists()
+    assert main(["convert", str(own), str(own)]) == 0  # its own format: a round trip, the original kept
+    assert (tmp_path / "mine.json.bak").read_bytes() == original
+
+
+def _via_file(folder, regions_attrs, sized=(True, True)):
+    """A VIA 2 file of two images (no photos; a width/height file attribute where ``sized``) with one rect each."""
+    value = {}
+    for i, has_size in enumerate(sized):
+        value[f"im{i}.jpg-1"] = {
+            "filename": f"im{i}.jpg",
+            "size": -1,
+            "regions": [
+                {
+                    "shape_attributes": {"name": "rect", "x": 1, "y": 1, "width": 5, "height": 5},
+                    "region_attributes": regions_attrs,
+                }
+            ],
+            "file_attributes": {"width": "64", "height": "48"} if has_size else {},
+        }
+    path = folder / "via.json"
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+def test_convert_exit_status_says_what_was_skipped(tmp_path, capsys):
+    src = _via_file(tmp_path, {"name": "dent"}, sized=(True, False))
+    out = tmp_path / "coco.json"
+    assert main(["convert", str(src), str(out), "--to", "coco"]) == 1  # written, one image skipped
+    cap = capsys.readouterr()
+    assert "im1.jpg: image skipped: its size is unknown" in cap.err
+    assert "(1 images, 1 regions; skipped: 1 image(s), 1 region(s), see above)" in cap.out
+    assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == ["im0.jpg"]
+    assert main(["convert", str(src), str(tmp_path / "v.json"), "--to", "via3"]) == 0
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_convert_writes_nothing_that_lost_every_image_or_region(tmp_path, capsys):
+    src = _via_file(tmp_path, {"name": "dent"}, sized=(False, False))  # no photo, no size: no COCO image
+    out = tmp_path / "coco.json"
+    assert main(["convert", str(src), str(out), "--to", "coco"]) == 2
+    err = capsys.readouterr().err
+    assert "im0.jpg: image skipped" in err and "im1.jpg: image skipped" in err
+    assert f"{out}: not written: the coco output would lose every image of {src} (2)" in err
+    assert not out.exists()
+    src = _via_file(tmp_path, {"name": "dent"})
+    assert main(["convert", str(src), str(out), "--to", "coco", "--class-attr", "nosuch"]) == 2  # a typo
+    err = capsys.readouterr().err
+    assert "region 0 skipped: no 'nosuch' value" in err and "would lose every region" in err
+    assert not out.exists()
+    out.write_text("mine")  # an existing OUT is left as it was
+    assert main(["convert", str(src), str(out), "--to", "coco", "--class-attr", "nosuch"]) == 2
+    assert out.read_text() == "mine" and not (tmp_path / "coco.json.bak").exists()
+
+
+def test_coco_export_puts_unlabelled_regions_in_the_default_category(via_fixtures, tmp_path, capsys):
+    src = (
+        via_fixtures / "unit_test_annotation2.json"
+    )  # rect/circle/ellipse with {} attributes, a named polygon
+    out = tmp_path / "coco.json"
+    proj = load_via(src)
+    for im in proj.images:
+        im.file_attributes.update(width="2000", height="2000")
+    sized = tmp_path / "sized.json"
+    sized.write_text(dumps_via(proj, "via2"), encoding="utf-8")
+    assert main(["convert", str(sized), str(out), "--to", "coco"]) == 1  # only the point is skipped
+    cap = capsys.readouterr()
+    assert "a point is not an area" in cap.err and "no 'name' value" not in cap.err
+    value = json.loads(out.read_text())
+    areas = sum(r.kind in ("rect", "circle", "ellipse", "polygon") for im in proj.images for r in im.regions)
+    assert len(value["annotations"]) == areas
+    assert "damage" in [c["name"] for c in value["categories"]]
+
+
+def test_a_shape_written_as_another_kind_is_no_skip(tmp_path, capsys):
+    src = _via_file(tmp_path, {"name": "dent"})
+    value = json.loads(src.read_text())
+    value["im0.jpg-1"]["regions"][0]["shape_attributes"] = {
+        "name": "ellipse",
+        "cx": 9,
+        "cy": 9,
+        "rx": 4,
+        "ry": 2,
+    }
+    src.write_text(json.dumps(value))
+    assert main(["convert", str(src), str(tmp_path / "lm"), "--to", "labelme"]) == 0
+    cap = capsys.readouterr()
+    assert "im0.jpg: region 0: written as a labelme polygon (ellipse as a polygon)" in cap.err
+    assert "skipped" not in cap.out + cap.err and "(2 images, 2 regions)" in cap.out

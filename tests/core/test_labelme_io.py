@@ -253,7 +253,72 @@ def test_folder_with_a_stray_non_labelme_json_is_an_error(tmp_path):
     write_labelme(tmp_path / "a.json", [poly()])
     (tmp_path / "b.json").write_text("[1, 2]")
     with pytest.raises(ViaFormatError, match="b.json"):
-        load_labelme_folder(tmp_path)
+        load_labelme_folder(tmp_path)  # no messages to name it in: refused, never silently left out
+
+
+def test_a_labelme_file_without_shapes_says_so(tmp_path, capsys):
+    f = tmp_path / "noshapes.json"
+    doc = {"version": "4.0.0", "flags": {}, "imagePath": "a.jpg", "imageData": None, "imageHeight": 3}
+    f.write_text(json.dumps(doc))
+    assert main(["check", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f'{f}: shapes: the labelme file has no "shapes" list' in err and "image entry" not in err
+
+
+def _folder_with_bad_files(tmp_path) -> Path:
+    write_labelme(tmp_path / "a.json", [poly()], image="a.jpg")
+    write_labelme(tmp_path / "c.json", [poly(), poly()], image="c.jpg")
+    good = (tmp_path / "c.json").read_text(encoding="utf-8")
+    (tmp_path / "b_broken.json").write_text(good[:60], encoding="utf-8")  # truncated
+    (tmp_path / "d_other.json").write_text('{"foo": 1}', encoding="utf-8")
+    return tmp_path
+
+
+def test_bad_files_of_a_labelme_folder_are_left_out_and_named(tmp_path):
+    folder = _folder_with_bad_files(tmp_path)
+    msgs: list[str] = []
+    project = load_labelme_folder(folder, msgs)
+    assert [im.filename for im in project.images] == ["a.jpg", "c.jpg"] and project.region_count == 3
+    assert len(msgs) == 2
+    assert msgs[0].startswith(f"{folder / 'b_broken.json'}: line ") and "invalid JSON" in msgs[0]
+    assert (
+        msgs[1] == f"{folder / 'd_other.json'}: not a labelme file (no 'shapes'/'imagePath'), in a folder of "
+        "labelme files; the file is left out"
+    )
+    for name in ("a.json", "c.json"):
+        (folder / name).unlink()
+    with pytest.raises(
+        ViaFormatError, match="b_broken.json"
+    ):  # nothing readable: an error, not an empty project
+        load_labelme_folder(folder, [])
+
+
+def test_a_dataset_and_convert_go_on_without_the_bad_labelme_files(tmp_path, capsys):
+    folder = _folder_with_bad_files(tmp_path / "train")
+    ds = load_dataset(tmp_path)
+    train = ds.splits["train"]
+    assert [e.filename for e in train.entries] == ["a.jpg", "c.jpg"] and train.region_count == 3
+    assert len(train.warnings) == 2
+    assert "b_broken.json: line " in train.warnings[0] and train.warnings[0].endswith(
+        "; the file is left out"
+    )
+    assert train.warnings[1].startswith(f"{folder / 'd_other.json'}: not a labelme file")
+    assert main(["convert", str(folder), str(tmp_path / "o.json"), "--to", "via2"]) == 1
+    cap = capsys.readouterr()
+    assert "b_broken.json" in cap.err and "d_other.json" in cap.err and "2 item(s) not read" in cap.out
+    assert len(loads_via((tmp_path / "o.json").read_text(encoding="utf-8")).images) == 2
+
+
+def test_training_data_says_which_labelme_files_it_leaves_out(tmp_path, caplog):
+    from viaseg.core.ml.train_plumbing import _as_dataset
+
+    _folder_with_bad_files(tmp_path / "train")
+    with caplog.at_level("WARNING", logger="viaseg.train"):
+        ds = _as_dataset(str(tmp_path))
+    assert len(ds.splits["train"].entries) == 2
+    said = [r.getMessage() for r in caplog.records if r.name == "viaseg.train"]
+    assert len(said) == 2 and all(m.startswith("not trained on: ") for m in said), said
+    assert "b_broken.json" in said[0] and "d_other.json" in said[1]
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -374,3 +439,24 @@ def check_reader(name: str, data: bytes) -> None:
 @given(st.one_of(byte_mutations(CORPUS), type_swaps(CORPUS)) if CORPUS else st.nothing())
 def test_mutated_labelme_files_raise_only_typed_errors(case):
     check_reader(*case)
+
+
+def test_an_embedded_image_whose_file_is_gone_is_named_as_such(tmp_path, capsys):
+    png = base64.b64encode(cv2.imencode(".png", np.zeros((40, 60, 3), np.uint8))[1].tobytes()).decode()
+    f = write_labelme(tmp_path / "a.json", [poly()], image="gone.jpg", imageData=png)
+    msgs: list[str] = []
+    (im,) = load_input(f, msgs)[0].images
+    assert im.file_attributes == {"width": "60", "height": "40"}
+    assert msgs == [
+        f"{f}: imagePath: the image {tmp_path / 'gone.jpg'} does not exist, and the image embedded in this "
+        "labelme file (imageData) is not used (viaseg reads images from files): put the image file there"
+    ]
+    assert main(["check", str(f), "--no-decode"]) == 1
+    out = capsys.readouterr().out
+    assert "VIA file" not in out and "listed in the annotation file (VIA, labelme or COCO)" in out
+    assert "(imageData) is not used" in out
+    write_labelme(tmp_path / "b.json", [poly()], image="b.jpg", imageData=png)
+    (tmp_path / "b.jpg").write_bytes(b"x")
+    msgs.clear()
+    load_input(tmp_path / "b.json", msgs)
+    assert msgs == []  # the image is there: the embedded copy is not needed

@@ -596,3 +596,50 @@ def test_regions_as_json_text_round_trip_and_the_forms_a_person_pastes():
         with pytest.raises(ViaFormatError) as exc:
             regions_from_json(bad, source="clipboard")
         assert str(exc.value).startswith("clipboard") and where in str(exc.value)
+
+
+def test_a_via3_project_of_videos_is_refused_not_read_as_empty(via_fixtures, tmp_path, capsys):
+    from viaseg.core.cli import main
+
+    video = via_fixtures / "extracted" / "via3_debug_project_2.json"  # 3 videos, 15 annotations
+    assert main(["check", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert f"{video}: file: VIA 3 project with video/audio files (3 files, 15 regions): not supported" in err
+    assert main(["convert", str(video), str(tmp_path / "o.json"), "--to", "via2"]) == 2
+    assert "not supported" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+    assert load_via(video).images == []  # load_via itself still reads it (a lossless VIA 3 round trip)
+
+
+def test_a_via3_project_of_images_and_videos_says_what_it_did_not_load(tmp_path, capsys):
+    from viaseg.core.annotation.formats.foreign import load_input
+    from viaseg.core.cli import main
+
+    value = {
+        "project": {"pid": "__VIA_PROJECT_ID__", "vid_list": ["1", "2"]},
+        "config": {},
+        "attribute": {},
+        "file": {
+            "1": {"fid": "1", "fname": "a.jpg", "type": 2, "loc": 1, "src": ""},
+            "2": {"fid": "2", "fname": "b.mp4", "type": 4, "loc": 1, "src": ""},
+        },
+        "view": {"1": {"fid_list": ["1"]}, "2": {"fid_list": ["2"]}},
+        "metadata": {
+            "m1": {"vid": "1", "flg": 0, "z": [], "xy": [2, 1, 1, 5, 5], "av": {}},
+            "m2": {"vid": "2", "flg": 0, "z": [1.5], "xy": [2, 1, 1, 5, 5], "av": {}},
+        },
+    }
+    src = tmp_path / "mixed.json"
+    src.write_text(json.dumps(value), encoding="utf-8")
+    messages: list[str] = []
+    project, kind = load_input(src, messages)
+    assert (
+        kind == "via3" and [im.filename for im in project.images] == ["a.jpg"] and project.region_count == 1
+    )
+    assert messages == [
+        f"{src}: not loaded: 1 video/audio file(s) and 1 annotation(s) of video/audio or of views of several "
+        "files (viaseg reads annotations of images)"
+    ]
+    assert main(["convert", str(src), str(tmp_path / "o.json"), "--to", "via2"]) == 1  # the video is left out
+    assert "not loaded: 1 video/audio file(s)" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "o3.json")]) == 0  # VIA 3 keeps it all
+    assert json.loads((tmp_path / "o3.json").read_text())["metadata"]["m2"] == value["metadata"]["m2"]

@@ -693,3 +693,60 @@ def test_values_orjson_cannot_write_fall_back_to_the_stdlib():
     value = {"k": [2**70, "\ud800"], 3: "int key"}
     text = via_common.dump_json(value)
     assert json.loads(text) == {"k": [2**70, "\ud800"], "3": "int key"}
+
+
+# ------------------------------------------------------------------------------- keys written twice
+
+
+def _entry(name: str, regions: int) -> str:
+    region = '{"shape_attributes":{"name":"rect","x":1,"y":1,"width":4,"height":4},"region_attributes":{}}'
+    return (
+        f'{{"filename":"{name}","size":-1,"regions":[{",".join([region] * regions)}],"file_attributes":{{}}}}'
+    )
+
+
+@pytest.mark.parametrize("orjson_on", [True, False])
+def test_an_image_key_written_twice_is_refused_naming_it(orjson_on, monkeypatch):
+    if not orjson_on:
+        monkeypatch.setattr(via_common, "orjson", None)
+    text = f'{{"a.jpg-1":{_entry("a.jpg", 2)},"b.jpg-1":{_entry("b.jpg", 1)},"a.jpg-1":{_entry("a.jpg", 0)}}}'
+    with pytest.raises(ViaFormatError) as err:
+        loads_via(text, "/x/via.json")
+    assert err.value.path == "/x/via.json" and err.value.where == '["a.jpg-1"]'
+    assert "appears 2 times" in err.value.problem
+    assert "the earlier entry of 'a.jpg' with 2 region(s) would be lost" in err.value.problem
+    project = f'{{"_via_settings":{{}},"_via_img_metadata":{text},"_via_attributes":{{}}}}'
+    with pytest.raises(ViaFormatError) as err:
+        loads_via(project, "p.json")
+    assert err.value.where == '_via_img_metadata["a.jpg-1"]'
+
+
+def test_a_via3_file_or_region_written_twice_is_refused():
+    file = '{"fid":"1","fname":"a.jpg","type":2,"loc":1,"src":"a.jpg"}'
+    meta = '{"vid":"1","flg":0,"z":[],"xy":[2,1,1,4,4],"av":{}}'
+    tables = '"config":{},"attribute":{},"view":{"1":{"fid_list":["1"]}}'
+    twice_file = (
+        f'{{"project":{{"vid_list":["1"]}},{tables},"file":{{"1":{file},"1":{file}}},"metadata":{{}}}}'
+    )
+    with pytest.raises(ViaFormatError) as err:
+        loads_via(twice_file, "v3.json")
+    assert err.value.where == 'file["1"]' and "the earlier file 'a.jpg'" in err.value.problem
+    twice_region = f'{{"project":{{"vid_list":["1"]}},{tables},"file":{{"1":{file}}},"metadata":{{"m":{meta},"m":{meta}}}}}'
+    with pytest.raises(ViaFormatError) as err:
+        loads_via(twice_region, "v3.json")
+    assert err.value.where == 'metadata["m"]' and 'view "1"' in err.value.problem
+    once = f'{{"project":{{"vid_list":["1"]}},{tables},"file":{{"1":{file}}},"metadata":{{"m":{meta}}}}}'
+    assert loads_via(once, "v3.json").region_count == 1
+
+
+def test_filename_written_elsewhere_is_no_repeated_key():
+    # "filename" as an attribute name and value: counted, re-parsed with every key kept, and accepted
+    entry = _entry("a.jpg", 1).replace(
+        '"region_attributes":{}', '"region_attributes":{"filename":"filename"}'
+    )
+    project = loads_via(f'{{"a.jpg-1":{entry},"b.jpg-1":{_entry("b.jpg", 1)}}}', "via.json")
+    assert [im.filename for im in project.images] == ["a.jpg", "b.jpg"]
+    assert project.images[0].regions[0].attributes == {"filename": "filename"}
+    # a repeated key deeper down (an attribute) is JSON's ordinary last-wins, as before
+    entry = _entry("a.jpg", 1).replace('"region_attributes":{}', '"region_attributes":{"k":"1","k":"2"}')
+    assert loads_via(f'{{"a.jpg-1":{entry}}}', "via.json").images[0].regions[0].attributes == {"k": "2"}

@@ -13,7 +13,7 @@ their ``supercategory``):
 
 An annotation that gives several regions marks them with ``group_id`` = its id (labelme's way of saying "one
 object"); crowd regions get ``iscrowd`` = ``"1"``. Images keep COCO's order and ``file_name`` (relative to the
-COCO file's folder). Malformed input raises only ``ViaFormatError`` (file, JSON path, problem).
+COCO file's folder), and their ``width``/``height`` as file attributes (as VIA 2's COCO import does). Malformed input raises only ``ViaFormatError`` (file, JSON path, problem).
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ __all__ = ["decode_rle", "is_coco", "coco_project", "load_coco", "loads_coco"]
 
 
 def is_coco(value: Any) -> bool:
-    """A parsed JSON value that is a COCO file (well formed or not: the reader says what is wrong)."""
-    return isinstance(value, dict) and "images" in value and "annotations" in value
+    """A parsed JSON value that is a COCO file (well formed or not: the reader says what is wrong): it has at
+    least two of the lists ``images``, ``annotations``, ``categories``."""
+    return isinstance(value, dict) and sum(k in value for k in ("images", "annotations", "categories")) >= 2
 
 
 def _check_id(v: Any, where: str, path) -> None:
@@ -241,6 +242,10 @@ def _dimension(im: dict, key: str, where: str, path) -> int | None:
 def _images(data: dict, path, base_dir: Path | None) -> tuple[list[ImageEntry], dict]:
     images: list[ImageEntry] = []
     by_id: dict = {}
+    if "images" not in data:
+        raise ViaFormatError(
+            path, "images", 'the COCO file has no "images" list (annotations refer to its images)'
+        )
     for i, im in enumerate(_list(data.get("images"), "images", path, "images")):
         where = f"images[{i}]"
         check_dict(im, where, path, "an image object")
@@ -253,7 +258,7 @@ def _images(data: dict, path, base_dir: Path | None) -> tuple[list[ImageEntry], 
                 path, f"{where}.file_name", f"expected the image's file name, got {show(name)}"
             )
         w, h = _dimension(im, "width", where, path), _dimension(im, "height", where, path)
-        entry = image_entry(name, base_dir, w, h)
+        entry = image_entry(name, base_dir, w, h, keep_size=True)
         by_id[im["id"]] = entry
         images.append(entry)
     return images, by_id

@@ -9,20 +9,27 @@ file a lossless round trip: the way to normalise or check a file).
 (shoelace, unlike VIA's bbox area): rects as their 4 corners, circles/ellipses as 72-gons; polylines and points
 are not areas and are reported as skipped. Categories come from the class attribute (``--class-attr``, else a
 radio/dropdown region attribute, else ``class``/``name``/``label``/``category``/``type``), or a single
-``damage`` category. Image width/height come from the image file (EXIF-rotated), else from
-``file_attributes`` width/height, else the image is skipped with a message.
+``damage`` category; with a guessed attribute, a region without a value of it is in the ``damage`` category
+too (with ``--class-attr`` it is skipped). Image width/height come from the image file (EXIF-rotated), else
+from ``file_attributes`` width/height, else the image is skipped with a message.
+
+:func:`convert_input` writes nothing when the result would lose every image or every region the input has,
+and never writes another format over its own input file; what it skipped is counted in its result.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...base.errors import ImageReadError, ViaSaveError
 from ...base.fsutil import atomic_write
 from ..project import Project
 from ..project import class_attribute as class_of
+from . import via3
 from .via_io import FORMATS, dumps_via
 
 TARGETS = (*FORMATS, "coco", "labelme")
@@ -150,6 +157,7 @@ def to_coco(
     options, categories = _class_options(project, attr)
     images: list[dict] = []
     annotations: list[dict] = []
+    unlabelled = 0
     for im in project.images:
         dims, why = _dims(im, size_of)
         if dims is None:
@@ -175,14 +183,45 @@ def to_coco(
                 msgs.append(f"{im.filename}: region {i} skipped: {why}")
                 continue
             cname = _value_name(r.attributes.get(attr), options) if attr else DEFAULT_CATEGORY
+            if cname is None and class_attr is None:  # guessed attribute: an unlabelled region is damage
+                cname, unlabelled = DEFAULT_CATEGORY, unlabelled + 1
             if cname is None:
                 msgs.append(f"{im.filename}: region {i} skipped: no '{attr}' value")
                 continue
             cid = categories.setdefault(cname, len(categories) + 1)
             annotations.append(_annotation(len(annotations) + 1, image_id, cid, flat))
+    if unlabelled:
+        msgs.append(
+            f"note: {unlabelled} region(s) without a '{attr}' value are in the category '{DEFAULT_CATEGORY}'"
+        )
     if not categories:
         categories[DEFAULT_CATEGORY] = 1
     return _coco_file(images, annotations, categories, attr)
+
+
+@dataclass
+class Converted:
+    """What :func:`convert_input` read and wrote. The project's images and regions that are not in the output,
+    and the things the reader could not load (``unread``), are each described in the messages."""
+
+    project: Project
+    kind: str  # the input's format (a VIA format name, ``coco`` or ``labelme``)
+    fmt: str  # the output's
+    images: int  # written
+    regions: int  # written
+    unread: int = 0  # messages of the reader: each names something of the input it did not load
+
+    @property
+    def skipped_images(self) -> int:
+        return len(self.project.images) - self.images
+
+    @property
+    def skipped_regions(self) -> int:
+        return self.project.region_count - self.regions
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_images + self.skipped_regions + self.unread
 
 
 def convert(
@@ -193,7 +232,28 @@ def convert(
     messages: list[str] | None = None,
 ) -> Project:
     """Read ``src`` and write ``dst`` (atomically, keeping ``dst.bak`` if it existed) in ``to``."""
-    return convert_input(src, dst, to, class_attr, messages)[0]
+    return convert_input(src, dst, to, class_attr, messages).project
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse_loss(c: Converted, src, dst) -> None:
+    """``ViaSaveError`` when the output would hold none of the input's images, or none of its regions."""
+    n_images, n_regions = len(c.project.images), c.project.region_count
+    if n_images and not c.images:
+        lost = f"every image of {src} ({n_images})"
+    elif n_regions and not c.regions:
+        lost = f"every region of {src} ({n_regions})"
+    elif not n_images and c.skipped:
+        lost = f"everything in {src}"
+    else:
+        return
+    raise ViaSaveError(f"{dst}: not written: the {c.fmt} output would lose {lost}; see the messages above")
 
 
 def convert_input(
@@ -202,34 +262,50 @@ def convert_input(
     to: str | None = None,
     class_attr: str | None = None,
     messages: list[str] | None = None,
-) -> tuple[Project, str]:
-    """:func:`convert`, also returning the format ``src`` was read in (a VIA format, ``coco`` or ``labelme``)."""
+) -> Converted:
+    """:func:`convert`, returning what was read and written. ``dst`` is written only when it keeps some of the
+    input's images and regions (else ``ViaSaveError``, nothing written); an existing ``dst`` is first copied to
+    ``dst.bak`` (every time). ``dst`` may be ``src`` itself only when written in the input's own format."""
     from .foreign import load_input
 
-    project, kind = load_input(src, messages, class_attr)
+    msgs = messages if messages is not None else []
+    before = len(msgs)
+    project, kind = load_input(src, msgs, class_attr)
+    read_skips = len(msgs) - before  # every message of a reader names something it did not load
     fmt = to or kind
     if fmt not in TARGETS:
         raise ValueError(f"unknown target format {fmt!r}")
+    if fmt == kind == "via3" and via3.not_loaded(project):
+        read_skips -= 1  # written back as it was read
+    if fmt != kind and _same_file(src, dst):
+        raise ViaSaveError(
+            f"{dst}: not written: it is the input file ({kind}); writing it as {fmt} would replace it. "
+            "Choose another output file"
+        )
     if fmt == "labelme":
-        from .labelme_io import to_labelme
+        from .labelme_write import labelme_documents, write_labelme
 
-        to_labelme(project, dst, class_attr, messages=messages)
-        return project, kind
+        docs = labelme_documents(project, dst, class_attr, messages=msgs)
+        n_images, n_regions = len(docs), sum(len(d["shapes"]) for _, d in docs)
+    else:
+        try:
+            if fmt == "coco":
+                value = to_coco(project, class_attr, messages=msgs)
+                n_images, n_regions = len(value["images"]), len(value["annotations"])
+                text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            else:
+                text = dumps_via(project, fmt, dst)
+                n_images, n_regions = len(project.images), project.region_count
+            data = text.encode("utf-8")
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise ViaSaveError(f"{dst}: cannot write {src} as {fmt}: {exc}") from exc
+    result = Converted(project, kind, fmt, n_images, n_regions, read_skips)
+    _refuse_loss(result, src, dst)
+    if fmt == "labelme":
+        write_labelme(docs, fresh_backup=True)
+        return result
     try:
-        if fmt == "coco":
-            text = json.dumps(
-                to_coco(project, class_attr, messages=messages),
-                ensure_ascii=False,
-                separators=(",", ":"),
-                allow_nan=False,
-            )
-        else:
-            text = dumps_via(project, fmt, dst)
-        data = text.encode("utf-8")
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ViaSaveError(f"{dst}: cannot write {src} as {fmt}: {exc}") from exc
-    try:
-        atomic_write(dst, data)
+        atomic_write(dst, data, fresh_backup=True)
     except OSError as exc:
         raise ViaSaveError(f"{dst}: cannot save ({exc.strerror or exc})") from exc
-    return project, kind
+    return result

@@ -8,7 +8,8 @@ names its images from (the labelme JSON's folder, the COCO file's folder), so ``
 
 When an image is not found, the entry keeps its file name and, if the file said how big the image is,
 ``file_attributes`` ``width``/``height`` (text, as VIA attributes are): the COCO export and the checks can
-still use the size. Masks (labelme ``mask`` shapes, COCO RLE) become polygons through
+still use the size. A COCO import keeps them for every image, as VIA 2's own COCO import does, so a VIA file
+made from it still knows the sizes where the photos are not beside it. Masks (labelme ``mask`` shapes, COCO RLE) become polygons through
 :func:`viaseg.core.annotation.raster.mask_to_polygons` (holes bridged) with a tolerance that only drops collinear
 contour vertices, so the polygons fill back to the same pixels.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "mask_shapes",
     "parse_file",
     "read_file",
+    "via_checked",
 ]
 
 
@@ -59,9 +61,12 @@ def parse_file(data: bytes | str, path) -> Any:
     return parse_json(decode_text(data, path), path)
 
 
-def image_entry(filename: str, base_dir: Path | None, width: Any = None, height: Any = None) -> ImageEntry:
+def image_entry(
+    filename: str, base_dir: Path | None, width: Any = None, height: Any = None, keep_size: bool = False
+) -> ImageEntry:
     """An entry for an image named by a foreign file: key ``filename + size`` as VIA makes it (size ``-1``
-    when the image is not there), and the size the file gave when the image cannot be found."""
+    when the image is not there), and the size the file gave when the image cannot be found (always with
+    ``keep_size``)."""
     from .via_common import image_key
 
     entry = ImageEntry(key="", filename=filename, size=-1, base_dir=base_dir)
@@ -69,7 +74,7 @@ def image_entry(filename: str, base_dir: Path | None, width: Any = None, height:
         entry.size = entry.path.stat().st_size if entry.path.is_file() else -1
     except (OSError, ValueError):  # ValueError: a NUL in the name
         entry.size = -1
-    if entry.size == -1 and width and height:
+    if (entry.size == -1 or keep_size) and width and height:
         entry.file_attributes = {"width": str(width), "height": str(height)}
     entry.key = image_key(filename, entry.size)
     return entry
@@ -105,7 +110,8 @@ def load_input(
     labelme files. Returns the project and the input's format (a VIA format name, ``coco`` or ``labelme``).
 
     VIA is tried first, so a VIA file is parsed once; a file VIA refuses is looked at again as labelme or
-    COCO, and when it is neither the VIA error is raised. Only ``ViasegError`` subclasses escape."""
+    COCO, and when it is neither the VIA error is raised. Only ``ViasegError`` subclasses escape. Each of the
+    ``messages`` added names something of the input that is not in the project (and why)."""
     from . import coco_io, labelme_io
     from .via_io import loads_via
 
@@ -129,4 +135,17 @@ def load_input(
         if labelme_io.is_labelme(value):
             return labelme_io.labelme_project(value, p, messages, class_attr), "labelme"
         raise
-    return project, project.fmt
+    return via_checked(project, messages), project.fmt
+
+
+def via_checked(project: Project, messages: list[str] | None = None) -> Project:
+    """A project :func:`~viaseg.core.annotation.formats.via_io.load_via` read, or ``ViaFormatError`` when it is
+    a VIA 3 project of video/audio files only; what of a VIA 3 file is not loaded is described in ``messages``."""
+    if project.fmt == "via3":
+        from .via3 import check_images, not_loaded
+
+        check_images(project)
+        note = not_loaded(project)
+        if note and messages is not None:
+            messages.append(note)
+    return project

@@ -18,7 +18,8 @@ names; the image-level ``flags`` to the file attribute ``flags``. A shape type t
 skipped and reported in ``messages``. ``imagePath`` is relative to the JSON file; when it is not there but an
 image of its base name is (labelme's own fallback), that one is used. An embedded ``imageData`` is not
 written out: a missing image keeps its file name and gets ``width``/``height`` file attributes from
-``imageWidth``/``imageHeight`` (see :mod:`viaseg.core.annotation.formats.foreign`).
+``imageWidth``/``imageHeight`` (see :mod:`viaseg.core.annotation.formats.foreign`); that the embedded image
+is not used is said in ``messages``.
 
 Writing (:func:`to_labelme`): one labelme 5 JSON per image (``imageData`` null, ``imagePath`` relative to the
 JSON file), written atomically. rect/circle/point/polyline become rectangle/circle/point/linestrip, ellipses
@@ -79,7 +80,11 @@ def sniff(data: bytes) -> bool:
 
 def is_labelme(value: Any) -> bool:
     """A parsed JSON value that is a labelme file (well formed or not: the reader says what is wrong)."""
-    return isinstance(value, dict) and "shapes" in value and ("imagePath" in value or "version" in value)
+    if not isinstance(value, dict):
+        return False
+    if "shapes" in value:
+        return "imagePath" in value or "version" in value
+    return "imagePath" in value and ("imageData" in value or "version" in value)  # shapes missing
 
 
 # --------------------------------------------------------------------------------------------------- shapes
@@ -238,6 +243,10 @@ def labelme_entry(
     attr = class_attr or CLASS_ATTR
     check_dict(data, "(top level)", path, "a labelme object")
     shapes = data.get("shapes")
+    if "shapes" not in data:
+        raise ViaFormatError(
+            path, "shapes", 'the labelme file has no "shapes" list (labelme writes one, maybe empty)'
+        )
     if not isinstance(shapes, list):
         raise ViaFormatError(path, "shapes", f"expected a list of shapes, got {show(shapes)}")
     base_dir = Path(path).parent if path is not None else None
@@ -253,6 +262,11 @@ def labelme_entry(
     for i, s in enumerate(shapes):
         regions.extend(_shape_regions(s, f"shapes[{i}]", path, attr, msgs))
     entry = image_entry(name, base_dir, w, h)
+    if image_data and entry.size == -1:
+        msgs.append(
+            f"{path}: imagePath: the image {entry.path} does not exist, and the image embedded in this labelme "
+            "file (imageData) is not used (viaseg reads images from files): put the image file there"
+        )
     if flags:
         entry.file_attributes["flags"] = dict(flags)
     entry.regions = regions
@@ -300,21 +314,50 @@ def labelme_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
+NOT_LABELME = "not a labelme file (no 'shapes'/'imagePath'), in a folder of labelme files"
+
+
+def left_out(path: Path, exc: ViaFormatError) -> str:
+    """The message of a file of a labelme folder that is left out for ``exc`` (an error of any reader): what
+    is wrong with it as a labelme file."""
+    if exc.where.startswith(("line ", "byte ")) or exc.problem.startswith(("cannot read", "file is larger")):
+        why = str(exc)  # not JSON at all, or not readable
+    else:
+        try:
+            labelme = is_labelme(parse_file(read_file(path), path))
+        except ViaFormatError as again:
+            labelme, exc = True, again
+        why = str(exc) if labelme else f"{path}: {NOT_LABELME}"
+    return f"{why}; the file is left out"
+
+
 def load_labelme_folder(
     folder: str | Path, messages: list[str] | None = None, class_attr: str | None = None
 ) -> Project:
     """One project of every labelme file in ``folder`` (one image each, in natural file order). Every
-    ``*.json`` there must be a labelme file: anything else is reported, never silently left out."""
+    ``*.json`` there should be a labelme file: one that cannot be read as one is left out and named in
+    ``messages`` (without ``messages`` its ``ViaFormatError`` is raised), never silently; when none can be
+    read, the first one's error is raised."""
     folder = Path(folder)
     files = labelme_files(folder)
     if not files:
         raise ViaFormatError(folder, "", "no labelme JSON files in this folder")
     images = []
+    failures: list[ViaFormatError] = []
     for p in files:
-        value = parse_file(read_file(p), p)
-        if not is_labelme(value):
-            raise ViaFormatError(
-                p, "", "not a labelme file (no 'shapes'/'imagePath'), in a folder of labelme files"
-            )
-        images.append(labelme_entry(value, p, messages, class_attr))
+        notes: list[str] = []
+        try:
+            value = parse_file(read_file(p), p)
+            if not is_labelme(value):
+                raise ViaFormatError(p, "", NOT_LABELME)
+            images.append(labelme_entry(value, p, notes, class_attr))
+        except ViaFormatError as exc:
+            if messages is None:
+                raise
+            failures.append(exc)
+            notes = [f"{exc}; the file is left out"]  # (its labelme error already)
+        if messages is not None:
+            messages.extend(notes)
+    if not images:
+        raise failures[0]
     return foreign_project(images)

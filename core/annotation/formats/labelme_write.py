@@ -179,6 +179,53 @@ def json_names(images: list[ImageEntry]) -> list[str]:
     return names
 
 
+def labelme_documents(
+    project: Project,
+    out_folder: str | Path,
+    class_attr: str | None = None,
+    size_of: Callable | None = None,
+    messages: list[str] | None = None,
+) -> list[tuple[Path, dict]]:
+    """The labelme file (target path, content) of each image of ``project``, to be written in ``out_folder``;
+    writes nothing. Skipped regions and the attributes labelme cannot hold go to ``messages``."""
+    msgs = messages if messages is not None else []
+    out = Path(out_folder)
+    attr = class_attr if class_attr is not None else class_attribute(project)
+    d = ((project.attributes or {}).get("region") or {}).get(attr) if attr else None
+    options = d.get("options") if isinstance(d, dict) and isinstance(d.get("options"), dict) else {}
+    dropped: set[str] = set()
+    docs = [
+        (out / name, labelme_document(im, out, attr, options, size_of, msgs, dropped))
+        for im, name in zip(project.images, json_names(project.images), strict=True)
+    ]
+    if dropped:
+        msgs.append(
+            "region attributes not written (a labelme shape has no place for them): "
+            + ", ".join(sorted(map(str, dropped)))
+        )
+    return docs
+
+
+def write_labelme(docs: list[tuple[Path, dict]], fresh_backup: bool = False) -> list[Path]:
+    """Write the files of :func:`labelme_documents` (their folder created if needed), each atomically; an
+    existing file is first kept as ``NAME.bak`` (see :func:`viaseg.core.base.fsutil.atomic_write`)."""
+    written = []
+    for target, doc in docs:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ViaSaveError(f"{target.parent}: cannot create the folder ({exc.strerror or exc})") from exc
+        try:
+            data = json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
+            atomic_write(target, data, fresh_backup=fresh_backup)
+        except (ValueError, TypeError) as exc:
+            raise ViaSaveError(f"{target}: cannot write {doc.get('imagePath')} as labelme: {exc}") from exc
+        except OSError as exc:
+            raise ViaSaveError(f"{target}: cannot save ({exc.strerror or exc})") from exc
+        written.append(target)
+    return written
+
+
 def to_labelme(
     project: Project,
     out_folder: str | Path,
@@ -188,31 +235,9 @@ def to_labelme(
 ) -> list[Path]:
     """Write one labelme JSON per image of ``project`` into ``out_folder`` (created if needed); returns the
     files. An existing file is replaced atomically and first kept as ``NAME.bak``. Raises ``ViaSaveError``."""
-    msgs = messages if messages is not None else []
     out = Path(out_folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ViaSaveError(f"{out}: cannot create the folder ({exc.strerror or exc})") from exc
-    attr = class_attr if class_attr is not None else class_attribute(project)
-    d = ((project.attributes or {}).get("region") or {}).get(attr) if attr else None
-    options = d.get("options") if isinstance(d, dict) and isinstance(d.get("options"), dict) else {}
-    dropped: set[str] = set()
-    written = []
-    for im, name in zip(project.images, json_names(project.images), strict=True):
-        doc = labelme_document(im, out, attr, options, size_of, msgs, dropped)
-        target = out / name
-        try:
-            data = json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
-            atomic_write(target, data)
-        except (ValueError, TypeError) as exc:
-            raise ViaSaveError(f"{target}: cannot write {im.filename} as labelme: {exc}") from exc
-        except OSError as exc:
-            raise ViaSaveError(f"{target}: cannot save ({exc.strerror or exc})") from exc
-        written.append(target)
-    if dropped:
-        msgs.append(
-            "region attributes not written (a labelme shape has no place for them): "
-            + ", ".join(sorted(map(str, dropped)))
-        )
-    return written
+    return write_labelme(labelme_documents(project, out, class_attr, size_of, messages))

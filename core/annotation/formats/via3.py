@@ -166,6 +166,10 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
     images = _read_images(tables["file"], tables["config"], path, base_dir)
     vid_to_fid = _image_views(tables["view"], images, path)
     fa_mid = _read_metadata(tables["metadata"], vid_to_fid, images, id2name, path)
+    others = sum(1 for f in tables["file"].values() if f.get("type", 2) != 2)
+    unread = sum(
+        1 for m in tables["metadata"].values() if str(m.get("vid")) not in vid_to_fid or m.get("z", []) != []
+    )
     project = Project(
         images=list(images.values()), fmt="via3", path=None, attributes=_attributes_via2(attr_table), raw=data
     )
@@ -174,8 +178,34 @@ def read_via3(data: dict, path, base_dir: Path | None) -> Project:
         "fa_mid": fa_mid,
         "image_fids": list(images),
         "attrs_read": copy.deepcopy(project.attributes),
+        "not_loaded": (others, unread),
     }
     return project
+
+
+def check_images(project: Project) -> None:
+    """``ViaFormatError`` for a VIA 3 project of video/audio files only: nothing of it is an image to annotate
+    (:func:`read_via3` reads it, for a lossless VIA 3 round trip, as a project of no images)."""
+    others, unread = (project._via3 or {}).get("not_loaded") or (0, 0)
+    if others and not project.images:
+        raise ViaFormatError(
+            project.path,
+            "file",
+            f"VIA 3 project with video/audio files ({others} files, {unread} regions): not supported "
+            "(viaseg reads annotations of images)",
+        )
+
+
+def not_loaded(project: Project) -> str | None:
+    """What of a VIA 3 project's file is not among its images and regions (video/audio files, their
+    annotations, regions of views of several files), in words; None when everything was loaded. The VIA 3
+    writer keeps it all; any other format leaves it out."""
+    others, unread = (project._via3 or {}).get("not_loaded") or (0, 0)
+    if not others and not unread:
+        return None
+    what = [f"{others} video/audio file(s)"] if others else []
+    what += [f"{unread} annotation(s) of video/audio or of views of several files"] if unread else []
+    return f"{project.path}: not loaded: {' and '.join(what)} (viaseg reads annotations of images)"
 
 
 # --------------------------------------------------------------------------------------------------- writing

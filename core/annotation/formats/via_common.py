@@ -195,11 +195,16 @@ def parse_json(text: str, path: str | Path | None, raw: bytes | memoryview | Non
     return parse_json_stdlib(text, path)
 
 
-def parse_json_stdlib(text: str, path: str | Path | None) -> Any:
+def parse_json_stdlib(text: str, path: str | Path | None, object_pairs_hook: Any = None) -> Any:
     """The reference parser of ``parse_json`` (the standard library's, made strict); its errors are the ones
-    ``parse_json`` reports, its values the ones the fast path must reproduce."""
+    ``parse_json`` reports, its values the ones the fast path must reproduce. ``object_pairs_hook``: json's."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            object_pairs_hook=object_pairs_hook,
+        )
     except json.JSONDecodeError as exc:
         raise ViaFormatError(
             path, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}"

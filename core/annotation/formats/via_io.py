@@ -10,12 +10,23 @@ escapes ``save_via``, and a failed save changes nothing in memory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ...base.errors import ViaFormatError, ViaSaveError
 from ...base.fsutil import atomic_write
 from ..project import ImageEntry, Project
 from . import via3, via_csv, via_json
-from .via_common import decode_text, detect_style, dump_json, gc_paused, image_key, parse_json, show
+from .via_common import (
+    decode_text,
+    detect_style,
+    dump_json,
+    gc_paused,
+    image_key,
+    key_path,
+    parse_json,
+    parse_json_stdlib,
+    show,
+)
 
 FORMATS = ("via1", "via2", "via2-project", "via3", "csv")
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -94,6 +105,7 @@ def _loads_via(content: str | bytes, path, fmt: str | None) -> Project:
         return project
     data = parse_json(text, path, raw)
     kind = _json_kind(data, path)
+    data = _refuse_repeated_entries(text, raw, data, kind, path)
     if kind == "via2-project":
         project = via_json.read_project(data, path, base_dir)
     elif kind == "via3":
@@ -106,6 +118,66 @@ def _loads_via(content: str | bytes, path, fmt: str | None) -> Project:
     project.path = p
     project._via_style = detect_style(text)  # reproduce the file's own indentation on save
     return project
+
+
+def _entry_tables(data: dict, kind: str) -> list[tuple[str, Any, str]]:
+    """``(JSON path, object keyed by entry id, the key each entry holds)`` of a file's image-level objects."""
+    if kind == "via2-project":
+        return [("_via_img_metadata", data.get("_via_img_metadata"), "filename")]
+    if kind == "via3":
+        return [("file", data.get("file"), "fname"), ("metadata", data.get("metadata"), "vid")]
+    return [("", data, "filename")]
+
+
+def _dropped(entry: Any) -> str:
+    if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
+        regions = entry.get("regions")
+        n = len(regions) if isinstance(regions, (list, dict)) else 0
+        return f"the earlier entry of {entry['filename']!r} with {n} region(s)"
+    if isinstance(entry, dict) and isinstance(entry.get("fname"), str):
+        return f"the earlier file {entry['fname']!r}"
+    if isinstance(entry, dict) and "vid" in entry:
+        return f"an earlier region or file attribute of view {show(entry['vid'])}"
+    return f"the earlier entry {show(entry)}"
+
+
+def _refuse_repeated_entries(text: str, raw, data: dict, kind: str, path) -> dict:
+    """``data``, or ``ViaFormatError`` naming the first image-level key the file writes twice (JSON keeps only
+    the last of them: the others would be lost unseen, and gone from the file at the next save). The files are
+    parsed again, with every key kept, only when an entry field occurs more often in the text than in the
+    entries parsed (a cheap count; never fewer for a repeated entry)."""
+    for _, table, field in _entry_tables(data, kind):
+        if not isinstance(table, dict):
+            continue
+        held = sum(1 for e in table.values() if isinstance(e, dict) and field in e)
+        quoted = f'"{field}"'
+        written = raw.count(quoted.encode()) if isinstance(raw, bytes) else text.count(quoted)
+        if written > held:
+            break
+    else:
+        return data
+    repeats: dict[int, list] = {}  # id(object) -> [(key, value JSON dropped)...] of an object repeating a key
+
+    def hook(pairs: list) -> dict:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            last = {k: i for i, (k, _) in enumerate(pairs)}
+            repeats[id(d)] = [(k, v) for i, (k, v) in enumerate(pairs) if last[k] != i]
+        return d
+
+    data = parse_json_stdlib(text, path, hook)
+    for prefix, table, _ in _entry_tables(data, kind):
+        dropped = repeats.get(id(table), [])
+        if dropped:
+            key, entry = dropped[0]
+            times = 1 + sum(k == key for k, _ in dropped)
+            raise ViaFormatError(
+                path,
+                key_path(prefix, key),
+                f"this key appears {times} times; JSON keeps only the last one, so {_dropped(entry)} would "
+                "be lost: give each entry its own key, or merge them (in a text editor)",
+            )
+    return data
 
 
 def _name(project: Project, target) -> str:
