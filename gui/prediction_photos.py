@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QWidget
-from viaseg.core.annotation.dataset import list_images
+from viaseg.core.annotation.dataset import folder_leftovers, list_images
 from viaseg.core.base.errors import ViasegError
 from viaseg.core.imaging.imageio import IMAGE_EXTS
 
@@ -46,6 +46,9 @@ def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
                 continue
             if not found:
                 problems.append(f"{p}: folder holds no images")
+            left = folder_leftovers(p)
+            if left:  # subfolders, HEIC photos, broken links: named, not left out unseen
+                problems.append(f"{p.name}: {left}")
             images.extend(found)
         elif p.is_file() and p.suffix.lower() in IMAGE_EXTS:
             images.append(p)

@@ -50,6 +50,52 @@ def natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
+# photo formats viaseg does not read (camera raw, HEIF/AVIF): said, not skipped unseen
+UNREAD_PHOTO_EXTS = (
+    ".heic",
+    ".heif",
+    ".avif",
+    ".dng",
+    ".cr2",
+    ".cr3",
+    ".nef",
+    ".arw",
+    ".orf",
+    ".rw2",
+    ".raw",
+)
+
+
+def folder_leftovers(folder: str | Path) -> str:
+    """What of ``folder`` a folder input leaves out that a user may have meant as photos, in words ("" when
+    nothing): subfolders (not searched), photos in formats viaseg does not read, links to missing files."""
+    subdirs, unread, broken = 0, 0, 0
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                try:
+                    if e.is_dir():
+                        subdirs += 1
+                    elif os.path.splitext(e.name)[1].lower() in UNREAD_PHOTO_EXTS:
+                        unread += 1
+                    elif is_image_file(Path(e.name)) and e.is_symlink() and not os.path.exists(e.path):
+                        broken += 1
+                except OSError:
+                    continue
+    except OSError:
+        return ""
+    parts = [f"{subdirs} subfolder(s) (folders are not searched: give each one)"] if subdirs else []
+    if unread:
+        parts.append(
+            f"{unread} photo(s) in a format viaseg does not read (HEIC, AVIF, camera raw: save as JPEG)"
+        )
+    if broken:
+        parts.append(f"{broken} link(s) to missing files")
+    return "; ".join(parts)
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder`` (hidden files left out), in natural order — the one folder listing
     of datasets, ``viaseg predict`` and photos dropped on the app. One ``scandir``: no ``stat`` per file where the

@@ -326,6 +326,7 @@ def run(args) -> int:
     if not images:
         raise ViasegError("no images to predict (give image files, folders or lists of images)")
     out_dir = Path(args.out)
+    _refuse_out_among_photos(out_dir, images)
     ours = _prepare_out(out_dir, args.overwrite, resume)
     todo, skipped, mode = _todo(images, out_dir, resume, overlays=not args.no_overlay)
     result = ps.StreamResult()
@@ -361,6 +362,18 @@ def _checked_workers(args) -> int:
     if workers < 1:
         raise ViasegError(f"--workers must be >= 1, got {workers}")
     return workers
+
+
+def _refuse_out_among_photos(out_dir: Path, images: list[str]) -> None:
+    """``--out`` the photos' own folder mixed the masks and overlays with the photos, and the next run there
+    predicted them too (``image66_mask_mask.png``, listed as photos in its VIA file)."""
+    out = out_dir.resolve()
+    for image in images:
+        if Path(image).resolve().parent == out:
+            raise ViasegError(
+                f"--out {out_dir}: holds the photos to predict ({Path(image).name}); the masks and overlays "
+                "would mix with them (and a later run would predict them too): choose another output folder"
+            )
 
 
 def _prepare_out(out_dir: Path, overwrite: bool, resume: bool) -> bool:

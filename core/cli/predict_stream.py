@@ -83,6 +83,11 @@ def gather_inputs(inputs: list[str | Path], warn: Callable[[str], None]) -> list
             return
         if not found:
             warn(f"{folder}: folder holds no images")
+        from ..annotation.dataset import folder_leftovers
+
+        left = folder_leftovers(folder)
+        if left:
+            warn(f"{folder}: not predicted: {left}")
         for f in found:
             add(f)
 

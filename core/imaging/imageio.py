@@ -32,7 +32,7 @@ import numpy as np
 
 from ..base.errors import ImageReadError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+IMAGE_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 MAX_PIXELS = 300_000_000  # 300 MP: about 1 GB as RGB; larger images are refused with a clear message
 

@@ -346,3 +346,40 @@ def test_photos_in_flight_are_bounded_and_the_journal_grows_during_the_run(
     assert 2 <= state["max_in_flight"] <= (2 * 2 + 2) + (2 * 2 + 2) + 2
     assert state["on_disk_at_40"] >= 40 - 16  # flushed batch by batch, not at the end
     assert len(journal_lines(out)) == 60 and len(load_via(out / "via_region_data.json").images) == 60
+
+
+def test_predicting_into_the_photos_folder_is_refused(model_file, photos, tmp_path, capsys):
+    """--out the photos' folder wrote masks and overlays among them; the next run predicted its own outputs
+    (image66_mask_mask.png) and listed them as photos in its VIA file."""
+    folder, _ = photos
+    before = sorted(p.name for p in folder.iterdir())
+    for inputs in ([str(folder)], [str(folder / "p3.png")]):
+        assert main(["predict", str(model_file), *inputs, "--out", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "holds the photos to predict" in err and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert main(["predict", str(model_file), str(folder / "p3.png"), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_a_folder_says_what_it_leaves_out(tmp_path):
+    """Subfolders, HEIC photos and links to missing photos were left out without a word; .jfif/.jpe photos
+    (JPEG) were ignored too."""
+    from viaseg.core.cli.predict_stream import gather_inputs
+
+    d = tmp_path / "d"
+    (d / "day2").mkdir(parents=True)
+    for n in ("a.jpg", "b.jfif", "c.JPE", "phone.heic", "notes.md"):
+        (d / n).write_bytes(b"x")
+    (d / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    warnings: list[str] = []
+    got = gather_inputs([str(d)], warnings.append)
+    assert [os.path.basename(p) for p in got] == ["a.jpg", "b.jfif", "c.JPE"]
+    assert len(warnings) == 1, warnings
+    w = warnings[0]
+    assert w.startswith(f"{d}: not predicted: 1 subfolder(s)") and "1 photo(s) in a format" in w
+    assert "1 link(s) to missing files" in w
+    warnings.clear()
+    gather_inputs(
+        [str(d / "day2"), str(tmp_path)], warnings.append
+    )  # nothing left out of day2: no note for it
+    assert not any(str(d / "day2") + ":" in x and "not predicted" in x for x in warnings)

@@ -278,3 +278,19 @@ def test_the_canvas_wraps_why_a_photo_cannot_be_shown_within_its_width(window, p
     drawn = fm.boundingRect(box, int(PLACEHOLDER_FLAGS), text)
     assert box.left() <= drawn.left() and drawn.right() <= box.right(), (drawn, box)
     c.grab()  # paints
+
+
+def test_a_dropped_folder_names_what_it_does_not_open(tmp_path):
+    """A dropped folder's subfolders and HEIC photos were left out without a word."""
+    import cv2
+    import numpy as np
+    from viaseg.gui.prediction_photos import expand_paths
+
+    d = tmp_path / "survey"
+    (d / "day2").mkdir(parents=True)
+    cv2.imwrite(str(d / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (d / "phone.HEIC").write_bytes(b"x")
+    images, problems = expand_paths([d])
+    assert [p.name for p in images] == ["a.jpg"]
+    assert len(problems) == 1 and problems[0].startswith("survey: 1 subfolder(s)") and "HEIC" in problems[0]
+    assert expand_paths([d / "day2"])[1] == [f"{d / 'day2'}: folder holds no images"]
