@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..annotation.project import ImageEntry
+from ..base.errors import DatasetError
 from .presets import TrainConfig, resolve_schedule
 
 log = logging.getLogger("viaseg.crossval")
@@ -309,10 +310,13 @@ def crossval(
 
     scales = None if predict_scales is None else scale_factors(predict_scales)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     entries, src_idx, skipped = _annotated(sources, cfg.include_empty)
-    if len(entries) < folds:
-        raise ValueError(f"{len(entries)} images cannot be divided into {folds} folds")
+    if len(entries) < folds:  # before the output folder is made: a refused run leaves nothing behind
+        raise DatasetError(
+            f"{len(entries)} annotated images cannot be divided into {folds} folds: use --folds "
+            f"{max(2, len(entries))} or fewer"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     groups = duplicate_groups(entries, decode=True)
     split = _Split(
         entries, src_idx, assign_folds(src_idx, groups, folds, seed=fold_seed), [n for n, _ in sources]

@@ -52,11 +52,14 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as zf:
             if META_NAME not in zf.namelist():
                 return {}
-            return json.loads(zf.read(META_NAME).decode("utf-8"))
+            meta = json.loads(zf.read(META_NAME).decode("utf-8"))
     except FileNotFoundError as exc:
         raise ModelError(f"{path}: no such model file") from exc
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a .keras model file ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: its {META_NAME} is not a JSON object (the model file is damaged)")
+    return meta
 
 
 def load_model(path: str | Path):

@@ -101,6 +101,18 @@ def interactive(predictor: Predictor) -> Predictor:
     return predictor
 
 
+def _meta_threshold(value: Any, path: Path | None) -> float:
+    """The stored threshold, or ``ModelError`` naming the file: "abc" ended in a traceback, and 5 was taken,
+    so every mask came out empty."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 < t < 1.0:
+        raise ModelError(f"{path or 'model'}: threshold {value!r} in its metadata is not between 0 and 1")
+    return t
+
+
 class Predictor(_TiledAndBatchPrediction):
     """A model ready for inference. Build with :meth:`load` (a ``.keras`` file) or ``Predictor(model, meta)``."""
 
@@ -120,7 +132,7 @@ class Predictor(_TiledAndBatchPrediction):
                     f"{self.path or 'model'}: metadata says input {self.input_hw[1]}x{self.input_hw[0]}x3 "
                     f"but the network takes {shape[2]}x{shape[1]}x{shape[3]}"
                 )
-        self.threshold = float(self.meta.get("threshold", DEFAULT_THRESHOLD))
+        self.threshold = _meta_threshold(self.meta.get("threshold", DEFAULT_THRESHOLD), self.path)
         resize = str(self.meta.get("resize", "area")).lower()
         if resize not in _INTERP:
             raise ModelError(f"{self.path or 'model'}: unknown resize method {resize!r} in metadata")

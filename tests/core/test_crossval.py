@@ -165,6 +165,11 @@ def test_crossval_cli_runs_one_fold_and_refuses_bad_folds(tmp_path, capsys):
     assert res["n_images"] == 2 and all(r["fold"] == 1 for r in res["per_image"])
     assert main(["crossval", str(ds), "--out", str(out), "--folds", "3", "--only-folds", "5"]) == 2
     assert "fold 5 does not exist" in capsys.readouterr().err
+    many = tmp_path / "cv20"  # more folds than photos: a traceback before, and an empty folder left behind
+    assert main(["crossval", str(ds), "--out", str(many), "--folds", "20", "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "6 annotated images cannot be divided into 20 folds: use --folds 6 or fewer" in err
+    assert "Traceback" not in err and not many.exists()
 
     # the other two folds run apart (another day, another machine), then joined into one result
     rc = main(

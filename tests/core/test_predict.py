@@ -379,6 +379,21 @@ def test_metadata_that_contradicts_the_network_is_a_model_error():
         Predictor(brightness_model(), {"input_size": 64})
 
 
+def test_a_damaged_models_metadata_is_a_model_error_naming_it(tmp_path):
+    """A threshold of "abc" or a metadata list ended in tracebacks; a threshold of 5 was taken, so every mask
+    came out empty."""
+    import zipfile
+
+    for bad in ({"threshold": 5}, {"threshold": "abc"}, {"threshold": None}):
+        with pytest.raises(ModelError, match="threshold .* is not between 0 and 1"):
+            Predictor(brightness_model(), bad, path="m.keras")
+    listed = tmp_path / "listed.keras"
+    with zipfile.ZipFile(listed, "w") as zf:
+        zf.writestr("viaseg_meta.json", "[1, 2]")
+    with pytest.raises(ModelError, match="listed.keras: its viaseg_meta.json is not a JSON object"):
+        Predictor.load(listed)
+
+
 def test_missing_or_bad_model_file_gives_model_error(tmp_path):
     with pytest.raises(ModelError, match="nope.keras: no such model file"):
         Predictor.load(tmp_path / "nope.keras")
