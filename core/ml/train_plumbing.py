@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,19 @@ def resolve_data(cfg) -> Data:
     sources = [0] * len(train)
     names = [train_src]
     more_val: list[tuple[str, list[ImageEntry]]] = []
+    seen = {os.path.realpath(e.path) for e in train}
     for k, extra in enumerate(cfg.extra_train, start=1):
         more, src, extra_ds = _entries_of(extra, cfg.train_split, "extra training data")
+        fresh = [e for e in more if os.path.realpath(e.path) not in seen]
+        if len(fresh) < len(more):  # --extra naming the dataset itself doubled every photo, unsaid
+            log.warning(
+                "extra training data %s: %d of its %d photos are already in the training data; each trains once",
+                src,
+                len(more) - len(fresh),
+                len(more),
+            )
+        more = fresh
+        seen.update(os.path.realpath(e.path) for e in more)
         train += more
         sources += [k] * len(more)
         names.append(src)

@@ -1013,3 +1013,17 @@ def test_max_steps_option_reaches_the_config_and_the_default_preset_has_a_budget
     assert _config(build_parser().parse_args(["train", "ds", "--out", "r"])).max_steps == 1000
     crossval = build_parser().parse_args(["crossval", "ds", "--out", "r", "--max-steps", "500"])
     assert _config(crossval).max_steps == 500
+
+
+def test_extra_data_that_repeats_the_dataset_trains_each_photo_once(tmp_path, caplog):
+    """--extra naming the training dataset itself doubled every photo without a word."""
+    from viaseg.core.ml.train_plumbing import resolve_data
+
+    ds = _write_via_dataset(tmp_path / "ds", 4)
+    cfg = preset("default", dataset=str(ds), extra_train=[str(ds / "train"), str(ds)])
+    with caplog.at_level("WARNING", logger="viaseg.train"):
+        data = resolve_data(cfg)
+    every = data.train + data.val
+    assert len(every) == 4 and len({e.path.resolve() for e in every}) == 4
+    said = [r.getMessage() for r in caplog.records if "already in the training data" in r.getMessage()]
+    assert len(said) == 2 and "4 of its 4 photos" in said[0], said
