@@ -66,3 +66,13 @@ def jitter(text: str) -> tuple[float, ...]:
     if len(vals) not in (3, 4) or min(vals) < 0 or max(vals[:3]) > 1 or (len(vals) == 4 and vals[3] > 0.5):
         raise argparse.ArgumentTypeError(f"{text}: need B,C,S in 0..1 and H in 0..0.5")
     return vals
+
+
+def attribute_name(text: str) -> str:
+    """A VIA attribute name: not empty (``--attribute ''`` wrote regions with an attribute named "")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an attribute name cannot be empty")
+    return text
+
+
+attribute_name.__name__ = "attribute name"

@@ -22,6 +22,9 @@ def check_run_dir(args: argparse.Namespace) -> None:
             f"--out {out}: holds an earlier run ({', '.join(earlier)}); give a new folder, or --overwrite to "
             "replace it"
         )
+    cache = getattr(args, "cache_dir", None)
+    if cache and Path(cache).exists() and not Path(cache).is_dir():  # said once per image before
+        raise ViaSaveError(f"--cache-dir {cache}: exists and is a file; give a folder (made if missing)")
     size = getattr(args, "size", None)
     if size is not None and size % 16:
         raise ViasegError(f"--size {size}: must be a multiple of 16 (e.g. {max(16, size // 16 * 16)})")

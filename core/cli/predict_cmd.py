@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 from ..base.errors import ViasegError
-from .argtypes import positive_float
+from .argtypes import attribute_name, positive_float
 from .predict_stream import JOURNAL_NAME, MASK_SUFFIX, OVERLAY_SUFFIX, VIA_NAME  # noqa: F401 - re-exported
 
 TINT = (255, 40, 40)  # RGB of the overlay tint and outline
@@ -278,7 +278,10 @@ def register(subparsers) -> None:
         "--min-area", type=float, default=None, help="smallest polygon area in pixels² (default: auto)"
     )
     p.add_argument(
-        "--attribute", default="class", help="region attribute name for the class (default: class)"
+        "--attribute",
+        type=attribute_name,
+        default="class",
+        help="region attribute name for the class (default: class)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
     p.add_argument(

@@ -27,6 +27,7 @@ BAD = [
     (["clicknet", "DS", "--out", "C.npz"], "--steps", "0", "must be 1 or more"),
     (["predict", "M.keras", "PHOTOS", "--out", "P"], "--tile-downscale", "0", "must be above 0"),
     (["clicknet", "DS", "--out", "C.npz"], "--lr", "-1e-4", "must be above 0"),
+    (["predict", "M.keras", "PHOTOS", "--out", "P"], "--attribute", " ", "cannot be empty"),
 ]
 
 
@@ -84,6 +85,7 @@ def test_train_refuses_an_earlier_runs_folder_a_file_and_a_size_it_cannot_use(tm
         (["--out", str(run)], "holds an earlier run (model.keras, config.json)"),
         (["--out", str(tmp_path / "afile")], "exists and is a file"),
         (["--out", str(tmp_path / "new"), "--size", "50"], "must be a multiple of 16"),
+        (["--out", str(tmp_path / "new"), "--cache-dir", str(tmp_path / "afile")], "give a folder"),
     ]
     for extra, words in cases:
         assert main(["train", str(tmp_path / "no-such-dataset"), *extra]) == 2, extra
