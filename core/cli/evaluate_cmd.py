@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..annotation.project import AREA_SHAPES
 from ..ml.evaluate import EvalError, choose_split, evaluate, format_report, train_duplicates
 from .argtypes import non_negative_int, positive_int
 
@@ -86,7 +87,24 @@ def run(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(format_report(result, args.worst))
+    _say_empty_truths(result, entries)
     if result.errors:
         print(f"viaseg evaluate: {len(result.errors)} image(s) could not be read", file=sys.stderr)
         return 1
     return 0
+
+
+def _say_empty_truths(result, entries) -> None:
+    """Photos whose regions cover no pixel of the photo (all outside it, or degenerate) are scored as photos
+    without damage, which a model that predicts nothing gets right (Dice 1): said, with where to look, as they
+    were counted in the mean without a word."""
+    with_regions = {str(e.path) for e in entries if any(r.kind in AREA_SHAPES for r in e.regions)}
+    empty = [s.image for s in result.per_image if s.true_pixels == 0 and str(s.path) in with_regions]
+    if empty:
+        names = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        print(
+            f"viaseg evaluate: warning: {len(empty)} image(s) have regions that cover no pixel of the photo "
+            f"(outside it, or degenerate): {names}; scored as photos without damage (viaseg check names the "
+            "regions)",
+            file=sys.stderr,
+        )

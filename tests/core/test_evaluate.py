@@ -266,3 +266,20 @@ def test_evaluate_cli_can_leave_out_images_that_are_also_in_train(dataset, model
     assert main(["evaluate", str(model_file), str(dataset), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["count"] == 4 and "excluded_train_duplicates" not in out
+
+
+def test_evaluate_says_when_regions_cover_no_pixel_of_their_photo(dataset, model_file, capsys):
+    """A photo whose regions all lie outside it has no damage to find: it was scored Dice 1 and counted in the
+    mean without a word (viaseg check reports such regions as errors)."""
+    from viaseg.core.cli import main
+
+    via = dataset / "val" / "via_region_data.json"
+    meta = json.loads(via.read_text())
+    key = next(k for k, v in meta.items() if v["filename"] == "empty.png")
+    meta[key]["regions"] = [rect_region(100, 100, 120, 120)]  # the photo is 64 x 64
+    via.write_text(json.dumps(meta))
+    assert main(["evaluate", str(model_file), str(dataset), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert "1 image(s) have regions that cover no pixel of the photo" in cap.err and "empty.png" in cap.err
+    assert main(["evaluate", str(model_file), f"{dataset}:train", "--json"]) == 0
+    assert "cover no pixel" not in capsys.readouterr().err  # photos without regions are no news
