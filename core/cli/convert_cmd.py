@@ -35,6 +35,14 @@ def _run(args) -> int:
             print(
                 f"note: image file names are kept as written; they are relative to {src_dir}", file=sys.stderr
             )
+    if result.kind == result.fmt and result.fmt in ("coco", "labelme"):
+        # not a lossless round trip, unlike VIA's: said, as ids changed and objects split without a word
+        print(
+            f"note: {result.fmt} is written afresh from what viaseg read (one region per polygon): ids are "
+            "numbered anew, an object of several polygons becomes several, and fields viaseg does not read "
+            f"are not kept; the {result.fmt} file read is unchanged",
+            file=sys.stderr,
+        )
     return 1 if result.skipped else 0
 
 
