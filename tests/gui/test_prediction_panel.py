@@ -143,6 +143,34 @@ def test_vertex_hint_counts_what_accept_would_make_once_the_overlay_is_shown(qtb
     qtbot.waitUntil(hint_is_zero, timeout=5000)
 
 
+def test_on_a_large_photo_the_vertex_hint_waits_for_the_slider_to_rest(qtbot, setup, tmp_path):
+    """Each count traces the whole map (0.2 s at 48 MP): counted at every threshold step, dragging the slider
+    stalled on every step. On a map above HINT_DEBOUNCE_PIXELS it is counted once the slider rests."""
+    import numpy as np
+    from viaseg.gui.prediction_accept import HINT_DEBOUNCE_MS, HINT_DEBOUNCE_PIXELS
+
+    panel, _host, service = setup
+    photo = next((tmp_path / "proj" / "val").glob("*.png"))
+    with qtbot.waitSignal(service.predicted, timeout=60000):
+        panel.show_photo(photo)
+    side = int(HINT_DEBOUNCE_PIXELS**0.5) + 1
+    big = np.zeros((side, side), np.float32)
+    big[100:300, 100:400] = 0.9
+    panel.probs = big
+    traced = []
+    real = panel.predicted_regions
+    panel.predicted_regions = lambda: traced.append(1) or real()
+    for v in (40, 41, 42, 43):  # a drag: steps closer together than the pause
+        panel.threshold.setValue(v)
+        qtbot.wait(20)
+    assert traced == [] and panel._hint_timer.interval() == HINT_DEBOUNCE_MS
+    qtbot.waitUntil(lambda: panel.vertex_hint.text().startswith("1 polygon(s)"), timeout=5000)
+    assert traced == [1]  # once, after the slider rested
+    panel.probs = big[:100, :100]  # a small map: at once, as before
+    panel.threshold.setValue(50)
+    assert panel._hint_timer.interval() == 0
+
+
 def test_drop_non_image_gives_message(qtbot, setup, tmp_path):
     panel, host, _ = setup
     target = QWidget()
