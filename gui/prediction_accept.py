@@ -26,7 +26,7 @@ class AcceptMixin:
 
         if self.probs is None:
             return []
-        mask = (self.probs > self.threshold_value).astype(np.uint8)
+        mask = self.probs > self.threshold_value  # bool: traced without a copy
         return mask_to_regions(mask, tolerance=self.tolerance.value() / 2.0, min_area=self.min_area.value())
 
     def _update_vertex_hint(self, *_args) -> None:

@@ -395,3 +395,19 @@ def test_merge_regions_joins_each_new_region_to_the_region_it_overlaps_most():
     # nothing to merge with: everything is appended, the old regions untouched
     out, merged, appended = merge_regions([pt], [alone])
     assert out == [pt, alone] and (merged, appended) == (0, 1)
+
+
+def test_a_bool_mask_gives_the_same_polygons_as_its_bytes():
+    """mask_to_polygons / mask_to_regions take a bool mask as it is (no copies of a 48-MP map); the polygons
+    are those of the same mask as 0/1 or 0/255 bytes, a non-contiguous slice included."""
+    from viaseg.core.annotation.raster import mask_to_polygons, mask_to_regions
+
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        m = rng.random((50, 70)) > 0.6
+        m[10:30, 20:50] = True
+        want = [p.tolist() for p in mask_to_polygons(m.astype(np.uint8) * 255, 0.5, 4)]
+        assert [p.tolist() for p in mask_to_polygons(m, 0.5, 4)] == want
+        sliced = np.asfortranarray(m)[:, ::1]
+        assert [p.tolist() for p in mask_to_polygons(sliced, 0.5, 4)] == want
+        assert [r.shape for r in mask_to_regions(m)] == [r.shape for r in mask_to_regions(m.astype(np.uint8))]
