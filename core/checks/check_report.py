@@ -45,6 +45,10 @@ KINDS: dict[str, tuple[str, str]] = {
         "a region reaches outside its image",
         "move it inside the image, or check it is the right image",
     ),
+    "repeated_region": (
+        "a region that is an exact copy of another of its image",
+        "delete one of the two (they count twice, the mask is the same)",
+    ),
     "unsupported_shape": (
         "a shape that is not an area (polyline, point, unknown) and adds nothing to masks",
         "redraw it as a polygon, or delete it",
@@ -67,7 +71,14 @@ SEVERITIES = ("error", "warning", "info")
 # kinds (duplicates, attribute names, unlisted files) need the whole dataset: after re-checking one image, keep
 # them and replace only these.
 REGION_KINDS = frozenset(
-    {"degenerate_region", "self_intersection", "out_of_bounds", "unsupported_shape", "unannotated_image"}
+    {
+        "degenerate_region",
+        "self_intersection",
+        "out_of_bounds",
+        "unsupported_shape",
+        "unannotated_image",
+        "repeated_region",
+    }
 )
 FILE_KINDS = frozenset({"missing_file", "unreadable_image", "size_mismatch"})
 

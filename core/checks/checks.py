@@ -15,6 +15,7 @@ attribute names in :mod:`.check_attributes`, region geometry in :mod:`.check_geo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +81,31 @@ def _geometry_problems(
         [items[k][2] if items[k][2] is not None else (np.nan, np.nan) for k in owner], dtype=np.float64
     )
     _out_of_bounds(bbox, wh, add)
+    _repeated_regions(shapes, owner, rindex, items, add)
     return out
+
+
+def _repeated_regions(shapes, owner, rindex, items, add: Callable[[int, str, str, str], None]) -> None:
+    """A region that is an exact copy of an earlier one of its image (same shape, same attributes): a CSV row
+    written twice, a paste done twice. It counts twice in the region count and nowhere else (the mask is the
+    same), so it was never said."""
+    first: dict[tuple[int, str], int] = {}
+    for s, shape in enumerate(shapes):
+        _, entry, _ = items[owner[s]]
+        attrs = entry.regions[rindex[s]].attributes
+        try:
+            sig = json.dumps([shape, attrs], sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            continue
+        earlier = first.setdefault((owner[s], sig), rindex[s])
+        if earlier != rindex[s]:
+            add(
+                s,
+                "repeated_region",
+                "warning",
+                f"region {rindex[s]} is an exact copy of region {earlier} (same outline and attributes), "
+                "perhaps a row or a paste done twice; delete one",
+            )
 
 
 def _out_of_bounds(bbox: np.ndarray, wh: np.ndarray, add: Callable[[int, str, str, str], None]) -> None:

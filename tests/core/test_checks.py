@@ -169,6 +169,25 @@ def test_region_kinds(tmp_path):
     assert [p.region for p in report.problems] == sorted(p.region for p in report.problems)
 
 
+def test_a_region_written_twice_is_a_warning(tmp_path):
+    """A CSV row written twice (or a paste done twice) gave an image a copy of a region: counted twice, never
+    said. Same outline with other attributes, or a moved copy (Ctrl+D), is no repeat."""
+    d = tmp_path / "s"
+    image(d / "a.png", 1, w=64, h=48)
+    square = poly(*SQUARE)
+    other = poly(*SQUARE)
+    other["region_attributes"] = {"name": "scratch"}
+    moved = poly([x + 10 for x in SQUARE[0]], SQUARE[1])
+    via(d, {"a.png": [square, other, json.loads(json.dumps(square)), moved, json.loads(json.dumps(square))]})
+    report = check_dataset(load_dataset(d))
+    rep = of_kind(report, "repeated_region")
+    assert [(p.region, p.severity) for p in rep] == [(2, "warning"), (4, "warning")]
+    assert "exact copy of region 0" in rep[0].message
+    entry = load_dataset(d).splits["s"].entries[0]
+    assert [p.region for p in check_entry("s", entry, (64, 48)) if p.kind == "repeated_region"] == [2, 4]
+    assert "repeated_region" in REGION_KINDS  # re-checked after every edit in the app
+
+
 def test_duplicates_across_and_within_splits(tmp_path):
     root = tmp_path / "ds"
     image(root / "train" / "a.png", 1)
