@@ -77,8 +77,16 @@ class _Form(QGroupBox):
         self.empty = QLabel("")
 
     def clear(self) -> None:
+        """Empty the form. Its widgets are deleted later, not now: a rebuild runs inside a widget's own signal
+        (a field's editingFinished when it loses focus, a combo's change), and deleting that widget there
+        crashed the app (typing a value, then clicking the canvas: a segmentation fault)."""
         while self.form.rowCount():
-            self.form.removeRow(0)
+            row = self.form.takeRow(0)
+            for item in (row.labelItem, row.fieldItem):
+                w = item.widget() if item is not None else None
+                if w is not None:
+                    w.hide()  # stays a child of the box until Qt deletes it
+                    w.deleteLater()
 
 
 class AttributesPanel(QWidget):

@@ -122,3 +122,30 @@ def test_the_dialog_asks_name_type_and_options(window, project, qtbot):
     window.attributes.region_box.add_btn.click()
     d = window.session.attributes(window.canvas.entry)["region"]["side"]
     assert d["type"] == "radio" and list(d["options"]) == ["left", "right"]
+
+
+def test_typing_a_value_then_clicking_elsewhere_keeps_the_app_alive(window, project, qtbot):
+    """Committing a typed value (the field losing focus) rebuilt the form inside the field's own focus-out
+    handler, and the form deleted that field there: a segmentation fault when the user clicked the canvas or
+    another image after typing. The form's widgets are now deleted once control is back in the event loop."""
+    import shiboken6
+    from PySide6.QtCore import QEvent
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication, QLineEdit
+
+    window.open_path(project)
+    window.show()
+    window.canvas.select(0)
+    field = window.attributes.widgets[("region", "damage")]
+    assert isinstance(field, QLineEdit)
+    field.setFocus()
+    QTest.keyClicks(field, "X")
+    field.editingFinished.emit()  # what losing focus sends: the value is pushed, the form rebuilt
+    assert window.canvas.entry.regions[0].attributes["damage"] == "dentX"
+    assert shiboken6.isValid(field)  # still there while its own signal runs
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(field)  # and gone afterwards
+    fresh = window.attributes.widgets[("region", "damage")]
+    assert fresh is not field and fresh.text() == "dentX"
+    window.session.undo()
+    assert window.canvas.entry.regions[0].attributes["damage"] == "dent"
