@@ -10,7 +10,7 @@ import logging
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
+from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessageBox, QSlider
 from viaseg.core.annotation import edits
@@ -51,6 +51,8 @@ class MainWindow(FileFlowsMixin, QMainWindow):
     act_mask: QAction
     opacity_slider: QSlider
     recent_menu: QMenu
+
+    image_shown = Signal()  # after another project image or outside photo is shown (readable or not)
 
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
@@ -182,6 +184,7 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self._update_region_label()
         nxt = [self.image_list.neighbour(row, s) for s in (1, -1, 2)]
         self.cache.prefetch([self.session.rows[r].entry.path for r in nxt if r >= 0 and r != row])
+        self.image_shown.emit()
 
     def _on_background_image(self, d) -> None:
         e = self.current_entry()

@@ -119,6 +119,7 @@ class FileFlowsMixin:
             self.attributes.show_for(None, None)
             self.lbl_size.setText("")
             self.lbl_regions.setText(f"{path.name} (unreadable)")
+            self.image_shown.emit()
             return False
         self.current = -1
         self.external_path = path
@@ -127,6 +128,7 @@ class FileFlowsMixin:
         self.attributes.show_for(None, None)
         self.lbl_size.setText(f"{d.size[0]}×{d.size[1]}")
         self.lbl_regions.setText(f"{path.name} (not in the project)")
+        self.image_shown.emit()
         return True
 
     # ------------------------------------------------------------------------------------------ saving

@@ -86,6 +86,7 @@ class MLWiring:
         self.prediction.status.connect(lambda text: w.notify(text, "fail" in text.lower()))
         w.session.opened.connect(self._on_opened)
         w.session.changed.connect(self.prediction.entry_changed)
+        w.image_shown.connect(self.prediction.host_image_changed)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

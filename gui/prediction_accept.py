@@ -49,6 +49,8 @@ class AcceptMixin:
         """Accept the thresholded prediction as polygons: one undoable step on a project image; a dropped
         photo is added to the chosen split with them. On a project image that already has regions, ``mode``
         says what happens to them (:data:`ACCEPT_MODES`); None asks (:meth:`ask_accept_mode`)."""
+        if self.target is not None and not self._still_shown():  # the prediction is of another image
+            self.set_target(None)
         if self.target is None or self.probs is None:
             self._say("Predict an image first.", error=True)
             return []

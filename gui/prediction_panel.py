@@ -306,6 +306,17 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self._update_buttons()
 
     @Slot()
+    def host_image_changed(self) -> None:
+        """The window shows another image: the prediction of the one before is forgotten at once (Accept
+        added it to the new image, and a prediction still running said "Predicted" the old one)."""
+        if self.target is None or self._still_shown():
+            return
+        old = Path(self.target.path).name
+        self.set_target(None)
+        if self.message.text().startswith(("Predicted ", "Predicting ", "Loading the model and predicting ")):
+            self._say(f"The prediction of {old} is put aside (another image is shown): press P for this one.")
+
+    @Slot()
     def predict_current(self) -> bool:
         target = self.host.current_target() or self.target
         if target is None:

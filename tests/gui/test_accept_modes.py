@@ -265,3 +265,43 @@ def test_window_replace_and_merge_are_undoable_and_saved(qtbot, window, project,
         assert min(far["shape_attributes"]["all_points_x"]) == 100
     finally:
         ml.shutdown()
+
+
+def test_a_prediction_is_never_accepted_onto_another_image(qtbot, window, project, tmp_path):
+    """P on a.png, then D to b.png, then Accept: a.png's prediction was added to b.png (the panel only looked
+    at which image was shown when it redrew); a prediction arriving after the user moved on said "Predicted
+    a.png" under b.png."""
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    ml.service._worker._loader = lambda path: ImageSizedPredictor()
+    ml.service._needs_tf = False
+    model = tmp_path / "known.keras"
+    with zipfile.ZipFile(model, "w") as zf:
+        zf.writestr("viaseg_meta.json", json.dumps({"threshold": 0.5}))
+    panel = ml.prediction
+    try:
+        ml.service.set_model(model)
+        window.show_row(0)
+        with qtbot.waitSignal(ml.service.predicted, timeout=20000):
+            ml.act_predict.trigger()
+        assert panel.probs is not None and panel.accept_btn.isEnabled()
+        window.step(1)  # b.png, no regions
+        b = window.current_entry()
+        assert b.filename == "b.png" and panel.probs is None and not panel.accept_btn.isEnabled()
+        assert "a.png is put aside" in panel.message.text()
+        assert panel.accept_polygons("add") == [] and b.regions == []
+        # a prediction still running when the user moves on is not shown under the next image
+        window.show_row(0)
+        ml.act_predict.trigger()
+        window.step(1)
+        qtbot.wait(300)
+        QApplication.processEvents()
+        assert panel.probs is None and not panel.message.text().startswith("Predicted a.png")
+        # the image predicted, still shown: accepted as before
+        with qtbot.waitSignal(ml.service.predicted, timeout=20000):
+            ml.act_predict.trigger()
+        assert len(panel.accept_polygons("add")) >= 1 and b.regions
+    finally:
+        ml.shutdown()
