@@ -48,6 +48,9 @@ class Command:
         """The command leaves the history for good (its redo branch was dropped, or the history cleared):
         release what it keeps outside the project."""
 
+    def saved(self) -> None:
+        """The project was saved with this command applied: its effect is now in the files on disk."""
+
 
 # --------------------------------------------------------------------------------------------------- history
 
@@ -92,6 +95,8 @@ class History:
         return self._clean_reachable and self._index == self._clean
 
     def set_clean(self) -> None:
+        for cmd in self._stack[: self._index]:
+            cmd.saved()
         self._clean = self._index
         self._clean_reachable = True
         self._lost = []

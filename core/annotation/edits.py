@@ -203,6 +203,7 @@ class ImportImage(AddImage):
         self.dest = Path(entry.base_dir or ".") / entry.filename
         self._stamp: tuple[int, int] | None = None  # (size, mtime_ns) of the copy this import made
         self._aside: Path | None = None
+        self._listed = False  # a saved VIA file lists the copy: it stays in the folder for good
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -211,7 +212,16 @@ class ImportImage(AddImage):
             return None
         return st.st_size, st.st_mtime_ns
 
+    def saved(self) -> None:
+        """Saved with the photo imported: the saved VIA file lists the copy, so an undo after this takes the
+        image out of the split but leaves the photo in the folder (it moved it aside, and a Discard then left
+        the saved file naming a photo that was gone)."""
+        self._listed = True
+
     def do(self) -> None:
+        if self._listed and self.dest.exists():  # redo after a save and an undo: the copy never left
+            super().do()
+            return
         try:
             if self._aside is not None and self._aside.exists() and not self.dest.exists():
                 shutil.move(str(self._aside), str(self.dest))
@@ -231,8 +241,8 @@ class ImportImage(AddImage):
 
     def undo(self) -> None:
         super().undo()
-        if self._stamp is None or self._stat() != self._stamp:
-            return  # not the file this import wrote: leave it alone
+        if self._listed or self._stamp is None or self._stat() != self._stamp:
+            return  # listed by a saved file, or not the file this import wrote: leave it alone
         try:
             aside = _new_aside_dir() / self.dest.name
         except OSError:

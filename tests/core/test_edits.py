@@ -319,6 +319,23 @@ def test_import_image_copies_the_photo_in_and_its_undo_takes_the_copy_out(tmp_pa
     assert images == [] and (folder / "p.jpg").read_bytes() == b"edited by hand"
 
 
+def test_an_import_saved_into_the_via_file_keeps_its_photo_when_undone(tmp_path):
+    """Import, Save, Undo, then Discard: the undo moved the copy aside and the discard dropped it, so the saved
+    VIA file named a photo that was gone. Once saved, an undo takes the image out of the split and leaves the
+    photo in the folder (as removing an image does); redo puts it back."""
+    _src, folder, e, images, h = _imported(tmp_path, b"photo bytes")
+    h.set_clean()  # what a save does
+    h.undo()
+    assert images == [] and (folder / "p.jpg").read_bytes() == b"photo bytes"
+    h.clear()  # the app closed with Discard: every command discarded
+    assert (folder / "p.jpg").read_bytes() == b"photo bytes"
+    _src, folder2, e2, images2, h2 = _imported(tmp_path / "again", b"more bytes")
+    h2.set_clean()
+    h2.undo()
+    h2.redo()
+    assert images2 == [e2] and (folder2 / "p.jpg").read_bytes() == b"more bytes"
+
+
 def test_import_image_refuses_to_overwrite_and_names_the_file(tmp_path):
     _src, folder, _e, images, h = _imported(tmp_path, b"new")
     h.undo()
