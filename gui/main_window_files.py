@@ -23,6 +23,8 @@ CANNOT_SHOW = "cannot show image: "  # how the status bar starts the message of 
 class FileFlowsMixin:
     """``MainWindow``'s open / save / close / drop flows."""
 
+    _told_unjournaled: Path | None = None  # the project told that its imported edits are not journaled
+
     # ----------------------------------------------------------------------------------------- opening
     def open_path(self, path: str | Path, restore: bool | None = None) -> bool:
         """Open a VIA file or a dataset folder. ``restore``: what to do with a crash journal (None = ask)."""
@@ -80,6 +82,9 @@ class FileFlowsMixin:
         except ViasegError as exc:  # e.g. cut short by the crash: the project opens as it is on disk
             return f"unsaved edits could not be restored: {exc}", True
         if rec is None:
+            return None
+        if not rec.files:  # an older viaseg journaled an imported project as nothing: nothing to restore
+            journal.discard_recovery(path)
             return None
         if restore is None:
             btn = self.ask(
@@ -211,6 +216,14 @@ class FileFlowsMixin:
             self.session.write_journal()
         except (OSError, ViasegError) as exc:
             self.notify(f"cannot write the recovery file: {exc}", True)
+        source = self.session.source
+        if self.session.unjournaled() and source is not None and source != self._told_unjournaled:
+            self._told_unjournaled = source  # once per opened project: said, not pretended
+            self.notify(
+                "These edits of imported labelme/COCO annotations are not in the crash-recovery file: save them "
+                "as a VIA file (File ▸ Save as) to keep them safe",
+                True,
+            )
 
     def closeEvent(self, ev) -> None:
         if self.maybe_save():

@@ -277,10 +277,16 @@ class Workspace:
         """Journal the unsaved projects (called by a debounced timer). Removes the journal when clean."""
         if self.source is None:
             return None
-        if not self.is_dirty():
+        kept = [p for p in self.dirty_projects() if p.path is not None]
+        if not self.is_dirty() or not kept:  # imported files have no VIA file to journal (see unjournaled)
             journal.discard_recovery(self.source)
             return None
-        return journal.write_recovery(self.source, self.dirty_projects())
+        return journal.write_recovery(self.source, kept)
+
+    def unjournaled(self) -> bool:
+        """Whether edits are open that the crash journal cannot hold: those of an imported labelme or COCO
+        project, which has no VIA file until it is saved as one."""
+        return any(p.path is None for p in self.dirty_projects())
 
     def discard_journal(self) -> None:
         if self.source is not None:

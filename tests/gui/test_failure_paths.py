@@ -294,3 +294,27 @@ def test_a_dropped_folder_names_what_it_does_not_open(tmp_path):
     assert [p.name for p in images] == ["a.jpg"]
     assert len(problems) == 1 and problems[0].startswith("survey: 1 subfolder(s)") and "HEIC" in problems[0]
     assert expand_paths([d / "day2"])[1] == [f"{d / 'day2'}: folder holds no images"]
+
+
+def test_edits_of_an_imported_labelme_folder_say_they_are_not_journaled(window, labelme_fixtures, tmp_path):
+    """The crash journal holds VIA files; an imported labelme/COCO project has none, so its journal held
+    nothing, yet the next start asked "Restore them?" and said it had restored edits it had not."""
+    import shutil
+
+    folder = tmp_path / "lm"
+    shutil.copytree(labelme_fixtures / "instance_segmentation", folder)
+    assert window.open_path(folder)
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    window.write_journal()
+    said = window.statusBar().currentMessage()
+    assert "not in the crash-recovery file" in said and "Save as" in said
+    assert journal.find_recovery(folder) is None  # no journal that restores nothing
+    # a journal of nothing left by an older version is not offered either
+    path = journal.recovery_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"viaseg_recovery": 1, "source": str(folder), "saved_at": 0.0, "files": []}))
+    window.session.history.set_clean()
+    window.ask = lambda *args: pytest.fail("asked to restore a journal that holds nothing")
+    assert window.open_path(folder)
+    assert not path.exists()
