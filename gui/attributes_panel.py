@@ -300,8 +300,8 @@ class AttributesPanel(QWidget):
         note = ""
         if kind != "text" and lost:
             note = (
-                f" ({', '.join(lost)} files store only the values, not the type: Save as a VIA 2 project "
-                f"to keep it)"
+                f" ({', '.join(lost)} files store only the values, not the type: File ▸ Save as, type "
+                f"'VIA 2 project', keeps it)"
             )
         self.message.emit(f"{cmd.text}{note}; Ctrl+Z undoes it")
         self.show_for(self.entry, self.region)

@@ -17,6 +17,14 @@ from . import actions
 from .attributes_panel import attribute_definitions
 
 DECODE_CHECK_LIMIT = 2000  # images; above this the automatic check on open does not decode pixels
+# Save as's file types: the VIA format each writes (a .csv name always writes CSV, a .json one never does)
+SAVE_AS_TYPES = {
+    "VIA 2 annotations (*.json)": "via2",
+    "VIA 2 project, keeps attribute types (*.json)": "via2-project",
+    "VIA 3 project (*.json)": "via3",
+    "VIA 1 annotations (*.json)": "via1",
+    "VIA CSV (*.csv)": "csv",
+}
 CANNOT_SHOW = "cannot show image: "  # how the status bar starts the message of a photo that cannot be read
 
 
@@ -148,22 +156,30 @@ class FileFlowsMixin:
         self._update_title()
         return not errors
 
-    def save_as(self, path: str | Path | None = None) -> bool:
-        """Save the project to ``path`` (None: ask with a file dialog) and make that the project file."""
+    def save_as(self, path: str | Path | None = None, fmt: str | None = None) -> bool:
+        """Save the project to ``path`` in the VIA format ``fmt`` (None: the project's own, or CSV for a .csv
+        name) and make that the project file; with no ``path`` a file dialog asks both (its file types)."""
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save as", str(self._save_as_default()), "VIA files (*.json *.csv)"
+            projs = self.session.projects()
+            current = projs[0].fmt if len(projs) == 1 else "via2"
+            chosen = next((f for f, k in SAVE_AS_TYPES.items() if k == current), next(iter(SAVE_AS_TYPES)))
+            path, kind = QFileDialog.getSaveFileName(
+                self, "Save as", str(self._save_as_default()), ";;".join(SAVE_AS_TYPES), chosen
             )
+            fmt = SAVE_AS_TYPES.get(kind, fmt)
+            if path and not Path(path).suffix:
+                path = f"{path}{'.csv' if fmt == 'csv' else '.json'}"
         if not path:
             return False
         if not self._images_follow(Path(path)):
             return False
-        errors = self.session.save_as(path)
+        errors = self.session.save_as(path, fmt)
         for msg in errors:
             self.notify(f"NOT saved: {msg}", True)
         self._update_title()
         if not errors:
             actions.remember_recent(self, Path(path))
+            self.notify(f"saved as {path} ({self.session.projects()[0].fmt})")
         return not errors
 
     def _save_as_default(self) -> Path | str:

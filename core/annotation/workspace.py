@@ -252,19 +252,24 @@ class Workspace:
         self._emit_dirty()
         return errors
 
-    def save_as(self, path: str | Path) -> list[str]:
-        """Write the (single) project to ``path`` and make that the project file. Datasets with several
-        labeled splits cannot be saved as one file."""
+    def save_as(self, path: str | Path, fmt: str | None = None) -> list[str]:
+        """Write the (single) project to ``path`` in ``fmt`` (a VIA format; None: :func:`save_as_format`) and make
+        that the project file, in that format from now on. Datasets with several labeled splits cannot be saved
+        as one file."""
         projs = self.projects()
         if len(projs) != 1:
             return ["save as needs a single VIA file; this dataset has several splits (use Save)"]
         proj = projs[0]
         path = Path(path)
+        fmt = save_as_format(path, fmt or proj.fmt)
         try:
-            save_via(proj, path)
+            save_via(proj, path, fmt)
         except ViasegError as exc:
             return [str(exc)]
         old_source = self.source
+        if fmt != proj.fmt:
+            proj.fmt = fmt
+            proj._via_style = None  # the layout read belongs to the old format
         proj.path = path
         self.source = path
         self.history.set_clean()
@@ -291,6 +296,18 @@ class Workspace:
     def discard_journal(self) -> None:
         if self.source is not None:
             journal.discard_recovery(self.source)
+
+
+def save_as_format(path: str | Path, fmt: str) -> str:
+    """The VIA format a Save as to ``path`` writes, ``fmt`` asked: the file name's kind decides between CSV and
+    JSON (a JSON project saved as ``export.csv`` wrote JSON into the .csv, a CSV one saved as ``.json`` wrote
+    CSV), ``fmt`` the JSON kind (VIA 2 annotations when it was CSV)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".json" and fmt == "csv":
+        return "via2"
+    return fmt
 
 
 def snapshot(dataset: Dataset) -> Dataset:

@@ -490,6 +490,36 @@ def test_save_as_next_to_the_images_or_elsewhere_only_after_asking(window, proje
     assert window.session.source == elsewhere
 
 
+def test_save_as_writes_the_format_its_name_and_type_say(window, project, monkeypatch):
+    """A JSON project saved as export.csv wrote JSON into the .csv, a CSV one saved as .json wrote CSV; and
+    'Save as a VIA 2 project' (the attribute panel's advice) had no way to be done."""
+    from viaseg.core.annotation.dataset import load_dataset
+    from viaseg.core.annotation.formats.via_io import load_via
+    from viaseg.gui import main_window_files
+
+    window.open_path(project)
+    folder = project.parent
+    assert window.save_as(folder / "export.csv")
+    text = (folder / "export.csv").read_text()
+    assert text.startswith("filename,file_size,file_attributes,region_count")
+    assert (
+        "saved as" in window.statusBar().currentMessage() and "(csv)" in window.statusBar().currentMessage()
+    )
+    assert len(load_via(folder / "export.csv").images) == 2
+    assert window.save_as(folder / "back.json")  # from CSV to a .json name: VIA 2 annotations, not CSV
+    assert json.loads((folder / "back.json").read_text())["a.png1"]["filename"] == "a.png"
+    # the dialog's file type: a VIA 2 project keeps attribute types (the name has no suffix: .json added)
+    kind = next(k for k, f in main_window_files.SAVE_AS_TYPES.items() if f == "via2-project")
+    monkeypatch.setattr(
+        main_window_files.QFileDialog, "getSaveFileName", lambda *a, **k: (str(folder / "proj"), kind)
+    )
+    assert window.save_as()
+    saved = json.loads((folder / "proj.json").read_text())
+    assert "_via_img_metadata" in saved and "_via_attributes" in saved
+    assert window.session.projects()[0].fmt == "via2-project"
+    assert load_dataset(folder / "proj.json").splits
+
+
 def test_remove_image_from_project_saves_undoes_and_keeps_the_photo(window, project, qtbot):
     window.open_path(project)
     assert [r.entry.filename for r in window.session.rows] == ["a.png", "b.png"]

@@ -91,7 +91,7 @@ def test_refusals_and_a_format_that_stores_no_types(window, project):
     assert not panel.add_attribute("region", "severity", "dropdown", [])  # a choice needs options
     assert "option" in said[-1] and not window.session.is_dirty()
     assert panel.add_attribute("region", "severity", "dropdown", ["minor", "major"])
-    assert "Save as a VIA 2 project" in said[-1]  # the user is told the type will not be in this file
+    assert "'VIA 2 project', keeps it" in said[-1]  # the user is told the type will not be in this file
 
 
 def test_the_dialog_asks_name_type_and_options(window, project, qtbot):
