@@ -97,7 +97,7 @@ class FileFlowsMixin:
         if restore is None:
             btn = self.ask(
                 "Restore unsaved edits?",
-                f"Found {rec.describe()}.\nRestore them?",
+                f"Found {rec.describe()}.{_newer_note(rec)}\nRestore them?",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             )
             restore = btn == QMessageBox.StandardButton.Yes
@@ -148,7 +148,19 @@ class FileFlowsMixin:
     def save(self) -> bool:
         if self.session.dataset is None:
             return True
-        errors = self.session.save()
+        changed = self.session.changed_on_disk()
+        if changed:
+            names = ", ".join(str(p) for p in changed)
+            btn = self.ask(
+                "File changed on disk",
+                f"{names} changed on disk since viaseg read it (another program or person?). Saving replaces "
+                "those changes with what viaseg shows; the version on disk is kept as .bak.\n\nSave anyway?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+            )
+            if btn != QMessageBox.StandardButton.Save:
+                self.notify("not saved: the file changed on disk (your edits are kept in the app)", True)
+                return False
+        errors = self.session.save(keep_aside=changed)
         for msg in errors:
             self.notify(f"NOT saved: {msg} — your edits are kept in memory", True)
         if not errors:
@@ -265,3 +277,14 @@ class FileFlowsMixin:
             self.notify("only local files or folders can be dropped", True)
             return
         self.open_path(urls[0].toLocalFile())
+
+
+def _newer_note(rec: journal.Recovery) -> str:
+    """What the restore question adds when a journaled file was saved again after the journal was written."""
+    newer = rec.newer_on_disk()
+    if not newer:
+        return ""
+    return (
+        f"\n\nNote: {', '.join(newer)} changed on disk after these edits were journaled; restoring shows the "
+        "journaled version instead (nothing is written until you save)."
+    )

@@ -74,8 +74,21 @@ class Recovery:
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at))
-        names = ", ".join(Path(f.path).name for f in self.files)
+        # with its folder: three splits' files are all via_region_data.json
+        names = ", ".join(f"{Path(f.path).parent.name}/{Path(f.path).name}" for f in self.files)
         return f"unsaved edits of {self.source} from {when} ({names})"
+
+    def newer_on_disk(self) -> list[str]:
+        """The journaled files changed on disk after the journal was written (someone saved them since): a
+        restore puts the journal's version in their place."""
+        out = []
+        for f in self.files:
+            try:
+                if Path(f.path).stat().st_mtime > self.saved_at:
+                    out.append(f.path)
+            except OSError:
+                continue
+        return out
 
 
 def write_recovery(source: str | Path, projects: list[Project]) -> Path:

@@ -55,6 +55,7 @@ class Workspace:
         self._split_of: dict[int, Split] = {}
         self._home: dict[int, Split] = {}  # every entry's split since opening, removed images included
         self._row_of: dict[int, int] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # each VIA file as last read or written
 
     # opening -------------------------------------------------------------------------------------------
     def open(self, path: str | Path, dataset: Dataset | None = None) -> None:
@@ -69,6 +70,7 @@ class Workspace:
         self.dataset = ds
         self.history.clear()
         self._home = {}
+        self._stamps = {str(p.path): _file_stamp(p.path) for p in self.projects() if p.path is not None}
         self._reindex()
         self.on_opened()
         self.on_dirty_changed(False)
@@ -232,14 +234,30 @@ class Workspace:
         self.on_dirty_changed(self.is_dirty())
 
     # saving --------------------------------------------------------------------------------------------
-    def save(self) -> list[str]:
+    def changed_on_disk(self) -> list[Path]:
+        """The VIA files a save would write that changed on disk since they were read or last written here
+        (another program or person): a save replaced their changes without a word."""
+        out = []
+        for p in self.dirty_projects():
+            if p.path is not None and str(p.path) in self._stamps:
+                if _file_stamp(p.path) != self._stamps[str(p.path)]:
+                    out.append(Path(p.path))
+        return out
+
+    def save(self, keep_aside: list[Path] | None = None) -> list[str]:
         """Write every changed VIA file. Returns error messages (empty = all saved). Files that failed keep
-        their edits in memory and the session stays dirty."""
+        their edits in memory and the session stays dirty. Each file of ``keep_aside`` (changed on disk, the
+        user chose to save over it) is first copied to ``NAME.bak``, replacing an older copy."""
         errors = []
         targets = self.dirty_projects()
+        aside = {str(p) for p in keep_aside or []}
         for proj in targets:
             try:
+                if proj.path is not None and str(proj.path) in aside:
+                    _copy_to_bak(Path(proj.path))
                 save_via(proj)
+                if proj.path is not None:
+                    self._stamps[str(proj.path)] = _file_stamp(proj.path)
             except ViasegError as exc:
                 errors.append(str(exc))
         if not errors:
@@ -267,6 +285,7 @@ class Workspace:
         except ViasegError as exc:
             return [str(exc)]
         old_source = self.source
+        self._stamps[str(path)] = _file_stamp(path)
         if fmt != proj.fmt:
             proj.fmt = fmt
             proj._via_style = None  # the layout read belongs to the old format
@@ -296,6 +315,32 @@ class Workspace:
     def discard_journal(self) -> None:
         if self.source is not None:
             journal.discard_recovery(self.source)
+
+
+def _file_stamp(path: str | Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file; None when it cannot be read (missing)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _copy_to_bak(path: Path) -> None:
+    """Copy ``path`` to ``NAME.bak`` (replacing an older copy); ViaSaveError naming it when that fails."""
+    import shutil
+
+    from ..base.errors import ViaSaveError
+    from ..base.fsutil import backup_path
+
+    try:
+        shutil.copy2(path, backup_path(path))
+    except FileNotFoundError:
+        return  # gone from disk: nothing to keep
+    except OSError as exc:
+        raise ViaSaveError(
+            f"{path}: cannot keep the version on disk as .bak ({exc.strerror or exc})"
+        ) from exc
 
 
 def save_as_format(path: str | Path, fmt: str) -> str:

@@ -318,3 +318,44 @@ def test_edits_of_an_imported_labelme_folder_say_they_are_not_journaled(window, 
     window.ask = lambda *args: pytest.fail("asked to restore a journal that holds nothing")
     assert window.open_path(folder)
     assert not path.exists()
+
+
+def test_saving_over_a_file_changed_on_disk_asks_and_keeps_the_other_version(window, project):
+    """Another program changed the VIA file after viaseg read it; Ctrl+S said "saved" and its change was gone."""
+    from viaseg.core.base.fsutil import backup_path
+
+    assert window.open_path(project)
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    theirs = json.loads(project.read_text())
+    theirs["b.png2"]["file_attributes"] = {"checked_by": "colleague"}
+    project.write_text(json.dumps(theirs))
+    os.utime(project, ns=(time.time_ns() + 5_000_000_000,) * 2)  # a later mtime, whatever the clock's grain
+    asked = []
+    window.ask = lambda title, text, buttons: asked.append((title, text)) or QMessageBox.StandardButton.Cancel
+    assert not window.save()
+    assert asked[0][0] == "File changed on disk" and str(project) in asked[0][1]
+    assert json.loads(project.read_text())["b.png2"]["file_attributes"] == {"checked_by": "colleague"}
+    assert window.session.is_dirty() and "not saved" in window.statusBar().currentMessage()
+    window.ask = lambda title, text, buttons: asked.append((title, text)) or QMessageBox.StandardButton.Save
+    assert window.save() and len(asked) == 2
+    assert len(json.loads(project.read_text())["a.png1"]["regions"]) == 1  # the user's edit
+    kept = json.loads(backup_path(project).read_text())
+    assert kept["b.png2"]["file_attributes"] == {"checked_by": "colleague"}  # theirs, kept aside
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    window.ask = lambda *args: pytest.fail("asked although the file is as viaseg wrote it")
+    assert window.save()  # the next save of our own file asks nothing
+
+
+def test_the_restore_question_names_each_split_and_a_file_saved_since(window, project, second_window):
+    """Three splits' files were all named via_region_data.json; and a file saved again after the journal was
+    written was replaced by the journal's version on Yes, without a word."""
+    _crashed_edit(window, project)
+    os.utime(project, (time.time() + 60, time.time() + 60))  # saved again after the journal
+    w2 = second_window()
+    asked = []
+    w2.ask = lambda title, text, buttons: asked.append(text) or QMessageBox.StandardButton.No
+    assert w2.open_path(project)
+    assert f"({project.parent.name}/{project.name})" in asked[0]
+    assert "changed on disk after these edits were journaled" in asked[0]
