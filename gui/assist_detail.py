@@ -17,20 +17,41 @@ class RegionDetail:
         return [len(assist.polygon(mask, i)) for i in range(len(assist.LEVELS))]
 
     def detail_of(self, region: Region | None) -> int:
-        """The detail level the region's polygon has now (-1 if it has no kept mask)."""
+        """The detail level the region's polygon has now (-1 if it has no kept mask, or was changed by hand
+        since: moved, reshaped)."""
         src = self._sources.get(region) if region is not None else None
         if src is None:
             return -1
         n = len(region.shape.get("all_points_x") or [])
         counts = src[1]
-        return int(np.argmin([abs(c - n) + 0.001 * i for i, c in enumerate(counts)]))
+        level = int(np.argmin([abs(c - n) + 0.001 * i for i, c in enumerate(counts)]))
+        # levels may share a vertex count with other polygons: the one that made this polygon, if any
+        same = [i for i, c in enumerate(counts) if c == counts[level]]
+        return next((i for i in same if self._made_at(region, src, i)), -1)
+
+    @staticmethod
+    def _made_at(region: Region, src, level: int) -> bool:
+        """Whether ``region``'s polygon is still the one its mask gives at ``level`` (not edited since)."""
+        shape = assist.polygon_shape(assist.polygon(src[0], level))
+        return shape["all_points_x"] == region.shape.get("all_points_x") and shape[
+            "all_points_y"
+        ] == region.shape.get("all_points_y")
+
+    def _edited_by_hand(self, region: Region | None) -> bool:
+        if region is None or region not in self._sources or self.detail_of(region) >= 0:
+            return False
+        self._say(
+            "This region was changed by hand after it was accepted, so its detail no longer follows its mask "
+            "(a new polygon from the mask would undo the change; Ctrl+Z the change to use detail again)."
+        )
+        return True
 
     def set_detail(self, level: int, region: Region | None = None, merge_key=None) -> bool:
         """Make the selected (or given) AI region's polygon again at ``level`` (0 = every boundary pixel)."""
         c = self.canvas
         region = region if region is not None else c.selected_region()
         src = self._sources.get(region) if region is not None else None
-        if src is None:
+        if src is None or self._edited_by_hand(region):
             return False
         level = min(max(int(level), 0), len(assist.LEVELS) - 1)
         shape = assist.polygon_shape(assist.polygon(src[0], level))
@@ -51,7 +72,7 @@ class RegionDetail:
         region = self.canvas.selected_region()
         level = self.detail_of(region)
         if level < 0:
-            return False
+            return self._edited_by_hand(region)  # the key is taken (and said why) for an edited AI region
         counts = self._sources[region][1]
         n = counts[level]
         # the next level whose vertex count differs

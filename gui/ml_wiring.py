@@ -215,6 +215,8 @@ class MLWiring:
         self.detail_slider.valueChanged.connect(self._detail_moved)
         self.detail_slider.sliderReleased.connect(w.session.end_drag)
         self.assist.detail_available.connect(self._detail_shown)
+        # an edit (a move, a reshape, its undo) can end or bring back the selected region's detail from its mask
+        w.session.changed.connect(lambda _entry: self.assist._emit_detail())
         tb.addWidget(self.detail_slider)
 
     def _detail_shown(self, level: int, _n: int) -> None:

@@ -163,6 +163,35 @@ def test_detail_control_changes_the_vertex_count_and_undoes(qtbot, window, tmp_p
     assert not ml.detail_slider.isEnabled()
 
 
+def test_detail_never_undoes_a_move_made_after_the_region_was_accepted(qtbot, window, tmp_path):
+    """Accept an AI region, drag it 60 px, press -: the polygon was made again from the mask at its old place,
+    so the move was undone without a word. A region changed by hand keeps its shape and the key says why."""
+    from viaseg.core.annotation import edits
+
+    ml = _open(window, tmp_path, size=200)
+    tool = ml.assist
+    entry = window.current_entry()
+    gt, (cx, cy) = _ellipse_of(entry)
+    tool.set_active(True)
+    tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
+    tool.add_click(cx, cy)
+    region = tool.accept()
+    assert region is not None and ml.detail_slider.isEnabled()
+    window.session.push(edits.SetShape(region, edits.translated(region.shape, 30, 0), entry))  # a move
+    moved = (list(region.shape["all_points_x"]), list(region.shape["all_points_y"]))
+    messages = []
+    window.canvas.message.connect(messages.append)
+    window.canvas.select(window.current_entry().regions.index(region))
+    assert not ml.detail_slider.isEnabled()  # the control is off for it
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Minus)
+    assert (region.shape["all_points_x"], region.shape["all_points_y"]) == moved
+    assert messages and "changed by hand" in messages[-1]
+    window.undo()  # the move undone: the mask's polygon again, and its detail with it
+    window.canvas.select(window.current_entry().regions.index(region))
+    assert ml.detail_slider.isEnabled()
+
+
 def test_on_a_dropped_photo_the_region_follows_add_photo_to_split(qtbot, window, tmp_path):
     from test_prediction_panel import drop_files
 
