@@ -143,11 +143,14 @@ class AcceptMixin:
         if not split:
             self._say("Open a project to add this photo to one of its splits.", error=True)
             return False
+        name = Path(target.path).name
         ok = self.host.add_external(Path(target.path), split, regions)
-        if not ok:
-            self._say(f"Could not add {Path(target.path).name} to split {split!r}.", error=True)
+        if not ok:  # with the host's reason (the status bar's was replaced by this message at once)
+            why = f": {self.host.problem}" if self.host.problem else "."
+            self._say(f"Could not add {name} to split {split!r}{why}", error=True)
             return False
-        self._say(f"Added {Path(target.path).name} to {split} with {len(regions)} polygon(s).")
+        as_ = f" as {self.host.added_as}" if self.host.added_as and self.host.added_as != name else ""
+        self._say(f"Added {name} to {split}{as_} with {len(regions)} polygon(s).")
         ranked = self._dropped_entries.get(str(target.path))
         if ranked is not None:  # labelled now: Label next moves on to the next dropped photo
             ranked.regions = list(regions)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 class PanelHost:
     shows_targets = False  # True: current_target() says which image is on screen (None: none is)
     can_set_regions = False  # True: set_regions replaces an image's regions as one undo step
+    problem = ""  # why the last add_external could not add the photo
+    added_as = ""  # the file name the last add_external gave the photo in its split
 
     def current_target(self) -> Target | None:
         return None

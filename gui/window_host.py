@@ -97,13 +97,16 @@ class WindowHost(PanelHost):
         """Copy ``path`` into the split's image folder (unless it is there already) and add it with
         ``regions`` as one undoable step."""
         w = self.w
+        self.problem = self.added_as = ""
         ds = w.session.dataset
         sp = ds.splits.get(split_name) if ds is not None else None
-        if sp is None or sp.project is None:
-            w.notify(f"split {split_name!r} has no VIA file to add images to", True)
-            return False
+        if sp is None:
+            return self._cannot(f"there is no split {split_name!r} to add images to")
         path = Path(path)
         dest = sp.image_dir / path.name
+        held = self._held(sp, path)
+        if held is not None:  # accepted twice: the second made a copy 111-2.jpg and a second entry
+            return self._cannot(f"{path.name} is already in split {split_name!r} (as {held})")
         try:
             copy_needed = path.resolve() != dest.resolve()
             if copy_needed:
@@ -113,11 +116,9 @@ class WindowHost(PanelHost):
                     n += 1
             size = path.stat().st_size
         except OSError as exc:
-            w.notify(f"cannot add {path} to {sp.image_dir}: {exc.strerror or exc}", True)
-            return False
+            return self._cannot(f"cannot add {path} to {sp.image_dir}: {exc.strerror or exc}")
         if any(Path(e.filename).name == dest.name for e in sp.entries):
-            w.notify(f"{dest.name} is already in split {split_name!r}", True)
-            return False
+            return self._cannot(f"{dest.name} is already in split {split_name!r}")
         attrs = w.canvas.default_attributes() or {}
         for r in regions:
             r.attributes = {**copy.deepcopy(attrs), **r.attributes}
@@ -132,14 +133,38 @@ class WindowHost(PanelHost):
         # an import copies the photo in and its undo moves the copy out again
         cmd = edits.ImportImage(entry, lists, path) if copy_needed else edits.AddImage(entry, lists)
         try:
-            w.session.push(cmd)
+            w.session.push_to_split(cmd, sp)  # a folder of photos gets its VIA file in the same step
         except edits.EditError as exc:
-            w.notify(str(exc), True)
-            return False
+            return self._cannot(str(exc))
+        self.added_as = dest.name
         row = w.session.row_of(entry)
         if row >= 0:
             w.show_row(row)
         return True
+
+    def _cannot(self, why: str) -> bool:
+        self.problem = why
+        self.w.notify(why, True)
+        return False
+
+    @staticmethod
+    def _held(sp, path: Path) -> str | None:
+        """The file name under which split ``sp`` already holds the photo ``path`` (the same file, or a copy
+        with the same bytes listed in the split), or None."""
+        import filecmp
+
+        try:
+            src = path.resolve()
+            for e in sp.entries:
+                p = Path(e.path)
+                if p.resolve() == src:
+                    return e.filename
+                if p.name.startswith(path.stem) and p.suffix.lower() == path.suffix.lower() and p.is_file():
+                    if p.stat().st_size == path.stat().st_size and filecmp.cmp(p, path, shallow=False):
+                        return e.filename
+        except OSError:
+            return None
+        return None
 
 
 # ------------------------------------------------------------------------------------------ filters

@@ -186,14 +186,16 @@ class Workspace:
         if sp is None:
             return None
         if sp.project is None:
-            for e in sp.entries:
-                if e.size is None:
-                    try:
-                        e.size = e.path.stat().st_size
-                    except OSError:
-                        e.size = -1
-            sp.project = Project(images=sp.entries, fmt="via2", path=sp.image_dir / PREFERRED_VIA_NAME)
+            sp.project = _new_project(sp)
         return sp.project
+
+    def push_to_split(self, cmd: edits.Command, sp: Split) -> None:
+        """Apply and record ``cmd``, which adds an image to ``sp``: an unlabeled split (a folder of photos) gets
+        its VIA file in the same undo step, as its first edit does (adding a dropped photo to it was refused)."""
+        if sp.project is None:
+            cmd = _InNewProject(cmd, sp, _new_project(sp))
+        self.history.push(cmd)
+        self._after(cmd)
 
     def push(self, cmd: edits.Command) -> None:
         """Apply and record an edit. ``EditError`` propagates (nothing changed). The first edit of an image of
@@ -386,6 +388,17 @@ def _copy_values(d: dict) -> dict:
     """``d`` with its list and dict values copied one level down: what edits change in place (vertex lists,
     checkbox options). A deep copy took 1.8 s for 50,000 regions, on the GUI thread before every check."""
     return {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in d.items()}
+
+
+def _new_project(sp: Split) -> Project:
+    """The VIA 2 file an unlabeled split gets (``via_region_data.json`` in its folder, written on save)."""
+    for e in sp.entries:
+        if e.size is None:
+            try:
+                e.size = e.path.stat().st_size
+            except OSError:
+                e.size = -1
+    return Project(images=sp.entries, fmt="via2", path=sp.image_dir / PREFERRED_VIA_NAME)
 
 
 class _InNewProject(edits.Command):

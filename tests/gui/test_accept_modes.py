@@ -305,3 +305,54 @@ def test_a_prediction_is_never_accepted_onto_another_image(qtbot, window, projec
         assert len(panel.accept_polygons("add")) >= 1 and b.regions
     finally:
         ml.shutdown()
+
+
+def _window_with_known_model(window, project, tmp_path):
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    ml.service._worker._loader = lambda path: ImageSizedPredictor()
+    ml.service._needs_tf = False
+    model = tmp_path / "known.keras"
+    with zipfile.ZipFile(model, "w") as zf:
+        zf.writestr("viaseg_meta.json", json.dumps({"threshold": 0.5}))
+    ml.service.set_model(model)
+    return ml
+
+
+def test_a_dropped_photo_goes_into_a_folder_of_photos_and_only_once(qtbot, tmp_path, project_factory, window):
+    """'Add photo to' offered a folder of photos (an unlabelled split) that Accept then refused, with its reason
+    replaced at once by "Could not add"; accepting the same photo twice copied it in twice (111-2.jpg)."""
+    import cv2
+
+    root = tmp_path / "ds"
+    project_factory(root / "train")
+    (root / "test").mkdir()
+    cv2.imwrite(str(root / "test" / "t.png"), np.zeros((90, 120, 3), np.uint8))
+    photo = tmp_path / "outside" / "new.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((90, 120, 3), 90, np.uint8))
+    ml = _window_with_known_model(window, root, tmp_path)
+    panel = ml.prediction
+    try:
+        with qtbot.waitSignal(ml.service.predicted, timeout=20000):
+            panel.open_photos([photo])
+        panel.split_combo.setCurrentText("test")
+        assert panel.split_combo.currentText() == "test"
+        assert panel.accept_polygons("add")
+        test = window.session.dataset.splits["test"]
+        assert test.project is not None and [e.filename for e in test.entries] == ["t.png", "new.png"]
+        assert "Added new.png to test" in panel.message.text()
+        # the same photo again: refused, and the panel says why
+        with qtbot.waitSignal(ml.service.predicted, timeout=20000):
+            panel.open_photos([photo])
+        assert panel.accept_polygons("add") == []
+        said = panel.message.text()
+        assert "Could not add new.png to split 'test': new.png is already in split 'test'" in said
+        assert sorted(p.name for p in (root / "test").iterdir()) == ["new.png", "t.png"]
+        window.undo()  # one step: the photo out, and the folder of photos without a VIA file again
+        assert test.project is None and [e.filename for e in test.entries] == ["t.png"]
+        assert not (root / "test" / "new.png").exists()
+    finally:
+        ml.shutdown()
