@@ -45,6 +45,17 @@ def _as_dataset(obj: Any):
     return obj
 
 
+def _nothing_annotated(obj: Any) -> bool:
+    """Whether a Dataset / Split / Project / list of entries holds no region at all (a folder of photos)."""
+    if hasattr(obj, "splits"):
+        entries = [e for sp in obj.splits.values() for e in sp.entries]
+    elif isinstance(obj, list):
+        entries = obj
+    else:
+        entries = list(getattr(obj, "entries", None) or getattr(obj, "images", None) or [])
+    return not any(getattr(e, "regions", None) for e in entries)
+
+
 def _entries_of(obj: Any, split_name: str, what: str) -> tuple[list[ImageEntry], str, Any]:
     """Training entries of ``obj`` and a description; also returns the Dataset (or None)."""
     obj = _as_dataset(obj)
@@ -96,12 +107,20 @@ def resolve_data(cfg) -> Data:
     that split as a further validation set (reported, never used to choose weights)."""
     if cfg.dataset is None:
         raise DatasetError("no dataset given")
-    train, train_src, ds = _entries_of(cfg.dataset, cfg.train_split, "the dataset")
+    main = _as_dataset(cfg.dataset)
+    if cfg.extra_train and _nothing_annotated(main):
+        # a project of photos not labelled yet, trained on other datasets only (what the app's advice says):
+        # the first extra dataset takes the dataset's place; its photos are what the model learns from
+        log.warning("the dataset has no annotated photos: training on the extra datasets alone")
+        main, extras = cfg.extra_train[0], list(cfg.extra_train[1:])
+    else:
+        extras = list(cfg.extra_train)
+    train, train_src, ds = _entries_of(main, cfg.train_split, "the dataset")
     sources = [0] * len(train)
     names = [train_src]
     more_val: list[tuple[str, list[ImageEntry]]] = []
     seen = {os.path.realpath(e.path) for e in train}
-    for k, extra in enumerate(cfg.extra_train, start=1):
+    for k, extra in enumerate(extras, start=1):
         more, src, extra_ds = _entries_of(extra, cfg.train_split, "extra training data")
         fresh = [e for e in more if os.path.realpath(e.path) not in seen]
         if len(fresh) < len(more):  # --extra naming the dataset itself doubled every photo, unsaid

@@ -1027,3 +1027,24 @@ def test_extra_data_that_repeats_the_dataset_trains_each_photo_once(tmp_path, ca
     assert len(every) == 4 and len({e.path.resolve() for e in every}) == 4
     said = [r.getMessage() for r in caplog.records if "already in the training data" in r.getMessage()]
     assert len(said) == 2 and "4 of its 4 photos" in said[0], said
+
+
+def test_a_project_of_unlabelled_photos_trains_on_the_extra_datasets(tmp_path, caplog):
+    """The app says "draw the damage on a few photos (or add an annotated dataset under Also train on)"; doing
+    the latter failed with "no annotated split to train on"."""
+    from viaseg.core.base.errors import DatasetError
+    from viaseg.core.ml.train_plumbing import resolve_data
+
+    photos = tmp_path / "photos"
+    make_images(photos, 3)  # photos only: no VIA file
+    for f in photos.glob("*.json"):
+        f.unlink()
+    other = _write_via_dataset(tmp_path / "other", 5)
+    cfg = preset("default", dataset=str(photos), extra_train=[str(other)])
+    with caplog.at_level("WARNING", logger="viaseg.train"):
+        data = resolve_data(cfg)
+    every = data.train + data.val
+    assert len(every) == 5 and all(str(e.path).startswith(str(other)) for e in every)
+    assert "no annotated photos" in caplog.text
+    with pytest.raises(DatasetError, match="no annotated split"):
+        resolve_data(preset("default", dataset=str(photos)))  # without extras: as before
