@@ -286,16 +286,25 @@ class SettingsMixin:
         path = str(path)
         try:
             ds = load_dataset(path)
-            n = sum(len(sp.entries) for sp in ds.splits.values() if sp.labeled)
+            annotated = [e for sp in ds.splits.values() if sp.labeled for e in sp.entries if e.regions]
+            missing = [e for e in annotated if not e.path.is_file()]
         except (ViasegError, OSError) as exc:
             self._set_message(f"Cannot also train on {path}: {exc}", error=True)
             return False
-        if n == 0:
+        if not annotated:
             self._set_message(f"Cannot also train on {path}: it has no annotated images.", error=True)
+            return False
+        if len(missing) == len(annotated):  # the run trained on none of them, and said so nowhere
+            self._set_message(
+                f"Cannot also train on {path}: none of its {len(annotated)} annotated photos is on disk (e.g. "
+                f"{missing[0].path}).",
+                error=True,
+            )
             return False
         if path not in self.extra_data:
             self.set_extra_data([*self.extra_data, path])
-        self._set_message(f"Also training on {path} ({n} annotated images).")
+        gone = f"; {len(missing)} of them are not on disk and are left out" if missing else ""
+        self._set_message(f"Also training on {path} ({len(annotated)} annotated images{gone}).")
         return True
 
     def set_extra_data(self, paths: list[str]) -> None:

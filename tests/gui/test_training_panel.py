@@ -410,3 +410,24 @@ def test_networks_averaged_train_one_after_another_and_show_as_one_run(qtbot, tm
         assert panel.start_improve()
     assert "cannot be fine-tuned" in (panel.last_error or ""), panel.last_error
     assert "member_0" in panel.last_error
+
+
+def test_also_train_on_a_file_whose_photos_are_not_on_disk_is_refused_or_counted(qtbot, tmp_path, project):
+    """A VIA file whose photos are elsewhere was taken as "(3 annotated images)" and the run trained on none of
+    them without a word."""
+    import json
+    import shutil
+
+    other = make_project(tmp_path / "other", n_train=4, n_val=0, size=40, seed=5)
+    via = next((other / "train").glob("*.json"))
+    moved = tmp_path / "alone" / "via_region_data.json"
+    moved.parent.mkdir()
+    shutil.copy(via, moved)  # the annotations without their photos
+    panel = make_panel(qtbot, tmp_path, project)
+    assert not panel.add_extra_data(moved)
+    said = panel.message.text()
+    assert "none of its 4 annotated photos is on disk" in said and panel.extra_data == []
+    photo = next(iter(json.loads(moved.read_text()).values()))["filename"]
+    shutil.copy(other / "train" / photo, moved.parent / photo)  # one of them there
+    assert panel.add_extra_data(moved)
+    assert "(4 annotated images; 3 of them are not on disk and are left out)" in panel.message.text()
