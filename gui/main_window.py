@@ -383,7 +383,8 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self.lbl_pos.setText("" if math.isnan(x) else f"x {int(x)}, y {int(y)}")
 
     def _on_view(self) -> None:
-        self.lbl_zoom.setText(f"{self.canvas.scale * 100:.0f} %")
+        pct = self.canvas.scale * 100
+        self.lbl_zoom.setText(f"{pct:.0f} %" if pct >= 10 else f"{pct:.2g} %")  # not "0 %" far out
         e = self.current_entry()
         if e is not None and self.canvas.needs_full_resolution():
             self.cache.request_full(str(e.path))

@@ -194,8 +194,9 @@ class AcceptMixin:
             if not ok:
                 raise OSError("PNG encoding failed")
             atomic_write(path, buf.tobytes(), backup=False)
-        except OSError as exc:
-            self._say(f"{path}: cannot write ({exc})", error=True)
+        except OSError as exc:  # its own words: OSError's text names the temporary file, not the one chosen
+            why = "its folder does not exist" if not path.parent.is_dir() else (exc.strerror or str(exc))
+            self._say(f"{path}: cannot write ({why})", error=True)
             return None
         self._say(f"Saved {path}")
         return path

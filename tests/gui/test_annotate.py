@@ -785,3 +785,14 @@ def test_pasting_regions_that_do_not_fit_the_photo_says_so(window, project, qtbo
     )
     window.paste_regions()
     assert msgs[-1] == ("pasted 1 region", False)
+
+
+def test_the_zoom_label_never_reads_zero(window, project):
+    """At the smallest zoom the status bar said "0 %"."""
+    window.open_path(project)
+    window.canvas.zoom_to(0.004)
+    window._on_view()
+    assert window.lbl_zoom.text() == f"{window.canvas.scale * 100:.2g} %" != "0 %"
+    window.canvas.zoom_to(2.0)
+    window._on_view()
+    assert window.lbl_zoom.text() == "200 %"

@@ -324,6 +324,9 @@ def test_export_mask_full_size(qtbot, setup, tmp_path):
     m = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert m.shape == (48, 48) and set(np.unique(m)) <= {0, 255}
     assert panel.export_overlay(tmp_path / "o.png").is_file()
+    gone = tmp_path / "no-such-folder" / "m.png"  # the message named a temporary file ".m.png.j4bc.tmp"
+    assert panel.export_mask(gone) is None
+    assert panel.message.text() == f"{gone}: cannot write (its folder does not exist)"
 
 
 # ------------------------------------------------------------------------- wired into the real main window
