@@ -335,6 +335,13 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self.session.push(edits.AddRegions(e, regions))
         self.canvas.select(len(e.regions) - 1)
         text = f"pasted {len(regions)} region{'s' if len(regions) != 1 else ''}"
+        flawed = _shape_issues(regions)
+        if flawed:  # pasted JSON from elsewhere: a 2-point polygon or an unknown shape shows as nothing
+            k, message = flawed[0]
+            self.canvas.select(e.regions.index(regions[k]))
+            more = f" (and {len(flawed) - 1} more)" if len(flawed) > 1 else ""
+            self.notify(f"{text}; pasted region {k + 1}: {message}{more}; Ctrl+Z takes the paste back", True)
+            return
         outside = self._outside_photo(regions)
         if outside:
             w, h = self.canvas.img_size
@@ -388,3 +395,11 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         e = self.current_entry()
         if e is not None and self.canvas.needs_full_resolution():
             self.cache.request_full(str(e.path))
+
+
+def _shape_issues(regions) -> list[tuple[int, str]]:
+    """``(index, message)`` of the regions whose shape the checks find degenerate or unsupported."""
+    from viaseg.core.checks.check_geometry import analyze_shapes
+
+    _boxes, issues = analyze_shapes([r.shape for r in regions])
+    return [(i, found[0].message) for i, found in sorted(issues.items()) if found]

@@ -796,3 +796,27 @@ def test_the_zoom_label_never_reads_zero(window, project):
     window.canvas.zoom_to(2.0)
     window._on_view()
     assert window.lbl_zoom.text() == "200 %"
+
+
+def test_pasted_regions_that_show_as_nothing_are_named(window, project):
+    """A 2-point polygon or an unknown shape pasted from elsewhere was added as an invisible region with
+    "pasted 1 region"."""
+    from PySide6.QtWidgets import QApplication
+
+    window.open_path(project)
+    window.show_row(1)
+    b = window.canvas.entry
+    msgs = []
+    window.notify = lambda text, error=False: msgs.append((text, error))
+    two_points = {"name": "polygon", "all_points_x": [1, 9], "all_points_y": [1, 9]}
+    for shape, words in ((two_points, "has 2 distinct point"), ({"name": "hexagon", "x": 1}, "hexagon")):
+        rect = {"name": "rect", "x": 5, "y": 6, "width": 7, "height": 8}
+        QApplication.clipboard().setText(json.dumps([{"shape_attributes": s} for s in (rect, shape)]))
+        n = len(b.regions)
+        window.paste_regions()
+        text, error = msgs[-1]
+        assert len(b.regions) == n + 2 and error and "pasted region 2:" in text and "Ctrl+Z" in text, text
+        assert words in text.lower(), text
+        assert window.canvas.selected_region() is b.regions[-1]
+        window.undo()
+        assert len(b.regions) == n
