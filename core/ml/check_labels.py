@@ -277,6 +277,15 @@ def read_results(path: str | Path) -> CheckResults:
     from .crossval import read_json
 
     p, data = read_json(path)
+    try:
+        return _results_of(p, data, rank)
+    except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign file: named, with what broke
+        if str(exc).startswith(str(p)):
+            raise
+        raise ValueError(f"{p}: not a readable check result ({type(exc).__name__}: {exc})") from None
+
+
+def _results_of(p: Path, data: dict, rank) -> CheckResults:
     images = []
     for row in data["per_image"]:
         try:

@@ -209,6 +209,19 @@ def test_results_are_read_worst_first_with_clear_errors(tmp_path):
         read_results(bad)
     with pytest.raises(ValueError, match="cannot read"):
         read_results(tmp_path / "nothing.json")
+    # hand-edited numbers: the file is named (it was "invalid literal for int()" alone)
+    for broken in (
+        {"folds": "abc", "per_image": rows},
+        {
+            "folds": 2,
+            "per_image": [
+                {**rows[2], "disagreements": [{"kind": "missed", "area": "big", "bbox": [0, 0, 9, 10]}]}
+            ],
+        },
+    ):
+        bad.write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=f"{bad}: not a readable check result"):
+            read_results(bad)
     # results that carry the label-error score are ordered by it, highest first, whatever the Dice
     for row, score in zip(rows, (0.9, 0.1, 0.5), strict=True):
         row["review_score"] = score
