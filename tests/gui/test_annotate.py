@@ -820,3 +820,27 @@ def test_pasted_regions_that_show_as_nothing_are_named(window, project):
         assert window.canvas.selected_region() is b.regions[-1]
         window.undo()
         assert len(b.regions) == n
+
+
+def test_editing_shortcuts_stay_in_the_search_box_while_typing(window, project, qtbot):
+    """Typing in the image search box and pressing Ctrl+D duplicated the selected region; Ctrl+Shift+Delete
+    took the shown image out of its split."""
+    window.open_path(project)
+    window.show()
+    window.show_row(0)
+    window.canvas.select(0)
+    entry = window.current_entry()
+    n = len(entry.regions)
+    search = window.image_list.search
+    search.setFocus()
+    qtbot.waitUntil(search.hasFocus, timeout=2000)
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(search, Qt.Key.Key_D, ctrl)
+    qtbot.keyClick(search, Qt.Key.Key_Delete, ctrl | shift)
+    qtbot.keyClick(search, Qt.Key.Key_N, ctrl)
+    assert len(entry.regions) == n and len(window.session.rows) == 2 and window.canvas.drawing is None
+    assert not window.session.is_dirty()
+    window.canvas.setFocus()  # on the canvas the same keys act as before
+    qtbot.waitUntil(window.canvas.hasFocus, timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D, ctrl)
+    assert len(entry.regions) == n + 1

@@ -1,0 +1,38 @@
+"""While a text field has the keyboard focus, the window's editing shortcuts that a text field does not use
+(Ctrl+D duplicate region, Ctrl+N new polygon, Ctrl+Shift+C copy all regions, Ctrl+Shift+Delete remove the
+image) stay with the field: typing in the image search box and pressing Ctrl+D duplicated a region, and
+Ctrl+Shift+Delete took the image out of its split."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit
+
+KEPT_BY_TEXT_FIELDS = frozenset(
+    QKeySequence(k)[0].toCombined() for k in ("Ctrl+D", "Ctrl+N", "Ctrl+Shift+C", "Ctrl+Shift+Delete")
+)
+TEXT_FIELDS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
+
+
+class TextFieldKeys(QObject):
+    """An application event filter: a ShortcutOverride of :data:`KEPT_BY_TEXT_FIELDS` sent to a text field is
+    accepted, so Qt gives the key to the field (which ignores it) instead of firing the window's action."""
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if ev.type() == QEvent.Type.ShortcutOverride and isinstance(obj, TEXT_FIELDS):
+            combo = ev.keyCombination().toCombined()  # type: ignore[attr-defined]
+            if combo in KEPT_BY_TEXT_FIELDS:
+                ev.accept()
+        return False
+
+
+def keep_editing_keys_in_text_fields(parent: QObject) -> TextFieldKeys:
+    """Install the filter on the application for as long as ``parent`` lives."""
+    from PySide6.QtWidgets import QApplication
+
+    f = TextFieldKeys(parent)
+    app = QApplication.instance()
+    if app is not None:
+        app.installEventFilter(f)
+    return f
