@@ -301,6 +301,7 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         self.probs = self._probs_disp = self._truth_disp = self._truth_full = None
         self.dice = None
         self.dice_label.setText("")
+        self.vertex_hint.setText("")  # it counted the old prediction's polygons
         self._job_one = None
         self._set_overlay(None)
         self._update_buttons()

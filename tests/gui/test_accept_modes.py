@@ -287,9 +287,11 @@ def test_a_prediction_is_never_accepted_onto_another_image(qtbot, window, projec
         with qtbot.waitSignal(ml.service.predicted, timeout=20000):
             ml.act_predict.trigger()
         assert panel.probs is not None and panel.accept_btn.isEnabled()
+        qtbot.waitUntil(lambda: panel.vertex_hint.text() != "", timeout=5000)
         window.step(1)  # b.png, no regions
         b = window.current_entry()
         assert b.filename == "b.png" and panel.probs is None and not panel.accept_btn.isEnabled()
+        assert panel.vertex_hint.text() == ""  # it counted a.png's polygons
         assert "a.png is put aside" in panel.message.text()
         assert panel.accept_polygons("add") == [] and b.regions == []
         # a prediction still running when the user moves on is not shown under the next image
