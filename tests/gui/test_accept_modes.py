@@ -222,20 +222,27 @@ class ImageSizedPredictor:
         return p
 
 
-def test_window_replace_and_merge_are_undoable_and_saved(qtbot, window, project, tmp_path):
-    """The main window's host: Replace then undo, Merge then save; the saved file has the merged outline with
-    the region's attributes and the untouched regions as they were."""
+def _window_with_known_model(window, project, tmp_path):
+    """The window on ``project`` with the ML docks, its active model a stand-in (ImageSizedPredictor, no
+    TensorFlow): the MLWiring."""
     from viaseg.gui.ml_wiring import install
 
     assert window.open_path(project)
     ml = getattr(window, "ml", None) or install(window)
-    ml.service._worker._loader = lambda path: ImageSizedPredictor()  # no TensorFlow: a known map
+    ml.service._worker._loader = lambda path: ImageSizedPredictor()
     ml.service._needs_tf = False
     model = tmp_path / "known.keras"
     with zipfile.ZipFile(model, "w") as zf:
         zf.writestr("viaseg_meta.json", json.dumps({"threshold": 0.5}))
+    ml.service.set_model(model)
+    return ml
+
+
+def test_window_replace_and_merge_are_undoable_and_saved(qtbot, window, project, tmp_path):
+    """The main window's host: Replace then undo, Merge then save; the saved file has the merged outline with
+    the region's attributes and the untouched regions as they were."""
+    ml = _window_with_known_model(window, project, tmp_path)
     try:
-        ml.service.set_model(model)
         window.show_row(0)  # a.png: polygon x 20..80 y 20..60 ("dent") and a rect at (90, 65) ("scratch")
         entry = window.current_entry()
         original = list(entry.regions)
@@ -271,18 +278,9 @@ def test_a_prediction_is_never_accepted_onto_another_image(qtbot, window, projec
     """P on a.png, then D to b.png, then Accept: a.png's prediction was added to b.png (the panel only looked
     at which image was shown when it redrew); a prediction arriving after the user moved on said "Predicted
     a.png" under b.png."""
-    from viaseg.gui.ml_wiring import install
-
-    assert window.open_path(project)
-    ml = getattr(window, "ml", None) or install(window)
-    ml.service._worker._loader = lambda path: ImageSizedPredictor()
-    ml.service._needs_tf = False
-    model = tmp_path / "known.keras"
-    with zipfile.ZipFile(model, "w") as zf:
-        zf.writestr("viaseg_meta.json", json.dumps({"threshold": 0.5}))
+    ml = _window_with_known_model(window, project, tmp_path)
     panel = ml.prediction
     try:
-        ml.service.set_model(model)
         window.show_row(0)
         with qtbot.waitSignal(ml.service.predicted, timeout=20000):
             ml.act_predict.trigger()
@@ -307,20 +305,6 @@ def test_a_prediction_is_never_accepted_onto_another_image(qtbot, window, projec
         assert len(panel.accept_polygons("add")) >= 1 and b.regions
     finally:
         ml.shutdown()
-
-
-def _window_with_known_model(window, project, tmp_path):
-    from viaseg.gui.ml_wiring import install
-
-    assert window.open_path(project)
-    ml = getattr(window, "ml", None) or install(window)
-    ml.service._worker._loader = lambda path: ImageSizedPredictor()
-    ml.service._needs_tf = False
-    model = tmp_path / "known.keras"
-    with zipfile.ZipFile(model, "w") as zf:
-        zf.writestr("viaseg_meta.json", json.dumps({"threshold": 0.5}))
-    ml.service.set_model(model)
-    return ml
 
 
 def test_a_dropped_photo_goes_into_a_folder_of_photos_and_only_once(qtbot, tmp_path, project_factory, window):

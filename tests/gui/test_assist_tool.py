@@ -136,15 +136,19 @@ def test_a_click_on_background_without_a_map_says_so_and_adds_nothing(qtbot, win
     assert tool.accept() is None and len(entry.regions) == n
 
 
-def test_detail_control_changes_the_vertex_count_and_undoes(qtbot, window, tmp_path):
+def _accepted_ai_region(window, tmp_path):
+    """The window with one AI region accepted on its photo's ellipse (a map of the ellipse): (ml, region)."""
     ml = _open(window, tmp_path, size=200)
     tool = ml.assist
-    entry = window.current_entry()
-    gt, (cx, cy) = _ellipse_of(entry)
+    gt, (cx, cy) = _ellipse_of(window.current_entry())
     tool.set_active(True)
     tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
     tool.add_click(cx, cy)
-    region = tool.accept()
+    return ml, tool.accept()
+
+
+def test_detail_control_changes_the_vertex_count_and_undoes(qtbot, window, tmp_path):
+    ml, region = _accepted_ai_region(window, tmp_path)
     assert region is not None and window.canvas.selected_region() is region
     assert ml.detail_slider.isEnabled()
     n0 = len(region.shape["all_points_x"])
@@ -168,14 +172,8 @@ def test_detail_never_undoes_a_move_made_after_the_region_was_accepted(qtbot, wi
     so the move was undone without a word. A region changed by hand keeps its shape and the key says why."""
     from viaseg.core.annotation import edits
 
-    ml = _open(window, tmp_path, size=200)
-    tool = ml.assist
+    ml, region = _accepted_ai_region(window, tmp_path)
     entry = window.current_entry()
-    gt, (cx, cy) = _ellipse_of(entry)
-    tool.set_active(True)
-    tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
-    tool.add_click(cx, cy)
-    region = tool.accept()
     assert region is not None and ml.detail_slider.isEnabled()
     window.session.push(edits.SetShape(region, edits.translated(region.shape, 30, 0), entry))  # a move
     moved = (list(region.shape["all_points_x"]), list(region.shape["all_points_y"]))
