@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 from viaseg.core.annotation import edits
 from viaseg.core.annotation.project import ImageEntry, Region
 
+from .text_keys import keep_editing_keys
+
 ATTRIBUTE_TYPES = ("text", "dropdown", "radio", "checkbox")  # what "+ attribute" offers (VIA 2 types)
 
 
@@ -184,6 +186,7 @@ class AttributesPanel(QWidget):
                 b.toggled.connect(lambda on, n=name, o=opt: self._toggle(scope, n, o, on))
             return holder
         w = QLineEdit(_value_text(value))
+        keep_editing_keys(w)
         w.editingFinished.connect(lambda n=name, w=w: self._text_done(scope, n, w))
         return w
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from viaseg.core.annotation.project import natural_sort_key
 
 from .session import Session
+from .text_keys import keep_editing_keys
 
 COL_STATUS, COL_SPLIT, COL_NAME, COL_REGIONS, COL_EXTRA = range(5)
 FILTERS = ("all", "annotated", "unannotated", "problems", "edited")
@@ -156,6 +157,7 @@ class ImageList(QWidget):
         self.proxy.setSourceModel(self.model)
         self.filter = QComboBox()
         self.search = QLineEdit()
+        keep_editing_keys(self.search)  # Ctrl+D while typing here duplicated a region
         self.search.setPlaceholderText("search file name…")
         self.search.setClearButtonEnabled(True)
         self.view = QTableView()

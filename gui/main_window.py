@@ -28,7 +28,6 @@ from .main_window_files import CANNOT_SHOW, DECODE_CHECK_LIMIT, VIA_SUFFIXES, Fi
 from .problem_links import ProblemLinks
 from .problems_panel import ProblemsPanel
 from .session import Session
-from .text_keys import keep_editing_keys_in_text_fields
 
 log = logging.getLogger(__name__)
 REGIONS_MIME = "application/x-viaseg-regions+json"  # the clipboard's own copy of VIA region JSON
@@ -83,7 +82,6 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self._timers()
         self._connect()
         actions.install(self)
-        self.text_keys = keep_editing_keys_in_text_fields(self)  # Ctrl+D in the search box edits no region
         self._update_title()
 
     # ------------------------------------------------------------------------------------------- layout

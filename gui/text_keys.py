@@ -27,12 +27,17 @@ class TextFieldKeys(QObject):
         return False
 
 
-def keep_editing_keys_in_text_fields(parent: QObject) -> TextFieldKeys:
-    """Install the filter on the application for as long as ``parent`` lives."""
-    from PySide6.QtWidgets import QApplication
+def keep_editing_keys(*fields: QObject) -> None:
+    """Give each text field the filter (one shared per thread; per field, not on the whole application, where
+    Python would see every event of the app)."""
+    for w in fields:
+        w.installEventFilter(_shared())
 
-    f = TextFieldKeys(parent)
-    app = QApplication.instance()
-    if app is not None:
-        app.installEventFilter(f)
-    return f
+
+_FILTER: list[TextFieldKeys] = []
+
+
+def _shared() -> TextFieldKeys:
+    if not _FILTER:
+        _FILTER.append(TextFieldKeys())
+    return _FILTER[0]

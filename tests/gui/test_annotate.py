@@ -844,3 +844,19 @@ def test_editing_shortcuts_stay_in_the_search_box_while_typing(window, project, 
     qtbot.waitUntil(window.canvas.hasFocus, timeout=2000)
     qtbot.keyClick(window.canvas, Qt.Key.Key_D, ctrl)
     assert len(entry.regions) == n + 1
+
+
+def test_editing_shortcuts_stay_in_an_attribute_field_too(window, project, qtbot):
+    from PySide6.QtWidgets import QLineEdit
+
+    window.open_path(project)
+    window.show()
+    window.canvas.select(0)
+    entry = window.current_entry()
+    n = len(entry.regions)
+    field = window.attributes.widgets[("region", "damage")]
+    assert isinstance(field, QLineEdit)
+    field.setFocus()
+    qtbot.waitUntil(field.hasFocus, timeout=2000)
+    qtbot.keyClick(field, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert len(entry.regions) == n
