@@ -122,7 +122,12 @@ def resolve_data(cfg) -> Data:
     seen = {os.path.realpath(e.path) for e in train}
     for k, extra in enumerate(extras, start=1):
         more, src, extra_ds = _entries_of(extra, cfg.train_split, "extra training data")
-        fresh = [e for e in more if os.path.realpath(e.path) not in seen]
+        if not isinstance(
+            extra, (str, Path)
+        ):  # entries in memory: copies on purpose (Improve model's weight)
+            fresh = more
+        else:
+            fresh = [e for e in more if os.path.realpath(e.path) not in seen]
         if len(fresh) < len(more):  # --extra naming the dataset itself doubled every photo, unsaid
             log.warning(
                 "extra training data %s: %d of its %d photos are already in the training data; each trains once",

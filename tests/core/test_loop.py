@@ -228,6 +228,11 @@ def test_improve_job_fine_tunes_records_and_judges_against_the_old_model(tmp_pat
     assert set(p.changed) | {e.filename for e in p.held_out} == {edited.filename} | {e.filename for e in more}
     assert p.fair and all(e.filename in {m.filename for m in more} for e in p.held_out)
     assert len(tcfg.extra_train) == 2 and all(len(x) == len(p.changed) for x in tcfg.extra_train)
+    from viaseg.core.ml.train_plumbing import resolve_data
+
+    trains = resolve_data(tcfg).train  # the copies are the weight: the extra data's de-duplication keeps them
+    for name in p.changed:
+        assert sum(e.filename == name for e in trains) == 3, name
 
     out = job.run()
     assert out.ok, out.error
