@@ -71,6 +71,12 @@ class ClickNetWiring:
             )
         return True
 
+    def tuning(self) -> str:
+        """The Training panel's refusal while the click network is being fine-tuned ("" when it is not)."""
+        if self.job is not None and self.job.isRunning():
+            return "The click network is being fine-tuned (Model menu); train when it has finished."
+        return ""
+
     def fine_tune(self, minutes: float | None = None, steps: int | None = None, mode: str = "process"):
         """Model ▸ Fine-tune the click network: ``minutes`` of training (asked when None) on every annotated
         photo of the project, in the training process; the weights then go in use. Again while it runs: stop
@@ -87,6 +93,11 @@ class ClickNetWiring:
             return None
         if self.ml.training.is_running():
             w.notify("Click network: a training is running; fine-tune the click network when it ends.", True)
+            return None
+        if self.ml.label_check.is_running():  # two trainings at once: twice the load and the memory
+            w.notify(
+                "Click network: a label check is running; fine-tune the click network when it ends.", True
+            )
             return None
         try:
             data = self.ml.training_data()

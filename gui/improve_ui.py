@@ -119,8 +119,7 @@ class ImproveMixin:
     def start_improve(self) -> bool:
         """*Improve model*: fine-tune the active model for the chosen budget on the current annotations, then
         keep whichever of the two scores better on held-out photos (see ``core.loop``)."""
-        if self.thread is not None:
-            self._set_message("A training run is already in progress; stop it first.", error=True)
+        if self._refuse_if_busy():
             return False
         if not self.active_model or not Path(self.active_model).is_file():
             self._fail("Cannot improve: no active model (train one, or make a run active in the Runs tab).")

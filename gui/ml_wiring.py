@@ -80,6 +80,7 @@ class MLWiring:
         self.close_guard = _CloseGuard(self)
         w.installEventFilter(self.close_guard)
         self.label_check = install_label_check(self)  # the Check labels dock and its Model menu entry
+        self.training.other_jobs += [self._label_check_running, self.clicknet_ui.tuning]
         self.training.model_activated.connect(self._on_model_activated)
         self.training.training_started.connect(lambda: self.act_stop.setEnabled(True))
         self.training.training_finished.connect(lambda _r: self.act_stop.setEnabled(False))
@@ -284,6 +285,11 @@ class MLWiring:
         self.prediction.refresh_splits()
         self.prediction.set_target(None)
         self.window.image_list.set_extra_column(None)
+
+    def _label_check_running(self) -> str:
+        if self.label_check.is_running():
+            return "A label check is running (Check labels); train when it has finished, or stop it."
+        return ""
 
     def _tensorflow_loading(self) -> None:
         self.window.notify("Loading TensorFlow (once per session)…")

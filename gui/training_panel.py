@@ -72,6 +72,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         train_mode: str = "process",
     ):
         super().__init__(parent)
+        self.other_jobs: list[Callable[[], str]] = []  # see busy_elsewhere
         self.train_mode = train_mode  # "process": TF runs in a spawned process (see train_child); "thread"
         self.data_provider = data_provider
         self.config_overrides = dict(config_overrides or {})
@@ -178,11 +179,26 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
     def is_running(self) -> bool:
         return self.thread is not None and self.thread.isRunning()
 
+    def busy_elsewhere(self) -> str:
+        """Why another training job of the app (a label check, the click network's fine-tuning) keeps this one
+        from starting, or "": two trainings at once doubled the CPU load and the memory. ``other_jobs`` holds
+        one function per job, each returning its sentence when it runs."""
+        return next((why for why in (job() for job in self.other_jobs) if why), "")
+
+    def _refuse_if_busy(self) -> bool:
+        if self.thread is not None:
+            self._set_message("A training run is already in progress; stop it first.", error=True)
+            return True
+        why = self.busy_elsewhere()
+        if why:
+            self._set_message(why, error=True)
+            return True
+        return False
+
     @Slot()
     def start(self) -> bool:
         """Start a run in the background; False (with a message) when one is running or set-up fails."""
-        if self.thread is not None:
-            self._set_message("A training run is already in progress; stop it first.", error=True)
+        if self._refuse_if_busy():
             return False
         try:
             data = self._data()

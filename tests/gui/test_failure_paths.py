@@ -359,3 +359,27 @@ def test_the_restore_question_names_each_split_and_a_file_saved_since(window, pr
     assert w2.open_path(project)
     assert f"({project.parent.name}/{project.name})" in asked[0]
     assert "changed on disk after these edits were journaled" in asked[0]
+
+
+def test_no_training_starts_while_a_label_check_or_a_click_network_fine_tune_runs(window, project):
+    """Start training (or Improve model) while Check labels or the click network's fine-tuning ran started a
+    second training process: twice the CPU load and the memory. The reverse was refused already."""
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    try:
+        tp = ml.training
+        started = []
+        tp._launch = lambda *a, **k: started.append(a) or True  # would start the process
+        ml.label_check.is_running = lambda: True
+        assert not tp.start() and "label check is running" in tp.message.text()
+        tp.active_model = __file__  # any existing file: Improve gets as far as the check
+        assert not tp.start_improve() and "label check is running" in tp.message.text()
+        ml.label_check.is_running = lambda: False
+        ml.clicknet_ui.job = types.SimpleNamespace(isRunning=lambda: True)
+        assert not tp.start() and "click network is being fine-tuned" in tp.message.text()
+        ml.clicknet_ui.job = None
+        assert tp.start() and len(started) == 1  # nothing else running: it starts
+    finally:
+        ml.shutdown()
