@@ -289,13 +289,23 @@ class PredictAllMixin:
             # the photo's own prediction answers next: its message keeps this one (prediction_panel)
             self._next_note = (Path(entry.path).resolve(), text)
             return entry
-        if self._all_doubt or not any(not e.regions for e in entries.values()):
+        split = self.all_split.currentText()
+        unlabelled = [k for k, e in entries.items() if not e.regions]
+        if not unlabelled:
             self._say(
-                f"Every image of {self.all_split.currentText()!r} has regions: nothing left to label there. "
+                f"Every image of {split!r} has regions: nothing left to label there. "
                 "Choose an unlabelled split (Predict all on ▸ split).",
                 error=True,
             )
             return None
+        if any(k in entries for k in order):  # ordered, and what is left could not be (unreadable photos)
+            self._say(
+                f"The {len(unlabelled)} unlabelled image(s) of {split!r} left could not be ordered (they could not "
+                "be predicted: see Predict all's message).",
+                error=True,
+            )
+            return None
+        # no order of this split yet (an order of another split said "every image has regions" here before)
         if self.predict_all():
             self._next_after_all = True
         return None

@@ -389,3 +389,32 @@ def test_ordering_dropped_photos_keeps_the_list_and_shows_no_photo_on_the_way(qt
         assert names[0] == "d_ambiguous.png"  # the unreadable one stays listed (Predict all named it)
     finally:
         service.shutdown()
+
+
+def test_L_on_another_unlabelled_split_orders_that_split_instead_of_saying_it_is_labelled(qtbot, tmp_path):
+    """With an order of 'test', L on 'val' (three photos, none labelled) said "Every image of 'val' has regions"
+    and opened nothing."""
+    root = tmp_path / "proj"
+    for split, names in (("test", ("t1.png", "t2.png")), ("val", ("v1.png", "v2.png", "v3.png"))):
+        (root / split).mkdir(parents=True)
+        for i, name in enumerate(names):
+            cv2.imwrite(str(root / split / name), np.full((40, 40, 3), 60 + 40 * i, np.uint8))
+    dataset = load_dataset(str(root))
+    host = NextHost(dataset)
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(service.model_changed, timeout=30000):
+        service.set_model(make_model(tmp_path / "m.keras"))
+    panel.refresh_splits()
+    try:
+        panel.all_split.setCurrentText("test")
+        panel.next_to_label()
+        qtbot.waitUntil(lambda: bool(host.opened), timeout=30000)
+        assert host.opened[-1].startswith("t")
+        panel.all_split.setCurrentText("val")
+        panel.next_to_label()
+        qtbot.waitUntil(lambda: host.opened[-1].startswith("v"), timeout=30000)
+        assert "has regions" not in panel.message.text()
+    finally:
+        service.shutdown()
