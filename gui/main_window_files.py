@@ -32,6 +32,7 @@ class FileFlowsMixin:
     """``MainWindow``'s open / save / close / drop flows."""
 
     _told_unjournaled: Path | None = None  # the project told that its imported edits are not journaled
+    save_question_answered = False  # the close's save question was asked already (the training question's)
 
     # ----------------------------------------------------------------------------------------- opening
     def open_path(self, path: str | Path, restore: bool | None = None) -> bool:
@@ -254,7 +255,8 @@ class FileFlowsMixin:
             )
 
     def closeEvent(self, ev) -> None:
-        if self.maybe_save():
+        answered, self.save_question_answered = self.save_question_answered, False
+        if answered or self.maybe_save():
             self.journal_timer.stop()
             if not self.session.is_dirty():
                 self.session.discard_journal()

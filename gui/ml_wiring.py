@@ -324,6 +324,10 @@ class MLWiring:
         )
         if ans != QMessageBox.StandardButton.Yes:
             return False
+        # the project's save question before the run is stopped: a Cancel there stopped the run all the same
+        if not self.window.maybe_save():
+            return False
+        self.window.save_question_answered = True  # closeEvent does not ask it again (Discard stays dirty)
         self.training.stop_and_wait()
         return True
 

@@ -264,7 +264,8 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         th.stop()
         ok = th.wait(timeout_ms)
         if ok:
-            if th.terminal is not None:  # its queued events will not be delivered to us any more
+            if th.terminal is not None:  # handled now; its queued copy is ignored if it still arrives
+                self._terminal_handled = th.terminal
                 self._handle(th.terminal)
             self._on_thread_finished()
         return ok

@@ -29,6 +29,8 @@ class RunProgressMixin:
         sender = self.sender()
         if sender is not None and sender is not self.thread:
             return  # a late event of a run already wound up (stop_and_wait)
+        if ev is getattr(self, "_terminal_handled", None):
+            return  # stop_and_wait handled it; delivered again once its thread was gone (sender None)
         self._handle(ev)
 
     def _handle(self, ev: Any) -> None:

@@ -383,3 +383,33 @@ def test_no_training_starts_while_a_label_check_or_a_click_network_fine_tune_run
         assert tp.start() and len(started) == 1  # nothing else running: it starts
     finally:
         ml.shutdown()
+
+
+def test_closing_while_training_asks_about_unsaved_edits_before_it_stops_the_run(window, project):
+    """Close, Yes to "Stop it and close?", Cancel to "Save the changes?": the window stayed open but the run
+    had been stopped already. Now the save question comes first, and is asked once."""
+    from viaseg.gui.ml_wiring import install
+
+    assert window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    stopped = []
+    ml.training.is_running = lambda: True
+    ml.training.stop_and_wait = lambda *a: stopped.append(1) or True
+    window.canvas.select(0)
+    assert window.canvas.delete_selected_region()
+    b = QMessageBox.StandardButton
+    asked = []
+
+    def ask(answers):
+        return lambda title, text, buttons: asked.append(title) or answers[title]
+
+    window.ask = ask({"Training in progress": b.Yes, "Unsaved changes": b.Cancel})
+    window.show()
+    assert not window.close()
+    assert stopped == [] and asked == ["Training in progress", "Unsaved changes"] and window.isVisible()
+    asked.clear()
+    window.ask = ask({"Training in progress": b.Yes, "Unsaved changes": b.Discard})
+    assert window.close()
+    assert stopped == [1] and asked == ["Training in progress", "Unsaved changes"]  # asked once
+    ml.training.is_running = lambda: False
+    ml.shutdown()
