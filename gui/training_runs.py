@@ -81,9 +81,18 @@ class RunsTabMixin:
             self.set_runs_root(d)
 
     # -------------------------------------------------------------------------------------------- runs
-    def set_active_model(self, path: str, announce: bool = True) -> None:
+    def set_active_model(self, path: str, announce: bool = True) -> bool:
         """Make ``path`` the active model (announced through ``model_activated`` unless ``announce`` is
-        false, e.g. when restoring the last session's)."""
+        false, e.g. when restoring the last session's); False, with a message, for a file that is no model (a
+        truncated one was marked active here and saved for the next session while prediction kept the old)."""
+        from viaseg.core.base.errors import ModelError
+        from viaseg.core.ml.modelio import read_meta
+
+        try:
+            read_meta(path)
+        except ModelError as exc:
+            self._set_message(f"Not made active: {exc}", error=True)
+            return False
         self.active_model = str(path)
         self.start_from_active.setEnabled(True)
         if self.thread is None:
@@ -92,6 +101,7 @@ class RunsTabMixin:
         if announce:
             self.model_activated.emit(self.active_model)
         self._mark_active()
+        return True
 
     @Slot()
     def refresh_runs(self) -> None:

@@ -116,6 +116,10 @@ def test_a_bad_model_file_made_active_is_a_message_and_the_app_keeps_working(
             zf.writestr("viaseg_meta.json", json.dumps({"input_size": 32, "threshold": 0.5}))
     failed = []
     ml.service.model_failed.connect(lambda path, msg: failed.append((path, msg)))
+    if kind == "not a zip":  # refused before anything loads: it was marked active and saved for next time
+        assert not ml.training.set_active_model(str(bad))  # Training ▸ Runs ▸ Make active
+        assert ml.training.active_model != str(bad) and "broken.keras" in ml.training.message.text()
+        return
     ml.training.set_active_model(str(bad))  # Training ▸ Runs ▸ Make active, or a settings file
     qtbot.waitUntil(lambda: bool(failed), timeout=60000)
     assert failed[0][0] == str(bad) and "broken.keras" in failed[0][1]

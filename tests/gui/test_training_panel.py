@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,11 @@ def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
     panel.start_from_active.setChecked(True)
     assert build_config(panel.settings(), None, tmp_path / "runs").init_from is None
     model = tmp_path / "runs" / "20260101-000000-default" / "model.keras"
+    other = tmp_path / "other.keras"
+    for path in (model, other):  # model files as far as their metadata goes (no network is loaded here)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("viaseg_meta.json", "{}")
     with qtbot.waitSignal(panel.model_activated):
         panel.set_active_model(str(model))
     assert panel.start_from_active.isEnabled() and "20260101-000000-default" in panel.start_from_active.text()
@@ -156,11 +162,15 @@ def test_start_from_the_active_model_reaches_the_config(qtbot, tmp_path):
     assert build_config(panel.settings(), None, tmp_path / "runs").init_from is None
     # restoring the last session's model does not announce it again
     with qtbot.assertNotEmitted(panel.model_activated):
-        panel.set_active_model(str(tmp_path / "other.keras"), announce=False)
-    assert (
-        panel.active_model == str(tmp_path / "other.keras")
-        and "other.keras" in panel.start_from_active.text()
-    )
+        panel.set_active_model(str(other), announce=False)
+    assert panel.active_model == str(other) and "other.keras" in panel.start_from_active.text()
+    # a file that is no model (cut short) is not made active: said, and the active one stays
+    broken = tmp_path / "runs" / "cut" / "model.keras"
+    broken.parent.mkdir()
+    broken.write_bytes(b"PK\x03\x04 cut short")
+    with qtbot.assertNotEmitted(panel.model_activated):
+        assert not panel.set_active_model(str(broken))
+    assert panel.active_model == str(other) and "Not made active" in panel.message.text()
 
 
 def test_time_limit_field_reaches_the_config(qtbot, tmp_path):
