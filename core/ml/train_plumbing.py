@@ -161,12 +161,18 @@ def resolve_data(cfg) -> Data:
     if own_val is not None:
         return Data(train, own_val, train_src, f"split {cfg.val_split!r}", sources, names, more_val)
     # no validation split: a seeded split by image of the *annotated* training data
-    tr, va = split_entries(list(zip(train, sources, strict=True)), cfg.val_fraction, cfg.seed)
+    va: list[tuple[ImageEntry, int]]
+    if cfg.val_fraction <= 0:  # asked for none (it held out one photo all the same, and said 0%)
+        tr, va = list(zip(train, sources, strict=True)), []
+    else:
+        tr, va = split_entries(list(zip(train, sources, strict=True)), cfg.val_fraction, cfg.seed)
     if not any(e.regions for e, _ in tr) and va:
         tr, va = list(zip(train, sources, strict=True)), []  # too few annotated images to hold any back
     src = (
         f"seeded {cfg.val_fraction:.0%} of the training images (seed {cfg.seed})"
         if va
+        else "none (validation split 0): metrics are on training images"
+        if cfg.val_fraction <= 0
         else "none (too few images): metrics are on training images"
     )
     return Data([e for e, _ in tr], [e for e, _ in va], train_src, src, [k for _, k in tr], names, more_val)

@@ -1048,3 +1048,13 @@ def test_a_project_of_unlabelled_photos_trains_on_the_extra_datasets(tmp_path, c
     assert "no annotated photos" in caplog.text
     with pytest.raises(DatasetError, match="no annotated split"):
         resolve_data(preset("default", dataset=str(photos)))  # without extras: as before
+
+
+def test_a_validation_share_of_0_trains_on_every_photo(tmp_path):
+    """--val-fraction 0 (the panel's Validation split 0) held out one photo all the same, and said '0%'."""
+    from viaseg.core.ml.train_plumbing import resolve_data
+
+    ds = _write_via_dataset(tmp_path / "ds", 6)
+    data = resolve_data(preset("default", dataset=str(ds), val_fraction=0.0))
+    assert len(data.train) == 6 and data.val == [] and "validation split 0" in data.val_source
+    assert len(resolve_data(preset("default", dataset=str(ds), val_fraction=0.2)).val) >= 1
