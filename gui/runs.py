@@ -45,8 +45,12 @@ def read_run(folder: Path) -> RunInfo | None:
             summary = json.loads(sp.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             summary = {"error": f"{sp}: unreadable summary"}
+        if not isinstance(summary, dict):  # null, a list, a string: one such file emptied the whole Runs list
+            summary = {"error": f"{sp}: unreadable summary (not a JSON object)"}
     model = None
     mp = summary.get("model_path")
+    if mp and not isinstance(mp, str):
+        mp = None
     if mp:
         # a run folder is self-contained: its own model file wins over the path it was written with, so a
         # moved, copied or shared run loads the model beside its summary (older runs recorded absolute paths)

@@ -146,7 +146,8 @@ class RunsTabMixin:
         lines = [f"<b>{run.folder.name}</b>"]
         ens = run.ensemble
         if ens:  # its epochs are its networks'; no one epoch of it is "best"
-            seeds = ", ".join(str(x) for x in ens.get("seeds") or [])
+            raw = ens.get("seeds") or []
+            seeds = ", ".join(str(x) for x in (raw if isinstance(raw, list) else [raw]))
             lines.append(f"networks averaged: {ens.get('members')} (seeds {seeds}; each in member_k/)")
         for key in (
             *(() if ens else ("best_epoch",)),

@@ -441,3 +441,29 @@ def test_also_train_on_a_file_whose_photos_are_not_on_disk_is_refused_or_counted
     shutil.copy(other / "train" / photo, moved.parent / photo)  # one of them there
     assert panel.add_extra_data(moved)
     assert "(4 annotated images; 3 of them are not on disk and are left out)" in panel.message.text()
+
+
+def test_one_odd_summary_does_not_empty_the_runs_list(qtbot, tmp_path):
+    """A summary.json of null, a list or a string, or with a model_path that is no string, raised in read_run,
+    so the whole Runs list failed to refresh (it refreshes after every training too)."""
+    import json
+
+    root = tmp_path / "runs"
+    for name, summary in (
+        ("good", {"val_dice": 0.5, "best_epoch": 3}),
+        ("null", None),
+        ("list", [1, 2]),
+        ("text", "done"),
+        ("badpath", {"model_path": 5, "ensemble": {"members": 2, "seeds": 7}}),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "summary.json").write_text(json.dumps(summary))
+    panel = TrainingPanel(runs_root=root)
+    qtbot.addWidget(panel)
+    panel.refresh_runs()
+    names = sorted(panel.runs.topLevelItem(i).text(0) for i in range(panel.runs.topLevelItemCount()))
+    assert names == ["badpath", "good", "list", "null", "text"]
+    for i in range(panel.runs.topLevelItemCount()):  # each one shows, the odd ones say so
+        panel.runs.setCurrentItem(panel.runs.topLevelItem(i))
+    runs = {r.folder.name: r for r in list_runs(root)}
+    assert "not a JSON object" in runs["null"].summary["error"] and runs["badpath"].model_path is None
