@@ -56,6 +56,14 @@ class ClickNetWiring:
         if path and not Path(path).is_file():
             self.window.notify(f"Click network: {path} does not exist; keeping the weights in use.", True)
             return False
+        from viaseg.core.ml.clicknet import weights_problem
+
+        reason = weights_problem(path) if path else None
+        if reason:  # checked before it is saved for the next session (it turned the network off each start)
+            self.window.notify(
+                f"Click network: {path} is not a weights file ({reason}); keeping the weights in use.", True
+            )
+            return False
         self.ml.clicknet.set_weights(path or None)
         self.ml._set_setting("assist_clicknet_weights", path or "")
         self.act_toggle.setToolTip(

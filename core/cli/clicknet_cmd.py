@@ -114,9 +114,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     (a text or empty file ended in a traceback)."""
     import zipfile
 
-    import numpy as np
-
     from ..base.errors import ModelError, ViaSaveError
+    from ..ml.clicknet import weights_problem
 
     out = Path(args.out)
     if out.suffix.lower() != ".npz" or str(args.out).endswith(("/", "\\")):
@@ -132,15 +131,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     src = Path(args.init_from)
     if not src.is_file():
         raise ModelError(f"--from {src}: no such weights file (or give shipped / imagenet)")
-    try:
-        z = np.load(src)
-        if not hasattr(z, "files"):
-            raise ValueError("a single array, not a weights file")
-        with z:
-            if not any("/" in k for k in z.files):
-                raise ValueError("it holds no layer weights")
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        reason = "an empty file" if isinstance(exc, EOFError) else str(exc) or type(exc).__name__
+    reason = weights_problem(src)
+    if reason:
         raise ModelError(
             f"--from {src}: not a click network weights file (.npz from viaseg clicknet): {reason}"
-        ) from None
+        )

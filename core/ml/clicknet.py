@@ -116,6 +116,26 @@ def save_weights(model, path: str | Path, about: str = "") -> Path:
     return path
 
 
+def weights_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a click network weights file (a .npz of :func:`save_weights`), in words, or None;
+    numpy only, no TensorFlow: what the app and ``viaseg clicknet`` check before using or writing one."""
+    try:
+        z = np.load(path)
+        if not hasattr(z, "files"):
+            return "a single array, not a weights file"
+        with z:
+            keys = [k for k in z.files if not k.startswith("__")]
+        if not keys or any(not k.rpartition("/")[2].isdigit() for k in keys):
+            return "it holds no layer weights"
+    except FileNotFoundError:
+        return "no such file"
+    except EOFError:
+        return "an empty file"
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
 def load_weights(model, path: str | Path = WEIGHTS) -> None:
     """Set ``model``'s weights from a file of :func:`save_weights`; ``ValueError`` naming the file when it does
     not fit the network."""
@@ -134,6 +154,8 @@ def load_weights(model, path: str | Path = WEIGHTS) -> None:
             if key.startswith("__"):
                 continue
             name, _, idx = key.rpartition("/")
+            if not idx.isdigit():  # "invalid literal for int()" named no file
+                raise ValueError(f"{path}: not a click network weights file (it holds {key!r})")
             stored.setdefault(name, {})[int(idx)] = z[key]
     for layer in model.layers:
         want = layer.get_weights()

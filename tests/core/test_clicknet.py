@@ -72,6 +72,12 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
     empty.write_bytes(b"")  # np.load raised EOFError, which the app did not expect
     with pytest.raises(ValueError, match="empty.npz"):
         clicknet.load_weights(model, empty)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, **{"a": np.zeros(2)})  # "invalid literal for int()" named no file
+    with pytest.raises(ValueError, match="foreign.npz: not a click network weights file"):
+        clicknet.load_weights(model, foreign)
+    assert clicknet.weights_problem(foreign) == "it holds no layer weights"
+    assert clicknet.weights_problem(empty) == "an empty file" and clicknet.weights_problem(saved) is None
 
 
 def test_the_experiments_efficientnet_encoder_starts_from_its_imagenet_weights_and_fits_no_shipped_file():

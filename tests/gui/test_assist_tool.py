@@ -456,8 +456,16 @@ def test_chosen_click_network_weights_that_cannot_be_used_are_named(qtbot, windo
     window.notify = lambda text, error=False: notes.append((text, error))
     assert not ml.use_clicknet_weights(str(tmp_path / "absent.npz"))
     assert notes and "absent.npz" in notes[-1][0] and notes[-1][1]
+    text = tmp_path / "text.npz"
+    text.write_bytes(
+        b"not weights"
+    )  # refused at once: it was saved for the next session, then failed to load
+    assert not ml.use_clicknet_weights(str(text))
+    assert "text.npz is not a weights file" in notes[-1][0] and ml.clicknet.weights is None
     broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"not weights")
+    np.savez(
+        broken, **{"dense_x/0": np.zeros(3, np.float16)}
+    )  # weights, of another network: found on loading
     assert ml.use_clicknet_weights(str(broken))
     with qtbot.waitSignal(ml.clicknet.failed, timeout=120000):
         ml.act_assist.trigger()  # turning the tool on warms the network: the file is read then
