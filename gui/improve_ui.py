@@ -162,7 +162,11 @@ class ImproveMixin:
         self._improve_active = keep
         self._improve_epochs = result.summary.get("epochs_run")
         self.result_label.setText(verdict_html(cmp, keep, self._improve_epochs))
-        self._set_message("Improve model finished.")
+        self._set_message(
+            "Improve model stopped early: the model so far was judged against the old one."
+            if self.stop_asked
+            else "Improve model finished."
+        )
         self.refresh_runs()
 
     def use_other_model(self) -> bool:

@@ -73,6 +73,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
     ):
         super().__init__(parent)
         self.other_jobs: list[Callable[[], str]] = []  # see busy_elsewhere
+        self.stop_asked = False  # Stop was pressed during the current run
         self.train_mode = train_mode  # "process": TF runs in a spawned process (see train_child); "thread"
         self.data_provider = data_provider
         self.config_overrides = dict(config_overrides or {})
@@ -187,7 +188,12 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
 
     def _refuse_if_busy(self) -> bool:
         if self.thread is not None:
-            self._set_message("A training run is already in progress; stop it first.", error=True)
+            self._set_message(
+                "The run is stopping; start again when it has ended."
+                if self.stop_asked
+                else "A training run is already in progress; stop it first.",
+                error=True,
+            )
             return True
         why = self.busy_elsewhere()
         if why:
@@ -219,6 +225,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         return self._launch(config, config)
 
     def _launch(self, job: Any, config: Any) -> bool:
+        self.stop_asked = False
         self.curves.begin_run(
             int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", ""))
         )
@@ -253,6 +260,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
     def stop(self) -> None:
         if self.thread is not None and self.thread.isRunning():
             self.thread.stop()
+            self.stop_asked = True
             self.stop_btn.setEnabled(False)
             self._set_message("Stopping after the current batch…")
 

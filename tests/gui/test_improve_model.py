@@ -122,3 +122,29 @@ def test_improve_on_a_project_without_regions_says_so_at_once(qtbot, tmp_path):
     assert not panel.start_improve()
     assert "no annotated regions" in panel.message.text() and "Label a few photos" in panel.message.text()
     assert panel.thread is None and not (tmp_path / "runs").exists()
+
+
+def test_stopping_says_so_while_it_stops_and_after_an_improve(qtbot, tmp_path):
+    """Start while a run was stopping said "already in progress; stop it first"; a stopped Improve said
+    "Improve model finished."."""
+    from types import SimpleNamespace
+
+    panel = TrainingPanel(data_provider=lambda: None, runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    panel.thread = SimpleNamespace(isRunning=lambda: True, stop=lambda: None)
+    assert not panel.start() and "already in progress" in panel.message.text()
+    panel.stop()
+    assert not panel.start() and panel.message.text() == "The run is stopping; start again when it has ended."
+    panel.thread = None
+    result = SimpleNamespace(
+        ok=True,
+        error="",
+        comparison={"keep": "old", "old_mean_dice": 0.5, "new_mean_dice": 0.4},
+        summary={},
+        model_path=None,
+    )
+    panel._improve_done(result)
+    assert panel.message.text().startswith("Improve model stopped early")
+    panel.stop_asked = False
+    panel._improve_done(result)
+    assert panel.message.text() == "Improve model finished."
