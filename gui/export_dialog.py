@@ -124,6 +124,8 @@ class ExportDialog(QDialog):
         outer.addWidget(self.buttons)
 
         self.format.currentIndexChanged.connect(self._format_changed)
+        # the default name says the weights' kind (model_float16.tflite): it stayed model.tflite
+        self.quantize.currentIndexChanged.connect(self._format_changed)
         self.out.textEdited.connect(self._out_edited)
         self.browse.clicked.connect(self._browse)
         self.export_button.clicked.connect(self.start)

@@ -90,3 +90,17 @@ def test_export_model_dialog_opens_and_closes(qtbot, model):
     QTimer.singleShot(200, close_it)
     assert export_model_dialog(None, model) is None
     assert seen == ["ExportDialog"]
+
+
+def test_the_default_name_follows_the_tflite_weights(qtbot, model):
+    """Choosing float16 or int8 weights left the default name model.tflite."""
+    dlg = ExportDialog(None, model)
+    qtbot.addWidget(dlg)
+    dlg.format.setCurrentIndex(dlg.format.findData("tflite"))
+    assert dlg.out.text().endswith(f"{model.stem}.tflite")
+    dlg.quantize.setCurrentIndex(dlg.quantize.findData("float16"))
+    assert dlg.out.text().endswith(f"{model.stem}_float16.tflite")
+    dlg.out.setText("/tmp/mine.tflite")
+    dlg._out_edited("/tmp/mine.tflite")  # a name the user typed is kept
+    dlg.quantize.setCurrentIndex(dlg.quantize.findData("int8"))
+    assert dlg.out.text() == "/tmp/mine.tflite"
