@@ -81,6 +81,8 @@ class MLWiring:
         w.installEventFilter(self.close_guard)
         self.label_check = install_label_check(self)  # the Check labels dock and its Model menu entry
         self.training.other_jobs += [self._label_check_running, self.clicknet_ui.tuning]
+        # a runs folder the user chose is kept (opening a project reset it to PROJECT/runs, every session too)
+        self.training.runs_root_chosen.connect(lambda path: self._set_setting("runs_root", path))
         self.training.model_activated.connect(self._on_model_activated)
         self.training.training_started.connect(lambda: self.act_stop.setEnabled(True))
         self.training.training_finished.connect(lambda _r: self.act_stop.setEnabled(False))

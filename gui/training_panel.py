@@ -59,6 +59,7 @@ __all__ = [
 
 class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin, QWidget):
     model_activated = Signal(str)
+    runs_root_chosen = Signal(str)  # the user picked or typed the runs folder (kept for the next session)
     training_started = Signal()
     training_finished = Signal(object)
 

@@ -36,7 +36,7 @@ class RunsTabMixin:
         rrow = QHBoxLayout()
         self.runs_root_edit = QLineEdit(str(runs_root))
         self.runs_root_edit.setToolTip("Folder where runs are written and listed from.")
-        self.runs_root_edit.editingFinished.connect(self.refresh_runs)
+        self.runs_root_edit.editingFinished.connect(self._runs_root_typed)
         browse = QPushButton("…")
         browse.setFixedWidth(28)
         browse.clicked.connect(self._browse_runs_root)
@@ -79,6 +79,11 @@ class RunsTabMixin:
         d = QFileDialog.getExistingDirectory(self, "Runs folder", str(self.runs_root))
         if d:
             self.set_runs_root(d)
+            self.runs_root_chosen.emit(str(d))
+
+    def _runs_root_typed(self) -> None:
+        self.refresh_runs()
+        self.runs_root_chosen.emit(str(self.runs_root))
 
     # -------------------------------------------------------------------------------------------- runs
     def set_active_model(self, path: str, announce: bool = True) -> bool:

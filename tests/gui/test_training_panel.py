@@ -467,3 +467,30 @@ def test_one_odd_summary_does_not_empty_the_runs_list(qtbot, tmp_path):
         panel.runs.setCurrentItem(panel.runs.topLevelItem(i))
     runs = {r.folder.name: r for r in list_runs(root)}
     assert "not a JSON object" in runs["null"].summary["error"] and runs["badpath"].model_path is None
+
+
+def test_a_chosen_runs_folder_is_kept_when_a_project_opens_and_for_the_next_session(
+    qtbot, tmp_path, state_dir
+):
+    """The runs folder the user typed or picked was reset to PROJECT/runs by every project opened, and the next
+    session started from the state folder again."""
+    from PySide6.QtCore import QSettings
+    from viaseg.gui.main_window import MainWindow
+    from viaseg.gui.ml_wiring import install
+
+    settings = QSettings(str(tmp_path / "viaseg.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    ml = install(w)
+    try:
+        mine = tmp_path / "my-runs"
+        mine.mkdir()
+        ml.training.runs_root_edit.setText(str(mine))
+        with qtbot.waitSignal(ml.training.runs_root_chosen):
+            ml.training.runs_root_edit.editingFinished.emit()
+        assert settings.value("runs_root") == str(mine)
+        project = make_project(tmp_path / "proj", n_train=2, n_val=1, size=32)
+        assert w.open_path(project)
+        assert ml.training.runs_root == mine  # not PROJECT/runs
+    finally:
+        ml.shutdown()
