@@ -196,11 +196,33 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
                 error=True,
             )
             return True
-        why = self.busy_elsewhere()
+        why = self.busy_elsewhere() or self._runs_root_problem()
         if why:
             self._set_message(why, error=True)
             return True
         return False
+
+    def _runs_root_problem(self) -> str:
+        """Why no run folder can be made under the runs folder, or "": an empty field wrote into ./runs of
+        wherever the app was started, and a file there failed only after the training process started."""
+        import os
+
+        text = self.runs_root_edit.text().strip()
+        if not text:
+            return "Choose a folder for the runs first (Training ▸ Runs ▸ …)."
+        root = Path(text)
+        if root.exists() and not root.is_dir():
+            return f"Runs folder {root}: is a file; choose a folder (Training ▸ Runs ▸ …)."
+        there = root.absolute()  # made by the run itself; here only what would stop it (nothing is created)
+        while not there.exists() and there != there.parent:
+            there = there.parent
+        if not there.is_dir():
+            return f"Runs folder {root}: {there} is a file; choose another folder (Training ▸ Runs ▸ …)."
+        if not os.access(there, os.W_OK | os.X_OK):
+            return (
+                f"Runs folder {root}: {there} cannot be written into; choose another (Training ▸ Runs ▸ …)."
+            )
+        return ""
 
     @Slot()
     def start(self) -> bool:

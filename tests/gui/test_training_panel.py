@@ -494,3 +494,23 @@ def test_a_chosen_runs_folder_is_kept_when_a_project_opens_and_for_the_next_sess
         assert ml.training.runs_root == mine  # not PROJECT/runs
     finally:
         ml.shutdown()
+
+
+def test_a_runs_folder_that_cannot_hold_runs_is_said_before_anything_starts(qtbot, tmp_path):
+    """A file named as the runs folder failed 5 s later in the training process ("NotADirectoryError" and a
+    traceback on stderr); an empty field wrote into ./runs of wherever the app was started."""
+    project = make_project(tmp_path / "proj", n_train=2, n_val=1, size=32)
+    panel = TrainingPanel(data_provider=lambda: load_dataset(str(project)), runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    launched = []
+    panel._launch = lambda *a, **k: launched.append(a) or True
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    panel.runs_root_edit.setText(str(afile))
+    assert not panel.start() and "is a file" in panel.message.text()
+    panel.runs_root_edit.setText("  ")
+    assert not panel.start() and "Choose a folder for the runs" in panel.message.text()
+    panel.runs_root_edit.setText(str(afile / "runs"))  # under a file
+    assert not panel.start() and "is a file" in panel.message.text()
+    panel.runs_root_edit.setText(str(tmp_path / "new" / "runs"))  # made by the run itself
+    assert panel.start() and launched
