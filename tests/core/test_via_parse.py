@@ -19,9 +19,7 @@ from json_helpers import same_json
 from viaseg.core.annotation.formats import via_common
 from viaseg.core.annotation.formats.via_common import (
     FAST_MAX_DEPTH,
-    check_number_list,
     decode_text,
-    first_bad_number_list,
     gc_paused,
     has_long_digit_run,
     nesting_depth,
@@ -29,6 +27,7 @@ from viaseg.core.annotation.formats.via_common import (
     parse_json_stdlib,
 )
 from viaseg.core.annotation.formats.via_io import dumps_via, load_via, loads_via
+from viaseg.core.annotation.formats.via_values import check_number_list, first_bad_number_list
 from viaseg.core.base.errors import ViaFormatError
 
 SHARED = Path(os.environ.get("VIASEG_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))

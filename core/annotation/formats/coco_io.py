@@ -34,7 +34,8 @@ from .foreign import (
     parse_file,
     read_file,
 )
-from .via_common import check_dict, check_number, check_shape, show
+from .via_common import show
+from .via_values import check_dict, check_number, check_shape
 
 VIASEG_EXPORT = "exported by viaseg"  # to_coco's info.description
 

@@ -51,7 +51,8 @@ from .foreign import (
     read_file,
 )
 from .labelme_write import labelme_document, to_labelme  # the writer, re-exported here
-from .via_common import check_dict, check_number, check_shape, show
+from .via_common import show
+from .via_values import check_dict, check_number, check_shape
 
 SHAPE_TYPES = ("polygon", "rectangle", "circle", "point", "line", "linestrip", "mask")
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,7 @@ from ...base.errors import ViaSaveError
 from ...base.fsutil import atomic_write
 from ..project import ImageEntry, Project
 from .convert import DEFAULT_CATEGORY, _dims, _value_name, class_attribute
-from .via_common import is_number
+from .via_values import is_number
 
 LABELME_VERSION = "5.5.0"
 KEPT_ATTRIBUTES = ("group_id", "flags", "description")  # what a labelme shape holds besides its label

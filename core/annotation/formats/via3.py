@@ -23,7 +23,8 @@ from typing import Any
 from ...base.errors import ViaFormatError
 from ..project import ImageEntry, Project, Region
 from .via3_shapes import shape_to_xy, xy_to_shape
-from .via_common import check_dict, is_number, key_path, show
+from .via_common import key_path, show
+from .via_values import check_dict, is_number
 
 TYPE_TO_VIA2 = {1: "text", 2: "checkbox", 3: "radio", 4: "dropdown", 5: "image"}
 VIA2_TO_TYPE: dict[str | None, int] = {v: k for k, v in TYPE_TO_VIA2.items()}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...base.errors import ViaFormatError
-from .via_common import check_number
+from .via_values import check_number
 
 # xy code -> VIA2 shape name, and how many numbers follow the code (absent: x,y pairs)
 XY_CODES = {1: "point", 2: "rect", 3: "circle", 4: "ellipse", 5: "polyline", 6: "polyline", 7: "polygon"}

@@ -16,16 +16,8 @@ from pathlib import Path
 
 from ...base.errors import ViaFormatError
 from ..project import ImageEntry, Project, Region
-from .via_common import (
-    check_dict,
-    check_shape,
-    closed_shape,
-    closes_polygons,
-    derive_attributes,
-    parse_json,
-    show,
-    utf8_ok,
-)
+from .via_common import closed_shape, closes_polygons, derive_attributes, parse_json, show, utf8_ok
+from .via_values import check_dict, check_shape
 
 HEADER_V2 = (
     "filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,region_attributes"

@@ -13,21 +13,16 @@ from typing import Any
 
 from ...base.errors import ViaFormatError
 from ..project import ImageEntry, Project, Region
-from .via_common import (
+from .via_common import closed_shape, closes_polygons, derive_attributes, image_key, key_path, show
+from .via_values import (
     OPTIONAL_KEYS,
     SHAPE_KEYS,
     check_attributes_schema,
     check_dict,
     check_number_list,
     check_shape,
-    closed_shape,
-    closes_polygons,
-    derive_attributes,
     first_bad_number_list,
-    image_key,
-    key_path,
     number_ok,
-    show,
 )
 
 V1_ONLY_KEYS = ("fileref", "base64_img_data", "base64_data")
