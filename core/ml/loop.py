@@ -141,20 +141,14 @@ def learn_problem(dataset: Any, action: str = "improve") -> str | None:
     (what a ``TrainConfig``'s ``dataset`` holds: a path, a Dataset, a Split, a Project or a list of entries), in
     a sentence for the user; None when it can. Cheap (no TensorFlow, no image read), so the app can say it at
     once instead of after starting a training process."""
-    from .train_plumbing import _as_dataset
+    from .train_plumbing import _as_dataset, _nothing_annotated
 
     failed, empty = NOTHING_TO_LEARN[action]
     try:
         obj = _as_dataset(dataset)
     except Exception as exc:  # the dataset's own message (file and problem)
         return f"{failed}: {exc}"
-    if isinstance(obj, list):
-        entries = obj
-    elif hasattr(obj, "splits"):
-        entries = [e for sp in obj.splits.values() for e in sp.entries]
-    else:
-        entries = list(getattr(obj, "entries", None) or getattr(obj, "images", None) or [])
-    return None if any(getattr(e, "regions", None) for e in entries) else empty
+    return empty if _nothing_annotated(obj) else None
 
 
 def decide(old: float | None, new: float | None) -> str:
