@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSpinBox, QWidget
+from viaseg.core.ml.improve_recipe import follow_model_recipe
 
 from .training_settings import build_config, new_run_dir
 
@@ -133,6 +134,8 @@ class ImproveMixin:
                 ensemble=1,  # fine-tunes the one active network, whatever the form asks of a new run
             )
             config = build_config(settings, data, self.runs_root, self.config_overrides)
+            # the model's own size, batch, rate, loss and augmentation, not the form's (a new run's)
+            config, note = follow_model_recipe(config)
         except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot improve the model: {exc}")
             return False
@@ -144,7 +147,7 @@ class ImproveMixin:
             return False
         config.out_dir = new_run_dir(self.runs_root, "improve")
         self._improving = self.active_model
-        return self._launch(make_job(config), config)
+        return self._launch(make_job(config), config, (note,) if note else ())
 
     def _improve_done(self, result: ImproveResult | None) -> None:
         """Activate the better of the two models (the new one when not worse) and say so."""

@@ -247,8 +247,10 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self._improving = None
         return self._launch(config, config)
 
-    def _launch(self, job: Any, config: Any) -> bool:
+    def _launch(self, job: Any, config: Any, notes: tuple[str, ...] = ()) -> bool:
+        """Start ``job`` in the training process; ``notes``: sentences shown with the run's start message."""
         self.stop_asked = False
+        self._launch_notes = tuple(notes)
         self.curves.begin_run(
             int(getattr(config, "epochs", self.epochs.value())), str(getattr(config, "loss", ""))
         )

@@ -73,7 +73,7 @@ class RunProgressMixin:
                 + "; ".join(skipped[:3])
                 + (" …" if len(skipped) > 3 else "")
             )
-        for note in ev.notes:
+        for note in (*ev.notes, *getattr(self, "_launch_notes", ())):
             msg += f"\n{note}"
         self._set_message(msg)
         device, precision = ev.device or "", ev.precision or ""

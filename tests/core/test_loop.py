@@ -264,3 +264,33 @@ def test_the_time_limit_does_not_cut_a_run_before_min_epochs(tmp_path):
     assert res.summary["stop_reason"] == "time_limit" and res.summary["epochs_run"] == 3
     res = train(tiny(tmp_path, epochs=6, time_limit_s=1e-6, lr_schedule="cosine", out_dir=tmp_path / "r2"))
     assert res.summary["epochs_run"] == 1  # without it: the first batch
+
+
+def test_follow_model_recipe_takes_the_model_s_recorded_settings(tmp_path):
+    """What *Improve model* fine-tunes with: the start model's recorded size, batch, rate, loss and augmentation;
+    values that do not fit a field (an old or damaged file) leave the form's; a model without a config changes
+    nothing."""
+    import zipfile
+
+    from viaseg.core.ml.improve_recipe import follow_model_recipe
+    from viaseg.core.ml.modelio import META_NAME
+    from viaseg.core.ml.presets import Augment, preset
+
+    def model(meta: dict):
+        path = tmp_path / f"m{len(list(tmp_path.iterdir()))}.keras"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(META_NAME, json.dumps(meta))
+        return path
+
+    form = preset("default", size=256, batch_size=8, learning_rate=3e-4)
+    own = {"size": 384, "batch_size": 4, "learning_rate": 1e-4, "loss": "dice", "augment": {"flip": False}}
+    form.init_from = model({"config": own})
+    cfg, note = follow_model_recipe(form)
+    assert (cfg.size, cfg.batch_size, cfg.learning_rate, cfg.loss) == (384, 4, 1e-4, "dice")
+    assert cfg.augment == Augment(flip=False) and cfg.dataset is form.dataset
+    assert "image size 384 (the form: 256)" in note and "learning rate 0.0001 (the form: 0.0003)" in note
+    assert "augmentation as the model was trained" in note
+    form.init_from = model({"config": {"size": "big", "batch_size": -2, "loss": "unknown", "augment": [1]}})
+    assert follow_model_recipe(form) == (form, "")
+    form.init_from = model({"threshold": 0.5})
+    assert follow_model_recipe(form) == (form, "")

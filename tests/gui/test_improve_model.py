@@ -148,3 +148,45 @@ def test_stopping_says_so_while_it_stops_and_after_an_improve(qtbot, tmp_path):
     panel.stop_asked = False
     panel._improve_done(result)
     assert panel.message.text() == "Improve model finished."
+
+
+def test_improve_fine_tunes_with_the_model_s_own_settings_not_the_form_s(qtbot, tmp_path):
+    """The form describes a new run: a model trained at 48 px with batch 2 and Dice loss, improved while the form
+    said 32 px, batch 4, BCE + Dice, came back a 32-px model trained another way. Its own recipe is kept, and the
+    run's start message says what of the form was not used."""
+    import keras
+    from viaseg.core.ml.modelio import read_meta, save_model
+    from viaseg.core.ml.presets import Augment
+    from viaseg.core.ml.unet import build_unet_xception
+
+    ds = load_dataset(make_project(tmp_path / "proj", n_train=4, n_val=2, size=40))
+    panel = TrainingPanel(data_provider=lambda: ds, runs_root=tmp_path / "runs", config_overrides=dict(TINY))
+    qtbot.addWidget(panel)
+    tiny_settings(panel, epochs=1)  # the form: 32 px, batch 4, no augmentation
+    keras.utils.set_random_seed(0)
+    own = {
+        "size": 48,
+        "batch_size": 2,
+        "loss": "dice",
+        "learning_rate": 2e-4,
+        "augment": {"flip": True, "rotate": False, "scale_crop": False, "color": False},
+    }
+    model = save_model(
+        build_unet_xception(input_size=48, base_width=4),
+        tmp_path / "m" / "model.keras",
+        {"input_size": 48, "threshold": 0.5, "config": own},
+    )
+    assert panel.set_active_model(str(model))
+    starts = []
+    with qtbot.waitSignal(panel.training_finished, timeout=300000):
+        assert panel.start_improve()
+        qtbot.waitUntil(lambda: "Training on" in panel.message.text(), timeout=120000)
+        starts.append(panel.message.text())
+    assert panel.last_error is None, panel.last_error
+    run_dir = Path(panel.last_improve["new_model"]).parent
+    used = json.loads((run_dir / "config.json").read_text())
+    assert (used["size"], used["batch_size"], used["loss"], used["learning_rate"]) == (48, 2, "dice", 2e-4)
+    assert used["augment"] == dict(vars(Augment(flip=True, rotate=False, scale_crop=False, color=False)))
+    assert read_meta(panel.last_improve["new_model"])["input_size"] == [48, 48]
+    assert "image size 48 (the form: 32)" in starts[0] and "batch size 2 (the form: 4)" in starts[0]
+    assert "loss dice (the form: bce_dice)" in starts[0]
