@@ -15,7 +15,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSpinBox, QWidget
 from viaseg.core.ml.improve_recipe import follow_model_recipe
 
-from .training_settings import build_config, new_run_dir
+from .training_settings import _model_label, build_config, new_run_dir
 
 if TYPE_CHECKING:
     from viaseg.core.ml.loop import ImproveResult
@@ -58,18 +58,23 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "–"
 
 
-def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
-    """What the user reads after *Improve model*: both scores on the same photos, which is active, why."""
+def verdict_html(cmp: dict, active: str, epochs: int | None = None, elsewhere: str = "") -> str:
+    """What the user reads after *Improve model*: both scores on the same photos, which is active, why.
+    ``active``: "new", "old", or "elsewhere" (``elsewhere`` names the model the user made active meanwhile)."""
     if not cmp:
         return ""
     old, new = cmp.get("old_mean_dice"), cmp.get("new_mean_dice")
     n = len(cmp.get("held_out") or [])
     kept_new = active == "new"
-    head = (
-        "<b>Improved model is active.</b>"
-        if kept_new
-        else "<b>The previous model stays active</b> (it scored higher)."
-    )
+    if active == "elsewhere":
+        head = (
+            f"<b>{html.escape(elsewhere or 'The model you chose')} stays active</b>: it was made active while "
+            "Improve model ran, so neither of these replaced it."
+        )
+    elif kept_new:
+        head = "<b>Improved model is active.</b>"
+    else:
+        head = "<b>The previous model stays active</b> (it scored higher)."
     lines = [
         head,
         f"Mean Dice on {n} held-out photo(s): previous {_fmt(old)} → new {_fmt(new)}"
@@ -102,15 +107,26 @@ def verdict_html(cmp: dict, active: str, epochs: int | None = None) -> str:
         lines.append("Note: the previous model may have trained on these photos, so its score is optimistic.")
     if not cmp.get("old_known", True):
         lines.append("The previous model did not record what it trained on: no photo counted as new.")
-    other = "the previous model" if kept_new else "the new model anyway"
-    lines.append(f"<a href='viaseg:use-other'>Use {other}</a>")
+    if active == "elsewhere":
+        lines.append(
+            "<a href='viaseg:use-new'>Use the new model</a> · <a href='viaseg:use-old'>Use the previous model</a>"
+        )
+    else:
+        other = "the previous model" if kept_new else "the new model anyway"
+        lines.append(f"<a href='viaseg:use-other'>Use {other}</a>")
     return "<br>".join(lines)
 
 
 def other_model(cmp: dict, active: str) -> str | None:
-    """The model file the *use the other one* link switches to."""
-    path = cmp.get("old_model") if active == "new" else cmp.get("new_model")
+    """The model file the *use the other one* link switches to ("new" or "old" active); for ``active`` "use-new"
+    / "use-old", that one."""
+    want = {"new": "old", "old": "new", "use-new": "new", "use-old": "old"}.get(active, "new")
+    path = cmp.get(f"{want}_model")
     return str(path) if path and Path(path).is_file() else None
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and Path(str(a)).resolve() == Path(str(b)).resolve()
 
 
 class ImproveMixin:
@@ -151,7 +167,7 @@ class ImproveMixin:
 
     def _improve_done(self, result: ImproveResult | None) -> None:
         """Activate the better of the two models (the new one when not worse) and say so."""
-        self._improving = None
+        started, self._improving = self._improving, None
         if result is None or not result.ok:
             if result is not None and result.error and not self.last_error:
                 self._fail(f"Improve model failed: {result.error}")
@@ -160,11 +176,16 @@ class ImproveMixin:
         self.last_improve = cmp
         self.last_improve_result = result
         keep = cmp.get("keep", "new")
-        if keep == "new" and result.model_path:
-            self.set_active_model(str(result.model_path))
-        self._improve_active = keep
         self._improve_epochs = result.summary.get("epochs_run")
-        self.result_label.setText(verdict_html(cmp, keep, self._improve_epochs))
+        if started and self.active_model and not _same_file(self.active_model, started):
+            # another model was made active meanwhile: the user's choice stands, both others a click away
+            self._improve_active = "elsewhere"
+            self.result_label.setText(self._verdict())
+        else:
+            if keep == "new" and result.model_path:
+                self.set_active_model(str(result.model_path))
+            self._improve_active = keep
+            self.result_label.setText(self._verdict())
         self._set_message(
             "Improve model stopped early: the model so far was judged against the old one."
             if self.stop_asked
@@ -172,15 +193,21 @@ class ImproveMixin:
         )
         self.refresh_runs()
 
-    def use_other_model(self) -> bool:
-        """The verdict's link: switch between the previous and the improved model."""
+    def _verdict(self) -> str:
+        elsewhere = _model_label(self.active_model) if self.active_model else ""
+        return verdict_html(self.last_improve or {}, self._improve_active, self._improve_epochs, elsewhere)
+
+    def use_other_model(self, which: str = "") -> bool:
+        """The verdict's link: switch between the previous and the improved model (``which`` "new" / "old": that
+        one, after another model was made active meanwhile)."""
         cmp = self.last_improve or {}
         active = self._improve_active
-        path = other_model(cmp, active)
+        path = other_model(cmp, f"use-{which}" if which else active)
         if not path:
             self._fail("That model file is no longer there.")
             return False
-        self._improve_active = "old" if active == "new" else "new"
-        self.set_active_model(path)
-        self.result_label.setText(verdict_html(cmp, self._improve_active, self._improve_epochs))
+        if not self.set_active_model(path):
+            return False
+        self._improve_active = which or ("old" if active == "new" else "new")
+        self.result_label.setText(self._verdict())
         return True

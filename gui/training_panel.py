@@ -174,6 +174,8 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
     def _link(self, url: str) -> None:
         if url == "viaseg:use-other":
             self.use_other_model()
+        elif url in ("viaseg:use-new", "viaseg:use-old"):
+            self.use_other_model(url.rsplit("-", 1)[1])
         else:
             QDesktopServices.openUrl(QUrl(url))
 

@@ -190,3 +190,42 @@ def test_improve_fine_tunes_with_the_model_s_own_settings_not_the_form_s(qtbot, 
     assert read_meta(panel.last_improve["new_model"])["input_size"] == [48, 48]
     assert "image size 48 (the form: 32)" in starts[0] and "batch size 2 (the form: 4)" in starts[0]
     assert "loss dice (the form: bce_dice)" in starts[0]
+
+
+def test_a_model_made_active_while_improve_ran_stays_active(qtbot, tmp_path):
+    """Improve started from model A; the user made model B active meanwhile. The verdict said "The previous model
+    stays active" while B was, or made the improved model active over the user's choice. B stays; both A and
+    the new model are a link away."""
+    import zipfile
+    from types import SimpleNamespace
+
+    from viaseg.core.ml.modelio import META_NAME
+
+    def model(name: str) -> str:
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "model.keras"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(META_NAME, json.dumps({"threshold": 0.5}))
+        return str(path)
+
+    a, b, new = model("a"), model("b"), model("new")
+    panel = TrainingPanel(data_provider=lambda: None, runs_root=tmp_path / "runs")
+    qtbot.addWidget(panel)
+    assert panel.set_active_model(a)
+    panel._improving = a  # as start_improve leaves it while the run goes on
+    assert panel.set_active_model(b)
+    cmp = {"keep": "new", "old_mean_dice": 0.4, "new_mean_dice": 0.6, "old_model": a, "new_model": new}
+    result = SimpleNamespace(ok=True, error="", comparison=cmp, summary={"epochs_run": 5}, model_path=new)
+    panel._improve_done(result)
+    text = panel.result_label.text()
+    assert panel.active_model == b
+    assert "<b>b stays active</b>" in text and "previous 0.400" in text and "new 0.600" in text
+    assert "viaseg:use-new" in text and "viaseg:use-old" in text
+    panel._link("viaseg:use-new")
+    assert panel.active_model == new and "Improved model is active" in panel.result_label.text()
+    panel._link("viaseg:use-other")
+    assert panel.active_model == a and "previous model stays active" in panel.result_label.text()
+    # without a change meanwhile, the verdict activates the better one as before
+    panel._improving = a
+    panel._improve_done(result)
+    assert panel.active_model == new
