@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -103,6 +104,7 @@ class ExportDialog(QDialog):
         self.worker: ExportThread | None = None
         self.result = None
         self._auto_out = True  # the output path follows the format until the user edits it
+        self._confirmed = ""  # a path the file dialog already asked to replace
         self.setWindowTitle("Export model")
         self.setMinimumWidth(560)
 
@@ -203,8 +205,22 @@ class ExportDialog(QDialog):
         if path:
             self.out.setText(path)
             self._auto_out = False
+            self._confirmed = path  # the file dialog asked before replacing it
 
     # ------------------------------------------------------------------ running
+
+    def _replace_ok(self, out: Path) -> bool:
+        """Ask before an export replaces ``out`` (an earlier export: the default name is taken again after every
+        export; a file export did not write is refused by ``core.ml.export`` itself)."""
+        what = "folder" if out.is_dir() else "file"
+        answer = QMessageBox.question(
+            self,
+            "Replace the export?",
+            f"{out} exists. Replace this {what} (and its metadata) with the new export?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     @property
     def running(self) -> bool:
@@ -217,6 +233,9 @@ class ExportDialog(QDialog):
         out = self.out.text().strip()
         if not out:
             self._done(False, "Choose where to save the exported model.")
+            return
+        if Path(out).exists() and out != self._confirmed and not self._replace_ok(Path(out)):
+            self._show(f"Nothing exported: {out} is kept as it was. Choose another name.", ok=False)
             return
         self._set_busy(True)
         self._show("Loading TensorFlow…", ok=None)

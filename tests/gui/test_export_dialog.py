@@ -104,3 +104,33 @@ def test_the_default_name_follows_the_tflite_weights(qtbot, model):
     dlg._out_edited("/tmp/mine.tflite")  # a name the user typed is kept
     dlg.quantize.setCurrentIndex(dlg.quantize.findData("int8"))
     assert dlg.out.text() == "/tmp/mine.tflite"
+
+
+def test_an_existing_export_is_replaced_only_when_the_user_says_so(qtbot, model, tmp_path, monkeypatch):
+    """Export twice with the default name replaced the first export without a word."""
+    from PySide6.QtWidgets import QMessageBox
+
+    out = tmp_path / "exported.onnx"
+    out.write_bytes(b"an earlier export")
+    asked = []
+
+    def answer(reply):
+        def question(parent, title, text, *args):
+            asked.append(text)
+            return reply
+
+        return question
+
+    dlg = ExportDialog(None, model)
+    qtbot.addWidget(dlg)
+    dlg.out.setText(str(out))
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    dlg.start()
+    assert not dlg.running and out.read_bytes() == b"an earlier export"
+    assert asked and str(out) in asked[0] and "kept as it was" in dlg.message.text()
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    with qtbot.waitSignal(dlg.finished_export, timeout=120_000) as sig:
+        dlg.start()
+    assert sig.args[0], sig.args[1]
+    assert len(asked) == 2 and out.read_bytes() != b"an earlier export"
+    qtbot.waitUntil(lambda: not dlg.running)
