@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSpinBox, QWidget
+from viaseg.core.ml.ensemble import fine_tune_problem
 from viaseg.core.ml.improve_recipe import follow_model_recipe
 
 from .training_settings import _model_label, build_config, new_run_dir
@@ -140,6 +141,9 @@ class ImproveMixin:
             return False
         if not self.active_model or not Path(self.active_model).is_file():
             self._fail("Cannot improve: no active model (train one, or make a run active in the Runs tab).")
+            return False
+        if problem := fine_tune_problem(self.active_model):
+            self._fail(f"Cannot improve: {problem}")
             return False
         try:
             data = self._data()

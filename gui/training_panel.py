@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viaseg.core.ml.ensemble import fine_tune_problem
 
 from .curves import CurvesWidget, SampleStrip
 from .improve_ui import ImproveControls, ImproveMixin
@@ -236,6 +237,9 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
             config = build_config(self.settings(), data, self.runs_root, self.config_overrides)
         except Exception as exc:  # any set-up problem becomes a message
             self._fail(f"Cannot start training: {exc}")
+            return False
+        if config.init_from and (problem := fine_tune_problem(config.init_from)):
+            self._fail(f"Cannot start from the active model: {problem}")
             return False
         if (
             not config.extra_train

@@ -162,7 +162,12 @@ class RunProgressMixin:
         run = read_run(Path(run_dir)) if run_dir else None  # read once: the summary the run just wrote
         kept_last = bool(run and run.summary.get("kept") == "last")
         if run and run.ensemble:  # an ensemble's epochs are its networks'; what it keeps is their average
-            txt = f"<b>Done.</b> {run.ensemble['members']} networks averaged"
+            n = run.ensemble.get("members")
+            txt = (
+                f"<b>Done.</b> {n} networks averaged"
+                if n != 1
+                else f"<b>Done.</b> Stopped after the first of {run.ensemble.get('asked', '?')} networks: the model is that one"
+            )
         else:
             txt = f"<b>Done.</b> {'Kept' if kept_last else 'Best'} epoch {shown_epoch}"
         full = run.summary.get("val_dice") if run else None

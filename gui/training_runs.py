@@ -115,7 +115,12 @@ class RunsTabMixin:
         self.runs.clear()
         for run in list_runs(self.runs_root):
             vd = run.best_val_dice
-            be = f"{run.ensemble['members']} networks" if run.ensemble else run.summary.get("best_epoch", "")
+            n = run.ensemble.get("members") if run.ensemble else None
+            be = (
+                (f"{n} networks" if n != 1 else "1 network")
+                if run.ensemble
+                else run.summary.get("best_epoch", "")
+            )
             it = QTreeWidgetItem([run.folder.name, "" if vd is None else f"{vd:.3f}", str(be), ""])
             it.setData(0, Qt.ItemDataRole.UserRole, str(run.folder))
             it.setToolTip(0, str(run.folder))

@@ -35,6 +35,27 @@ from typing import Any
 ENSEMBLE_KEY = "ensemble"  # the model metadata's record of its members (absent: a single network)
 
 
+def fine_tune_problem(path: str | Path) -> str:
+    """Why the model at ``path`` cannot be fine-tuned (an average of several networks), else "" (also for a file
+    that cannot be read: loading it says why). No TensorFlow: the metadata only."""
+    from .modelio import read_meta
+
+    try:
+        ens = read_meta(path).get(ENSEMBLE_KEY)
+    except Exception:
+        return ""
+    if not ens:
+        return ""
+    if (
+        isinstance(ens, dict) and ens.get("members") == 1
+    ):  # a stopped run's one network, saved before it said so
+        return ""
+    return (
+        f"{path}: an ensemble of several networks cannot be fine-tuned as one; start from one of its members "
+        "(member_0/model.keras in its run folder) or train a new model"
+    )
+
+
 def member_seed(seed: int, k: int, n: int) -> int:
     """The seed of member ``k`` of ``n`` of a run with ``seed``."""
     return int(seed) * int(n) + int(k)
@@ -182,7 +203,7 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
     thresholds = [float(m.get("threshold", cfg.threshold)) for m in metas]
     meta = dict(metas[0])
     meta["threshold"] = float(np.mean(thresholds))
-    meta[ENSEMBLE_KEY] = {
+    record = {
         "members": len(results),
         "asked": n,
         "seeds": [member_seed(cfg.seed, k, n) for k in range(len(results))],
@@ -190,7 +211,12 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
         "time_limit_s_each": cfg.time_limit_s / n if cfg.time_limit_s else None,
         "member_models": [str(Path(r.model_path).relative_to(run_dir)) for r in results],
     }
-    model = combine([m for m, _ in loaded])
+    if len(results) > 1:
+        meta[ENSEMBLE_KEY] = record
+        model = combine([m for m, _ in loaded])
+    else:  # stopped after its first network: the model is that network (it can be fine-tuned, as any other)
+        meta["stopped_ensemble"] = record
+        model = loaded[0][0]
     path = save_model(model, run_dir / "model.keras", meta)
 
     first = results[0].summary
@@ -205,7 +231,7 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
             "ensemble": f"the mean of its {len(results)} members' thresholds "
             + " / ".join(f"{t:.2f}" for t in thresholds),
         },
-        ensemble=meta[ENSEMBLE_KEY],
+        ensemble=record,
         epochs_run=sum(int(r.summary.get("epochs_run") or 0) for r in results),
         train_seconds=round(sum(float(r.summary.get("train_seconds") or 0.0) for r in results), 2),
         params=int(model.count_params()),

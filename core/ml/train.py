@@ -172,11 +172,11 @@ def _train(cfg, run_dir, state, emit, should_stop, fail, setup_notes, more_callb
             f"decoder learning-rate multiple {cfg.decoder_lr_mult}: needs the MobileNetV2 ImageNet encoder "
             f"(--encoder mobilenet_v2; this run's is {cfg.encoder})"
         )
-    if cfg.init_from and _is_ensemble(Path(cfg.init_from)):
-        raise _TrainingFailed(
-            f"{cfg.init_from}: an ensemble of several networks cannot be fine-tuned as one; start from one of "
-            "its members (member_0/model.keras in its run folder) or train a new model"
-        )
+    if cfg.init_from:
+        from .ensemble import fine_tune_problem
+
+        if problem := fine_tune_problem(cfg.init_from):
+            raise _TrainingFailed(problem)
     if cfg.init_from:  # fine-tuning: the network's layers are the starting model's
         cfg, note = _follow_init_model(cfg)
         if note:
@@ -315,16 +315,6 @@ def _fit(run: _Run, tf, keras, strategy, emit, should_stop, more_callbacks) -> _
     early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
     best_epoch, kept = _best_epoch(state, early, monitor, cfg)
     return _Fitted(model, strategy, early, monitor, best_epoch, kept, train_seconds)
-
-
-def _is_ensemble(path: Path) -> bool:
-    from .ensemble import ENSEMBLE_KEY
-    from .modelio import read_meta
-
-    try:
-        return bool(read_meta(path).get(ENSEMBLE_KEY))
-    except Exception:  # an unreadable file: loading it later says why
-        return False
 
 
 def _encoder_layers(cfg) -> set[str]:

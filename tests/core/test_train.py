@@ -1058,3 +1058,24 @@ def test_a_validation_share_of_0_trains_on_every_photo(tmp_path):
     data = resolve_data(preset("default", dataset=str(ds), val_fraction=0.0))
     assert len(data.train) == 6 and data.val == [] and "validation split 0" in data.val_source
     assert len(resolve_data(preset("default", dataset=str(ds), val_fraction=0.2)).val) >= 1
+
+
+def test_an_ensemble_stopped_after_its_first_network_is_that_network(tmp_path):
+    """A two-network run stopped during its first network saved a "1-network ensemble" that Improve model and
+    --init-from refused as "an ensemble of several networks"; the model is now that network itself, marked as a
+    stopped ensemble, and it can be fine-tuned."""
+    from viaseg.core.ml.ensemble import ENSEMBLE_KEY, fine_tune_problem
+    from viaseg.core.ml.modelio import read_meta
+    from viaseg.core.ml.predict import Predictor
+
+    result, _ = run(tiny(tmp_path, ensemble=2, epochs=2, seed=3), should_stop=lambda: True)
+    assert result.ok, result.error
+    meta = read_meta(result.model_path)
+    assert ENSEMBLE_KEY not in meta and meta["stopped_ensemble"]["members"] == 1
+    assert meta["stopped_ensemble"]["asked"] == 2
+    assert fine_tune_problem(result.model_path) == ""
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert any("stopped after 1 of 2" in w for w in summary["warnings"])
+    assert Predictor.load(result.model_path, cache=False).members == []  # one network, not an average
+    again, _ = run(tiny(tmp_path / "ft", init_from=str(result.model_path), epochs=1))
+    assert again.ok, again.error
