@@ -125,6 +125,11 @@ def job_problem(job: CheckLabelsJob) -> str | None:
     need = MIN_PER_FOLD * job.folds
     if n < need:
         gone = f" ({listed - n} of the project's photos are not on disk)" if listed > n else ""
+        if n < MIN_PER_FOLD * 2:  # not even the fewest folds fit: fewer folds would not help
+            return (
+                f"Checking labels needs at least {MIN_PER_FOLD * 2} annotated photos (two models, each "
+                f"learning from the photos the other is checked on); there are {n}{gone}. Annotate more photos."
+            )
         return (
             f"Checking labels with {job.folds} folds needs at least {need} annotated photos (each model "
             f"must learn from the others); there are {n}{gone}. Annotate more photos or choose fewer folds."

@@ -342,7 +342,9 @@ def test_bad_states_are_messages(qtbot, app, tmp_path):
     panel.folds.setValue(5)
     window.session.rows[4].entry.regions.clear()
     window.session.rows[3].entry.regions.clear()  # 3 annotated photos: not even 2 folds
-    assert not panel.start() and "needs at least 10 annotated photos" in panel.message.text()
+    # fewer folds would not help: the message says so instead of "choose fewer folds"
+    assert not panel.start() and "needs at least 4 annotated photos" in panel.message.text()
+    assert "there are 3" in panel.message.text() and "fewer folds" not in panel.message.text()
 
 
 def test_each_fold_is_trained_for_the_epochs_or_seconds_chosen(qtbot, app):
