@@ -55,6 +55,7 @@ class _CloseGuard(QObject):
 class MLWiring:
     def __init__(self, window: MainWindow):
         self.window = w = window
+        self._closing = False  # the window is closing (confirm_close): a model activated now is not loaded
         self.service = InferenceService(parent=w)
         self.host = WindowHost(w)
         self.training = TrainingPanel(data_provider=self.training_data, runs_root=self._default_runs_root())
@@ -298,7 +299,10 @@ class MLWiring:
         self.window.statusBar().repaint()
 
     def _on_model_activated(self, path: str) -> None:
-        self.service.set_model(path, load=True)  # loaded and warmed in the background: the first P is quick
+        if not self._closing:  # a run stopped by closing the window: remembered for the next session only
+            self.service.set_model(
+                path, load=True
+            )  # loaded and warmed in the background: the first P is quick
         self._set_setting("active_model", path)
         self.window.notify(f"active model: {path}")
 
@@ -330,7 +334,14 @@ class MLWiring:
         if not self.window.maybe_save():
             return False
         self.window.save_question_answered = True  # closeEvent does not ask it again (Discard stays dirty)
-        self.training.stop_and_wait()
+        self.window.setEnabled(False)  # nothing to click while the run winds up; the window still repaints
+        # its model is not loaded for prediction now (TensorFlow's import on the GUI thread: 4 s of the 10 the
+        # window took to close)
+        self._closing = True
+        try:
+            self.training.stop_and_wait(responsive=True)
+        finally:
+            self.window.setEnabled(True)
         return True
 
     def shutdown(self) -> None:

@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QEventLoop, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -295,17 +296,31 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
             self.stop_btn.setEnabled(False)
             self._set_message("Stopping after the current batch…")
 
-    def stop_and_wait(self, timeout_ms: int = 120000) -> bool:
-        """Stop a run and block until its thread ended (used when the window closes)."""
+    def stop_and_wait(self, timeout_ms: int = 120000, responsive: bool = False) -> bool:
+        """Stop a run and block until its thread ended (used when the window closes). ``responsive``: meanwhile
+        the window repaints and shows the run's messages (the user's input waits): the run saves its best model
+        and scores it first, 7-10 s in which a frozen window was all the user saw."""
         th = self.thread
         if th is None:
             return True
         th.stop()
-        ok = th.wait(timeout_ms)
-        if ok:
-            if th.terminal is not None:  # handled now; its queued copy is ignored if it still arrives
-                self._terminal_handled = th.terminal
-                self._handle(th.terminal)
+        self.stop_asked = True
+        if responsive:
+            self._set_message("Stopping the run: saving its best model so far…")
+            end = time.monotonic() + timeout_ms / 1000
+            flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
+            while not th.wait(50) and time.monotonic() < end:
+                QApplication.processEvents(flags)
+            ok = th.wait(0)
+        else:
+            ok = th.wait(timeout_ms)
+        if ok and self.thread is th:
+            terminal = th.terminal
+            if terminal is not None and terminal is not getattr(self, "_terminal_handled", None):
+                self._terminal_handled = (
+                    terminal  # handled now; its queued copy is ignored if it still arrives
+                )
+                self._handle(terminal)
             self._on_thread_finished()
         return ok
 

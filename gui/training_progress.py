@@ -31,6 +31,8 @@ class RunProgressMixin:
             return  # a late event of a run already wound up (stop_and_wait)
         if ev is getattr(self, "_terminal_handled", None):
             return  # stop_and_wait handled it; delivered again once its thread was gone (sender None)
+        if isinstance(ev, (Finished, Failed)):
+            self._terminal_handled = ev  # stop_and_wait does not handle it again
         self._handle(ev)
 
     def _handle(self, ev: Any) -> None:

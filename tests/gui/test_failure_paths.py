@@ -398,7 +398,7 @@ def test_closing_while_training_asks_about_unsaved_edits_before_it_stops_the_run
     ml = getattr(window, "ml", None) or install(window)
     stopped = []
     ml.training.is_running = lambda: True
-    ml.training.stop_and_wait = lambda *a: stopped.append(1) or True
+    ml.training.stop_and_wait = lambda *a, **k: stopped.append(1) or True
     window.canvas.select(0)
     assert window.canvas.delete_selected_region()
     b = QMessageBox.StandardButton

@@ -51,6 +51,14 @@ def test_two_epochs_curves_and_active_model(qtbot, tmp_path, project):
     ), panel.device_label.text()
     assert panel.device_label.text().endswith((" · float32", " · mixed_float16"))
     assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled() and not panel.is_running()
+    # the training process ends without Python's teardown (gui/train_child.py): what it wrote is complete
+    import tensorflow as tf
+
+    epochs = set()
+    for path in (Path(activated[-1]).parent / "tensorboard").rglob("events.out.tfevents.*"):
+        for ev in tf.compat.v1.train.summary_iterator(str(path)):
+            epochs.update(ev.step for v in ev.summary.value if v.tag == "epoch_loss")
+    assert epochs == {0, 1}
     # the run is listed; making it active again emits its model
     runs = list_runs(tmp_path / "runs")
     assert len(runs) == 1 and runs[0].model_path == Path(activated[-1])
@@ -244,7 +252,27 @@ def test_closing_window_during_training_asks_then_stops(qtbot, window, tmp_path)
     ml.training.stop_btn.click()
     assert "Stopping" in ml.training.message.text() and not ml.training.stop_btn.isEnabled()
     window.ask = lambda *a: asked.append(a) or QMessageBox.StandardButton.Yes
+    # while it waits for the run to save its model the window repaints (it froze for 7-10 s), and the run's
+    # end is handled once
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    ticks, finished = [], []
+    timer = QTimer(interval=20)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    real_finished = ml.training._on_finished
+    ml.training._on_finished = lambda ev: finished.append(ev) or real_finished(ev)
+    t0 = time.monotonic()
     assert window.close()  # still running until that batch ends: asks again, then waits for the thread
+    waited = time.monotonic() - t0
+    timer.stop()
+    assert waited < 0.3 or ticks, f"no event processed in {waited:.1f} s of waiting"
+    assert len(finished) <= 1 and window.isEnabled()
+    # the stopped run's model is remembered for the next session, not loaded for prediction while closing
+    if finished:
+        assert ml.training.active_model == str(finished[0].model_path) and ml.service.model_path is None
     assert len(asked) == 2 and not ml.training.is_running() and ml.training.thread is None
     assert len(ml.training.curves.points("train_loss")) < 50
     text = ml.training.message.text()
