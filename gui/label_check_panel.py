@@ -364,7 +364,12 @@ class LabelCheckPanel(BudgetMixin, QWidget):
             )
         else:
             lines.append("No photo could be checked.")
-        if n_missing:
+        if n_missing and n_missing == len(res.images):
+            lines.append(
+                "None of these photos is in the open project (greyed): they were checked in another project, "
+                "or changed since; open that project to use them."
+            )
+        elif n_missing:
             lines.append(f"{n_missing} of them are not in the open project (greyed).")
         lines += [*(notes or []), *(f"error: {e}" for e in res.errors[:5])]
         if res.stopped and not notes:
@@ -372,11 +377,16 @@ class LabelCheckPanel(BudgetMixin, QWidget):
         self._set_message("\n".join(lines), error=not res.images)
         return True
 
-    def _match(self, source: str, image: str):
+    def _match(self, im):
+        """The open project's entry of result image ``im``: same name, same split when there is a choice, and
+        the same photo (a label check started on one project and finished after another was opened matched
+        that project's photos of the same names, and Apply added regions to them)."""
+        image, source = im.image, im.source
         rows = [
             r
             for r in self.w.session.rows
             if image in (r.entry.filename, r.entry.key, Path(r.entry.filename).name)
+            and im.is_photo(r.entry.path)
         ]
         same = [r for r in rows if r.split == split_hint(source)]
         pick = same or rows
@@ -391,7 +401,7 @@ class LabelCheckPanel(BudgetMixin, QWidget):
     def _rematch(self) -> None:
         """Match the result photos to the open project's entries and refill the list in the chosen order."""
         images = self.results.images if self.results else []
-        self.entries = [self._match(im.source, im.image) for im in images]
+        self.entries = [self._match(im) for im in images]
         fill = fill_areas if self.order.currentIndex() == 1 else fill_photos
         fill(self.tree, images, self.entries)
         self._refresh_marks()

@@ -255,6 +255,17 @@ class CheckedImage:
     dice: float
     disagreements: list[dict]
     review_score: float | None = None  # label_errors.DEFAULT_RULE's score (higher: review first), if stored
+    file_bytes: int | None = None  # the photo's size when it was checked (crossval.OofScore), if stored
+
+    def is_photo(self, path: str | Path) -> bool:
+        """Whether ``path`` can be the photo this result was computed on: its size in bytes is the recorded one
+        (a photo of the same name in another project is not); True when no size was recorded."""
+        if self.file_bytes is None:
+            return True
+        try:
+            return Path(path).stat().st_size == self.file_bytes
+        except OSError:
+            return False
 
     def count(self, kind: str) -> int:
         return sum(1 for d in self.disagreements if d.get("kind") == kind)
@@ -302,6 +313,7 @@ def _results_of(p: Path, data: dict, rank) -> CheckResults:
                     float(row["dice"]),
                     [d for d in row.get("disagreements") or [] if isinstance(d, dict) and d.get("kind")],
                     float(row["review_score"]) if row.get("review_score") is not None else None,
+                    int(row["file_bytes"]) if isinstance(row.get("file_bytes"), int) else None,
                 )
             )
         except (KeyError, TypeError, ValueError):

@@ -52,6 +52,10 @@ class OofScore:
     disagreements: list[dict] = field(default_factory=list)
     # how likely a label error is here, by label_errors.DEFAULT_RULE (higher: review first); None: not scored
     review_score: float | None = None
+    # the photo's size in bytes when it was scored (with its name, how VIA itself tells a file): the app shows
+    # and applies a result only on the open project's photo of that name *and* size, never on another
+    # project's photo of the same name; None: not recorded (results written before it was)
+    file_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -486,4 +490,12 @@ def _oof_score(entry: ImageEntry, pred, threshold: float, src: str, f: int, rel:
         str(rel),
         found,
         float(review),
+        _file_bytes(entry.path),
     )
+
+
+def _file_bytes(path: Path) -> int | None:
+    try:
+        return int(Path(path).stat().st_size)
+    except OSError:
+        return None

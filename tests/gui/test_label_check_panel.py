@@ -310,6 +310,33 @@ def test_a_photo_no_longer_in_the_project_is_greyed_and_says_so(qtbot, app):
     assert "not in the open project" in window.statusBar().currentMessage()
 
 
+def test_results_of_another_project_s_photos_of_the_same_names_are_never_applied(qtbot, app, tmp_path):
+    """A check started on one project and finished after another was opened matched the other project's photos
+    by name, and Apply added regions to them. The results record each photo's size: another project's photo of
+    the same name is greyed, its areas cannot be applied; the project checked, opened again, is matched."""
+    window, panel, done = app
+    other = make_photos(tmp_path / "other", seed=11)  # the same names, other photos
+    assert read_results(done.out_dir).images[0].file_bytes is not None
+    from PySide6.QtWidgets import QMessageBox
+
+    window.ask = lambda *a: QMessageBox.StandardButton.Discard  # the fixture's unsaved edit
+    assert window.open_path(other)
+    assert panel.load_results(done.out_dir)
+    assert all(e is None for e in panel.entries)
+    assert "None of these photos is in the open project" in panel.message.text()
+    top = top_item(panel, DELETED)
+    panel.tree.setCurrentItem(top.child(0))
+    assert not panel.apply_btn.isEnabled() and not panel.apply_item(top.child(0))
+    before = {r.entry.filename: len(r.entry.regions) for r in window.session.rows}
+    assert {r.entry.filename: len(r.entry.regions) for r in window.session.rows} == before
+    # results written before sizes were recorded still match by name
+    data = json.loads((done.out_dir / "crossval.json").read_text())
+    for row in data["per_image"]:
+        row.pop("file_bytes")
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert panel.load_results(tmp_path / "old.json") and all(e is not None for e in panel.entries)
+
+
 def test_bad_states_are_messages(qtbot, app, tmp_path):
     window, panel, done = app
     bad = tmp_path / "crossval.json"
