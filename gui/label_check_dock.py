@@ -27,7 +27,12 @@ class _CloseGuard(QObject):
         ):
             event.ignore()
             return True
-        self.panel.stop_and_wait()
+        w = self.panel.w
+        w.setEnabled(False)  # nothing to click while the check winds up; the window still repaints
+        try:
+            self.panel.stop_and_wait(responsive=True)
+        finally:
+            w.setEnabled(True)
         return False
 
 

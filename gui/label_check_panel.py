@@ -55,6 +55,7 @@ from .label_check_budget import DEFAULT_UNIT, OVERHEAD_S, UNITS, BudgetMixin
 from .label_check_list import COLORS, ORDERS, ROLE, fill_areas, fill_photos, mark_applied
 from .train_thread import TrainThread
 from .training_panel import _fmt_secs, build_config
+from .workers import wait_responsive
 
 
 class LabelCheckPanel(BudgetMixin, QWidget):
@@ -260,12 +261,18 @@ class LabelCheckPanel(BudgetMixin, QWidget):
             self.stop_btn.setEnabled(False)
             self._set_message("Stopping after the current batch…")
 
-    def stop_and_wait(self, timeout_ms: int = 120000) -> bool:
+    def stop_and_wait(self, timeout_ms: int = 120000, responsive: bool = False) -> bool:
+        """Stop the check and wait for its thread (the window closing); ``responsive``: the window repaints and
+        says so meanwhile (``workers.wait_responsive``; it froze for 11-16 s)."""
         th = self.thread
         if th is None:
             return True
         th.stop()
-        ok = th.wait(timeout_ms)
+        if responsive:
+            self._set_message("Stopping the check…")
+            ok = wait_responsive(th, timeout_ms)
+        else:
+            ok = th.wait(timeout_ms)
         if ok:
             self._on_thread_finished()
         return ok

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QApplication,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -44,6 +43,7 @@ from .train_thread import TrainThread
 from .training_progress import RunProgressMixin, _fmt_secs
 from .training_runs import RunsTabMixin
 from .training_settings import LOSSES, SettingsMixin, _model_label, build_config, new_run_dir, preset_values
+from .workers import wait_responsive
 
 __all__ = [
     "LOSSES",
@@ -307,11 +307,7 @@ class TrainingPanel(SettingsMixin, RunsTabMixin, RunProgressMixin, ImproveMixin,
         self.stop_asked = True
         if responsive:
             self._set_message("Stopping the run: saving its best model so far…")
-            end = time.monotonic() + timeout_ms / 1000
-            flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
-            while not th.wait(50) and time.monotonic() < end:
-                QApplication.processEvents(flags)
-            ok = th.wait(0)
+            ok = wait_responsive(th, timeout_ms)
         else:
             ok = th.wait(timeout_ms)
         if ok and self.thread is th:

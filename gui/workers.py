@@ -41,6 +41,20 @@ def import_tensorflow() -> float:
     return 0.0 if already else time.perf_counter() - t
 
 
+def wait_responsive(thread: QThread, timeout_ms: int) -> bool:
+    """Wait up to ``timeout_ms`` for ``thread`` to end while the GUI thread keeps repainting and delivering
+    queued signals (not the user's input): a training process ending after a Stop saves and scores its model
+    first, 4-15 s in which a plain ``wait`` left a frozen window. True when it ended."""
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout_ms / 1000
+    flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
+    while not thread.wait(50) and time.monotonic() < end:
+        QApplication.processEvents(flags)
+    return thread.wait(0)
+
+
 def _wait_for_workers_first() -> None:
     """Register :func:`_stop_all` again: exit handlers run last registered first, so the worker threads finish
     their job (a model's warm-up, a prediction, an export) before the exit handlers registered so far run:

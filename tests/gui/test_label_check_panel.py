@@ -414,6 +414,41 @@ def test_stop_ends_the_check_and_says_what_is_listed(qtbot, app):
     assert panel.progress.format() == "stopped" and panel.start_btn.isEnabled()
 
 
+def test_closing_while_a_check_runs_keeps_the_window_painting(qtbot, app):
+    """Closing while a check ran blocked the GUI thread until its process ended (11-16 s of a frozen window);
+    the window now repaints and says it is stopping, and the check ends once."""
+    import time
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    window, panel, done = app
+
+    def slow_to_stop(job, on_event=None, should_stop=None):
+        on_event(FoldProgress(0, job.folds, "fold 1/3"))
+        while not should_stop():
+            time.sleep(0.01)
+        time.sleep(1.0)  # the fold's model saved and scored
+        shutil.copytree(done.out_dir, job.out_dir)
+        return CheckLabelsDone(job.out_dir, job.out_dir / "crossval.json", stopped=True, cut_fold=0)
+
+    panel.train_fn, panel.train_mode = slow_to_stop, "thread"
+    assert panel.start()
+    qtbot.waitUntil(lambda: "fold 1/" in panel.progress.format(), timeout=10000)
+    b = QMessageBox.StandardButton
+    window.ask = lambda title, *a: b.Yes if title == "Label check in progress" else b.Discard
+    ticks: list = []
+    timer = QTimer(interval=20)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    window.show()
+    assert window.close()
+    timer.stop()
+    assert len(ticks) >= 10, ticks  # about a second of waiting, events processed throughout
+    assert panel.thread is None and not panel.is_running() and window.isEnabled()
+    assert panel.progress.format() == "stopped"
+
+
 def test_the_model_menu_opens_the_dock(qtbot, app):
     window, panel, _ = app
     panel.dock.hide()
