@@ -194,12 +194,13 @@ def _check_out(out: Path, fmt: str, model_path: Path | None = None) -> None:
             f"{out}: is the model being exported; give the export another name (e.g. {out.stem}.{fmt})"
         )
     parent = out.parent
-    if not parent.exists():
-        raise ExportError(f"{out}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise ExportError(f"{out}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"{out}: cannot write into {parent} (permission denied)")
+    there = parent.absolute()  # missing folders are made, as `viaseg predict` makes its --out (docs/deploy.md
+    while not there.exists() and there != there.parent:  # exports straight into serving/damage/1)
+        there = there.parent
+    if not there.is_dir():
+        raise ExportError(f"{out}: {there} is not a folder")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: cannot write into {there} (permission denied)")
     if fmt == "savedmodel":
         if out.exists() and not out.is_dir():
             raise ExportError(f"{out}: exists and is a file; a SavedModel is a folder")
@@ -337,6 +338,7 @@ def export_model(
     meta = export_meta(model_path, predictor, fmt, quantize, tta, out.name)
 
     say(f"converting to {fmt}" + (f" ({quantize})" if quantize != "none" else ""))
+    out.parent.mkdir(parents=True, exist_ok=True)  # _check_out found where it can be made
     tmp = _temp_path(out, fmt)
     try:
         _convert(module, tmp, fmt, quantize, meta, model_path, out)

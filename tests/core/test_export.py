@@ -100,7 +100,12 @@ def exported(model_path, tmp_path_factory):
 
     def get(fmt: str, quantize: str = "none", tta: str = "model") -> ex.ExportResult:
         if (fmt, quantize, tta) not in made:
-            name = {"savedmodel": "sm", "tflite": f"m_{quantize}_{tta}.tflite", "onnx": "m.onnx"}[fmt]
+            # the SavedModel straight into a version folder whose parents do not exist yet (docs/deploy.md)
+            name = {
+                "savedmodel": "serving/damage/1",
+                "tflite": f"m_{quantize}_{tta}.tflite",
+                "onnx": "m.onnx",
+            }[fmt]
             made[fmt, quantize, tta] = ex.export_model(model_path, out_dir / name, fmt, quantize, tta=tta)
         return made[fmt, quantize, tta]
 
@@ -291,8 +296,10 @@ def test_bad_options_and_outputs_are_refused_before_any_work(model_path, tmp_pat
         ex.export_model(model_path, tmp_path / "m.onnx", "onnx", quantize="int8")
     with pytest.raises(ex.ExportError, match="unknown quantization 'int4'"):
         ex.export_model(model_path, tmp_path / "m.tflite", "tflite", quantize="int4")
-    with pytest.raises(ex.ExportError, match=r"no_dir.*does not exist"):
-        ex.export_model(model_path, tmp_path / "no_dir" / "m.onnx", "onnx")
+    (tmp_path / "plainfile").write_text("x", encoding="utf-8")
+    with pytest.raises(ex.ExportError, match=r"plainfile is not a folder"):
+        ex.export_model(model_path, tmp_path / "plainfile" / "sub" / "m.onnx", "onnx")
+    assert not (tmp_path / "no_dir").exists()
     (tmp_path / "adir").mkdir()
     with pytest.raises(ex.ExportError, match="adir: is a folder"):
         ex.export_model(model_path, tmp_path / "adir", "tflite")
@@ -349,9 +356,10 @@ def test_cli_reports_errors_without_traceback(model_path, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "viaseg export: error:" in err and "gone.keras" in err and "Traceback" not in err
-    out = tmp_path / "nowhere" / "m.tflite"
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    out = tmp_path / "a_file" / "nowhere" / "m.tflite"
     assert main(["export", str(model_path), "--to", "tflite", "--out", str(out)]) == 2
-    assert "nowhere" in capsys.readouterr().err
+    assert "a_file is not a folder" in capsys.readouterr().err
     assert main(["export", str(model_path), "--to", "onnx", "--out", f"{tmp_path / 'new_dir'}/"]) == 2
     assert "names a folder" in capsys.readouterr().err and not (tmp_path / "new_dir").exists()
     with pytest.raises(SystemExit) as exc:

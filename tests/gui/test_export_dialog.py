@@ -70,11 +70,12 @@ def test_dialog_reports_failures_without_traceback(qtbot, model, tmp_path):
 
     dlg2 = ExportDialog(None, model)
     qtbot.addWidget(dlg2)
-    dlg2.out.setText(str(tmp_path / "no_such_dir" / "m.onnx"))
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    dlg2.out.setText(str(tmp_path / "a_file" / "m.onnx"))
     with qtbot.waitSignal(dlg2.finished_export, timeout=60_000) as sig:
         dlg2.start()
     ok, message = sig.args
-    assert not ok and "no_such_dir" in message and "does not exist" in message
+    assert not ok and "a_file is not a folder" in message
     qtbot.waitUntil(lambda: not dlg2.running)
 
 
