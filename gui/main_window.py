@@ -28,6 +28,7 @@ from .main_window_files import CANNOT_SHOW, DECODE_CHECK_LIMIT, VIA_SUFFIXES, Fi
 from .problem_links import ProblemLinks
 from .problems_panel import ProblemsPanel
 from .session import Session
+from .text_keys import keep_editing_keys_within
 
 log = logging.getLogger(__name__)
 REGIONS_MIME = "application/x-viaseg-regions+json"  # the clipboard's own copy of VIA region JSON
@@ -82,6 +83,7 @@ class MainWindow(FileFlowsMixin, QMainWindow):
         self._timers()
         self._connect()
         actions.install(self)
+        keep_editing_keys_within(self)  # Ctrl+D, Ctrl+N... stay with whichever text field has the focus
         self._update_title()
 
     # ------------------------------------------------------------------------------------------- layout

@@ -29,6 +29,7 @@ from .clicknet_wiring import ClickNetWiring
 from .docks import add_dock
 from .label_check_dock import install as install_label_check
 from .prediction_panel import PredictionPanel
+from .text_keys import keep_editing_keys_within
 from .training_panel import TrainingPanel
 from .window_host import DropRouter, WindowHost
 from .workers import InferenceService
@@ -356,4 +357,5 @@ def install(window) -> MLWiring:
     """Add training and prediction to ``window``; the returned object is also ``window.ml``."""
     ml = MLWiring(window)
     window.ml = ml
+    keep_editing_keys_within(window)  # the ML docks' spin boxes and lines too
     return ml

@@ -34,6 +34,14 @@ def keep_editing_keys(*fields: QObject) -> None:
         w.installEventFilter(_shared())
 
 
+def keep_editing_keys_within(root: QObject) -> None:
+    """:func:`keep_editing_keys` for every text field and spin box under ``root`` (a window with its docks):
+    given to two fields only, the Training form's spin boxes, the runs folder line, the Folds and Minimum area
+    boxes still let Ctrl+Shift+Delete take the shown image out of its split."""
+    for cls in TEXT_FIELDS:
+        keep_editing_keys(*root.findChildren(cls))
+
+
 _FILTER: list[TextFieldKeys] = []
 
 

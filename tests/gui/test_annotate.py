@@ -846,6 +846,43 @@ def test_editing_shortcuts_stay_in_the_search_box_while_typing(window, project, 
     assert len(entry.regions) == n + 1
 
 
+def test_editing_shortcuts_stay_in_every_field_of_the_docks(window, project, qtbot):
+    """Only the search box and the attribute fields kept them: in the Training form's spin boxes, its runs folder
+    line, Check labels' Folds and Prediction's Minimum area, Ctrl+Shift+Delete took the shown image out of its
+    split and Ctrl+D duplicated a region hidden behind the dock."""
+    from viaseg.gui.ml_wiring import install
+
+    window.open_path(project)
+    ml = getattr(window, "ml", None) or install(window)
+    window.show()
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    try:
+        for field in (
+            ml.training.time_limit,
+            ml.training.runs_root_edit,
+            ml.label_check.folds,
+            ml.prediction.min_area,
+        ):
+            dock = field
+            while dock is not None and type(dock).__name__ != "QDockWidget":
+                dock = dock.parentWidget()
+            dock.show()
+            dock.raise_()
+            window.show_row(0)
+            window.canvas.select(0)
+            entry = window.current_entry()
+            n, rows = len(entry.regions), len(window.session.rows)
+            ml.training.tabs.setCurrentIndex(1 if field is ml.training.runs_root_edit else 0)
+            field.setFocus()
+            qtbot.waitUntil(field.hasFocus, timeout=2000)
+            for key, mods in ((Qt.Key.Key_D, ctrl), (Qt.Key.Key_Delete, ctrl | shift), (Qt.Key.Key_N, ctrl)):
+                qtbot.keyClick(field, key, mods)
+            assert len(entry.regions) == n and len(window.session.rows) == rows, field
+            assert window.canvas.drawing is None and not window.session.is_dirty(), field
+    finally:
+        ml.shutdown()
+
+
 def test_editing_shortcuts_stay_in_an_attribute_field_too(window, project, qtbot):
     from PySide6.QtWidgets import QLineEdit
 
