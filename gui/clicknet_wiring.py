@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QToolButton
 
@@ -48,21 +49,27 @@ class ClickNetWiring:
         ml.assist.net_disabled.connect(self._failed)
         weights = os.environ.get("VIASEG_CLICKNET") or ml._setting("assist_clicknet_weights")
         if weights:
-            self.use_weights(str(weights), announce=False)
+            self.use_weights(str(weights), announce=False, at_start=True)
 
-    def use_weights(self, path: str | None, announce: bool = True) -> bool:
+    def use_weights(self, path: str | None, announce: bool = True, at_start: bool = False) -> bool:
         """The click network's weights: a file of `viaseg clicknet` (fine-tuned on your polygons), or None for
-        the shipped ones. A missing file is refused with a message naming it."""
-        if path and not Path(path).is_file():
-            self.window.notify(f"Click network: {path} does not exist; keeping the weights in use.", True)
-            return False
+        the shipped ones. A file that cannot be used is refused with a message naming it; chosen in the menu,
+        the weights in use stay; at the start (``VIASEG_CLICKNET``, the last session's choice), the network is
+        off for the session and the message comes once the window is up (it went to the status line, where the
+        project's "opened" replaced it at once, and the shipped network ran instead of the user's)."""
         from viaseg.core.ml.clicknet import weights_problem
 
-        reason = weights_problem(path) if path else None
+        missing = bool(path) and not Path(str(path)).is_file()
+        reason = ("does not exist" if missing else weights_problem(path)) if path else None
+        if reason and not missing:
+            reason = f"is not a weights file ({reason})"
+        if reason and at_start:
+            self.ml.assist.set_use_net(False)
+            self._failed(f"{path} {reason}")
+            QTimer.singleShot(0, lambda: self._failed(f"{path} {reason}"))  # after the project's own message
+            return False
         if reason:  # checked before it is saved for the next session (it turned the network off each start)
-            self.window.notify(
-                f"Click network: {path} is not a weights file ({reason}); keeping the weights in use.", True
-            )
+            self.window.notify(f"Click network: {path} {reason}; keeping the weights in use.", True)
             return False
         self.ml.clicknet.set_weights(path or None)
         self.ml._set_setting("assist_clicknet_weights", path or "")

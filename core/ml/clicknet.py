@@ -120,6 +120,12 @@ def weights_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a click network weights file (a .npz of :func:`save_weights`), in words, or None;
     numpy only, no TensorFlow: what the app and ``viaseg clicknet`` check before using or writing one."""
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+        if head.startswith(b"\x93NUMPY"):
+            return "a single array, not a weights file"
+        if head and not head.startswith(b"PK"):  # numpy said "pickled data ... allow_pickle" of a text file
+            return "not a .npz archive"
         z = np.load(path)
         if not hasattr(z, "files"):
             return "a single array, not a weights file"

@@ -417,3 +417,25 @@ def test_closing_while_training_asks_about_unsaved_edits_before_it_stops_the_run
     assert stopped == [1] and asked == ["Training in progress", "Unsaved changes"]  # asked once
     ml.training.is_running = lambda: False
     ml.shutdown()
+
+
+def test_click_network_weights_unusable_at_start_turn_it_off_and_say_so(qtbot, window, tmp_path, monkeypatch):
+    """``VIASEG_CLICKNET`` (or the last session's choice) naming a file that cannot be used: the message went to
+    the status line, where the project's "opened" replaced it at once, and the shipped network ran instead of
+    the user's. The network is off for the session, and the message comes once the window is up."""
+    from viaseg.gui.ml_wiring import install
+
+    text = tmp_path / "mine.npz"
+    text.write_text("not weights", encoding="utf-8")
+    monkeypatch.setenv("VIASEG_CLICKNET", str(text))
+    notes = []
+    window.notify = lambda msg, error=False: notes.append((msg, error))
+    ml = install(window)
+    try:
+        qtbot.waitUntil(
+            lambda: len(notes) >= 2, timeout=5000
+        )  # said at once and again after the event loop ran
+        assert all("mine.npz is not a weights file (not a .npz archive)" in t and e for t, e in notes[-2:])
+        assert not ml.assist.use_net and not ml.act_clicknet.isChecked() and ml.clicknet.weights is None
+    finally:
+        ml.shutdown()
