@@ -28,7 +28,7 @@ class ClickNetAsking:
         if net is not None:
             net.answered.connect(self._net_answered)
             net.failed.connect(self._net_failed)
-            net.dropped.connect(self._net_asked.discard)
+            net.dropped.connect(self._net_dropped)
             if hasattr(net, "weights_changed"):
                 net.weights_changed.connect(self._net_reset)
 
@@ -106,6 +106,12 @@ class ClickNetAsking:
         elif not self.clicks and self._hover is not None:
             self._update_preview()
 
+    def _net_dropped(self, tag) -> None:
+        """A question will not be answered (replaced before it was sent): the first click's is asked again."""
+        self._net_asked.discard(tag)
+        if self.active and self.use_net and tag == (self.target_key(), self._first_click()):
+            self._ask_net(tag[1])
+
     def _net_failed(self, tag, message: str) -> None:
         if tag is not None:
             self._net_asked.discard(tag)
@@ -113,5 +119,7 @@ class ClickNetAsking:
             self.use_net = False
             self._say(f"The click network is off for this session: {message}")
             self.net_disabled.emit(message)
+            if self.active and (self.clicks or self.box is not None):
+                self._recompute()  # found without the network (fitted to the photo's edges)
         if self._accept_pending:
             self.accept()  # what is on screen

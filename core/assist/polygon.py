@@ -61,7 +61,10 @@ def parts(region: RegionMask, min_share: float = MIN_PART) -> list[RegionMask]:
 def polygon(region: RegionMask, level: int) -> np.ndarray:
     """The region's outline at detail ``level`` (index into :data:`LEVELS`; 0 = every boundary pixel), as
     N x 2 photo coordinates (float). Empty (0 x 2) if the mask is empty."""
-    contour = _outline(region.mask)
+    return _polygon_of(region, _outline(region.mask), level)
+
+
+def _polygon_of(region: RegionMask, contour: np.ndarray | None, level: int) -> np.ndarray:
     if contour is None:
         return np.zeros((0, 2))
     level = min(max(int(level), 0), len(LEVELS) - 1)
@@ -84,10 +87,37 @@ def default_level(region: RegionMask, target_iou: float = TARGET_IOU) -> int:
     return best
 
 
-def polygon_shape(points: np.ndarray) -> dict:
-    """A VIA 2 polygon shape (integer vertices, as VIA writes them) from N x 2 photo coordinates."""
-    pts = np.round(np.asarray(points, dtype=np.float64)).astype(int)
+def polygon_shape(points: np.ndarray, size_wh: tuple[int, int] | None = None) -> dict:
+    """A VIA 2 polygon shape (integer vertices, as VIA writes them) from N x 2 photo coordinates; with the photo's
+    ``size_wh``, each vertex is moved inside the photo (0..W, 0..H: a mask's cell can be larger than a thin photo,
+    and its outline then reaches outside it)."""
+    pts = np.round(np.asarray(points, dtype=np.float64)).astype(int).reshape(-1, 2)
+    if size_wh is not None:
+        pts = np.column_stack(
+            [np.clip(pts[:, 0], 0, int(size_wh[0])), np.clip(pts[:, 1], 0, int(size_wh[1]))]
+        )
     keep = np.ones(len(pts), bool)
-    keep[1:] = np.any(np.diff(pts, axis=0) != 0, axis=1)  # rounding can repeat a vertex
+    keep[1:] = np.any(np.diff(pts, axis=0) != 0, axis=1)  # rounding (or clipping) can repeat a vertex
     pts = pts[keep]
     return {"name": "polygon", "all_points_x": pts[:, 0].tolist(), "all_points_y": pts[:, 1].tolist()}
+
+
+def shape_area(shape: dict) -> float:
+    """The area (photo pixels) a VIA polygon shape encloses (shoelace); 0 for fewer than 3 vertices or a flat one."""
+    xs = np.asarray(shape.get("all_points_x") or [], dtype=np.float64)
+    ys = np.asarray(shape.get("all_points_y") or [], dtype=np.float64)
+    if len(xs) < 3 or len(xs) != len(ys):
+        return 0.0
+    return 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
+
+
+def usable(shape: dict) -> bool:
+    """Whether a polygon shape can be a region: at least 3 vertices enclosing some area."""
+    return len(shape.get("all_points_x") or []) >= 3 and shape_area(shape) > 0
+
+
+def level_shapes(region: RegionMask, size_wh: tuple[int, int] | None = None) -> list[dict]:
+    """The region's VIA polygon shape at each of :data:`LEVELS` (``polygon_shape`` of :func:`polygon`, clipped to
+    the photo when ``size_wh`` is given): what the detail control makes, so its vertex counts are the regions'."""
+    contour = _outline(region.mask)
+    return [polygon_shape(_polygon_of(region, contour, i), size_wh) for i in range(len(LEVELS))]

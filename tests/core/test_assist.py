@@ -231,3 +231,52 @@ def test_a_given_first_region_is_what_the_first_click_finds_and_later_clicks_cor
     assert (seg.segment([c]).region.full((w, h)) == own.full((w, h))).all()
     seg.give_first_region(c, assist.RegionMask(np.zeros((4, 4), bool), 0.0, 0.0, 1.0, "click network"))
     assert not seg.has_first_region(c)
+
+
+def test_the_refinement_iou_never_builds_photo_sized_masks_and_is_exact_up_to_a_megapixel(monkeypatch):
+    """Choosing between the map's region and its fit compared two full-resolution masks: 1.4 s on the GUI thread
+    for a 40-MP photo. The IoU is taken on the regions' boxes only (every pixel up to ``IOU_PIXELS``): the same
+    value as on full masks for the photos of the benchmarks, close to it on a huge photo."""
+    rng = np.random.default_rng(3)
+
+    def region(x0, y0, scale, shape=(40, 50)):
+        return assist.RegionMask(rng.random(shape) < 0.6, x0, y0, scale)
+
+    def full_iou(a, b, size):
+        fa, fb = a.full(size), b.full(size)
+        return (fa & fb).sum() / (fa | fb).sum()
+
+    for size, a, b in (
+        ((400, 300), region(-3.2, 10.7, 2.5), region(20.1, -5.0, 1.7)),
+        ((1024, 768), region(500.3, 300.1, 6.1), region(450.0, 280.0, 7.3)),
+        ((90, 70), region(60.0, 50.0, 1.3), region(-10.0, -10.0, 0.7)),  # reaching past the photo's edges
+    ):
+        assert assist._iou(a, b, size) == full_iou(a, b, size)
+    big = (7746, 5164)  # 40 MP
+    a, b = region(1000.0, 800.0, 60.0), region(1500.0, 1100.0, 50.0)
+    expected = full_iou(a, b, big)
+    monkeypatch.setattr(assist.RegionMask, "full", lambda *_: pytest.fail("a photo-sized mask was built"))
+    assert assist._iou(a, b, big) == pytest.approx(expected, abs=0.01)
+
+
+def test_polygons_stay_inside_the_photo_and_flat_ones_are_not_usable():
+    """A mask's cells can be larger than a thin photo (1 x 4000 px): its outline reached x = -10..10."""
+    thin = assist.RegionMask(np.pad(np.ones((3, 3), bool), 1), -20.0, 1950.0, 10.0)
+    pts = assist.polygon(thin, 0)
+    assert pts[:, 0].min() < 0 and pts[:, 0].max() > 1  # the outline reaches outside the 1-px-wide photo
+    shape = assist.polygon_shape(pts, (1, 4000))
+    assert min(shape["all_points_x"]) >= 0 and max(shape["all_points_x"]) <= 1
+    assert 1950 <= min(shape["all_points_y"]) and max(shape["all_points_y"]) <= 4000
+    assert assist.usable(shape) and assist.shape_area(shape) > 0
+    flat = {"name": "polygon", "all_points_x": [0, 0, 0, 0], "all_points_y": [3, 10, 20, 5]}
+    assert assist.shape_area(flat) == 0 and not assist.usable(flat)
+    assert not assist.usable({"name": "polygon", "all_points_x": [0, 5], "all_points_y": [0, 5]})
+    # each level's shape is the polygon_shape of its polygon (what the detail control compares a region with)
+    disc = np.zeros((60, 60), np.uint8)
+    cv2.circle(disc, (30, 30), 25, 1, -1)
+    r = assist.RegionMask(disc > 0, 10.0, 10.0, 0.37)  # finer than the photo: rounding merges vertices
+    shapes = assist.level_shapes(r, (100, 100))
+    assert len(shapes) == len(assist.LEVELS)
+    for i in (0, 3, len(assist.LEVELS) - 1):
+        assert shapes[i] == assist.polygon_shape(assist.polygon(r, i), (100, 100))
+    assert len(shapes[0]["all_points_x"]) < len(assist.polygon(r, 0))

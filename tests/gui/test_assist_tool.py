@@ -279,6 +279,104 @@ def _found(mask: np.ndarray):
     return FirstRegion(mask.copy(), 0.0, 0.0, 1.0)
 
 
+def _accept_mask(window, tmp_path, mask, x0, y0, scale, ml=None):
+    """The AI region tool (of ``ml``, else of a project opened now) with ``mask`` (a RegionMask's grid at x0, y0,
+    scale) as its result, accepted: (ml, the added region or None, the messages said)."""
+    from viaseg.core.assist import segment as assist
+
+    ml = ml or _open(window, tmp_path, size=200)
+    tool = ml.assist
+    tool.set_active(True)
+    messages = []
+    window.canvas.message.connect(messages.append)
+    tool.result = assist.Result(assist.RegionMask(mask, x0, y0, scale, "map"), "")
+    return ml, tool.accept(), messages
+
+
+def test_detail_works_at_every_level_of_a_region_whose_polygon_merges_vertices(qtbot, window, tmp_path):
+    """A mask finer than the photo (or any mask whose outline rounds to repeated integer vertices): the full
+    outline's polygon has fewer vertices than the mask's outline. + stopped at the 7th step, the region then
+    counted as changed by hand, - and the slider stopped working."""
+    disc = np.zeros((120, 120), np.uint8)
+    cv2.circle(disc, (60, 60), 50, 1, -1)
+    ml, region, messages = _accept_mask(window, tmp_path, disc > 0, 40.0, 40.0, 0.45)
+    tool = ml.assist
+    assert region is not None and tool.detail_of(region) >= 0
+    window.canvas.setFocus()
+    seen = [len(region.shape["all_points_x"])]
+    for _ in range(len(tool._sources[region][1]) + 1):
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Plus)
+        assert tool.detail_of(region) >= 0 and ml.detail_slider.isEnabled(), messages[-1]
+        if messages[-1].startswith("Already at the full outline"):
+            break
+        seen.append(len(region.shape["all_points_x"]))
+    assert messages[-1].startswith("Already at the full outline") and seen == sorted(seen) and len(seen) > 3
+    assert tool.detail_of(region) == 0
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Minus)  # and back
+    assert len(region.shape["all_points_x"]) == seen[-2] and tool.detail_of(region) > 0
+    ml.detail_slider.setValue(ml.detail_slider.maximum())  # fewest vertices, by the slider
+    assert len(region.shape["all_points_x"]) < seen[0] and tool.detail_of(region) >= 0
+
+
+def test_an_ai_region_stays_inside_the_photo_and_a_flat_one_is_refused(qtbot, window, tmp_path):
+    """Cells larger than a thin part of the photo: the polygon reached past its edges (x -10..10 on a 1-px-wide
+    photo, ``viaseg check``'s out_of_bounds); a region one cell thin gave a polygon enclosing no area."""
+    from viaseg.core.assist import segment as assist
+
+    block = np.pad(np.ones((6, 4), bool), 1)
+    ml, region, _ = _accept_mask(window, tmp_path, block, -25.0, 170.0, 10.0)  # reaches past left and bottom
+    assert region is not None
+    w, h = window.canvas.img_size
+    xs, ys = region.shape["all_points_x"], region.shape["all_points_y"]
+    assert 0 <= min(xs) and max(xs) <= w and 0 <= min(ys) and max(ys) <= h, (xs, ys)
+    assert assist.shape_area(region.shape) > 0 and ml.assist.detail_of(region) >= 0
+    entry = window.current_entry()
+    n = len(entry.regions)
+    line = np.pad(np.ones((1, 12), bool), 1)  # one cell thin: its outline encloses nothing
+    _, flat, messages = _accept_mask(window, tmp_path, line, 30.0, 30.0, 1.0, ml)
+    assert flat is None and "too small for a polygon" in messages[-1] and len(entry.regions) == n
+    assert all(assist.shape_area(r.shape) > 0 for r in entry.regions if r.kind == "polygon")
+
+
+def test_the_first_click_is_not_fitted_on_the_gui_thread_while_the_network_finds_it(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """GrabCut (the fit to the photo's edges) took 0.4 s of the GUI thread on each first click, for a region the
+    click network's replaces a moment later; it runs only when the network finds nothing (or fails)."""
+    from viaseg.core.assist.segment import Segmenter
+
+    fits = []
+    original = Segmenter._refine
+    monkeypatch.setattr(Segmenter, "_refine", lambda self, *a: fits.append(1) or original(self, *a))
+    ml, tool, stub = _tool_with_stub(window, tmp_path)
+    gt, (cx, cy) = _ellipse_of(window.current_entry())
+    c = window.canvas
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx, cy))
+    assert len(stub.asks) == 1 and tool.result is not None and tool.result.region is not None
+    assert not fits and "edges" not in tool.result.region.source  # shown until the network answers
+    stub.answered.emit(stub.asks[0][0], None)  # the network finds nothing: the region is found, fitted
+    assert fits and tool.result.region is not None and tool.result.region.source.endswith("+edges")
+    # the network failing instead: the same
+    fits.clear()
+    tool.cancel()
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx + 2, cy))
+    assert not fits and len(stub.asks) == 2
+    stub.failed.emit(stub.asks[1][0], "broken")
+    assert fits and tool.result.region.source.endswith("+edges")
+
+
+def test_qimage_rgb_copies_the_canvas_image_exactly():
+    from PySide6.QtGui import QImage
+    from viaseg.gui.assist_tool import qimage_rgb
+    from viaseg.gui.image_cache import to_qimage
+
+    rgb = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    q = to_qimage(rgb)
+    assert q.format() == QImage.Format.Format_RGB32
+    assert np.array_equal(qimage_rgb(q), rgb)
+    assert np.array_equal(qimage_rgb(q.convertToFormat(QImage.Format.Format_RGB888)), rgb)
+
+
 def _tool_with_stub(window, tmp_path):
     from viaseg.gui.assist_tool import AssistTool
 
