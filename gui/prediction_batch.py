@@ -274,6 +274,14 @@ class PredictAllMixin:
             return None
         order = self._order()
         todo = [k for k in order if k in entries and not entries[k].regions]
+        # photos deleted from disk since the order was made are passed over, and named (L opened the same
+        # missing photo again and again)
+        gone = [k for k in todo if not Path(entries[k].path).is_file()]
+        todo = [k for k in todo if k not in gone]
+        skipped = ""
+        if gone:
+            names = ", ".join(entries[k].filename for k in gone[:3]) + (" …" if len(gone) > 3 else "")
+            skipped = f" Passed over {len(gone)} photo(s) no longer on disk: {names}."
         if todo:
             entry = entries[todo[0]]
             if dropped:  # shown (and predicted) as a dropped photo; *Add photo to* puts it in a split
@@ -283,13 +291,16 @@ class PredictAllMixin:
             left = len(todo) - 1
             text = (
                 f"Next to label: {entry.filename} (#{order.index(todo[0]) + 1} of {len(order)}, doubt "
-                f"{self._all_doubt[todo[0]]:.3f}); {left} more unlabelled in the order."
+                f"{self._all_doubt[todo[0]]:.3f}); {left} more unlabelled in the order.{skipped}"
             )
             self._say(text)
             # the photo's own prediction answers next: its message keeps this one (prediction_panel)
             self._next_note = (Path(entry.path).resolve(), text)
             return entry
         split = self.all_split.currentText()
+        if gone:
+            self._say(f"Nothing left to label in the order.{skipped}", error=True)
+            return None
         unlabelled = [k for k, e in entries.items() if not e.regions]
         if not unlabelled:
             self._say(

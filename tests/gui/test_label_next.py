@@ -94,6 +94,14 @@ def test_without_features_predict_all_ranks_by_doubt_and_L_opens_the_most_uncert
         top.regions.append(unlabelled.split("train").entries[0].regions[0])
         assert panel.next_to_label().filename == "hint.png"
         assert host.opened[-1] == "hint.png"
+        # a photo deleted from disk since the order was made is passed over and named (L opened it again and
+        # again, the canvas showing its cached picture)
+        (unlabelled.root / "test" / "hint.png").unlink()
+        assert panel.next_to_label().filename == "sure.png"
+        assert "Passed over 1 photo(s) no longer on disk: hint.png" in panel.message.text()
+        for name in ("sure.png", "clean.png"):
+            (unlabelled.root / "test" / name).unlink()
+        assert panel.next_to_label() is None and "no longer on disk" in panel.message.text()
         # a split where every photo has regions: said, nothing opened
         panel.all_split.setCurrentText("train")
         assert panel.next_to_label() is None
