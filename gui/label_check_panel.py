@@ -48,6 +48,7 @@ from viaseg.core.ml.check_labels import (
     most_folds,
     read_results,
     split_hint,
+    usable,
 )
 from viaseg.core.ml.train_events import BatchEnd, EpochEnd, Failed
 
@@ -231,7 +232,10 @@ class LabelCheckPanel(BudgetMixin, QWidget):
         problem, fewer = job_problem(job), ""
         k = most_folds(job) if problem else 0
         if 2 <= k < job.folds:  # a small project: as many folds as its photos allow, and say so
-            fewer = f"{k} folds instead of {job.folds}: each must hold out {MIN_PER_FOLD} annotated photos. "
+            fewer = (
+                f"{k} folds instead of {job.folds}: each must hold out {MIN_PER_FOLD} of the "
+                f"{len(usable(job.sources, job.config.include_empty))} photos. "
+            )
             job = dataclasses.replace(job, folds=k)
             self.folds.setValue(k)
             problem = job_problem(job)

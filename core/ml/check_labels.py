@@ -125,14 +125,17 @@ def job_problem(job: CheckLabelsJob) -> str | None:
     need = MIN_PER_FOLD * job.folds
     if n < need:
         gone = f" ({listed - n} of the project's photos are not on disk)" if listed > n else ""
+        # the photos counted: annotated ones, and (include_empty) those of labelled splits without regions,
+        # which train as negatives; "annotated photos" said 3 of 1 annotated and 2 empty ones
+        which = "photos with regions or marked empty" if job.config.include_empty else "annotated photos"
         if n < MIN_PER_FOLD * 2:  # not even the fewest folds fit: fewer folds would not help
             return (
-                f"Checking labels needs at least {MIN_PER_FOLD * 2} annotated photos (two models, each "
-                f"learning from the photos the other is checked on); there are {n}{gone}. Annotate more photos."
+                f"Checking labels needs at least {MIN_PER_FOLD * 2} {which} (two models, each learning from "
+                f"the photos the other is checked on); there are {n}{gone}. Annotate more photos."
             )
         return (
-            f"Checking labels with {job.folds} folds needs at least {need} annotated photos (each model "
-            f"must learn from the others); there are {n}{gone}. Annotate more photos or choose fewer folds."
+            f"Checking labels with {job.folds} folds needs at least {need} {which} (each model must learn "
+            f"from the others); there are {n}{gone}. Annotate more photos or choose fewer folds."
         )
     return None
 

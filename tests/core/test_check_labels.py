@@ -96,12 +96,16 @@ def test_a_job_by_epochs_trains_that_many_epochs_without_a_time_limit(tmp_path):
 def test_too_few_photos_no_regions_or_photos_gone_are_sentences(tmp_path):
     cfg = preset("default")
     job = make_job(cfg, dataset(tmp_path, n_train=3, n_val=2), tmp_path / "out", folds=3)
-    assert "at least 6 annotated photos" in job_problem(job) and "there are 5" in job_problem(job)
+    assert "at least 6 photos with regions or marked empty" in job_problem(
+        job
+    ) and "there are 5" in job_problem(job)
     assert most_folds(job) == 2  # what 5 photos allow (the dock then checks with 2)
     three = make_job(cfg, dataset(tmp_path / "d", n_train=1, n_val=2), tmp_path / "out", folds=5)
     assert most_folds(three) == 0
     # not even 2 folds fit: "choose fewer folds" would send the user to a control that cannot help
-    assert "at least 4 annotated photos" in job_problem(three) and "fewer folds" not in job_problem(three)
+    assert "at least 4 photos with regions or marked empty" in job_problem(
+        three
+    ) and "fewer folds" not in job_problem(three)
     assert job_problem(make_job(cfg, dataset(tmp_path / "b"), tmp_path / "out", folds=2)) is None
     job = make_job(cfg, dataset(tmp_path / "c"), tmp_path / "out", folds=4)
     for e in job.sources[0][1][:4]:
