@@ -150,7 +150,11 @@ class AcceptMixin:
             self._say(f"Could not add {name} to split {split!r}{why}", error=True)
             return False
         as_ = f" as {self.host.added_as}" if self.host.added_as and self.host.added_as != name else ""
-        self._say(f"Added {name} to {split}{as_} with {len(regions)} polygon(s).")
+        said = f"Added {name} to {split}{as_} with {len(regions)} polygon(s)."
+        self._say(said)
+        added = getattr(self.host, "added_path", None)
+        if added is not None:  # predicted again as a project photo next: which split it went to stays in view
+            self._next_note = (Path(added).resolve(), said)
         ranked = self._dropped_entries.get(str(target.path))
         if ranked is not None:  # labelled now: Label next moves on to the next dropped photo
             ranked.regions = list(regions)

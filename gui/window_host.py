@@ -98,6 +98,7 @@ class WindowHost(PanelHost):
         ``regions`` as one undoable step."""
         w = self.w
         self.problem = self.added_as = ""
+        self.added_path: Path | None = None
         ds = w.session.dataset
         sp = ds.splits.get(split_name) if ds is not None else None
         if sp is None:
@@ -136,7 +137,7 @@ class WindowHost(PanelHost):
             w.session.push_to_split(cmd, sp)  # a folder of photos gets its VIA file in the same step
         except edits.EditError as exc:
             return self._cannot(str(exc))
-        self.added_as = dest.name
+        self.added_as, self.added_path = dest.name, dest
         row = w.session.row_of(entry)
         if row >= 0:
             w.show_row(row)

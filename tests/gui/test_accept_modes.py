@@ -330,6 +330,12 @@ def test_a_dropped_photo_goes_into_a_folder_of_photos_and_only_once(qtbot, tmp_p
         test = window.session.dataset.splits["test"]
         assert test.project is not None and [e.filename for e in test.entries] == ["t.png", "new.png"]
         assert "Added new.png to test" in panel.message.text()
+        # the photo, now the project's, is predicted again (the AI region tool asks for its map at once): which
+        # split it went to stays in view (it was replaced by "Predicted new.png." within a second)
+        with qtbot.waitSignal(ml.service.predicted, timeout=20000):
+            ml.act_predict.trigger()
+        qtbot.waitUntil(lambda: panel.message.text().endswith("Predicted new.png."), timeout=20000)
+        assert "Added new.png to test with" in panel.message.text()
         # the same photo again: refused, and the panel says why
         with qtbot.waitSignal(ml.service.predicted, timeout=20000):
             panel.open_photos([photo])
