@@ -149,6 +149,11 @@ class FileFlowsMixin:
     def save(self) -> bool:
         if self.session.dataset is None:
             return True
+        projs = self.session.projects()
+        if len(projs) == 1 and projs[0].path is None:
+            # an imported labelme / COCO file: Save asks for the VIA file to write, as the README says (it said
+            # "the project has no file name yet (use save as)"); the imported file is never written
+            return self.save_as()
         changed = self.session.changed_on_disk()
         if changed:
             names = ", ".join(str(p) for p in changed)

@@ -144,7 +144,7 @@ def test_every_via_fixture_opens_and_paints(window, via_fixtures, tmp_path):
 
 
 def test_an_imported_coco_file_opens_and_save_as_never_offers_to_overwrite_it(
-    window, tmp_path, labelme_fixtures
+    window, tmp_path, labelme_fixtures, monkeypatch
 ):
     import shutil
 
@@ -155,5 +155,20 @@ def test_an_imported_coco_file_opens_and_save_as_never_offers_to_overwrite_it(
     assert window.open_path(coco / "annotations.json")
     assert window.session.rows and not window.banner.isVisible()
     assert window._save_as_default() == coco / "via_region_data.json"
-    window.save()  # no VIA file yet: refused with a message, the COCO file is untouched
+    # no VIA file yet: Save asks where to write one, as the README says (it said "no file name yet (use save
+    # as)"); cancelled, nothing is written; the COCO file is never touched
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = []
+
+    def dialog(answer):
+        return lambda parent, title, start, types, *a, **k: asked.append(str(start)) or answer
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog(("", "")))
+    assert not window.save() and asked == [str(coco / "via_region_data.json")]
+    assert not (coco / "via_region_data.json").exists()
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", dialog((str(coco / "mine.json"), "VIA 2 annotations (*.json)"))
+    )
+    assert window.save() and (coco / "mine.json").is_file()
     assert (coco / "annotations.json").read_bytes() == original
