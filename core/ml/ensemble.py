@@ -192,6 +192,36 @@ def write_history(run_dir: Path, member_dirs: list[Path]) -> Path | None:
     return path
 
 
+def _run_folder_extras(cfg, run_dir: Path, hist: Path | None, member_dirs: list[Path], summary: dict) -> None:
+    """What every run folder holds, for the ensemble's too (they were only in ``member_k/``): ``config.json``,
+    ``curves.png`` of the members' epochs one after another, and the last member's ``samples/``."""
+    import csv
+    import shutil
+
+    from .plots import plot_curves
+
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    try:
+        if hist is not None:
+            with hist.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+            series: dict[str, list[float]] = {}
+            for key in rows[0] if rows else []:
+                if key in ("member", "epoch"):
+                    continue
+                try:
+                    series[key] = [float(r[key]) for r in rows]
+                except (TypeError, ValueError):
+                    continue  # a column some members lack
+            plot_curves(series, run_dir / "curves.png")
+        samples = member_dirs[-1] / "samples" if member_dirs else None
+        if samples is not None and samples.is_dir() and not (run_dir / "samples").exists():
+            shutil.copytree(samples, run_dir / "samples")
+    except Exception as exc:  # a figure is not worth the run: said, as a single run says it
+        summary.setdefault("warnings", []).append(f"cannot write curves.png or samples/: {exc}")
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
 def _assemble(cfg, run_dir: Path, results: list, n: int):
     import numpy as np
 
@@ -244,7 +274,8 @@ def _assemble(cfg, run_dir: Path, results: list, n: int):
             f"stopped after {len(results)} of {n} members: the model averages those",
         ]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    write_history(run_dir, [Path(r.run_dir) for r in results])
+    hist = write_history(run_dir, [Path(r.run_dir) for r in results])
+    _run_folder_extras(cfg, run_dir, hist, [Path(r.run_dir) for r in results], summary)
     return TrainResult(
         ok=True,
         run_dir=run_dir,

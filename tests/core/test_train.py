@@ -938,6 +938,9 @@ def test_ensemble_trains_its_members_and_saves_their_average(tmp_path):
         hist = list(csv.DictReader(fh))
     assert [(r["member"], r["epoch"]) for r in hist] == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
     assert all(r["val_dice"] for r in hist)
+    # a run folder like any other: its curves, its samples, its config (they were only in member_k/)
+    assert (run_dir / "curves.png").stat().st_size > 0 and any((run_dir / "samples").iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["ensemble"] == 2
     again, _ = run(tiny(tmp_path / "ft", init_from=str(result.model_path), epochs=1))
     assert not again.ok and "ensemble" in again.error and "member_0" in again.error
     bad, _ = run(tiny(tmp_path / "zero", ensemble=0))
