@@ -140,7 +140,18 @@ class Split:
         if self.project is None or not self.image_dir.is_dir():
             return []
         listed = {_norm(e.path) for e in self.entries}
-        return [p for p in list_images(self.image_dir) if _norm(p) not in listed]
+        found = [p for p in list_images(self.image_dir) if _norm(p) not in listed]
+        if (
+            self.image_dir / PREDICT_JOURNAL
+        ).is_file():  # `viaseg predict`'s output: its own masks and overlays
+            found = [p for p in found if not p.name.endswith(PREDICT_OUTPUTS)]
+        return found
+
+
+# a folder `viaseg predict` wrote (core/cli/predict_cmd.py): its journal, and the names of what it writes beside
+# the VIA file, which are not photos to list (`viaseg check` on it named every mask and overlay "unlisted")
+PREDICT_JOURNAL = "predictions.jsonl"
+PREDICT_OUTPUTS = ("_mask.png", "_overlay.jpg")
 
 
 @dataclass(eq=False)

@@ -42,11 +42,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..annotation.dataset import PREDICT_JOURNAL, PREDICT_OUTPUTS
 from ..base.errors import DatasetError, ImageReadError, ViasegError
 
-JOURNAL_NAME = "predictions.jsonl"
-MASK_SUFFIX = "_mask.png"
-OVERLAY_SUFFIX = "_overlay.jpg"
+# core.annotation.dataset leaves what this writes beside the journal out of a split's unlisted images
+JOURNAL_NAME = PREDICT_JOURNAL
+MASK_SUFFIX, OVERLAY_SUFFIX = PREDICT_OUTPUTS
 VIA_NAME = "via_region_data.json"
 _TMP_PREFIX = ".tmp-"  # what predict_cmd._write_image names a file before its rename
 

@@ -484,6 +484,13 @@ def test_predict_cli_writes_full_size_masks_overlays_and_a_via_file(cli_inputs, 
     xs, ys = a.regions[0].shape["all_points_x"], a.regions[0].shape["all_points_y"]
     assert 70 <= min(xs) <= 90 and 150 <= max(xs) <= 170 and 50 <= min(ys) <= 70 and 110 <= max(ys) <= 130
     assert not (out / "photos").exists() and not list(out.glob("*.jpg.*"))
+    # `viaseg check` of the output names nothing it wrote as an unlisted photo (it named every mask and overlay);
+    # a photo put there by hand still is
+    from viaseg.core.annotation.dataset import load_dataset
+
+    assert next(iter(load_dataset(out).splits.values())).unlisted_images() == []
+    cv2.imwrite(str(out / "stray.png"), np.zeros((4, 4, 3), np.uint8))
+    assert [p.name for p in next(iter(load_dataset(out).splits.values())).unlisted_images()] == ["stray.png"]
 
 
 def test_predict_cli_threshold_and_tiles(cli_inputs, tmp_path):
