@@ -286,6 +286,7 @@ class MLWiring:
     def _on_opened(self) -> None:
         if not self._setting("runs_root"):
             self.training.set_runs_root(self._default_runs_root())
+        self.prediction.project_changed()  # a Predict all of the photos before is dropped
         self.prediction.refresh_splits()
         self.prediction.set_target(None)
         self.window.image_list.set_extra_column(None)

@@ -84,6 +84,24 @@ class PredictAllMixin:
         self._maybe_finish_all()
         return len(dropped)
 
+    def project_changed(self) -> None:
+        """Another project was opened (or the open one restored): a *Predict all* or Label next ordering still
+        running is of the photos before; it is dropped (its answers ignored) and its scores and order forgotten.
+        It went on, and its end said "Predicted 100 of 100 images; the image list is sorted by their Dice" over
+        the new project."""
+        running = bool(self._all_total) or self._rank_job is not None
+        if running:
+            self.service.cancel_background()
+        self._all_jobs.clear()
+        self._all_total = 0
+        self._rank_job = None
+        self._all_scores, self._all_doubt, self._all_order = {}, {}, None
+        self._next_after_all = False
+        self.all_btn.setEnabled(True)
+        self.all_stop_btn.setEnabled(False)
+        if running:
+            self._say("Predict all stopped: another project was opened (press it again for this one).")
+
     def _on_all_result(self, job: int, tag: Any, probs: np.ndarray) -> None:
         entry = self._all_jobs.pop(job, None)
         if entry is None:

@@ -348,3 +348,33 @@ def test_a_dropped_photo_goes_into_a_folder_of_photos_and_only_once(qtbot, tmp_p
         assert not (root / "test" / "new.png").exists()
     finally:
         ml.shutdown()
+
+
+def test_opening_another_project_drops_a_predict_all_still_running(qtbot, tmp_path, project_factory, window):
+    """Predict all of 100 photos, another project opened at 80: the rest went on, and its end said "Predicted 100
+    of 100 images; the image list is sorted by their Dice" over the new project, with a column of the old one's
+    scores. It is dropped, and said so."""
+    import shutil
+
+    first = project_factory(tmp_path / "first")
+    via = json.loads(first.read_text())
+    for i in range(30):  # enough photos that the batch is still running when the other project opens
+        shutil.copy(first.parent / "a.png", first.parent / f"c{i}.png")
+        via[f"c{i}.png1"] = {"filename": f"c{i}.png", "size": 1, "regions": [], "file_attributes": {}}
+    first.write_text(json.dumps(via))
+    second = project_factory(tmp_path / "second")
+    ml = _window_with_known_model(window, first, tmp_path)
+    panel = ml.prediction
+    columns = []
+    window.image_list.set_extra_column = lambda title, *a, **k: columns.append(title)
+    try:
+        panel.refresh_splits()
+        assert panel.predict_all() >= 2
+        assert window.open_path(second)
+        assert "Predict all stopped: another project was opened" in panel.message.text()
+        assert columns == [None]  # the new project's list: no column of the old scores
+        qtbot.wait(1500)  # what was in flight answers now: ignored
+        assert columns == [None] and panel.all_btn.isEnabled() and not panel._all_total
+        assert "Predicted" not in panel.message.text()
+    finally:
+        ml.shutdown()
