@@ -22,6 +22,7 @@ from .argtypes import (
     scale_range,
     share,
 )
+from .init_from import follow_init_model
 from .outputs import check_run_dir
 
 
@@ -53,7 +54,8 @@ def register(subparsers) -> None:
         "--init-from",
         metavar="MODEL",
         help="start from this viaseg model's weights (fine-tune an earlier run's model.keras) "
-        "instead of random ones; the run keeps that model's network (its base width and norm)",
+        "instead of random ones; the run keeps that model's network (its base width and norm) and, unless "
+        "given here, its size, batch, rate, loss and augmentation",
     )
     add_recipe_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -439,6 +441,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_run_dir(args)
     cfg = _config(args)
+    if cfg.init_from:
+        cfg = follow_init_model(cfg, args)
     stop = {"asked": 0.0}
 
     def on_sigint(signum, frame):

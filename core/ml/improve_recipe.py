@@ -49,7 +49,7 @@ def _said(name: str, model: Any, form: Any) -> str:
     if isinstance(model, Augment) or isinstance(form, Augment):
         return f"{what} as the model was trained"
     fmt = (lambda v: f"{v:g}") if isinstance(model, float) else str
-    return f"{what} {fmt(model)} (the form: {fmt(form)})"
+    return f"{what} {fmt(model)} instead of {fmt(form)}"
 
 
 def _value(name: str, raw: Any, now: Any) -> Any:
@@ -80,10 +80,13 @@ def _value(name: str, raw: Any, now: Any) -> Any:
     return raw if raw is not None else now
 
 
-def follow_model_recipe(cfg: TrainConfig) -> tuple[TrainConfig, str]:
-    """``cfg`` (a fine-tuning of ``cfg.init_from``) with the start model's recorded recipe, and a sentence
-    naming what of the form that replaced ("" when nothing did, or the model recorded no config: then ``cfg``
-    as it is). Raises ``ModelError`` (naming the file) for a file that is no model."""
+def follow_model_recipe(
+    cfg: TrainConfig, keep: frozenset[str] | set[str] = frozenset()
+) -> tuple[TrainConfig, str]:
+    """``cfg`` (a fine-tuning of ``cfg.init_from``) with the start model's recorded recipe, except the fields in
+    ``keep`` (what the user asked for: `viaseg train --init-from` with ``--size``...), and a sentence naming what
+    of ``cfg`` that replaced ("" when nothing did, or the model recorded no config: then ``cfg`` as it is).
+    Raises ``ModelError`` (naming the file) for a file that is no model."""
     if not cfg.init_from:
         return cfg, ""
     src = read_meta(cfg.init_from).get("config")
@@ -91,7 +94,7 @@ def follow_model_recipe(cfg: TrainConfig) -> tuple[TrainConfig, str]:
         return cfg, ""
     changes = {}
     for name in RECIPE:
-        if name not in src:
+        if name not in src or name in keep:
             continue
         now = getattr(cfg, name)
         v = _value(name, src[name], now)

@@ -288,7 +288,7 @@ def test_follow_model_recipe_takes_the_model_s_recorded_settings(tmp_path):
     cfg, note = follow_model_recipe(form)
     assert (cfg.size, cfg.batch_size, cfg.learning_rate, cfg.loss) == (384, 4, 1e-4, "dice")
     assert cfg.augment == Augment(flip=False) and cfg.dataset is form.dataset
-    assert "image size 384 (the form: 256)" in note and "learning rate 0.0001 (the form: 0.0003)" in note
+    assert "image size 384 instead of 256" in note and "learning rate 0.0001 instead of 0.0003" in note
     assert "augmentation as the model was trained" in note
     form.init_from = model({"config": {"size": "big", "batch_size": -2, "loss": "unknown", "augment": [1]}})
     assert follow_model_recipe(form) == (form, "")

@@ -1082,3 +1082,35 @@ def test_an_ensemble_stopped_after_its_first_network_is_that_network(tmp_path):
     assert Predictor.load(result.model_path, cache=False).members == []  # one network, not an average
     again, _ = run(tiny(tmp_path / "ft", init_from=str(result.model_path), epochs=1))
     assert again.ok, again.error
+
+
+def test_init_from_on_the_command_line_keeps_the_model_s_settings_unless_given(tmp_path, capsys):
+    """`viaseg train --init-from MODEL` without --size fine-tuned a 384-px model at the preset's 256 px (and its
+    loss, batch, augmentation): the settings not given are now the model's; those given win; a note says which."""
+    import zipfile
+
+    from viaseg.core.cli import build_parser
+    from viaseg.core.cli.init_from import follow_init_model
+    from viaseg.core.cli.train_cmd import _config
+    from viaseg.core.ml.modelio import META_NAME
+
+    model = tmp_path / "m.keras"
+    with zipfile.ZipFile(model, "w") as z:
+        z.writestr(
+            META_NAME,
+            json.dumps(
+                {"config": {"size": 384, "batch_size": 2, "loss": "dice", "augment": {"flip": False}}}
+            ),
+        )
+    args = build_parser().parse_args(
+        ["train", "ds", "--out", "r", "--init-from", str(model), "--batch-size", "4"]
+    )
+    cfg = follow_init_model(_config(args), args)
+    assert (cfg.size, cfg.batch_size, cfg.loss, cfg.augment.flip) == (384, 4, "dice", False)
+    note = capsys.readouterr().err
+    assert "image size 384 instead of 256" in note and "batch size" not in note
+    args = build_parser().parse_args(
+        ["train", "ds", "--out", "r", "--init-from", str(model), "--no-augment", "--size", "128"]
+    )
+    cfg = follow_init_model(_config(args), args)
+    assert cfg.size == 128 and not cfg.augment.any and cfg.loss == "dice"

@@ -188,8 +188,8 @@ def test_improve_fine_tunes_with_the_model_s_own_settings_not_the_form_s(qtbot, 
     assert (used["size"], used["batch_size"], used["loss"], used["learning_rate"]) == (48, 2, "dice", 2e-4)
     assert used["augment"] == dict(vars(Augment(flip=True, rotate=False, scale_crop=False, color=False)))
     assert read_meta(panel.last_improve["new_model"])["input_size"] == [48, 48]
-    assert "image size 48 (the form: 32)" in starts[0] and "batch size 2 (the form: 4)" in starts[0]
-    assert "loss dice (the form: bce_dice)" in starts[0]
+    assert "image size 48 instead of 32" in starts[0] and "batch size 2 instead of 4" in starts[0]
+    assert "loss dice instead of bce_dice" in starts[0]
 
 
 def test_a_model_made_active_while_improve_ran_stays_active(qtbot, tmp_path):
