@@ -122,4 +122,4 @@ class ClickNetAsking:
             if self.active and (self.clicks or self.box is not None):
                 self._recompute()  # found without the network (fitted to the photo's edges)
         if self._accept_pending:
-            self.accept()  # what is on screen
+            self.accept()  # what is on screen (once fitted to the photo's edges: gui.assist_fit)

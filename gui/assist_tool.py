@@ -16,6 +16,10 @@ Map: the active model's probability map of the photo, the one the prediction vie
 GUI thread by the inference service (asked for when the tool meets a photo without one) and kept, reduced, per
 photo. Without a model, or until the map arrives, regions come from the photo's colours and edges.
 
+Fit: a region found from the map or the colours is fitted to the photo's edges (GrabCut, tenths of a second) on a
+thread of its own (``gui.assist_fit``); the unfitted region shows until the fitted one replaces it, and Enter
+pressed meanwhile adds the fitted one when it comes.
+
 Detail: an accepted region keeps its mask for the session; + / - (with it selected) or the toolbar's Detail
 slider make its polygon again from that mask with more / fewer vertices, one undo step each.
 """
@@ -35,6 +39,7 @@ from viaseg.core.annotation.project import Region
 from viaseg.core.assist import segment as assist
 
 from .assist_detail import RegionDetail
+from .assist_fit import AsyncFitting, _outline_path
 from .assist_net import ClickNetAsking
 
 DRAG_PX = 5  # a press that moves further than this (widget px) is a box drag
@@ -54,23 +59,7 @@ def qimage_rgb(q: QImage) -> np.ndarray:
     return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
-def _outline_path(region: assist.RegionMask | None) -> QPainterPath | None:
-    """The outline of each of the region's parts (every boundary pixel) in photo coordinates."""
-    if region is None:
-        return None
-    path = QPainterPath()
-    for part in assist.parts(region):
-        pts = assist.polygon(part, 0)
-        if len(pts) < 3:
-            continue
-        path.moveTo(QPointF(*pts[0]))
-        for x, y in pts[1:]:
-            path.lineTo(x, y)
-        path.closeSubpath()
-    return None if path.isEmpty() else path
-
-
-class AssistTool(RegionDetail, ClickNetAsking, QObject):
+class AssistTool(RegionDetail, ClickNetAsking, AsyncFitting, QObject):
     """``AssistTool(canvas, panel=None, target_key=None)``; ``panel`` is the PredictionPanel (map source and
     the add-a-dropped-photo flow), ``target_key()`` the key of the photo shown (``Target.key``)."""
 
@@ -79,7 +68,7 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
 
     net_disabled = Signal(str)  # the click network failed and is off for the session (the message)
 
-    def __init__(self, canvas, panel=None, target_key=None, parent=None, net=None):
+    def __init__(self, canvas, panel=None, target_key=None, parent=None, net=None, fitter=None):
         super().__init__(parent or canvas)
         self.canvas = canvas
         self.panel = panel
@@ -103,6 +92,7 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
         # regions accepted this session -> (mask, vertex count per level, photo size): gui.assist_detail
         self._sources: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._init_net(net)
+        self._init_fit(fitter)  # GrabCut's fit to the photo's edges, on its own thread: gui.assist_fit
         if panel is not None:
             panel.prediction_ready.connect(self.map_ready)
         canvas.selection_changed.connect(lambda _i: self._emit_detail())
@@ -131,6 +121,7 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
 
     def cancel(self) -> None:
         self._accept_pending = False
+        self._fit_tag = None
         self.clicks, self.box, self.result = [], None, None
         self._result_path = self._preview_path = None
         self._box_drag = self._press = None
@@ -257,10 +248,12 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
     def set_box(self, box) -> assist.Result | None:
         if self._no_photo():
             return None
+        self._accept_pending = False
         self.box = tuple(float(v) for v in box)
         return self._recompute()
 
     def undo_click(self) -> None:
+        self._accept_pending = False
         if self.clicks:
             self.clicks.pop()
         elif self.box is not None:
@@ -270,26 +263,17 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
     def _recompute(self) -> assist.Result | None:
         seg = self.segmenter()
         if seg is None or (not self.clicks and self.box is None):
+            self._fit_tag = None
             self.result, self._result_path = None, None
             self.canvas.update()
             return None
         first = self._first_click()
         waiting = self.use_net and first is not None and (self.target_key(), first) in self._net_asked
         # while the click network finds the first click's region, the one shown until then is not fitted to the
-        # photo's edges (GrabCut, 0.4 s on the GUI thread): the network's replaces it (if it finds nothing, the
-        # region is found again, fitted)
-        self.result = seg.segment(self.clicks, self.box, refine=False if waiting else None)
-        self._result_path = _outline_path(self.result.region)
-        if self.result.region is None:
-            self._say(self.result.message if not waiting else "The click network is finding the region…")
-        else:
-            n = len(self.clicks)
-            self._say(
-                f"AI region from the {self.result.region.source} ({n} click{'s' * (n != 1)}"
-                f"{', box' if self.box else ''}): Enter accepts, more clicks refine, Esc cancels."
-                + (" The click network is finding the region…" if waiting else "")
-            )
-        self.canvas.update()
+        # photo's edges: the network's replaces it (if it finds nothing, the region is found again, fitted); the
+        # fit (GrabCut, tenths of a second) runs on its own thread, the unfitted region shown until it comes
+        self.result = self._segment(seg, waiting)
+        self._show_result(waiting)
         return self.result
 
     def _update_preview(self) -> None:
@@ -314,13 +298,10 @@ class AssistTool(RegionDetail, ClickNetAsking, QObject):
         """The current region becomes a polygon region (one undo step); returns it. A region in several
         pieces (a positive click far from it added a part) becomes one polygon region per piece, in the same
         undo step; the largest is returned."""
-        first = self._first_click()
-        if first is not None and (self.target_key(), first) in self._net_asked:
-            # the region on screen is about to be replaced by the network's: accept that one when it comes
-            self._accept_pending = True
-            self._say("Waiting for the click network's region, then adding it…")
+        if (
+            self._wait_to_accept()
+        ):  # the region on screen is about to be replaced: accept that one when it comes
             return None
-        self._accept_pending = False
         res = self.result
         if res is None or res.region is None:
             self._say("No AI region to accept: click a damage first.")

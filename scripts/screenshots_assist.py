@@ -57,6 +57,7 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     wait_net()
     w.grab().save(str(OUT / "assist_preview.png"))
     tool.add_click(x, y)
+    tool.wait_fitted()  # the fit to the photo's edges runs on its own thread
     wait_net()
     print("first region from:", tool.result.region.source)
     inside = np.nonzero(tool.result.region.full(c.img_size))  # the region's extent (its crop may be larger)
@@ -68,6 +69,7 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
         else QPointF(x0 + 0.15 * (x1 - x0), y0 + 0.5 * (y1 - y0))
     )
     tool.add_click(far.x(), far.y(), positive=False)
+    tool.wait_fitted()  # the fit to the photo's edges runs on its own thread
     settle(app, 0.3)
     w.grab().save(str(OUT / "assist_refined.png"))
     tool.accept()
@@ -84,6 +86,7 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
     tool.cancel()
     tool.set_use_net(False)
     tool.add_click(x, y)
+    tool.wait_fitted()  # the fit to the photo's edges runs on its own thread
     first = tool.result.region.full(c.img_size)
     small = cv2.resize(
         first.astype(np.uint8), (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_NEAREST
@@ -95,6 +98,7 @@ def main(shared: str, model: str, image: str = "image63.jpg") -> int:
         ry, rx = np.nonzero(lab == k)
         sx, sy = c.img_size[0] / prob.shape[1], c.img_size[1] / prob.shape[0]
         tool.add_click(float(rx.mean()) * sx, float(ry.mean()) * sy)
+        tool.wait_fitted()  # the fit to the photo's edges runs on its own thread
         settle(app, 0.3)
         w.grab().save(str(OUT / "assist_parts.png"))
         print("pieces:", len(parts(tool.result.region)))

@@ -57,6 +57,7 @@ def main(
     gt = masks[int(region_index)] if region_index else max(masks, key=lambda m: int(m.sum()))
     x, y = first_click(gt)
     ml.assist.add_click(x, y)
+    ml.assist.wait_fitted()  # the fit to the photo's edges runs on its own thread
     wait_net()
     region = ml.assist.result.region
     print(f"{image}: region from the {region.source}, IoU {mask_iou(gt, region.full(wh)):.3f} with the label")
@@ -65,6 +66,7 @@ def main(
         if nxt is None:
             break
         ml.assist.add_click(*nxt)
+        ml.assist.wait_fitted()  # the fit to the photo's edges runs on its own thread
         settle(app, 0.3)
         region = ml.assist.result.region
         print(f"  {'positive' if nxt[2] else 'negative'} click: IoU {mask_iou(gt, region.full(wh)):.3f}")

@@ -43,6 +43,7 @@ This module is the :class:`Segmenter` and its map path (step 1); the colour and 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import cv2
@@ -156,6 +157,48 @@ class Segmenter(_ColourPath):
         """Whether a region was given for ``click`` (:meth:`give_first_region`)."""
         return click in self._given
 
+    # ------------------------------------------------------------------------------------------- threads
+    def needs_fit(self, clicks: list[Click], box: tuple[float, float, float, float] | None = None) -> bool:
+        """Whether ``segment(clicks, box, refine=True)`` would fit a region to the photo's edges now (GrabCut:
+        tenths of a second, seconds on some photos) rather than take what this Segmenter found before: a first
+        click's region not fitted yet (nor given), or a box. A GUI runs such a call on a :meth:`fork` on another
+        thread, then gives this Segmenter what the fork found (:meth:`learn`)."""
+        if self.image is None:
+            return False
+        if box is not None:
+            return True
+        for c in clicks:  # the first positive click that finds a region gives it (as :meth:`_corrected`)
+            if not c.positive:
+                continue
+            found = self._given.get(c) or self._first_cache.get((c, True))
+            if found is None:
+                return True
+            if found.region is not None:
+                return False
+        return False
+
+    def fork(self) -> Segmenter:
+        """A Segmenter of the same photo for another thread: the prepared map and photo shared (read only, never
+        copied), the regions given and everything found so far known, in caches of its own (a Segmenter's caches
+        are not safe to use from two threads at once)."""
+        other = copy.copy(self)
+        other._colour_cache = dict(self._colour_cache)
+        other._first_cache = dict(self._first_cache)
+        other._edit_cache = dict(self._edit_cache)
+        other._given = dict(self._given)
+        return other
+
+    def learn(self, other: Segmenter) -> None:
+        """Take what ``other`` (a :meth:`fork` of this Segmenter, done with on its thread) found that this one has
+        not: the regions first clicks found, fitted or not, and the photo's colour regions; ``segment`` then gives
+        what ``other`` would, without fitting them again."""
+        for mine, theirs in (
+            (self._first_cache, other._first_cache),
+            (self._colour_cache, other._colour_cache),
+        ):
+            for key, value in theirs.items():
+                mine.setdefault(key, value)
+
     def _first(self, click: Click, refine: bool | None, committed: bool = False) -> Result:
         """The region one positive click finds (cached; a region given for it first). ``committed``: later
         clicks follow, so a preview corrects the refined region when that click was refined before (what Enter
@@ -163,7 +206,7 @@ class Segmenter(_ColourPath):
         if click in self._given:
             return self._given[click]
         refined = refine is not False
-        for key in ((click, refined), (click, True))[: 1 + committed]:
+        for key in ((click, True), (click, refined)) if committed else ((click, refined),):
             if key in self._first_cache:
                 return self._first_cache[key]
         res = self._together([click], None, refine)

@@ -39,6 +39,11 @@ def _ellipse_of(entry):
     return gt, (float(xs.mean()), float(ys.mean()))
 
 
+def _fitted(qtbot, tool):
+    """Wait for the region's fit to the photo's edges (GrabCut, on its own thread: gui.assist_fit)."""
+    qtbot.waitUntil(lambda: not tool.fit_busy(), timeout=30000)
+
+
 def _widget_pos(canvas, x, y) -> QPoint:
     p = canvas.to_widget(x, y)
     return QPoint(round(p.x()), round(p.y()))
@@ -66,6 +71,7 @@ def test_click_with_the_model_map_adds_one_region_and_undo_removes_it(qtbot, win
     qtbot.mouseMove(window.canvas, _widget_pos(window.canvas, cx + 3, cy))
     qtbot.waitUntil(lambda: tool._preview_path is not None, timeout=3000)  # hover preview
     qtbot.mouseClick(window.canvas, Qt.MouseButton.LeftButton, pos=_widget_pos(window.canvas, cx, cy))
+    _fitted(qtbot, tool)
     assert tool.result is not None and tool.result.region is not None
     assert "map" in tool.result.region.source
     area = tool.result.region.area()
@@ -104,6 +110,7 @@ def test_box_on_a_photo_without_a_model_gives_a_region(qtbot, window, tmp_path):
     qtbot.mouseMove(c, a + QPoint(10, 10))
     qtbot.mouseMove(c, b)
     qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=b)
+    _fitted(qtbot, ml.assist)
     assert tool_box(ml) is not None
     region = ml.assist.result.region
     assert region is not None and region.source.startswith("box")
@@ -144,6 +151,7 @@ def _accepted_ai_region(window, tmp_path):
     tool.set_active(True)
     tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
     tool.add_click(cx, cy)
+    assert tool.wait_fitted()
     return ml, tool.accept()
 
 
@@ -205,6 +213,7 @@ def test_on_a_dropped_photo_the_region_follows_add_photo_to_split(qtbot, window,
     tool.set_active(True)
     ml.prediction.split_combo.setCurrentText("train")
     tool.add_click(60, 45)
+    _fitted(qtbot, tool)
     assert tool.result.region is not None
     rows = len(window.session.rows)
     assert tool.accept() is not None
@@ -224,6 +233,7 @@ def test_a_region_in_two_pieces_becomes_two_polygon_regions_in_one_undo_step(qtb
     tool.set_active(True)
     tool.map_ready(ml.host.current_target(), cv2.GaussianBlur(gt.astype(np.float32), (0, 0), 2))
     tool.add_click(cx, cy)
+    _fitted(qtbot, tool)
     far = max(
         ((6.0, 6.0), (194.0, 6.0), (6.0, 194.0), (194.0, 194.0)), key=lambda p: np.hypot(p[0] - cx, p[1] - cy)
     )
@@ -355,6 +365,7 @@ def test_the_first_click_is_not_fitted_on_the_gui_thread_while_the_network_finds
     assert len(stub.asks) == 1 and tool.result is not None and tool.result.region is not None
     assert not fits and "edges" not in tool.result.region.source  # shown until the network answers
     stub.answered.emit(stub.asks[0][0], None)  # the network finds nothing: the region is found, fitted
+    _fitted(qtbot, tool)
     assert fits and tool.result.region is not None and tool.result.region.source.endswith("+edges")
     # the network failing instead: the same
     fits.clear()
@@ -362,6 +373,7 @@ def test_the_first_click_is_not_fitted_on_the_gui_thread_while_the_network_finds
     qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, cx + 2, cy))
     assert not fits and len(stub.asks) == 2
     stub.failed.emit(stub.asks[1][0], "broken")
+    _fitted(qtbot, tool)
     assert fits and tool.result.region.source.endswith("+edges")
 
 
