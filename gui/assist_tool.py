@@ -95,6 +95,9 @@ class AssistTool(RegionDetail, ClickNetAsking, AsyncFitting, QObject):
         self._init_fit(fitter)  # GrabCut's fit to the photo's edges, on its own thread: gui.assist_fit
         if panel is not None:
             panel.prediction_ready.connect(self.map_ready)
+            changed = getattr(getattr(panel, "service", None), "model_changed", None)
+            if changed is not None:  # after the panel's own handler (it predicts the shown image again)
+                changed.connect(self.model_changed)
         canvas.selection_changed.connect(lambda _i: self._emit_detail())
 
     # ------------------------------------------------------------------------------------------ state
@@ -166,6 +169,18 @@ class AssistTool(RegionDetail, ClickNetAsking, AsyncFitting, QObject):
             self._pending = (target, probs)
             return
         self._keep_map(target, probs)
+
+    def model_changed(self, _path: str = "") -> None:
+        """Another model is active: the maps kept were the old model's (up to ``MAPS_KEPT`` photos went on using
+        them). The shown photo's map comes again from the panel's new prediction of it."""
+        self._maps.clear()
+        self._pending = None
+        self._seg = None
+        key, panel = self.target_key(), self.panel
+        again = panel is not None and panel.target is not None and panel.target.key == key
+        self._waiting_key = key if again and getattr(panel, "_job_one", None) is not None else None
+        if self.active and self._waiting_key is None:
+            self._ensure_map()
 
     def _take_pending(self) -> None:
         if self._pending is not None:

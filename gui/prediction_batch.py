@@ -218,9 +218,15 @@ class PredictAllMixin:
         is left alone. Returns whether an order was dropped."""
         if self._all_total or not (self._all_doubt or self._all_order is not None):
             return False
-        self._all_doubt = {}
+        waiting = self._next_after_all  # an L waiting for the ordering dropped here stayed pending, and fired
+        self._all_doubt = {}  # at the end of a later Predict all with an unrelated message
         self._all_order = None
         self._rank_job = None  # a features job still running answers for the old model: ignored
+        if waiting:
+            self._next_after_all = False
+            self._say(
+                "The active model changed while the photos were being ordered: press L to order them with it."
+            )
         return True
 
     def _order(self) -> list[str]:

@@ -284,7 +284,9 @@ class PredictionPanel(PhotosMixin, AcceptMixin, PredictAllMixin, QWidget):
         t = self.service.meta.get("threshold")
         if isinstance(t, (int, float)) and 0 < t < 1:
             self.threshold.setValue(int(round(t * 100)))
-        if self.probs is not None and self.target is not None:  # the shown prediction is the old model's
+        # the shown prediction is the old model's, or one still running is (its answer was shown as the new
+        # model's): the image is predicted again, and only that answer is taken
+        if self.target is not None and (self.probs is not None or self._job_one is not None):
             self._job_one = self.service.submit(("one", self.target.key), str(self.target.path))
             self._say(f"Predicting {Path(self.target.path).name} again with the new active model…")
         if self.forget_order():

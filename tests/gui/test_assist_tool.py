@@ -653,3 +653,15 @@ def test_a_click_or_box_on_a_photo_that_cannot_be_read_says_why_and_keeps_nothin
     assert "nothing to segment" in messages[-1] and "empty file" in messages[-1]
     assert tool.set_box((1, 1, 9, 9)) is None and tool.box is None
     assert tool.accept() is None and len(entry.regions) == 1
+
+
+def test_maps_of_the_old_model_are_dropped_when_another_is_made_active(window, tmp_path):
+    """The tool kept up to 16 photos' maps of the model active when it met them, and went on using them after
+    another model (Improve model, a run made active) took over."""
+    ml = _open(window, tmp_path, size=120)
+    tool = ml.assist
+    key = tool.target_key()
+    tool._maps[key] = np.zeros((8, 8), np.float32)  # as the old model's prediction left it
+    tool._maps["another photo"] = np.zeros((8, 8), np.float32)
+    ml.service.model_changed.emit(str(tmp_path / "other.keras"))
+    assert key not in tool._maps and not tool._maps

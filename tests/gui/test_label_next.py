@@ -426,3 +426,60 @@ def test_L_on_another_unlabelled_split_orders_that_split_instead_of_saying_it_is
         assert "has regions" not in panel.message.text()
     finally:
         service.shutdown()
+
+
+def test_a_prediction_running_when_another_model_is_made_active_is_not_shown_as_its(
+    qtbot, unlabelled, tmp_path
+):
+    """P, then another model made active before the answer: the old model's map was shown as "Predicted" under
+    the new model's name and threshold, and nothing predicted the image again. Only the new model's answer is
+    taken now."""
+    from viaseg.gui.prediction_photos import Target
+
+    class Const:
+        meta: dict = {}
+
+        def __init__(self, value):
+            self.value = value
+
+        def predict(self, image):
+            import time
+
+            time.sleep(0.3)  # still running when the other model is made active
+            h, w = cv2.imread(str(image)).shape[:2]
+            return np.full((h, w), self.value, np.float32)
+
+    m1, m2 = make_model(tmp_path / "m1.keras"), make_model(tmp_path / "m2.keras")
+    service = InferenceService(loader=lambda path: Const(0.2 if Path(path) == m1 else 0.8))
+    host = NextHost(unlabelled)
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(service.model_changed, timeout=30000):
+            service.set_model(m1)
+        entry = unlabelled.split("test").entries[0]
+        host.current = Target(entry.path, entry)
+        assert panel.predict_current()
+        service.set_model(m2)  # before the first answer
+        qtbot.waitUntil(lambda: panel.probs is not None and service.pending == 0, timeout=30000)
+        qtbot.wait(500)
+        assert float(panel.probs.max()) == pytest.approx(0.8)
+    finally:
+        service.shutdown()
+
+
+def test_an_L_waiting_for_the_ordering_is_told_when_the_model_changes(qtbot, unlabelled):
+    """L pressed, the photos being ordered, another model made active: the ordering was dropped but the L stayed
+    pending, said nothing, and fired at the end of a later Predict all with an unrelated message."""
+    host = NextHost(unlabelled)
+    service = InferenceService(loader=lambda path: MapByBrightness())
+    panel = PredictionPanel(service, host)
+    qtbot.addWidget(panel)
+    try:
+        panel._all_doubt = {"k": 0.5}  # as Predict all left it, the ordering's job running
+        panel._rank_job, panel._next_after_all = 7, True
+        assert panel.forget_order()
+        assert not panel._next_after_all and panel._rank_job is None
+        assert "press L to order them with it" in panel.message.text()
+    finally:
+        service.shutdown()
