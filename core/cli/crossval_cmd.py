@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     from ..base.errors import ViasegError
-    from ..ml.crossval import crossval, merge_results
+    from ..ml.crossval import crossval
+    from ..ml.crossval_merge import merge_results
     from .train_cmd import _config
 
     if args.merge:

@@ -293,7 +293,7 @@ def read_results(path: str | Path) -> CheckResults:
     """``crossval.json`` (a folder holding one, or the file) as :class:`CheckResults`, worst image first.
     Raises ``ValueError`` with a sentence for a file that is not one."""
     from ..checks.label_errors import rank
-    from .crossval import read_json
+    from .crossval_merge import read_json
 
     p, data = read_json(path)
     try:
